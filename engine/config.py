@@ -1,0 +1,168 @@
+"""The shop's configuration (`nudge.yaml`), with the defaults LANGUAGE.md section 6 names."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import ConfigError
+from engine.timeutil import is_zone
+
+DEFAULT_DB = "sqlite:///nudge.db"
+CHANNEL_TYPES = ("file", "email", "webhook", "sms")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A configured delivery channel. `options` are the type's own settings (host, url...)."""
+
+    name: str
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rfm:
+    """Score thresholds for `customer.rfm` (LANGUAGE.md 3.3). Each list has four ascending cuts.
+
+    Recency: days since the last order; at most `recency_days[0]` scores 5, above the last cut
+    scores 1. Frequency (orders) and monetary (total spent): below `cuts[0]` scores 1, at or
+    above `cuts[3]` scores 5.
+    """
+
+    recency_days: tuple[float, float, float, float] = (30, 90, 180, 365)
+    frequency: tuple[float, float, float, float] = (2, 3, 5, 10)
+    monetary: tuple[float, float, float, float] = (200, 500, 1000, 3000)
+
+
+@dataclass(frozen=True)
+class Config:
+    database: str = DEFAULT_DB
+    timezone: str = "UTC"
+    country: str | None = None
+    templates: Path | None = None  # None: `templates/` inside the rules folder
+    default_channel: str = "file"
+    channels: dict[str, Channel] = field(
+        default_factory=lambda: {"file": Channel("file", "file", {"path": "outbox.jsonl"})}
+    )
+    tick_seconds: float = 30.0
+    grace_seconds: float = 6 * 3600.0
+    max_attempts: int = 8
+    retry_base_seconds: float = 30.0
+    rfm: Rfm = field(default_factory=Rfm)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def templates_dir(self, rules_dir: Path) -> Path:
+        return self.templates if self.templates is not None else rules_dir / "templates"
+
+    def channel(self, name: str | None) -> Channel:
+        key = name or self.default_channel
+        if key not in self.channels:
+            raise ConfigError(f"no channel named {key!r} is configured")
+        return self.channels[key]
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(key: str, value: object) -> float:
+    """`30`, `30s`, `6h`: a number of seconds or a number with a unit."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value[:-1].strip().isdigit() and value[-1] in _DURATION_UNITS:
+        return float(value[:-1]) * _DURATION_UNITS[value[-1]]
+    raise ConfigError(f"{key}: expected seconds or a duration such as 30s, 5m, 6h; got {value!r}")
+
+
+def _channels(raw: object) -> dict[str, Channel]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("channels: expected a mapping of channel name to settings")
+    result: dict[str, Channel] = {}
+    for name, spec in raw.items():
+        spec = dict(spec or {})
+        kind = spec.pop("type", name)
+        if kind not in CHANNEL_TYPES:
+            raise ConfigError(
+                f"channels.{name}: unknown type {kind!r} (expected one of {', '.join(CHANNEL_TYPES)})"
+            )
+        result[str(name)] = Channel(str(name), kind, spec)
+    return result
+
+
+def load_config(path: Path | None = None, db: str | None = None) -> Config:
+    """Read `path` (default `nudge.yaml` in the current folder, optional) and apply `--db`."""
+    explicit = path is not None
+    path = path or Path("nudge.yaml")
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings")
+        raw = loaded or {}
+    elif explicit:
+        raise ConfigError(f"{path}: no such configuration file")
+
+    known = {
+        "database",
+        "timezone",
+        "country",
+        "templates",
+        "default_channel",
+        "channels",
+        "tick_seconds",
+        "grace",
+        "max_attempts",
+        "retry_base",
+        "rfm",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+
+    base = path.parent.resolve()
+    config = Config(base_dir=base)
+    changes: dict[str, Any] = {}
+    if "database" in raw:
+        changes["database"] = str(raw["database"])
+    if "timezone" in raw:
+        if not is_zone(str(raw["timezone"])):
+            raise ConfigError(f"{path}: timezone {raw['timezone']!r} is not an IANA time zone")
+        changes["timezone"] = str(raw["timezone"])
+    if raw.get("country") is not None:
+        changes["country"] = str(raw["country"]).upper()
+    if raw.get("templates") is not None:
+        changes["templates"] = (base / str(raw["templates"])).resolve()
+    channels = dict(config.channels)
+    channels.update(_channels(raw.get("channels")))
+    changes["channels"] = channels
+    if "default_channel" in raw:
+        changes["default_channel"] = str(raw["default_channel"])
+    if "tick_seconds" in raw:
+        changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
+    if "grace" in raw:
+        changes["grace_seconds"] = _seconds("grace", raw["grace"])
+    if "max_attempts" in raw:
+        changes["max_attempts"] = int(raw["max_attempts"])
+    if "retry_base" in raw:
+        changes["retry_base_seconds"] = _seconds("retry_base", raw["retry_base"])
+    if "rfm" in raw:
+        rfm = raw["rfm"] or {}
+        try:
+            changes["rfm"] = Rfm(**{k: tuple(float(x) for x in v) for k, v in rfm.items()})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: rfm: {exc}") from exc
+    if db is not None:
+        changes["database"] = db
+    config = dataclasses.replace(config, **changes)
+    if config.default_channel not in config.channels:
+        raise ConfigError(f"{path}: default_channel {config.default_channel!r} is not configured")
+    return config

@@ -1,0 +1,223 @@
+"""The whole schema in one readable place (SQLAlchemy Core). Migrations live in `migrations/`.
+
+Conventions
+- Every instant is stored as a BIGINT of microseconds since the Unix epoch, UTC (`*_us`).
+  Integer instants compare, subtract and index the same on SQLite and PostgreSQL, so rule
+  queries need no dialect-specific date arithmetic; local time is computed in Python, once per
+  occurrence due.
+- Shop data (customers, customer_tags, events) is written only by import. Everything the
+  daemon decides (occurrences, actions, effects, coupons, tasks, outbox) lives in the ledger
+  tables, each guarded by a unique key so that nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+# --- shop data --------------------------------------------------------------------------------
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("name", Text),
+    Column("email", Text),
+    Column("phone", Text),
+    # `YYYY-MM-DD` or `MM-DD` as imported; `birthday_md` is always `MM-DD` (indexed, for the
+    # yearly birthday trigger).
+    Column("birthday", String(10)),
+    Column("birthday_md", String(5)),
+    Column("timezone", String(64)),
+    Column("signed_up_us", BigInteger),
+    Column("accepts_marketing", Boolean, nullable=False, default=False),
+    Column("attributes", Json, nullable=False, default=dict),
+    Index(None, "birthday_md"),
+)
+
+customer_tags = Table(
+    "customer_tags",
+    metadata,
+    Column("customer_id", String(200), ForeignKey("customers.id"), primary_key=True),
+    Column("tag", String(200), primary_key=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "pk", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # The event's `id` from the shop when given, else a digest of its content: importing the
+    # same event twice stores it once.
+    Column("key", String(200), nullable=False, unique=True),
+    Column("customer_id", String(200), ForeignKey("customers.id"), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("properties", Json, nullable=False, default=dict),
+    Index(None, "type", "at_us"),
+    Index(None, "customer_id", "type", "at_us"),
+)
+
+# --- rule-set state -----------------------------------------------------------------------------
+
+rule_set_state = Table(
+    "rule_set_state",
+    metadata,
+    Column("name", String(200), primary_key=True),  # the rule set's folder name
+    Column("first_run_us", BigInteger, nullable=False),  # nothing due before this acts
+    Column("watermark_us", BigInteger, nullable=False),  # everything due before this is done
+    Column("last_tick_us", BigInteger),
+    Column("fingerprint", String(64)),  # digest of the rule files last loaded
+)
+
+# --- the ledger: what the daemon decided ----------------------------------------------------------
+
+occurrences = Table(
+    "occurrences",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("rule", String(300), nullable=False),
+    Column("customer_id", String(200), nullable=False),
+    # Identifies the occurrence within (rule, customer): the event key, the year, the slot...
+    Column("occurrence_key", String(300), nullable=False),
+    Column("due_us", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),  # acted | missed
+    Column("recorded_us", BigInteger, nullable=False),
+    UniqueConstraint("rule", "customer_id", "occurrence_key"),
+    Index(None, "customer_id", "rule", "due_us"),
+    Index(None, "due_us"),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("occurrence_id", ForeignKey("occurrences.id"), nullable=False),
+    Column("position", Integer, nullable=False),  # index of the action in `then`
+    Column("rule", String(300), nullable=False),
+    Column("rule_position", Integer, nullable=False),
+    Column("customer_id", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("template", Text),
+    Column("channel", String(100)),
+    Column("amount", Float),
+    Column("unit", String(10)),
+    Column("due_us", BigInteger, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),  # sent | suppressed
+    Column("reason", String(20)),  # no-consent | excluded | cap
+    Column("detail", Json, nullable=False, default=dict),  # task title, coupon code, tag...
+    UniqueConstraint("occurrence_id", "position"),
+    Index(None, "customer_id", "kind", "at_us"),
+    Index(None, "due_us"),
+)
+
+# Tags, untags and points given by rules, in the order they apply (LANGUAGE.md 3.6).
+effects = Table(
+    "effects",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("action_id", ForeignKey("actions.id"), unique=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),  # tag | untag | points
+    Column("tag", String(200)),
+    Column("amount", Float),
+    Column("at_us", BigInteger, nullable=False),
+    Column("rule_position", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    Index(None, "customer_id", "kind", "tag", "at_us"),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("template", Text, nullable=False),
+    Column("worth", Float, nullable=False),
+    Column("unit", String(10), nullable=False),  # money | percent
+    Column("min_spend", Float),
+    Column("expires_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Index(None, "customer_id"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),  # task | gift
+    Column("title", Text, nullable=False),
+    Column("assignee", String(200)),
+    Column("status", String(10), nullable=False, default="open"),  # open | claimed | done
+    Column("claimed_by", String(200)),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index(None, "status", "assignee"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
+    Column("channel", String(100), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("status", String(10), nullable=False, default="pending"),  # pending|sent|failed|dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("created_us", BigInteger, nullable=False),
+    Column("sent_us", BigInteger),
+    Index(None, "status", "next_attempt_us"),
+)
+
+# One row per running daemon, for `nudge status` and SQLite's one-daemon rule.
+daemons = Table(
+    "daemons",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_us", BigInteger, nullable=False),
+    Column("heartbeat_us", BigInteger, nullable=False),
+)

@@ -1,0 +1,71 @@
+"""Instants and local time.
+
+Inside Nudge every instant is an `int` of microseconds since the Unix epoch (UTC), the form the
+database stores. Local time exists only at the edges the contract names (clock times, calendar
+dates, quiet hours, input without an offset, output), and is computed here with `zoneinfo`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.errors import ConfigError
+
+US = 1_000_000
+DAY_US = 86_400 * US
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`; raises ConfigError for a name the zone database does not know."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown time zone {name!r} (expected an IANA name such as 'Asia/Shanghai')"
+        ) from exc
+
+
+def is_zone(name: str) -> bool:
+    try:
+        zone(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def to_us(moment: dt.datetime) -> int:
+    """An aware datetime as epoch microseconds."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
+
+
+def from_us(us: int, tz: dt.tzinfo = dt.UTC) -> dt.datetime:
+    return (EPOCH + dt.timedelta(microseconds=us)).astimezone(tz)
+
+
+def local_wall(day: dt.date, clock: dt.time, tz: ZoneInfo) -> int:
+    """The instant of wall-clock `clock` on `day` in `tz`, as LANGUAGE.md 3.2 resolves gaps/folds.
+
+    A time skipped when clocks go forward is moved forward by the gap (02:30 → 03:30); a time
+    that happens twice (clocks go back) means the first of the two.
+    """
+    # zoneinfo with fold=0 reads a wall time with the offset in force before a transition: in a
+    # gap that lands `gap` later on the wall clock (02:30 → 03:30), in a fold it is the first.
+    return to_us(dt.datetime.combine(day, clock).replace(tzinfo=tz, fold=0))
+
+
+def local_date(us: int, tz: ZoneInfo) -> dt.date:
+    return from_us(us, tz).date()
+
+
+def iso(us: int) -> str:
+    """ISO 8601 with an offset, UTC, seconds precision unless there are microseconds."""
+    moment = from_us(us)
+    spec = "microseconds" if moment.microsecond else "seconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")

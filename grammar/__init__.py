@@ -1,0 +1,1 @@
+"""The Nudge rule grammar (nudge.lark), shipped inside the package as `engine.grammar`."""
