@@ -127,7 +127,7 @@ class Ref:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """`count(order.returned)`, `count(order.paid within 90d)`, `sum(order.paid.total within 1w)`."""
+    """`count(order.returned)`, `count(order.paid within 90d)`, `sum(order.paid.total)`."""
 
     func: Literal["count", "sum"]
     event: str

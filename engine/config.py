@@ -89,7 +89,8 @@ def _channels(raw: object) -> dict[str, Channel]:
         kind = spec.pop("type", name)
         if kind not in CHANNEL_TYPES:
             raise ConfigError(
-                f"channels.{name}: unknown type {kind!r} (expected one of {', '.join(CHANNEL_TYPES)})"
+                f"channels.{name}: unknown type {kind!r}"
+                f" (expected one of {', '.join(CHANNEL_TYPES)})"
             )
         result[str(name)] = Channel(str(name), kind, spec)
     return result
