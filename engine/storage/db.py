@@ -1,21 +1,40 @@
-"""Opening the shop's database: engine options per dialect, and schema upgrade on open."""
+"""Opening the shop's database: engine options per dialect, and schema upgrade on open.
+
+`open_database` brings any database it opens to the newest schema through the Alembic
+migrations in `migrations/`, so there is no manual step. Several processes may open the same
+database at once (the daemon, an import, a report): the upgrade runs under a lock, an
+exclusive write transaction on SQLite and a transaction-scoped advisory lock on PostgreSQL,
+so one of them migrates and the others then find the schema current.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from engine.errors import DatabaseError
-from engine.storage.tables import metadata
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Key of the PostgreSQL advisory lock held while the schema is upgraded (any fixed 64-bit
+# number that no other application on the server uses; this one spells "nudge-db").
+_SCHEMA_LOCK = 0x6E75_6467_652D_6462
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -27,17 +46,62 @@ def create(url: str) -> Engine:
         raise DatabaseError(f"not a database URL: {url!r}") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed, future=True)
+    try:
+        engine = create_engine(parsed)
+    except (ArgumentError, ImportError) as exc:
+        raise DatabaseError(f"cannot use the database URL {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration, built in code: the packaged migrations, run on `connection`."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def _schema_lock(connection: Connection) -> Iterator[None]:
+    """One transaction around the upgrade, during which no other process can upgrade."""
+    if connection.dialect.name == "sqlite":
+        # pysqlite opens transactions only before DML, so DDL would run outside any transaction:
+        # take the transaction into our own hands and make it a writer from the start.
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
+        return
+    with connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        yield
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema of `engine`'s database to the newest revision (no-op when current)."""
+    with engine.connect() as connection, _schema_lock(connection):
+        command.upgrade(alembic_config(connection), "head")
 
 
 def open_database(url: str) -> Engine:
     """Connect to `url` and bring its schema up to date."""
     engine = create(url)
     try:
-        metadata.create_all(engine)
+        upgrade(engine)
     except OperationalError as exc:
+        engine.dispose()
         raise DatabaseError(f"cannot open the database {url!r}: {exc.orig}") from exc
+    except CommandError as exc:
+        engine.dispose()
+        raise DatabaseError(
+            f"the database {url!r} has a schema this version of Nudge does not know ({exc});"
+            " is it used by a newer version?"
+        ) from exc
     return engine

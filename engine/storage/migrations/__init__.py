@@ -1,0 +1,1 @@
+"""Alembic migrations that build `engine.storage.tables` step by step (see `engine.storage.db`)."""

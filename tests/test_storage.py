@@ -1,0 +1,129 @@
+"""Opening a database: the schema comes from the Alembic migrations and matches tables.py."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select, text
+from sqlalchemy.engine import make_url
+
+from engine.errors import DatabaseError
+from engine.storage import tables
+from engine.storage.db import create, open_database
+
+
+@pytest.fixture
+def fresh_url(db_url: str) -> Iterator[str]:
+    """A database with no schema at all: db_url's SQLite file (not created yet), or a new
+    PostgreSQL database on db_url's server."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        yield db_url
+        return
+    name = f"nudge_fresh_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def schema_diff(url: str, metadata: MetaData) -> list:
+    engine = create(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+
+
+def test_migrations_build_exactly_the_schema_of_tables_py(fresh_url):
+    open_database(fresh_url).dispose()
+    assert schema_diff(fresh_url, tables.metadata) == []
+
+
+def test_schema_comparison_notices_a_difference(fresh_url):
+    """The check above can fail: a table the migrations never created shows up in the diff."""
+    open_database(fresh_url).dispose()
+    extra = MetaData()
+    for table in tables.metadata.tables.values():
+        table.to_metadata(extra)
+    Table("not_migrated", extra, Column("id", Integer, primary_key=True))
+    diff = schema_diff(fresh_url, extra)
+    assert [(kind, table.name) for kind, table in diff] == [("add_table", "not_migrated")]
+
+
+def test_open_database_twice_keeps_the_data(fresh_url):
+    engine = open_database(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(insert(tables.customers).values(id="c1", accepts_marketing=False))
+    engine.dispose()
+    engine = open_database(fresh_url)
+    with engine.connect() as conn:
+        assert conn.execute(select(tables.customers.c.id)).scalars().all() == ["c1"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    engine.dispose()
+
+
+def _open_and_close(url: str) -> str:
+    try:
+        open_database(url).dispose()
+    except DatabaseError as exc:
+        return str(exc)
+    return "ok"
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(fresh_url):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        outcomes = pool.map(_open_and_close, [fresh_url] * 6)
+    assert outcomes == ["ok"] * 6
+    assert schema_diff(fresh_url, tables.metadata) == []
+
+
+def test_sqlite_uses_write_ahead_logging(tmp_path):
+    engine = open_database(f"sqlite:///{tmp_path / 'shop.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    engine.dispose()
+
+
+def test_plain_postgresql_url_means_psycopg_3():
+    engine = create("postgresql://postgres@127.0.0.1:5432/test")
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("not a url", "not a database URL"),
+        ("nosuchdb://x", "cannot use the database URL"),
+    ],
+)
+def test_unusable_urls_are_plain_errors(url, words):
+    with pytest.raises(DatabaseError, match=words):
+        open_database(url)
+
+
+def test_unreachable_sqlite_file_is_a_plain_error(tmp_path):
+    with pytest.raises(DatabaseError, match="cannot open the database"):
+        open_database(f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}")
+
+
+def test_a_database_from_a_newer_version_is_refused(fresh_url):
+    engine = open_database(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(DatabaseError, match="newer version"):
+        open_database(fresh_url)
