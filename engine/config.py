@@ -55,6 +55,10 @@ class Config:
     retry_base_seconds: float = 30.0
     rfm: Rfm = field(default_factory=Rfm)
     base_dir: Path = field(default_factory=Path.cwd)
+    # `shop:` free details for templates (`{{ shop.name }}`), beside timezone and country.
+    shop: dict[str, Any] = field(default_factory=dict)
+    # A `file` or `webhook` channel that also receives tasks and gifts (for an agent), or None.
+    tasks_channel: str | None = None
 
     def templates_dir(self, rules_dir: Path) -> Path:
         return self.templates if self.templates is not None else rules_dir / "templates"
@@ -124,6 +128,8 @@ def load_config(path: Path | None = None, db: str | None = None) -> Config:
         "max_attempts",
         "retry_base",
         "rfm",
+        "shop",
+        "tasks_channel",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -161,9 +167,23 @@ def load_config(path: Path | None = None, db: str | None = None) -> Config:
             changes["rfm"] = Rfm(**{k: tuple(float(x) for x in v) for k, v in rfm.items()})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: rfm: {exc}") from exc
+    if "shop" in raw:
+        shop = raw["shop"] or {}
+        if not isinstance(shop, dict):
+            raise ConfigError(f"{path}: shop: expected a mapping such as `name: My Shop`")
+        changes["shop"] = {str(k): v for k, v in shop.items()}
+    if raw.get("tasks_channel") is not None:
+        changes["tasks_channel"] = str(raw["tasks_channel"])
     if db is not None:
         changes["database"] = db
     config = dataclasses.replace(config, **changes)
     if config.default_channel not in config.channels:
         raise ConfigError(f"{path}: default_channel {config.default_channel!r} is not configured")
+    if config.tasks_channel is not None:
+        tasks = config.channels.get(config.tasks_channel)
+        if tasks is None or tasks.type not in ("file", "webhook"):
+            raise ConfigError(
+                f"{path}: tasks_channel {config.tasks_channel!r} must name a configured"
+                " file or webhook channel"
+            )
     return config

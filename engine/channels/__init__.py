@@ -1,0 +1,64 @@
+"""Delivery channels: the configured ways a rendered message leaves Nudge.
+
+`open_channel` builds the channel a configuration names, checking its settings (a ConfigError
+says which one is wrong); `check_channels` does that for every configured channel without
+connecting anywhere, so that a daemon can refuse a bad configuration at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.channels.base import (
+    Channel,
+    DeliveryFailure,
+    PermanentFailure,
+    RenderedMessage,
+    TemporaryFailure,
+)
+from engine.channels.email import EmailChannel
+from engine.channels.file import FileChannel
+from engine.channels.sms import SmsChannel
+from engine.channels.webhook import WebhookChannel
+from engine.config import Channel as ChannelConfig
+from engine.config import Config
+
+__all__ = [
+    "Channel",
+    "DeliveryFailure",
+    "PermanentFailure",
+    "RenderedMessage",
+    "TemporaryFailure",
+    "check_channels",
+    "open_channel",
+]
+
+
+class _Factory(Protocol):
+    def __call__(
+        self, name: str, options: dict[str, Any], base_dir: Path, environ: Mapping[str, str]
+    ) -> Channel: ...
+
+
+FACTORIES: dict[str, _Factory] = {
+    "file": FileChannel.from_options,
+    "email": EmailChannel.from_options,
+    "webhook": WebhookChannel.from_options,
+    "sms": SmsChannel.from_options,
+}
+
+
+def open_channel(
+    spec: ChannelConfig, base_dir: Path, environ: Mapping[str, str] = os.environ
+) -> Channel:
+    """The channel `spec` describes, ready to send; nothing is connected until the first send."""
+    return FACTORIES[spec.type](spec.name, dict(spec.options), base_dir, environ)
+
+
+def check_channels(config: Config, environ: Mapping[str, str] = os.environ) -> None:
+    """Raise ConfigError for the first configured channel whose settings cannot be used."""
+    for spec in config.channels.values():
+        open_channel(spec, config.base_dir, environ).close()

@@ -1,0 +1,156 @@
+"""What every channel shares: the message it is given, the failures it may raise, its lifecycle.
+
+A channel sends one `RenderedMessage` per `send` call and reports a failure by raising
+`TemporaryFailure` (worth retrying later: the server is down, busy or slow) or
+`PermanentFailure` (retrying cannot help: no address, a request the receiver rejects). The
+dispatcher opens a channel for a batch of messages and closes it after the batch; `close` makes
+durable what `send` wrote (a file channel syncs its file) and may itself raise
+`TemporaryFailure`, which then applies to every message of the batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from engine.errors import ConfigError, NudgeError
+from engine.timeutil import iso
+
+
+class DeliveryFailure(NudgeError):
+    """A message that a channel could not deliver."""
+
+
+class TemporaryFailure(DeliveryFailure):
+    """Try again later. `retry_after` (seconds) is the receiver's own hint, when it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(DeliveryFailure):
+    """Trying again cannot help."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """One outbox row, ready to send: its payload (the hand-off contract) and rendered text.
+
+    `body` is None for a task or gift, which has no template: its `subject` is the task title.
+    """
+
+    outbox_id: int
+    channel: str
+    payload: dict[str, Any]
+    subject: str | None
+    body: str | None
+    html: bool
+    sending_us: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return str(self.payload["idempotency_key"])
+
+    @property
+    def customer(self) -> dict[str, Any]:
+        return dict((self.payload.get("context") or {}).get("customer") or {})
+
+    @property
+    def customer_id(self) -> str:
+        return str(self.payload.get("customer_id", ""))
+
+    def document(self) -> dict[str, Any]:
+        """The JSON form the file and webhook channels deliver."""
+        return {
+            "idempotency_key": self.idempotency_key,
+            "channel": self.channel,
+            "kind": self.payload.get("kind"),
+            "rule": self.payload.get("rule"),
+            "customer_id": self.customer_id,
+            "subject": self.subject,
+            "body": self.body,
+            "content_type": "text/html" if self.html else "text/plain",
+            "sent": iso(self.sending_us),
+            "payload": self.payload,
+        }
+
+
+class Channel(ABC):
+    """A configured way of delivering messages. Opened per batch, closed after it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def send(self, message: RenderedMessage) -> None:
+        """Deliver `message` or raise TemporaryFailure / PermanentFailure."""
+
+    def close(self) -> None:  # noqa: B027 - most channels hold nothing to release
+        """Make what was sent durable and release connections. Safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Options:
+    """A channel's settings from `nudge.yaml`, read with located, plain-words errors."""
+
+    def __init__(self, channel: str, options: dict[str, Any], known: set[str]) -> None:
+        self.channel = channel
+        self.options = options
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                f"channels.{channel}: unknown setting(s) {', '.join(unknown)}"
+                f" (expected some of {', '.join(sorted(known))})"
+            )
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.options.get(key, default)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ConfigError(f"channels.{self.channel}: `{key}` is required")
+        return str(value)
+
+    def optional_text(self, key: str) -> str | None:
+        value = self.options.get(key)
+        return None if value is None else str(value)
+
+    def number(self, key: str, default: float) -> float:
+        value = self.options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"channels.{self.channel}: `{key}` must be a positive number")
+        return float(value)
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = str(self.options.get(key, default))
+        if value not in choices:
+            raise ConfigError(
+                f"channels.{self.channel}: `{key}` must be one of {', '.join(choices)};"
+                f" got {value!r}"
+            )
+        return value
+
+    def secret(self, key: str, environ: Mapping[str, str]) -> str | None:
+        """The value of the environment variable that option `key` names (None when unset)."""
+        variable = self.optional_text(key)
+        if variable is None:
+            return None
+        value = environ.get(variable)
+        if not value:
+            raise ConfigError(
+                f"channels.{self.channel}: environment variable {variable} (named by `{key}`)"
+                " is not set"
+            )
+        return value

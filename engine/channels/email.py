@@ -1,0 +1,179 @@
+"""The `email` channel: SMTP with STARTTLS, implicit TLS or (for a local relay) neither.
+
+Options: `host` (required), `port` (default 587 for `starttls`, 465 for `tls`, 25 for `none`),
+`security` (`starttls` default, `tls`, `none`), `from` (required, `Shop <shop@example.com>`),
+`username_env` and `password_env` (names of environment variables holding the login; the
+credentials themselves never appear in configuration or rules), `ca_file` (a CA bundle for a
+server with a private certificate), `timeout` (seconds, default 30).
+
+The message's `Message-ID` is derived from its idempotency key, so a message sent twice after a
+crash is recognisably the same message. SMTP's own reply codes decide the failure: 4xx is
+temporary, 5xx permanent.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+
+from engine.channels.base import (
+    Channel,
+    DeliveryFailure,
+    Options,
+    PermanentFailure,
+    RenderedMessage,
+    TemporaryFailure,
+)
+from engine.errors import ConfigError
+from engine.timeutil import from_us
+
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_KNOWN = {"host", "port", "security", "from", "username_env", "password_env", "ca_file", "timeout"}
+
+
+class EmailChannel(Channel):
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        security: str,
+        sender: str,
+        login: tuple[str, str] | None = None,
+        ca_file: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        super().__init__(name)
+        self.host = host
+        self.port = port
+        self.security = security
+        self.sender = sender
+        self.login = login
+        self.ca_file = ca_file
+        self.timeout = timeout
+        address = parseaddr(sender)[1]
+        if "@" not in address:
+            raise ConfigError(f"channels.{name}: `from` must hold an email address; got {sender!r}")
+        self.domain = address.rpartition("@")[2]
+        self._smtp: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        name: str,
+        options: dict[str, Any],
+        base_dir: Path,
+        environ: Mapping[str, str] = os.environ,
+    ) -> EmailChannel:
+        read = Options(name, options, _KNOWN)
+        security = read.choice("security", tuple(_DEFAULT_PORTS), "starttls")
+        username = read.secret("username_env", environ)
+        password = read.secret("password_env", environ)
+        if (username is None) != (password is None):
+            raise ConfigError(f"channels.{name}: give both `username_env` and `password_env`")
+        ca_file = read.optional_text("ca_file")
+        return cls(
+            name,
+            host=read.text("host"),
+            port=int(read.number("port", _DEFAULT_PORTS[security])),
+            security=security,
+            sender=read.text("from"),
+            login=(username, password) if username and password else None,
+            ca_file=base_dir / ca_file if ca_file else None,
+            timeout=read.number("timeout", 30.0),
+        )
+
+    def send(self, message: RenderedMessage) -> None:
+        email = self._build(message)
+        try:
+            smtp = self._connection()
+            smtp.send_message(email)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise _failure(exc) from exc
+
+    def close(self) -> None:
+        if self._smtp is None:
+            return
+        smtp, self._smtp = self._smtp, None
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def _build(self, message: RenderedMessage) -> EmailMessage:
+        customer = message.customer
+        address = customer.get("email")
+        if not address:
+            raise PermanentFailure(f"customer {message.customer_id} has no email address")
+        if message.body is None:
+            raise PermanentFailure("an email needs a template; this message has none")
+        email = EmailMessage()
+        try:
+            email["From"] = self.sender
+            email["To"] = formataddr((str(customer.get("name") or ""), str(address)))
+            if message.subject:
+                email["Subject"] = message.subject
+            email["Date"] = format_datetime(from_us(message.sending_us))
+            email["Message-ID"] = f"<{message.idempotency_key}@{self.domain}>"
+            email.set_content(message.body, subtype="html" if message.html else "plain")
+        except ValueError as exc:
+            raise PermanentFailure(f"cannot build the email: {exc}") from exc
+        return email
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        context = ssl.create_default_context(cafile=self.ca_file)
+        smtp: smtplib.SMTP
+        if self.security == "tls":
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.security == "starttls":
+                smtp.starttls(context=context)
+            if self.login is not None:
+                smtp.login(*self.login)
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+
+def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
+    """SMTP's verdict as ours: reply codes 5xx are permanent, everything else is temporary."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = exc.recipients.items()
+        codes = [code for _, (code, _) in refused]
+        text = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in refused)
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentFailure(f"recipient refused: {text}")
+        return TemporaryFailure(f"recipient refused for now: {text}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        if 500 <= exc.smtp_code < 600:
+            return PermanentFailure(f"mail server refused: {reply}")
+        return TemporaryFailure(f"mail server: {reply}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return PermanentFailure(f"mail server does not support what is needed: {exc}")
+    if isinstance(exc, smtplib.SMTPException):
+        return TemporaryFailure(f"mail server: {exc}")
+    return TemporaryFailure(f"cannot reach the mail server: {exc}")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

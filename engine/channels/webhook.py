@@ -1,0 +1,111 @@
+"""The `webhook` channel: an HTTP POST of the message as JSON, signed, with an idempotency key.
+
+Options: `url` (required), `secret_env` (name of the environment variable holding the signing
+secret; when set, every request carries `X-Nudge-Signature: sha256=<hex HMAC-SHA256 of the
+body>`), `timeout` (seconds, default 10).
+
+Every request carries `Idempotency-Key`, the same on every retry of a message, so a receiver
+can make at-least-once delivery exactly-once. A 2xx reply is delivered; 408, 429, 5xx, a
+timeout or a connection error is temporary (a `Retry-After` in seconds is honoured); any other
+reply is permanent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from engine.channels.base import (
+    Channel,
+    Options,
+    PermanentFailure,
+    RenderedMessage,
+    TemporaryFailure,
+)
+
+SIGNATURE_HEADER = "X-Nudge-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The `X-Nudge-Signature` value of `body`: `sha256=` and the hex HMAC-SHA256 digest."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class SignedPoster:
+    """POSTs JSON documents to one URL, signed, and turns the outcome into our failures."""
+
+    def __init__(self, url: str, secret: str | None, timeout: float) -> None:
+        self.url = url
+        self.secret = secret
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def post(self, document: dict[str, Any], idempotency_key: str) -> None:
+        body = json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: idempotency_key}
+        if self.secret is not None:
+            headers[SIGNATURE_HEADER] = signature(self.secret, body)
+        try:
+            response = self._client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TemporaryFailure(f"{self.url}: no reply in time ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise TemporaryFailure(f"{self.url}: cannot connect: {exc}") from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        reply = f"{self.url}: HTTP {status} {_excerpt(response.text)}".rstrip()
+        if status in (408, 429) or status >= 500:
+            raise TemporaryFailure(reply, retry_after=_retry_after(response))
+        raise PermanentFailure(reply)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class WebhookChannel(Channel):
+    def __init__(self, name: str, url: str, secret: str | None, timeout: float = 10.0) -> None:
+        super().__init__(name)
+        self._poster = SignedPoster(url, secret, timeout)
+
+    @classmethod
+    def from_options(
+        cls,
+        name: str,
+        options: dict[str, Any],
+        base_dir: Path,
+        environ: Mapping[str, str] = os.environ,
+    ) -> WebhookChannel:
+        read = Options(name, options, {"url", "secret_env", "timeout"})
+        return cls(
+            name,
+            url=read.text("url"),
+            secret=read.secret("secret_env", environ),
+            timeout=read.number("timeout", 10.0),
+        )
+
+    def send(self, message: RenderedMessage) -> None:
+        self._poster.post(message.document(), message.idempotency_key)
+
+    def close(self) -> None:
+        self._poster.close()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,147 @@
+"""Message templates: Jinja2 text rendered in a sandbox (LANGUAGE.md section 6).
+
+A template named `fit_check` is the one file `fit_check.*` in the templates folder. It renders
+with `customer`, `event`, `coupon` and `shop` in scope. Anything that goes wrong while finding,
+parsing or rendering it — no such file, a syntax error, a variable that is not set, an operation
+the sandbox forbids — is a `TemplateError` naming the template, never a crash of the caller.
+
+When the rendered text starts with a line `Subject: ...`, that line is the message's subject and
+the rest (after one optional blank line) is its body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from engine.errors import NudgeError
+
+_HTML_SUFFIXES = frozenset({".html", ".htm", ".xml"})
+_SUBJECT = "subject:"
+
+
+class TemplateError(NudgeError):
+    """A template that cannot be found, parsed or rendered."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered template: its subject (when it has a `Subject:` line) and its body."""
+
+    subject: str | None
+    body: str
+    html: bool
+
+
+def find_template(templates_dir: Path, name: str) -> Path:
+    """The one file `NAME.*` in `templates_dir`; a TemplateError when there is none or several.
+
+    `name` may reach into a subfolder (`emails/welcome`) but never out of the templates folder.
+    """
+    try:
+        parts = split_template_path(name)
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"template {name!r}: not a template name") from None
+    if not parts:
+        raise TemplateError(f"template {name!r}: not a template name")
+    folder = templates_dir.joinpath(*parts[:-1])
+    stem = parts[-1]
+    matches = (
+        sorted(p for p in folder.iterdir() if p.is_file() and p.stem == stem and p.suffix)
+        if folder.is_dir()
+        else []
+    )
+    if not matches:
+        raise TemplateError(f"template {name!r}: no file {stem}.* in {folder}")
+    if len(matches) > 1:
+        listed = ", ".join(p.name for p in matches)
+        raise TemplateError(f"template {name!r}: several files match ({listed}); keep one")
+    return matches[0]
+
+
+class _FolderLoader(jinja2.BaseLoader):
+    """Loads `NAME` from the file `NAME.*`, so that `{% include "footer" %}` works the same way."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        try:
+            path = find_template(self.templates_dir, template)
+        except TemplateError as exc:
+            raise jinja2.TemplateNotFound(template, str(exc)) from None
+        mtime = path.stat().st_mtime
+        source = path.read_text(encoding="utf-8")
+
+        def uptodate() -> bool:
+            try:
+                return path.stat().st_mtime == mtime
+            except OSError:
+                return False
+
+        return source, str(path), uptodate
+
+
+class Templates:
+    """The templates of one folder, compiled once and recompiled when their file changes."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+        self._env = SandboxedEnvironment(
+            loader=_FolderLoader(templates_dir),
+            undefined=jinja2.StrictUndefined,
+            autoescape=self._autoescape,
+            keep_trailing_newline=True,
+        )
+
+    def _is_html(self, name: str) -> bool:
+        try:
+            return find_template(self.templates_dir, name).suffix.lower() in _HTML_SUFFIXES
+        except TemplateError:
+            return False
+
+    def _autoescape(self, name: str | None) -> bool:
+        return name is not None and self._is_html(name)
+
+    def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
+        """Render template `name` with `context`; a TemplateError says what went wrong, where."""
+        try:
+            template = self._env.get_template(name)
+            text = template.render(**context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(exc.message or f"template {name!r} not found") from None
+        except jinja2.TemplateSyntaxError as exc:
+            where = Path(exc.filename).name if exc.filename else name
+            raise TemplateError(f"template {name!r}: {where}:{exc.lineno}: {exc.message}") from None
+        except SecurityError as exc:
+            raise TemplateError(f"template {name!r}: not allowed in a template: {exc}") from None
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {name!r}: {exc.message}") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            # Errors of the template's own expressions (`{{ 1 / 0 }}`, `{{ "a" + 1 }}`).
+            raise TemplateError(f"template {name!r}: {type(exc).__name__}: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {name!r}: {exc}") from None
+        subject, body = split_subject(text)
+        return Rendered(subject=subject, body=body, html=self._is_html(name))
+
+
+def split_subject(text: str) -> tuple[str | None, str]:
+    """`Subject: Hello\\n\\nBody` → ("Hello", "Body"); text without that first line is all body."""
+    first, newline, rest = text.partition("\n")
+    if not first.lower().startswith(_SUBJECT):
+        return None, text
+    subject = first[len(_SUBJECT) :].strip()
+    if rest.startswith("\r\n"):
+        rest = rest[2:]
+    elif rest.startswith("\n"):
+        rest = rest[1:]
+    return subject, rest if newline else ""
