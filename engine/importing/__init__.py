@@ -1,0 +1,1 @@
+"""Reading the shop's customers and events (LANGUAGE.md section 4); see `engine.importers`."""

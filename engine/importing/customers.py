@@ -1,0 +1,160 @@
+"""Customers in (LANGUAGE.md section 4): reading a row, and storing a batch of rows.
+
+Choices where the contract is silent:
+- Importing a customer already stored updates the fields the row gives and keeps the others:
+  a field left unset (an empty cell, a missing or null key) is not a request to clear it. To
+  withdraw consent a file says `accepts_marketing` `false`; `tags`, when given, replace the
+  customer's imported tags; attributes given are merged into the stored ones.
+- `signed_up` without an offset is local time of the `timezone` given on the same row, else
+  of the shop.
+- `id` is text; a JSON integer id is taken as its digits. Text fields are stored without the
+  blanks around them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, delete, select
+
+from engine.importing.fields import KEY_LENGTH, birthday, flag, tags, text, timestamp, zone_name
+from engine.importing.report import ImportReport, RowError
+from engine.storage.tables import customer_tags, customers
+from engine.storage.upsert import insert_or_ignore, upsert
+from engine.timeutil import zone
+
+REQUIRED = ("id",)
+_KNOWN = frozenset(
+    {"id", "name", "email", "phone", "birthday", "timezone", "signed_up", "accepts_marketing"}
+    | {"tags"}
+)
+_COLUMNS = (
+    "name",
+    "email",
+    "phone",
+    "birthday",
+    "birthday_md",
+    "timezone",
+    "signed_up_us",
+    "accepts_marketing",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A customer as stored: the columns of `_COLUMNS`, the attributes, the set of tags."""
+
+    columns: dict[str, object]
+    attributes: dict[str, object]
+    tags: frozenset[str]
+
+
+_NEW = Stored({**dict.fromkeys(_COLUMNS), "accepts_marketing": False}, {}, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """What one row says about a customer: only the fields it gives."""
+
+    id: str
+    fields: dict[str, object]
+    attributes: dict[str, object]
+    tags: frozenset[str] | None
+
+
+def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> CustomerRow:
+    """The customer a row describes; RowError when a value cannot be used."""
+    # `textual` makes no difference: attributes are text from CSV and keep their JSON type.
+    if "id" not in values:
+        raise RowError("the customer has no `id`")
+    customer_id = text(values["id"], "id", KEY_LENGTH)
+    fields: dict[str, object] = {}
+    for name in ("name", "email", "phone"):
+        if _given(values, name):
+            fields[name] = text(values[name], name)
+    if _given(values, "birthday"):
+        fields["birthday"], fields["birthday_md"] = birthday(values["birthday"])
+    if _given(values, "timezone"):
+        fields["timezone"] = zone_name(values["timezone"])
+    if _given(values, "signed_up"):
+        local = zone(str(fields["timezone"])) if "timezone" in fields else shop_zone
+        fields["signed_up_us"] = timestamp(values["signed_up"], "signed_up", local)
+    if _given(values, "accepts_marketing"):
+        fields["accepts_marketing"] = flag(values["accepts_marketing"], "accepts_marketing")
+    attributes = {name: value for name, value in values.items() if name not in _KNOWN}
+    try:
+        json.dumps(attributes, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RowError(f"an attribute is not a JSON value: {exc}") from None
+    return CustomerRow(
+        id=customer_id,
+        fields=fields,
+        attributes=attributes,
+        tags=tags(values["tags"]) if _given(values, "tags") else None,
+    )
+
+
+def _given(values: dict[str, object], name: str) -> bool:
+    value = values.get(name)
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def store_customers(connection: Connection, rows: list[CustomerRow], report: ImportReport) -> None:
+    """Apply `rows` in order on top of what is stored, write what changed, and count."""
+    stored = _load(connection, {row.id for row in rows})
+    state = dict(stored)
+    for row in rows:
+        before = state.get(row.id)
+        after = _apply(before or _NEW, row)
+        if before is None:
+            report.added += 1
+        elif after == before:
+            report.unchanged += 1
+        else:
+            report.updated += 1
+        state[row.id] = after
+
+    changed = {cid: new for cid, new in state.items() if stored.get(cid) != new}
+    if not changed:
+        return
+    connection.execute(
+        upsert(connection, customers),
+        [{"id": cid, **new.columns, "attributes": new.attributes} for cid, new in changed.items()],
+    )
+    retagged = {
+        cid: new.tags for cid, new in changed.items() if new.tags != stored.get(cid, _NEW).tags
+    }
+    if retagged:
+        connection.execute(delete(customer_tags).where(customer_tags.c.customer_id.in_(retagged)))
+        links = [{"customer_id": cid, "tag": tag} for cid, tags in retagged.items() for tag in tags]
+        if links:
+            connection.execute(insert_or_ignore(connection, customer_tags), links)
+
+
+def _apply(base: Stored, row: CustomerRow) -> Stored:
+    return Stored(
+        columns={**base.columns, **row.fields},
+        attributes={**base.attributes, **row.attributes} if row.attributes else base.attributes,
+        tags=base.tags if row.tags is None else row.tags,
+    )
+
+
+def _load(connection: Connection, ids: set[str]) -> dict[str, Stored]:
+    """The stored state of those of `ids` that are stored."""
+    records = connection.execute(select(customers).where(customers.c.id.in_(ids))).mappings()
+    found = {record["id"]: record for record in records}
+    links: defaultdict[str, set[str]] = defaultdict(set)
+    query = select(customer_tags).where(customer_tags.c.customer_id.in_(found))
+    for customer_id, tag in connection.execute(query):
+        links[customer_id].add(tag)
+    return {
+        cid: Stored(
+            columns={c: record[c] for c in _COLUMNS},
+            attributes=record["attributes"],
+            tags=frozenset(links[cid]),
+        )
+        for cid, record in found.items()
+    }

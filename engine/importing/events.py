@@ -1,0 +1,110 @@
+"""Events in (LANGUAGE.md section 4): reading a row, and storing a batch of rows.
+
+An event is stored under a key (`events.key`): its `id` when the shop gives one, else a digest
+of what it says (customer, type, instant, properties), so the same event imported twice is
+stored once. An event for a customer not stored yet creates that customer with defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+
+from engine.importing.fields import KEY_LENGTH, cell, text, timestamp
+from engine.importing.report import ImportReport, RowError
+from engine.importing.sources import json_kind
+from engine.storage.tables import customers, events
+from engine.storage.upsert import insert_or_ignore
+
+REQUIRED = ("customer", "type", "at")
+_RESERVED = frozenset({"customer", "type", "at", "id"})
+_TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    key: str
+    customer_id: str
+    type: str
+    at_us: int
+    properties: dict[str, object]
+
+
+def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
+    """The event a row describes; RowError when a value cannot be used. `textual` rows (CSV)
+    have their number-like properties stored as numbers."""
+    missing = [name for name in REQUIRED if name not in values]
+    if missing:
+        raise RowError(f"the event has no {' or '.join(f'`{name}`' for name in missing)}")
+    customer_id = text(values["customer"], "customer", KEY_LENGTH)
+    kind = values["type"]
+    if not isinstance(kind, str):
+        raise RowError(f"`type` must be text such as order.paid, not {json_kind(kind)}")
+    kind = kind.strip()
+    if not _TYPE.fullmatch(kind):
+        raise RowError(
+            f"`type`: {kind!r} is not an event name such as order.paid"
+            " (entity.happening: lower-case letters, digits and underscores)"
+        )
+    at_us = timestamp(values["at"], "at", shop_zone)
+    if textual:
+        properties = {n: cell(v) for n, v in values.items() if n not in _RESERVED}
+    else:
+        properties = {n: v for n, v in values.items() if n not in _RESERVED}
+    try:
+        content = json.dumps(
+            [customer_id, kind, at_us, properties],
+            sort_keys=True,
+            ensure_ascii=False,
+            allow_nan=False,
+            separators=(",", ":"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise RowError(f"a property is not a JSON value: {exc}") from None
+    if "id" in values:
+        key = text(values["id"], "id", KEY_LENGTH)
+    else:
+        key = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+    return EventRow(key, customer_id, kind, at_us, properties)
+
+
+def store_events(connection: Connection, rows: list[EventRow], report: ImportReport) -> None:
+    """Store the events of `rows` whose key is not stored yet, creating unknown customers."""
+    unique: dict[str, EventRow] = {}
+    for row in rows:
+        unique.setdefault(row.key, row)
+    query = select(events.c.key).where(events.c.key.in_(unique))
+    stored = set(connection.execute(query).scalars())
+    new = [row for key, row in unique.items() if key not in stored]
+    report.unchanged += len(rows) - len(new)
+    if not new:
+        return
+
+    wanted = {row.customer_id for row in new}
+    query = select(customers.c.id).where(customers.c.id.in_(wanted))
+    unknown = wanted - set(connection.execute(query).scalars())
+    if unknown:
+        connection.execute(
+            insert_or_ignore(connection, customers),
+            [{"id": cid, "accepts_marketing": False, "attributes": {}} for cid in sorted(unknown)],
+        )
+        report.customers_created += len(unknown)
+    connection.execute(
+        insert_or_ignore(connection, events),
+        [
+            {
+                "key": row.key,
+                "customer_id": row.customer_id,
+                "type": row.type,
+                "at_us": row.at_us,
+                "properties": row.properties,
+            }
+            for row in new
+        ],
+    )
+    report.added += len(new)

@@ -1,0 +1,137 @@
+"""Reading one value of an imported row: text, timestamps, yes/no, dates, zones, numbers.
+
+Each reader takes the value as given (text from CSV, any JSON type otherwise) and returns it in
+the form Nudge stores, or raises RowError naming the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from zoneinfo import ZoneInfo
+
+from engine.importing.report import RowError
+from engine.importing.sources import json_kind
+from engine.timeutil import is_zone, to_us
+
+KEY_LENGTH = 200  # customer ids, event ids and tags are String(200) in tables.py
+
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+_BIRTHDAY = re.compile(r"(?:(\d{4})-)?(\d{2})-(\d{2})")
+# Decimal numbers as people write them. `007` and `0123` stay text: leading zeros mark codes
+# (zip codes, SKUs), whose zeros matter.
+_NUMBER = re.compile(r"[-+]?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?|[-+]?(?:0|[1-9]\d*)?\.\d+")
+
+
+def text(value: object, field: str, limit: int | None = None) -> str:
+    """Text; a JSON integer is accepted as its digits (ids are often numbers in JSON)."""
+    if isinstance(value, str):
+        result = value.strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        result = str(value)
+    else:
+        raise RowError(f"`{field}` must be text, not {json_kind(value)}")
+    if not result:
+        raise RowError(f"`{field}` is empty")
+    if limit is not None and len(result) > limit:
+        raise RowError(f"`{field}` is longer than {limit} characters")
+    return result
+
+
+def timestamp(value: object, field: str, local: ZoneInfo) -> int:
+    """An ISO 8601 time as epoch microseconds; without an offset it is read in `local`.
+
+    A local time skipped by a clock change moves forward by the gap, a repeated one means the
+    first (as LANGUAGE.md 3.2 reads local clock times).
+    """
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise RowError(
+                f"`{field}`: {value!r} is not an ISO 8601 time"
+                " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
+            ) from None
+    else:
+        raise RowError(f"`{field}` must be an ISO 8601 time as text, not {json_kind(value)}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=local, fold=0)
+    return to_us(moment)
+
+
+def flag(value: object, field: str) -> bool:
+    """`true`/`false`, also `yes`/`no` and `1`/`0`, in any case."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise RowError(f"`{field}`: expected true or false, got {value!r}")
+
+
+def birthday(value: object) -> tuple[str, str]:
+    """`YYYY-MM-DD` or `MM-DD` (the same day every year; `02-29` allowed), as the text and its
+    `MM-DD`."""
+    given = text(value, "birthday")
+    match = _BIRTHDAY.fullmatch(given)
+    problem = f"`birthday`: {given!r} is not a date written YYYY-MM-DD or MM-DD"
+    if match is None:
+        raise RowError(problem)
+    year, month, day = match.groups()
+    try:
+        dt.date(int(year) if year else 2000, int(month), int(day))  # 2000 has a 29 February
+    except ValueError:
+        raise RowError(f"{problem}: there is no such day") from None
+    return given, f"{month}-{day}"
+
+
+def zone_name(value: object) -> str:
+    """An IANA time zone name such as `Asia/Shanghai`."""
+    name = text(value, "timezone")
+    if not is_zone(name):
+        raise RowError(
+            f"`timezone`: {name!r} is not an IANA time zone such as 'Asia/Shanghai'"
+            " or 'Europe/Paris'"
+        )
+    return name
+
+
+def tags(value: object) -> frozenset[str]:
+    """Comma-separated tags (or, from JSON, a list of them); blanks around each are dropped."""
+    if isinstance(value, str):
+        items: list[object] = list(value.split(","))
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise RowError(f"`tags` must be comma-separated text, not {json_kind(value)}")
+    result = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise RowError(f"`tags`: each tag must be text, not {json_kind(item)}")
+        tag = item.strip()
+        if len(tag) > KEY_LENGTH:
+            raise RowError(
+                f"`tags`: the tag {tag[:20]!r}... is longer than {KEY_LENGTH} characters"
+            )
+        if tag:
+            result.add(tag)
+    return frozenset(result)
+
+
+def cell(value: object) -> object:
+    """A CSV cell as a property value: a number when it is written as one, else the text."""
+    if not isinstance(value, str) or _NUMBER.fullmatch(value) is None:
+        return value
+    if value.lstrip("+-").isdigit():
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else value

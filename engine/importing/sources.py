@@ -1,0 +1,142 @@
+"""Rows out of a CSV or JSON Lines file, one at a time, each with the line where it starts.
+
+A row is a dict of the values it gives: an empty CSV cell, or a JSON key that is null, is left
+out, so that "not in the dict" is the one way a field is unset. CSV cells are text with the
+surrounding blanks removed; JSON values keep their type.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal, TextIO
+
+from engine.errors import DataError
+from engine.importing.report import Problem
+
+Format = Literal["csv", "jsonl"]
+Row = tuple[int, dict[str, object]]
+
+_FORMATS: dict[str, Format] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json-lines": "jsonl",
+}
+
+
+def file_format(path: Path) -> Format:
+    """The format of `path`, told by its extension."""
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise DataError(
+            f"{path}: cannot tell the format from the extension {suffix or '(none)'!r};"
+            " name the file .csv for CSV, or .jsonl / .ndjson / .json-lines for JSON Lines"
+        )
+    return _FORMATS[suffix]
+
+
+def read_rows(
+    stream: TextIO, source: str, fmt: Format, required: tuple[str, ...]
+) -> Iterator[Row | Problem]:
+    """Every row of `stream` in order, or a Problem for a row that cannot be read.
+
+    A CSV header lacking a `required` column is a DataError: no row of such a file can be read.
+    """
+    rows = _csv_rows(stream, source, required) if fmt == "csv" else _jsonl_rows(stream, source)
+    yield from rows
+
+
+def _csv_rows(stream: TextIO, source: str, required: tuple[str, ...]) -> Iterator[Row | Problem]:
+    reader = csv.reader(stream)
+    header: list[str] | None = None
+    end = 0  # the last physical line the reader has consumed
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            end = reader.line_num
+            yield Problem(source, start, f"not valid CSV: {exc}")
+            continue
+        except UnicodeDecodeError:
+            yield Problem(source, reader.line_num + 1, "not UTF-8 text; the rest was not read")
+            return
+        end = reader.line_num
+        stripped = [cell.strip() for cell in cells]
+        if not any(stripped):
+            continue  # blank line
+        if header is None:
+            header = _header(stripped, source, start, required)
+            continue
+        if len(stripped) != len(header):
+            yield Problem(
+                source,
+                start,
+                f"the row has {len(stripped)} values but the header names {len(header)} columns",
+            )
+            continue
+        yield start, {name: cell for name, cell in zip(header, stripped, strict=True) if cell}
+
+
+def _header(names: list[str], source: str, line: int, required: tuple[str, ...]) -> list[str]:
+    where = f"{source}:{line}"
+    for position, name in enumerate(names, 1):
+        if not name:
+            raise DataError(f"{where}: column {position} of the header has no name")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{where}: the header names the column {name!r} twice")
+        seen.add(name)
+    missing = [name for name in required if name not in seen]
+    if missing:
+        raise DataError(
+            f"{where}: the header has no {', '.join(repr(m) for m in missing)} column"
+            f" (it has {', '.join(names)})"
+        )
+    return names
+
+
+def _jsonl_rows(stream: TextIO, source: str) -> Iterator[Row | Problem]:
+    line = 0
+    lines = iter(stream)
+    while True:
+        try:
+            text = next(lines)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            yield Problem(source, line + 1, "not UTF-8 text; the rest was not read")
+            return
+        line += 1
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Problem(source, line, f"not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(value, dict):
+            yield Problem(source, line, f"expected a JSON object {{...}}, got {json_kind(value)}")
+            continue
+        yield line, {key: item for key, item in value.items() if item is not None}
+
+
+def json_kind(value: object) -> str:
+    """How a JSON value is called in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
