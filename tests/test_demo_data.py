@@ -13,6 +13,13 @@ import pytest
 
 from engine.demo import CUSTOMER_COLUMNS, generate_shop, write_shop
 from engine.errors import DataError
+from engine.importers import (
+    import_customer_rows,
+    import_customers,
+    import_event_rows,
+    import_events,
+)
+from engine.storage.db import open_database
 from engine.timeutil import is_zone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -228,3 +235,35 @@ def test_write_shop_writes_importable_files(tmp_path):
         assert row["name"] == (customer["name"] or "")
     lines = events_path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == events
+
+
+def test_the_demo_shop_imports_without_a_bad_row_and_only_once(db_url):
+    engine = open_database(db_url)
+    try:
+        customers, events = generate_shop(seed=9, customers=60)
+        first = import_customer_rows(engine, customers, "Asia/Shanghai")
+        assert (first.added, first.problems) == (60, [])
+        stored = import_event_rows(engine, events, "Asia/Shanghai")
+        assert stored.problems == [] and stored.customers_created == 0
+        assert stored.added == len(shop(seed=9, customers=60)[1])
+
+        customers, events = generate_shop(seed=9, customers=60)
+        again = import_customer_rows(engine, customers, "Asia/Shanghai")
+        assert (again.added, again.updated, again.unchanged) == (0, 0, 60)
+        again_events = import_event_rows(engine, events, "Asia/Shanghai")
+        assert (again_events.added, again_events.unchanged) == (0, stored.added)
+    finally:
+        engine.dispose()
+
+
+def test_the_written_files_import_without_a_bad_row(tmp_path):
+    customers_path, events_path = write_shop(tmp_path, seed=4, customers=50)
+    engine = open_database(f"sqlite:///{tmp_path / 'shop.db'}")
+    try:
+        customers = import_customers(engine, customers_path, "Asia/Shanghai")
+        assert (customers.added, customers.problems) == (50, [])
+        events = import_events(engine, events_path, "Asia/Shanghai")
+        assert events.problems == [] and events.customers_created == 0
+        assert events.added == len(events_path.read_text(encoding="utf-8").splitlines())
+    finally:
+        engine.dispose()
