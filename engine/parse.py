@@ -1,0 +1,317 @@
+"""Source text → `RuleFile`: the Lark parser, error recovery and syntax diagnostics.
+
+The grammar (grammar/nudge.lark) is LALR(1), loaded with `strict=True` so that it can hold no
+hidden conflict. A syntax error does not end the parse: the `on_error` handler records it, drops
+the statement it occurred in and resumes at the next word that starts a statement (`rule`,
+`when`, `segment`, `limit`, `quiet`, `exclude`), so one run reports every broken statement.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.parsers.lalr_analysis import Shift
+from lark.parsers.lalr_parser_state import ParserState
+
+from engine import ast
+from engine.errors import Diagnostic, RuleError
+from engine.render import remember_source
+from engine.source import SourceFile, Span
+from engine.syntax_errors import MISTAKES, Mistake, describe_expected, keyword_of
+from engine.transform import to_statement
+
+# The words that start a statement: where the parser picks up again after an error.
+SYNC_WORDS = frozenset({"rule", "when", "segment", "limit", "quiet", "exclude"})
+_SYNC_TERMINALS = frozenset(w.upper() for w in SYNC_WORDS)
+# Strings, comments and words, to find the next statement and the comments without the parser.
+_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z0-9_.]+|\s+|.')
+
+
+@cache
+def parser() -> Lark:
+    """The Lark parser of the rule language, built once (and cached on disk by Lark)."""
+    return Lark.open_from_package(
+        "engine.grammar",
+        "nudge.lark",
+        parser="lalr",
+        lexer="basic",
+        strict=True,
+        propagate_positions=True,
+        cache=True,
+    )
+
+
+@cache
+def keywords() -> frozenset[str]:
+    """The words of the language (`when`, `followup`, ...), as the grammar spells them."""
+    return frozenset(
+        t.pattern.value
+        for t in parser().terminals
+        if t.pattern.type == "str" and t.pattern.value.isalpha()
+    )
+
+
+def parse_file(source: SourceFile) -> ast.RuleFile:
+    """Parse one file; raises `RuleError` with every syntax problem found."""
+    rule_file, diagnostics = parse_source(source)
+    if rule_file is None:
+        raise RuleError(diagnostics)
+    return rule_file
+
+
+def parse_text(text: str, name: str = "<text>") -> ast.RuleFile:
+    """Parse rule text given as a string (tests, tools); raises `RuleError`."""
+    return parse_file(SourceFile(name, text))
+
+
+def parse_source(source: SourceFile) -> tuple[ast.RuleFile | None, list[Diagnostic]]:
+    """The file's AST and its syntax diagnostics; the AST is None when there are any."""
+    remember_source(source)
+    text = source.text.removeprefix("\ufeff")
+    diagnostics: list[Diagnostic] = []
+    tree = parser().parse(text, on_error=_Recovery(source.name, text, diagnostics))
+    statements: list[ast.Statement] = []
+    for child in tree.children:
+        assert isinstance(child, Tree)
+        node, problems = to_statement(child, source.name)
+        diagnostics.extend(problems)
+        if node is not None:
+            statements.append(node)
+    if diagnostics:
+        return None, diagnostics
+    return (
+        ast.RuleFile(Path(source.name).name, tuple(statements), comments(source.name, text)),
+        [],
+    )
+
+
+def comments(file: str, text: str) -> tuple[ast.Comment, ...]:
+    """Every `# ...` comment of `text` (outside strings), with whether it has a line of its own."""
+    found = []
+    line, line_start = 1, 0
+    for match in _SCAN.finditer(text):
+        piece = match.group()
+        if piece.startswith("#"):
+            column = match.start() - line_start + 1
+            own_line = not text[line_start : match.start()].strip()
+            span = Span(file, line, column, line, column + len(piece))
+            found.append(ast.Comment(piece.rstrip(), span, own_line))
+        newlines = piece.count("\n")
+        if newlines:
+            line += newlines
+            line_start = match.start() + piece.rindex("\n") + 1
+    return tuple(found)
+
+
+def _next_statement(text: str, start: int) -> int:
+    """Where the next statement begins at or after `start` (len(text) if none): a statement
+    word, or a line that starts with a misspelling of one (`wen`), so that it is reported."""
+    for match in _SCAN.finditer(text, start):
+        word = match.group()
+        if word in SYNC_WORDS:
+            return match.start()
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if (
+            word.isalpha()
+            and not text[line_start : match.start()].strip()
+            and word not in keywords()
+            and difflib.get_close_matches(word, SYNC_WORDS, n=1, cutoff=0.8)
+        ):
+            return match.start()
+    return len(text)
+
+
+class _Recovery:
+    """The `on_error` handler: record the error, then resume at the next statement."""
+
+    def __init__(self, file: str, text: str, diagnostics: list[Diagnostic]) -> None:
+        self.file = file
+        self.text = text
+        self.diagnostics = diagnostics
+
+    def __call__(self, error: UnexpectedInput) -> bool:
+        self.diagnostics.append(_diagnose(self.file, self.text, error))
+        interactive = error.interactive_parser
+        state = interactive.parser_state
+        if isinstance(error, UnexpectedToken):
+            token = error.token
+            if token.type == "$END":
+                resume = len(self.text)
+            elif token.type in _SYNC_TERMINALS:
+                resume = token.start_pos or 0
+            else:
+                resume = _next_statement(self.text, token.end_pos or 0)
+        else:
+            assert isinstance(error, UnexpectedCharacters)
+            position = error.pos_in_stream
+            if self.text[position] == '"':  # an unclosed string: its line is lost
+                position = self.text.find("\n", position) % (len(self.text) + 1)
+            resume = _next_statement(self.text, position + 1)
+        # Drop the unfinished statement: back to a state that can start a new one.
+        states = state.parse_conf.states
+        while len(state.state_stack) > 1 and not _starts_statement(states[state.position]):
+            state.state_stack.pop()
+            state.value_stack.pop()
+        _move_lexer(interactive.lexer_thread.state.line_ctr, self.text, resume)
+        return True
+
+
+def _starts_statement(actions: dict[str, tuple]) -> bool:
+    return actions.get("SEGMENT", (None,))[0] is Shift
+
+
+def _move_lexer(line_ctr: object, text: str, position: int) -> None:
+    """Put Lark's line counter at `position` of `text`, forward or back."""
+    line_start = text.rfind("\n", 0, position) + 1
+    line_ctr.char_pos = position  # type: ignore[attr-defined]
+    line_ctr.line = text.count("\n", 0, position) + 1  # type: ignore[attr-defined]
+    line_ctr.line_start_pos = line_start  # type: ignore[attr-defined]
+    line_ctr.column = position - line_start + 1  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# Syntax diagnostics
+
+
+def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
+    if isinstance(error, UnexpectedCharacters):
+        return _bad_character(file, text, error)
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    span = _token_span(file, text, token)
+    expected = set(error.accepts or error.expected)
+    found = "the end of the file" if token.type == "$END" else f"`{_shorten(token)}`"
+
+    suggestion = _nearest_keyword(token, expected)
+    if suggestion is not None:
+        return Diagnostic(
+            "error",
+            "E102",
+            f"unknown word `{token}`",
+            span,
+            label="not a word of the rule language here",
+            help=f"did you mean `{suggestion}`?",
+        )
+    mistake = _match_mistake(error)
+    if mistake is not None:
+        return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
+    return Diagnostic(
+        "error",
+        "E100",
+        f"unexpected {found}",
+        span,
+        label=f"expected {describe_expected(expected)}",
+    )
+
+
+def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic:
+    pos = error.pos_in_stream
+    line, column = error.line, error.column
+    char = text[pos]
+    if char == '"':
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        span = Span(file, line, column, line, column + max(1, end - pos))
+        return Diagnostic(
+            "error",
+            "E103",
+            "this text has no closing quote",
+            span,
+            label="the string starts here",
+            help='close it with `"` on the same line (write `\\"` for a quote inside the text)',
+        )
+    span = Span(file, line, column, line, column + 1)
+    mistake = _match_mistake(error)
+    if mistake is not None:
+        return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
+    return Diagnostic(
+        "error",
+        "E101",
+        f"unexpected character `{char}`",
+        span,
+        label="not part of the rule language",
+        help="text other than names and numbers goes in double quotes",
+    )
+
+
+def _token_span(file: str, text: str, token: Token) -> Span:
+    if token.type == "$END":
+        # Lark places the end of input on the last token; point just after it instead.
+        line = token.end_line or text.count("\n") + 1
+        column = token.end_column or 1
+        return Span(file, line, column, line, column + 1)
+    return Span(
+        file,
+        token.line or 1,
+        token.column or 1,
+        token.end_line or token.line or 1,
+        token.end_column or (token.column or 1) + len(token),
+    )
+
+
+def _shorten(token: str, width: int = 30) -> str:
+    return token if len(token) <= width else token[: width - 1] + "…"
+
+
+def _nearest_keyword(token: Token, expected: set[str]) -> str | None:
+    """The keyword acceptable here that `token` (a word) most likely misspells."""
+    if token.type not in ("NAME", "DOTTED") and keyword_of(token.type) is None:
+        return None
+    words = [w for w in (keyword_of(name) for name in expected) if w]
+    if "QUIET" in expected:
+        words.append("quiet")
+    matches = difflib.get_close_matches(str(token), words, n=1, cutoff=0.75)
+    return matches[0] if matches and matches[0] != token else None
+
+
+def _match_mistake(error: UnexpectedInput) -> Mistake | None:
+    """The entry of `MISTAKES` this error resembles (Lark's `match_examples`), if any fits."""
+    state = error.state
+    # Lark compares whole parser states, stack depth included, so an example would only match
+    # a mistake made at the same depth (a named rule is one deeper, and so is every statement
+    # after the first). The LALR state alone decides what may come next: compare just that.
+    error.state = _SameState(state.position) if isinstance(state, ParserState) else state
+    try:
+        mistake = error.match_examples(
+            parser().parse,
+            [(m, m.examples) for m in MISTAKES],
+            token_type_match_fallback=True,
+            use_accepts=False,  # equal LALR states accept the same words
+        )
+    finally:
+        error.state = state
+    if mistake is None:
+        return None
+    found = error.token.type if isinstance(error, UnexpectedToken) else "<character>"
+    return mistake if mistake.any_word or found in _example_words(mistake) else None
+
+
+class _SameState:
+    """Equal to any parser state at the same LALR state, whatever the depth of its stack."""
+
+    def __init__(self, position: object) -> None:
+        self.position = position
+
+    def __eq__(self, other: object) -> bool:
+        return getattr(other, "position", None) == self.position
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@cache
+def _example_words(mistake: Mistake) -> frozenset[str]:
+    """The kinds of word on which the examples of `mistake` fail."""
+    kinds = set()
+    for example in mistake.examples:
+        try:
+            parser().parse(example)
+        except UnexpectedToken as error:
+            kinds.add(error.token.type)
+        except UnexpectedCharacters:
+            kinds.add("<character>")
+    return frozenset(kinds)
