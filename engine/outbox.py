@@ -1,0 +1,442 @@
+"""The outbox dispatcher: from recorded actions to delivered messages, at least once.
+
+The tick records each action that must be delivered as an `outbox` row (status `pending`,
+`next_attempt_us` its planned send time) in the same transaction as the action. `dispatch_due`
+claims the rows that are due, checks consent again for marketing, renders the template, sends
+through the row's channel and records the outcome:
+
+- `sent`: delivered (`sent_us`);
+- `pending` again, later: a temporary failure, retried after an exponential backoff with full
+  jitter; after `max_attempts` tries the row is `dead` instead;
+- `dead`: the channel refused it for good, or it ran out of attempts (a dead letter:
+  `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
+- `failed`: its template cannot be found, parsed or rendered (fix it, then `--retry`);
+- `cancelled`: a marketing message whose customer withdrew consent after it was queued.
+
+A crash between sending and recording sends the message again on the next run: delivery is at
+least once, and every channel passes the row's idempotency key on so that receivers can make it
+exactly once. On PostgreSQL several dispatchers share the table safely: claimed rows stay locked
+(`FOR UPDATE SKIP LOCKED`) until their outcome is recorded, and others skip them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select, update
+
+from engine.channels import (
+    Channel,
+    PermanentFailure,
+    RenderedMessage,
+    TemporaryFailure,
+    open_channel,
+)
+from engine.config import Config
+from engine.errors import ConfigError, NudgeError
+from engine.storage.tables import customers, events, outbox
+from engine.templates import TemplateError, Templates
+from engine.timeutil import US, iso
+
+log = logging.getLogger("nudge.outbox")
+
+RETRY_CAP_SECONDS = 3600.0
+STATUSES = ("pending", "sent", "failed", "dead", "cancelled")
+RETRYABLE = ("dead", "failed")
+# Events that withdraw or give back consent to marketing, taking effect at once.
+UNSUBSCRIBE_EVENTS = ("unsubscribe", "customer.unsubscribed")
+SUBSCRIBE_EVENTS = ("subscribe", "customer.subscribed")
+TEMPLATED_KINDS = ("message", "followup", "coupon")
+
+
+class OutboxError(NudgeError):
+    """A request about outbox messages that cannot be carried out (unknown id...)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row. `status` is the row's new status."""
+
+    outbox_id: int
+    status: str
+    attempts: int
+    error: str | None = None
+    next_attempt_us: int | None = None
+    sent_us: int | None = None
+
+
+@dataclass
+class DispatchReport:
+    """The outcomes of one `dispatch_due` call, in the order the rows were tried."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def sent(self) -> int:
+        return self.count("sent")
+
+    @property
+    def retried(self) -> int:
+        return self.count("pending")
+
+
+def dispatch_due(
+    engine: Engine,
+    config: Config,
+    templates_dir: Path,
+    now_us: int,
+    limit: int = 100,
+    *,
+    stop: threading.Event | None = None,
+    rng: random.Random | None = None,
+) -> DispatchReport:
+    """Send up to `limit` outbox rows due at `now_us` and record what became of each.
+
+    When `stop` is set, rows not yet tried stay pending for the next run.
+    """
+    sender = _Sender(config, Templates(templates_dir), now_us, stop, rng or random.Random())
+    if engine.dialect.name == "postgresql":
+        # Claimed rows stay locked until their outcomes are recorded in the same transaction:
+        # a second dispatcher's `SKIP LOCKED` passes them by, and a crash releases them.
+        with engine.begin() as conn:
+            claims = _claim(conn, now_us, limit, lock=True)
+            outcomes = sender.deliver(claims)
+            _record(conn, outcomes)
+    else:
+        # SQLite runs one daemon. Two short transactions keep the database writable (WAL)
+        # for the tick while messages go out.
+        with engine.begin() as conn:
+            claims = _claim(conn, now_us, limit, lock=False)
+        outcomes = sender.deliver(claims)
+        with engine.begin() as conn:
+            _record(conn, outcomes)
+    return DispatchReport(outcomes)
+
+
+def backoff_us(attempts: int, base_seconds: float, rng: random.Random, hint: float | None) -> int:
+    """Delay before try `attempts + 1`: full jitter over `base * 2^(attempts-1)`, capped at 1h.
+
+    A receiver's `Retry-After` hint is honoured as a minimum (within the same cap).
+    """
+    ceiling = min(RETRY_CAP_SECONDS, base_seconds * 2 ** max(0, attempts - 1))
+    delay = rng.uniform(0, ceiling)
+    if hint is not None:
+        delay = max(delay, min(hint, RETRY_CAP_SECONDS))
+    return int(delay * US)
+
+
+# --- claiming and recording ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Claim:
+    row: Row[Any]
+    withdrawn: str | None  # why consent no longer holds, for a marketing message
+
+
+def _claim(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[_Claim]:
+    query = (
+        select(outbox)
+        .where(outbox.c.status == "pending", outbox.c.next_attempt_us <= now_us)
+        .order_by(outbox.c.next_attempt_us, outbox.c.id)
+        .limit(limit)
+    )
+    if lock:
+        query = query.with_for_update(skip_locked=True)
+    rows = list(conn.execute(query))
+    marketing = {
+        str(row.payload.get("customer_id")) for row in rows if row.payload.get("marketing")
+    }
+    withdrawn = _withdrawn_consent(conn, marketing, now_us)
+    return [
+        _Claim(row, withdrawn.get(str(row.payload.get("customer_id"))))
+        if row.payload.get("marketing")
+        else _Claim(row, None)
+        for row in rows
+    ]
+
+
+def _withdrawn_consent(conn: Connection, customer_ids: set[str], now_us: int) -> dict[str, str]:
+    """For each customer in `customer_ids` who may not receive marketing now, the reason why.
+
+    Consent holds while `accepts_marketing` is true and no unsubscribe event at or before now is
+    later than every subscribe event at or before now.
+    """
+    if not customer_ids:
+        return {}
+    accepts = dict(
+        conn.execute(
+            select(customers.c.id, customers.c.accepts_marketing).where(
+                customers.c.id.in_(customer_ids)
+            )
+        ).all()
+    )
+
+    def latest(types: Sequence[str]) -> dict[str, int]:
+        query = (
+            select(events.c.customer_id, func.max(events.c.at_us))
+            .where(
+                events.c.customer_id.in_(customer_ids),
+                events.c.type.in_(types),
+                events.c.at_us <= now_us,
+            )
+            .group_by(events.c.customer_id)
+        )
+        return {str(cid): int(at) for cid, at in conn.execute(query)}
+
+    unsubscribed = latest(UNSUBSCRIBE_EVENTS)
+    subscribed = latest(SUBSCRIBE_EVENTS)
+    reasons: dict[str, str] = {}
+    for cid in customer_ids:
+        if cid not in accepts:
+            reasons[cid] = f"customer {cid} no longer exists"
+        elif not accepts[cid]:
+            reasons[cid] = f"customer {cid} no longer accepts marketing"
+        elif cid in unsubscribed and (cid not in subscribed or unsubscribed[cid] > subscribed[cid]):
+            reasons[cid] = f"customer {cid} unsubscribed at {iso(unsubscribed[cid])}"
+    return reasons
+
+
+def _record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+    for outcome in outcomes:
+        values: dict[str, Any] = {
+            "status": outcome.status,
+            "attempts": outcome.attempts,
+            "last_error": outcome.error,
+        }
+        if outcome.next_attempt_us is not None:
+            values["next_attempt_us"] = outcome.next_attempt_us
+        if outcome.sent_us is not None:
+            values["sent_us"] = outcome.sent_us
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == outcome.outbox_id, outbox.c.status == "pending")
+            .values(**values)
+        )
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+
+class _Sender:
+    """Renders and sends one batch of claimed rows through channels opened for the batch."""
+
+    def __init__(
+        self,
+        config: Config,
+        templates: Templates,
+        now_us: int,
+        stop: threading.Event | None,
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self.templates = templates
+        self.now_us = now_us
+        self.stop = stop
+        self.rng = rng
+        self.shop = {"timezone": config.timezone, "country": config.country, **config.shop}
+
+    def deliver(self, claims: Sequence[_Claim]) -> list[Outcome]:
+        channels: dict[str, Channel] = {}
+        channel_of = {claim.row.id: claim.row.channel for claim in claims}
+        outcomes: list[Outcome] = []
+        try:
+            for claim in claims:
+                if self.stop is not None and self.stop.is_set():
+                    break
+                outcomes.append(self._attempt(claim, channels))
+        finally:
+            for name, channel in channels.items():
+                try:
+                    channel.close()
+                except TemporaryFailure as exc:
+                    # What this channel took in the batch may not have been kept: send again.
+                    outcomes = [
+                        self._retry(o.outbox_id, o.attempts, str(exc), exc.retry_after)
+                        if o.status == "sent" and channel_of[o.outbox_id] == name
+                        else o
+                        for o in outcomes
+                    ]
+        return outcomes
+
+    def _attempt(self, claim: _Claim, channels: dict[str, Channel]) -> Outcome:
+        row = claim.row
+        attempts = row.attempts + 1
+        if claim.withdrawn is not None:
+            log.info("outbox %s cancelled: %s", row.id, claim.withdrawn)
+            return Outcome(row.id, "cancelled", row.attempts, claim.withdrawn)
+        try:
+            message = self._render(row)
+        except TemplateError as exc:
+            log.warning("outbox %s failed: %s", row.id, exc)
+            return Outcome(row.id, "failed", attempts, str(exc))
+        try:
+            channel = channels.get(row.channel)
+            if channel is None:
+                spec = self.config.channel(row.channel)
+                channel = channels[row.channel] = open_channel(spec, self.config.base_dir)
+            channel.send(message)
+        except PermanentFailure as exc:
+            log.warning("outbox %s dead (%s): %s", row.id, row.channel, exc)
+            return Outcome(row.id, "dead", attempts, str(exc))
+        except TemporaryFailure as exc:
+            return self._retry(row.id, attempts, str(exc), exc.retry_after)
+        except ConfigError as exc:
+            # The channel cannot be opened as configured; a corrected configuration heals it.
+            return self._retry(row.id, attempts, str(exc), None)
+        return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
+
+    def _retry(self, outbox_id: int, attempts: int, error: str, hint: float | None) -> Outcome:
+        if attempts >= self.config.max_attempts:
+            log.warning("outbox %s dead after %d attempts: %s", outbox_id, attempts, error)
+            return Outcome(outbox_id, "dead", attempts, error)
+        delay = backoff_us(attempts, self.config.retry_base_seconds, self.rng, hint)
+        log.info("outbox %s: attempt %d failed, retrying: %s", outbox_id, attempts, error)
+        return Outcome(outbox_id, "pending", attempts, error, next_attempt_us=self.now_us + delay)
+
+    def _render(self, row: Row[Any]) -> RenderedMessage:
+        payload: dict[str, Any] = row.payload
+        context = payload.get("context") or {}
+        if "idempotency_key" not in payload:
+            raise TemplateError("malformed outbox payload: no idempotency_key")
+        subject: str | None
+        body: str | None
+        html = False
+        if payload.get("kind") in TEMPLATED_KINDS:
+            name = payload.get("template")
+            if not name:
+                raise TemplateError(f"a {payload.get('kind')} needs a template; none is named")
+            scope = {
+                "customer": _record_view(context.get("customer")),
+                "event": _record_view(context.get("event")),
+                "coupon": _record_view(context.get("coupon")),
+                "shop": _record_view(self.shop),
+            }
+            rendered = self.templates.render(str(name), scope)
+            subject, body, html = rendered.subject, rendered.body, rendered.html
+        else:
+            task = context.get("task") or {}
+            subject, body = str(task.get("title") or payload.get("kind")), None
+        return RenderedMessage(
+            outbox_id=row.id,
+            channel=row.channel,
+            payload=payload,
+            subject=subject,
+            body=body,
+            html=html,
+            sending_us=self.now_us,
+        )
+
+
+def _record_view(value: object) -> object:
+    """Mappings as objects whose attributes are their keys only: `customer.items` is the
+    customer's attribute `items`, not a dict method."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{str(k): _record_view(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_record_view(v) for v in value]
+    return value
+
+
+# --- the dead letter list ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    action_id: int
+    channel: str
+    status: str
+    attempts: int
+    next_attempt_us: int
+    last_error: str | None
+    created_us: int
+    sent_us: int | None
+    kind: str | None
+    customer_id: str | None
+    template: str | None
+
+
+def list_outbox(
+    engine: Engine, statuses: Sequence[str], limit: int | None = None
+) -> list[OutboxEntry]:
+    """Outbox rows in any of `statuses`, oldest planned send first."""
+    unknown = sorted(set(statuses) - set(STATUSES))
+    if unknown:
+        raise OutboxError(
+            f"unknown outbox status {', '.join(unknown)} (expected {', '.join(STATUSES)})"
+        )
+    query = (
+        select(outbox)
+        .where(outbox.c.status.in_(statuses))
+        .order_by(outbox.c.next_attempt_us, outbox.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [
+            OutboxEntry(
+                id=row.id,
+                action_id=row.action_id,
+                channel=row.channel,
+                status=row.status,
+                attempts=row.attempts,
+                next_attempt_us=row.next_attempt_us,
+                last_error=row.last_error,
+                created_us=row.created_us,
+                sent_us=row.sent_us,
+                kind=row.payload.get("kind"),
+                customer_id=row.payload.get("customer_id"),
+                template=row.payload.get("template"),
+            )
+            for row in conn.execute(query)
+        ]
+
+
+def status_counts(engine: Engine) -> dict[str, int]:
+    """How many outbox rows are in each status (every status present, 0 when none)."""
+    with engine.connect() as conn:
+        found = dict(
+            conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
+        )
+    return {status: int(found.get(status, 0)) for status in STATUSES}
+
+
+def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]:
+    """Put dead and failed rows back to pending, due now, with their attempts reset.
+
+    `ids` None requeues every dead or failed row; otherwise each id must name one.
+    """
+    with engine.begin() as conn:
+        query = select(outbox.c.id, outbox.c.status)
+        if ids is not None:
+            query = query.where(outbox.c.id.in_(ids))
+        else:
+            query = query.where(outbox.c.status.in_(RETRYABLE))
+        found = dict(conn.execute(query).all())
+        if ids is not None:
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise OutboxError(f"no outbox message with id {', '.join(map(str, missing))}")
+            wrong = [f"{i} is {found[i]}" for i in ids if found[i] not in RETRYABLE]
+            if wrong:
+                raise OutboxError(
+                    f"only dead or failed messages can be retried: {', '.join(wrong)}"
+                )
+        chosen = sorted(found)
+        if chosen:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(chosen), outbox.c.status.in_(RETRYABLE))
+                .values(status="pending", attempts=0, next_attempt_us=now_us, last_error=None)
+            )
+    return chosen

@@ -1,0 +1,275 @@
+"""Channels against real servers on loopback: aiosmtpd for email, an HTTP server for webhooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopback import HttpReceiver, SmtpReceiver, free_port, self_signed_certificate
+
+from engine.channels import (
+    PermanentFailure,
+    RenderedMessage,
+    TemporaryFailure,
+    check_channels,
+    open_channel,
+)
+from engine.config import Channel as ChannelConfig
+from engine.config import Config
+from engine.errors import ConfigError
+from engine.timeutil import to_us
+
+SENDING_US = to_us(dt.datetime(2026, 9, 21, 14, 13, 20, tzinfo=dt.UTC))
+
+
+def message(
+    outbox_id: int = 1,
+    *,
+    subject: str | None = "Does it fit?",
+    body: str | None = "Hi Li Wei, how are the shoes?",
+    html: bool = False,
+    **customer: Any,
+) -> RenderedMessage:
+    person = {"id": "c1", "name": "Li Wei", "email": "li@example.com", "phone": "+8613800000000"}
+    person.update(customer)
+    payload = {
+        "kind": "followup",
+        "marketing": False,
+        "template": "fit_check",
+        "rule": "fit check",
+        "customer_id": "c1",
+        "due": "2026-11-04T02:00:00Z",
+        "at": "2026-11-04T02:00:00Z",
+        "idempotency_key": f"{outbox_id}-0123abcd",
+        "context": {"customer": person, "event": None, "coupon": None, "task": None},
+    }
+    return RenderedMessage(outbox_id, "main", payload, subject, body, html, SENDING_US)
+
+
+def channel(kind: str, tmp_path: Path, environ: dict[str, str] | None = None, **options: Any):
+    return open_channel(ChannelConfig("main", kind, options), tmp_path, environ or {})
+
+
+# --- file ------------------------------------------------------------------------------------
+
+
+def test_file_channel_appends_json_lines(tmp_path: Path) -> None:
+    with channel("file", tmp_path, path="out/sent.jsonl") as file:
+        file.send(message(1))
+        file.send(message(2, subject="Hello 你好"))
+    with channel("file", tmp_path, path="out/sent.jsonl") as file:
+        file.send(message(3))
+    lines = [json.loads(line) for line in (tmp_path / "out/sent.jsonl").read_text().splitlines()]
+    assert [line["idempotency_key"] for line in lines] == ["1-0123abcd", "2-0123abcd", "3-0123abcd"]
+    assert lines[1]["subject"] == "Hello 你好"
+    assert lines[0]["body"] == "Hi Li Wei, how are the shoes?"
+    assert lines[0]["payload"]["rule"] == "fit check"
+    assert lines[0]["sent"] == "2026-09-21T14:13:20Z"
+
+
+def test_file_channel_that_cannot_write_is_temporary(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file where a folder should be")
+    with (
+        channel("file", tmp_path, path="blocked/out.jsonl") as file,
+        pytest.raises(TemporaryFailure, match="cannot write"),
+    ):
+        file.send(message())
+
+
+# --- email -----------------------------------------------------------------------------------
+
+
+def test_email_delivered_to_a_real_smtp_server(tmp_path: Path) -> None:
+    with SmtpReceiver() as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        with channel("email", tmp_path, **options, **{"from": "Acme <shop@acme.test>"}) as email:
+            email.send(message(7, subject="Does it fit? 合适吗"))
+            email.send(message(8, email="wang@example.com", name="Wang"))
+    assert len(smtp.messages) == 2
+    envelope, mail = smtp.messages[0]
+    assert envelope.mail_from == "shop@acme.test"
+    assert envelope.rcpt_tos == ["li@example.com"]
+    assert mail["Subject"] == "Does it fit? 合适吗"
+    assert mail["To"] == "Li Wei <li@example.com>"
+    assert mail["Message-ID"] == "<7-0123abcd@acme.test>"
+    assert mail["Date"] == "Mon, 21 Sep 2026 14:13:20 +0000"
+    assert mail.get_content().replace("\r\n", "\n") == "Hi Li Wei, how are the shoes?\n"
+    assert smtp.messages[1][0].rcpt_tos == ["wang@example.com"]
+
+
+def test_email_html_body(tmp_path: Path) -> None:
+    with SmtpReceiver() as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "s@a.test"}
+        with channel("email", tmp_path, **options) as email:
+            email.send(message(body="<p>Hi</p>", html=True, subject=None))
+    mail = smtp.messages[0][1]
+    assert mail.get_content_type() == "text/html"
+    assert "Subject" not in mail
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_email_over_tls_with_login_from_environment(tmp_path: Path, security: str) -> None:
+    certificate = self_signed_certificate(tmp_path)
+    login = ("shop", "s3cret")
+    environ = {"SMTP_USER": "shop", "SMTP_PASSWORD": "s3cret"}
+    with SmtpReceiver(security, certificate, login) as smtp:
+        options = {
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": security,
+            "from": "shop@acme.test",
+            "username_env": "SMTP_USER",
+            "password_env": "SMTP_PASSWORD",
+            "ca_file": "cert.pem",
+        }
+        with channel("email", tmp_path, environ, **options) as email:
+            email.send(message())
+        assert len(smtp.messages) == 1
+        wrong = dict(environ, SMTP_PASSWORD="guess")
+        with (
+            channel("email", tmp_path, wrong, **options) as email,
+            pytest.raises(PermanentFailure, match="535"),
+        ):
+            email.send(message())
+
+
+def test_email_refuses_an_untrusted_certificate(tmp_path: Path) -> None:
+    with SmtpReceiver("starttls", self_signed_certificate(tmp_path)) as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "from": "shop@acme.test"}
+        with channel("email", tmp_path, **options) as email, pytest.raises(TemporaryFailure):
+            email.send(message())
+    assert smtp.messages == []
+
+
+def test_email_failures(tmp_path: Path) -> None:
+    with SmtpReceiver() as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "s@a.test"}
+        with channel("email", tmp_path, **options) as email:
+            with pytest.raises(PermanentFailure, match="customer c1 has no email address"):
+                email.send(message(email=None))
+            smtp.reply_with("451 4.3.0 try again later")
+            with pytest.raises(TemporaryFailure, match="451"):
+                email.send(message())
+            smtp.reply_with("550 5.1.1 no such mailbox")
+            with pytest.raises(PermanentFailure, match="550"):
+                email.send(message())
+            smtp.reply_with("250 OK")
+            email.send(message())
+    assert len(smtp.messages) == 1
+    down = dict(options, port=free_port())
+    with (
+        channel("email", tmp_path, **down) as email,
+        pytest.raises(TemporaryFailure, match="reach"),
+    ):
+        email.send(message())
+
+
+# --- webhook and sms -------------------------------------------------------------------------
+
+
+def test_webhook_posts_signed_json_with_idempotency_key(tmp_path: Path) -> None:
+    with HttpReceiver() as receiver:
+        environ = {"HOOK_SECRET": "k3y"}
+        with channel(
+            "webhook", tmp_path, environ, url=receiver.url, secret_env="HOOK_SECRET"
+        ) as hook:
+            hook.send(message(5))
+    (request,) = receiver.requests
+    assert request.path == "/hook"
+    assert request.headers["idempotency-key"] == "5-0123abcd"
+    assert request.headers["content-type"] == "application/json"
+    assert request.signed_by("k3y")
+    assert not request.signed_by("other")
+    document = request.json()
+    assert document["subject"] == "Does it fit?"
+    assert document["payload"]["context"]["customer"]["id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "failure", "retry_after"),
+    [
+        (500, {}, TemporaryFailure, None),
+        (503, {}, TemporaryFailure, None),
+        (429, {"Retry-After": "7"}, TemporaryFailure, 7.0),
+        (400, {}, PermanentFailure, None),
+        (404, {}, PermanentFailure, None),
+        (301, {"Location": "/elsewhere"}, PermanentFailure, None),
+    ],
+)
+def test_webhook_reply_decides_the_failure(
+    tmp_path: Path, status: int, headers: dict[str, str], failure: type, retry_after: float | None
+) -> None:
+    with HttpReceiver() as receiver:
+        receiver.script = [(status, headers)]
+        with channel("webhook", tmp_path, url=receiver.url) as hook:
+            with pytest.raises(failure, match=f"HTTP {status}") as caught:
+                hook.send(message())
+            hook.send(message())
+    assert len(receiver.requests) == 2
+    assert "x-nudge-signature" not in receiver.requests[0].headers
+    if failure is TemporaryFailure:
+        assert caught.value.retry_after == retry_after
+
+
+def test_webhook_down_or_slow_is_temporary(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    with (
+        channel("webhook", tmp_path, url=url) as hook,
+        pytest.raises(TemporaryFailure, match="connect"),
+    ):
+        hook.send(message())
+    with (
+        HttpReceiver(delay=0.5) as receiver,
+        channel("webhook", tmp_path, url=receiver.url, timeout=0.1) as hook,
+        pytest.raises(TemporaryFailure, match="no reply in time"),
+    ):
+        hook.send(message())
+
+
+def test_sms_posts_phone_and_text(tmp_path: Path) -> None:
+    with (
+        HttpReceiver() as receiver,
+        channel("sms", tmp_path, {"SMS": "x"}, url=receiver.url, secret_env="SMS") as sms,
+    ):
+        sms.send(message(3))
+        with pytest.raises(PermanentFailure, match="customer c1 has no phone number"):
+            sms.send(message(4, phone=""))
+    (request,) = receiver.requests
+    assert request.json() == {"to": "+8613800000000", "text": "Hi Li Wei, how are the shoes?"}
+    assert request.headers["idempotency-key"] == "3-0123abcd"
+    assert request.signed_by("x")
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "expected"),
+    [
+        ("webhook", {}, r"channels\.main: `url` is required"),
+        ("sms", {"url": "http://x", "secret": "inline"}, r"unknown setting\(s\) secret"),
+        ("webhook", {"url": "http://x", "secret_env": "NOPE"}, r"variable NOPE .* is not set"),
+        ("email", {"host": "h", "from": "nobody"}, r"`from` must hold an email address"),
+        ("email", {"host": "h", "from": "a@b", "security": "ssl"}, r"one of starttls, tls, none"),
+        ("email", {"host": "h", "from": "a@b", "username_env": "U"}, r"variable U"),
+        ("webhook", {"url": "http://x", "timeout": -1}, r"`timeout` must be a positive number"),
+    ],
+)
+def test_bad_settings_are_config_errors(
+    tmp_path: Path, kind: str, options: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        channel(kind, tmp_path, **options)
+
+
+def test_check_channels_checks_every_configured_channel(tmp_path: Path) -> None:
+    good = ChannelConfig("file", "file", {})
+    bad = ChannelConfig("alerts", "webhook", {"url": "http://x", "secret_env": "HOOK"})
+    config = Config(channels={"file": good, "alerts": bad}, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"channels\.alerts"):
+        check_channels(config, environ={})
+    check_channels(config, environ={"HOOK": "s"})
