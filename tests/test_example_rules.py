@@ -1,0 +1,216 @@
+"""The example rule sets in rules/: they check clean, they show the whole language, and every
+template they name renders in both languages with what a real message would carry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import ast
+from engine.config import Config, load_config
+from engine.demo import generate_shop
+from engine.parse import parse_file
+from engine.source import SourceFile
+from engine.templates import Templates
+
+RULES = Path(__file__).resolve().parent.parent / "rules"
+FOLDERS = sorted(p for p in RULES.iterdir() if p.is_dir())
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+
+
+def config_of(folder: Path) -> Config:
+    path = folder / "nudge.yaml"
+    return load_config(path) if path.exists() else Config(base_dir=folder)
+
+
+def rules_of(folder: Path) -> list[ast.Rule]:
+    files = [parse_file(SourceFile.read(p, p.name)) for p in sorted(folder.glob("*.rules"))]
+    return [s for f in files for s in f.statements if isinstance(s, ast.Rule)]
+
+
+def test_every_example_folder_is_a_rule_set():
+    assert [f.name for f in FOLDERS] == ["aftercare", "shop"]
+    for folder in FOLDERS:
+        assert rules_of(folder), folder
+
+
+GUIDE_FIRST_FILE = """\
+# rules/aftercare.rules — three check-ins in the month after delivery
+
+when order.received + 3d then followup "fit_check"
+
+rule "usage check"
+  when order.received + 13d at 10:00
+  then followup "usage_check"
+
+rule "thank you"
+  when order.received + 28d at 10:00
+  unless order.returned
+  then message "thank_you" via email
+"""
+
+
+def test_aftercare_is_the_first_file_of_the_language_guide():
+    text = (RULES / "aftercare" / "aftercare.rules").read_text(encoding="utf-8")
+    assert text == GUIDE_FIRST_FILE
+
+
+# --- the shop shows the whole language ----------------------------------------------------------
+
+
+def trigger_kind(rule: ast.Rule) -> str:
+    trigger = rule.when.trigger
+    if isinstance(trigger, ast.EventTrigger):
+        return "event + delay" if trigger.offset else "event"
+    if isinstance(trigger, ast.CustomerTrigger):
+        return "customer date" if trigger.name in ast.CUSTOMER_DATE_FIELDS else "customer time"
+    return {
+        ast.HolidayTrigger: "holiday",
+        ast.ScheduleTrigger: "schedule",
+        ast.DateTrigger: "date",
+    }[type(trigger)]
+
+
+def test_the_shop_uses_every_trigger_and_every_action():
+    rules = rules_of(RULES / "shop")
+    assert len(rules) >= 20
+    assert {trigger_kind(r) for r in rules} == {
+        "event",
+        "event + delay",
+        "customer date",
+        "customer time",
+        "holiday",
+        "schedule",
+        "date",
+    }
+    kinds = {a.kind for r in rules for a in r.actions}
+    assert kinds == {"message", "followup", "coupon", "points", "task", "gift", "tag", "untag"}
+    assert any(r.once and r.once.every is None for r in rules)
+    assert any(r.once and r.once.every is not None for r in rules)
+    assert any(r.unless and r.unless.within for r in rules)
+    assert any(r.unless and not r.unless.within for r in rules)
+
+
+def test_every_channel_a_rule_names_is_configured():
+    for folder in FOLDERS:
+        config = config_of(folder)
+        for rule in rules_of(folder):
+            for action in rule.actions:
+                channel = getattr(action, "channel", None)
+                assert channel is None or channel in config.channels, (folder.name, channel)
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+@cache
+def demo_events() -> dict[str, dict[str, Any]]:
+    """One demo event of each type, as the outbox hands an event to a template."""
+    _, events = generate_shop(seed=11, customers=300)
+    found: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["type"] not in found:
+            fields = {k: v for k, v in event.items() if k not in ("id", "customer")}
+            moment = dt.datetime.fromisoformat(event["at"]).astimezone(dt.UTC)
+            found[event["type"]] = {**fields, "at": moment.isoformat().replace("+00:00", "Z")}
+    return found
+
+
+def customer(language: str | None) -> dict[str, Any]:
+    """A customer as the outbox hands it to a template: fields, attributes and tags."""
+    row: dict[str, Any] = {
+        "id": "c1",
+        "name": "Amy Wong" if language == "en" else "王芳",
+        "email": "amy@example.com",
+        "phone": None,
+        "timezone": "Asia/Shanghai",
+        "birthday": "05-20",
+        "tags": ["silver"],
+        "city": "上海",
+    }
+    if language is not None:
+        row["language"] = language
+    return row
+
+
+def coupon(action: ast.Coupon) -> dict[str, Any]:
+    """The coupon the ledger issues for `action`."""
+    expires = "2026-11-25T02:00:00Z" if action.expires else None
+    return {
+        "code": "7KQ2MX9PTA",
+        "worth": float(action.worth.value),
+        "unit": "percent" if action.percent else "money",
+        "min_spend": float(action.min_spend.value) if action.min_spend else None,
+        "expires": expires,
+    }
+
+
+def uses() -> list[tuple[str, str, ast.Rule, ast.Message | ast.Coupon]]:
+    return [
+        (folder.name, action.template, rule, action)
+        for folder in FOLDERS
+        for rule in rules_of(folder)
+        for action in rule.actions
+        if isinstance(action, ast.Message | ast.Coupon)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("folder", "template", "rule", "action"),
+    uses(),
+    ids=[f"{folder}-{template}" for folder, template, _, _ in uses()],
+)
+def test_every_template_renders_in_both_languages(folder, template, rule, action):
+    config = config_of(RULES / folder)
+    templates = Templates(config.templates_dir(RULES / folder))
+    trigger = rule.when.trigger
+    event = demo_events()[trigger.event] if isinstance(trigger, ast.EventTrigger) else None
+    scope = {
+        "event": event,
+        "coupon": coupon(action) if isinstance(action, ast.Coupon) else None,
+        "shop": config.shop,
+    }
+    english = templates.render(template, {**scope, "customer": customer("en")})
+    chinese = templates.render(template, {**scope, "customer": customer("zh")})
+    unset = templates.render(template, {**scope, "customer": customer(None)})
+
+    assert CJK.search(chinese.body), chinese.body
+    product = (event or {}).get("name", "")  # launched products have bilingual names
+    assert not CJK.search(english.body.replace(product, "")), english.body
+    assert "Amy Wong" in english.body and "王芳" in chinese.body
+    assert unset.body == chinese.body  # the shop's main language when none is given
+    for rendered in (english, chinese):
+        assert rendered.body.strip() and "None" not in rendered.body
+        assert not rendered.body.startswith(("\n", " "))
+    if getattr(action, "channel", None) == "email":
+        assert english.subject and chinese.subject and CJK.search(chinese.subject)
+    if isinstance(action, ast.Coupon):
+        assert "7KQ2MX9PTA" in english.body and "7KQ2MX9PTA" in chinese.body
+        if action.expires:
+            assert "2026-11-25" in chinese.body
+
+
+def test_a_percent_coupon_reads_as_a_chinese_discount():
+    templates = Templates(RULES / "shop" / "templates")
+    scope = {
+        "event": None,
+        "shop": {},
+        "coupon": {
+            "code": "A",
+            "worth": 15.0,
+            "unit": "percent",
+            "min_spend": None,
+            "expires": None,
+        },
+    }
+    assert "8.5折券" in templates.render("miss_you", {**scope, "customer": customer("zh")}).body
+    assert "15% off" in templates.render("miss_you", {**scope, "customer": customer("en")}).body
+    scope["coupon"] = {**scope["coupon"], "worth": 30.0, "unit": "money", "min_spend": 200.0}
+    assert (
+        "满200减30元券" in templates.render("birthday", {**scope, "customer": customer("zh")}).body
+    )
