@@ -70,6 +70,446 @@ def cli() -> None:
     """
 
 
+def _window(env: Env, start: str, end: str) -> tuple[int, int]:
+    from engine.timeutil import parse_moment
+
+    try:
+        window = parse_moment(start, env.config.timezone), parse_moment(end, env.config.timezone)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if window[0] >= window[1]:
+        raise click.BadParameter("--from must be before --to")
+    return window
+
+
+def _stdout_format(fmt: str | None) -> str:
+    return fmt or ("table" if sys.stdout.isatty() else "jsonl")
+
+
+@cli.command()
+@click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--from", "start", required=True, metavar="DATE_OR_TIME",
+              help="First due time included (a date means 00:00 shop-local).")
+@click.option("--to", "end", required=True, metavar="DATE_OR_TIME",
+              help="First due time excluded.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "html"]), default=None,
+              help="table (default on a terminal), jsonl (default otherwise) or html.")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to this file instead of standard output (needed for html).")
+@common_options
+def simulate(rules_dir: Path, start: str, end: str, fmt: str | None, output: Path | None,
+             config_path: Path | None, db: str | None) -> None:
+    """Show exactly what the rules would do for occurrences due in [--from, --to).
+
+    Nothing is sent and nothing is written to the database.
+
+    \b
+    Example:
+      nudge simulate rules/shop --from 2026-11-01 --to 2026-12-01 --format html --output sim.html
+    """
+    from engine.simulate import simulate as run_simulation
+    from engine.storage.db import open_database
+
+    env = env_of(config_path, db)
+    start_us, end_us = _window(env, start, end)
+    engine = open_database(env.config.database)
+    ruleset = _load_rules(rules_dir, env, engine)
+    result = run_simulation(engine, ruleset, env.config, start_us, end_us)
+    fmt = _stdout_format(fmt) if output is None else (fmt or "jsonl")
+    _emit(result.actions, fmt, output, env, f"Simulation of {rules_dir}", start_us, end_us)
+
+
+def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
+    """Check the rule set, warning about event names close to ones the shop has sent."""
+    import sqlalchemy as sa
+    from engine.ruleset import check_rule_set
+
+    from engine.storage.tables import events
+
+    with engine.connect() as conn:
+        known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
+    ruleset, diagnostics = check_rule_set(rules_dir, env.config, known_events=known)
+    if ruleset is None:
+        raise RuleError(diagnostics)
+    if diagnostics:
+        from engine.render import render_text
+
+        click.echo(render_text(diagnostics), err=True)
+    return ruleset
+
+
+def _emit(records: Any, fmt: str, output: Path | None, env: Env, title: str, start_us: int,
+          end_us: int) -> None:
+    import json
+
+    from rich.console import Console
+
+    from engine.timeutil import from_us, zone
+
+    if fmt == "jsonl":
+        lines = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records)
+        if output is None:
+            click.echo(lines, nl=False)
+        else:
+            output.write_text(lines, encoding="utf-8")
+        return
+    if fmt == "html":
+        from engine.reports.html import render_html
+
+        if output is None:
+            raise click.UsageError("--format html needs --output FILE")
+        tz = zone(env.config.timezone)
+        page = render_html(records, env.config.timezone, title, from_us(start_us, tz),
+                           from_us(end_us, tz))
+        output.write_text(page, encoding="utf-8")
+        click.echo(f"Wrote {output} ({len(records)} actions).", err=True)
+        return
+    from engine.reports.table import print_table
+
+    if output is None:
+        print_table(records, env.config.timezone, Console(), title)
+    else:
+        with output.open("w", encoding="utf-8") as handle:
+            print_table(records, env.config.timezone, Console(file=handle, width=120), title)
+
+
+def _columns(rows: list[list[str]]) -> str:
+    """Rows of text as left-aligned columns, the first row a header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+@cli.command("outbox")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@click.option(
+    "--dead",
+    is_flag=True,
+    help="List dead letters: messages refused for good or out of attempts (dead), "
+    "and messages whose template failed (failed).",
+)
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Requeue dead and failed messages: the IDs given, or else all of them.",
+)
+@common_options
+def outbox_command(
+    ids: tuple[int, ...], dead: bool, retry: bool, config_path: Path | None, db: str | None
+) -> None:
+    """Messages waiting to be sent, and the dead letter list.
+
+    \b
+    The backlog:         nudge outbox
+    Dead letters:        nudge outbox --dead
+    Send again, all:     nudge outbox --retry
+    Send again, some:    nudge outbox --retry 12 15
+    """
+    from engine.clock import SystemClock
+    from engine.outbox import list_outbox, requeue, status_counts
+    from engine.storage.db import open_database
+    from engine.timeutil import iso
+
+    if ids and not retry:
+        raise click.UsageError("message IDs are only taken with --retry")
+    engine = open_database(env_of(config_path, db).config.database)
+    try:
+        if retry:
+            done = requeue(engine, list(ids) if ids else None, SystemClock().now_us())
+            plural = "" if len(done) == 1 else "s"
+            click.echo(
+                f"Requeued {len(done)} message{plural}"
+                + (f": {', '.join(map(str, done))}." if done else ".")
+            )
+            return
+        entries = list_outbox(engine, ["dead", "failed"] if dead else ["pending"])
+        if entries:
+            rows = [
+                [
+                    "ID",
+                    "STATUS",
+                    "CHANNEL",
+                    "KIND",
+                    "CUSTOMER",
+                    "TEMPLATE",
+                    "TRIES",
+                    "NEXT TRY" if not dead else "QUEUED",
+                    "LAST ERROR",
+                ]
+            ]
+            rows += [
+                [
+                    str(e.id),
+                    e.status,
+                    e.channel,
+                    e.kind or "",
+                    e.customer_id or "",
+                    e.template or "",
+                    str(e.attempts),
+                    iso(e.created_us if dead else e.next_attempt_us),
+                    e.last_error or "",
+                ]
+                for e in entries
+            ]
+            click.echo(_columns(rows))
+        counts = status_counts(engine)
+        click.echo(", ".join(f"{n} {status}" for status, n in counts.items()))
+    finally:
+        engine.dispose()
+
+
+def _task_env(ctx: click.Context, config_path: Path | None, db: str | None) -> Env:
+    """The options given to `tasks` itself, overridden by those given to its subcommand."""
+    parent: Env = ctx.obj
+    return env_of(config_path or parent.config_path, db or parent.db)
+
+
+def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
+    from engine.storage.db import open_database
+    from engine.tasks import list_tasks
+    from engine.timeutil import iso
+
+    engine = open_database(env.config.database)
+    try:
+        found = list_tasks(engine, status=status, assignee=assignee)
+    finally:
+        engine.dispose()
+    if not found:
+        click.echo("No tasks.")
+        return
+    rows = [["ID", "STATUS", "KIND", "FOR", "CLAIMED BY", "CUSTOMER", "CREATED", "TITLE"]]
+    rows += [
+        [
+            str(t.id),
+            t.status,
+            t.kind,
+            t.assignee or "",
+            t.claimed_by or "",
+            t.customer_id,
+            iso(t.created_us),
+            t.title,
+        ]
+        for t in found
+    ]
+    click.echo(_columns(rows))
+
+
+@cli.group("tasks", invoke_without_command=True)
+@click.option("--status", default=None, help="Only tasks in this status: open, claimed or done.")
+@click.option(
+    "--for",
+    "assignee",
+    default=None,
+    metavar="TEAM",
+    help='Only tasks for this person or team (`task ... for "TEAM"`).',
+)
+@common_options
+@click.pass_context
+def tasks_command(
+    ctx: click.Context,
+    status: str | None,
+    assignee: str | None,
+    config_path: Path | None,
+    db: str | None,
+) -> None:
+    """The task list: tasks and gifts that rules hand to people or agents.
+
+    \b
+    Open tasks:          nudge tasks --status open
+    One team's tasks:    nudge tasks list --for service
+    Take one on:         nudge tasks claim 12 --by ann
+    Finish it:           nudge tasks done 12
+    """
+    ctx.obj = env_of(config_path, db)
+    if ctx.invoked_subcommand is None:
+        _show_tasks(ctx.obj, status, assignee)
+
+
+@tasks_command.command("list")
+@click.option("--status", default=None, help="Only tasks in this status: open, claimed or done.")
+@click.option(
+    "--for", "assignee", default=None, metavar="TEAM", help="Only tasks for this person or team."
+)
+@common_options
+@click.pass_context
+def tasks_list(
+    ctx: click.Context,
+    status: str | None,
+    assignee: str | None,
+    config_path: Path | None,
+    db: str | None,
+) -> None:
+    """List tasks, oldest first: nudge tasks list --status open --for service"""
+    _show_tasks(_task_env(ctx, config_path, db), status, assignee)
+
+
+@tasks_command.command("claim")
+@click.argument("task_id", type=int, metavar="ID")
+@click.option("--by", "by", required=True, metavar="NAME", help="Who takes the task on.")
+@common_options
+@click.pass_context
+def tasks_claim(
+    ctx: click.Context, task_id: int, by: str, config_path: Path | None, db: str | None
+) -> None:
+    """Take a task on: nudge tasks claim 12 --by ann"""
+    from engine.clock import SystemClock
+    from engine.storage.db import open_database
+    from engine.tasks import claim
+
+    engine = open_database(_task_env(ctx, config_path, db).config.database)
+    try:
+        task = claim(engine, task_id, by, SystemClock().now_us())
+    finally:
+        engine.dispose()
+    click.echo(f"Task {task.id} claimed by {task.claimed_by}: {task.title}")
+
+
+@tasks_command.command("done")
+@click.argument("task_id", type=int, metavar="ID")
+@common_options
+@click.pass_context
+def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: str | None) -> None:
+    """Mark a task done: nudge tasks done 12"""
+    from engine.clock import SystemClock
+    from engine.storage.db import open_database
+    from engine.tasks import done
+
+    engine = open_database(_task_env(ctx, config_path, db).config.database)
+    try:
+        task = done(engine, task_id, SystemClock().now_us())
+    finally:
+        engine.dispose()
+    click.echo(f"Task {task.id} done: {task.title}")
+
+
+@cli.command()
+@click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("-v", "--verbose", is_flag=True, help="Log every tick.")
+@common_options
+def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None) -> None:
+    """Run the daemon: carry the rules out, exactly once, until stopped (SIGTERM or Ctrl-C).
+
+    It evaluates every `tick_seconds` (configuration, default 30). Nothing due before its first
+    start acts; after downtime, occurrences due within `grace` (default 6h) act late and older
+    ones are recorded as missed.
+
+    \b
+    Example:
+      nudge run rules/shop --config rules/shop/nudge.yaml
+    """
+    import logging
+
+    from engine.daemon import Daemon
+    from engine.storage.db import open_database
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("nudge").setLevel(logging.INFO)
+    env = env_of(config_path, db)
+    Daemon(rules_dir, env.config, open_database(env.config.database)).run()
+
+
+@cli.command()
+@click.option("--from", "start", required=True, metavar="DATE_OR_TIME",
+              help="First due time included (a date means 00:00 shop-local).")
+@click.option("--to", "end", required=True, metavar="DATE_OR_TIME",
+              help="First due time excluded.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default=None,
+              help="table (default on a terminal) or jsonl (default otherwise).")
+@common_options
+def history(start: str, end: str, fmt: str | None, config_path: Path | None,
+            db: str | None) -> None:
+    """The actions the daemon took whose due time falls in [--from, --to), sent and suppressed.
+
+    \b
+    Example:
+      nudge history --from 2026-11-01 --to 2026-12-01 --format jsonl
+    """
+    from rich.console import Console
+
+    from engine.history import history as load_history
+    from engine.reports.table import print_list
+    from engine.storage.db import open_database
+
+    env = env_of(config_path, db)
+    start_us, end_us = _window(env, start, end)
+    records = load_history(open_database(env.config.database), start_us, end_us)
+    if _stdout_format(fmt) == "table":
+        print_list(records, env.config.timezone, Console())
+    else:
+        _emit(records, "jsonl", None, env, "History", start_us, end_us)
+
+
+@cli.command()
+@common_options
+def status(config_path: Path | None, db: str | None) -> None:
+    """How the daemon is doing: last tick, work waiting, outbox backlog, failures.
+
+    \b
+    Example:
+      nudge status --db postgresql://localhost/shop
+    """
+    from engine.clock import SystemClock
+    from engine.status import status as read_status
+    from engine.storage.db import open_database
+    from engine.timeutil import iso
+
+    env = env_of(config_path, db)
+    now = SystemClock().now_us()
+    state = read_status(open_database(env.config.database), now)
+    if not state.rule_sets:
+        click.echo("No rule set has run yet (start one with `nudge run RULES_DIR`).")
+    for name, watermark, last in state.rule_sets:
+        last_text = iso(last) if last else "never"
+        click.echo(f"rule set {name}: last tick {last_text}, done up to {iso(watermark)}")
+    for host, pid, started, beat in state.daemons:
+        click.echo(f"daemon {host}:{pid} started {iso(started)}, last seen {iso(beat)}")
+    click.echo(f"actions waiting for the marketing cap: {state.waiting_for_cap}")
+    click.echo(f"outbox due now: {state.outbox_due}")
+    for name in ("pending", "sent", "failed", "dead", "cancelled"):
+        click.echo(f"outbox {name}: {state.outbox.get(name, 0)}")
+    click.echo(f"missed occurrences (downtime beyond grace): {state.missed}")
+
+
+@cli.command()
+@click.option("--customers", default=3000, show_default=True, help="How many customers.")
+@click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same shop.")
+@click.option("--days", default=30, show_default=True, help="How many days to simulate.")
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=None, help="Rule set to simulate (default: the bundled rules/shop).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "html"]), default="table",
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@common_options
+def demo(customers: int, seed: int, days: int, rules_dir: Path | None, fmt: str,
+         output: Path | None, config_path: Path | None, db: str | None) -> None:
+    """Create a realistic synthetic shop and simulate the example rules over the next days.
+
+    The shop (customers with Chinese and English names, carts, orders, deliveries, returns and
+    reviews over the past year) goes into the database (default: sqlite:///nudge.db); the
+    simulation writes nothing.
+
+    \b
+    Example:
+      nudge demo --customers 3000 --days 30
+    """
+    from engine.demo_run import run_demo
+
+    shop_rules = rules_dir or Path(__file__).resolve().parent / "rules" / "shop"
+    if config_path is None and (shop_rules / "nudge.yaml").exists():
+        config_path = shop_rules / "nudge.yaml"
+    env = env_of(config_path, db)
+    result = run_demo(env.config, shop_rules, customers=customers, seed=seed, days=days)
+    fmt = fmt if output is None or fmt != "table" else "table"
+    _emit(result.actions, fmt, output, env,
+          f"Demo: {result.customers} customers, {result.events} events; {shop_rules.name} rules",
+          result.start_us, result.end_us)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nudge` console script and of `python cli.py`."""
     try:

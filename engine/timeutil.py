@@ -69,3 +69,23 @@ def iso(us: int) -> str:
     moment = from_us(us)
     spec = "microseconds" if moment.microsecond else "seconds"
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def parse_moment(text: str, shop_tz: str) -> int:
+    """`2026-11-01`, `2026-11-01T10:00`, `2026-11-01 10:00:00+08:00` → epoch microseconds.
+
+    A date without a time means 00:00 shop-local; a time without an offset is shop-local.
+    Raises ValueError with the expected forms.
+    """
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            return local_wall(dt.date.fromisoformat(text), dt.time(0, 0), zone(shop_tz))
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM])"
+        ) from None
+    if moment.tzinfo is None:
+        return local_wall(moment.date(), moment.time(), zone(shop_tz))
+    return to_us(moment)

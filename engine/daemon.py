@@ -1,0 +1,200 @@
+"""`nudge run`: the long-running daemon.
+
+APScheduler (3.x, in memory, UTC) is only the clock: an interval job calls `Daemon.step` every
+`tick_seconds`. Everything that decides what acts lives in the database (`engine.tick`), so a
+crash, a restart or a second daemon on PostgreSQL never makes anything act twice. Each step:
+1. reloads the rule files when they changed on disk: a set that checks clean replaces the running
+   one whole; a bad edit is logged with its located errors and the running set stays;
+2. runs one tick (evaluate and record what fell due);
+3. dispatches the outbox rows whose send time has come.
+A database that cannot be reached fails the step, not the daemon: the next step catches up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from engine import ast
+from engine.clock import Clock, SystemClock
+from engine.config import Config
+from engine.errors import DatabaseError, NudgeError, RuleError
+from engine.outbox import dispatch_due
+from engine.render import render_text
+from engine.ruleset import load_rule_set
+from engine.storage.tables import daemons, events
+from engine.tick import TickReport, fingerprint, tick
+from engine.timeutil import iso
+
+log = logging.getLogger("nudge.daemon")
+STOP_TIMEOUT_S = 10
+
+
+class Daemon:
+    def __init__(
+        self, rules_dir: Path, config: Config, engine: Engine, clock: Clock | None = None
+    ) -> None:
+        self.rules_dir = rules_dir
+        self.config = config
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.name = rules_dir.resolve().name
+        self.id = uuid.uuid4().hex
+        self.stopping = threading.Event()
+        self.ruleset: ast.RuleSet | None = None
+        self.loaded: str | None = None
+        self._lock_file: IO[str] | None = None
+        self.last_report: TickReport | None = None
+
+    # -- rules --------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Load the rule files if they changed; True when a new rule set is in force."""
+        current = fingerprint(self.rules_dir)
+        if current == self.loaded:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
+            ruleset = load_rule_set(self.rules_dir, self.config, known_events=known)
+        except RuleError as exc:
+            if self.ruleset is None:
+                raise
+            log.error(
+                "rule files changed but do not check; the running rules stay:\n%s",
+                render_text(exc.diagnostics),
+            )
+            self.loaded = current  # report a bad edit once, not every tick
+            return False
+        self.ruleset, self.loaded = ruleset, current
+        log.info("rules loaded from %s: %d rules", self.rules_dir, len(ruleset.rules))
+        return True
+
+    # -- one step -------------------------------------------------------------------------------
+
+    def step(self) -> TickReport | None:
+        """Reload, tick, dispatch. Never raises for a database outage: it logs and returns."""
+        try:
+            self.reload()
+            assert self.ruleset is not None
+            now = self.clock.now_us()
+            report = tick(self.engine, self.ruleset, self.config, self.name, now)
+            if report.recorded.missed:
+                log.warning(
+                    "%d occurrences due more than the grace period ago were missed",
+                    report.recorded.missed,
+                )
+            if report.recorded.occurrences or report.queued:
+                log.info(
+                    "tick %s: %d occurrences acted, %d actions, %d queued",
+                    iso(now),
+                    report.recorded.occurrences,
+                    report.recorded.actions,
+                    report.queued,
+                )
+            templates = self.config.templates_dir(self.rules_dir)
+            dispatch_due(self.engine, self.config, templates, self.clock.now_us())
+            self._heartbeat(now)
+            self.last_report = report
+            return report
+        except (OperationalError, DBAPIError) as exc:
+            log.error("database unavailable, will retry next tick: %s", exc.orig or exc)
+        except NudgeError as exc:
+            log.error("tick failed: %s", exc)
+        return None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then finish the step in flight and return."""
+        self._single_daemon_on_sqlite()
+        self.reload()
+        self._register()
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.step,
+            "interval",
+            seconds=self.config.tick_seconds,
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.step()
+        scheduler.start()
+        log.info(
+            "nudge run: %s every %ss (database %s)",
+            self.rules_dir,
+            self.config.tick_seconds,
+            make_url(self.config.database).render_as_string(),
+        )
+        self.stopping.wait()
+        log.info("stopping: finishing the tick in flight")
+        scheduler.shutdown(wait=True)
+        self._unregister()
+        self.engine.dispose()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        self.stopping.set()
+
+    def _single_daemon_on_sqlite(self) -> None:
+        """On SQLite one daemon runs: a second one finds the lock taken, says so and exits."""
+        url = make_url(self.config.database)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return
+        path = Path(f"{url.database}.daemon-lock")
+        handle = path.open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise DatabaseError(
+                f"another `nudge run` is already running against {url.database}; on SQLite one"
+                " daemon runs at a time (use PostgreSQL to run several)"
+            ) from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle  # held until the process ends, even by kill -9
+
+    def _register(self) -> None:
+        now = self.clock.now_us()
+        with self.engine.begin() as conn:
+            conn.execute(
+                daemons.insert().values(
+                    id=self.id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_us=now,
+                    heartbeat_us=now,
+                )
+            )
+
+    def _heartbeat(self, now_us: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                daemons.update().where(daemons.c.id == self.id).values(heartbeat_us=now_us)
+            )
+
+    def _unregister(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(daemons.delete().where(daemons.c.id == self.id))
+        except (OperationalError, DBAPIError):
+            log.warning("could not unregister from the database")

@@ -1,0 +1,58 @@
+"""`nudge demo`: a synthetic shop in the database, then a simulation of the example rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import Config
+from engine.demo import generate_shop
+from engine.importers import import_customer_rows, import_event_rows
+from engine.records import ActionRecord
+from engine.ruleset import load_rule_set
+from engine.simulate import simulate
+from engine.storage.db import open_database
+from engine.timeutil import DAY_US, local_wall, zone
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    customers: int
+    events: int
+    start_us: int
+    end_us: int
+    actions: list[ActionRecord]
+
+
+def run_demo(
+    config: Config,
+    rules_dir: Path,
+    customers: int,
+    seed: int,
+    days: int,
+    today: dt.date | None = None,
+) -> DemoResult:
+    """Import a year of history up to `today` (default: the shop's today), then simulate
+    `days` days from `today` 00:00 shop-local."""
+    tz = zone(config.timezone)
+    today = today or dt.datetime.now(tz).date()
+    history_start = dt.datetime.combine(today - dt.timedelta(days=365), dt.time(0, 0))
+    customer_rows, event_rows = generate_shop(
+        seed=seed,
+        customers=customers,
+        start=history_start,
+        end=dt.datetime.combine(today, dt.time(0, 0)),
+        tz=config.timezone,
+    )
+    engine = open_database(config.database)
+    people = import_customer_rows(engine, customer_rows, config.timezone, "<demo customers>")
+    happenings = import_event_rows(engine, event_rows, config.timezone, "<demo events>")
+    ruleset = load_rule_set(rules_dir, config)
+    start = local_wall(today, dt.time(0, 0), tz)
+    end = start + days * DAY_US
+    result = simulate(engine, ruleset, config, start, end)
+    total_events = happenings.added + happenings.unchanged
+    return DemoResult(
+        people.added + people.updated + people.unchanged, total_events, start, end, result.actions
+    )

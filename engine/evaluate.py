@@ -1,0 +1,418 @@
+"""The evaluation core, shared by `simulate` and the daemon: what a rule set does in a window.
+
+For a window `[start, end)`:
+1. Rules are taken stratum by stratum (`engine.check.evaluation_strata`): a rule whose condition
+   reads tags or points comes after the rules that give them.
+2. For each rule, the occurrences due in the window go to a scratch table (`engine.triggers`);
+   one query per rule evaluates `if`, `unless` and the trigger's own validity for all of them,
+   as of each one's due time (`engine.sqlgen`); `once` / `once every` keep the first that may
+   act per customer, counting what the ledger recorded before the window.
+3. Tags, untags and points of the occurrences that acted are added to the scratch effects, where
+   the conditions of later strata see them.
+4. Every action of every occurrence that acted goes through the policies (`engine.policies`).
+
+Nothing here writes to the shop's tables: the daemon records the result, a simulation prints it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from engine import ast, scratch, triggers
+from engine.check import evaluation_strata
+from engine.config import Config
+from engine.policies import Capped, apply_limits, consent_sql, quiet_until
+from engine.records import ActionRecord
+from engine.sqlgen import ORDER, Compiler, Scope
+from engine.storage.tables import actions, customers, events, occurrences
+from engine.timeutil import US
+
+MARKETING_KINDS = ("message", "coupon")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """An occurrence that acted."""
+
+    candidate_id: int
+    rule: ast.CheckedRule
+    customer_id: str
+    key: str
+    due_us: int
+    event_pk: int | None
+    amounts: dict[int, float] = field(default_factory=dict)  # action position → points
+
+
+@dataclass
+class Evaluation:
+    occurrences: list[Occurrence]
+    actions: list[ActionRecord]  # in order of send time, tie-breaks of LANGUAGE.md 3.8
+    # Recorded actions (by id) that waited for the cap and were decided now: sent or not.
+    decided: list[tuple[int, bool]] = field(default_factory=list)
+
+
+def evaluate(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    start_us: int,
+    end_us: int,
+    decide_before_us: int | None = None,
+) -> Evaluation:
+    """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
+    ledger as they stand in `conn`. Writes only to this connection's scratch tables."""
+    scratch.reset(conn)
+    window = triggers.Window(start_us, end_us)
+    effects = scratch.all_effects(start_us)
+    acted: list[Occurrence] = []
+    for stratum in evaluation_strata(ruleset):
+        for rule in stratum:
+            triggers.fill(conn, rule.position, rule, window, config.timezone, config.country)
+            passing = _passing(conn, rule, ruleset, config, effects)
+            chosen = _apply_once(conn, rule, passing, start_us)
+            _mark_acted(conn, chosen)
+            _add_effects(conn, chosen)
+            acted.extend(chosen)
+    records, decided = _actions(conn, ruleset, config, acted, effects, start_us, decide_before_us)
+    return Evaluation(acted, records, decided)
+
+
+# -- conditions -------------------------------------------------------------------------------
+
+
+def _scope(
+    rule: ast.CheckedRule | None, ruleset: ast.RuleSet, config: Config, effects: Any
+) -> tuple[Scope, Any]:
+    cand = scratch.candidates
+    trigger = None
+    if rule is not None and isinstance(rule.when.trigger, ast.EventTrigger):
+        trigger = events.alias("trigger_event")
+    scope = Scope(
+        customer=customers,
+        due=cand.c.due_us,
+        trigger=trigger,
+        effects=effects,
+        segments=ruleset.segments,
+        shop_tz=config.timezone,
+        rfm=config.rfm,
+    )
+    source = cand.join(customers, customers.c.id == cand.c.customer_id)
+    if trigger is not None:
+        source = source.join(trigger, trigger.c.pk == cand.c.event_pk)
+    return scope, source
+
+
+def _passing(
+    conn: Connection, rule: ast.CheckedRule, ruleset: ast.RuleSet, config: Config, effects: Any
+) -> list[Occurrence]:
+    cand = scratch.candidates
+    scope, source = _scope(rule, ruleset, config, effects)
+    compiler = Compiler(scope)
+    where: list[Any] = [cand.c.rule_index == rule.position]
+    where.extend(_validity(rule))
+    if rule.rule.condition is not None:
+        where.append(compiler.condition(rule.rule.condition))
+    if rule.rule.unless is not None:
+        where.append(~_unless(rule.rule.unless))
+    amounts = [
+        compiler.value(action.amount, "number").label(f"amount_{pos}")
+        for pos, action in enumerate(rule.actions)
+        if isinstance(action, ast.Points)
+    ]
+    query = (
+        sa.select(
+            cand.c.id,
+            cand.c.customer_id,
+            cand.c.occurrence_key,
+            cand.c.due_us,
+            cand.c.event_pk,
+            *amounts,
+        )
+        .select_from(source)
+        .where(*where)
+    )
+    result: list[Occurrence] = []
+    for row in conn.execute(query):
+        mapping = row._mapping
+        points = {
+            pos: float(mapping[f"amount_{pos}"] or 0.0)
+            for pos, action in enumerate(rule.actions)
+            if isinstance(action, ast.Points)
+        }
+        result.append(
+            Occurrence(
+                row.id, rule, row.customer_id, row.occurrence_key, row.due_us, row.event_pk, points
+            )
+        )
+    return result
+
+
+def _validity(rule: ast.CheckedRule) -> list[Any]:
+    """`customer.first_order` / `last_order` occurrences live only while the value stands."""
+    trigger = rule.when.trigger
+    if not isinstance(trigger, ast.CustomerTrigger):
+        return []
+    cand = scratch.candidates
+    other = events.alias("other_order")
+    base = [other.c.customer_id == cand.c.customer_id, other.c.type == ORDER]
+    if trigger.name == "last_order":
+        later = sa.and_(other.c.at_us > cand.c.trigger_us, other.c.at_us <= cand.c.due_us)
+        return [~sa.exists().where(*base, later)]
+    if trigger.name == "first_order":
+        return [~sa.exists().where(*base, other.c.at_us < cand.c.trigger_us)]
+    return []
+
+
+def _unless(unless: ast.Unless) -> Any:
+    cand = scratch.candidates
+    u = events.alias("unless_event")
+    where = [
+        u.c.customer_id == cand.c.customer_id,
+        u.c.type == unless.event,
+        u.c.at_us <= cand.c.due_us,
+    ]
+    if unless.within is not None:
+        where.append(u.c.at_us > cand.c.due_us - unless.within.seconds * US)
+    else:
+        where.append(u.c.at_us > cand.c.trigger_us)
+    return sa.exists().where(*where)
+
+
+# -- once -------------------------------------------------------------------------------------
+
+
+def _apply_once(
+    conn: Connection, rule: ast.CheckedRule, passing: list[Occurrence], start_us: int
+) -> list[Occurrence]:
+    """Keep the occurrences that may act: all of them, or under `once` / `once every D` the
+    first per customer not within D of the last one that acted (the ledger's included)."""
+    once = rule.rule.once
+    if once is None or not passing:
+        return passing
+    cand = scratch.candidates
+    ledger = dict(
+        conn.execute(
+            sa.select(occurrences.c.customer_id, sa.func.max(occurrences.c.due_us))
+            .where(
+                occurrences.c.rule == rule.name,
+                occurrences.c.status == "acted",
+                occurrences.c.due_us < start_us,
+                occurrences.c.customer_id.in_(
+                    sa.select(cand.c.customer_id).where(cand.c.rule_index == rule.position)
+                ),
+            )
+            .group_by(occurrences.c.customer_id)
+        ).all()
+    )
+    every_us = once.every.seconds * US if once.every is not None else None
+    chosen: list[Occurrence] = []
+    last: dict[str, int | None] = {}
+    for occ in sorted(passing, key=lambda o: (o.customer_id, o.due_us, o.key)):
+        previous = last.get(occ.customer_id, ledger.get(occ.customer_id))
+        if previous is not None and (every_us is None or previous > occ.due_us - every_us):
+            continue
+        last[occ.customer_id] = occ.due_us
+        chosen.append(occ)
+    return chosen
+
+
+def _mark_acted(conn: Connection, chosen: Sequence[Occurrence]) -> None:
+    if chosen:
+        cand = scratch.candidates
+        conn.execute(
+            cand.update().where(cand.c.id == sa.bindparam("cid")).values(acted=True),
+            [{"cid": occ.candidate_id} for occ in chosen],
+        )
+
+
+def _add_effects(conn: Connection, chosen: Sequence[Occurrence]) -> None:
+    rows = []
+    for occ in chosen:
+        for pos, action in enumerate(occ.rule.actions):
+            if isinstance(action, ast.TagAction):
+                kind, tag, amount = action.kind, action.tag, None
+            elif isinstance(action, ast.Points):
+                kind, tag, amount = "points", None, occ.amounts[pos]
+            else:
+                continue
+            rows.append(
+                {
+                    "customer_id": occ.customer_id,
+                    "kind": kind,
+                    "tag": tag,
+                    "amount": amount,
+                    "at_us": occ.due_us,
+                    "rule_position": occ.rule.position,
+                    "position": pos,
+                }
+            )
+    if rows:
+        conn.execute(scratch.new_effects.insert(), rows)
+
+
+# -- actions and policies -------------------------------------------------------------------------
+
+
+def _actions(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    acted: list[Occurrence],
+    effects: Any,
+    start_us: int,
+    decide_before_us: int | None,
+) -> tuple[list[ActionRecord], list[tuple[int, bool]]]:
+    decided: list[tuple[int, bool]] = []
+    flags = _policy_flags(conn, ruleset, config, effects) if acted else {}
+    records: list[ActionRecord] = []
+    queue: list[Capped] = []
+    for occ in acted:
+        tz, consent, excluded = flags[occ.candidate_id]
+        for pos, action in enumerate(occ.rule.actions):
+            record = _record(occ, pos, action, config)
+            if action.kind in ("message", "followup", "coupon"):
+                record.at_us = quiet_until(occ.due_us, tz, ruleset.quiet_hours)
+            if action.kind in MARKETING_KINDS:
+                if not consent:
+                    record.status, record.reason = "suppressed", "no-consent"
+                elif excluded:
+                    record.status, record.reason = "suppressed", "excluded"
+                elif ruleset.limits:
+                    record.status = "pending"
+                    queue.append(
+                        Capped(
+                            record.at_us,
+                            record.rule_position,
+                            record.customer_id,
+                            pos,
+                            record.due_us,
+                            record,
+                        )
+                    )
+            records.append(record)
+    if ruleset.limits:
+        recorded = _recorded_pending(conn, start_us)
+        waiting = queue + recorded
+        if waiting:
+            sent_before = _recorded_sent(conn, ruleset, waiting, start_us)
+            for item in apply_limits(waiting, ruleset.limits, sent_before, decide_before_us):
+                if item.sent is None:
+                    continue
+                if isinstance(item.ref, ActionRecord):
+                    item.ref.status = "sent" if item.sent else "suppressed"
+                    item.ref.reason = None if item.sent else "cap"
+                else:
+                    decided.append((item.ref, item.sent))
+    records.sort(key=ActionRecord.sort_key)
+    return records, decided
+
+
+def _record(occ: Occurrence, pos: int, action: ast.Action, config: Config) -> ActionRecord:
+    record = ActionRecord(
+        rule=occ.rule.name,
+        rule_position=occ.rule.position,
+        customer_id=occ.customer_id,
+        occurrence_key=occ.key,
+        kind=action.kind,
+        position=pos,
+        due_us=occ.due_us,
+        at_us=occ.due_us,
+        status="sent",
+        event_pk=occ.event_pk,
+    )
+    match action:
+        case ast.Message(template=template, channel=channel):
+            record.template, record.channel = template, channel or config.default_channel
+        case ast.Coupon():
+            record.template = action.template
+            record.channel = action.channel or config.default_channel
+            record.amount = float(action.worth.value)
+            record.unit = "percent" if action.percent else "money"
+            record.detail = {
+                "min_spend": float(action.min_spend.value) if action.min_spend else None,
+                "expires_s": action.expires.seconds if action.expires else None,
+            }
+        case ast.Points():
+            record.amount = occ.amounts[pos]
+        case ast.Task(title=title, assignee=assignee):
+            record.detail = {"title": title, "assignee": assignee}
+        case ast.TagAction(tag=tag):
+            record.detail = {"tag": tag}
+    return record
+
+
+def _policy_flags(
+    conn: Connection, ruleset: ast.RuleSet, config: Config, effects: Any
+) -> dict[int, tuple[str, bool, bool]]:
+    """Per acted occurrence: the customer's time zone, consent and exclusion at the due time.
+    Computed after every stratum, so `exclude` sees all tags and points given before."""
+    cand = scratch.candidates
+    scope, source = _scope(None, ruleset, config, effects)
+    compiler = Compiler(scope)
+    marketing = [
+        r.position for r in ruleset.rules if any(a.kind in MARKETING_KINDS for a in r.actions)
+    ]
+    is_marketing = cand.c.rule_index.in_(marketing) if marketing else sa.false()
+    excluded: Any = sa.false()
+    if ruleset.excludes:
+        excluded = sa.or_(*(compiler.condition(e.condition) for e in ruleset.excludes))
+    query = (
+        sa.select(
+            cand.c.id,
+            sa.func.coalesce(customers.c.timezone, config.timezone).label("tz"),
+            sa.case((is_marketing, consent_sql(customers, cand.c.due_us)), else_=sa.true()).label(
+                "consent"
+            ),
+            sa.case((is_marketing, excluded), else_=sa.false()).label("excluded"),
+        )
+        .select_from(source)
+        .where(cand.c.acted == sa.true())
+    )
+    return {row.id: (row.tz, bool(row.consent), bool(row.excluded)) for row in conn.execute(query)}
+
+
+def _recorded_pending(conn: Connection, start_us: int) -> list[Capped]:
+    """Marketing actions the daemon recorded before the window whose send time has not come:
+    the cap decides them together with the new ones, in order of send time."""
+    rows = conn.execute(
+        sa.select(
+            actions.c.id,
+            actions.c.customer_id,
+            actions.c.at_us,
+            actions.c.rule_position,
+            actions.c.position,
+            actions.c.due_us,
+        ).where(actions.c.status == "pending", actions.c.due_us < start_us)
+    )
+    return [
+        Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.id) for r in rows
+    ]
+
+
+def _recorded_sent(
+    conn: Connection, ruleset: ast.RuleSet, waiting: list[Capped], start_us: int
+) -> dict[str, list[int]]:
+    """Send times of marketing actions recorded as sent before the window that the cap of a
+    waiting action can still count, per customer."""
+    longest = max(limit.per.seconds for limit in ruleset.limits) * US
+    earliest = min(item.at_us for item in waiting) - longest
+    customers_due = {item.customer_id for item in waiting}
+    sent: dict[str, list[int]] = defaultdict(list)
+    rows = conn.execute(
+        sa.select(actions.c.customer_id, actions.c.at_us).where(
+            actions.c.kind.in_(MARKETING_KINDS),
+            actions.c.status == "sent",
+            actions.c.due_us < start_us,
+            actions.c.at_us > earliest,
+        )
+    )
+    for customer_id, at_us in rows:
+        if customer_id in customers_due:
+            sent[customer_id].append(at_us)
+    return sent

@@ -1,0 +1,329 @@
+"""Recording what an evaluation decided: occurrences, actions, effects, coupons, tasks, outbox.
+
+Everything is written in the caller's transaction. Each occurrence goes in under its unique key
+(rule, customer, occurrence key) with `ON CONFLICT DO NOTHING`; only the occurrences this call
+really inserted get their actions recorded, so an occurrence recorded by another process, or
+before a crash, is never acted on twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from engine.config import Config
+from engine.coupons import record_coupon
+from engine.evaluate import Evaluation
+from engine.records import ActionRecord
+from engine.storage.tables import (
+    actions,
+    customer_tags,
+    customers,
+    effects,
+    events,
+    occurrences,
+    outbox,
+    tasks,
+)
+from engine.storage.upsert import insert_or_ignore
+from engine.timeutil import US, iso
+
+DELIVERED = ("message", "followup", "coupon")
+MARKETING = ("message", "coupon")
+
+
+@dataclass
+class Recorded:
+    occurrences: int = 0
+    missed: int = 0
+    actions: int = 0
+    outbox: int = 0
+    already: int = 0  # occurrences another process (or an earlier run) had recorded
+
+
+def record(
+    conn: Connection, evaluation: Evaluation, config: Config, now_us: int, missed_before_us: int
+) -> Recorded:
+    """Record `evaluation`. Occurrences due before `missed_before_us` are recorded as `missed`
+    (downtime longer than the grace period) and do not act."""
+    report = Recorded()
+    by_occurrence: dict[tuple[str, str, str], list[ActionRecord]] = {}
+    for action in evaluation.actions:
+        by_occurrence.setdefault(
+            (action.rule, action.customer_id, action.occurrence_key), []
+        ).append(action)
+    rows = [
+        {
+            "rule": occ.rule.name,
+            "customer_id": occ.customer_id,
+            "occurrence_key": occ.key,
+            "due_us": occ.due_us,
+            "recorded_us": now_us,
+            "status": "missed" if occ.due_us < missed_before_us else "acted",
+        }
+        for occ in evaluation.occurrences
+    ]
+    inserted = _insert_occurrences(conn, rows)
+    report.already = len(rows) - len(inserted)
+    action_rows: list[dict[str, Any]] = []
+    for occ in evaluation.occurrences:
+        key = (occ.rule.name, occ.customer_id, occ.key)
+        if key not in inserted:
+            continue
+        occurrence_id, status = inserted[key]
+        if status == "missed":
+            report.missed += 1
+            continue
+        report.occurrences += 1
+        for action in by_occurrence.get(key, []):
+            action_rows.append(_action_row(occurrence_id, action))
+    if not action_rows:
+        return report
+    ids = _insert_actions(conn, action_rows)
+    recorded = [(ids[(row["occurrence_id"], row["position"])], row) for row in action_rows]
+    report.actions = len(recorded)
+    _effects(conn, recorded)
+    _tasks(conn, recorded, now_us)
+    report.outbox += _deliveries(
+        conn, config, [(i, r) for i, r in recorded if r["status"] == "sent"], now_us
+    )
+    return report
+
+
+def decide(
+    conn: Connection, decided: Sequence[tuple[int, bool]], config: Config, now_us: int
+) -> int:
+    """Apply the cap's verdict to recorded actions that were waiting for it; returns how many
+    were queued for delivery."""
+    if not decided:
+        return 0
+    conn.execute(
+        actions.update()
+        .where(actions.c.id == sa.bindparam("aid"), actions.c.status == "pending")
+        .values(status=sa.bindparam("st"), reason=sa.bindparam("rs")),
+        [
+            {"aid": aid, "st": "sent" if ok else "suppressed", "rs": None if ok else "cap"}
+            for aid, ok in decided
+        ],
+    )
+    sent_ids = [aid for aid, ok in decided if ok]
+    if not sent_ids:
+        return 0
+    rows = conn.execute(sa.select(actions).where(actions.c.id.in_(sent_ids))).mappings().all()
+    return _deliveries(conn, config, [(row["id"], dict(row)) for row in rows], now_us)
+
+
+# -- inserts ----------------------------------------------------------------------------------
+
+
+def _insert_occurrences(
+    conn: Connection, rows: list[dict[str, Any]]
+) -> dict[tuple[str, str, str], tuple[int, str]]:
+    inserted: dict[tuple[str, str, str], tuple[int, str]] = {}
+    if not rows:
+        return inserted
+    statement = insert_or_ignore(conn, occurrences).returning(
+        occurrences.c.id,
+        occurrences.c.rule,
+        occurrences.c.customer_id,
+        occurrences.c.occurrence_key,
+        occurrences.c.status,
+    )
+    for row in conn.execute(statement, rows):
+        inserted[(row.rule, row.customer_id, row.occurrence_key)] = (row.id, row.status)
+    return inserted
+
+
+def _action_row(occurrence_id: int, action: ActionRecord) -> dict[str, Any]:
+    return {
+        "occurrence_id": occurrence_id,
+        "position": action.position,
+        "rule": action.rule,
+        "rule_position": action.rule_position,
+        "customer_id": action.customer_id,
+        "kind": action.kind,
+        "template": action.template,
+        "channel": action.channel,
+        "amount": action.amount,
+        "unit": action.unit,
+        "due_us": action.due_us,
+        "at_us": action.at_us,
+        "status": action.status,
+        "reason": action.reason,
+        "detail": {**action.detail, "event_pk": action.event_pk},
+    }
+
+
+def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[int, int], int]:
+    statement = actions.insert().returning(
+        actions.c.id, actions.c.occurrence_id, actions.c.position
+    )
+    return {(r.occurrence_id, r.position): r.id for r in conn.execute(statement, rows)}
+
+
+def _effects(conn: Connection, recorded: list[tuple[int, dict[str, Any]]]) -> None:
+    rows = [
+        {
+            "action_id": action_id,
+            "customer_id": row["customer_id"],
+            "kind": row["kind"],
+            "tag": row["detail"].get("tag"),
+            "amount": row["amount"],
+            "at_us": row["at_us"],
+            "rule_position": row["rule_position"],
+            "position": row["position"],
+        }
+        for action_id, row in recorded
+        if row["kind"] in ("tag", "untag", "points")
+    ]
+    if rows:
+        conn.execute(effects.insert(), rows)
+
+
+def _tasks(conn: Connection, recorded: list[tuple[int, dict[str, Any]]], now_us: int) -> None:
+    rows = [
+        {
+            "action_id": action_id,
+            "customer_id": row["customer_id"],
+            "kind": row["kind"],
+            "title": row["detail"]["title"],
+            "assignee": row["detail"].get("assignee"),
+            "status": "open",
+            "created_us": now_us,
+            "updated_us": now_us,
+        }
+        for action_id, row in recorded
+        if row["kind"] in ("task", "gift")
+    ]
+    if rows:
+        conn.execute(tasks.insert(), rows)
+
+
+# -- the outbox ---------------------------------------------------------------------------------
+
+
+def _deliveries(
+    conn: Connection, config: Config, sent: list[tuple[int, dict[str, Any]]], now_us: int
+) -> int:
+    """Outbox rows for customer-facing actions decided `sent` (and tasks, when a tasks channel
+    is configured), with coupons issued on the way."""
+    wanted = [
+        (action_id, row)
+        for action_id, row in sent
+        if row["kind"] in DELIVERED or (row["kind"] in ("task", "gift") and config.tasks_channel)
+    ]
+    if not wanted:
+        return 0
+    people = _customers(conn, {row["customer_id"] for _, row in wanted})
+    happenings = _events(conn, {row["detail"].get("event_pk") for _, row in wanted})
+    rows = []
+    for action_id, row in wanted:
+        coupon = None
+        if row["kind"] == "coupon":
+            coupon = _issue_coupon(conn, action_id, row, now_us)
+        task = None
+        if row["kind"] in ("task", "gift"):
+            task = {"title": row["detail"]["title"], "assignee": row["detail"].get("assignee")}
+        payload = {
+            "kind": row["kind"],
+            "marketing": row["kind"] in MARKETING,
+            "template": row["template"],
+            "rule": row["rule"],
+            "customer_id": row["customer_id"],
+            "due": iso(row["due_us"]),
+            "at": iso(row["at_us"]),
+            "idempotency_key": f"{action_id}-{_digest(row)}",
+            "context": {
+                "customer": people.get(row["customer_id"]),
+                "event": happenings.get(row["detail"].get("event_pk")),
+                "coupon": coupon,
+                "task": task,
+            },
+        }
+        channel = row["channel"] if row["kind"] in DELIVERED else config.tasks_channel
+        rows.append(
+            {
+                "action_id": action_id,
+                "channel": channel,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_us": row["at_us"],
+                "created_us": now_us,
+            }
+        )
+    conn.execute(outbox.insert(), rows)
+    return len(rows)
+
+
+def _issue_coupon(
+    conn: Connection, action_id: int, row: dict[str, Any], now_us: int
+) -> dict[str, Any]:
+    detail = row["detail"]
+    expires = row["at_us"] + detail["expires_s"] * US if detail.get("expires_s") else None
+    code = record_coupon(
+        conn,
+        action_id=action_id,
+        customer_id=row["customer_id"],
+        template=row["template"],
+        worth=row["amount"],
+        unit=row["unit"],
+        min_spend=detail.get("min_spend"),
+        expires_us=expires,
+        created_us=now_us,
+    )
+    return {
+        "code": code,
+        "worth": row["amount"],
+        "unit": row["unit"],
+        "min_spend": detail.get("min_spend"),
+        "expires": iso(expires) if expires else None,
+    }
+
+
+def _digest(row: dict[str, Any]) -> str:
+    text = f"{row['rule']}|{row['customer_id']}|{row['due_us']}|{row['position']}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    ids = list(ids)
+    tags: dict[str, list[str]] = {}
+    for customer_id, tag in conn.execute(
+        sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
+        .where(customer_tags.c.customer_id.in_(ids))
+        .order_by(customer_tags.c.tag)
+    ):
+        tags.setdefault(customer_id, []).append(tag)
+    result = {}
+    for row in conn.execute(sa.select(customers).where(customers.c.id.in_(ids))).mappings():
+        result[row["id"]] = {
+            **(row["attributes"] or {}),
+            "id": row["id"],
+            "name": row["name"],
+            "email": row["email"],
+            "phone": row["phone"],
+            "timezone": row["timezone"],
+            "birthday": row["birthday"],
+            "tags": tags.get(row["id"], []),
+        }
+    return result
+
+
+def _events(conn: Connection, pks: set[Any]) -> dict[int, dict[str, Any]]:
+    pks = {pk for pk in pks if pk is not None}
+    if not pks:
+        return {}
+    result = {}
+    for row in conn.execute(sa.select(events).where(events.c.pk.in_(pks))).mappings():
+        result[row["pk"]] = {
+            **(row["properties"] or {}),
+            "type": row["type"],
+            "at": iso(row["at_us"]),
+        }
+    return result

@@ -1,0 +1,129 @@
+"""Shop-wide policies, in the order of LANGUAGE.md 3.8: consent, `exclude`, quiet hours, `limit`.
+
+Consent and `exclude` are properties of the occurrence at its due time and are computed in SQL
+(`consent_sql`, and the exclusion conditions through `engine.sqlgen`). Quiet hours and the
+marketing cap depend on the order in which actions are sent, so they run here, over the
+actions due, in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from bisect import bisect_right, insort
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
+
+from engine import ast
+from engine.storage.tables import events
+from engine.timeutil import US, from_us, local_wall, zone
+
+SUBSCRIBED = "customer.subscribed"
+UNSUBSCRIBED = "customer.unsubscribed"
+
+
+def consent_sql(customer: FromClause, due: ColumnElement[int]) -> ColumnElement[bool]:
+    """Whether the customer accepts marketing at `due`: the latest `customer.unsubscribed` or
+    `customer.subscribed` event at or before it decides; without one, `accepts_marketing`."""
+    e = events.alias("consent_events")
+    latest = (
+        sa.select(e.c.type)
+        .where(
+            e.c.customer_id == customer.c.id,
+            e.c.type.in_((SUBSCRIBED, UNSUBSCRIBED)),
+            e.c.at_us <= due,
+        )
+        .order_by(e.c.at_us.desc(), e.c.pk.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.case(
+        (latest == UNSUBSCRIBED, sa.false()),
+        (latest == SUBSCRIBED, sa.true()),
+        else_=sa.func.coalesce(customer.c.accepts_marketing, sa.false()),
+    )
+
+
+def quiet_until(due_us: int, tz: str, windows: Sequence[ast.QuietHours]) -> int:
+    """The send time of a customer-facing action due at `due_us`: moved to the end of a quiet
+    window `[A, B)` (customer's local time; may cross midnight) when it falls inside one."""
+    at = due_us
+    for _ in range(len(windows) + 1):  # windows may chain: the end of one inside another
+        moved = _quiet_once(at, tz, windows)
+        if moved == at:
+            return at
+        at = moved
+    return at
+
+
+def _quiet_once(at_us: int, tz: str, windows: Sequence[ast.QuietHours]) -> int:
+    tzinfo = zone(tz)
+    local = from_us(at_us, tzinfo)
+    clock, day = local.time().replace(tzinfo=None), local.date()
+    for window in windows:
+        start, end = window.start.time, window.end.time
+        if start == end:
+            continue
+        if start < end:
+            if start <= clock < end:
+                return max(at_us, local_wall(day, end, tzinfo))
+        elif clock >= start:
+            return max(at_us, local_wall(day + dt.timedelta(days=1), end, tzinfo))
+        elif clock < end:
+            return max(at_us, local_wall(day, end, tzinfo))
+    return at_us
+
+
+@dataclass
+class Capped:
+    """A marketing action that passed consent and `exclude`, waiting for the cap's decision."""
+
+    at_us: int
+    rule_position: int
+    customer_id: str
+    position: int
+    due_us: int
+    ref: Any  # what the caller needs to find the action again
+    sent: bool | None = None
+
+
+def apply_limits(
+    queue: Iterable[Capped],
+    limits: Sequence[ast.Limit],
+    sent_before: dict[str, list[int]],
+    decide_before_us: int | None = None,
+) -> list[Capped]:
+    """Decide the cap for each queued action, in order of send time with the tie-breaks of 3.8.
+
+    `sent_before` holds, per customer, the send times of marketing actions already recorded as
+    sent. An action is suppressed when N were sent at times in `(at − D, at]`. Actions at or
+    after `decide_before_us` stay undecided (`sent is None`): the daemon decides them later.
+    """
+    ordered = sorted(
+        queue, key=lambda a: (a.at_us, a.rule_position, a.customer_id, a.position, a.due_us)
+    )
+    history: dict[str, list[int]] = defaultdict(list)
+    for customer, times in sent_before.items():
+        history[customer] = sorted(times)
+    for action in ordered:
+        if decide_before_us is not None and action.at_us >= decide_before_us:
+            continue
+        times = history[action.customer_id]
+        capped = any(
+            _count_in(times, action.at_us - limit.per.seconds * US, action.at_us) >= limit.count
+            for limit in limits
+        )
+        action.sent = not capped
+        if action.sent:
+            insort(times, action.at_us)
+    return ordered
+
+
+def _count_in(sorted_times: list[int], after: int, upto: int) -> int:
+    """How many of `sorted_times` lie in `(after, upto]`."""
+    return bisect_right(sorted_times, upto) - bisect_right(sorted_times, after)

@@ -1,0 +1,55 @@
+"""What one evaluation decided: actions in the form of LANGUAGE.md section 5."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.timeutil import iso
+
+TEMPLATED = frozenset({"message", "followup", "coupon"})
+
+
+@dataclass
+class ActionRecord:
+    """One action of an occurrence that acted, with the policies' verdict."""
+
+    rule: str
+    rule_position: int
+    customer_id: str
+    occurrence_key: str
+    kind: str
+    position: int
+    due_us: int
+    at_us: int
+    status: str  # sent | suppressed | pending (daemon only: the cap is decided at send time)
+    reason: str | None = None
+    template: str | None = None
+    channel: str | None = None
+    amount: float | None = None
+    unit: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # tag, task title, coupon terms
+    event_pk: int | None = None
+
+    def sort_key(self) -> tuple[int, int, str, int, int]:
+        return (self.at_us, self.rule_position, self.customer_id, self.position, self.due_us)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON Lines object of LANGUAGE.md section 5."""
+        record: dict[str, Any] = {
+            "rule": self.rule,
+            "customer": self.customer_id,
+            "action": self.kind,
+            "template": self.template,
+            "channel": self.channel,
+            "due": iso(self.due_us),
+            "at": iso(self.at_us),
+            "status": self.status,
+            "reason": self.reason,
+        }
+        if self.kind == "coupon":
+            record["amount"] = self.amount
+            record["unit"] = self.unit
+        elif self.kind == "points":
+            record["amount"] = self.amount
+        return record

@@ -1,0 +1,76 @@
+"""The terminal report of a simulation (rich tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from engine.records import ActionRecord
+from engine.reports.summary import REASONS, summarize
+from engine.timeutil import from_us, zone
+
+
+def print_table(
+    records: Sequence[ActionRecord], shop_tz: str, console: Console, title: str = "Simulation"
+) -> None:
+    summary = summarize(records, shop_tz)
+    rules = Table(title=f"{title}: {summary.total} actions", title_justify="left")
+    rules.add_column("rule")
+    rules.add_column("acted", justify="right")
+    rules.add_column("sent", justify="right")
+    for reason in REASONS:
+        rules.add_column(f"suppressed: {reason}", justify="right")
+    for line in summary.rules:
+        rules.add_row(
+            line.rule,
+            str(line.occurrences),
+            str(line.sent),
+            *(str(line.suppressed.get(reason, 0) or "") for reason in REASONS),
+        )
+    console.print(rules)
+
+    days = Table(title="Per day (actions sent, shop time)", title_justify="left")
+    days.add_column("day")
+    days.add_column("sent", justify="right")
+    days.add_column("busiest rules")
+    for day, counts in summary.per_day.items():
+        top = ", ".join(f"{rule} {n}" for rule, n in counts.most_common(3))
+        days.add_row(day.isoformat(), str(sum(counts.values())), top)
+    console.print(days)
+
+    facts = Table(show_header=False, title="Totals", title_justify="left")
+    facts.add_row("coupons issued", str(summary.coupons))
+    facts.add_row("coupon face value (money)", f"{summary.coupon_money:,.2f}")
+    facts.add_row("percentage coupons", str(summary.coupon_percent))
+    facts.add_row("tasks created", str(summary.tasks))
+    facts.add_row("gift tasks", str(summary.gifts))
+    console.print(facts)
+
+    if summary.busiest:
+        busiest = Table(title="Busiest customers (actions sent)", title_justify="left")
+        busiest.add_column("customer")
+        busiest.add_column("actions", justify="right")
+        for customer, n in summary.busiest:
+            busiest.add_row(customer, str(n))
+        console.print(busiest)
+
+
+def print_list(records: Sequence[ActionRecord], shop_tz: str, console: Console) -> None:
+    """Every action, one row each: for `history` and small simulations."""
+    tz = zone(shop_tz)
+    table = Table()
+    for col in ("at (shop time)", "rule", "customer", "action", "template", "status"):
+        table.add_column(col)
+    for r in records:
+        status = r.status if not r.reason else f"{r.status} ({r.reason})"
+        table.add_row(
+            from_us(r.at_us, tz).strftime("%Y-%m-%d %H:%M"),
+            r.rule,
+            r.customer_id,
+            r.kind,
+            r.template or "",
+            status,
+        )
+    console.print(table)

@@ -1,0 +1,146 @@
+"""SQL that differs between SQLite and PostgreSQL, in one place (SQLAlchemy `@compiles`).
+
+Rule queries read JSON properties and attributes as numbers, text or yes/no. Values imported
+from CSV are text, so a number written as text (`"3"`) reads as the number 3; anything that is
+not a number reads as unset (NULL), never as an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, Double, Text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+class _JsonField(FunctionElement[Any]):
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any], key: str) -> None:
+        self.key = key
+        super().__init__(column)
+
+    @property
+    def column(self) -> ColumnElement[Any]:
+        return next(iter(self.clauses))  # type: ignore[return-value]
+
+    def path(self) -> str:
+        escaped = self.key.replace("\\", "\\\\").replace('"', '\\"')
+        return f'$."{escaped}"'
+
+
+class json_num(_JsonField):
+    """A JSON member as a number; NULL when missing or not numeric."""
+
+    type = Double()
+    inherit_cache = True
+
+
+class json_text(_JsonField):
+    """A JSON member as text (numbers as written); NULL when missing or null."""
+
+    type = Text()
+    inherit_cache = True
+
+
+class json_bool(_JsonField):
+    """A JSON member as yes/no: JSON true/false, or text true/false/yes/no/1/0."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+class strpos(FunctionElement[Any]):
+    """1-based position of `needle` in `haystack`, 0 when absent."""
+
+    inherit_cache = True
+
+
+def _lit(compiler: SQLCompiler, value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@compiles(json_num, "sqlite")
+def _json_num_sqlite(element: json_num, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    path = _lit(compiler, element.path())
+    value = f"json_extract({col}, {path})"
+    kind = f"json_type({col}, {path})"
+    return (
+        f"(CASE WHEN {kind} IN ('integer', 'real') THEN {value}"
+        f" WHEN {kind} = 'text' AND trim({value}) <> ''"
+        f" AND trim({value}) NOT GLOB '*[^0-9.eE+-]*'"
+        f" AND trim({value}) GLOB '*[0-9]*'"
+        f" THEN CAST(trim({value}) AS REAL) END)"
+    )
+
+
+@compiles(json_num, "postgresql")
+def _json_num_pg(element: json_num, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    key = _lit(compiler, element.key)
+    text = f"({col} ->> {key})"
+    return (
+        f"(CASE jsonb_typeof({col} -> {key}) WHEN 'number' THEN {text}::float8"
+        f" WHEN 'string' THEN CASE WHEN {text} ~ '{_NUMBER_RE}' THEN {text}::float8 END END)"
+    )
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    path = _lit(compiler, element.path())
+    return (
+        f"(CASE json_type({col}, {path}) WHEN 'text' THEN json_extract({col}, {path})"
+        f" WHEN 'integer' THEN CAST(json_extract({col}, {path}) AS TEXT)"
+        f" WHEN 'real' THEN CAST(json_extract({col}, {path}) AS TEXT)"
+        f" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END)"
+    )
+
+
+@compiles(json_text, "postgresql")
+def _json_text_pg(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    key = _lit(compiler, element.key)
+    return f"(CASE WHEN jsonb_typeof({col} -> {key}) <> 'null' THEN {col} ->> {key} END)"
+
+
+_TRUE = "('true', 'yes', '1')"
+_FALSE = "('false', 'no', '0')"
+
+
+@compiles(json_bool, "sqlite")
+def _json_bool_sqlite(element: json_bool, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    path = _lit(compiler, element.path())
+    kind = f"json_type({col}, {path})"
+    text = f"lower(trim(CAST(json_extract({col}, {path}) AS TEXT)))"
+    return (
+        f"(CASE WHEN {kind} = 'true' THEN 1 WHEN {kind} = 'false' THEN 0"
+        f" WHEN {text} IN {_TRUE} THEN 1 WHEN {text} IN {_FALSE} THEN 0 END)"
+    )
+
+
+@compiles(json_bool, "postgresql")
+def _json_bool_pg(element: json_bool, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    key = _lit(compiler, element.key)
+    text = f"lower(trim({col} ->> {key}))"
+    return f"(CASE WHEN {text} IN {_TRUE} THEN true WHEN {text} IN {_FALSE} THEN false END)"
+
+
+@compiles(strpos, "sqlite")
+def _strpos_sqlite(element: strpos, compiler: SQLCompiler, **kw: Any) -> str:
+    haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
+    return f"instr({haystack}, {needle})"
+
+
+@compiles(strpos, "postgresql")
+def _strpos_pg(element: strpos, compiler: SQLCompiler, **kw: Any) -> str:
+    haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
+    return f"strpos({haystack}, {needle})"

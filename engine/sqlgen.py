@@ -1,0 +1,347 @@
+"""Expressions of the rule language → SQLAlchemy Core, evaluated as of each occurrence's due time.
+
+Every value is read "as it stood at the due time": metrics and counts look only at events at or
+before `due`, tags and points only at effects before it. The due time is a column of the
+candidate table, so one query evaluates a condition for every occurrence at once.
+
+Unset values follow LANGUAGE.md 3.3: a comparison with an unset value is false, and `not` of
+it is true. SQL's NULL logic differs, so every comparison is wrapped in COALESCE(..., false)
+and conditions are always two-valued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
+
+from engine import ast
+from engine.config import Rfm
+from engine.sqlfuncs import json_bool, json_num, json_text, strpos
+from engine.storage.tables import customer_tags, events
+from engine.timeutil import DAY_US, US, local_wall, zone
+
+Kind = Literal["number", "text", "bool", "instant", "date", "duration", "tags", "list", "any"]
+
+ORDER = "order.paid"
+RETURN = "order.returned"
+
+STORED_FIELDS: dict[str, Kind] = {
+    "id": "text",
+    "name": "text",
+    "email": "text",
+    "phone": "text",
+    "timezone": "text",
+    "birthday": "text",
+    "accepts_marketing": "bool",
+    "signed_up": "instant",
+}
+METRICS: dict[str, Kind] = {
+    "orders": "number",
+    "total_spent": "number",
+    "average_order": "number",
+    "first_order": "instant",
+    "last_order": "instant",
+    "days_since_last_order": "number",
+    "returns": "number",
+    "return_rate": "number",
+    "points": "number",
+    "tags": "tags",
+    "rfm": "text",
+}
+_COLUMN_OF_FIELD = {"signed_up": "signed_up_us"}
+
+
+def field_kind(ref: ast.Ref) -> Kind:
+    """The static type of a reference; `any` for attributes and event properties."""
+    if ref.entity == "customer":
+        return STORED_FIELDS.get(ref.name) or METRICS.get(ref.name) or "any"
+    return "any"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an expression can see: the customer row, the due time, the triggering event."""
+
+    customer: FromClause
+    due: ColumnElement[int]
+    trigger: FromClause | None
+    effects: FromClause  # customer_id, kind, tag, amount, at_us, rule_position, position
+    segments: dict[str, ast.Segment]
+    shop_tz: str
+    rfm: Rfm
+
+
+class Compiler:
+    """Compiles expressions within one `Scope`."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.c = scope.customer.c
+
+    # -- conditions (always true/false, never NULL) -----------------------------------------
+
+    def condition(self, expr: ast.Expr) -> ColumnElement[bool]:
+        match expr:
+            case ast.Logic(op="and", operands=ops):
+                return sa.and_(*(self.condition(o) for o in ops))
+            case ast.Logic(op="or", operands=ops):
+                return sa.or_(*(self.condition(o) for o in ops))
+            case ast.Not(operand=inner):
+                return sa.not_(self.condition(inner))
+            case ast.InSegment(segment=name, negated=negated):
+                inner = self.condition(self.scope.segments[name].condition)
+                return sa.not_(inner) if negated else inner
+            case ast.IsSet(value=value, negated=negated):
+                if self.kind(value) == "tags":
+                    return sa.false() if negated else sa.true()
+                compiled = self.value(value)
+                return compiled.is_(None) if negated else compiled.is_not(None)
+            case ast.Compare():
+                return self._truth(self._compare(expr))
+            case ast.Between(value=value, low=low, high=high):
+                kind = self._common_kind(value, low, high)
+                test = self.value(value, kind).between(
+                    self.value(low, kind), self.value(high, kind)
+                )
+                return self._truth(test)
+            case ast.Bool(value=value):
+                return sa.true() if value else sa.false()
+            case _:
+                return self._truth(self.value(expr, "bool") == sa.true())
+
+    @staticmethod
+    def _truth(test: ColumnElement[Any]) -> ColumnElement[bool]:
+        return sa.func.coalesce(test, sa.false())
+
+    def _compare(self, expr: ast.Compare) -> ColumnElement[Any]:
+        op, left, right = expr.op, expr.left, expr.right
+        if op in ("in", "not in"):
+            test = self._membership(left, right)
+            return sa.not_(test) if op == "not in" else test
+        if op == "contains":
+            return self._membership(right, left)
+        kind = self._common_kind(left, right)
+        lhs, rhs = self.value(left, kind), self.value(right, kind)
+        return {
+            "==": lhs == rhs,
+            "!=": lhs != rhs,
+            "<": lhs < rhs,
+            "<=": lhs <= rhs,
+            ">": lhs > rhs,
+            ">=": lhs >= rhs,
+        }[op]
+
+    def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
+        """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
+        kind = self.kind(container)
+        if kind == "tags":
+            return self.has_tag(self.value(item, "text"))
+        if isinstance(container, ast.ListValue):
+            item_kind = self._common_kind(item, *container.items)
+            values = [self.value(i, item_kind) for i in container.items]
+            return self.value(item, item_kind).in_(values) if values else sa.false()
+        haystack, needle = self.value(container, "text"), self.value(item, "text")
+        return strpos(haystack, needle) > 0
+
+    def _common_kind(self, *exprs: ast.Expr) -> Kind:
+        kinds = [self.kind(e) for e in exprs]
+        known = [k for k in kinds if k != "any"]
+        if not known:
+            return "text"
+        if "instant" in known:
+            return "instant"
+        return known[0]
+
+    # -- values ---------------------------------------------------------------------------------
+
+    def kind(self, expr: ast.Expr) -> Kind:
+        match expr:
+            case ast.Number() | ast.Aggregate() | ast.Negate():
+                return "number"
+            case ast.String():
+                return "text"
+            case ast.Bool():
+                return "bool"
+            case ast.DurationValue():
+                return "duration"
+            case ast.DateValue():
+                return "date"
+            case ast.ListValue():
+                return "list"
+            case ast.Ref():
+                return field_kind(expr)
+            case ast.Arith(left=left, right=right):
+                kinds = {self.kind(left), self.kind(right)}
+                return "instant" if "instant" in kinds else "number"
+            case _:
+                return "bool"
+
+    def value(self, expr: ast.Expr, want: Kind = "any") -> ColumnElement[Any]:
+        match expr:
+            case ast.Number(value=v):
+                return sa.literal(float(v), sa.Double)
+            case ast.String(value=v):
+                return sa.literal(v, sa.Text)
+            case ast.Bool(value=v):
+                return sa.true() if v else sa.false()
+            case ast.DurationValue(duration=d):
+                return sa.literal(d.seconds * US, sa.BigInteger)
+            case ast.DateValue(value=day):
+                midnight = local_wall(day, dt.time(0, 0), zone(self.scope.shop_tz))
+                return sa.literal(midnight, sa.BigInteger)
+            case ast.Ref():
+                return self.ref(expr, want)
+            case ast.Aggregate():
+                return self.aggregate(expr)
+            case ast.Negate(operand=inner):
+                return -self.value(inner, "number")
+            case ast.Arith(op=op, left=left, right=right):
+                return self._arith(op, left, right)
+            case _:
+                return self.condition(expr)
+
+    def _arith(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[Any]:
+        if self.kind(left) == "instant" or self.kind(right) == "instant":
+            lhs, rhs = self.value(left, "instant"), self.value(right, "duration")
+            return lhs + rhs if op == "+" else lhs - rhs
+        lhs, rhs = self.value(left, "number"), self.value(right, "number")
+        if op == "/":
+            return sa.cast(lhs, sa.Double) / sa.func.nullif(rhs, 0)
+        return {"+": lhs + rhs, "-": lhs - rhs, "*": lhs * rhs}[op]
+
+    def ref(self, ref: ast.Ref, want: Kind = "any") -> ColumnElement[Any]:
+        if ref.entity == "customer":
+            if ref.name in STORED_FIELDS:
+                return self.c[_COLUMN_OF_FIELD.get(ref.name, ref.name)]
+            if ref.name in METRICS:
+                return self.metric(ref.name)
+            return _json(self.c.attributes, ref.name, want)
+        if self.scope.trigger is None:
+            raise ValueError(f"{ref.dotted} needs an event trigger")  # the checker prevents it
+        return _json(self.scope.trigger.c.properties, ref.name, want)
+
+    # -- customer metrics as of the due time ------------------------------------------------------
+
+    def _events(self, event_type: str, within: ast.Duration | None = None) -> Any:
+        e = events.alias()
+        conds = [
+            e.c.customer_id == self.c.id,
+            e.c.type == event_type,
+            e.c.at_us <= self.scope.due,
+        ]
+        if within is not None:
+            conds.append(e.c.at_us > self.scope.due - within.seconds * US)
+        return e, conds
+
+    def count(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[Any]:
+        e, conds = self._events(event_type, within)
+        return sa.select(sa.func.count()).select_from(e).where(*conds).scalar_subquery()
+
+    def total(
+        self, event_type: str, prop: str, within: ast.Duration | None = None
+    ) -> ColumnElement[Any]:
+        e, conds = self._events(event_type, within)
+        summed = sa.func.coalesce(sa.func.sum(json_num(e.c.properties, prop)), 0.0)
+        return sa.select(summed).where(*conds).scalar_subquery()
+
+    def order_time(self, func: Literal["min", "max"]) -> ColumnElement[Any]:
+        e, conds = self._events(ORDER)
+        return sa.select(getattr(sa.func, func)(e.c.at_us)).where(*conds).scalar_subquery()
+
+    def aggregate(self, agg: ast.Aggregate) -> ColumnElement[Any]:
+        if agg.func == "count":
+            return self.count(agg.event, agg.within)
+        return self.total(agg.event, agg.prop or "total", agg.within)
+
+    def metric(self, name: str) -> ColumnElement[Any]:
+        orders = self.count(ORDER)
+        spent = self.total(ORDER, "total")
+        match name:
+            case "orders":
+                return orders
+            case "total_spent":
+                return spent
+            case "average_order":
+                return spent / sa.func.nullif(orders, 0)
+            case "first_order":
+                return self.order_time("min")
+            case "last_order":
+                return self.order_time("max")
+            case "days_since_last_order":
+                return sa.cast(
+                    sa.func.floor((self.scope.due - self.order_time("max")) / float(DAY_US)),
+                    sa.BigInteger,
+                )
+            case "returns":
+                return self.count(RETURN)
+            case "return_rate":
+                return sa.func.coalesce(
+                    sa.cast(self.count(RETURN), sa.Double) / sa.func.nullif(orders, 0), 0.0
+                )
+            case "points":
+                fx = self.scope.effects
+                return (
+                    sa.select(sa.func.coalesce(sa.func.sum(fx.c.amount), 0.0))
+                    .where(
+                        fx.c.customer_id == self.c.id,
+                        fx.c.kind == "points",
+                        fx.c.at_us < self.scope.due,
+                    )
+                    .scalar_subquery()
+                )
+            case "rfm":
+                return self.rfm()
+        raise ValueError(name)  # tags are handled by membership; the checker knows the rest
+
+    def rfm(self) -> ColumnElement[Any]:
+        cuts = self.scope.rfm
+        days = self.metric("days_since_last_order")
+        recency = sa.case(
+            (days.is_(None), 1),
+            *((days <= cut, 5 - i) for i, cut in enumerate(cuts.recency_days)),
+            else_=1,
+        )
+
+        def score(value: ColumnElement[Any], ladder: tuple[float, ...]) -> ColumnElement[Any]:
+            return sa.case(
+                *((value >= cut, 5 - i) for i, cut in enumerate(reversed(ladder))), else_=1
+            )
+
+        parts = [recency, score(self.count(ORDER), cuts.frequency)]
+        parts.append(score(self.total(ORDER, "total"), cuts.monetary))
+        text = [sa.cast(p, sa.Text) for p in parts]
+        return text[0].concat(text[1]).concat(text[2])
+
+    def has_tag(self, tag: ColumnElement[Any]) -> ColumnElement[bool]:
+        """Whether the customer has `tag` at the due time: the latest rule effect before it,
+        else the imported tags. Effects at one instant apply in rule, then action order."""
+        fx = self.scope.effects
+        latest = (
+            sa.select(fx.c.kind)
+            .where(
+                fx.c.customer_id == self.c.id,
+                fx.c.kind.in_(("tag", "untag")),
+                fx.c.tag == tag,
+                fx.c.at_us < self.scope.due,
+            )
+            .order_by(fx.c.at_us.desc(), fx.c.rule_position.desc(), fx.c.position.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        imported = sa.exists().where(
+            customer_tags.c.customer_id == self.c.id, customer_tags.c.tag == tag
+        )
+        return sa.case((latest.is_(None), imported), else_=latest == "tag")
+
+
+def _json(column: ColumnElement[Any], key: str, want: Kind) -> ColumnElement[Any]:
+    if want in ("number", "duration", "instant"):
+        return json_num(column, key)
+    if want == "bool":
+        return json_bool(column, key)
+    return json_text(column, key)
