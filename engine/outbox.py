@@ -27,7 +27,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
@@ -317,10 +316,10 @@ class _Sender:
             if not name:
                 raise TemplateError(f"a {payload.get('kind')} needs a template; none is named")
             scope = {
-                "customer": _record_view(context.get("customer")),
-                "event": _record_view(context.get("event")),
-                "coupon": _record_view(context.get("coupon")),
-                "shop": _record_view(self.shop),
+                "customer": context.get("customer"),
+                "event": context.get("event"),
+                "coupon": context.get("coupon"),
+                "shop": self.shop,
             }
             rendered = self.templates.render(str(name), scope)
             subject, body, html = rendered.subject, rendered.body, rendered.html
@@ -336,16 +335,6 @@ class _Sender:
             html=html,
             sending_us=self.now_us,
         )
-
-
-def _record_view(value: object) -> object:
-    """Mappings as objects whose attributes are their keys only: `customer.items` is the
-    customer's attribute `items`, not a dict method."""
-    if isinstance(value, dict):
-        return SimpleNamespace(**{str(k): _record_view(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return [_record_view(v) for v in value]
-    return value
 
 
 # --- the dead letter list ------------------------------------------------------------------------
@@ -370,18 +359,13 @@ class OutboxEntry:
 def list_outbox(
     engine: Engine, statuses: Sequence[str], limit: int | None = None
 ) -> list[OutboxEntry]:
-    """Outbox rows in any of `statuses`, oldest planned send first."""
+    """Outbox rows in any of `statuses`, in the order they were queued."""
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
         raise OutboxError(
             f"unknown outbox status {', '.join(unknown)} (expected {', '.join(STATUSES)})"
         )
-    query = (
-        select(outbox)
-        .where(outbox.c.status.in_(statuses))
-        .order_by(outbox.c.next_attempt_us, outbox.c.id)
-        .limit(limit)
-    )
+    query = select(outbox).where(outbox.c.status.in_(statuses)).order_by(outbox.c.id).limit(limit)
     with engine.connect() as conn:
         return [
             OutboxEntry(

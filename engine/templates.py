@@ -65,6 +65,43 @@ def find_template(templates_dir: Path, name: str) -> Path:
     return matches[0]
 
 
+class Record:
+    """A mapping shown to templates as an object whose attributes are its keys, and only those:
+    `customer.items` is the customer's attribute `items`, never a dict method. Nested mappings
+    become records too. Its `label` names it in errors (`customer has no attribute 'x'`)."""
+
+    def __init__(self, label: str, fields: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_label", label)
+        for key, value in fields.items():
+            object.__setattr__(self, str(key), as_record(f"{label}.{key}", value))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.__dict__[key]
+
+    def __repr__(self) -> str:
+        return f"<{self._label}>"
+
+
+def as_record(label: str, value: object) -> object:
+    """`value` with every mapping in it (also inside lists) turned into a `Record`."""
+    if isinstance(value, Mapping):
+        return Record(label, value)
+    if isinstance(value, list | tuple):
+        return [as_record(label, item) for item in value]
+    return value
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """StrictUndefined that names a record by its label rather than its Python type."""
+
+    @property
+    def _undefined_message(self) -> str:
+        owner = self._undefined_obj
+        if isinstance(owner, Record) and self._undefined_name and not self._undefined_hint:
+            return f"{owner._label} has no attribute {self._undefined_name!r}"
+        return str(super()._undefined_message)
+
+
 class _FolderLoader(jinja2.BaseLoader):
     """Loads `NAME` from the file `NAME.*`, so that `{% include "footer" %}` works the same way."""
 
@@ -97,7 +134,7 @@ class Templates:
         self.templates_dir = templates_dir
         self._env = SandboxedEnvironment(
             loader=_FolderLoader(templates_dir),
-            undefined=jinja2.StrictUndefined,
+            undefined=_Undefined,
             autoescape=self._autoescape,
             keep_trailing_newline=True,
         )
@@ -112,10 +149,13 @@ class Templates:
         return name is not None and self._is_html(name)
 
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
-        """Render template `name` with `context`; a TemplateError says what went wrong, where."""
+        """Render template `name` with `context`; a TemplateError says what went wrong, where.
+
+        Mappings in `context` are shown as `Record`s labelled with their names.
+        """
         try:
             template = self._env.get_template(name)
-            text = template.render(**context)
+            text = template.render({key: as_record(key, value) for key, value in context.items()})
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(exc.message or f"template {name!r} not found") from None
         except jinja2.TemplateSyntaxError as exc:

@@ -51,7 +51,7 @@ class Request:
 class HttpReceiver:
     """A ThreadingHTTPServer on 127.0.0.1. `script` holds (status, headers) to answer, in order."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, port: int = 0) -> None:
         self.requests: list[Request] = []
         self.script: list[tuple[int, dict[str, str]]] = []
         self.delay = delay
@@ -80,7 +80,7 @@ class HttpReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

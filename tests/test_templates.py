@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.outbox import _record_view
 from engine.templates import TemplateError, Templates, find_template, split_subject
 
 CONTEXT = {
@@ -67,9 +66,18 @@ def test_include_finds_other_templates_by_name(tmp_path: Path) -> None:
 def test_customer_attribute_named_like_a_dict_method(tmp_path: Path) -> None:
     write(tmp_path, "t.txt", "{{ customer.items }} {{ customer['values'] }}")
     context = dict(CONTEXT, customer={"items": 3, "values": "v"})
-    # Through the dispatcher's record view, `items` is the customer's own attribute.
-    rendered = Templates(tmp_path).render("t", {"customer": _record_view(context["customer"])})
-    assert rendered.body == "3 v"
+    assert Templates(tmp_path).render("t", context).body == "3 v"
+
+
+def test_defaults_and_nested_values(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "t.txt",
+        '{{ customer.language | default("zh") }} {{ event.items[0].sku }}'
+        ' {{ customer.tags | join(",") }}',
+    )
+    context = dict(CONTEXT, event={"items": [{"sku": "S1"}]})
+    assert Templates(tmp_path).render("t", context).body == "zh S1 vip"
 
 
 def test_template_changes_on_disk_are_picked_up(tmp_path: Path) -> None:
@@ -89,7 +97,11 @@ def test_template_changes_on_disk_are_picked_up(tmp_path: Path) -> None:
         ({"a.txt": "x", "a.html": "y"}, "a", r"several files match \(a\.html, a\.txt\)"),
         ({}, "../secrets", r"not a template name"),
         ({"bad.txt": "line\n{% if %}"}, "bad", r"template 'bad': bad\.txt:2: "),
-        ({"u.txt": "{{ customer.nickname }}"}, "u", r"has no attribute 'nickname'"),
+        (
+            {"u.txt": "{{ customer.nickname }}"},
+            "u",
+            r"template 'u': customer has no attribute 'nickname'",
+        ),
         ({"u.txt": "{{ event.total }}"}, "u", r"'None' has no attribute 'total'"),
         ({"u.txt": "{{ missing }}"}, "u", r"'missing' is undefined"),
         ({"z.txt": "{{ 1 / 0 }}"}, "z", r"ZeroDivisionError"),
@@ -98,7 +110,11 @@ def test_template_changes_on_disk_are_picked_up(tmp_path: Path) -> None:
             "s",
             r"not allowed in a template: .*unsafe",
         ),
-        ({"s.txt": "{{ customer.__class__.__mro__ }}"}, "s", r"attribute '__class__' .* unsafe"),
+        (
+            {"s.txt": "{{ customer.__class__.__mro__ }}"},
+            "s",
+            r"not allowed in a template: access to attribute '__class__' .* unsafe",
+        ),
     ],
 )
 def test_template_errors_say_what_and_where(

@@ -1,0 +1,401 @@
+"""The dispatcher on SQLite and PostgreSQL, delivering through real servers on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopback import HttpReceiver, SmtpReceiver, free_port
+from sqlalchemy import Engine, select
+
+from cli import main
+from engine.config import Channel, Config
+from engine.outbox import (
+    RETRY_CAP_SECONDS,
+    OutboxError,
+    backoff_us,
+    dispatch_due,
+    list_outbox,
+    requeue,
+    status_counts,
+)
+from engine.storage.db import open_database
+from engine.storage.tables import actions, customers, events, occurrences, outbox
+from engine.timeutil import US, iso
+
+T0 = 1_800_000_000 * US
+CAP_US = int(RETRY_CAP_SECONDS * US)
+_keys = itertools.count(1)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    engine = open_database(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "fit_check.txt").write_text(
+        "Subject: Does it fit, {{ customer.name }}?\n\nHi {{ customer.name }} from {{ shop.name }}."
+    )
+    (folder / "birthday.txt").write_text(
+        "Subject: Happy birthday\n\nYour code {{ coupon.code }} is worth {{ coupon.worth }}."
+    )
+    (folder / "broken.txt").write_text("Hi {{ customer.nickname }}")
+    return folder
+
+
+def config_for(tmp_path: Path, **channels: Channel) -> Config:
+    return Config(
+        channels={"file": Channel("file", "file", {}), **channels},
+        base_dir=tmp_path,
+        max_attempts=3,
+        retry_base_seconds=10.0,
+        shop={"name": "Acme"},
+    )
+
+
+def add_customer(engine: Engine, cid: str = "c1", accepts: bool = True, **fields: Any) -> None:
+    row = {"id": cid, "name": "Li Wei", "email": f"{cid}@example.com", "phone": "+86138"}
+    row.update(fields)
+    with engine.begin() as conn:
+        conn.execute(customers.insert().values(accepts_marketing=accepts, attributes={}, **row))
+
+
+def add_event(engine: Engine, cid: str, kind: str, at_us: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            events.insert().values(
+                key=f"e{next(_keys)}", customer_id=cid, type=kind, at_us=at_us, properties={}
+            )
+        )
+
+
+def queue(
+    engine: Engine,
+    *,
+    customer: str = "c1",
+    kind: str = "followup",
+    template: str | None = "fit_check",
+    channel: str = "file",
+    at_us: int = T0,
+    marketing: bool = False,
+    coupon: dict[str, Any] | None = None,
+    task: dict[str, Any] | None = None,
+) -> int:
+    """Record an acted occurrence, its one action and its outbox row, as the tick does."""
+    key = next(_keys)
+    with engine.begin() as conn:
+        occurrence_id = conn.execute(
+            occurrences.insert().values(
+                rule="r", customer_id=customer, occurrence_key=f"k{key}", due_us=at_us,
+                status="acted", recorded_us=at_us,
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        action_id = conn.execute(
+            actions.insert().values(
+                occurrence_id=occurrence_id, position=0, rule="r", rule_position=0,
+                customer_id=customer, kind=kind, template=template, channel=channel,
+                due_us=at_us, at_us=at_us, status="sent", detail={},
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        person = {"id": customer, "name": "Li Wei", "email": f"{customer}@example.com"}
+        person["phone"] = "+86138"
+        payload = {
+            "kind": kind,
+            "marketing": marketing,
+            "template": template,
+            "rule": "r",
+            "customer_id": customer,
+            "due": iso(at_us),
+            "at": iso(at_us),
+            "idempotency_key": f"{action_id}-{key:08x}",
+            "context": {"customer": person, "event": None, "coupon": coupon, "task": task},
+        }
+        return int(
+            conn.execute(
+                outbox.insert().values(
+                    action_id=action_id, channel=channel, payload=payload, status="pending",
+                    attempts=0, next_attempt_us=at_us, created_us=at_us,
+                )
+            ).inserted_primary_key[0]
+        )  # fmt: skip
+
+
+def row(engine: Engine, outbox_id: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(outbox).where(outbox.c.id == outbox_id)).one()
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_due_rows_are_rendered_and_written_once(engine, tmp_path, templates) -> None:
+    config = config_for(tmp_path)
+    first = queue(engine)
+    later = queue(engine, at_us=T0 + 60 * US)
+    report = dispatch_due(engine, config, templates, T0)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [(first, "sent")]
+    lines = jsonl(tmp_path / "outbox.jsonl")
+    assert [line["subject"] for line in lines] == ["Does it fit, Li Wei?"]
+    assert lines[0]["body"] == "Hi Li Wei from Acme."
+    sent = row(engine, first)
+    assert (sent.status, sent.attempts, sent.sent_us) == ("sent", 1, T0)
+    assert row(engine, later).status == "pending"
+    assert dispatch_due(engine, config, templates, T0 + 30 * US).outcomes == []
+    assert dispatch_due(engine, config, templates, T0 + 60 * US).sent == 1
+    assert len(jsonl(tmp_path / "outbox.jsonl")) == 2
+    assert dispatch_due(engine, config, templates, T0 + 3600 * US).outcomes == []
+
+
+def test_email_with_coupon_through_a_real_smtp_server(engine, tmp_path, templates) -> None:
+    add_customer(engine)
+    with SmtpReceiver() as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "s@a.test"}
+        config = config_for(tmp_path, mail=Channel("mail", "email", options))
+        coupon = {"code": "ABCD2345EF", "worth": 30, "unit": "money"}
+        oid = queue(
+            engine,
+            kind="coupon",
+            template="birthday",
+            channel="mail",
+            marketing=True,
+            coupon=coupon,
+        )
+        assert dispatch_due(engine, config, templates, T0).sent == 1
+    ((envelope, mail),) = smtp.messages
+    assert envelope.rcpt_tos == ["c1@example.com"]
+    assert mail["Subject"] == "Happy birthday"
+    assert mail["Message-ID"] == f"<{row(engine, oid).payload['idempotency_key']}@a.test>"
+    assert "Your code ABCD2345EF is worth 30." in mail.get_content()
+
+
+def test_channel_down_then_back_is_delivered_once(engine, tmp_path, templates) -> None:
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    config = config_for(tmp_path, hook=hook)
+    oid = queue(engine, channel="hook")
+    rng = random.Random(5)
+    report = dispatch_due(engine, config, templates, T0, rng=rng)
+    assert report.retried == 1
+    waiting = row(engine, oid)
+    assert (waiting.status, waiting.attempts) == ("pending", 1)
+    assert "cannot connect" in waiting.last_error
+    assert T0 <= waiting.next_attempt_us <= T0 + 10 * US
+    with HttpReceiver(port=port) as receiver:
+        receiver.script = [(503, {})]
+        now = waiting.next_attempt_us
+        assert dispatch_due(engine, config, templates, now, rng=rng).retried == 1
+        again = row(engine, oid)
+        assert again.attempts == 2
+        assert now <= again.next_attempt_us <= now + 20 * US
+        assert dispatch_due(engine, config, templates, again.next_attempt_us).sent == 1
+        assert dispatch_due(engine, config, templates, again.next_attempt_us + CAP_US).sent == 0
+    keys = [request.headers["idempotency-key"] for request in receiver.requests]
+    assert keys == [row(engine, oid).payload["idempotency_key"]] * 2
+    assert row(engine, oid).status == "sent"
+
+
+def test_failing_for_good_goes_dead_and_can_be_retried(engine, tmp_path, templates) -> None:
+    with HttpReceiver() as receiver:
+        config = config_for(tmp_path, hook=Channel("hook", "webhook", {"url": receiver.url}))
+        oid = queue(engine, channel="hook")
+        rejected = queue(engine, channel="hook")
+        receiver.script = [(500, {}), (400, {}), (500, {}), (500, {})]
+        now = T0
+        for _ in range(3):
+            dispatch_due(engine, config, templates, now)
+            now += CAP_US
+        dead = row(engine, oid)
+        assert (dead.status, dead.attempts) == ("dead", 3)
+        assert "HTTP 500" in dead.last_error
+        refused = row(engine, rejected)
+        assert (refused.status, refused.attempts) == ("dead", 1)
+        assert "HTTP 400" in refused.last_error
+        assert dispatch_due(engine, config, templates, now).outcomes == []
+        assert [e.id for e in list_outbox(engine, ["dead"])] == [oid, rejected]
+        assert status_counts(engine)["dead"] == 2
+
+        assert requeue(engine, [oid], now) == [oid]
+        assert (row(engine, oid).status, row(engine, oid).attempts) == ("pending", 0)
+        assert dispatch_due(engine, config, templates, now).sent == 1
+        with pytest.raises(OutboxError, match=f"only dead or failed .*{oid} is sent"):
+            requeue(engine, [oid], now)
+        with pytest.raises(OutboxError, match="no outbox message with id 999"):
+            requeue(engine, [999], now)
+        assert requeue(engine, None, now) == [rejected]
+        assert dispatch_due(engine, config, templates, now).sent == 1
+    assert len(receiver.requests) == 6
+
+
+def test_template_error_fails_that_message_only(engine, tmp_path, templates) -> None:
+    config = config_for(tmp_path)
+    good = queue(engine)
+    bad = queue(engine, template="broken")
+    missing = queue(engine, template="no_such")
+    other = queue(engine)
+    report = dispatch_due(engine, config, templates, T0)
+    assert [o.status for o in report.outcomes] == ["sent", "failed", "failed", "sent"]
+    assert row(engine, bad).status == "failed"
+    assert "has no attribute 'nickname'" in row(engine, bad).last_error
+    assert "no file no_such.*" in row(engine, missing).last_error
+    assert len(jsonl(tmp_path / "outbox.jsonl")) == 2
+    assert {row(engine, good).status, row(engine, other).status} == {"sent"}
+    (templates / "broken.txt").write_text("Hi {{ customer.name }}")
+    assert requeue(engine, None, T0) == [bad, missing]
+    report = dispatch_due(engine, config, templates, T0)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        (bad, "sent"),
+        (missing, "failed"),
+    ]
+
+
+def test_consent_is_checked_again_at_send_time(engine, tmp_path, templates) -> None:
+    config = config_for(tmp_path)
+    for cid in ("stays", "left", "came_back", "later", "opted_out"):
+        add_customer(engine, cid, accepts=cid != "opted_out")
+    add_event(engine, "left", "unsubscribe", T0 - 60 * US)
+    add_event(engine, "came_back", "customer.unsubscribed", T0 - 60 * US)
+    add_event(engine, "came_back", "subscribe", T0 - 30 * US)
+    add_event(engine, "later", "unsubscribe", T0 + 60 * US)
+    ids = {cid: queue(engine, customer=cid, marketing=True) for cid in
+           ("stays", "left", "came_back", "later", "opted_out", "gone")}  # fmt: skip
+    service = queue(engine, customer="left", marketing=False)
+    report = dispatch_due(engine, config, templates, T0)
+    statuses = {o.outbox_id: o.status for o in report.outcomes}
+    assert statuses == {
+        ids["stays"]: "sent",
+        ids["left"]: "cancelled",
+        ids["came_back"]: "sent",
+        ids["later"]: "sent",
+        ids["opted_out"]: "cancelled",
+        ids["gone"]: "cancelled",
+        service: "sent",
+    }
+    assert row(engine, ids["left"]).last_error.startswith("customer left unsubscribed at")
+    assert "no longer accepts marketing" in row(engine, ids["opted_out"]).last_error
+    assert [line["customer_id"] for line in jsonl(tmp_path / "outbox.jsonl")] == [
+        "stays", "came_back", "later", "left"
+    ]  # fmt: skip
+
+
+def test_tasks_go_to_the_tasks_channel(engine, tmp_path, templates) -> None:
+    config = config_for(tmp_path)
+    task = {"title": "Call about the low rating", "assignee": "service"}
+    queue(engine, kind="task", template=None, task=task)
+    assert dispatch_due(engine, config, templates, T0).sent == 1
+    (line,) = jsonl(tmp_path / "outbox.jsonl")
+    assert (line["kind"], line["subject"], line["body"]) == ("task", task["title"], None)
+
+
+def test_unknown_channel_is_retried_until_configured(engine, tmp_path, templates) -> None:
+    oid = queue(engine, channel="sms_cn")
+    dispatch_due(engine, config_for(tmp_path), templates, T0)
+    assert "no channel named 'sms_cn'" in row(engine, oid).last_error
+    assert row(engine, oid).status == "pending"
+
+
+def test_stop_leaves_untried_rows_pending(engine, tmp_path, templates) -> None:
+    oid = queue(engine)
+    stop = threading.Event()
+    stop.set()
+    assert dispatch_due(engine, config_for(tmp_path), templates, T0, stop=stop).outcomes == []
+    assert row(engine, oid).status == "pending"
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
+    rng = random.Random(1)
+    for attempts in range(1, 15):
+        ceiling = min(RETRY_CAP_SECONDS, 30 * 2 ** (attempts - 1)) * US
+        delays = [backoff_us(attempts, 30, rng, None) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8
+    assert backoff_us(1, 30, rng, 120.0) >= 120 * US
+    assert backoff_us(1, 30, rng, 10 * RETRY_CAP_SECONDS) == CAP_US
+
+
+def test_two_dispatchers_on_postgresql_never_send_a_row_twice(db_url, tmp_path, templates) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one daemon")
+    setup = open_database(db_url)
+    with HttpReceiver(delay=0.01) as receiver:
+        config = config_for(tmp_path, hook=Channel("hook", "webhook", {"url": receiver.url}))
+        ids = [queue(setup, channel="hook") for _ in range(60)]
+        errors: list[BaseException] = []
+
+        def daemon() -> None:
+            engine = open_database(db_url)
+            try:
+                while dispatch_due(engine, config, templates, T0, limit=7).outcomes:
+                    pass
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=daemon) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    counts = Counter(request.headers["idempotency-key"] for request in receiver.requests)
+    assert len(counts) == 60
+    assert set(counts.values()) == {1}
+    assert {row(setup, oid).status for oid in ids} == {"sent"}
+    setup.dispose()
+
+
+def nudge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the `nudge` command as the console script does: exit code, stdout, stderr."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_outbox_command_lists_and_retries_dead_letters(db_url, tmp_path, templates, capsys):
+    engine = open_database(db_url)
+    oid = queue(engine, template="broken")
+    pending = queue(engine, at_us=T0 + CAP_US)
+    dispatch_due(engine, config_for(tmp_path), templates, T0)
+    engine.dispose()
+
+    code, out, _ = nudge(capsys, "outbox", "--dead", "--db", db_url)
+    assert code == 0
+    (header, line, summary) = out.splitlines()
+    assert header.split()[:3] == ["ID", "STATUS", "CHANNEL"]
+    assert line.split()[:2] == [str(oid), "failed"]
+    assert "customer has no attribute 'nickname'" in line
+    assert summary == "1 pending, 0 sent, 1 failed, 0 dead, 0 cancelled"
+
+    code, out, _ = nudge(capsys, "outbox", "--db", db_url)
+    assert code == 0
+    assert out.splitlines()[1].split()[:2] == [str(pending), "pending"]
+
+    code, _, err = nudge(capsys, "outbox", "--retry", str(pending), "--db", db_url)
+    assert code == 1
+    assert err == f"Error: only dead or failed messages can be retried: {pending} is pending\n"
+    code, _, err = nudge(capsys, "outbox", str(oid), "--db", db_url)
+    assert code == 2
+    assert "message IDs are only taken with --retry" in err
+
+    code, out, _ = nudge(capsys, "outbox", "--retry", str(oid), "--db", db_url)
+    assert (code, out) == (0, f"Requeued 1 message: {oid}.\n")
+    engine = open_database(db_url)
+    assert row(engine, oid).status == "pending"
+    engine.dispose()
