@@ -209,12 +209,15 @@ MISTAKES: tuple[Mistake, ...] = (
         "`if`, `unless` and `once` come before `then`",
         "this clause comes after the actions",
         "move it above the `then` line; the actions end the rule",
-        tuple(
-            f"when a.b then {action} {clause}"
-            for action in ('tag "x"', 'message "x"', 'followup "x"', "points 5", 'task "x"')
-            for clause in ("if yes", "unless a.b", "once")
-        )
-        + ('when a.b then gift "x" if yes', 'when a.b then coupon "x" worth 1 if yes'),
+        (
+            *(
+                f"when a.b then {action} {clause}"
+                for action in ('tag "x"', 'message "x"', 'followup "x"', "points 5", 'task "x"')
+                for clause in ("if yes", "unless a.b", "once")
+            ),
+            'when a.b then gift "x" if yes',
+            'when a.b then coupon "x" worth 1 if yes',
+        ),
     ),
     Mistake(
         "E115",
@@ -293,7 +296,8 @@ MISTAKES: tuple[Mistake, ...] = (
         "E121",
         "a duration needs a unit",
         "expected a duration such as 3d",
-        "durations are written `30m`, `2h`, `3d`, `2w` or `30 minutes`, `2 hours`, `3 days`, `2 weeks`",
+        "durations are written `30m`, `2h`, `3d`, `2w` "
+        "or `30 minutes`, `2 hours`, `3 days`, `2 weeks`",
         (
             "when a.b + 3 then",
             "when a.b - 3 then",

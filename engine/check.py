@@ -1,0 +1,463 @@
+"""Parsed files → a checked `RuleSet`, with every problem found in one pass.
+
+Checks, in the words of the diagnostics (codes in docs/diagnostics.md): names (duplicate
+rules and segments, unknown segments, segment cycles, templates, channels, holidays, event
+names close to known ones), triggers and clauses (clock times, offsets, durations, `unless`
+without `within`), expression types (`engine.types`) and rules whose conditions depend on their
+own actions through tags or points (`engine.dependencies`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from engine import ast, dependencies
+from engine.calendar import holiday_names, is_country, knows
+from engine.config import Config
+from engine.errors import Diagnostic
+from engine.fmt import duration_text
+from engine.source import Span
+from engine.suggest import did_you_mean, nearest
+from engine.templates import TemplateError, find_template
+from engine.types import Scope, check_condition, check_number
+
+# The event names LANGUAGE.md 3.2 names; a name close to one of these (or to one the shop has
+# sent) but not equal is probably a typo.
+STANDARD_EVENTS = frozenset(
+    {
+        "order.placed",
+        "order.paid",
+        "order.shipped",
+        "order.received",
+        "order.returned",
+        "cart.updated",
+        "review.posted",
+        "product.launched",
+        "customer.referred",
+    }
+)
+_CUSTOMER_TRIGGERS = frozenset(
+    f"customer.{n}" for n in ast.CUSTOMER_DATE_FIELDS | ast.CUSTOMER_TIME_FIELDS
+)
+_ACTION_HELP = "`once` (at most once per customer) or `once every D`"
+
+
+def rule_name(rule: ast.Rule, file: str) -> str:
+    """The rule's own name, or `FILE:LINE` for a rule without one."""
+    return rule.name if rule.name is not None else f"{file}:{rule.span.line}"
+
+
+def check_files(
+    files: Sequence[ast.RuleFile],
+    config: Config,
+    rules_dir: Path,
+    known_events: Iterable[str] = (),
+    complete: bool = True,
+) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
+    """Check the files of one rule set (in name order). `complete` is False when some file of
+    the set did not parse: then names defined elsewhere may be missing, and unknown segments
+    are not reported. Returns the rule set (None when there are errors) and the diagnostics."""
+    checker = _Checker(files, config, rules_dir, known_events, complete)
+    return checker.run()
+
+
+def evaluation_strata(ruleset: ast.RuleSet) -> list[list[ast.CheckedRule]]:
+    """The rules in the order their tags and points must be applied: each stratum reads only
+    what earlier strata write; within one, by position (LANGUAGE.md 3.8)."""
+    return dependencies.strata(ruleset.rules, ruleset.segments)
+
+
+class _Checker:
+    def __init__(
+        self,
+        files: Sequence[ast.RuleFile],
+        config: Config,
+        rules_dir: Path,
+        known_events: Iterable[str],
+        complete: bool,
+    ) -> None:
+        self.files = sorted(files, key=lambda f: f.name)
+        self.config = config
+        self.templates_dir = config.templates_dir(rules_dir)
+        self.known_events = frozenset(known_events) | STANDARD_EVENTS
+        self.complete = complete
+        self.diagnostics: list[Diagnostic] = []
+        self.segments: dict[str, ast.Segment] = {}
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def error(
+        self, code: str, message: str, span: Span | None, label: str, help: str | None = None
+    ) -> None:
+        self.diagnostics.append(Diagnostic("error", code, message, span, label, help))
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    def warn_event(self, event: str, span: Span) -> None:
+        """W203 for an event name that is not known but close to a known one."""
+        if event in self.known_events:
+            return
+        close = nearest(event, self.known_events | _CUSTOMER_TRIGGERS, cutoff=0.8)
+        if close is not None:
+            self.report(
+                Diagnostic(
+                    "warning",
+                    "W203",
+                    f"unknown event `{event}`",
+                    span,
+                    label="no event of this name is known",
+                    help=f"did you mean `{close}`?",
+                )
+            )
+
+    # -- the rule set -----------------------------------------------------------------------------
+
+    def run(self) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
+        statements = [(f, s) for f in self.files for s in f.statements]
+        self._collect_segments([s for _, s in statements if isinstance(s, ast.Segment)])
+        rules: list[ast.CheckedRule] = []
+        names: dict[str, ast.CheckedRule] = {}
+        limits, quiet, excludes = [], [], []
+        for file, statement in statements:
+            match statement:
+                case ast.Rule():
+                    checked = ast.CheckedRule(
+                        rule_name(statement, file.name), len(rules), file.name, statement
+                    )
+                    self._name_once(checked, names)
+                    self._rule(statement)
+                    rules.append(checked)
+                case ast.Limit():
+                    self._positive(statement.per, "a limit's period")
+                    limits.append(statement)
+                case ast.QuietHours():
+                    self._quiet_hours(statement)
+                    quiet.append(statement)
+                case ast.Exclude():
+                    check_condition(statement.condition, self._scope(None, "exclude"))
+                    excludes.append(statement)
+        self._cycles(rules)
+        errors = any(d.severity == "error" for d in self.diagnostics)
+        ruleset = ast.RuleSet(
+            rules=tuple(rules),
+            segments=dict(self.segments),
+            limits=tuple(limits),
+            quiet_hours=tuple(quiet),
+            excludes=tuple(excludes),
+            files=tuple(self.files),
+        )
+        return (None if errors else ruleset), self.diagnostics
+
+    def _scope(self, event_entity: str | None, where: str) -> Scope:
+        return Scope(
+            event_entity=event_entity,
+            where=where,
+            segments=self.segments if self.complete else None,
+            report=self.report,
+            warn_event=self.warn_event,
+        )
+
+    def _name_once(self, rule: ast.CheckedRule, names: dict[str, ast.CheckedRule]) -> None:
+        first = names.setdefault(rule.name, rule)
+        if first is rule:
+            return
+        self.error(
+            "E202",
+            f'two rules are named "{rule.name}"',
+            rule.rule.name_span or rule.rule.span,
+            "second rule of this name",
+            f"rule names are unique in a rule set; the first is at "
+            f"{first.rule.span.file}:{first.rule.span.line}",
+        )
+
+    # -- segments ---------------------------------------------------------------------------------
+
+    def _collect_segments(self, segments: list[ast.Segment]) -> None:
+        for segment in segments:
+            first = self.segments.setdefault(segment.name, segment)
+            if first is not segment:
+                self.error(
+                    "E204",
+                    f'two segments are named "{segment.name}"',
+                    segment.name_span,
+                    "second segment of this name",
+                    f"segment names are unique in a rule set; the first is at "
+                    f"{first.span.file}:{first.span.line}",
+                )
+        for segment in segments:
+            if self.segments[segment.name] is segment:
+                check_condition(segment.condition, self._scope(None, "segment"))
+        self._segment_cycles()
+
+    def _segment_cycles(self) -> None:
+        names = sorted(self.segments)
+        links = []
+        for index, name in enumerate(names):
+            for used in _segments_used(self.segments[name].condition):
+                if used in self.segments:
+                    links.append(dependencies.Edge(index, names.index(used), used))
+        for component in dependencies.cycles(range(len(names)), links):
+            members = [names[i] for i in component]
+            first = self.segments[members[0]]
+            listed = ", ".join(f'"{m}"' for m in members)
+            self.error(
+                "E205",
+                f"segment {listed} is defined through itself"
+                if len(members) == 1
+                else f"segments {listed} are defined through each other",
+                first.name_span,
+                "part of a cycle",
+                "a segment may use other segments, but not itself, directly or through others",
+            )
+
+    # -- rules ------------------------------------------------------------------------------------
+
+    def _rule(self, rule: ast.Rule) -> None:
+        trigger = rule.when.trigger
+        self._trigger(trigger)
+        if rule.when.at is not None:
+            self._clock(rule.when.at)
+        event_entity = trigger.entity if isinstance(trigger, ast.EventTrigger) else None
+        if rule.condition is not None:
+            check_condition(rule.condition, self._scope(event_entity, "rule"))
+        if rule.unless is not None:
+            self._unless(rule.unless, trigger)
+        if rule.once is not None and rule.once.every is not None:
+            self._positive(rule.once.every, "`once every`")
+        for action in rule.actions:
+            self._action(action, event_entity)
+
+    def _trigger(self, trigger: ast.Trigger) -> None:
+        match trigger:
+            case ast.EventTrigger():
+                self.warn_event(trigger.event, trigger.event_span)
+                if trigger.offset is not None and trigger.offset.sign < 0:
+                    self.error(
+                        "E313",
+                        "a rule cannot act before the event that triggers it",
+                        trigger.offset.span,
+                        "a delay before the event",
+                        f"use `+` for a delay after the event, e.g. `{trigger.event} + "
+                        f"{duration_text(trigger.offset.duration)}`",
+                    )
+            case ast.CustomerTrigger():
+                offset = trigger.offset
+                if trigger.name in ast.CUSTOMER_DATE_FIELDS:
+                    self._whole_days(offset, f"`customer.{trigger.name}`")
+                elif offset is not None and offset.sign < 0:
+                    self.error(
+                        "E313",
+                        f"a rule cannot act before `customer.{trigger.name}` has happened",
+                        offset.span,
+                        "a time before it",
+                        f"use `+`, e.g. `customer.{trigger.name} + "
+                        f"{duration_text(offset.duration)}`",
+                    )
+            case ast.HolidayTrigger():
+                self._holiday(trigger)
+                self._whole_days(trigger.offset, "a holiday")
+            case ast.ScheduleTrigger(every="month", day_of_month=day) if not 1 <= (day or 0) <= 31:
+                self.error(
+                    "E314",
+                    f"no month has a day {day}",
+                    trigger.span,
+                    "not a day of the month",
+                    "use a day from 1 to 31 (a month without that day has no slot)",
+                )
+
+    def _holiday(self, trigger: ast.HolidayTrigger) -> None:
+        country = self.config.country
+        if country is None:
+            self.error(
+                "E209",
+                "holiday triggers need the shop's country",
+                trigger.name_span,
+                "no holiday calendar is configured",
+                "set `country` in the configuration, e.g. `country: CN`",
+            )
+        elif not is_country(country):
+            self.error(
+                "E209",
+                f"there is no holiday calendar for the country `{country}`",
+                trigger.name_span,
+                "no holiday calendar",
+                "set `country` to an ISO code such as CN, US or DE",
+            )
+        elif not knows(country, trigger.name):
+            self.error(
+                "E208",
+                f'"{trigger.name}" is not a holiday in the calendar of {country}',
+                trigger.name_span,
+                "unknown holiday",
+                did_you_mean(trigger.name, holiday_names(country), cutoff=0.6)
+                or f"holiday names are written as the `holidays` package spells them for "
+                f"{country}, in English or the country's own language",
+            )
+
+    def _unless(self, unless: ast.Unless, trigger: ast.Trigger) -> None:
+        self.warn_event(unless.event, unless.event_span)
+        if unless.within is not None:
+            self._positive(unless.within, "`unless ... within`")
+        elif not isinstance(trigger, ast.EventTrigger):
+            self.error(
+                "E315",
+                "`unless` needs `within` here: this rule is not triggered by an event",
+                unless.span,
+                "since when?",
+                f"say how far back to look, e.g. `unless {unless.event} within 30d`",
+            )
+
+    def _action(self, action: ast.Action, event_entity: str | None) -> None:
+        if isinstance(action, ast.Message | ast.Coupon):
+            self._template(action.template, action.template_span)
+            if action.channel is not None and action.channel not in self.config.channels:
+                self.error(
+                    "E207",
+                    f"no channel named `{action.channel}` is configured",
+                    action.channel_span,
+                    "unknown channel",
+                    did_you_mean(action.channel, self.config.channels)
+                    or "configured channels: " + ", ".join(sorted(self.config.channels)),
+                )
+        if isinstance(action, ast.Coupon):
+            self._coupon(action)
+        elif isinstance(action, ast.Points):
+            check_number(action.amount, self._scope(event_entity, "rule"), "`points`")
+        elif isinstance(action, ast.Task | ast.TagAction):
+            text, span = (
+                (action.title, action.title_span)
+                if isinstance(action, ast.Task)
+                else (action.tag, action.tag_span)
+            )
+            if not text.strip():
+                self.error("E306", f"`{action.kind}` needs a non-empty text", span, "empty")
+
+    def _template(self, name: str, span: Span) -> None:
+        try:
+            find_template(self.templates_dir, name)
+        except TemplateError as exc:
+            folder = self.templates_dir
+            stems = {p.stem for p in folder.iterdir() if p.is_file()} if folder.is_dir() else ()
+            several = "several" in str(exc)
+            self.error(
+                "E206",
+                f'several files could be the template "{name}"'
+                if several
+                else f'no template "{name}"',
+                span,
+                "ambiguous template" if several else "template not found",
+                str(exc)
+                if several
+                else did_you_mean(name, stems)
+                or f"a template `{name}` is a file `{name}.*` (any extension) in `{folder}`",
+            )
+
+    def _coupon(self, coupon: ast.Coupon) -> None:
+        worth = coupon.worth.value
+        if worth <= 0 or (coupon.percent and worth > 100):
+            self.error(
+                "E306",
+                "a percentage coupon is worth more than 0% and at most 100%"
+                if coupon.percent
+                else "a coupon must be worth more than 0",
+                coupon.worth.span,
+                "impossible value",
+            )
+        if coupon.expires is not None:
+            self._positive(coupon.expires, "a coupon's expiry")
+
+    # -- policies ---------------------------------------------------------------------------------
+
+    def _quiet_hours(self, quiet: ast.QuietHours) -> None:
+        valid = self._clock(quiet.start) & self._clock(quiet.end)
+        if valid and quiet.start == quiet.end:
+            self.error(
+                "E316",
+                "quiet hours from a time to the same time are empty",
+                quiet.span,
+                "an empty window",
+                "give two different times, e.g. `quiet hours 22:00 to 08:00`",
+            )
+
+    # -- values -----------------------------------------------------------------------------------
+
+    def _clock(self, clock: ast.ClockTime) -> bool:
+        if 0 <= clock.hour <= 23 and 0 <= clock.minute <= 59:
+            return True
+        self.error(
+            "E310",
+            f"{clock.hour:02d}:{clock.minute:02d} is not a time of day",
+            clock.span,
+            "no such time",
+            "clock times go from 00:00 to 23:59"
+            + ("; midnight is 00:00" if clock.hour == 24 else ""),
+        )
+        return False
+
+    def _positive(self, duration: ast.Duration, what: str) -> None:
+        if duration.seconds == 0:
+            self.error(
+                "E311",
+                f"{what} must be longer than zero",
+                duration.span,
+                "zero",
+            )
+
+    def _whole_days(self, offset: ast.Offset | None, what: str) -> None:
+        if offset is not None and offset.duration.whole_days is None:
+            self.error(
+                "E312",
+                f"the offset of {what} must be whole days or weeks",
+                offset.duration.span,
+                "not whole days",
+                "it moves the calendar date; add a clock time with `at`, e.g. `- 1d at 09:00`",
+            )
+
+    # -- dependency cycles ------------------------------------------------------------------------
+
+    def _cycles(self, rules: list[ast.CheckedRule]) -> None:
+        links = dependencies.edges(rules, self.segments)
+        for component in dependencies.cycles([r.position for r in rules], links):
+            members = set(component)
+            inside = [e for e in links if e.reader in members and e.writer in members]
+            first = rules[component[0]]
+            reasons = "; ".join(_reason(rules, e) for e in inside)
+            if len(component) == 1:
+                message = f'rule "{first.name}" tests what its own actions change'
+            else:
+                listed = ", ".join(f'"{rules[p].name}"' for p in component)
+                message = f"rules {listed} test what each other's actions change"
+            self.error(
+                "E401",
+                message,
+                first.rule.condition.span if first.rule.condition else first.rule.span,
+                reasons,
+                f"a rule may not depend on its own tags or points; to act only once, drop "
+                f"that test and use {_ACTION_HELP}",
+            )
+
+
+def _reason(rules: list[ast.CheckedRule], edge: dependencies.Edge) -> str:
+    reader, writer = rules[edge.reader].name, rules[edge.writer].name
+    if edge.what == "points":
+        return f'"{reader}" reads points that "{writer}" gives'
+    return f'"{reader}" reads tag "{edge.what}" that "{writer}" sets'
+
+
+def _segments_used(expr: ast.Expr) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, ast.InSegment):
+            found.add(node.segment)
+        for value in getattr(node, "__dict__", {}).values():
+            if isinstance(value, tuple):
+                for item in value:
+                    walk(item)
+            elif hasattr(value, "__dataclass_fields__"):
+                walk(value)
+
+    walk(expr)
+    return found

@@ -1,0 +1,175 @@
+"""Which rules' conditions read what other rules' actions write (LANGUAGE.md 3.6).
+
+Rule A depends on rule B when A's `if` (segments included) reads a tag that B tags or untags,
+or reads `customer.points` and B gives points. A tag is read by name in `"vip" in
+customer.tags`, `"vip" not in customer.tags` and `customer.tags contains "vip"`; any other use
+of `customer.tags` reads every tag. A cycle of this relation (A → … → A) is an error; without
+cycles the relation orders evaluation (`strata`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+
+from engine import ast
+
+ALL_TAGS = "*"
+
+
+@dataclass
+class Effects:
+    """The tags (ALL_TAGS: any) and points a condition reads, or a rule's actions write."""
+
+    tags: set[str] = field(default_factory=set)
+    points: bool = False
+
+
+def reads(expr: ast.Expr | None, segments: Mapping[str, ast.Segment]) -> Effects:
+    found = Effects()
+    _reads(expr, segments, found, set())
+    return found
+
+
+def _is_tags(node: ast.Expr) -> bool:
+    return isinstance(node, ast.Ref) and node.entity == "customer" and node.name == "tags"
+
+
+def _reads(
+    node: ast.Expr | None,
+    segments: Mapping[str, ast.Segment],
+    found: Effects,
+    seen: set[str],
+) -> None:
+    match node:
+        case None:
+            return
+        case ast.Ref(entity="customer", name="tags"):
+            found.tags.add(ALL_TAGS)
+        case ast.Ref(entity="customer", name="points"):
+            found.points = True
+        case ast.Compare(op="in" | "not in", left=ast.String(value=tag), right=right) if _is_tags(
+            right
+        ):
+            found.tags.add(tag)
+        case ast.Compare(op="contains", left=left, right=ast.String(value=tag)) if _is_tags(left):
+            found.tags.add(tag)
+        case ast.InSegment(segment=name):
+            if name in segments and name not in seen:
+                seen.add(name)
+                _reads(segments[name].condition, segments, found, seen)
+        case ast.Compare() | ast.Arith():
+            _reads(node.left, segments, found, seen)
+            _reads(node.right, segments, found, seen)
+        case ast.Between():
+            for part in (node.value, node.low, node.high):
+                _reads(part, segments, found, seen)
+        case ast.IsSet():
+            _reads(node.value, segments, found, seen)
+        case ast.Negate() | ast.Not():
+            _reads(node.operand, segments, found, seen)
+        case ast.Logic():
+            for operand in node.operands:
+                _reads(operand, segments, found, seen)
+        case ast.ListValue():
+            for item in node.items:
+                _reads(item, segments, found, seen)
+
+
+def writes(rule: ast.Rule) -> Effects:
+    found = Effects()
+    for action in rule.actions:
+        if isinstance(action, ast.TagAction):
+            found.tags.add(action.tag)
+        elif isinstance(action, ast.Points):
+            found.points = True
+    return found
+
+
+@dataclass(frozen=True)
+class Edge:
+    """`reader` depends on `writer` because of `what` (a tag name, ALL_TAGS or "points")."""
+
+    reader: int
+    writer: int
+    what: str
+
+
+def edges(rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]) -> list[Edge]:
+    """Every dependency between the rules, by position, with one reason each."""
+    written = [(r.position, writes(r.rule)) for r in rules]
+    found = []
+    for rule in rules:
+        read = reads(rule.rule.condition, segments)
+        for writer, wrote in written:
+            what = _overlap(read, wrote)
+            if what is not None:
+                found.append(Edge(rule.position, writer, what))
+    return found
+
+
+def _overlap(read: Effects, wrote: Effects) -> str | None:
+    if read.points and wrote.points:
+        return "points"
+    if ALL_TAGS in read.tags and wrote.tags:
+        return min(wrote.tags)
+    common = read.tags & wrote.tags
+    return min(common) if common else None
+
+
+def cycles(nodes: Sequence[int], links: Sequence[Edge]) -> list[list[int]]:
+    """The strongly connected components that are cycles (Tarjan), each sorted, in order."""
+    successors: dict[int, list[int]] = {n: [] for n in nodes}
+    for edge in links:
+        successors[edge.reader].append(edge.writer)
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    found: list[list[int]] = []
+
+    def visit(node: int) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in successors[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 or node in successors[node]:
+                found.append(sorted(component))
+
+    for node in nodes:
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def strata(
+    rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]
+) -> list[list[ast.CheckedRule]]:
+    """The rules in evaluation order: each stratum depends only on earlier ones; within a
+    stratum, by position. Raises `graphlib.CycleError` for a rule set with a cycle."""
+    by_position = {r.position: r for r in rules}
+    graph: dict[int, set[int]] = {r.position: set() for r in rules}
+    for edge in edges(rules, segments):
+        graph[edge.reader].add(edge.writer)
+    sorter = TopologicalSorter(graph)
+    sorter.prepare()
+    layers = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        layers.append([by_position[p] for p in ready])
+        sorter.done(*ready)
+    return layers

@@ -1,0 +1,100 @@
+"""A folder of `*.rules` files → a checked `RuleSet`: the entry point other modules call.
+
+Files are read in name order; one that is missing, unreadable or not UTF-8 is a diagnostic
+like any other, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from engine import ast
+from engine.check import check_files
+from engine.config import Config
+from engine.errors import Diagnostic, RuleError
+from engine.parse import parse_source
+from engine.render import remember_source, sort_key
+from engine.source import SourceFile, Span
+
+
+def rule_files(rules_dir: Path) -> list[Path]:
+    """The `*.rules` files of the folder, in name order."""
+    return sorted((p for p in rules_dir.glob("*.rules") if p.is_file()), key=lambda p: p.name)
+
+
+def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
+    """The file's text, or a diagnostic saying why it cannot be read."""
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [Diagnostic("error", "E003", f"cannot read `{name}`: {exc.strerror}")]
+    try:
+        return SourceFile(name, data.decode("utf-8")), []
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        remember_source(SourceFile(name, data.decode("utf-8", errors="replace")))
+        return None, [
+            Diagnostic(
+                "error",
+                "E004",
+                f"`{path.name}` is not UTF-8 text",
+                Span(name, line, column, line, column + 1),
+                label=f"byte 0x{data[exc.start]:02x} cannot start a character here",
+                help="save the file as UTF-8 (most editors offer it under “Save as” or “Encoding”)",
+            )
+        ]
+
+
+def check_rule_set(
+    rules_dir: Path, config: Config, known_events: Iterable[str] = ()
+) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
+    """Parse and check every rule file of `rules_dir`. Returns the rule set (None when there
+    are errors) and every diagnostic, warnings included, in file and line order."""
+    if not rules_dir.is_dir():
+        what = "is not a folder" if rules_dir.exists() else "does not exist"
+        return None, [
+            Diagnostic(
+                "error",
+                "E001",
+                f"the rules folder `{rules_dir}` {what}",
+                help="give the folder that holds your `*.rules` files",
+            )
+        ]
+    paths = rule_files(rules_dir)
+    if not paths:
+        return None, [
+            Diagnostic(
+                "error",
+                "E002",
+                f"no `*.rules` files in `{rules_dir}`",
+                help="rule files end in `.rules`, e.g. `aftercare.rules`",
+            )
+        ]
+    diagnostics: list[Diagnostic] = []
+    files: list[ast.RuleFile] = []
+    for path in paths:
+        source, problems = read_source(path)
+        if source is not None:
+            rule_file, problems = parse_source(source)
+            if rule_file is not None:
+                files.append(rule_file)
+        diagnostics.extend(problems)
+    complete = not diagnostics
+    ruleset, problems = check_files(files, config, rules_dir, known_events, complete)
+    diagnostics.extend(problems)
+    diagnostics.sort(key=sort_key)
+    errors = any(d.severity == "error" for d in diagnostics)
+    return (None if errors else ruleset), diagnostics
+
+
+def load_rule_set(rules_dir: Path, config: Config, known_events: Iterable[str] = ()) -> ast.RuleSet:
+    """The checked rule set of `rules_dir`; raises `RuleError` with every diagnostic when there
+    is any error."""
+    ruleset, diagnostics = check_rule_set(rules_dir, config, known_events)
+    if ruleset is None:
+        raise RuleError(diagnostics)
+    return ruleset

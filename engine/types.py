@@ -1,0 +1,375 @@
+"""The types of condition expressions, and the checks that keep them sensible.
+
+A condition sees customers' fields and metrics (LANGUAGE.md 3.3, their types known here), free
+customer attributes and event properties (whose type is only known at run time: `unknown`),
+and literals. `check_condition` and `check_number` report every misuse they find — comparing a
+date with a number, arithmetic on text, an event property of another entity, an unknown
+segment — and never stop at the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from engine import ast
+from engine.errors import Diagnostic
+from engine.source import Span
+from engine.suggest import did_you_mean, nearest
+
+
+@dataclass(frozen=True)
+class Type:
+    """`kind` is number, text, yes/no, duration, date, time, list, set or unknown; `item` is
+    the type of a list's or set's items."""
+
+    kind: str
+    item: Type | None = None
+
+    def __str__(self) -> str:
+        if self.kind in ("list", "set") and self.item and self.item.kind != "unknown":
+            return f"a {self.kind} of {_PLURAL.get(self.item.kind, self.item.kind)}"
+        return _NAMES.get(self.kind, self.kind)
+
+
+NUMBER = Type("number")
+TEXT = Type("text")
+BOOL = Type("yes/no")
+DURATION = Type("duration")
+DATE = Type("date")
+TIME = Type("time")
+UNKNOWN = Type("unknown")
+TAGS = Type("set", TEXT)
+
+_NAMES = {
+    "number": "a number",
+    "text": "text",
+    "yes/no": "yes or no",
+    "duration": "a duration",
+    "date": "a date",
+    "time": "a point in time",
+    "list": "a list",
+    "set": "a set",
+    "unknown": "a value",
+}
+_PLURAL = {"number": "numbers", "text": "texts", "date": "dates", "time": "times"}
+
+# Customer fields and metrics whose type is known (LANGUAGE.md 3.3 and section 4).
+CUSTOMER_FIELDS: dict[str, Type] = {
+    "id": TEXT,
+    "name": TEXT,
+    "email": TEXT,
+    "phone": TEXT,
+    "timezone": TEXT,
+    "birthday": DATE,
+    "signed_up": TIME,
+    "accepts_marketing": BOOL,
+    "orders": NUMBER,
+    "total_spent": NUMBER,
+    "average_order": NUMBER,
+    "first_order": TIME,
+    "last_order": TIME,
+    "days_since_last_order": NUMBER,
+    "returns": NUMBER,
+    "return_rate": NUMBER,
+    "points": NUMBER,
+    "tags": TAGS,
+    "rfm": TEXT,
+}
+
+_ORDERED = frozenset({"number", "text", "duration", "date", "time", "unknown"})
+
+
+def _compatible(a: Type, b: Type) -> bool:
+    if "unknown" in (a.kind, b.kind) or a.kind == b.kind:
+        if a.kind in ("list", "set") and b.kind in ("list", "set"):
+            return _compatible(a.item or UNKNOWN, b.item or UNKNOWN)
+        return True
+    return {a.kind, b.kind} == {"date", "time"}
+
+
+@dataclass
+class Scope:
+    """What a condition may refer to: the triggering event's entity (None where there is no
+    event: schedule, date, holiday and customer triggers, segments, `exclude`), and the
+    segments of the rule set (None: not known, because a file failed to parse)."""
+
+    event_entity: str | None
+    where: str  # "rule", "segment" or "exclude": for messages
+    segments: Collection[str] | None
+    report: Callable[[Diagnostic], None]
+    warn_event: Callable[[str, Span], None]
+
+
+def check_condition(expr: ast.Expr, scope: Scope) -> None:
+    """Report every problem of a condition (`if`, a segment, `exclude if`)."""
+    result = _infer(expr, scope)
+    _expect_bool(expr, result, scope)
+
+
+def check_number(expr: ast.Expr, scope: Scope, what: str) -> None:
+    """Report every problem of an expression that must be a number (`points EXPR`)."""
+    result = _infer(expr, scope)
+    if result.kind not in ("number", "unknown"):
+        _error(
+            scope,
+            "E303",
+            f"{what} must be a number, not {result}",
+            expr,
+            f"this is {result}",
+            "give a number such as `50` or a numeric value such as `order.total * 2`",
+        )
+
+
+def _error(
+    scope: Scope, code: str, message: str, node: object, label: str, help: str | None = None
+) -> None:
+    span = getattr(node, "span", None)
+    scope.report(Diagnostic("error", code, message, span, label=label, help=help))
+
+
+def _expect_bool(expr: ast.Expr, result: Type, scope: Scope) -> None:
+    if result.kind == "yes/no":
+        return
+    shown = f"`{expr.dotted}`" if isinstance(expr, ast.Ref) else "this"
+    example = f"{expr.dotted} == yes" if isinstance(expr, ast.Ref) else "order.total > 100"
+    _error(
+        scope,
+        "E304",
+        "a condition must be true or false",
+        expr,
+        f"{shown} is {result}, not a comparison",
+        f"compare it, e.g. `{example}`",
+    )
+
+
+def _infer(expr: ast.Expr, scope: Scope) -> Type:
+    match expr:
+        case ast.Number():
+            return NUMBER
+        case ast.String():
+            return TEXT
+        case ast.Bool():
+            return BOOL
+        case ast.DurationValue():
+            return DURATION
+        case ast.DateValue():
+            return DATE
+        case ast.ListValue(items=items):
+            kinds = [_infer(item, scope) for item in items]
+            known = [k for k in kinds if k.kind != "unknown"]
+            for item, kind in zip(items, kinds, strict=True):
+                if known and not _compatible(kind, known[0]):
+                    _error(
+                        scope,
+                        "E309",
+                        "a list holds values of one kind",
+                        item,
+                        f"this is {kind}, the list's first value is {known[0]}",
+                    )
+            return Type("list", known[0] if known else UNKNOWN)
+        case ast.Ref():
+            return _ref(expr, scope)
+        case ast.Aggregate():
+            _aggregate(expr, scope)
+            return NUMBER
+        case ast.InSegment():
+            _segment(expr, scope)
+            return BOOL
+        case ast.Compare():
+            _compare(expr, scope)
+            return BOOL
+        case ast.Between():
+            value, low, high = (_infer(e, scope) for e in (expr.value, expr.low, expr.high))
+            for bound, kind in ((expr.low, low), (expr.high, high)):
+                if value.kind not in _ORDERED or not _compatible(value, kind):
+                    _error(
+                        scope,
+                        "E301",
+                        f"cannot tell whether {value} lies between {low} and {high}",
+                        bound,
+                        f"this is {kind}",
+                        "both ends must be values of the same kind as the one tested",
+                    )
+                    break
+            return BOOL
+        case ast.IsSet():
+            _infer(expr.value, scope)
+            return BOOL
+        case ast.Arith():
+            for side in (expr.left, expr.right):
+                kind = _infer(side, scope)
+                if kind.kind not in ("number", "unknown"):
+                    _error(
+                        scope,
+                        "E302",
+                        f"`{expr.op}` works on numbers, not on {kind}",
+                        side,
+                        f"this is {kind}",
+                    )
+            return NUMBER
+        case ast.Negate():
+            kind = _infer(expr.operand, scope)
+            if kind.kind not in ("number", "unknown"):
+                _error(scope, "E302", f"`-` works on numbers, not on {kind}", expr, "not a number")
+            return NUMBER
+        case ast.Logic():
+            for operand in expr.operands:
+                _expect_bool(operand, _infer(operand, scope), scope)
+            return BOOL
+        case ast.Not():
+            _expect_bool(expr.operand, _infer(expr.operand, scope), scope)
+            return BOOL
+    raise AssertionError(f"unknown expression {expr!r}")
+
+
+def _ref(ref: ast.Ref, scope: Scope) -> Type:
+    if ref.entity == "customer":
+        if ref.name in CUSTOMER_FIELDS:
+            return CUSTOMER_FIELDS[ref.name]
+        close = nearest(ref.name, CUSTOMER_FIELDS, cutoff=0.85)
+        if close is not None:
+            scope.report(
+                Diagnostic(
+                    "warning",
+                    "W204",
+                    f"`customer.{ref.name}` is not a known customer field",
+                    ref.span,
+                    label="read as a customer attribute from the shop's data",
+                    help=f"did you mean `customer.{close}`?",
+                )
+            )
+        return UNKNOWN
+    if scope.event_entity is None:
+        where = {
+            "segment": "a segment is not tied to any event",
+            "exclude": "`exclude` is not tied to any event",
+            "rule": "this rule is not triggered by an event",
+        }[scope.where]
+        _error(
+            scope,
+            "E211",
+            f"`{ref.dotted}` is a value of an event, and {where}",
+            ref,
+            "no event to read this from",
+            "use `customer.…` values, or `count(...)`/`sum(...)` over the customer's events",
+        )
+    elif ref.entity != scope.event_entity:
+        help = f"values of this rule's event are written `{scope.event_entity}.NAME`"
+        if nearest(ref.entity, [scope.event_entity, "customer"]) == "customer":
+            help = f"did you mean `customer.{ref.name}`?"
+        _error(
+            scope,
+            "E210",
+            f"`{ref.dotted}` belongs to `{ref.entity}` events, but this rule is triggered by "
+            f"a `{scope.event_entity}` event",
+            ref,
+            f"not a value of the `{scope.event_entity}` event",
+            help,
+        )
+    return UNKNOWN
+
+
+def _aggregate(agg: ast.Aggregate, scope: Scope) -> None:
+    scope.warn_event(agg.event, agg.event_span)
+    if agg.func == "count" and agg.prop is not None:
+        _error(
+            scope,
+            "E305",
+            "`count` counts events; it takes an event name only",
+            agg,
+            f"`.{agg.prop}` is not needed here",
+            f"to add up `{agg.prop}`, write `sum({agg.event}.{agg.prop})`",
+        )
+    if agg.within is not None and agg.within.seconds == 0:
+        _error(scope, "E311", "`within` needs a duration longer than zero", agg.within, "zero")
+
+
+def _segment(node: ast.InSegment, scope: Scope) -> None:
+    if scope.segments is None or node.segment in scope.segments:
+        return
+    scope.report(
+        Diagnostic(
+            "error",
+            "E201",
+            f'no segment is named "{node.segment}"',
+            node.segment_span,
+            label="unknown segment",
+            help=did_you_mean(node.segment, scope.segments)
+            or 'define it in any file of the rule set: `segment "NAME" = CONDITION`',
+        )
+    )
+
+
+def _compare(node: ast.Compare, scope: Scope) -> None:
+    left, right = _infer(node.left, scope), _infer(node.right, scope)
+    op = node.op
+    if op in ("in", "not in"):
+        container, item, item_node = right, left, node.left
+        container_node = node.right
+    elif op == "contains":
+        container, item, item_node = left, right, node.right
+        container_node = node.left
+    else:
+        if not _compatible(left, right):
+            _error(
+                scope,
+                "E301",
+                f"cannot compare {left} with {right}",
+                node,
+                f"{left} {op} {right}",
+                _compare_help(left, right),
+            )
+        elif op not in ("==", "!=") and left.kind not in _ORDERED:
+            _error(
+                scope,
+                "E301",
+                f"`{op}` cannot order {left}",
+                node,
+                f"{left} has no order",
+                "use `==` or `!=`",
+            )
+        return
+    if container.kind == "text":
+        if item.kind not in ("text", "unknown"):
+            _error(
+                scope,
+                "E308",
+                f"`{op}` on text looks for text, not {item}",
+                item_node,
+                f"this is {item}",
+            )
+        return
+    if container.kind not in ("list", "set", "unknown"):
+        _error(
+            scope,
+            "E308",
+            f"`{op}` needs a list, a set or text, not {container}",
+            container_node,
+            f"this is {container}",
+            'e.g. `order.category in ["shoes", "bags"]` or `"vip" in customer.tags`',
+        )
+        return
+    element = container.item or UNKNOWN
+    if not _compatible(item, element):
+        _error(
+            scope,
+            "E301",
+            f"{container} cannot hold {item}",
+            item_node,
+            f"this is {item}",
+        )
+
+
+def _compare_help(left: Type, right: Type) -> str | None:
+    kinds = {left.kind, right.kind}
+    if kinds == {"text", "number"}:
+        return 'a number in quotes is text: write `20`, not `"20"` (or the other way round)'
+    if "date" in kinds or "time" in kinds:
+        return (
+            "dates are written YYYY-MM-DD; to compare an age, use e.g. "
+            "`customer.days_since_last_order > 60`"
+        )
+    if "yes/no" in kinds:
+        return "yes/no values are compared with `yes` or `no`"
+    return None
