@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine import ast
+from engine.parse import parse_file
+from engine.source import SourceFile
 
 WIDTH = 100
 INDENT = "  "
@@ -310,3 +312,8 @@ def _line_for(lines: list[_Line], source_line: int) -> int:
     """The output line that the source line `source_line` belongs to."""
     candidates = [i for i, line in enumerate(lines) if line.origin <= source_line]
     return max(candidates, key=lambda i: (lines[i].origin, i)) if candidates else 0
+
+
+def format_source(source: SourceFile) -> str:
+    """The canonical text of a source file; raises `RuleError` when it does not parse."""
+    return format_file(parse_file(source))

@@ -9,13 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
 from engine import ast
 from engine.check import check_files
 from engine.config import Config
-from engine.errors import Diagnostic, RuleError
+from engine.errors import DatabaseError, Diagnostic, RuleError
 from engine.parse import parse_source
 from engine.render import remember_source, sort_key
 from engine.source import SourceFile, Span
+from engine.storage.db import open_database
+from engine.storage.tables import events
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -98,3 +104,30 @@ def load_rule_set(rules_dir: Path, config: Config, known_events: Iterable[str] =
     if ruleset is None:
         raise RuleError(diagnostics)
     return ruleset
+
+
+def stored_event_types(database_url: str) -> list[str]:
+    """The event types the shop's database holds, to recognise the shop's own event names.
+
+    Empty when there is no database yet: a SQLite file that does not exist is not created, and
+    a server that cannot be reached is not an error for checking rules.
+    """
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return []
+    if url.get_backend_name() == "sqlite" and not (
+        url.database and url.database != ":memory:" and Path(url.database).is_file()
+    ):
+        return []
+    try:
+        engine = open_database(database_url)
+    except DatabaseError:
+        return []
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(select(events.c.type).distinct()))
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
