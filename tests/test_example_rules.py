@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from engine import ast
 from engine.config import Config, load_config
 from engine.demo import generate_shop
 from engine.parse import parse_file
+from engine.render import render_text
+from engine.ruleset import check_rule_set
 from engine.source import SourceFile
 from engine.templates import Templates
 
@@ -53,6 +56,16 @@ rule "thank you"
   unless order.returned
   then message "thank_you" via email
 """
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_every_example_checks_clean(folder):
+    ruleset, diagnostics = check_rule_set(folder, config_of(folder))
+    errors = [d for d in diagnostics if d.severity == "error"]
+    assert not errors, render_text(errors)
+    assert ruleset is not None and len(ruleset.rules) == len(rules_of(folder))
+    for warning in diagnostics:
+        warnings.warn(f"{folder.name}: {render_text([warning])}", stacklevel=1)
 
 
 def test_aftercare_is_the_first_file_of_the_language_guide():
@@ -214,3 +227,18 @@ def test_a_percent_coupon_reads_as_a_chinese_discount():
     assert (
         "满200减30元券" in templates.render("birthday", {**scope, "customer": customer("zh")}).body
     )
+
+
+def test_the_tier_rules_need_once_as_their_comment_says(tmp_path):
+    """loyalty.rules explains that `once` replaces a condition on the rule's own tag."""
+    (tmp_path / "tiers.rules").write_text(
+        'rule "gold member"\n'
+        "  when order.paid\n"
+        '  if customer.total_spent >= 5000 and "gold" not in customer.tags\n'
+        '  then tag "gold"\n',
+        encoding="utf-8",
+    )
+    ruleset, diagnostics = check_rule_set(tmp_path, Config(base_dir=tmp_path))
+    assert ruleset is None
+    assert any("gold member" in d.message and d.severity == "error" for d in diagnostics)
+    assert "once" in (RULES / "shop" / "loyalty.rules").read_text(encoding="utf-8")
