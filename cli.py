@@ -510,6 +510,77 @@ def demo(customers: int, seed: int, days: int, rules_dir: Path | None, fmt: str,
           result.start_us, result.end_us)
 
 
+@cli.command()
+@click.argument("rules_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Diagnostics as text for people or JSON for tools.")
+@common_options
+def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -> None:
+    """Parse and check a rule set: exit 0 when clean (warnings allowed), 1 with every problem.
+
+    \b
+    Example:  nudge check rules/aftercare
+    """
+    from engine.render import render_json, render_text
+    from engine.ruleset import check_rule_set, stored_event_types
+
+    config = env_of(config_path, db).config
+    ruleset, diagnostics = check_rule_set(
+        rules_dir, config, stored_event_types(config.database)
+    )
+    if fmt == "json":
+        click.echo(render_json(diagnostics))
+    elif diagnostics:
+        click.echo(render_text(diagnostics), err=ruleset is None)
+    if ruleset is None:
+        sys.exit(1)
+    if fmt == "text":
+        click.echo(f"{rules_dir}: {len(ruleset.rules)} rules, all clear")
+
+
+@cli.command("fmt")
+@click.argument("rules_dir", type=click.Path(path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Change nothing; list the files that would change and exit 1 if any.")
+@common_options
+def fmt_command(rules_dir: Path, check_only: bool, config_path: Path | None,
+                db: str | None) -> None:
+    """Rewrite rule files in the one canonical layout, comments kept.
+
+    \b
+    Example:  nudge fmt rules/aftercare
+              nudge fmt --check rules/aftercare
+    """
+    from engine.errors import Diagnostic
+    from engine.fmt import format_source
+    from engine.ruleset import read_source, rule_files
+
+    if not rules_dir.is_dir():
+        raise NudgeError(f"the rules folder `{rules_dir}` does not exist")
+    problems: list[Diagnostic] = []
+    changed: list[Path] = []
+    for path in rule_files(rules_dir):
+        source, unreadable = read_source(path)
+        if source is None:
+            problems.extend(unreadable)
+            continue
+        try:
+            text = format_source(source)
+        except RuleError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        if text != source.text:
+            changed.append(path)
+            if not check_only:
+                path.write_text(text, encoding="utf-8")
+    for path in changed:
+        click.echo(f"{'would reformat' if check_only else 'reformatted'} {path}")
+    if problems:
+        raise RuleError(problems)
+    if check_only and changed:
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nudge` console script and of `python cli.py`."""
     try:
