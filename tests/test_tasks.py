@@ -1,0 +1,163 @@
+"""The task list: listing, claiming and finishing tasks, in the library and on the command line."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from sqlalchemy import Engine
+
+from cli import main
+from engine.storage.db import open_database
+from engine.storage.tables import actions, occurrences, tasks
+from engine.tasks import TaskError, claim, done, list_tasks
+from engine.timeutil import US
+
+T0 = 1_800_000_000 * US
+_keys = itertools.count(1)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Engine:
+    engine = open_database(db_url)
+    yield engine
+    engine.dispose()
+
+
+def add_task(engine: Engine, title: str, assignee: str | None = None, kind: str = "task") -> int:
+    """A task as the tick records it: an occurrence, its action and the task row."""
+    key = next(_keys)
+    with engine.begin() as conn:
+        occurrence_id = conn.execute(
+            occurrences.insert().values(
+                rule="r", customer_id="c1", occurrence_key=f"k{key}", due_us=T0,
+                status="acted", recorded_us=T0,
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        action_id = conn.execute(
+            actions.insert().values(
+                occurrence_id=occurrence_id, position=0, rule="r", rule_position=0,
+                customer_id="c1", kind=kind, due_us=T0, at_us=T0, status="sent",
+                detail={"title": title},
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        return int(
+            conn.execute(
+                tasks.insert().values(
+                    action_id=action_id, customer_id="c1", kind=kind, title=title,
+                    assignee=assignee, status="open", created_us=T0 + key, updated_us=T0 + key,
+                )
+            ).inserted_primary_key[0]
+        )  # fmt: skip
+
+
+def test_list_filters_by_status_and_assignee(engine) -> None:
+    call = add_task(engine, "Call about the low rating", "service")
+    gift = add_task(engine, "mooncake box", "fulfilment", kind="gift")
+    note = add_task(engine, "Write a note")
+    assert [t.id for t in list_tasks(engine)] == [call, gift, note]
+    assert [t.id for t in list_tasks(engine, assignee="service")] == [call]
+    claim(engine, gift, "ann", T0 + 10 * US)
+    assert [t.id for t in list_tasks(engine, status="open")] == [call, note]
+    (claimed,) = list_tasks(engine, status="claimed", assignee="fulfilment")
+    assert (claimed.kind, claimed.claimed_by, claimed.updated_us) == ("gift", "ann", T0 + 10 * US)
+    with pytest.raises(TaskError, match="unknown task status 'closed'"):
+        list_tasks(engine, status="closed")
+
+
+def test_claim_and_done(engine) -> None:
+    task_id = add_task(engine, "Call about the low rating", "service")
+    assert claim(engine, task_id, "ann", T0).status == "claimed"
+    assert claim(engine, task_id, "ann", T0).claimed_by == "ann"  # again: no change
+    with pytest.raises(TaskError, match=f"task {task_id} is already claimed by ann"):
+        claim(engine, task_id, "bob", T0)
+    finished = done(engine, task_id, T0 + US)
+    assert (finished.status, finished.claimed_by, finished.updated_us) == ("done", "ann", T0 + US)
+    with pytest.raises(TaskError, match=f"task {task_id} is already done"):
+        done(engine, task_id, T0)
+    with pytest.raises(TaskError, match=f"task {task_id} is already done"):
+        claim(engine, task_id, "ann", T0)
+    with pytest.raises(TaskError, match="no task with id 999"):
+        claim(engine, 999, "ann", T0)
+    with pytest.raises(TaskError, match="no task with id 999"):
+        done(engine, 999, T0)
+    with pytest.raises(TaskError, match="say who claims the task"):
+        claim(engine, add_task(engine, "x"), " ", T0)
+
+
+def test_an_open_task_can_be_done_without_a_claim(engine) -> None:
+    task_id = add_task(engine, "Send the gift")
+    assert done(engine, task_id, T0).status == "done"
+
+
+def test_two_people_claiming_at_once_one_gets_it(db_url, engine) -> None:
+    task_id = add_task(engine, "Call about the low rating")
+    outcomes: dict[str, str] = {}
+    start = threading.Barrier(4)
+
+    def take(name: str) -> None:
+        own = open_database(db_url)
+        start.wait()
+        try:
+            claim(own, task_id, name, T0)
+            outcomes[name] = "claimed"
+        except TaskError as exc:
+            outcomes[name] = str(exc)
+        finally:
+            own.dispose()
+
+    names = ["ann", "bob", "cy", "dee"]
+    threads = [threading.Thread(target=take, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    winners = [name for name, outcome in outcomes.items() if outcome == "claimed"]
+    assert len(winners) == 1
+    (task,) = list_tasks(engine)
+    assert task.claimed_by == winners[0]
+    for name in set(names) - set(winners):
+        assert outcomes[name] == f"task {task_id} is already claimed by {winners[0]}"
+
+
+def nudge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_tasks_command(db_url, engine, capsys) -> None:
+    call = add_task(engine, "Call about the low rating", "service")
+    gift = add_task(engine, "mooncake box", "fulfilment", kind="gift")
+
+    code, out, _ = nudge(capsys, "tasks", "--db", db_url)
+    assert code == 0
+    header, *lines = out.splitlines()
+    assert header.split() == ["ID", "STATUS", "KIND", "FOR", "CLAIMED", "BY", "CUSTOMER",
+                              "CREATED", "TITLE"]  # fmt: skip
+    assert [line.split()[:4] for line in lines] == [
+        [str(call), "open", "task", "service"],
+        [str(gift), "open", "gift", "fulfilment"],
+    ]
+
+    code, out, _ = nudge(capsys, "tasks", "claim", str(gift), "--by", "ann", "--db", db_url)
+    assert (code, out) == (0, f"Task {gift} claimed by ann: mooncake box\n")
+    code, _, err = nudge(capsys, "tasks", "--db", db_url, "claim", str(gift), "--by", "bob")
+    assert (code, err) == (1, f"Error: task {gift} is already claimed by ann\n")
+
+    code, out, _ = nudge(capsys, "tasks", "list", "--status", "open", "--db", db_url)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [str(call)]
+    code, out, _ = nudge(capsys, "tasks", "--for", "fulfilment", "--db", db_url)
+    assert "ann" in out.splitlines()[1]
+
+    code, out, _ = nudge(capsys, "tasks", "done", str(gift), "--db", db_url)
+    assert (code, out) == (0, f"Task {gift} done: mooncake box\n")
+    code, _, err = nudge(capsys, "tasks", "done", "999", "--db", db_url)
+    assert (code, err) == (1, "Error: no task with id 999\n")
+    code, out, _ = nudge(capsys, "tasks", "list", "--status", "claimed", "--db", db_url)
+    assert (code, out) == (0, "No tasks.\n")
