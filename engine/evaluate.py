@@ -64,16 +64,22 @@ def evaluate(
     start_us: int,
     end_us: int,
     decide_before_us: int | None = None,
+    customer_id: str | None = None,
 ) -> Evaluation:
     """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
-    ledger as they stand in `conn`. Writes only to this connection's scratch tables."""
+    ledger as they stand in `conn`. Writes only to this connection's scratch tables.
+
+    With `customer_id`, only that customer's occurrences are evaluated: nothing in the language
+    crosses from one customer to another, so they come out exactly as in a full evaluation."""
     scratch.reset(conn)
     window = triggers.Window(start_us, end_us)
     effects = scratch.all_effects(start_us)
     acted: list[Occurrence] = []
     for stratum in evaluation_strata(ruleset):
         for rule in stratum:
-            triggers.fill(conn, rule.position, rule, window, config.timezone, config.country)
+            triggers.fill(
+                conn, rule.position, rule, window, config.timezone, config.country, customer_id
+            )
             passing = _passing(conn, rule, ruleset, config, effects)
             chosen = _apply_once(conn, rule, passing, start_us)
             _mark_acted(conn, chosen)

@@ -12,7 +12,7 @@ time zone and join them to the customers of that zone in SQL.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,8 @@ MIDNIGHT = dt.time(0, 0)
 SLACK_US = 2 * DAY_US
 BATCH = 5000
 NO_EVENT = sa.cast(sa.null(), sa.BigInteger)
+# A calendar trigger's local days between two dates, each with its occurrence key.
+LocalDays = Callable[[dt.date, dt.date], Iterator[tuple[dt.date, str]]]
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,36 @@ def _whole_days(offset: ast.Offset | None) -> int:
     return offset.sign * days
 
 
-def _insert(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            conn.execute(candidates.insert(), batch)
-            batch = []
-    if batch:
-        conn.execute(candidates.insert(), batch)
+@dataclass(frozen=True)
+class _Fill:
+    """Where one rule's occurrences go, and which of them are wanted."""
+
+    conn: Connection
+    index: int
+    window: Window
+    shop_tz: str
+    at: ast.ClockTime | None
+    customer_id: str | None  # only this customer's (for `explain`), or everyone's
+
+    @property
+    def clock(self) -> dt.time:
+        return self.at.time if self.at else MIDNIGHT
+
+    def only(self, select: sa.Select[Any], column: sa.ColumnElement[str]) -> sa.Select[Any]:
+        return select if self.customer_id is None else select.where(column == self.customer_id)
+
+    def due(self, due_us: int) -> bool:
+        return self.window.start_us <= due_us < self.window.end_us
+
+    def insert(self, rows: Iterable[dict[str, Any]]) -> None:
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append({"rule_index": self.index, **row})
+            if len(batch) >= BATCH:
+                self.conn.execute(candidates.insert(), batch)
+                batch = []
+        if batch:
+            self.conn.execute(candidates.insert(), batch)
 
 
 def fill(
@@ -76,45 +99,31 @@ def fill(
     window: Window,
     shop_tz: str,
     country: str | None,
+    customer_id: str | None = None,
 ) -> None:
-    """Write every occurrence of `rule` due in `window` to the candidates table."""
-    trigger, at = rule.when.trigger, rule.when.at
+    """Write every occurrence of `rule` due in `window` to the candidates table; only those of
+    one customer when `customer_id` is given (for `explain`)."""
+    trigger = rule.when.trigger
+    target = _Fill(conn, index, window, shop_tz, rule.when.at, customer_id)
+    offset = trigger.offset if isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger) else None
+    offset_us = offset.seconds * US if offset else 0
     match trigger:
         case ast.EventTrigger():
-            offset = trigger.offset.seconds if trigger.offset else 0
-            _instants(conn, index, window, shop_tz, at, offset, _event_source(trigger.event))
+            _instants(target, offset_us, _event_source(trigger.event))
         case ast.CustomerTrigger(name="birthday"):
-            _birthdays(conn, index, window, shop_tz, at, _whole_days(trigger.offset))
+            _birthdays(target, _whole_days(trigger.offset))
         case ast.CustomerTrigger(name="signed_up"):
-            offset = trigger.offset.seconds if trigger.offset else 0
-            _instants(conn, index, window, shop_tz, at, offset, _signed_up_source())
+            _instants(target, offset_us, _signed_up_source())
         case ast.CustomerTrigger(name="first_order" | "last_order"):
-            offset = trigger.offset.seconds if trigger.offset else 0
-            _instants(conn, index, window, shop_tz, at, offset, _order_value_source())
+            _instants(target, offset_us, _order_value_source())
         case ast.HolidayTrigger():
             if country is None:
                 raise ValueError("holiday triggers need a country")  # the checker says so
-            days = _whole_days(trigger.offset)
-            name = trigger.name
-
-            def holiday_days(first: dt.date, last: dt.date) -> Iterator[tuple[dt.date, str]]:
-                for year in range(first.year - 1, last.year + 2):
-                    day = first_day(country, name, year)
-                    if day is not None:
-                        yield day + dt.timedelta(days=days), str(year)
-
-            _calendar(conn, index, window, shop_tz, at, holiday_days)
+            _calendar(target, _holiday_days(country, trigger))
         case ast.ScheduleTrigger():
-            _calendar(conn, index, window, shop_tz, at, _schedule_days(trigger))
+            _calendar(target, _schedule_days(trigger))
         case ast.DateTrigger(date=date):
-            _calendar(
-                conn,
-                index,
-                window,
-                shop_tz,
-                at,
-                lambda first, last: iter([(date, date.isoformat())]),
-            )
+            _calendar(target, lambda first, last: iter([(date, date.isoformat())]))
         case _:
             raise ValueError(f"no occurrences for trigger {trigger!r}")  # the checker prevents it
 
@@ -128,6 +137,7 @@ class _Source:
 
     select: sa.Select[Any]
     instant: sa.ColumnElement[int]
+    customer: sa.ColumnElement[str]
 
 
 def _event_source(event_type: str) -> _Source:
@@ -137,7 +147,7 @@ def _event_source(event_type: str) -> _Source:
         events.c.at_us.label("instant"),
         events.c.pk.label("event_pk"),
     ).where(events.c.type == event_type)
-    return _Source(select, events.c.at_us)
+    return _Source(select, events.c.at_us, events.c.customer_id)
 
 
 def _signed_up_source() -> _Source:
@@ -148,7 +158,7 @@ def _signed_up_source() -> _Source:
         instant.label("instant"),
         NO_EVENT.label("event_pk"),
     ).where(instant.is_not(None))
-    return _Source(select, instant)
+    return _Source(select, instant, customers.c.id)
 
 
 def _order_value_source() -> _Source:
@@ -164,30 +174,24 @@ def _order_value_source() -> _Source:
         .where(events.c.type == "order.paid")
         .group_by(events.c.customer_id, events.c.at_us)
     )
-    return _Source(select, events.c.at_us)
+    return _Source(select, events.c.at_us, events.c.customer_id)
 
 
-def _instants(
-    conn: Connection,
-    index: int,
-    window: Window,
-    shop_tz: str,
-    at: ast.ClockTime | None,
-    offset_s: int,
-    source: _Source,
-) -> None:
-    cols = ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"]
-    offset_us = offset_s * US
-    if at is None:
-        rows = source.select.where(
-            source.instant >= window.start_us - offset_us,
-            source.instant < window.end_us - offset_us,
+def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
+    window = target.window
+    if target.at is None:
+        rows = target.only(
+            source.select.where(
+                source.instant >= window.start_us - offset_us,
+                source.instant < window.end_us - offset_us,
+            ),
+            source.customer,
         ).subquery()
-        conn.execute(
+        target.conn.execute(
             candidates.insert().from_select(
-                cols,
+                ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"],
                 sa.select(
-                    sa.literal(index),
+                    sa.literal(target.index),
                     rows.c.customer_id,
                     rows.c.okey,
                     rows.c.instant + offset_us,
@@ -197,20 +201,22 @@ def _instants(
             )
         )
         return
-    near = source.select.where(
-        source.instant >= window.start_us - offset_us - SLACK_US,
-        source.instant < window.end_us - offset_us + SLACK_US,
+    near = target.only(
+        source.select.where(
+            source.instant >= window.start_us - offset_us - SLACK_US,
+            source.instant < window.end_us - offset_us + SLACK_US,
+        ),
+        source.customer,
     ).subquery()
-    query = sa.select(near, customer_zone(shop_tz).label("tz")).join(
+    query = sa.select(near, customer_zone(target.shop_tz).label("tz")).join(
         customers, customers.c.id == near.c.customer_id
     )
 
     def rows() -> Iterator[dict[str, Any]]:
-        for row in conn.execute(query):
-            due = local_due(row.instant + offset_us, row.tz, at)
-            if window.start_us <= due < window.end_us:
+        for row in target.conn.execute(query):
+            due = local_due(row.instant + offset_us, row.tz, target.at)
+            if target.due(due):
                 yield {
-                    "rule_index": index,
                     "customer_id": row.customer_id,
                     "occurrence_key": row.okey,
                     "due_us": due,
@@ -218,7 +224,7 @@ def _instants(
                     "trigger_us": row.instant,
                 }
 
-    _insert(conn, rows())
+    target.insert(rows())
 
 
 # -- birthdays ----------------------------------------------------------------------------------
@@ -235,19 +241,16 @@ def _leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def _birthdays(
-    conn: Connection,
-    index: int,
-    window: Window,
-    shop_tz: str,
-    at: ast.ClockTime | None,
-    offset_days: int,
-) -> None:
-    first = local_date(window.start_us, zone("UTC")) - dt.timedelta(days=offset_days + 2)
-    last = local_date(window.end_us, zone("UTC")) - dt.timedelta(days=offset_days - 2)
-    query = sa.select(
-        customers.c.id, customers.c.birthday_md, customer_zone(shop_tz).label("tz")
-    ).where(customers.c.birthday_md.is_not(None))
+def _birthdays(target: _Fill, offset_days: int) -> None:
+    utc = zone("UTC")
+    first = local_date(target.window.start_us, utc) - dt.timedelta(days=offset_days + 2)
+    last = local_date(target.window.end_us, utc) - dt.timedelta(days=offset_days - 2)
+    query = target.only(
+        sa.select(
+            customers.c.id, customers.c.birthday_md, customer_zone(target.shop_tz).label("tz")
+        ).where(customers.c.birthday_md.is_not(None)),
+        customers.c.id,
+    )
     if (last - first).days < 366:
         days = {
             (first + dt.timedelta(days=i)).strftime("%m-%d") for i in range((last - first).days + 1)
@@ -255,18 +258,16 @@ def _birthdays(
         if "02-28" in days:
             days.add("02-29")
         query = query.where(customers.c.birthday_md.in_(sorted(days)))
-    clock = at.time if at else MIDNIGHT
 
     def rows() -> Iterator[dict[str, Any]]:
-        for row in conn.execute(query):
+        for row in target.conn.execute(query):
             month, day = (int(part) for part in row.birthday_md.split("-"))
             tzinfo = zone(row.tz)
             for year in range(first.year, last.year + 1):
                 local_day = anniversary(month, day, year) + dt.timedelta(days=offset_days)
-                due = local_wall(local_day, clock, tzinfo)
-                if window.start_us <= due < window.end_us:
+                due = local_wall(local_day, target.clock, tzinfo)
+                if target.due(due):
                     yield {
-                        "rule_index": index,
                         "customer_id": row.id,
                         "occurrence_key": str(year),
                         "due_us": due,
@@ -274,13 +275,13 @@ def _birthdays(
                         "trigger_us": None,
                     }
 
-    _insert(conn, rows())
+    target.insert(rows())
 
 
 # -- calendar triggers: schedules, dates, holidays ---------------------------------------------
 
 
-def _schedule_days(trigger: ast.ScheduleTrigger) -> Any:
+def _schedule_days(trigger: ast.ScheduleTrigger) -> LocalDays:
     def days(first: dt.date, last: dt.date) -> Iterator[tuple[dt.date, str]]:
         for i in range((last - first).days + 1):
             day = first + dt.timedelta(days=i)
@@ -294,38 +295,48 @@ def _schedule_days(trigger: ast.ScheduleTrigger) -> Any:
     return days
 
 
-def _calendar(
-    conn: Connection,
-    index: int,
-    window: Window,
-    shop_tz: str,
-    at: ast.ClockTime | None,
-    local_days: Any,
-) -> None:
+def _holiday_days(country: str, trigger: ast.HolidayTrigger) -> LocalDays:
+    days = _whole_days(trigger.offset)
+
+    def holiday_days(first: dt.date, last: dt.date) -> Iterator[tuple[dt.date, str]]:
+        for year in range(first.year - 1, last.year + 2):
+            day = first_day(country, trigger.name, year)
+            if day is not None:
+                yield day + dt.timedelta(days=days), str(year)
+
+    return holiday_days
+
+
+def _calendar(target: _Fill, local_days: LocalDays) -> None:
     """Slots per time zone (local day → due time), joined to the customers of each zone."""
-    clock = at.time if at else MIDNIGHT
-    zones = [tz for (tz,) in conn.execute(sa.select(customer_zone(shop_tz)).distinct())]
+    zone_of = customer_zone(target.shop_tz)
+    zones = target.conn.execute(target.only(sa.select(zone_of).distinct(), customers.c.id))
     rows: list[dict[str, Any]] = []
-    for tz in zones:
+    for (tz,) in zones:
         tzinfo = zone(tz)
-        first = local_date(window.start_us, tzinfo) - dt.timedelta(days=1)
-        last = local_date(window.end_us, tzinfo) + dt.timedelta(days=1)
+        first = local_date(target.window.start_us, tzinfo) - dt.timedelta(days=1)
+        last = local_date(target.window.end_us, tzinfo) + dt.timedelta(days=1)
         for day, key in local_days(first, last):
-            due = local_wall(day, clock, tzinfo)
-            if window.start_us <= due < window.end_us:
-                rows.append({"rule_index": index, "tz": tz, "due_us": due, "occurrence_key": key})
+            due = local_wall(day, target.clock, tzinfo)
+            if target.due(due):
+                rows.append(
+                    {"rule_index": target.index, "tz": tz, "due_us": due, "occurrence_key": key}
+                )
     if not rows:
         return
-    conn.execute(slots.insert(), rows)
-    join = sa.select(
-        sa.literal(index),
+    target.conn.execute(slots.insert(), rows)
+    join = target.only(
+        sa.select(
+            sa.literal(target.index),
+            customers.c.id,
+            slots.c.occurrence_key,
+            slots.c.due_us,
+            NO_EVENT,
+            NO_EVENT,
+        ).join(slots, sa.and_(slots.c.tz == zone_of, slots.c.rule_index == target.index)),
         customers.c.id,
-        slots.c.occurrence_key,
-        slots.c.due_us,
-        NO_EVENT,
-        NO_EVENT,
-    ).join(slots, sa.and_(slots.c.tz == customer_zone(shop_tz), slots.c.rule_index == index))
-    conn.execute(
+    )
+    target.conn.execute(
         candidates.insert().from_select(
             ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"],
             join,
