@@ -202,7 +202,10 @@ outbox = Table(
     Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
     Column("channel", String(100), nullable=False),
     Column("payload", Json, nullable=False),
-    Column("status", String(10), nullable=False, default="pending"),  # pending|sent|failed|dead
+    # pending (waiting for next_attempt_us) | sent | failed (template error) | dead (refused
+    # for good or out of attempts) | cancelled (marketing whose consent was withdrawn before
+    # sending). See engine/outbox.py.
+    Column("status", String(10), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_us", BigInteger, nullable=False),
     Column("last_error", Text),
