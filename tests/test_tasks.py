@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 from cli import main
+from engine.config import load_config
+from engine.errors import ConfigError
 from engine.storage.db import open_database
 from engine.storage.tables import actions, occurrences, tasks
 from engine.tasks import TaskError, claim, done, list_tasks
@@ -161,3 +163,19 @@ def test_tasks_command(db_url, engine, capsys) -> None:
     assert (code, err) == (1, "Error: no task with id 999\n")
     code, out, _ = nudge(capsys, "tasks", "list", "--status", "claimed", "--db", db_url)
     assert (code, out) == (0, "No tasks.\n")
+
+
+def test_tasks_channel_must_be_a_file_or_webhook_channel(tmp_path) -> None:
+    path = tmp_path / "nudge.yaml"
+    path.write_text(
+        "tasks_channel: agent\n"
+        "shop: {name: Acme}\n"
+        "channels:\n"
+        "  agent: {type: webhook, url: 'http://127.0.0.1:9/tasks'}\n"
+        "  mail: {type: email, host: h, from: a@b.test}\n"
+    )
+    config = load_config(path)
+    assert (config.tasks_channel, config.shop) == ("agent", {"name": "Acme"})
+    path.write_text(path.read_text().replace("tasks_channel: agent", "tasks_channel: mail"))
+    with pytest.raises(ConfigError, match="tasks_channel 'mail' must name a configured file or"):
+        load_config(path)
