@@ -341,7 +341,7 @@ def _birthday(rng: random.Random) -> str | None:
 def _launches(seed: int, start: int, end: int, shop_zone: ZoneInfo) -> tuple[_Launch, ...]:
     """The shop's new products: one every one to three weeks, at 10:00 shop time."""
     rng = random.Random(f"nudge-demo/{seed}/launches")
-    launches = []
+    launches: list[_Launch] = []
     day = _local_date(start, shop_zone) + dt.timedelta(days=rng.randint(3, 10))
     while (at := _wall(day, 10, 0, shop_zone)) < end:
         category = _CATEGORY_NAMES[_pick(rng, _CATEGORY_CUM)]
