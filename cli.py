@@ -122,8 +122,8 @@ def simulate(rules_dir: Path, start: str, end: str, fmt: str | None, output: Pat
 def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
     """Check the rule set, warning about event names close to ones the shop has sent."""
     import sqlalchemy as sa
-    from engine.ruleset import check_rule_set
 
+    from engine.ruleset import check_rule_set
     from engine.storage.tables import events
 
     with engine.connect() as conn:
@@ -382,6 +382,40 @@ def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: s
     finally:
         engine.dispose()
     click.echo(f"Task {task.id} done: {task.title}")
+
+
+@cli.command()
+@click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("customer")
+@click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule.")
+@click.option("--from", "start", required=True, metavar="DATE_OR_TIME",
+              help="First due time included (a date means 00:00 shop-local).")
+@click.option("--to", "end", required=True, metavar="DATE_OR_TIME",
+              help="First due time excluded.")
+@common_options
+def explain(rules_dir: Path, customer: str, rule_name: str | None, start: str, end: str,
+            config_path: Path | None, db: str | None) -> None:
+    """Why a customer did or did not get something: every occurrence in the window, the value
+    of each condition at its due time, what cancelled or suppressed it.
+
+    \b
+    Example:
+      nudge explain rules/shop c42 --rule "thank you" --from 2026-11-01 --to 2026-12-01
+    """
+    from engine.explain import explain as run_explain
+    from engine.explain import render
+    from engine.storage.db import open_database
+
+    env = env_of(config_path, db)
+    start_us, end_us = _window(env, start, end)
+    engine = open_database(env.config.database)
+    ruleset = _load_rules(rules_dir, env, engine)
+    if rule_name is not None and rule_name not in {r.name for r in ruleset.rules}:
+        names = ", ".join(sorted(r.name for r in ruleset.rules))
+        raise click.BadParameter(f"no rule named {rule_name!r}; the rules are: {names}",
+                                 param_hint="--rule")
+    stories = run_explain(engine, ruleset, env.config, customer, start_us, end_us, rule_name)
+    click.echo(render(stories, customer, env.config.timezone), nl=False)
 
 
 @cli.command()

@@ -92,7 +92,7 @@ def evaluate(
 # -- conditions -------------------------------------------------------------------------------
 
 
-def _scope(
+def scope_for(
     rule: ast.CheckedRule | None, ruleset: ast.RuleSet, config: Config, effects: Any
 ) -> tuple[Scope, Any]:
     cand = scratch.candidates
@@ -118,14 +118,14 @@ def _passing(
     conn: Connection, rule: ast.CheckedRule, ruleset: ast.RuleSet, config: Config, effects: Any
 ) -> list[Occurrence]:
     cand = scratch.candidates
-    scope, source = _scope(rule, ruleset, config, effects)
+    scope, source = scope_for(rule, ruleset, config, effects)
     compiler = Compiler(scope)
     where: list[Any] = [cand.c.rule_index == rule.position]
-    where.extend(_validity(rule))
+    where.extend(validity_sql(rule))
     if rule.rule.condition is not None:
         where.append(compiler.condition(rule.rule.condition))
     if rule.rule.unless is not None:
-        where.append(~_unless(rule.rule.unless))
+        where.append(~unless_sql(rule.rule.unless))
     amounts = [
         compiler.value(action.amount, "number").label(f"amount_{pos}")
         for pos, action in enumerate(rule.actions)
@@ -159,7 +159,7 @@ def _passing(
     return result
 
 
-def _validity(rule: ast.CheckedRule) -> list[Any]:
+def validity_sql(rule: ast.CheckedRule) -> list[Any]:
     """`customer.first_order` / `last_order` occurrences live only while the value stands."""
     trigger = rule.when.trigger
     if not isinstance(trigger, ast.CustomerTrigger):
@@ -175,7 +175,7 @@ def _validity(rule: ast.CheckedRule) -> list[Any]:
     return []
 
 
-def _unless(unless: ast.Unless) -> Any:
+def unless_sql(unless: ast.Unless) -> Any:
     cand = scratch.candidates
     u = events.alias("unless_event")
     where = [
@@ -359,7 +359,7 @@ def _policy_flags(
     """Per acted occurrence: the customer's time zone, consent and exclusion at the due time.
     Computed after every stratum, so `exclude` sees all tags and points given before."""
     cand = scratch.candidates
-    scope, source = _scope(None, ruleset, config, effects)
+    scope, source = scope_for(None, ruleset, config, effects)
     compiler = Compiler(scope)
     marketing = [
         r.position for r in ruleset.rules if any(a.kind in MARKETING_KINDS for a in r.actions)

@@ -1,0 +1,239 @@
+"""`nudge explain`: for one customer, every occurrence in a window and what became of it.
+
+It runs the evaluation core restricted to the customer (nothing in the language crosses from
+one customer to another, so the outcome is the one a full simulation gives), then asks the
+database, for every occurrence, the value of each part of the rule's condition at its due time,
+which `unless` event cancelled it and whether its trigger value still stood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from engine import ast, scratch
+from engine.config import Config
+from engine.evaluate import evaluate, scope_for, unless_sql, validity_sql
+from engine.fmt import expr_text
+from engine.records import ActionRecord
+from engine.sqlgen import ORDER, Compiler, field_kind
+from engine.timeutil import from_us, iso, zone
+
+
+@dataclass
+class Leaf:
+    """One comparison of a condition, with its truth and the values it compared."""
+
+    text: str
+    true: bool
+    values: list[tuple[str, str]]  # what was compared, and its value at the due time
+    segment: str | None = None
+
+
+@dataclass
+class Story:
+    """One occurrence of one rule for the customer."""
+
+    rule: str
+    rule_position: int
+    key: str
+    due_us: int
+    trigger_us: int | None
+    outcome: str  # acted | skipped
+    reasons: list[str] = field(default_factory=list)
+    leaves: list[Leaf] = field(default_factory=list)
+    actions: list[ActionRecord] = field(default_factory=list)
+
+
+def explain(
+    engine: Engine,
+    ruleset: ast.RuleSet,
+    config: Config,
+    customer_id: str,
+    start_us: int,
+    end_us: int,
+    rule_name: str | None = None,
+) -> list[Story]:
+    with engine.connect() as conn:
+        try:
+            result = evaluate(conn, ruleset, config, start_us, end_us, customer_id=customer_id)
+            acted = {o.candidate_id for o in result.occurrences}
+            by_key: dict[tuple[str, str], list[ActionRecord]] = {}
+            for action in result.actions:
+                by_key.setdefault((action.rule, action.occurrence_key), []).append(action)
+            stories = []
+            for rule in ruleset.rules:
+                if rule_name is None or rule.name == rule_name:
+                    stories.extend(_stories(conn, ruleset, config, rule, start_us, acted, by_key))
+        finally:
+            conn.rollback()
+    stories.sort(key=lambda s: (s.due_us, s.rule_position))
+    return stories
+
+
+def _leaves(
+    expr: ast.Expr, segments: dict[str, ast.Segment], segment: str | None = None
+) -> Iterator[tuple[ast.Expr, str | None]]:
+    match expr:
+        case ast.Logic(operands=operands):
+            for operand in operands:
+                yield from _leaves(operand, segments, segment)
+        case ast.Not(operand=inner):
+            yield from _leaves(inner, segments, segment)
+        case ast.InSegment(segment=name):
+            yield from _leaves(segments[name].condition, segments, name)
+        case _:
+            yield expr, segment
+
+
+def _operands(expr: ast.Expr) -> list[ast.Expr]:
+    """The parts of a comparison worth showing: references and counts, not literals."""
+    match expr:
+        case ast.Compare(left=left, right=right):
+            parts = [left, right]
+        case ast.Between(value=value, low=low, high=high):
+            parts = [value, low, high]
+        case ast.IsSet(value=value):
+            parts = [value]
+        case _:
+            parts = []
+    shown = []
+    for part in parts:
+        if isinstance(part, ast.Ref) and field_kind(part) == "tags":
+            continue
+        if isinstance(part, ast.Ref | ast.Aggregate | ast.Arith):
+            shown.append(part)
+    return shown
+
+
+def _stories(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    rule: ast.CheckedRule,
+    start_us: int,
+    acted: set[int],
+    by_key: dict[tuple[str, str], list[ActionRecord]],
+) -> list[Story]:
+    cand = scratch.candidates
+    scope, source = scope_for(rule, ruleset, config, scratch.all_effects(start_us))
+    compiler = Compiler(scope)
+    columns: list[Any] = [cand.c.id, cand.c.occurrence_key, cand.c.due_us, cand.c.trigger_us]
+    leaves = []
+    condition = rule.rule.condition
+    if condition is not None:
+        for i, (leaf, segment) in enumerate(_leaves(condition, ruleset.segments)):
+            operands = _operands(leaf)
+            columns.append(compiler.condition(leaf).label(f"leaf_{i}"))
+            columns.extend(
+                compiler.value(part).label(f"leaf_{i}_{j}") for j, part in enumerate(operands)
+            )
+            leaves.append((i, leaf, segment, operands))
+        columns.append(compiler.condition(condition).label("condition"))
+    validity = validity_sql(rule)
+    if validity:
+        columns.append(sa.and_(*validity).label("valid"))
+    unless = rule.rule.unless
+    if unless is not None:
+        columns.append(unless_sql(unless).label("cancelled"))
+    query = sa.select(*columns).select_from(source).where(cand.c.rule_index == rule.position)
+    stories = []
+    for row in conn.execute(query).mappings():
+        story = Story(
+            rule.name,
+            rule.position,
+            row["occurrence_key"],
+            row["due_us"],
+            row["trigger_us"],
+            "acted" if row["id"] in acted else "skipped",
+        )
+        for i, leaf, segment, operands in leaves:
+            values = [
+                (expr_text(p), _value(row[f"leaf_{i}_{j}"], compiler.kind(p)))
+                for j, p in enumerate(operands)
+            ]
+            story.leaves.append(Leaf(expr_text(leaf), bool(row[f"leaf_{i}"]), values, segment))
+        if story.outcome == "skipped":
+            story.reasons = _why_skipped(rule, row)
+        story.actions = by_key.get((rule.name, story.key), [])
+        stories.append(story)
+    return stories
+
+
+def _why_skipped(rule: ast.CheckedRule, row: Any) -> list[str]:
+    reasons = []
+    if "valid" in row and not row["valid"]:
+        trigger = rule.when.trigger
+        name = trigger.name if isinstance(trigger, ast.CustomerTrigger) else "value"
+        reasons.append(f"customer.{name} changed before the due time ({ORDER} came in between)")
+    if "condition" in row and not row["condition"]:
+        reasons.append(f"`if {expr_text(rule.rule.condition)}` was false")  # type: ignore[arg-type]
+    if row.get("cancelled"):
+        unless = rule.rule.unless
+        assert unless is not None
+        reasons.append(f"cancelled by `unless {unless.event}`: such an event came in time")
+    if not reasons and rule.rule.once is not None:
+        once = rule.rule.once
+        every = (
+            f" every {expr_text(ast.DurationValue(once.every, once.span))}" if once.every else ""
+        )
+        reasons.append(f"`once{every}`: the rule already acted for this customer")
+    return reasons
+
+
+def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
+    """Plain words, one block per occurrence."""
+    tz = zone(shop_tz)
+
+    def when(us: int) -> str:
+        return from_us(us, tz).strftime("%Y-%m-%d %H:%M")
+
+    if not stories:
+        return f"No rule had an occurrence for customer {customer_id} in this window."
+    lines = [f"Customer {customer_id} (times are shop time, {shop_tz}):", ""]
+    for story in stories:
+        trigger = f", triggered at {when(story.trigger_us)}" if story.trigger_us else ""
+        lines.append(f"{story.rule}: due {when(story.due_us)}{trigger}")
+        for leaf in story.leaves:
+            mark = "yes" if leaf.true else "no "
+            where = f" (segment {leaf.segment!r})" if leaf.segment else ""
+            shown = ", ".join(f"{name} = {value}" for name, value in leaf.values)
+            lines.append(f"  [{mark}] {leaf.text}{where}" + (f"   ({shown})" if shown else ""))
+        if story.outcome == "skipped":
+            for reason in story.reasons:
+                lines.append(f"  skipped: {reason}")
+        for action in story.actions:
+            what = action.kind + (f' "{action.template}"' if action.template else "")
+            moved = (
+                f", moved by quiet hours to {when(action.at_us)}"
+                if (action.at_us != action.due_us)
+                else ""
+            )
+            if action.status == "sent":
+                lines.append(f"  {what}: sent{moved}")
+            else:
+                lines.append(f"  {what}: suppressed ({_reason(action.reason)}){moved}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _reason(reason: str | None) -> str:
+    return {
+        "no-consent": "the customer does not accept marketing",
+        "excluded": "an `exclude if` policy holds for this customer",
+        "cap": "the marketing limit was reached",
+    }.get(reason or "", reason or "")
+
+
+def _value(value: Any, kind: str) -> str:
+    if value is None:
+        return "not set"
+    if kind == "instant":
+        return iso(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
