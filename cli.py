@@ -615,6 +615,66 @@ def fmt_command(rules_dir: Path, check_only: bool, config_path: Path | None,
         sys.exit(1)
 
 
+@cli.group("import")
+def import_group() -> None:
+    """Import the shop's customers or events from CSV or JSON Lines (idempotent).
+
+    \b
+    Examples:
+      nudge import customers customers.csv
+      nudge import events events.jsonl --db postgresql://localhost/shop
+    """
+
+
+def _import_command(kind: str, file: Path, config_path: Path | None, db: str | None) -> None:
+    """Run an import; print every bad row and a summary; exit 1 when a row was bad."""
+    from engine import importers
+    from engine.storage.db import open_database
+
+    env = env_of(config_path, db)
+    engine = open_database(env.config.database)
+    run = importers.import_customers if kind == "customers" else importers.import_events
+    try:
+        report = run(engine, file, env.config.timezone, progress=sys.stderr.isatty())
+    finally:
+        engine.dispose()
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    click.echo(report.summary())
+    if report.problems:
+        sys.exit(1)
+
+
+@import_group.command("customers")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@common_options
+def import_customers_command(file: Path, config_path: Path | None, db: str | None) -> None:
+    """Import customers: `id` (required), `name`, `email`, `phone`, `birthday` (YYYY-MM-DD or
+    MM-DD), `timezone`, `signed_up`, `accepts_marketing`, `tags` (comma-separated); any other
+    column is an attribute. A customer already stored gets the fields the file gives.
+
+    \b
+    Example:
+      nudge import customers customers.csv
+    """
+    _import_command("customers", file, config_path, db)
+
+
+@import_group.command("events")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@common_options
+def import_events_command(file: Path, config_path: Path | None, db: str | None) -> None:
+    """Import events: `customer`, `type` (such as order.paid) and `at` (ISO 8601; without an
+    offset, shop-local time) are required, `id` optional; any other column is a property.
+    An event already stored is skipped; an unknown customer is created.
+
+    \b
+    Example:
+      nudge import events orders.jsonl
+    """
+    _import_command("events", file, config_path, db)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nudge` console script and of `python cli.py`."""
     try:

@@ -22,8 +22,8 @@ from sqlalchemy import Connection, delete, select
 
 from engine.importing.fields import KEY_LENGTH, birthday, flag, tags, text, timestamp, zone_name
 from engine.importing.report import ImportReport, RowError
+from engine.storage.bulk import insert_or_ignore, upsert
 from engine.storage.tables import customer_tags, customers
-from engine.storage.upsert import insert_or_ignore, upsert
 from engine.timeutil import zone
 
 REQUIRED = ("id",)

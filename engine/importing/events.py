@@ -18,12 +18,16 @@ from sqlalchemy import Connection, select
 from engine.importing.fields import KEY_LENGTH, cell, text, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
+from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import customers, events
-from engine.storage.upsert import insert_or_ignore
 
 REQUIRED = ("customer", "type", "at")
 _RESERVED = frozenset({"customer", "type", "at", "id"})
 _TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
+# One JSON form per value (keys sorted, no blanks), for the digest and for storage alike.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,7 @@ class EventRow:
     customer_id: str
     type: str
     at_us: int
-    properties: dict[str, object]
+    properties: str  # JSON text
 
 
 def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
@@ -57,20 +61,15 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     else:
         properties = {n: v for n, v in values.items() if n not in _RESERVED}
     try:
-        content = json.dumps(
-            [customer_id, kind, at_us, properties],
-            sort_keys=True,
-            ensure_ascii=False,
-            allow_nan=False,
-            separators=(",", ":"),
-        )
+        encoded = _CANONICAL.encode(properties)
     except (TypeError, ValueError) as exc:
         raise RowError(f"a property is not a JSON value: {exc}") from None
     if "id" in values:
         key = text(values["id"], "id", KEY_LENGTH)
     else:
+        content = _CANONICAL.encode([customer_id, kind, at_us]) + encoded
         key = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
-    return EventRow(key, customer_id, kind, at_us, properties)
+    return EventRow(key, customer_id, kind, at_us, encoded)
 
 
 def store_events(connection: Connection, rows: list[EventRow], report: ImportReport) -> None:
@@ -95,7 +94,7 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
         )
         report.customers_created += len(unknown)
     connection.execute(
-        insert_or_ignore(connection, events),
+        insert_or_ignore(connection, events, json_text=("properties",)),
         [
             {
                 "key": row.key,
