@@ -389,10 +389,9 @@ def list_outbox(
 def status_counts(engine: Engine) -> dict[str, int]:
     """How many outbox rows are in each status (every status present, 0 when none)."""
     with engine.connect() as conn:
-        found = dict(
-            conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
-        )
-    return {status: int(found.get(status, 0)) for status in STATUSES}
+        query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        found: dict[str, int] = {str(status): int(n) for status, n in conn.execute(query)}
+    return {status: found.get(status, 0) for status in STATUSES}
 
 
 def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]:
@@ -406,7 +405,7 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
             query = query.where(outbox.c.id.in_(ids))
         else:
             query = query.where(outbox.c.status.in_(RETRYABLE))
-        found = dict(conn.execute(query).all())
+        found: dict[int, str] = {int(i): str(status) for i, status in conn.execute(query)}
         if ids is not None:
             missing = [i for i in ids if i not in found]
             if missing:

@@ -70,6 +70,8 @@ class Record:
     `customer.items` is the customer's attribute `items`, never a dict method. Nested mappings
     become records too. Its `label` names it in errors (`customer has no attribute 'x'`)."""
 
+    _label: str
+
     def __init__(self, label: str, fields: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_label", label)
         for key, value in fields.items():
