@@ -273,10 +273,7 @@ class Compiler:
             case "last_order":
                 return self.order_time("max")
             case "days_since_last_order":
-                return sa.cast(
-                    sa.func.floor((self.scope.due - self.order_time("max")) / float(DAY_US)),
-                    sa.BigInteger,
-                )
+                return (self.scope.due - self.order_time("max")) // DAY_US
             case "returns":
                 return self.count(RETURN)
             case "return_rate":
