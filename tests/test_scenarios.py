@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert
 
 from engine import ast
 from engine.config import Config
+from engine.ruleset import load_rule_set
 from engine.storage import tables
 from engine.storage.db import open_database
 from tests.reference import scenario as scenarios
@@ -24,11 +25,8 @@ SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 
 
 def checked(scenario: scenarios.Scenario, folder: Path) -> tuple[ast.RuleSet, Config]:
-    ruleset_module = pytest.importorskip(
-        "engine.ruleset", reason="the rule-set checker (engine.ruleset) has not landed yet"
-    )
     rules_dir, config = scenarios.materialize(scenario, folder)
-    return ruleset_module.check_rule_set(rules_dir, config), config
+    return load_rule_set(rules_dir, config), config
 
 
 def explain(scenario: scenarios.Scenario, records: list[dict[str, Any]]) -> str:
