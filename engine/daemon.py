@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from engine import ast
+from engine.channels import check_channels
 from engine.clock import Clock, SystemClock
 from engine.config import Config
 from engine.errors import DatabaseError, NudgeError, RuleError
@@ -41,7 +42,7 @@ from engine.tick import TickReport, fingerprint, tick
 from engine.timeutil import iso
 
 log = logging.getLogger("nudge.daemon")
-STOP_TIMEOUT_S = 10
+DISPATCH_BATCH = 100
 
 
 class Daemon:
@@ -106,8 +107,7 @@ class Daemon:
                     report.recorded.actions,
                     report.queued,
                 )
-            templates = self.config.templates_dir(self.rules_dir)
-            dispatch_due(self.engine, self.config, templates, self.clock.now_us())
+            self._dispatch()
             self._heartbeat(now)
             self.last_report = report
             return report
@@ -117,11 +117,27 @@ class Daemon:
             log.error("tick failed: %s", exc)
         return None
 
+    def _dispatch(self) -> None:
+        """Send what is due, batch after batch, until the backlog is empty or we stop."""
+        templates = self.config.templates_dir(self.rules_dir)
+        while not self.stopping.is_set():
+            report = dispatch_due(
+                self.engine,
+                self.config,
+                templates,
+                self.clock.now_us(),
+                limit=DISPATCH_BATCH,
+                stop=self.stopping,
+            )
+            if len(report.outcomes) < DISPATCH_BATCH:
+                return
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT, then finish the step in flight and return."""
         self._single_daemon_on_sqlite()
+        check_channels(self.config)
         self.reload()
         self._register()
         scheduler = BackgroundScheduler(timezone="UTC")
