@@ -259,14 +259,12 @@ def _shorten(token: str, width: int = 30) -> str:
 
 
 def _nearest_keyword(token: Token, expected: set[str]) -> str | None:
-    """The keyword acceptable here that `token` (a word) most likely misspells."""
-    if token.type not in ("NAME", "DOTTED") and keyword_of(token.type) is None:
+    """The keyword acceptable here that `token`, an unknown word, most likely misspells."""
+    if token.type not in ("NAME", "DOTTED"):
         return None
     words = [w for w in (keyword_of(name) for name in expected) if w]
-    if "QUIET" in expected:
-        words.append("quiet")
     matches = difflib.get_close_matches(str(token), words, n=1, cutoff=0.75)
-    return matches[0] if matches and matches[0] != token else None
+    return matches[0] if matches else None
 
 
 def _match_mistake(error: UnexpectedInput) -> Mistake | None:

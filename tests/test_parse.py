@@ -1,0 +1,183 @@
+"""The parser: the AST it builds, and syntax errors in plain words, all of them in one run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lark.exceptions import UnexpectedInput
+
+from engine import ast
+from engine.errors import RuleError
+from engine.parse import _diagnose, parse_text, parser
+from engine.syntax_errors import MISTAKES
+
+
+def errors_of(text: str) -> list[tuple[str, int, int]]:
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    return [(d.code, d.span.line, d.span.column) for d in caught.value.diagnostics if d.span]
+
+
+def test_every_terminal_has_a_name():
+    names = [t.name for t in parser().terminals]
+    assert not [n for n in names if n.startswith("__")]
+
+
+def test_a_rule_with_every_clause():
+    text = """
+rule "welcome back"
+  when customer.last_order + 60 days at 10:00
+  if customer.orders between 1 and 3 and not "vip" in customer.tags
+  unless order.placed within 2w
+  once every 30d
+  then coupon "miss_you" worth 15% min 200 expires 14d via email and points 50
+"""
+    (rule,) = parse_text(text).statements
+    assert isinstance(rule, ast.Rule)
+    assert rule.name == "welcome back"
+    trigger = rule.when.trigger
+    assert isinstance(trigger, ast.CustomerTrigger) and trigger.name == "last_order"
+    assert trigger.offset and trigger.offset.seconds == 60 * 86400
+    assert trigger.offset.duration.spelled
+    assert rule.when.at == ast.ClockTime(10, 0, None)  # type: ignore[arg-type]
+    assert isinstance(rule.condition, ast.Logic) and rule.condition.op == "and"
+    assert rule.unless and rule.unless.event == "order.placed"
+    assert rule.unless.within and rule.unless.within.seconds == 14 * 86400
+    assert rule.once and rule.once.every and rule.once.every.amount == 30
+    coupon, points = rule.actions
+    assert isinstance(coupon, ast.Coupon) and coupon.percent and coupon.worth.value == 15
+    assert coupon.min_spend and coupon.min_spend.value == 200 and coupon.channel == "email"
+    assert isinstance(points, ast.Points)
+
+
+def test_triggers():
+    text = """
+when review.posted then tag "a"
+when order.received - 1d then tag "a"
+when customer.referred then tag "a"
+when holiday "中秋节" - 1d at 10:00 then tag "a"
+when every monday at 10:00 then tag "a"
+when every day then tag "a"
+when every month on 1 at 09:00 then tag "a"
+when on 2026-11-11 at 00:00 then tag "a"
+"""
+    triggers = [s.when.trigger for s in parse_text(text).statements]  # type: ignore[union-attr]
+    assert triggers[0] == ast.EventTrigger("review.posted", None)  # type: ignore[arg-type]
+    assert triggers[1].offset.sign == -1  # type: ignore[union-attr]
+    assert isinstance(triggers[2], ast.EventTrigger)  # an event, not a customer date
+    assert triggers[3] == ast.HolidayTrigger("中秋节", None, triggers[3].offset)  # type: ignore
+    assert triggers[4] == ast.ScheduleTrigger("week", weekday=0)
+    assert triggers[5] == ast.ScheduleTrigger("day")
+    assert triggers[6] == ast.ScheduleTrigger("month", day_of_month=1)
+    assert triggers[7] == ast.DateTrigger(dt.date(2026, 11, 11), None)  # type: ignore[arg-type]
+
+
+def test_expressions_bind_as_written():
+    (segment,) = parse_text('segment "s" = a.b or c.d and not e.f == 1 + 2 * 3').statements
+    assert isinstance(segment, ast.Segment)
+    cond = segment.condition
+    assert isinstance(cond, ast.Logic) and cond.op == "or"
+    right = cond.operands[1]
+    assert isinstance(right, ast.Logic) and right.op == "and"
+    negated = right.operands[1]
+    assert isinstance(negated, ast.Not) and isinstance(negated.operand, ast.Compare)
+    total = negated.operand.right
+    assert isinstance(total, ast.Arith) and total.op == "+"
+    assert isinstance(total.right, ast.Arith) and total.right.op == "*"
+
+
+def test_strings_escape_quotes_and_keep_any_text():
+    (rule,) = parse_text(r'when a.b then task "say \"hi\" 你好 # not a comment"').statements
+    assert rule.actions[0].title == 'say "hi" 你好 # not a comment'  # type: ignore[union-attr]
+
+
+def test_spans_point_at_what_was_written():
+    (rule,) = parse_text('when order.paid\n  if order.total > 3 then tag "x"').statements
+    ref = rule.condition.left  # type: ignore[union-attr]
+    assert (ref.span.line, ref.span.column, ref.span.end_column) == (2, 6, 17)
+
+
+def test_comments_are_kept_with_their_place():
+    rule_file = parse_text('# head\nwhen a.b then tag "x"  # tail\n')
+    assert [(c.text, c.own_line) for c in rule_file.comments] == [
+        ("# head", True),
+        ("# tail", False),
+    ]
+
+
+def test_every_broken_statement_is_reported_and_the_rest_still_parses():
+    text = """when order.received + 3d then folowup "fit_check"
+when order.paid tag "x"
+segment "x" = customer.orders = 3
+when a.b then tag "fine"
+wen a.b then tag "x"
+when a.b
+"""
+    assert errors_of(text) == [
+        ("E102", 1, 31),
+        ("E110", 2, 17),
+        ("E115", 3, 31),
+        ("E102", 5, 1),
+        ("E111", 6, 9),
+    ]
+
+
+def test_misspelt_keyword_is_named_with_the_nearest_one():
+    with pytest.raises(RuleError) as caught:
+        parse_text('when every mondy then tag "x"')
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E102" and diagnostic.help == "did you mean `monday`?"
+
+
+def test_unclosed_string_and_stray_characters():
+    assert errors_of('when a.b then tag "x\nwhen a.b then tag @\nwhen a.b if @') == [
+        ("E103", 1, 19),
+        ("E117", 2, 19),  # a mistake of the table: text goes in quotes
+        ("E101", 3, 13),
+    ]
+
+
+def test_problems_the_grammar_cannot_see():
+    assert errors_of('when on 2026-02-30 then tag "x"') == [("E107", 1, 9)]
+    assert errors_of('when a.b if yes if no then tag "x"') == [("E105", 1, 17)]
+    assert errors_of('when a.b if count(a.b.c) > 1 then tag "x"') == [("E108", 1, 19)]
+    assert errors_of('when a.b if sum(a.b) > 1 then tag "x"') == [("E108", 1, 17)]
+    assert errors_of("limit marketing to 1.5 per 1d") == [("E106", 1, 20)]
+
+
+@pytest.mark.parametrize(
+    ("mistake", "example"),
+    [(m, e) for m in MISTAKES for e in m.examples],
+    ids=[f"{m.code}-{e}" for m in MISTAKES for e in m.examples],
+)
+def test_each_typical_mistake_is_recognised(mistake, example):
+    with pytest.raises(UnexpectedInput) as caught:
+        parser().parse(example)
+    text = example
+    assert _diagnose("t.rules", text, caught.value).code == mistake.code
+
+
+def test_an_unmatched_error_lists_what_was_expected():
+    with pytest.raises(RuleError) as caught:
+        parse_text("limit marketing to 2 per 7d 5")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.code == "E100"
+    assert diagnostic.message == "unexpected `5`"
+    assert diagnostic.label and "`when`" in diagnostic.label and "`rule`" in diagnostic.label
+
+
+ALPHABET = st.sampled_from(
+    list('when if then tag "x" a.b 3d 10:00 ( ) = == # \n and or not ,%-+[]@é中')
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ALPHABET, max_size=40).map("".join))
+def test_any_input_gives_an_ast_or_a_rule_error(text):
+    try:
+        parse_text(text)
+    except RuleError as error:
+        assert error.diagnostics
