@@ -1,0 +1,163 @@
+"""`nudge fmt`: the canonical layout, comments kept, idempotent, meaning unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cli import cli
+from engine.errors import RuleError
+from engine.fmt import format_source
+from engine.parse import parse_text
+from engine.source import SourceFile
+
+MESSY = """# header comment
+
+when order.received + 3 days then followup "fit_check"  # short
+rule "usage check" when order.received + 13d at 9:00   # at nine
+  # about the condition
+  if (customer.orders > 1 and customer.orders < 5) and customer.tags contains "x"
+  then followup "usage_check"
+segment "a" = customer.orders >= 3
+segment "b" = customer.orders - (1 - 2) > -3
+when a.b
+  once then tag "x" and points order.total * (2 + 1)
+# trailing file comment
+"""
+
+CANONICAL = """# header comment
+
+when order.received + 3 days then followup "fit_check"  # short
+
+rule "usage check"
+  when order.received + 13d at 09:00  # at nine
+  # about the condition
+  if (customer.orders > 1 and customer.orders < 5) and customer.tags contains "x"
+  then followup "usage_check"
+
+segment "a" = customer.orders >= 3
+segment "b" = customer.orders - (1 - 2) > -3
+when a.b once then tag "x" and points order.total * (2 + 1)
+# trailing file comment
+"""
+
+
+def fmt(text: str) -> str:
+    return format_source(SourceFile("t.rules", text))
+
+
+def test_canonical_layout():
+    assert fmt(MESSY) == CANONICAL
+    assert fmt(CANONICAL) == CANONICAL
+
+
+def test_long_unnamed_rule_becomes_a_block():
+    condition = " and ".join(f'"t{i}" in customer.tags' for i in range(6))
+    text = fmt(f'when order.paid if {condition} then tag "x"')
+    assert text.splitlines()[0] == "when order.paid"
+    assert text.splitlines()[1].startswith("  if ")
+
+
+def test_durations_keep_their_form_and_strings_their_escapes():
+    text = 'when a.b + 1 day then task "say \\"hi\\"" and coupon "c" worth 15% expires 2 weeks\n'
+    assert fmt(text) == text
+
+
+def test_fmt_refuses_a_file_that_does_not_parse():
+    try:
+        fmt("when a.b then")
+    except RuleError as error:
+        assert error.diagnostics[0].code == "E112"
+    else:
+        raise AssertionError("expected a RuleError")
+
+
+def test_cli_check_lists_files_and_rewrites(tmp_path: Path):
+    (tmp_path / "a.rules").write_text(MESSY)
+    (tmp_path / "b.rules").write_text(CANONICAL)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["fmt", "--check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"would reformat {tmp_path / 'a.rules'}" in result.output
+    assert "b.rules" not in result.output
+    assert (tmp_path / "a.rules").read_text() == MESSY
+    assert runner.invoke(cli, ["fmt", str(tmp_path)]).exit_code == 0
+    assert (tmp_path / "a.rules").read_text() == CANONICAL
+    assert runner.invoke(cli, ["fmt", "--check", str(tmp_path)]).exit_code == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties over generated rule files
+
+names = st.sampled_from(["order.total", "customer.orders", "customer.points", "order.category"])
+atoms = st.one_of(
+    names,
+    st.integers(0, 999).map(str),
+    st.sampled_from(['"vip"', "yes", "3d", "2 weeks", "2026-11-11", '["a", "b"]']),
+)
+
+
+def wrap(text: str) -> str:
+    return f"({text})" if " " in text else text
+
+
+def binary(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    ops = st.sampled_from(["+", "-", "*", "/", "==", "<", "and", "or", "contains"])
+    return st.one_of(
+        st.tuples(children, ops, children).map(lambda t: f"{wrap(t[0])} {t[1]} {wrap(t[2])}"),
+        st.tuples(children, children, children).map(
+            lambda t: f"{wrap(t[0])} and {wrap(t[1])} and {wrap(t[2])}"
+        ),
+        st.tuples(children, children).map(lambda t: f"{wrap(t[0])} + {wrap(t[1])} * 2"),
+        children.map(lambda c: f"(({c}))"),
+        children.map(lambda c: f"not {wrap(c)}"),
+        children.map(lambda c: f"-{wrap(c)}"),
+        children.map(lambda c: f"{wrap(c)} is not set"),
+        st.tuples(children, children, children).map(
+            lambda t: f"{wrap(t[0])} between {wrap(t[1])} and {wrap(t[2])}"
+        ),
+    )
+
+
+exprs = st.recursive(atoms, binary, max_leaves=8)
+triggers = st.sampled_from(
+    [
+        "order.paid",
+        "order.received + 3d",
+        "customer.birthday - 1 day at 09:00",
+        'holiday "中秋节"',
+        "every monday at 10:00",
+        "every month on 1",
+        "on 2026-11-11",
+    ]
+)
+actions = st.sampled_from(
+    ['tag "vip"', 'message "m" via email', 'coupon "c" worth 15% min 2 expires 1w', "points 5"]
+)
+comment = st.sampled_from(["", "  # note", "\n# own line"])
+
+
+@st.composite
+def rule_files(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        name = draw(st.sampled_from(["", 'rule "r"\n']))
+        condition = draw(st.one_of(st.just(""), exprs.map(lambda e: f"\n  if {e}")))
+        acts = " and ".join(draw(st.lists(actions, min_size=1, max_size=3)))
+        parts.append(
+            f"{name}when {draw(triggers)}{draw(comment)}{condition}\nthen {acts}{draw(comment)}"
+        )
+    return "\n".join(parts) + "\n"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rule_files())
+def test_fmt_is_idempotent_and_keeps_the_meaning(text):
+    once = fmt(text)
+    assert fmt(once) == once
+    assert parse_text(once).statements == parse_text(text).statements
+    kept = [c.text for c in parse_text(once).comments]
+    assert sorted(kept) == sorted(c.text for c in parse_text(text).comments)
