@@ -30,7 +30,7 @@ from engine.storage.tables import (
     outbox,
     tasks,
 )
-from engine.storage.upsert import insert_or_ignore
+from engine.storage.bulk import insert_or_ignore
 from engine.timeutil import US, iso
 
 DELIVERED = ("message", "followup", "coupon")

@@ -20,7 +20,7 @@ from engine import ast, ledger
 from engine.config import Config
 from engine.evaluate import evaluate
 from engine.storage.tables import rule_set_state
-from engine.storage.upsert import insert_or_ignore
+from engine.storage.bulk import insert_or_ignore
 from engine.timeutil import US
 
 
