@@ -81,11 +81,11 @@ _ORDERED = frozenset({"number", "text", "duration", "date", "time", "unknown"})
 
 
 def _compatible(a: Type, b: Type) -> bool:
-    if "unknown" in (a.kind, b.kind) or a.kind == b.kind:
-        if a.kind in ("list", "set") and b.kind in ("list", "set"):
-            return _compatible(a.item or UNKNOWN, b.item or UNKNOWN)
+    if "unknown" in (a.kind, b.kind):
         return True
-    return {a.kind, b.kind} == {"date", "time"}
+    if a.kind in ("list", "set") and b.kind in ("list", "set"):
+        return _compatible(a.item or UNKNOWN, b.item or UNKNOWN)
+    return a.kind == b.kind or {a.kind, b.kind} == {"date", "time"}
 
 
 @dataclass

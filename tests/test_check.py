@@ -1,0 +1,191 @@
+"""The checker: every problem of a rule set in one run, in plain words, with stable codes.
+
+Golden files: tests/golden/errors/NAME.rules is checked as a rule set of its own and its
+rendered diagnostics must equal NAME.txt. Regenerate them all with
+
+    NUDGE_UPDATE_GOLDEN=1 python -m pytest tests/test_check.py -k golden
+
+and read the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from engine import ast
+from engine.check import evaluation_strata
+from engine.config import Channel, Config
+from engine.errors import RuleError
+from engine.render import render_json, render_text
+from engine.ruleset import check_rule_set, load_rule_set
+
+GOLDEN = Path(__file__).parent / "golden" / "errors"
+CONFIG = Config(country="CN", channels={n: Channel(n, n) for n in ("file", "email")})
+
+
+def rule_set(tmp_path: Path, files: dict[str, str], config: Config = CONFIG):
+    rules = tmp_path / "rules"
+    (rules / "templates").mkdir(parents=True, exist_ok=True)
+    for name in ("fit_check", "thank_you"):
+        (rules / "templates" / f"{name}.txt").write_text("hi")
+    for name, text in files.items():
+        (rules / name).write_text(text, encoding="utf-8")
+    return rules, config
+
+
+def codes(tmp_path: Path, text: str, **kwargs) -> list[str]:
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config, **kwargs)
+    return [d.code for d in diagnostics]
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.rules")), ids=lambda p: p.stem)
+def test_golden_diagnostics(tmp_path, monkeypatch, path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copytree(GOLDEN / "templates", rules / "templates")
+    shutil.copy(path, rules / path.name)
+    monkeypatch.chdir(tmp_path)
+    _, diagnostics = check_rule_set(Path("rules"), CONFIG)
+    rendered = render_text(diagnostics) + "\n"
+    expected = path.with_suffix(".txt")
+    if os.environ.get("NUDGE_UPDATE_GOLDEN"):
+        expected.write_text(rendered, encoding="utf-8")
+    assert rendered == expected.read_text(encoding="utf-8")
+
+
+def test_rules_are_named_and_placed_in_file_then_rule_order(tmp_path):
+    rules, config = rule_set(
+        tmp_path,
+        {
+            "b.rules": 'rule "late" when order.paid then tag "b"',
+            "a.rules": '\n\nwhen order.paid then tag "a"\nrule "x" when order.paid then tag "c"',
+        },
+    )
+    ruleset = load_rule_set(rules, config)
+    assert [(r.name, r.position, r.file) for r in ruleset.rules] == [
+        ("a.rules:3", 0, "a.rules"),
+        ("x", 1, "a.rules"),
+        ("late", 2, "b.rules"),
+    ]
+
+
+def test_duplicate_names_across_files(tmp_path):
+    rules, config = rule_set(
+        tmp_path,
+        {"a.rules": 'rule "r" when a.b then tag "x"', "b.rules": 'rule "r" when a.b then tag "y"'},
+    )
+    with pytest.raises(RuleError) as caught:
+        load_rule_set(rules, config)
+    (problem,) = caught.value.diagnostics
+    assert problem.code == "E202" and problem.span and problem.span.file.endswith("b.rules")
+
+
+def test_event_names_close_to_known_ones_are_warnings(tmp_path):
+    assert codes(tmp_path, 'when order.recieved then tag "x"') == ["W203"]
+    assert codes(tmp_path, 'when subscription.renewed then tag "x"') == []
+    stored = ["subscription.renewed"]
+    assert codes(tmp_path, 'when subscription.renewd then tag "x"', known_events=stored) == ["W203"]
+
+
+def test_a_rule_set_with_warnings_only_loads(tmp_path):
+    rules, config = rule_set(tmp_path, {"a.rules": 'when order.recieved then tag "x"'})
+    assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
+
+
+def test_event_properties_belong_to_the_trigger(tmp_path):
+    assert codes(tmp_path, 'when review.posted if order.total > 3 then tag "x"') == ["E210"]
+    assert codes(tmp_path, 'when review.posted if review.rating < 3 then tag "x"') == []
+    assert codes(tmp_path, 'when every day if order.total > 3 then tag "x"') == ["E211"]
+    assert codes(tmp_path, 'segment "s" = order.total > 3') == ["E211"]
+    assert codes(tmp_path, 'when every day if customer.anything == "x" then tag "x"') == []
+
+
+def test_holidays_in_english_and_the_countrys_language(tmp_path):
+    for name in ("中秋节", "Mid-Autumn Festival", "Spring Festival", "春节"):
+        assert codes(tmp_path, f'when holiday "{name}" - 1d then tag "x"') == []
+    assert codes(tmp_path, 'when holiday "Mid-Autum Festival" then tag "x"') == ["E208"]
+    rules, _ = rule_set(tmp_path, {"a.rules": 'when holiday "春节" then tag "x"'})
+    _, diagnostics = check_rule_set(rules, Config())
+    assert [d.code for d in diagnostics] == ["E209"]
+
+
+def test_dependency_cycles_through_tags_points_and_segments(tmp_path):
+    text = """
+rule "a" when every day if "vip" in customer.tags then points 5
+rule "b" when every day if customer in "rich" then tag "vip"
+segment "rich" = customer.points > 100
+rule "c" when every day if customer.tags contains "other" then tag "x"
+"""
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    (cycle,) = diagnostics
+    assert cycle.code == "E401" and '"a", "b"' in cycle.message and "once" in (cycle.help or "")
+
+
+def test_reading_every_tag_depends_on_every_tagging_rule(tmp_path):
+    text = 'rule "a" when every day if customer.tags == ["x"] then tag "y"'
+    assert codes(tmp_path, text) == ["E401"]
+
+
+def test_evaluation_strata_put_writers_before_readers(tmp_path):
+    text = """
+rule "reader" when every day if "vip" in customer.tags then message "thank_you"
+rule "other" when every day then tag "new"
+rule "writer" when order.paid if customer.points > 10 then tag "vip"
+rule "giver" when order.paid then points 5
+"""
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    strata = evaluation_strata(load_rule_set(rules, config))
+    assert [[r.name for r in layer] for layer in strata] == [
+        ["other", "giver"],
+        ["writer"],
+        ["reader"],
+    ]
+
+
+def test_folder_problems_are_diagnostics(tmp_path):
+    assert [d.code for d in check_rule_set(tmp_path / "missing", CONFIG)[1]] == ["E001"]
+    assert [d.code for d in check_rule_set(tmp_path, CONFIG)[1]] == ["E002"]
+
+
+def test_json_output_has_locations(tmp_path):
+    rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then tag "x" tag "y"'})
+    _, diagnostics = check_rule_set(rules, config)
+    (item,) = json.loads(render_json(diagnostics))
+    assert (item["code"], item["line"], item["column"]) == ("E113", 1, 30)
+
+
+def test_cli_check(tmp_path):
+    rules, _ = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'absent.db'}"
+    result = runner.invoke(cli, ["check", str(rules), "--db", db])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "absent.db").exists()  # checking never creates a database
+    (rules / "b.rules").write_text('when order.paid then followup "nope"')
+    result = runner.invoke(cli, ["check", str(rules), "--db", db, "--format", "json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output)[0]["code"] == "E206"
+
+
+def test_a_rule_error_renders_without_sources_passed(tmp_path):
+    rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then tag "x" if yes'})
+    with pytest.raises(RuleError) as caught:
+        load_rule_set(rules, config)
+    text = render_text(caught.value.diagnostics)
+    assert '1 | when order.paid then tag "x" if yes' in text
+    assert "                           ^^ this clause comes after the actions" in text
+
+
+def test_checked_rule_keeps_the_parsed_rule(tmp_path):
+    rules, config = rule_set(tmp_path, {"a.rules": "when order.paid then points order.total"})
+    (rule,) = load_rule_set(rules, config).rules
+    assert isinstance(rule.actions[0], ast.Points)
