@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Literal, TextIO, TypeVar
+from typing import BinaryIO, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -93,25 +93,22 @@ def _import_file(
     kind: _Kind[T], engine: Engine, path: Path, shop_tz: str, progress: bool
 ) -> ImportReport:
     fmt = file_format(path)
-    with _opened(path, progress) as stream:
-        records = read_rows(stream, str(path), fmt, kind.required)
+    with _opened(path, progress) as lines:
+        records = read_rows(lines, str(path), fmt, kind.required)
         return _import(kind, engine, records, fmt == "csv", shop_tz, str(path))
 
 
 @contextmanager
-def _opened(path: Path, progress: bool) -> Iterator[TextIO]:
-    """`path` as UTF-8 text (a byte-order mark is dropped), with a progress bar on stderr by the
-    bytes read when `progress`."""
+def _opened(path: Path, progress: bool) -> Iterator[BinaryIO]:
+    """`path` opened for reading bytes, with a progress bar on stderr when `progress`."""
     with ExitStack() as stack:
         try:
             if progress:
                 bar = stack.enter_context(Progress(console=Console(stderr=True), transient=True))
                 description = f"Importing {path.name}"
-                stream = stack.enter_context(
-                    bar.open(path, encoding="utf-8-sig", newline="", description=description)
-                )
+                stream = stack.enter_context(bar.open(path, "rb", description=description))
             else:
-                stream = stack.enter_context(path.open(encoding="utf-8-sig", newline=""))
+                stream = stack.enter_context(path.open("rb"))
         except OSError as exc:
             raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
         yield stream

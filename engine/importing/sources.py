@@ -3,15 +3,18 @@
 A row is a dict of the values it gives: an empty CSV cell, or a JSON key that is null, is left
 out, so that "not in the dict" is the one way a field is unset. CSV cells are text with the
 surrounding blanks removed; JSON values keep their type.
+
+Files are read as bytes and decoded line by line (UTF-8, a byte-order mark dropped), so that a
+line that is not UTF-8 spoils only the row it belongs to, reported at its own line.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal
 
 from engine.errors import DataError
 from engine.importing.report import Problem
@@ -39,18 +42,49 @@ def file_format(path: Path) -> Format:
 
 
 def read_rows(
-    stream: TextIO, source: str, fmt: Format, required: tuple[str, ...]
+    lines: Iterable[bytes], source: str, fmt: Format, required: tuple[str, ...]
 ) -> Iterator[Row | Problem]:
-    """Every row of `stream` in order, or a Problem for a row that cannot be read.
+    """Every row of the file whose `lines` are given, in order, or a Problem for a row that
+    cannot be read.
 
     A CSV header lacking a `required` column is a DataError: no row of such a file can be read.
     """
-    rows = _csv_rows(stream, source, required) if fmt == "csv" else _jsonl_rows(stream, source)
-    yield from rows
+    if fmt == "csv":
+        return _csv_rows(lines, source, required)
+    return _jsonl_rows(lines, source)
 
 
-def _csv_rows(stream: TextIO, source: str, required: tuple[str, ...]) -> Iterator[Row | Problem]:
-    reader = csv.reader(stream)
+class _Decoded:
+    """The lines of a file as text, remembering which ones were not UTF-8."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = iter(lines)
+        self.count = 0
+        self.undecodable: list[int] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._lines)
+        self.count += 1
+        if self.count == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            self.undecodable.append(self.count)
+            return raw.decode(errors="replace")
+
+
+_NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
+
+
+def _csv_rows(
+    lines: Iterable[bytes], source: str, required: tuple[str, ...]
+) -> Iterator[Row | Problem]:
+    decoded = _Decoded(lines)
+    reader = csv.reader(decoded)
     header: list[str] | None = None
     end = 0  # the last physical line the reader has consumed
     while True:
@@ -63,10 +97,10 @@ def _csv_rows(stream: TextIO, source: str, required: tuple[str, ...]) -> Iterato
             end = reader.line_num
             yield Problem(source, start, f"not valid CSV: {exc}")
             continue
-        except UnicodeDecodeError:
-            yield Problem(source, reader.line_num + 1, "not UTF-8 text; the rest was not read")
-            return
         end = reader.line_num
+        if decoded.undecodable and decoded.undecodable[-1] >= start:
+            yield Problem(source, start, _NOT_UTF8)
+            continue
         stripped = [cell.strip() for cell in cells]
         if not any(stripped):
             continue  # blank line
@@ -102,18 +136,13 @@ def _header(names: list[str], source: str, line: int, required: tuple[str, ...])
     return names
 
 
-def _jsonl_rows(stream: TextIO, source: str) -> Iterator[Row | Problem]:
-    line = 0
-    lines = iter(stream)
-    while True:
+def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
+    for line, raw in enumerate(lines, 1):
         try:
-            text = next(lines)
-        except StopIteration:
-            return
+            text = raw.decode("utf-8-sig" if line == 1 else "utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
-            yield Problem(source, line + 1, "not UTF-8 text; the rest was not read")
-            return
-        line += 1
+            yield Problem(source, line, _NOT_UTF8)
+            continue
         if not text.strip():
             continue
         try:

@@ -1,0 +1,517 @@
+"""Importing customers and events (LANGUAGE.md section 4), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from cli import main
+from engine import importers
+from engine.errors import ConfigError, DataError
+from engine.importers import (
+    import_customer_rows,
+    import_customers,
+    import_event_rows,
+    import_events,
+)
+from engine.storage.db import open_database
+from engine.storage.tables import customer_tags, customers, events
+
+DATA = Path(__file__).parent / "data"
+UTC = dt.UTC
+
+
+def us(*parts: int, hours: float = 0) -> int:
+    """Epoch microseconds of a UTC wall time, shifted by `hours` (the offset it was written in)."""
+    moment = dt.datetime(*parts, tzinfo=UTC) - dt.timedelta(hours=hours)
+    return round(moment.timestamp()) * 1_000_000
+
+
+@pytest.fixture
+def engine(db_url) -> Engine:
+    engine = open_database(db_url)
+    yield engine
+    engine.dispose()
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def stored_customers(engine: Engine) -> dict[str, dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(customers)).mappings().all()
+        links = conn.execute(select(customer_tags)).all()
+    result = {row["id"]: {k: v for k, v in row.items() if k != "id"} for row in rows}
+    for row in result.values():
+        row["tags"] = set()
+    for customer_id, tag in links:
+        result[customer_id]["tags"].add(tag)
+    return result
+
+
+def stored_events(engine: Engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(events).order_by(events.c.at_us, events.c.key)).mappings()
+        return [{k: v for k, v in row.items() if k != "pk"} for row in rows]
+
+
+def messages(report: importers.ImportReport) -> list[str]:
+    return [str(problem) for problem in report.problems]
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+def test_customers_from_csv(engine):
+    report = import_customers(engine, DATA / "customers.csv", "Europe/Paris")
+    assert messages(report) == []
+    assert (report.added, report.updated, report.unchanged) == (3, 0, 0)
+    assert stored_customers(engine) == {
+        "c1": {
+            "name": "Ann Lee",
+            "email": "ann@example.com",
+            "phone": "+86 138 0000 0000",
+            "birthday": "1990-12-01",
+            "birthday_md": "12-01",
+            "timezone": "Asia/Shanghai",
+            # without an offset: the customer's own time zone
+            "signed_up_us": us(2026, 1, 5, 10, 0, hours=8),
+            "accepts_marketing": True,
+            "attributes": {"city": "Shanghai"},
+            "tags": {"vip", "new"},
+        },
+        "c2": {
+            "name": "Bo",
+            "email": None,
+            "phone": None,
+            "birthday": "02-29",
+            "birthday_md": "02-29",
+            "timezone": None,
+            "signed_up_us": us(2026, 1, 6, 8, 0),
+            "accepts_marketing": False,
+            "attributes": {"city": "Beijing"},
+            "tags": set(),
+        },
+        "c3": {
+            "name": "Chen\nThe Second",
+            "email": None,
+            "phone": None,
+            "birthday": None,
+            "birthday_md": None,
+            "timezone": None,
+            "signed_up_us": None,
+            "accepts_marketing": False,
+            "attributes": {},
+            "tags": set(),
+        },
+    }
+
+
+def test_customers_from_json_lines_keep_json_types(engine):
+    report = import_customers(engine, DATA / "customers.jsonl", "Europe/Paris")
+    assert messages(report) == []
+    assert report.added == 3
+    stored = stored_customers(engine)
+    assert stored["c1"]["tags"] == {"vip", "new"}
+    assert stored["c1"]["accepts_marketing"] is True
+    assert stored["c1"]["signed_up_us"] == us(2026, 1, 5, 10, 0, hours=8)
+    assert stored["c2"]["attributes"] == {"city": "Beijing", "vip_level": 3}
+    assert stored["3"]["attributes"] == {"prefs": {"channel": "sms", "sizes": ["M", "L"]}}
+    assert stored["3"]["email"] is None
+
+
+def test_signed_up_without_offset_or_zone_is_shop_local(engine, tmp_path):
+    path = write(tmp_path, "c.csv", "id,signed_up\nc1,2026-07-01 09:00\n")
+    import_customers(engine, path, "Europe/Paris")
+    assert stored_customers(engine)["c1"]["signed_up_us"] == us(2026, 7, 1, 9, 0, hours=2)
+
+
+def test_importing_customers_twice_changes_nothing(engine):
+    import_customers(engine, DATA / "customers.csv", "UTC")
+    before = stored_customers(engine)
+    again = import_customers(engine, DATA / "customers.csv", "UTC")
+    assert (again.added, again.updated, again.unchanged, again.bad) == (0, 0, 3, 0)
+    assert stored_customers(engine) == before
+
+
+def test_reimport_updates_the_fields_given_and_keeps_the_others(engine, tmp_path):
+    first = write(
+        tmp_path,
+        "first.csv",
+        'id,name,email,accepts_marketing,tags,city\nc1,Ann,ann@example.com,yes,"vip,new",Paris\n',
+    )
+    second = write(tmp_path, "second.csv", "id,name,email,tags,level\nc1,Ann Lee,,vip,gold\n")
+    import_customers(engine, first, "UTC")
+    report = import_customers(engine, second, "UTC")
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
+    c1 = stored_customers(engine)["c1"]
+    assert c1["name"] == "Ann Lee"
+    assert c1["email"] == "ann@example.com"  # an empty cell leaves the stored value
+    assert c1["accepts_marketing"] is True
+    assert c1["tags"] == {"vip"}  # tags given replace the imported tags
+    assert c1["attributes"] == {"city": "Paris", "level": "gold"}
+    again = import_customers(engine, second, "UTC")
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_consent_is_withdrawn_by_saying_false(engine, tmp_path):
+    import_customers(engine, write(tmp_path, "a.csv", "id,accepts_marketing\nc1,TRUE\n"), "UTC")
+    import_customers(engine, write(tmp_path, "b.csv", "id,accepts_marketing\nc1,No\n"), "UTC")
+    assert stored_customers(engine)["c1"]["accepts_marketing"] is False
+
+
+def test_the_same_customer_twice_in_a_file_ends_with_the_last_row(engine, tmp_path):
+    path = write(tmp_path, "c.csv", "id,name\nc1,First\nc1,Second\nc1,Second\n")
+    report = import_customers(engine, path, "UTC")
+    assert (report.added, report.updated, report.unchanged) == (1, 1, 1)
+    assert stored_customers(engine)["c1"]["name"] == "Second"
+
+
+def test_bad_customer_rows_are_reported_by_line_and_skipped(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "customers.csv",
+        "id,name,birthday,timezone,accepts_marketing,signed_up\n"
+        "c1,Ann,1990-02-30,,,\n"
+        "c2,Bo,13-01,,,\n"
+        "c3,Chen,02-29,Mars/Base,,\n"
+        "c4,Di,,,maybe,\n"
+        'c5,"Ed\nthe elder",,,,last week\n'
+        ",Fay,,,,\n"
+        "c7,Gus,1985-06-15,Europe/Paris,YES,2026-03-29 02:30\n",
+    )
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == [
+        f"{path}:2: `birthday`: '1990-02-30' is not a date written YYYY-MM-DD or MM-DD:"
+        " there is no such day",
+        f"{path}:3: `birthday`: '13-01' is not a date written YYYY-MM-DD or MM-DD:"
+        " there is no such day",
+        f"{path}:4: `timezone`: 'Mars/Base' is not an IANA time zone such as 'Asia/Shanghai'"
+        " or 'Europe/Paris'",
+        f"{path}:5: `accepts_marketing`: expected true or false, got 'maybe'",
+        f"{path}:6: `signed_up`: 'last week' is not an ISO 8601 time such as"
+        " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
+        f"{path}:8: the customer has no `id`",
+    ]
+    stored = stored_customers(engine)
+    assert list(stored) == ["c7"]
+    # 02:30 does not exist in Paris on 2026-03-29: it moves forward by the gap, to 03:30 CEST.
+    assert stored["c7"]["signed_up_us"] == us(2026, 3, 29, 1, 30)
+    assert stored["c7"]["accepts_marketing"] is True
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def test_events_from_csv(engine):
+    report = import_events(engine, DATA / "events.csv", "Asia/Shanghai")
+    assert messages(report) == []
+    assert (report.added, report.unchanged, report.customers_created) == (3, 0, 2)
+    stored = stored_events(engine)
+    assert [(e["key"], e["customer_id"], e["type"], e["at_us"]) for e in stored] == [
+        ("e1", "c1", "order.paid", us(2026, 11, 1, 15, 30, hours=8)),
+        # no offset: shop-local time
+        ("e2", "c1", "order.received", us(2026, 11, 3, 10, 0, hours=8)),
+        (stored[2]["key"], "c9", "review.posted", us(2026, 11, 5, 9, 0)),
+    ]
+    assert stored[2]["key"].startswith("sha256:")
+    assert [e["properties"] for e in stored] == [
+        {"total": 199.5, "category": "shoes", "sku": "007", "note": "first order"},
+        {"category": "shoes"},
+        {"rating": 5, "note": "5 stars\nloved it"},
+    ]
+    assert stored_customers(engine)["c9"] == {
+        "name": None,
+        "email": None,
+        "phone": None,
+        "birthday": None,
+        "birthday_md": None,
+        "timezone": None,
+        "signed_up_us": None,
+        "accepts_marketing": False,
+        "attributes": {},
+        "tags": set(),
+    }
+
+
+def test_events_from_json_lines_keep_json_types(engine):
+    report = import_events(engine, DATA / "events.jsonl", "Asia/Shanghai")
+    assert messages(report) == []
+    stored = stored_events(engine)
+    assert [e["at_us"] for e in stored] == [
+        us(2026, 11, 1, 15, 30, hours=8),
+        us(2026, 11, 3, 10, 0, hours=8),
+        us(2026, 11, 5, 9, 0),
+    ]
+    assert [e["properties"] for e in stored] == [
+        {"total": 199.5, "category": "shoes", "sku": "007", "note": "first order"},
+        {"category": "shoes"},
+        {"rating": 5, "verified": True, "items": [{"sku": "A1", "qty": 2}]},
+    ]
+
+
+def test_importing_events_twice_adds_nothing(engine):
+    import_events(engine, DATA / "events.csv", "UTC")
+    before = stored_events(engine)
+    again = import_events(engine, DATA / "events.csv", "UTC")
+    assert (again.added, again.unchanged, again.customers_created, again.bad) == (0, 3, 0, 0)
+    assert stored_events(engine) == before
+
+
+def test_an_event_whose_id_is_stored_is_skipped_even_if_it_differs(engine, tmp_path):
+    import_events(
+        engine, write(tmp_path, "a.csv", "id,customer,type,at\ne1,c1,a.b,2026-01-01\n"), "UTC"
+    )
+    report = import_events(
+        engine, write(tmp_path, "b.csv", "id,customer,type,at\ne1,c1,a.b,2026-02-02\n"), "UTC"
+    )
+    assert (report.added, report.unchanged) == (0, 1)
+    assert [e["at_us"] for e in stored_events(engine)] == [us(2026, 1, 1)]
+
+
+def test_events_without_id_are_the_same_event_when_they_say_the_same(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "e.jsonl",
+        '{"customer": "c1", "type": "order.paid", "at": "2026-01-01T08:00:00+08:00", "total": 3}\n'
+        '{"customer": "c1", "type": "order.paid", "at": "2026-01-01T00:00:00Z", "total": 3}\n'
+        '{"customer": "c1", "type": "order.paid", "at": "2026-01-01T00:00:00Z", "total": 4}\n',
+    )
+    report = import_events(engine, path, "UTC")
+    assert (report.added, report.unchanged) == (2, 1)
+
+
+def test_csv_cells_that_are_numbers_become_numbers(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "e.csv",
+        "customer,type,at,a,b,c,d,e,f,g,h\n"
+        "c1,x.y,2026-01-01T00:00:00Z,12,-3.5,1e3,007,0,.5,1_000,inf\n",
+    )
+    import_events(engine, path, "UTC")
+    assert stored_events(engine)[0]["properties"] == {
+        "a": 12,
+        "b": -3.5,
+        "c": 1000.0,
+        "d": "007",
+        "e": 0,
+        "f": 0.5,
+        "g": "1_000",
+        "h": "inf",
+    }
+
+
+def test_bad_event_rows_are_reported_with_the_line_where_they_start(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "events.csv",
+        "customer,type,at,total\n"
+        "c1,order.paid,2026-11-01T10:00:00Z,10\n"
+        "c1,Order.Paid,2026-11-01T10:00:00Z,10\n"
+        'c2,order.paid,"2026-11-01\nT10:00",10\n'
+        ",order.paid,2026-11-01T10:00:00Z,1\n"
+        "c3,order.paid,2026-11-02T10:00:00Z\n"
+        'c4,review.posted,2026-11-02T10:00:00Z,"good\nvery good"\n'
+        "c5,order.paid,not a time,3\n",
+    )
+    report = import_events(engine, path, "UTC")
+    assert messages(report) == [
+        f"{path}:3: `type`: 'Order.Paid' is not an event name such as order.paid"
+        " (entity.happening: lower-case letters, digits and underscores)",
+        f"{path}:4: `at`: '2026-11-01\\nT10:00' is not an ISO 8601 time such as"
+        " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
+        f"{path}:6: the event has no `customer`",
+        f"{path}:7: the row has 3 values but the header names 4 columns",
+        f"{path}:10: `at`: 'not a time' is not an ISO 8601 time such as"
+        " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
+    ]
+    assert [(e["customer_id"], e["type"]) for e in stored_events(engine)] == [
+        ("c1", "order.paid"),
+        ("c4", "review.posted"),
+    ]
+    assert set(stored_customers(engine)) == {"c1", "c4"}
+
+
+def test_bad_json_lines_are_reported_by_line(engine, tmp_path):
+    at = '"at": "2026-11-01T10:00:00Z"'
+    path = write(
+        tmp_path,
+        "events.jsonl",
+        f'{{"customer": "c1", "type": "order.paid", {at}}}\n'
+        "\n"
+        f'{{"customer": "c1", "type": "order.paid", {at}\n'
+        "[1, 2]\n"
+        '{"customer": "c1", "type": "order.paid"}\n'
+        f'{{"customer": ["c1"], "type": "order.paid", {at}}}\n'
+        f'{{"customer": "c2", "type": "order.paid", {at}, "total": NaN}}\n'
+        f'{{"customer": "c3", "type": 7, {at}}}\n'
+        f'{{"customer": "c3", "type": "order.paid", {at}, "id": "x"}}\n',
+    )
+    report = import_events(engine, path, "UTC")
+    assert messages(report) == [
+        f"{path}:3: not valid JSON: Expecting ',' delimiter (column 70)",
+        f"{path}:4: expected a JSON object {{...}}, got a list",
+        f"{path}:5: the event has no `at`",
+        f"{path}:6: `customer` must be text, not a list",
+        f"{path}:7: a property is not a JSON value: Out of range float values are not JSON"
+        " compliant",
+        f"{path}:8: `type` must be text such as order.paid, not a number",
+    ]
+    keys = sorted(e["key"] for e in stored_events(engine))
+    assert len(keys) == 2 and keys[1] == "x"
+
+
+def test_bad_rows_change_nothing_stored_before(engine, tmp_path):
+    import_customers(engine, DATA / "customers.csv", "UTC")
+    import_events(engine, DATA / "events.csv", "UTC")
+    customers_before, events_before = stored_customers(engine), stored_events(engine)
+    bad_customers = write(
+        tmp_path,
+        "c.csv",
+        "id,name,birthday,tags\nc1,Changed,1990-13-01,gone\nc2,Changed Too,02-30,\n",
+    )
+    bad_events = write(
+        tmp_path, "e.csv", "id,customer,type,at\ne1,c1,order.paid,soon\ne9,c1,BAD,2026-01-01\n"
+    )
+    assert import_customers(engine, bad_customers, "UTC").bad == 2
+    assert import_events(engine, bad_events, "UTC").bad == 2
+    assert stored_customers(engine) == customers_before
+    assert stored_events(engine) == events_before
+
+
+def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(importers, "BATCH_SIZE", 2)
+    lines = [f"e{i % 3},c{i % 2},a.b,2026-01-0{1 + i % 3}T00:00:00Z" for i in range(7)]
+    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\nbad\n")
+    report = import_events(engine, path, "UTC")
+    assert (report.added, report.unchanged, report.customers_created) == (3, 4, 2)
+    assert messages(report) == [f"{path}:9: the row has 1 values but the header names 4 columns"]
+    assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shop.json", "shop.txt", "shop"])
+def test_other_file_extensions_are_refused(engine, tmp_path, name):
+    path = write(tmp_path, name, "")
+    with pytest.raises(DataError, match="cannot tell the format"):
+        import_events(engine, path, "UTC")
+
+
+@pytest.mark.parametrize("name", ["e.jsonl", "e.ndjson", "e.json-lines", "E.JSONL"])
+def test_json_lines_extensions(engine, tmp_path, name):
+    path = write(tmp_path, name, '{"customer": "c1", "type": "a.b", "at": "2026-01-01"}\n')
+    assert import_events(engine, path, "UTC").added == 1
+
+
+def test_a_csv_header_without_a_required_column_is_refused(engine, tmp_path):
+    path = write(tmp_path, "e.csv", "\ncustomer,kind,at\nc1,a.b,2026-01-01\n")
+    with pytest.raises(DataError, match=r"e\.csv:2: the header has no 'type' column"):
+        import_events(engine, path, "UTC")
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(engine, tmp_path):
+    path = write(tmp_path, "c.csv", "id,name,name\nc1,a,b\n")
+    with pytest.raises(DataError, match="names the column 'name' twice"):
+        import_customers(engine, path, "UTC")
+
+
+def test_byte_order_mark_and_blank_lines_are_ignored(engine, tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_bytes("\ufeffid,name\r\n\r\nc1,Ann\r\n,\r\nc2,Bo\r\n".encode())
+    report = import_customers(engine, path, "UTC")
+    assert (report.added, report.bad) == (2, 0)
+
+
+@pytest.mark.parametrize("name", ["c.jsonl", "c.csv"])
+def test_a_row_that_is_not_utf8_is_reported_at_its_line(engine, tmp_path, name):
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_bytes(b'id,name\nc1,Ann\nc2,"Caf\xe9\nBar"\nc3,Bo\n')
+    else:
+        path.write_bytes(b'{"id": "c1"}\n{"id": "c2", "name": "caf\xe9"}\n{"id": "c3"}\n')
+    report = import_customers(engine, path, "UTC")
+    line = 3 if name.endswith(".csv") else 2
+    assert messages(report) == [f"{path}:{line}: not UTF-8 text (save the file as UTF-8)"]
+    assert sorted(stored_customers(engine)) == ["c1", "c3"]
+
+
+def test_an_unknown_shop_time_zone_is_a_configuration_error(engine):
+    with pytest.raises(ConfigError):
+        import_events(engine, DATA / "events.csv", "Nowhere/Special")
+
+
+# --- rows from Python (the demo generator) ------------------------------------------------------
+
+
+def test_rows_from_python(engine):
+    customers_report = import_customer_rows(
+        engine,
+        [{"id": "c1", "birthday": "12-01", "tags": ["vip"], "vip": True}, {"name": "no id"}],
+        "UTC",
+    )
+    assert messages(customers_report) == ["<demo>:2: the customer has no `id`"]
+    events_report = import_event_rows(
+        engine,
+        [
+            {"customer": "c1", "type": "order.paid", "at": dt.datetime(2026, 5, 1, 8, tzinfo=UTC)},
+            "not a row",
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-05-01T08:00:00Z",
+                "when": dt.date.today(),
+            },
+        ],
+        "UTC",
+        source="demo shop",
+    )
+    assert messages(events_report) == [
+        "demo shop:2: expected a mapping of fields, got str",
+        "demo shop:3: a property is not a JSON value: Object of type date is not JSON serializable",
+    ]
+    assert stored_customers(engine)["c1"]["attributes"] == {"vip": True}
+    assert [e["at_us"] for e in stored_events(engine)] == [us(2026, 5, 1, 8)]
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def test_command_imports_and_summarises(db_url, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "nudge.yaml", "timezone: Asia/Shanghai\n")
+    main(["import", "customers", str(DATA / "customers.csv"), "--db", db_url])
+    main(["import", "events", str(DATA / "events.csv"), "--db", db_url])
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{DATA / 'customers.csv'}: 3 customers imported (3 new, 0 updated), 0 already stored,"
+        " 0 bad rows",
+        f"{DATA / 'events.csv'}: 3 events imported, 0 already stored, 0 bad rows;"
+        " 1 new customers created",
+    ]
+    engine = open_database(db_url)
+    e2 = [e for e in stored_events(engine) if e["key"] == "e2"]
+    engine.dispose()
+    assert e2[0]["at_us"] == us(2026, 11, 3, 10, 0, hours=8)  # the configured timezone
+
+
+def test_command_exits_1_after_importing_the_good_rows(db_url, tmp_path, capsys):
+    path = write(tmp_path, "e.csv", "customer,type,at\nc1,a.b,2026-01-01\nc1,a.b,when\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import", "events", str(path), "--db", db_url])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"error: {path}:3: `at`: 'when' is not an ISO 8601 time such as"
+        " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
+    ]
+    assert captured.out.splitlines() == [
+        f"{path}: 1 events imported, 0 already stored, 1 bad row; 1 new customers created"
+    ]
