@@ -181,3 +181,34 @@ def test_any_input_gives_an_ast_or_a_rule_error(text):
         parse_text(text)
     except RuleError as error:
         assert error.diagnostics
+
+
+VALID = """rule "thank you"
+  when order.received + 28d at 10:00
+  if customer.orders between 1 and 3 and not "vip" in customer.tags
+  unless order.returned within 2 weeks
+  once every 30d
+  then coupon "c" worth 15% min 200 expires 14d via email and points order.total * 2
+segment "s" = sum(order.paid.total within 365d) >= 2000 or count(order.paid) > 3
+quiet hours 22:00 to 08:00
+"""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(VALID)), st.integers(0, 3), st.sampled_from(list('"#(x9 \n:.'))
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_mutated_input_gives_an_ast_or_a_rule_error(edits):
+    text = VALID
+    for position, length, char in edits:
+        text = text[:position] + char + text[position + length :]
+    try:
+        parse_text(text)
+    except RuleError as error:
+        assert all(d.span and d.span.line >= 1 for d in error.diagnostics)
