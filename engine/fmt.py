@@ -297,10 +297,9 @@ def _with_comments(
         else:
             lines[index].trailing.append(comment.text)
     for comment in inner:
-        index = next((i for i, line in enumerate(lines) if line.origin > comment.span.line), None)
-        index = len(lines) - 1 if index is None else index
-        before.setdefault(index, []).append(comment.text)
-    out = []
+        found = next((i for i, line in enumerate(lines) if line.origin > comment.span.line), None)
+        before.setdefault(len(lines) - 1 if found is None else found, []).append(comment.text)
+    out: list[str] = []
     for index, line in enumerate(lines):
         indent = line.text[: len(line.text) - len(line.text.lstrip())]
         out.extend(indent + text for text in before.get(index, []))

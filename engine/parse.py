@@ -148,16 +148,19 @@ class _Recovery:
                 resume = _next_statement(self.text, token.end_pos or 0)
         else:
             assert isinstance(error, UnexpectedCharacters)
-            position = error.pos_in_stream
-            if self.text[position] == '"':  # an unclosed string: its line is lost
-                position = self.text.find("\n", position) % (len(self.text) + 1)
+            position = error.pos_in_stream or 0
+            if self.text[position] == '"':  # an unclosed string: the rest of its line is lost
+                end_of_line = self.text.find("\n", position)
+                position = len(self.text) if end_of_line < 0 else end_of_line
             resume = _next_statement(self.text, position + 1)
         # Drop the unfinished statement: back to a state that can start a new one.
         states = state.parse_conf.states
         while len(state.state_stack) > 1 and not _starts_statement(states[state.position]):
             state.state_stack.pop()
             state.value_stack.pop()
-        _move_lexer(interactive.lexer_thread.state.line_ctr, self.text, resume)
+        lexer_state = interactive.lexer_thread.state
+        assert lexer_state is not None
+        _move_lexer(lexer_state.line_ctr, self.text, resume)
         return True
 
 
@@ -210,8 +213,8 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
 
 
 def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic:
-    pos = error.pos_in_stream
-    line, column = error.line, error.column
+    pos = error.pos_in_stream or 0
+    line, column = error.line or 1, error.column or 1
     char = text[pos]
     if char == '"':
         end = text.find("\n", pos)
