@@ -73,6 +73,16 @@ def test_open_database_twice_keeps_the_data(fresh_url):
     engine.dispose()
 
 
+def test_transactions_still_roll_back_after_the_upgrade(db_url):
+    """The upgrade takes SQLite's transactions into its own hands; the pool must not keep that."""
+    engine = open_database(db_url)
+    with engine.connect() as conn:
+        conn.execute(insert(tables.customers).values(id="c1", accepts_marketing=False))
+        conn.rollback()
+        assert conn.execute(select(tables.customers.c.id)).all() == []
+    engine.dispose()
+
+
 def _open_and_close(url: str) -> str:
     try:
         open_database(url).dispose()

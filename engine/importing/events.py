@@ -67,7 +67,8 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     if "id" in values:
         key = text(values["id"], "id", KEY_LENGTH)
     else:
-        content = _CANONICAL.encode([customer_id, kind, at_us]) + encoded
+        # Unambiguous: only the customer id may hold the separator (JSON escapes it).
+        content = f"{customer_id}\x1f{kind}\x1f{at_us}\x1f{encoded}"
         key = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
     return EventRow(key, customer_id, kind, at_us, encoded)
 
