@@ -47,9 +47,15 @@ class ActionRecord:
             "status": self.status,
             "reason": self.reason,
         }
+        if self.kind in ("coupon", "points"):
+            record["amount"] = _number(self.amount)
         if self.kind == "coupon":
-            record["amount"] = self.amount
             record["unit"] = self.unit
-        elif self.kind == "points":
-            record["amount"] = self.amount
         return record
+
+
+def _number(value: float | None) -> float | int | None:
+    """A whole amount as an integer (`30`, not `30.0`); others as computed, never rounded."""
+    if value is not None and float(value).is_integer():
+        return int(value)
+    return value

@@ -12,6 +12,7 @@ and conditions are always two-valued.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,6 +55,15 @@ METRICS: dict[str, Kind] = {
     "rfm": "text",
 }
 _COLUMN_OF_FIELD = {"signed_up": "signed_up_us"}
+COMPARISONS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 def field_kind(ref: ast.Ref) -> Kind:
@@ -126,15 +136,7 @@ class Compiler:
         if op == "contains":
             return self._membership(right, left)
         kind = self._common_kind(left, right)
-        lhs, rhs = self.value(left, kind), self.value(right, kind)
-        return {
-            "==": lhs == rhs,
-            "!=": lhs != rhs,
-            "<": lhs < rhs,
-            "<=": lhs <= rhs,
-            ">": lhs > rhs,
-            ">=": lhs >= rhs,
-        }[op]
+        return COMPARISONS[op](self.value(left, kind), self.value(right, kind))
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
         """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
@@ -212,7 +214,7 @@ class Compiler:
         lhs, rhs = self.value(left, "number"), self.value(right, "number")
         if op == "/":
             return sa.cast(lhs, sa.Double) / sa.func.nullif(rhs, 0)
-        return {"+": lhs + rhs, "-": lhs - rhs, "*": lhs * rhs}[op]
+        return ARITHMETIC[op](lhs, rhs)
 
     def ref(self, ref: ast.Ref, want: Kind = "any") -> ColumnElement[Any]:
         if ref.entity == "customer":
