@@ -1,0 +1,368 @@
+"""The tick against a real database: what the daemon records equals what `simulate` says, exactly
+once, whatever the tick windows, through crashes inside a tick, and after downtime."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from daemon_helpers import assert_recorded_once, config_for, read_ledger, write_rules
+from sqlalchemy import Engine
+
+from cli import main
+from engine import ast, ledger
+from engine.config import Config
+from engine.history import history
+from engine.importers import import_customer_rows, import_event_rows
+from engine.ruleset import load_rule_set
+from engine.simulate import simulate_records
+from engine.storage.db import open_database
+from engine.storage.tables import occurrences, rule_set_state
+from engine.tick import tick
+from engine.timeutil import DAY_US, US, iso, to_us
+
+HOUR_US = 3600 * US
+# A Monday, 00:00 UTC; the window crosses New York's switch to summer time (2026-03-08).
+A = to_us(dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+B = A + 7 * DAY_US
+NAME = "shop"
+
+SHOP_RULES = """\
+limit marketing to 3 per 7d
+quiet hours 22:00 to 08:00
+exclude if customer.returns >= 2
+
+rule "thanks"
+  when order.paid
+  then message "thanks" and points order.total
+
+rule "fit check"
+  when order.received + 3d at 10:00
+  unless order.returned
+  then followup "fit_check"
+
+rule "cart"
+  when cart.updated + 2h
+  unless order.placed
+  once every 1d
+  then message "cart_reminder"
+
+rule "vip"
+  when order.paid
+  if customer.total_spent >= 300
+  once
+  then tag "vip" and coupon "vip" worth 15% expires 14d
+
+rule "club news"
+  when every day at 19:00
+  if "vip" in customer.tags or customer.points >= 200
+  unless order.returned within 7d
+  once every 3d
+  then message "club_news"
+
+rule "low rating"
+  when review.posted
+  if review.rating <= 2
+  then task "Call about the rating" for "service"
+"""
+TEMPLATES = ("thanks", "fit_check", "cart_reminder", "vip", "club_news")
+ACTIONS_PER_RULE = {
+    "thanks": 2,
+    "fit check": 1,
+    "cart": 1,
+    "vip": 2,
+    "club news": 1,
+    "low rating": 1,
+}
+ZONES = (
+    "Asia/Shanghai",
+    "America/New_York",
+    "Europe/Berlin",
+    None,  # the shop's zone
+    "Pacific/Auckland",
+    "America/Los_Angeles",
+)
+
+
+def shop_rows(seed: int = 11) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Customers in several zones and two weeks of their carts, orders, returns and reviews,
+    from four days before A to four days after (so nothing due before B sends after B)."""
+    rng = random.Random(seed)
+    people: list[dict[str, Any]] = []
+    happenings: list[dict[str, Any]] = []
+
+    def at(us: int) -> str:
+        return iso(us - us % (60 * US))
+
+    for index in range(18):
+        cid = f"c{index:02d}"
+        people.append(
+            {
+                "id": cid,
+                "name": f"Customer {index}",
+                "email": f"{cid}@example.com",
+                "timezone": ZONES[index % len(ZONES)],
+                "accepts_marketing": index % 5 != 3,
+            }
+        )
+        moment = A - 4 * DAY_US + rng.randrange(0, 36) * HOUR_US
+        while moment < A + 4 * DAY_US:
+            cart = moment
+            happenings.append({"customer": cid, "type": "cart.updated", "at": at(cart)})
+            if rng.random() < 0.3:
+                happenings.append(
+                    {"customer": cid, "type": "cart.updated", "at": at(cart + 40 * 60 * US)}
+                )
+            if rng.random() < 0.6:
+                placed = cart + rng.randrange(10, 300) * 60 * US
+                paid = placed + rng.randrange(1, 90) * 60 * US
+                total = rng.choice((49, 120, 180, 260, 399))
+                happenings.append({"customer": cid, "type": "order.placed", "at": at(placed)})
+                happenings.append(
+                    {"customer": cid, "type": "order.paid", "at": at(paid), "total": total}
+                )
+                received = paid + rng.randrange(30, 80) * HOUR_US
+                if received < A + 4 * DAY_US:
+                    happenings.append(
+                        {"customer": cid, "type": "order.received", "at": at(received)}
+                    )
+                    if rng.random() < 0.25:
+                        returned = received + rng.randrange(20, 60) * HOUR_US
+                        happenings.append(
+                            {"customer": cid, "type": "order.returned", "at": at(returned)}
+                        )
+                    if rng.random() < 0.4:
+                        review = received + rng.randrange(1, 30) * HOUR_US
+                        happenings.append(
+                            {
+                                "customer": cid,
+                                "type": "review.posted",
+                                "at": at(review),
+                                "rating": rng.randint(1, 5),
+                            }
+                        )
+            moment += rng.randrange(14, 80) * HOUR_US
+    return people, [h for h in happenings if h["at"] < iso(A + 4 * DAY_US)]
+
+
+@pytest.fixture
+def shop(db_url: str, tmp_path: Path) -> Iterator[tuple[Engine, ast.RuleSet, Path]]:
+    engine = open_database(db_url)
+    people, happenings = shop_rows()
+    config = config_for(tmp_path, db_url, timezone="Europe/London")
+    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
+    assert not import_event_rows(engine, happenings, config.timezone, "events").problems
+    rules = write_rules(tmp_path / "rules", {"shop.rules": SHOP_RULES}, TEMPLATES)
+    yield engine, load_rule_set(rules, config), rules
+    engine.dispose()
+
+
+def lines(records: list[Any]) -> list[str]:
+    return [json.dumps(r if isinstance(r, dict) else r.to_json(), sort_keys=True) for r in records]
+
+
+def run_ticks(engine: Engine, ruleset: ast.RuleSet, config: Config, moments: list[int]) -> None:
+    for now in moments:
+        report = tick(engine, ruleset, config, NAME, now)
+        assert not report.skipped
+
+
+def every(step_us: int) -> list[int]:
+    return [*range(A, B, step_us), B]
+
+
+def irregular(seed: int) -> list[int]:
+    rng = random.Random(seed)
+    moments = [A]
+    while moments[-1] < B:
+        moments.append(min(B, moments[-1] + rng.randrange(1, 6 * 3600) * US + rng.randrange(US)))
+    return moments
+
+
+SCHEDULES: dict[str, Callable[[], list[int]]] = {
+    "every 3h": lambda: every(3 * HOUR_US),
+    "irregular": lambda: irregular(3),
+    "one big tick": lambda: [A, B],
+}
+
+
+def test_the_shop_exercises_every_path(shop, tmp_path) -> None:
+    """The data is rich enough for the comparisons below to mean something, and no action due
+    before B is sent after B (the daemon decides the cap of such an action only at its send
+    time, so `history` over [A, B) would leave it out)."""
+    engine, ruleset, _ = shop
+    records = simulate_records(engine, ruleset, config_for(tmp_path, ""), A, B)
+    assert all(r["at"] < iso(B) for r in records)
+    seen = {(r["action"], r["status"], r["reason"]) for r in records}
+    for wanted in [
+        ("message", "sent", None),
+        ("message", "suppressed", "no-consent"),
+        ("message", "suppressed", "cap"),
+        ("followup", "sent", None),
+        ("coupon", "sent", None),
+        ("points", "sent", None),
+        ("tag", "sent", None),
+        ("task", "sent", None),
+    ]:
+        assert wanted in seen, wanted
+    assert {r["rule"] for r in records} == set(ACTIONS_PER_RULE)
+    assert any(r["due"] != r["at"] for r in records), "quiet hours moved nothing"
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_history_equals_simulate_whatever_the_tick_windows(shop, tmp_path, db_url, schedule):
+    """Ticks from A to B, in 3-hour steps, in irregular steps or in one, record exactly what the
+    simulation of [A, B) says, before the daemon ran and after: the tick windows do not matter."""
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=30 * 86400.0)
+    expected = lines(simulate_records(engine, ruleset, config, A, B))
+    run_ticks(engine, ruleset, config, SCHEDULES[schedule]())
+    assert lines(history(engine, A, B)) == expected
+    assert lines(simulate_records(engine, ruleset, config, A, B)) == expected
+    assert_recorded_once(engine, ACTIONS_PER_RULE)
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(rule_set_state)).one()
+    assert (state.first_run_us, state.watermark_us, state.last_tick_us) == (A, B, B)
+
+
+def test_ticks_again_at_the_same_moment_record_nothing_more(shop, tmp_path, db_url) -> None:
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, db_url, timezone="Europe/London")
+    run_ticks(engine, ruleset, config, every(3 * HOUR_US)[:16])
+    before = read_ledger(engine)
+    moment = every(3 * HOUR_US)[15]
+    report = tick(engine, ruleset, config, NAME, moment)
+    assert (report.start_us, report.recorded.occurrences, report.queued) == (moment, 0, 0)
+    # A clock that went back is no reason to redo anything.
+    tick(engine, ruleset, config, NAME, moment - 6 * HOUR_US)
+    assert read_ledger(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(rule_set_state.c.watermark_us)).scalar_one() == moment
+
+
+def test_the_first_tick_only_starts_the_rule_set(shop, tmp_path, db_url) -> None:
+    """Nothing due before the rule set first ran acts, however much is waiting."""
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, db_url, timezone="Europe/London")
+    start = A + 5 * DAY_US
+    report = tick(engine, ruleset, config, NAME, start)
+    assert (report.start_us, report.recorded.occurrences) == (start, 0)
+    assert read_ledger(engine).occurrences == []
+    run_ticks(engine, ruleset, config, [start + 2 * HOUR_US * k for k in range(1, 13)])
+    with engine.connect() as conn:
+        earliest = conn.execute(sa.select(sa.func.min(occurrences.c.due_us))).scalar_one()
+    assert earliest >= start
+    end = start + DAY_US
+    assert lines(history(engine, A, end)) == lines(
+        simulate_records(engine, ruleset, config, start, end)
+    )
+
+
+# -- crashes inside a tick ---------------------------------------------------------------------
+
+
+class Crash(Exception):
+    """The process dies here."""
+
+
+# Where to die, and when a call there has written something worth losing: (args, result).
+CRASH_POINTS: dict[str, Callable[[tuple[Any, ...], Any], bool]] = {
+    "_insert_actions": lambda args, result: True,
+    "_effects": lambda args, result: any(r["kind"] == "points" for _i, r in args[1]),
+    "_tasks": lambda args, result: any(r["kind"] == "task" for _i, r in args[1]),
+    "_issue_coupon": lambda args, result: True,
+    "_deliveries": lambda args, result: result > 0,
+    "decide": lambda args, result: bool(args[1]),
+}
+
+
+@pytest.mark.parametrize("point", sorted(CRASH_POINTS))
+def test_a_crash_inside_a_tick_leaves_nothing_and_the_next_tick_does_everything_once(
+    shop, tmp_path, db_url, monkeypatch, point
+) -> None:
+    """A tick that dies halfway through recording (after part of its inserts) leaves no trace
+    and does not move the watermark; the next tick records everything exactly once."""
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=30 * 86400.0)
+    expected = lines(simulate_records(engine, ruleset, config, A, B))
+    moments = every(3 * HOUR_US)
+    run_ticks(engine, ruleset, config, moments[:4])
+    real = getattr(ledger, point)
+    wrote = CRASH_POINTS[point]
+
+    def crashing(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if wrote(args, result):
+            raise Crash(point)
+        return result
+
+    monkeypatch.setattr(ledger, point, crashing)
+    crashed_at = None
+    for now in moments[4:]:
+        before = read_ledger(engine)
+        try:
+            tick(engine, ruleset, config, NAME, now)
+        except Crash:
+            crashed_at = now
+            break
+    assert crashed_at is not None, f"no tick reached {point}"
+    assert read_ledger(engine) == before
+    with engine.connect() as conn:
+        watermark = conn.execute(sa.select(rule_set_state.c.watermark_us)).scalar_one()
+    assert watermark == moments[moments.index(crashed_at) - 1]
+    monkeypatch.setattr(ledger, point, real)
+    run_ticks(engine, ruleset, config, [crashed_at, B])
+    assert lines(history(engine, A, B)) == expected
+    assert_recorded_once(engine, ACTIONS_PER_RULE)
+
+
+# -- downtime -----------------------------------------------------------------------------------
+
+
+def test_downtime_beyond_grace_is_missed_and_reported(db_url, tmp_path, capsys) -> None:
+    """Ticks at A and at A + 1 day with a grace of 6 hours: occurrences due in [A, A + 18h) are
+    recorded as missed and do nothing; those due in the last 6 hours act late."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, grace_seconds=6 * 3600.0)
+    people = [{"id": cid, "accepts_marketing": True} for cid in ("c1", "c2")]
+    # Orders paid an hour before each due time: one due every hour from A to A + 23h.
+    paid = [
+        {"customer": cid, "type": "order.paid", "at": iso(A + (k - 1) * HOUR_US), "total": 10}
+        for cid in ("c1", "c2")
+        for k in range(24)
+    ]
+    import_customer_rows(engine, people, config.timezone)
+    import_event_rows(engine, paid, config.timezone)
+    rules = write_rules(
+        tmp_path / "rules",
+        {"fit.rules": 'rule "fit"\n  when order.paid + 1h\n  then followup "fit_check"\n'},
+        ["fit_check"],
+    )
+    ruleset = load_rule_set(rules, config)
+    run_ticks(engine, ruleset, config, [A])
+    report = tick(engine, ruleset, config, NAME, A + DAY_US)
+    assert (report.recorded.missed, report.recorded.occurrences) == (36, 12)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(occurrences.c.due_us, occurrences.c.status)).all()
+    grace_end = A + 18 * HOUR_US
+    assert sorted(rows) == sorted(
+        (A + k * HOUR_US, "missed" if k < 18 else "acted") for k in range(24) for _ in "12"
+    )
+    acted = history(engine, A, A + DAY_US)
+    assert len(acted) == 12
+    assert all(r.due_us >= grace_end and r.status == "sent" for r in acted)
+    assert len(read_ledger(engine).outbox) == 12
+    engine.dispose()
+    try:
+        main(["status", "--db", db_url])
+    except SystemExit as exc:
+        assert not exc.code
+    out = capsys.readouterr().out
+    assert "missed occurrences (downtime beyond grace): 36" in out
+    assert f"rule set {NAME}: last tick {iso(A + DAY_US)}" in out
