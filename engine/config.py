@@ -100,6 +100,23 @@ def _channels(raw: object) -> dict[str, Channel]:
     return result
 
 
+def _rfm(path: Path, raw: object) -> Rfm:
+    """`rfm:` with up to three ladders of four ascending numbers each."""
+    fields = {f.name for f in dataclasses.fields(Rfm)}
+    if not isinstance(raw, dict) or set(raw) - fields:
+        raise ConfigError(f"{path}: rfm: expected the keys {', '.join(sorted(fields))}")
+    ladders: dict[str, tuple[float, float, float, float]] = {}
+    for name, value in raw.items():
+        try:
+            cuts = tuple(float(x) for x in value)
+        except (TypeError, ValueError):
+            cuts = ()
+        if len(cuts) != 4 or list(cuts) != sorted(cuts):
+            raise ConfigError(f"{path}: rfm.{name}: expected four ascending numbers, got {value!r}")
+        ladders[name] = (cuts[0], cuts[1], cuts[2], cuts[3])
+    return Rfm(**ladders)
+
+
 def load_config(path: Path | None = None, db: str | None = None) -> Config:
     """Read `path` (default `nudge.yaml` in the current folder, optional) and apply `--db`."""
     explicit = path is not None
@@ -162,11 +179,7 @@ def load_config(path: Path | None = None, db: str | None = None) -> Config:
     if "retry_base" in raw:
         changes["retry_base_seconds"] = _seconds("retry_base", raw["retry_base"])
     if "rfm" in raw:
-        rfm = raw["rfm"] or {}
-        try:
-            changes["rfm"] = Rfm(**{k: tuple(float(x) for x in v) for k, v in rfm.items()})
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}: rfm: {exc}") from exc
+        changes["rfm"] = _rfm(path, raw["rfm"] or {})
     if "shop" in raw:
         shop = raw["shop"] or {}
         if not isinstance(shop, dict):

@@ -241,10 +241,11 @@ def _add_effects(conn: Connection, chosen: Sequence[Occurrence]) -> None:
     rows = []
     for occ in chosen:
         for pos, action in enumerate(occ.rule.actions):
+            kind: str = action.kind
             if isinstance(action, ast.TagAction):
-                kind, tag, amount = action.kind, action.tag, None
+                tag, amount = action.tag, None
             elif isinstance(action, ast.Points):
-                kind, tag, amount = "points", None, occ.amounts[pos]
+                tag, amount = None, occ.amounts[pos]
             else:
                 continue
             rows.append(

@@ -101,7 +101,7 @@ def _operands(expr: ast.Expr) -> list[ast.Expr]:
             parts = [value]
         case _:
             parts = []
-    shown = []
+    shown: list[ast.Expr] = []
     for part in parts:
         if isinstance(part, ast.Ref) and field_kind(part) == "tags":
             continue

@@ -20,6 +20,7 @@ from engine.config import Config
 from engine.coupons import record_coupon
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
+from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import (
     actions,
     customer_tags,
@@ -30,7 +31,6 @@ from engine.storage.tables import (
     outbox,
     tasks,
 )
-from engine.storage.bulk import insert_or_ignore
 from engine.timeutil import US, iso
 
 DELIVERED = ("message", "followup", "coupon")

@@ -21,8 +21,8 @@ _NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 class _JsonField(FunctionElement[Any]):
     inherit_cache = True
 
-    def __init__(self, column: ColumnElement[Any], key: str) -> None:
-        self.key = key
+    def __init__(self, column: ColumnElement[Any], member: str) -> None:
+        self.member = member
         super().__init__(column)
 
     @property
@@ -30,7 +30,7 @@ class _JsonField(FunctionElement[Any]):
         return next(iter(self.clauses))  # type: ignore[return-value]
 
     def path(self) -> str:
-        escaped = self.key.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = self.member.replace("\\", "\\\\").replace('"', '\\"')
         return f'$."{escaped}"'
 
 
@@ -83,7 +83,7 @@ def _json_num_sqlite(element: json_num, compiler: SQLCompiler, **kw: Any) -> str
 @compiles(json_num, "postgresql")
 def _json_num_pg(element: json_num, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
-    key = _lit(compiler, element.key)
+    key = _lit(compiler, element.member)
     text = f"({col} ->> {key})"
     return (
         f"(CASE jsonb_typeof({col} -> {key}) WHEN 'number' THEN {text}::float8"
@@ -106,7 +106,7 @@ def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> s
 @compiles(json_text, "postgresql")
 def _json_text_pg(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
-    key = _lit(compiler, element.key)
+    key = _lit(compiler, element.member)
     return f"(CASE WHEN jsonb_typeof({col} -> {key}) <> 'null' THEN {col} ->> {key} END)"
 
 
@@ -129,7 +129,7 @@ def _json_bool_sqlite(element: json_bool, compiler: SQLCompiler, **kw: Any) -> s
 @compiles(json_bool, "postgresql")
 def _json_bool_pg(element: json_bool, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
-    key = _lit(compiler, element.key)
+    key = _lit(compiler, element.member)
     text = f"lower(trim({col} ->> {key}))"
     return f"(CASE WHEN {text} IN {_TRUE} THEN true WHEN {text} IN {_FALSE} THEN false END)"
 

@@ -104,8 +104,8 @@ class Compiler:
             case ast.Not(operand=inner):
                 return sa.not_(self.condition(inner))
             case ast.InSegment(segment=name, negated=negated):
-                inner = self.condition(self.scope.segments[name].condition)
-                return sa.not_(inner) if negated else inner
+                body = self.condition(self.scope.segments[name].condition)
+                return sa.not_(body) if negated else body
             case ast.IsSet(value=value, negated=negated):
                 if self.kind(value) == "tags":
                     return sa.false() if negated else sa.true()

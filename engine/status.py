@@ -33,7 +33,7 @@ def status(engine: Engine, now_us: int) -> Status:
         waiting = conn.execute(
             sa.select(sa.func.count()).where(actions.c.status == "pending")
         ).scalar_one()
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
             ).all()

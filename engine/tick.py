@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine
 from engine import ast, ledger
 from engine.config import Config
 from engine.evaluate import evaluate
-from engine.storage.tables import rule_set_state
 from engine.storage.bulk import insert_or_ignore
+from engine.storage.tables import rule_set_state
 from engine.timeutil import US
 
 

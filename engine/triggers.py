@@ -180,7 +180,7 @@ def _order_value_source() -> _Source:
 def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
     window = target.window
     if target.at is None:
-        rows = target.only(
+        due = target.only(
             source.select.where(
                 source.instant >= window.start_us - offset_us,
                 source.instant < window.end_us - offset_us,
@@ -192,11 +192,11 @@ def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
                 ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"],
                 sa.select(
                     sa.literal(target.index),
-                    rows.c.customer_id,
-                    rows.c.okey,
-                    rows.c.instant + offset_us,
-                    rows.c.event_pk,
-                    rows.c.instant,
+                    due.c.customer_id,
+                    due.c.okey,
+                    due.c.instant + offset_us,
+                    due.c.event_pk,
+                    due.c.instant,
                 ),
             )
         )
