@@ -354,7 +354,7 @@ class Coupon:
 
     template: str
     template_span: Span = field(compare=False)
-    worth: Number = field(compare=True)  # type: ignore[misc]
+    worth: Number = field(compare=True)
     percent: bool = False
     min_spend: Number | None = None
     expires: Duration | None = None
@@ -413,7 +413,7 @@ class Rule:
 
     name: str | None
     name_span: Span | None = field(compare=False)
-    when: When = field(compare=True)  # type: ignore[misc]
+    when: When = field(compare=True)
     condition: Expr | None = None
     unless: Unless | None = None
     once: Once | None = None
@@ -427,7 +427,7 @@ class Segment:
 
     name: str
     name_span: Span = field(compare=False)
-    condition: Expr = field(compare=True)  # type: ignore[misc]
+    condition: Expr = field(compare=True)
     span: Span = field(default=None, compare=False)  # type: ignore[assignment]
 
 

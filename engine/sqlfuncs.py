@@ -27,7 +27,7 @@ class _JsonField(FunctionElement[Any]):
 
     @property
     def column(self) -> ColumnElement[Any]:
-        return next(iter(self.clauses))  # type: ignore[return-value]
+        return next(iter(self.clauses))
 
     def path(self) -> str:
         escaped = self.member.replace("\\", "\\\\").replace('"', '\\"')
