@@ -13,12 +13,12 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from engine.importing.fields import KEY_LENGTH, cell, text, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
-from engine.storage.bulk import insert_or_ignore
+from engine.storage.bulk import insert_new
 from engine.storage.tables import customers, events
 
 REQUIRED = ("customer", "type", "at")
@@ -78,24 +78,20 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
     unique: dict[str, EventRow] = {}
     for row in rows:
         unique.setdefault(row.key, row)
-    query = select(events.c.key).where(events.c.key.in_(unique))
-    stored = set(connection.execute(query).scalars())
-    new = [row for key, row in unique.items() if key not in stored]
-    report.unchanged += len(rows) - len(new)
-    if not new:
-        return
-
-    wanted = {row.customer_id for row in new}
-    query = select(customers.c.id).where(customers.c.id.in_(wanted))
-    unknown = wanted - set(connection.execute(query).scalars())
-    if unknown:
-        connection.execute(
-            insert_or_ignore(connection, customers),
-            [{"id": cid, "accepts_marketing": False, "attributes": {}} for cid in sorted(unknown)],
-        )
-        report.customers_created += len(unknown)
-    connection.execute(
-        insert_or_ignore(connection, events, json_text=("properties",)),
+    # An event already stored has its customer stored, so the customers this creates are
+    # exactly those of new events.
+    report.customers_created += insert_new(
+        connection,
+        customers,
+        [
+            {"id": cid, "accepts_marketing": False, "attributes": "{}"}
+            for cid in sorted({row.customer_id for row in unique.values()})
+        ],
+        json_text=("attributes",),
+    )
+    added = insert_new(
+        connection,
+        events,
         [
             {
                 "key": row.key,
@@ -104,7 +100,9 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
                 "at_us": row.at_us,
                 "properties": row.properties,
             }
-            for row in new
+            for row in unique.values()
         ],
+        json_text=("properties",),
     )
-    report.added += len(new)
+    report.added += added
+    report.unchanged += len(rows) - added

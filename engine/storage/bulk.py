@@ -11,6 +11,9 @@ twice when the importer needs its JSON text anyway (for an event's digest).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import BindParameter, Cast, Connection, Insert, Table, Text, bindparam, cast
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -44,6 +47,22 @@ def insert_or_ignore(
     if json_text:
         statement = statement.values({name: _json_text(connection, name) for name in json_text})
     return statement.on_conflict_do_nothing()
+
+
+def insert_new(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    json_text: tuple[str, ...] = (),
+) -> int:
+    """Insert `rows` into `table`, skipping those whose key is already stored, in one batch;
+    the number of rows inserted."""
+    statement = insert_or_ignore(connection, table, json_text)
+    if connection.dialect.name == "postgresql":
+        # psycopg reports no row count for a batch; RETURNING lists the rows inserted.
+        returned = connection.execute(statement.returning(*table.primary_key.columns), rows)
+        return len(returned.all())
+    return connection.execute(statement, rows).rowcount
 
 
 def upsert(connection: Connection, table: Table) -> Insert:
