@@ -1,0 +1,87 @@
+"""Timing helpers: medians, percentiles, and `simulate` in a child process for its peak memory.
+
+The child is started with `spawn`, so it holds nothing of the parent (no shop loaded for the
+naive baseline, no caches): its peak resident set (`ru_maxrss`) is the simulation's own, plus
+the interpreter with the engine imported, which it reports apart as `baseline_rss_mb`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.config import load_config
+from engine.ruleset import load_rule_set
+from engine.simulate import simulate
+from engine.storage.db import create
+
+# ru_maxrss is in kilobytes on Linux, bytes on macOS.
+_RSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The `q`-th percentile (0-100) by the nearest-rank method."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return float(ordered[int(rank) - 1])
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_UNIT / 2**20
+
+
+@dataclass(frozen=True)
+class SimulateRun:
+    seconds: float
+    occurrences: int
+    actions: int
+    peak_rss_mb: float
+    baseline_rss_mb: float
+
+
+def _simulate_child(
+    url: str, rules_dir: str, config_path: str, start_us: int, end_us: int, out: object
+) -> None:
+    config = load_config(Path(config_path))
+    ruleset = load_rule_set(Path(rules_dir), config)
+    engine = create(url)
+    with engine.connect():  # the first connection's setup is not the simulation's
+        pass
+    baseline = rss_mb()
+    began = time.perf_counter()
+    result = simulate(engine, ruleset, config, start_us, end_us)
+    seconds = time.perf_counter() - began
+    run = SimulateRun(seconds, len(result.occurrences), len(result.actions), rss_mb(), baseline)
+    out.send(run)  # type: ignore[attr-defined]
+
+
+def simulate_in_child(
+    url: str, rules_dir: Path, config_path: Path, start_us: int, end_us: int
+) -> SimulateRun:
+    """Run `simulate` of the rule set in a fresh process; its time and peak memory."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_simulate_child,
+        args=(url, str(rules_dir), str(config_path), start_us, end_us, send),
+    )
+    child.start()
+    send.close()
+    try:
+        run = receive.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the simulation process failed (exit code {child.exitcode})") from None
+    child.join()
+    assert isinstance(run, SimulateRun)
+    return run
