@@ -44,50 +44,54 @@ class Scope:
 numbers = st.sampled_from(["0", "1", "2", "3", "10", "100", "250", "0.5", "1000"])
 
 
-@st.composite
-def _atom(draw: st.DrawFn, scope: Scope) -> str:
-    choices = [
-        f"customer.orders {draw(st.sampled_from(COMPARE))} {draw(st.integers(0, 4))}",
-        f"customer.total_spent >= {draw(numbers)}",
-        f"customer.average_order < {draw(numbers)}",
-        f"customer.returns > {draw(st.integers(0, 2))}",
-        f"customer.return_rate >= {draw(st.sampled_from(['0', '0.5', '1']))}",
-        f"customer.days_since_last_order <= {draw(st.integers(0, 60))}",
-        f"customer.{draw(st.sampled_from(['average_order', 'last_order', 'vip_level']))} is set",
-        f"customer.{draw(st.sampled_from(['city', 'first_order']))} is not set",
-        f"customer.vip_level between {draw(st.integers(0, 2))} and {draw(st.integers(2, 4))}",
-        f'customer.city {draw(st.sampled_from(["in", "not in"]))} ["Beijing", "Shanghai"]',
-        'customer.name contains "Li"',
-        f'"{draw(st.sampled_from(TAGS))}" in customer.tags',
-        f'customer.tags contains "{draw(st.sampled_from(TAGS))}"',
-        f"count({draw(st.sampled_from(EVENT_TYPES))}) >= {draw(st.integers(0, 3))}",
-        f"count({draw(st.sampled_from(EVENT_TYPES))} within {draw(st.sampled_from(DURATIONS))})"
-        f" == {draw(st.integers(0, 2))}",
-        f"sum(order.paid.total within {draw(st.sampled_from(DURATIONS))}) > {draw(numbers)}",
-        f'customer.rfm {draw(st.sampled_from(["==", "!="]))} "111"',
-        'customer.rfm in ["511", "411", "512"]',
-        "customer.accepts_marketing == yes",
-        f"customer.orders * 2 + 1 > {draw(st.integers(0, 6))}",
+def _atoms(scope: Scope) -> st.SearchStrategy[str]:
+    """One comparison, test or membership (only the chosen kind draws anything)."""
+    pick = st.sampled_from
+    events, durations = pick(EVENT_TYPES), pick(DURATIONS)
+    options = [
+        st.builds("customer.orders {} {}".format, pick(COMPARE), st.integers(0, 4)),
+        numbers.map("customer.total_spent >= {}".format),
+        numbers.map("customer.average_order < {}".format),
+        st.integers(0, 2).map("customer.returns > {}".format),
+        pick(["0", "0.5", "1"]).map("customer.return_rate >= {}".format),
+        st.integers(0, 60).map("customer.days_since_last_order <= {}".format),
+        pick(["average_order", "last_order", "vip_level"]).map("customer.{} is set".format),
+        pick(["city", "first_order"]).map("customer.{} is not set".format),
+        st.builds(
+            "customer.vip_level between {} and {}".format, st.integers(0, 2), st.integers(2, 4)
+        ),
+        pick(["in", "not in"]).map('customer.city {} ["Beijing", "Shanghai"]'.format),
+        st.just('customer.name contains "Li"'),
+        pick(TAGS).map('"{}" in customer.tags'.format),
+        pick(TAGS).map('customer.tags contains "{}"'.format),
+        st.builds("count({}) >= {}".format, events, st.integers(0, 3)),
+        st.builds("count({} within {}) == {}".format, events, durations, st.integers(0, 2)),
+        st.builds("sum(order.paid.total within {}) > {}".format, durations, numbers),
+        pick(["==", "!="]).map('customer.rfm {} "111"'.format),
+        st.just('customer.rfm in ["511", "411", "512"]'),
+        st.just("customer.accepts_marketing == yes"),
+        st.integers(0, 6).map("customer.orders * 2 + 1 > {}".format),
     ]
     if scope.tags:
-        choices.append(f'"{draw(st.sampled_from(scope.tags))}" in customer.tags')
+        options.append(pick(scope.tags).map('"{}" in customer.tags'.format))
     if scope.points:
-        choices.append(f"customer.points >= {draw(numbers)}")
+        options.append(numbers.map("customer.points >= {}".format))
     if scope.segments:
-        word = draw(st.sampled_from(["in", "not in"]))
-        choices.append(f'customer {word} "{draw(st.sampled_from(scope.segments))}"')
+        options.append(
+            st.builds('customer {} "{}"'.format, pick(["in", "not in"]), pick(scope.segments))
+        )
     if scope.entity == "order":
-        choices += [
-            f"order.total > {draw(numbers)}",
-            f'order.category == "{draw(st.sampled_from(["shoes", "beauty"]))}"',
-            "order.total is set",
-            f"order.total / 2 <= {draw(numbers)}",
+        options += [
+            numbers.map("order.total > {}".format),
+            pick(["shoes", "beauty"]).map('order.category == "{}"'.format),
+            st.just("order.total is set"),
+            numbers.map("order.total / 2 <= {}".format),
         ]
     elif scope.entity == "review":
-        choices.append(f"review.rating <= {draw(st.integers(1, 5))}")
+        options.append(st.integers(1, 5).map("review.rating <= {}".format))
     elif scope.entity == "cart":
-        choices.append("cart.items between 1 and 3")
-    return draw(st.sampled_from(choices))
+        options.append(st.just("cart.items between 1 and 3"))
+    return st.one_of(options)
 
 
 @st.composite
@@ -100,7 +104,7 @@ def conditions(draw: st.DrawFn, scope: Scope, depth: int = 0) -> str:
         return f"({left} {op} {right})"
     if shape == 2:
         return f"not ({draw(conditions(scope, depth + 1))})"
-    return draw(_atom(scope))
+    return draw(_atoms(scope))
 
 
 @st.composite
@@ -133,27 +137,32 @@ def _trigger(draw: st.DrawFn, window_start: dt.date) -> tuple[str, str | None]:
     return f"on {day.isoformat()}{suffix}", None
 
 
-@st.composite
-def _action(draw: st.DrawFn, index: int, scope: Scope, gives_points: bool) -> str:
-    via = draw(st.none() | st.sampled_from(CHANNELS))
-    via_text = f" via {via}" if via else ""
-    template = draw(st.sampled_from(TEMPLATES))
-    choices = [
-        f'message "{template}"{via_text}',
-        f'followup "{template}"{via_text}',
-        f'coupon "{template}" worth {draw(st.sampled_from(["30", "15%", "9.5"]))}'
-        f"{draw(st.sampled_from(['', ' min 200']))}{draw(st.sampled_from(['', ' expires 14d']))}"
-        f"{via_text}",
-        f"task {draw(st.sampled_from(TASKS))}",
-        'gift "mooncake box"',
-        f'{draw(st.sampled_from(["tag", "untag"]))} "t{index}"',
+def _actions(index: int, scope: Scope, gives_points: bool) -> st.SearchStrategy[str]:
+    """One action; rule `index` tags only `t{index}`."""
+    pick = st.sampled_from
+    via = pick(["", *(f" via {channel}" for channel in CHANNELS)])
+    templates = pick(TEMPLATES)
+    options = [
+        st.builds('message "{}"{}'.format, templates, via),
+        st.builds('followup "{}"{}'.format, templates, via),
+        st.builds(
+            'coupon "{}" worth {}{}{}{}'.format,
+            templates,
+            pick(["30", "15%", "9.5"]),
+            pick(["", " min 200"]),
+            pick(["", " expires 14d"]),
+            via,
+        ),
+        pick(TASKS).map("task {}".format),
+        st.just('gift "mooncake box"'),
+        pick(["tag", "untag"]).map(f'{{}} "t{index}"'.format),
     ]
     if gives_points:
         amounts = ["10", "2.5", "customer.orders * 10"]
         if scope.entity == "order":
             amounts += ["order.total", "order.total * 2", "0 - order.total"]
-        choices.append(f"points {draw(st.sampled_from(amounts))}")
-    return draw(st.sampled_from(choices))
+        options.append(pick(amounts).map("points {}".format))
+    return st.one_of(options)
 
 
 @st.composite
@@ -180,7 +189,7 @@ def _rule(
     once = draw(st.sampled_from(["", "", "once", f"once every {draw(st.sampled_from(DURATIONS))}"]))
     if once:
         lines.append(f"  {once}")
-    actions = draw(st.lists(_action(index, scope, index < cut), min_size=1, max_size=3))
+    actions = draw(st.lists(_actions(index, scope, index < cut), min_size=1, max_size=3))
     lines.append(f"  then {' and '.join(actions)}")
     return "\n".join(lines)
 
