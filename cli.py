@@ -6,8 +6,9 @@ stderr and exit code 1; nothing else is caught here, so a traceback always means
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,17 +89,37 @@ def _stdout_format(fmt: str | None) -> str:
 
 @cli.command()
 @click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--from", "start", required=True, metavar="DATE_OR_TIME",
-              help="First due time included (a date means 00:00 shop-local).")
-@click.option("--to", "end", required=True, metavar="DATE_OR_TIME",
-              help="First due time excluded.")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "html"]), default=None,
-              help="table (default on a terminal), jsonl (default otherwise) or html.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write to this file instead of standard output (needed for html).")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    metavar="DATE_OR_TIME",
+    help="First due time included (a date means 00:00 shop-local).",
+)
+@click.option("--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "html"]),
+    default=None,
+    help="table (default on a terminal), jsonl (default otherwise) or html.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file instead of standard output (needed for html).",
+)
 @common_options
-def simulate(rules_dir: Path, start: str, end: str, fmt: str | None, output: Path | None,
-             config_path: Path | None, db: str | None) -> None:
+def simulate(
+    rules_dir: Path,
+    start: str,
+    end: str,
+    fmt: str | None,
+    output: Path | None,
+    config_path: Path | None,
+    db: str | None,
+) -> None:
     """Show exactly what the rules would do for occurrences due in [--from, --to).
 
     Nothing is sent and nothing is written to the database.
@@ -107,16 +128,16 @@ def simulate(rules_dir: Path, start: str, end: str, fmt: str | None, output: Pat
     Example:
       nudge simulate rules/shop --from 2026-11-01 --to 2026-12-01 --format html --output sim.html
     """
-    from engine.simulate import simulate as run_simulation
+    from engine.simulate import stream
     from engine.storage.db import open_database
 
     env = env_of(config_path, db)
     start_us, end_us = _window(env, start, end)
     engine = open_database(env.config.database)
     ruleset = _load_rules(rules_dir, env, engine)
-    result = run_simulation(engine, ruleset, env.config, start_us, end_us)
+    records = stream(engine, ruleset, env.config, start_us, end_us)
     fmt = _stdout_format(fmt) if output is None else (fmt or "jsonl")
-    _emit(result.actions, fmt, output, env, f"Simulation of {rules_dir}", start_us, end_us)
+    _emit(records, fmt, output, env, f"Simulation of {rules_dir}", start_us, end_us)
 
 
 def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
@@ -138,39 +159,48 @@ def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
     return ruleset
 
 
-def _emit(records: Any, fmt: str, output: Path | None, env: Env, title: str, start_us: int,
-          end_us: int) -> None:
+def _emit(
+    records: Iterable[Any],
+    fmt: str,
+    output: Path | None,
+    env: Env,
+    title: str,
+    start_us: int,
+    end_us: int,
+) -> None:
+    """Write actions as JSON Lines, an HTML page or tables, streaming them once."""
     import json
 
     from rich.console import Console
 
     from engine.timeutil import from_us, zone
 
-    if fmt == "jsonl":
-        lines = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records)
-        if output is None:
-            click.echo(lines, nl=False)
-        else:
-            output.write_text(lines, encoding="utf-8")
-        return
     if fmt == "html":
         from engine.reports.html import render_html
 
         if output is None:
             raise click.UsageError("--format html needs --output FILE")
         tz = zone(env.config.timezone)
-        page = render_html(records, env.config.timezone, title, from_us(start_us, tz),
-                           from_us(end_us, tz))
+        page = render_html(
+            records, env.config.timezone, title, from_us(start_us, tz), from_us(end_us, tz)
+        )
         output.write_text(page, encoding="utf-8")
-        click.echo(f"Wrote {output} ({len(records)} actions).", err=True)
+        click.echo(f"Wrote {output}.", err=True)
         return
-    from engine.reports.table import print_table
+    with contextlib.ExitStack() as stack:
+        handle = (
+            sys.stdout
+            if output is None
+            else stack.enter_context(output.open("w", encoding="utf-8"))
+        )
+        if fmt == "jsonl":
+            for record in records:
+                handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+            return
+        from engine.reports.table import print_table
 
-    if output is None:
-        print_table(records, env.config.timezone, Console(), title)
-    else:
-        with output.open("w", encoding="utf-8") as handle:
-            print_table(records, env.config.timezone, Console(file=handle, width=120), title)
+        console = Console(file=handle, width=None if output is None else 120)
+        print_table(records, env.config.timezone, console, title)
 
 
 def _columns(rows: list[list[str]]) -> str:
@@ -388,13 +418,24 @@ def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: s
 @click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("customer")
 @click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule.")
-@click.option("--from", "start", required=True, metavar="DATE_OR_TIME",
-              help="First due time included (a date means 00:00 shop-local).")
-@click.option("--to", "end", required=True, metavar="DATE_OR_TIME",
-              help="First due time excluded.")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    metavar="DATE_OR_TIME",
+    help="First due time included (a date means 00:00 shop-local).",
+)
+@click.option("--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded.")
 @common_options
-def explain(rules_dir: Path, customer: str, rule_name: str | None, start: str, end: str,
-            config_path: Path | None, db: str | None) -> None:
+def explain(
+    rules_dir: Path,
+    customer: str,
+    rule_name: str | None,
+    start: str,
+    end: str,
+    config_path: Path | None,
+    db: str | None,
+) -> None:
     """Why a customer did or did not get something: every occurrence in the window, the value
     of each condition at its due time, what cancelled or suppressed it.
 
@@ -412,8 +453,9 @@ def explain(rules_dir: Path, customer: str, rule_name: str | None, start: str, e
     ruleset = _load_rules(rules_dir, env, engine)
     if rule_name is not None and rule_name not in {r.name for r in ruleset.rules}:
         names = ", ".join(sorted(r.name for r in ruleset.rules))
-        raise click.BadParameter(f"no rule named {rule_name!r}; the rules are: {names}",
-                                 param_hint="--rule")
+        raise click.BadParameter(
+            f"no rule named {rule_name!r}; the rules are: {names}", param_hint="--rule"
+        )
     stories = run_explain(engine, ruleset, env.config, customer, start_us, end_us, rule_name)
     click.echo(render(stories, customer, env.config.timezone), nl=False)
 
@@ -448,15 +490,25 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
 
 
 @cli.command()
-@click.option("--from", "start", required=True, metavar="DATE_OR_TIME",
-              help="First due time included (a date means 00:00 shop-local).")
-@click.option("--to", "end", required=True, metavar="DATE_OR_TIME",
-              help="First due time excluded.")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default=None,
-              help="table (default on a terminal) or jsonl (default otherwise).")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    metavar="DATE_OR_TIME",
+    help="First due time included (a date means 00:00 shop-local).",
+)
+@click.option("--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl"]),
+    default=None,
+    help="table (default on a terminal) or jsonl (default otherwise).",
+)
 @common_options
-def history(start: str, end: str, fmt: str | None, config_path: Path | None,
-            db: str | None) -> None:
+def history(
+    start: str, end: str, fmt: str | None, config_path: Path | None, db: str | None
+) -> None:
     """The actions the daemon took whose due time falls in [--from, --to), sent and suppressed.
 
     \b
@@ -513,14 +565,32 @@ def status(config_path: Path | None, db: str | None) -> None:
 @click.option("--customers", default=3000, show_default=True, help="How many customers.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same shop.")
 @click.option("--days", default=30, show_default=True, help="How many days to simulate.")
-@click.option("--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="Rule set to simulate (default: the bundled rules/shop).")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "html"]), default="table",
-              show_default=True)
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Rule set to simulate (default: the bundled rules/shop).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "html"]),
+    default="table",
+    show_default=True,
+)
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @common_options
-def demo(customers: int, seed: int, days: int, rules_dir: Path | None, fmt: str,
-         output: Path | None, config_path: Path | None, db: str | None) -> None:
+def demo(
+    customers: int,
+    seed: int,
+    days: int,
+    rules_dir: Path | None,
+    fmt: str,
+    output: Path | None,
+    config_path: Path | None,
+    db: str | None,
+) -> None:
     """Create a realistic synthetic shop and simulate the example rules over the next days.
 
     The shop (customers with Chinese and English names, carts, orders, deliveries, returns and
@@ -539,15 +609,27 @@ def demo(customers: int, seed: int, days: int, rules_dir: Path | None, fmt: str,
     env = env_of(config_path, db)
     result = run_demo(env.config, shop_rules, customers=customers, seed=seed, days=days)
     fmt = fmt if output is None or fmt != "table" else "table"
-    _emit(result.actions, fmt, output, env,
-          f"Demo: {result.customers} customers, {result.events} events; {shop_rules.name} rules",
-          result.start_us, result.end_us)
+    _emit(
+        result.actions,
+        fmt,
+        output,
+        env,
+        f"Demo: {result.customers} customers, {result.events} events; {shop_rules.name} rules",
+        result.start_us,
+        result.end_us,
+    )
 
 
 @cli.command()
 @click.argument("rules_dir", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Diagnostics as text for people or JSON for tools.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Diagnostics as text for people or JSON for tools.",
+)
 @common_options
 def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -> None:
     """Parse and check a rule set: exit 0 when clean (warnings allowed), 1 with every problem.
@@ -559,9 +641,7 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
     from engine.ruleset import check_rule_set, stored_event_types
 
     config = env_of(config_path, db).config
-    ruleset, diagnostics = check_rule_set(
-        rules_dir, config, stored_event_types(config.database)
-    )
+    ruleset, diagnostics = check_rule_set(rules_dir, config, stored_event_types(config.database))
     if fmt == "json":
         click.echo(render_json(diagnostics))
     elif diagnostics:
@@ -574,11 +654,16 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
 
 @cli.command("fmt")
 @click.argument("rules_dir", type=click.Path(path_type=Path))
-@click.option("--check", "check_only", is_flag=True,
-              help="Change nothing; list the files that would change and exit 1 if any.")
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Change nothing; list the files that would change and exit 1 if any.",
+)
 @common_options
-def fmt_command(rules_dir: Path, check_only: bool, config_path: Path | None,
-                db: str | None) -> None:
+def fmt_command(
+    rules_dir: Path, check_only: bool, config_path: Path | None, db: str | None
+) -> None:
     """Rewrite rule files in the one canonical layout, comments kept.
 
     \b

@@ -64,28 +64,28 @@ def evaluate(
     start_us: int,
     end_us: int,
     decide_before_us: int | None = None,
-    customer_id: str | None = None,
+    who: triggers.Customers = triggers.EVERYONE,
 ) -> Evaluation:
     """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
     ledger as they stand in `conn`. Writes only to this connection's scratch tables.
 
-    With `customer_id`, only that customer's occurrences are evaluated: nothing in the language
-    crosses from one customer to another, so they come out exactly as in a full evaluation."""
+    `who` limits the evaluation to some customers: nothing in the language crosses from one
+    customer to another, so theirs come out exactly as in a full evaluation."""
     scratch.reset(conn)
     window = triggers.Window(start_us, end_us)
     effects = scratch.all_effects(start_us)
     acted: list[Occurrence] = []
     for stratum in evaluation_strata(ruleset):
         for rule in stratum:
-            triggers.fill(
-                conn, rule.position, rule, window, config.timezone, config.country, customer_id
-            )
+            triggers.fill(conn, rule.position, rule, window, config.timezone, config.country, who)
             passing = _passing(conn, rule, ruleset, config, effects)
             chosen = _apply_once(conn, rule, passing, start_us)
             _mark_acted(conn, chosen)
             _add_effects(conn, chosen)
             acted.extend(chosen)
-    records, decided = _actions(conn, ruleset, config, acted, effects, start_us, decide_before_us)
+    records, decided = _actions(
+        conn, ruleset, config, acted, effects, start_us, decide_before_us, who
+    )
     return Evaluation(acted, records, decided)
 
 
@@ -274,6 +274,7 @@ def _actions(
     effects: Any,
     start_us: int,
     decide_before_us: int | None,
+    who: triggers.Customers,
 ) -> tuple[list[ActionRecord], list[tuple[int, bool]]]:
     decided: list[tuple[int, bool]] = []
     flags = _policy_flags(conn, ruleset, config, effects) if acted else {}
@@ -304,7 +305,7 @@ def _actions(
                     )
             records.append(record)
     if ruleset.limits:
-        recorded = _recorded_pending(conn, start_us)
+        recorded = _recorded_pending(conn, start_us, who)
         waiting = queue + recorded
         if waiting:
             sent_before = _recorded_sent(conn, ruleset, waiting, start_us)
@@ -384,21 +385,23 @@ def _policy_flags(
     return {row.id: (row.tz, bool(row.consent), bool(row.excluded)) for row in conn.execute(query)}
 
 
-def _recorded_pending(conn: Connection, start_us: int) -> list[Capped]:
+def _recorded_pending(conn: Connection, start_us: int, who: triggers.Customers) -> list[Capped]:
     """Marketing actions the daemon recorded before the window whose send time has not come:
     the cap decides them together with the new ones, in order of send time."""
-    rows = conn.execute(
-        sa.select(
-            actions.c.id,
-            actions.c.customer_id,
-            actions.c.at_us,
-            actions.c.rule_position,
-            actions.c.position,
-            actions.c.due_us,
-        ).where(actions.c.status == "pending", actions.c.due_us < start_us)
-    )
+    query = sa.select(
+        actions.c.id,
+        actions.c.customer_id,
+        actions.c.at_us,
+        actions.c.rule_position,
+        actions.c.position,
+        actions.c.due_us,
+    ).where(actions.c.status == "pending", actions.c.due_us < start_us)
+    clause = who.clause(actions.c.customer_id)
+    if clause is not None:
+        query = query.where(clause)
     return [
-        Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.id) for r in rows
+        Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.id)
+        for r in conn.execute(query)
     ]
 
 

@@ -22,6 +22,7 @@ from engine.fmt import expr_text
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
 from engine.timeutil import from_us, iso, zone
+from engine.triggers import Customers
 
 
 @dataclass
@@ -60,7 +61,9 @@ def explain(
 ) -> list[Story]:
     with engine.connect() as conn:
         try:
-            result = evaluate(conn, ruleset, config, start_us, end_us, customer_id=customer_id)
+            result = evaluate(
+                conn, ruleset, config, start_us, end_us, who=Customers(only=customer_id)
+            )
             acted = {o.candidate_id for o in result.occurrences}
             by_key: dict[tuple[str, str], list[ActionRecord]] = {}
             for action in result.actions:

@@ -1,34 +1,121 @@
 """Dry-run simulation: exactly what a rule set would do in a window, writing nothing.
 
 It runs the daemon's own evaluation core (`engine.evaluate`) on a connection whose work is
-rolled back: the clock is the window, the sink is the returned list.
+rolled back: the clock is the window, the sink is what it returns.
+
+Nothing in the language crosses from one customer to another, so a large shop is simulated in
+batches of customers (by id) and the batches' actions, each in order, are merged by send time:
+memory stays flat whatever the number of customers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import heapq
+import pickle
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
 
-from sqlalchemy import Engine
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
 
 from engine import ast
 from engine.config import Config
-from engine.evaluate import Evaluation, evaluate
+from engine.evaluate import Evaluation, Occurrence, evaluate
+from engine.records import ActionRecord
+from engine.storage.tables import customers
+from engine.triggers import Customers
+
+BATCH_CUSTOMERS = 10_000
+
+
+def customer_batches(conn: Connection, size: int) -> list[Customers]:
+    """Consecutive id ranges of about `size` customers each, covering every customer."""
+    numbered = sa.select(
+        customers.c.id, sa.func.row_number().over(order_by=customers.c.id).label("n")
+    ).subquery()
+    bounds = list(
+        conn.execute(
+            sa.select(numbered.c.id).where((numbered.c.n - 1) % size == 0).order_by(numbered.c.id)
+        ).scalars()
+    )
+    if len(bounds) <= 1:
+        return [Customers()]
+    highs: list[str | None] = [*bounds[1:], None]
+    return [
+        Customers(low=None if i == 0 else low, high=high)
+        for i, (low, high) in enumerate(zip(bounds, highs, strict=True))
+    ]
+
+
+def stream(
+    engine: Engine,
+    ruleset: ast.RuleSet,
+    config: Config,
+    start_us: int,
+    end_us: int,
+    batch: int = BATCH_CUSTOMERS,
+) -> Iterator[ActionRecord]:
+    """Every action of every occurrence due in `[start_us, end_us)`, in order of send time with
+    the tie-breaks of LANGUAGE.md 3.8, on the data and ledger as they stand. The shop's tables
+    are left exactly as they were."""
+    with engine.connect() as conn:
+        try:
+            batches = customer_batches(conn, batch)
+            if len(batches) == 1:
+                yield from evaluate(conn, ruleset, config, start_us, end_us).actions
+                return
+            with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
+                files: list[IO[bytes]] = []
+                for who in batches:
+                    actions = evaluate(conn, ruleset, config, start_us, end_us, who=who).actions
+                    spill = open(f"{folder}/{len(files)}.pickle", "w+b")  # noqa: SIM115
+                    for action in actions:
+                        pickle.dump(action, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                    spill.seek(0)
+                    files.append(spill)
+                try:
+                    yield from heapq.merge(*map(_unpickled, files), key=ActionRecord.sort_key)
+                finally:
+                    for handle in files:
+                        handle.close()
+        finally:
+            conn.rollback()
+
+
+def _unpickled(handle: IO[bytes]) -> Iterator[Any]:
+    while True:
+        try:
+            yield pickle.load(handle)
+        except EOFError:
+            return
 
 
 def simulate(
-    engine: Engine, ruleset: ast.RuleSet, config: Config, start_us: int, end_us: int
+    engine: Engine,
+    ruleset: ast.RuleSet,
+    config: Config,
+    start_us: int,
+    end_us: int,
+    batch: int = BATCH_CUSTOMERS,
 ) -> Evaluation:
-    """Every action of every occurrence due in `[start_us, end_us)`, on the data and ledger as
-    they stand; the shop's tables are left exactly as they were."""
+    """The whole simulation at hand: every occurrence that acted and every action, in order.
+    Holds everything in memory; `stream` is for output of any size."""
+    occurrences: list[Occurrence] = []
+    parts: list[list[ActionRecord]] = []
     with engine.connect() as conn:
         try:
-            return evaluate(conn, ruleset, config, start_us, end_us)
+            for who in customer_batches(conn, batch):
+                result = evaluate(conn, ruleset, config, start_us, end_us, who=who)
+                occurrences.extend(result.occurrences)
+                parts.append(result.actions)
         finally:
             conn.rollback()
+    return Evaluation(occurrences, list(heapq.merge(*parts, key=ActionRecord.sort_key)))
 
 
 def simulate_records(
     engine: Engine, ruleset: ast.RuleSet, config: Config, start_us: int, end_us: int
 ) -> list[dict[str, Any]]:
     """The simulation as the JSON Lines objects of LANGUAGE.md section 5, in order."""
-    return [a.to_json() for a in simulate(engine, ruleset, config, start_us, end_us).actions]
+    return [action.to_json() for action in stream(engine, ruleset, config, start_us, end_us)]

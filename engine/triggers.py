@@ -61,6 +61,29 @@ def _whole_days(offset: ast.Offset | None) -> int:
 
 
 @dataclass(frozen=True)
+class Customers:
+    """Which customers an evaluation covers: everyone, one (`explain`), or the ids in
+    `[low, high)` (a simulation taken in batches of customers, to keep memory flat)."""
+
+    only: str | None = None
+    low: str | None = None
+    high: str | None = None
+
+    def clause(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool] | None:
+        parts = []
+        if self.only is not None:
+            parts.append(column == self.only)
+        if self.low is not None:
+            parts.append(column >= self.low)
+        if self.high is not None:
+            parts.append(column < self.high)
+        return sa.and_(*parts) if parts else None
+
+
+EVERYONE = Customers()
+
+
+@dataclass(frozen=True)
 class _Fill:
     """Where one rule's occurrences go, and which of them are wanted."""
 
@@ -69,14 +92,15 @@ class _Fill:
     window: Window
     shop_tz: str
     at: ast.ClockTime | None
-    customer_id: str | None  # only this customer's (for `explain`), or everyone's
+    customers: Customers
 
     @property
     def clock(self) -> dt.time:
         return self.at.time if self.at else MIDNIGHT
 
     def only(self, select: sa.Select[Any], column: sa.ColumnElement[str]) -> sa.Select[Any]:
-        return select if self.customer_id is None else select.where(column == self.customer_id)
+        clause = self.customers.clause(column)
+        return select if clause is None else select.where(clause)
 
     def due(self, due_us: int) -> bool:
         return self.window.start_us <= due_us < self.window.end_us
@@ -99,12 +123,12 @@ def fill(
     window: Window,
     shop_tz: str,
     country: str | None,
-    customer_id: str | None = None,
+    who: Customers = EVERYONE,
 ) -> None:
-    """Write every occurrence of `rule` due in `window` to the candidates table; only those of
-    one customer when `customer_id` is given (for `explain`)."""
+    """Write every occurrence of `rule` due in `window` for the customers `who` covers to the
+    candidates table."""
     trigger = rule.when.trigger
-    target = _Fill(conn, index, window, shop_tz, rule.when.at, customer_id)
+    target = _Fill(conn, index, window, shop_tz, rule.when.at, who)
     offset = trigger.offset if isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger) else None
     offset_us = offset.seconds * US if offset else 0
     match trigger:

@@ -6,7 +6,7 @@ Nothing is loaded from the network: the page opens from a file on any machine.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from importlib.resources import files
 
 from jinja2 import Environment, select_autoescape
@@ -31,9 +31,17 @@ LIST_LIMIT = 20_000
 
 
 def render_html(
-    records: Sequence[ActionRecord], shop_tz: str, title: str, start: dt.datetime, end: dt.datetime
+    records: Iterable[ActionRecord], shop_tz: str, title: str, start: dt.datetime, end: dt.datetime
 ) -> str:
-    summary = summarize(records, shop_tz)
+    listed: list[ActionRecord] = []
+
+    def keeping(all_records: Iterable[ActionRecord]) -> Iterator[ActionRecord]:
+        for record in all_records:
+            if len(listed) < LIST_LIMIT:
+                listed.append(record)
+            yield record
+
+    summary = summarize(keeping(records), shop_tz)
     tz = zone(shop_tz)
     rules = [line.rule for line in summary.rules]
     colour = {rule: PALETTE[i % len(PALETTE)] for i, rule in enumerate(rules)}
@@ -68,7 +76,7 @@ def render_html(
             "template": r.template or "",
             "status": r.status + (f" ({r.reason})" if r.reason else ""),
         }
-        for r in records[:LIST_LIMIT]
+        for r in listed
     ]
     env = Environment(autoescape=select_autoescape(default=True))
     template = env.from_string(
@@ -86,5 +94,5 @@ def render_html(
         weekly=weekly,
         weekly_peak=weekly_peak,
         rows=rows,
-        truncated=len(records) > LIST_LIMIT,
+        truncated=summary.total > LIST_LIMIT,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from engine.records import ActionRecord
@@ -35,7 +35,7 @@ class Summary:
     total: int
 
 
-def summarize(records: Sequence[ActionRecord], shop_tz: str, top: int = 10) -> Summary:
+def summarize(records: Iterable[ActionRecord], shop_tz: str, top: int = 10) -> Summary:
     tz = zone(shop_tz)
     rules: dict[str, RuleLine] = {}
     occurrences: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -44,7 +44,9 @@ def summarize(records: Sequence[ActionRecord], shop_tz: str, top: int = 10) -> S
     weekly: Counter[tuple[str, tuple[int, int]]] = Counter()
     coupons = tasks = gifts = coupon_percent = 0
     coupon_money = 0.0
+    total = 0
     for record in records:
+        total += 1
         line = rules.setdefault(record.rule, RuleLine(record.rule))
         occurrences[record.rule].add((record.customer_id, record.occurrence_key))
         if record.status != "sent":
@@ -78,5 +80,5 @@ def summarize(records: Sequence[ActionRecord], shop_tz: str, top: int = 10) -> S
         gifts=gifts,
         busiest=per_customer.most_common(top),
         per_week=Counter(weekly.values()),
-        total=len(records),
+        total=total,
     )

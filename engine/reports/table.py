@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +13,7 @@ from engine.timeutil import from_us, zone
 
 
 def print_table(
-    records: Sequence[ActionRecord], shop_tz: str, console: Console, title: str = "Simulation"
+    records: Iterable[ActionRecord], shop_tz: str, console: Console, title: str = "Simulation"
 ) -> None:
     summary = summarize(records, shop_tz)
     rules = Table(title=f"{title}: {summary.total} actions", title_justify="left")
@@ -57,7 +57,7 @@ def print_table(
         console.print(busiest)
 
 
-def print_list(records: Sequence[ActionRecord], shop_tz: str, console: Console) -> None:
+def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) -> None:
     """Every action, one row each: for `history` and small simulations."""
     tz = zone(shop_tz)
     table = Table()

@@ -1,0 +1,112 @@
+"""The simulator over the demo shop: batches, writing nothing, the command's formats, explain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from cli import cli
+from engine.config import load_config
+from engine.demo import generate_shop
+from engine.explain import explain, render
+from engine.importers import import_customer_rows, import_event_rows
+from engine.ruleset import load_rule_set
+from engine.simulate import customer_batches, simulate, stream
+from engine.storage.db import open_database
+from engine.storage.tables import metadata
+from engine.timeutil import parse_moment
+
+SHOP = Path(__file__).resolve().parents[1] / "rules" / "shop"
+CONFIG = load_config(SHOP / "nudge.yaml")
+START = parse_moment("2026-09-01", CONFIG.timezone)
+END = parse_moment("2026-10-15", CONFIG.timezone)
+
+
+@pytest.fixture
+def shop_db(db_url: str) -> str:
+    """120 demo customers with half a year of history before the window."""
+    customers, events = generate_shop(
+        seed=3, customers=120, start=dt.datetime(2026, 3, 1), end=dt.datetime(2026, 10, 15)
+    )
+    engine = open_database(db_url)
+    import_customer_rows(engine, customers, CONFIG.timezone)
+    import_event_rows(engine, events, CONFIG.timezone)
+    engine.dispose()
+    return db_url
+
+
+def test_batches_of_customers_change_nothing(shop_db: str) -> None:
+    engine = open_database(shop_db)
+    ruleset = load_rule_set(SHOP, CONFIG)
+    whole = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=10**6)]
+    with engine.connect() as conn:
+        assert len(customer_batches(conn, 25)) == 5
+    batched = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=25)]
+    assert whole == batched
+    assert [a.to_json() for a in simulate(engine, ruleset, CONFIG, START, END, 25).actions] == whole
+    rules_that_acted = {record["rule"] for record in whole}
+    assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
+
+
+def test_a_simulation_writes_nothing(shop_db: str) -> None:
+    engine = open_database(shop_db)
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {
+                t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                for t in metadata.sorted_tables
+            }
+
+    before = counts()
+    assert simulate(engine, load_rule_set(SHOP, CONFIG), CONFIG, START, END).actions
+    assert counts() == before
+
+
+def test_the_command_prints_jsonl_tables_and_a_self_contained_page(
+    shop_db: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    common = ["--config", str(SHOP / "nudge.yaml"), "--db", shop_db]
+    window = ["--from", "2026-09-01", "--to", "2026-10-15"]
+    jsonl = runner.invoke(cli, ["simulate", str(SHOP), *window, "--format", "jsonl", *common])
+    assert jsonl.exit_code == 0, jsonl.output
+    records = [json.loads(line) for line in jsonl.output.splitlines()]
+    assert records
+    keys = {"rule", "customer", "action", "template", "channel", "due", "at", "status", "reason"}
+    assert all(keys <= set(r) for r in records)
+    assert [r["at"] for r in records] == sorted(r["at"] for r in records)
+
+    table = runner.invoke(cli, ["simulate", str(SHOP), *window, "--format", "table", *common])
+    assert table.exit_code == 0, table.output
+    assert f"{len(records)} actions" in table.output
+    assert "Per day" in table.output and "coupons issued" in table.output
+
+    page = tmp_path / "sim.html"
+    html = runner.invoke(
+        cli, ["simulate", str(SHOP), *window, "--format", "html", "--output", str(page), *common]
+    )
+    assert html.exit_code == 0, html.output
+    text = page.read_text(encoding="utf-8")
+    assert "<svg" in text and records[0]["customer"] in text
+    assert "http://" not in text and "https://" not in text  # nothing loaded from the network
+
+
+def test_explain_says_why(shop_db: str) -> None:
+    engine = open_database(shop_db)
+    ruleset = load_rule_set(SHOP, CONFIG)
+    actions = simulate(engine, ruleset, CONFIG, START, END).actions
+    suppressed = next(a for a in actions if a.status == "suppressed")
+    stories = explain(engine, ruleset, CONFIG, suppressed.customer_id, START, END)
+    told = [a for s in stories for a in s.actions]
+    mine = [a.to_json() for a in actions if a.customer_id == suppressed.customer_id]
+    assert sorted(json.dumps(a.to_json()) for a in told) == sorted(json.dumps(r) for r in mine)
+    text = render(stories, suppressed.customer_id, CONFIG.timezone)
+    assert "suppressed (" in text
+    skipped = [s for s in stories if s.outcome == "skipped"]
+    assert all(s.reasons for s in skipped)
