@@ -395,6 +395,12 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
     assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
 
 
+def test_with_a_progress_bar_the_import_is_the_same(engine, capsys):
+    report = import_events(engine, DATA / "events.jsonl", "UTC", progress=True)
+    assert (report.added, report.bad) == (3, 0)
+    assert capsys.readouterr().out == ""  # the bar goes to stderr
+
+
 # --- files ---------------------------------------------------------------------------------------
 
 

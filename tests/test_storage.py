@@ -93,9 +93,9 @@ def _open_and_close(url: str) -> str:
 
 def test_processes_opening_a_new_database_at_once_all_succeed(fresh_url):
     context = multiprocessing.get_context("spawn")
-    with context.Pool(6) as pool:
-        outcomes = pool.map(_open_and_close, [fresh_url] * 6)
-    assert outcomes == ["ok"] * 6
+    with context.Pool(4) as pool:
+        outcomes = pool.map(_open_and_close, [fresh_url] * 4)
+    assert outcomes == ["ok"] * 4
     assert schema_diff(fresh_url, tables.metadata) == []
 
 
