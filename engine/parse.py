@@ -59,7 +59,7 @@ def keywords() -> frozenset[str]:
 def parse_file(source: SourceFile) -> ast.RuleFile:
     """Parse one file; raises `RuleError` with every syntax problem found."""
     rule_file, diagnostics = parse_source(source)
-    if rule_file is None:
+    if diagnostics:
         raise RuleError(diagnostics)
     return rule_file
 
@@ -69,8 +69,9 @@ def parse_text(text: str, name: str = "<text>") -> ast.RuleFile:
     return parse_file(SourceFile(name, text))
 
 
-def parse_source(source: SourceFile) -> tuple[ast.RuleFile | None, list[Diagnostic]]:
-    """The file's AST and its syntax diagnostics; the AST is None when there are any."""
+def parse_source(source: SourceFile) -> tuple[ast.RuleFile, list[Diagnostic]]:
+    """The file's AST and its syntax diagnostics. With syntax errors, the AST holds the
+    statements that parsed, so that the checker can still report their problems."""
     remember_source(source)
     text = source.text.removeprefix("\ufeff")
     diagnostics: list[Diagnostic] = []
@@ -82,12 +83,8 @@ def parse_source(source: SourceFile) -> tuple[ast.RuleFile | None, list[Diagnost
         diagnostics.extend(problems)
         if node is not None:
             statements.append(node)
-    if diagnostics:
-        return None, diagnostics
-    return (
-        ast.RuleFile(Path(source.name).name, tuple(statements), comments(source.name, text)),
-        [],
-    )
+    rule_file = ast.RuleFile(Path(source.name).name, tuple(statements), comments(source.name, text))
+    return rule_file, diagnostics
 
 
 def comments(file: str, text: str) -> tuple[ast.Comment, ...]:

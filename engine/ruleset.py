@@ -86,8 +86,7 @@ def check_rule_set(
         source, problems = read_source(path)
         if source is not None:
             rule_file, problems = parse_source(source)
-            if rule_file is not None:
-                files.append(rule_file)
+            files.append(rule_file)
         diagnostics.extend(problems)
     complete = not diagnostics
     ruleset, problems = check_files(files, config, rules_dir, known_events, complete)
