@@ -1,0 +1,384 @@
+"""The daemon against real parts: real processes killed with -9 and restarted, two daemons on one
+PostgreSQL, signals, hot reload, a database that goes away, consent withdrawn before sending."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from daemon_helpers import (
+    ROOT,
+    DaemonProcess,
+    assert_recorded_once,
+    config_for,
+    jsonl,
+    read_ledger,
+    write_config,
+    write_rules,
+)
+from sqlalchemy import Engine, event
+
+from engine.clock import FixedClock, SystemClock
+from engine.daemon import Daemon
+from engine.history import history
+from engine.importers import import_customer_rows, import_event_rows
+from engine.ruleset import load_rule_set
+from engine.simulate import simulate_records
+from engine.storage.db import open_database
+from engine.storage.tables import daemons, outbox, rule_set_state
+from engine.tick import tick
+from engine.timeutil import US, iso, to_us
+
+MINUTE_US = 60 * US
+HOUR_US = 60 * MINUTE_US
+
+REALTIME_RULES = """\
+rule "fit"
+  when order.paid + 1h
+  then followup "fit_check" and points 5
+
+rule "thanks"
+  when order.paid + 1h
+  then message "thanks" and task "Pack a sample"
+"""
+REALTIME_ACTIONS = {"fit": 2, "thanks": 2}
+ORDERS = 24
+SPREAD_S = 10.0  # the occurrences fall due over this many seconds
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = open_database(db_url)
+    yield engine
+    engine.dispose()
+
+
+def realtime_shop(engine: Engine, tmp_path: Path, db_url: str) -> tuple[Path, Path, int, int]:
+    """Rules, a daemon configuration and orders whose occurrences fall due over the next
+    SPREAD_S seconds. The rule set is started now (its first tick), so they all act.
+    Returns the rules folder, the configuration file, the start and the last due time."""
+    rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    people = [{"id": f"c{i}", "name": f"Customer {i}", "accepts_marketing": True} for i in range(6)]
+    import_customer_rows(engine, people, "UTC")
+    start = SystemClock().now_us()
+    config = config_for(tmp_path, db_url)
+    tick(engine, load_rule_set(rules, config), config, "rules", start)
+    first_due = start + 3 * US
+    step = int(SPREAD_S * US / (ORDERS - 1))
+    dues = [first_due + k * step for k in range(ORDERS)]
+    orders = [
+        {"customer": f"c{k % 6}", "type": "order.paid", "at": iso(due - HOUR_US), "total": 20 + k}
+        for k, due in enumerate(dues)
+    ]
+    import_event_rows(engine, orders, "UTC")
+    return rules, config_path, start, dues[-1]
+
+
+def all_sent(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+            ).all()
+        )
+    return counts == {"sent": 2 * ORDERS}
+
+
+def assert_exactly_once(engine: Engine, tmp_path: Path, rules: Path, start: int, end: int) -> None:
+    """Every occurrence recorded once, every action once, every outbox row once and sent; the
+    file channel holds every outbox row under its own idempotency key; history equals the
+    simulation of the same window."""
+    ledger = assert_recorded_once(engine, REALTIME_ACTIONS)
+    assert len(ledger.occurrences) == 2 * ORDERS
+    assert {status for *_, status in ledger.occurrences} == {"acted"}
+    assert len(ledger.actions) == 4 * ORDERS
+    assert sorted(status for _a, status, _k in ledger.outbox) == ["sent"] * (2 * ORDERS)
+    delivered = jsonl(tmp_path / "outbox.jsonl")
+    keys = {key for _a, _s, key in ledger.outbox}
+    assert {line["idempotency_key"] for line in delivered} == keys
+    by_key: dict[str, set[tuple[str, str]]] = {}
+    for line in delivered:
+        by_key.setdefault(line["idempotency_key"], set()).add((line["rule"], line["customer_id"]))
+    assert all(len(found) == 1 for found in by_key.values())
+    config = config_for(tmp_path, str(engine.url))
+    ruleset = load_rule_set(rules, config)
+    simulated = simulate_records(engine, ruleset, config, start, end + US)
+    assert [r.to_json() for r in history(engine, start, end + US)] == simulated
+    assert len(simulated) == 4 * ORDERS
+
+
+def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db_url) -> None:
+    rules, config_path, start, last_due = realtime_shop(engine, tmp_path, db_url)
+    rng = random.Random(9)
+    log = tmp_path / "daemon.log"
+    kills = 0
+    while SystemClock().now_us() < last_due:
+        daemon = DaemonProcess(rules, config_path, log)
+        try:
+            daemon.wait_running()
+            time.sleep(rng.uniform(0.05, 1.2))
+        finally:
+            daemon.kill()
+        kills += 1
+    assert kills >= 3
+    daemon = DaemonProcess(rules, config_path, log)
+    try:
+        daemon.wait_until(lambda: all_sent(engine), 20, "every message to be sent")
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_dead()
+    assert_exactly_once(engine, tmp_path, rules, start, last_due)
+
+
+def test_two_daemons_on_postgresql_act_exactly_once(engine, tmp_path, db_url) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite one daemon runs (see the next test)")
+    rules, config_path, start, last_due = realtime_shop(engine, tmp_path, db_url)
+    first = DaemonProcess(rules, config_path, tmp_path / "first.log")
+    second = DaemonProcess(rules, config_path, tmp_path / "second.log")
+    try:
+        first.wait_running()
+        second.wait_running()
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(daemons)).scalar() == 2
+        first.wait_until(lambda: all_sent(engine), 30, "every message to be sent")
+        second.wait_until(lambda: SystemClock().now_us() > last_due + US, 10, "the last due")
+        assert first.stop() == 0
+        assert second.stop() == 0
+    finally:
+        first.ensure_dead()
+        second.ensure_dead()
+    assert_exactly_once(engine, tmp_path, rules, start, last_due)
+
+
+def test_a_second_daemon_on_sqlite_says_so_and_exits(tmp_path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    first = DaemonProcess(rules, config_path, tmp_path / "first.log")
+    try:
+        first.wait_running()
+        second = subprocess.run(
+            [sys.executable, str(ROOT / "cli.py"), "run", str(rules), "--config", str(config_path)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 1
+        assert "another `nudge run` is already running" in second.stderr
+        assert "Traceback" not in second.stderr + second.stdout
+        assert first.process.poll() is None
+        assert first.stop() == 0
+    finally:
+        first.ensure_dead()
+    again = DaemonProcess(rules, config_path, tmp_path / "again.log")
+    try:
+        again.wait_running()
+        assert again.stop() == 0
+    finally:
+        again.ensure_dead()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_daemon_cleanly_within_10_seconds(engine, tmp_path, db_url, sig):
+    rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    daemon = DaemonProcess(rules, config_path, tmp_path / "daemon.log")
+    try:
+        daemon.wait_running()
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(daemons.c.pid)).scalars().all() == [daemon.process.pid]
+        time.sleep(0.5)
+        began = time.monotonic()
+        assert daemon.stop(sig, timeout=10) == 0
+        assert time.monotonic() - began < 10
+    finally:
+        daemon.ensure_dead()
+    assert "Traceback" not in daemon.log()
+    assert f"received {sig.name}" in daemon.log()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(daemons)).all() == []
+        state = conn.execute(sa.select(rule_set_state)).one()
+    assert state.last_tick_us is not None and state.last_tick_us > state.first_run_us
+
+
+# -- one daemon, step by step, on a fixed clock ------------------------------------------------
+
+T0 = to_us(dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC))
+
+
+def add_orders(engine: Engine, *moments: int, customer: str = "c1") -> None:
+    rows = [
+        {"customer": customer, "type": "order.paid", "at": iso(at), "total": 30} for at in moments
+    ]
+    assert not import_event_rows(engine, rows, "UTC").problems
+
+
+def acted_rules(engine: Engine) -> list[tuple[str, str]]:
+    """(rule, due) of every action recorded, in order of due time."""
+    recorded = sorted(history(engine, 0, 2**62), key=lambda r: (r.due_us, r.rule))
+    return [(r.rule, iso(r.due_us)) for r in recorded]
+
+
+def stepper(engine: Engine, tmp_path: Path, rules: Path) -> Daemon:
+    """A daemon on a fixed clock at T0, its rule set started, customer c1 stored."""
+    config = config_for(tmp_path, str(engine.url))
+    import_customer_rows(engine, [{"id": "c1", "name": "Ann", "accepts_marketing": True}], "UTC")
+    daemon = Daemon(rules, config, engine, FixedClock(T0))
+    assert daemon.step() is not None  # the first step starts the rule set
+    return daemon
+
+
+def at(daemon: Daemon, moment: int) -> Any:
+    assert isinstance(daemon.clock, FixedClock)
+    daemon.clock.advance_to(moment)
+    return daemon.step()
+
+
+FIT = 'rule "fit"\n  when order.paid\n  then followup "fit_check"\n'
+THANKS = 'rule "thanks"\n  when order.paid\n  then message "thanks"\n'
+
+
+def test_hot_reload_swaps_in_good_edits_and_keeps_running_through_bad_ones(
+    engine, tmp_path, caplog
+) -> None:
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check", "thanks"])
+    daemon = stepper(engine, tmp_path, rules)
+    add_orders(engine, T0 + 10 * MINUTE_US)
+    at(daemon, T0 + HOUR_US)
+    assert acted_rules(engine) == [("fit", iso(T0 + 10 * MINUTE_US))]
+
+    (rules / "thanks.rules").write_text(THANKS, encoding="utf-8")
+    add_orders(engine, T0 + 70 * MINUTE_US)
+    at(daemon, T0 + 2 * HOUR_US)
+    assert acted_rules(engine)[1:] == [
+        ("fit", iso(T0 + 70 * MINUTE_US)),
+        ("thanks", iso(T0 + 70 * MINUTE_US)),
+    ]
+
+    caplog.set_level(logging.INFO, logger="nudge")
+    (rules / "fit.rules").write_text(FIT + 'rule "bad"\n  when order.paid\n  then explode 3\n')
+    add_orders(engine, T0 + 130 * MINUTE_US)
+    report = at(daemon, T0 + 3 * HOUR_US)
+    assert report is not None and report.recorded.occurrences == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "the running rules stay" in errors[0]
+    assert f"{rules / 'fit.rules'}:6:8" in errors[0]
+    assert "then explode 3" in errors[0]
+    assert acted_rules(engine)[3:] == [
+        ("fit", iso(T0 + 130 * MINUTE_US)),
+        ("thanks", iso(T0 + 130 * MINUTE_US)),
+    ]
+
+    caplog.clear()
+    at(daemon, T0 + 4 * HOUR_US)  # the same bad edit is not reported at every tick
+    assert not [r for r in caplog.records if r.levelno == logging.ERROR]
+
+    (rules / "thanks.rules").unlink()
+    (rules / "fit.rules").write_text(FIT, encoding="utf-8")
+    add_orders(engine, T0 + 250 * MINUTE_US)
+    at(daemon, T0 + 5 * HOUR_US)
+    assert acted_rules(engine)[5:] == [("fit", iso(T0 + 250 * MINUTE_US))]
+    assert any("rules loaded" in r.getMessage() for r in caplog.records)
+
+
+def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, caplog) -> None:
+    """While no connection can be made, each step logs and returns None; once the database is
+    back the next step catches up: what fell due meanwhile acts (within grace) and is sent."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    daemon = stepper(engine, tmp_path, rules)
+    add_orders(engine, T0 + 5 * MINUTE_US, T0 + 40 * MINUTE_US, T0 + 100 * MINUTE_US)
+    assert at(daemon, T0 + 30 * MINUTE_US).recorded.occurrences == 1
+
+    down = {"now": True}
+    dbapi = engine.dialect.loaded_dbapi
+
+    @event.listens_for(engine, "do_connect")
+    def refuse(*_args: Any) -> None:
+        if down["now"]:
+            raise dbapi.OperationalError("connection refused: the database is down")
+
+    engine.dispose()  # drop pooled connections: every step must connect afresh
+    caplog.set_level(logging.ERROR, logger="nudge")
+    for minutes in (60, 90, 120):
+        assert at(daemon, T0 + minutes * MINUTE_US) is None
+    assert len(caplog.records) == 3
+    assert all("database unavailable" in r.getMessage() for r in caplog.records)
+
+    down["now"] = False
+    report = at(daemon, T0 + 150 * MINUTE_US)
+    assert report is not None
+    assert (report.start_us, report.recorded.occurrences, report.recorded.missed) == (
+        T0 + 30 * MINUTE_US,
+        2,
+        0,
+    )
+    assert acted_rules(engine) == [
+        ("fit", iso(T0 + 5 * MINUTE_US)),
+        ("fit", iso(T0 + 40 * MINUTE_US)),
+        ("fit", iso(T0 + 100 * MINUTE_US)),
+    ]
+    assert sorted(s for _a, s, _k in read_ledger(engine).outbox) == ["sent"] * 3
+    assert len(jsonl(tmp_path / "outbox.jsonl")) == 3
+
+
+@pytest.mark.parametrize(
+    ("withdrawal", "policies"),
+    [
+        ("event", ""),
+        ("event", "limit marketing to 5 per 1d\n"),
+        ("import", "limit marketing to 5 per 1d\n"),
+    ],
+    ids=["unsubscribe-event", "unsubscribe-event-capped", "accepts-marketing-false-capped"],
+)
+def test_consent_withdrawn_after_queueing_cancels_the_message(
+    engine, tmp_path, withdrawal, policies
+) -> None:
+    """A marketing message due at 23:00 waits for 08:00 (quiet hours); its customer withdraws
+    consent at 02:00: at 08:00 it is cancelled, not sent. Another customer's goes out."""
+    text = policies + "quiet hours 22:00 to 08:00\n" + THANKS
+    rules = write_rules(tmp_path / "rules", {"shop.rules": text}, ["thanks"])
+    daemon = stepper(engine, tmp_path, rules)
+    import_customer_rows(engine, [{"id": "c2", "name": "Bo", "accepts_marketing": True}], "UTC")
+    night = T0 + 11 * HOUR_US  # 23:00 UTC
+    add_orders(engine, night, customer="c1")
+    add_orders(engine, night, customer="c2")
+    at(daemon, night + 30 * MINUTE_US)
+    if withdrawal == "event":
+        unsubscribe = [
+            {"customer": "c1", "type": "customer.unsubscribed", "at": iso(night + 3 * HOUR_US)}
+        ]
+        assert not import_event_rows(engine, unsubscribe, "UTC").problems
+    else:
+        at(daemon, night + 3 * HOUR_US)
+        import_customer_rows(engine, [{"id": "c1", "accepts_marketing": False}], "UTC")
+    morning = T0 + 20 * HOUR_US  # 08:00 UTC
+    at(daemon, morning + 5 * MINUTE_US)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.status, outbox.c.payload).order_by(outbox.c.id)
+        ).all()
+    assert {(r.payload["customer_id"], r.status) for r in rows} == {
+        ("c1", "cancelled"),
+        ("c2", "sent"),
+    }
+    assert all(r.payload["at"] == iso(morning) for r in rows)
+    assert [line["customer_id"] for line in jsonl(tmp_path / "outbox.jsonl")] == ["c2"]
+    # What the daemon decided at the due time stands: the message was due and planned.
+    assert [(r.customer_id, r.status) for r in history(engine, night, morning)] == [
+        ("c1", "sent"),
+        ("c2", "sent"),
+    ]
