@@ -28,6 +28,18 @@ CLOCKS = ("00:00", "01:30", "02:30", "09:00", "10:00", "22:30")
 WEEKDAYS = ("monday", "wednesday", "friday", "sunday")
 QUIET = (("22:00", "08:00"), ("12:00", "14:00"), ("01:00", "03:00"), ("00:30", "02:00"))
 TASKS = ('"call back"', '"call back" for "service"')
+# Event and timestamp triggers weigh more: they have the most rules of their own.
+TRIGGER_KINDS = (
+    "event",
+    "event",
+    "event",
+    "date field",
+    "timestamp",
+    "timestamp",
+    "holiday",
+    "every",
+    "on",
+)
 COMPARE = ("==", "!=", "<", "<=", ">", ">=")
 
 
@@ -112,7 +124,7 @@ def _trigger(draw: st.DrawFn, window_start: dt.date) -> tuple[str, str | None]:
     """The text after `when`, and the entity of an event trigger (None for the others)."""
     at = draw(st.none() | st.sampled_from(CLOCKS))
     suffix = f" at {at}" if at else ""
-    kind = draw(st.sampled_from(["event", "date field", "timestamp", "holiday", "every", "on"]))
+    kind = draw(st.sampled_from(TRIGGER_KINDS))
     if kind == "event":
         event = draw(st.sampled_from(EVENT_TYPES))
         delay = draw(st.none() | st.sampled_from(DURATIONS))

@@ -98,7 +98,7 @@ def _customer(draw: st.DrawFn, index: int, window_start: dt.datetime) -> Custome
 
 
 @st.composite
-def worlds(draw: st.DrawFn, max_customers: int = 4, max_events: int = 14) -> World:
+def worlds(draw: st.DrawFn, max_customers: int = 4, max_events: int = 20) -> World:
     """A shop, its time zone and a window of WINDOW_DAYS days."""
     window_start = draw(st.sampled_from(WINDOW_STARTS))
     start_us = to_us(window_start)
