@@ -21,9 +21,9 @@ from engine.config import Config
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.simulate import simulate_records
+from engine.simulate import simulate, simulate_records
 from engine.storage.db import open_database
-from engine.storage.tables import occurrences, rule_set_state
+from engine.storage.tables import actions, occurrences, rule_set_state
 from engine.tick import tick
 from engine.timeutil import DAY_US, US, iso, to_us
 
@@ -177,19 +177,22 @@ def every(step_us: int) -> list[int]:
     return [*range(A, B, step_us), B]
 
 
-def irregular(seed: int) -> list[int]:
+def irregular(seed: int, end: int) -> list[int]:
+    """Steps of a second to six hours, to microseconds, from A past `end`."""
     rng = random.Random(seed)
     moments = [A]
-    while moments[-1] < B:
-        moments.append(min(B, moments[-1] + rng.randrange(1, 6 * 3600) * US + rng.randrange(US)))
+    while moments[-1] < end:
+        moments.append(moments[-1] + rng.randrange(1, 6 * 3600) * US + rng.randrange(US))
     return moments
 
 
 SCHEDULES: dict[str, Callable[[], list[int]]] = {
     "every 3h": lambda: every(3 * HOUR_US),
-    "irregular": lambda: irregular(3),
+    "irregular, past B": lambda: irregular(3, B),
     "one big tick": lambda: [A, B],
 }
+# Moments inside [A, B) from which a simulation starts from what the daemon recorded before.
+MIDPOINTS = (A + 52 * HOUR_US + 17 * US, A + 70 * HOUR_US + 30 * 60 * US)
 
 
 def test_the_shop_exercises_every_path(shop, tmp_path) -> None:
@@ -218,17 +221,27 @@ def test_the_shop_exercises_every_path(shop, tmp_path) -> None:
 @pytest.mark.parametrize("schedule", sorted(SCHEDULES))
 def test_history_equals_simulate_whatever_the_tick_windows(shop, tmp_path, db_url, schedule):
     """Ticks from A to B, in 3-hour steps, in irregular steps or in one, record exactly what the
-    simulation of [A, B) says, before the daemon ran and after: the tick windows do not matter."""
+    simulation of [A, B) says, before the daemon ran and after: the tick windows do not matter.
+    A simulation from a moment the daemon has passed starts from what it recorded before that
+    moment and agrees with it too (LANGUAGE.md section 5), and so does one in small batches of
+    customers."""
     engine, ruleset, _ = shop
     config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=30 * 86400.0)
     expected = lines(simulate_records(engine, ruleset, config, A, B))
-    run_ticks(engine, ruleset, config, SCHEDULES[schedule]())
+    moments = SCHEDULES[schedule]()
+    run_ticks(engine, ruleset, config, moments)
     assert lines(history(engine, A, B)) == expected
     assert lines(simulate_records(engine, ruleset, config, A, B)) == expected
+    assert lines(simulate(engine, ruleset, config, A, B, batch=5).actions) == expected
+    for middle in MIDPOINTS:
+        assert lines(history(engine, middle, B)) == lines(
+            simulate_records(engine, ruleset, config, middle, B)
+        ), iso(middle)
     assert_recorded_once(engine, ACTIONS_PER_RULE)
     with engine.connect() as conn:
         state = conn.execute(sa.select(rule_set_state)).one()
-    assert (state.first_run_us, state.watermark_us, state.last_tick_us) == (A, B, B)
+    end = moments[-1]
+    assert (state.first_run_us, state.watermark_us, state.last_tick_us) == (A, end, end)
 
 
 def test_ticks_again_at_the_same_moment_record_nothing_more(shop, tmp_path, db_url) -> None:
@@ -366,3 +379,23 @@ def test_downtime_beyond_grace_is_missed_and_reported(db_url, tmp_path, capsys) 
     out = capsys.readouterr().out
     assert "missed occurrences (downtime beyond grace): 36" in out
     assert f"rule set {NAME}: last tick {iso(A + DAY_US)}" in out
+
+
+@pytest.mark.parametrize("middle", MIDPOINTS, ids=["day 3 04:00", "day 3 22:30"])
+def test_a_simulation_from_where_the_daemon_stands_predicts_what_it_does_next(
+    shop, tmp_path, db_url, middle
+) -> None:
+    """The daemon stops at a moment with marketing actions due before it and still waiting for
+    their send time (quiet hours) and the cap's verdict. A simulation from that moment takes
+    them into account and says exactly what the daemon then does."""
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=30 * 86400.0)
+    run_ticks(engine, ruleset, config, [*range(A, middle, 3 * HOUR_US), middle])
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            sa.select(sa.func.count()).where(actions.c.status == "pending")
+        ).scalar_one()
+    assert waiting > 0
+    predicted = lines(simulate_records(engine, ruleset, config, middle, B))
+    run_ticks(engine, ruleset, config, [*range(middle + 3 * HOUR_US, B, 3 * HOUR_US), B])
+    assert lines(history(engine, middle, B)) == predicted
