@@ -77,7 +77,8 @@ def record_ledger(engine: Engine, ledger: Ledger, ruleset: ast.RuleSet) -> None:
         for index, occurrence in enumerate(ledger.occurrences):
             key = (occurrence.rule, occurrence.customer, occurrence.due_us)
             occurrence_ids[key] = conn.execute(
-                insert(tables.occurrences).values(
+                insert(tables.occurrences)
+                .values(
                     rule=occurrence.rule,
                     customer_id=occurrence.customer,
                     occurrence_key=f"ledger-{index}",
@@ -85,11 +86,13 @@ def record_ledger(engine: Engine, ledger: Ledger, ruleset: ast.RuleSet) -> None:
                     status="acted",
                     recorded_us=occurrence.due_us,
                 )
-            ).inserted_primary_key[0]
+                .returning(tables.occurrences.c.id)
+            ).scalar_one()
         for action in ledger.actions:
             rule = names[action.rule_position]
             action_id = conn.execute(
-                insert(tables.actions).values(
+                insert(tables.actions)
+                .values(
                     occurrence_id=occurrence_ids[rule, action.customer, action.due_us],
                     position=action.position,
                     rule=rule,
@@ -103,7 +106,8 @@ def record_ledger(engine: Engine, ledger: Ledger, ruleset: ast.RuleSet) -> None:
                     reason=None if action.status == "sent" else "cap",
                     detail={"tag": action.tag} if action.tag else {},
                 )
-            ).inserted_primary_key[0]
+                .returning(tables.actions.c.id)
+            ).scalar_one()
             if action.kind in ("tag", "untag", "points"):
                 conn.execute(
                     insert(tables.effects).values(

@@ -49,9 +49,10 @@ def simulate(
     ledger = ledger or Ledger()
     events = shop.events_by_customer()
     acted: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for occurrence in ledger.occurrences:
-        if occurrence.due_us < start_us:
-            acted[occurrence.rule, occurrence.customer].append(occurrence.due_us)
+    for recorded_occurrence in ledger.occurrences:
+        if recorded_occurrence.due_us < start_us:
+            key = (recorded_occurrence.rule, recorded_occurrence.customer)
+            acted[key].append(recorded_occurrence.due_us)
     effects: dict[str, list[Effect]] = defaultdict(list)
     sent_before: dict[str, list[int]] = defaultdict(list)
     for recorded in ledger.actions:

@@ -165,9 +165,12 @@ def customer_rows(scenario: Scenario) -> list[dict[str, Any]]:
     """Customer rows for the importer, as JSON Lines objects."""
     rows = []
     for row in scenario.customers:
-        converted = {k: _text(v) if isinstance(v, dt.date) else v for k, v in row.items()}
-        if isinstance(converted.get("tags"), list):
-            converted["tags"] = ",".join(converted["tags"])
+        converted: dict[str, Any] = {
+            k: _text(v) if isinstance(v, dt.date) else v for k, v in row.items()
+        }
+        tags = converted.get("tags")
+        if isinstance(tags, list):
+            converted["tags"] = ",".join(str(tag) for tag in tags)
         rows.append(converted)
     return rows
 

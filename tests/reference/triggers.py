@@ -71,10 +71,10 @@ def _all(
             birthday = customer.birthday
             if birthday is None:
                 return
-            month, day = int(birthday[-5:-3]), int(birthday[-2:])
+            month, day_of_month = int(birthday[-5:-3]), int(birthday[-2:])
             days = _days(trigger.offset)
             for year in _years(start_us, end_us, tz, days):
-                date = _anniversary(year, month, day) + dt.timedelta(days=days)
+                date = _anniversary(year, month, day_of_month) + dt.timedelta(days=days)
                 yield str(year), local_wall(date, _clock(clock), tz), None
         case ast.CustomerTrigger():
             yield from _timestamp_values(trigger.name, customer, events, trigger.offset, clock, tz)
