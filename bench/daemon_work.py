@@ -37,7 +37,7 @@ RULE_SET = "shop"
 # A quiet night (03:00 shop time) for idle ticks, a plain Tuesday for a day's work, and a Friday
 # evening across the weekly group buy at 20:00 for latency.
 IDLE_AT = dt.datetime(2026, 10, 14, 3, 0)
-IDLE_TICKS = 20
+IDLE_TICKS = 10
 BUSY_DAY = dt.datetime(2026, 10, 13)
 LATENCY_FROM = dt.datetime(2026, 10, 16, 19, 30)
 FAR_FUTURE_US = to_us(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))

@@ -5,6 +5,7 @@ library's ThreadingHTTPServer, both on 127.0.0.1, accepting everything."""
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -33,12 +34,18 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _serve(ports: Any, stop: Any) -> None:
-    smtp = Controller(_Accept(), hostname="127.0.0.1", port=0)
+    smtp = Controller(_Accept(), hostname="127.0.0.1", port=_free_port())
     smtp.start()
     http = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=http.serve_forever, daemon=True).start()
-    ports.send((smtp.server.sockets[0].getsockname()[1], http.server_address[1]))
+    ports.send((smtp.port, http.server_address[1]))
     stop.wait()
     http.shutdown()
     smtp.stop()
