@@ -158,7 +158,7 @@ def test_points_from_the_ledger_count_towards_the_balance() -> None:
     assert run(text, shop, "2026-06-01T00:00:00Z", "2026-06-03T00:00:00Z") == []
 
 
-def test_points_of_an_unset_amount_are_recorded_and_add_nothing() -> None:
+def test_points_of_an_unset_amount_are_zero() -> None:
     shop = Shop(
         customers=(Customer("c1"),),
         events=(
@@ -172,7 +172,7 @@ def test_points_of_an_unset_amount_are_recorded_and_add_nothing() -> None:
     """
     records = run(text, shop, "2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z")
     assert [(r["action"], r.get("amount"), r["due"]) for r in records] == [
-        ("points", None, "2026-06-01T10:00:00Z"),
+        ("points", 0, "2026-06-01T10:00:00Z"),
         ("points", 5, "2026-06-01T11:00:00Z"),
         ("task", None, "2026-06-01T12:00:00Z"),
     ]

@@ -200,5 +200,6 @@ def _plan(
         step.amount = action.worth.value
         step.unit = "percent" if action.percent else "money"
     elif isinstance(action, ast.Points):
-        step.amount = value(action.amount, ctx)
+        amount = value(action.amount, ctx)
+        step.amount = 0 if amount is None else amount  # docs/semantics.md: unset gives 0
     return step
