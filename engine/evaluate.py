@@ -16,6 +16,7 @@ Nothing here writes to the shop's tables: the daemon records the result, a simul
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,9 +94,19 @@ def evaluate(
 
 
 def scope_for(
-    rule: ast.CheckedRule | None, ruleset: ast.RuleSet, config: Config, effects: Any
+    conn: Connection,
+    rule: ast.CheckedRule | None,
+    ruleset: ast.RuleSet,
+    config: Config,
+    effects: Any,
 ) -> tuple[Scope, Any]:
     cand = scratch.candidates
+
+    @functools.cache
+    def zones() -> list[str]:
+        zone_of = sa.func.coalesce(customers.c.timezone, config.timezone)
+        return list(conn.execute(sa.select(zone_of).distinct()).scalars())
+
     trigger = None
     if rule is not None and isinstance(rule.when.trigger, ast.EventTrigger):
         trigger = events.alias("trigger_event")
@@ -107,6 +118,7 @@ def scope_for(
         segments=ruleset.segments,
         shop_tz=config.timezone,
         rfm=config.rfm,
+        zones=zones,
     )
     source = cand.join(customers, customers.c.id == cand.c.customer_id)
     if trigger is not None:
@@ -118,7 +130,7 @@ def _passing(
     conn: Connection, rule: ast.CheckedRule, ruleset: ast.RuleSet, config: Config, effects: Any
 ) -> list[Occurrence]:
     cand = scratch.candidates
-    scope, source = scope_for(rule, ruleset, config, effects)
+    scope, source = scope_for(conn, rule, ruleset, config, effects)
     compiler = Compiler(scope)
     where: list[Any] = [cand.c.rule_index == rule.position]
     where.extend(validity_sql(rule))
@@ -361,7 +373,7 @@ def _policy_flags(
     """Per acted occurrence: the customer's time zone, consent and exclusion at the due time.
     Computed after every stratum, so `exclude` sees all tags and points given before."""
     cand = scratch.candidates
-    scope, source = scope_for(None, ruleset, config, effects)
+    scope, source = scope_for(conn, None, ruleset, config, effects)
     compiler = Compiler(scope)
     marketing = [
         r.position for r in ruleset.rules if any(a.kind in MARKETING_KINDS for a in r.actions)

@@ -123,7 +123,7 @@ def _stories(
     by_key: dict[tuple[str, str], list[ActionRecord]],
 ) -> list[Story]:
     cand = scratch.candidates
-    scope, source = scope_for(rule, ruleset, config, scratch.all_effects(start_us))
+    scope, source = scope_for(conn, rule, ruleset, config, scratch.all_effects(start_us))
     compiler = Compiler(scope)
     columns: list[Any] = [cand.c.id, cand.c.occurrence_key, cand.c.due_us, cand.c.trigger_us]
     leaves = []

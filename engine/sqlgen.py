@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,6 +85,7 @@ class Scope:
     segments: dict[str, ast.Segment]
     shop_tz: str
     rfm: Rfm
+    zones: Callable[[], Sequence[str]]  # the customers' time zones, read when first needed
 
 
 class Compiler:
@@ -194,8 +196,7 @@ class Compiler:
             case ast.DurationValue(duration=d):
                 return sa.literal(d.seconds * US, sa.BigInteger)
             case ast.DateValue(value=day):
-                midnight = local_wall(day, dt.time(0, 0), zone(self.scope.shop_tz))
-                return sa.literal(midnight, sa.BigInteger)
+                return self.midnight(day)
             case ast.Ref():
                 return self.ref(expr, want)
             case ast.Aggregate():
@@ -206,6 +207,21 @@ class Compiler:
                 return self._arith(op, left, right)
             case _:
                 return self.condition(expr)
+
+    def midnight(self, day: dt.date) -> ColumnElement[Any]:
+        """00:00 on `day` where the customer lives (a date is read on the customer's calendar,
+        like date triggers)."""
+        return sa.case(
+            *(
+                (self.customer_zone == tz, local_wall(day, dt.time(0, 0), zone(tz)))
+                for tz in self.scope.zones()
+            ),
+            else_=local_wall(day, dt.time(0, 0), zone(self.scope.shop_tz)),
+        )
+
+    @property
+    def customer_zone(self) -> ColumnElement[str]:
+        return sa.func.coalesce(self.c.timezone, self.scope.shop_tz)
 
     def _arith(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[Any]:
         if self.kind(left) == "instant" or self.kind(right) == "instant":

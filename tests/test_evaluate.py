@@ -1,0 +1,104 @@
+"""The SQL engine on the decisions of docs/semantics.md, each with a case that tells them apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config
+from engine.importers import import_customer_rows, import_event_rows
+from engine.ruleset import load_rule_set
+from engine.simulate import simulate_records
+from engine.storage.db import open_database
+from engine.timeutil import parse_moment
+
+CONFIG = Config(timezone="Asia/Shanghai")
+
+
+def run(
+    db_url: str,
+    tmp_path: Path,
+    rules: str,
+    customers: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    start: str = "2026-06-01T00:00:00Z",
+    end: str = "2026-07-01T00:00:00Z",
+) -> list[dict[str, Any]]:
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "shop.rules").write_text(rules, encoding="utf-8")
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    engine = open_database(db_url)
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    assert not import_event_rows(engine, events, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    return simulate_records(
+        engine, ruleset, CONFIG, parse_moment(start, "UTC"), parse_moment(end, "UTC")
+    )
+
+
+def test_a_date_in_a_condition_is_midnight_where_the_customer_lives(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Signed up 2026-06-01 00:30 in Shanghai: 2026-05-31 16:30 UTC. In New York the same
+    # instant is 12:30 on 05-31. "signed_up >= 2026-06-01" holds for Shanghai only.
+    records = run(
+        db_url,
+        tmp_path,
+        'when on 2026-06-10 if customer.signed_up >= 2026-06-01 then task "new"',
+        [
+            {"id": "sh", "timezone": "Asia/Shanghai", "signed_up": "2026-05-31T16:30:00Z"},
+            {"id": "ny", "timezone": "America/New_York", "signed_up": "2026-05-31T16:30:00Z"},
+        ],
+        [],
+    )
+    assert [r["customer"] for r in records] == ["sh"]
+
+
+def test_text_that_reads_as_a_number_compares_as_one(db_url: str, tmp_path: Path) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        'when on 2026-06-10 if customer.level >= 3 then task "vip"',
+        [
+            {"id": "a", "level": "3"},
+            {"id": "b", "level": "12"},
+            {"id": "c", "level": "x"},
+            {"id": "d", "level": "2"},
+        ],
+        [],
+    )
+    assert sorted(r["customer"] for r in records) == ["a", "b"]
+
+
+def test_consent_follows_subscribe_and_unsubscribe_events(db_url: str, tmp_path: Path) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        'when every day at 12:00 then message "hello"',
+        [{"id": "c1", "accepts_marketing": True}],
+        [
+            {"customer": "c1", "type": "customer.unsubscribed", "at": "2026-06-02T08:00:00+08:00"},
+            {"customer": "c1", "type": "customer.subscribed", "at": "2026-06-03T08:00:00+08:00"},
+        ],
+        start="2026-06-01T00:00:00+08:00",
+        end="2026-06-04T00:00:00+08:00",
+    )
+    assert [(r["due"][:10], r["status"], r["reason"]) for r in records] == [
+        ("2026-06-01", "sent", None),
+        ("2026-06-02", "suppressed", "no-consent"),
+        ("2026-06-03", "sent", None),
+    ]
+
+
+def test_points_of_an_unset_amount_are_zero(db_url: str, tmp_path: Path) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        "when order.paid then points order.total",
+        [{"id": "c1"}],
+        [
+            {"customer": "c1", "type": "order.paid", "at": "2026-06-02T10:00:00Z"},
+            {"customer": "c1", "type": "order.paid", "at": "2026-06-03T10:00:00Z", "total": 19.9},
+        ],
+    )
+    assert [r["amount"] for r in records] == [0, 19.9]
