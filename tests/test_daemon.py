@@ -30,6 +30,7 @@ from daemon_helpers import (
 )
 from sqlalchemy import Engine, event
 
+from cli import main
 from engine.clock import FixedClock, SystemClock
 from engine.config import load_config
 from engine.daemon import Daemon
@@ -258,7 +259,7 @@ def test_a_signal_stops_the_daemon_within_10_seconds_while_a_mail_server_hangs(t
                 began = time.monotonic()
                 daemon.process.send_signal(signal.SIGTERM)
                 try:
-                    code = daemon.process.wait(12)
+                    code = daemon.process.wait(10)
                 except subprocess.TimeoutExpired:
                     code = None
                 assert code == 0 and time.monotonic() - began < 10
@@ -385,6 +386,46 @@ def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, 
     ]
     assert sorted(s for _a, s, _k in read_ledger(engine).outbox) == ["sent"] * 3
     assert len(jsonl(tmp_path / "outbox.jsonl")) == 3
+
+
+def test_a_database_server_restart_costs_at_most_one_step(engine, tmp_path, db_url) -> None:
+    """PostgreSQL drops every connection (a restart, a failover): the pooled connections are
+    dead. At most the next step fails; the one after catches up, and nothing acts twice."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL server's connections")
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    daemon = stepper(engine, tmp_path, rules)
+    add_orders(engine, T0 + 5 * MINUTE_US, T0 + 40 * MINUTE_US)
+    assert at(daemon, T0 + 30 * MINUTE_US).recorded.occurrences == 1
+    admin = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    admin.dispose()
+    reports = [at(daemon, T0 + minutes * MINUTE_US) for minutes in (60, 90)]
+    assert reports[1] is not None
+    assert acted_rules(engine) == [
+        ("fit", iso(T0 + 5 * MINUTE_US)),
+        ("fit", iso(T0 + 40 * MINUTE_US)),
+    ]
+    assert sorted(s for _a, s, _k in read_ledger(engine).outbox) == ["sent"] * 2
+
+
+def test_run_on_rules_that_do_not_check_lists_the_problems_and_exits_1(tmp_path, capsys) -> None:
+    rules = write_rules(
+        tmp_path / "rules", {"shop.rules": 'rule "fit"\n  when order.paid\n  then explode\n'}, []
+    )
+    config_path = write_config(tmp_path / "nudge.yaml", f"sqlite:///{tmp_path / 'shop.db'}")
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(rules), "--config", str(config_path)])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert f"{rules / 'shop.rules'}:3:" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(
