@@ -60,6 +60,7 @@ class Receivers:
         self._stop = context.Event()
         self._process = context.Process(target=_serve, args=(send, self._stop), daemon=True)
         self._process.start()
+        send.close()  # the child holds the only writer: its death ends `recv` with EOFError
         self.smtp_port, http_port = receive.recv()
         self.webhook_url = f"http://127.0.0.1:{http_port}/hook"
         return self
