@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -30,8 +30,9 @@ _CANONICAL = json.JSONEncoder(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class EventRow:
+class EventRow(NamedTuple):
+    """An event as stored: the columns of `events`, in this order."""
+
     key: str
     customer_id: str
     type: str
@@ -83,26 +84,9 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
     report.customers_created += insert_new(
         connection,
         customers,
-        [
-            {"id": cid, "accepts_marketing": False, "attributes": "{}"}
-            for cid in sorted({row.customer_id for row in unique.values()})
-        ],
-        json_text=("attributes",),
+        ("id", "accepts_marketing", "attributes"),
+        [(cid, False, "{}") for cid in sorted({row.customer_id for row in unique.values()})],
     )
-    added = insert_new(
-        connection,
-        events,
-        [
-            {
-                "key": row.key,
-                "customer_id": row.customer_id,
-                "type": row.type,
-                "at_us": row.at_us,
-                "properties": row.properties,
-            }
-            for row in unique.values()
-        ],
-        json_text=("properties",),
-    )
+    added = insert_new(connection, events, EventRow._fields, list(unique.values()))
     report.added += added
     report.unchanged += len(rows) - added

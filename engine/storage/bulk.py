@@ -5,19 +5,22 @@ This is the one place where an import tells SQLite and PostgreSQL apart: both sp
 `ON CONFLICT DO NOTHING` skips exactly the rows whose unique key is taken (unlike SQLite's
 `INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK violations).
 
-JSON columns may be given already serialized (`json_text`), which spares serializing a value
-twice when the importer needs its JSON text anyway (for an event's digest).
+`insert_new`, the import's bulk insert, where an import spends most of its time, writes its SQL
+itself and hands its rows to the driver as plain tuples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import BindParameter, Cast, Connection, Insert, Table, Text, bindparam, cast
+from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.errors import DatabaseError
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def _insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -29,40 +32,77 @@ def _insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.
     raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
 
 
-def _json_text(connection: Connection, name: str) -> BindParameter[str] | Cast[object]:
-    """A parameter holding JSON text, for a JSON column: PostgreSQL casts it to JSONB, SQLite
-    stores JSON as text anyway."""
-    parameter = bindparam(name, type_=Text)
-    if connection.dialect.name == "postgresql":
-        return cast(parameter, postgresql.JSONB)
-    return parameter
-
-
-def insert_or_ignore(
-    connection: Connection, table: Table, json_text: tuple[str, ...] = ()
-) -> Insert:
-    """An INSERT into `table` that skips rows whose primary or unique key is already stored.
-    The columns named in `json_text` are given as JSON text rather than Python values."""
-    statement = _insert(connection, table)
-    if json_text:
-        statement = statement.values({name: _json_text(connection, name) for name in json_text})
-    return statement.on_conflict_do_nothing()
+def insert_or_ignore(connection: Connection, table: Table) -> Insert:
+    """An INSERT into `table` that skips rows whose primary or unique key is already stored."""
+    return _insert(connection, table).on_conflict_do_nothing()
 
 
 def insert_new(
     connection: Connection,
     table: Table,
-    rows: Sequence[dict[str, Any]],
-    json_text: tuple[str, ...] = (),
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
 ) -> int:
-    """Insert `rows` into `table`, skipping those whose key is already stored, in one batch;
-    the number of rows inserted."""
-    statement = insert_or_ignore(connection, table, json_text)
-    if connection.dialect.name == "postgresql":
-        # psycopg reports no row count for a batch; RETURNING lists the rows inserted.
-        returned = connection.execute(statement.returning(*table.primary_key.columns), rows)
-        return len(returned.all())
-    return connection.execute(statement, rows).rowcount
+    """Insert `rows`, tuples of the `columns` of `table` in that order, skipping those whose key
+    is already stored, in the order given; the number of rows inserted.
+
+    JSON columns are given as JSON text. The rows go to the driver as they are, without
+    SQLAlchemy's per-row processing: on SQLite one prepared statement run for every row, on
+    PostgreSQL a COPY into a temporary table and one INSERT ... SELECT from it.
+    """
+    if not rows:
+        return 0
+    name = connection.dialect.name
+    if name == "sqlite":
+        return _insert_new_sqlite(connection, table, columns, rows)
+    if name == "postgresql":
+        return _insert_new_postgresql(connection, table, columns, rows)
+    raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
+
+
+def _names(connection: Connection, columns: Sequence[str]) -> str:
+    quote = connection.dialect.identifier_preparer.quote
+    return ", ".join(quote(column) for column in columns)
+
+
+def _insert_new_sqlite(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> int:
+    target = connection.dialect.identifier_preparer.format_table(table)
+    marks = ", ".join("?" * len(columns))
+    sql = (
+        f"INSERT INTO {target} ({_names(connection, columns)}) VALUES ({marks})"
+        " ON CONFLICT DO NOTHING"
+    )
+    # sqlite3 sums the rows changed by each run of an executemany.
+    return connection.exec_driver_sql(sql, rows).rowcount
+
+
+def _insert_new_postgresql(
+    connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> int:
+    preparer = connection.dialect.identifier_preparer
+    target = preparer.format_table(table)
+    staging = preparer.quote(f"nudge_new_{table.name}")
+    names = _names(connection, columns)
+    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
+    # The staging table has the column types of `table` and no constraint; `n` keeps the order
+    # given. It lives in this transaction only.
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+            f" SELECT 0::bigint AS n, {names} FROM {target} WITH NO DATA"
+        )
+        with cursor.copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy:
+            for n, row in enumerate(rows):
+                copy.write_row((n, *row))
+        cursor.execute(
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY n"
+            " ON CONFLICT DO NOTHING"
+        )
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {staging}")
+    return inserted
 
 
 def upsert(connection: Connection, table: Table) -> Insert:
