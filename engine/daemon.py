@@ -12,6 +12,7 @@ A database that cannot be reached fails the step, not the daemon: the next step 
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -43,6 +44,7 @@ from engine.timeutil import iso
 
 log = logging.getLogger("nudge.daemon")
 DISPATCH_BATCH = 100
+STOP_GRACE_S = 8.0
 
 
 class Daemon:
@@ -56,6 +58,8 @@ class Daemon:
         self.name = rules_dir.resolve().name
         self.id = uuid.uuid4().hex
         self.stopping = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
         self.ruleset: ast.RuleSet | None = None
         self.loaded: str | None = None
         self._lock_file: IO[str] | None = None
@@ -135,24 +139,30 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run until SIGTERM or SIGINT, then finish the step in flight and return."""
+        """Run until SIGTERM or SIGINT, then let the step in flight finish and return.
+
+        Steps run on the scheduler's thread, so a signal is seen at once. A step that has not
+        finished `STOP_GRACE_S` after the signal (a delivery blocked on an unresponsive server)
+        is abandoned: the process exits, and what that step had not recorded is redone by the
+        next start, as after a crash.
+        """
         self._single_daemon_on_sqlite()
         check_channels(self.config)
         self.reload()
         self._register()
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
-            self.step,
+            self._step_in_turn,
             "interval",
             seconds=self.config.tick_seconds,
             id="tick",
+            next_run_time=dt.datetime.now(dt.UTC),
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        self.step()
         scheduler.start()
         log.info(
             "nudge run: %s every %ss (database %s)",
@@ -161,10 +171,24 @@ class Daemon:
             make_url(self.config.database).render_as_string(),
         )
         self.stopping.wait()
-        log.info("stopping: finishing the tick in flight")
-        scheduler.shutdown(wait=True)
+        log.info("stopping: finishing the step in flight")
+        scheduler.shutdown(wait=False)
+        finished = self.idle.wait(STOP_GRACE_S)
         self._unregister()
+        if not finished:
+            log.warning("a step is still blocked after %ss; exiting without it", STOP_GRACE_S)
+            logging.shutdown()
+            os._exit(0)  # the blocked thread would otherwise hold the interpreter open
         self.engine.dispose()
+
+    def _step_in_turn(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.idle.clear()
+        try:
+            self.step()
+        finally:
+            self.idle.set()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signum).name)
