@@ -214,8 +214,11 @@ class Daemon:
         self._lock_file = handle  # held until the process ends, even by kill -9
 
     def _register(self) -> None:
+        """Announce this daemon; forget daemons silent for long (killed without a goodbye)."""
         now = self.clock.now_us()
+        silent_us = int(max(10 * self.config.tick_seconds, 300) * 1_000_000)
         with self.engine.begin() as conn:
+            conn.execute(daemons.delete().where(daemons.c.heartbeat_us < now - silent_us))
             conn.execute(
                 daemons.insert().values(
                     id=self.id,
