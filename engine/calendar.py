@@ -39,6 +39,7 @@ def _calendar(country: str, year: int, language: str | None) -> dict[dt.date, st
     return dict(cal.items())
 
 
+@lru_cache(maxsize=64)
 def _languages(country: str) -> tuple[str | None, ...]:
     cal = holidays.country_holidays(country)
     return ("en_US", cal.default_language) if cal.default_language else ("en_US",)
@@ -56,6 +57,7 @@ def holiday_names(country: str, year: int = 2026) -> list[str]:
     return sorted(names)
 
 
+@lru_cache(maxsize=1024)
 def first_day(country: str, name: str, year: int) -> dt.date | None:
     """The first day in `year` of the holiday called `name`, or None if it has none that year."""
     wanted = _key(name)

@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from engine import ast, scratch, triggers
 from engine.check import evaluation_strata
 from engine.config import Config
+from engine.dependencies import reads
 from engine.policies import Capped, apply_limits, consent_sql, quiet_until
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, Scope
@@ -35,11 +36,12 @@ from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
 
 MARKETING_KINDS = ("message", "coupon")
+ID_CHUNK = 5000  # bound parameters per IN list
 
 
-@dataclass(frozen=True)
+@dataclass
 class Occurrence:
-    """An occurrence that acted."""
+    """An occurrence that acted, with what the policies need to know of it at its due time."""
 
     candidate_id: int
     rule: ast.CheckedRule
@@ -47,6 +49,9 @@ class Occurrence:
     key: str
     due_us: int
     event_pk: int | None
+    tz: str  # the customer's time zone
+    consent: bool = True  # accepts marketing (always true for rules without marketing)
+    excluded: bool = False  # an `exclude if` holds (marketing rules only)
     amounts: dict[int, float] = field(default_factory=dict)  # action position → points
 
 
@@ -75,15 +80,19 @@ def evaluate(
     scratch.reset(conn)
     window = triggers.Window(start_us, end_us)
     effects = scratch.all_effects(start_us)
+    # `exclude if` is evaluated with the rule's own query, unless it reads tags or points that
+    # rules of later strata may still give: then once every stratum is done.
+    late_exclude = any(_reads_effects(e.condition, ruleset) for e in ruleset.excludes)
     acted: list[Occurrence] = []
     for stratum in evaluation_strata(ruleset):
         for rule in stratum:
             triggers.fill(conn, rule.position, rule, window, config.timezone, config.country, who)
-            passing = _passing(conn, rule, ruleset, config, effects)
+            passing = _passing(conn, rule, ruleset, config, effects, late_exclude)
             chosen = _apply_once(conn, rule, passing, start_us)
-            _mark_acted(conn, chosen)
             _add_effects(conn, chosen)
             acted.extend(chosen)
+    if late_exclude:
+        _exclude_late(conn, ruleset, config, effects, acted)
     records, decided = _actions(
         conn, ruleset, config, acted, effects, start_us, decide_before_us, who
     )
@@ -127,8 +136,15 @@ def scope_for(
 
 
 def _passing(
-    conn: Connection, rule: ast.CheckedRule, ruleset: ast.RuleSet, config: Config, effects: Any
+    conn: Connection,
+    rule: ast.CheckedRule,
+    ruleset: ast.RuleSet,
+    config: Config,
+    effects: Any,
+    late_exclude: bool,
 ) -> list[Occurrence]:
+    """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
+    with their points and their policy flags, in one query."""
     cand = scratch.candidates
     scope, source = scope_for(conn, rule, ruleset, config, effects)
     compiler = Compiler(scope)
@@ -138,37 +154,64 @@ def _passing(
         where.append(compiler.condition(rule.rule.condition))
     if rule.rule.unless is not None:
         where.append(~unless_sql(rule.rule.unless))
-    amounts = [
-        compiler.value(action.amount, "number").label(f"amount_{pos}")
-        for pos, action in enumerate(rule.actions)
-        if isinstance(action, ast.Points)
+    points = [(pos, a) for pos, a in enumerate(rule.actions) if isinstance(a, ast.Points)]
+    columns: list[Any] = [
+        cand.c.id,
+        cand.c.customer_id,
+        cand.c.occurrence_key,
+        cand.c.due_us,
+        cand.c.event_pk,
+        compiler.customer_zone,
     ]
-    query = (
-        sa.select(
-            cand.c.id,
-            cand.c.customer_id,
-            cand.c.occurrence_key,
-            cand.c.due_us,
-            cand.c.event_pk,
-            *amounts,
-        )
-        .select_from(source)
-        .where(*where)
-    )
+    columns += [compiler.value(action.amount, "number") for _, action in points]
+    marketing = any(a.kind in MARKETING_KINDS for a in rule.actions)
+    if marketing:
+        columns.append(consent_sql(customers, cand.c.due_us))
+        if ruleset.excludes and not late_exclude:
+            columns.append(_excluded(compiler, ruleset))
+    query = sa.select(*columns).select_from(source).where(*where)
     result: list[Occurrence] = []
+    extra = 6 + len(points)
     for row in conn.execute(query):
-        mapping = row._mapping
-        points = {
-            pos: float(mapping[f"amount_{pos}"] or 0.0)
-            for pos, action in enumerate(rule.actions)
-            if isinstance(action, ast.Points)
-        }
-        result.append(
-            Occurrence(
-                row.id, rule, row.customer_id, row.occurrence_key, row.due_us, row.event_pk, points
-            )
-        )
+        occurrence = Occurrence(row[0], rule, row[1], row[2], row[3], row[4], row[5])
+        occurrence.amounts = {pos: float(row[6 + i] or 0.0) for i, (pos, _) in enumerate(points)}
+        if marketing:
+            occurrence.consent = bool(row[extra])
+            occurrence.excluded = len(row) > extra + 1 and bool(row[extra + 1])
+        result.append(occurrence)
     return result
+
+
+def _excluded(compiler: Compiler, ruleset: ast.RuleSet) -> Any:
+    return sa.or_(*(compiler.condition(e.condition) for e in ruleset.excludes))
+
+
+def _reads_effects(expr: ast.Expr, ruleset: ast.RuleSet) -> bool:
+    read = reads(expr, ruleset.segments)
+    return bool(read.tags) or read.points
+
+
+def _exclude_late(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    effects: Any,
+    acted: list[Occurrence],
+) -> None:
+    """`exclude if` for the marketing occurrences that acted, once every tag and point given
+    before their due times is known."""
+    cand = scratch.candidates
+    scope, source = scope_for(conn, None, ruleset, config, effects)
+    excluded = _excluded(Compiler(scope), ruleset)
+    marketing = {
+        o.candidate_id: o for o in acted if any(a.kind in MARKETING_KINDS for a in o.rule.actions)
+    }
+    ids = list(marketing)
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        query = sa.select(cand.c.id, excluded).select_from(source).where(cand.c.id.in_(chunk))
+        for candidate_id, flag in conn.execute(query):
+            marketing[candidate_id].excluded = bool(flag)
 
 
 def validity_sql(rule: ast.CheckedRule) -> list[Any]:
@@ -240,15 +283,6 @@ def _apply_once(
     return chosen
 
 
-def _mark_acted(conn: Connection, chosen: Sequence[Occurrence]) -> None:
-    if chosen:
-        cand = scratch.candidates
-        conn.execute(
-            cand.update().where(cand.c.id == sa.bindparam("cid")).values(acted=True),
-            [{"cid": occ.candidate_id} for occ in chosen],
-        )
-
-
 def _add_effects(conn: Connection, chosen: Sequence[Occurrence]) -> None:
     rows = []
     for occ in chosen:
@@ -289,15 +323,14 @@ def _actions(
     who: triggers.Customers,
 ) -> tuple[list[ActionRecord], list[tuple[int, bool]]]:
     decided: list[tuple[int, bool]] = []
-    flags = _policy_flags(conn, ruleset, config, effects) if acted else {}
     records: list[ActionRecord] = []
     queue: list[Capped] = []
     for occ in acted:
-        tz, consent, excluded = flags[occ.candidate_id]
+        consent, excluded = occ.consent, occ.excluded
         for pos, action in enumerate(occ.rule.actions):
             record = _record(occ, pos, action, config)
             if action.kind in ("message", "followup", "coupon"):
-                record.at_us = quiet_until(occ.due_us, tz, ruleset.quiet_hours)
+                record.at_us = quiet_until(occ.due_us, occ.tz, ruleset.quiet_hours)
             if action.kind in MARKETING_KINDS:
                 if not consent:
                     record.status, record.reason = "suppressed", "no-consent"
@@ -365,36 +398,6 @@ def _record(occ: Occurrence, pos: int, action: ast.Action, config: Config) -> Ac
         case ast.TagAction(tag=tag):
             record.detail = {"tag": tag}
     return record
-
-
-def _policy_flags(
-    conn: Connection, ruleset: ast.RuleSet, config: Config, effects: Any
-) -> dict[int, tuple[str, bool, bool]]:
-    """Per acted occurrence: the customer's time zone, consent and exclusion at the due time.
-    Computed after every stratum, so `exclude` sees all tags and points given before."""
-    cand = scratch.candidates
-    scope, source = scope_for(conn, None, ruleset, config, effects)
-    compiler = Compiler(scope)
-    marketing = [
-        r.position for r in ruleset.rules if any(a.kind in MARKETING_KINDS for a in r.actions)
-    ]
-    is_marketing = cand.c.rule_index.in_(marketing) if marketing else sa.false()
-    excluded: Any = sa.false()
-    if ruleset.excludes:
-        excluded = sa.or_(*(compiler.condition(e.condition) for e in ruleset.excludes))
-    query = (
-        sa.select(
-            cand.c.id,
-            sa.func.coalesce(customers.c.timezone, config.timezone).label("tz"),
-            sa.case((is_marketing, consent_sql(customers, cand.c.due_us)), else_=sa.true()).label(
-                "consent"
-            ),
-            sa.case((is_marketing, excluded), else_=sa.false()).label("excluded"),
-        )
-        .select_from(source)
-        .where(cand.c.acted == sa.true())
-    )
-    return {row.id: (row.tz, bool(row.consent), bool(row.excluded)) for row in conn.execute(query)}
 
 
 def _recorded_pending(conn: Connection, start_us: int, who: triggers.Customers) -> list[Capped]:

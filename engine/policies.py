@@ -9,6 +9,7 @@ actions due, in Python.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from bisect import bisect_right, insort
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -49,9 +50,13 @@ def consent_sql(customer: FromClause, due: ColumnElement[int]) -> ColumnElement[
     )
 
 
-def quiet_until(due_us: int, tz: str, windows: Sequence[ast.QuietHours]) -> int:
+@functools.lru_cache(maxsize=65536)
+def quiet_until(due_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> int:
     """The send time of a customer-facing action due at `due_us`: moved to the end of a quiet
-    window `[A, B)` (customer's local time; may cross midnight) when it falls inside one."""
+    window `[A, B)` (customer's local time; may cross midnight) when it falls inside one.
+    Cached: occurrences of calendar triggers share their due times by the thousand."""
+    if not windows:
+        return due_us
     at = due_us
     for _ in range(len(windows) + 1):  # windows may chain: the end of one inside another
         moved = _quiet_once(at, tz, windows)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Connection,
     Float,
@@ -42,8 +41,7 @@ candidates = Table(
     Column("due_us", BigInteger, nullable=False),
     Column("event_pk", BigInteger),  # the triggering event, for event triggers
     Column("trigger_us", BigInteger),  # the trigger's instant (event time, timestamp value)
-    Column("acted", Boolean, nullable=False, default=False),
-    Index("ix_nudge_candidates_rule", "rule_index", "acted"),
+    Index("ix_nudge_candidates_rule", "rule_index"),
     prefixes=["TEMPORARY"],
 )
 

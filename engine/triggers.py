@@ -12,6 +12,7 @@ time zone and join them to the customers of that zone in SQL.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from engine.timeutil import DAY_US, US, local_date, local_wall, zone
 MIDNIGHT = dt.time(0, 0)
 # A local calendar day is at most 26 hours away from any instant on it, whatever the zone.
 SLACK_US = 2 * DAY_US
+QUARTER_US = 15 * 60 * US
 BATCH = 5000
 NO_EVENT = sa.cast(sa.null(), sa.BigInteger)
 # A calendar trigger's local days between two dates, each with its occurrence key.
@@ -48,8 +50,16 @@ def local_due(instant_us: int, tz: str, at: ast.ClockTime | None) -> int:
     """`at HH:MM` on the local day on which `instant_us` falls; the instant itself without."""
     if at is None:
         return instant_us
+    return _clock_on_local_day(instant_us // QUARTER_US, tz, at.hour, at.minute)
+
+
+@functools.lru_cache(maxsize=65536)
+def _clock_on_local_day(quarter: int, tz: str, hour: int, minute: int) -> int:
+    """HH:MM on the local day of the quarter of an hour `quarter` (UTC). Zone offsets and their
+    changes fall on quarter hours, so the local day is the same all through one: many events
+    share each computation."""
     tzinfo = zone(tz)
-    return local_wall(local_date(instant_us, tzinfo), at.time, tzinfo)
+    return local_wall(local_date(quarter * QUARTER_US, tzinfo), dt.time(hour, minute), tzinfo)
 
 
 def _whole_days(offset: ast.Offset | None) -> int:
