@@ -16,7 +16,6 @@ Nothing here writes to the shop's tables: the daemon records the result, a simul
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -83,16 +82,21 @@ def evaluate(
     # `exclude if` is evaluated with the rule's own query, unless it reads tags or points that
     # rules of later strata may still give: then once every stratum is done.
     late_exclude = any(_reads_effects(e.condition, ruleset) for e in ruleset.excludes)
+    zones = customer_zones(conn, config.timezone)
     acted: list[Occurrence] = []
     for stratum in evaluation_strata(ruleset):
         for rule in stratum:
-            triggers.fill(conn, rule.position, rule, window, config.timezone, config.country, who)
-            passing = _passing(conn, rule, ruleset, config, effects, late_exclude)
+            due = triggers.fill(
+                conn, rule.position, rule, window, config.timezone, config.country, zones, who
+            )
+            if not due:
+                continue
+            passing = _passing(conn, rule, ruleset, config, effects, late_exclude, zones)
             chosen = _apply_once(conn, rule, passing, start_us)
             _add_effects(conn, chosen)
             acted.extend(chosen)
     if late_exclude:
-        _exclude_late(conn, ruleset, config, effects, acted)
+        _exclude_late(conn, ruleset, config, effects, acted, zones)
     records, decided = _actions(
         conn, ruleset, config, acted, effects, start_us, decide_before_us, who
     )
@@ -102,20 +106,20 @@ def evaluate(
 # -- conditions -------------------------------------------------------------------------------
 
 
+def customer_zones(conn: Connection, shop_tz: str) -> list[str]:
+    """The time zones the customers live in; the shop's for customers without one."""
+    stored = conn.execute(sa.select(customers.c.timezone).distinct()).scalars()
+    return sorted({tz or shop_tz for tz in stored} or {shop_tz})
+
+
 def scope_for(
-    conn: Connection,
     rule: ast.CheckedRule | None,
     ruleset: ast.RuleSet,
     config: Config,
     effects: Any,
+    zones: Sequence[str],
 ) -> tuple[Scope, Any]:
     cand = scratch.candidates
-
-    @functools.cache
-    def zones() -> list[str]:
-        zone_of = sa.func.coalesce(customers.c.timezone, config.timezone)
-        return list(conn.execute(sa.select(zone_of).distinct()).scalars())
-
     trigger = None
     if rule is not None and isinstance(rule.when.trigger, ast.EventTrigger):
         trigger = events.alias("trigger_event")
@@ -127,7 +131,7 @@ def scope_for(
         segments=ruleset.segments,
         shop_tz=config.timezone,
         rfm=config.rfm,
-        zones=zones,
+        zones=tuple(zones),
     )
     source = cand.join(customers, customers.c.id == cand.c.customer_id)
     if trigger is not None:
@@ -142,11 +146,12 @@ def _passing(
     config: Config,
     effects: Any,
     late_exclude: bool,
+    zones: Sequence[str],
 ) -> list[Occurrence]:
     """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
     with their points and their policy flags, in one query."""
     cand = scratch.candidates
-    scope, source = scope_for(conn, rule, ruleset, config, effects)
+    scope, source = scope_for(rule, ruleset, config, effects, zones)
     compiler = Compiler(scope)
     where: list[Any] = [cand.c.rule_index == rule.position]
     where.extend(validity_sql(rule))
@@ -197,11 +202,12 @@ def _exclude_late(
     config: Config,
     effects: Any,
     acted: list[Occurrence],
+    zones: Sequence[str],
 ) -> None:
     """`exclude if` for the marketing occurrences that acted, once every tag and point given
     before their due times is known."""
     cand = scratch.candidates
-    scope, source = scope_for(conn, None, ruleset, config, effects)
+    scope, source = scope_for(None, ruleset, config, effects, zones)
     excluded = _excluded(Compiler(scope), ruleset)
     marketing = {
         o.candidate_id: o for o in acted if any(a.kind in MARKETING_KINDS for a in o.rule.actions)

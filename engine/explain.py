@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from engine import ast, scratch
 from engine.config import Config
-from engine.evaluate import evaluate, scope_for, unless_sql, validity_sql
+from engine.evaluate import customer_zones, evaluate, scope_for, unless_sql, validity_sql
 from engine.fmt import expr_text
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
@@ -123,7 +123,8 @@ def _stories(
     by_key: dict[tuple[str, str], list[ActionRecord]],
 ) -> list[Story]:
     cand = scratch.candidates
-    scope, source = scope_for(conn, rule, ruleset, config, scratch.all_effects(start_us))
+    zones = customer_zones(conn, config.timezone)
+    scope, source = scope_for(rule, ruleset, config, scratch.all_effects(start_us), zones)
     compiler = Compiler(scope)
     columns: list[Any] = [cand.c.id, cand.c.occurrence_key, cand.c.due_us, cand.c.trigger_us]
     leaves = []

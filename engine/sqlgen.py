@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,7 +84,7 @@ class Scope:
     segments: dict[str, ast.Segment]
     shop_tz: str
     rfm: Rfm
-    zones: Callable[[], Sequence[str]]  # the customers' time zones, read when first needed
+    zones: tuple[str, ...]  # the customers' time zones
 
 
 class Compiler:
@@ -214,7 +213,7 @@ class Compiler:
         return sa.case(
             *(
                 (self.customer_zone == tz, local_wall(day, dt.time(0, 0), zone(tz)))
-                for tz in self.scope.zones()
+                for tz in self.scope.zones
             ),
             else_=local_wall(day, dt.time(0, 0), zone(self.scope.shop_tz)),
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ MIDNIGHT = dt.time(0, 0)
 # A local calendar day is at most 26 hours away from any instant on it, whatever the zone.
 SLACK_US = 2 * DAY_US
 QUARTER_US = 15 * 60 * US
+# Up to this many (zone, local day) pairs in a window, `at` and birthday triggers select each
+# day's rows directly; beyond, they scan a band around the window.
+PRECISE_DAYS = 64
 BATCH = 5000
 NO_EVENT = sa.cast(sa.null(), sa.BigInteger)
 # A calendar trigger's local days between two dates, each with its occurrence key.
@@ -93,9 +96,9 @@ class Customers:
 EVERYONE = Customers()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Fill:
-    """Where one rule's occurrences go, and which of them are wanted."""
+    """Where one rule's occurrences go, which of them are wanted, and how many went."""
 
     conn: Connection
     index: int
@@ -103,6 +106,8 @@ class _Fill:
     shop_tz: str
     at: ast.ClockTime | None
     customers: Customers
+    zones: Sequence[str]  # the customers' time zones (the shop's for those without one)
+    inserted: int = 0
 
     @property
     def clock(self) -> dt.time:
@@ -115,15 +120,42 @@ class _Fill:
     def due(self, due_us: int) -> bool:
         return self.window.start_us <= due_us < self.window.end_us
 
+    def local_days(self, tz: str) -> Iterator[tuple[dt.date, int]]:
+        """The local days of `tz` whose clock time (`at`, else 00:00) falls in the window, with
+        that instant."""
+        tzinfo = zone(tz)
+        first = local_date(self.window.start_us, tzinfo) - dt.timedelta(days=1)
+        last = local_date(self.window.end_us, tzinfo) + dt.timedelta(days=1)
+        for i in range((last - first).days + 1):
+            day = first + dt.timedelta(days=i)
+            due = local_wall(day, self.clock, tzinfo)
+            if self.due(due):
+                yield day, due
+
+    def in_zone(self, tz: str) -> sa.ColumnElement[bool]:
+        """Customers living in `tz` (true for everyone when the shop has one zone)."""
+        return sa.true() if len(self.zones) == 1 else customer_zone(self.shop_tz) == tz
+
     def insert(self, rows: Iterable[dict[str, Any]]) -> None:
         batch: list[dict[str, Any]] = []
         for row in rows:
             batch.append({"rule_index": self.index, **row})
             if len(batch) >= BATCH:
-                self.conn.execute(candidates.insert(), batch)
+                self.flush(batch)
                 batch = []
         if batch:
-            self.conn.execute(candidates.insert(), batch)
+            self.flush(batch)
+
+    def flush(self, batch: list[dict[str, Any]]) -> None:
+        self.conn.execute(candidates.insert(), batch)
+        self.inserted += len(batch)
+
+    def insert_from(self, select: sa.Select[Any]) -> None:
+        """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
+        columns = ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk"]
+        columns.append("trigger_us")
+        statement = candidates.insert().from_select(columns, select)
+        self.inserted += self.conn.execute(statement).rowcount
 
 
 def fill(
@@ -133,12 +165,13 @@ def fill(
     window: Window,
     shop_tz: str,
     country: str | None,
+    zones: Sequence[str],
     who: Customers = EVERYONE,
-) -> None:
+) -> int:
     """Write every occurrence of `rule` due in `window` for the customers `who` covers to the
-    candidates table."""
+    candidates table; returns how many. `zones` are the customers' time zones."""
     trigger = rule.when.trigger
-    target = _Fill(conn, index, window, shop_tz, rule.when.at, who)
+    target = _Fill(conn, index, window, shop_tz, rule.when.at, who, zones)
     offset = trigger.offset if isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger) else None
     offset_us = offset.seconds * US if offset else 0
     match trigger:
@@ -160,6 +193,7 @@ def fill(
             _calendar(target, lambda first, last: iter([(date, date.isoformat())]))
         case _:
             raise ValueError(f"no occurrences for trigger {trigger!r}")  # the checker prevents it
+    return target.inserted
 
 
 # -- instants: events, signed_up, first/last order --------------------------------------------
@@ -221,20 +255,55 @@ def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
             ),
             source.customer,
         ).subquery()
-        target.conn.execute(
-            candidates.insert().from_select(
-                ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"],
-                sa.select(
-                    sa.literal(target.index),
-                    due.c.customer_id,
-                    due.c.okey,
-                    due.c.instant + offset_us,
-                    due.c.event_pk,
-                    due.c.instant,
-                ),
+        target.insert_from(
+            sa.select(
+                sa.literal(target.index),
+                due.c.customer_id,
+                due.c.okey,
+                due.c.instant + offset_us,
+                due.c.event_pk,
+                due.c.instant,
             )
         )
         return
+    days = [(tz, day, due) for tz in target.zones for day, due in target.local_days(tz)]
+    if len(days) <= PRECISE_DAYS:
+        _instants_by_day(target, offset_us, source, days)
+    else:
+        _instants_in_band(target, offset_us, source)
+
+
+def _instants_by_day(
+    target: _Fill, offset_us: int, source: _Source, days: list[tuple[str, dt.date, int]]
+) -> None:
+    """For a short window: each local day whose `at` falls in it takes the instants of that day,
+    all due at that one time. A window in which no zone reaches `at` reads nothing at all."""
+    for tz, day, due_us in days:
+        tzinfo = zone(tz)
+        low = local_wall(day, MIDNIGHT, tzinfo) - offset_us
+        high = local_wall(day + dt.timedelta(days=1), MIDNIGHT, tzinfo) - offset_us
+        rows = target.only(
+            source.select.where(source.instant >= low, source.instant < high), source.customer
+        ).subquery()
+        select = sa.select(
+            sa.literal(target.index),
+            rows.c.customer_id,
+            rows.c.okey,
+            sa.literal(due_us, sa.BigInteger),
+            rows.c.event_pk,
+            rows.c.instant,
+        )
+        if len(target.zones) > 1:
+            select = select.join(customers, customers.c.id == rows.c.customer_id).where(
+                target.in_zone(tz)
+            )
+        target.insert_from(select)
+
+
+def _instants_in_band(target: _Fill, offset_us: int, source: _Source) -> None:
+    """For a long window: every instant near it, each due time computed in Python (cached per
+    quarter hour, so the work is per distinct local day, not per row)."""
+    window = target.window
     near = target.only(
         source.select.where(
             source.instant >= window.start_us - offset_us - SLACK_US,
@@ -276,6 +345,40 @@ def _leap(year: int) -> bool:
 
 
 def _birthdays(target: _Fill, offset_days: int) -> None:
+    days = [(tz, day, due) for tz in target.zones for day, due in target.local_days(tz)]
+    if len(days) <= PRECISE_DAYS:
+        _birthdays_by_day(target, offset_days, days)
+    else:
+        _birthdays_in_band(target, offset_days)
+
+
+def _birthdays_by_day(
+    target: _Fill, offset_days: int, days: list[tuple[str, dt.date, int]]
+) -> None:
+    """For a short window: the customers of each zone whose anniversary makes a local day of
+    the window, by their month and day (an index lookup)."""
+    for tz, day, due_us in days:
+        anniversary_day = day - dt.timedelta(days=offset_days)
+        month_days = [anniversary_day.strftime("%m-%d")]
+        if (anniversary_day.month, anniversary_day.day) == (2, 28) and not _leap(
+            anniversary_day.year
+        ):
+            month_days.append("02-29")
+        select = target.only(
+            sa.select(
+                sa.literal(target.index),
+                customers.c.id,
+                sa.literal(str(anniversary_day.year)),
+                sa.literal(due_us, sa.BigInteger),
+                NO_EVENT,
+                NO_EVENT,
+            ).where(customers.c.birthday_md.in_(month_days), target.in_zone(tz)),
+            customers.c.id,
+        )
+        target.insert_from(select)
+
+
+def _birthdays_in_band(target: _Fill, offset_days: int) -> None:
     utc = zone("UTC")
     first = local_date(target.window.start_us, utc) - dt.timedelta(days=offset_days + 2)
     last = local_date(target.window.end_us, utc) - dt.timedelta(days=offset_days - 2)
@@ -343,10 +446,8 @@ def _holiday_days(country: str, trigger: ast.HolidayTrigger) -> LocalDays:
 
 def _calendar(target: _Fill, local_days: LocalDays) -> None:
     """Slots per time zone (local day → due time), joined to the customers of each zone."""
-    zone_of = customer_zone(target.shop_tz)
-    zones = target.conn.execute(target.only(sa.select(zone_of).distinct(), customers.c.id))
     rows: list[dict[str, Any]] = []
-    for (tz,) in zones:
+    for tz in target.zones:
         tzinfo = zone(tz)
         first = local_date(target.window.start_us, tzinfo) - dt.timedelta(days=1)
         last = local_date(target.window.end_us, tzinfo) + dt.timedelta(days=1)
@@ -359,6 +460,7 @@ def _calendar(target: _Fill, local_days: LocalDays) -> None:
     if not rows:
         return
     target.conn.execute(slots.insert(), rows)
+    zone_of = customer_zone(target.shop_tz)
     join = target.only(
         sa.select(
             sa.literal(target.index),
@@ -370,9 +472,4 @@ def _calendar(target: _Fill, local_days: LocalDays) -> None:
         ).join(slots, sa.and_(slots.c.tz == zone_of, slots.c.rule_index == target.index)),
         customers.c.id,
     )
-    target.conn.execute(
-        candidates.insert().from_select(
-            ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"],
-            join,
-        )
-    )
+    target.insert_from(join)
