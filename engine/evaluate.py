@@ -38,7 +38,7 @@ MARKETING_KINDS = ("message", "coupon")
 ID_CHUNK = 5000  # bound parameters per IN list
 
 
-@dataclass
+@dataclass(slots=True)
 class Occurrence:
     """An occurrence that acted, with what the policies need to know of it at its due time."""
 
@@ -206,12 +206,14 @@ def _exclude_late(
 ) -> None:
     """`exclude if` for the marketing occurrences that acted, once every tag and point given
     before their due times is known."""
-    cand = scratch.candidates
-    scope, source = scope_for(None, ruleset, config, effects, zones)
-    excluded = _excluded(Compiler(scope), ruleset)
     marketing = {
         o.candidate_id: o for o in acted if any(a.kind in MARKETING_KINDS for a in o.rule.actions)
     }
+    if not marketing:
+        return
+    cand = scratch.candidates
+    scope, source = scope_for(None, ruleset, config, effects, zones)
+    excluded = _excluded(Compiler(scope), ruleset)
     ids = list(marketing)
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start : start + ID_CHUNK]

@@ -10,7 +10,7 @@ from engine.timeutil import iso
 TEMPLATED = frozenset({"message", "followup", "coupon"})
 
 
-@dataclass
+@dataclass(slots=True)
 class ActionRecord:
     """One action of an occurrence that acted, with the policies' verdict."""
 
