@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -43,20 +44,16 @@ class EventRow(NamedTuple):
 def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
     """The event a row describes; RowError when a value cannot be used. `textual` rows (CSV)
     have their number-like properties stored as numbers."""
-    missing = [name for name in REQUIRED if name not in values]
-    if missing:
-        raise RowError(f"the event has no {' or '.join(f'`{name}`' for name in missing)}")
-    customer_id = text(values["customer"], "customer", KEY_LENGTH)
-    kind = values["type"]
+    try:
+        customer, kind, at = values["customer"], values["type"], values["at"]
+    except KeyError:
+        missing = [name for name in REQUIRED if name not in values]
+        raise RowError(f"the event has no {' or '.join(f'`{name}`' for name in missing)}") from None
+    customer_id = text(customer, "customer", KEY_LENGTH)
     if not isinstance(kind, str):
         raise RowError(f"`type` must be text such as order.paid, not {json_kind(kind)}")
-    kind = kind.strip()
-    if not _TYPE.fullmatch(kind):
-        raise RowError(
-            f"`type`: {kind!r} is not an event name such as order.paid"
-            " (entity.happening: lower-case letters, digits and underscores)"
-        )
-    at_us = timestamp(values["at"], "at", shop_zone)
+    kind = _event_type(kind)
+    at_us = timestamp(at, "at", shop_zone)
     if textual:
         properties = {n: cell(v) for n, v in values.items() if n not in _RESERVED}
     else:
@@ -72,6 +69,19 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
         content = f"{customer_id}\x1f{kind}\x1f{at_us}\x1f{encoded}"
         key = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
     return EventRow(key, customer_id, kind, at_us, encoded)
+
+
+@lru_cache(maxsize=1024)
+def _event_type(given: str) -> str:
+    """`given` without the blanks around it, if it is an event name (a shop has few: each is
+    checked once)."""
+    kind = given.strip()
+    if not _TYPE.fullmatch(kind):
+        raise RowError(
+            f"`type`: {kind!r} is not an event name such as order.paid"
+            " (entity.happening: lower-case letters, digits and underscores)"
+        )
+    return kind
 
 
 def store_events(connection: Connection, rows: list[EventRow], report: ImportReport) -> None:

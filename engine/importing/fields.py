@@ -46,9 +46,7 @@ def timestamp(value: object, field: str, local: ZoneInfo) -> int:
     A local time skipped by a clock change moves forward by the gap, a repeated one means the
     first (as LANGUAGE.md 3.2 reads local clock times).
     """
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, str):
+    if isinstance(value, str):
         try:
             moment = dt.datetime.fromisoformat(value.strip())
         except ValueError:
@@ -56,6 +54,8 @@ def timestamp(value: object, field: str, local: ZoneInfo) -> int:
                 f"`{field}`: {value!r} is not an ISO 8601 time"
                 " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
             ) from None
+    elif isinstance(value, dt.datetime):
+        moment = value
     else:
         raise RowError(f"`{field}` must be an ISO 8601 time as text, not {json_kind(value)}")
     if moment.tzinfo is None:

@@ -153,7 +153,9 @@ def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
         if not isinstance(value, dict):
             yield Problem(source, line, f"expected a JSON object {{...}}, got {json_kind(value)}")
             continue
-        yield line, {key: item for key, item in value.items() if item is not None}
+        if None in value.values():
+            value = {key: item for key, item in value.items() if item is not None}
+        yield line, value
 
 
 def json_kind(value: object) -> str:
