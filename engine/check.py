@@ -313,13 +313,20 @@ class _Checker:
         if isinstance(action, ast.Message | ast.Coupon):
             self._template(action.template, action.template_span)
             if action.channel is not None and action.channel not in self.config.channels:
-                self.error(
-                    "E207",
-                    f"no channel named `{action.channel}` is configured",
-                    action.channel_span,
-                    "unknown channel",
-                    did_you_mean(action.channel, self.config.channels)
-                    or "configured channels: " + ", ".join(sorted(self.config.channels)),
+                # A warning: the rule is right and the configuration may not be written yet;
+                # the daemon retries such messages, then keeps them as dead letters to retry.
+                self.report(
+                    Diagnostic(
+                        "warning",
+                        "W207",
+                        f"no channel named `{action.channel}` is configured",
+                        action.channel_span,
+                        "unknown channel",
+                        did_you_mean(action.channel, self.config.channels)
+                        or "configure it under `channels:` in nudge.yaml (configured: "
+                        + ", ".join(sorted(self.config.channels))
+                        + ")",
+                    )
                 )
         if isinstance(action, ast.Coupon):
             self._coupon(action)
