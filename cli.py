@@ -55,7 +55,13 @@ def common_options(func: F) -> F:
     return func
 
 
-def env_of(config_path: Path | None, db: str | None) -> Env:
+def env_of(config_path: Path | None, db: str | None, rules_dir: Path | None = None) -> Env:
+    """The command's environment. Without `--config` and without `nudge.yaml` in the current
+    folder, a rule set's own `nudge.yaml` (beside its rule files) is used when it has one."""
+    if config_path is None and rules_dir is not None and not Path("nudge.yaml").exists():
+        beside = rules_dir / "nudge.yaml"
+        if beside.is_file():
+            config_path = beside
     return Env(config_path, db)
 
 
@@ -131,7 +137,7 @@ def simulate(
     from engine.simulate import stream
     from engine.storage.db import open_database
 
-    env = env_of(config_path, db)
+    env = env_of(config_path, db, rules_dir)
     start_us, end_us = _window(env, start, end)
     engine = open_database(env.config.database)
     ruleset = _load_rules(rules_dir, env, engine)
@@ -447,7 +453,7 @@ def explain(
     from engine.explain import render
     from engine.storage.db import open_database
 
-    env = env_of(config_path, db)
+    env = env_of(config_path, db, rules_dir)
     start_us, end_us = _window(env, start, end)
     engine = open_database(env.config.database)
     ruleset = _load_rules(rules_dir, env, engine)
@@ -485,7 +491,7 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("nudge").setLevel(logging.INFO)
-    env = env_of(config_path, db)
+    env = env_of(config_path, db, rules_dir)
     Daemon(rules_dir, env.config, open_database(env.config.database)).run()
 
 
@@ -640,7 +646,7 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
     from engine.render import render_json, render_text
     from engine.ruleset import check_rule_set, stored_event_types
 
-    config = env_of(config_path, db).config
+    config = env_of(config_path, db, rules_dir).config
     ruleset, diagnostics = check_rule_set(rules_dir, config, stored_event_types(config.database))
     if fmt == "json":
         click.echo(render_json(diagnostics))

@@ -1,0 +1,77 @@
+"""The `nudge` command as a merchant meets it: help, documentation, configuration lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+COMMANDS = sorted(cli.commands)  # type: ignore[attr-defined]
+
+
+def test_the_contract_s_commands_exist() -> None:
+    assert {"check", "import", "simulate", "run", "history"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_an_example_and_is_in_the_readme(name: str) -> None:
+    command = cli.commands[name]  # type: ignore[attr-defined]
+    subcommands = getattr(command, "commands", None) or {}
+    for sub in [command, *subcommands.values()]:
+        with click.Context(sub, info_name=name) as ctx:
+            help_text = sub.get_help(ctx)
+        assert f"nudge {name}" in help_text, f"no example in the help of {name} {sub.name}"
+        assert "--config" in help_text or isinstance(sub, click.Group)
+    assert f"nudge {name}" in README
+
+
+def write_rule_set(folder: Path, country: str | None) -> Path:
+    (folder / "templates").mkdir(parents=True)
+    (folder / "templates" / "greeting.txt").write_text("hi", encoding="utf-8")
+    (folder / "festival.rules").write_text(
+        'when holiday "中秋节" - 1d at 10:00 then message "greeting"\n', encoding="utf-8"
+    )
+    if country:
+        (folder / "nudge.yaml").write_text(f"country: {country}\n", encoding="utf-8")
+    return folder
+
+
+def test_a_rule_set_s_own_configuration_is_used_when_the_folder_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = write_rule_set(tmp_path / "rules", country="CN")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check", str(rules)])
+    assert result.exit_code == 0, result.output
+    # A nudge.yaml in the current folder comes first, as LANGUAGE.md section 6 says.
+    (tmp_path / "nudge.yaml").write_text("timezone: UTC\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["check", str(rules)])
+    assert result.exit_code == 1
+    assert "E209" in result.output
+
+
+def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["check", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    window = runner.invoke(
+        cli,
+        [
+            "simulate",
+            str(tmp_path),
+            "--from",
+            "next week",
+            "--to",
+            "2026-12-01",
+            "--db",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+    )
+    assert window.exit_code != 0 and "not a date or time" in window.output
+    assert "Traceback" not in missing.output + window.output
