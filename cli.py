@@ -55,6 +55,21 @@ def common_options(func: F) -> F:
     return func
 
 
+def window_options(func: F) -> F:
+    """`--from` and `--to`: the window of due times `[from, to)` a command looks at."""
+    func = click.option(
+        "--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded."
+    )(func)
+    func = click.option(
+        "--from",
+        "start",
+        required=True,
+        metavar="DATE_OR_TIME",
+        help="First due time included (a date means 00:00 shop-local).",
+    )(func)
+    return func
+
+
 def env_of(config_path: Path | None, db: str | None, rules_dir: Path | None = None) -> Env:
     """The command's environment. Without `--config` and without `nudge.yaml` in the current
     folder, a rule set's own `nudge.yaml` (beside its rule files) is used when it has one."""
@@ -95,14 +110,7 @@ def _stdout_format(fmt: str | None) -> str:
 
 @cli.command()
 @click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option(
-    "--from",
-    "start",
-    required=True,
-    metavar="DATE_OR_TIME",
-    help="First due time included (a date means 00:00 shop-local).",
-)
-@click.option("--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded.")
+@window_options
 @click.option(
     "--format",
     "fmt",
@@ -424,14 +432,7 @@ def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: s
 @click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("customer")
 @click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule.")
-@click.option(
-    "--from",
-    "start",
-    required=True,
-    metavar="DATE_OR_TIME",
-    help="First due time included (a date means 00:00 shop-local).",
-)
-@click.option("--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded.")
+@window_options
 @common_options
 def explain(
     rules_dir: Path,
@@ -496,14 +497,7 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
 
 
 @cli.command()
-@click.option(
-    "--from",
-    "start",
-    required=True,
-    metavar="DATE_OR_TIME",
-    help="First due time included (a date means 00:00 shop-local).",
-)
-@click.option("--to", "end", required=True, metavar="DATE_OR_TIME", help="First due time excluded.")
+@window_options
 @click.option(
     "--format",
     "fmt",

@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -82,7 +82,7 @@ class WebhookChannel(Channel):
         options: dict[str, Any],
         base_dir: Path,
         environ: Mapping[str, str] = os.environ,
-    ) -> WebhookChannel:
+    ) -> Self:
         read = Options(name, options, {"url", "secret_env", "timeout"})
         return cls(
             name,
