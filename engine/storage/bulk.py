@@ -74,8 +74,8 @@ def _insert_new_sqlite(
         f"INSERT INTO {target} ({_names(connection, columns)}) VALUES ({marks})"
         " ON CONFLICT DO NOTHING"
     )
-    # sqlite3 sums the rows changed by each run of an executemany.
-    return connection.exec_driver_sql(sql, rows).rowcount
+    # A list makes it an executemany, whose rowcount sqlite3 sums over the rows.
+    return connection.exec_driver_sql(sql, list(rows)).rowcount
 
 
 def _insert_new_postgresql(
@@ -85,23 +85,24 @@ def _insert_new_postgresql(
     target = preparer.format_table(table)
     staging = preparer.quote(f"nudge_new_{table.name}")
     names = _names(connection, columns)
-    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
     # The staging table has the column types of `table` and no constraint; `n` keeps the order
-    # given. It lives in this transaction only.
-    with driver.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
-            f" SELECT 0::bigint AS n, {names} FROM {target} WITH NO DATA"
-        )
-        with cursor.copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy:
-            for n, row in enumerate(rows):
-                copy.write_row((n, *row))
-        cursor.execute(
-            f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY n"
-            " ON CONFLICT DO NOTHING"
-        )
-        inserted = cursor.rowcount
-        cursor.execute(f"DROP TABLE {staging}")
+    # given. It is dropped before the transaction ends, so no connection keeps it.
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+        f" SELECT 0::bigint AS n, {names} FROM {target} WITH NO DATA"
+    )
+    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy,
+    ):
+        for n, row in enumerate(rows):
+            copy.write_row((n, *row))
+    inserted = connection.exec_driver_sql(
+        f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY n"
+        " ON CONFLICT DO NOTHING"
+    ).rowcount
+    connection.exec_driver_sql(f"DROP TABLE {staging}")
     return inserted
 
 
