@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from cli import main
 from engine import importers
@@ -485,6 +485,53 @@ def test_rows_from_python(engine):
     ]
     assert stored_customers(engine)["c1"]["attributes"] == {"vip": True}
     assert [e["at_us"] for e in stored_events(engine)] == [us(2026, 5, 1, 8)]
+
+
+def test_events_are_stored_in_the_order_given_across_batches(engine, monkeypatch):
+    """Events of the same instant are told apart by the order they were stored in."""
+    monkeypatch.setattr(importers, "BATCH_SIZE", 3)
+    at = "2026-05-01T08:00:00Z"
+    import_event_rows(engine, [{"id": "m", "customer": "c1", "type": "a.b", "at": at}], "UTC")
+    ids = ["z", "b", "m", "y", "b", "a", "x", "c", "k"]  # "m" is stored, "b" comes twice
+    rows = [{"id": i, "customer": f"c{n % 4}", "type": "a.b", "at": at} for n, i in enumerate(ids)]
+    report = import_event_rows(engine, rows, "UTC")
+    assert (report.added, report.unchanged, report.customers_created) == (7, 2, 3)
+    with engine.connect() as conn:
+        stored = conn.scalars(select(events.c.key).order_by(events.c.pk)).all()
+    assert stored == ["m", "z", "b", "y", "a", "x", "c", "k"]
+
+
+def test_rows_given_as_dicts_are_left_as_they_are(engine):
+    row = {"customer": "c1", "type": "a.b", "at": "2026-05-01T08:00:00Z", "total": 3}
+    with_null = {**row, "total": None}
+    given = [dict(row), dict(with_null)]
+    report = import_event_rows(engine, given, "UTC")
+    assert (report.added, report.bad) == (2, 0)
+    assert given == [row, with_null]
+    assert sorted((e["properties"] for e in stored_events(engine)), key=len) == [{}, {"total": 3}]
+
+
+def test_a_bad_event_type_is_reported_on_every_row_that_has_it(engine):
+    rows = [
+        {"customer": "c1", "type": typ, "at": f"2026-05-0{day}T08:00:00Z"}
+        for day, typ in enumerate(["Order.Paid", " order.paid ", "Order.Paid", "order.paid"], 1)
+    ]
+    report = import_event_rows(engine, rows, "UTC")
+    bad = "`type`: 'Order.Paid' is not an event name such as order.paid"
+    assert [m.split(" (")[0] for m in messages(report)] == [f"<demo>:1: {bad}", f"<demo>:3: {bad}"]
+    assert [e["type"] for e in stored_events(engine)] == ["order.paid", "order.paid"]
+
+
+def test_an_import_leaves_no_staging_table_behind(engine):
+    rows = [{"customer": "c1", "type": "a.b", "at": "2026-05-01T08:00:00Z"}]
+    import_event_rows(engine, rows, "UTC")
+    import_event_rows(engine, rows, "UTC")
+    if engine.dialect.name == "postgresql":
+        query = "SELECT relname FROM pg_class WHERE relpersistence = 't' AND relkind = 'r'"
+    else:
+        query = "SELECT name FROM sqlite_temp_master WHERE type = 'table'"
+    with engine.connect() as conn:
+        assert conn.execute(text(query)).all() == []
 
 
 # --- the command -------------------------------------------------------------------------------
