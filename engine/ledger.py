@@ -45,6 +45,13 @@ class Recorded:
     outbox: int = 0
     already: int = 0  # occurrences another process (or an earlier run) had recorded
 
+    def add(self, other: Recorded) -> None:
+        self.occurrences += other.occurrences
+        self.missed += other.missed
+        self.actions += other.actions
+        self.outbox += other.outbox
+        self.already += other.already
+
 
 def record(
     conn: Connection, evaluation: Evaluation, config: Config, now_us: int, missed_before_us: int

@@ -16,36 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-import sqlalchemy as sa
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from engine import ast
 from engine.config import Config
 from engine.evaluate import Evaluation, Occurrence, evaluate
 from engine.records import ActionRecord
-from engine.storage.tables import customers
-from engine.triggers import Customers
-
-BATCH_CUSTOMERS = 10_000
-
-
-def customer_batches(conn: Connection, size: int) -> list[Customers]:
-    """Consecutive id ranges of about `size` customers each, covering every customer."""
-    numbered = sa.select(
-        customers.c.id, sa.func.row_number().over(order_by=customers.c.id).label("n")
-    ).subquery()
-    bounds = list(
-        conn.execute(
-            sa.select(numbered.c.id).where((numbered.c.n - 1) % size == 0).order_by(numbered.c.id)
-        ).scalars()
-    )
-    if len(bounds) <= 1:
-        return [Customers()]
-    highs: list[str | None] = [*bounds[1:], None]
-    return [
-        Customers(low=None if i == 0 else low, high=high)
-        for i, (low, high) in enumerate(zip(bounds, highs, strict=True))
-    ]
+from engine.triggers import BATCH_CUSTOMERS, customer_batches
 
 
 def stream(

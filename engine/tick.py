@@ -23,6 +23,9 @@ from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import rule_set_state
 from engine.timeutil import US
 
+LONG_WINDOW_US = 3600 * US
+from engine.triggers import BATCH_CUSTOMERS, EVERYONE, customer_batches
+
 
 @dataclass
 class TickReport:
@@ -43,9 +46,15 @@ def fingerprint(rules_dir: Path) -> str:
 
 
 def tick(
-    engine: Engine, ruleset: ast.RuleSet, config: Config, name: str, now_us: int
+    engine: Engine,
+    ruleset: ast.RuleSet,
+    config: Config,
+    name: str,
+    now_us: int,
+    batch: int = BATCH_CUSTOMERS,
 ) -> TickReport:
-    """Evaluate and record everything of `ruleset` due since its watermark, up to `now_us`."""
+    """Evaluate and record everything of `ruleset` due since its watermark, up to `now_us`,
+    in batches of customers (one transaction for all of them)."""
     report = TickReport(end_us=now_us)
     with engine.begin() as conn:
         watermark = _lock(conn, name, now_us)
@@ -55,16 +64,22 @@ def tick(
         report.start_us = watermark
         if now_us > watermark:
             grace_end = max(watermark, now_us - int(config.grace_seconds * US))
-            if grace_end > watermark:  # downtime longer than the grace period: missed
-                late = evaluate(conn, ruleset, config, watermark, grace_end)
-                late.actions.clear()
-                missed = ledger.record(conn, late, config, now_us, missed_before_us=grace_end)
-                report.recorded.missed = missed.missed
-            result = evaluate(conn, ruleset, config, grace_end, now_us, decide_before_us=now_us)
-            recorded = ledger.record(conn, result, config, now_us, missed_before_us=grace_end)
-            recorded.missed = report.recorded.missed
-            report.recorded = recorded
-            report.queued = recorded.outbox + ledger.decide(conn, result.decided, config, now_us)
+            # A long window (catching up) is taken in batches of customers to keep memory flat;
+            # an ordinary tick has little due and reads everyone at once.
+            long = now_us - watermark > LONG_WINDOW_US
+            for who in customer_batches(conn, batch) if long else [EVERYONE]:
+                if grace_end > watermark:  # downtime longer than the grace period: missed
+                    late = evaluate(conn, ruleset, config, watermark, grace_end, who=who)
+                    late.actions.clear()
+                    report.recorded.add(ledger.record(conn, late, config, now_us, grace_end))
+                result = evaluate(
+                    conn, ruleset, config, grace_end, now_us, decide_before_us=now_us, who=who
+                )
+                recorded = ledger.record(conn, result, config, now_us, grace_end)
+                report.recorded.add(recorded)
+                report.queued += recorded.outbox + ledger.decide(
+                    conn, result.decided, config, now_us
+                )
         conn.execute(
             rule_set_state.update()
             .where(rule_set_state.c.name == name)

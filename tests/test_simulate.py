@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -14,12 +15,15 @@ from cli import cli
 from engine.config import load_config
 from engine.demo import generate_shop
 from engine.explain import explain, render
+from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.simulate import customer_batches, simulate, stream
+from engine.simulate import simulate, stream
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
+from engine.tick import tick
 from engine.timeutil import parse_moment
+from engine.triggers import customer_batches
 
 SHOP = Path(__file__).resolve().parents[1] / "rules" / "shop"
 CONFIG = load_config(SHOP / "nudge.yaml")
@@ -51,6 +55,18 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
     assert [a.to_json() for a in simulate(engine, ruleset, CONFIG, START, END, 25).actions] == whole
     rules_that_acted = {record["rule"] for record in whole}
     assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
+
+
+def test_a_tick_in_batches_records_what_the_simulation_shows(shop_db: str) -> None:
+    engine = open_database(shop_db)
+    ruleset = load_rule_set(SHOP, CONFIG)
+    end = START + 7 * 86_400_000_000
+    expected = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, end)]
+    patient = dataclasses.replace(CONFIG, grace_seconds=8 * 86_400)  # a week in one tick
+    tick(engine, ruleset, patient, "shop", START, batch=25)  # the first tick starts the rule set
+    report = tick(engine, ruleset, patient, "shop", end, batch=25)
+    assert report.recorded.occurrences > 0
+    assert [a.to_json() for a in history(engine, START, end)] == expected
 
 
 def test_a_simulation_writes_nothing(shop_db: str) -> None:
