@@ -22,9 +22,9 @@ from engine.evaluate import evaluate
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import rule_set_state
 from engine.timeutil import US
+from engine.triggers import BATCH_CUSTOMERS, EVERYONE, customer_batches
 
 LONG_WINDOW_US = 3600 * US
-from engine.triggers import BATCH_CUSTOMERS, EVERYONE, customer_batches
 
 
 @dataclass
