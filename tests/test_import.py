@@ -522,6 +522,16 @@ def test_a_bad_event_type_is_reported_on_every_row_that_has_it(engine):
     assert [e["type"] for e in stored_events(engine)] == ["order.paid", "order.paid"]
 
 
+def test_a_property_holding_itself_is_reported(engine):
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    row = {"customer": "c1", "type": "a.b", "at": "2026-05-01T08:00:00Z", "loop": loop}
+    report = import_event_rows(engine, [row], "UTC")
+    assert messages(report) == [
+        "<demo>:1: a property is not a JSON value: Circular reference detected"
+    ]
+
+
 def test_an_import_leaves_no_staging_table_behind(engine):
     rows = [{"customer": "c1", "type": "a.b", "at": "2026-05-01T08:00:00Z"}]
     import_event_rows(engine, rows, "UTC")
