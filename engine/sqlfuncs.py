@@ -1,8 +1,10 @@
 """SQL that differs between SQLite and PostgreSQL, in one place (SQLAlchemy `@compiles`).
 
 Rule queries read JSON properties and attributes as numbers, text or yes/no. Values imported
-from CSV are text, so a number written as text (`"3"`) reads as the number 3; anything that is
-not a number reads as unset (NULL), never as an error.
+from CSV are text, so text written as a number reads as that number: the JSON number syntax
+(`3`, ` 3.50 `, `-0.5`, `1e5`), at most 45 characters with an exponent of at most two digits,
+so that it stays a finite double on both databases. Anything else reads as unset (NULL), never
+as an error.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_NUMBER_RE = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?\s*$"
+_NUMBER_LENGTH = 45
 
 
 class _JsonField(FunctionElement[Any]):
@@ -55,6 +58,22 @@ class json_bool(_JsonField):
     inherit_cache = True
 
 
+class json_contains(_JsonField):
+    """Whether a JSON member holds `item`: membership when it is a list, a substring test when
+    it is text; NULL otherwise (unset)."""
+
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any], member: str, item: ColumnElement[Any]) -> None:
+        self.member = member
+        FunctionElement.__init__(self, column, item)
+
+    @property
+    def item(self) -> ColumnElement[Any]:
+        return list(self.clauses)[1]
+
+
 class strpos(FunctionElement[Any]):
     """1-based position of `needle` in `haystack`, 0 when absent."""
 
@@ -71,12 +90,16 @@ def _json_num_sqlite(element: json_num, compiler: SQLCompiler, **kw: Any) -> str
     path = _lit(compiler, element.path())
     value = f"json_extract({col}, {path})"
     kind = f"json_type({col}, {path})"
+    # Text is a number when it is valid JSON of a number type (checked before json_type,
+    # which raises on malformed JSON), not too long, with a short exponent.
+    number_text = (
+        f"CASE WHEN json_valid({value}) THEN json_type({value}) END IN ('integer', 'real')"
+        f" AND length({value}) <= {_NUMBER_LENGTH}"
+        f" AND {value} NOT GLOB '*[eE]*[0-9][0-9][0-9]*'"
+    )
     return (
         f"(CASE WHEN {kind} IN ('integer', 'real') THEN {value}"
-        f" WHEN {kind} = 'text' AND trim({value}) <> ''"
-        f" AND trim({value}) NOT GLOB '*[^0-9.eE+-]*'"
-        f" AND trim({value}) GLOB '*[0-9]*'"
-        f" THEN CAST(trim({value}) AS REAL) END)"
+        f" WHEN {kind} = 'text' AND {number_text} THEN CAST({value} AS REAL) END)"
     )
 
 
@@ -87,7 +110,8 @@ def _json_num_pg(element: json_num, compiler: SQLCompiler, **kw: Any) -> str:
     text = f"({col} ->> {key})"
     return (
         f"(CASE jsonb_typeof({col} -> {key}) WHEN 'number' THEN {text}::float8"
-        f" WHEN 'string' THEN CASE WHEN {text} ~ '{_NUMBER_RE}' THEN {text}::float8 END END)"
+        f" WHEN 'string' THEN CASE WHEN length({text}) <= {_NUMBER_LENGTH}"
+        f" AND {text} ~ '{_NUMBER_RE}' THEN {text}::float8 END END)"
     )
 
 
@@ -144,3 +168,28 @@ def _strpos_sqlite(element: strpos, compiler: SQLCompiler, **kw: Any) -> str:
 def _strpos_pg(element: strpos, compiler: SQLCompiler, **kw: Any) -> str:
     haystack, needle = (compiler.process(c, **kw) for c in element.clauses)
     return f"strpos({haystack}, {needle})"
+
+
+@compiles(json_contains, "sqlite")
+def _json_contains_sqlite(element: json_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    item = compiler.process(element.item, **kw)
+    path = _lit(compiler, element.path())
+    return (
+        f"(CASE json_type({col}, {path})"
+        f" WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each({col}, {path}) AS member"
+        f" WHERE member.value = {item})"
+        f" WHEN 'text' THEN instr(json_extract({col}, {path}), {item}) > 0 END)"
+    )
+
+
+@compiles(json_contains, "postgresql")
+def _json_contains_pg(element: json_contains, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    item = compiler.process(element.item, **kw)
+    key = _lit(compiler, element.member)
+    return (
+        f"(CASE jsonb_typeof({col} -> {key})"
+        f" WHEN 'array' THEN ({col} -> {key}) @> to_jsonb({item})"
+        f" WHEN 'string' THEN strpos({col} ->> {key}, CAST({item} AS TEXT)) > 0 END)"
+    )

@@ -22,7 +22,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from engine import ast
 from engine.config import Rfm
-from engine.sqlfuncs import json_bool, json_num, json_text, strpos
+from engine.sqlfuncs import json_bool, json_contains, json_num, json_text, strpos
 from engine.storage.tables import customer_tags, events
 from engine.timeutil import DAY_US, US, local_wall, zone
 
@@ -146,8 +146,15 @@ class Compiler:
             return self.has_tag(self.value(item, "text"))
         if isinstance(container, ast.ListValue):
             item_kind = self._common_kind(item, *container.items)
-            values = [self.value(i, item_kind) for i in container.items]
-            return self.value(item, item_kind).in_(values) if values else sa.false()
+            value = self.value(item, item_kind)
+            if not container.items:  # nothing is in an empty list; an unset item stays unset
+                return sa.case((value.is_(None), sa.null()), else_=sa.false())
+            return value.in_([self.value(i, item_kind) for i in container.items])
+        if kind == "any" and isinstance(container, ast.Ref):
+            # A free attribute or event property: a list (JSON import) or text.
+            column = self.c.attributes if container.entity == "customer" else self._properties
+            item_kind = self.kind(item)
+            return json_contains(column, container.name, self.value(item, item_kind))
         haystack, needle = self.value(container, "text"), self.value(item, "text")
         return strpos(haystack, needle) > 0
 
@@ -158,6 +165,8 @@ class Compiler:
             return "text"
         if "instant" in known:
             return "instant"
+        if "date" in known and "any" in kinds:
+            return "text"  # a free attribute holding a date is ISO text: compared as such
         return known[0]
 
     # -- values ---------------------------------------------------------------------------------
@@ -195,6 +204,8 @@ class Compiler:
             case ast.DurationValue(duration=d):
                 return sa.literal(d.seconds * US, sa.BigInteger)
             case ast.DateValue(value=day):
+                if want == "text":
+                    return sa.literal(day.isoformat(), sa.Text)
                 return self.midnight(day)
             case ast.Ref():
                 return self.ref(expr, want)
@@ -238,9 +249,13 @@ class Compiler:
             if ref.name in METRICS:
                 return self.metric(ref.name)
             return _json(self.c.attributes, ref.name, want)
+        return _json(self._properties, ref.name, want)
+
+    @property
+    def _properties(self) -> ColumnElement[Any]:
         if self.scope.trigger is None:
-            raise ValueError(f"{ref.dotted} needs an event trigger")  # the checker prevents it
-        return _json(self.scope.trigger.c.properties, ref.name, want)
+            raise ValueError("event properties need an event trigger")  # the checker says so
+        return self.scope.trigger.c.properties
 
     # -- customer metrics as of the due time ------------------------------------------------------
 

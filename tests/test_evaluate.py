@@ -102,3 +102,71 @@ def test_points_of_an_unset_amount_are_zero(db_url: str, tmp_path: Path) -> None
         ],
     )
     assert [r["amount"] for r in records] == [0, 19.9]
+
+
+def test_a_list_attribute_holds_its_items_and_text_holds_its_substrings(
+    db_url: str, tmp_path: Path
+) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        'rule "member"\n  when on 2026-06-10\n  if "shoes" in customer.interests\n'
+        '  then task "m"\n'
+        'rule "part"\n  when on 2026-06-10\n  if customer.interests contains "shoe"\n'
+        '  then task "p"\n',
+        [
+            {"id": "list", "interests": ["shoes", "bags"]},
+            {"id": "text", "interests": "running shoes"},
+            {"id": "none"},
+        ],
+        [],
+    )
+    assert sorted((r["rule"], r["customer"]) for r in records) == [
+        ("member", "list"),
+        ("member", "text"),
+        ("part", "text"),
+    ]
+
+
+def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        'when on 2026-06-10 if customer.size > 2 then task "big"',
+        [
+            {"id": "range", "size": "3-4"},
+            {"id": "dotted", "size": "1.2.3"},
+            {"id": "padded", "size": " 3.50 "},
+            {"id": "huge", "size": "1e999"},
+            {"id": "exp", "size": "1e5"},
+        ],
+        [],
+    )
+    assert sorted(r["customer"] for r in records) == ["exp", "padded"]
+
+
+def test_a_date_compared_with_a_free_attribute_reads_it_as_iso_text(
+    db_url: str, tmp_path: Path
+) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        'when on 2026-06-10 if customer.vip_since < 2026-01-01 then task "old friend"',
+        [{"id": "old", "vip_since": "2025-03-05"}, {"id": "new", "vip_since": "2026-03-05"}],
+        [],
+    )
+    assert [r["customer"] for r in records] == ["old"]
+
+
+def test_nothing_is_in_an_empty_list_and_an_unset_value_is_not_out_of_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    records = run(
+        db_url,
+        tmp_path,
+        'rule "in"\n  when on 2026-06-10\n  if customer.city in []\n  then task "in"\n'
+        'rule "out"\n  when on 2026-06-10\n  if customer.city not in []\n  then task "out"\n',
+        [{"id": "set", "city": "Xi'an"}, {"id": "unset"}],
+        [],
+    )
+    assert [(r["rule"], r["customer"]) for r in records] == [("out", "set")]

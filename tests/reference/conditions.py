@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,7 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 
 def compare(op: str, left: Any, right: Any, tz: ZoneInfo) -> bool:
     """A comparison with a value that is not set is false."""
+    left, right = _read_text(left, right), _read_text(right, left)
     if left is None or right is None:
         return False
     left, right = _normal(left, tz), _normal(right, tz)
@@ -117,6 +119,20 @@ def compare(op: str, left: Any, right: Any, tz: ZoneInfo) -> bool:
     if op == "contains":
         return _member(right, left)
     raise ValueError(f"unknown comparison {op}")
+
+
+_NUMBER_TEXT = re.compile(r"\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?\s*")
+
+
+def _read_text(x: Any, other: Any) -> Any:
+    """docs/semantics.md: text compared with a number is a number when it is written as one
+    (JSON number syntax, at most 45 characters, a two-digit exponent at most), else not set;
+    a date compared with text is its ISO text."""
+    if isinstance(x, str) and _kind(other) == "number":
+        return float(x) if len(x) <= 45 and _NUMBER_TEXT.fullmatch(x) else None
+    if isinstance(x, dt.date) and isinstance(other, str):
+        return x.isoformat()
+    return x
 
 
 def _normal(x: Any, tz: ZoneInfo) -> Any:
