@@ -38,7 +38,7 @@ from engine.errors import DatabaseError, NudgeError, RuleError
 from engine.outbox import dispatch_due
 from engine.render import render_text
 from engine.ruleset import load_rule_set
-from engine.storage.tables import daemons, events
+from engine.storage.tables import daemons, events, rule_set_state
 from engine.tick import TickReport, fingerprint, tick
 from engine.timeutil import iso
 
@@ -61,7 +61,9 @@ class Daemon:
         self.idle = threading.Event()
         self.idle.set()
         self.ruleset: ast.RuleSet | None = None
-        self.loaded: str | None = None
+        self.loaded: str | None = None  # digest of the rule files last read, good or bad
+        self.in_force: str | None = None  # digest of the rule files whose rules are running
+        self.noted: str | None = None  # the digest last written to the database
         self._lock_file: IO[str] | None = None
         self.last_report: TickReport | None = None
 
@@ -85,7 +87,7 @@ class Daemon:
             )
             self.loaded = current  # report a bad edit once, not every tick
             return False
-        self.ruleset, self.loaded = ruleset, current
+        self.ruleset, self.loaded, self.in_force = ruleset, current, current
         log.info("rules loaded from %s: %d rules", self.rules_dir, len(ruleset.rules))
         return True
 
@@ -113,6 +115,7 @@ class Daemon:
                 )
             self._dispatch()
             self._heartbeat(now)
+            self._note_rules()
             self.last_report = report
             return report
         except (OperationalError, DBAPIError) as exc:
@@ -234,6 +237,18 @@ class Daemon:
             conn.execute(
                 daemons.update().where(daemons.c.id == self.id).values(heartbeat_us=now_us)
             )
+
+    def _note_rules(self) -> None:
+        """Record which rule files are in force (a digest), for `nudge status`."""
+        if self.noted == self.in_force:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                rule_set_state.update()
+                .where(rule_set_state.c.name == self.name)
+                .values(fingerprint=self.in_force)
+            )
+        self.noted = self.in_force
 
     def _unregister(self) -> None:
         try:

@@ -70,6 +70,7 @@ def evaluate(
     end_us: int,
     decide_before_us: int | None = None,
     who: triggers.Customers = triggers.EVERYONE,
+    with_actions: bool = True,
 ) -> Evaluation:
     """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
     ledger as they stand in `conn`. Writes only to this connection's scratch tables.
@@ -95,6 +96,8 @@ def evaluate(
             chosen = _apply_once(conn, rule, passing, start_us)
             _add_effects(conn, chosen)
             acted.extend(chosen)
+    if not with_actions:  # only which occurrences act (missed ones, after long downtime)
+        return Evaluation(acted, [])
     if late_exclude:
         _exclude_late(conn, ruleset, config, effects, acted, zones)
     records, decided = _actions(
@@ -432,20 +435,21 @@ def _recorded_sent(
     conn: Connection, ruleset: ast.RuleSet, waiting: list[Capped], start_us: int
 ) -> dict[str, list[int]]:
     """Send times of marketing actions recorded as sent before the window that the cap of a
-    waiting action can still count, per customer."""
+    waiting action can still count, per customer: an index lookup per waiting customer."""
     longest = max(limit.per.seconds for limit in ruleset.limits) * US
     earliest = min(item.at_us for item in waiting) - longest
-    customers_due = {item.customer_id for item in waiting}
+    people = sorted({item.customer_id for item in waiting})
     sent: dict[str, list[int]] = defaultdict(list)
-    rows = conn.execute(
-        sa.select(actions.c.customer_id, actions.c.at_us).where(
-            actions.c.kind.in_(MARKETING_KINDS),
-            actions.c.status == "sent",
-            actions.c.due_us < start_us,
-            actions.c.at_us > earliest,
+    for start in range(0, len(people), ID_CHUNK):
+        rows = conn.execute(
+            sa.select(actions.c.customer_id, actions.c.at_us).where(
+                actions.c.customer_id.in_(people[start : start + ID_CHUNK]),
+                actions.c.kind.in_(MARKETING_KINDS),
+                actions.c.at_us > earliest,
+                actions.c.status == "sent",
+                actions.c.due_us < start_us,
+            )
         )
-    )
-    for customer_id, at_us in rows:
-        if customer_id in customers_due:
+        for customer_id, at_us in rows:
             sent[customer_id].append(at_us)
     return sent

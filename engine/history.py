@@ -30,7 +30,7 @@ def history(engine: Engine, start_us: int, end_us: int) -> list[ActionRecord]:
         )
     )
     with engine.connect() as conn:
-        return [
+        records = [
             ActionRecord(
                 rule=row.rule,
                 rule_position=row.rule_position,
@@ -50,3 +50,6 @@ def history(engine: Engine, start_us: int, end_us: int) -> list[ActionRecord]:
             )
             for row in conn.execute(query)
         ]
+    # Python's order of customer ids, as `simulate` uses, whatever the database's collation.
+    records.sort(key=ActionRecord.sort_key)
+    return records

@@ -12,7 +12,7 @@ from engine.storage.tables import actions, daemons, occurrences, outbox, rule_se
 
 @dataclass(frozen=True)
 class Status:
-    rule_sets: list[tuple[str, int, int | None]]  # name, watermark, last tick
+    rule_sets: list[tuple[str, int, int | None, str | None]]  # name, watermark, last tick, rules
     daemons: list[tuple[str, int, int, int]]  # host, pid, started, heartbeat
     waiting_for_cap: int
     outbox: dict[str, int]  # status → rows
@@ -23,7 +23,7 @@ class Status:
 def status(engine: Engine, now_us: int) -> Status:
     with engine.connect() as conn:
         sets = [
-            (r.name, r.watermark_us, r.last_tick_us)
+            (r.name, r.watermark_us, r.last_tick_us, r.fingerprint)
             for r in conn.execute(sa.select(rule_set_state).order_by(rule_set_state.c.name))
         ]
         running = [

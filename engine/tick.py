@@ -69,8 +69,9 @@ def tick(
             long = now_us - watermark > LONG_WINDOW_US
             for who in customer_batches(conn, batch) if long else [EVERYONE]:
                 if grace_end > watermark:  # downtime longer than the grace period: missed
-                    late = evaluate(conn, ruleset, config, watermark, grace_end, who=who)
-                    late.actions.clear()
+                    late = evaluate(
+                        conn, ruleset, config, watermark, grace_end, who=who, with_actions=False
+                    )
                     report.recorded.add(ledger.record(conn, late, config, now_us, grace_end))
                 result = evaluate(
                     conn, ruleset, config, grace_end, now_us, decide_before_us=now_us, who=who

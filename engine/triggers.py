@@ -173,8 +173,14 @@ class _Fill:
 
     def insert_from(self, select: sa.Select[Any]) -> None:
         """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
-        columns = ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk"]
-        columns.append("trigger_us")
+        columns = [
+            "rule_index",
+            "customer_id",
+            "occurrence_key",
+            "due_us",
+            "event_pk",
+            "trigger_us",
+        ]
         statement = candidates.insert().from_select(columns, select)
         self.inserted += self.conn.execute(statement).rowcount
 

@@ -58,6 +58,7 @@ customers = Table(
     Column("accepts_marketing", Boolean, nullable=False, default=False),
     Column("attributes", Json, nullable=False, default=dict),
     Index(None, "birthday_md"),
+    Index(None, "timezone"),
 )
 
 customer_tags = Table(
@@ -140,6 +141,7 @@ actions = Table(
     UniqueConstraint("occurrence_id", "position"),
     Index(None, "customer_id", "kind", "at_us"),
     Index(None, "due_us"),
+    Index(None, "status", "due_us"),
 )
 
 # Tags, untags and points given by rules, in the order they apply (LANGUAGE.md 3.6).
