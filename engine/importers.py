@@ -83,9 +83,7 @@ def import_event_rows(
 
 def _numbered(rows: Iterable[Mapping[str, object]], source: str) -> Iterator[Row | Problem]:
     for line, row in enumerate(rows, 1):
-        if type(row) is dict and None not in row.values():
-            yield line, row  # nothing to leave out: read as it is, not copied
-        elif isinstance(row, Mapping):
+        if isinstance(row, Mapping):
             yield line, {key: value for key, value in row.items() if value is not None}
         else:
             yield Problem(source, line, f"expected a mapping of fields, got {type(row).__name__}")

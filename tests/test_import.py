@@ -511,6 +511,21 @@ def test_rows_given_as_dicts_are_left_as_they_are(engine):
     assert sorted((e["properties"] for e in stored_events(engine)), key=len) == [{}, {"total": 3}]
 
 
+def test_a_python_value_that_cannot_be_compared_is_a_bad_row(engine):
+    """Values from Python (pandas' NA, numpy arrays) may refuse `==`: rows are read without it."""
+
+    class Ambiguous:
+        def __eq__(self, other: object) -> bool:
+            raise TypeError("the truth value is ambiguous")
+
+        __hash__ = object.__hash__
+
+    row = {"customer": "c1", "type": "a.b", "at": "2026-05-01T08:00:00Z", "odd": Ambiguous()}
+    report = import_event_rows(engine, [row], "UTC")
+    problem = "a property is not a JSON value: Object of type Ambiguous is not JSON serializable"
+    assert messages(report) == [f"<demo>:1: {problem}"]
+
+
 def test_a_bad_event_type_is_reported_on_every_row_that_has_it(engine):
     rows = [
         {"customer": "c1", "type": typ, "at": f"2026-05-0{day}T08:00:00Z"}

@@ -153,7 +153,7 @@ def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
         if not isinstance(value, dict):
             yield Problem(source, line, f"expected a JSON object {{...}}, got {json_kind(value)}")
             continue
-        if None in value.values():
+        if None in value.values():  # JSON values only, so `in` compares them safely
             value = {key: item for key, item in value.items() if item is not None}
         yield line, value
 
