@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.config import load_config
 from engine.ruleset import load_rule_set
-from engine.simulate import simulate
+from engine.simulate import Tally, stream
 from engine.storage.db import create
 
 # ru_maxrss is in kilobytes on Linux, bytes on macOS.
@@ -59,9 +59,10 @@ def _simulate_child(
         pass
     baseline = rss_mb()
     began = time.perf_counter()
-    result = simulate(engine, ruleset, config, start_us, end_us)
+    tally = Tally()  # `nudge simulate` streams its output: count it as it goes, hold nothing
+    actions = sum(1 for _ in stream(engine, ruleset, config, start_us, end_us, tally=tally))
     seconds = time.perf_counter() - began
-    run = SimulateRun(seconds, len(result.occurrences), len(result.actions), rss_mb(), baseline)
+    run = SimulateRun(seconds, tally.occurrences, actions, rss_mb(), baseline)
     out.send(run)  # type: ignore[attr-defined]
 
 

@@ -14,6 +14,7 @@ import heapq
 import pickle
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import Engine
@@ -25,6 +26,13 @@ from engine.records import ActionRecord
 from engine.triggers import BATCH_CUSTOMERS, customer_batches
 
 
+@dataclass
+class Tally:
+    """Counts kept while a simulation streams: how many occurrences acted."""
+
+    occurrences: int = 0
+
+
 def stream(
     engine: Engine,
     ruleset: ast.RuleSet,
@@ -32,22 +40,27 @@ def stream(
     start_us: int,
     end_us: int,
     batch: int = BATCH_CUSTOMERS,
+    tally: Tally | None = None,
 ) -> Iterator[ActionRecord]:
     """Every action of every occurrence due in `[start_us, end_us)`, in order of send time with
     the tie-breaks of LANGUAGE.md 3.8, on the data and ledger as they stand. The shop's tables
-    are left exactly as they were."""
+    are left exactly as they were. `tally`, when given, counts the occurrences that acted."""
+    tally = tally or Tally()
     with engine.connect() as conn:
         try:
             batches = customer_batches(conn, batch)
             if len(batches) == 1:
-                yield from evaluate(conn, ruleset, config, start_us, end_us).actions
+                result = evaluate(conn, ruleset, config, start_us, end_us)
+                tally.occurrences += len(result.occurrences)
+                yield from result.actions
                 return
             with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
                 files: list[IO[bytes]] = []
                 for who in batches:
-                    actions = evaluate(conn, ruleset, config, start_us, end_us, who=who).actions
+                    result = evaluate(conn, ruleset, config, start_us, end_us, who=who)
+                    tally.occurrences += len(result.occurrences)
                     spill = open(f"{folder}/{len(files)}.pickle", "w+b")  # noqa: SIM115
-                    for action in actions:
+                    for action in result.actions:
                         pickle.dump(action, spill, protocol=pickle.HIGHEST_PROTOCOL)
                     spill.seek(0)
                     files.append(spill)

@@ -21,10 +21,10 @@ from engine.config import Config
 from engine.evaluate import evaluate
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import rule_set_state
-from engine.timeutil import US
+from engine.timeutil import DAY_US, US
 from engine.triggers import BATCH_CUSTOMERS, EVERYONE, customer_batches
 
-LONG_WINDOW_US = 3600 * US
+LONG_WINDOW_US = DAY_US  # longer than this (catching up after downtime): in batches
 
 
 @dataclass
