@@ -1,12 +1,12 @@
 """Bulk writes: inserts that meet a row already stored under the same key.
 
-This is the one place where an import tells SQLite and PostgreSQL apart: both speak
-`INSERT ... ON CONFLICT`, but SQLAlchemy builds it with each dialect's own `insert`.
-`ON CONFLICT DO NOTHING` skips exactly the rows whose unique key is taken (unlike SQLite's
-`INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK violations).
-
-`insert_new`, the import's bulk insert, where an import spends most of its time, writes its SQL
-itself and hands its rows to the driver as plain tuples.
+This is the one place where an import tells SQLite and PostgreSQL apart. Both speak
+`INSERT ... ON CONFLICT`: `insert_or_ignore` and `upsert` are built by SQLAlchemy with each
+dialect's own `insert`; `insert_new`, the bulk insert where an import spends most of its time,
+writes its SQL itself and hands its rows to the driver as plain tuples (an executemany on
+SQLite, a COPY on PostgreSQL). `ON CONFLICT DO NOTHING` skips exactly the rows whose unique key
+is taken (unlike SQLite's `INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK
+violations).
 """
 
 from __future__ import annotations
