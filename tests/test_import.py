@@ -206,6 +206,18 @@ def test_bad_customer_rows_are_reported_by_line_and_skipped(engine, tmp_path):
     assert stored["c7"]["accepts_marketing"] is True
 
 
+def test_an_unclosed_or_stray_quote_is_a_bad_row_not_a_long_value(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "customers.csv",
+        'id,name\nc1,Ann\nc2,"Bo" the second\nc3,"Chen\nc4,Di\n',
+    )
+    report = import_customers(engine, path, "UTC")
+    assert [problem.line for problem in report.problems] == [3, 4]
+    assert all("not valid CSV" in problem.message for problem in report.problems)
+    assert list(stored_customers(engine)) == ["c1"]
+
+
 # --- events --------------------------------------------------------------------------------------
 
 

@@ -84,7 +84,7 @@ def _csv_rows(
     lines: Iterable[bytes], source: str, required: tuple[str, ...]
 ) -> Iterator[Row | Problem]:
     decoded = _Decoded(lines)
-    reader = csv.reader(decoded)
+    reader = csv.reader(decoded, strict=True)  # a stray or unclosed quote is an error
     header: list[str] | None = None
     end = 0  # the last physical line the reader has consumed
     while True:
