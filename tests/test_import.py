@@ -605,3 +605,25 @@ def test_command_exits_1_after_importing_the_good_rows(db_url, tmp_path, capsys)
     assert captured.out.splitlines() == [
         f"{path}: 1 events imported, 0 already stored, 1 bad row; 1 new customers created"
     ]
+
+
+def test_nul_characters_and_lone_surrogates_are_bad_rows_not_crashes(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "events.jsonl",
+        '{"customer": "c1", "type": "order.paid", "at": "2026-11-01"}\n'
+        '{"customer": "c2", "type": "order.paid", "at": "2026-11-01", "note": "\\ud800"}\n'
+        '{"customer": "c3", "type": "order.paid", "at": "2026-11-01", "note": "a\\u0000b"}\n'
+        '{"customer": "c\\u00004", "type": "order.paid", "at": "2026-11-01"}\n',
+    )
+    report = import_events(engine, path, "UTC")
+    assert [problem.line for problem in report.problems] == [2, 3, 4]
+    assert [e["customer_id"] for e in stored_events(engine)] == ["c1"]
+    people = write(
+        tmp_path,
+        "customers.jsonl",
+        '{"id": "c5", "name": "Eve\\u0000"}\n{"id": "c6", "city": "\\udfff"}\n{"id": "c7"}\n',
+    )
+    report = import_customers(engine, people, "UTC")
+    assert [problem.line for problem in report.problems] == [1, 2]
+    assert "c7" in stored_customers(engine)

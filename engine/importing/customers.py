@@ -20,7 +20,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, delete, select
 
-from engine.importing.fields import KEY_LENGTH, birthday, flag, tags, text, timestamp, zone_name
+from engine.importing.fields import (
+    KEY_LENGTH,
+    birthday,
+    flag,
+    storable,
+    tags,
+    text,
+    timestamp,
+    zone_name,
+)
 from engine.importing.report import ImportReport, RowError
 from engine.storage.bulk import insert_or_ignore, upsert
 from engine.storage.tables import customer_tags, customers
@@ -86,7 +95,8 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
         fields["accepts_marketing"] = flag(values["accepts_marketing"], "accepts_marketing")
     attributes = {name: value for name, value in values.items() if name not in _KNOWN}
     try:
-        json.dumps(attributes, allow_nan=False)
+        encoded = json.dumps(attributes, allow_nan=False, ensure_ascii=False)
+        storable(encoded, "an attribute", json_text=True)
     except (TypeError, ValueError) as exc:
         raise RowError(f"an attribute is not a JSON value: {exc}") from None
     return CustomerRow(

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from engine.importing.fields import KEY_LENGTH, cell, text, timestamp
+from engine.importing.fields import KEY_LENGTH, cell, storable, text, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
 from engine.storage.bulk import insert_new
@@ -85,6 +85,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
         encoded = _canonical_json(properties)
     except (TypeError, ValueError) as exc:
         raise RowError(f"a property is not a JSON value: {exc}") from None
+    storable(encoded, "a property", json_text=True)
     if "id" in values:
         key = text(values["id"], "id", KEY_LENGTH)
     else:

@@ -25,6 +25,21 @@ _BIRTHDAY = re.compile(r"(?:(\d{4})-)?(\d{2})-(\d{2})")
 _NUMBER = re.compile(r"[-+]?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?|[-+]?(?:0|[1-9]\d*)?\.\d+")
 
 
+def storable(text: str, what: str, json_text: bool = False) -> str:
+    """`text` if both databases can store it: no NUL character (PostgreSQL refuses them, also
+    as `\\u0000` in JSON text) and no lone UTF-16 surrogate (not a character); RowError
+    otherwise."""
+    if "\x00" in text or (json_text and "\\u0000" in text):
+        raise RowError(f"{what} holds a NUL character, which cannot be stored")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RowError(
+            f"{what} holds a lone surrogate (\\ud800-\\udfff), not a character"
+        ) from None
+    return text
+
+
 def text(value: object, field: str, limit: int | None = None) -> str:
     """Text; a JSON integer is accepted as its digits (ids are often numbers in JSON)."""
     if isinstance(value, str):
@@ -37,7 +52,7 @@ def text(value: object, field: str, limit: int | None = None) -> str:
         raise RowError(f"`{field}` is empty")
     if limit is not None and len(result) > limit:
         raise RowError(f"`{field}` is longer than {limit} characters")
-    return result
+    return storable(result, f"`{field}`")
 
 
 def timestamp(value: object, field: str, local: ZoneInfo) -> int:
