@@ -270,7 +270,6 @@ class HolidayTrigger:
     span: Span = field(default=None, compare=False)  # type: ignore[assignment]
 
 
-Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = (
     "monday",
     "tuesday",
@@ -331,9 +330,6 @@ class Once:
 
     every: Duration | None
     span: Span = field(compare=False)
-
-
-ActionKind = Literal["message", "followup", "coupon", "points", "task", "gift", "tag", "untag"]
 
 
 @dataclass(frozen=True)
@@ -400,7 +396,6 @@ Action = Message | Coupon | Points | Task | TagAction
 
 MARKETING: frozenset[str] = frozenset({"message", "coupon"})
 SERVICE: frozenset[str] = frozenset({"followup"})
-INTERNAL: frozenset[str] = frozenset({"points", "task", "gift", "tag", "untag"})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,7 +65,6 @@ class Daemon:
         self.in_force: str | None = None  # digest of the rule files whose rules are running
         self.noted: str | None = None  # the digest last written to the database
         self._lock_file: IO[str] | None = None
-        self.last_report: TickReport | None = None
 
     # -- rules --------------------------------------------------------------------------------
 
@@ -116,7 +115,6 @@ class Daemon:
             self._dispatch()
             self._heartbeat(now)
             self._note_rules()
-            self.last_report = report
             return report
         except (OperationalError, DBAPIError) as exc:
             log.error("database unavailable, will retry next tick: %s", exc.orig or exc)

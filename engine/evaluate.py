@@ -34,7 +34,7 @@ from engine.sqlgen import ORDER, Compiler, Scope
 from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
 
-MARKETING_KINDS = ("message", "coupon")
+MARKETING_KINDS = sorted(ast.MARKETING)
 ID_CHUNK = 5000  # bound parameters per IN list
 
 

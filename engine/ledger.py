@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from engine import ast
 from engine.config import Config
 from engine.coupons import record_coupon
 from engine.evaluate import Evaluation
@@ -34,7 +35,6 @@ from engine.storage.tables import (
 from engine.timeutil import US, iso
 
 DELIVERED = ("message", "followup", "coupon")
-MARKETING = ("message", "coupon")
 
 
 @dataclass
@@ -238,7 +238,7 @@ def _deliveries(
             task = {"title": row["detail"]["title"], "assignee": row["detail"].get("assignee")}
         payload = {
             "kind": row["kind"],
-            "marketing": row["kind"] in MARKETING,
+            "marketing": row["kind"] in ast.MARKETING,
             "template": row["template"],
             "rule": row["rule"],
             "customer_id": row["customer_id"],

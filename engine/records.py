@@ -7,8 +7,6 @@ from typing import Any
 
 from engine.timeutil import iso
 
-TEMPLATED = frozenset({"message", "followup", "coupon"})
-
 
 @dataclass(slots=True)
 class ActionRecord:

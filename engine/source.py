@@ -30,7 +30,3 @@ class SourceFile:
     @classmethod
     def read(cls, path: Path, name: str | None = None) -> SourceFile:
         return cls(name=name or str(path), text=path.read_text(encoding="utf-8"))
-
-    def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
