@@ -139,12 +139,17 @@ def assert_recorded_once(engine: Engine, ruleset_actions: Mapping[str, int]) -> 
 # -- daemon processes -----------------------------------------------------------------------------
 
 
+STARTED = "nudge run:"  # the daemon's log line once its signal handlers are in place
+
+
 class DaemonProcess:
     """`python cli.py run RULES --config CFG` as a child process, its log in a file."""
 
     def __init__(self, rules_dir: Path, config_path: Path, log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
+        # The log may hold earlier daemons' lines: this one has started once it adds its own.
+        self._starts_before = self.log().count(STARTED)
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "cli.py"), "run", str(rules_dir), "--config",
              str(config_path), "-v"],
@@ -167,7 +172,9 @@ class DaemonProcess:
             time.sleep(0.05)
 
     def wait_running(self, timeout: float = 20.0) -> None:
-        self.wait_until(lambda: "nudge run:" in self.log(), timeout, "the daemon to start")
+        self.wait_until(
+            lambda: self.log().count(STARTED) > self._starts_before, timeout, "the daemon to start"
+        )
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

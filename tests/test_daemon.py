@@ -138,6 +138,7 @@ def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db
     assert kills >= 3
     daemon = DaemonProcess(rules, config_path, log)
     try:
+        daemon.wait_running()  # a signal before the daemon's handlers would end it at once
         daemon.wait_until(lambda: all_sent(engine), 20, "every message to be sent")
         assert daemon.stop() == 0
     finally:
