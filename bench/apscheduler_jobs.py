@@ -27,8 +27,7 @@ from sqlalchemy.engine import make_url
 from engine import ast
 from engine.config import Config
 from engine.storage.tables import customers, events
-from engine.timeutil import US, from_us
-from engine.triggers import local_due
+from engine.timeutil import US, from_us, local_date, local_wall, zone
 
 CHUNK = 500
 fired = 0
@@ -86,10 +85,17 @@ def due_jobs(
                     if kind != trigger.event:
                         continue
                     tz = zones.get(customer_id) or config.timezone
-                    due = local_due(at_us + offset, tz, rule.when.at)
+                    due = _local_due(at_us + offset, tz, rule.when.at)
                     if start_us <= due < end_us:
                         jobs.append((rule.name, customer_id, key, due))
     return jobs
+
+
+def _local_due(instant_us: int, tz: str, at: ast.ClockTime | None) -> int:
+    """`at HH:MM` on the local day of `instant_us`; the instant itself without."""
+    if at is None:
+        return instant_us
+    return local_wall(local_date(instant_us, zone(tz)), at.time, zone(tz))
 
 
 def run_jobs(

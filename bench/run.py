@@ -3,6 +3,7 @@ figures each the median of their runs."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +60,7 @@ def _run(size: Size, scratch: Scratch, cache: Path, step: Steps) -> dict[str, An
     for i in range(size.import_runs):
         url = scratch.new(f"shop{i}")
         engine = open_database(url)
-        imports.append(step(f"import {i + 1}", lambda e=engine: import_shop(e, files)))
+        imports.append(step(f"import {i + 1}", functools.partial(import_shop, engine, files)))
         engine.dispose()
     runs["import_events_per_s"] = [i.events_per_s for i in imports]
     engine = open_database(url)

@@ -62,6 +62,40 @@ class Evaluation:
     decided: list[tuple[int, bool]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Due:
+    """The occurrences due in a window for the customers `who` covers, every rule's, written to
+    the connection's candidates table (`engine.scratch`)."""
+
+    start_us: int
+    end_us: int
+    who: triggers.Customers
+    zones: tuple[str, ...]  # the customers' time zones
+    counts: dict[int, int]  # rule position → occurrences due
+
+
+def find_due(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    start_us: int,
+    end_us: int,
+    who: triggers.Customers = triggers.EVERYONE,
+) -> Due:
+    """Every occurrence of every rule due in `[start_us, end_us)`: one pass over the triggers'
+    sources for all the customers `who` covers, whatever batches they are evaluated in."""
+    scratch.reset(conn)
+    window = triggers.Window(start_us, end_us)
+    zones = customer_zones(conn, config.timezone)
+    counts = {
+        rule.position: triggers.fill(
+            conn, rule.position, rule, window, config.timezone, config.country, zones, who
+        )
+        for rule in ruleset.rules
+    }
+    return Due(start_us, end_us, who, tuple(zones), counts)
+
+
 def evaluate(
     conn: Connection,
     ruleset: ast.RuleSet,
@@ -77,33 +111,58 @@ def evaluate(
 
     `who` limits the evaluation to some customers: nothing in the language crosses from one
     customer to another, so theirs come out exactly as in a full evaluation."""
-    scratch.reset(conn)
-    window = triggers.Window(start_us, end_us)
-    effects = scratch.all_effects(start_us)
+    due = find_due(conn, ruleset, config, start_us, end_us, who)
+    return evaluate_due(
+        conn, ruleset, config, due, triggers.EVERYONE, decide_before_us, with_actions
+    )
+
+
+def evaluate_due(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    due: Due,
+    batch: triggers.Customers = triggers.EVERYONE,
+    decide_before_us: int | None = None,
+    with_actions: bool = True,
+) -> Evaluation:
+    """`evaluate` for the occurrences of `due` whose customers `batch` covers (a large shop is
+    taken in batches of customers to keep memory flat; see `triggers.customer_batches`)."""
+    scratch.clear_effects(conn)
+    people = _People(due.who, batch)
+    effects = scratch.Effects(due.start_us)
     # `exclude if` is evaluated with the rule's own query, unless it reads tags or points that
     # rules of later strata may still give: then once every stratum is done.
     late_exclude = any(_reads_effects(e.condition, ruleset) for e in ruleset.excludes)
-    zones = customer_zones(conn, config.timezone)
     acted: list[Occurrence] = []
     for stratum in evaluation_strata(ruleset):
         for rule in stratum:
-            due = triggers.fill(
-                conn, rule.position, rule, window, config.timezone, config.country, zones, who
-            )
-            if not due:
+            if not due.counts[rule.position]:
                 continue
-            passing = _passing(conn, rule, ruleset, config, effects, late_exclude, zones)
-            chosen = _apply_once(conn, rule, passing, start_us)
+            passing = _passing(conn, rule, ruleset, config, effects, late_exclude, due, people)
+            chosen = _apply_once(conn, rule, passing, due.start_us, people)
             _add_effects(conn, chosen)
             acted.extend(chosen)
     if not with_actions:  # only which occurrences act (missed ones, after long downtime)
         return Evaluation(acted, [])
     if late_exclude:
-        _exclude_late(conn, ruleset, config, effects, acted, zones)
+        _exclude_late(conn, ruleset, config, effects, acted, due.zones)
     records, decided = _actions(
-        conn, ruleset, config, acted, effects, start_us, decide_before_us, who
+        conn, ruleset, config, acted, due.start_us, decide_before_us, people
     )
     return Evaluation(acted, records, decided)
+
+
+@dataclass(frozen=True)
+class _People:
+    """The customers one evaluation covers: those of the window's `Due` and of the batch."""
+
+    who: triggers.Customers
+    batch: triggers.Customers
+
+    def clauses(self, column: sa.ColumnElement[str]) -> list[sa.ColumnElement[bool]]:
+        found = (self.who.clause(column), self.batch.clause(column))
+        return [clause for clause in found if clause is not None]
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -119,7 +178,7 @@ def scope_for(
     rule: ast.CheckedRule | None,
     ruleset: ast.RuleSet,
     config: Config,
-    effects: Any,
+    effects: scratch.Effects,
     zones: Sequence[str],
 ) -> tuple[Scope, Any]:
     cand = scratch.candidates
@@ -147,16 +206,17 @@ def _passing(
     rule: ast.CheckedRule,
     ruleset: ast.RuleSet,
     config: Config,
-    effects: Any,
+    effects: scratch.Effects,
     late_exclude: bool,
-    zones: Sequence[str],
+    due: Due,
+    people: _People,
 ) -> list[Occurrence]:
     """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
     with their points and their policy flags, in one query."""
     cand = scratch.candidates
-    scope, source = scope_for(rule, ruleset, config, effects, zones)
+    scope, source = scope_for(rule, ruleset, config, effects, due.zones)
     compiler = Compiler(scope)
-    where: list[Any] = [cand.c.rule_index == rule.position]
+    where: list[Any] = [cand.c.rule_index == rule.position, *people.clauses(cand.c.customer_id)]
     where.extend(validity_sql(rule))
     if rule.rule.condition is not None:
         where.append(compiler.condition(rule.rule.condition))
@@ -203,7 +263,7 @@ def _exclude_late(
     conn: Connection,
     ruleset: ast.RuleSet,
     config: Config,
-    effects: Any,
+    effects: scratch.Effects,
     acted: list[Occurrence],
     zones: Sequence[str],
 ) -> None:
@@ -260,7 +320,11 @@ def unless_sql(unless: ast.Unless) -> Any:
 
 
 def _apply_once(
-    conn: Connection, rule: ast.CheckedRule, passing: list[Occurrence], start_us: int
+    conn: Connection,
+    rule: ast.CheckedRule,
+    passing: list[Occurrence],
+    start_us: int,
+    people: _People,
 ) -> list[Occurrence]:
     """Keep the occurrences that may act: all of them, or under `once` / `once every D` the
     first per customer not within D of the last one that acted (the ledger's included)."""
@@ -276,7 +340,9 @@ def _apply_once(
                 occurrences.c.status == "acted",
                 occurrences.c.due_us < start_us,
                 occurrences.c.customer_id.in_(
-                    sa.select(cand.c.customer_id).where(cand.c.rule_index == rule.position)
+                    sa.select(cand.c.customer_id).where(
+                        cand.c.rule_index == rule.position, *people.clauses(cand.c.customer_id)
+                    )
                 ),
             )
             .group_by(occurrences.c.customer_id)
@@ -328,10 +394,9 @@ def _actions(
     ruleset: ast.RuleSet,
     config: Config,
     acted: list[Occurrence],
-    effects: Any,
     start_us: int,
     decide_before_us: int | None,
-    who: triggers.Customers,
+    people: _People,
 ) -> tuple[list[ActionRecord], list[tuple[int, bool]]]:
     decided: list[tuple[int, bool]] = []
     records: list[ActionRecord] = []
@@ -361,7 +426,7 @@ def _actions(
                     )
             records.append(record)
     if ruleset.limits:
-        recorded = _recorded_pending(conn, start_us, who)
+        recorded = _recorded_pending(conn, start_us, people)
         waiting = queue + recorded
         if waiting:
             sent_before = _recorded_sent(conn, ruleset, waiting, start_us)
@@ -411,7 +476,7 @@ def _record(occ: Occurrence, pos: int, action: ast.Action, config: Config) -> Ac
     return record
 
 
-def _recorded_pending(conn: Connection, start_us: int, who: triggers.Customers) -> list[Capped]:
+def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[Capped]:
     """Marketing actions the daemon recorded before the window whose send time has not come:
     the cap decides them together with the new ones, in order of send time."""
     query = sa.select(
@@ -421,10 +486,11 @@ def _recorded_pending(conn: Connection, start_us: int, who: triggers.Customers) 
         actions.c.rule_position,
         actions.c.position,
         actions.c.due_us,
-    ).where(actions.c.status == "pending", actions.c.due_us < start_us)
-    clause = who.clause(actions.c.customer_id)
-    if clause is not None:
-        query = query.where(clause)
+    ).where(
+        actions.c.status == "pending",
+        actions.c.due_us < start_us,
+        *people.clauses(actions.c.customer_id),
+    )
     return [
         Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.id)
         for r in conn.execute(query)

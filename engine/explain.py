@@ -124,7 +124,7 @@ def _stories(
 ) -> list[Story]:
     cand = scratch.candidates
     zones = customer_zones(conn, config.timezone)
-    scope, source = scope_for(rule, ruleset, config, scratch.all_effects(start_us), zones)
+    scope, source = scope_for(rule, ruleset, config, scratch.Effects(start_us), zones)
     compiler = Compiler(scope)
     columns: list[Any] = [cand.c.id, cand.c.occurrence_key, cand.c.due_us, cand.c.trigger_us]
     leaves = []

@@ -29,8 +29,39 @@ class ActionRecord:
     detail: dict[str, Any] = field(default_factory=dict)  # tag, task title, coupon terms
     event_pk: int | None = None
 
-    def sort_key(self) -> tuple[int, int, str, int, int]:
-        return (self.at_us, self.rule_position, self.customer_id, self.position, self.due_us)
+    def sort_key(self) -> tuple[int, int, str, int, int, str]:
+        """Send time, then the tie-breaks of LANGUAGE.md 3.8; the occurrence key last, so that
+        no two actions of one evaluation tie."""
+        return (
+            self.at_us,
+            self.rule_position,
+            self.customer_id,
+            self.position,
+            self.due_us,
+            self.occurrence_key,
+        )
+
+    def as_row(self) -> tuple[Any, ...]:
+        """Every field, the sort key first: rows compare in the order of `sort_key`."""
+        return (
+            *self.sort_key(),
+            self.rule,
+            self.kind,
+            self.status,
+            self.reason,
+            self.template,
+            self.channel,
+            self.amount,
+            self.unit,
+            self.detail,
+            self.event_pk,
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> ActionRecord:
+        """The record `as_row` gave."""
+        at_us, rule_position, customer_id, position, due_us, key, rule, kind, *rest = row
+        return cls(rule, rule_position, customer_id, key, kind, position, due_us, at_us, *rest)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines object of LANGUAGE.md section 5."""

@@ -3,13 +3,15 @@ simulation writes nothing to the shop's tables and several daemons never see eac
 
 - `candidates`: every occurrence due in the window, with the due time as a column so that one
   query evaluates a rule's condition for all of them.
-- `slots`: due times of calendar triggers (schedules, dates, holidays) per time zone, joined to
-  the customers living in each zone.
+- `slots`: due times of calendar, birthday and `at HH:MM` triggers per time zone and local day,
+  joined to the customers living in each zone (or to their instants on that day).
 - `new_effects`: tags, untags and points given by occurrences of this evaluation, visible to
   the conditions of later occurrences exactly as recorded effects are.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
@@ -22,10 +24,8 @@ from sqlalchemy import (
     String,
     Table,
     literal,
-    select,
-    union_all,
 )
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.elements import ColumnElement
 
 from engine.storage.tables import effects
 
@@ -41,7 +41,7 @@ candidates = Table(
     Column("due_us", BigInteger, nullable=False),
     Column("event_pk", BigInteger),  # the triggering event, for event triggers
     Column("trigger_us", BigInteger),  # the trigger's instant (event time, timestamp value)
-    Index("ix_nudge_candidates_rule", "rule_index"),
+    Index("ix_nudge_candidates_rule", "rule_index", "customer_id"),
     prefixes=["TEMPORARY"],
 )
 
@@ -52,6 +52,11 @@ slots = Table(
     Column("tz", String(64), nullable=False),
     Column("due_us", BigInteger, nullable=False),
     Column("occurrence_key", String(300), nullable=False),
+    # `at HH:MM` after an event: the instants `[low_us, high_us)` fall on the slot's local day.
+    Column("low_us", BigInteger),
+    Column("high_us", BigInteger),
+    Column("month_day", String(5)),  # birthdays: the anniversary (MM-DD) making the local day
+    Index("ix_nudge_slots_day", "rule_index", "low_us"),
     prefixes=["TEMPORARY"],
 )
 
@@ -76,9 +81,21 @@ def reset(conn: Connection) -> None:
     scratch.create_all(conn)
 
 
-def all_effects(before_us: int) -> Subquery:
-    """Recorded effects of occurrences before the window, then this evaluation's own."""
-    cols = ("customer_id", "kind", "tag", "amount", "at_us", "rule_position", "position")
-    recorded = select(*(effects.c[n] for n in cols)).where(effects.c.at_us < literal(before_us))
-    fresh = select(*(new_effects.c[n] for n in cols))
-    return union_all(recorded, fresh).subquery("all_effects")
+def clear_effects(conn: Connection) -> None:
+    """Forget the effects of an earlier batch of customers evaluated in this connection."""
+    conn.execute(new_effects.delete())
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Tags, untags and points given by rules, as conditions see them: this evaluation's own
+    (`new_effects`) and those recorded before its window. Every effect of the evaluation is at
+    or after the window's start, so it is later than any recorded one: a condition reads each
+    table with its own index and takes the newest answer (never a union, which the database
+    would scan whole for every occurrence)."""
+
+    before_us: int  # the window's start
+
+    def sources(self) -> list[tuple[Table, list[ColumnElement[bool]]]]:
+        """Each table with the condition that keeps its rows, newest first."""
+        return [(new_effects, []), (effects, [effects.c.at_us < literal(self.before_us)])]

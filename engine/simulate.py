@@ -5,7 +5,8 @@ rolled back: the clock is the window, the sink is what it returns.
 
 Nothing in the language crosses from one customer to another, so a large shop is simulated in
 batches of customers (by id) and the batches' actions, each in order, are merged by send time:
-memory stays flat whatever the number of customers.
+memory stays flat whatever the number of customers. The occurrences due are found once, for
+every customer, and each batch evaluates its own.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from sqlalchemy import Engine
 
 from engine import ast
 from engine.config import Config
-from engine.evaluate import Evaluation, Occurrence, evaluate
+from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
 from engine.records import ActionRecord
 from engine.triggers import BATCH_CUSTOMERS, customer_batches
+
+SPILL_CHUNK = 4096  # actions pickled together: one call per chunk, not per action
 
 
 @dataclass
@@ -48,24 +51,28 @@ def stream(
     tally = tally or Tally()
     with engine.connect() as conn:
         try:
+            due = find_due(conn, ruleset, config, start_us, end_us)
             batches = customer_batches(conn, batch)
             if len(batches) == 1:
-                result = evaluate(conn, ruleset, config, start_us, end_us)
+                result = evaluate_due(conn, ruleset, config, due)
                 tally.occurrences += len(result.occurrences)
                 yield from result.actions
                 return
             with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
                 files: list[IO[bytes]] = []
                 for who in batches:
-                    result = evaluate(conn, ruleset, config, start_us, end_us, who=who)
+                    result = evaluate_due(conn, ruleset, config, due, who)
                     tally.occurrences += len(result.occurrences)
                     spill = open(f"{folder}/{len(files)}.pickle", "w+b")  # noqa: SIM115
-                    for action in result.actions:
-                        pickle.dump(action, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                    actions = result.actions
+                    for start in range(0, len(actions), SPILL_CHUNK):
+                        rows = [a.as_row() for a in actions[start : start + SPILL_CHUNK]]
+                        pickle.dump(rows, spill, protocol=pickle.HIGHEST_PROTOCOL)
                     spill.seek(0)
                     files.append(spill)
                 try:
-                    yield from heapq.merge(*map(_unpickled, files), key=ActionRecord.sort_key)
+                    for row in heapq.merge(*map(_unpickled, files)):
+                        yield ActionRecord.from_row(row)
                 finally:
                     for handle in files:
                         handle.close()
@@ -73,10 +80,10 @@ def stream(
             conn.rollback()
 
 
-def _unpickled(handle: IO[bytes]) -> Iterator[Any]:
+def _unpickled(handle: IO[bytes]) -> Iterator[tuple[Any, ...]]:
     while True:
         try:
-            yield pickle.load(handle)
+            yield from pickle.load(handle)
         except EOFError:
             return
 
@@ -95,8 +102,9 @@ def simulate(
     parts: list[list[ActionRecord]] = []
     with engine.connect() as conn:
         try:
+            due = find_due(conn, ruleset, config, start_us, end_us)
             for who in customer_batches(conn, batch):
-                result = evaluate(conn, ruleset, config, start_us, end_us, who=who)
+                result = evaluate_due(conn, ruleset, config, due, who)
                 occurrences.extend(result.occurrences)
                 parts.append(result.actions)
         finally:

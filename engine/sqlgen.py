@@ -12,6 +12,7 @@ and conditions are always two-valued.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from engine import ast
 from engine.config import Rfm
+from engine.scratch import Effects
 from engine.sqlfuncs import json_bool, json_contains, json_num, json_text, strpos
 from engine.storage.tables import customer_tags, events
 from engine.timeutil import DAY_US, US, local_wall, zone
@@ -80,7 +82,7 @@ class Scope:
     customer: FromClause
     due: ColumnElement[int]
     trigger: FromClause | None
-    effects: FromClause  # customer_id, kind, tag, amount, at_us, rule_position, position
+    effects: Effects  # tags and points given by rules
     segments: dict[str, ast.Segment]
     shop_tz: str
     rfm: Rfm
@@ -313,16 +315,18 @@ class Compiler:
                     sa.cast(self.count(RETURN), sa.Double) / sa.func.nullif(orders, 0), 0.0
                 )
             case "points":
-                fx = self.scope.effects
-                return (
+                given = [
                     sa.select(sa.func.coalesce(sa.func.sum(fx.c.amount), 0.0))
                     .where(
                         fx.c.customer_id == self.c.id,
                         fx.c.kind == "points",
                         fx.c.at_us < self.scope.due,
+                        *keep,
                     )
                     .scalar_subquery()
-                )
+                    for fx, keep in self.scope.effects.sources()
+                ]
+                return functools.reduce(operator.add, given)
             case "rfm":
                 return self.rfm()
         raise ValueError(name)  # tags are handled by membership; the checker knows the rest
@@ -349,18 +353,21 @@ class Compiler:
     def has_tag(self, tag: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the customer has `tag` at the due time: the latest rule effect before it,
         else the imported tags. Effects at one instant apply in rule, then action order."""
-        fx = self.scope.effects
-        latest = (
-            sa.select(fx.c.kind)
-            .where(
-                fx.c.customer_id == self.c.id,
-                fx.c.kind.in_(("tag", "untag")),
-                fx.c.tag == tag,
-                fx.c.at_us < self.scope.due,
+        latest = sa.func.coalesce(
+            *(
+                sa.select(fx.c.kind)
+                .where(
+                    fx.c.customer_id == self.c.id,
+                    fx.c.kind.in_(("tag", "untag")),
+                    fx.c.tag == tag,
+                    fx.c.at_us < self.scope.due,
+                    *keep,
+                )
+                .order_by(fx.c.at_us.desc(), fx.c.rule_position.desc(), fx.c.position.desc())
+                .limit(1)
+                .scalar_subquery()
+                for fx, keep in self.scope.effects.sources()
             )
-            .order_by(fx.c.at_us.desc(), fx.c.rule_position.desc(), fx.c.position.desc())
-            .limit(1)
-            .scalar_subquery()
         )
         imported = sa.exists().where(
             customer_tags.c.customer_id == self.c.id, customer_tags.c.tag == tag

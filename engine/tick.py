@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from engine import ast, ledger
 from engine.config import Config
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate_due, find_due
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import rule_set_state
 from engine.timeutil import DAY_US, US
@@ -67,15 +67,15 @@ def tick(
             # A long window (catching up) is taken in batches of customers to keep memory flat;
             # an ordinary tick has little due and reads everyone at once.
             long = now_us - watermark > LONG_WINDOW_US
-            for who in customer_batches(conn, batch) if long else [EVERYONE]:
-                if grace_end > watermark:  # downtime longer than the grace period: missed
-                    late = evaluate(
-                        conn, ruleset, config, watermark, grace_end, who=who, with_actions=False
-                    )
+            batches = customer_batches(conn, batch) if long else [EVERYONE]
+            if grace_end > watermark:  # downtime longer than the grace period: missed
+                missed = find_due(conn, ruleset, config, watermark, grace_end)
+                for who in batches:
+                    late = evaluate_due(conn, ruleset, config, missed, who, with_actions=False)
                     report.recorded.add(ledger.record(conn, late, config, now_us, grace_end))
-                result = evaluate(
-                    conn, ruleset, config, grace_end, now_us, decide_before_us=now_us, who=who
-                )
+            due = find_due(conn, ruleset, config, grace_end, now_us)
+            for who in batches:
+                result = evaluate_due(conn, ruleset, config, due, who, decide_before_us=now_us)
                 recorded = ledger.record(conn, result, config, now_us, grace_end)
                 report.recorded.add(recorded)
                 report.queued += recorded.outbox + ledger.decide(

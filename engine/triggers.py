@@ -3,17 +3,16 @@
 Each trigger kind of LANGUAGE.md 3.2 has its own source of occurrences. Where the due time is
 plain arithmetic on a stored instant (an event plus a delay), one INSERT ... SELECT finds every
 occurrence for all customers. Where local calendar time matters (`at HH:MM`, birthdays,
-holidays, schedules, dates), SQL narrows the rows to those that can fall in the window and
-Python computes each due time exactly with zoneinfo, so the work grows with the occurrences due,
-never with the customers or the history stored. Calendar triggers compute their slots once per
-time zone and join them to the customers of that zone in SQL.
+holidays, schedules, dates), Python computes the due time of each (time zone, local day) of the
+window exactly with zoneinfo, writes these slots to a scratch table, and one INSERT ... SELECT
+joins them to the customers of each zone (or to their instants on that day). The work grows
+with the occurrences due, never with the customers or the history stored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,16 +23,10 @@ from engine import ast
 from engine.calendar import first_day
 from engine.scratch import candidates, slots
 from engine.storage.tables import customers, events
-from engine.timeutil import DAY_US, US, local_date, local_wall, zone
+from engine.timeutil import US, local_date, local_wall, zone
 
 MIDNIGHT = dt.time(0, 0)
-# A local calendar day is at most 26 hours away from any instant on it, whatever the zone.
-SLACK_US = 2 * DAY_US
-QUARTER_US = 15 * 60 * US
-# Up to this many (zone, local day) pairs in a window, `at` and birthday triggers select each
-# day's rows directly; beyond, they scan a band around the window.
-PRECISE_DAYS = 64
-BATCH = 5000
+LONGEST_DAY_US = 26 * 3600 * US
 NO_EVENT = sa.cast(sa.null(), sa.BigInteger)
 # A calendar trigger's local days between two dates, each with its occurrence key.
 LocalDays = Callable[[dt.date, dt.date], Iterator[tuple[dt.date, str]]]
@@ -47,22 +40,6 @@ class Window:
 
 def customer_zone(shop_tz: str) -> sa.ColumnElement[str]:
     return sa.func.coalesce(customers.c.timezone, shop_tz)
-
-
-def local_due(instant_us: int, tz: str, at: ast.ClockTime | None) -> int:
-    """`at HH:MM` on the local day on which `instant_us` falls; the instant itself without."""
-    if at is None:
-        return instant_us
-    return _clock_on_local_day(instant_us // QUARTER_US, tz, at.hour, at.minute)
-
-
-@functools.lru_cache(maxsize=65536)
-def _clock_on_local_day(quarter: int, tz: str, hour: int, minute: int) -> int:
-    """HH:MM on the local day of the quarter of an hour `quarter` (UTC). Zone offsets and their
-    changes fall on quarter hours, so the local day is the same all through one: many events
-    share each computation."""
-    tzinfo = zone(tz)
-    return local_wall(local_date(quarter * QUARTER_US, tzinfo), dt.time(hour, minute), tzinfo)
 
 
 def _whole_days(offset: ast.Offset | None) -> int:
@@ -153,23 +130,22 @@ class _Fill:
             if self.due(due):
                 yield day, due
 
-    def in_zone(self, tz: str) -> sa.ColumnElement[bool]:
-        """Customers living in `tz` (true for everyone when the shop has one zone)."""
-        return sa.true() if len(self.zones) == 1 else customer_zone(self.shop_tz) == tz
+    def in_slot_zone(self) -> sa.ColumnElement[bool]:
+        """The customer lives in the slot's zone (true for everyone when the shop has one)."""
+        return sa.true() if len(self.zones) == 1 else slots.c.tz == customer_zone(self.shop_tz)
 
-    def insert(self, rows: Iterable[dict[str, Any]]) -> None:
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            batch.append({"rule_index": self.index, **row})
-            if len(batch) >= BATCH:
-                self.flush(batch)
-                batch = []
-        if batch:
-            self.flush(batch)
-
-    def flush(self, batch: list[dict[str, Any]]) -> None:
-        self.conn.execute(candidates.insert(), batch)
-        self.inserted += len(batch)
+    def slot(self, tz: str, due_us: int, key: str, **more: Any) -> dict[str, Any]:
+        """A row of the slots table for this rule: a due time in a zone, with its key."""
+        return {
+            "rule_index": self.index,
+            "tz": tz,
+            "due_us": due_us,
+            "occurrence_key": key,
+            "low_us": None,
+            "high_us": None,
+            "month_day": None,
+            **more,
+        }
 
     def insert_from(self, select: sa.Select[Any]) -> None:
         """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
@@ -293,78 +269,56 @@ def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
             )
         )
         return
-    days = [(tz, day, due) for tz in target.zones for day, due in target.local_days(tz)]
-    if len(days) <= PRECISE_DAYS:
-        _instants_by_day(target, offset_us, source, days)
-    else:
-        _instants_in_band(target, offset_us, source)
+    _instants_at(target, offset_us, source)
 
 
-def _instants_by_day(
-    target: _Fill, offset_us: int, source: _Source, days: list[tuple[str, dt.date, int]]
-) -> None:
-    """For a short window: each local day whose `at` falls in it takes the instants of that day,
-    all due at that one time. A window in which no zone reaches `at` reads nothing at all."""
-    for tz, day, due_us in days:
+def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
+    """`at HH:MM`: each local day whose `at` falls in the window takes the instants of that day
+    (after the offset), all due at that one time. The days are slots, one per (zone, local
+    day), joined to the instants by range: a window in which no zone reaches `at` reads
+    nothing at all, and a long one reads each instant once."""
+    days: list[dict[str, Any]] = []
+    for tz in target.zones:
         tzinfo = zone(tz)
-        low = local_wall(day, MIDNIGHT, tzinfo) - offset_us
-        high = local_wall(day + dt.timedelta(days=1), MIDNIGHT, tzinfo) - offset_us
-        rows = target.only(
-            source.select.where(source.instant >= low, source.instant < high), source.customer
-        ).subquery()
-        select = sa.select(
-            sa.literal(target.index),
-            rows.c.customer_id,
-            rows.c.okey,
-            sa.literal(due_us, sa.BigInteger),
-            rows.c.event_pk,
-            rows.c.instant,
-        )
-        if len(target.zones) > 1:
-            select = select.join(customers, customers.c.id == rows.c.customer_id).where(
-                target.in_zone(tz)
-            )
-        target.insert_from(select)
-
-
-def _instants_in_band(target: _Fill, offset_us: int, source: _Source) -> None:
-    """For a long window: every instant near it, each due time computed in Python (cached per
-    quarter hour, so the work is per distinct local day, not per row)."""
-    window = target.window
-    near = target.only(
+        for day, due_us in target.local_days(tz):
+            low = local_wall(day, MIDNIGHT, tzinfo) - offset_us
+            high = local_wall(day + dt.timedelta(days=1), MIDNIGHT, tzinfo) - offset_us
+            days.append(target.slot(tz, due_us, day.isoformat(), low_us=low, high_us=high))
+    if not days:
+        return
+    target.conn.execute(slots.insert(), days)
+    rows = target.only(
         source.select.where(
-            source.instant >= window.start_us - offset_us - SLACK_US,
-            source.instant < window.end_us - offset_us + SLACK_US,
+            source.instant >= min(d["low_us"] for d in days),
+            source.instant < max(d["high_us"] for d in days),
         ),
         source.customer,
     ).subquery()
-    query = sa.select(near, customer_zone(target.shop_tz).label("tz")).join(
-        customers, customers.c.id == near.c.customer_id
+    select = sa.select(
+        sa.literal(target.index),
+        rows.c.customer_id,
+        rows.c.okey,
+        slots.c.due_us,
+        rows.c.event_pk,
+        rows.c.instant,
+    ).join(
+        slots,
+        sa.and_(
+            slots.c.rule_index == target.index,
+            rows.c.instant >= slots.c.low_us,
+            rows.c.instant < slots.c.high_us,
+            # Redundant, for the index: no local day is longer than 25 hours.
+            slots.c.low_us > rows.c.instant - LONGEST_DAY_US,
+        ),
     )
-
-    def rows() -> Iterator[dict[str, Any]]:
-        for row in target.conn.execute(query):
-            due = local_due(row.instant + offset_us, row.tz, target.at)
-            if target.due(due):
-                yield {
-                    "customer_id": row.customer_id,
-                    "occurrence_key": row.okey,
-                    "due_us": due,
-                    "event_pk": row.event_pk,
-                    "trigger_us": row.instant,
-                }
-
-    target.insert(rows())
+    if len(target.zones) > 1:
+        select = select.join(customers, customers.c.id == rows.c.customer_id).where(
+            target.in_slot_zone()
+        )
+    target.insert_from(select)
 
 
 # -- birthdays ----------------------------------------------------------------------------------
-
-
-def anniversary(month: int, day: int, year: int) -> dt.date:
-    """The yearly anniversary of a month and day; 29 February is 28 February in other years."""
-    if (month, day) == (2, 29) and not _leap(year):
-        return dt.date(year, 2, 28)
-    return dt.date(year, month, day)
 
 
 def _leap(year: int) -> bool:
@@ -372,74 +326,40 @@ def _leap(year: int) -> bool:
 
 
 def _birthdays(target: _Fill, offset_days: int) -> None:
-    days = [(tz, day, due) for tz in target.zones for day, due in target.local_days(tz)]
-    if len(days) <= PRECISE_DAYS:
-        _birthdays_by_day(target, offset_days, days)
-    else:
-        _birthdays_in_band(target, offset_days)
-
-
-def _birthdays_by_day(
-    target: _Fill, offset_days: int, days: list[tuple[str, dt.date, int]]
-) -> None:
-    """For a short window: the customers of each zone whose anniversary makes a local day of
-    the window, by their month and day (an index lookup)."""
-    for tz, day, due_us in days:
-        anniversary_day = day - dt.timedelta(days=offset_days)
-        month_days = [anniversary_day.strftime("%m-%d")]
-        if (anniversary_day.month, anniversary_day.day) == (2, 28) and not _leap(
-            anniversary_day.year
-        ):
-            month_days.append("02-29")
-        select = target.only(
-            sa.select(
-                sa.literal(target.index),
-                customers.c.id,
-                sa.literal(str(anniversary_day.year)),
-                sa.literal(due_us, sa.BigInteger),
-                NO_EVENT,
-                NO_EVENT,
-            ).where(customers.c.birthday_md.in_(month_days), target.in_zone(tz)),
-            customers.c.id,
-        )
-        target.insert_from(select)
-
-
-def _birthdays_in_band(target: _Fill, offset_days: int) -> None:
-    utc = zone("UTC")
-    first = local_date(target.window.start_us, utc) - dt.timedelta(days=offset_days + 2)
-    last = local_date(target.window.end_us, utc) - dt.timedelta(days=offset_days - 2)
-    query = target.only(
+    """Slots per (zone, local day) with the month and day whose anniversary makes that day,
+    joined to the customers of each zone by their month and day (an index lookup)."""
+    days: list[dict[str, Any]] = []
+    for tz in target.zones:
+        for day, due_us in target.local_days(tz):
+            anniversary_day = day - dt.timedelta(days=offset_days)
+            key = str(anniversary_day.year)
+            days.append(target.slot(tz, due_us, key, month_day=anniversary_day.strftime("%m-%d")))
+            if (anniversary_day.month, anniversary_day.day) == (2, 28) and not _leap(
+                anniversary_day.year
+            ):
+                days.append(target.slot(tz, due_us, key, month_day="02-29"))
+    if not days:
+        return
+    target.conn.execute(slots.insert(), days)
+    select = target.only(
         sa.select(
-            customers.c.id, customers.c.birthday_md, customer_zone(target.shop_tz).label("tz")
-        ).where(customers.c.birthday_md.is_not(None)),
+            sa.literal(target.index),
+            customers.c.id,
+            slots.c.occurrence_key,
+            slots.c.due_us,
+            NO_EVENT,
+            NO_EVENT,
+        ).join(
+            slots,
+            sa.and_(
+                slots.c.rule_index == target.index,
+                slots.c.month_day == customers.c.birthday_md,
+                target.in_slot_zone(),
+            ),
+        ),
         customers.c.id,
     )
-    if (last - first).days < 366:
-        days = {
-            (first + dt.timedelta(days=i)).strftime("%m-%d") for i in range((last - first).days + 1)
-        }
-        if "02-28" in days:
-            days.add("02-29")
-        query = query.where(customers.c.birthday_md.in_(sorted(days)))
-
-    def rows() -> Iterator[dict[str, Any]]:
-        for row in target.conn.execute(query):
-            month, day = (int(part) for part in row.birthday_md.split("-"))
-            tzinfo = zone(row.tz)
-            for year in range(first.year, last.year + 1):
-                local_day = anniversary(month, day, year) + dt.timedelta(days=offset_days)
-                due = local_wall(local_day, target.clock, tzinfo)
-                if target.due(due):
-                    yield {
-                        "customer_id": row.id,
-                        "occurrence_key": str(year),
-                        "due_us": due,
-                        "event_pk": None,
-                        "trigger_us": None,
-                    }
-
-    target.insert(rows())
+    target.insert_from(select)
 
 
 # -- calendar triggers: schedules, dates, holidays ---------------------------------------------
@@ -481,13 +401,10 @@ def _calendar(target: _Fill, local_days: LocalDays) -> None:
         for day, key in local_days(first, last):
             due = local_wall(day, target.clock, tzinfo)
             if target.due(due):
-                rows.append(
-                    {"rule_index": target.index, "tz": tz, "due_us": due, "occurrence_key": key}
-                )
+                rows.append(target.slot(tz, due, key))
     if not rows:
         return
     target.conn.execute(slots.insert(), rows)
-    zone_of = customer_zone(target.shop_tz)
     join = target.only(
         sa.select(
             sa.literal(target.index),
@@ -496,7 +413,7 @@ def _calendar(target: _Fill, local_days: LocalDays) -> None:
             slots.c.due_us,
             NO_EVENT,
             NO_EVENT,
-        ).join(slots, sa.and_(slots.c.tz == zone_of, slots.c.rule_index == target.index)),
+        ).join(slots, sa.and_(slots.c.rule_index == target.index, target.in_slot_zone())),
         customers.c.id,
     )
     target.insert_from(join)
