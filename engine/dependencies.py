@@ -96,12 +96,20 @@ class Edge:
     what: str
 
 
-def edges(rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]) -> list[Edge]:
-    """Every dependency between the rules, by position, with one reason each."""
+def edges(
+    rules: Sequence[ast.CheckedRule],
+    segments: Mapping[str, ast.Segment],
+    also_reads: Mapping[int, Effects] | None = None,
+) -> list[Edge]:
+    """Every dependency between the rules, by position, with one reason each. `also_reads`
+    adds what some rules read besides their condition (by position)."""
     written = [(r.position, writes(r.rule)) for r in rules]
     found = []
     for rule in rules:
         read = reads(rule.rule.condition, segments)
+        if also_reads and rule.position in also_reads:
+            more = also_reads[rule.position]
+            read = Effects(read.tags | more.tags, read.points or more.points)
         for writer, wrote in written:
             what = _overlap(read, wrote)
             if what is not None:
@@ -157,13 +165,15 @@ def cycles(nodes: Sequence[int], links: Sequence[Edge]) -> list[list[int]]:
 
 
 def strata(
-    rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]
+    rules: Sequence[ast.CheckedRule],
+    segments: Mapping[str, ast.Segment],
+    also_reads: Mapping[int, Effects] | None = None,
 ) -> list[list[ast.CheckedRule]]:
     """The rules in evaluation order: each stratum depends only on earlier ones; within a
     stratum, by position. Raises `graphlib.CycleError` for a rule set with a cycle."""
     by_position = {r.position: r for r in rules}
     graph: dict[int, set[int]] = {r.position: set() for r in rules}
-    for edge in edges(rules, segments):
+    for edge in edges(rules, segments, also_reads):
         graph[edge.reader].add(edge.writer)
     sorter = TopologicalSorter(graph)
     sorter.prepare()

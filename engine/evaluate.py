@@ -2,7 +2,8 @@
 
 For a window `[start, end)`:
 1. Rules are taken stratum by stratum (`engine.check.evaluation_strata`): a rule whose condition
-   reads tags or points comes after the rules that give them.
+   reads tags or points comes after the rules that give them (and a marketing rule after those
+   giving what `exclude if` reads, where possible).
 2. For each rule, the occurrences due in the window go to a scratch table (`engine.triggers`);
    one query per rule evaluates `if`, `unless` and the trigger's own validity for all of them,
    as of each one's due time (`engine.sqlgen`); `once` / `once every` keep the first that may
@@ -19,15 +20,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from graphlib import CycleError
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from engine import ast, scratch, triggers
+from engine import ast, dependencies, scratch, triggers
 from engine.check import evaluation_strata
 from engine.config import Config
-from engine.dependencies import reads
 from engine.policies import Capped, apply_limits, consent_sql, quiet_until
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, Scope
@@ -131,11 +132,9 @@ def evaluate_due(
     scratch.clear_effects(conn)
     people = _People(due.who, batch)
     effects = scratch.Effects(due.start_us)
-    # `exclude if` is evaluated with the rule's own query, unless it reads tags or points that
-    # rules of later strata may still give: then once every stratum is done.
-    late_exclude = any(_reads_effects(e.condition, ruleset) for e in ruleset.excludes)
+    strata, late_exclude = _order(ruleset)
     acted: list[Occurrence] = []
-    for stratum in evaluation_strata(ruleset):
+    for stratum in strata:
         for rule in stratum:
             if not due.counts[rule.position]:
                 continue
@@ -232,7 +231,7 @@ def _passing(
         compiler.customer_zone,
     ]
     columns += [compiler.value(action.amount, "number") for _, action in points]
-    marketing = any(a.kind in MARKETING_KINDS for a in rule.actions)
+    marketing = _is_marketing(rule)
     if marketing:
         columns.append(consent_sql(customers, cand.c.due_us))
         if ruleset.excludes and not late_exclude:
@@ -254,9 +253,28 @@ def _excluded(compiler: Compiler, ruleset: ast.RuleSet) -> Any:
     return sa.or_(*(compiler.condition(e.condition) for e in ruleset.excludes))
 
 
-def _reads_effects(expr: ast.Expr, ruleset: ast.RuleSet) -> bool:
-    read = reads(expr, ruleset.segments)
-    return bool(read.tags) or read.points
+def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], bool]:
+    """The strata, and whether `exclude if` must wait until every stratum is done.
+
+    `exclude if` is evaluated with each marketing rule's own query. When it reads tags or
+    points, the rules giving them go to earlier strata than the marketing rules, so that what
+    they gave is there; where that is impossible (a marketing rule gives what `exclude` reads),
+    `exclude` is evaluated once every stratum is done."""
+    excluded = dependencies.Effects()
+    for exclude in ruleset.excludes:
+        read = dependencies.reads(exclude.condition, ruleset.segments)
+        excluded = dependencies.Effects(excluded.tags | read.tags, excluded.points or read.points)
+    if not excluded.tags and not excluded.points:
+        return evaluation_strata(ruleset), False
+    marketing = {r.position: excluded for r in ruleset.rules if _is_marketing(r)}
+    try:
+        return dependencies.strata(ruleset.rules, ruleset.segments, marketing), False
+    except CycleError:
+        return evaluation_strata(ruleset), True
+
+
+def _is_marketing(rule: ast.CheckedRule) -> bool:
+    return any(a.kind in MARKETING_KINDS for a in rule.actions)
 
 
 def _exclude_late(
@@ -269,9 +287,7 @@ def _exclude_late(
 ) -> None:
     """`exclude if` for the marketing occurrences that acted, once every tag and point given
     before their due times is known."""
-    marketing = {
-        o.candidate_id: o for o in acted if any(a.kind in MARKETING_KINDS for a in o.rule.actions)
-    }
+    marketing = {o.candidate_id: o for o in acted if _is_marketing(o.rule)}
     if not marketing:
         return
     cand = scratch.candidates
@@ -401,29 +417,44 @@ def _actions(
     decided: list[tuple[int, bool]] = []
     records: list[ActionRecord] = []
     queue: list[Capped] = []
+    shapes = {rule.position: [_shape(a, config) for a in rule.actions] for rule in ruleset.rules}
+    send_times: dict[tuple[int, str], int] = {}  # quiet hours, per (due time, zone)
     for occ in acted:
-        consent, excluded = occ.consent, occ.excluded
-        for pos, action in enumerate(occ.rule.actions):
-            record = _record(occ, pos, action, config)
-            if action.kind in ("message", "followup", "coupon"):
-                record.at_us = quiet_until(occ.due_us, occ.tz, ruleset.quiet_hours)
-            if action.kind in MARKETING_KINDS:
-                if not consent:
-                    record.status, record.reason = "suppressed", "no-consent"
-                elif excluded:
-                    record.status, record.reason = "suppressed", "excluded"
+        due_us = occ.due_us
+        for pos, shape in enumerate(shapes[occ.rule.position]):
+            at_us, status, reason = due_us, "sent", None
+            if shape.quiet and ruleset.quiet_hours:
+                at_us = send_times.get((due_us, occ.tz), -1)
+                if at_us < 0:
+                    at_us = quiet_until(due_us, occ.tz, ruleset.quiet_hours)
+                    send_times[due_us, occ.tz] = at_us
+            if shape.marketing:
+                if not occ.consent:
+                    status, reason = "suppressed", "no-consent"
+                elif occ.excluded:
+                    status, reason = "suppressed", "excluded"
                 elif ruleset.limits:
-                    record.status = "pending"
-                    queue.append(
-                        Capped(
-                            record.at_us,
-                            record.rule_position,
-                            record.customer_id,
-                            pos,
-                            record.due_us,
-                            record,
-                        )
-                    )
+                    status = "pending"
+            record = ActionRecord(
+                occ.rule.name,
+                occ.rule.position,
+                occ.customer_id,
+                occ.key,
+                shape.kind,
+                pos,
+                due_us,
+                at_us,
+                status,
+                reason,
+                shape.template,
+                shape.channel,
+                occ.amounts[pos] if shape.kind == "points" else shape.amount,
+                shape.unit,
+                shape.detail,
+                occ.event_pk,
+            )
+            if status == "pending":
+                queue.append(Capped(at_us, occ.rule.position, occ.customer_id, pos, due_us, record))
             records.append(record)
     if ruleset.limits:
         recorded = _recorded_pending(conn, start_us, people)
@@ -442,38 +473,47 @@ def _actions(
     return records, decided
 
 
-def _record(occ: Occurrence, pos: int, action: ast.Action, config: Config) -> ActionRecord:
-    record = ActionRecord(
-        rule=occ.rule.name,
-        rule_position=occ.rule.position,
-        customer_id=occ.customer_id,
-        occurrence_key=occ.key,
-        kind=action.kind,
-        position=pos,
-        due_us=occ.due_us,
-        at_us=occ.due_us,
-        status="sent",
-        event_pk=occ.event_pk,
-    )
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What every action at one position of a rule holds, whoever it is for."""
+
+    kind: str
+    quiet: bool  # customer-facing: moved by quiet hours
+    marketing: bool  # consent, `exclude` and the cap apply
+    template: str | None = None
+    channel: str | None = None
+    amount: float | None = None
+    unit: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)  # shared: never changed
+
+
+def _shape(action: ast.Action, config: Config) -> _Shape:
+    kind: str = action.kind
+    quiet = kind in ("message", "followup", "coupon")
+    marketing = kind in MARKETING_KINDS
     match action:
         case ast.Message(template=template, channel=channel):
-            record.template, record.channel = template, channel or config.default_channel
+            return _Shape(kind, quiet, marketing, template, channel or config.default_channel)
         case ast.Coupon():
-            record.template = action.template
-            record.channel = action.channel or config.default_channel
-            record.amount = float(action.worth.value)
-            record.unit = "percent" if action.percent else "money"
-            record.detail = {
+            detail = {
                 "min_spend": float(action.min_spend.value) if action.min_spend else None,
                 "expires_s": action.expires.seconds if action.expires else None,
             }
-        case ast.Points():
-            record.amount = occ.amounts[pos]
+            return _Shape(
+                kind,
+                quiet,
+                marketing,
+                action.template,
+                action.channel or config.default_channel,
+                float(action.worth.value),
+                "percent" if action.percent else "money",
+                detail,
+            )
         case ast.Task(title=title, assignee=assignee):
-            record.detail = {"title": title, "assignee": assignee}
+            return _Shape(kind, quiet, marketing, detail={"title": title, "assignee": assignee})
         case ast.TagAction(tag=tag):
-            record.detail = {"tag": tag}
-    return record
+            return _Shape(kind, quiet, marketing, detail={"tag": tag})
+    return _Shape(kind, quiet, marketing)  # points: the amount is the occurrence's
 
 
 def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[Capped]:
