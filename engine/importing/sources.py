@@ -6,15 +6,22 @@ surrounding blanks removed; JSON values keep their type.
 
 Files are read as bytes and decoded line by line (UTF-8, a byte-order mark dropped), so that a
 line that is not UTF-8 spoils only the row it belongs to, reported at its own line.
+
+A JSON line is read by orjson, about four times faster than json; a line orjson refuses, or
+whose value it may read differently, is read again by json, so that every line gives the value
+and the message json gives (see `_orjson_object`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
+
+import orjson
 
 from engine.errors import DataError
 from engine.importing.report import Problem
@@ -138,6 +145,10 @@ def _header(names: list[str], source: str, line: int, required: tuple[str, ...])
 
 def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
     for line, raw in enumerate(lines, 1):
+        fast = _orjson_object(raw)
+        if fast is not None:
+            yield line, fast
+            continue
         try:
             text = raw.decode("utf-8-sig" if line == 1 else "utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -156,6 +167,39 @@ def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
         if None in value.values():  # JSON values only, so `in` compares them safely
             value = {key: item for key, item in value.items() if item is not None}
         yield line, value
+
+
+# orjson refuses all that json refuses, and more: NaN and Infinity, numbers beyond a double,
+# lone surrogates, a byte-order mark, nesting deeper than 1024. The one value it reads otherwise
+# is an integer outside 64 bits, which it makes a float of magnitude 2**63 or more; such an
+# integer is written with at least 19 digits.
+_FLOAT_FROM_INTEGER = float(2**63)
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _orjson_object(raw: bytes) -> dict[str, object] | None:
+    """The JSON object on the line `raw`, without its null values, when orjson reads it as json
+    would; None when json must read the line (it may not be an object, or not JSON at all)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict:
+        return None
+    nulls = False
+    for item in value.values():
+        kind = type(item)
+        if kind is float:
+            if not -_FLOAT_FROM_INTEGER < item < _FLOAT_FROM_INTEGER:
+                return None
+        elif kind is dict or kind is list:
+            if _LONG_DIGITS.search(raw):
+                return None
+        elif item is None:
+            nulls = True
+    if nulls:
+        return {key: item for key, item in value.items() if item is not None}
+    return value
 
 
 def json_kind(value: object) -> str:
