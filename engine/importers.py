@@ -1,19 +1,22 @@
 """Importing the shop's customers and events (LANGUAGE.md section 4).
 
 From a file (CSV, or JSON Lines: `.jsonl`, `.ndjson`, `.json-lines`), or from Python dicts
-(the demo generator). Rows are read one at a time and stored in batches, each in its own
-transaction, so memory stays flat whatever the size of the file. A bad row is reported with
-its file and line and skipped; it is checked whole before anything is written, so it changes
-nothing stored before. Importing the same data twice stores nothing the second time.
+(the demo generator). Rows are read one at a time, parsed and stored in chunks, and committed
+in transactions of many chunks, so memory stays flat whatever the size of the file. A file is
+parsed in a second process where one can be forked (engine.importing.worker), while this one
+stores. A bad row is reported with its file and line and skipped; it is checked whole before
+anything is written, so it changes nothing stored before. Importing the same data twice stores
+nothing the second time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import os
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -24,6 +27,8 @@ from engine.errors import DataError
 from engine.importing import customers, events
 from engine.importing.report import ImportReport, Problem, RowError
 from engine.importing.sources import Row, file_format, read_rows
+from engine.importing.worker import can_fork, in_worker
+from engine.storage.bulk import importing
 from engine.timeutil import zone
 
 __all__ = [
@@ -35,7 +40,13 @@ __all__ = [
     "import_events",
 ]
 
-BATCH_SIZE = 20_000  # rows; larger batches rewrite fewer index pages per row stored
+# Rows are parsed and stored CHUNK_SIZE at a time, and committed once a transaction holds
+# BATCH_SIZE rows: on SQLite each commit rewrites the index pages its rows touched, which at a
+# million events are most of them.
+CHUNK_SIZE = 2_000
+BATCH_SIZE = 100_000
+# False parses every file in this process.
+PARSE_IN_WORKER = True
 
 T = TypeVar("T")
 
@@ -93,25 +104,47 @@ def _import_file(
     kind: _Kind[T], engine: Engine, path: Path, shop_tz: str, progress: bool
 ) -> ImportReport:
     fmt = file_format(path)
-    with _opened(path, progress) as lines:
-        records = read_rows(lines, str(path), fmt, kind.required)
-        return _import(kind, engine, records, fmt == "csv", shop_tz, str(path))
+    shop_zone = zone(shop_tz)
+    source = str(path)
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
+
+    def parsed() -> Generator[tuple[_Chunk[T], int], None, None]:
+        """The file's rows parsed, a chunk at a time, each with the position it reaches."""
+        records = read_rows(stream, source, fmt, kind.required)
+        for chunk in _chunks(kind, records, fmt == "csv", shop_zone, source):
+            yield chunk, stream.tell()
+
+    with stream, ExitStack() as stack:
+        messages = in_worker(parsed) if PARSE_IN_WORKER and can_fork() else parsed()
+        stack.callback(messages.close)  # stops the worker, whatever happens
+        # The bar is started after the fork: it has a thread of its own.
+        size = os.fstat(stream.fileno()).st_size
+        reached = stack.enter_context(_progress(path.name, size, progress))
+        chunks = _reporting(messages, reached)
+        return _store(kind, engine, chunks, ImportReport(kind.name, source))
 
 
 @contextmanager
-def _opened(path: Path, progress: bool) -> Iterator[BinaryIO]:
-    """`path` opened for reading bytes, with a progress bar on stderr when `progress`."""
-    with ExitStack() as stack:
-        try:
-            if progress:
-                bar = stack.enter_context(Progress(console=Console(stderr=True), transient=True))
-                description = f"Importing {path.name}"
-                stream = stack.enter_context(bar.open(path, "rb", description=description))
-            else:
-                stream = stack.enter_context(path.open("rb"))
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
-        yield stream
+def _progress(name: str, size: int, shown: bool) -> Iterator[Callable[[int], None]]:
+    """What to call with the position reached in a file of `size` bytes: when `shown`, it moves
+    a progress bar on stderr."""
+    if not shown:
+        yield lambda position: None
+        return
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"Importing {name}", total=size)
+        yield lambda position: bar.update(task, completed=position)
+
+
+def _reporting(
+    messages: Iterable[tuple[_Chunk[T], int]], reached: Callable[[int], None]
+) -> Iterator[_Chunk[T]]:
+    for chunk, position in messages:
+        reached(position)
+        yield chunk
 
 
 def _import(
@@ -122,27 +155,59 @@ def _import(
     shop_tz: str,
     source: str,
 ) -> ImportReport:
-    shop_zone = zone(shop_tz)
-    report = ImportReport(kind.name, source)
-    batch: list[T] = []
+    chunks = _chunks(kind, records, textual, zone(shop_tz), source)
+    return _store(kind, engine, chunks, ImportReport(kind.name, source))
+
+
+# Rows parsed, and the bad rows met on the way.
+_Chunk = tuple[list[T], list[Problem]]
+
+
+def _chunks(
+    kind: _Kind[T],
+    records: Iterable[Row | Problem],
+    textual: bool,
+    shop_zone: ZoneInfo,
+    source: str,
+) -> Iterator[_Chunk[T]]:
+    """The rows of `records` parsed, CHUNK_SIZE at a time (the last chunk may hold fewer)."""
+    rows: list[T] = []
+    problems: list[Problem] = []
     for record in records:
         if isinstance(record, Problem):
-            report.problems.append(record)
+            problems.append(record)
             continue
         line, values = record
         try:
-            batch.append(kind.parse(values, textual, shop_zone))
+            rows.append(kind.parse(values, textual, shop_zone))
         except RowError as exc:
-            report.problems.append(Problem(source, line, str(exc)))
+            problems.append(Problem(source, line, str(exc)))
             continue
-        if len(batch) >= BATCH_SIZE:
-            _store(kind, engine, batch, report)
-            batch = []
-    if batch:
-        _store(kind, engine, batch, report)
+        if len(rows) >= CHUNK_SIZE:
+            yield rows, problems
+            rows, problems = [], []
+    if rows or problems:
+        yield rows, problems
+
+
+def _store(
+    kind: _Kind[T], engine: Engine, chunks: Iterable[_Chunk[T]], report: ImportReport
+) -> ImportReport:
+    """Store the rows of `chunks` as they come, committing once a transaction holds
+    BATCH_SIZE rows or more, and at the end."""
+    with engine.connect() as connection, importing(connection):
+        held = 0  # rows stored in the open transaction
+        for rows, problems in chunks:
+            report.problems.extend(problems)
+            if not rows:
+                continue
+            if not connection.in_transaction():
+                connection.begin()
+            kind.store(connection, rows, report)
+            held += len(rows)
+            if held >= BATCH_SIZE:
+                connection.commit()
+                held = 0
+        if connection.in_transaction():
+            connection.commit()
     return report
-
-
-def _store(kind: _Kind[T], engine: Engine, batch: list[T], report: ImportReport) -> None:
-    with engine.begin() as connection:
-        kind.store(connection, batch, report)

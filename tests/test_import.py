@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError
 
 from cli import main
 from engine import importers
@@ -17,6 +20,7 @@ from engine.importers import (
     import_event_rows,
     import_events,
 )
+from engine.importing import events as event_rows
 from engine.storage.db import open_database
 from engine.storage.tables import customer_tags, customers, events
 
@@ -28,6 +32,19 @@ def us(*parts: int, hours: float = 0) -> int:
     """Epoch microseconds of a UTC wall time, shifted by `hours` (the offset it was written in)."""
     moment = dt.datetime(*parts, tzinfo=UTC) - dt.timedelta(hours=hours)
     return round(moment.timestamp()) * 1_000_000
+
+
+@pytest.fixture(autouse=True, params=["this process", "a worker"])
+def parsing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with files parsed in this process, and parsed in a worker process in
+    chunks of 2 rows stored in transactions of 3 or more (so that chunks and transactions end
+    inside every test file)."""
+    if request.param == "a worker":
+        monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
+        monkeypatch.setattr(importers, "BATCH_SIZE", 3)
+    else:
+        monkeypatch.setattr(importers, "PARSE_IN_WORKER", False)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -268,6 +285,27 @@ def test_events_from_json_lines_keep_json_types(engine):
     ]
 
 
+def test_json_integers_beyond_64_bits_stay_exact(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "e.jsonl",
+        '{"customer": "c1", "type": "a.b", "at": "2026-01-01T00:00:00Z",'
+        ' "big": 123456789012345678901234, "low": -9223372036854775809,'
+        ' "u64": 18446744073709551615, "total": 12.5, "list": [18446744073709551616, 1.5]}\n',
+    )
+    report = import_events(engine, path, "UTC")
+    assert (report.added, report.bad) == (1, 0)
+    properties = stored_events(engine)[0]["properties"]
+    assert properties == {
+        "big": 123456789012345678901234,
+        "low": -9223372036854775809,
+        "u64": 18446744073709551615,
+        "total": 12.5,
+        "list": [18446744073709551616, 1.5],
+    }
+    assert [type(properties[name]) for name in ("big", "low", "u64")] == [int, int, int]
+
+
 def test_importing_events_twice_adds_nothing(engine):
     import_events(engine, DATA / "events.csv", "UTC")
     before = stored_events(engine)
@@ -398,6 +436,7 @@ def test_bad_rows_change_nothing_stored_before(engine, tmp_path):
 
 
 def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(importers, "CHUNK_SIZE", 1)
     monkeypatch.setattr(importers, "BATCH_SIZE", 2)
     lines = [f"e{i % 3},c{i % 2},a.b,2026-01-0{1 + i % 3}T00:00:00Z" for i in range(7)]
     path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\nbad\n")
@@ -405,6 +444,47 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
     assert (report.added, report.unchanged, report.customers_created) == (3, 4, 2)
     assert messages(report) == [f"{path}:9: the row has 1 values but the header names 4 columns"]
     assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
+
+
+def test_an_error_while_storing_keeps_the_transactions_committed_before(
+    engine, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
+    calls = []
+
+    def store(connection, rows, report):
+        calls.append(len(rows))
+        if len(calls) == 4:
+            raise RuntimeError("the disk is full")
+        event_rows.store_events(connection, rows, report)
+
+    monkeypatch.setattr(importers, "_EVENTS", replace(importers._EVENTS, store=store))
+    lines = [f"e{i},c1,a.b,2026-01-01T00:00:0{i}Z" for i in range(9)]
+    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        import_events(engine, path, "UTC")
+    # The first transaction (e0-e3) was committed; the second (e4, e5 stored, e6 failing) not.
+    assert [e["key"] for e in stored_events(engine)] == ["e0", "e1", "e2", "e3"]
+    assert multiprocessing.active_children() == []
+    assert_connections_as_before(engine)
+
+
+def assert_connections_as_before(engine: Engine) -> None:
+    """On SQLite an import turns foreign-key checks off on its connection, then on again."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:  # the connection the import used, back from the pool
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+        with pytest.raises(IntegrityError):
+            conn.execute(events.insert().values(key="k", customer_id="nobody", type="a.b", at_us=0))
+
+
+def test_an_import_leaves_its_connection_as_it_was(engine):
+    import_customers(engine, DATA / "customers.csv", "UTC")
+    import_events(engine, DATA / "events.jsonl", "UTC")
+    assert_connections_as_before(engine)
 
 
 def test_with_a_progress_bar_the_import_is_the_same(engine, capsys):
@@ -501,6 +581,7 @@ def test_rows_from_python(engine):
 
 def test_events_are_stored_in_the_order_given_across_batches(engine, monkeypatch):
     """Events of the same instant are told apart by the order they were stored in."""
+    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
     monkeypatch.setattr(importers, "BATCH_SIZE", 3)
     at = "2026-05-01T08:00:00Z"
     import_event_rows(engine, [{"id": "m", "customer": "c1", "type": "a.b", "at": at}], "UTC")

@@ -1,0 +1,109 @@
+"""Running a generator in a second process: the rows of a file are parsed there while this
+process stores those already parsed, so an import keeps two cores busy.
+
+The second process is a fork of this one, made only where forking is safe: on Linux, and while
+this process runs no other thread (a fork copies the calling thread alone; a lock another
+thread held would stay held in the copy). What the generator yields comes back pickled through
+a pipe, at most a message or two ahead of the consumer, so memory stays bounded. An exception
+in the worker is raised here; when the consumer stops early (an error while storing, Ctrl-C),
+the worker is stopped too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+M = TypeVar("M")
+
+
+def can_fork() -> bool:
+    """Whether `in_worker` may be used now."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+    trace: str
+
+
+class _Done:
+    pass
+
+
+class WorkerError(Exception):
+    """The worker process stopped without saying why (killed, out of memory)."""
+
+
+def in_worker(produce: Callable[[], Iterable[M]]) -> Generator[M, None, None]:
+    """What `produce()` yields, computed in a process forked now; see the module's docstring.
+    Closing the generator stops the process."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_run, args=(produce, sender), daemon=True)
+    process.start()
+    sender.close()
+    return _received(process, receiver)
+
+
+def _received(process: BaseProcess, receiver: Connection) -> Generator[Any, None, None]:
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                process.join()
+                raise WorkerError(
+                    f"the process parsing the file stopped (exit code {process.exitcode})"
+                ) from None
+            if isinstance(message, _Done):
+                return
+            if isinstance(message, _Failed):
+                message.error.add_note(f"In the process parsing the file:\n{message.trace}")
+                raise message.error
+            yield message
+    finally:
+        receiver.close()
+        if process.is_alive():
+            process.terminate()
+        process.join()
+
+
+def _run(produce: Callable[[], Iterable[object]], sender: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        for message in produce():
+            if not _send(sender, message):
+                return
+    except BaseException as exc:  # every failure is the parent's to report
+        _send(sender, _failed(exc, traceback.format_exc()))
+        return
+    _send(sender, _Done())
+
+
+def _send(sender: Connection, message: object) -> bool:
+    """Send `message`; False when the parent has stopped listening."""
+    try:
+        sender.send(message)
+    except BrokenPipeError:
+        return False
+    return True
+
+
+def _failed(error: BaseException, trace: str) -> _Failed:
+    """`error` to be raised in the parent, as its text when it cannot be sent as it is."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        error = WorkerError(f"{type(error).__name__}: {error}")
+    return _Failed(error, trace)
