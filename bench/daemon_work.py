@@ -20,6 +20,7 @@ from bench.measure import median, percentile
 from bench.shop import SHOP_TZ
 from engine import ast
 from engine.config import Channel, Config
+from engine.evaluate import customer_zones
 from engine.outbox import dispatch_due
 from engine.storage.tables import (
     actions,
@@ -32,6 +33,7 @@ from engine.storage.tables import (
 )
 from engine.tick import tick
 from engine.timeutil import DAY_US, US, to_us, zone
+from engine.wakeups import next_wake
 
 RULE_SET = "shop"
 # A quiet night (03:00 shop time) for idle ticks, a plain Tuesday for a day's work, and a Friday
@@ -113,20 +115,26 @@ class Latency:
 
 
 def due_to_recorded(engine: Engine, ruleset: ast.RuleSet, config: Config, hours: float) -> Latency:
-    """Ticks every `tick_seconds` of a simulated clock over `hours` from a Friday 19:30. An
-    occurrence recorded by the tick that the daemon starts at `now` is committed when that tick
-    ends, so its latency is `now - due` plus the tick's measured wall time. Like the daemon's
-    interval job, a tick that overruns its interval delays the next one to the following slot.
+    """Ticks of a simulated clock over `hours` from a Friday 19:30, scheduled as the daemon's
+    interval job is: every `tick_seconds`, brought forward to just after the next due time known
+    in advance (`engine.wakeups`: the group buy at 20:00), a tick that overruns its interval
+    delaying the next one to the following slot. An occurrence recorded by the tick the daemon
+    starts at `now` is committed when that tick ends: its latency is `now - due` plus the tick's
+    measured wall time.
     """
     step = int(config.tick_seconds * US)
-    now = shop_us(LATENCY_FROM)
-    end = now + int(hours * 3600 * US)
-    _start(engine, ruleset, config, now)
+    start = shop_us(LATENCY_FROM)
+    end = start + int(hours * 3600 * US)
+    _start(engine, ruleset, config, start)
+    with engine.connect() as conn:
+        zones = customer_zones(conn, config.timezone)
     latencies: list[float] = []
     ticks = 0
     slowest = 0.0
-    while now < end:
-        now += step
+    now = start
+    next_run = next_wake(ruleset, config, zones, now, now + step) or now + step
+    while next_run < end:
+        now = next_run
         began = time.perf_counter()
         tick(engine, ruleset, config, RULE_SET, now)
         elapsed_us = int((time.perf_counter() - began) * US)
@@ -139,7 +147,12 @@ def due_to_recorded(engine: Engine, ruleset: ast.RuleSet, config: Config, hours:
                 )
             ).all()
         latencies.extend((now - due + elapsed_us) / 1000 for due in dues)
-        now += (elapsed_us // step) * step  # overran: the next slot after the tick ended
+        finished = now + elapsed_us
+        next_run = now + step
+        next_run += max(0, -(-(finished - next_run) // step)) * step  # overran: the next slot
+        wake = next_wake(ruleset, config, zones, now, next_run)
+        if wake is not None:
+            next_run = max(wake, finished)
     if not latencies:
         return Latency(0.0, 0.0, 0, ticks, slowest)
     return Latency(

@@ -1,8 +1,10 @@
 """`nudge run`: the long-running daemon.
 
 APScheduler (3.x, in memory, UTC) is only the clock: an interval job calls `Daemon.step` every
-`tick_seconds`. Everything that decides what acts lives in the database (`engine.tick`), so a
-crash, a restart or a second daemon on PostgreSQL never makes anything act twice. Each step:
+`tick_seconds`, brought forward to just after the next due time known in advance (a schedule,
+`at HH:MM`: `engine.wakeups`) when one comes sooner. Everything that decides what acts lives in
+the database (`engine.tick`), so a crash, a restart or a second daemon on PostgreSQL never makes
+anything act twice. Each step:
 1. reloads the rule files when they changed on disk: a set that checks clean replaces the running
    one whole; a bad edit is logged with its located errors and the running set stays;
 2. runs one tick (evaluate and record what fell due);
@@ -35,12 +37,14 @@ from engine.channels import check_channels
 from engine.clock import Clock, SystemClock
 from engine.config import Config
 from engine.errors import DatabaseError, NudgeError, RuleError
+from engine.evaluate import customer_zones
 from engine.outbox import dispatch_due
 from engine.render import render_text
 from engine.ruleset import load_rule_set
 from engine.storage.tables import daemons, events, rule_set_state
 from engine.tick import TickReport, fingerprint, tick
-from engine.timeutil import iso
+from engine.timeutil import from_us, iso, to_us
+from engine.wakeups import next_wake
 
 log = logging.getLogger("nudge.daemon")
 DISPATCH_BATCH = 100
@@ -65,6 +69,7 @@ class Daemon:
         self.in_force: str | None = None  # digest of the rule files whose rules are running
         self.noted: str | None = None  # the digest last written to the database
         self._lock_file: IO[str] | None = None
+        self.scheduler: BackgroundScheduler | None = None  # while `run` runs
 
     # -- rules --------------------------------------------------------------------------------
 
@@ -115,12 +120,27 @@ class Daemon:
             self._dispatch()
             self._heartbeat(now)
             self._note_rules()
+            self._wake_early(now)
             return report
         except (OperationalError, DBAPIError) as exc:
             log.error("database unavailable, will retry next tick: %s", exc.orig or exc)
         except NudgeError as exc:
             log.error("tick failed: %s", exc)
         return None
+
+    def _wake_early(self, now_us: int) -> None:
+        """Bring the next tick forward to just after the next due time known in advance (a
+        schedule, a holiday, a birthday, `at HH:MM`) that falls before it (`engine.wakeups`);
+        the interval goes on from there."""
+        job = self.scheduler.get_job("tick") if self.scheduler is not None else None
+        if job is None or job.next_run_time is None or self.ruleset is None:
+            return
+        with self.engine.connect() as conn:
+            zones = customer_zones(conn, self.config.timezone)
+        wake = next_wake(self.ruleset, self.config, zones, now_us, to_us(job.next_run_time))
+        if wake is not None:
+            job.modify(next_run_time=from_us(wake))
+            log.debug("next tick brought forward to %s", iso(wake))
 
     def _dispatch(self) -> None:
         """Send what is due, batch after batch, until the backlog is empty or we stop."""
@@ -151,7 +171,7 @@ class Daemon:
         check_channels(self.config)
         self.reload()
         self._register()
-        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler = self.scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self._step_in_turn,
             "interval",

@@ -115,20 +115,11 @@ class _Fill:
         clause = self.customers.clause(column)
         return select if clause is None else select.where(clause)
 
-    def due(self, due_us: int) -> bool:
-        return self.window.start_us <= due_us < self.window.end_us
-
     def local_days(self, tz: str) -> Iterator[tuple[dt.date, int]]:
         """The local days of `tz` whose clock time (`at`, else 00:00) falls in the window, with
         that instant."""
-        tzinfo = zone(tz)
-        first = local_date(self.window.start_us, tzinfo) - dt.timedelta(days=1)
-        last = local_date(self.window.end_us, tzinfo) + dt.timedelta(days=1)
-        for i in range((last - first).days + 1):
-            day = first + dt.timedelta(days=i)
-            due = local_wall(day, self.clock, tzinfo)
-            if self.due(due):
-                yield day, due
+        for _tz, due, key in calendar_slots(self.window, [tz], self.clock, _every_day):
+            yield dt.date.fromisoformat(key), due
 
     def in_slot_zone(self) -> sa.ColumnElement[bool]:
         """The customer lives in the slot's zone (true for everyone when the shop has one)."""
@@ -193,7 +184,7 @@ def fill(
         case ast.ScheduleTrigger():
             _calendar(target, _schedule_days(trigger))
         case ast.DateTrigger(date=date):
-            _calendar(target, lambda first, last: iter([(date, date.isoformat())]))
+            _calendar(target, _one_day(date))
         case _:
             raise ValueError(f"no occurrences for trigger {trigger!r}")  # the checker prevents it
     return target.inserted
@@ -391,17 +382,54 @@ def _holiday_days(country: str, trigger: ast.HolidayTrigger) -> LocalDays:
     return holiday_days
 
 
+def calendar_slots(
+    window: Window, zones: Sequence[str], clock: dt.time, local_days: LocalDays
+) -> Iterator[tuple[str, int, str]]:
+    """(zone, due time, occurrence key) of each local day of `local_days`, in each zone, whose
+    `clock` falls in the window."""
+    for tz in zones:
+        tzinfo = zone(tz)
+        first = local_date(window.start_us, tzinfo) - dt.timedelta(days=1)
+        last = local_date(window.end_us, tzinfo) + dt.timedelta(days=1)
+        for day, key in local_days(first, last):
+            due = local_wall(day, clock, tzinfo)
+            if window.start_us <= due < window.end_us:
+                yield tz, due, key
+
+
+def clock_days(rule: ast.CheckedRule, country: str | None) -> LocalDays | None:
+    """The local days on which `rule` falls due at a clock time known in advance (its `at`, else
+    00:00): calendar triggers, birthdays, and any trigger with `at HH:MM`. None for triggers
+    whose due times follow stored instants (an event plus a delay)."""
+    trigger = rule.when.trigger
+    match trigger:
+        case ast.HolidayTrigger() if country is not None:
+            return _holiday_days(country, trigger)
+        case ast.ScheduleTrigger():
+            return _schedule_days(trigger)
+        case ast.DateTrigger(date=date):
+            return _one_day(date)
+        case ast.CustomerTrigger(name="birthday"):
+            return _every_day
+    return _every_day if rule.when.at is not None else None
+
+
+def _every_day(first: dt.date, last: dt.date) -> Iterator[tuple[dt.date, str]]:
+    for i in range((last - first).days + 1):
+        day = first + dt.timedelta(days=i)
+        yield day, day.isoformat()
+
+
+def _one_day(date: dt.date) -> LocalDays:
+    return lambda first, last: iter([(date, date.isoformat())])
+
+
 def _calendar(target: _Fill, local_days: LocalDays) -> None:
     """Slots per time zone (local day → due time), joined to the customers of each zone."""
-    rows: list[dict[str, Any]] = []
-    for tz in target.zones:
-        tzinfo = zone(tz)
-        first = local_date(target.window.start_us, tzinfo) - dt.timedelta(days=1)
-        last = local_date(target.window.end_us, tzinfo) + dt.timedelta(days=1)
-        for day, key in local_days(first, last):
-            due = local_wall(day, target.clock, tzinfo)
-            if target.due(due):
-                rows.append(target.slot(tz, due, key))
+    rows = [
+        target.slot(tz, due, key)
+        for tz, due, key in calendar_slots(target.window, target.zones, target.clock, local_days)
+    ]
     if not rows:
         return
     target.conn.execute(slots.insert(), rows)
