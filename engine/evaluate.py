@@ -18,9 +18,10 @@ Nothing here writes to the shop's tables: the daemon records the result, a simul
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +37,7 @@ from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
 
 MARKETING_KINDS = sorted(ast.MARKETING)
+NO_POINTS: Mapping[int, float] = MappingProxyType({})
 ID_CHUNK = 5000  # bound parameters per IN list
 
 
@@ -52,7 +54,7 @@ class Occurrence:
     tz: str  # the customer's time zone
     consent: bool = True  # accepts marketing (always true for rules without marketing)
     excluded: bool = False  # an `exclude if` holds (marketing rules only)
-    amounts: dict[int, float] = field(default_factory=dict)  # action position → points
+    amounts: Mapping[int, float] = field(default_factory=lambda: NO_POINTS)  # position → points
 
 
 @dataclass
@@ -140,7 +142,7 @@ def evaluate_due(
                 continue
             passing = _passing(conn, rule, ruleset, config, effects, late_exclude, due, people)
             chosen = _apply_once(conn, rule, passing, due.start_us, people)
-            _add_effects(conn, chosen)
+            _add_effects(conn, rule, chosen)
             acted.extend(chosen)
     if not with_actions:  # only which occurrences act (missed ones, after long downtime)
         return Evaluation(acted, [])
@@ -241,7 +243,10 @@ def _passing(
     extra = 6 + len(points)
     for row in conn.execute(query):
         occurrence = Occurrence(row[0], rule, row[1], row[2], row[3], row[4], row[5])
-        occurrence.amounts = {pos: float(row[6 + i] or 0.0) for i, (pos, _) in enumerate(points)}
+        if points:
+            occurrence.amounts = {
+                pos: float(row[6 + i] or 0.0) for i, (pos, _) in enumerate(points)
+            }
         if marketing:
             occurrence.consent = bool(row[extra])
             occurrence.excluded = len(row) > extra + 1 and bool(row[extra + 1])
@@ -376,25 +381,26 @@ def _apply_once(
     return chosen
 
 
-def _add_effects(conn: Connection, chosen: Sequence[Occurrence]) -> None:
+def _add_effects(conn: Connection, rule: ast.CheckedRule, chosen: Sequence[Occurrence]) -> None:
+    """The tags, untags and points of the rule's occurrences that acted, for later strata."""
+    given = [
+        (pos, action)
+        for pos, action in enumerate(rule.actions)
+        if isinstance(action, ast.TagAction | ast.Points)
+    ]
+    if not given:
+        return
     rows = []
     for occ in chosen:
-        for pos, action in enumerate(occ.rule.actions):
-            kind: str = action.kind
-            if isinstance(action, ast.TagAction):
-                tag, amount = action.tag, None
-            elif isinstance(action, ast.Points):
-                tag, amount = None, occ.amounts[pos]
-            else:
-                continue
+        for pos, action in given:
             rows.append(
                 {
                     "customer_id": occ.customer_id,
-                    "kind": kind,
-                    "tag": tag,
-                    "amount": amount,
+                    "kind": action.kind,
+                    "tag": action.tag if isinstance(action, ast.TagAction) else None,
+                    "amount": occ.amounts[pos] if isinstance(action, ast.Points) else None,
                     "at_us": occ.due_us,
-                    "rule_position": occ.rule.position,
+                    "rule_position": rule.position,
                     "position": pos,
                 }
             )
