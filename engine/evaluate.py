@@ -52,9 +52,9 @@ class Occurrence:
     due_us: int
     event_pk: int | None
     tz: str  # the customer's time zone
+    amounts: Mapping[int, float]  # action position → points
     consent: bool = True  # accepts marketing (always true for rules without marketing)
     excluded: bool = False  # an `exclude if` holds (marketing rules only)
-    amounts: Mapping[int, float] = field(default_factory=lambda: NO_POINTS)  # position → points
 
 
 @dataclass
@@ -242,11 +242,12 @@ def _passing(
     result: list[Occurrence] = []
     extra = 6 + len(points)
     for row in conn.execute(query):
-        occurrence = Occurrence(row[0], rule, row[1], row[2], row[3], row[4], row[5])
-        if points:
-            occurrence.amounts = {
-                pos: float(row[6 + i] or 0.0) for i, (pos, _) in enumerate(points)
-            }
+        amounts = (
+            {pos: float(row[6 + i] or 0.0) for i, (pos, _) in enumerate(points)}
+            if points
+            else NO_POINTS
+        )
+        occurrence = Occurrence(row[0], rule, row[1], row[2], row[3], row[4], row[5], amounts)
         if marketing:
             occurrence.consent = bool(row[extra])
             occurrence.excluded = len(row) > extra + 1 and bool(row[extra + 1])
