@@ -12,7 +12,7 @@ nothing the second time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,15 +111,17 @@ def _import_file(
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
 
-    def parsed() -> Generator[tuple[_Chunk[T], int], None, None]:
+    def parsed() -> Iterator[tuple[_Chunk[T], int]]:
         """The file's rows parsed, a chunk at a time, each with the position it reaches."""
         records = read_rows(stream, source, fmt, kind.required)
         for chunk in _chunks(kind, records, fmt == "csv", shop_zone, source):
             yield chunk, stream.tell()
 
     with stream, ExitStack() as stack:
-        messages = in_worker(parsed) if PARSE_IN_WORKER and can_fork() else parsed()
-        stack.callback(messages.close)  # stops the worker, whatever happens
+        if PARSE_IN_WORKER and can_fork():
+            messages = stack.enter_context(in_worker(parsed))
+        else:
+            messages = parsed()
         # The bar is started after the fork: it has a thread of its own.
         size = os.fstat(stream.fileno()).st_size
         reached = stack.enter_context(_progress(path.name, size, progress))

@@ -22,7 +22,8 @@ def test_what_the_worker_yields_comes_back_in_order():
         for n in range(5):
             yield n, os.getpid() != parent
 
-    assert list(in_worker(produce)) == [(n, True) for n in range(5)]
+    with in_worker(produce) as messages:
+        assert list(messages) == [(n, True) for n in range(5)]
     assert multiprocessing.active_children() == []
 
 
@@ -32,8 +33,11 @@ def test_an_exception_in_the_worker_is_raised_here_with_its_trace():
         raise DataError("e.csv:1: the header has no 'type' column")
 
     received = []
-    with pytest.raises(DataError, match="the header has no 'type' column") as info:
-        for message in in_worker(produce):
+    with (
+        pytest.raises(DataError, match="the header has no 'type' column") as info,
+        in_worker(produce) as messages,
+    ):
+        for message in messages:
             received.append(message)
     assert received == [1]
     assert "In the process parsing the file" in info.value.__notes__[0]
@@ -49,8 +53,8 @@ def test_an_exception_that_cannot_be_sent_is_raised_as_its_text():
         raise Odd(7, "odd")
         yield 0
 
-    with pytest.raises(WorkerError, match="Odd: 7: odd"):
-        list(in_worker(produce))
+    with pytest.raises(RuntimeError, match="Odd: 7: odd"), in_worker(produce) as messages:
+        list(messages)
 
 
 def test_a_worker_that_dies_is_an_error():
@@ -58,8 +62,8 @@ def test_a_worker_that_dies_is_an_error():
         yield 1
         os._exit(3)
 
-    with pytest.raises(WorkerError, match="exit code 3"):
-        list(in_worker(produce))
+    with pytest.raises(WorkerError, match="exit code 3"), in_worker(produce) as messages:
+        list(messages)
 
 
 def test_stopping_early_stops_the_worker():
@@ -69,9 +73,11 @@ def test_stopping_early_stops_the_worker():
             yield n
             n += 1
 
-    messages = in_worker(produce)
-    assert next(messages) == 0
-    messages.close()
+    with in_worker(produce) as messages:
+        assert next(messages) == 0
+    assert multiprocessing.active_children() == []
+    with pytest.raises(RuntimeError, match="the disk is full"), in_worker(produce):
+        raise RuntimeError("the disk is full")  # before a message is read
     assert multiprocessing.active_children() == []
 
 

@@ -5,8 +5,8 @@ The second process is a fork of this one, made only where forking is safe: on Li
 this process runs no other thread (a fork copies the calling thread alone; a lock another
 thread held would stay held in the copy). What the generator yields comes back pickled through
 a pipe, at most a message or two ahead of the consumer, so memory stays bounded. An exception
-in the worker is raised here; when the consumer stops early (an error while storing, Ctrl-C),
-the worker is stopped too.
+in the worker is raised here; when the consumer leaves the block early (an error while storing,
+Ctrl-C), the worker is stopped too.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
+
+from engine.errors import NudgeError
 
 M = TypeVar("M")
 
@@ -41,42 +44,43 @@ class _Done:
     pass
 
 
-class WorkerError(Exception):
+class WorkerError(NudgeError):
     """The worker process stopped without saying why (killed, out of memory)."""
 
 
-def in_worker(produce: Callable[[], Iterable[M]]) -> Generator[M, None, None]:
-    """What `produce()` yields, computed in a process forked now; see the module's docstring.
-    Closing the generator stops the process."""
+@contextmanager
+def in_worker(produce: Callable[[], Iterable[M]]) -> Iterator[Iterator[M]]:
+    """What `produce()` yields, computed in a process forked on entering; see the module's
+    docstring. On leaving, the process is stopped if it still runs."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_run, args=(produce, sender), daemon=True)
     process.start()
     sender.close()
-    return _received(process, receiver)
-
-
-def _received(process: BaseProcess, receiver: Connection) -> Generator[Any, None, None]:
     try:
-        while True:
-            try:
-                message = receiver.recv()
-            except EOFError:
-                process.join()
-                raise WorkerError(
-                    f"the process parsing the file stopped (exit code {process.exitcode})"
-                ) from None
-            if isinstance(message, _Done):
-                return
-            if isinstance(message, _Failed):
-                message.error.add_note(f"In the process parsing the file:\n{message.trace}")
-                raise message.error
-            yield message
+        yield _received(process, receiver)
     finally:
         receiver.close()
         if process.is_alive():
             process.terminate()
         process.join()
+
+
+def _received(process: BaseProcess, receiver: Connection) -> Iterator[Any]:
+    while True:
+        try:
+            message = receiver.recv()
+        except EOFError:
+            process.join()
+            raise WorkerError(
+                f"the process parsing the file stopped (exit code {process.exitcode})"
+            ) from None
+        if isinstance(message, _Done):
+            return
+        if isinstance(message, _Failed):
+            message.error.add_note(f"In the process parsing the file:\n{message.trace}")
+            raise message.error
+        yield message
 
 
 def _run(produce: Callable[[], Iterable[object]], sender: Connection) -> None:
@@ -105,5 +109,5 @@ def _failed(error: BaseException, trace: str) -> _Failed:
     try:
         pickle.loads(pickle.dumps(error))
     except Exception:
-        error = WorkerError(f"{type(error).__name__}: {error}")
+        error = RuntimeError(f"{type(error).__name__}: {error}")
     return _Failed(error, trace)
