@@ -36,8 +36,8 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(ordered[int(rank) - 1])
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _RSS_UNIT / 2**20
+def rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss * _RSS_UNIT / 2**20
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ def _simulate_child(
     tally = Tally()  # `nudge simulate` streams its output: count it as it goes, hold nothing
     actions = sum(1 for _ in stream(engine, ruleset, config, start_us, end_us, tally=tally))
     seconds = time.perf_counter() - began
-    run = SimulateRun(seconds, tally.occurrences, actions, rss_mb(), baseline)
+    # With worker processes (one per CPU): this process's peak plus the largest worker's.
+    peak = rss_mb() + rss_mb(resource.RUSAGE_CHILDREN)
+    run = SimulateRun(seconds, tally.occurrences, actions, peak, baseline)
     out.send(run)  # type: ignore[attr-defined]
 
 

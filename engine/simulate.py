@@ -11,10 +11,15 @@ every customer, and each batch evaluates its own.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import heapq
+import multiprocessing as mp
+import os
 import pickle
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -24,9 +29,11 @@ from engine import ast
 from engine.config import Config
 from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
 from engine.records import ActionRecord
-from engine.triggers import BATCH_CUSTOMERS, customer_batches
+from engine.storage.db import create
+from engine.triggers import BATCH_CUSTOMERS, Customers, customer_batches
 
 SPILL_CHUNK = 4096  # actions pickled together: one call per chunk, not per action
+MAX_WORKERS = 4  # processes sharing a simulation's batches of customers
 
 
 @dataclass
@@ -44,40 +51,107 @@ def stream(
     end_us: int,
     batch: int = BATCH_CUSTOMERS,
     tally: Tally | None = None,
+    workers: int | None = None,
 ) -> Iterator[ActionRecord]:
     """Every action of every occurrence due in `[start_us, end_us)`, in order of send time with
     the tie-breaks of LANGUAGE.md 3.8, on the data and ledger as they stand. The shop's tables
-    are left exactly as they were. `tally`, when given, counts the occurrences that acted."""
+    are left exactly as they were. `tally`, when given, counts the occurrences that acted.
+
+    A shop of more than one batch of customers is shared among `workers` processes (default:
+    one per CPU, at most `MAX_WORKERS`), each taking a contiguous run of batches."""
     tally = tally or Tally()
     with engine.connect() as conn:
-        try:
-            due = find_due(conn, ruleset, config, start_us, end_us)
-            batches = customer_batches(conn, batch)
-            if len(batches) == 1:
+        batches = customer_batches(conn, batch)
+    if len(batches) == 1:
+        with engine.connect() as conn:
+            try:
+                due = find_due(conn, ruleset, config, start_us, end_us)
                 result = evaluate_due(conn, ruleset, config, due)
                 tally.occurrences += len(result.occurrences)
                 yield from result.actions
-                return
-            with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
-                files: list[IO[bytes]] = []
-                for who in batches:
-                    result = evaluate_due(conn, ruleset, config, due, who)
-                    tally.occurrences += len(result.occurrences)
-                    spill = open(f"{folder}/{len(files)}.pickle", "w+b")  # noqa: SIM115
-                    actions = result.actions
-                    for start in range(0, len(actions), SPILL_CHUNK):
-                        rows = [a.as_row() for a in actions[start : start + SPILL_CHUNK]]
-                        pickle.dump(rows, spill, protocol=pickle.HIGHEST_PROTOCOL)
-                    spill.seek(0)
-                    files.append(spill)
-                try:
-                    for row in heapq.merge(*map(_unpickled, files)):
-                        yield ActionRecord.from_row(row)
-                finally:
-                    for handle in files:
-                        handle.close()
+            finally:
+                conn.rollback()
+        return
+    with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
+        part = functools.partial(_spill_part, ruleset, config, start_us, end_us, folder)
+        runs = _runs(batches, _workers(engine, workers))
+        with contextlib.ExitStack() as stack:
+            pending = []
+            if len(runs) > 1:
+                pool = stack.enter_context(
+                    ProcessPoolExecutor(len(runs) - 1, mp_context=mp.get_context("spawn"))
+                )
+                url = engine.url.render_as_string(hide_password=False)
+                pending = [pool.submit(part, url, i, run) for i, run in enumerate(runs[1:], 1)]
+            spilled = [part(engine, 0, runs[0])] + [job.result() for job in pending]
+        files: list[IO[bytes]] = []
+        try:
+            for paths, occurrences in spilled:
+                tally.occurrences += occurrences
+                files.extend(open(path, "rb") for path in paths)  # noqa: SIM115
+            for row in heapq.merge(*map(_unpickled, files)):
+                yield ActionRecord.from_row(row)
         finally:
-            conn.rollback()
+            for handle in files:
+                handle.close()
+
+
+def _workers(engine: Engine, asked: int | None) -> int:
+    """Processes to simulate with: as asked, else one per CPU (at most `MAX_WORKERS`); one for
+    a database other processes cannot open (SQLite in memory)."""
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return 1
+    return asked or max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
+def _runs(batches: list[Customers], workers: int) -> list[list[Customers]]:
+    """The batches cut into at most `workers` contiguous runs of (nearly) equal length."""
+    count = min(workers, len(batches))
+    size, extra = divmod(len(batches), count)
+    runs, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        runs.append(batches[start:end])
+        start = end
+    return runs
+
+
+def _spill_part(
+    ruleset: ast.RuleSet,
+    config: Config,
+    start_us: int,
+    end_us: int,
+    folder: str,
+    database: Engine | str,
+    number: int,
+    run: list[Customers],
+) -> tuple[list[str], int]:
+    """Evaluate a contiguous run of batches (in this process or a worker, given the URL) and
+    spill each batch's actions, in order, to a file of `folder`: the files' names and the
+    occurrences that acted."""
+    engine = create(database) if isinstance(database, str) else database
+    who = Customers(low=run[0].low, high=run[-1].high)
+    paths: list[str] = []
+    occurrences = 0
+    try:
+        with engine.connect() as conn:
+            try:
+                due = find_due(conn, ruleset, config, start_us, end_us, who)
+                for i, customers in enumerate(run):
+                    result = evaluate_due(conn, ruleset, config, due, customers)
+                    occurrences += len(result.occurrences)
+                    paths.append(f"{folder}/{number}-{i}.pickle")
+                    with open(paths[-1], "wb") as spill:
+                        actions = result.actions
+                        for start in range(0, len(actions), SPILL_CHUNK):
+                            rows = [a.as_row() for a in actions[start : start + SPILL_CHUNK]]
+                            pickle.dump(rows, spill, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                conn.rollback()
+    finally:
+        if engine is not database:
+            engine.dispose()
+    return paths, occurrences
 
 
 def _unpickled(handle: IO[bytes]) -> Iterator[tuple[Any, ...]]:

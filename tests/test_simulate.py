@@ -18,7 +18,7 @@ from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.simulate import simulate, stream
+from engine.simulate import Tally, simulate, stream
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.tick import tick
@@ -50,8 +50,15 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
     whole = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=10**6)]
     with engine.connect() as conn:
         assert len(customer_batches(conn, 25)) == 5
-    batched = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=25)]
+    batched = [
+        a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=25, workers=1)
+    ]
     assert whole == batched
+    # Runs of batches shared among worker processes (three: one run of one batch, two of two).
+    tally = Tally()
+    shared = stream(engine, ruleset, CONFIG, START, END, batch=25, tally=tally, workers=3)
+    assert [a.to_json() for a in shared] == whole
+    assert tally.occurrences == len(simulate(engine, ruleset, CONFIG, START, END).occurrences)
     assert [a.to_json() for a in simulate(engine, ruleset, CONFIG, START, END, 25).actions] == whole
     rules_that_acted = {record["rule"] for record in whole}
     assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
