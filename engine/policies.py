@@ -33,8 +33,8 @@ def consent_sql(customer: FromClause, due: ColumnElement[int]) -> ColumnElement[
     """Whether the customer accepts marketing at `due`: the latest `customer.unsubscribed` or
     `customer.subscribed` event at or before it decides; without one, `accepts_marketing`."""
     e = events.alias("consent_events")
-    latest = (
-        sa.select(e.c.type)
+    latest_subscribed = (
+        sa.select(e.c.type == SUBSCRIBED)
         .where(
             e.c.customer_id == customer.c.id,
             e.c.type.in_((SUBSCRIBED, UNSUBSCRIBED)),
@@ -44,10 +44,9 @@ def consent_sql(customer: FromClause, due: ColumnElement[int]) -> ColumnElement[
         .limit(1)
         .scalar_subquery()
     )
-    return sa.case(
-        (latest == UNSUBSCRIBED, sa.false()),
-        (latest == SUBSCRIBED, sa.true()),
-        else_=sa.func.coalesce(customer.c.accepts_marketing, sa.false()),
+    # One lookup per occurrence: the latest event's verdict, else the stored flag.
+    return sa.func.coalesce(
+        latest_subscribed, sa.func.coalesce(customer.c.accepts_marketing, sa.false())
     )
 
 
