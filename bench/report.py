@@ -30,6 +30,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("floor_s", "3 rules: hand SQL, s", "{:.3f}"),
     ("compiled_s", "3 rules: compiled, s", "{:.3f}"),
     ("compiled_vs_floor", "  compiled / hand SQL", "{:.2f}"),
+    ("compiled_plan_s", "3 rules: compiled plan alone, s", "{:.3f}"),
+    ("compiled_plan_vs_floor", "  plan alone / hand SQL", "{:.2f}"),
     ("apscheduler_jobs", "APScheduler: jobs (scaled)", "{:,.0f}"),
     ("apscheduler_add_s", "  add jobs, s (scaled)", "{:.1f}"),
     ("apscheduler_run_s", "  fire jobs, s (scaled)", "{:.1f}"),

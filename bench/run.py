@@ -109,12 +109,18 @@ def _run(size: Size, scratch: Scratch, cache: Path, step: Steps) -> dict[str, An
     figures["speedup_vs_naive"] = figures["naive_90d_s"] / figures["simulate_90d_s"]
 
     three = floor.floor_ruleset(ruleset)
-    floors, compileds = [], []
+    floors, compileds, plans = [], [], []
     for i in range(size.runs):
         compileds.append(
             step(
                 f"3 rules compiled {i + 1}",
                 lambda: floor.compiled(engine, three, config, start_us, end_us),
+            )
+        )
+        plans.append(
+            step(
+                f"3 rules compiled plan alone {i + 1}",
+                lambda: floor.plan_only(engine, three, config, start_us, end_us),
             )
         )
         floors.append(
@@ -123,18 +129,22 @@ def _run(size: Size, scratch: Scratch, cache: Path, step: Steps) -> dict[str, An
                 lambda: floor.hand_written(engine, config, start_us, end_us),
             )
         )
-    if floors[0][1] != compileds[0][1]:
-        raise RuntimeError(
-            f"hand-written SQL and the engine disagree: {floors[0][1]} vs {compileds[0][1]}"
-        )
+    for found in (compileds[0][1], plans[0][1]):
+        if floors[0][1] != found:
+            raise RuntimeError(
+                f"hand-written SQL and the engine disagree: {floors[0][1]} vs {found}"
+            )
     runs["floor_s"] = [f[0] for f in floors]
     runs["compiled_s"] = [c[0] for c in compileds]
+    runs["compiled_plan_s"] = [p[0] for p in plans]
     figures.update(
         floor_s=median(runs["floor_s"]),
         compiled_s=median(runs["compiled_s"]),
+        compiled_plan_s=median(runs["compiled_plan_s"]),
         floor_occurrences=floors[0][1],
     )
     figures["compiled_vs_floor"] = figures["compiled_s"] / figures["floor_s"]
+    figures["compiled_plan_vs_floor"] = figures["compiled_plan_s"] / figures["floor_s"]
 
     ids, population = naive.sample_ids(engine, size.apscheduler_customers, SEED)
     jobs = apscheduler_jobs.due_jobs(engine, ruleset, config, ids, start_us, end_us)

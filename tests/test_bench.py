@@ -18,6 +18,7 @@ REQUIRED = (
     "naive_90d_s",
     "floor_s",
     "compiled_s",
+    "compiled_plan_s",
     "peak_rss_mb",
     "tick_idle_ms",
     "tick_busy_ms",
