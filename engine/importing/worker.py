@@ -4,7 +4,7 @@ process stores those already parsed, so an import keeps two cores busy.
 The second process is a fork of this one, made only where forking is safe: on Linux, and while
 this process runs no other thread (a fork copies the calling thread alone; a lock another
 thread held would stay held in the copy). What the generator yields comes back pickled through
-a pipe, at most a message or two ahead of the consumer, so memory stays bounded. An exception
+a pipe, at most a megabyte ahead of the consumer, so memory stays bounded. An exception
 in the worker is raised here; when the consumer leaves the block early (an error while storing,
 Ctrl-C), the worker is stopped too.
 """
@@ -18,7 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -54,6 +54,13 @@ def in_worker(produce: Callable[[], Iterable[M]]) -> Iterator[Iterator[M]]:
     docstring. On leaving, the process is stopped if it still runs."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
+    # A pipe of 1 MB (Linux's largest without privileges) rather than 64 kB lets the worker run
+    # several messages ahead, so that neither process waits for the other at every hiccup of a
+    # busy machine.
+    import fcntl  # not on Windows, where no worker is forked
+
+    with suppress(OSError):
+        fcntl.fcntl(sender.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
     process = context.Process(target=_run, args=(produce, sender), daemon=True)
     process.start()
     sender.close()
