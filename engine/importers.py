@@ -40,10 +40,11 @@ __all__ = [
     "import_events",
 ]
 
-# Rows are parsed and stored CHUNK_SIZE at a time, and committed once a transaction holds
+# Rows are parsed and stored CHUNK_SIZE at a time (smaller chunks start the storing process
+# sooner; each one costs PostgreSQL a staging table) and committed once a transaction holds
 # BATCH_SIZE rows: on SQLite each commit rewrites the index pages its rows touched, which at a
 # million events are most of them.
-CHUNK_SIZE = 2_000
+CHUNK_SIZE = 5_000
 BATCH_SIZE = 100_000
 # False parses every file in this process.
 PARSE_IN_WORKER = True
