@@ -33,12 +33,12 @@ from engine.config import Config
 from engine.policies import Capped, apply_limits, consent_sql, quiet_until
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, Scope
+from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
 
 MARKETING_KINDS = sorted(ast.MARKETING)
 NO_POINTS: Mapping[int, float] = MappingProxyType({})
-ID_CHUNK = 5000  # bound parameters per IN list
 
 
 @dataclass(slots=True)
@@ -299,10 +299,8 @@ def _exclude_late(
     cand = scratch.candidates
     scope, source = scope_for(None, ruleset, config, effects, zones)
     excluded = _excluded(Compiler(scope), ruleset)
-    ids = list(marketing)
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        query = sa.select(cand.c.id, excluded).select_from(source).where(cand.c.id.in_(chunk))
+    for some in chunks(marketing):
+        query = sa.select(cand.c.id, excluded).select_from(source).where(cand.c.id.in_(some))
         for candidate_id, flag in conn.execute(query):
             marketing[candidate_id].excluded = bool(flag)
 
@@ -553,10 +551,10 @@ def _recorded_sent(
     earliest = min(item.at_us for item in waiting) - longest
     people = sorted({item.customer_id for item in waiting})
     sent: dict[str, list[int]] = defaultdict(list)
-    for start in range(0, len(people), ID_CHUNK):
+    for some in chunks(people):
         rows = conn.execute(
             sa.select(actions.c.customer_id, actions.c.at_us).where(
-                actions.c.customer_id.in_(people[start : start + ID_CHUNK]),
+                actions.c.customer_id.in_(some),
                 actions.c.kind.in_(MARKETING_KINDS),
                 actions.c.at_us > earliest,
                 actions.c.status == "sent",

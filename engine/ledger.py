@@ -22,6 +22,7 @@ from engine.coupons import record_coupon
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
 from engine.storage.bulk import insert_or_ignore
+from engine.storage.chunks import chunks
 from engine.storage.tables import (
     actions,
     customer_tags,
@@ -121,8 +122,12 @@ def decide(
     sent_ids = [aid for aid, ok in decided if ok]
     if not sent_ids:
         return 0
-    rows = conn.execute(sa.select(actions).where(actions.c.id.in_(sent_ids))).mappings().all()
-    return _deliveries(conn, config, [(row["id"], dict(row)) for row in rows], now_us)
+    rows = [
+        dict(row)
+        for ids in chunks(sent_ids)
+        for row in conn.execute(sa.select(actions).where(actions.c.id.in_(ids))).mappings()
+    ]
+    return _deliveries(conn, config, [(row["id"], row) for row in rows], now_us)
 
 
 # -- inserts ----------------------------------------------------------------------------------
@@ -299,16 +304,18 @@ def _digest(row: dict[str, Any]) -> str:
 
 
 def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    ids = list(ids)
     tags: dict[str, list[str]] = {}
-    for customer_id, tag in conn.execute(
-        sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
-        .where(customer_tags.c.customer_id.in_(ids))
-        .order_by(customer_tags.c.tag)
-    ):
-        tags.setdefault(customer_id, []).append(tag)
+    rows: list[sa.RowMapping] = []
+    for some in chunks(ids):
+        for customer_id, tag in conn.execute(
+            sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
+            .where(customer_tags.c.customer_id.in_(some))
+            .order_by(customer_tags.c.tag)
+        ):
+            tags.setdefault(customer_id, []).append(tag)
+        rows.extend(conn.execute(sa.select(customers).where(customers.c.id.in_(some))).mappings())
     result = {}
-    for row in conn.execute(sa.select(customers).where(customers.c.id.in_(ids))).mappings():
+    for row in rows:
         result[row["id"]] = {
             **(row["attributes"] or {}),
             "id": row["id"],
@@ -327,7 +334,12 @@ def _events(conn: Connection, pks: set[Any]) -> dict[int, dict[str, Any]]:
     if not pks:
         return {}
     result = {}
-    for row in conn.execute(sa.select(events).where(events.c.pk.in_(pks))).mappings():
+    rows = (
+        row
+        for some in chunks(pks)
+        for row in conn.execute(sa.select(events).where(events.c.pk.in_(some))).mappings()
+    )
+    for row in rows:
         result[row["pk"]] = {
             **(row["properties"] or {}),
             "type": row["type"],

@@ -40,6 +40,7 @@ from engine.channels import (
 )
 from engine.config import Config
 from engine.errors import ConfigError, NudgeError
+from engine.storage.chunks import chunks
 from engine.storage.tables import customers, events, outbox
 from engine.templates import TemplateError, Templates
 from engine.timeutil import US, iso
@@ -401,11 +402,17 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
     """
     with engine.begin() as conn:
         query = select(outbox.c.id, outbox.c.status)
-        if ids is not None:
-            query = query.where(outbox.c.id.in_(ids))
+        if ids is None:
+            found = {
+                int(i): str(st)
+                for i, st in conn.execute(query.where(outbox.c.status.in_(RETRYABLE)))
+            }
         else:
-            query = query.where(outbox.c.status.in_(RETRYABLE))
-        found: dict[int, str] = {int(i): str(status) for i, status in conn.execute(query)}
+            found = {
+                int(i): str(st)
+                for some in chunks(ids)
+                for i, st in conn.execute(query.where(outbox.c.id.in_(some)))
+            }
         if ids is not None:
             missing = [i for i in ids if i not in found]
             if missing:
@@ -416,10 +423,10 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
                     f"only dead or failed messages can be retried: {', '.join(wrong)}"
                 )
         chosen = sorted(found)
-        if chosen:
+        for some in chunks(chosen):
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(chosen), outbox.c.status.in_(RETRYABLE))
+                .where(outbox.c.id.in_(some), outbox.c.status.in_(RETRYABLE))
                 .values(status="pending", attempts=0, next_attempt_us=now_us, last_error=None)
             )
     return chosen
