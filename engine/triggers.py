@@ -138,6 +138,13 @@ class _Fill:
             **more,
         }
 
+    def add_slots(self, rows: list[dict[str, Any]]) -> None:
+        self.conn.execute(slots.insert(), rows)
+        if self.conn.dialect.name == "postgresql":
+            # A temporary table has no statistics until analyzed: the planner would take it for
+            # one row and loop over the customers of every slot instead of over the instants.
+            self.conn.exec_driver_sql(f"ANALYZE {slots.name}")
+
     def insert_from(self, select: sa.Select[Any]) -> None:
         """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
         columns = [
@@ -149,7 +156,13 @@ class _Fill:
             "trigger_us",
         ]
         statement = candidates.insert().from_select(columns, select)
-        self.inserted += self.conn.execute(statement).rowcount
+        inserted = self.conn.execute(statement).rowcount
+        if inserted < 0:  # psycopg under SQLAlchemy 2.1 does not report it: count them
+            inserted = self.conn.execute(
+                sa.select(sa.func.count()).where(candidates.c.rule_index == self.index)
+            ).scalar_one()
+            inserted -= self.inserted
+        self.inserted += inserted
 
 
 def fill(
@@ -277,7 +290,7 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
             days.append(target.slot(tz, due_us, day.isoformat(), low_us=low, high_us=high))
     if not days:
         return
-    target.conn.execute(slots.insert(), days)
+    target.add_slots(days)
     rows = target.only(
         source.select.where(
             source.instant >= min(d["low_us"] for d in days),
@@ -331,7 +344,7 @@ def _birthdays(target: _Fill, offset_days: int) -> None:
                 days.append(target.slot(tz, due_us, key, month_day="02-29"))
     if not days:
         return
-    target.conn.execute(slots.insert(), days)
+    target.add_slots(days)
     select = target.only(
         sa.select(
             sa.literal(target.index),
@@ -432,7 +445,7 @@ def _calendar(target: _Fill, local_days: LocalDays) -> None:
     ]
     if not rows:
         return
-    target.conn.execute(slots.insert(), rows)
+    target.add_slots(rows)
     join = target.only(
         sa.select(
             sa.literal(target.index),

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from engine.config import Config
+from engine.evaluate import find_due
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
+from engine.scratch import candidates
 from engine.simulate import simulate_records
 from engine.storage.db import open_database
 from engine.timeutil import parse_moment
@@ -170,3 +174,38 @@ def test_nothing_is_in_an_empty_list_and_an_unset_value_is_not_out_of_it(
         [],
     )
     assert [(r["rule"], r["customer"]) for r in records] == [("out", "set")]
+
+
+def test_the_occurrences_due_are_counted_per_rule_as_stored(db_url: str, tmp_path: Path) -> None:
+    """`find_due` counts each rule's occurrences (rules with none are skipped unevaluated)."""
+    rules = (
+        'rule "thanks"\n  when order.paid\n  then task "thank"\n'
+        'rule "next day"\n  when order.paid + 1d at 10:00\n  then task "call"\n'
+        'rule "mondays"\n  when every monday at 09:00\n  then task "hello"\n'
+        'rule "never"\n  when order.refunded\n  then task "sorry"\n'
+    )
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "shop.rules").write_text(rules, encoding="utf-8")
+    engine = open_database(db_url)
+    customers = [{"id": f"c{i}"} for i in range(3)]
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    orders = [
+        {"customer": f"c{i}", "type": "order.paid", "at": f"2026-06-0{1 + i}T08:00:00Z"}
+        for i in range(3)
+    ]
+    assert not import_event_rows(engine, orders, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-15", "UTC")
+    with engine.connect() as conn:
+        due = find_due(conn, ruleset, CONFIG, start, end)
+        stored = dict(
+            conn.execute(
+                sa.select(candidates.c.rule_index, sa.func.count()).group_by(
+                    candidates.c.rule_index
+                )
+            ).all()
+        )
+        conn.rollback()
+    by_name = {rule.name: due.counts[rule.position] for rule in ruleset.rules}
+    assert by_name == {"thanks": 3, "next day": 3, "mondays": 6, "never": 0}
+    assert {p: n for p, n in due.counts.items() if n} == stored
