@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.config import Config
-from engine.evaluate import find_due
+from engine.evaluate import customer_zones, find_due
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
 from engine.scratch import candidates
@@ -209,3 +209,26 @@ def test_the_occurrences_due_are_counted_per_rule_as_stored(db_url: str, tmp_pat
     by_name = {rule.name: due.counts[rule.position] for rule in ruleset.rules}
     assert by_name == {"thanks": 3, "next day": 3, "mondays": 6, "never": 0}
     assert {p: n for p, n in due.counts.items() if n} == stored
+
+
+def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
+    db_url: str,
+) -> None:
+    engine = open_database(db_url)
+    with engine.connect() as conn:
+        assert customer_zones(conn, "Asia/Shanghai") == ["Asia/Shanghai"]  # nobody yet
+    people = [
+        {"id": "a", "timezone": "Europe/London"},
+        {"id": "b", "timezone": "America/New_York"},
+        {"id": "c", "timezone": "Europe/London"},
+    ]
+    assert not import_customer_rows(engine, people, CONFIG.timezone).problems
+    with engine.connect() as conn:
+        assert customer_zones(conn, "Asia/Shanghai") == ["America/New_York", "Europe/London"]
+    assert not import_customer_rows(engine, [{"id": "d"}], CONFIG.timezone).problems
+    with engine.connect() as conn:
+        assert customer_zones(conn, "Asia/Shanghai") == [
+            "America/New_York",
+            "Asia/Shanghai",
+            "Europe/London",
+        ]
