@@ -72,7 +72,7 @@ class Customers:
 
 EVERYONE = Customers()
 # Customers evaluated at once by a simulation or a tick: memory stays flat in the shop's size.
-BATCH_CUSTOMERS = 10_000
+BATCH_CUSTOMERS = 5_000
 
 
 def customer_batches(conn: Connection, size: int) -> list[Customers]:
