@@ -43,12 +43,16 @@ from engine.render import render_text
 from engine.ruleset import load_rule_set
 from engine.storage.tables import daemons, events, rule_set_state
 from engine.tick import TickReport, fingerprint, tick
-from engine.timeutil import from_us, iso, to_us
-from engine.wakeups import next_wake
+from engine.timeutil import US, from_us, iso, to_us
+from engine.wakeups import knows_due_times, next_wake
 
 log = logging.getLogger("nudge.daemon")
 DISPATCH_BATCH = 100
 STOP_GRACE_S = 8.0
+# A due time known in advance this close is waited for in the step, not left to the scheduler
+# (which would skip a run that comes while the job still runs); steps taken so in a row, at most.
+WAKE_MARGIN_S = 0.5
+MAX_STEPS_IN_TURN = 10
 
 
 class Daemon:
@@ -120,7 +124,6 @@ class Daemon:
             self._dispatch()
             self._heartbeat(now)
             self._note_rules()
-            self._wake_early(now)
             return report
         except (OperationalError, DBAPIError) as exc:
             log.error("database unavailable, will retry next tick: %s", exc.orig or exc)
@@ -128,19 +131,43 @@ class Daemon:
             log.error("tick failed: %s", exc)
         return None
 
-    def _wake_early(self, now_us: int) -> None:
-        """Bring the next tick forward to just after the next due time known in advance (a
-        schedule, a holiday, a birthday, `at HH:MM`) that falls before it (`engine.wakeups`);
-        the interval goes on from there."""
-        job = self.scheduler.get_job("tick") if self.scheduler is not None else None
-        if job is None or job.next_run_time is None or self.ruleset is None:
+    def step_in_turn(self) -> None:
+        """What the interval job runs: a step; then, when a due time known in advance (a
+        schedule, a holiday, a birthday, `at HH:MM`: `engine.wakeups`) comes before the job's
+        next run, the job is brought forward to just after it, and the interval goes on from
+        there. A due time that came while the step ran gets another step at once."""
+        if self.stopping.is_set():
             return
+        self.idle.clear()
+        try:
+            for _ in range(MAX_STEPS_IN_TURN):
+                report = self.step()
+                if report is None or self.stopping.is_set() or not self._due_now(report.end_us):
+                    return
+        finally:
+            self.idle.set()
+
+    def _due_now(self, tick_us: int) -> bool:
+        """Whether a due time known in advance came after the tick at `tick_us` began: then
+        step again (after waiting for it, when it is only moments away). Otherwise the next run
+        of the job is brought forward to just after the next such due time before it."""
+        job = self.scheduler.get_job("tick") if self.scheduler is not None else None
+        ruleset = self.ruleset
+        if job is None or job.next_run_time is None or ruleset is None:
+            return False
+        if not knows_due_times(ruleset, self.config):
+            return False
         with self.engine.connect() as conn:
             zones = customer_zones(conn, self.config.timezone)
-        wake = next_wake(self.ruleset, self.config, zones, now_us, to_us(job.next_run_time))
-        if wake is not None:
+        wake = next_wake(ruleset, self.config, zones, tick_us, to_us(job.next_run_time))
+        if wake is None:
+            return False
+        wait_s = (wake - self.clock.now_us()) / US
+        if wait_s > WAKE_MARGIN_S:
             job.modify(next_run_time=from_us(wake))
             log.debug("next tick brought forward to %s", iso(wake))
+            return False
+        return not self.stopping.wait(max(0.0, wait_s))
 
     def _dispatch(self) -> None:
         """Send what is due, batch after batch, until the backlog is empty or we stop."""
@@ -173,7 +200,7 @@ class Daemon:
         self._register()
         scheduler = self.scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
-            self._step_in_turn,
+            self.step_in_turn,
             "interval",
             seconds=self.config.tick_seconds,
             id="tick",
@@ -201,15 +228,6 @@ class Daemon:
             logging.shutdown()
             os._exit(0)  # the blocked thread would otherwise hold the interpreter open
         self.engine.dispose()
-
-    def _step_in_turn(self) -> None:
-        if self.stopping.is_set():
-            return
-        self.idle.clear()
-        try:
-            self.step()
-        finally:
-            self.idle.set()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signum).name)

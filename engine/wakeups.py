@@ -18,6 +18,11 @@ from engine.triggers import MIDNIGHT, Window, calendar_slots, clock_days
 WAKE_AFTER_US = 1000
 
 
+def knows_due_times(ruleset: ast.RuleSet, config: Config) -> bool:
+    """Whether any rule falls due at clock times known in advance."""
+    return any(clock_days(rule, config.country) is not None for rule in ruleset.rules)
+
+
 def next_wake(
     ruleset: ast.RuleSet, config: Config, zones: Sequence[str], after_us: int, before_us: int
 ) -> int | None:
@@ -33,4 +38,6 @@ def next_wake(
         for _tz, due, _key in calendar_slots(window, zones, clock, days):
             if earliest is None or due < earliest:
                 earliest = due
-    return None if earliest is None else earliest + WAKE_AFTER_US
+    if earliest is None or earliest + WAKE_AFTER_US >= before_us:
+        return None  # none, or one the run at `before_us` covers anyway
+    return earliest + WAKE_AFTER_US

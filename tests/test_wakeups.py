@@ -7,17 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from daemon_helpers import config_for, write_rules
 from sqlalchemy import Engine
 
 from engine import ast
-from engine.clock import FixedClock
+from engine.clock import Clock, FixedClock
 from engine.config import Config
 from engine.daemon import Daemon
 from engine.importers import import_customer_rows
 from engine.ruleset import load_rule_set
 from engine.storage.db import open_database
+from engine.storage.tables import occurrences
+from engine.tick import TickReport
 from engine.timeutil import US, to_us, zone
 from engine.wakeups import WAKE_AFTER_US, next_wake
 
@@ -63,9 +66,11 @@ def config(tmp_path: Path) -> Config:
 def test_the_next_wake_is_just_after_the_earliest_clock_due_time(tmp_path, config) -> None:
     ruleset = ruleset_of(tmp_path, RULES, config)
     zones = ["Asia/Shanghai"]
-    assert next_wake(ruleset, config, zones, FRIDAY_20 - 30 * S, FRIDAY_20 + 1) == (
+    assert next_wake(ruleset, config, zones, FRIDAY_20 - 30 * S, FRIDAY_20 + 30 * S) == (
         FRIDAY_20 + WAKE_AFTER_US
     )
+    # A wake-up no earlier than the next run is none: that run covers the due time anyway.
+    assert next_wake(ruleset, config, zones, FRIDAY_20 - 30 * S, FRIDAY_20 + 1) is None
     # The window is half-open: a tick at 20:00 exactly has not covered it yet, one after has.
     assert next_wake(ruleset, config, zones, FRIDAY_20, FRIDAY_20 + 30 * S) == (
         FRIDAY_20 + WAKE_AFTER_US
@@ -110,24 +115,66 @@ def engine(config: Config) -> Iterator[Engine]:
     engine.dispose()
 
 
-def test_a_running_daemon_brings_its_next_tick_forward_to_the_due_time(
-    tmp_path, config, engine
-) -> None:
+def running_daemon(tmp_path: Path, config: Config, engine: Engine, clock: Clock) -> Daemon:
+    """A daemon whose interval job exists (its scheduler paused) but never fires by itself."""
     rules = write_rules(tmp_path / "rules", {"shop.rules": RULES}, TEMPLATES)
     config = config_for(tmp_path, config.database, timezone="Asia/Shanghai", tick_seconds=30)
     import_customer_rows(engine, [{"id": "c1", "accepts_marketing": True}], "Asia/Shanghai")
-    clock = FixedClock(FRIDAY_20 - 10 * S)
     daemon = Daemon(rules, config, engine, clock)
-    scheduler = daemon.scheduler = BackgroundScheduler(timezone="UTC")
-    interval_start = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    scheduler.add_job(daemon.step, "interval", seconds=30, id="tick", next_run_time=interval_start)
-    scheduler.start(paused=True)
+    daemon.scheduler = BackgroundScheduler(timezone="UTC")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    daemon.scheduler.add_job(
+        daemon.step_in_turn, "interval", seconds=30, id="tick", next_run_time=later
+    )
+    daemon.scheduler.start(paused=True)
+    return daemon
+
+
+def group_buys(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(occurrences.c.rule == "group buy")
+        ).scalar_one()
+
+
+def test_a_running_daemon_brings_its_next_tick_forward_to_the_due_time(
+    tmp_path, config, engine
+) -> None:
+    clock = FixedClock(FRIDAY_20 - 10 * S)
+    daemon = running_daemon(tmp_path, config, engine, clock)
+    assert daemon.scheduler is not None
     try:
-        daemon.step()  # 19:59:50: the group buy is due before the interval's next tick
-        job = scheduler.get_job("tick")
+        daemon.step_in_turn()  # 19:59:50: the group buy is due before the job's next run
+        job = daemon.scheduler.get_job("tick")
         assert to_us(job.next_run_time) == FRIDAY_20 + WAKE_AFTER_US
+        assert group_buys(engine) == 0
         clock.advance_to(FRIDAY_20 + WAKE_AFTER_US)
-        report = daemon.step()
-        assert report is not None and report.recorded.occurrences == 1
+        daemon.step_in_turn()
+        assert group_buys(engine) == 1
     finally:
-        scheduler.shutdown(wait=False)
+        daemon.scheduler.shutdown(wait=False)
+
+
+def test_a_due_time_that_comes_while_a_step_runs_gets_another_step_at_once(
+    tmp_path, config, engine
+) -> None:
+    # The first tick starts at 19:59:59.5 and ends after 20:00: the group buy came meanwhile.
+    clock = FixedClock(FRIDAY_20 - S // 2)
+    daemon = running_daemon(tmp_path, config, engine, clock)
+    assert daemon.scheduler is not None
+    daemon.step()  # the first tick starts the rule set
+    steps: list[int] = []
+    one_step = daemon.step
+
+    def slow_step() -> TickReport | None:
+        report = one_step()
+        steps.append(group_buys(engine))
+        clock.advance_to(FRIDAY_20 + 2 * S)  # the step ended two seconds after 20:00
+        return report
+
+    daemon.step = slow_step  # type: ignore[method-assign]
+    try:
+        daemon.step_in_turn()
+        assert steps == [0, 1]  # the second step, at once, recorded the group buy
+    finally:
+        daemon.scheduler.shutdown(wait=False)
