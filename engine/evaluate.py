@@ -4,10 +4,12 @@ For a window `[start, end)`:
 1. Rules are taken stratum by stratum (`engine.check.evaluation_strata`): a rule whose condition
    reads tags or points comes after the rules that give them (and a marketing rule after those
    giving what `exclude if` reads, where possible).
-2. For each rule, the occurrences due in the window go to a scratch table (`engine.triggers`);
-   one query per rule evaluates `if`, `unless` and the trigger's own validity for all of them,
-   as of each one's due time (`engine.sqlgen`); `once` / `once every` keep the first that may
-   act per customer, counting what the ledger recorded before the window.
+2. Every rule's occurrences due in the window go to a scratch table first (`find_due`,
+   `engine.triggers`), for every customer at once; a large shop is then evaluated in batches of
+   customers (`evaluate_due`). Per rule and batch, one query evaluates `if`, `unless` and the
+   trigger's own validity for all of them, as of each one's due time (`engine.sqlgen`); `once`
+   / `once every` keep the first that may act per customer, counting what the ledger recorded
+   before the window.
 3. Tags, untags and points of the occurrences that acted are added to the scratch effects, where
    the conditions of later strata see them.
 4. Every action of every occurrence that acted goes through the policies (`engine.policies`).
@@ -71,7 +73,6 @@ class Due:
     the connection's candidates table (`engine.scratch`)."""
 
     start_us: int
-    end_us: int
     who: triggers.Customers
     zones: tuple[str, ...]  # the customers' time zones
     counts: dict[int, int]  # rule position → occurrences due
@@ -96,7 +97,7 @@ def find_due(
         )
         for rule in ruleset.rules
     }
-    return Due(start_us, end_us, who, tuple(zones), counts)
+    return Due(start_us, who, tuple(zones), counts)
 
 
 def evaluate(

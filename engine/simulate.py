@@ -11,15 +11,16 @@ every customer, and each batch evaluates its own.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import heapq
 import multiprocessing as mp
 import os
 import pickle
+import resource
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import Engine
 
 from engine import ast
 from engine.config import Config
+from engine.errors import NudgeError
 from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
 from engine.records import ActionRecord
 from engine.storage.db import create
@@ -34,6 +36,7 @@ from engine.triggers import BATCH_CUSTOMERS, Customers, customer_batches
 
 SPILL_CHUNK = 4096  # actions pickled together: one call per chunk, not per action
 MAX_WORKERS = 4  # processes sharing a simulation's batches of customers
+Spilled = tuple[list[str], int]  # a run's spill files, in order of batches, and its occurrences
 
 
 @dataclass
@@ -75,15 +78,8 @@ def stream(
     with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
         part = functools.partial(_spill_part, ruleset, config, start_us, end_us, folder)
         runs = _runs(batches, _workers(engine, workers))
-        with contextlib.ExitStack() as stack:
-            pending = []
-            if len(runs) > 1:
-                pool = stack.enter_context(
-                    ProcessPoolExecutor(len(runs) - 1, mp_context=mp.get_context("spawn"))
-                )
-                url = engine.url.render_as_string(hide_password=False)
-                pending = [pool.submit(part, url, i, run) for i, run in enumerate(runs[1:], 1)]
-            spilled = [part(engine, 0, runs[0])] + [job.result() for job in pending]
+        spilled = _spill_runs(engine, runs, part)
+        _allow_open_files(sum(len(paths) for paths, _ in spilled))
         files: list[IO[bytes]] = []
         try:
             for paths, occurrences in spilled:
@@ -96,12 +92,46 @@ def stream(
                 handle.close()
 
 
+def _spill_runs(
+    engine: Engine, runs: list[list[Customers]], part: Callable[..., Spilled]
+) -> list[Spilled]:
+    """The first run in this process, each other in a worker process, at the same time."""
+    if len(runs) == 1:
+        return [part(engine, 0, runs[0])]
+    url = engine.url.render_as_string(hide_password=False)
+    pool = ProcessPoolExecutor(len(runs) - 1, mp_context=mp.get_context("spawn"))
+    try:
+        pending = [pool.submit(part, url, i, run) for i, run in enumerate(runs[1:], 1)]
+        spilled = [part(engine, 0, runs[0])] + [job.result() for job in pending]
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise NudgeError(
+            "a simulation worker process ended without finishing (killed, or out of memory?)"
+        ) from exc
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return spilled
+
+
+def _allow_open_files(count: int) -> None:
+    """Raise this process's limit of open files to hold `count` spill files at once, as far as
+    the hard limit allows (a shop of 10 million customers spills 2,000 batches)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count + 64  # what the process holds besides
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
 def _workers(engine: Engine, asked: int | None) -> int:
     """Processes to simulate with: as asked, else one per CPU (at most `MAX_WORKERS`); one for
     a database other processes cannot open (SQLite in memory)."""
     if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
         return 1
-    return asked or max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return asked or max(1, min(MAX_WORKERS, cpus or 1))
 
 
 def _runs(batches: list[Customers], workers: int) -> list[list[Customers]]:
@@ -125,7 +155,7 @@ def _spill_part(
     database: Engine | str,
     number: int,
     run: list[Customers],
-) -> tuple[list[str], int]:
+) -> Spilled:
     """Evaluate a contiguous run of batches (in this process or a worker, given the URL) and
     spill each batch's actions, in order, to a file of `folder`: the files' names and the
     occurrences that acted."""

@@ -156,13 +156,9 @@ class _Fill:
             "trigger_us",
         ]
         statement = candidates.insert().from_select(columns, select)
-        inserted = self.conn.execute(statement).rowcount
-        if inserted < 0:  # psycopg under SQLAlchemy 2.1 does not report it: count them
-            inserted = self.conn.execute(
-                sa.select(sa.func.count()).where(candidates.c.rule_index == self.index)
-            ).scalar_one()
-            inserted -= self.inserted
-        self.inserted += inserted
+        # Without the option, SQLAlchemy 2.1 does not keep psycopg's count of an INSERT.
+        result = self.conn.execute(statement.execution_options(preserve_rowcount=True))
+        self.inserted += result.rowcount
 
 
 def fill(
@@ -311,7 +307,7 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
             slots.c.rule_index == target.index,
             rows.c.instant >= slots.c.low_us,
             rows.c.instant < slots.c.high_us,
-            # Redundant, for the index: no local day is longer than 25 hours.
+            # Redundant, for the index: no local day is 26 hours long.
             slots.c.low_us > rows.c.instant - LONGEST_DAY_US,
         ),
     )
