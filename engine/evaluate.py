@@ -76,6 +76,8 @@ class Due:
     who: triggers.Customers
     zones: tuple[str, ...]  # the customers' time zones
     counts: dict[int, int]  # rule position → occurrences due
+    strata: list[list[ast.CheckedRule]]  # the order of evaluation (`_order`)
+    late_exclude: frozenset[int]  # marketing rules whose `exclude if` waits for every stratum
 
 
 def find_due(
@@ -97,7 +99,8 @@ def find_due(
         )
         for rule in ruleset.rules
     }
-    return Due(start_us, who, tuple(zones), counts)
+    strata, late_exclude = _order(ruleset)
+    return Due(start_us, who, tuple(zones), counts, strata, late_exclude)
 
 
 def evaluate(
@@ -135,20 +138,21 @@ def evaluate_due(
     scratch.clear_effects(conn)
     people = _People(due.who, batch)
     effects = scratch.Effects(due.start_us)
-    strata, late_exclude = _order(ruleset)
     acted: list[Occurrence] = []
-    for stratum in strata:
+    for stratum in due.strata:
         for rule in stratum:
             if not due.counts[rule.position]:
                 continue
-            passing = _passing(conn, rule, ruleset, config, effects, late_exclude, due, people)
+            late = rule.position in due.late_exclude
+            passing = _passing(conn, rule, ruleset, config, effects, late, due, people)
             chosen = _apply_once(conn, rule, passing, due.start_us, people)
             _add_effects(conn, rule, chosen)
             acted.extend(chosen)
     if not with_actions:  # only which occurrences act (missed ones, after long downtime)
         return Evaluation(acted, [])
-    if late_exclude:
-        _exclude_late(conn, ruleset, config, effects, acted, due.zones)
+    if due.late_exclude:
+        waited = [o for o in acted if o.rule.position in due.late_exclude]
+        _exclude_late(conn, ruleset, config, effects, waited, due.zones)
     records, decided = _actions(
         conn, ruleset, config, acted, due.start_us, decide_before_us, people
     )
@@ -270,24 +274,32 @@ def _excluded(compiler: Compiler, ruleset: ast.RuleSet) -> Any:
     return sa.or_(*(compiler.condition(e.condition) for e in ruleset.excludes))
 
 
-def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], bool]:
-    """The strata, and whether `exclude if` must wait until every stratum is done.
+def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], frozenset[int]]:
+    """The strata, and the marketing rules whose `exclude if` waits until every stratum is done.
 
     `exclude if` is evaluated with each marketing rule's own query. When it reads tags or
-    points, the rules giving them go to earlier strata than the marketing rules, so that what
-    they gave is there; where that is impossible (a marketing rule gives what `exclude` reads),
-    `exclude` is evaluated once every stratum is done."""
+    points, the rules giving them go to earlier strata than the marketing rule, so that what
+    they gave is there. Where that would make a cycle (the marketing rule gives, itself or
+    through rules reading what it gives, what `exclude` reads), that rule's `exclude` is
+    evaluated once every stratum is done instead."""
     excluded = dependencies.Effects()
     for exclude in ruleset.excludes:
         read = dependencies.reads(exclude.condition, ruleset.segments)
         excluded = dependencies.Effects(excluded.tags | read.tags, excluded.points or read.points)
     if not excluded.tags and not excluded.points:
-        return evaluation_strata(ruleset), False
-    marketing = {r.position: excluded for r in ruleset.rules if _is_marketing(r)}
-    try:
-        return dependencies.strata(ruleset.rules, ruleset.segments, marketing), False
-    except CycleError:
-        return evaluation_strata(ruleset), True
+        return evaluation_strata(ruleset), frozenset()
+    after: dict[int, dependencies.Effects] = {}
+    late: set[int] = set()
+    for rule in ruleset.rules:
+        if not _is_marketing(rule):
+            continue
+        try:
+            dependencies.strata(ruleset.rules, ruleset.segments, {**after, rule.position: excluded})
+        except CycleError:
+            late.add(rule.position)
+        else:
+            after[rule.position] = excluded
+    return dependencies.strata(ruleset.rules, ruleset.segments, after), frozenset(late)
 
 
 def _is_marketing(rule: ast.CheckedRule) -> bool:
@@ -302,9 +314,9 @@ def _exclude_late(
     acted: list[Occurrence],
     zones: Sequence[str],
 ) -> None:
-    """`exclude if` for the marketing occurrences that acted, once every tag and point given
+    """`exclude if` for these marketing occurrences that acted, once every tag and point given
     before their due times is known."""
-    marketing = {o.candidate_id: o for o in acted if _is_marketing(o.rule)}
+    marketing = {o.candidate_id: o for o in acted}
     if not marketing:
         return
     cand = scratch.candidates
