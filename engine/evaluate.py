@@ -482,7 +482,9 @@ def _actions(
                 occ.event_pk,
             )
             if status == "pending":
-                queue.append(Capped(at_us, occ.rule.position, occ.customer_id, pos, due_us, record))
+                queue.append(
+                    Capped(at_us, occ.rule.position, occ.customer_id, pos, due_us, occ.key, record)
+                )
             records.append(record)
     if ruleset.limits:
         recorded = _recorded_pending(conn, start_us, people)
@@ -547,20 +549,25 @@ def _shape(action: ast.Action, config: Config) -> _Shape:
 def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[Capped]:
     """Marketing actions the daemon recorded before the window whose send time has not come:
     the cap decides them together with the new ones, in order of send time."""
-    query = sa.select(
-        actions.c.id,
-        actions.c.customer_id,
-        actions.c.at_us,
-        actions.c.rule_position,
-        actions.c.position,
-        actions.c.due_us,
-    ).where(
-        actions.c.status == "pending",
-        actions.c.due_us < start_us,
-        *people.clauses(actions.c.customer_id),
+    query = (
+        sa.select(
+            actions.c.id,
+            actions.c.customer_id,
+            actions.c.at_us,
+            actions.c.rule_position,
+            actions.c.position,
+            actions.c.due_us,
+            occurrences.c.occurrence_key.label("key"),
+        )
+        .join(occurrences, occurrences.c.id == actions.c.occurrence_id)
+        .where(
+            actions.c.status == "pending",
+            actions.c.due_us < start_us,
+            *people.clauses(actions.c.customer_id),
+        )
     )
     return [
-        Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.id)
+        Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.key, r.id)
         for r in conn.execute(query)
     ]
 

@@ -123,6 +123,7 @@ class Capped:
     customer_id: str
     position: int
     due_us: int
+    key: str  # the occurrence's key: the last tie-break, as in the order of the actions
     ref: Any  # what the caller needs to find the action again
     sent: bool | None = None
 
@@ -140,7 +141,8 @@ def apply_limits(
     after `decide_before_us` stay undecided (`sent is None`): the daemon decides them later.
     """
     ordered = sorted(
-        queue, key=lambda a: (a.at_us, a.rule_position, a.customer_id, a.position, a.due_us)
+        queue,
+        key=lambda a: (a.at_us, a.rule_position, a.customer_id, a.position, a.due_us, a.key),
     )
     history: dict[str, list[int]] = defaultdict(list)
     for customer, times in sent_before.items():
