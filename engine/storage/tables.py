@@ -59,6 +59,7 @@ customers = Table(
     Column("attributes", Json, nullable=False, default=dict),
     Index(None, "birthday_md"),
     Index(None, "timezone"),
+    Index(None, "signed_up_us"),  # `customer.signed_up` triggers, every tick
 )
 
 customer_tags = Table(
