@@ -34,7 +34,11 @@ from engine.records import ActionRecord
 from engine.storage.db import create
 from engine.triggers import BATCH_CUSTOMERS, Customers, customer_batches
 
-SPILL_CHUNK = 4096  # actions pickled together: one call per chunk, not per action
+# Actions pickled together (one call per chunk, not per action), at most; the merge holds one
+# chunk of every batch at once, so chunks shrink as batches grow in number, down to the least.
+SPILL_CHUNK = 4096
+MERGED_ROWS = 200_000
+LEAST_CHUNK = 256
 MAX_WORKERS = 4  # processes sharing a simulation's batches of customers
 Spilled = tuple[list[str], int]  # a run's spill files, in order of batches, and its occurrences
 
@@ -76,7 +80,8 @@ def stream(
                 conn.rollback()
         return
     with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
-        part = functools.partial(_spill_part, ruleset, config, start_us, end_us, folder)
+        chunk = max(LEAST_CHUNK, min(SPILL_CHUNK, MERGED_ROWS // len(batches)))
+        part = functools.partial(_spill_part, ruleset, config, start_us, end_us, folder, chunk)
         runs = _runs(batches, _workers(engine, workers))
         spilled = _spill_runs(engine, runs, part)
         _allow_open_files(sum(len(paths) for paths, _ in spilled))
@@ -152,13 +157,14 @@ def _spill_part(
     start_us: int,
     end_us: int,
     folder: str,
+    chunk: int,
     database: Engine | str,
     number: int,
     run: list[Customers],
 ) -> Spilled:
     """Evaluate a contiguous run of batches (in this process or a worker, given the URL) and
-    spill each batch's actions, in order, to a file of `folder`: the files' names and the
-    occurrences that acted."""
+    spill each batch's actions, in order and `chunk` at a time, to a file of `folder`: the
+    files' names and the occurrences that acted."""
     engine = create(database) if isinstance(database, str) else database
     who = Customers(low=run[0].low, high=run[-1].high)
     paths: list[str] = []
@@ -173,8 +179,8 @@ def _spill_part(
                     paths.append(f"{folder}/{number}-{i}.pickle")
                     with open(paths[-1], "wb") as spill:
                         actions = result.actions
-                        for start in range(0, len(actions), SPILL_CHUNK):
-                            rows = [a.as_row() for a in actions[start : start + SPILL_CHUNK]]
+                        for start in range(0, len(actions), chunk):
+                            rows = [a.as_row() for a in actions[start : start + chunk]]
                             pickle.dump(rows, spill, protocol=pickle.HIGHEST_PROTOCOL)
             finally:
                 conn.rollback()
