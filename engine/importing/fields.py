@@ -31,6 +31,8 @@ def storable(text: str, what: str, json_text: bool = False) -> str:
     otherwise."""
     if "\x00" in text or (json_text and "\\u0000" in text):
         raise RowError(f"{what} holds a NUL character, which cannot be stored")
+    if text.isascii():  # most ids and keys: no surrogate, without encoding
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
