@@ -40,6 +40,7 @@ SPILL_CHUNK = 4096
 MERGED_ROWS = 200_000
 LEAST_CHUNK = 256
 MAX_WORKERS = 4  # processes sharing a simulation's batches of customers
+BATCHES_PER_WORKER = 4
 Spilled = tuple[list[str], int]  # a run's spill files, in order of batches, and its occurrences
 
 
@@ -140,8 +141,10 @@ def _workers(engine: Engine, asked: int | None) -> int:
 
 
 def _runs(batches: list[Customers], workers: int) -> list[list[Customers]]:
-    """The batches cut into at most `workers` contiguous runs of (nearly) equal length."""
-    count = min(workers, len(batches))
+    """The batches cut into at most `workers` contiguous runs of (nearly) equal length, each of
+    at least `BATCHES_PER_WORKER` (a worker costs a second to start, and finds its occurrences
+    due on its own)."""
+    count = max(1, min(workers, len(batches) // BATCHES_PER_WORKER))
     size, extra = divmod(len(batches), count)
     runs, start = [], 0
     for i in range(count):

@@ -18,7 +18,7 @@ from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.simulate import Tally, simulate, stream
+from engine.simulate import Tally, _runs, simulate, stream
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.tick import tick
@@ -54,9 +54,11 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
         a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=25, workers=1)
     ]
     assert whole == batched
-    # Runs of batches shared among worker processes (three: one run of one batch, two of two).
+    # Runs of batches shared among worker processes: 14 batches of 9, in runs of 5, 5 and 4.
+    with engine.connect() as conn:
+        assert [len(run) for run in _runs(customer_batches(conn, 9), 3)] == [5, 5, 4]
     tally = Tally()
-    shared = stream(engine, ruleset, CONFIG, START, END, batch=25, tally=tally, workers=3)
+    shared = stream(engine, ruleset, CONFIG, START, END, batch=9, tally=tally, workers=3)
     assert [a.to_json() for a in shared] == whole
     assert tally.occurrences == len(simulate(engine, ruleset, CONFIG, START, END).occurrences)
     assert [a.to_json() for a in simulate(engine, ruleset, CONFIG, START, END, 25).actions] == whole
