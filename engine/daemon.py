@@ -157,8 +157,12 @@ class Daemon:
             return False
         if not knows_due_times(ruleset, self.config):
             return False
-        with self.engine.connect() as conn:
-            zones = customer_zones(conn, self.config.timezone)
+        try:
+            with self.engine.connect() as conn:
+                zones = customer_zones(conn, self.config.timezone)
+        except (OperationalError, DBAPIError) as exc:  # the next interval tick will do
+            log.error("database unavailable, next tick at its interval: %s", exc.orig or exc)
+            return False
         wake = next_wake(ruleset, self.config, zones, tick_us, to_us(job.next_run_time))
         if wake is None:
             return False

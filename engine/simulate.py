@@ -65,8 +65,9 @@ def stream(
     the tie-breaks of LANGUAGE.md 3.8, on the data and ledger as they stand. The shop's tables
     are left exactly as they were. `tally`, when given, counts the occurrences that acted.
 
-    A shop of more than one batch of customers is shared among `workers` processes (default:
-    one per CPU, at most `MAX_WORKERS`), each taking a contiguous run of batches."""
+    A shop of several batches of customers is shared among `workers` processes (default: one
+    per CPU, at most `MAX_WORKERS`), each taking a contiguous run of at least
+    `BATCHES_PER_WORKER` batches."""
     tally = tally or Tally()
     with engine.connect() as conn:
         batches = customer_batches(conn, batch)
