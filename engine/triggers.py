@@ -145,6 +145,20 @@ class _Fill:
             # one row and loop over the customers of every slot instead of over the instants.
             self.conn.exec_driver_sql(f"ANALYZE {slots.name}")
 
+    def slots_to_customers(self, *conditions: sa.ColumnElement[bool]) -> None:
+        """Occurrences from this rule's slots, for each customer of the slot's zone who meets
+        `conditions`."""
+        on = sa.and_(slots.c.rule_index == self.index, self.in_slot_zone(), *conditions)
+        select = sa.select(
+            sa.literal(self.index),
+            customers.c.id,
+            slots.c.occurrence_key,
+            slots.c.due_us,
+            NO_EVENT,
+            NO_EVENT,
+        ).join(slots, on)
+        self.insert_from(self.only(select, customers.c.id))
+
     def insert_from(self, select: sa.Select[Any]) -> None:
         """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
         columns = [
@@ -341,25 +355,7 @@ def _birthdays(target: _Fill, offset_days: int) -> None:
     if not days:
         return
     target.add_slots(days)
-    select = target.only(
-        sa.select(
-            sa.literal(target.index),
-            customers.c.id,
-            slots.c.occurrence_key,
-            slots.c.due_us,
-            NO_EVENT,
-            NO_EVENT,
-        ).join(
-            slots,
-            sa.and_(
-                slots.c.rule_index == target.index,
-                slots.c.month_day == customers.c.birthday_md,
-                target.in_slot_zone(),
-            ),
-        ),
-        customers.c.id,
-    )
-    target.insert_from(select)
+    target.slots_to_customers(slots.c.month_day == customers.c.birthday_md)
 
 
 # -- calendar triggers: schedules, dates, holidays ---------------------------------------------
@@ -442,15 +438,4 @@ def _calendar(target: _Fill, local_days: LocalDays) -> None:
     if not rows:
         return
     target.add_slots(rows)
-    join = target.only(
-        sa.select(
-            sa.literal(target.index),
-            customers.c.id,
-            slots.c.occurrence_key,
-            slots.c.due_us,
-            NO_EVENT,
-            NO_EVENT,
-        ).join(slots, sa.and_(slots.c.rule_index == target.index, target.in_slot_zone())),
-        customers.c.id,
-    )
-    target.insert_from(join)
+    target.slots_to_customers()
