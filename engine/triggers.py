@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -115,11 +115,9 @@ class _Fill:
         clause = self.customers.clause(column)
         return select if clause is None else select.where(clause)
 
-    def local_days(self, tz: str) -> Iterator[tuple[dt.date, int]]:
-        """The local days of `tz` whose clock time (`at`, else 00:00) falls in the window, with
-        that instant."""
-        for _tz, due, key in calendar_slots(self.window, [tz], self.clock, _every_day):
-            yield dt.date.fromisoformat(key), due
+    def every_day(self) -> Iterator[Slot]:
+        """Each local day of each zone whose clock time (`at`, else 00:00) is in the window."""
+        return calendar_slots(self.window, self.zones, self.clock, _every_day)
 
     def in_slot_zone(self) -> sa.ColumnElement[bool]:
         """The customer lives in the slot's zone (true for everyone when the shop has one)."""
@@ -292,12 +290,11 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
     day), joined to the instants by range: a window in which no zone reaches `at` reads
     nothing at all, and a long one reads each instant once."""
     days: list[dict[str, Any]] = []
-    for tz in target.zones:
+    for tz, day, due_us, key in target.every_day():
         tzinfo = zone(tz)
-        for day, due_us in target.local_days(tz):
-            low = local_wall(day, MIDNIGHT, tzinfo) - offset_us
-            high = local_wall(day + dt.timedelta(days=1), MIDNIGHT, tzinfo) - offset_us
-            days.append(target.slot(tz, due_us, day.isoformat(), low_us=low, high_us=high))
+        low = local_wall(day, MIDNIGHT, tzinfo) - offset_us
+        high = local_wall(day + dt.timedelta(days=1), MIDNIGHT, tzinfo) - offset_us
+        days.append(target.slot(tz, due_us, key, low_us=low, high_us=high))
     if not days:
         return
     target.add_slots(days)
@@ -343,15 +340,14 @@ def _birthdays(target: _Fill, offset_days: int) -> None:
     """Slots per (zone, local day) with the month and day whose anniversary makes that day,
     joined to the customers of each zone by their month and day (an index lookup)."""
     days: list[dict[str, Any]] = []
-    for tz in target.zones:
-        for day, due_us in target.local_days(tz):
-            anniversary_day = day - dt.timedelta(days=offset_days)
-            key = str(anniversary_day.year)
-            days.append(target.slot(tz, due_us, key, month_day=anniversary_day.strftime("%m-%d")))
-            if (anniversary_day.month, anniversary_day.day) == (2, 28) and not _leap(
-                anniversary_day.year
-            ):
-                days.append(target.slot(tz, due_us, key, month_day="02-29"))
+    for tz, day, due_us, _day_key in target.every_day():
+        anniversary_day = day - dt.timedelta(days=offset_days)
+        key = str(anniversary_day.year)
+        days.append(target.slot(tz, due_us, key, month_day=anniversary_day.strftime("%m-%d")))
+        if (anniversary_day.month, anniversary_day.day) == (2, 28) and not _leap(
+            anniversary_day.year
+        ):
+            days.append(target.slot(tz, due_us, key, month_day="02-29"))
     if not days:
         return
     target.add_slots(days)
@@ -387,11 +383,19 @@ def _holiday_days(country: str, trigger: ast.HolidayTrigger) -> LocalDays:
     return holiday_days
 
 
+class Slot(NamedTuple):
+    """A local day of a zone on which a calendar trigger falls due, and when."""
+
+    tz: str
+    day: dt.date
+    due_us: int
+    key: str  # the occurrence key
+
+
 def calendar_slots(
     window: Window, zones: Sequence[str], clock: dt.time, local_days: LocalDays
-) -> Iterator[tuple[str, int, str]]:
-    """(zone, due time, occurrence key) of each local day of `local_days`, in each zone, whose
-    `clock` falls in the window."""
+) -> Iterator[Slot]:
+    """Each local day of `local_days`, in each zone, whose `clock` falls in the window."""
     for tz in zones:
         tzinfo = zone(tz)
         first = local_date(window.start_us, tzinfo) - dt.timedelta(days=1)
@@ -399,7 +403,7 @@ def calendar_slots(
         for day, key in local_days(first, last):
             due = local_wall(day, clock, tzinfo)
             if window.start_us <= due < window.end_us:
-                yield tz, due, key
+                yield Slot(tz, day, due, key)
 
 
 def clock_days(rule: ast.CheckedRule, country: str | None) -> LocalDays | None:
@@ -432,8 +436,8 @@ def _one_day(date: dt.date) -> LocalDays:
 def _calendar(target: _Fill, local_days: LocalDays) -> None:
     """Slots per time zone (local day → due time), joined to the customers of each zone."""
     rows = [
-        target.slot(tz, due, key)
-        for tz, due, key in calendar_slots(target.window, target.zones, target.clock, local_days)
+        target.slot(slot.tz, slot.due_us, slot.key)
+        for slot in calendar_slots(target.window, target.zones, target.clock, local_days)
     ]
     if not rows:
         return

@@ -35,9 +35,9 @@ def next_wake(
         if days is None:
             continue
         clock = rule.when.at.time if rule.when.at is not None else MIDNIGHT
-        for _tz, due, _key in calendar_slots(window, zones, clock, days):
-            if earliest is None or due < earliest:
-                earliest = due
+        for slot in calendar_slots(window, zones, clock, days):
+            if earliest is None or slot.due_us < earliest:
+                earliest = slot.due_us
     if earliest is None or earliest + WAKE_AFTER_US >= before_us:
         return None  # none, or one the run at `before_us` covers anyway
     return earliest + WAKE_AFTER_US
