@@ -353,26 +353,26 @@ class Compiler:
     def has_tag(self, tag: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the customer has `tag` at the due time: the latest rule effect before it,
         else the imported tags. Effects at one instant apply in rule, then action order."""
-        latest = sa.func.coalesce(
-            *(
-                sa.select(fx.c.kind)
-                .where(
-                    fx.c.customer_id == self.c.id,
-                    fx.c.kind.in_(("tag", "untag")),
-                    fx.c.tag == tag,
-                    fx.c.at_us < self.scope.due,
-                    *keep,
-                )
-                .order_by(fx.c.at_us.desc(), fx.c.rule_position.desc(), fx.c.position.desc())
-                .limit(1)
-                .scalar_subquery()
-                for fx, keep in self.scope.effects.sources()
+        latest_effects = [
+            sa.select(fx.c.kind)
+            .where(
+                fx.c.customer_id == self.c.id,
+                fx.c.kind.in_(("tag", "untag")),
+                fx.c.tag == tag,
+                fx.c.at_us < self.scope.due,
+                *keep,
             )
-        )
+            .order_by(fx.c.at_us.desc(), fx.c.rule_position.desc(), fx.c.position.desc())
+            .limit(1)
+            .scalar_subquery()
+            for fx, keep in self.scope.effects.sources()
+        ]
         imported = sa.exists().where(
             customer_tags.c.customer_id == self.c.id, customer_tags.c.tag == tag
         )
-        return sa.case((latest.is_(None), imported), else_=latest == "tag")
+        # COALESCE reads its arguments only until one is set: each lookup runs at most once.
+        fallback = sa.case((imported, "tag"), else_="untag")
+        return sa.func.coalesce(*latest_effects, fallback) == "tag"
 
 
 def _json(column: ColumnElement[Any], key: str, want: Kind) -> ColumnElement[Any]:
