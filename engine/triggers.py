@@ -155,7 +155,8 @@ class _Fill:
             NO_EVENT,
             NO_EVENT,
         ).join(slots, on)
-        self.insert_from(self.only(select, customers.c.id))
+        # In the order of the candidates' index: each row goes in beside the one before it.
+        self.insert_from(self.only(select, customers.c.id).order_by(customers.c.id))
 
     def insert_from(self, select: sa.Select[Any]) -> None:
         """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
