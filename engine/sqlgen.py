@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -138,8 +139,42 @@ class Compiler:
             return sa.not_(test) if op == "not in" else test
         if op == "contains":
             return self._membership(right, left)
+        shortcut = self._by_lookup(op, left, right)
+        if shortcut is not None:
+            return shortcut
         kind = self._common_kind(left, right)
         return COMPARISONS[op](self.value(left, kind), self.value(right, kind))
+
+    def _by_lookup(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[bool] | None:
+        """A comparison of a count or of `days_since_last_order` with a number that one index
+        lookup decides (whether some event exists), instead of counting every event or finding
+        the latest: `customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`,
+        `customer.days_since_last_order <= 180`. None when the comparison needs the value."""
+        if isinstance(left, ast.Number) and not isinstance(right, ast.Number):
+            left, right, op = right, left, _FLIPPED.get(op, op)
+        if not isinstance(right, ast.Number):
+            return None
+        n = float(right.value)
+        counted = _counted(left)
+        if counted is not None:
+            # A count is a whole number >= 0: these tests only ask whether it is 0.
+            some = {">=": 0 < n <= 1, ">": 0 <= n < 1, "!=": n == 0}.get(op, False)
+            none = {"<": 0 < n <= 1, "<=": 0 <= n < 1, "==": n == 0}.get(op, False)
+            if some or none:
+                found = self.some(*counted)
+                return found if some else sa.not_(found)
+            return None
+        if isinstance(left, ast.Ref) and (left.entity, left.name) == (
+            "customer",
+            "days_since_last_order",
+        ):
+            # Whole days d since the latest order: d <= K holds exactly when an order lies less
+            # than floor(K) + 1 days before the due time, and d < K when one lies less than
+            # ceil(K) days before it. Without any order, neither holds (d is unset).
+            days = {"<=": math.floor(n) + 1, "<": math.ceil(n)}.get(op)
+            if days is not None:
+                return self.some(ORDER, after_us=days * DAY_US)
+        return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
         """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
@@ -272,6 +307,16 @@ class Compiler:
             conds.append(e.c.at_us > self.scope.due - within.seconds * US)
         return e, conds
 
+    def some(
+        self, event_type: str, within: ast.Duration | None = None, after_us: int | None = None
+    ) -> ColumnElement[bool]:
+        """Whether the customer has such an event at or before the due time (within `within`,
+        or less than `after_us` before it)."""
+        e, conds = self._events(event_type, within)
+        if after_us is not None:
+            conds.append(e.c.at_us > self.scope.due - after_us)
+        return sa.exists().where(*conds)
+
     def count(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[Any]:
         e, conds = self._events(event_type, within)
         return sa.select(sa.func.count()).select_from(e).where(*conds).scalar_subquery()
@@ -373,6 +418,21 @@ class Compiler:
         # COALESCE reads its arguments only until one is set: each lookup runs at most once.
         fallback = sa.case((imported, "tag"), else_="untag")
         return sa.func.coalesce(*latest_effects, fallback) == "tag"
+
+
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _counted(expr: ast.Expr) -> tuple[str, ast.Duration | None] | None:
+    """The event type (and window) a count expression counts, if `expr` is one."""
+    match expr:
+        case ast.Ref(entity="customer", name="orders"):
+            return ORDER, None
+        case ast.Ref(entity="customer", name="returns"):
+            return RETURN, None
+        case ast.Aggregate(func="count", event=event, within=within):
+            return event, within
+    return None
 
 
 def _json(column: ColumnElement[Any], key: str, want: Kind) -> ColumnElement[Any]:

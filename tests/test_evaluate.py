@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -13,6 +15,7 @@ from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
 from engine.scratch import candidates
 from engine.simulate import simulate_records
+from engine.sqlgen import COMPARISONS
 from engine.storage.db import open_database
 from engine.timeutil import parse_moment
 
@@ -232,3 +235,56 @@ def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
             "Asia/Shanghai",
             "Europe/London",
         ]
+
+
+def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Counts and `days_since_last_order` compared with a number are compiled to "is there such
+    # an event" where that decides (engine/sqlgen.py, `_by_lookup`); every test below must
+    # hold exactly as the value itself would, fractions and a number on the left included.
+    due = dt.datetime(2026, 6, 10, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
+    orders = {
+        "none": [],
+        "today": [due - dt.timedelta(hours=1)],
+        "week": [due - dt.timedelta(days=7, hours=12), due - dt.timedelta(days=40)],
+        "month": [due - dt.timedelta(days=30)],
+        "later": [due + dt.timedelta(hours=1)],  # after the due time: not yet there
+    }
+    days = {  # whole days since the latest order at the due time; None without one
+        name: min(((due - at).days for at in times if at <= due), default=None)
+        for name, times in orders.items()
+    }
+    count = {name: sum(at <= due for at in times) for name, times in orders.items()}
+    tests = []
+    for op in ("<", "<=", ">", ">=", "==", "!="):
+        for n in (0, 0.5, 1, 2):
+            tests.append((f"customer.orders {op} {n}", lambda c, op=op, n=n: _holds(c, op, n)))
+            tests.append((f"{n} {op} customer.orders", lambda c, op=op, n=n: _holds(n, op, c)))
+    for op in ("<", "<="):
+        for n in (0, 0.5, 1, 7, 7.5, 8, 30, 31):
+            tests.append(
+                (
+                    f"customer.days_since_last_order {op} {n}",
+                    lambda d, op=op, n=n: d is not None and _holds(d, op, n),
+                )
+            )
+    rules = "\n".join(
+        f'rule "r{i}" when on 2026-06-10 at 12:00 if {text} then task "t"'
+        for i, (text, _) in enumerate(tests)
+    )
+    events = [
+        {"customer": name, "type": "order.paid", "at": at.isoformat()}
+        for name, times in orders.items()
+        for at in times
+    ]
+    records = run(db_url, tmp_path, rules, [{"id": name} for name in orders], events)
+    acted = {(r["rule"], r["customer"]) for r in records}
+    for i, (text, expected) in enumerate(tests):
+        value = days if "days_since" in text else count
+        for name in orders:
+            assert ((f"r{i}", name) in acted) == expected(value[name]), (text, name)
+
+
+def _holds(left: float, op: str, right: float) -> bool:
+    return COMPARISONS[op](left, right)

@@ -67,6 +67,19 @@ def _atoms(scope: Scope) -> st.SearchStrategy[str]:
         st.integers(0, 2).map("customer.returns > {}".format),
         pick(["0", "0.5", "1"]).map("customer.return_rate >= {}".format),
         st.integers(0, 60).map("customer.days_since_last_order <= {}".format),
+        # Thresholds the compiler decides by one lookup (and some it must not): fractions, the
+        # number on the left.
+        st.builds(
+            "customer.days_since_last_order {} {}".format,
+            pick(["<", "<="]),
+            pick(["0", "0.5", "1", "7.5", "30"]),
+        ),
+        st.builds(
+            "{} {} customer.{}".format,
+            pick(["0", "0.5", "1", "2"]),
+            pick(COMPARE),
+            pick(["orders", "returns"]),
+        ),
         pick(["average_order", "last_order", "vip_level"]).map("customer.{} is set".format),
         pick(["city", "first_order"]).map("customer.{} is not set".format),
         st.builds(
