@@ -19,12 +19,13 @@ Nothing here writes to the shop's tables: the daemon records the result, a simul
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import CycleError
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -32,8 +33,8 @@ from sqlalchemy import Connection
 from engine import ast, dependencies, scratch, triggers
 from engine.check import evaluation_strata
 from engine.config import Config
-from engine.policies import Capped, apply_limits, consent_sql, quiet_until
-from engine.records import ActionRecord
+from engine.policies import apply_limits, consent_sql, quiet_until
+from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
 from engine.sqlgen import ORDER, Compiler, Scope
 from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
@@ -62,9 +63,15 @@ class Occurrence:
 @dataclass
 class Evaluation:
     occurrences: list[Occurrence]
-    actions: list[ActionRecord]  # in order of send time, tie-breaks of LANGUAGE.md 3.8
+    rows: list[Row]  # every action (`engine.records`), in order of send time, tie-breaks of 3.8
     # Recorded actions (by id) that waited for the cap and were decided now: sent or not.
     decided: list[tuple[int, bool]] = field(default_factory=list)
+
+    @property
+    def actions(self) -> list[ActionRecord]:
+        """The actions as records, in order: made from the rows at each call, for callers that
+        want objects (a simulation streams the rows and makes one only as it prints it)."""
+        return [ActionRecord.from_row(row) for row in self.rows]
 
 
 @dataclass(frozen=True)
@@ -153,10 +160,8 @@ def evaluate_due(
     if due.late_exclude:
         waited = [o for o in acted if o.rule.position in due.late_exclude]
         _exclude_late(conn, ruleset, config, effects, waited, due.zones)
-    records, decided = _actions(
-        conn, ruleset, config, acted, due.start_us, decide_before_us, people
-    )
-    return Evaluation(acted, records, decided)
+    rows, decided = _actions(conn, ruleset, config, acted, due.start_us, decide_before_us, people)
+    return Evaluation(acted, rows, decided)
 
 
 @dataclass(frozen=True)
@@ -441,66 +446,75 @@ def _actions(
     start_us: int,
     decide_before_us: int | None,
     people: _People,
-) -> tuple[list[ActionRecord], list[tuple[int, bool]]]:
-    decided: list[tuple[int, bool]] = []
-    records: list[ActionRecord] = []
-    queue: list[Capped] = []
+) -> tuple[list[Row], list[tuple[int, bool]]]:
+    """Every action of the occurrences that acted, as rows with the policies' verdicts, in
+    order; and the recorded actions waiting for the cap that it decided now.
+
+    A marketing action under a `limit` is built as sent, apart; once those are in order the cap
+    decides them together with the recorded ones still waiting, and only those it suppresses or
+    leaves to the daemon are built again."""
+    rows: list[Row] = []
+    capped: list[Row] = []  # waiting for the cap
+    limited = bool(ruleset.limits)
+    quiet = ruleset.quiet_hours
     shapes = {rule.position: [_shape(a, config) for a in rule.actions] for rule in ruleset.rules}
     send_times: dict[tuple[int, str], int] = {}  # quiet hours, per (due time, zone)
     for occ in acted:
+        rule = occ.rule
         due_us = occ.due_us
-        for pos, shape in enumerate(shapes[occ.rule.position]):
-            at_us, status, reason = due_us, "sent", None
-            if shape.quiet and ruleset.quiet_hours:
+        for pos, shape in enumerate(shapes[rule.position]):
+            at_us, status, reason, into = due_us, "sent", None, rows
+            if shape.quiet and quiet:
                 at_us = send_times.get((due_us, occ.tz), -1)
                 if at_us < 0:
-                    at_us = quiet_until(due_us, occ.tz, ruleset.quiet_hours)
+                    at_us = quiet_until(due_us, occ.tz, quiet)
                     send_times[due_us, occ.tz] = at_us
             if shape.marketing:
                 if not occ.consent:
                     status, reason = "suppressed", "no-consent"
                 elif occ.excluded:
                     status, reason = "suppressed", "excluded"
-                elif ruleset.limits:
-                    status = "pending"
-            record = ActionRecord(
-                occ.rule.name,
-                occ.rule.position,
-                occ.customer_id,
-                occ.key,
-                shape.kind,
-                pos,
-                due_us,
-                at_us,
-                status,
-                reason,
-                shape.template,
-                shape.channel,
-                occ.amounts[pos] if shape.kind == "points" else shape.amount,
-                shape.unit,
-                shape.detail,
-                occ.event_pk,
-            )
-            if status == "pending":
-                queue.append(
-                    Capped(at_us, occ.rule.position, occ.customer_id, pos, due_us, occ.key, record)
+                elif limited:
+                    into = capped
+            into.append(
+                (
+                    at_us,
+                    rule.position,
+                    occ.customer_id,
+                    pos,
+                    due_us,
+                    occ.key,
+                    rule.name,
+                    shape.kind,
+                    status,
+                    reason,
+                    shape.template,
+                    shape.channel,
+                    occ.amounts[pos] if shape.kind == "points" else shape.amount,
+                    shape.unit,
+                    shape.detail,
+                    occ.event_pk,
                 )
-            records.append(record)
-    if ruleset.limits:
+            )
+    decided: list[tuple[int, bool]] = []
+    if limited:
+        capped.sort()
         recorded = _recorded_pending(conn, start_us, people)
-        waiting = queue + recorded
+        waiting = list(heapq.merge(capped, recorded)) if recorded else capped
         if waiting:
             sent_before = _recorded_sent(conn, ruleset, waiting, start_us)
-            for item in apply_limits(waiting, ruleset.limits, sent_before, decide_before_us):
-                if item.sent is None:
-                    continue
-                if isinstance(item.ref, ActionRecord):
-                    item.ref.status = "sent" if item.sent else "suppressed"
-                    item.ref.reason = None if item.sent else "cap"
+            verdicts = apply_limits(waiting, ruleset.limits, sent_before, decide_before_us)
+            for row, sent in zip(waiting, verdicts, strict=True):
+                if isinstance(row, _Waiting):
+                    if sent is not None:
+                        decided.append((row.action_id, sent))
+                elif sent:
+                    rows.append(row)
                 else:
-                    decided.append((item.ref, item.sent))
-    records.sort(key=ActionRecord.sort_key)
-    return records, decided
+                    verdict = ("suppressed", "cap") if sent is False else ("pending", None)
+                    rows.append(row[:STATUS] + verdict + row[STATUS + 2 :])
+    rows.sort()
+    return rows, decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,18 +560,32 @@ def _shape(action: ast.Action, config: Config) -> _Shape:
     return _Shape(kind, quiet, marketing)  # points: the amount is the occurrence's
 
 
-def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[Capped]:
-    """Marketing actions the daemon recorded before the window whose send time has not come:
-    the cap decides them together with the new ones, in order of send time."""
+class _Waiting(NamedTuple):
+    """A marketing action the daemon recorded as waiting for the cap, as the cap sees it: the
+    sort key of action rows (`engine.records`), then its id. It sorts among new rows by that key
+    alone, as its due time is before the window and theirs are in it."""
+
+    at_us: int
+    rule_position: int
+    customer_id: str
+    position: int
+    due_us: int
+    occurrence_key: str
+    action_id: int
+
+
+def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[_Waiting]:
+    """Marketing actions the daemon recorded before the window whose send time has not come, in
+    order: the cap decides them together with the new ones, in order of send time."""
     query = (
         sa.select(
-            actions.c.id,
-            actions.c.customer_id,
             actions.c.at_us,
             actions.c.rule_position,
+            actions.c.customer_id,
             actions.c.position,
             actions.c.due_us,
-            occurrences.c.occurrence_key.label("key"),
+            occurrences.c.occurrence_key,
+            actions.c.id,
         )
         .join(occurrences, occurrences.c.id == actions.c.occurrence_id)
         .where(
@@ -566,20 +594,18 @@ def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[
             *people.clauses(actions.c.customer_id),
         )
     )
-    return [
-        Capped(r.at_us, r.rule_position, r.customer_id, r.position, r.due_us, r.key, r.id)
-        for r in conn.execute(query)
-    ]
+    return sorted(_Waiting(*row) for row in conn.execute(query))
 
 
 def _recorded_sent(
-    conn: Connection, ruleset: ast.RuleSet, waiting: list[Capped], start_us: int
+    conn: Connection, ruleset: ast.RuleSet, waiting: list[Row], start_us: int
 ) -> dict[str, list[int]]:
     """Send times of marketing actions recorded as sent before the window that the cap of a
-    waiting action can still count, per customer: an index lookup per waiting customer."""
+    waiting action (in order, the earliest first) can still count, per customer: an index
+    lookup per waiting customer."""
     longest = max(limit.per.seconds for limit in ruleset.limits) * US
-    earliest = min(item.at_us for item in waiting) - longest
-    people = sorted({item.customer_id for item in waiting})
+    earliest = waiting[0][AT] - longest
+    people = sorted({row[CUSTOMER] for row in waiting})
     sent: dict[str, list[int]] = defaultdict(list)
     for some in chunks(people):
         rows = conn.execute(

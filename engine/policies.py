@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from bisect import bisect_right, insort
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from bisect import bisect_right
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 
 from engine import ast
+from engine.records import AT, CUSTOMER, Row
 from engine.storage.tables import events
 from engine.timeutil import DAY_US, US, from_us, local_wall, zone
 
@@ -114,53 +112,37 @@ def _quiet_once(at_us: int, tz: str, windows: Sequence[ast.QuietHours]) -> int:
     return at_us
 
 
-@dataclass
-class Capped:
-    """A marketing action that passed consent and `exclude`, waiting for the cap's decision."""
-
-    at_us: int
-    rule_position: int
-    customer_id: str
-    position: int
-    due_us: int
-    key: str  # the occurrence's key: the last tie-break, as in the order of the actions
-    ref: Any  # what the caller needs to find the action again
-    sent: bool | None = None
-
-
 def apply_limits(
-    queue: Iterable[Capped],
+    waiting: Sequence[Row],
     limits: Sequence[ast.Limit],
     sent_before: dict[str, list[int]],
     decide_before_us: int | None = None,
-) -> list[Capped]:
-    """Decide the cap for each queued action, in order of send time with the tie-breaks of 3.8.
+) -> list[bool | None]:
+    """The cap's verdict on each waiting marketing action: whether it is sent, or `None` for
+    those at or after `decide_before_us`, which the daemon decides later.
 
-    `sent_before` holds, per customer, the send times of marketing actions already recorded as
-    sent. An action is suppressed when N were sent at times in `(at − D, at]`. Actions at or
-    after `decide_before_us` stay undecided (`sent is None`): the daemon decides them later.
-    """
-    ordered = sorted(
-        queue,
-        key=lambda a: (a.at_us, a.rule_position, a.customer_id, a.position, a.due_us, a.key),
-    )
-    history: dict[str, list[int]] = defaultdict(list)
-    for customer, times in sent_before.items():
-        history[customer] = sorted(times)
-    for action in ordered:
-        if decide_before_us is not None and action.at_us >= decide_before_us:
-            continue
-        times = history[action.customer_id]
-        capped = any(
-            _count_in(times, action.at_us - limit.per.seconds * US, action.at_us) >= limit.count
-            for limit in limits
-        )
-        action.sent = not capped
-        if action.sent:
-            insort(times, action.at_us)
-    return ordered
-
-
-def _count_in(sorted_times: list[int], after: int, upto: int) -> int:
-    """How many of `sorted_times` lie in `(after, upto]`."""
-    return bisect_right(sorted_times, upto) - bisect_right(sorted_times, after)
+    `waiting` comes in order of send time with the tie-breaks of 3.8, each item with its send
+    time and customer where action rows hold them (`engine.records`). `sent_before` holds, per
+    customer, the send times of marketing actions already recorded as sent. An action is
+    suppressed when N were sent at times in `(at − D, at]`."""
+    spans = [(limit.per.seconds * US, limit.count) for limit in limits]
+    history = {customer: sorted(times) for customer, times in sent_before.items()}
+    verdicts: list[bool | None] = []
+    for item in waiting:
+        at_us = item[AT]
+        if decide_before_us is not None and at_us >= decide_before_us:
+            verdicts.extend([None] * (len(waiting) - len(verdicts)))  # the rest is later still
+            break
+        times = history.get(item[CUSTOMER])
+        if times is None:
+            times = history[item[CUSTOMER]] = []
+        upto = bisect_right(times, at_us)
+        sent = True
+        for span_us, count in spans:
+            if upto - bisect_right(times, at_us - span_us, 0, upto) >= count:
+                sent = False
+                break
+        if sent:
+            times.insert(upto, at_us)  # where `insort` would put it
+        verdicts.append(sent)
+    return verdicts

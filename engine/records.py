@@ -7,19 +7,29 @@ from typing import Any
 
 from engine.timeutil import iso
 
+# An action as a row: the fields of `ActionRecord` in order, a plain tuple. The sort key comes
+# first (send time, then the tie-breaks of LANGUAGE.md 3.8, the occurrence key last), so rows sort
+# and merge by plain tuple comparison in the order of `ActionRecord.sort_key`; no two actions of
+# one evaluation share a key, so comparison never reaches `detail`. The evaluation builds, sorts,
+# spills and merges rows; an `ActionRecord` is made of one only where an object is wanted.
+Row = tuple[Any, ...]
+AT = 0  # send time
+CUSTOMER = 2
+STATUS = 8  # then the reason
+
 
 @dataclass(slots=True)
 class ActionRecord:
     """One action of an occurrence that acted, with the policies' verdict."""
 
-    rule: str
+    at_us: int
     rule_position: int
     customer_id: str
-    occurrence_key: str
-    kind: str
     position: int
     due_us: int
-    at_us: int
+    occurrence_key: str
+    rule: str
+    kind: str
     status: str  # sent | suppressed | pending (daemon only: the cap is decided at send time)
     reason: str | None = None
     template: str | None = None
@@ -41,27 +51,10 @@ class ActionRecord:
             self.occurrence_key,
         )
 
-    def as_row(self) -> tuple[Any, ...]:
-        """Every field, the sort key first: rows compare in the order of `sort_key`."""
-        return (
-            *self.sort_key(),
-            self.rule,
-            self.kind,
-            self.status,
-            self.reason,
-            self.template,
-            self.channel,
-            self.amount,
-            self.unit,
-            self.detail,
-            self.event_pk,
-        )
-
     @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> ActionRecord:
-        """The record `as_row` gave."""
-        at_us, rule_position, customer_id, position, due_us, key, rule, kind, *rest = row
-        return cls(rule, rule_position, customer_id, key, kind, position, due_us, at_us, *rest)
+    def from_row(cls, row: Row) -> ActionRecord:
+        """The record of an action row: its fields, in order."""
+        return cls(*row)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines object of LANGUAGE.md section 5."""

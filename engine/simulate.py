@@ -30,7 +30,7 @@ from engine import ast
 from engine.config import Config
 from engine.errors import NudgeError
 from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
-from engine.records import ActionRecord
+from engine.records import ActionRecord, Row
 from engine.storage.db import create
 from engine.triggers import BATCH_CUSTOMERS, Customers, customer_batches
 
@@ -77,7 +77,7 @@ def stream(
                 due = find_due(conn, ruleset, config, start_us, end_us)
                 result = evaluate_due(conn, ruleset, config, due)
                 tally.occurrences += len(result.occurrences)
-                yield from result.actions
+                yield from map(ActionRecord.from_row, result.rows)
             finally:
                 conn.rollback()
         return
@@ -92,8 +92,7 @@ def stream(
             for paths, occurrences in spilled:
                 tally.occurrences += occurrences
                 files.extend(open(path, "rb") for path in paths)  # noqa: SIM115
-            for row in heapq.merge(*map(_unpickled, files)):
-                yield ActionRecord.from_row(row)
+            yield from map(ActionRecord.from_row, heapq.merge(*map(_unpickled, files)))
         finally:
             for handle in files:
                 handle.close()
@@ -182,10 +181,9 @@ def _spill_part(
                     occurrences += len(result.occurrences)
                     paths.append(f"{folder}/{number}-{i}.pickle")
                     with open(paths[-1], "wb") as spill:
-                        actions = result.actions
-                        for start in range(0, len(actions), chunk):
-                            rows = [a.as_row() for a in actions[start : start + chunk]]
-                            pickle.dump(rows, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                        rows = result.rows
+                        for start in range(0, len(rows), chunk):
+                            pickle.dump(rows[start : start + chunk], spill, pickle.HIGHEST_PROTOCOL)
             finally:
                 conn.rollback()
     finally:
@@ -194,7 +192,7 @@ def _spill_part(
     return paths, occurrences
 
 
-def _unpickled(handle: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+def _unpickled(handle: IO[bytes]) -> Iterator[Row]:
     while True:
         try:
             yield from pickle.load(handle)
@@ -213,17 +211,17 @@ def simulate(
     """The whole simulation at hand: every occurrence that acted and every action, in order.
     Holds everything in memory; `stream` is for output of any size."""
     occurrences: list[Occurrence] = []
-    parts: list[list[ActionRecord]] = []
+    parts: list[list[Row]] = []
     with engine.connect() as conn:
         try:
             due = find_due(conn, ruleset, config, start_us, end_us)
             for who in customer_batches(conn, batch):
                 result = evaluate_due(conn, ruleset, config, due, who)
                 occurrences.extend(result.occurrences)
-                parts.append(result.actions)
+                parts.append(result.rows)
         finally:
             conn.rollback()
-    return Evaluation(occurrences, list(heapq.merge(*parts, key=ActionRecord.sort_key)))
+    return Evaluation(occurrences, list(heapq.merge(*parts)))
 
 
 def simulate_records(
