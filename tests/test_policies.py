@@ -1,16 +1,23 @@
-"""Quiet hours: the fast check (zone offset per quarter hour) against the exact computation."""
+"""Quiet hours: the fast check (zone offset per quarter hour) against the exact computation.
+The cap: actions sharing a send time, decided and listed in the order of LANGUAGE.md 3.8."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import ast
+from engine.config import Config
+from engine.importers import import_customer_rows, import_event_rows
 from engine.policies import _moved_out_of_quiet_hours, quiet_until
+from engine.ruleset import load_rule_set
+from engine.simulate import simulate_records
 from engine.source import Span
-from engine.timeutil import US, from_us, to_us, zone
+from engine.storage.db import open_database
+from engine.timeutil import US, from_us, parse_moment, to_us, zone
 
 SPAN = Span("policies.rules", 1, 1, 1, 2)
 # Zones with clock changes at different local times and offsets of half and quarter hours.
@@ -58,3 +65,58 @@ def test_an_action_due_in_quiet_hours_waits_for_their_end_on_the_local_clock() -
     noon = to_us(dt.datetime(2026, 3, 29, 12, 0, 1, tzinfo=berlin))
     assert quiet_until(noon, "Europe/Berlin", quiet) == noon
     assert quiet_until(noon - 3 * 3600 * US, "Europe/Berlin", quiet) == noon - 3 * 3600 * US
+
+
+CAP_RULES = """\
+limit marketing to 3 per 1d
+quiet hours 22:00 to 08:00
+
+rule "review"
+  when review.posted
+  then message "hello"
+
+rule "order"
+  when order.paid
+  then message "hello" and coupon "hello" worth 5%
+"""
+
+
+def test_the_cap_takes_actions_sent_at_one_time_in_the_order_of_rule_customer_position_due(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Everything here is sent at 08:00 in Shanghai (00:00 UTC): moved there by quiet hours, or
+    due then. The cap lets c9's first three through in the order of 3.8, which is also the
+    order of the output: the earlier rule before an earlier due time, the first action of
+    `then` before an earlier due time, and customers in Python's order of ids ("c10" first)."""
+    config = Config(timezone="Asia/Shanghai")
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "shop.rules").write_text(CAP_RULES, encoding="utf-8")
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    engine = open_database(db_url)
+    people = [{"id": c, "accepts_marketing": True} for c in ("c9", "c10")]
+    assert not import_customer_rows(engine, people, config.timezone).problems
+    happenings = [
+        {"customer": "c9", "type": "order.paid", "at": "2026-06-10T16:30:00Z"},  # 00:30 there
+        {"customer": "c9", "type": "order.paid", "at": "2026-06-11T00:00:00Z"},  # 08:00
+        {"customer": "c9", "type": "order.paid", "at": "2026-06-10T14:30:00Z"},  # 22:30
+        {"customer": "c9", "type": "review.posted", "at": "2026-06-10T15:00:00Z"},  # 23:00
+        {"customer": "c10", "type": "review.posted", "at": "2026-06-10T15:00:00Z"},
+    ]
+    assert not import_event_rows(engine, happenings, config.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", config)
+    start, end = parse_moment("2026-06-10", "UTC"), parse_moment("2026-06-12", "UTC")
+    records = simulate_records(engine, ruleset, config, start, end)
+    engine.dispose()
+    assert {r["at"] for r in records} == {"2026-06-11T00:00:00Z"}
+    assert [
+        (r["rule"], r["customer"], r["action"], r["due"][11:16], r["reason"]) for r in records
+    ] == [
+        ("review", "c10", "message", "15:00", None),
+        ("review", "c9", "message", "15:00", None),
+        ("order", "c9", "message", "14:30", None),
+        ("order", "c9", "message", "16:30", None),
+        ("order", "c9", "message", "00:00", "cap"),
+        ("order", "c9", "coupon", "14:30", "cap"),
+        ("order", "c9", "coupon", "16:30", "cap"),
+        ("order", "c9", "coupon", "00:00", "cap"),
+    ]

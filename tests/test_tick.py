@@ -422,3 +422,38 @@ def test_a_simulation_from_where_the_daemon_stands_predicts_what_it_does_next(
     predicted = lines(simulate_records(engine, ruleset, config, middle, B))
     run_ticks(engine, ruleset, config, [middle + 5 * HOUR_US, B])
     assert lines(history(engine, middle, B)) == predicted
+
+
+def test_the_cap_decides_a_recorded_waiting_action_together_with_the_new_ones(
+    db_url, tmp_path
+) -> None:
+    """At 23:00 the daemon has recorded a message due at 22:30, moved by quiet hours to 08:00
+    and waiting there for the cap. A simulation from 23:00 decides it together with the new one
+    due at 23:30, sent at 08:00 as well: the recorded one comes first (its due time is earlier)
+    and takes the day's only place, so the new one is capped. The daemon then does the same."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=86400.0)
+    import_customer_rows(engine, [{"id": "c1", "accepts_marketing": True}], config.timezone)
+    first, second = A + 22 * HOUR_US + 30 * 60 * US, A + 23 * HOUR_US + 30 * 60 * US
+    paid = [{"customer": "c1", "type": "order.paid", "at": iso(t)} for t in (first, second)]
+    import_event_rows(engine, paid, config.timezone)
+    text = 'limit marketing to 1 per 1d\nquiet hours 22:00 to 08:00\n\nrule "thanks"\n'
+    rules = write_rules(
+        tmp_path / "rules",
+        {"thanks.rules": text + '  when order.paid\n  then message "thanks"\n'},
+        ["thanks"],
+    )
+    ruleset = load_rule_set(rules, config)
+    middle, morning = A + 23 * HOUR_US, A + 32 * HOUR_US  # London is on UTC in early March
+    run_ticks(engine, ruleset, config, [A, middle])
+    with engine.connect() as conn:
+        recorded = conn.execute(sa.select(actions.c.due_us, actions.c.at_us, actions.c.status))
+        assert recorded.all() == [(first, morning, "pending")]
+    predicted = simulate_records(engine, ruleset, config, middle, B)
+    assert [(r["due"], r["at"], r["status"], r["reason"]) for r in predicted] == [
+        (iso(second), iso(morning), "suppressed", "cap")
+    ]
+    run_ticks(engine, ruleset, config, [morning + HOUR_US])
+    assert [r.to_json() for r in history(engine, middle, B)] == predicted
+    assert [(r.due_us, r.status) for r in history(engine, A, middle)] == [(first, "sent")]
+    engine.dispose()
