@@ -11,9 +11,7 @@ every customer, and each batch evaluates its own.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import heapq
 import multiprocessing as mp
 import os
@@ -29,6 +27,7 @@ from typing import IO, Any
 from sqlalchemy import Engine
 
 from engine import ast
+from engine.collector import fewer_collections
 from engine.config import Config
 from engine.errors import NudgeError
 from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
@@ -43,9 +42,6 @@ MERGED_ROWS = 200_000
 LEAST_CHUNK = 256
 MAX_WORKERS = 4  # processes sharing a simulation's batches of customers
 BATCHES_PER_WORKER = 4
-# Objects allocated between two runs of the cyclic garbage collector while a simulation runs
-# (Python's default: 700); see `_fewer_collections`.
-COLLECT_AFTER = 100_000
 Spilled = tuple[list[str], int]  # a run's spill files, in order of batches, and its occurrences
 
 
@@ -79,7 +75,7 @@ def stream(
     if len(batches) == 1:
         with engine.connect() as conn:
             try:
-                with _fewer_collections():
+                with fewer_collections():
                     due = find_due(conn, ruleset, config, start_us, end_us)
                     result = evaluate_due(conn, ruleset, config, due)
                 tally.occurrences += len(result.occurrences)
@@ -102,24 +98,6 @@ def stream(
         finally:
             for handle in files:
                 handle.close()
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Python's cyclic garbage collector run after `COLLECT_AFTER` allocations instead of 700,
-    while an evaluation runs or a spilled chunk is read.
-
-    Both allocate objects by the million that reference counting frees (database rows,
-    occurrences, action rows); at the default threshold they set off a few full collections
-    per batch of customers, each going over every object alive. M in one process spent 5.7 s
-    of 45 in 29 of them, and 1.4 s of the merge's 4. The few objects in cycles (SQLAlchemy
-    makes some per statement) wait a little longer for their collection."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], COLLECT_AFTER), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
 
 
 def _spill_runs(
@@ -197,7 +175,7 @@ def _spill_part(
     paths: list[str] = []
     occurrences = 0
     try:
-        with _fewer_collections(), engine.connect() as conn:
+        with fewer_collections(), engine.connect() as conn:
             try:
                 due = find_due(conn, ruleset, config, start_us, end_us, who)
                 for i, customers in enumerate(run):
@@ -221,7 +199,7 @@ def _unpickled(handle: IO[bytes]) -> Iterator[Row]:
     of new rows would set off a dozen)."""
     while True:
         try:
-            with _fewer_collections():
+            with fewer_collections():
                 rows = pickle.load(handle)
         except EOFError:
             return
@@ -240,7 +218,7 @@ def simulate(
     Holds everything in memory; `stream` is for output of any size."""
     occurrences: list[Occurrence] = []
     parts: list[list[Row]] = []
-    with _fewer_collections(), engine.connect() as conn:
+    with fewer_collections(), engine.connect() as conn:
         try:
             due = find_due(conn, ruleset, config, start_us, end_us)
             for who in customer_batches(conn, batch):

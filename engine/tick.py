@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from engine import ast, ledger
+from engine.collector import fewer_collections
 from engine.config import Config
 from engine.evaluate import evaluate_due, find_due
 from engine.storage.bulk import insert_or_ignore
@@ -56,7 +57,7 @@ def tick(
     """Evaluate and record everything of `ruleset` due since its watermark, up to `now_us`,
     in batches of customers (one transaction for all of them)."""
     report = TickReport(end_us=now_us)
-    with engine.begin() as conn:
+    with fewer_collections(), engine.begin() as conn:
         watermark = _lock(conn, name, now_us)
         if watermark is None:
             report.skipped = True

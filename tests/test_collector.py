@@ -1,0 +1,19 @@
+"""The garbage collector's threshold while an evaluation runs (engine/collector.py)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from engine.collector import COLLECT_AFTER, fewer_collections
+
+
+def test_collections_are_fewer_inside_and_as_before_after_even_on_error() -> None:
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold() == (max(before[0], COLLECT_AFTER), *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), fewer_collections():
+        raise RuntimeError("a failing evaluation")
+    assert gc.get_threshold() == before
