@@ -146,10 +146,11 @@ class Compiler:
         return COMPARISONS[op](self.value(left, kind), self.value(right, kind))
 
     def _by_lookup(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[bool] | None:
-        """A comparison of a count or of `days_since_last_order` with a number that one index
-        lookup decides (whether some event exists), instead of counting every event or finding
-        the latest: `customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`,
-        `customer.days_since_last_order <= 180`. None when the comparison needs the value."""
+        """A comparison of a count with a number that only asks whether such an event exists
+        (`customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`): one index lookup
+        instead of counting them all; and `customer.days_since_last_order <= 180` as a
+        comparison of the latest order's time, without the division. None when the comparison
+        needs the value."""
         if isinstance(left, ast.Number) and not isinstance(right, ast.Number):
             left, right, op = right, left, _FLIPPED.get(op, op)
         if not isinstance(right, ast.Number):
@@ -168,12 +169,14 @@ class Compiler:
             "customer",
             "days_since_last_order",
         ):
-            # Whole days d since the latest order: d <= K holds exactly when an order lies less
-            # than floor(K) + 1 days before the due time, and d < K when one lies less than
-            # ceil(K) days before it. Without any order, neither holds (d is unset).
+            # Whole days d since the latest order: d <= K holds exactly when it lies less than
+            # floor(K) + 1 days before the due time, and d < K when less than ceil(K) days.
+            # Without any order, neither holds (d is unset). The latest order is compared as it
+            # is, not tested with EXISTS over a range: PostgreSQL without statistics (a fresh
+            # import) read that range through the index on (type, time), every customer's.
             days = {"<=": math.floor(n) + 1, "<": math.ceil(n)}.get(op)
             if days is not None:
-                return self.some(ORDER, after_us=days * DAY_US)
+                return self.order_time("max") > self.scope.due - days * DAY_US
         return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
@@ -307,14 +310,9 @@ class Compiler:
             conds.append(e.c.at_us > self.scope.due - within.seconds * US)
         return e, conds
 
-    def some(
-        self, event_type: str, within: ast.Duration | None = None, after_us: int | None = None
-    ) -> ColumnElement[bool]:
-        """Whether the customer has such an event at or before the due time (within `within`,
-        or less than `after_us` before it)."""
-        e, conds = self._events(event_type, within)
-        if after_us is not None:
-            conds.append(e.c.at_us > self.scope.due - after_us)
+    def some(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[bool]:
+        """Whether the customer has such an event at or before the due time (within `within`)."""
+        _, conds = self._events(event_type, within)
         return sa.exists().where(*conds)
 
     def count(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[Any]:
