@@ -708,3 +708,21 @@ def test_nul_characters_and_lone_surrogates_are_bad_rows_not_crashes(engine, tmp
     report = import_customers(engine, people, "UTC")
     assert [problem.line for problem in report.problems] == [1, 2]
     assert "c7" in stored_customers(engine)
+
+
+def test_an_import_leaves_postgresql_statistics_of_what_it_stored(engine: Engine) -> None:
+    # Planned without statistics, an evaluation right after an import can pick an index that
+    # reads every customer's events for each occurrence; the import analyzes what it wrote.
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps no statistics here")
+    assert not import_customer_rows(engine, [{"id": "c1"}], "UTC").problems
+    rows = [
+        {"customer": "c1", "type": "order.paid", "at": f"2026-06-0{day}T10:00:00Z"}
+        for day in range(1, 8)
+    ]
+    assert not import_event_rows(engine, rows, "UTC").problems
+    with engine.connect() as conn:
+        counted = conn.execute(
+            text("SELECT relname, reltuples FROM pg_class WHERE relname IN ('customers', 'events')")
+        ).all()
+    assert dict(counted) == {"customers": 1, "events": 7}
