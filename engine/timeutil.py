@@ -64,8 +64,13 @@ def local_date(us: int, tz: ZoneInfo) -> dt.date:
     return from_us(us, tz).date()
 
 
+@lru_cache(maxsize=1 << 16)
 def iso(us: int) -> str:
-    """ISO 8601 with an offset, UTC, seconds precision unless there are microseconds."""
+    """ISO 8601 with an offset, UTC, seconds precision unless there are microseconds.
+
+    Cached: the actions printed or recorded together share their due and send times by the
+    thousand (every Friday's group buy, quiet hours ending at 08:00), and formatting one costs
+    more than the JSON around it."""
     moment = from_us(us)
     spec = "microseconds" if moment.microsecond else "seconds"
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
