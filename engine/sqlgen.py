@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -148,9 +147,7 @@ class Compiler:
     def _by_lookup(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[bool] | None:
         """A comparison of a count with a number that only asks whether such an event exists
         (`customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`): one index lookup
-        instead of counting them all; and `customer.days_since_last_order <= 180` as a
-        comparison of the latest order's time, without the division. None when the comparison
-        needs the value."""
+        instead of counting them all. None when the comparison needs the count."""
         if isinstance(left, ast.Number) and not isinstance(right, ast.Number):
             left, right, op = right, left, _FLIPPED.get(op, op)
         if not isinstance(right, ast.Number):
@@ -164,19 +161,6 @@ class Compiler:
             if some or none:
                 found = self.some(*counted)
                 return found if some else sa.not_(found)
-            return None
-        if isinstance(left, ast.Ref) and (left.entity, left.name) == (
-            "customer",
-            "days_since_last_order",
-        ):
-            # Whole days d since the latest order: d <= K holds exactly when it lies less than
-            # floor(K) + 1 days before the due time, and d < K when less than ceil(K) days.
-            # Without any order, neither holds (d is unset). The latest order is compared as it
-            # is, not tested with EXISTS over a range: PostgreSQL without statistics (a fresh
-            # import) read that range through the index on (type, time), every customer's.
-            days = {"<=": math.floor(n) + 1, "<": math.ceil(n)}.get(op)
-            if days is not None:
-                return self.order_time("max") > self.scope.due - days * DAY_US
         return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:

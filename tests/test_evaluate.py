@@ -240,9 +240,10 @@ def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
 def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
     db_url: str, tmp_path: Path
 ) -> None:
-    # Counts and `days_since_last_order` compared with a number are compiled to "is there such
-    # an event" where that decides (engine/sqlgen.py, `_by_lookup`); every test below must
-    # hold exactly as the value itself would, fractions and a number on the left included.
+    # Counts compared with a number are compiled to "is there such an event" where that
+    # decides (engine/sqlgen.py, `_by_lookup`); every test below must hold exactly as the value
+    # itself would, fractions and a number on the left included, and `days_since_last_order`
+    # (whole days, rounded down) beside them.
     due = dt.datetime(2026, 6, 10, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
     orders = {
         "none": [],

@@ -67,8 +67,8 @@ def _atoms(scope: Scope) -> st.SearchStrategy[str]:
         st.integers(0, 2).map("customer.returns > {}".format),
         pick(["0", "0.5", "1"]).map("customer.return_rate >= {}".format),
         st.integers(0, 60).map("customer.days_since_last_order <= {}".format),
-        # Thresholds the compiler decides by one lookup (and some it must not): fractions, the
-        # number on the left.
+        # Thresholds with fractions, and a number on the left (a count compared so that only
+        # "is there one" matters is decided by one lookup; others must not be).
         st.builds(
             "customer.days_since_last_order {} {}".format,
             pick(["<", "<="]),
