@@ -276,7 +276,7 @@ def _passing(
 
 
 def _excluded(compiler: Compiler, ruleset: ast.RuleSet) -> Any:
-    return sa.or_(*(compiler.condition(e.condition) for e in ruleset.excludes))
+    return compiler.any_test([e.condition for e in ruleset.excludes])
 
 
 def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], frozenset[int]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,16 +99,18 @@ class Compiler:
 
     # -- conditions (always true/false, never NULL) -----------------------------------------
 
-    def condition(self, expr: ast.Expr) -> ColumnElement[bool]:
+    def condition(self, expr: ast.Expr, lazy: bool = False) -> ColumnElement[bool]:
+        """`expr` as a SQL test. `lazy` for a value read in a SELECT list (`test`)."""
         match expr:
-            case ast.Logic(op="and", operands=ops):
-                return sa.and_(*(self.condition(o) for o in ops))
-            case ast.Logic(op="or", operands=ops):
-                return sa.or_(*(self.condition(o) for o in ops))
+            case ast.Logic(op=op, operands=ops):
+                parts = [self.condition(o, lazy) for o in _needed(op, ops)]
+                if lazy:
+                    return _lazy(op, parts)
+                return sa.and_(*parts) if op == "and" else sa.or_(*parts)
             case ast.Not(operand=inner):
-                return sa.not_(self.condition(inner))
+                return sa.not_(self.condition(inner, lazy))
             case ast.InSegment(segment=name, negated=negated):
-                body = self.condition(self.scope.segments[name].condition)
+                body = self.condition(self.scope.segments[name].condition, lazy)
                 return sa.not_(body) if negated else body
             case ast.IsSet(value=value, negated=negated):
                 if self.kind(value) == "tags":
@@ -126,6 +129,16 @@ class Compiler:
                 return sa.true() if value else sa.false()
             case _:
                 return self._truth(self.value(expr, "bool") == sa.true())
+
+    def test(self, expr: ast.Expr) -> ColumnElement[bool]:
+        """`expr` as a true/false value, for a SELECT list. SQLite evaluates both sides of
+        AND and OR there (in WHERE it stops at the first that decides); written as CASE, an
+        operand's lookups run only when the ones before leave the answer open."""
+        return self.condition(expr, lazy=True)
+
+    def any_test(self, exprs: Sequence[ast.Expr]) -> ColumnElement[bool]:
+        """Whether any of `exprs` holds, as a value (`test`), trying them in order."""
+        return _lazy("or", [self.test(e) for e in exprs])
 
     @staticmethod
     def _truth(test: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -148,20 +161,12 @@ class Compiler:
         """A comparison of a count with a number that only asks whether such an event exists
         (`customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`): one index lookup
         instead of counting them all. None when the comparison needs the count."""
-        if isinstance(left, ast.Number) and not isinstance(right, ast.Number):
-            left, right, op = right, left, _FLIPPED.get(op, op)
-        if not isinstance(right, ast.Number):
+        test = _existence_test(op, left, right)
+        if test is None:
             return None
-        n = float(right.value)
-        counted = _counted(left)
-        if counted is not None:
-            # A count is a whole number >= 0: these tests only ask whether it is 0.
-            some = {">=": 0 < n <= 1, ">": 0 <= n < 1, "!=": n == 0}.get(op, False)
-            none = {"<": 0 < n <= 1, "<=": 0 <= n < 1, "==": n == 0}.get(op, False)
-            if some or none:
-                found = self.some(*counted)
-                return found if some else sa.not_(found)
-        return None
+        counted, some = test
+        found = self.some(*counted)
+        return found if some else sa.not_(found)
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
         """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
@@ -240,7 +245,7 @@ class Compiler:
             case ast.Arith(op=op, left=left, right=right):
                 return self._arith(op, left, right)
             case _:
-                return self.condition(expr)
+                return self.test(expr)
 
     def midnight(self, day: dt.date) -> ColumnElement[Any]:
         """00:00 on `day` where the customer lives (a date is read on the customer's calendar,
@@ -359,10 +364,14 @@ class Compiler:
         raise ValueError(name)  # tags are handled by membership; the checker knows the rest
 
     def rfm(self) -> ColumnElement[Any]:
+        """The three scores from one pass over the customer's paid orders: the latest order's
+        time, their number and their total are aggregates of one subquery."""
         cuts = self.scope.rfm
-        days = self.metric("days_since_last_order")
+        e, conds = self._events(ORDER)
+        latest = sa.func.max(e.c.at_us)
+        days = (self.scope.due - latest) // DAY_US
         recency = sa.case(
-            (days.is_(None), 1),
+            (latest.is_(None), 1),
             *((days <= cut, 5 - i) for i, cut in enumerate(cuts.recency_days)),
             else_=1,
         )
@@ -372,10 +381,11 @@ class Compiler:
                 *((value >= cut, 5 - i) for i, cut in enumerate(reversed(ladder))), else_=1
             )
 
-        parts = [recency, score(self.count(ORDER), cuts.frequency)]
-        parts.append(score(self.total(ORDER, "total"), cuts.monetary))
+        spent = sa.func.coalesce(sa.func.sum(json_num(e.c.properties, "total")), 0.0)
+        parts = [recency, score(sa.func.count(), cuts.frequency), score(spent, cuts.monetary)]
         text = [sa.cast(p, sa.Text) for p in parts]
-        return text[0].concat(text[1]).concat(text[2])
+        scores = text[0].concat(text[1]).concat(text[2])
+        return sa.select(scores).select_from(e).where(*conds).scalar_subquery()
 
     def has_tag(self, tag: ColumnElement[Any]) -> ColumnElement[bool]:
         """Whether the customer has `tag` at the due time: the latest rule effect before it,
@@ -403,6 +413,70 @@ class Compiler:
 
 
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+# Metrics of the latest or first paid order, and the average: unset while the customer has no
+# paid order at the due time, so that any comparison of them is false until there is one.
+_SET_BY_AN_ORDER = {"days_since_last_order", "last_order", "first_order", "average_order"}
+
+
+def _lazy(op: str, parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """`and` / `or` of true/false tests as CASE, which stops at the first operand deciding."""
+    if len(parts) == 1:
+        return parts[0]
+    if op == "and":
+        return sa.case(*((sa.not_(p), sa.false()) for p in parts[:-1]), else_=parts[-1])
+    return sa.case(*((p, sa.true()) for p in parts[:-1]), else_=parts[-1])
+
+
+def _needed(op: str, operands: tuple[ast.Expr, ...]) -> tuple[ast.Expr, ...]:
+    """The operands of `and` left to test: `customer.orders >= 1` (or `> 0`, `!= 0`) goes when
+    another operand compares a metric that is set only once there is a paid order (`customer.
+    orders >= 1 and customer.days_since_last_order <= 180`: the second says it all)."""
+    if op != "and" or not any(_needs_an_order(o) for o in operands):
+        return operands
+    kept = tuple(o for o in operands if not _some_order(o))
+    return kept or operands
+
+
+def _needs_an_order(expr: ast.Expr) -> bool:
+    match expr:
+        case ast.Compare(op=op, left=left, right=right) if op in COMPARISONS:
+            return any(_order_metric(side) for side in (left, right))
+        case ast.Between(value=value, low=low, high=high):
+            return any(_order_metric(side) for side in (value, low, high))
+    return False
+
+
+def _order_metric(expr: ast.Expr) -> bool:
+    match expr:
+        case ast.Ref(entity="customer", name=name):
+            return name in _SET_BY_AN_ORDER
+    return False
+
+
+def _some_order(expr: ast.Expr) -> bool:
+    """`customer.orders >= 1`, `> 0` or `!= 0` (either way round): there is a paid order."""
+    if not isinstance(expr, ast.Compare):
+        return False
+    return _existence_test(expr.op, expr.left, expr.right) == ((ORDER, None), True)
+
+
+def _existence_test(
+    op: str, left: ast.Expr, right: ast.Expr
+) -> tuple[tuple[str, ast.Duration | None], bool] | None:
+    """For a comparison of a count with a number that only asks whether the count is 0: what
+    is counted, and whether the test is "there is one" (else "there is none")."""
+    if isinstance(left, ast.Number) and not isinstance(right, ast.Number):
+        left, right, op = right, left, _FLIPPED.get(op, op)
+    counted = _counted(left)
+    if counted is None or not isinstance(right, ast.Number):
+        return None
+    n = float(right.value)
+    # A count is a whole number >= 0: these tests only ask whether it is 0.
+    if {">=": 0 < n <= 1, ">": 0 <= n < 1, "!=": n == 0}.get(op, False):
+        return counted, True
+    if {"<": 0 < n <= 1, "<=": 0 <= n < 1, "==": n == 0}.get(op, False):
+        return counted, False
+    return None
 
 
 def _counted(expr: ast.Expr) -> tuple[str, ast.Duration | None] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,12 +11,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from engine.config import Config
-from engine.evaluate import customer_zones, find_due
+from engine.evaluate import customer_zones, find_due, scope_for
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.scratch import candidates
+from engine.scratch import Effects, candidates
 from engine.simulate import simulate_records
-from engine.sqlgen import COMPARISONS
+from engine.sqlgen import COMPARISONS, Compiler
 from engine.storage.db import open_database
 from engine.timeutil import parse_moment
 
@@ -285,6 +286,79 @@ def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
         value = days if "days_since" in text else count
         for name in orders:
             assert ((f"r{i}", name) in acted) == expected(value[name]), (text, name)
+
+
+def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
+    db_url: str, tmp_path: Path
+) -> None:
+    # `customer.orders >= 1 and customer.days_since_last_order <= 10`: the second is false
+    # without a paid order, so the first is not tested (engine/sqlgen.py, `_needed`). Results
+    # must be those of testing both; `is not set` and `not (...)` beside it keep the count.
+    due = dt.datetime(2026, 6, 10, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
+    orders = {
+        "none": [],
+        "today": [due - dt.timedelta(hours=1)],
+        "month": [due - dt.timedelta(days=30), due - dt.timedelta(days=31)],
+        "later": [due + dt.timedelta(hours=1)],
+    }
+    count = {name: sum(at <= due for at in times) for name, times in orders.items()}
+    days = {
+        name: min(((due - at).days for at in times if at <= due), default=None)
+        for name, times in orders.items()
+    }
+    tests: list[tuple[str, int, Callable[[str], bool]]] = [  # text, lookups, expected
+        (
+            "customer.orders >= 1 and customer.days_since_last_order <= 10",
+            1,
+            lambda c: count[c] >= 1 and days[c] is not None and days[c] <= 10,
+        ),
+        (
+            "customer.days_since_last_order between 20 and 40 and 0 < customer.orders",
+            1,
+            lambda c: count[c] > 0 and days[c] is not None and 20 <= days[c] <= 40,
+        ),
+        (
+            "customer.orders != 0 and customer.average_order > 5",
+            2,  # the average is a total and a count
+            lambda c: count[c] > 0,
+        ),
+        (
+            "customer.orders >= 1 and customer.days_since_last_order is not set",
+            2,
+            lambda c: count[c] >= 1 and days[c] is None,
+        ),
+        (
+            "customer.orders >= 1 and not (customer.days_since_last_order > 10)",
+            2,
+            lambda c: count[c] >= 1 and not (days[c] is not None and days[c] > 10),
+        ),
+        (
+            "customer.orders >= 2 and customer.days_since_last_order <= 40",
+            2,
+            lambda c: count[c] >= 2 and days[c] is not None and days[c] <= 40,
+        ),
+    ]
+    rules = "\n".join(
+        f'rule "r{i}" when on 2026-06-10 at 12:00 if {text} then task "t"'
+        for i, (text, _, _) in enumerate(tests)
+    )
+    events = [
+        {"customer": name, "type": "order.paid", "at": at.isoformat(), "total": 20}
+        for name, times in orders.items()
+        for at in times
+    ]
+    records = run(db_url, tmp_path, rules, [{"id": name} for name in orders], events)
+    acted = {(r["rule"], r["customer"]) for r in records}
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    dialect = open_database(db_url).dialect
+    for i, (text, lookups, expected) in enumerate(tests):
+        for name in orders:
+            assert ((f"r{i}", name) in acted) == expected(name), (text, name)
+        rule = ruleset.rules[i]
+        scope, _ = scope_for(rule, ruleset, CONFIG, Effects(0), ["Asia/Shanghai"])
+        assert rule.rule.condition is not None
+        sql = str(Compiler(scope).condition(rule.rule.condition).compile(dialect=dialect))
+        assert sql.count("FROM events") == lookups, (text, sql)
 
 
 def _holds(left: float, op: str, right: float) -> bool:
