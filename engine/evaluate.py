@@ -35,7 +35,7 @@ from engine.check import evaluation_strata
 from engine.config import Config
 from engine.policies import apply_limits, consent_sql, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
-from engine.sqlgen import ORDER, Compiler, Scope
+from engine.sqlgen import ORDER, Compiler, Scope, needed_events
 from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
@@ -94,15 +94,27 @@ def find_due(
     start_us: int,
     end_us: int,
     who: triggers.Customers = triggers.EVERYONE,
+    hopeless: bool = False,
 ) -> Due:
     """Every occurrence of every rule due in `[start_us, end_us)`: one pass over the triggers'
-    sources for all the customers `who` covers, whatever batches they are evaluated in."""
+    sources for all the customers `who` covers, whatever batches they are evaluated in.
+
+    Calendar occurrences of customers lacking an event the rule's condition needs are left
+    out (`triggers.fill`), unless `hopeless` asks for them (`nudge explain` shows them all)."""
     scratch.reset(conn)
     window = triggers.Window(start_us, end_us)
     zones = customer_zones(conn, config.timezone)
     counts = {
         rule.position: triggers.fill(
-            conn, rule.position, rule, window, config.timezone, config.country, zones, who
+            conn,
+            rule.position,
+            rule,
+            window,
+            config.timezone,
+            config.country,
+            zones,
+            who,
+            _needs(rule, ruleset) if not hopeless else frozenset(),
         )
         for rule in ruleset.rules
     }
@@ -119,16 +131,22 @@ def evaluate(
     decide_before_us: int | None = None,
     who: triggers.Customers = triggers.EVERYONE,
     with_actions: bool = True,
+    hopeless: bool = False,
 ) -> Evaluation:
     """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
     ledger as they stand in `conn`. Writes only to this connection's scratch tables.
 
     `who` limits the evaluation to some customers: nothing in the language crosses from one
     customer to another, so theirs come out exactly as in a full evaluation."""
-    due = find_due(conn, ruleset, config, start_us, end_us, who)
+    due = find_due(conn, ruleset, config, start_us, end_us, who, hopeless)
     return evaluate_due(
         conn, ruleset, config, due, triggers.EVERYONE, decide_before_us, with_actions
     )
+
+
+def _needs(rule: ast.CheckedRule, ruleset: ast.RuleSet) -> frozenset[str]:
+    condition = rule.rule.condition
+    return frozenset() if condition is None else needed_events(condition, ruleset.segments)
 
 
 def evaluate_due(

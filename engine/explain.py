@@ -62,7 +62,13 @@ def explain(
     with engine.connect() as conn:
         try:
             result = evaluate(
-                conn, ruleset, config, start_us, end_us, who=Customers(only=customer_id)
+                conn,
+                ruleset,
+                config,
+                start_us,
+                end_us,
+                who=Customers(only=customer_id),
+                hopeless=True,  # every occurrence, with why it did not act
             )
             acted = {o.candidate_id for o in result.occurrences}
             by_key: dict[tuple[str, str], list[ActionRecord]] = {}

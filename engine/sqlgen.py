@@ -418,6 +418,55 @@ _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SET_BY_AN_ORDER = {"days_since_last_order", "last_order", "first_order", "average_order"}
 
 
+def needed_events(expr: ast.Expr, segments: dict[str, ast.Segment]) -> frozenset[str]:
+    """Event types a customer must have had by a due time for `expr` to hold then: a count or
+    a sum compared so that zero fails it (`customer.orders >= 3`, `customer.total_spent >=
+    1000`, `count(review.posted) > 0`), or a comparison of a metric set only by a paid order.
+    None are known of other tests; `or` needs what every side needs."""
+    match expr:
+        case ast.Logic(op="and", operands=ops):
+            return frozenset().union(*(needed_events(o, segments) for o in ops))
+        case ast.Logic(op="or", operands=ops):
+            return frozenset.intersection(*(needed_events(o, segments) for o in ops))
+        case ast.InSegment(segment=name, negated=False):
+            return needed_events(segments[name].condition, segments)
+        case ast.Compare(op=op, left=left, right=right) if op in COMPARISONS:
+            if _order_metric(left) or _order_metric(right):
+                return frozenset({ORDER})
+            for value, number, test in ((left, right, op), (right, left, _FLIPPED.get(op, op))):
+                summed = _summed(value)
+                zero_fails = isinstance(number, ast.Number) and not COMPARISONS[test](
+                    0, float(number.value)
+                )
+                if summed and zero_fails:
+                    return frozenset({summed})
+        case ast.Between(value=value, low=low, high=high):
+            if _order_metric(value):
+                return frozenset({ORDER})
+            summed = _summed(value)
+            if (
+                summed
+                and isinstance(low, ast.Number)
+                and isinstance(high, ast.Number)
+                and not float(low.value) <= 0 <= float(high.value)
+            ):
+                return frozenset({summed})
+    return frozenset()
+
+
+def _summed(expr: ast.Expr) -> str | None:
+    """The event type of a count or sum, which is 0 without such an event."""
+    counted = _counted(expr)
+    if counted is not None:
+        return counted[0]
+    match expr:
+        case ast.Ref(entity="customer", name="total_spent"):
+            return ORDER
+        case ast.Aggregate(func="sum", event=event):
+            return event
+    return None
+
+
 def _lazy(op: str, parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:
     """`and` / `or` of true/false tests as CASE, which stops at the first operand deciding."""
     if len(parts) == 1:

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
+from engine import ast
 from engine.config import Config
 from engine.evaluate import customer_zones, find_due, scope_for
+from engine.explain import explain
 from engine.importers import import_customer_rows, import_event_rows
+from engine.parse import parse_text
 from engine.ruleset import load_rule_set
 from engine.scratch import Effects, candidates
-from engine.simulate import simulate_records
-from engine.sqlgen import COMPARISONS, Compiler
+from engine.simulate import simulate, simulate_records
+from engine.sqlgen import COMPARISONS, Compiler, needed_events
 from engine.storage.db import open_database
 from engine.timeutil import parse_moment
 
@@ -359,6 +364,83 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
         assert rule.rule.condition is not None
         sql = str(Compiler(scope).condition(rule.rule.condition).compile(dialect=dialect))
         assert sql.count("FROM events") == lookups, (text, sql)
+
+
+@pytest.mark.parametrize(
+    ("condition", "needed"),
+    [
+        ("customer.orders >= 1", {"order.paid"}),
+        ("0 < customer.orders", {"order.paid"}),
+        ("customer.orders != 0", {"order.paid"}),
+        ("customer.orders <= 2", set()),
+        ("customer.orders == 0", set()),
+        ("customer.total_spent >= 1000", {"order.paid"}),
+        ("customer.total_spent < 0", {"order.paid"}),
+        ("sum(order.paid.total within 30d) <= 0", set()),
+        ("count(review.posted) > 0", {"review.posted"}),
+        ("customer.returns between 1 and 3", {"order.returned"}),
+        ("customer.returns between 0 and 3", set()),
+        ("customer.days_since_last_order <= 180", {"order.paid"}),
+        ("customer.days_since_last_order between 90 and 365", {"order.paid"}),
+        ("customer.average_order > 5", {"order.paid"}),
+        ("customer.last_order is set", set()),
+        ("not (customer.orders >= 1)", set()),
+        ("customer.orders >= 1 or customer.returns > 0", set()),
+        ("customer.orders >= 1 or customer.total_spent > 10", {"order.paid"}),
+        ("customer.orders >= 2 and count(review.posted) >= 1", {"order.paid", "review.posted"}),
+        ('customer in "active"', {"order.paid"}),
+        ('customer not in "active"', set()),
+        ('customer.rfm == "555"', set()),
+        ("customer.orders * 2 + 1 > 3", set()),
+    ],
+)
+def test_the_events_a_condition_cannot_hold_without(condition: str, needed: set[str]) -> None:
+    parsed = parse_text(
+        'segment "active" = customer.orders >= 1 and customer.days_since_last_order <= 180\n'
+        f'when every day if {condition} then task "t"\n'
+    )
+    segments = {s.name: s for s in parsed.statements if isinstance(s, ast.Segment)}
+    rule = next(s for s in parsed.statements if isinstance(s, ast.Rule))
+    assert rule.condition is not None
+    assert needed_events(rule.condition, segments) == needed
+
+
+def test_calendar_occurrences_that_cannot_act_are_not_written_but_are_explained(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Every day at 10:00, for customers with an order: the occurrences of a customer without a
+    # paid order before the window's end are not written (`triggers.fill`); the one who buys
+    # during the window keeps them all. `nudge explain` still shows every day, and why.
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'rule "buyers" when every day at 10:00 if customer.orders >= 1 then task "t"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    people = [{"id": name} for name in ("before", "during", "after", "never")]
+    assert not import_customer_rows(engine, people, CONFIG.timezone).problems
+    orders = [
+        {"customer": name, "type": "order.paid", "at": at}
+        for name, at in [
+            ("before", "2026-05-20T08:00:00Z"),
+            ("during", "2026-06-03T08:00:00Z"),
+            ("after", "2026-06-20T08:00:00Z"),
+        ]
+    ]
+    assert not import_event_rows(engine, orders, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-08", "UTC")
+    with engine.connect() as conn:
+        pruned = find_due(conn, ruleset, CONFIG, start, end).counts[0]
+        written = set(conn.execute(sa.select(candidates.c.customer_id).distinct()).scalars())
+        every = find_due(conn, ruleset, CONFIG, start, end, hopeless=True).counts[0]
+        conn.rollback()
+    assert (pruned, every) == (14, 28)
+    assert written == {"before", "during"}
+    acted = simulate(engine, ruleset, CONFIG, start, end).occurrences
+    assert sorted(Counter(o.customer_id for o in acted).items()) == [("before", 7), ("during", 4)]
+    stories = explain(engine, ruleset, CONFIG, "never", start, end)
+    assert len(stories) == 7 and all(s.outcome == "skipped" and s.reasons for s in stories)
 
 
 def _holds(left: float, op: str, right: float) -> bool:
