@@ -9,6 +9,7 @@ Nothing here knows about Lark or SQL.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -508,3 +509,12 @@ class RuleSet:
     quiet_hours: tuple[QuietHours, ...]
     excludes: tuple[Exclude, ...]
     files: tuple[RuleFile, ...]
+
+
+def walk(node: object) -> Iterator[object]:
+    """`node` and every node of the tree under it, depth first."""
+    yield node
+    for value in getattr(node, "__dict__", {}).values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if hasattr(item, "__dataclass_fields__"):
+                yield from walk(item)

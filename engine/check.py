@@ -454,17 +454,4 @@ def _reason(rules: list[ast.CheckedRule], edge: dependencies.Edge) -> str:
 
 
 def _segments_used(expr: ast.Expr) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node: object) -> None:
-        if isinstance(node, ast.InSegment):
-            found.add(node.segment)
-        for value in getattr(node, "__dict__", {}).values():
-            if isinstance(value, tuple):
-                for item in value:
-                    walk(item)
-            elif hasattr(value, "__dataclass_fields__"):
-                walk(value)
-
-    walk(expr)
-    return found
+    return {node.segment for node in ast.walk(expr) if isinstance(node, ast.InSegment)}

@@ -222,7 +222,7 @@ def scope_for(
 ) -> tuple[Scope, Any]:
     cand = scratch.candidates
     trigger = None
-    if rule is not None and isinstance(rule.when.trigger, ast.EventTrigger):
+    if rule is not None and isinstance(rule.when.trigger, ast.EventTrigger) and _reads_event(rule):
         trigger = events.alias("trigger_event")
     scope = Scope(
         customer=customers,
@@ -238,6 +238,17 @@ def scope_for(
     if trigger is not None:
         source = source.join(trigger, trigger.c.pk == cand.c.event_pk)
     return scope, source
+
+
+def _reads_event(rule: ast.CheckedRule) -> bool:
+    """Whether the rule's condition or points read the triggering event's properties (only the
+    trigger's own entity can be read: the checker says so)."""
+    amounts = [a.amount for a in rule.actions if isinstance(a, ast.Points)]
+    return any(
+        isinstance(node, ast.Ref) and node.entity != "customer"
+        for part in (rule.rule.condition, *amounts)
+        for node in ast.walk(part)
+    )
 
 
 def _passing(
