@@ -41,7 +41,22 @@ candidates = Table(
     Column("due_us", BigInteger, nullable=False),
     Column("event_pk", BigInteger),  # the triggering event, for event triggers
     Column("trigger_us", BigInteger),  # the trigger's instant (event time, timestamp value)
-    Index("ix_nudge_candidates_rule", "rule_index", "customer_id"),
+    # A rule's candidates are read per batch of customers. On SQLite the index holds every
+    # column, so that they are read from it in order: a read of each row from the table, in
+    # random order, cost 2 µs a row at M. (A PostgreSQL temporary table is never vacuumed, so
+    # the server would read the rows from the table all the same.)
+    Index(
+        "ix_nudge_candidates_rule",
+        "rule_index",
+        "customer_id",
+        "due_us",
+        "occurrence_key",
+        "event_pk",
+        "trigger_us",
+    ).ddl_if(dialect="sqlite"),
+    Index("ix_nudge_candidates_rule_customer", "rule_index", "customer_id").ddl_if(
+        dialect="postgresql"
+    ),
     prefixes=["TEMPORARY"],
 )
 
