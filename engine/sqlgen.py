@@ -482,8 +482,7 @@ def _needed(op: str, operands: tuple[ast.Expr, ...]) -> tuple[ast.Expr, ...]:
     orders >= 1 and customer.days_since_last_order <= 180`: the second says it all)."""
     if op != "and" or not any(_needs_an_order(o) for o in operands):
         return operands
-    kept = tuple(o for o in operands if not _some_order(o))
-    return kept or operands
+    return tuple(o for o in operands if not _some_order(o))  # the metric's test stays
 
 
 def _needs_an_order(expr: ast.Expr) -> bool:
