@@ -243,6 +243,39 @@ def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
         ]
 
 
+# Paid orders of a few customers around one due time; what the due time sees of them: how
+# many, and whole days since the latest (None without one).
+DUE = dt.datetime(2026, 6, 10, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
+ORDERS = {
+    "none": [],
+    "today": [DUE - dt.timedelta(hours=1)],
+    "week": [DUE - dt.timedelta(days=7, hours=12), DUE - dt.timedelta(days=40)],
+    "month": [DUE - dt.timedelta(days=30)],
+    "later": [DUE + dt.timedelta(hours=1)],  # after the due time: not yet there
+}
+ORDER_COUNT = {name: sum(at <= DUE for at in times) for name, times in ORDERS.items()}
+DAYS_SINCE = {
+    name: min(((DUE - at).days for at in times if at <= DUE), default=None)
+    for name, times in ORDERS.items()
+}
+
+
+def _acted_at_due(db_url: str, tmp_path: Path, conditions: list[str]) -> set[tuple[str, str]]:
+    """(rule, customer) that acted, of a rule `rI` per condition, due at `DUE`, on `ORDERS`
+    (every order's total 20)."""
+    rules = "\n".join(
+        f'rule "r{i}" when on 2026-06-10 at 12:00 if {text} then task "t"'
+        for i, text in enumerate(conditions)
+    )
+    events = [
+        {"customer": name, "type": "order.paid", "at": at.isoformat(), "total": 20}
+        for name, times in ORDERS.items()
+        for at in times
+    ]
+    records = run(db_url, tmp_path, rules, [{"id": name} for name in ORDERS], events)
+    return {(r["rule"], r["customer"]) for r in records}
+
+
 def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -250,19 +283,6 @@ def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
     # decides (engine/sqlgen.py, `_by_lookup`); every test below must hold exactly as the value
     # itself would, fractions and a number on the left included, and `days_since_last_order`
     # (whole days, rounded down) beside them.
-    due = dt.datetime(2026, 6, 10, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
-    orders = {
-        "none": [],
-        "today": [due - dt.timedelta(hours=1)],
-        "week": [due - dt.timedelta(days=7, hours=12), due - dt.timedelta(days=40)],
-        "month": [due - dt.timedelta(days=30)],
-        "later": [due + dt.timedelta(hours=1)],  # after the due time: not yet there
-    }
-    days = {  # whole days since the latest order at the due time; None without one
-        name: min(((due - at).days for at in times if at <= due), default=None)
-        for name, times in orders.items()
-    }
-    count = {name: sum(at <= due for at in times) for name, times in orders.items()}
     tests = []
     for op in ("<", "<=", ">", ">=", "==", "!="):
         for n in (0, 0.5, 1, 2):
@@ -276,20 +296,10 @@ def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
                     lambda d, op=op, n=n: d is not None and _holds(d, op, n),
                 )
             )
-    rules = "\n".join(
-        f'rule "r{i}" when on 2026-06-10 at 12:00 if {text} then task "t"'
-        for i, (text, _) in enumerate(tests)
-    )
-    events = [
-        {"customer": name, "type": "order.paid", "at": at.isoformat()}
-        for name, times in orders.items()
-        for at in times
-    ]
-    records = run(db_url, tmp_path, rules, [{"id": name} for name in orders], events)
-    acted = {(r["rule"], r["customer"]) for r in records}
+    acted = _acted_at_due(db_url, tmp_path, [text for text, _ in tests])
     for i, (text, expected) in enumerate(tests):
-        value = days if "days_since" in text else count
-        for name in orders:
+        value = DAYS_SINCE if "days_since" in text else ORDER_COUNT
+        for name in ORDERS:
             assert ((f"r{i}", name) in acted) == expected(value[name]), (text, name)
 
 
@@ -299,18 +309,7 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
     # `customer.orders >= 1 and customer.days_since_last_order <= 10`: the second is false
     # without a paid order, so the first is not tested (engine/sqlgen.py, `_needed`). Results
     # must be those of testing both; `is not set` and `not (...)` beside it keep the count.
-    due = dt.datetime(2026, 6, 10, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
-    orders = {
-        "none": [],
-        "today": [due - dt.timedelta(hours=1)],
-        "month": [due - dt.timedelta(days=30), due - dt.timedelta(days=31)],
-        "later": [due + dt.timedelta(hours=1)],
-    }
-    count = {name: sum(at <= due for at in times) for name, times in orders.items()}
-    days = {
-        name: min(((due - at).days for at in times if at <= due), default=None)
-        for name, times in orders.items()
-    }
+    count, days = ORDER_COUNT, DAYS_SINCE
     tests: list[tuple[str, int, Callable[[str], bool]]] = [  # text, lookups, expected
         (
             "customer.orders >= 1 and customer.days_since_last_order <= 10",
@@ -343,21 +342,11 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
             lambda c: count[c] >= 2 and days[c] is not None and days[c] <= 40,
         ),
     ]
-    rules = "\n".join(
-        f'rule "r{i}" when on 2026-06-10 at 12:00 if {text} then task "t"'
-        for i, (text, _, _) in enumerate(tests)
-    )
-    events = [
-        {"customer": name, "type": "order.paid", "at": at.isoformat(), "total": 20}
-        for name, times in orders.items()
-        for at in times
-    ]
-    records = run(db_url, tmp_path, rules, [{"id": name} for name in orders], events)
-    acted = {(r["rule"], r["customer"]) for r in records}
+    acted = _acted_at_due(db_url, tmp_path, [text for text, _, _ in tests])
     ruleset = load_rule_set(tmp_path / "rules", CONFIG)
     dialect = open_database(db_url).dialect
     for i, (text, lookups, expected) in enumerate(tests):
-        for name in orders:
+        for name in ORDERS:
             assert ((f"r{i}", name) in acted) == expected(name), (text, name)
         rule = ruleset.rules[i]
         scope, _ = scope_for(rule, ruleset, CONFIG, Effects(0), ["Asia/Shanghai"])
