@@ -30,12 +30,12 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from engine import ast, dependencies, scratch, triggers
+from engine import ast, dependencies, gates, scratch, triggers
 from engine.check import evaluation_strata
 from engine.config import Config
 from engine.policies import apply_limits, consent_sql, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
-from engine.sqlgen import ORDER, Compiler, Scope, needed_events
+from engine.sqlgen import ORDER, Compiler, Scope, any_of, needed_events
 from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
@@ -85,6 +85,7 @@ class Due:
     counts: dict[int, int]  # rule position → occurrences due
     strata: list[list[ast.CheckedRule]]  # the order of evaluation (`_order`)
     late_exclude: frozenset[int]  # marketing rules whose `exclude if` waits for every stratum
+    gated: frozenset[str]  # event types whose customers are in `scratch.had_events` (`gates`)
 
 
 def find_due(
@@ -119,7 +120,9 @@ def find_due(
         for rule in ruleset.rules
     }
     strata, late_exclude = _order(ruleset)
-    return Due(start_us, who, tuple(zones), counts, strata, late_exclude)
+    marketing = sum(counts[rule.position] for rule in ruleset.rules if _is_marketing(rule))
+    gated = gates.write(conn, ruleset, marketing, end_us, who)
+    return Due(start_us, who, tuple(zones), counts, strata, late_exclude, gated)
 
 
 def evaluate(
@@ -177,7 +180,7 @@ def evaluate_due(
         return Evaluation(acted, [])
     if due.late_exclude:
         waited = [o for o in acted if o.rule.position in due.late_exclude]
-        _exclude_late(conn, ruleset, config, effects, waited, due.zones)
+        _exclude_late(conn, ruleset, config, effects, waited, due)
     rows, decided = _actions(conn, ruleset, config, acted, due.start_us, decide_before_us, people)
     return Evaluation(acted, rows, decided)
 
@@ -284,9 +287,10 @@ def _passing(
     columns += [compiler.value(action.amount, "number") for _, action in points]
     marketing = _is_marketing(rule)
     if marketing:
-        columns.append(consent_sql(customers, cand.c.due_us))
+        lookup = gates.consent_lookup(customers.c.id, due.gated)
+        columns.append(consent_sql(customers, cand.c.due_us, lookup))
         if ruleset.excludes and not late_exclude:
-            columns.append(_excluded(compiler, ruleset))
+            columns.append(_excluded(compiler, ruleset, due.gated))
     query = sa.select(*columns).select_from(source).where(*where)
     result: list[Occurrence] = []
     extra = 6 + len(points)
@@ -304,8 +308,9 @@ def _passing(
     return result
 
 
-def _excluded(compiler: Compiler, ruleset: ast.RuleSet) -> Any:
-    return compiler.any_test([e.condition for e in ruleset.excludes])
+def _excluded(compiler: Compiler, ruleset: ast.RuleSet, gated: frozenset[str]) -> Any:
+    excludes, segments = ruleset.excludes, ruleset.segments
+    return any_of(gates.exclusions(compiler.test, compiler.c.id, excludes, segments, gated))
 
 
 def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], frozenset[int]]:
@@ -346,7 +351,7 @@ def _exclude_late(
     config: Config,
     effects: scratch.Effects,
     acted: list[Occurrence],
-    zones: Sequence[str],
+    due: Due,
 ) -> None:
     """`exclude if` for these marketing occurrences that acted, once every tag and point given
     before their due times is known."""
@@ -354,8 +359,8 @@ def _exclude_late(
     if not marketing:
         return
     cand = scratch.candidates
-    scope, source = scope_for(None, ruleset, config, effects, zones)
-    excluded = _excluded(Compiler(scope), ruleset)
+    scope, source = scope_for(None, ruleset, config, effects, due.zones)
+    excluded = _excluded(Compiler(scope), ruleset, due.gated)
     for some in chunks(marketing):
         query = sa.select(cand.c.id, excluded).select_from(source).where(cand.c.id.in_(some))
         for candidate_id, flag in conn.execute(query):

@@ -27,9 +27,13 @@ SUBSCRIBED = "customer.subscribed"
 UNSUBSCRIBED = "customer.unsubscribed"
 
 
-def consent_sql(customer: FromClause, due: ColumnElement[int]) -> ColumnElement[bool]:
+def consent_sql(
+    customer: FromClause, due: ColumnElement[int], lookup: ColumnElement[bool] | None = None
+) -> ColumnElement[bool]:
     """Whether the customer accepts marketing at `due`: the latest `customer.unsubscribed` or
-    `customer.subscribed` event at or before it decides; without one, `accepts_marketing`."""
+    `customer.subscribed` event at or before it decides; without one, `accepts_marketing`.
+    `lookup`, when given, says where there may be such an event (`engine.gates`): elsewhere the
+    flag is read without looking."""
     e = events.alias("consent_events")
     latest_subscribed = (
         sa.select(e.c.type == SUBSCRIBED)
@@ -43,9 +47,9 @@ def consent_sql(customer: FromClause, due: ColumnElement[int]) -> ColumnElement[
         .scalar_subquery()
     )
     # One lookup per occurrence: the latest event's verdict, else the stored flag.
-    return sa.func.coalesce(
-        latest_subscribed, sa.func.coalesce(customer.c.accepts_marketing, sa.false())
-    )
+    stored = sa.func.coalesce(customer.c.accepts_marketing, sa.false())
+    latest = sa.func.coalesce(latest_subscribed, stored)
+    return latest if lookup is None else sa.case((lookup, latest), else_=stored)
 
 
 def quiet_until(due_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> int:

@@ -7,6 +7,8 @@ simulation writes nothing to the shop's tables and several daemons never see eac
   joined to the customers living in each zone (or to their instants on that day).
 - `new_effects`: tags, untags and points given by occurrences of this evaluation, visible to
   the conditions of later occurrences exactly as recorded effects are.
+- `had_events`: the customers who had an event of some types before the window's end, in front
+  of the policies' lookups (`engine.gates`).
 """
 
 from __future__ import annotations
@@ -86,6 +88,14 @@ new_effects = Table(
     Column("rule_position", Integer, nullable=False),
     Column("position", Integer, nullable=False),
     Index("ix_nudge_new_effects", "customer_id", "kind", "tag", "at_us"),
+    prefixes=["TEMPORARY"],
+)
+
+had_events = Table(
+    "nudge_had_events",
+    scratch,
+    Column("customer_id", String(200), primary_key=True),
+    Column("type", String(200), primary_key=True),
     prefixes=["TEMPORARY"],
 )
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -135,10 +134,6 @@ class Compiler:
         AND and OR there (in WHERE it stops at the first that decides); written as CASE, an
         operand's lookups run only when the ones before leave the answer open."""
         return self.condition(expr, lazy=True)
-
-    def any_test(self, exprs: Sequence[ast.Expr]) -> ColumnElement[bool]:
-        """Whether any of `exprs` holds, as a value (`test`), trying them in order."""
-        return _lazy("or", [self.test(e) for e in exprs])
 
     @staticmethod
     def _truth(test: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -419,9 +414,10 @@ _SET_BY_AN_ORDER = {"days_since_last_order", "last_order", "first_order", "avera
 
 
 def needed_events(expr: ast.Expr, segments: dict[str, ast.Segment]) -> frozenset[str]:
-    """Event types a customer must have had by a due time for `expr` to hold then: a count or
-    a sum compared so that zero fails it (`customer.orders >= 3`, `customer.total_spent >=
-    1000`, `count(review.posted) > 0`), or a comparison of a metric set only by a paid order.
+    """Event types a customer must have had by a due time for `expr` to hold then: a count, a
+    sum or the return rate compared so that zero fails it (`customer.orders >= 3`, `customer.
+    total_spent >= 1000`, `count(review.posted) > 0`, `customer.return_rate > 0.5`), or a
+    comparison of a metric set only by a paid order.
     None are known of other tests; `or` needs what every side needs."""
     match expr:
         case ast.Logic(op="and", operands=ops):
@@ -455,16 +451,23 @@ def needed_events(expr: ast.Expr, segments: dict[str, ast.Segment]) -> frozenset
 
 
 def _summed(expr: ast.Expr) -> str | None:
-    """The event type of a count or sum, which is 0 without such an event."""
+    """The event type without which a count, a sum or the return rate is 0."""
     counted = _counted(expr)
     if counted is not None:
         return counted[0]
     match expr:
         case ast.Ref(entity="customer", name="total_spent"):
             return ORDER
+        case ast.Ref(entity="customer", name="return_rate"):
+            return RETURN
         case ast.Aggregate(func="sum", event=event):
             return event
     return None
+
+
+def any_of(tests: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """Whether any of these true/false values (`Compiler.test`) holds, trying them in order."""
+    return _lazy("or", tests)
 
 
 def _lazy(op: str, parts: list[ColumnElement[bool]]) -> ColumnElement[bool]:

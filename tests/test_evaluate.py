@@ -103,6 +103,57 @@ def test_consent_follows_subscribe_and_unsubscribe_events(db_url: str, tmp_path:
     ]
 
 
+@pytest.mark.parametrize("gated", [True, False])
+def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or_not(
+    db_url: str, tmp_path: Path, gated: bool
+) -> None:
+    # `engine.gates`: with fewer consent events and returns than marketing occurrences due, the
+    # lookups are made only for the customers who had one; with more (a customer who sent many),
+    # for everyone. The verdicts are the same either way.
+    day = "2026-05-20T08:00:00Z"
+    people = {
+        "flag yes": (True, [], "sent"),
+        "flag no": (False, [], "no-consent"),
+        "unsubscribed": (True, ["customer.unsubscribed"], "no-consent"),
+        "subscribed": (False, ["customer.subscribed"], "sent"),
+        "returner": (True, ["order.paid"] * 3 + ["order.returned"] * 2, "excluded"),
+        "keeper": (True, ["order.paid"] * 3, "sent"),
+    }
+    history = [(name, kind) for name, (_, kinds, _) in people.items() for kind in kinds]
+    customers = [{"id": name, "accepts_marketing": flag} for name, (flag, _, _) in people.items()]
+    if not gated:  # more of each type than the 14 occurrences due
+        customers.append({"id": "chatty", "accepts_marketing": True})
+        for kind in ("customer.subscribed", "order.paid", "order.returned"):
+            history += [("chatty", kind)] * 15
+    events = [
+        {"customer": c, "type": t, "at": day, "id": f"{c}-{i}"} for i, (c, t) in enumerate(history)
+    ]
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (tmp_path / "rules" / "shop.rules").write_text(
+        "exclude if customer.orders >= 3 and customer.return_rate > 0.5\n"
+        'when every day at 12:00 then message "hello"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    assert not import_event_rows(engine, events, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-03", "UTC")
+    with engine.connect() as conn:
+        found = find_due(conn, ruleset, CONFIG, start, end).gated
+        conn.rollback()
+    assert found == (
+        {"customer.subscribed", "customer.unsubscribed", "order.returned"} if gated else set()
+    )
+    verdicts = Counter(
+        (a.customer_id, a.reason or a.status)
+        for a in simulate(engine, ruleset, CONFIG, start, end).actions
+        if a.customer_id != "chatty"
+    )
+    assert verdicts == {(name, verdict): 2 for name, (_, _, verdict) in people.items()}
+
+
 def test_points_of_an_unset_amount_are_zero(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
@@ -369,6 +420,10 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
         ("count(review.posted) > 0", {"review.posted"}),
         ("customer.returns between 1 and 3", {"order.returned"}),
         ("customer.returns between 0 and 3", set()),
+        ("customer.return_rate > 0.5", {"order.returned"}),
+        ("customer.return_rate >= 0", set()),
+        ("customer.return_rate < 0.2", set()),
+        ("customer.orders >= 3 and customer.return_rate > 0.5", {"order.paid", "order.returned"}),
         ("customer.days_since_last_order <= 180", {"order.paid"}),
         ("customer.days_since_last_order between 90 and 365", {"order.paid"}),
         ("customer.average_order > 5", {"order.paid"}),
