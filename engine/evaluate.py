@@ -86,6 +86,13 @@ class Due:
     strata: list[list[ast.CheckedRule]]  # the order of evaluation (`_order`)
     late_exclude: frozenset[int]  # marketing rules whose `exclude if` waits for every stratum
     gated: frozenset[str]  # event types whose customers are in `scratch.had_events` (`gates`)
+    # Each rule's query over these occurrences (`_Passing`), built once and run per batch of
+    # customers with its bounds as parameters: built anew, the shop's 32 rules took 90 ms of
+    # every batch of 5,000 customers at M. (`evaluate_due` is given the rule set and the
+    # configuration `find_due` was given.)
+    queries: dict[tuple[int, bool, frozenset[str]], _Passing] = field(
+        default_factory=dict, compare=False
+    )
 
 
 def find_due(
@@ -196,6 +203,24 @@ class _People:
         found = (self.who.clause(column), self.batch.clause(column))
         return [clause for clause in found if clause is not None]
 
+    def batch_clauses(self, column: sa.ColumnElement[str]) -> list[sa.ColumnElement[bool]]:
+        """`clauses` with the batch's bounds as parameters (`batch_params`), so that one
+        statement serves every batch."""
+        found = [self.who.clause(column)]
+        if self.batch.only is not None:
+            found.append(column == sa.bindparam("batch_only", type_=sa.String))
+        if self.batch.low is not None:
+            found.append(column >= sa.bindparam("batch_low", type_=sa.String))
+        if self.batch.high is not None:
+            found.append(column < sa.bindparam("batch_high", type_=sa.String))
+        return [clause for clause in found if clause is not None]
+
+    @property
+    def batch_params(self) -> dict[str, str]:
+        bounds = {"batch_only": self.batch.only, "batch_low": self.batch.low}
+        bounds["batch_high"] = self.batch.high
+        return {name: bound for name, bound in bounds.items() if bound is not None}
+
 
 # -- conditions -------------------------------------------------------------------------------
 
@@ -266,39 +291,18 @@ def _passing(
 ) -> list[Occurrence]:
     """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
     with their points and their policy flags, in one query."""
-    cand = scratch.candidates
-    scope, source = scope_for(rule, ruleset, config, effects, due.zones)
-    compiler = Compiler(scope)
-    where: list[Any] = [cand.c.rule_index == rule.position, *people.clauses(cand.c.customer_id)]
-    where.extend(validity_sql(rule))
-    if rule.rule.condition is not None:
-        where.append(compiler.condition(rule.rule.condition))
-    if rule.rule.unless is not None:
-        where.append(~unless_sql(rule.rule.unless))
-    points = [(pos, a) for pos, a in enumerate(rule.actions) if isinstance(a, ast.Points)]
-    columns: list[Any] = [
-        cand.c.id,
-        cand.c.customer_id,
-        cand.c.occurrence_key,
-        cand.c.due_us,
-        cand.c.event_pk,
-        compiler.customer_zone,
-    ]
-    columns += [compiler.value(action.amount, "number") for _, action in points]
-    marketing = _is_marketing(rule)
-    if marketing:
-        lookup = gates.consent_lookup(customers.c.id, due.gated)
-        columns.append(consent_sql(customers, cand.c.due_us, lookup))
-        if ruleset.excludes and not late_exclude:
-            columns.append(_excluded(compiler, ruleset, due.gated))
-    query = sa.select(*columns).select_from(source).where(*where)
-    result: list[Occurrence] = []
+    params = people.batch_params
+    key = (rule.position, late_exclude, frozenset(params))
+    query = due.queries.get(key)
+    if query is None:
+        query = _Passing.build(rule, ruleset, config, effects, late_exclude, due, people)
+        due.queries[key] = query
+    points, marketing = query.points, query.marketing
     extra = 6 + len(points)
-    for row in conn.execute(query):
+    result: list[Occurrence] = []
+    for row in conn.execute(query.select, params):
         amounts = (
-            {pos: float(row[6 + i] or 0.0) for i, (pos, _) in enumerate(points)}
-            if points
-            else NO_POINTS
+            {pos: float(row[6 + i] or 0.0) for i, pos in enumerate(points)} if points else NO_POINTS
         )
         occurrence = Occurrence(row[0], rule, row[1], row[2], row[3], row[4], row[5], amounts)
         if marketing:
@@ -306,6 +310,58 @@ def _passing(
             occurrence.excluded = len(row) > extra + 1 and bool(row[extra + 1])
         result.append(occurrence)
     return result
+
+
+@dataclass(frozen=True)
+class _Passing:
+    """A rule's query for its occurrences that pass, with the batch's bounds as parameters."""
+
+    select: sa.Select[Any]
+    points: tuple[int, ...]  # positions of the points actions, whose amounts follow the ids
+    marketing: bool  # consent, and `exclude if` unless late, follow
+
+    @classmethod
+    def build(
+        cls,
+        rule: ast.CheckedRule,
+        ruleset: ast.RuleSet,
+        config: Config,
+        effects: scratch.Effects,
+        late_exclude: bool,
+        due: Due,
+        people: _People,
+    ) -> _Passing:
+        cand = scratch.candidates
+        scope, source = scope_for(rule, ruleset, config, effects, due.zones)
+        compiler = Compiler(scope)
+        where: list[Any] = [
+            cand.c.rule_index == rule.position,
+            *people.batch_clauses(cand.c.customer_id),
+        ]
+        where.extend(validity_sql(rule))
+        if rule.rule.condition is not None:
+            where.append(compiler.condition(rule.rule.condition))
+        if rule.rule.unless is not None:
+            where.append(~unless_sql(rule.rule.unless))
+        points = [(pos, a) for pos, a in enumerate(rule.actions) if isinstance(a, ast.Points)]
+        columns: list[Any] = [
+            cand.c.id,
+            cand.c.customer_id,
+            cand.c.occurrence_key,
+            cand.c.due_us,
+            cand.c.event_pk,
+            compiler.customer_zone,
+        ]
+        columns += [compiler.value(action.amount, "number") for _, action in points]
+        marketing = _is_marketing(rule)
+        if marketing:
+            lookup = gates.consent_lookup(customers.c.id, due.gated)
+            columns.append(consent_sql(customers, cand.c.due_us, lookup))
+            if ruleset.excludes and not late_exclude:
+                columns.append(_excluded(compiler, ruleset, due.gated))
+        select = sa.select(*columns).select_from(source).where(*where)
+        positions = tuple(pos for pos, _ in points)
+        return cls(select, positions, marketing)
 
 
 def _excluded(compiler: Compiler, ruleset: ast.RuleSet, gated: frozenset[str]) -> Any:
