@@ -206,20 +206,12 @@ class _People:
     def batch_clauses(self, column: sa.ColumnElement[str]) -> list[sa.ColumnElement[bool]]:
         """`clauses` with the batch's bounds as parameters (`batch_params`), so that one
         statement serves every batch."""
-        found = [self.who.clause(column)]
-        if self.batch.only is not None:
-            found.append(column == sa.bindparam("batch_only", type_=sa.String))
-        if self.batch.low is not None:
-            found.append(column >= sa.bindparam("batch_low", type_=sa.String))
-        if self.batch.high is not None:
-            found.append(column < sa.bindparam("batch_high", type_=sa.String))
+        found = (self.who.clause(column), self.batch.clause(column, "batch"))
         return [clause for clause in found if clause is not None]
 
     @property
     def batch_params(self) -> dict[str, str]:
-        bounds = {"batch_only": self.batch.only, "batch_low": self.batch.low}
-        bounds["batch_high"] = self.batch.high
-        return {name: bound for name, bound in bounds.items() if bound is not None}
+        return self.batch.params_for("batch")
 
 
 # -- conditions -------------------------------------------------------------------------------

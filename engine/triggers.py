@@ -12,6 +12,7 @@ with the occurrences due, never with the customers or the history stored.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -59,15 +60,32 @@ class Customers:
     low: str | None = None
     high: str | None = None
 
-    def clause(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[bool] | None:
+    def clause(
+        self, column: sa.ColumnElement[str], params: str | None = None
+    ) -> sa.ColumnElement[bool] | None:
+        """`column` within these customers. `params`, when given, makes the bounds parameters
+        named after it (their values: `params_for`), so that one statement serves every range
+        of the same shape."""
         parts = []
-        if self.only is not None:
-            parts.append(column == self.only)
-        if self.low is not None:
-            parts.append(column >= self.low)
-        if self.high is not None:
-            parts.append(column < self.high)
+        for name, value in self._bounds():
+            bound = value if params is None else sa.bindparam(f"{params}_{name}", type_=sa.String)
+            parts.append(_BOUND_TESTS[name](column, bound))
         return sa.and_(*parts) if parts else None
+
+    def params_for(self, params: str) -> dict[str, str]:
+        """The values of the parameters of `clause(column, params)`."""
+        return {f"{params}_{name}": value for name, value in self._bounds()}
+
+    def _bounds(self) -> list[tuple[str, str]]:
+        bounds = (("only", self.only), ("low", self.low), ("high", self.high))
+        return [(name, value) for name, value in bounds if value is not None]
+
+
+_BOUND_TESTS: dict[str, Callable[[Any, Any], Any]] = {
+    "only": operator.eq,
+    "low": operator.ge,
+    "high": operator.lt,
+}
 
 
 EVERYONE = Customers()
