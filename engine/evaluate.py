@@ -578,6 +578,7 @@ def _actions(
                     occ.event_pk,
                 )
             )
+    rows.sort()
     decided: list[tuple[int, bool]] = []
     if limited:
         capped.sort()
@@ -586,16 +587,19 @@ def _actions(
         if waiting:
             sent_before = _recorded_sent(conn, ruleset, waiting, start_us)
             verdicts = apply_limits(waiting, ruleset.limits, sent_before, decide_before_us)
+            judged: list[Row] = []  # in order, as `waiting`
             for row, sent in zip(waiting, verdicts, strict=True):
                 if isinstance(row, _Waiting):
                     if sent is not None:
                         decided.append((row.action_id, sent))
                 elif sent:
-                    rows.append(row)
+                    judged.append(row)
                 else:
                     verdict = ("suppressed", "cap") if sent is False else ("pending", None)
-                    rows.append(row[:STATUS] + verdict + row[STATUS + 2 :])
-    rows.sort()
+                    judged.append(row[:STATUS] + verdict + row[STATUS + 2 :])
+            # Two runs in order: sorting them together merges them in one pass.
+            rows += judged
+            rows.sort()
     return rows, decided
 
 
