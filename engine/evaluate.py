@@ -90,9 +90,7 @@ class Due:
     # customers with its bounds as parameters: built anew, the shop's 32 rules took 90 ms of
     # every batch of 5,000 customers at M. (`evaluate_due` is given the rule set and the
     # configuration `find_due` was given.)
-    queries: dict[tuple[int, bool, frozenset[str]], _Passing] = field(
-        default_factory=dict, compare=False
-    )
+    queries: dict[tuple[int, frozenset[str]], _Passing] = field(default_factory=dict, compare=False)
 
 
 def find_due(
@@ -178,8 +176,7 @@ def evaluate_due(
         for rule in stratum:
             if not due.counts[rule.position]:
                 continue
-            late = rule.position in due.late_exclude
-            passing = _passing(conn, rule, ruleset, config, effects, late, due, people)
+            passing = _passing(conn, rule, ruleset, config, effects, due, people)
             chosen = _apply_once(conn, rule, passing, due.start_us, people)
             _add_effects(conn, rule, chosen)
             acted.extend(chosen)
@@ -277,17 +274,16 @@ def _passing(
     ruleset: ast.RuleSet,
     config: Config,
     effects: scratch.Effects,
-    late_exclude: bool,
     due: Due,
     people: _People,
 ) -> list[Occurrence]:
     """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
     with their points and their policy flags, in one query."""
     params = people.batch_params
-    key = (rule.position, late_exclude, frozenset(params))
+    key = (rule.position, frozenset(params))
     query = due.queries.get(key)
     if query is None:
-        query = _Passing.build(rule, ruleset, config, effects, late_exclude, due, people)
+        query = _Passing.build(rule, ruleset, config, effects, due, people)
         due.queries[key] = query
     points, marketing = query.points, query.marketing
     extra = 6 + len(points)
@@ -319,7 +315,6 @@ class _Passing:
         ruleset: ast.RuleSet,
         config: Config,
         effects: scratch.Effects,
-        late_exclude: bool,
         due: Due,
         people: _People,
     ) -> _Passing:
@@ -349,7 +344,7 @@ class _Passing:
         if marketing:
             lookup = gates.consent_lookup(customers.c.id, due.gated)
             columns.append(consent_sql(customers, cand.c.due_us, lookup))
-            if ruleset.excludes and not late_exclude:
+            if ruleset.excludes and rule.position not in due.late_exclude:
                 columns.append(_excluded(compiler, ruleset, due.gated))
         select = sa.select(*columns).select_from(source).where(*where)
         positions = tuple(pos for pos, _ in points)
