@@ -92,6 +92,12 @@ class Due:
     # configuration `find_due` was given.)
     queries: dict[tuple[int, frozenset[str]], _Passing] = field(default_factory=dict, compare=False)
 
+    @property
+    def effects(self) -> scratch.Effects:
+        """The tags and points conditions see: recorded before the window, and this
+        evaluation's own."""
+        return scratch.Effects(self.start_us)
+
 
 def find_due(
     conn: Connection,
@@ -170,13 +176,12 @@ def evaluate_due(
     taken in batches of customers to keep memory flat; see `triggers.customer_batches`)."""
     scratch.clear_effects(conn)
     people = _People(due.who, batch)
-    effects = scratch.Effects(due.start_us)
     acted: list[Occurrence] = []
     for stratum in due.strata:
         for rule in stratum:
             if not due.counts[rule.position]:
                 continue
-            passing = _passing(conn, rule, ruleset, config, effects, due, people)
+            passing = _passing(conn, rule, ruleset, config, due, people)
             chosen = _apply_once(conn, rule, passing, due.start_us, people)
             _add_effects(conn, rule, chosen)
             acted.extend(chosen)
@@ -184,7 +189,7 @@ def evaluate_due(
         return Evaluation(acted, [])
     if due.late_exclude:
         waited = [o for o in acted if o.rule.position in due.late_exclude]
-        _exclude_late(conn, ruleset, config, effects, waited, due)
+        _exclude_late(conn, ruleset, config, waited, due)
     rows, decided = _actions(conn, ruleset, config, acted, due.start_us, decide_before_us, people)
     return Evaluation(acted, rows, decided)
 
@@ -273,7 +278,6 @@ def _passing(
     rule: ast.CheckedRule,
     ruleset: ast.RuleSet,
     config: Config,
-    effects: scratch.Effects,
     due: Due,
     people: _People,
 ) -> list[Occurrence]:
@@ -283,7 +287,7 @@ def _passing(
     key = (rule.position, frozenset(params))
     query = due.queries.get(key)
     if query is None:
-        query = _Passing.build(rule, ruleset, config, effects, due, people)
+        query = _Passing.build(rule, ruleset, config, due, people)
         due.queries[key] = query
     points, marketing = query.points, query.marketing
     extra = 6 + len(points)
@@ -314,12 +318,11 @@ class _Passing:
         rule: ast.CheckedRule,
         ruleset: ast.RuleSet,
         config: Config,
-        effects: scratch.Effects,
         due: Due,
         people: _People,
     ) -> _Passing:
         cand = scratch.candidates
-        scope, source = scope_for(rule, ruleset, config, effects, due.zones)
+        scope, source = scope_for(rule, ruleset, config, due.effects, due.zones)
         compiler = Compiler(scope)
         where: list[Any] = [
             cand.c.rule_index == rule.position,
@@ -392,7 +395,6 @@ def _exclude_late(
     conn: Connection,
     ruleset: ast.RuleSet,
     config: Config,
-    effects: scratch.Effects,
     acted: list[Occurrence],
     due: Due,
 ) -> None:
@@ -402,7 +404,7 @@ def _exclude_late(
     if not marketing:
         return
     cand = scratch.candidates
-    scope, source = scope_for(None, ruleset, config, effects, due.zones)
+    scope, source = scope_for(None, ruleset, config, due.effects, due.zones)
     excluded = _excluded(Compiler(scope), ruleset, due.gated)
     for some in chunks(marketing):
         query = sa.select(cand.c.id, excluded).select_from(source).where(cand.c.id.in_(some))
