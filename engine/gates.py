@@ -79,7 +79,9 @@ def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
     return query if clause is None else query.where(clause)
 
 
-def consent_lookup(customer_id: ColumnElement[str], gated: frozenset[str]) -> Any:
+def consent_lookup(
+    customer_id: ColumnElement[str], gated: frozenset[str]
+) -> ColumnElement[bool] | None:
     """Where the consent lookup must be made (None: for everyone)."""
     return _had(customer_id, CONSENT) if set(CONSENT) <= gated else None
 
