@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from engine import ast
 from engine.config import Config
-from engine.coupons import record_coupon
+from engine.coupons import record_coupons
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
 from engine.storage.bulk import insert_or_ignore
@@ -233,11 +233,12 @@ def _deliveries(
         return 0
     people = _customers(conn, {row["customer_id"] for _, row in wanted})
     happenings = _events(conn, {row["detail"].get("event_pk") for _, row in wanted})
+    coupons = _issue_coupons(
+        conn, [(i, row) for i, row in wanted if row["kind"] == "coupon"], now_us
+    )
     rows = []
     for action_id, row in wanted:
-        coupon = None
-        if row["kind"] == "coupon":
-            coupon = _issue_coupon(conn, action_id, row, now_us)
+        coupon = coupons.get(action_id)
         task = None
         if row["kind"] in ("task", "gift"):
             task = {"title": row["detail"]["title"], "assignee": row["detail"].get("assignee")}
@@ -273,28 +274,37 @@ def _deliveries(
     return len(rows)
 
 
-def _issue_coupon(
-    conn: Connection, action_id: int, row: dict[str, Any], now_us: int
-) -> dict[str, Any]:
-    detail = row["detail"]
-    expires = row["at_us"] + detail["expires_s"] * US if detail.get("expires_s") else None
-    code = record_coupon(
-        conn,
-        action_id=action_id,
-        customer_id=row["customer_id"],
-        template=row["template"],
-        worth=row["amount"],
-        unit=row["unit"],
-        min_spend=detail.get("min_spend"),
-        expires_us=expires,
-        created_us=now_us,
-    )
+def _issue_coupons(
+    conn: Connection, issued: list[tuple[int, dict[str, Any]]], now_us: int
+) -> dict[int, dict[str, Any]]:
+    """The coupons of these coupon actions, recorded: each as the outbox context shows it, by
+    action id."""
+    rows = []
+    for action_id, row in issued:
+        detail = row["detail"]
+        expires = row["at_us"] + detail["expires_s"] * US if detail.get("expires_s") else None
+        rows.append(
+            {
+                "action_id": action_id,
+                "customer_id": row["customer_id"],
+                "template": row["template"],
+                "worth": row["amount"],
+                "unit": row["unit"],
+                "min_spend": detail.get("min_spend"),
+                "expires_us": expires,
+                "created_us": now_us,
+            }
+        )
+    codes = record_coupons(conn, rows)
     return {
-        "code": code,
-        "worth": row["amount"],
-        "unit": row["unit"],
-        "min_spend": detail.get("min_spend"),
-        "expires": iso(expires) if expires else None,
+        row["action_id"]: {
+            "code": code,
+            "worth": row["worth"],
+            "unit": row["unit"],
+            "min_spend": row["min_spend"],
+            "expires": iso(row["expires_us"]) if row["expires_us"] else None,
+        }
+        for row, code in zip(rows, codes, strict=True)
     }
 
 

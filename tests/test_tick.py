@@ -312,7 +312,7 @@ CRASH_POINTS: dict[str, Callable[[tuple[Any, ...], Any], bool]] = {
     "_insert_actions": lambda args, result: True,
     "_effects": lambda args, result: any(r["kind"] == "points" for _i, r in args[1]),
     "_tasks": lambda args, result: any(r["kind"] == "task" for _i, r in args[1]),
-    "_issue_coupon": lambda args, result: True,
+    "_issue_coupons": lambda args, result: bool(result),
     "_deliveries": lambda args, result: result > 0,
     "decide": lambda args, result: bool(args[1]),
 }
