@@ -9,7 +9,8 @@ cycles the relation orders evaluation (`strata`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 
@@ -96,24 +97,28 @@ class Edge:
     what: str
 
 
-def edges(
-    rules: Sequence[ast.CheckedRule],
-    segments: Mapping[str, ast.Segment],
-    also_reads: Mapping[int, Effects] | None = None,
-) -> list[Edge]:
-    """Every dependency between the rules, by position, with one reason each. `also_reads`
-    adds what some rules read besides their condition (by position)."""
-    written = [(r.position, writes(r.rule)) for r in rules]
+def edges(rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]) -> list[Edge]:
+    """Every dependency between the rules, by position, with one reason each."""
+    written = writers(rules)
     found = []
     for rule in rules:
-        read = reads(rule.rule.condition, segments)
-        if also_reads and rule.position in also_reads:
-            more = also_reads[rule.position]
-            read = Effects(read.tags | more.tags, read.points or more.points)
-        for writer, wrote in written:
-            what = _overlap(read, wrote)
-            if what is not None:
-                found.append(Edge(rule.position, writer, what))
+        found += edges_from(rule.position, reads(rule.rule.condition, segments), written)
+    return found
+
+
+def writers(rules: Sequence[ast.CheckedRule]) -> list[tuple[int, Effects]]:
+    """What each rule writes, by position."""
+    return [(rule.position, writes(rule.rule)) for rule in rules]
+
+
+def edges_from(reader: int, read: Effects, written: Sequence[tuple[int, Effects]]) -> list[Edge]:
+    """The dependencies of the rule at `reader` on the rules writing what it reads, `read`
+    (`written`: `writers` of the rules)."""
+    found = []
+    for writer, wrote in written:
+        what = _overlap(read, wrote)
+        if what is not None:
+            found.append(Edge(reader, writer, what))
     return found
 
 
@@ -124,6 +129,24 @@ def _overlap(read: Effects, wrote: Effects) -> str | None:
         return min(wrote.tags)
     common = read.tags & wrote.tags
     return min(common) if common else None
+
+
+def reaches(links: Sequence[Edge], starts: Iterable[int], goal: int) -> bool:
+    """Whether `goal` is one of `starts` or depends on one of them through `links`: then links
+    from `goal` to them would close a cycle."""
+    successors: dict[int, list[int]] = defaultdict(list)
+    for edge in links:
+        successors[edge.reader].append(edge.writer)
+    seen: set[int] = set()
+    todo = list(starts)
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo += successors[node]
+    return False
 
 
 def cycles(nodes: Sequence[int], links: Sequence[Edge]) -> list[list[int]]:
@@ -165,21 +188,24 @@ def cycles(nodes: Sequence[int], links: Sequence[Edge]) -> list[list[int]]:
 
 
 def strata(
-    rules: Sequence[ast.CheckedRule],
-    segments: Mapping[str, ast.Segment],
-    also_reads: Mapping[int, Effects] | None = None,
+    rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]
 ) -> list[list[ast.CheckedRule]]:
     """The rules in evaluation order: each stratum depends only on earlier ones; within a
     stratum, by position. Raises `graphlib.CycleError` for a rule set with a cycle."""
+    return layers(rules, edges(rules, segments))
+
+
+def layers(rules: Sequence[ast.CheckedRule], links: Sequence[Edge]) -> list[list[ast.CheckedRule]]:
+    """`strata` for the dependencies `links` between the rules."""
     by_position = {r.position: r for r in rules}
     graph: dict[int, set[int]] = {r.position: set() for r in rules}
-    for edge in edges(rules, segments, also_reads):
+    for edge in links:
         graph[edge.reader].add(edge.writer)
     sorter = TopologicalSorter(graph)
     sorter.prepare()
-    layers = []
+    found = []
     while sorter.is_active():
         ready = sorted(sorter.get_ready())
-        layers.append([by_position[p] for p in ready])
+        found.append([by_position[p] for p in ready])
         sorter.done(*ready)
-    return layers
+    return found

@@ -23,7 +23,6 @@ import heapq
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from graphlib import CycleError
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -373,18 +372,20 @@ def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], frozenset
         excluded = dependencies.Effects(excluded.tags | read.tags, excluded.points or read.points)
     if not excluded.tags and not excluded.points:
         return evaluation_strata(ruleset), frozenset()
-    after: dict[int, dependencies.Effects] = {}
+    # Every tick asks: the rules' own dependencies are found once, each marketing rule's
+    # `exclude` added to them in turn.
+    links = dependencies.edges(ruleset.rules, ruleset.segments)
+    written = dependencies.writers(ruleset.rules)
     late: set[int] = set()
     for rule in ruleset.rules:
         if not _is_marketing(rule):
             continue
-        try:
-            dependencies.strata(ruleset.rules, ruleset.segments, {**after, rule.position: excluded})
-        except CycleError:
+        more = dependencies.edges_from(rule.position, excluded, written)
+        if dependencies.reaches(links, (edge.writer for edge in more), rule.position):
             late.add(rule.position)
         else:
-            after[rule.position] = excluded
-    return dependencies.strata(ruleset.rules, ruleset.segments, after), frozenset(late)
+            links += more
+    return dependencies.layers(ruleset.rules, links), frozenset(late)
 
 
 def _is_marketing(rule: ast.CheckedRule) -> bool:

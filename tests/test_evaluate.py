@@ -154,6 +154,38 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
     assert verdicts == {(name, verdict): 2 for name, (_, _, verdict) in people.items()}
 
 
+def test_an_exclude_waits_for_every_rule_where_it_would_close_a_cycle(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A marketing rule goes after the rules giving what `exclude if` reads, unless it gives
+    that itself (a cycle), or gives what such a rule reads (a longer cycle): then its `exclude`
+    waits until every stratum is done."""
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'exclude if "complaint" in customer.tags\n'
+        'rule "greets" when every day at 12:00 then message "hello" and tag "greeted"\n'
+        'rule "complains" when review.posted if "greeted" in customer.tags then tag "complaint"\n'
+        'rule "plain" when every day at 13:00 then message "hello"\n'
+        'rule "own" when every day at 14:00 then message "hello" and tag "complaint"\n'
+        'rule "kind" when every day at 15:00 then message "hello" and tag "thanked"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-03", "UTC")
+    with engine.connect() as conn:
+        due = find_due(conn, ruleset, CONFIG, start, end)
+        conn.rollback()
+    names = {rule.position: rule.name for rule in ruleset.rules}
+    assert {names[p] for p in due.late_exclude} == {"greets", "own"}
+    assert [[rule.name for rule in stratum] for stratum in due.strata] == [
+        ["greets", "own"],
+        ["complains"],
+        ["plain", "kind"],
+    ]
+
+
 def test_points_of_an_unset_amount_are_zero(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
