@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from engine.errors import DatabaseError
+from engine.storage import jsontext
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,7 +48,7 @@ def create(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, json_deserializer=jsontext.loads)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseError(f"cannot use the database URL {url!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
