@@ -313,46 +313,57 @@ def _digest(row: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# Read for each batch of customers in turn (the ids, sorted, as one expanding parameter).
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+_TAGS = (
+    sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
+    .where(customer_tags.c.customer_id.in_(_IDS))
+    .order_by(customer_tags.c.tag)
+)
+_CUSTOMERS = sa.select(
+    customers.c.id,
+    customers.c.name,
+    customers.c.email,
+    customers.c.phone,
+    customers.c.timezone,
+    customers.c.birthday,
+    customers.c.attributes,
+).where(customers.c.id.in_(_IDS))
+
+
 def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each customer as templates see it, by id: attributes, then the columns, then tags."""
     tags: dict[str, list[str]] = {}
-    rows: list[sa.RowMapping] = []
-    for some in chunks(ids):
-        for customer_id, tag in conn.execute(
-            sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
-            .where(customer_tags.c.customer_id.in_(some))
-            .order_by(customer_tags.c.tag)
-        ):
-            tags.setdefault(customer_id, []).append(tag)
-        rows.extend(conn.execute(sa.select(customers).where(customers.c.id.in_(some))).mappings())
     result = {}
-    for row in rows:
-        result[row["id"]] = {
-            **(row["attributes"] or {}),
-            "id": row["id"],
-            "name": row["name"],
-            "email": row["email"],
-            "phone": row["phone"],
-            "timezone": row["timezone"],
-            "birthday": row["birthday"],
-            "tags": tags.get(row["id"], []),
-        }
+    for some in chunks(sorted(ids)):
+        for customer_id, tag in conn.execute(_TAGS, {"ids": some}):
+            tags.setdefault(customer_id, []).append(tag)
+        for customer_id, name, email, phone, timezone, birthday, attributes in conn.execute(
+            _CUSTOMERS, {"ids": some}
+        ):
+            result[customer_id] = {
+                **(attributes or {}),
+                "id": customer_id,
+                "name": name,
+                "email": email,
+                "phone": phone,
+                "timezone": timezone,
+                "birthday": birthday,
+                "tags": tags.get(customer_id, []),
+            }
     return result
 
 
+_PKS: sa.BindParameter[list[int]] = sa.bindparam("pks", expanding=True)
+_EVENTS = sa.select(events.c.pk, events.c.type, events.c.at_us, events.c.properties).where(
+    events.c.pk.in_(_PKS)
+)
+
+
 def _events(conn: Connection, pks: set[Any]) -> dict[int, dict[str, Any]]:
-    pks = {pk for pk in pks if pk is not None}
-    if not pks:
-        return {}
+    """Each triggering event as templates see it, by key: properties, then type and time."""
     result = {}
-    rows = (
-        row
-        for some in chunks(pks)
-        for row in conn.execute(sa.select(events).where(events.c.pk.in_(some))).mappings()
-    )
-    for row in rows:
-        result[row["pk"]] = {
-            **(row["properties"] or {}),
-            "type": row["type"],
-            "at": iso(row["at_us"]),
-        }
+    for some in chunks(sorted(pk for pk in pks if pk is not None)):
+        for pk, kind, at_us, properties in conn.execute(_EVENTS, {"pks": some}):
+            result[pk] = {**(properties or {}), "type": kind, "at": iso(at_us)}
     return result

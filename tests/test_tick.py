@@ -267,6 +267,60 @@ def test_key_lists_longer_than_a_statement_takes_are_read_in_parts(
         assert (payload["context"]["event"] is not None) == (payload["rule"] in event_rules)
 
 
+def test_an_outbox_row_holds_its_customer_and_event_as_stored(tmp_path, db_url) -> None:
+    """The context a message is rendered with: the customer's attributes, columns and tags
+    (sorted), the triggering event's properties, type and time; for each customer of the tick,
+    however many there are."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
+    people = [
+        {
+            "id": f"c{i}",
+            "name": f"Customer {i}",
+            "email": f"c{i}@example.com",
+            "phone": "+44 20 7946 0000" if i == 1 else None,
+            "birthday": "1990-05-17" if i == 1 else None,
+            "timezone": "Asia/Shanghai" if i == 1 else None,
+            "tier": "gold" if i == 1 else "silver",
+            "visits": i,
+            "tags": "zeta, alpha" if i == 1 else "",
+        }
+        for i in range(1, 4)
+    ]
+    paid = iso(A + HOUR_US)
+    happenings = [
+        {"customer": c["id"], "type": "order.paid", "at": paid, "total": 10 * i, "sku": "SK-1"}
+        for i, c in enumerate(people, 1)
+    ]
+    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
+    assert not import_event_rows(engine, happenings, config.timezone, "events").problems
+    rules = write_rules(
+        tmp_path / "rules", {"shop.rules": 'when order.paid then followup "thanks"'}, ["thanks"]
+    )
+    ruleset = load_rule_set(rules, config)
+    run_ticks(engine, ruleset, config, [A, A + DAY_US])
+    with engine.connect() as conn:
+        payloads = conn.execute(sa.select(outbox.c.payload).order_by(outbox.c.id)).scalars()
+        contexts = {p["customer_id"]: p["context"] for p in payloads}
+    assert contexts["c1"]["customer"] == {
+        "tier": "gold",
+        "visits": 1,
+        "id": "c1",
+        "name": "Customer 1",
+        "email": "c1@example.com",
+        "phone": "+44 20 7946 0000",
+        "timezone": "Asia/Shanghai",
+        "birthday": "1990-05-17",
+        "tags": ["alpha", "zeta"],
+    }
+    assert contexts["c1"]["event"] == {"total": 10, "sku": "SK-1", "type": "order.paid", "at": paid}
+    assert sorted(contexts) == ["c1", "c2", "c3"]
+    for i in (2, 3):
+        customer, event = contexts[f"c{i}"]["customer"], contexts[f"c{i}"]["event"]
+        assert (customer["id"], customer["visits"], customer["tags"]) == (f"c{i}", i, [])
+        assert (customer["phone"], customer["timezone"], event["total"]) == (None, None, 10 * i)
+
+
 def test_ticks_again_at_the_same_moment_record_nothing_more(shop, tmp_path, db_url) -> None:
     engine, ruleset, _ = shop
     config = config_for(tmp_path, db_url, timezone="Europe/London")
