@@ -300,6 +300,8 @@ def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
             ),
             source.customer,
         ).subquery()
+        # In the order of the candidates' index, as `slots_to_customers` (the events come in
+        # time order: 14 event rules at M, 3.2 s -> 2.0 s on SQLite).
         target.insert_from(
             sa.select(
                 sa.literal(target.index),
@@ -308,7 +310,7 @@ def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
                 due.c.instant + offset_us,
                 due.c.event_pk,
                 due.c.instant,
-            )
+            ).order_by(due.c.customer_id)
         )
         return
     _instants_at(target, offset_us, source)
@@ -356,7 +358,7 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
         select = select.join(customers, customers.c.id == rows.c.customer_id).where(
             target.in_slot_zone()
         )
-    target.insert_from(select)
+    target.insert_from(select.order_by(rows.c.customer_id))
 
 
 # -- birthdays ----------------------------------------------------------------------------------
