@@ -35,6 +35,7 @@ from engine.config import Config
 from engine.policies import apply_limits, consent_sql, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
 from engine.sqlgen import ORDER, Compiler, Scope, any_of, needed_events
+from engine.storage.bulk import insert_rows
 from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
@@ -488,6 +489,9 @@ def _apply_once(
     return chosen
 
 
+_EFFECT_COLUMNS = ("customer_id", "kind", "tag", "amount", "at_us", "rule_position", "position")
+
+
 def _add_effects(conn: Connection, rule: ast.CheckedRule, chosen: Sequence[Occurrence]) -> None:
     """The tags, untags and points of the rule's occurrences that acted, for later strata."""
     given = [
@@ -495,24 +499,20 @@ def _add_effects(conn: Connection, rule: ast.CheckedRule, chosen: Sequence[Occur
         for pos, action in enumerate(rule.actions)
         if isinstance(action, ast.TagAction | ast.Points)
     ]
-    if not given:
-        return
-    rows = []
-    for occ in chosen:
-        for pos, action in given:
-            rows.append(
-                {
-                    "customer_id": occ.customer_id,
-                    "kind": action.kind,
-                    "tag": action.tag if isinstance(action, ast.TagAction) else None,
-                    "amount": occ.amounts[pos] if isinstance(action, ast.Points) else None,
-                    "at_us": occ.due_us,
-                    "rule_position": rule.position,
-                    "position": pos,
-                }
-            )
-    if rows:
-        conn.execute(scratch.new_effects.insert(), rows)
+    rows = [
+        (
+            occ.customer_id,
+            action.kind,
+            action.tag if isinstance(action, ast.TagAction) else None,
+            occ.amounts[pos] if isinstance(action, ast.Points) else None,
+            occ.due_us,
+            rule.position,
+            pos,
+        )
+        for occ in chosen
+        for pos, action in given
+    ]
+    insert_rows(conn, scratch.new_effects, _EFFECT_COLUMNS, rows)
 
 
 # -- actions and policies -------------------------------------------------------------------------

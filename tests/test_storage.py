@@ -10,11 +10,26 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from engine.errors import DatabaseError
 from engine.storage import tables
+from engine.storage.bulk import insert_rows
 from engine.storage.db import alembic_config, create, open_database
 
 
@@ -139,3 +154,32 @@ def test_a_database_from_a_newer_version_is_refused(fresh_url):
     engine.dispose()
     with pytest.raises(DatabaseError, match="newer version"):
         open_database(fresh_url)
+
+
+def test_rows_inserted_as_tuples_read_back_as_given(db_url):
+    """`insert_rows` hands tuples to the driver (an executemany, a COPY): every type comes back
+    as it went in, JSON given as text included; a row breaking a constraint fails them all."""
+    probe = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20)),
+        Column("amount", Float),
+        Column("doc", JSON),
+    )
+    engine = open_database(db_url)
+    rows = [(1, "één", 2.5, '{"a": [1, null]}'), (2, None, None, "null"), (3, "c", -0.0, "{}")]
+    with engine.begin() as conn:
+        probe.create(conn)
+        insert_rows(conn, probe, ("id", "name", "amount", "doc"), rows)
+        stored = conn.execute(select(probe).order_by(probe.c.id)).all()
+        assert stored == [
+            (1, "één", 2.5, {"a": [1, None]}),
+            (2, None, None, None),
+            (3, "c", 0.0, {}),
+        ]
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            insert_rows(conn, probe, ("id", "name"), [(4, "new"), (1, "taken")])
+        assert conn.execute(select(func.count()).select_from(probe)).scalar() == 3
+        probe.drop(conn)
+    engine.dispose()

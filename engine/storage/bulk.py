@@ -1,22 +1,25 @@
-"""Bulk writes: inserts that meet a row already stored under the same key.
+"""Bulk writes: inserts of many rows, some of which may meet a row already stored under the
+same key.
 
-This is the one place where an import tells SQLite and PostgreSQL apart. Both speak
+This is the one place where a bulk write tells SQLite and PostgreSQL apart. Both speak
 `INSERT ... ON CONFLICT`: `insert_or_ignore` and `upsert` are built by SQLAlchemy with each
-dialect's own `insert`; `insert_new`, the bulk insert where an import spends most of its time,
-writes its SQL itself and hands its rows to the driver as plain tuples (an executemany on
-SQLite, a COPY on PostgreSQL). `ON CONFLICT DO NOTHING` skips exactly the rows whose unique key
-is taken (unlike SQLite's `INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK
-violations).
+dialect's own `insert`. `insert_new`, the bulk insert where an import spends most of its time,
+and `insert_rows`, for the evaluation's scratch rows and the outbox, write their SQL themselves
+and hand their rows to the driver as plain tuples (an executemany on SQLite, a COPY on
+PostgreSQL): SQLAlchemy's processing of each row cost more than the database's insert.
+`ON CONFLICT DO NOTHING` skips exactly the rows whose unique key is taken (unlike SQLite's
+`INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK violations).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from engine.errors import DatabaseError
 
@@ -105,6 +108,42 @@ def insert_new(
     raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
 
 
+def insert_rows(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+) -> None:
+    """Insert `rows`, tuples of the `columns` of `table` in that order (JSON columns as JSON
+    text), as they are: on SQLite one prepared statement run for every row, on PostgreSQL a
+    COPY. A row that breaks a constraint fails the whole insert."""
+    if not rows:
+        return
+    target = connection.dialect.identifier_preparer.format_table(table)
+    names = _names(connection, columns)
+    name = connection.dialect.name
+    if name == "sqlite":
+        marks = ", ".join("?" * len(columns))
+        connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
+    elif name == "postgresql":
+        _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
+    else:
+        raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
+
+
+def _copy(connection: Connection, statement: str, rows: Iterable[Sequence[object]]) -> None:
+    """COPY `rows` through the driver; its errors raised as SQLAlchemy's (an IntegrityError for
+    a key already taken), as any other statement's are."""
+    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+
+
 def _names(connection: Connection, columns: Sequence[str]) -> str:
     quote = connection.dialect.identifier_preparer.quote
     return ", ".join(quote(column) for column in columns)
@@ -136,13 +175,11 @@ def _insert_new_postgresql(
         f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
         f" SELECT 0::bigint AS n, {names} FROM {target} WITH NO DATA"
     )
-    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy,
-    ):
-        for n, row in enumerate(rows):
-            copy.write_row((n, *row))
+    _copy(
+        connection,
+        f"COPY {staging} (n, {names}) FROM STDIN",
+        ((n, *row) for n, row in enumerate(rows)),
+    )
     inserted = connection.exec_driver_sql(
         f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY n"
         " ON CONFLICT DO NOTHING"
