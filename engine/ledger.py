@@ -9,6 +9,7 @@ before a crash, is never acted on twice.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from engine.config import Config
 from engine.coupons import record_coupons
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
-from engine.storage.bulk import insert_or_ignore
+from engine.storage.bulk import insert_or_ignore, insert_rows
 from engine.storage.chunks import chunks
 from engine.storage.tables import (
     actions,
@@ -219,6 +220,17 @@ def _tasks(conn: Connection, recorded: list[tuple[int, dict[str, Any]]], now_us:
 # -- the outbox ---------------------------------------------------------------------------------
 
 
+_OUTBOX_COLUMNS = (
+    "action_id",
+    "channel",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_us",
+    "created_us",
+)
+
+
 def _deliveries(
     conn: Connection, config: Config, sent: list[tuple[int, dict[str, Any]]], now_us: int
 ) -> int:
@@ -259,18 +271,9 @@ def _deliveries(
             },
         }
         channel = row["channel"] if row["kind"] in DELIVERED else config.tasks_channel
-        rows.append(
-            {
-                "action_id": action_id,
-                "channel": channel,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_us": row["at_us"],
-                "created_us": now_us,
-            }
-        )
-    conn.execute(outbox.insert(), rows)
+        # The payload as the JSON column would write it (`json.dumps`).
+        rows.append((action_id, channel, json.dumps(payload), "pending", 0, row["at_us"], now_us))
+    insert_rows(conn, outbox, _OUTBOX_COLUMNS, rows)
     return len(rows)
 
 
