@@ -9,21 +9,24 @@ lookups find nothing. When the events of such a type are fewer than the marketin
 due, the customers who had one before the window's end are written to `scratch.had_events` (one
 pass over those events, through the (type, time) index), and the lookup is made only for them.
 For everyone else the answer is the one the lookup gives without such an event: the stored
-consent flag, an exclusion that cannot hold (`sqlgen.needed_events`). With more such events
-than occurrences, writing the table would cost more than it saves, and every lookup is made.
+consent flag, an exclusion that cannot hold (`sqlgen.needed_events`). When nobody had one, no
+lookup is made at all. With more such events than occurrences, writing the table would cost
+more than it saves, and every lookup is made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine import ast
-from engine.policies import SUBSCRIBED, UNSUBSCRIBED
+from engine.policies import SUBSCRIBED, UNSUBSCRIBED, consent_sql, stored_consent
 from engine.scratch import had_events
 from engine.sqlgen import needed_events
 from engine.storage.tables import events
@@ -32,19 +35,28 @@ from engine.triggers import Customers
 CONSENT = (SUBSCRIBED, UNSUBSCRIBED)
 
 
+@dataclass(frozen=True)
+class Gates:
+    """What `write` found, by event type: types whose customers are in `scratch.had_events`, and
+    types nobody had before the window's end (the lookups could not find one)."""
+
+    had: frozenset[str] = frozenset()
+    none: frozenset[str] = frozenset()
+
+
 def write(
     conn: Connection,
     ruleset: ast.RuleSet,
     occurrences: int,
     end_us: int,
     who: Customers,
-) -> frozenset[str]:
+) -> Gates:
     """Write the customers `who` covers who had an event of a gating type before `end_us` to
-    `scratch.had_events`; the types written. `occurrences` is the number of marketing
-    occurrences due: a type gates only when it has fewer events than that (for an `exclude if`
-    needing several types, the one with the fewest)."""
+    `scratch.had_events`. `occurrences` is the number of marketing occurrences due: a type
+    gates only when it has fewer events than that (for an `exclude if` needing several types,
+    the one with the fewest)."""
     if not occurrences:
-        return frozenset()
+        return Gates()
     counted: dict[tuple[str, ...], int] = {}
 
     def count(types: tuple[str, ...]) -> int:
@@ -60,17 +72,18 @@ def write(
         [(t,) for t in sorted(needed_events(e.condition, ruleset.segments))]
         for e in ruleset.excludes
     ]
-    gating: set[str] = set()
+    had: set[str] = set()
+    none: set[str] = set()
     for options in choices:
         best = min(options, key=count, default=None)
         if best is not None and count(best) <= occurrences:
-            gating.update(best)
-    if gating:
-        found = _of(tuple(sorted(gating)), end_us, who).with_only_columns(
+            (had if count(best) else none).update(best)
+    if had:
+        found = _of(tuple(sorted(had)), end_us, who).with_only_columns(
             events.c.customer_id, events.c.type
         )
         conn.execute(had_events.insert().from_select(["customer_id", "type"], found.distinct()))
-    return frozenset(gating)
+    return Gates(frozenset(had), frozenset(none))
 
 
 def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
@@ -79,11 +92,13 @@ def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
     return query if clause is None else query.where(clause)
 
 
-def consent_lookup(
-    customer_id: ColumnElement[str], gated: frozenset[str]
-) -> ColumnElement[bool] | None:
-    """Where the consent lookup must be made (None: for everyone)."""
-    return _had(customer_id, CONSENT) if set(CONSENT) <= gated else None
+def consent(customer: FromClause, due: ColumnElement[int], gates: Gates) -> ColumnElement[bool]:
+    """Whether the customer accepts marketing at `due` (`policies.consent_sql`), the latest
+    consent event looked up only where there may be one."""
+    if set(CONSENT) <= gates.none:
+        return stored_consent(customer)
+    lookup = _had(customer.c.id, CONSENT) if set(CONSENT) <= gates.had else None
+    return consent_sql(customer, due, lookup)
 
 
 def exclusions(
@@ -91,14 +106,18 @@ def exclusions(
     customer_id: ColumnElement[str],
     excludes: Sequence[ast.Exclude],
     segments: dict[str, ast.Segment],
-    gated: frozenset[str],
+    gates: Gates,
 ) -> list[ColumnElement[bool]]:
     """Each `exclude if` condition as a true/false value (`test`), tested only for customers who
-    had every gating event it needs."""
-    found = []
+    had every gating event it needs (for no one, when nobody had one)."""
+    found: list[ColumnElement[bool]] = []
     for exclude in excludes:
+        needed = needed_events(exclude.condition, segments)
+        if needed & gates.none:
+            found.append(sa.false())
+            continue
         value = test(exclude.condition)
-        for event_type in sorted(needed_events(exclude.condition, segments) & gated):
+        for event_type in sorted(needed & gates.had):
             value = sa.case((_had(customer_id, (event_type,)), value), else_=sa.false())
         found.append(value)
     return found

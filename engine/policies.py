@@ -47,9 +47,14 @@ def consent_sql(
         .scalar_subquery()
     )
     # One lookup per occurrence: the latest event's verdict, else the stored flag.
-    stored = sa.func.coalesce(customer.c.accepts_marketing, sa.false())
+    stored = stored_consent(customer)
     latest = sa.func.coalesce(latest_subscribed, stored)
     return latest if lookup is None else sa.case((lookup, latest), else_=stored)
+
+
+def stored_consent(customer: FromClause) -> ColumnElement[bool]:
+    """The customer's `accepts_marketing` flag (false when unset)."""
+    return sa.func.coalesce(customer.c.accepts_marketing, sa.false())
 
 
 def quiet_until(due_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> int:

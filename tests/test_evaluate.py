@@ -103,13 +103,13 @@ def test_consent_follows_subscribe_and_unsubscribe_events(db_url: str, tmp_path:
     ]
 
 
-@pytest.mark.parametrize("gated", [True, False])
+@pytest.mark.parametrize("lookups", ["gated", "everyone", "no one"])
 def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or_not(
-    db_url: str, tmp_path: Path, gated: bool
+    db_url: str, tmp_path: Path, lookups: str
 ) -> None:
     # `engine.gates`: with fewer consent events and returns than marketing occurrences due, the
     # lookups are made only for the customers who had one; with more (a customer who sent many),
-    # for everyone. The verdicts are the same either way.
+    # for everyone; with none at all, for no one. The verdicts are the same either way.
     day = "2026-05-20T08:00:00Z"
     people = {
         "flag yes": (True, [], "sent"),
@@ -119,9 +119,12 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
         "returner": (True, ["order.paid"] * 3 + ["order.returned"] * 2, "excluded"),
         "keeper": (True, ["order.paid"] * 3, "sent"),
     }
+    if lookups == "no one":  # nobody sent a consent event or returned an order
+        for name in ("unsubscribed", "subscribed", "returner"):
+            del people[name]
     history = [(name, kind) for name, (_, kinds, _) in people.items() for kind in kinds]
     customers = [{"id": name, "accepts_marketing": flag} for name, (flag, _, _) in people.items()]
-    if not gated:  # more of each type than the 14 occurrences due
+    if lookups == "everyone":  # more of each type than the 14 occurrences due
         customers.append({"id": "chatty", "accepts_marketing": True})
         for kind in ("customer.subscribed", "order.paid", "order.returned"):
             history += [("chatty", kind)] * 15
@@ -143,9 +146,12 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
     with engine.connect() as conn:
         found = find_due(conn, ruleset, CONFIG, start, end).gated
         conn.rollback()
-    assert found == (
-        {"customer.subscribed", "customer.unsubscribed", "order.returned"} if gated else set()
-    )
+    types = {"customer.subscribed", "customer.unsubscribed", "order.returned"}
+    assert (found.had, found.none) == {
+        "gated": (types, set()),
+        "everyone": (set(), set()),
+        "no one": (set(), types),
+    }[lookups]
     verdicts = Counter(
         (a.customer_id, a.reason or a.status)
         for a in simulate(engine, ruleset, CONFIG, start, end).actions
