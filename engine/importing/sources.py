@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -25,6 +24,7 @@ import orjson
 
 from engine.errors import DataError
 from engine.importing.report import Problem
+from engine.storage.jsontext import LONG_DIGITS_BYTES
 
 Format = Literal["csv", "jsonl"]
 Row = tuple[int, dict[str, object]]
@@ -169,12 +169,9 @@ def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
         yield line, value
 
 
-# orjson refuses all that json refuses, and more: NaN and Infinity, numbers beyond a double,
-# lone surrogates, a byte-order mark, nesting deeper than 1024. The one value it reads otherwise
-# is an integer outside 64 bits, which it makes a float of magnitude 2**63 or more; such an
-# integer is written with at least 19 digits.
+# What orjson reads otherwise than json: `engine.storage.jsontext`. The integer outside 64 bits
+# it makes a float of magnitude 2**63 or more.
 _FLOAT_FROM_INTEGER = float(2**63)
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _orjson_object(raw: bytes) -> dict[str, object] | None:
@@ -193,7 +190,7 @@ def _orjson_object(raw: bytes) -> dict[str, object] | None:
             if not -_FLOAT_FROM_INTEGER < item < _FLOAT_FROM_INTEGER:
                 return None
         elif kind is dict or kind is list:
-            if _LONG_DIGITS.search(raw):
+            if LONG_DIGITS_BYTES.search(raw):
                 return None
         elif item is None:
             nulls = True

@@ -15,13 +15,14 @@ from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile("[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+# Where an integer outside 64 bits may be written (the import reads its lines by this too).
+LONG_DIGITS = re.compile("[0-9]{19}")
+LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def loads(text: str | bytes) -> Any:
     """`json.loads(text)`: the same value, or the same error."""
-    long = _LONG_DIGITS.search(text) if isinstance(text, str) else _LONG_DIGITS_BYTES.search(text)
+    long = LONG_DIGITS.search(text) if isinstance(text, str) else LONG_DIGITS_BYTES.search(text)
     if long is None:
         try:
             return orjson.loads(text)
