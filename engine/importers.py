@@ -21,14 +21,15 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 
 from engine.errors import DataError
 from engine.importing import customers, events
 from engine.importing.report import ImportReport, Problem, RowError
 from engine.importing.sources import Row, file_format, read_rows
 from engine.importing.worker import can_fork, in_worker
-from engine.storage.bulk import importing
+from engine.storage import tables
+from engine.storage.bulk import first_load, importing
 from engine.timeutil import zone
 
 __all__ = [
@@ -58,12 +59,17 @@ class _Kind(Generic[T]):
     required: tuple[str, ...]
     parse: Callable[[dict[str, object], bool, ZoneInfo], T]
     store: Callable[[Connection, list[T], ImportReport], None]
+    table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
 
 
 _CUSTOMERS = _Kind(
-    "customers", customers.REQUIRED, customers.parse_customer, customers.store_customers
+    "customers",
+    customers.REQUIRED,
+    customers.parse_customer,
+    customers.store_customers,
+    tables.customers,
 )
-_EVENTS = _Kind("events", events.REQUIRED, events.parse_event, events.store_events)
+_EVENTS = _Kind("events", events.REQUIRED, events.parse_event, events.store_events, tables.events)
 
 
 def import_customers(
@@ -199,6 +205,12 @@ def _store(
     """Store the rows of `chunks` as they come, committing once a transaction holds
     BATCH_SIZE rows or more, and at the end."""
     with engine.connect() as connection, importing(connection):
+        with first_load(connection, kind.table) as loading:
+            if loading:  # one transaction, the table's lookup indexes built at its end
+                for rows, problems in chunks:
+                    report.problems.extend(problems)
+                    kind.store(connection, rows, report)
+                return report
         held = 0  # rows stored in the open transaction
         for rows, problems in chunks:
             report.problems.extend(problems)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cli import main
@@ -446,28 +446,109 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
     assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
 
 
-def test_an_error_while_storing_keeps_the_transactions_committed_before(
-    engine, tmp_path, monkeypatch
-):
-    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
+def failing_on_call(number: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storing events raises at the `number`th chunk."""
     calls = []
 
     def store(connection, rows, report):
         calls.append(len(rows))
-        if len(calls) == 4:
+        if len(calls) == number:
             raise RuntimeError("the disk is full")
         event_rows.store_events(connection, rows, report)
 
     monkeypatch.setattr(importers, "_EVENTS", replace(importers._EVENTS, store=store))
+
+
+def test_an_error_while_storing_keeps_the_transactions_committed_before(
+    engine, tmp_path, monkeypatch
+):
+    at = "2025-12-31T00:00:00Z"  # a table holding events: stored as usual
+    import_event_rows(engine, [{"id": "e", "customer": "c1", "type": "a.b", "at": at}], "UTC")
+    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
+    failing_on_call(4, monkeypatch)
     lines = [f"e{i},c1,a.b,2026-01-01T00:00:0{i}Z" for i in range(9)]
     path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
     with pytest.raises(RuntimeError, match="the disk is full"):
         import_events(engine, path, "UTC")
     # The first transaction (e0-e3) was committed; the second (e4, e5 stored, e6 failing) not.
-    assert [e["key"] for e in stored_events(engine)] == ["e0", "e1", "e2", "e3"]
+    assert [e["key"] for e in stored_events(engine)] == ["e", "e0", "e1", "e2", "e3"]
     assert multiprocessing.active_children() == []
     assert_connections_as_before(engine)
+
+
+def index_definitions(engine: Engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        return list(conn.exec_driver_sql(query).all())
+
+
+def test_a_first_import_builds_the_lookup_indexes_once_at_its_end(engine, tmp_path):
+    """Into an empty table, in one transaction; the indexes end as they were, and hold every
+    row (the queries below are answered from them alone)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("on PostgreSQL every import keeps the indexes up row by row")
+    before = index_definitions(engine)
+    dropped = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def noting(conn, cursor, statement, *args):
+        if statement.startswith("DROP INDEX"):
+            dropped.append(statement)
+
+    import_customers(engine, DATA / "customers.csv", "UTC")
+    assert sorted(dropped) == [
+        "DROP INDEX ix_customers_birthday_md",
+        "DROP INDEX ix_customers_signed_up_us",
+        "DROP INDEX ix_customers_timezone",
+    ]
+    assert index_definitions(engine) == before
+    dropped.clear()
+    lines = [f"e{i % 7},c{i % 3},a.b,2026-01-0{1 + i % 5}T00:00:00Z" for i in range(20)]
+    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
+    report = import_events(engine, path, "UTC")
+    assert (report.added, report.unchanged, report.customers_created) == (7, 13, 1)  # c0
+    assert sorted(dropped) == [
+        "DROP INDEX ix_events_customer_id_type_at_us",
+        "DROP INDEX ix_events_type_at_us",
+    ]
+    assert index_definitions(engine) == before
+    with engine.connect() as conn:
+        by_type = "SELECT count(*) FROM events INDEXED BY ix_events_type_at_us WHERE type = 'a.b'"
+        by_customer = (
+            "SELECT count(*) FROM events INDEXED BY ix_events_customer_id_type_at_us"
+            " WHERE customer_id = 'c1'"
+        )
+        assert conn.exec_driver_sql(by_type).scalar() == 7
+        assert conn.exec_driver_sql(by_customer).scalar() == 2  # e1 and e4
+    # Into a table that holds events, rows go in as usual, the indexes kept up row by row.
+    dropped.clear()
+    more = write(tmp_path, "more.csv", "id,customer,type,at\nf1,c1,a.b,2026-02-01T00:00:00Z\n")
+    assert import_events(engine, more, "UTC").added == 1
+    assert dropped == []
+    assert index_definitions(engine) == before
+
+
+def test_an_error_in_a_first_import_leaves_the_table_empty_and_its_indexes_as_they_were(
+    engine, tmp_path, monkeypatch
+):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("on PostgreSQL every import keeps the indexes up row by row")
+    before = index_definitions(engine)
+    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
+    failing_on_call(4, monkeypatch)
+    lines = [f"e{i},c1,a.b,2026-01-01T00:00:0{i}Z" for i in range(9)]
+    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        import_events(engine, path, "UTC")
+    assert stored_events(engine) == []
+    assert index_definitions(engine) == before
+    assert multiprocessing.active_children() == []
+    assert_connections_as_before(engine)
+    # The same file imports whole once the trouble is gone.
+    monkeypatch.undo()
+    assert import_events(engine, path, "UTC").added == 9
 
 
 def assert_connections_as_before(engine: Engine) -> None:

@@ -65,19 +65,36 @@ def alembic_config(connection: Connection) -> Config:
 
 
 @contextmanager
-def _schema_lock(connection: Connection) -> Iterator[None]:
-    """One transaction around the upgrade, during which no other process can upgrade."""
-    if connection.dialect.name == "sqlite":
-        # pysqlite opens transactions only before DML, so DDL would run outside any transaction:
-        # take the transaction into our own hands and make it a writer from the start.
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+def sqlite_write_transaction(connection: Connection) -> Iterator[None]:
+    """One SQLite transaction around the block, holding the write lock from its start, in which
+    DDL is transactional too: committed at the end of the block, rolled back if it raises.
+
+    pysqlite opens transactions only before DML, so DDL would run outside any transaction: the
+    transaction is taken into our own hands, the connection set to autocommit meanwhile. The
+    block must not commit or roll back (the driver's commit would end this transaction)."""
+    before = connection.get_isolation_level()
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            connection.exec_driver_sql("ROLLBACK")
+            # Unless SQLite ended it on its own (as it may on a full disk, for one).
+            if connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+                connection.exec_driver_sql("ROLLBACK")
             raise
         connection.exec_driver_sql("COMMIT")
+    finally:
+        connection.rollback()  # SQLAlchemy's own record of the transaction; nothing is open
+        connection.execution_options(isolation_level=before)
+
+
+@contextmanager
+def _schema_lock(connection: Connection) -> Iterator[None]:
+    """One transaction around the upgrade, during which no other process can upgrade."""
+    if connection.dialect.name == "sqlite":
+        with sqlite_write_transaction(connection):
+            yield
         return
     with connection.begin():
         if connection.dialect.name == "postgresql":
