@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+from engine.collector import fewer_collections
 from engine.errors import NudgeError
 
 M = TypeVar("M")
@@ -93,9 +94,10 @@ def _received(process: BaseProcess, receiver: Connection) -> Iterator[Any]:
 def _run(produce: Callable[[], Iterable[object]], sender: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
-        for message in produce():
-            if not _send(sender, message):
-                return
+        with fewer_collections():  # rows by the million, freed by reference counting
+            for message in produce():
+                if not _send(sender, message):
+                    return
     except BaseException as exc:  # every failure is the parent's to report
         _send(sender, _failed(exc, traceback.format_exc()))
         return
