@@ -22,7 +22,7 @@ from engine.config import Config
 from engine.coupons import record_coupons
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
-from engine.storage.bulk import insert_or_ignore, insert_rows
+from engine.storage.bulk import insert_new_returning, insert_rows
 from engine.storage.chunks import chunks
 from engine.storage.tables import (
     actions,
@@ -67,17 +67,22 @@ def record(
             (action.rule, action.customer_id, action.occurrence_key), []
         ).append(action)
     rows = [
-        {
-            "rule": occ.rule.name,
-            "customer_id": occ.customer_id,
-            "occurrence_key": occ.key,
-            "due_us": occ.due_us,
-            "recorded_us": now_us,
-            "status": "missed" if occ.due_us < missed_before_us else "acted",
-        }
+        (
+            occ.rule.name,
+            occ.customer_id,
+            occ.key,
+            occ.due_us,
+            now_us,
+            "missed" if occ.due_us < missed_before_us else "acted",
+        )
         for occ in evaluation.occurrences
     ]
-    inserted = _insert_occurrences(conn, rows)
+    inserted = {
+        (rule, customer_id, key): (occurrence_id, status)
+        for occurrence_id, rule, customer_id, key, status in insert_new_returning(
+            conn, occurrences, _OCCURRENCE_COLUMNS, rows, _OCCURRENCE_RETURNED
+        )
+    }
     report.already = len(rows) - len(inserted)
     action_rows: list[dict[str, Any]] = []
     for occ in evaluation.occurrences:
@@ -134,22 +139,8 @@ def decide(
 # -- inserts ----------------------------------------------------------------------------------
 
 
-def _insert_occurrences(
-    conn: Connection, rows: list[dict[str, Any]]
-) -> dict[tuple[str, str, str], tuple[int, str]]:
-    inserted: dict[tuple[str, str, str], tuple[int, str]] = {}
-    if not rows:
-        return inserted
-    statement = insert_or_ignore(conn, occurrences).returning(
-        occurrences.c.id,
-        occurrences.c.rule,
-        occurrences.c.customer_id,
-        occurrences.c.occurrence_key,
-        occurrences.c.status,
-    )
-    for row in conn.execute(statement, rows):
-        inserted[(row.rule, row.customer_id, row.occurrence_key)] = (row.id, row.status)
-    return inserted
+_OCCURRENCE_COLUMNS = ("rule", "customer_id", "occurrence_key", "due_us", "recorded_us", "status")
+_OCCURRENCE_RETURNED = ("id", "rule", "customer_id", "occurrence_key", "status")
 
 
 def _action_row(occurrence_id: int, action: ActionRecord) -> dict[str, Any]:
@@ -199,23 +190,34 @@ def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[
     return ids
 
 
+_EFFECT_COLUMNS = (
+    "action_id",
+    "customer_id",
+    "kind",
+    "tag",
+    "amount",
+    "at_us",
+    "rule_position",
+    "position",
+)
+
+
 def _effects(conn: Connection, recorded: list[tuple[int, dict[str, Any]]]) -> None:
     rows = [
-        {
-            "action_id": action_id,
-            "customer_id": row["customer_id"],
-            "kind": row["kind"],
-            "tag": row["detail"].get("tag"),
-            "amount": row["amount"],
-            "at_us": row["at_us"],
-            "rule_position": row["rule_position"],
-            "position": row["position"],
-        }
+        (
+            action_id,
+            row["customer_id"],
+            row["kind"],
+            row["detail"].get("tag"),
+            row["amount"],
+            row["at_us"],
+            row["rule_position"],
+            row["position"],
+        )
         for action_id, row in recorded
         if row["kind"] in ("tag", "untag", "points")
     ]
-    if rows:
-        conn.execute(effects.insert(), rows)
+    insert_rows(conn, effects, _EFFECT_COLUMNS, rows)
 
 
 def _tasks(conn: Connection, recorded: list[tuple[int, dict[str, Any]]], now_us: int) -> None:

@@ -28,8 +28,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import DatabaseError
-from engine.storage import tables
-from engine.storage.bulk import insert_rows
+from engine.storage import bulk, tables
+from engine.storage.bulk import insert_new_returning, insert_rows
 from engine.storage.db import alembic_config, create, open_database
 
 
@@ -181,5 +181,31 @@ def test_rows_inserted_as_tuples_read_back_as_given(db_url):
         with pytest.raises(IntegrityError), conn.begin_nested():
             insert_rows(conn, probe, ("id", "name"), [(4, "new"), (1, "taken")])
         assert conn.execute(select(func.count()).select_from(probe)).scalar() == 3
+        probe.drop(conn)
+    engine.dispose()
+
+
+def test_new_rows_come_back_with_their_ids_and_taken_keys_are_skipped(db_url, monkeypatch):
+    """`insert_new_returning`: the rows whose key was free (the first of two with the same
+    key), with the columns asked for; on SQLite over several statements."""
+    monkeypatch.setattr(bulk, "_SQLITE_ROWS_PER_STATEMENT", 2)
+    probe = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("key", String(20), unique=True),
+        Column("note", String(20)),
+    )
+    engine = open_database(db_url)
+    with engine.begin() as conn:
+        probe.create(conn)
+        conn.execute(insert(probe), [{"key": "b", "note": "stored"}])
+        given = [("a", "1"), ("b", "2"), ("c", "3"), ("a", "4"), ("d", None)]
+        back = insert_new_returning(conn, probe, ("key", "note"), given, ("id", "key", "note"))
+        stored = conn.execute(select(probe.c.id, probe.c.key, probe.c.note)).all()
+        assert sorted(back) == sorted(tuple(row) for row in stored if row.key != "b")
+        assert sorted((key, note) for _, key, note in back) == [("a", "1"), ("c", "3"), ("d", None)]
+        assert insert_new_returning(conn, probe, ("key",), [("a",)], ("id",)) == []
+        assert insert_new_returning(conn, probe, ("key",), [], ("id",)) == []
         probe.drop(conn)
     engine.dispose()
