@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.errors import DatabaseError
 from engine.storage import bulk, tables
+from engine.storage import db as storage_db
 from engine.storage.bulk import insert_new_returning, insert_rows
 from engine.storage.db import alembic_config, create, open_database
 
@@ -88,6 +89,21 @@ def test_open_database_twice_keeps_the_data(fresh_url):
         head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
     engine.dispose()
+
+
+def test_a_current_database_opens_while_another_process_writes(fresh_url, monkeypatch):
+    """Opening reads the schema's revision before it takes any lock: a long write elsewhere (a
+    first import, a large tick) does not keep other commands out."""
+    open_database(fresh_url).dispose()
+    monkeypatch.setattr(storage_db, "BUSY_TIMEOUT_S", 0.1)
+    writer = create(fresh_url)
+    with writer.begin() as conn:
+        conn.execute(insert(tables.customers).values(id="c1", accepts_marketing=False))
+        engine = open_database(fresh_url)  # SQLite's write lock is held meanwhile
+        with engine.connect() as other:
+            assert other.execute(select(tables.customers.c.id)).all() == []
+        engine.dispose()
+    writer.dispose()
 
 
 def test_transactions_still_roll_back_after_the_upgrade(db_url):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -30,9 +32,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_LOCK = 0x6E75_6467_652D_6462
 
 
+# How long a SQLite connection waits for another's write lock before giving up with "database
+# is locked".
+BUSY_TIMEOUT_S = 10.0
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -103,7 +110,16 @@ def _schema_lock(connection: Connection) -> Iterator[None]:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema of `engine`'s database to the newest revision (no-op when current)."""
+    """Bring the schema of `engine`'s database to the newest revision (no-op when current).
+
+    Whether it is current is read first, without the lock: a database in use is nearly always
+    current, and on SQLite taking the lock would wait for whichever process is writing (a long
+    tick, a first import) and give up after `BUSY_TIMEOUT_S`."""
+    with engine.connect() as connection:
+        config = alembic_config(connection)
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == ScriptDirectory.from_config(config).get_current_head():
+            return
     with engine.connect() as connection, _schema_lock(connection):
         command.upgrade(alembic_config(connection), "head")
 
