@@ -22,14 +22,16 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.exc import OperationalError
 
-from engine.errors import DataError
+from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
 from engine.importing.report import ImportReport, Problem, RowError
 from engine.importing.sources import Row, file_format, read_rows
 from engine.importing.worker import can_fork, in_worker
 from engine.storage import tables
 from engine.storage.bulk import first_load, importing
+from engine.storage.db import BUSY_TIMEOUT_S
 from engine.timeutil import zone
 
 __all__ = [
@@ -204,6 +206,21 @@ def _store(
 ) -> ImportReport:
     """Store the rows of `chunks` as they come, committing once a transaction holds
     BATCH_SIZE rows or more, and at the end."""
+    try:
+        return _store_in(kind, engine, chunks, report)
+    except OperationalError as exc:
+        if "locked" not in str(exc.orig):
+            raise
+        raise DatabaseError(
+            f"{report.source}: another process (an import, or the daemon's tick) held the"
+            f" database's write lock for more than {BUSY_TIMEOUT_S:g} seconds; what this"
+            " import committed before is kept, run it again to store the rest"
+        ) from exc
+
+
+def _store_in(
+    kind: _Kind[T], engine: Engine, chunks: Iterable[_Chunk[T]], report: ImportReport
+) -> ImportReport:
     with engine.connect() as connection, importing(connection):
         with first_load(connection, kind.table) as loading:
             if loading:  # one transaction, the table's lookup indexes built at its end

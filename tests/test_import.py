@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from engine.importers import (
     import_events,
 )
 from engine.importing import events as event_rows
+from engine.storage import db as storage_db
+from engine.storage.bulk import first_load
 from engine.storage.db import open_database
 from engine.storage.tables import customer_tags, customers, events
 
@@ -807,3 +810,39 @@ def test_an_import_leaves_postgresql_statistics_of_what_it_stored(engine: Engine
             text("SELECT relname, reltuples FROM pg_class WHERE relname IN ('customers', 'events')")
         ).all()
     assert dict(counted) == {"customers": 1, "events": 7}
+
+
+def test_an_import_waiting_too_long_for_the_lock_says_so_and_keeps_what_was_stored(
+    db_url, tmp_path, capsys, monkeypatch
+):
+    """While a first import holds SQLite's write lock, another import gives up after the busy
+    timeout with a plain error, and its earlier transactions are kept."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's writers do not wait for one lock")
+    monkeypatch.setattr(storage_db, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(importers, "PARSE_IN_WORKER", False)  # no fork beside a thread
+    engine = open_database(db_url)
+    import_customer_rows(engine, [{"id": "c1"}], "UTC")
+    held, done = threading.Event(), threading.Event()
+
+    def first_import() -> None:
+        with engine.connect() as conn, first_load(conn, events) as loading:
+            assert loading
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=first_import)
+    holder.start()
+    held.wait(10)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(["import", "customers", str(DATA / "customers.csv"), "--db", db_url])
+    finally:
+        done.set()
+        holder.join()
+    assert exit_.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"Error: {DATA / 'customers.csv'}: another process")
+    assert "held the database's write lock for more than" in error
+    assert list(stored_customers(engine)) == ["c1"]
+    engine.dispose()
