@@ -1,8 +1,10 @@
 """Timing helpers: medians, percentiles, and `simulate` in a child process for its peak memory.
 
 The child is started with `spawn`, so it holds nothing of the parent (no shop loaded for the
-naive baseline, no caches): its peak resident set (`ru_maxrss`) is the simulation's own, plus
-the interpreter with the engine imported, which it reports apart as `baseline_rss_mb`.
+naive baseline, no caches): its peak resident set is the simulation's own, plus the interpreter
+with the engine imported, which it reports apart as `baseline_rss_mb`. On Linux that peak is
+read as `VmHWM`: `ru_maxrss` survives `exec`, so a spawned child's would start at the size of
+the process that started it (the harness, after an import: 241 MB at M).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """The peak resident set of this process (of its largest child, with RUSAGE_CHILDREN)."""
+    if who == resource.RUSAGE_SELF and sys.platform == "linux":
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(who).ru_maxrss * _RSS_UNIT / 2**20
 
 
