@@ -77,8 +77,8 @@ def first_load(connection: Connection, table: Table) -> Iterator[bool]:
     """Whether `table` is being loaded while empty: then, on SQLite, the whole block is one
     transaction during which the table's indexes other than its keys are dropped, built again
     at its end (one sort each instead of an update of each for every row: storing a first
-    import of events takes half the CPU time). All or nothing: an error rolls the rows and the
-    indexes back. The block must not commit.
+    import of events at M takes a quarter less CPU). All or nothing: an error rolls the rows
+    and the indexes back. The block must not commit.
 
     False, with nothing done, when the table holds rows or on PostgreSQL: the block then stores
     as usual, committing as it goes."""
