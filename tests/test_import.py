@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -845,4 +846,27 @@ def test_an_import_waiting_too_long_for_the_lock_says_so_and_keeps_what_was_stor
     assert error.startswith(f"Error: {DATA / 'customers.csv'}: another process")
     assert "held the database's write lock for more than" in error
     assert list(stored_customers(engine)) == ["c1"]
+    engine.dispose()
+
+
+def test_a_first_import_does_not_wait_for_readers_to_truncate_the_log(
+    db_url, tmp_path, monkeypatch
+):
+    """The log is truncated after a first import only if no other process reads an older
+    snapshot: otherwise the import would wait the whole busy timeout at its end."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has no write-ahead log file of its own to truncate")
+    monkeypatch.setattr(storage_db, "BUSY_TIMEOUT_S", 30.0)
+    engine = open_database(db_url)
+    import_customer_rows(engine, [{"id": "c1"}], "UTC")
+    with engine.connect() as reader:
+        reader.exec_driver_sql("BEGIN")
+        assert reader.execute(select(customers.c.id)).scalars().all() == ["c1"]  # a snapshot
+        began = time.monotonic()
+        assert import_events(engine, DATA / "events.jsonl", "UTC").added == 3
+        assert time.monotonic() - began < 15  # not the busy timeout's 30 s
+        reader.rollback()
+    with engine.connect() as one, engine.connect() as two:  # the pool's: the import's own too
+        for conn in (one, two):
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
     engine.dispose()

@@ -96,11 +96,22 @@ def first_load(connection: Connection, table: Table) -> Iterator[bool]:
             for _, made_by in indexes:
                 connection.exec_driver_sql(made_by)
     if empty:
-        # The write-ahead log grew to the size of what was loaded: give the space back now
-        # rather than when the last connection closes (a daemon may hold one for months).
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        _truncate_log(connection)
     else:
         yield False
+
+
+def _truncate_log(connection: Connection) -> None:
+    """Give back the space of the write-ahead log, grown to the size of what was loaded, now
+    rather than when the last connection closes (a daemon may hold one for months). Not while
+    another process reads an older snapshot: the checkpoint would wait for it. The log then
+    keeps its size, written again from its start, until the last connection closes."""
+    waits = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(cast(int, waits))}")
 
 
 def _lookup_indexes(connection: Connection, table: Table) -> list[tuple[str, str]]:
