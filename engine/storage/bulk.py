@@ -106,12 +106,12 @@ def _truncate_log(connection: Connection) -> None:
     rather than when the last connection closes (a daemon may hold one for months). Not while
     another process reads an older snapshot: the checkpoint would wait for it. The log then
     keeps its size, written again from its start, until the last connection closes."""
-    waits = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
-    connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    before = {"busy_timeout": connection.exec_driver_sql("PRAGMA busy_timeout").scalar()}
+    _set(connection, {"busy_timeout": 0})
     try:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(cast(int, waits))}")
+        _set(connection, before)
 
 
 def _lookup_indexes(connection: Connection, table: Table) -> list[tuple[str, str]]:
