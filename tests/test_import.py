@@ -450,17 +450,25 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
     assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
 
 
-def failing_on_call(number: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Storing events raises at the `number`th chunk."""
+def import_failing_at_the_fourth_chunk(engine, tmp_path, monkeypatch) -> Path:
+    """Import nine events, e0-e8, in chunks of 2 committed every 4 rows (when they are), storing
+    failing at the fourth chunk (e6, e7); the file's path."""
+    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
     calls = []
 
     def store(connection, rows, report):
         calls.append(len(rows))
-        if len(calls) == number:
+        if len(calls) == 4:
             raise RuntimeError("the disk is full")
         event_rows.store_events(connection, rows, report)
 
     monkeypatch.setattr(importers, "_EVENTS", replace(importers._EVENTS, store=store))
+    lines = [f"e{i},c1,a.b,2026-01-01T00:00:0{i}Z" for i in range(9)]
+    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        import_events(engine, path, "UTC")
+    return path
 
 
 def test_an_error_while_storing_keeps_the_transactions_committed_before(
@@ -468,13 +476,7 @@ def test_an_error_while_storing_keeps_the_transactions_committed_before(
 ):
     at = "2025-12-31T00:00:00Z"  # a table holding events: stored as usual
     import_event_rows(engine, [{"id": "e", "customer": "c1", "type": "a.b", "at": at}], "UTC")
-    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
-    failing_on_call(4, monkeypatch)
-    lines = [f"e{i},c1,a.b,2026-01-01T00:00:0{i}Z" for i in range(9)]
-    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
-    with pytest.raises(RuntimeError, match="the disk is full"):
-        import_events(engine, path, "UTC")
+    import_failing_at_the_fourth_chunk(engine, tmp_path, monkeypatch)
     # The first transaction (e0-e3) was committed; the second (e4, e5 stored, e6 failing) not.
     assert [e["key"] for e in stored_events(engine)] == ["e", "e0", "e1", "e2", "e3"]
     assert multiprocessing.active_children() == []
@@ -539,13 +541,7 @@ def test_an_error_in_a_first_import_leaves_the_table_empty_and_its_indexes_as_th
     if engine.dialect.name != "sqlite":
         pytest.skip("on PostgreSQL every import keeps the indexes up row by row")
     before = index_definitions(engine)
-    monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(importers, "BATCH_SIZE", 4)
-    failing_on_call(4, monkeypatch)
-    lines = [f"e{i},c1,a.b,2026-01-01T00:00:0{i}Z" for i in range(9)]
-    path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\n")
-    with pytest.raises(RuntimeError, match="the disk is full"):
-        import_events(engine, path, "UTC")
+    path = import_failing_at_the_fourth_chunk(engine, tmp_path, monkeypatch)
     assert stored_events(engine) == []
     assert index_definitions(engine) == before
     assert multiprocessing.active_children() == []
