@@ -292,7 +292,12 @@ def _passing(
     points, marketing = query.points, query.marketing
     extra = 6 + len(points)
     result: list[Occurrence] = []
-    for row in conn.execute(query.select, params):
+    # The driver's own rows, read from its cursor: no column needs SQLAlchemy's conversion
+    # (each value is made what it must be below), and a Row costs about 0.8 µs: 0.4 s for the
+    # group buy's 514,000 at M.
+    with conn.execute(query.select, params) as found:
+        rows = found.cursor.fetchall()
+    for row in rows:
         amounts = (
             {pos: float(row[6 + i] or 0.0) for i, pos in enumerate(points)} if points else NO_POINTS
         )
