@@ -9,7 +9,6 @@ before a crash, is never acted on twice.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from engine.config import Config
 from engine.coupons import record_coupons
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
+from engine.storage import jsontext
 from engine.storage.bulk import insert_new_returning, insert_rows
 from engine.storage.chunks import chunks
 from engine.storage.tables import (
@@ -179,7 +179,7 @@ def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[
         actions,
         _ACTION_COLUMNS,
         [
-            tuple(json.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
+            tuple(jsontext.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
             for row in rows
         ],
     )
@@ -293,8 +293,9 @@ def _deliveries(
             },
         }
         channel = row["channel"] if row["kind"] in DELIVERED else config.tasks_channel
-        # The payload as the JSON column would write it (`json.dumps`).
-        rows.append((action_id, channel, json.dumps(payload), "pending", 0, row["at_us"], now_us))
+        rows.append(
+            (action_id, channel, jsontext.dumps(payload), "pending", 0, row["at_us"], now_us)
+        )
     insert_rows(conn, outbox, _OUTBOX_COLUMNS, rows)
     return len(rows)
 

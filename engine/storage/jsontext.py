@@ -1,5 +1,5 @@
-"""JSON read back from the database's JSON columns: exactly as `json.loads` reads it, by orjson
-(four to eight times faster) wherever that gives the same.
+"""JSON text in and out of the database's JSON columns, by orjson wherever it gives what json
+gives (`loads`: four to eight times faster; `dumps`: about seven).
 
 orjson refuses all that json refuses, and more (NaN and Infinity, numbers beyond a double, lone
 surrogates, a byte-order mark, nesting deeper than 1024): json reads those. The one value it reads
@@ -29,3 +29,18 @@ def loads(text: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    """`value` (dicts, lists, text, numbers, booleans, None) as JSON text that reads back as
+    the text of `json.dumps(value)` does: written by orjson (compact, characters beyond ASCII
+    as they are), by json where orjson refuses the value (integers outside 64 bits, keys that
+    are not text, lone surrogates).
+
+    Not for values holding NaN or an infinity: orjson writes null where json writes `NaN`,
+    which is not JSON (PostgreSQL refuses it). What Nudge writes holds none: imports refuse
+    them, and the rest is text, ids, times and amounts from the rules."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
