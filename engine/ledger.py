@@ -22,7 +22,7 @@ from engine.coupons import record_coupons
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
 from engine.storage import jsontext
-from engine.storage.bulk import insert_new_returning, insert_rows
+from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
 from engine.storage.chunks import chunks
 from engine.storage.tables import (
     actions,
@@ -164,17 +164,13 @@ def _action_row(occurrence_id: int, action: ActionRecord) -> dict[str, Any]:
 
 
 _ACTION_COLUMNS = tuple(c.name for c in actions.columns if c.name != "id")
-_OCCURRENCE_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
-_ACTION_IDS = sa.select(actions.c.id, actions.c.occurrence_id, actions.c.position).where(
-    actions.c.occurrence_id.in_(_OCCURRENCE_IDS)
-)
+_ACTION_RETURNED = ("id", "occurrence_id", "position")
 
 
 def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[int, int], int]:
     """Insert the actions of occurrences this call inserted, and return their ids by
-    (occurrence id, position): read back by occurrence, as no other action can be theirs. (An
-    insert returning the ids took SQLAlchemy twice the time of the insert and the reading.)"""
-    insert_rows(
+    (occurrence id, position)."""
+    returned = insert_rows_returning(
         conn,
         actions,
         _ACTION_COLUMNS,
@@ -182,12 +178,9 @@ def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[
             tuple(jsontext.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
             for row in rows
         ],
+        _ACTION_RETURNED,
     )
-    ids = {}
-    for some in chunks(sorted({row["occurrence_id"] for row in rows})):
-        for action_id, occurrence_id, position in conn.execute(_ACTION_IDS, {"ids": some}):
-            ids[occurrence_id, position] = action_id
-    return ids
+    return {(occurrence_id, position): action_id for action_id, occurrence_id, position in returned}
 
 
 _EFFECT_COLUMNS = (

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import DatabaseError
 from engine.storage import bulk, tables
 from engine.storage import db as storage_db
-from engine.storage.bulk import insert_new_returning, insert_rows
+from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
 from engine.storage.db import alembic_config, create, open_database
 
 
@@ -223,5 +223,32 @@ def test_new_rows_come_back_with_their_ids_and_taken_keys_are_skipped(db_url, mo
         assert sorted((key, note) for _, key, note in back) == [("a", "1"), ("c", "3"), ("d", None)]
         assert insert_new_returning(conn, probe, ("key",), [("a",)], ("id",)) == []
         assert insert_new_returning(conn, probe, ("key",), [], ("id",)) == []
+        probe.drop(conn)
+    engine.dispose()
+
+
+def test_rows_come_back_with_their_ids_and_a_taken_key_fails_them_all(db_url, monkeypatch):
+    """`insert_rows_returning`: every row, with the columns asked for; a taken key is an
+    error that stores none of them (unlike `insert_new_returning`, which skips it)."""
+    monkeypatch.setattr(bulk, "_SQLITE_ROWS_PER_STATEMENT", 2)
+    probe = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("key", String(20), unique=True),
+        Column("note", String(20)),
+    )
+    engine = open_database(db_url)
+    with engine.begin() as conn:
+        probe.create(conn)
+        given = [("a", "1"), ("b", None), ("c", "3")]
+        back = insert_rows_returning(conn, probe, ("key", "note"), given, ("id", "key", "note"))
+        stored = conn.execute(select(probe.c.id, probe.c.key, probe.c.note)).all()
+        assert sorted(back) == sorted(tuple(row) for row in stored)
+        assert sorted((key, note) for _, key, note in back) == given
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            insert_rows_returning(conn, probe, ("key",), [("d",), ("a",)], ("id",))
+        assert conn.execute(select(func.count()).select_from(probe)).scalar() == 3
+        assert insert_rows_returning(conn, probe, ("key",), [], ("id",)) == []
         probe.drop(conn)
     engine.dispose()

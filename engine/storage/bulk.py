@@ -4,10 +4,10 @@ same key.
 This is the one place where a bulk write tells SQLite and PostgreSQL apart. Both speak
 `INSERT ... ON CONFLICT`: `insert_or_ignore` and `upsert` are built by SQLAlchemy with each
 dialect's own `insert`. `insert_new`, the bulk insert where an import spends most of its time,
-`insert_new_returning`, for a tick's occurrences, and `insert_rows`, for the evaluation's
-scratch rows and the outbox, write their SQL themselves and hand their rows to the driver as
-plain tuples (an executemany or a `VALUES` list on SQLite, a COPY on PostgreSQL):
-SQLAlchemy's processing of each row cost more than the database's insert.
+`insert_new_returning` and `insert_rows_returning`, for a tick's occurrences and actions, and
+`insert_rows`, for the evaluation's scratch rows and the outbox, write their SQL themselves and
+hand their rows to the driver as plain tuples (an executemany or a `VALUES` list on SQLite, a
+COPY on PostgreSQL): SQLAlchemy's processing of each row cost more than the database's insert.
 `ON CONFLICT DO NOTHING` skips exactly the rows whose unique key is taken (unlike SQLite's
 `INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK violations).
 """
@@ -163,7 +163,7 @@ def insert_new(
     if name == "sqlite":
         return _insert_new_sqlite(connection, table, columns, rows)
     if name == "postgresql":
-        return _insert_new_postgresql(connection, table, columns, rows)[0]
+        return _insert_postgresql(connection, table, columns, rows, _SKIP_TAKEN)[0]
     raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
 
 
@@ -180,12 +180,35 @@ def insert_new_returning(
     one `VALUES` list; on PostgreSQL the COPY into a temporary table, then one
     INSERT ... SELECT. SQLAlchemy's own insert of many rows returning their ids processed every
     row and parameter in Python, and took twice as long on SQLite."""
+    return _insert_returning(connection, table, columns, rows, returning, _SKIP_TAKEN)
+
+
+def insert_rows_returning(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """`insert_rows`, returning the `returning` columns of every row (in no particular order),
+    as `insert_new_returning` does: a row that breaks a constraint fails the whole insert."""
+    return _insert_returning(connection, table, columns, rows, returning, "")
+
+
+def _insert_returning(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    returning: Sequence[str],
+    on_conflict: str,
+) -> list[tuple[Any, ...]]:
     if not rows:
         return []
     name = connection.dialect.name
     back = f" RETURNING {_names(connection, returning)}"
     if name == "postgresql":
-        return _insert_new_postgresql(connection, table, columns, rows, back)[1]
+        return _insert_postgresql(connection, table, columns, rows, on_conflict, back)[1]
     if name != "sqlite":
         raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
     target = connection.dialect.identifier_preparer.format_table(table)
@@ -195,13 +218,14 @@ def insert_new_returning(
     result: list[tuple[Any, ...]] = []
     for start in range(0, len(rows), per):
         part = rows[start : start + per]
-        statement = f"{head}{', '.join([marks] * len(part))} ON CONFLICT DO NOTHING{back}"
+        statement = f"{head}{', '.join([marks] * len(part))}{on_conflict}{back}"
         values = tuple(value for row in part for value in row)
         result += map(tuple, connection.exec_driver_sql(statement, values))
     return result
 
 
-# Rows in one SQLite statement of `insert_new_returning`, and the most variables one may have
+_SKIP_TAKEN = " ON CONFLICT DO NOTHING"
+# Rows in one SQLite statement of an insert returning columns, and the most variables one may have
 # (SQLite's limit since 3.32; SQLAlchemy assumes it too).
 _SQLITE_ROWS_PER_STATEMENT = 1000
 _SQLITE_VARIABLES = 32_766
@@ -261,11 +285,12 @@ def _insert_new_sqlite(
     return connection.exec_driver_sql(sql, list(rows)).rowcount
 
 
-def _insert_new_postgresql(
+def _insert_postgresql(
     connection: Connection,
     table: Table,
     columns: Sequence[str],
     rows: Sequence[Sequence[object]],
+    on_conflict: str,
     returning: str = "",
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """The rows inserted: how many, and their `returning` columns when asked for them."""
@@ -286,7 +311,7 @@ def _insert_new_postgresql(
     )
     result = connection.exec_driver_sql(
         f"INSERT INTO {target} ({names}) SELECT {names} FROM {staging} ORDER BY n"
-        f" ON CONFLICT DO NOTHING{returning}"
+        f"{on_conflict}{returning}"
     )
     inserted = (result.rowcount, list(map(tuple, result)) if returning else [])
     connection.exec_driver_sql(f"DROP TABLE {staging}")
