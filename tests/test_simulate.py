@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import multiprocessing as mp
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cli import cli
+from engine import simulate as engine_simulate
 from engine.config import load_config
 from engine.demo import generate_shop
+from engine.errors import NudgeError
 from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.simulate import Tally, _runs, simulate, stream
+from engine.simulate import Spilled, Tally, _runs, _spill_part, simulate, stream
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.tick import tick
@@ -64,6 +69,22 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
     assert [a.to_json() for a in simulate(engine, ruleset, CONFIG, START, END, 25).actions] == whole
     rules_that_acted = {record["rule"] for record in whole}
     assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
+
+
+def _dies_in_a_worker(*args: Any) -> Spilled:
+    """`_spill_part`, except that a worker process running it ends at once, as one killed
+    would (this module is imported again in the worker, by name)."""
+    if mp.parent_process() is not None:
+        os._exit(3)
+    return _spill_part(*args)
+
+
+def test_a_worker_that_dies_is_an_error(shop_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_simulate, "_spill_part", _dies_in_a_worker)
+    engine = open_database(shop_db)
+    ruleset = load_rule_set(SHOP, CONFIG)
+    with pytest.raises(NudgeError, match="worker process ended without finishing"):
+        list(stream(engine, ruleset, CONFIG, START, END, batch=9, workers=3))
 
 
 def test_a_tick_in_batches_records_what_the_simulation_shows(shop_db: str) -> None:
