@@ -8,6 +8,7 @@ before a crash, is never acted on twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from engine.evaluate import Evaluation
 from engine.records import ActionRecord
 from engine.storage import jsontext
 from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
-from engine.storage.chunks import chunks
+from engine.storage.chunks import among, chunks
 from engine.storage.tables import (
     actions,
     customer_tags,
@@ -332,33 +333,40 @@ def _digest(row: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# Read for each batch of customers in turn (the ids, sorted, as one expanding parameter).
-_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
-_TAGS = (
-    sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
-    .where(customer_tags.c.customer_id.in_(_IDS))
-    .order_by(customer_tags.c.tag)
-)
-_CUSTOMERS = sa.select(
-    customers.c.id,
-    customers.c.name,
-    customers.c.email,
-    customers.c.phone,
-    customers.c.timezone,
-    customers.c.birthday,
-    customers.c.attributes,
-).where(customers.c.id.in_(_IDS))
+@functools.cache
+def _context_queries(dialect: str) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """The customers' tags, the customers and the events that the outbox payloads show, each
+    read by a list of keys (`among`): the parameter `ids` or `pks`."""
+    tags = (
+        sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
+        .where(among(customer_tags.c.customer_id, "ids", dialect))
+        .order_by(customer_tags.c.tag)
+    )
+    people = sa.select(
+        customers.c.id,
+        customers.c.name,
+        customers.c.email,
+        customers.c.phone,
+        customers.c.timezone,
+        customers.c.birthday,
+        customers.c.attributes,
+    ).where(among(customers.c.id, "ids", dialect))
+    happenings = sa.select(events.c.pk, events.c.type, events.c.at_us, events.c.properties).where(
+        among(events.c.pk, "pks", dialect)
+    )
+    return tags, people, happenings
 
 
 def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Each customer as templates see it, by id: attributes, then the columns, then tags."""
+    tags_of, people, _ = _context_queries(conn.dialect.name)
     tags: dict[str, list[str]] = {}
     result = {}
     for some in chunks(sorted(ids)):
-        for customer_id, tag in conn.execute(_TAGS, {"ids": some}):
+        for customer_id, tag in conn.execute(tags_of, {"ids": some}):
             tags.setdefault(customer_id, []).append(tag)
         for customer_id, name, email, phone, timezone, birthday, attributes in conn.execute(
-            _CUSTOMERS, {"ids": some}
+            people, {"ids": some}
         ):
             result[customer_id] = {
                 **(attributes or {}),
@@ -373,16 +381,11 @@ def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]
     return result
 
 
-_PKS: sa.BindParameter[list[int]] = sa.bindparam("pks", expanding=True)
-_EVENTS = sa.select(events.c.pk, events.c.type, events.c.at_us, events.c.properties).where(
-    events.c.pk.in_(_PKS)
-)
-
-
 def _events(conn: Connection, pks: set[Any]) -> dict[int, dict[str, Any]]:
     """Each triggering event as templates see it, by key: properties, then type and time."""
+    *_, happenings = _context_queries(conn.dialect.name)
     result = {}
     for some in chunks(sorted(pk for pk in pks if pk is not None)):
-        for pk, kind, at_us, properties in conn.execute(_EVENTS, {"pks": some}):
+        for pk, kind, at_us, properties in conn.execute(happenings, {"pks": some}):
             result[pk] = {**(properties or {}), "type": kind, "at": iso(at_us)}
     return result

@@ -31,6 +31,7 @@ from engine.errors import DatabaseError
 from engine.storage import bulk, tables
 from engine.storage import db as storage_db
 from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
+from engine.storage.chunks import among
 from engine.storage.db import alembic_config, create, open_database
 
 
@@ -250,5 +251,29 @@ def test_rows_come_back_with_their_ids_and_a_taken_key_fails_them_all(db_url, mo
             insert_rows_returning(conn, probe, ("key",), [("d",), ("a",)], ("id",))
         assert conn.execute(select(func.count()).select_from(probe)).scalar() == 3
         assert insert_rows_returning(conn, probe, ("key",), [], ("id",)) == []
+        probe.drop(conn)
+    engine.dispose()
+
+
+def test_a_list_of_keys_selects_exactly_those_rows(db_url):
+    """`among`: the rows whose key is in the list, of text and of integer keys, whatever the
+    list's length (an array on PostgreSQL, an expanding IN elsewhere)."""
+    probe = Table(
+        "among_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("key", String(20), unique=True),
+    )
+    engine = open_database(db_url)
+    with engine.begin() as conn:
+        probe.create(conn)
+        insert_rows(conn, probe, ("id", "key"), [(n, f"k{n}") for n in range(1, 3001)])
+        dialect = conn.dialect.name
+        by_key = select(probe.c.id).where(among(probe.c.key, "keys", dialect))
+        by_id = select(probe.c.key).where(among(probe.c.id, "ids", dialect))
+        wanted = [f"k{n}" for n in range(2, 3001, 3)] + ["missing"]
+        assert sorted(conn.scalars(by_key, {"keys": wanted})) == list(range(2, 3001, 3))
+        assert sorted(conn.scalars(by_id, {"ids": [7, 5, 9999]})) == ["k5", "k7"]
+        assert list(conn.scalars(by_id, {"ids": []})) == []
         probe.drop(conn)
     engine.dispose()

@@ -4,7 +4,10 @@ statement and PostgreSQL 65,535, and a tick for a large shop can concern more cu
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 T = TypeVar("T")
 
@@ -16,3 +19,13 @@ def chunks(values: Iterable[T]) -> Iterator[Sequence[T]]:
     items = list(values)
     for start in range(0, len(items), IN_LIST):
         yield items[start : start + IN_LIST]
+
+
+def among(column: sa.ColumnElement[Any], name: str, dialect: str) -> sa.ColumnElement[bool]:
+    """`column` is one of the values of the parameter `name`, a list (one of `chunks`). On
+    PostgreSQL `= ANY` of an array: one parameter, so the statement's text stays short and the
+    same whatever the list's length (as an `IN` list of 5,000 parameters, writing and parsing
+    it took twice as long as the query). Elsewhere an expanding `IN (...)`."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
