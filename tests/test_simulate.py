@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Any
@@ -73,13 +72,15 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
 
 def _dies_in_a_worker(*args: Any) -> Spilled:
     """`_spill_part`, except that a worker process running it ends at once, as one killed
-    would (this module is imported again in the worker, by name)."""
-    if mp.parent_process() is not None:
+    would (this module is imported again in the worker, by name; the worker inherits the
+    environment, which names the test's own process)."""
+    if os.getpid() != int(os.environ["NUDGE_TEST_SIMULATING_PID"]):
         os._exit(3)
     return _spill_part(*args)
 
 
 def test_a_worker_that_dies_is_an_error(shop_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_TEST_SIMULATING_PID", str(os.getpid()))
     monkeypatch.setattr(engine_simulate, "_spill_part", _dies_in_a_worker)
     engine = open_database(shop_db)
     ruleset = load_rule_set(SHOP, CONFIG)
