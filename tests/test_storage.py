@@ -202,17 +202,22 @@ def test_rows_inserted_as_tuples_read_back_as_given(db_url):
     engine.dispose()
 
 
-def test_new_rows_come_back_with_their_ids_and_taken_keys_are_skipped(db_url, monkeypatch):
-    """`insert_new_returning`: the rows whose key was free (the first of two with the same
-    key), with the columns asked for; on SQLite over several statements."""
-    monkeypatch.setattr(bulk, "_SQLITE_ROWS_PER_STATEMENT", 2)
-    probe = Table(
+def _keyed_probe() -> Table:
+    """A table with an id, a unique key and a note, for the bulk writes and key lists."""
+    return Table(
         "bulk_probe",
         MetaData(),
         Column("id", Integer, primary_key=True),
         Column("key", String(20), unique=True),
         Column("note", String(20)),
     )
+
+
+def test_new_rows_come_back_with_their_ids_and_taken_keys_are_skipped(db_url, monkeypatch):
+    """`insert_new_returning`: the rows whose key was free (the first of two with the same
+    key), with the columns asked for; on SQLite over several statements."""
+    monkeypatch.setattr(bulk, "_SQLITE_ROWS_PER_STATEMENT", 2)
+    probe = _keyed_probe()
     engine = open_database(db_url)
     with engine.begin() as conn:
         probe.create(conn)
@@ -232,13 +237,7 @@ def test_rows_come_back_with_their_ids_and_a_taken_key_fails_them_all(db_url, mo
     """`insert_rows_returning`: every row, with the columns asked for; a taken key is an
     error that stores none of them (unlike `insert_new_returning`, which skips it)."""
     monkeypatch.setattr(bulk, "_SQLITE_ROWS_PER_STATEMENT", 2)
-    probe = Table(
-        "bulk_probe",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("key", String(20), unique=True),
-        Column("note", String(20)),
-    )
+    probe = _keyed_probe()
     engine = open_database(db_url)
     with engine.begin() as conn:
         probe.create(conn)
@@ -258,12 +257,7 @@ def test_rows_come_back_with_their_ids_and_a_taken_key_fails_them_all(db_url, mo
 def test_a_list_of_keys_selects_exactly_those_rows(db_url):
     """`among`: the rows whose key is in the list, of text and of integer keys, whatever the
     list's length (an array on PostgreSQL, an expanding IN elsewhere)."""
-    probe = Table(
-        "among_probe",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("key", String(20), unique=True),
-    )
+    probe = _keyed_probe()
     engine = open_database(db_url)
     with engine.begin() as conn:
         probe.create(conn)
