@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -116,8 +117,11 @@ class Compiler:
                     return sa.false() if negated else sa.true()
                 compiled = self.value(value)
                 return compiled.is_(None) if negated else compiled.is_not(None)
-            case ast.Compare():
-                return self._truth(self._compare(expr))
+            case ast.Compare(op=op, left=left, right=right):
+                # EXISTS is never unset, and bare (not in COALESCE) PostgreSQL can test it for
+                # many rows at once, as a semi join.
+                found = self._by_lookup(op, left, right)
+                return found if found is not None else self._truth(self._compare(expr))
             case ast.Between(value=value, low=low, high=high):
                 kind = self._common_kind(value, low, high)
                 test = self.value(value, kind).between(
@@ -146,22 +150,25 @@ class Compiler:
             return sa.not_(test) if op == "not in" else test
         if op == "contains":
             return self._membership(right, left)
-        shortcut = self._by_lookup(op, left, right)
-        if shortcut is not None:
-            return shortcut
         kind = self._common_kind(left, right)
         return COMPARISONS[op](self.value(left, kind), self.value(right, kind))
 
     def _by_lookup(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[bool] | None:
-        """A comparison of a count with a number that only asks whether such an event exists
-        (`customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`): one index lookup
-        instead of counting them all. None when the comparison needs the count."""
+        """A comparison that only asks whether such an event exists: a count with a number
+        (`customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`), or the days since
+        the last order under a number (`customer.days_since_last_order <= 180`: a paid order in
+        the last 181 whole days). One index lookup instead of counting them all or finding the
+        latest; and a database can test EXISTS for many rows at once (PostgreSQL's semi join),
+        where it runs a subquery's MAX row by row. None when the comparison needs the value."""
         test = _existence_test(op, left, right)
-        if test is None:
-            return None
-        counted, some = test
-        found = self.some(*counted)
-        return found if some else sa.not_(found)
+        if test is not None:
+            (event_type, within), some = test
+            found = self.some(event_type, within.seconds * US if within else None)
+            return found if some else sa.not_(found)
+        days = _recency_test(op, left, right)
+        if days is not None:
+            return self.some(ORDER, days * DAY_US)
+        return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
         """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
@@ -283,30 +290,31 @@ class Compiler:
 
     # -- customer metrics as of the due time ------------------------------------------------------
 
-    def _events(self, event_type: str, within: ast.Duration | None = None) -> Any:
+    def _events(self, event_type: str, within_us: int | None = None) -> Any:
         e = events.alias()
         conds = [
             e.c.customer_id == self.c.id,
             e.c.type == event_type,
             e.c.at_us <= self.scope.due,
         ]
-        if within is not None:
-            conds.append(e.c.at_us > self.scope.due - within.seconds * US)
+        if within_us is not None:
+            conds.append(e.c.at_us > self.scope.due - within_us)
         return e, conds
 
-    def some(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[bool]:
-        """Whether the customer has such an event at or before the due time (within `within`)."""
-        _, conds = self._events(event_type, within)
+    def some(self, event_type: str, within_us: int | None = None) -> ColumnElement[bool]:
+        """Whether the customer has such an event at or before the due time (and less than
+        `within_us` before it)."""
+        _, conds = self._events(event_type, within_us)
         return sa.exists().where(*conds)
 
     def count(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[Any]:
-        e, conds = self._events(event_type, within)
+        e, conds = self._events(event_type, within.seconds * US if within else None)
         return sa.select(sa.func.count()).select_from(e).where(*conds).scalar_subquery()
 
     def total(
         self, event_type: str, prop: str, within: ast.Duration | None = None
     ) -> ColumnElement[Any]:
-        e, conds = self._events(event_type, within)
+        e, conds = self._events(event_type, within.seconds * US if within else None)
         summed = sa.func.coalesce(sa.func.sum(json_num(e.c.properties, prop)), 0.0)
         return sa.select(summed).where(*conds).scalar_subquery()
 
@@ -537,6 +545,31 @@ def _existence_test(
     if {"<": 0 < n <= 1, "<=": 0 <= n < 1, "==": n == 0}.get(op, False):
         return counted, False
     return None
+
+
+# A cap on the days of `days_since_last_order <= N`: 2,700 years reach back before any stored
+# instant, and in microseconds they stay far within a BIGINT.
+_ANY_DAYS = 1_000_000
+
+
+def _recency_test(op: str, left: ast.Expr, right: ast.Expr) -> int | None:
+    """For `customer.days_since_last_order <= N` or `< N` (either way round), which asks only
+    whether there is a paid order in the last whole days: how many days (the test holds when
+    one was paid less than that many days before the due time). None for other tests."""
+    if isinstance(left, ast.Number) and not isinstance(right, ast.Number):
+        left, right, op = right, left, _FLIPPED.get(op, op)
+    if not (_is_ref(left, "days_since_last_order") and isinstance(right, ast.Number)):
+        return None
+    n = float(right.value)
+    if not math.isfinite(n) or op not in ("<", "<="):
+        return None
+    # The days are whole and >= 0: `<= 7.5` is `<= 7`, is "paid less than 8 days ago"; `< 8` too.
+    days = math.floor(n) + 1 if op == "<=" else math.ceil(n)
+    return min(max(days, 0), _ANY_DAYS)
+
+
+def _is_ref(expr: ast.Expr, name: str) -> bool:
+    return isinstance(expr, ast.Ref) and expr.entity == "customer" and expr.name == name
 
 
 def _counted(expr: ast.Expr) -> tuple[str, ast.Duration | None] | None:

@@ -371,18 +371,24 @@ def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
     # Counts compared with a number are compiled to "is there such an event" where that
     # decides (engine/sqlgen.py, `_by_lookup`); every test below must hold exactly as the value
     # itself would, fractions and a number on the left included, and `days_since_last_order`
-    # (whole days, rounded down) beside them.
+    # (whole days, rounded down; under a number: "a paid order in the last days") beside them.
     tests = []
     for op in ("<", "<=", ">", ">=", "==", "!="):
         for n in (0, 0.5, 1, 2):
             tests.append((f"customer.orders {op} {n}", lambda c, op=op, n=n: _holds(c, op, n)))
             tests.append((f"{n} {op} customer.orders", lambda c, op=op, n=n: _holds(n, op, c)))
-    for op in ("<", "<="):
+    for op in ("<", "<=", ">", ">="):
         for n in (0, 0.5, 1, 7, 7.5, 8, 30, 31):
             tests.append(
                 (
                     f"customer.days_since_last_order {op} {n}",
                     lambda d, op=op, n=n: d is not None and _holds(d, op, n),
+                )
+            )
+            tests.append(
+                (
+                    f"{n} {op} customer.days_since_last_order",
+                    lambda d, op=op, n=n: d is not None and _holds(n, op, d),
                 )
             )
     acted = _acted_at_due(db_url, tmp_path, [text for text, _ in tests])
