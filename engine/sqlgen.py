@@ -118,8 +118,8 @@ class Compiler:
                 compiled = self.value(value)
                 return compiled.is_(None) if negated else compiled.is_not(None)
             case ast.Compare(op=op, left=left, right=right):
-                # EXISTS is never unset, and bare (not in COALESCE) PostgreSQL can test it for
-                # many rows at once, as a semi join.
+                # EXISTS is never unset; left bare (not in COALESCE), PostgreSQL can test it
+                # for many rows at once, as a semi join.
                 found = self._by_lookup(op, left, right)
                 return found if found is not None else self._truth(self._compare(expr))
             case ast.Between(value=value, low=low, high=high):
@@ -163,7 +163,7 @@ class Compiler:
         test = _existence_test(op, left, right)
         if test is not None:
             (event_type, within), some = test
-            found = self.some(event_type, within.seconds * US if within else None)
+            found = self.some(event_type, _microseconds(within))
             return found if some else sa.not_(found)
         days = _recency_test(op, left, right)
         if days is not None:
@@ -308,13 +308,13 @@ class Compiler:
         return sa.exists().where(*conds)
 
     def count(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[Any]:
-        e, conds = self._events(event_type, within.seconds * US if within else None)
+        e, conds = self._events(event_type, _microseconds(within))
         return sa.select(sa.func.count()).select_from(e).where(*conds).scalar_subquery()
 
     def total(
         self, event_type: str, prop: str, within: ast.Duration | None = None
     ) -> ColumnElement[Any]:
-        e, conds = self._events(event_type, within.seconds * US if within else None)
+        e, conds = self._events(event_type, _microseconds(within))
         summed = sa.func.coalesce(sa.func.sum(json_num(e.c.properties, prop)), 0.0)
         return sa.select(summed).where(*conds).scalar_subquery()
 
@@ -550,6 +550,10 @@ def _existence_test(
 # A cap on the days of `days_since_last_order <= N`: 2,700 years reach back before any stored
 # instant, and in microseconds they stay far within a BIGINT.
 _ANY_DAYS = 1_000_000
+
+
+def _microseconds(within: ast.Duration | None) -> int | None:
+    return None if within is None else within.seconds * US
 
 
 def _recency_test(op: str, left: ast.Expr, right: ast.Expr) -> int | None:
