@@ -6,7 +6,7 @@ candidate table, so one query evaluates a condition for every occurrence at once
 
 Unset values follow LANGUAGE.md 3.3: a comparison with an unset value is false, and `not` of
 it is true. SQL's NULL logic differs, so every comparison is wrapped in COALESCE(..., false)
-and conditions are always two-valued.
+(but an EXISTS, which is never NULL) and conditions are always two-valued.
 """
 
 from __future__ import annotations
