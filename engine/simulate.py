@@ -42,6 +42,10 @@ MERGED_ROWS = 200_000
 LEAST_CHUNK = 256
 MAX_WORKERS = 4  # processes sharing a simulation's batches of customers
 BATCHES_PER_WORKER = 4
+# Batches whose occurrences are found together: the scratch tables a batch's queries read stay
+# the size of this many batches' work, however many a worker takes (at L, three batches took
+# 1.53 s to evaluate with their occurrences found for 50,000 customers and 2.92 s for 500,000).
+GROUP_BATCHES = 10
 Spilled = tuple[list[str], int]  # a run's spill files, in order of batches, and its occurrences
 
 
@@ -167,18 +171,21 @@ def _spill_part(
     number: int,
     run: list[Customers],
 ) -> Spilled:
-    """Evaluate a contiguous run of batches (in this process or a worker, given the URL) and
-    spill each batch's actions, in order and `chunk` at a time, to a file of `folder`: the
-    files' names and the occurrences that acted."""
+    """Evaluate a contiguous run of batches (in this process or a worker, given the URL), their
+    occurrences found `GROUP_BATCHES` batches at a time, and spill each batch's actions, in
+    order and `chunk` at a time, to a file of `folder`: the files' names and the occurrences
+    that acted."""
     engine = create(database) if isinstance(database, str) else database
-    who = Customers(low=run[0].low, high=run[-1].high)
     paths: list[str] = []
     occurrences = 0
     try:
         with fewer_collections(), engine.connect() as conn:
             try:
-                due = find_due(conn, ruleset, config, start_us, end_us, who)
                 for i, customers in enumerate(run):
+                    if i % GROUP_BATCHES == 0:
+                        group = run[i : i + GROUP_BATCHES]
+                        who = Customers(low=group[0].low, high=group[-1].high)
+                        due = find_due(conn, ruleset, config, start_us, end_us, who)
                     result = evaluate_due(conn, ruleset, config, due, customers)
                     occurrences += len(result.occurrences)
                     paths.append(f"{folder}/{number}-{i}.pickle")

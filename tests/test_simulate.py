@@ -22,7 +22,7 @@ from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
-from engine.simulate import Spilled, Tally, _runs, _spill_part, simulate, stream
+from engine.simulate import GROUP_BATCHES, Spilled, Tally, _runs, _spill_part, simulate, stream
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.tick import tick
@@ -58,6 +58,12 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
         a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=25, workers=1)
     ]
     assert whole == batched
+    # A run of more batches than a group: its occurrences are found group by group (24 batches
+    # of 5 customers: groups of 10, 10 and 4).
+    with engine.connect() as conn:
+        assert len(customer_batches(conn, 5)) == 24 > 2 * GROUP_BATCHES
+    grouped = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=5, workers=1)]
+    assert whole == grouped
     # Runs of batches shared among worker processes: 14 batches of 9, in runs of 5, 5 and 4.
     with engine.connect() as conn:
         assert [len(run) for run in _runs(customer_batches(conn, 9), 3)] == [5, 5, 4]
