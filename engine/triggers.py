@@ -24,10 +24,9 @@ from engine import ast
 from engine.calendar import first_day
 from engine.scratch import candidates, slots
 from engine.storage.tables import customers, events
-from engine.timeutil import US, local_date, local_wall, zone
+from engine.timeutil import DAY_US, US, local_date, local_wall, zone
 
 MIDNIGHT = dt.time(0, 0)
-LONGEST_DAY_US = 26 * 3600 * US
 NO_EVENT = sa.cast(sa.null(), sa.BigInteger)
 # A calendar trigger's local days between two dates, each with its occurrence key.
 LocalDays = Callable[[dt.date, dt.date], Iterator[tuple[dt.date, str]]]
@@ -150,6 +149,7 @@ class _Fill:
             "occurrence_key": key,
             "low_us": None,
             "high_us": None,
+            "day": None,
             "month_day": None,
             **more,
         }
@@ -344,7 +344,10 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
         tzinfo = zone(tz)
         low = local_wall(day, MIDNIGHT, tzinfo) - offset_us
         high = local_wall(day + dt.timedelta(days=1), MIDNIGHT, tzinfo) - offset_us
-        days.append(target.slot(tz, due_us, key, low_us=low, high_us=high))
+        days.extend(
+            target.slot(tz, due_us, key, low_us=low, high_us=high, day=utc)
+            for utc in range(utc_day(low), utc_day(high - 1) + 1)
+        )
     if not days:
         return
     target.add_slots(days)
@@ -366,17 +369,26 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
         slots,
         sa.and_(
             slots.c.rule_index == target.index,
+            slots.c.day == rows.c.instant // DAY_US,
             rows.c.instant >= slots.c.low_us,
             rows.c.instant < slots.c.high_us,
-            # Redundant, for the index: no local day is 26 hours long.
-            slots.c.low_us > rows.c.instant - LONGEST_DAY_US,
         ),
     )
     if len(target.zones) > 1:
-        select = select.join(customers, customers.c.id == rows.c.customer_id).where(
-            target.in_slot_zone(customers)
+        select = target.only(
+            select.join(customers, customers.c.id == rows.c.customer_id).where(
+                target.in_slot_zone(customers)
+            ),
+            customers.c.id,
         )
     target.insert_from(select.order_by(rows.c.customer_id))
+
+
+def utc_day(instant_us: int) -> int:
+    """`instant_us // DAY_US` as SQLite and PostgreSQL compute it for integers: the quotient
+    rounded toward zero (Python's `//` rounds down, which differs before 1970)."""
+    days = abs(instant_us) // DAY_US
+    return days if instant_us >= 0 else -days
 
 
 # -- birthdays ----------------------------------------------------------------------------------

@@ -309,6 +309,43 @@ def test_the_occurrences_due_are_counted_per_rule_as_stored(db_url: str, tmp_pat
     assert {p: n for p, n in due.counts.items() if n} == stored
 
 
+@pytest.mark.parametrize("year", [1969, 2026])
+def test_at_after_an_event_takes_the_events_local_day_either_side_of_utc_midnight(
+    db_url: str, tmp_path: Path, year: int
+) -> None:
+    """`+ 1d at 09:00` is 09:00 on the local day after the event's, wherever the customer
+    lives: the events fall before and just after midnight UTC, in 1969 before the epoch (where
+    the databases' integer division rounds toward zero, not down)."""
+    customers = [
+        {"id": "east", "timezone": "Asia/Shanghai"},  # UTC+8
+        {"id": "west", "timezone": "America/Los_Angeles"},  # UTC-8 in winter
+    ]
+    instants = [f"{year}-12-31T{clock}Z" for clock in ("14:00:00", "23:59:59")]
+    instants.append(f"{year + 1}-01-01T00:00:00Z")
+    events = [
+        {"customer": who["id"], "type": "order.paid", "at": at, "id": f"{who['id']}-{i}"}
+        for who in customers
+        for i, at in enumerate(instants)
+    ]
+    records = run(
+        db_url,
+        tmp_path,
+        'rule "next day"\n  when order.paid + 1d at 09:00\n  then task "call"\n',
+        customers,
+        events,
+        start=f"{year}-12-30T00:00:00Z",
+        end=f"{year + 1}-01-05T00:00:00Z",
+    )
+    expected = []
+    for who in customers:
+        tz = ZoneInfo(who["timezone"])
+        for at in instants:
+            day = dt.datetime.fromisoformat(at).astimezone(tz).date() + dt.timedelta(days=1)
+            due = dt.datetime.combine(day, dt.time(9), tz).astimezone(dt.UTC)
+            expected.append((who["id"], due.isoformat().replace("+00:00", "Z")))
+    assert sorted((r["customer"], r["due"]) for r in records) == sorted(expected)
+
+
 def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
     db_url: str,
 ) -> None:
