@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     literal,
 )
+from sqlalchemy.schema import DropTable
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.storage.tables import effects
@@ -109,9 +110,12 @@ had_events = Table(
 
 
 def reset(conn: Connection) -> None:
-    """Create the scratch tables afresh in this connection."""
-    scratch.drop_all(conn, checkfirst=True)
-    scratch.create_all(conn)
+    """Create the scratch tables afresh in this connection, those an earlier evaluation left
+    dropped first. `IF EXISTS` rather than SQLAlchemy's `checkfirst`, which asks the catalog
+    about each table twice: ten more statements in every tick of the daemon."""
+    for table in reversed(scratch.sorted_tables):
+        conn.execute(DropTable(table, if_exists=True))
+    scratch.create_all(conn, checkfirst=False)
 
 
 def clear_effects(conn: Connection) -> None:
