@@ -110,9 +110,9 @@ had_events = Table(
 
 
 def reset(conn: Connection) -> None:
-    """Create the scratch tables afresh in this connection, those an earlier evaluation left
-    dropped first. `IF EXISTS` rather than SQLAlchemy's `checkfirst`, which asks the catalog
-    about each table twice: ten more statements in every tick of the daemon."""
+    """Create the scratch tables afresh in this connection, first dropping those an earlier
+    evaluation left (`IF EXISTS`: SQLAlchemy's `checkfirst` would ask the catalog about each
+    table twice, ten more statements in every tick of the daemon)."""
     for table in reversed(scratch.sorted_tables):
         conn.execute(DropTable(table, if_exists=True))
     scratch.create_all(conn, checkfirst=False)
