@@ -223,16 +223,15 @@ def customer_zones(conn: Connection, shop_tz: str) -> list[str]:
     """The time zones the customers live in; the shop's for customers without one.
 
     Read by stepping through the index on `timezone`, one lookup per zone, not by scanning it:
-    every tick asks, and its cost must not grow with the number of customers."""
+    every tick asks, and its cost must not grow with the number of customers. The steps are one
+    recursive query, so that a server across the network is asked once, not once per zone."""
     column = customers.c.timezone
-    zones: set[str] = set()
-    current = conn.execute(sa.select(sa.func.min(column))).scalar()
-    while current is not None:
-        zones.add(current)
-        current = conn.execute(sa.select(sa.func.min(column)).where(column > current)).scalar()
-    if conn.execute(sa.select(sa.exists().where(column.is_(None)))).scalar():
-        zones.add(shop_tz)
-    return sorted(zones or {shop_tz})
+    steps = sa.select(sa.func.min(column).label("tz")).cte("zones", recursive=True)
+    following = sa.select(sa.func.min(column)).where(column > steps.c.tz).scalar_subquery()
+    steps = steps.union_all(sa.select(following).where(steps.c.tz.is_not(None)))
+    unset = sa.select(sa.literal(shop_tz)).where(sa.exists().where(column.is_(None)))
+    query = sa.union_all(sa.select(steps.c.tz).where(steps.c.tz.is_not(None)), unset)
+    return sorted(set(conn.execute(query).scalars()) or {shop_tz})
 
 
 def scope_for(
