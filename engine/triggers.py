@@ -12,6 +12,7 @@ with the occurrences due, never with the customers or the history stored.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -61,15 +62,19 @@ class Customers:
         """`column` within these customers. `params`, when given, makes the bounds parameters
         named after it (their values: `params_for`), so that one statement serves every range
         of the same shape."""
-        parts = []
-        for name, value in self._bounds():
-            bound = value if params is None else sa.bindparam(f"{params}_{name}", type_=sa.String)
-            parts.append(_BOUND_TESTS[name](column, bound))
+        if params is not None:
+            return parameters_clause(self.shape, column, params)
+        parts = [_BOUND_TESTS[name](column, value) for name, value in self._bounds()]
         return sa.and_(*parts) if parts else None
 
     def params_for(self, params: str) -> dict[str, str]:
         """The values of the parameters of `clause(column, params)`."""
         return {f"{params}_{name}": value for name, value in self._bounds()}
+
+    @property
+    def shape(self) -> tuple[str, ...]:
+        """Which bounds are set: customers of one shape share a statement with parameters."""
+        return tuple(name for name, _ in self._bounds())
 
     def _bounds(self) -> list[tuple[str, str]]:
         bounds = (("only", self.only), ("low", self.low), ("high", self.high))
@@ -81,6 +86,18 @@ _BOUND_TESTS: dict[str, Callable[[Any, Any], Any]] = {
     "low": operator.ge,
     "high": operator.lt,
 }
+
+
+def parameters_clause(
+    shape: tuple[str, ...], column: sa.ColumnElement[str], params: str
+) -> sa.ColumnElement[bool] | None:
+    """`Customers.clause` for customers of this `shape`, the bounds parameters named after
+    `params`."""
+    parts = [
+        _BOUND_TESTS[name](column, sa.bindparam(f"{params}_{name}", type_=sa.String))
+        for name in shape
+    ]
+    return sa.and_(*parts) if parts else None
 
 
 EVERYONE = Customers()
@@ -200,19 +217,20 @@ class _Fill:
         self.insert_from(self.only(select, people.c.id).order_by(people.c.id))
 
     def insert_from(self, select: sa.Select[Any]) -> None:
-        """INSERT ... SELECT of (customer_id, occurrence_key, due_us, event_pk, trigger_us)."""
-        columns = [
-            "rule_index",
-            "customer_id",
-            "occurrence_key",
-            "due_us",
-            "event_pk",
-            "trigger_us",
-        ]
-        statement = candidates.insert().from_select(columns, select)
-        # Without the option, SQLAlchemy 2.1 does not keep psycopg's count of an INSERT.
-        result = self.conn.execute(statement.execution_options(preserve_rowcount=True))
+        """INSERT ... SELECT of (rule_index, customer_id, occurrence_key, due_us, event_pk,
+        trigger_us)."""
+        self.run(_insert_from(select))
+
+    def run(self, statement: sa.Insert, params: dict[str, Any] | None = None) -> None:
+        result = self.conn.execute(statement, params or {})
         self.inserted += result.rowcount
+
+
+def _insert_from(select: sa.Select[Any]) -> sa.Insert:
+    columns = ["rule_index", "customer_id", "occurrence_key", "due_us", "event_pk", "trigger_us"]
+    statement = candidates.insert().from_select(columns, select)
+    # Without the option, SQLAlchemy 2.1 does not keep psycopg's count of an INSERT.
+    return statement.execution_options(preserve_rowcount=True)
 
 
 def fill(
@@ -262,15 +280,17 @@ def fill(
 # -- instants: events, signed_up, first/last order --------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Source:
-    """Rows of (customer_id, occurrence_key, instant, event_pk) from which occurrences come."""
+    """Rows of (customer_id, occurrence_key, instant, event_pk) from which occurrences come (one
+    object per source, made once: the statements built from it are kept by its identity)."""
 
     select: sa.Select[Any]
     instant: sa.ColumnElement[int]
     customer: sa.ColumnElement[str]
 
 
+@functools.cache
 def _event_source(event_type: str) -> _Source:
     select = sa.select(
         events.c.customer_id,
@@ -281,6 +301,7 @@ def _event_source(event_type: str) -> _Source:
     return _Source(select, events.c.at_us, events.c.customer_id)
 
 
+@functools.cache
 def _signed_up_source() -> _Source:
     instant = customers.c.signed_up_us
     select = sa.select(
@@ -292,6 +313,7 @@ def _signed_up_source() -> _Source:
     return _Source(select, instant, customers.c.id)
 
 
+@functools.cache
 def _order_value_source() -> _Source:
     """Each distinct instant of an `order.paid`: two orders at one instant are one value. Whether
     it is (still) the first or last order at the due time is part of the rule's condition."""
@@ -309,32 +331,43 @@ def _order_value_source() -> _Source:
 
 
 def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
-    window = target.window
-    if target.at is None:
-        found = target.only(
-            source.select.where(
-                source.instant >= window.start_us - offset_us,
-                source.instant < window.end_us - offset_us,
-            ),
-            source.customer,
-        )
-        row = found.selected_columns
-        # In the order of the candidates' index, as `slots_to_customers` (the events come in
-        # time order: 14 event rules at M, 3.2 s -> 2.0 s on SQLite). The source's own columns,
-        # not a subquery's: every tick builds this statement for each event rule.
-        target.insert_from(
-            found.with_only_columns(
-                sa.literal(target.index),
-                row.customer_id,
-                row.okey,
-                source.instant + offset_us,
-                row.event_pk,
-                source.instant,
-                maintain_column_froms=True,
-            ).order_by(source.customer)
-        )
+    if target.at is not None:
+        _instants_at(target, offset_us, source)
         return
-    _instants_at(target, offset_us, source)
+    window, who = target.window, target.customers
+    statement = _instants_insert(target.index, offset_us, source, who.shape)
+    params = {"low": window.start_us - offset_us, "high": window.end_us - offset_us}
+    target.run(statement, params | who.params_for("who"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _instants_insert(
+    index: int, offset_us: int, source: _Source, shape: tuple[str, ...]
+) -> sa.Insert:
+    """The fill of rule `index` from the instants of `source` in `[low, high)`, plus the offset,
+    for customers of `shape` (parameters `who_…`): built once, as every tick of the daemon runs
+    it (building it took a third of an idle tick)."""
+    select = source.select.where(
+        source.instant >= sa.bindparam("low", type_=sa.BigInteger),
+        source.instant < sa.bindparam("high", type_=sa.BigInteger),
+    )
+    clause = parameters_clause(shape, source.customer, "who")
+    found = select if clause is None else select.where(clause)
+    row = found.selected_columns
+    # In the order of the candidates' index, as `slots_to_customers` (the events come in time
+    # order: 14 event rules at M, 3.2 s -> 2.0 s on SQLite). The source's own columns, not a
+    # subquery's.
+    return _insert_from(
+        found.with_only_columns(
+            sa.literal(index),
+            row.customer_id,
+            row.okey,
+            source.instant + offset_us,
+            row.event_pk,
+            source.instant,
+            maintain_column_froms=True,
+        ).order_by(source.customer)
+    )
 
 
 def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:

@@ -23,7 +23,8 @@ from engine.scratch import Effects, candidates
 from engine.simulate import simulate, simulate_records
 from engine.sqlgen import COMPARISONS, Compiler, needed_events
 from engine.storage.db import open_database
-from engine.timeutil import parse_moment
+from engine.timeutil import from_us, parse_moment
+from engine.triggers import EVERYONE, Customers
 
 CONFIG = Config(timezone="Asia/Shanghai")
 
@@ -570,3 +571,61 @@ def test_calendar_occurrences_that_cannot_act_are_not_written_but_are_explained(
 
 def _holds(left: float, op: str, right: float) -> bool:
     return COMPARISONS[op](left, right)
+
+
+def test_an_event_fill_built_once_finds_each_windows_and_customers_own(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An event rule's fill is built once per process and run with the window and the
+    customers as parameters: each run finds exactly its own occurrences."""
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'when order.received + 1d then message "hello"\n', encoding="utf-8"
+    )
+    received = {"a": ["06-01", "06-03"], "b": ["06-02"], "c": ["06-03", "06-04"]}
+    engine = open_database(db_url)
+    customers = [{"id": who} for who in received]
+    events = [
+        {"customer": who, "type": "order.received", "at": f"2026-{day}T10:00:00Z", "id": who + day}
+        for who, days in received.items()
+        for day in days
+    ]
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    assert not import_event_rows(engine, events, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+
+    def due(start: str, end: str, who: Customers = EVERYONE) -> list[tuple[str, str]]:
+        with engine.connect() as conn:
+            found = find_due(
+                conn, ruleset, CONFIG, *(parse_moment(m, "UTC") for m in (start, end)), who
+            )
+            assert sum(found.counts.values()) == conn.scalar(
+                sa.select(sa.func.count()).select_from(candidates)
+            )
+            rows = conn.execute(
+                sa.select(candidates.c.customer_id, candidates.c.due_us).order_by(
+                    candidates.c.customer_id, candidates.c.due_us
+                )
+            ).all()
+            conn.rollback()
+        return [(who, from_us(at).strftime("%m-%d")) for who, at in rows]
+
+    everyone = [(who, f"06-0{int(day[-1]) + 1}") for who, days in received.items() for day in days]
+    assert due("2026-06-01", "2026-07-01") == sorted(everyone)
+    assert due("2026-06-03", "2026-06-04T12:00:00Z") == [
+        ("a", "06-04"),
+        ("b", "06-03"),
+        ("c", "06-04"),
+    ]
+    assert due("2026-06-01", "2026-07-01", Customers(low="b")) == [
+        ("b", "06-03"),
+        ("c", "06-04"),
+        ("c", "06-05"),
+    ]
+    assert due("2026-06-01", "2026-07-01", Customers(low="a", high="b")) == [
+        ("a", "06-02"),
+        ("a", "06-04"),
+    ]
+    assert due("2026-06-04", "2026-06-06", Customers(only="c")) == [("c", "06-04"), ("c", "06-05")]
+    assert due("2026-06-06", "2026-07-01") == []
