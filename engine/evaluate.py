@@ -19,6 +19,7 @@ Nothing here writes to the shop's tables: the daemon records the result, a simul
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -83,7 +84,7 @@ class Due:
     who: triggers.Customers
     zones: tuple[str, ...]  # the customers' time zones
     counts: dict[int, int]  # rule position → occurrences due
-    strata: list[list[ast.CheckedRule]]  # the order of evaluation (`_order`)
+    strata: tuple[tuple[ast.CheckedRule, ...], ...]  # the order of evaluation (`_order`)
     late_exclude: frozenset[int]  # marketing rules whose `exclude if` waits for every stratum
     gated: gates.Gates  # event types whose customers had one, or none did (`gates`)
     # Each rule's query over these occurrences (`_Passing`), built once and run per batch of
@@ -130,7 +131,7 @@ def find_due(
         )
         for rule in ruleset.rules
     }
-    strata, late_exclude = _order(ruleset)
+    strata, late_exclude = _order(_Same(ruleset))
     marketing = sum(counts[rule.position] for rule in ruleset.rules if _is_marketing(rule))
     gated = gates.write(conn, ruleset, marketing, end_us, who)
     return Due(start_us, who, tuple(zones), counts, strata, late_exclude, gated)
@@ -219,19 +220,28 @@ class _People:
 # -- conditions -------------------------------------------------------------------------------
 
 
-def customer_zones(conn: Connection, shop_tz: str) -> list[str]:
-    """The time zones the customers live in; the shop's for customers without one.
-
-    Read by stepping through the index on `timezone`, one lookup per zone, not by scanning it:
-    every tick asks, and its cost must not grow with the number of customers. The steps are one
-    recursive query, so that a server across the network is asked once, not once per zone."""
+def _zones_query() -> sa.CompoundSelect[Any]:
+    """The customers' zones, stepping through the index on `timezone` one lookup per zone (a
+    recursive query, so that a server across the network is asked once, not once per zone),
+    and the shop's (`shop_tz`) where some customer has none."""
     column = customers.c.timezone
     steps = sa.select(sa.func.min(column).label("tz")).cte("zones", recursive=True)
     following = sa.select(sa.func.min(column)).where(column > steps.c.tz).scalar_subquery()
     steps = steps.union_all(sa.select(following).where(steps.c.tz.is_not(None)))
-    unset = sa.select(sa.literal(shop_tz)).where(sa.exists().where(column.is_(None)))
-    query = sa.union_all(sa.select(steps.c.tz).where(steps.c.tz.is_not(None)), unset)
-    return sorted(set(conn.execute(query).scalars()) or {shop_tz})
+    shop_tz = sa.bindparam("shop_tz", type_=sa.String)
+    unset = sa.select(shop_tz).where(sa.exists().where(column.is_(None)))
+    return sa.union_all(sa.select(steps.c.tz).where(steps.c.tz.is_not(None)), unset)
+
+
+ZONES = _zones_query()
+
+
+def customer_zones(conn: Connection, shop_tz: str) -> list[str]:
+    """The time zones the customers live in; the shop's for customers without one.
+
+    Read by stepping through the index, not by scanning it (`ZONES`): every tick asks, and its
+    cost must not grow with the number of customers."""
+    return sorted(set(conn.execute(ZONES, {"shop_tz": shop_tz}).scalars()) or {shop_tz})
 
 
 def scope_for(
@@ -362,22 +372,44 @@ def _excluded(compiler: Compiler, ruleset: ast.RuleSet, gated: gates.Gates) -> A
     return any_of(gates.exclusions(compiler.test, compiler.c.id, excludes, segments, gated))
 
 
-def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], frozenset[int]]:
+class _Same:
+    """A rule set as a cache key, by identity: it holds a dict, so it has no hash of its own."""
+
+    __slots__ = ("ruleset",)
+
+    def __init__(self, ruleset: ast.RuleSet) -> None:
+        self.ruleset = ruleset
+
+    def __hash__(self) -> int:
+        return id(self.ruleset)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.ruleset is self.ruleset
+
+
+@functools.lru_cache(maxsize=16)
+def _order(
+    same: _Same,
+) -> tuple[tuple[tuple[ast.CheckedRule, ...], ...], frozenset[int]]:
     """The strata, and the marketing rules whose `exclude if` waits until every stratum is done.
 
     `exclude if` is evaluated with each marketing rule's own query. When it reads tags or
     points, the rules giving them go to earlier strata than the marketing rule, so that what
     they gave is there. Where that would make a cycle (the marketing rule gives, itself or
     through rules reading what it gives, what `exclude` reads), that rule's `exclude` is
-    evaluated once every stratum is done instead."""
+    evaluated once every stratum is done instead.
+
+    Worked out once per rule set (the key holds it, so its identity is not reused while
+    cached): every tick asks, and it took a sixth of an idle tick."""
+    ruleset = same.ruleset
     excluded = dependencies.Effects()
     for exclude in ruleset.excludes:
         read = dependencies.reads(exclude.condition, ruleset.segments)
         excluded = dependencies.Effects(excluded.tags | read.tags, excluded.points or read.points)
     if not excluded.tags and not excluded.points:
-        return evaluation_strata(ruleset), frozenset()
-    # Every tick asks: the rules' own dependencies are found once, each marketing rule's
-    # `exclude` added to them in turn.
+        return _frozen(evaluation_strata(ruleset)), frozenset()
+    # The rules' own dependencies are found once, each marketing rule's `exclude` added to them
+    # in turn.
     links = dependencies.edges(ruleset.rules, ruleset.segments)
     written = dependencies.writers(ruleset.rules)
     late: set[int] = set()
@@ -389,7 +421,13 @@ def _order(ruleset: ast.RuleSet) -> tuple[list[list[ast.CheckedRule]], frozenset
             late.add(rule.position)
         else:
             links += more
-    return dependencies.layers(ruleset.rules, links), frozenset(late)
+    return _frozen(dependencies.layers(ruleset.rules, links)), frozenset(late)
+
+
+def _frozen(
+    strata: list[list[ast.CheckedRule]],
+) -> tuple[tuple[ast.CheckedRule, ...], ...]:
+    return tuple(tuple(stratum) for stratum in strata)
 
 
 def _is_marketing(rule: ast.CheckedRule) -> bool:
