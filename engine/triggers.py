@@ -222,6 +222,7 @@ class _Fill:
         self.run(_insert_from(select))
 
     def run(self, statement: sa.Insert, params: dict[str, Any] | None = None) -> None:
+        """Run an insert into the candidates (`_insert_from`), counting the rows it wrote."""
         result = self.conn.execute(statement, params or {})
         self.inserted += result.rowcount
 
@@ -346,7 +347,7 @@ def _instants_insert(
 ) -> sa.Insert:
     """The fill of rule `index` from the instants of `source` in `[low, high)`, plus the offset,
     for customers of `shape` (parameters `who_…`): built once, as every tick of the daemon runs
-    it (building it took a third of an idle tick)."""
+    it (building it was about half of an idle tick's Python)."""
     select = source.select.where(
         source.instant >= sa.bindparam("low", type_=sa.BigInteger),
         source.instant < sa.bindparam("high", type_=sa.BigInteger),
