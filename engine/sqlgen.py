@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,6 +89,10 @@ class Scope:
     shop_tz: str
     rfm: Rfm
     zones: tuple[str, ...]  # the customers' time zones
+    # Tests that keep a table's rows of the customers evaluated, given its customer column:
+    # repeated in each lookup of their events, so that PostgreSQL can read a batch's events
+    # once rather than probe them per occurrence (`evaluate._Passing`).
+    bounds: Callable[[ColumnElement[str]], list[ColumnElement[bool]]] | None = None
 
 
 class Compiler:
@@ -299,6 +304,8 @@ class Compiler:
         ]
         if within_us is not None:
             conds.append(e.c.at_us > self.scope.due - within_us)
+        if self.scope.bounds is not None:
+            conds.extend(self.scope.bounds(e.c.customer_id))
         return e, conds
 
     def some(self, event_type: str, within_us: int | None = None) -> ColumnElement[bool]:
