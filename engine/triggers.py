@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from engine import ast
 from engine.calendar import first_day
 from engine.scratch import candidates, slots
+from engine.storage.bulk import insert_rows
 from engine.storage.tables import customers, events
 from engine.timeutil import DAY_US, US, local_date, local_wall, zone
 
@@ -172,7 +173,10 @@ class _Fill:
         }
 
     def add_slots(self, rows: list[dict[str, Any]]) -> None:
-        self.conn.execute(slots.insert(), rows)
+        # As tuples, a COPY on PostgreSQL: as dicts through SQLAlchemy, writing and analyzing a
+        # quarter's 7,050 slots at M took 0.33-0.40 s there, now 0.14-0.16 s.
+        columns = [column.name for column in slots.columns]
+        insert_rows(self.conn, slots, columns, [tuple(row[c] for c in columns) for row in rows])
         if self.conn.dialect.name == "postgresql":
             # A temporary table has no statistics until analyzed: the planner would take it for
             # one row and loop over the customers of every slot instead of over the instants.
