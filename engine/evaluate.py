@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -35,7 +35,7 @@ from engine.check import evaluation_strata
 from engine.config import Config
 from engine.policies import apply_limits, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
-from engine.sqlgen import ORDER, Compiler, Scope, any_of, needed_events
+from engine.sqlgen import ORDER, Bounds, Compiler, Scope, any_of, needed_events
 from engine.storage.bulk import insert_rows
 from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
@@ -87,7 +87,6 @@ class Due:
     strata: tuple[tuple[ast.CheckedRule, ...], ...]  # the order of evaluation (`_order`)
     late_exclude: frozenset[int]  # marketing rules whose `exclude if` waits for every stratum
     gated: gates.Gates  # event types whose customers had one, or none did (`gates`)
-    dialect: str  # the connection's database
     # Each rule's query over these occurrences (`_Passing`), built once and run per batch of
     # customers with its bounds as parameters: built anew, the shop's 32 rules took 90 ms of
     # every batch of 5,000 customers at M. (`evaluate_due` is given the rule set and the
@@ -145,7 +144,7 @@ def find_due(
         # one row and loops over them (with the batch's bounds on every table it reads, the
         # many are hashed instead: `_Passing`).
         conn.exec_driver_sql(f"ANALYZE {scratch.candidates.name}")
-    return Due(start_us, who, tuple(zones), counts, strata, late_exclude, gated, conn.dialect.name)
+    return Due(start_us, who, tuple(zones), counts, strata, late_exclude, gated)
 
 
 def evaluate(
@@ -261,7 +260,7 @@ def scope_for(
     config: Config,
     effects: scratch.Effects,
     zones: Sequence[str],
-    bounds: Callable[[sa.ColumnElement[str]], list[sa.ColumnElement[bool]]] | None = None,
+    bounds: Bounds | None = None,
 ) -> tuple[Scope, Any]:
     cand = scratch.candidates
     trigger = None
@@ -309,7 +308,7 @@ def _passing(
     key = (rule.position, frozenset(params))
     query = due.queries.get(key)
     if query is None:
-        query = _Passing.build(rule, ruleset, config, due, people)
+        query = _Passing.build(rule, ruleset, config, due, people, conn.dialect.name)
         due.queries[key] = query
     points, marketing = query.points, query.marketing
     extra = 6 + len(points)
@@ -347,12 +346,13 @@ class _Passing:
         config: Config,
         due: Due,
         people: _People,
+        dialect: str,
     ) -> _Passing:
         cand = scratch.candidates
         # On PostgreSQL the batch's bounds are repeated on the customers and on each lookup of
         # their events: with the candidates analyzed (`find_due`), it can then read the batch's
         # rows of each table once and hash them, instead of probing them per occurrence.
-        bounds = people.batch_clauses if due.dialect == "postgresql" else None
+        bounds = people.batch_clauses if dialect == "postgresql" else None
         scope, source = scope_for(rule, ruleset, config, due.effects, due.zones, bounds)
         compiler = Compiler(scope)
         where: list[Any] = [

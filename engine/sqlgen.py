@@ -77,6 +77,10 @@ def field_kind(ref: ast.Ref) -> Kind:
     return "any"
 
 
+# Tests keeping a table's rows to some customers, given the table's customer column.
+Bounds = Callable[[ColumnElement[str]], list[ColumnElement[bool]]]
+
+
 @dataclass(frozen=True)
 class Scope:
     """What an expression can see: the customer row, the due time, the triggering event."""
@@ -92,7 +96,7 @@ class Scope:
     # Tests that keep a table's rows of the customers evaluated, given its customer column:
     # repeated in each lookup of their events, so that PostgreSQL can read a batch's events
     # once rather than probe them per occurrence (`evaluate._Passing`).
-    bounds: Callable[[ColumnElement[str]], list[ColumnElement[bool]]] | None = None
+    bounds: Bounds | None = None
 
 
 class Compiler:
