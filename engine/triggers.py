@@ -177,10 +177,11 @@ class _Fill:
         # quarter's 7,050 slots at M took 0.33-0.40 s there, now 0.14-0.16 s.
         columns = [column.name for column in slots.columns]
         insert_rows(self.conn, slots, columns, [tuple(row[c] for c in columns) for row in rows])
-        if self.conn.dialect.name == "postgresql":
-            # A temporary table has no statistics until analyzed: the planner would take it for
-            # one row and loop over the customers of every slot instead of over the instants.
-            self.conn.exec_driver_sql(f"ANALYZE {slots.name}")
+        # A temporary table has no statistics until analyzed. PostgreSQL would take it for one
+        # row and loop over the customers of every slot instead of over the instants. SQLite
+        # would loop over the slots of `customer.signed_up + 7d at 10:00` and read every
+        # customer signed up in the window for each (half of M: 0.41 s, analyzed 0.04 s).
+        self.conn.exec_driver_sql(f"ANALYZE {slots.name}")
 
     def slots_to_customers(
         self,
