@@ -141,8 +141,8 @@ def find_due(
     gated = gates.write(conn, ruleset, marketing, end_us, who)
     if conn.dialect.name == "postgresql" and any(counts.values()):
         # Statistics for the planner, which otherwise takes a batch's candidates of a rule for
-        # one row and loops over them (with the batch's bounds on every table it reads, the
-        # many are hashed instead: `_Passing`).
+        # one row and loops over them (with the batch's bounds on the customers and on the
+        # conditions' lookups of their events, the many are hashed instead: `_Passing`).
         conn.exec_driver_sql(f"ANALYZE {scratch.candidates.name}")
     return Due(start_us, who, tuple(zones), counts, strata, late_exclude, gated)
 
@@ -349,9 +349,10 @@ class _Passing:
         dialect: str,
     ) -> _Passing:
         cand = scratch.candidates
-        # On PostgreSQL the batch's bounds are repeated on the customers and on each lookup of
-        # their events: with the candidates analyzed (`find_due`), it can then read the batch's
-        # rows of each table once and hash them, instead of probing them per occurrence.
+        # On PostgreSQL the batch's bounds are repeated on the customers and on each of the
+        # conditions' lookups of their events: with the candidates analyzed (`find_due`), it can
+        # then read the batch's rows of each once and hash them, instead of probing them per
+        # occurrence.
         bounds = people.batch_clauses if dialect == "postgresql" else None
         scope, source = scope_for(rule, ruleset, config, due.effects, due.zones, bounds)
         compiler = Compiler(scope)

@@ -123,7 +123,7 @@ def reset(conn: Connection) -> None:
     PostgreSQL that was twelve statements changing the catalog in every tick of the daemon (about
     15 ms at M, and its commit flushed them to the log). There the whole reset is one round trip,
     and the tables are truncated only when one holds a page."""
-    creations = _creations(conn.dialect.name)
+    creations = _creations(f"{conn.dialect.name}+{conn.dialect.driver}")
     if conn.dialect.name == "postgresql":
         names = [table.name for table in scratch.sorted_tables]
         used = " + ".join(f"pg_relation_size('{name}')" for name in names)
@@ -139,7 +139,8 @@ def reset(conn: Connection) -> None:
 @functools.cache
 def _creations(dialect: str) -> tuple[str, ...]:
     """`CREATE … IF NOT EXISTS` for every scratch table and its indexes, as `create_all` would
-    make them for the dialect (the indexes meant for one dialect only are left out of others)."""
+    make them for the dialect and driver (`sqlite+pysqlite`; the indexes meant for one dialect
+    only are left out of others)."""
     made: list[ExecutableDDLElement] = []
     mock = create_mock_engine(f"{dialect}://", lambda ddl, *_, **__: made.append(ddl))
     scratch.create_all(mock, checkfirst=False)

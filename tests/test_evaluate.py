@@ -623,6 +623,11 @@ def test_an_event_fill_built_once_finds_each_windows_and_customers_own(
         ("c", "06-04"),
         ("c", "06-05"),
     ]
+    assert due("2026-06-01", "2026-07-01", Customers(high="c")) == [  # a first batch
+        ("a", "06-02"),
+        ("a", "06-04"),
+        ("b", "06-03"),
+    ]
     assert due("2026-06-01", "2026-07-01", Customers(low="a", high="b")) == [
         ("a", "06-02"),
         ("a", "06-04"),

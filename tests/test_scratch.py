@@ -61,7 +61,8 @@ def test_each_reset_starts_the_scratch_tables_empty_whatever_the_connection_left
         assert _pages(conn) == 0
         conn.rollback()
 
-    # A connection whose first evaluation was rolled back lost the tables with it.
+    # On PostgreSQL a connection whose first evaluation was rolled back lost the tables with it
+    # (on SQLite they stay): the next reset makes them again.
     with open_database(db_url).connect() as conn:
         scratch.reset(conn)
         conn.rollback()
