@@ -35,7 +35,7 @@ from engine.check import evaluation_strata
 from engine.config import Config
 from engine.policies import apply_limits, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
-from engine.sqlgen import ORDER, Bounds, Compiler, Scope, any_of, needed_events
+from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
 from engine.storage.bulk import insert_rows
 from engine.storage.chunks import chunks
 from engine.storage.tables import actions, customers, events, occurrences
@@ -138,7 +138,7 @@ def find_due(
     }
     strata, late_exclude = _order(_Same(ruleset))
     marketing = sum(counts[rule.position] for rule in ruleset.rules if _is_marketing(rule))
-    gated = gates.write(conn, ruleset, marketing, end_us, who)
+    gated = gates.write(conn, ruleset, marketing, start_us, end_us, who)
     if conn.dialect.name == "postgresql" and any(counts.values()):
         # Statistics for the planner, which otherwise takes a batch's candidates of a rule for
         # one row and loops over them (with the batch's bounds on the customers and on the
@@ -388,7 +388,7 @@ class _Passing:
 
 def _excluded(compiler: Compiler, ruleset: ast.RuleSet, gated: gates.Gates) -> Any:
     excludes, segments = ruleset.excludes, ruleset.segments
-    return any_of(gates.exclusions(compiler.test, compiler.c.id, excludes, segments, gated))
+    return gates.excluded(compiler.test, compiler.c.id, excludes, segments, gated)
 
 
 class _Same:

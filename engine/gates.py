@@ -2,20 +2,27 @@
 would find is known without looking.
 
 Every marketing occurrence that passes its rule reads the customer's latest consent event and
-each `exclude if` condition as of its due time: lookups in the events' index, about 2 µs each
-on SQLite, for every occurrence (a customer gets thirteen Friday group buys in a quarter). Most
-customers never sent a consent event, and most never returned an order, so most of those
-lookups find nothing. When the events of such a type are fewer than the marketing occurrences
-due, the customers who had one before the window's end are written to `scratch.had_events` (one
-pass over those events, through the (type, time) index), and the lookup is made only for them.
-For everyone else the answer is the one the lookup gives without such an event: the stored
-consent flag, an exclusion that cannot hold (`sqlgen.needed_events`). When nobody had one, no
-lookup is made at all. With more such events than occurrences, writing the table would cost
-more than it saves, and every lookup is made.
+each `exclude if` condition as of its due time: lookups in the events' and effects' indexes,
+about 2 µs each on SQLite, for every occurrence (a customer gets thirteen Friday group buys in
+a quarter). Most customers never sent a consent event, most never returned an order, and most
+never had a complaint, so most of those lookups find nothing.
+
+When the events of such a type are fewer than the marketing occurrences due, the customers who
+had one before the window's end are written to `scratch.gated` (one pass over those events,
+through the (type, time) index), and the lookup is made only for them. Likewise for a tag an
+`exclude if` needs (`"complaint" in customer.tags`): the customers who may hold it in the
+window, those it was imported for, given to before the window, or due an occurrence of a rule
+giving it. For everyone else the answer is the one the lookup gives without such an event or
+tag: the stored consent flag, an exclusion that cannot hold (`sqlgen.needed_events`,
+`sqlgen.needed_tags`). When nobody had one, no lookup is made at all. With more such events or
+holders than occurrences, writing the table would cost more than it saves, and every lookup is
+made.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +34,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine import ast
 from engine.policies import SUBSCRIBED, UNSUBSCRIBED, consent_sql, stored_consent
-from engine.scratch import had_events
-from engine.sqlgen import needed_events
-from engine.storage.tables import events
+from engine.scratch import candidates, gated
+from engine.sqlgen import any_of, needed_events, needed_tags
+from engine.storage.tables import customer_tags, effects, events
 from engine.triggers import Customers
 
 CONSENT = (SUBSCRIBED, UNSUBSCRIBED)
@@ -37,53 +44,98 @@ CONSENT = (SUBSCRIBED, UNSUBSCRIBED)
 
 @dataclass(frozen=True)
 class Gates:
-    """What `write` found, by event type: types whose customers are in `scratch.had_events`, and
-    types nobody had before the window's end (the lookups could not find one)."""
+    """What `write` found: event types whose customers are in `scratch.gated`, and types
+    nobody had before the window's end (the lookups could not find one); tags whose possible
+    holders are in `scratch.gated`, and tags nobody can hold in the window."""
 
     had: frozenset[str] = frozenset()
     none: frozenset[str] = frozenset()
+    held: frozenset[str] = frozenset()
+    unheld: frozenset[str] = frozenset()
+
+    def open(self, kind: str) -> frozenset[str]:
+        """The event types (`kind` "event") or tags ("tag") whose customers are in the table."""
+        return self.had if kind == "event" else self.held
+
+    def closed(self, kind: str) -> frozenset[str]:
+        """The event types or tags nobody had or may hold."""
+        return self.none if kind == "event" else self.unheld
+
+
+@dataclass(frozen=True)
+class _Need:
+    """What a customer must have for a lookup to find something: an event of one of `types`,
+    or the tag `tag`."""
+
+    types: tuple[str, ...] = ()
+    tag: str | None = None
 
 
 def write(
     conn: Connection,
     ruleset: ast.RuleSet,
     occurrences: int,
+    start_us: int,
     end_us: int,
     who: Customers,
 ) -> Gates:
-    """Write the customers `who` covers who had an event of a gating type before `end_us` to
-    `scratch.had_events`. `occurrences` is the number of marketing occurrences due: a type
-    gates only when it has fewer events than that (for an `exclude if` needing several types,
-    the one with the fewest)."""
+    """Write the customers `who` covers who had an event of a gating type before `end_us`, and
+    those who may hold a gating tag in `[start_us, end_us)`, to `scratch.gated`.
+    `occurrences` is the number of marketing occurrences due: a type or a tag gates only when
+    it has fewer events or holders than that (for an `exclude if` needing several, the one
+    with the fewest)."""
     if not occurrences:
         return Gates()
-    counted: dict[tuple[str, ...], int] = {}
+    counted: dict[_Need, int] = {}
+    givers = _givers(ruleset)
 
-    def count(types: tuple[str, ...]) -> int:
-        """Events of `types` before the window's end, counted up to one more than
-        `occurrences`: the cost stays within the work due."""
-        if types not in counted:
-            some = _of(types, end_us, who).limit(occurrences + 1).subquery()
-            query = sa.select(sa.func.count()).select_from(some)
-            counted[types] = conn.execute(query).scalar_one()
-        return counted[types]
+    def count(need: _Need) -> int:
+        """Events or holders of `need`, counted up to one more than `occurrences` in each
+        table: the cost stays within the work due."""
+        if need not in counted:
+            if need.tag is None:
+                some = _of(need.types, end_us, who).limit(occurrences + 1).subquery()
+                query = sa.select(sa.func.count()).select_from(some)
+            else:
+                holders = _holders(need.tag, start_us, who, givers.get(need.tag, ()))
+                counts = [
+                    sa.select(sa.func.count())
+                    .select_from(h.limit(occurrences + 1).subquery())
+                    .scalar_subquery()
+                    for h in holders
+                ]
+                query = sa.select(functools.reduce(operator.add, counts))
+            counted[need] = conn.execute(query).scalar_one()
+        return counted[need]
 
-    choices = [[CONSENT]] + [
-        [(t,) for t in sorted(needed_events(e.condition, ruleset.segments))]
+    choices = [[_Need(CONSENT)]] + [
+        [_Need((t,)) for t in sorted(needed_events(e.condition, ruleset.segments))]
+        + [_Need(tag=t) for t in sorted(needed_tags(e.condition, ruleset.segments))]
         for e in ruleset.excludes
     ]
     had: set[str] = set()
     none: set[str] = set()
+    held: set[str] = set()
+    unheld: set[str] = set()
     for options in choices:
         best = min(options, key=count, default=None)
-        if best is not None and count(best) <= occurrences:
-            (had if count(best) else none).update(best)
+        if best is None or count(best) > occurrences:
+            continue
+        if best.tag is None:
+            (had if count(best) else none).update(best.types)
+        else:
+            (held if count(best) else unheld).add(best.tag)
+    columns = ["customer_id", "kind", "name"]
     if had:
         found = _of(tuple(sorted(had)), end_us, who).with_only_columns(
-            events.c.customer_id, events.c.type
+            events.c.customer_id, sa.literal("event", sa.String), events.c.type
         )
-        conn.execute(had_events.insert().from_select(["customer_id", "type"], found.distinct()))
-    return Gates(frozenset(had), frozenset(none))
+        conn.execute(gated.insert().from_select(columns, found.distinct()))
+    for tag in sorted(held):
+        holders = sa.union(*_holders(tag, start_us, who, givers.get(tag, ()))).subquery()
+        found = sa.select(holders.c.customer_id, sa.literal("tag"), sa.literal(tag, sa.String))
+        conn.execute(gated.insert().from_select(columns, found))
+    return Gates(frozenset(had), frozenset(none), frozenset(held), frozenset(unheld))
 
 
 def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
@@ -92,36 +144,89 @@ def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
     return query if clause is None else query.where(clause)
 
 
+def _givers(ruleset: ast.RuleSet) -> dict[str, list[int]]:
+    """The positions of the rules that tag each tag."""
+    found: dict[str, list[int]] = {}
+    for rule in ruleset.rules:
+        for action in rule.actions:
+            if isinstance(action, ast.TagAction) and action.kind == "tag":
+                found.setdefault(action.tag, []).append(rule.position)
+    return found
+
+
+def _holders(
+    tag: str, start_us: int, who: Customers, givers: Sequence[int]
+) -> list[sa.Select[Any]]:
+    """The customers `who` covers who may hold `tag` in a window from `start_us` (as
+    `sqlgen.Compiler.has_tag` reads them): those it was imported for, those the ledger
+    recorded it given to before the window, and those with an occurrence due of a rule giving
+    it (`givers`), one query each."""
+    imported = sa.select(customer_tags.c.customer_id).where(customer_tags.c.tag == tag)
+    recorded = (
+        sa.select(effects.c.customer_id)
+        .where(effects.c.tag == tag, effects.c.kind == "tag", effects.c.at_us < start_us)
+        .distinct()
+    )
+    found = [
+        query if clause is None else query.where(clause)
+        for query, clause in (
+            (imported, who.clause(customer_tags.c.customer_id)),
+            (recorded, who.clause(effects.c.customer_id)),
+        )
+    ]
+    if givers:  # the candidates are those of the customers `who` covers
+        cand = candidates.c
+        found.append(sa.select(cand.customer_id).where(cand.rule_index.in_(givers)).distinct())
+    return found
+
+
 def consent(customer: FromClause, due: ColumnElement[int], gates: Gates) -> ColumnElement[bool]:
     """Whether the customer accepts marketing at `due` (`policies.consent_sql`), the latest
     consent event looked up only where there may be one."""
     if set(CONSENT) <= gates.none:
         return stored_consent(customer)
-    lookup = _had(customer.c.id, CONSENT) if set(CONSENT) <= gates.had else None
+    lookup = _passes(customer.c.id, "event", CONSENT) if set(CONSENT) <= gates.had else None
     return consent_sql(customer, due, lookup)
 
 
-def exclusions(
+def excluded(
     test: Callable[[ast.Expr], ColumnElement[bool]],
     customer_id: ColumnElement[str],
     excludes: Sequence[ast.Exclude],
     segments: dict[str, ast.Segment],
     gates: Gates,
-) -> list[ColumnElement[bool]]:
-    """Each `exclude if` condition as a true/false value (`test`), tested only for customers who
-    had every gating event it needs (for no one, when nobody had one)."""
+) -> ColumnElement[bool]:
+    """Whether an `exclude if` holds, each condition a true/false value (`test`) tested only
+    for customers who had every gating event and may hold every gating tag it needs (for no
+    one, when nobody had or holds one). Where several conditions are gated, one probe says
+    first whether the customer passes any gate: most pass none."""
     found: list[ColumnElement[bool]] = []
+    probes = 0
     for exclude in excludes:
-        needed = needed_events(exclude.condition, segments)
-        if needed & gates.none:
-            found.append(sa.false())
-            continue
+        needs = [
+            *(("event", t) for t in sorted(needed_events(exclude.condition, segments))),
+            *(("tag", t) for t in sorted(needed_tags(exclude.condition, segments))),
+        ]
+        if any(name in gates.closed(kind) for kind, name in needs):
+            continue  # cannot hold
         value = test(exclude.condition)
-        for event_type in sorted(needed & gates.had):
-            value = sa.case((_had(customer_id, (event_type,)), value), else_=sa.false())
+        for kind, name in needs:
+            if name in gates.open(kind):
+                value = sa.case((_passes(customer_id, kind, (name,)), value), else_=sa.false())
+                probes += 1
         found.append(value)
-    return found
+    if not found:
+        return sa.false()
+    if probes < 2:
+        return any_of(found)
+    anyone = sa.exists().where(gated.c.customer_id == customer_id)
+    return sa.case((anyone, any_of(found)), else_=sa.false())
 
 
-def _had(customer_id: ColumnElement[str], types: Iterable[str]) -> ColumnElement[bool]:
-    return sa.exists().where(had_events.c.customer_id == customer_id, had_events.c.type.in_(types))
+def _passes(
+    customer_id: ColumnElement[str], kind: str, names: Iterable[str]
+) -> ColumnElement[bool]:
+    """Whether the customer passes the gate of one of these event types or tags."""
+    return sa.exists().where(
+        gated.c.customer_id == customer_id, gated.c.kind == kind, gated.c.name.in_(names)
+    )

@@ -7,8 +7,8 @@ simulation writes nothing to the shop's tables and several daemons never see eac
   joined to the customers living in each zone (or to their instants on that day).
 - `new_effects`: tags, untags and points given by occurrences of this evaluation, visible to
   the conditions of later occurrences exactly as recorded effects are.
-- `had_events`: the customers who had an event of some types before the window's end, in front
-  of the policies' lookups (`engine.gates`).
+- `gated`: the customers who had an event of some types before the window's end, and those
+  who may hold some tags in the window, in front of the policies' lookups (`engine.gates`).
 """
 
 from __future__ import annotations
@@ -106,11 +106,12 @@ new_effects = Table(
     prefixes=["TEMPORARY"],
 )
 
-had_events = Table(
-    "nudge_had_events",
+gated = Table(
+    "nudge_gated",
     scratch,
     Column("customer_id", String(200), primary_key=True),
-    Column("type", String(200), primary_key=True),
+    Column("kind", String(5), primary_key=True),  # event | tag
+    Column("name", String(200), primary_key=True),  # the event type, the tag
     prefixes=["TEMPORARY"],
 )
 

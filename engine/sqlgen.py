@@ -424,11 +424,14 @@ class Compiler:
         # COALESCE reads its arguments only until one is set: each lookup runs at most once.
         fallback = sa.case((imported, "tag"), else_="untag")
         latest = sa.func.coalesce(*latest_effects, fallback) == "tag"
-        # Most customers never had the tag from a rule: one probe per table says so (only tags
-        # and untags name a tag), cheaper than the latest effect's lookup, which sorts its rows.
+        # Most customers never had the tag from a rule: one probe per table says so, cheaper
+        # than the latest effect's lookup, which sorts its rows. The probe names the kinds, so
+        # that the index goes straight to the tag rather than through the customer's points.
         given = sa.or_(
             *(
-                sa.exists().where(fx.c.customer_id == self.c.id, fx.c.tag == tag)
+                sa.exists().where(
+                    fx.c.customer_id == self.c.id, fx.c.kind.in_(("tag", "untag")), fx.c.tag == tag
+                )
                 for fx, _ in self.scope.effects.sources()
             )
         )
@@ -447,13 +450,33 @@ def needed_events(expr: ast.Expr, segments: dict[str, ast.Segment]) -> frozenset
     total_spent >= 1000`, `count(review.posted) > 0`, `customer.return_rate > 0.5`), or a
     comparison of a metric set only by a paid order.
     None are known of other tests; `or` needs what every side needs."""
+    return _needed_by(expr, segments, _events_needed)
+
+
+def needed_tags(expr: ast.Expr, segments: dict[str, ast.Segment]) -> frozenset[str]:
+    """Tags a customer must hold at a due time for `expr` to hold then: `"vip" in customer.
+    tags`, `customer.tags contains "vip"`. `or` needs what every side needs."""
+    return _needed_by(expr, segments, _tags_needed)
+
+
+def _needed_by(
+    expr: ast.Expr,
+    segments: dict[str, ast.Segment],
+    test_needs: Callable[[ast.Expr], frozenset[str]],
+) -> frozenset[str]:
+    """What `expr` needs, given what a single test needs (`test_needs`)."""
     match expr:
         case ast.Logic(op="and", operands=ops):
-            return frozenset().union(*(needed_events(o, segments) for o in ops))
+            return frozenset().union(*(_needed_by(o, segments, test_needs) for o in ops))
         case ast.Logic(op="or", operands=ops):
-            return frozenset.intersection(*(needed_events(o, segments) for o in ops))
+            return frozenset.intersection(*(_needed_by(o, segments, test_needs) for o in ops))
         case ast.InSegment(segment=name, negated=False):
-            return needed_events(segments[name].condition, segments)
+            return _needed_by(segments[name].condition, segments, test_needs)
+    return test_needs(expr)
+
+
+def _events_needed(expr: ast.Expr) -> frozenset[str]:
+    match expr:
         case ast.Compare(op=op, left=left, right=right) if op in COMPARISONS:
             if _order_metric(left) or _order_metric(right):
                 return frozenset({ORDER})
@@ -475,6 +498,19 @@ def needed_events(expr: ast.Expr, segments: dict[str, ast.Segment]) -> frozenset
                 and not float(low.value) <= 0 <= float(high.value)
             ):
                 return frozenset({summed})
+    return frozenset()
+
+
+def _tags_needed(expr: ast.Expr) -> frozenset[str]:
+    match expr:
+        case ast.Compare(op="in", left=ast.String(value=tag), right=ast.Ref() as ref) if (
+            field_kind(ref) == "tags"
+        ):
+            return frozenset({tag})
+        case ast.Compare(op="contains", left=ast.Ref() as ref, right=ast.String(value=tag)) if (
+            field_kind(ref) == "tags"
+        ):
+            return frozenset({tag})
     return frozenset()
 
 

@@ -21,8 +21,9 @@ from engine.parse import parse_text
 from engine.ruleset import load_rule_set
 from engine.scratch import Effects, candidates
 from engine.simulate import simulate, simulate_records
-from engine.sqlgen import COMPARISONS, Compiler, needed_events
+from engine.sqlgen import COMPARISONS, Compiler, needed_events, needed_tags
 from engine.storage.db import open_database
+from engine.storage.tables import effects
 from engine.timeutil import from_us, parse_moment
 from engine.triggers import EVERYONE, Customers
 
@@ -159,6 +160,89 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
         if a.customer_id != "chatty"
     )
     assert verdicts == {(name, verdict): 2 for name, (_, _, verdict) in people.items()}
+
+
+@pytest.mark.parametrize("holders", ["gated", "everyone", "no one"])
+def test_a_tag_exclusion_reads_the_same_whether_its_lookups_are_gated_or_not(
+    db_url: str, tmp_path: Path, holders: str
+) -> None:
+    # `engine.gates`: with fewer customers who may hold the tag than marketing occurrences due
+    # (imported with it, given it before the window, due an occurrence of a rule giving it),
+    # the exclusion is tested only for them; with more, for everyone; with none, for no one.
+    before, review, order, late = (
+        parse_moment(moment, "UTC")
+        for moment in (
+            "2026-05-20T08:00:00Z",
+            "2026-06-01T08:00:00Z",
+            "2026-06-01T10:00:00Z",
+            "2026-06-01T11:00:00Z",
+        )
+    )
+    people = {  # name: (imported tags, ledger (kind, time), review time, verdict)
+        "imported": (["complaint"], [], None, "excluded"),
+        "recorded": ([], [("tag", before)], None, "excluded"),
+        "forgiven": ([], [("tag", before), ("untag", before + 1)], None, "sent"),
+        "reviewer": ([], [], review, "excluded"),
+        "late reviewer": ([], [], late, "sent"),
+        "plain": (["vip"], [], None, "sent"),
+    }
+    if holders == "no one":
+        people = {"plain": people["plain"]}
+    customers = [
+        {"id": name, "tags": tags, "accepts_marketing": True}
+        for name, (tags, _, _, _) in people.items()
+    ]
+    if holders == "everyone":  # more who may hold it than the occurrences due, with no order
+        customers += [{"id": f"silent {i}", "tags": ["complaint"]} for i in range(len(people))]
+    events = [{"customer": name, "type": "order.paid", "at": order} for name in people] + [
+        {"customer": name, "type": "review.posted", "at": at}
+        for name, (_, _, at, _) in people.items()
+        if at is not None
+    ]
+    ledger = [
+        {
+            "customer_id": name,
+            "kind": kind,
+            "tag": "complaint",
+            "at_us": at,
+            "rule_position": 0,
+            "position": 0,
+        }
+        for name, (_, given, _, _) in people.items()
+        for kind, at in given
+    ]
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'exclude if "complaint" in customer.tags\n'
+        'rule "thanks" when order.paid then message "hello"\n'
+        'rule "complains" when review.posted then tag "complaint"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    for event in events:
+        event["at"] = from_us(event["at"]).isoformat()
+    assert not import_event_rows(engine, events, CONFIG.timezone).problems
+    if ledger:
+        with engine.begin() as conn:
+            conn.execute(effects.insert(), ledger)
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-02", "UTC")
+    with engine.connect() as conn:
+        found = find_due(conn, ruleset, CONFIG, start, end).gated
+        conn.rollback()
+    assert (found.held, found.unheld) == {
+        "gated": ({"complaint"}, set()),
+        "everyone": (set(), set()),
+        "no one": (set(), {"complaint"}),
+    }[holders]
+    verdicts = {
+        a.customer_id: a.reason or a.status
+        for a in simulate(engine, ruleset, CONFIG, start, end).actions
+        if a.kind == "message"
+    }
+    assert verdicts == {name: verdict for name, (_, _, _, verdict) in people.items()}
 
 
 def test_an_exclude_waits_for_every_rule_where_it_would_close_a_cycle(
@@ -529,6 +613,33 @@ def test_the_events_a_condition_cannot_hold_without(condition: str, needed: set[
     rule = next(s for s in parsed.statements if isinstance(s, ast.Rule))
     assert rule.condition is not None
     assert needed_events(rule.condition, segments) == needed
+
+
+@pytest.mark.parametrize(
+    ("condition", "needed"),
+    [
+        ('"complaint" in customer.tags', {"complaint"}),
+        ('customer.tags contains "complaint"', {"complaint"}),
+        ('"complaint" not in customer.tags', set()),
+        ('not ("complaint" in customer.tags)', set()),
+        ('"complaint" in customer.tags and "vip" in customer.tags', {"complaint", "vip"}),
+        ('"complaint" in customer.tags or "vip" in customer.tags', set()),
+        ('"complaint" in customer.tags or customer in "angry"', {"complaint"}),
+        ('customer in "angry"', {"complaint"}),
+        ('customer not in "angry"', set()),
+        ('"complaint" in ["complaint", "vip"]', set()),
+        ("customer.tags is set", set()),
+    ],
+)
+def test_the_tags_a_condition_cannot_hold_without(condition: str, needed: set[str]) -> None:
+    parsed = parse_text(
+        'segment "angry" = "complaint" in customer.tags and customer.orders >= 1\n'
+        f'when every day if {condition} then task "t"\n'
+    )
+    segments = {s.name: s for s in parsed.statements if isinstance(s, ast.Segment)}
+    rule = next(s for s in parsed.statements if isinstance(s, ast.Rule))
+    assert rule.condition is not None
+    assert needed_tags(rule.condition, segments) == needed
 
 
 def test_calendar_occurrences_that_cannot_act_are_not_written_but_are_explained(

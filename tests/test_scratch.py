@@ -19,7 +19,9 @@ def _write_every_table(conn: Connection) -> None:
     )
     effect = {"customer_id": "c1", "kind": "tag", "tag": "vip", "at_us": 1}
     conn.execute(scratch.new_effects.insert(), {**effect, "rule_position": 0, "position": 0})
-    conn.execute(scratch.had_events.insert(), {"customer_id": "c1", "type": "order.returned"})
+    conn.execute(
+        scratch.gated.insert(), {"customer_id": "c1", "kind": "event", "name": "order.returned"}
+    )
 
 
 def _rows(conn: Connection) -> dict[str, int]:

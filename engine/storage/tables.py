@@ -69,6 +69,7 @@ customer_tags = Table(
     metadata,
     Column("customer_id", String(200), ForeignKey("customers.id"), primary_key=True),
     Column("tag", String(200), primary_key=True),
+    Index(None, "tag", "customer_id"),  # who holds a tag (`engine.gates`)
 )
 
 events = Table(
@@ -165,6 +166,7 @@ effects = Table(
     Column("rule_position", Integer, nullable=False),
     Column("position", Integer, nullable=False),
     Index(None, "customer_id", "kind", "tag", "at_us"),
+    Index(None, "tag", "kind", "customer_id", "at_us"),  # who was given a tag (`engine.gates`)
 )
 
 coupons = Table(
