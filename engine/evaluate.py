@@ -324,8 +324,8 @@ def _passing(
         )
         occurrence = Occurrence(row[0], rule, row[1], row[2], row[3], row[4], row[5], amounts)
         if marketing:
-            occurrence.consent = bool(row[extra])
-            occurrence.excluded = len(row) > extra + 1 and bool(row[extra + 1])
+            occurrence.consent = row[extra] != NO_CONSENT
+            occurrence.excluded = row[extra] == EXCLUDED
         result.append(occurrence)
     return result
 
@@ -336,7 +336,7 @@ class _Passing:
 
     select: sa.Select[Any]
     points: tuple[int, ...]  # positions of the points actions, whose amounts follow the ids
-    marketing: bool  # consent, and `exclude if` unless late, follow
+    marketing: bool  # what consent and `exclude if` (unless late) found follows (`_policies`)
 
     @classmethod
     def build(
@@ -378,12 +378,25 @@ class _Passing:
         columns += [compiler.value(action.amount, "number") for _, action in points]
         marketing = _is_marketing(rule)
         if marketing:
-            columns.append(gates.consent(customers, cand.c.due_us, due.gated))
-            if ruleset.excludes and rule.position not in due.late_exclude:
-                columns.append(_excluded(compiler, ruleset, due.gated))
+            here = ruleset.excludes and rule.position not in due.late_exclude
+            excluded = _excluded(compiler, ruleset, due.gated) if here else None
+            columns.append(_policies(gates.consent(customers, cand.c.due_us, due.gated), excluded))
         select = sa.select(*columns).select_from(source).where(*where)
         positions = tuple(pos for pos, _ in points)
         return cls(select, positions, marketing)
+
+
+# What the policies computed in SQL found of a marketing occurrence (`_policies`).
+NO_CONSENT, EXCLUDED, NEITHER = 0, 1, 2
+
+
+def _policies(consent: Any, excluded: Any | None) -> Any:
+    """Consent, then `exclude if` (when given) as one value: `NO_CONSENT`, `EXCLUDED` or
+    `NEITHER`. The exclusions' lookups are made only for customers who accept marketing, since
+    consent comes first (LANGUAGE.md 3.8)."""
+    if excluded is None:
+        return sa.case((consent, NEITHER), else_=NO_CONSENT)
+    return sa.case((sa.not_(consent), NO_CONSENT), (excluded, EXCLUDED), else_=NEITHER)
 
 
 def _excluded(compiler: Compiler, ruleset: ast.RuleSet, gated: gates.Gates) -> Any:
@@ -462,7 +475,7 @@ def _exclude_late(
 ) -> None:
     """`exclude if` for these marketing occurrences that acted, once every tag and point given
     before their due times is known."""
-    marketing = {o.candidate_id: o for o in acted}
+    marketing = {o.candidate_id: o for o in acted if o.consent}  # consent comes first
     if not marketing:
         return
     cand = scratch.candidates
