@@ -37,7 +37,7 @@ from engine.policies import apply_limits, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
 from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
 from engine.storage.bulk import insert_rows
-from engine.storage.chunks import chunks
+from engine.storage.chunks import among, chunks
 from engine.storage.tables import actions, customers, events, occurrences
 from engine.timeutil import US
 
@@ -763,17 +763,15 @@ def _recorded_sent(
     longest = max(limit.per.seconds for limit in ruleset.limits) * US
     earliest = waiting[0][AT] - longest
     people = sorted({row[CUSTOMER] for row in waiting})
+    query = sa.select(actions.c.customer_id, actions.c.at_us).where(
+        among(actions.c.customer_id, "people", conn.dialect.name),
+        actions.c.kind.in_(MARKETING_KINDS),
+        actions.c.at_us > earliest,
+        actions.c.status == "sent",
+        actions.c.due_us < start_us,
+    )
     sent: dict[str, list[int]] = defaultdict(list)
     for some in chunks(people):
-        rows = conn.execute(
-            sa.select(actions.c.customer_id, actions.c.at_us).where(
-                actions.c.customer_id.in_(some),
-                actions.c.kind.in_(MARKETING_KINDS),
-                actions.c.at_us > earliest,
-                actions.c.status == "sent",
-                actions.c.due_us < start_us,
-            )
-        )
-        for customer_id, at_us in rows:
+        for customer_id, at_us in conn.execute(query, {"people": some}):
             sent[customer_id].append(at_us)
     return sent
