@@ -86,7 +86,7 @@ class Due:
     counts: dict[int, int]  # rule position → occurrences due
     strata: tuple[tuple[ast.CheckedRule, ...], ...]  # the order of evaluation (`_order`)
     late_exclude: frozenset[int]  # marketing rules whose `exclude if` waits for every stratum
-    gated: gates.Gates  # event types whose customers had one, or none did (`gates`)
+    gated: gates.Gates  # event types and tags in front of the policies' lookups (`gates`)
     # Each rule's query over these occurrences (`_Passing`), built once and run per batch of
     # customers with its bounds as parameters: built anew, the shop's 32 rules took 90 ms of
     # every batch of 5,000 customers at M. (`evaluate_due` is given the rule set and the
@@ -392,8 +392,9 @@ NO_CONSENT, EXCLUDED, NEITHER = 0, 1, 2
 
 def _policies(consent: Any, excluded: Any | None) -> Any:
     """Consent, then `exclude if` (when given) as one value: `NO_CONSENT`, `EXCLUDED` or
-    `NEITHER`. The exclusions' lookups are made only for customers who accept marketing, since
-    consent comes first (LANGUAGE.md 3.8)."""
+    `NEITHER`. Consent comes first (LANGUAGE.md 3.8), so the exclusions are tested only for
+    customers who accept marketing (row by row on SQLite: the lookups of the others are not
+    made; PostgreSQL may still hash a lookup's rows for the whole batch)."""
     if excluded is None:
         return sa.case((consent, NEITHER), else_=NO_CONSENT)
     return sa.case((sa.not_(consent), NO_CONSENT), (excluded, EXCLUDED), else_=NEITHER)

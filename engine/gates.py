@@ -199,9 +199,10 @@ def excluded(
     """Whether an `exclude if` holds, each condition a true/false value (`test`) tested only
     for customers who had every gating event and may hold every gating tag it needs (for no
     one, when nobody had or holds one). Where several conditions are gated, one probe says
-    first whether the customer passes any gate: most pass none."""
-    found: list[ColumnElement[bool]] = []
-    probes = 0
+    first whether the customer passes any gate (most pass none); the conditions without a gate
+    are tested for everyone."""
+    behind: list[ColumnElement[bool]] = []  # conditions behind a gate
+    open_to_all: list[ColumnElement[bool]] = []
     for exclude in excludes:
         needs = [
             *(("event", t) for t in sorted(needed_events(exclude.condition, segments))),
@@ -210,17 +211,17 @@ def excluded(
         if any(name in gates.closed(kind) for kind, name in needs):
             continue  # cannot hold
         value = test(exclude.condition)
-        for kind, name in needs:
-            if name in gates.open(kind):
-                value = sa.case((_passes(customer_id, kind, (name,)), value), else_=sa.false())
-                probes += 1
-        found.append(value)
-    if not found:
-        return sa.false()
-    if probes < 2:
-        return any_of(found)
-    anyone = sa.exists().where(gated.c.customer_id == customer_id)
-    return sa.case((anyone, any_of(found)), else_=sa.false())
+        passes = [
+            _passes(customer_id, kind, (name,)) for kind, name in needs if name in gates.open(kind)
+        ]
+        for probe in passes:
+            value = sa.case((probe, value), else_=sa.false())
+        (behind if passes else open_to_all).append(value)
+    if len(behind) > 1:
+        anyone = sa.exists().where(gated.c.customer_id == customer_id)
+        behind = [sa.case((anyone, any_of(behind)), else_=sa.false())]
+    found = behind + open_to_all
+    return any_of(found) if found else sa.false()
 
 
 def _passes(

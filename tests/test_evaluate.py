@@ -245,6 +245,49 @@ def test_a_tag_exclusion_reads_the_same_whether_its_lookups_are_gated_or_not(
     assert verdicts == {name: verdict for name, (_, _, _, verdict) in people.items()}
 
 
+def test_exclusions_without_a_gate_are_tested_beside_several_behind_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Two exclusions behind gates share one probe in front of them (`gates.excluded`); the
+    # one without a gate (an email) is still tested for customers who pass no gate at all.
+    people = {  # name: (email, imported tags, verdict)
+        "tester": ("qa@test.example", [], "excluded"),
+        "complainer": ("c@shop.example", ["complaint"], "excluded"),
+        "fraudster": ("f@shop.example", ["fraud"], "excluded"),
+        "both": ("b@shop.example", ["complaint", "fraud"], "excluded"),
+        "plain": ("p@shop.example", [], "sent"),
+    }
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'exclude if "complaint" in customer.tags\n'
+        'exclude if "fraud" in customer.tags\n'
+        'exclude if customer.email contains "@test."\n'
+        'rule "thanks" when order.paid then message "hello"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    customers = [
+        {"id": name, "email": email, "tags": tags, "accepts_marketing": True}
+        for name, (email, tags, _) in people.items()
+    ]
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    events = [
+        {"customer": name, "type": "order.paid", "at": "2026-06-01T10:00:00Z"} for name in people
+    ]
+    assert not import_event_rows(engine, events, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-02", "UTC")
+    with engine.connect() as conn:
+        assert find_due(conn, ruleset, CONFIG, start, end).gated.held == {"complaint", "fraud"}
+        conn.rollback()
+    verdicts = {
+        a.customer_id: a.reason or a.status
+        for a in simulate(engine, ruleset, CONFIG, start, end).actions
+    }
+    assert verdicts == {name: verdict for name, (_, _, verdict) in people.items()}
+
+
 def test_an_exclude_waits_for_every_rule_where_it_would_close_a_cycle(
     db_url: str, tmp_path: Path
 ) -> None:
