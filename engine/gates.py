@@ -91,7 +91,8 @@ def write(
 
     def count(need: _Need) -> int:
         """Events or holders of `need`, counted up to one more than `occurrences` in each
-        table: the cost stays within the work due."""
+        table: the cost stays within the work due. (A customer holding a tag by two ways is
+        counted twice: the gate is only taken less often.)"""
         if need not in counted:
             if need.tag is None:
                 some = _of(need.types, end_us, who).limit(occurrences + 1).subquery()
@@ -133,7 +134,9 @@ def write(
         conn.execute(gated.insert().from_select(columns, found.distinct()))
     for tag in sorted(held):
         holders = sa.union(*_holders(tag, start_us, who, givers.get(tag, ()))).subquery()
-        found = sa.select(holders.c.customer_id, sa.literal("tag"), sa.literal(tag, sa.String))
+        found = sa.select(
+            holders.c.customer_id, sa.literal("tag", sa.String), sa.literal(tag, sa.String)
+        )
         conn.execute(gated.insert().from_select(columns, found))
     return Gates(frozenset(had), frozenset(none), frozenset(held), frozenset(unheld))
 
