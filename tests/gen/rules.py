@@ -233,8 +233,8 @@ def _statements(draw: st.DrawFn, window_start: dt.date | None) -> list[str]:
     if draw(st.booleans()):
         quiet_start, quiet_end = draw(st.sampled_from(QUIET))
         statements.append(f"quiet hours {quiet_start} to {quiet_end}")
-    if draw(st.integers(0, 2)) == 0:
-        policy_scope = Scope(segments=segments)
+    policy_scope = Scope(segments=segments)
+    for _ in range(draw(st.sampled_from((0, 0, 0, 1, 1, 2, 3)))):
         statements.append(f"exclude if {draw(conditions(policy_scope))}")
     count = draw(st.integers(1, 5))
     cut = draw(st.integers(0, count))
