@@ -648,14 +648,8 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
     ],
 )
 def test_the_events_a_condition_cannot_hold_without(condition: str, needed: set[str]) -> None:
-    parsed = parse_text(
-        'segment "active" = customer.orders >= 1 and customer.days_since_last_order <= 180\n'
-        f'when every day if {condition} then task "t"\n'
-    )
-    segments = {s.name: s for s in parsed.statements if isinstance(s, ast.Segment)}
-    rule = next(s for s in parsed.statements if isinstance(s, ast.Rule))
-    assert rule.condition is not None
-    assert needed_events(rule.condition, segments) == needed
+    segment = 'segment "active" = customer.orders >= 1 and customer.days_since_last_order <= 180'
+    assert needed_events(*_condition_with(segment, condition)) == needed
 
 
 @pytest.mark.parametrize(
@@ -675,14 +669,17 @@ def test_the_events_a_condition_cannot_hold_without(condition: str, needed: set[
     ],
 )
 def test_the_tags_a_condition_cannot_hold_without(condition: str, needed: set[str]) -> None:
-    parsed = parse_text(
-        'segment "angry" = "complaint" in customer.tags and customer.orders >= 1\n'
-        f'when every day if {condition} then task "t"\n'
-    )
+    segment = 'segment "angry" = "complaint" in customer.tags and customer.orders >= 1'
+    assert needed_tags(*_condition_with(segment, condition)) == needed
+
+
+def _condition_with(segment: str, condition: str) -> tuple[ast.Expr, dict[str, ast.Segment]]:
+    """A rule's `condition`, parsed beside the `segment` statement, and the segments."""
+    parsed = parse_text(f'{segment}\nwhen every day if {condition} then task "t"\n')
     segments = {s.name: s for s in parsed.statements if isinstance(s, ast.Segment)}
     rule = next(s for s in parsed.statements if isinstance(s, ast.Rule))
     assert rule.condition is not None
-    assert needed_tags(rule.condition, segments) == needed
+    return rule.condition, segments
 
 
 def test_calendar_occurrences_that_cannot_act_are_not_written_but_are_explained(
