@@ -48,7 +48,11 @@ def importing(connection: Connection) -> Iterator[None]:
     places all over them; a larger cache keeps them in memory from one batch to the next), and
     no foreign-key check (an import stores the customers a batch refers to before its events,
     in the same transaction, so the check would never fail). Neither changes what is written
-    or when it is durable. The block must leave no transaction open.
+    or when it is durable. The block must leave no transaction open. Once it has stored its
+    rows, the customers are analyzed: without statistics SQLite reads each occurrence's
+    customer through the primary key and then the table, where the index holding the zone and
+    consent by id answers alone (at M, 0.05 s for the analysis). The events' lookups are
+    planned without statistics, as they were measured.
 
     On PostgreSQL: the tables an import writes are analyzed once it has stored its rows, so
     that the next evaluation is planned on their real sizes rather than on no statistics at
@@ -67,6 +71,7 @@ def importing(connection: Connection) -> Iterator[None]:
     _set(connection, {"cache_size": -_SQLITE_CACHE_KIB, "foreign_keys": 0})
     try:
         yield
+        connection.exec_driver_sql("ANALYZE customers")
     finally:
         connection.rollback()  # the transaction an error left open, if any
         _set(connection, before)

@@ -62,6 +62,10 @@ customers = Table(
     Index(None, "birthday_md", "id"),
     Index(None, "timezone"),
     Index(None, "signed_up_us", "id"),  # `customer.signed_up` triggers, every tick
+    # What every rule's query reads of each occurrence's customer (the zone, and consent for
+    # marketing), and the fills of the customers of a range of ids by zone: read from the index
+    # alone, without a second lookup into the table.
+    Index(None, "id", "timezone", "accepts_marketing"),
 )
 
 customer_tags = Table(
