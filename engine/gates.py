@@ -62,13 +62,17 @@ class Gates:
         return self.none if kind == "event" else self.unheld
 
 
-@dataclass(frozen=True)
-class _Need:
-    """What a customer must have for a lookup to find something: an event of one of `types`,
-    or the tag `tag`."""
+# What a customer must have for a lookup to find something: an event of one of some types
+# ("event", types), or a tag ("tag", (tag,)).
+_Need = tuple[str, tuple[str, ...]]
 
-    types: tuple[str, ...] = ()
-    tag: str | None = None
+
+def _needs(condition: ast.Expr, segments: dict[str, ast.Segment]) -> list[_Need]:
+    """What an `exclude if` condition cannot hold without: each a gate it may stand behind."""
+    return [
+        *(("event", (t,)) for t in sorted(needed_events(condition, segments))),
+        *(("tag", (t,)) for t in sorted(needed_tags(condition, segments))),
+    ]
 
 
 def write(
@@ -94,11 +98,13 @@ def write(
         table: the cost stays within the work due. (A customer holding a tag by two ways is
         counted twice: the gate is only taken less often.)"""
         if need not in counted:
-            if need.tag is None:
-                some = _of(need.types, end_us, who).limit(occurrences + 1).subquery()
+            kind, names = need
+            if kind == "event":
+                some = _of(names, end_us, who).limit(occurrences + 1).subquery()
                 query = sa.select(sa.func.count()).select_from(some)
             else:
-                holders = _holders(need.tag, start_us, who, givers.get(need.tag, ()))
+                (tag,) = names
+                holders = _holders(tag, start_us, who, givers.get(tag, ()))
                 counts = [
                     sa.select(sa.func.count())
                     .select_from(h.limit(occurrences + 1).subquery())
@@ -109,23 +115,17 @@ def write(
             counted[need] = conn.execute(query).scalar_one()
         return counted[need]
 
-    choices = [[_Need(CONSENT)]] + [
-        [_Need((t,)) for t in sorted(needed_events(e.condition, ruleset.segments))]
-        + [_Need(tag=t) for t in sorted(needed_tags(e.condition, ruleset.segments))]
-        for e in ruleset.excludes
+    choices = [[("event", CONSENT)]] + [
+        _needs(e.condition, ruleset.segments) for e in ruleset.excludes
     ]
-    had: set[str] = set()
-    none: set[str] = set()
-    held: set[str] = set()
-    unheld: set[str] = set()
+    opened: dict[str, set[str]] = {"event": set(), "tag": set()}  # in the table
+    closed: dict[str, set[str]] = {"event": set(), "tag": set()}  # nobody had or holds one
     for options in choices:
         best = min(options, key=count, default=None)
-        if best is None or count(best) > occurrences:
-            continue
-        if best.tag is None:
-            (had if count(best) else none).update(best.types)
-        else:
-            (held if count(best) else unheld).add(best.tag)
+        if best is not None and count(best) <= occurrences:
+            kind, names = best
+            (opened if count(best) else closed)[kind].update(names)
+    had, held = opened["event"], opened["tag"]
     columns = ["customer_id", "kind", "name"]
     if had:
         found = _of(tuple(sorted(had)), end_us, who).with_only_columns(
@@ -138,6 +138,7 @@ def write(
             holders.c.customer_id, sa.literal("tag", sa.String), sa.literal(tag, sa.String)
         )
         conn.execute(gated.insert().from_select(columns, found))
+    none, unheld = closed["event"], closed["tag"]
     return Gates(frozenset(had), frozenset(none), frozenset(held), frozenset(unheld))
 
 
@@ -207,15 +208,14 @@ def excluded(
     behind: list[ColumnElement[bool]] = []  # conditions behind a gate
     open_to_all: list[ColumnElement[bool]] = []
     for exclude in excludes:
-        needs = [
-            *(("event", t) for t in sorted(needed_events(exclude.condition, segments))),
-            *(("tag", t) for t in sorted(needed_tags(exclude.condition, segments))),
-        ]
-        if any(name in gates.closed(kind) for kind, name in needs):
+        needs = _needs(exclude.condition, segments)
+        if any(gates.closed(kind).intersection(names) for kind, names in needs):
             continue  # cannot hold
         value = test(exclude.condition)
         passes = [
-            _passes(customer_id, kind, (name,)) for kind, name in needs if name in gates.open(kind)
+            _passes(customer_id, kind, names)
+            for kind, names in needs
+            if gates.open(kind).issuperset(names)
         ]
         for probe in passes:
             value = sa.case((probe, value), else_=sa.false())
