@@ -2,21 +2,23 @@
 
 From a file (CSV, or JSON Lines: `.jsonl`, `.ndjson`, `.json-lines`), or from Python dicts
 (the demo generator). Rows are read one at a time, parsed and stored in chunks, and committed
-in transactions of many chunks, so memory stays flat whatever the size of the file. A file is
-parsed in a second process where one can be forked (engine.importing.worker), while this one
-stores. A bad row is reported with its file and line and skipped; it is checked whole before
-anything is written, so it changes nothing stored before. Importing the same data twice stores
-nothing the second time.
+in transactions of many chunks, so memory stays flat whatever the size of the file. Where a
+second process can be forked (engine.importing.worker), it parses the file while this one
+stores: all of a customers file, three chunks in four of an events file (this process parses
+the fourth, so that both are about as busy). A bad row is reported with its file and line and
+skipped; it is checked whole before anything is written, so it changes nothing stored before.
+Importing the same data twice stores nothing the second time.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import BinaryIO, Generic, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -27,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
 from engine.importing.report import ImportReport, Problem, RowError
-from engine.importing.sources import Row, file_format, read_rows
+from engine.importing.sources import Row, Share, blocks, file_format, read_blocks
 from engine.importing.worker import can_fork, in_worker
 from engine.storage import tables
 from engine.storage.bulk import first_load, importing
@@ -43,14 +45,17 @@ __all__ = [
     "import_events",
 ]
 
-# Rows are parsed and stored CHUNK_SIZE at a time (smaller chunks start the storing process
-# sooner; each one costs PostgreSQL a staging table) and committed once a transaction holds
-# BATCH_SIZE rows: on SQLite each commit rewrites the index pages its rows touched, which at a
-# million events are most of them.
+# Rows are parsed and stored in chunks of CHUNK_SIZE rows of the file (JSON lines, CSV records;
+# smaller chunks start the storing process sooner; each one costs PostgreSQL a staging table)
+# and committed once a transaction holds BATCH_SIZE rows: on SQLite each commit rewrites the
+# index pages its rows touched, which at a million events are most of them.
 CHUNK_SIZE = 5_000
 BATCH_SIZE = 100_000
 # False parses every file in this process.
 PARSE_IN_WORKER = True
+# A file's chunks are shared between the storing process and the worker in cycles of CYCLE: see
+# `_Kind.parsed_here`.
+CYCLE = 4
 
 T = TypeVar("T")
 
@@ -62,6 +67,11 @@ class _Kind(Generic[T]):
     parse: Callable[[dict[str, object], bool, ZoneInfo], T]
     store: Callable[[Connection, list[T], ImportReport], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
+    # Of each CYCLE chunks of a file, those the storing process parses itself when a worker
+    # parses the others. Storing an event costs about half of what parsing it does, so with
+    # one chunk in four both processes are about as busy; storing a customer costs more than
+    # parsing one, so the worker parses them all.
+    parsed_here: range
 
 
 _CUSTOMERS = _Kind(
@@ -70,8 +80,11 @@ _CUSTOMERS = _Kind(
     customers.parse_customer,
     customers.store_customers,
     tables.customers,
+    range(0),
 )
-_EVENTS = _Kind("events", events.REQUIRED, events.parse_event, events.store_events, tables.events)
+_EVENTS = _Kind(
+    "events", events.REQUIRED, events.parse_event, events.store_events, tables.events, range(1)
+)
 
 
 def import_customers(
@@ -115,27 +128,41 @@ def _import_file(
     fmt = file_format(path)
     shop_zone = zone(shop_tz)
     source = str(path)
-    try:
-        stream = path.open("rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
 
-    def parsed() -> Iterator[tuple[_Chunk[T], int]]:
-        """The file's rows parsed, a chunk at a time, each with the position it reaches."""
-        records = read_rows(stream, source, fmt, kind.required)
-        for chunk in _chunks(kind, records, fmt == "csv", shop_zone, source):
-            yield chunk, stream.tell()
+    def parsed(stream: BinaryIO, share: Share) -> Iterator[_Parsed[T]]:
+        """The chunks of the file that `share` takes, parsed, each with the position it reaches."""
+        for number, records in read_blocks(stream, source, fmt, kind.required, share):
+            rows, problems = _chunk(kind, records, fmt == "csv", shop_zone, source)
+            yield _Parsed(number, rows, problems, stream.tell())
 
-    with stream, ExitStack() as stack:
+    with ExitStack() as stack:
+        stream = stack.enter_context(_open(path))
         if PARSE_IN_WORKER and can_fork():
-            messages = stack.enter_context(in_worker(parsed))
+            here = kind.parsed_here
+            # Each process reads the file through its own handle: a forked one would share the
+            # position in the file with this one.
+            mine = stack.enter_context(_open(path)) if here else None
+            theirs = Share(CHUNK_SIZE, CYCLE, range(here.stop, CYCLE))
+            messages: Iterable[_Parsed[T]] = stack.enter_context(
+                in_worker(lambda: parsed(stream, theirs))
+            )
+            if mine is not None:
+                own = parsed(mine, Share(CHUNK_SIZE, CYCLE, here))
+                messages = heapq.merge(own, messages, key=_number)
         else:
-            messages = parsed()
+            messages = parsed(stream, Share(CHUNK_SIZE))
         # The bar is started after the fork: it has a thread of its own.
         size = os.fstat(stream.fileno()).st_size
         reached = stack.enter_context(_progress(path.name, size, progress))
         chunks = _reporting(messages, reached)
         return _store(kind, engine, chunks, ImportReport(kind.name, source))
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
 
 
 @contextmanager
@@ -151,11 +178,14 @@ def _progress(name: str, size: int, shown: bool) -> Iterator[Callable[[int], Non
 
 
 def _reporting(
-    messages: Iterable[tuple[_Chunk[T], int]], reached: Callable[[int], None]
+    messages: Iterable[_Parsed[T]], reached: Callable[[int], None]
 ) -> Iterator[_Chunk[T]]:
-    for chunk, position in messages:
-        reached(position)
-        yield chunk
+    """The chunks of `messages`, telling `reached` the furthest position read so far."""
+    furthest = 0
+    for message in messages:
+        furthest = max(furthest, message.position)
+        reached(furthest)
+        yield message.rows, message.problems
 
 
 def _import(
@@ -166,7 +196,10 @@ def _import(
     shop_tz: str,
     source: str,
 ) -> ImportReport:
-    chunks = _chunks(kind, records, textual, zone(shop_tz), source)
+    shop_zone = zone(shop_tz)
+    chunks = (
+        _chunk(kind, block, textual, shop_zone, source) for _, block in blocks(records, CHUNK_SIZE)
+    )
     return _store(kind, engine, chunks, ImportReport(kind.name, source))
 
 
@@ -174,14 +207,24 @@ def _import(
 _Chunk = tuple[list[T], list[Problem]]
 
 
-def _chunks(
-    kind: _Kind[T],
-    records: Iterable[Row | Problem],
-    textual: bool,
-    shop_zone: ZoneInfo,
-    source: str,
-) -> Iterator[_Chunk[T]]:
-    """The rows of `records` parsed, CHUNK_SIZE at a time (the last chunk may hold fewer)."""
+class _Parsed(NamedTuple, Generic[T]):
+    """A chunk of a file parsed: the chunk's number, its rows and problems, and the position in
+    the file its parsing reached (for the progress bar)."""
+
+    number: int
+    rows: list[T]
+    problems: list[Problem]
+    position: int
+
+
+def _number(parsed: _Parsed[T]) -> int:
+    return parsed.number
+
+
+def _chunk(
+    kind: _Kind[T], records: list[Row | Problem], textual: bool, shop_zone: ZoneInfo, source: str
+) -> _Chunk[T]:
+    """The rows of `records` parsed, and the problems met."""
     rows: list[T] = []
     problems: list[Problem] = []
     for record in records:
@@ -193,12 +236,7 @@ def _chunks(
             rows.append(kind.parse(values, textual, shop_zone))
         except RowError as exc:
             problems.append(Problem(source, line, str(exc)))
-            continue
-        if len(rows) >= CHUNK_SIZE:
-            yield rows, problems
-            rows, problems = [], []
-    if rows or problems:
-        yield rows, problems
+    return rows, problems
 
 
 def _store(

@@ -450,6 +450,32 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
     assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
 
 
+@pytest.mark.parametrize("first_load", [True, False])
+def test_a_file_is_stored_in_its_order_whichever_process_parses_each_chunk(
+    engine, tmp_path, first_load
+):
+    """With a worker, the storing process parses the first chunk (of 2 lines) of each four and
+    the worker the rest: the events are stored in the file's order, the first of two with one
+    key is kept, and the problems are reported in the order of their lines."""
+    at = "2026-05-01T08:00:00Z"
+    if not first_load:
+        import_event_rows(engine, [{"id": "m", "customer": "c1", "type": "a.b", "at": at}], "UTC")
+    ids = ["z", "b", "m", "y", "b", "a", "x", "c", "k", "j", "d", "w", "e", "v", "f", "u", "g"]
+    lines = [
+        f'{{"id": "{i}", "customer": "c{n % 3}", "type": "a.b", "at": "{at}"}}'
+        for n, i in enumerate(ids)
+    ]
+    lines[5] = lines[11] = lines[16] = "{"
+    path = write(tmp_path, "e.jsonl", "\n".join(lines) + "\n")
+    report = import_events(engine, path, "UTC")
+    kept = [i for n, i in enumerate(ids) if n not in (5, 11, 16)]
+    problem = "not valid JSON: Expecting property name enclosed in double quotes (column 2)"
+    assert messages(report) == [f"{path}:{line}: {problem}" for line in (6, 12, 17)]
+    with engine.connect() as conn:
+        stored = conn.scalars(select(events.c.key).order_by(events.c.pk)).all()
+    assert stored == list(dict.fromkeys(([] if first_load else ["m"]) + kept))
+
+
 def import_failing_at_the_fourth_chunk(engine, tmp_path, monkeypatch) -> Path:
     """Import nine events, e0-e8, in chunks of 2 committed every 4 rows (when they are), storing
     failing at the fourth chunk (e6, e7); the file's path."""

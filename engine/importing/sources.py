@@ -7,6 +7,10 @@ surrounding blanks removed; JSON values keep their type.
 Files are read as bytes and decoded line by line (UTF-8, a byte-order mark dropped), so that a
 line that is not UTF-8 spoils only the row it belongs to, reported at its own line.
 
+A file is read in numbered blocks of rows, so that two processes can share its parsing: each
+reads the whole file, but makes rows only of the blocks its `Share` takes, and the blocks are
+put back in order by their numbers.
+
 A JSON line is read by orjson, about four times faster than json; a line orjson refuses, or
 whose value it may read differently, is read again by json, so that every line gives the value
 and the message json gives (see `_orjson_object`).
@@ -17,6 +21,8 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import count, islice
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +34,34 @@ from engine.storage.jsontext import LONG_DIGITS_BYTES
 
 Format = Literal["csv", "jsonl"]
 Row = tuple[int, dict[str, object]]
+# A block's number, from 0, and what its lines gave: rows (with the line where each starts) and
+# problems, in the file's order. A block of blank lines gives none.
+Block = tuple[int, list[Row | Problem]]
+
+
+@dataclass(frozen=True)
+class Share:
+    """The blocks of a file one reader takes: the file is cut into blocks of `size` units (JSON
+    lines; CSV records, whatever lines they span), and of each `cycle` blocks in turn the reader
+    takes those whose place in the cycle is in `taken`."""
+
+    size: int
+    cycle: int = 1
+    taken: range = range(1)
+
+    def takes(self, block: int) -> bool:
+        return block % self.cycle in self.taken
+
+
+def blocks(items: Iterable[Row | Problem], size: int) -> Iterator[Block]:
+    """`items`, rows already read (from Python dicts, not a file), in numbered blocks of `size`."""
+    remaining = iter(items)
+    for number in count():
+        block = list(islice(remaining, size))
+        if not block:
+            return
+        yield number, block
+
 
 _FORMATS: dict[str, Format] = {
     ".csv": "csv",
@@ -48,17 +82,17 @@ def file_format(path: Path) -> Format:
     return _FORMATS[suffix]
 
 
-def read_rows(
-    lines: Iterable[bytes], source: str, fmt: Format, required: tuple[str, ...]
-) -> Iterator[Row | Problem]:
-    """Every row of the file whose `lines` are given, in order, or a Problem for a row that
-    cannot be read.
+def read_blocks(
+    lines: Iterable[bytes], source: str, fmt: Format, required: tuple[str, ...], share: Share
+) -> Iterator[Block]:
+    """The blocks `share` takes of the file whose `lines` are given, in order: every row, or a
+    Problem for a row that cannot be read.
 
     A CSV header lacking a `required` column is a DataError: no row of such a file can be read.
     """
     if fmt == "csv":
-        return _csv_rows(lines, source, required)
-    return _jsonl_rows(lines, source)
+        return _csv_blocks(lines, source, required, share)
+    return _jsonl_blocks(lines, source, share)
 
 
 class _Decoded:
@@ -87,41 +121,55 @@ class _Decoded:
 _NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
 
 
-def _csv_rows(
-    lines: Iterable[bytes], source: str, required: tuple[str, ...]
-) -> Iterator[Row | Problem]:
+def _csv_blocks(
+    lines: Iterable[bytes], source: str, required: tuple[str, ...], share: Share
+) -> Iterator[Block]:
+    """Blocks of records after the header (each record the reader gives, or fails to, counts);
+    what comes before the header is block 0's."""
     decoded = _Decoded(lines)
     reader = csv.reader(decoded, strict=True)  # a stray or unclosed quote is an error
     header: list[str] | None = None
     end = 0  # the last physical line the reader has consumed
+    number, block, taken = 0, list[Row | Problem](), share.takes(0)
+    after_header = 0  # records read after the header
     while True:
         start = end + 1
+        problem: str | None = None
         try:
             cells = next(reader)
         except StopIteration:
-            return
+            break
         except csv.Error as exc:
-            end = reader.line_num
-            yield Problem(source, start, f"not valid CSV: {exc}")
-            continue
+            cells, problem = [], f"not valid CSV: {exc}"
         end = reader.line_num
-        if decoded.undecodable and decoded.undecodable[-1] >= start:
-            yield Problem(source, start, _NOT_UTF8)
+        if header is not None:
+            if after_header // share.size != number:  # the record starts a block
+                if block:
+                    yield number, block
+                number, block = after_header // share.size, []
+                taken = share.takes(number)
+            after_header += 1
+            if not taken:
+                continue
+        if problem is None and decoded.undecodable and decoded.undecodable[-1] >= start:
+            problem = _NOT_UTF8
+        if problem is not None:
+            if taken:
+                block.append(Problem(source, start, problem))
             continue
         stripped = [cell.strip() for cell in cells]
         if not any(stripped):
             continue  # blank line
-        if header is None:
+        if header is None:  # every reader finds it, whichever reports the lines before it
             header = _header(stripped, source, start, required)
-            continue
-        if len(stripped) != len(header):
-            yield Problem(
-                source,
-                start,
-                f"the row has {len(stripped)} values but the header names {len(header)} columns",
-            )
-            continue
-        yield start, {name: cell for name, cell in zip(header, stripped, strict=True) if cell}
+        elif len(stripped) != len(header):
+            problem = f"the row has {len(stripped)} values but the header names {len(header)}"
+            block.append(Problem(source, start, f"{problem} columns"))
+        else:
+            values = zip(header, stripped, strict=True)
+            block.append((start, {name: cell for name, cell in values if cell}))
+    if block:
+        yield number, block
 
 
 def _header(names: list[str], source: str, line: int, required: tuple[str, ...]) -> list[str]:
@@ -143,8 +191,21 @@ def _header(names: list[str], source: str, line: int, required: tuple[str, ...])
     return names
 
 
-def _jsonl_rows(lines: Iterable[bytes], source: str) -> Iterator[Row | Problem]:
-    for line, raw in enumerate(lines, 1):
+def _jsonl_blocks(lines: Iterable[bytes], source: str, share: Share) -> Iterator[Block]:
+    remaining = iter(lines)
+    for number in count():
+        raw_lines = list(islice(remaining, share.size))
+        if not raw_lines:
+            return
+        if share.takes(number):
+            block = list(_jsonl_rows(raw_lines, number * share.size + 1, source))
+            if block:
+                yield number, block
+
+
+def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | Problem]:
+    """The rows of `lines`, the first of which is the file's line `first`."""
+    for line, raw in enumerate(lines, first):
         fast = _orjson_object(raw)
         if fast is not None:
             yield line, fast
