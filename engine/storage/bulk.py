@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Insert, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from engine.errors import DatabaseError
 from engine.storage.db import sqlite_write_transaction
@@ -52,7 +52,10 @@ def importing(connection: Connection) -> Iterator[None]:
     rows, the customers are analyzed: without statistics SQLite reads each occurrence's
     customer through the primary key and then the table, where the index holding the zone and
     consent by id answers alone (at M, 0.05 s for the analysis). The events' lookups are
-    planned without statistics, as they were measured.
+    planned without statistics, as they were measured. The analysis needs the write lock: when
+    another process (the daemon's tick) holds it past the busy timeout, the statistics are
+    left as they were (those of an earlier import or of the schema's upgrade), as the rows are
+    stored already.
 
     On PostgreSQL: the tables an import writes are analyzed once it has stored its rows, so
     that the next evaluation is planned on their real sizes rather than on no statistics at
@@ -71,7 +74,11 @@ def importing(connection: Connection) -> Iterator[None]:
     _set(connection, {"cache_size": -_SQLITE_CACHE_KIB, "foreign_keys": 0})
     try:
         yield
-        connection.exec_driver_sql("ANALYZE customers")
+        try:
+            connection.exec_driver_sql("ANALYZE customers")
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig):  # the lock not given in time: see above
+                raise
     finally:
         connection.rollback()  # the transaction an error left open, if any
         _set(connection, before)
