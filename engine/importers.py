@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -67,11 +68,11 @@ class _Kind(Generic[T]):
     parse: Callable[[dict[str, object], bool, ZoneInfo], T]
     store: Callable[[Connection, list[T], ImportReport], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
-    # Of each CYCLE chunks of a file, those the storing process parses itself when a worker
-    # parses the others. Storing an event costs about half of what parsing it does, so with
-    # one chunk in four both processes are about as busy; storing a customer costs more than
-    # parsing one, so the worker parses them all.
-    parsed_here: range
+    # Of each CYCLE chunks of a file, how many (the first) the storing process parses itself
+    # when a worker parses the others. Storing an event costs about half of what parsing it
+    # does, so with one chunk in four both processes are about as busy; storing a customer
+    # costs more than parsing one, so the worker parses them all.
+    parsed_here: int
 
 
 _CUSTOMERS = _Kind(
@@ -80,10 +81,10 @@ _CUSTOMERS = _Kind(
     customers.parse_customer,
     customers.store_customers,
     tables.customers,
-    range(0),
+    0,
 )
 _EVENTS = _Kind(
-    "events", events.REQUIRED, events.parse_event, events.store_events, tables.events, range(1)
+    "events", events.REQUIRED, events.parse_event, events.store_events, tables.events, 1
 )
 
 
@@ -129,33 +130,50 @@ def _import_file(
     shop_zone = zone(shop_tz)
     source = str(path)
 
-    def parsed(stream: BinaryIO, share: Share) -> Iterator[_Parsed[T]]:
-        """The chunks of the file that `share` takes, parsed, each with the position it reaches."""
-        for number, records in read_blocks(stream, source, fmt, kind.required, share):
-            rows, problems = _chunk(kind, records, fmt == "csv", shop_zone, source)
-            yield _Parsed(number, rows, problems, stream.tell())
-
     with ExitStack() as stack:
         stream = stack.enter_context(_open(path))
+        status = os.fstat(stream.fileno())
+        # A file is read as far as its size when the import began: two processes reading a file
+        # still being written then read the same lines.
+        size = status.st_size if stat.S_ISREG(status.st_mode) else None
+
+        def parsed(handle: BinaryIO, share: Share) -> Iterator[_Parsed[T]]:
+            """The chunks `share` takes, parsed, each with the position in the file it reaches."""
+            lines = handle if size is None else _upto(handle, size)
+            for number, records in read_blocks(lines, source, fmt, kind.required, share):
+                rows, problems = _chunk(kind, records, fmt == "csv", shop_zone, source)
+                yield _Parsed(number, rows, problems, handle.tell())
+
         if PARSE_IN_WORKER and can_fork():
-            here = kind.parsed_here
-            # Each process reads the file through its own handle: a forked one would share the
-            # position in the file with this one.
-            mine = stack.enter_context(_open(path)) if here else None
-            theirs = Share(CHUNK_SIZE, CYCLE, range(here.stop, CYCLE))
+            here = kind.parsed_here if size is not None else 0  # a pipe is read once
+            theirs = Share(CHUNK_SIZE, CYCLE, range(here, CYCLE))
             messages: Iterable[_Parsed[T]] = stack.enter_context(
                 in_worker(lambda: parsed(stream, theirs))
             )
-            if mine is not None:
-                own = parsed(mine, Share(CHUNK_SIZE, CYCLE, here))
+            if here:
+                # The same file through a handle of its own (the worker's shares its position
+                # with `stream`), even if the path names another file by now (Linux, as a fork).
+                mine = stack.enter_context(open(f"/proc/self/fd/{stream.fileno()}", "rb"))
+                own = parsed(mine, Share(CHUNK_SIZE, CYCLE, range(here)))
                 messages = heapq.merge(own, messages, key=_number)
         else:
             messages = parsed(stream, Share(CHUNK_SIZE))
         # The bar is started after the fork: it has a thread of its own.
-        size = os.fstat(stream.fileno()).st_size
-        reached = stack.enter_context(_progress(path.name, size, progress))
+        reached = stack.enter_context(_progress(path.name, status.st_size, progress))
         chunks = _reporting(messages, reached)
         return _store(kind, engine, chunks, ImportReport(kind.name, source))
+
+
+def _upto(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines of `stream` within its first `size` bytes (the last one cut there)."""
+    left = size
+    for line in stream:
+        if left <= 0:
+            return
+        if len(line) > left:
+            line = line[:left]
+        left -= len(line)
+        yield line
 
 
 def _open(path: Path) -> BinaryIO:
@@ -259,25 +277,32 @@ def _store(
 def _store_in(
     kind: _Kind[T], engine: Engine, chunks: Iterable[_Chunk[T]], report: ImportReport
 ) -> ImportReport:
-    with engine.connect() as connection, importing(connection):
+    with engine.connect() as connection, importing(connection) as imported:
         with first_load(connection, kind.table) as loading:
             if loading:  # one transaction, the table's lookup indexes built at its end
                 for rows, problems in chunks:
                     report.problems.extend(problems)
                     kind.store(connection, rows, report)
-                return report
-        held = 0  # rows stored in the open transaction
-        for rows, problems in chunks:
-            report.problems.extend(problems)
-            if not rows:
-                continue
-            if not connection.in_transaction():
-                connection.begin()
-            kind.store(connection, rows, report)
-            held += len(rows)
-            if held >= BATCH_SIZE:
-                connection.commit()
-                held = 0
-        if connection.in_transaction():
-            connection.commit()
+        if not loading:
+            _store_committing(kind, connection, chunks, report)
+    report.analyzed = imported.analyzed
     return report
+
+
+def _store_committing(
+    kind: _Kind[T], connection: Connection, chunks: Iterable[_Chunk[T]], report: ImportReport
+) -> None:
+    held = 0  # rows stored in the open transaction
+    for rows, problems in chunks:
+        report.problems.extend(problems)
+        if not rows:
+            continue
+        if not connection.in_transaction():
+            connection.begin()
+        kind.store(connection, rows, report)
+        held += len(rows)
+        if held >= BATCH_SIZE:
+            connection.commit()
+            held = 0
+    if connection.in_transaction():
+        connection.commit()

@@ -40,10 +40,11 @@ def us(*parts: int, hours: float = 0) -> int:
 
 @pytest.fixture(autouse=True, params=["this process", "a worker"])
 def parsing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs with files parsed in this process, and parsed in a worker process in
-    chunks of 2 rows stored in transactions of 3 or more (so that chunks and transactions end
-    inside every test file)."""
+    """Every test runs with files parsed in this process, and parsed in chunks of 2 rows of the
+    file (lines, CSV records) shared by a worker process and this one, stored in transactions
+    of 3 or more (so that chunks and transactions end inside every test file)."""
     if request.param == "a worker":
+        assert importers.can_fork()  # else this would be "this process" again
         monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
         monkeypatch.setattr(importers, "BATCH_SIZE", 3)
     else:
@@ -452,12 +453,13 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("first_load", [True, False])
 def test_a_file_is_stored_in_its_order_whichever_process_parses_each_chunk(
-    engine, tmp_path, first_load
+    engine, tmp_path, monkeypatch, parsing, first_load
 ):
     """With a worker, the storing process parses the first chunk (of 2 lines) of each four and
     the worker the rest: the events are stored in the file's order, the first of two with one
     key is kept, and the problems are reported in the order of their lines."""
     at = "2026-05-01T08:00:00Z"
+    chunk = importers._chunk
     if not first_load:
         import_event_rows(engine, [{"id": "m", "customer": "c1", "type": "a.b", "at": at}], "UTC")
     ids = ["z", "b", "m", "y", "b", "a", "x", "c", "k", "j", "d", "w", "e", "v", "f", "u", "g"]
@@ -467,13 +469,40 @@ def test_a_file_is_stored_in_its_order_whichever_process_parses_each_chunk(
     ]
     lines[5] = lines[11] = lines[16] = "{"
     path = write(tmp_path, "e.jsonl", "\n".join(lines) + "\n")
+    here = []  # the chunks this process parsed (a worker's calls are made in its own copy)
+    monkeypatch.setattr(importers, "_chunk", lambda *args: here.append(1) or chunk(*args))
     report = import_events(engine, path, "UTC")
+    # With a worker, chunks 0, 4 and 8 of 9; else one chunk of 5,000 lines.
+    assert len(here) == (3 if parsing == "a worker" else 1)
     kept = [i for n, i in enumerate(ids) if n not in (5, 11, 16)]
     problem = "not valid JSON: Expecting property name enclosed in double quotes (column 2)"
     assert messages(report) == [f"{path}:{line}: {problem}" for line in (6, 12, 17)]
     with engine.connect() as conn:
         stored = conn.scalars(select(events.c.key).order_by(events.c.pk)).all()
     assert stored == list(dict.fromkeys(([] if first_load else ["m"]) + kept))
+
+
+def test_lines_written_to_a_file_after_its_import_began_are_not_read(engine, tmp_path, monkeypatch):
+    """Both processes read a file as far as its size when the import began, so that they agree
+    on its lines even while something still writes to it."""
+    at = "2026-05-01T08:00:00Z"
+    lines = [
+        f'{{"id": "e{n}", "customer": "c1", "type": "a.b", "at": "{at}"}}\n' for n in range(3000)
+    ]
+    path = write(tmp_path, "e.jsonl", "".join(lines))
+    chunk, appended = importers._chunk, []
+
+    def appending(*args):
+        if not appended:
+            with path.open("a") as more:
+                more.write(f'{{"id": "late", "customer": "c1", "type": "a.b", "at": "{at}"}}\n')
+            appended.append(True)
+        return chunk(*args)
+
+    monkeypatch.setattr(importers, "_chunk", appending)
+    report = import_events(engine, path, "UTC")
+    assert (report.added, report.problems) == (3000, [])
+    assert "late" not in {event["key"] for event in stored_events(engine)}
 
 
 def import_failing_at_the_fourth_chunk(engine, tmp_path, monkeypatch) -> Path:
@@ -921,8 +950,15 @@ def test_an_import_whose_statistics_wait_too_long_for_the_lock_keeps_its_rows_qu
             holder.rollback()
             holder.close()
     assert len(holders) == 1
-    assert (report.added, report.problems) == (2, [])
+    assert (report.added, report.problems, report.analyzed) == (2, [], False)
+    assert report.summary().endswith(
+        "; the customers' statistics were not updated, as another process held the database's"
+        " write lock (importing again updates them)"
+    )
     assert sorted(stored_customers(engine)) == ["c1", "c2"]
+    event.remove(engine, "before_cursor_execute", lock_first)
+    again = import_customer_rows(engine, [{"id": "c1"}], "UTC")
+    assert again.analyzed and "statistics" not in again.summary()
     engine.dispose()
     other.dispose()
 

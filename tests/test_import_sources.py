@@ -36,17 +36,30 @@ CSV_LINES = [
 ]
 
 
-def whole(lines: list[bytes], fmt: Format, size: int) -> list[object]:
-    return [row for _, block in read_blocks(lines, "f", fmt, (), Share(size)) for row in block]
+def whole(lines: list[bytes], fmt: Format, size: int) -> str:
+    """What one reader of the whole file gives, or the error it raises."""
+    try:
+        read = read_blocks(lines, "f", fmt, (), Share(size))
+        return repr([row for _, block in read for row in block])
+    except DataError as exc:
+        return repr(exc)
 
 
-def shared(lines: list[bytes], fmt: Format, size: int, here: range) -> list[object]:
-    """The blocks of two readers taking `here` and the rest of each cycle of four, merged."""
-    mine = list(read_blocks(lines, "f", fmt, (), Share(size, 4, here)))
+def shared(lines: list[bytes], fmt: Format, size: int, here: range) -> str:
+    """What two readers taking `here` and the rest of each cycle of four give, merged; or the
+    error each raises."""
+    try:
+        mine = list(read_blocks(lines, "f", fmt, (), Share(size, 4, here)))
+    except DataError as exc:
+        mine_failed = repr(exc)
+        with pytest.raises(DataError) as theirs_failed:
+            list(read_blocks(lines, "f", fmt, (), Share(size, 4, range(here.stop, 4))))
+        assert repr(theirs_failed.value) == mine_failed
+        return mine_failed
     theirs = list(read_blocks(lines, "f", fmt, (), Share(size, 4, range(here.stop, 4))))
     assert not {n for n, _ in mine} & {n for n, _ in theirs}
     merged = heapq.merge(mine, theirs, key=lambda block: block[0])
-    return [row for _, block in merged for row in block]
+    return repr([row for _, block in merged for row in block])
 
 
 @settings(max_examples=300, deadline=None)
@@ -62,13 +75,16 @@ def test_json_lines_shared_between_readers_are_read_as_by_one(lines, size, here)
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.sampled_from([b"\n", b" , ,\n"]), max_size=2),
+    st.lists(
+        st.sampled_from([b"\n", b" , ,\n", b"\xef\xbb\xbf\n", b"\xff,x\n", b'"a"b\n']), max_size=2
+    ),
     st.lists(st.sampled_from(CSV_LINES), max_size=14),
     st.integers(1, 3),
     st.sampled_from([range(0), range(1), range(2)]),
 )
 def test_csv_shared_between_readers_is_read_as_by_one(before, rows, size, here):
-    """Blank lines may come before the header, which every reader must find."""
+    """Blank, undecodable or broken lines may come before the header, which every reader must
+    find (or fail to, alike)."""
     lines = b"".join([*before, b"customer,type,n\n", *rows]).splitlines(keepends=True)
     assert shared(lines, "csv", size, here) == whole(lines, "csv", size)
     assert whole(lines, "csv", size) == whole(lines, "csv", 1000)

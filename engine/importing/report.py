@@ -40,6 +40,9 @@ class ImportReport:
     unchanged: int = 0
     customers_created: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # False when SQLite's statistics of the customers could not be updated after storing
+    # (another process held the write lock): simulations plan without them until the next import.
+    analyzed: bool = True
 
     @property
     def bad(self) -> int:
@@ -55,4 +58,9 @@ class ImportReport:
         text = f"{self.source}: {', '.join(parts)}"
         if self.customers_created:
             text += f"; {self.customers_created} new customers created"
+        if not self.analyzed:
+            text += (
+                "; the customers' statistics were not updated, as another process held the"
+                " database's write lock (importing again updates them)"
+            )
         return text

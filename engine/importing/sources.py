@@ -163,8 +163,8 @@ def _csv_blocks(
         if header is None:  # every reader finds it, whichever reports the lines before it
             header = _header(stripped, source, start, required)
         elif len(stripped) != len(header):
-            problem = f"the row has {len(stripped)} values but the header names {len(header)}"
-            block.append(Problem(source, start, f"{problem} columns"))
+            counts = f"{len(stripped)} values but the header names {len(header)} columns"
+            block.append(Problem(source, start, f"the row has {counts}"))
         else:
             values = zip(header, stripped, strict=True)
             block.append((start, {name: cell for name, cell in values if cell}))

@@ -1,5 +1,6 @@
 """Running a generator in a second process: the rows of a file are parsed there while this
-process stores those already parsed, so an import keeps two cores busy.
+process stores those already parsed (and parses a share of an events file: engine.importers),
+so an import keeps two cores busy.
 
 The second process is a fork of this one, made only where forking is safe: on Linux, and while
 this process runs no other thread (a fork copies the calling thread alone; a lock another

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Insert, Table
@@ -40,8 +41,16 @@ def _insert(connection: Connection, table: Table) -> sqlite.Insert | postgresql.
     raise DatabaseError(f"Nudge works with SQLite and PostgreSQL, not {name}")
 
 
+@dataclass
+class Imported:
+    """What `importing` did after its block: `analyzed` is False where the statistics could
+    not be updated (see there)."""
+
+    analyzed: bool = True
+
+
 @contextmanager
-def importing(connection: Connection) -> Iterator[None]:
+def importing(connection: Connection) -> Iterator[Imported]:
     """`connection` set up for an import while the block runs, then as it was.
 
     On SQLite: a page cache of 64 MB instead of 2 (each row stored updates the indexes at
@@ -54,31 +63,33 @@ def importing(connection: Connection) -> Iterator[None]:
     consent by id answers alone (at M, 0.05 s for the analysis). The events' lookups are
     planned without statistics, as they were measured. The analysis needs the write lock: when
     another process (the daemon's tick) holds it past the busy timeout, the statistics are
-    left as they were (those of an earlier import or of the schema's upgrade), as the rows are
-    stored already.
+    left as they were (those of an earlier import or of the schema's upgrade, if any), as the
+    rows are stored already, and what is yielded says so.
 
     On PostgreSQL: the tables an import writes are analyzed once it has stored its rows, so
     that the next evaluation is planned on their real sizes rather than on no statistics at
     all (autovacuum would only get to it a minute or more later).
     """
+    imported = Imported()
     if connection.dialect.name == "postgresql":
-        yield
+        yield imported
         connection.exec_driver_sql(f"ANALYZE {', '.join(_IMPORTED)}")
         connection.commit()
         return
     if connection.dialect.name != "sqlite":
-        yield
+        yield imported
         return
     # Outside a transaction, where SQLite takes `foreign_keys` into account.
     before = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in _PRAGMAS}
     _set(connection, {"cache_size": -_SQLITE_CACHE_KIB, "foreign_keys": 0})
     try:
-        yield
+        yield imported
         try:
             connection.exec_driver_sql("ANALYZE customers")
         except OperationalError as exc:
             if "locked" not in str(exc.orig):  # the lock not given in time: see above
                 raise
+            imported.analyzed = False
     finally:
         connection.rollback()  # the transaction an error left open, if any
         _set(connection, before)
