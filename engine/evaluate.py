@@ -378,7 +378,7 @@ class _Passing:
         columns += [compiler.value(action.amount, "number") for _, action in points]
         marketing = _is_marketing(rule)
         if marketing:
-            here = ruleset.excludes and rule.position not in due.late_exclude
+            here = bool(ruleset.excludes) and rule.position not in due.late_exclude
             excluded = _excluded(compiler, ruleset, due.gated) if here else None
             columns.append(_policies(gates.consent(customers, cand.c.due_us, due.gated), excluded))
         select = sa.select(*columns).select_from(source).where(*where)
