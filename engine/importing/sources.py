@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import count, islice
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import orjson
 
@@ -34,6 +34,7 @@ from engine.storage.jsontext import LONG_DIGITS_BYTES
 
 Format = Literal["csv", "jsonl"]
 Row = tuple[int, dict[str, object]]
+T = TypeVar("T")
 # A block's number, from 0, and what its lines gave: rows (with the line where each starts) and
 # problems, in the file's order. A block of blank lines gives none.
 Block = tuple[int, list[Row | Problem]]
@@ -53,8 +54,9 @@ class Share:
         return block % self.cycle in self.taken
 
 
-def blocks(items: Iterable[Row | Problem], size: int) -> Iterator[Block]:
-    """`items`, rows already read (from Python dicts, not a file), in numbered blocks of `size`."""
+def blocks(items: Iterable[T], size: int) -> Iterator[tuple[int, list[T]]]:
+    """`items` in numbered blocks of `size` (the last may hold fewer): a file's lines, or rows
+    already read (from Python dicts)."""
     remaining = iter(items)
     for number in count():
         block = list(islice(remaining, size))
@@ -192,11 +194,7 @@ def _header(names: list[str], source: str, line: int, required: tuple[str, ...])
 
 
 def _jsonl_blocks(lines: Iterable[bytes], source: str, share: Share) -> Iterator[Block]:
-    remaining = iter(lines)
-    for number in count():
-        raw_lines = list(islice(remaining, share.size))
-        if not raw_lines:
-            return
+    for number, raw_lines in blocks(lines, share.size):
         if share.takes(number):
             block = list(_jsonl_rows(raw_lines, number * share.size + 1, source))
             if block:
