@@ -31,7 +31,8 @@ from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
 from engine.importing.report import ImportReport, Problem, RowError
 from engine.importing.sources import Row, Share, blocks, file_format, read_blocks
-from engine.importing.worker import can_fork, in_worker
+from engine.importing.worker import in_worker
+from engine.processes import can_fork
 from engine.storage import tables
 from engine.storage.bulk import first_load, importing
 from engine.storage.db import BUSY_TIMEOUT_S

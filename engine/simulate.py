@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import multiprocessing as mp
 import os
 import pickle
 import resource
@@ -31,6 +30,7 @@ from engine.collector import fewer_collections
 from engine.config import Config
 from engine.errors import NudgeError
 from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
+from engine.processes import worker_context
 from engine.records import ActionRecord, Row
 from engine.storage.db import create
 from engine.triggers import BATCH_CUSTOMERS, Customers, customer_batches
@@ -111,7 +111,7 @@ def _spill_runs(
     if len(runs) == 1:
         return [part(engine, 0, runs[0])]
     url = engine.url.render_as_string(hide_password=False)
-    pool = ProcessPoolExecutor(len(runs) - 1, mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(len(runs) - 1, mp_context=worker_context())
     try:
         pending = [pool.submit(part, url, i, run) for i, run in enumerate(runs[1:], 1)]
         spilled = [part(engine, 0, runs[0])] + [job.result() for job in pending]
@@ -148,8 +148,8 @@ def _workers(engine: Engine, asked: int | None) -> int:
 
 def _runs(batches: list[Customers], workers: int) -> list[list[Customers]]:
     """The batches cut into at most `workers` contiguous runs of (nearly) equal length, each of
-    at least `BATCHES_PER_WORKER` (a worker costs a second to start, and finds its occurrences
-    due on its own)."""
+    at least `BATCHES_PER_WORKER` (a worker finds its occurrences due on its own, and one spawned,
+    not forked, takes a second to start: engine.processes)."""
     count = max(1, min(workers, len(batches) // BATCHES_PER_WORKER))
     size, extra = divmod(len(batches), count)
     runs, start = [], 0

@@ -7,6 +7,7 @@ Locally a missing server skips those tests; under CI=true it fails them.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from engine.processes import can_fork
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 
@@ -57,3 +59,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
     yield url
+
+
+@pytest.fixture
+def only_this_thread() -> None:
+    """Wait (bounded) for threads earlier tests stopped to end, then assert that this process
+    may fork (`engine.processes.can_fork`): else a test of a forked worker would silently run
+    without one. Once in the whole suite such a thread was still ending."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            thread.join(timeout=10)
+    assert can_fork(), [thread.name for thread in threading.enumerate()]

@@ -44,12 +44,7 @@ def parsing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     file (lines, CSV records) shared by a worker process and this one, stored in transactions
     of 3 or more (so that chunks and transactions end inside every test file)."""
     if request.param == "a worker":
-        # Else this would be "this process" again. A thread an earlier test stopped may still be
-        # ending (seen once in the whole suite).
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread():
-                thread.join(timeout=10)
-        assert importers.can_fork(), [thread.name for thread in threading.enumerate()]
+        request.getfixturevalue("only_this_thread")  # else this would be "this process" again
         monkeypatch.setattr(importers, "CHUNK_SIZE", 2)
         monkeypatch.setattr(importers, "BATCH_SIZE", 3)
     else:

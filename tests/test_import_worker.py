@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from engine.errors import DataError
-from engine.importing.worker import WorkerError, can_fork, in_worker
+from engine.importing.worker import WorkerError, in_worker
+from engine.processes import can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="a worker is forked on Linux only")
 

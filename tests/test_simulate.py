@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,17 @@ from engine.errors import NudgeError
 from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
+from engine.processes import worker_context
 from engine.ruleset import load_rule_set
-from engine.simulate import GROUP_BATCHES, Spilled, Tally, _runs, _spill_part, simulate, stream
+from engine.simulate import (
+    GROUP_BATCHES,
+    Spilled,
+    Tally,
+    _runs,
+    _spill_part,
+    simulate,
+    stream,
+)
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.tick import tick
@@ -74,6 +84,26 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
     assert [a.to_json() for a in simulate(engine, ruleset, CONFIG, START, END, 25).actions] == whole
     rules_that_acted = {record["rule"] for record in whole}
     assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
+
+
+def test_workers_are_spawned_while_another_thread_runs(
+    shop_db: str, only_this_thread: None
+) -> None:
+    """A fork would copy only this thread (a lock the other holds would stay held in the copy)."""
+    engine = open_database(shop_db)
+    ruleset = load_rule_set(SHOP, CONFIG)
+    assert worker_context().get_start_method() == "fork"
+    forked = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=9, workers=3)]
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert worker_context().get_start_method() == "spawn"
+        spawned = stream(engine, ruleset, CONFIG, START, END, batch=9, workers=3)
+        assert [a.to_json() for a in spawned] == forked
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _dies_in_a_worker(*args: Any) -> Spilled:

@@ -2,9 +2,8 @@
 process stores those already parsed (and parses a share of an events file: engine.importers),
 so an import keeps two cores busy.
 
-The second process is a fork of this one, made only where forking is safe: on Linux, and while
-this process runs no other thread (a fork copies the calling thread alone; a lock another
-thread held would stay held in the copy). What the generator yields comes back pickled through
+The second process is a fork of this one, made only where forking is safe
+(`engine.processes.can_fork`). What the generator yields comes back pickled through
 a pipe, at most a megabyte ahead of the consumer, so memory stays bounded. An exception
 in the worker is raised here; when the consumer leaves the block early (an error while storing,
 Ctrl-C), the worker is stopped too.
@@ -15,8 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import signal
-import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -29,11 +26,6 @@ from engine.collector import fewer_collections
 from engine.errors import NudgeError
 
 M = TypeVar("M")
-
-
-def can_fork() -> bool:
-    """Whether `in_worker` may be used now."""
-    return sys.platform == "linux" and threading.active_count() == 1
 
 
 @dataclass(frozen=True)
