@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 import threading
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cli import cli
 from engine import simulate as engine_simulate
@@ -23,11 +26,13 @@ from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.processes import worker_context
+from engine.records import Row
 from engine.ruleset import load_rule_set
 from engine.simulate import (
     GROUP_BATCHES,
     Spilled,
     Tally,
+    _merged,
     _runs,
     _spill_part,
     simulate,
@@ -104,6 +109,28 @@ def test_workers_are_spawned_while_another_thread_runs(
     finally:
         stop.set()
         thread.join()
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 20), st.text("ab", max_size=2)), unique=True),
+    st.integers(1, 6),
+    st.randoms(use_true_random=False),
+)
+def test_sorted_runs_in_chunks_merge_into_one_order(
+    rows: list[Row], count: int, random: Any
+) -> None:
+    """The merge of a simulation's spill files: runs of rows (the batches' actions, sorted), each
+    cut into chunks of any size, some empty (none is spilled, but one would do no harm)."""
+    runs: list[list[Row]] = [[] for _ in range(count)]
+    for row in rows:
+        runs[random.randrange(count)].append(row)
+    sources = []
+    for run in runs:
+        run.sort()
+        cuts = sorted(random.choices(range(len(run) + 1), k=random.randrange(4)))
+        bounds = [0, *cuts, len(run)]
+        sources.append(iter([run[a:b] for a, b in itertools.pairwise(bounds)]))
+    assert list(_merged(sources)) == sorted(rows)
 
 
 def _dies_in_a_worker(*args: Any) -> Spilled:
