@@ -18,13 +18,25 @@ from collections.abc import Iterator
 COLLECT_AFTER = 100_000
 
 
+_held = 0  # blocks of `fewer_collections` open now
+_saved = gc.get_threshold()  # the threshold before the first of them
+
+
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
     """Collect after `COLLECT_AFTER` allocations instead of 700 until the block ends. The few
-    objects in cycles (SQLAlchemy makes some per statement) wait a little longer for theirs."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], COLLECT_AFTER), *threshold[1:])
+    objects in cycles (SQLAlchemy makes some per statement) wait a little longer for theirs.
+
+    Blocks may overlap without nesting (a simulation's merge holds one open while its consumer
+    runs, which may open its own): the threshold is put back when the last of them ends."""
+    global _held, _saved
+    if _held == 0:
+        _saved = gc.get_threshold()
+        gc.set_threshold(max(_saved[0], COLLECT_AFTER), *_saved[1:])
+    _held += 1
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
+        _held -= 1
+        if _held == 0:
+            gc.set_threshold(*_saved)

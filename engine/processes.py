@@ -1,8 +1,8 @@
 """Starting worker processes: forked where that is safe, else spawned.
 
-A forked process starts at once, with the engine already imported and the rule set already
-built; a spawned one starts a new interpreter and imports the engine first (0.75 s at the M
-benchmark shop, a second in all before its first batch). A fork copies only the thread that
+A forked process starts at once, with the engine already imported; a spawned one starts a new
+interpreter and imports the engine first (0.75 s here: a simulation's worker began its first
+batch about a second after the simulating process). A fork copies only the thread that
 calls it, so a lock another thread held would stay held in the copy: forking is safe only on
 Linux, while this process runs no other thread.
 """

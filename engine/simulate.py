@@ -99,7 +99,9 @@ def stream(
             for paths, occurrences in spilled:
                 tally.occurrences += occurrences
                 files.extend(open(path, "rb") for path in paths)  # noqa: SIM115
-            # The chunks read in hold rows by the thousand, which reference counting frees.
+            # The chunks read in hold rows by the thousand, which reference counting frees: with
+            # the default threshold they set off full collections over this process's heap.
+            # The threshold stays raised while the consumer runs, until the merge ends.
             with fewer_collections():
                 yield from map(ActionRecord.from_row, _merged([_chunks(file) for file in files]))
         finally:
@@ -113,6 +115,9 @@ def _spill_runs(
     """The first run in this process, each other in a worker process, at the same time."""
     if len(runs) == 1:
         return [part(engine, 0, runs[0])]
+    # A forked worker must not use the connections it inherits (SQLAlchemy does not see the
+    # fork): it is given the URL and opens its own. Those of `stream` are all back in the pool
+    # here, holding no lock, which SQLite's bookkeeping (copied by a fork) would carry over.
     url = engine.url.render_as_string(hide_password=False)
     pool = ProcessPoolExecutor(len(runs) - 1, mp_context=worker_context())
     try:
@@ -208,13 +213,14 @@ def _chunks(handle: IO[bytes]) -> Iterator[list[Row]]:
     """The chunks of rows of a spill file, in order."""
     while True:
         try:
-            yield pickle.load(handle)
+            rows = pickle.load(handle)
         except EOFError:
             return
+        yield rows
 
 
 def _merged(sources: list[Iterator[list[Row]]]) -> Iterator[Row]:
-    """The rows of `sources`, each a sorted run cut into chunks, in order; no two rows equal.
+    """The rows of `sources`, each a sorted run cut into chunks, in order.
 
     Merged in rounds rather than row by row (`heapq.merge` costs a Python step per row): a round
     takes, from every source, the rows up to the least of the chunks' last rows, and sorts them
@@ -243,7 +249,7 @@ def _merged(sources: list[Iterator[list[Row]]]) -> Iterator[Row]:
             i = heapq.heappop(nexts)[1]
             chunk, offset = chunks[i], offsets[i]
             end = bisect.bisect_right(chunk, limit, offset)
-            taken.extend(chunk[offset:end] if offset or end < len(chunk) else chunk)
+            taken.extend(chunk[offset:end])
             offsets[i] = end
             if end < len(chunk):
                 left.append(i)

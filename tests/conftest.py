@@ -7,6 +7,7 @@ Locally a missing server skips those tests; under CI=true it fails them.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -65,8 +66,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def only_this_thread() -> None:
     """Wait (bounded) for threads earlier tests stopped to end, then assert that this process
     may fork (`engine.processes.can_fork`): else a test of a forked worker would silently run
-    without one. Once in the whole suite such a thread was still ending."""
+    without one. Once in the whole suite such a thread was still ending. Skipped where no
+    worker is forked (not Linux)."""
+    if sys.platform != "linux":
+        pytest.skip("workers are forked on Linux only")
     for thread in threading.enumerate():
         if thread is not threading.current_thread():
             thread.join(timeout=10)
     assert can_fork(), [thread.name for thread in threading.enumerate()]
+
+
+@pytest.fixture
+def another_thread() -> Iterator[None]:
+    """A second thread in this process, running until the test ends."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="another thread")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

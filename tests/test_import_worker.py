@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -80,15 +79,3 @@ def test_stopping_early_stops_the_worker():
     with pytest.raises(RuntimeError, match="the disk is full"), in_worker(produce):
         raise RuntimeError("the disk is full")  # before a message is read
     assert multiprocessing.active_children() == []
-
-
-def test_no_fork_while_another_thread_runs():
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    thread.start()
-    try:
-        assert not can_fork()
-    finally:
-        stop.set()
-        thread.join()
-    assert can_fork()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import itertools
 import json
 import os
-import threading
+import random
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -91,24 +93,41 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
     assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
 
 
-def test_workers_are_spawned_while_another_thread_runs(
-    shop_db: str, only_this_thread: None
+@pytest.mark.parametrize("threads", ["this one alone", "another too"])
+def test_workers_are_forked_unless_another_thread_runs(
+    shop_db: str, threads: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fork would copy only this thread (a lock the other holds would stay held in the copy)."""
+    """A fork would copy only this thread (a lock the other holds would stay held in the copy):
+    then the workers are spawned, and simulate the same."""
+    request.getfixturevalue("only_this_thread" if threads == "this one alone" else "another_thread")
+    methods: list[str] = []
+
+    def recorded() -> BaseContext:
+        context = worker_context()
+        methods.append(context.get_start_method())
+        return context
+
+    monkeypatch.setattr(engine_simulate, "worker_context", recorded)
     engine = open_database(shop_db)
     ruleset = load_rule_set(SHOP, CONFIG)
-    assert worker_context().get_start_method() == "fork"
-    forked = [a.to_json() for a in stream(engine, ruleset, CONFIG, START, END, batch=9, workers=3)]
-    stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
-    thread.start()
-    try:
-        assert worker_context().get_start_method() == "spawn"
-        spawned = stream(engine, ruleset, CONFIG, START, END, batch=9, workers=3)
-        assert [a.to_json() for a in spawned] == forked
-    finally:
-        stop.set()
-        thread.join()
+    shared = stream(engine, ruleset, CONFIG, START, END, batch=9, workers=3)
+    alone = simulate(engine, ruleset, CONFIG, START, END).actions
+    assert [a.to_json() for a in shared] == [a.to_json() for a in alone]
+    assert methods == ["fork" if threads == "this one alone" else "spawn"]
+
+
+def test_the_collector_is_as_before_once_the_merge_ends_or_is_left(shop_db: str) -> None:
+    """The merge raises the threshold of collections (engine.collector) while it streams."""
+    engine = open_database(shop_db)
+    ruleset = load_rule_set(SHOP, CONFIG)
+    before = gc.get_threshold()
+    records = stream(engine, ruleset, CONFIG, START, END, batch=9, workers=1)
+    next(records)
+    assert gc.get_threshold() != before
+    records.close()  # the consumer stops early
+    assert gc.get_threshold() == before
+    assert list(stream(engine, ruleset, CONFIG, START, END, batch=9, workers=1))
+    assert gc.get_threshold() == before
 
 
 @given(
@@ -117,17 +136,17 @@ def test_workers_are_spawned_while_another_thread_runs(
     st.randoms(use_true_random=False),
 )
 def test_sorted_runs_in_chunks_merge_into_one_order(
-    rows: list[Row], count: int, random: Any
+    rows: list[Row], count: int, rnd: random.Random
 ) -> None:
     """The merge of a simulation's spill files: runs of rows (the batches' actions, sorted), each
     cut into chunks of any size, some empty (none is spilled, but one would do no harm)."""
     runs: list[list[Row]] = [[] for _ in range(count)]
     for row in rows:
-        runs[random.randrange(count)].append(row)
+        runs[rnd.randrange(count)].append(row)
     sources = []
     for run in runs:
         run.sort()
-        cuts = sorted(random.choices(range(len(run) + 1), k=random.randrange(4)))
+        cuts = sorted(rnd.choices(range(len(run) + 1), k=rnd.randrange(4)))
         bounds = [0, *cuts, len(run)]
         sources.append(iter([run[a:b] for a, b in itertools.pairwise(bounds)]))
     assert list(_merged(sources)) == sorted(rows)
@@ -135,14 +154,18 @@ def test_sorted_runs_in_chunks_merge_into_one_order(
 
 def _dies_in_a_worker(*args: Any) -> Spilled:
     """`_spill_part`, except that a worker process running it ends at once, as one killed
-    would (this module is imported again in the worker, by name; the worker inherits the
-    environment, which names the test's own process)."""
+    would (the worker, forked or spawned, inherits the environment, which names the test's own
+    process)."""
     if os.getpid() != int(os.environ["NUDGE_TEST_SIMULATING_PID"]):
         os._exit(3)
     return _spill_part(*args)
 
 
-def test_a_worker_that_dies_is_an_error(shop_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("threads", ["this one alone", "another too"])  # forked, spawned
+def test_a_worker_that_dies_is_an_error(
+    shop_db: str, threads: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request.getfixturevalue("only_this_thread" if threads == "this one alone" else "another_thread")
     monkeypatch.setenv("NUDGE_TEST_SIMULATING_PID", str(os.getpid()))
     monkeypatch.setattr(engine_simulate, "_spill_part", _dies_in_a_worker)
     engine = open_database(shop_db)
