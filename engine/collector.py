@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 # Net allocations between two collections of the youngest generation while `fewer_collections`
@@ -18,8 +19,9 @@ from collections.abc import Iterator
 COLLECT_AFTER = 100_000
 
 
-_held = 0  # blocks of `fewer_collections` open now
+_held = 0  # blocks of `fewer_collections` open now, in every thread (the threshold is global)
 _saved = gc.get_threshold()  # the threshold before the first of them
+_counting = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -30,13 +32,15 @@ def fewer_collections() -> Iterator[None]:
     Blocks may overlap without nesting (a simulation's merge holds one open while its consumer
     runs, which may open its own): the threshold is put back when the last of them ends."""
     global _held, _saved
-    if _held == 0:
-        _saved = gc.get_threshold()
-        gc.set_threshold(max(_saved[0], COLLECT_AFTER), *_saved[1:])
-    _held += 1
+    with _counting:
+        if _held == 0:
+            _saved = gc.get_threshold()
+            gc.set_threshold(max(_saved[0], COLLECT_AFTER), *_saved[1:])
+        _held += 1
     try:
         yield
     finally:
-        _held -= 1
-        if _held == 0:
-            gc.set_threshold(*_saved)
+        with _counting:
+            _held -= 1
+            if _held == 0:
+                gc.set_threshold(*_saved)
