@@ -93,13 +93,19 @@ def test_batches_of_customers_change_nothing(shop_db: str) -> None:
     assert {"weekly group buy", "mid-autumn greeting", "thank you"} <= rules_that_acted
 
 
-@pytest.mark.parametrize("threads", ["this one alone", "another too"])
+@pytest.fixture(params=["this one alone", "another too"])
+def threads(request: pytest.FixtureRequest) -> str:
+    """The test runs with this thread alone (workers are forked), then beside another (spawned)."""
+    alone = request.param == "this one alone"
+    request.getfixturevalue("only_this_thread" if alone else "another_thread")
+    return str(request.param)
+
+
 def test_workers_are_forked_unless_another_thread_runs(
-    shop_db: str, threads: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    shop_db: str, threads: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fork would copy only this thread (a lock the other holds would stay held in the copy):
     then the workers are spawned, and simulate the same."""
-    request.getfixturevalue("only_this_thread" if threads == "this one alone" else "another_thread")
     methods: list[str] = []
 
     def recorded() -> BaseContext:
@@ -161,11 +167,8 @@ def _dies_in_a_worker(*args: Any) -> Spilled:
     return _spill_part(*args)
 
 
-@pytest.mark.parametrize("threads", ["this one alone", "another too"])  # forked, spawned
-def test_a_worker_that_dies_is_an_error(
-    shop_db: str, threads: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    request.getfixturevalue("only_this_thread" if threads == "this one alone" else "another_thread")
+@pytest.mark.usefixtures("threads")  # forked, then spawned
+def test_a_worker_that_dies_is_an_error(shop_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NUDGE_TEST_SIMULATING_PID", str(os.getpid()))
     monkeypatch.setattr(engine_simulate, "_spill_part", _dies_in_a_worker)
     engine = open_database(shop_db)
