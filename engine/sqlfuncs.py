@@ -17,7 +17,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-_NUMBER_RE = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?\s*$"
+# Blanks as JSON has them, which are what SQLite's `json_valid` allows around a number: space,
+# tab, CR and LF (PostgreSQL's `\s` would take a vertical tab or a form feed too).
+_NUMBER_RE = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?[ \t\n\r]*$"
 _NUMBER_LENGTH = 45
 
 

@@ -369,6 +369,8 @@ def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path)
             {"id": "padded", "size": " 3.50 "},
             {"id": "huge", "size": "1e999"},
             {"id": "exp", "size": "1e5"},
+            {"id": "vertical tab", "size": "\u000b3"},
+            {"id": "form feed", "size": "3\f"},
         ],
         [],
     )
