@@ -259,7 +259,9 @@ def _deliveries(
     ]
     if not wanted:
         return 0
-    people = _customers(conn, {row["customer_id"] for _, row in wanted})
+    ids = {row["customer_id"] for _, row in wanted}
+    people = _customers(conn, ids)
+    given = _tag_effects(conn, ids)
     happenings = _events(conn, {row["detail"].get("event_pk") for _, row in wanted})
     coupons = _issue_coupons(
         conn, [(i, row) for i, row in wanted if row["kind"] == "coupon"], now_us
@@ -280,7 +282,7 @@ def _deliveries(
             "at": iso(row["at_us"]),
             "idempotency_key": f"{action_id}-{_digest(row)}",
             "context": {
-                "customer": people.get(row["customer_id"]),
+                "customer": _as_sent(people.get(row["customer_id"]), given, row),
                 "event": happenings.get(row["detail"].get("event_pk")),
                 "coupon": coupon,
                 "task": task,
@@ -379,6 +381,58 @@ def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]
                 "tags": tags.get(customer_id, []),
             }
     return result
+
+
+# A tag or untag effect as `_as_sent` applies it: its place in the order of LANGUAGE.md 3.8
+# (time, rule, action), the tag, and whether it gives the tag.
+_TagEffect = tuple[tuple[int, int, int], str, bool]
+
+
+def _tag_effects(conn: Connection, ids: Iterable[str]) -> dict[str, list[_TagEffect]]:
+    """The tags and untags rules gave these customers, recorded so far, each's in order."""
+    query = sa.select(
+        effects.c.customer_id,
+        effects.c.at_us,
+        effects.c.rule_position,
+        effects.c.position,
+        effects.c.tag,
+        effects.c.kind,
+    ).where(
+        among(effects.c.customer_id, "ids", conn.dialect.name),
+        effects.c.kind.in_(("tag", "untag")),
+    )
+    given: dict[str, list[_TagEffect]] = {}
+    for some in chunks(sorted(ids)):
+        for customer_id, at_us, rule_position, position, tag, kind in conn.execute(
+            query, {"ids": some}
+        ):
+            given.setdefault(customer_id, []).append(
+                ((at_us, rule_position, position), tag, kind == "tag")
+            )
+    for found in given.values():
+        found.sort()
+    return given
+
+
+def _as_sent(
+    customer: dict[str, Any] | None, given: dict[str, list[_TagEffect]], row: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The customer as the action `row`'s template sees them: holding the tags they hold when it
+    is sent, the imported ones changed by each tag and untag of a rule that comes before it (in
+    time, then rule, then action order: `tag "gold" and followup "tier_gold"` shows gold)."""
+    effects_of = given.get(row["customer_id"])
+    if customer is None or not effects_of:
+        return customer
+    before = (row["at_us"], row["rule_position"], row["position"])
+    tags = set(customer["tags"])
+    for place, tag, gives in effects_of:
+        if place >= before:
+            break
+        if gives:
+            tags.add(tag)
+        else:
+            tags.discard(tag)
+    return {**customer, "tags": sorted(tags)}
 
 
 def _events(conn: Connection, pks: set[Any]) -> dict[int, dict[str, Any]]:

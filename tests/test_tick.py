@@ -321,6 +321,40 @@ def test_an_outbox_row_holds_its_customer_and_event_as_stored(tmp_path, db_url) 
         assert (customer["phone"], customer["timezone"], event["total"]) == (None, None, 10 * i)
 
 
+def test_a_template_sees_the_tags_its_customer_holds_when_it_is_sent(tmp_path, db_url) -> None:
+    """A message's customer holds the imported tags as changed by every tag and untag of a rule
+    before it: in time, then rule, then action order."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
+    people = [{"id": "c1", "tags": "silver, zeta"}, {"id": "c2"}]
+    paid = [{"customer": c["id"], "type": "order.paid", "at": iso(A + HOUR_US)} for c in people]
+    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
+    assert not import_event_rows(engine, paid, config.timezone, "events").problems
+    rules = (
+        'rule "hello"\n  when order.paid\n  then followup "hello"\n'
+        'rule "gold"\n  when order.paid\n'
+        '  then followup "before" and untag "silver" and tag "gold" and followup "tier_gold"\n'
+        'rule "next day"\n  when order.paid + 1d\n  then followup "next"\n'
+    )
+    folder = write_rules(
+        tmp_path / "rules", {"shop.rules": rules}, ["hello", "before", "tier_gold", "next"]
+    )
+    run_ticks(engine, load_rule_set(folder, config), config, [A, A + 2 * HOUR_US, A + 2 * DAY_US])
+    with engine.connect() as conn:
+        payloads = conn.execute(sa.select(outbox.c.payload)).scalars().all()
+    tags = {(p["customer_id"], p["template"]): p["context"]["customer"]["tags"] for p in payloads}
+    assert tags == {
+        ("c1", "hello"): ["silver", "zeta"],
+        ("c1", "before"): ["silver", "zeta"],
+        ("c1", "tier_gold"): ["gold", "zeta"],
+        ("c1", "next"): ["gold", "zeta"],
+        ("c2", "hello"): [],
+        ("c2", "before"): [],
+        ("c2", "tier_gold"): ["gold"],
+        ("c2", "next"): ["gold"],
+    }
+
+
 def test_ticks_again_at_the_same_moment_record_nothing_more(shop, tmp_path, db_url) -> None:
     engine, ruleset, _ = shop
     config = config_for(tmp_path, db_url, timezone="Europe/London")
