@@ -389,7 +389,8 @@ _TagEffect = tuple[tuple[int, int, int], str, bool]
 
 
 def _tag_effects(conn: Connection, ids: Iterable[str]) -> dict[str, list[_TagEffect]]:
-    """The tags and untags rules gave these customers, recorded so far, each's in order."""
+    """The tags and untags rules gave these customers, recorded so far, each customer's in
+    order."""
     query = sa.select(
         effects.c.customer_id,
         effects.c.at_us,
