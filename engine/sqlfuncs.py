@@ -18,7 +18,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 # Blanks as JSON has them, which are what SQLite's `json_valid` allows around a number: space,
-# tab, CR and LF (PostgreSQL's `\s` would take a vertical tab or a form feed too).
+# tab, CR and LF. (PostgreSQL's `\s` takes more: a vertical tab, a form feed and, with a UTF-8
+# locale, Unicode's spaces such as the ideographic one.)
 _NUMBER_RE = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?[ \t\n\r]*$"
 _NUMBER_LENGTH = 45
 

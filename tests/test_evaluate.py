@@ -371,6 +371,7 @@ def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path)
             {"id": "exp", "size": "1e5"},
             {"id": "vertical tab", "size": "\u000b3"},
             {"id": "form feed", "size": "3\f"},
+            {"id": "ideographic space", "size": "\u30003"},
         ],
         [],
     )
