@@ -282,7 +282,7 @@ def _deliveries(
             "at": iso(row["at_us"]),
             "idempotency_key": f"{action_id}-{_digest(row)}",
             "context": {
-                "customer": _as_sent(people.get(row["customer_id"]), given, row),
+                "customer": _as_due(people.get(row["customer_id"]), given, row),
                 "event": happenings.get(row["detail"].get("event_pk")),
                 "coupon": coupon,
                 "task": task,
@@ -336,14 +336,23 @@ def _digest(row: dict[str, Any]) -> str:
 
 
 @functools.cache
-def _context_queries(dialect: str) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
-    """The customers' tags, the customers and the events that the outbox payloads show, each
-    read by a list of keys (`among`): the parameter `ids` or `pks`."""
-    tags = (
-        sa.select(customer_tags.c.customer_id, customer_tags.c.tag)
-        .where(among(customer_tags.c.customer_id, "ids", dialect))
-        .order_by(customer_tags.c.tag)
+def _context_queries(
+    dialect: str,
+) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """What the outbox payloads show, each read by a list of keys (`among`, the parameter `ids`
+    or `pks`): the customers' imported tags, the tags and untags rules gave them, the customers,
+    and the triggering events."""
+    imported = sa.select(customer_tags.c.customer_id, customer_tags.c.tag).where(
+        among(customer_tags.c.customer_id, "ids", dialect)
     )
+    given = sa.select(
+        effects.c.customer_id,
+        effects.c.at_us,
+        effects.c.rule_position,
+        effects.c.position,
+        effects.c.tag,
+        effects.c.kind,
+    ).where(among(effects.c.customer_id, "ids", dialect), effects.c.kind.in_(("tag", "untag")))
     people = sa.select(
         customers.c.id,
         customers.c.name,
@@ -356,16 +365,17 @@ def _context_queries(dialect: str) -> tuple[sa.Select[Any], sa.Select[Any], sa.S
     happenings = sa.select(events.c.pk, events.c.type, events.c.at_us, events.c.properties).where(
         among(events.c.pk, "pks", dialect)
     )
-    return tags, people, happenings
+    return imported, given, people, happenings
 
 
 def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Each customer as templates see it, by id: attributes, then the columns, then tags."""
-    tags_of, people, _ = _context_queries(conn.dialect.name)
+    """Each customer as stored, by id: attributes, then the columns, then the imported tags
+    (sorted; `_as_due` adds the rules' own)."""
+    imported, _, people, _ = _context_queries(conn.dialect.name)
     tags: dict[str, list[str]] = {}
     result = {}
     for some in chunks(sorted(ids)):
-        for customer_id, tag in conn.execute(tags_of, {"ids": some}):
+        for customer_id, tag in conn.execute(imported, {"ids": some}):
             tags.setdefault(customer_id, []).append(tag)
         for customer_id, name, email, phone, timezone, birthday, attributes in conn.execute(
             people, {"ids": some}
@@ -378,12 +388,12 @@ def _customers(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]
                 "phone": phone,
                 "timezone": timezone,
                 "birthday": birthday,
-                "tags": tags.get(customer_id, []),
+                "tags": sorted(tags.get(customer_id, [])),
             }
     return result
 
 
-# A tag or untag effect as `_as_sent` applies it: its place in the order of LANGUAGE.md 3.8
+# A tag or untag effect as `_as_due` applies it: its place in the order of LANGUAGE.md 3.8
 # (time, rule, action), the tag, and whether it gives the tag.
 _TagEffect = tuple[tuple[int, int, int], str, bool]
 
@@ -391,17 +401,7 @@ _TagEffect = tuple[tuple[int, int, int], str, bool]
 def _tag_effects(conn: Connection, ids: Iterable[str]) -> dict[str, list[_TagEffect]]:
     """The tags and untags rules gave these customers, recorded so far, each customer's in
     order."""
-    query = sa.select(
-        effects.c.customer_id,
-        effects.c.at_us,
-        effects.c.rule_position,
-        effects.c.position,
-        effects.c.tag,
-        effects.c.kind,
-    ).where(
-        among(effects.c.customer_id, "ids", conn.dialect.name),
-        effects.c.kind.in_(("tag", "untag")),
-    )
+    _, query, _, _ = _context_queries(conn.dialect.name)
     given: dict[str, list[_TagEffect]] = {}
     for some in chunks(sorted(ids)):
         for customer_id, at_us, rule_position, position, tag, kind in conn.execute(
@@ -415,16 +415,18 @@ def _tag_effects(conn: Connection, ids: Iterable[str]) -> dict[str, list[_TagEff
     return given
 
 
-def _as_sent(
+def _as_due(
     customer: dict[str, Any] | None, given: dict[str, list[_TagEffect]], row: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The customer as the action `row`'s template sees them: holding the tags they hold when it
-    is sent, the imported ones changed by each tag and untag of a rule that comes before it (in
-    time, then rule, then action order: `tag "gold" and followup "tier_gold"` shows gold)."""
+    """The customer as the action `row`'s template sees them: holding the tags they hold at its
+    due time, the imported ones changed by every tag and untag that comes before it (earlier;
+    at the same instant, of an earlier rule or an earlier action of its rule: `tag "gold" and
+    followup "tier_gold"` shows gold). Each of those is recorded by the time the action is,
+    however late quiet hours or the cap send it."""
     effects_of = given.get(row["customer_id"])
     if customer is None or not effects_of:
         return customer
-    before = (row["at_us"], row["rule_position"], row["position"])
+    before = (row["due_us"], row["rule_position"], row["position"])
     tags = set(customer["tags"])
     for place, tag, gives in effects_of:
         if place >= before:

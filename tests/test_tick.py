@@ -321,9 +321,9 @@ def test_an_outbox_row_holds_its_customer_and_event_as_stored(tmp_path, db_url) 
         assert (customer["phone"], customer["timezone"], event["total"]) == (None, None, 10 * i)
 
 
-def test_a_template_sees_the_tags_its_customer_holds_when_it_is_sent(tmp_path, db_url) -> None:
-    """A message's customer holds the imported tags as changed by every tag and untag of a rule
-    before it: in time, then rule, then action order."""
+def test_a_template_sees_the_tags_its_customer_holds_at_its_due_time(tmp_path, db_url) -> None:
+    """A message's customer holds the imported tags as changed by every tag and untag before
+    it: earlier, or at the same instant of an earlier rule or an earlier action of its rule."""
     engine = open_database(db_url)
     config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
     people = [{"id": "c1", "tags": "silver, zeta"}, {"id": "c2"}]
@@ -334,12 +334,14 @@ def test_a_template_sees_the_tags_its_customer_holds_when_it_is_sent(tmp_path, d
         'rule "hello"\n  when order.paid\n  then followup "hello"\n'
         'rule "gold"\n  when order.paid\n'
         '  then followup "before" and untag "silver" and tag "gold" and followup "tier_gold"\n'
-        'rule "next day"\n  when order.paid + 1d\n  then followup "next"\n'
+        'rule "after"\n  when order.paid\n  then followup "after"\n'
+        'rule "next day"\n  when order.paid + 1d\n  then untag "gold" and followup "next"\n'
+        'rule "day after"\n  when order.paid + 2d\n  then tag "gold" and followup "again"\n'
     )
-    folder = write_rules(
-        tmp_path / "rules", {"shop.rules": rules}, ["hello", "before", "tier_gold", "next"]
-    )
-    run_ticks(engine, load_rule_set(folder, config), config, [A, A + 2 * HOUR_US, A + 2 * DAY_US])
+    templates = ["hello", "before", "tier_gold", "after", "next", "again"]
+    folder = write_rules(tmp_path / "rules", {"shop.rules": rules}, templates)
+    moments = [A, A + 2 * HOUR_US, A + DAY_US + 2 * HOUR_US, A + 2 * DAY_US + 2 * HOUR_US]
+    run_ticks(engine, load_rule_set(folder, config), config, moments)
     with engine.connect() as conn:
         payloads = conn.execute(sa.select(outbox.c.payload)).scalars().all()
     tags = {(p["customer_id"], p["template"]): p["context"]["customer"]["tags"] for p in payloads}
@@ -347,12 +349,39 @@ def test_a_template_sees_the_tags_its_customer_holds_when_it_is_sent(tmp_path, d
         ("c1", "hello"): ["silver", "zeta"],
         ("c1", "before"): ["silver", "zeta"],
         ("c1", "tier_gold"): ["gold", "zeta"],
-        ("c1", "next"): ["gold", "zeta"],
+        ("c1", "after"): ["gold", "zeta"],
+        ("c1", "next"): ["zeta"],
+        ("c1", "again"): ["gold", "zeta"],
         ("c2", "hello"): [],
         ("c2", "before"): [],
         ("c2", "tier_gold"): ["gold"],
-        ("c2", "next"): ["gold"],
+        ("c2", "after"): ["gold"],
+        ("c2", "next"): [],
+        ("c2", "again"): ["gold"],
     }
+
+
+def test_a_template_sent_late_sees_the_tags_of_its_due_time(tmp_path, db_url) -> None:
+    """Quiet hours move a followup and a capped message from 23:00 to 08:00, and the cap decides
+    the message only then; a tag given at 01:00 is in neither, whenever they were recorded."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
+    people = [{"id": "c1", "accepts_marketing": True}]
+    paid = [{"customer": "c1", "type": "order.paid", "at": iso(A + 23 * HOUR_US)}]
+    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
+    assert not import_event_rows(engine, paid, config.timezone, "events").problems
+    rules = (
+        "limit marketing to 5 per 1d\nquiet hours 22:00 to 08:00\n"
+        'rule "late"\n  when order.paid\n  then followup "late" and message "offer"\n'
+        'rule "night"\n  when order.paid + 2h\n  then tag "night"\n'
+    )
+    folder = write_rules(tmp_path / "rules", {"shop.rules": rules}, ["late", "offer"])
+    moments = [A, A + 23 * HOUR_US + 1800 * US, A + 26 * HOUR_US, A + 33 * HOUR_US]
+    run_ticks(engine, load_rule_set(folder, config), config, moments)
+    with engine.connect() as conn:
+        payloads = conn.execute(sa.select(outbox.c.payload)).scalars().all()
+    sent = {p["template"]: (p["at"], p["context"]["customer"]["tags"]) for p in payloads}
+    assert sent == {"late": (iso(A + 32 * HOUR_US), []), "offer": (iso(A + 32 * HOUR_US), [])}
 
 
 def test_ticks_again_at_the_same_moment_record_nothing_more(shop, tmp_path, db_url) -> None:
