@@ -321,15 +321,31 @@ def test_an_outbox_row_holds_its_customer_and_event_as_stored(tmp_path, db_url) 
         assert (customer["phone"], customer["timezone"], event["total"]) == (None, None, 10 * i)
 
 
+def tick_payloads(
+    tmp_path: Path,
+    db_url: str,
+    people: list[dict[str, Any]],
+    happenings: list[dict[str, Any]],
+    rules: str,
+    templates: list[str],
+    moments: list[int],
+) -> list[dict[str, Any]]:
+    """The outbox payloads that ticks at `moments` record for this shop and these rules."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
+    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
+    assert not import_event_rows(engine, happenings, config.timezone, "events").problems
+    folder = write_rules(tmp_path / "rules", {"shop.rules": rules}, templates)
+    run_ticks(engine, load_rule_set(folder, config), config, moments)
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(outbox.c.payload)).scalars())
+
+
 def test_a_template_sees_the_tags_its_customer_holds_at_its_due_time(tmp_path, db_url) -> None:
     """A message's customer holds the imported tags as changed by every tag and untag before
     it: earlier, or at the same instant of an earlier rule or an earlier action of its rule."""
-    engine = open_database(db_url)
-    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
     people = [{"id": "c1", "tags": "silver, zeta"}, {"id": "c2"}]
     paid = [{"customer": c["id"], "type": "order.paid", "at": iso(A + HOUR_US)} for c in people]
-    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
-    assert not import_event_rows(engine, paid, config.timezone, "events").problems
     rules = (
         'rule "hello"\n  when order.paid\n  then followup "hello"\n'
         'rule "gold"\n  when order.paid\n'
@@ -339,11 +355,8 @@ def test_a_template_sees_the_tags_its_customer_holds_at_its_due_time(tmp_path, d
         'rule "day after"\n  when order.paid + 2d\n  then tag "gold" and followup "again"\n'
     )
     templates = ["hello", "before", "tier_gold", "after", "next", "again"]
-    folder = write_rules(tmp_path / "rules", {"shop.rules": rules}, templates)
     moments = [A, A + 2 * HOUR_US, A + DAY_US + 2 * HOUR_US, A + 2 * DAY_US + 2 * HOUR_US]
-    run_ticks(engine, load_rule_set(folder, config), config, moments)
-    with engine.connect() as conn:
-        payloads = conn.execute(sa.select(outbox.c.payload)).scalars().all()
+    payloads = tick_payloads(tmp_path, db_url, people, paid, rules, templates, moments)
     tags = {(p["customer_id"], p["template"]): p["context"]["customer"]["tags"] for p in payloads}
     assert tags == {
         ("c1", "hello"): ["silver", "zeta"],
@@ -364,22 +377,15 @@ def test_a_template_sees_the_tags_its_customer_holds_at_its_due_time(tmp_path, d
 def test_a_template_sent_late_sees_the_tags_of_its_due_time(tmp_path, db_url) -> None:
     """Quiet hours move a followup and a capped message from 23:00 to 08:00, and the cap decides
     the message only then; a tag given at 01:00 is in neither, whenever they were recorded."""
-    engine = open_database(db_url)
-    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=2 * 86400.0)
     people = [{"id": "c1", "accepts_marketing": True}]
     paid = [{"customer": "c1", "type": "order.paid", "at": iso(A + 23 * HOUR_US)}]
-    assert not import_customer_rows(engine, people, config.timezone, "customers").problems
-    assert not import_event_rows(engine, paid, config.timezone, "events").problems
     rules = (
         "limit marketing to 5 per 1d\nquiet hours 22:00 to 08:00\n"
         'rule "late"\n  when order.paid\n  then followup "late" and message "offer"\n'
         'rule "night"\n  when order.paid + 2h\n  then tag "night"\n'
     )
-    folder = write_rules(tmp_path / "rules", {"shop.rules": rules}, ["late", "offer"])
     moments = [A, A + 23 * HOUR_US + 1800 * US, A + 26 * HOUR_US, A + 33 * HOUR_US]
-    run_ticks(engine, load_rule_set(folder, config), config, moments)
-    with engine.connect() as conn:
-        payloads = conn.execute(sa.select(outbox.c.payload)).scalars().all()
+    payloads = tick_payloads(tmp_path, db_url, people, paid, rules, ["late", "offer"], moments)
     sent = {p["template"]: (p["at"], p["context"]["customer"]["tags"]) for p in payloads}
     assert sent == {"late": (iso(A + 32 * HOUR_US), []), "offer": (iso(A + 32 * HOUR_US), [])}
 
