@@ -346,8 +346,8 @@ def test_csv_cells_that_are_numbers_become_numbers(engine, tmp_path):
     path = write(
         tmp_path,
         "e.csv",
-        "customer,type,at,a,b,c,d,e,f,g,h\n"
-        "c1,x.y,2026-01-01T00:00:00Z,12,-3.5,1e3,007,0,.5,1_000,inf\n",
+        "customer,type,at,a,b,c,d,e,f,g,h,i,j,k,l\n"
+        f"c1,x.y,2026-01-01T00:00:00Z,12,-3.5,1e3,007,0,.5,1_000,inf,1e400,{HUGE},-{VAST},{LARGEST}\n",
     )
     import_events(engine, path, "UTC")
     assert stored_events(engine)[0]["properties"] == {
@@ -359,6 +359,58 @@ def test_csv_cells_that_are_numbers_become_numbers(engine, tmp_path):
         "f": 0.5,
         "g": "1_000",
         "h": "inf",
+        # Beyond a double, as text; the largest integer a double holds as a number.
+        "i": "1e400",
+        "j": HUGE,
+        "k": f"-{VAST}",
+        "l": int(LARGEST),
+    }
+
+
+# Integers a double cannot hold (it holds up to about 1.8e308), one of them beyond the digits
+# Python converts to an integer; and the largest integer it holds.
+HUGE = "1" + "0" * 400
+VAST = "9" * 5000
+LARGEST = str(int(1.7976931348623157e308))
+
+
+def test_json_numbers_a_double_cannot_hold_make_the_row_bad(engine, tmp_path):
+    at = '"at": "2026-11-01T10:00:00Z"'
+    path = write(
+        tmp_path,
+        "events.jsonl",
+        "".join(
+            f'{{"customer": "c{n}", "type": "order.paid", {at}, "total": {total}}}\n'
+            for n, total in enumerate(
+                ["NaN", "Infinity", "-1e400", HUGE, f"-{VAST}", LARGEST, f'"{HUGE}"'], 1
+            )
+        ),
+    )
+    report = import_events(engine, path, "UTC")
+    beyond = "`total`: the number is beyond ±1.8e308, too large to compare"
+    assert messages(report) == [
+        f"{path}:1: `total`: NaN is not a number; leave the value out when unknown",
+        *(f"{path}:{line}: {beyond}" for line in range(2, 6)),
+    ]
+    assert {e["customer_id"]: e["properties"]["total"] for e in stored_events(engine)} == {
+        "c6": int(LARGEST),
+        "c7": HUGE,  # text, which rules do not read as a number
+    }
+    customers_path = write(
+        tmp_path,
+        "customers.jsonl",
+        f'{{"id": "c1", "vip": NaN}}\n{{"id": "c2", "vip": {HUGE}}}\n{{"id": "c3", "vip": 1}}\n',
+    )
+    report = import_customers(engine, customers_path, "UTC")
+    assert messages(report) == [
+        f"{customers_path}:1: `vip`: NaN is not a number; leave the value out when unknown",
+        f"{customers_path}:2: `vip`: the number is beyond ±1.8e308, too large to compare",
+    ]
+    # The bad rows created no customer, of either file.
+    assert {k: v["attributes"] for k, v in stored_customers(engine).items()} == {
+        "c3": {"vip": 1},
+        "c6": {},
+        "c7": {},
     }
 
 
@@ -414,8 +466,7 @@ def test_bad_json_lines_are_reported_by_line(engine, tmp_path):
         f"{path}:4: expected a JSON object {{...}}, got a list",
         f"{path}:5: the event has no `at`",
         f"{path}:6: `customer` must be text, not a list",
-        f"{path}:7: a property is not a JSON value: Out of range float values are not JSON"
-        " compliant",
+        f"{path}:7: `total`: NaN is not a number; leave the value out when unknown",
         f"{path}:8: `type` must be text such as order.paid, not a number",
     ]
     keys = sorted(e["key"] for e in stored_events(engine))

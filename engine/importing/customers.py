@@ -23,6 +23,7 @@ from sqlalchemy import Connection, delete, select
 from engine.importing.fields import (
     KEY_LENGTH,
     birthday,
+    doubles_only,
     flag,
     storable,
     tags,
@@ -99,6 +100,7 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
     if _given(values, "accepts_marketing"):
         fields["accepts_marketing"] = flag(values["accepts_marketing"], "accepts_marketing")
     attributes = {name: value for name, value in values.items() if name not in _KNOWN}
+    doubles_only(attributes)
     try:
         encoded = json.dumps(attributes, allow_nan=False, ensure_ascii=False)
         storable(encoded, "an attribute", json_text=True)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from sqlalchemy import Connection
 
-from engine.importing.fields import KEY_LENGTH, cell, storable, text, timestamp
+from engine.importing.fields import KEY_LENGTH, cell, doubles_only, storable, text, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
 from engine.storage.bulk import insert_new
@@ -53,12 +53,15 @@ _ORJSON_ALIKE = frozenset({str, int, bool, type(None)})
 
 
 def _canonical_json(value: dict[str, object]) -> str:
-    """`_CANONICAL.encode(value)`: the same text, or the same TypeError or ValueError."""
+    """`_CANONICAL.encode(value)`: the same text, or the same TypeError or ValueError; RowError
+    for a member that a double cannot hold (`fields.doubles_only`)."""
     if _orjson_alike(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         except orjson.JSONEncodeError:
             pass
+    # Only here: what orjson writes holds no NaN, no infinity and no integer beyond 64 bits.
+    doubles_only(value)
     if _ENCODER is not None:
         try:
             return "".join(_ENCODER(value, 0))

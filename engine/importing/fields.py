@@ -145,10 +145,32 @@ def tags(value: object) -> frozenset[str]:
 
 
 def cell(value: object) -> object:
-    """A CSV cell as a property value: a number when it is written as one, else the text."""
+    """A CSV cell as a property value: a number when it is written as one and a double holds it
+    (rules read numbers as doubles), else the text: `1e400` and 400 digits stay text."""
     if not isinstance(value, str) or _NUMBER.fullmatch(value) is None:
         return value
-    if value.lstrip("+-").isdigit():
-        return int(value)
     number = float(value)
-    return number if math.isfinite(number) else value
+    if not math.isfinite(number):
+        return value
+    return int(value) if value.lstrip("+-").isdigit() else number
+
+
+def doubles_only(values: dict[str, object]) -> None:
+    """RowError when a member of `values` is a number that a double cannot hold: NaN, an
+    infinity (JSON's `1e400` reads as one) or an integer of about 1.8e308 or more. Rules read
+    numbers as doubles, and PostgreSQL fails the whole query that reads such a number as one."""
+    for name, value in values.items():
+        if type(value) is float and math.isnan(value):
+            raise RowError(f"`{name}`: NaN is not a number; leave the value out when unknown")
+        if (type(value) is float and math.isinf(value)) or (
+            type(value) is int and not _double_sized(value)
+        ):
+            raise RowError(f"`{name}`: the number is beyond ±1.8e308, too large to compare")
+
+
+def _double_sized(integer: int) -> bool:
+    try:
+        float(integer)
+    except OverflowError:
+        return False
+    return True

@@ -216,7 +216,7 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
         if not text.strip():
             continue
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_int=_json_integer)
         except json.JSONDecodeError as exc:
             yield Problem(source, line, f"not valid JSON: {exc.msg} (column {exc.colno})")
             continue
@@ -226,6 +226,16 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
         if None in value.values():  # JSON values only, so `in` compares them safely
             value = {key: item for key, item in value.items() if item is not None}
         yield line, value
+
+
+def _json_integer(digits: str) -> int | float:
+    """A JSON integer as json reads it; beyond the digits Python converts to an integer (4,300
+    by default), the infinity a double makes of it, which the row's checks then refuse
+    (`fields.doubles_only`), rather than an error that stops the import."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
 
 
 # What orjson reads otherwise than json: `engine.storage.jsontext`. The integer outside 64 bits
