@@ -149,10 +149,12 @@ def cell(value: object) -> object:
     (rules read numbers as doubles), else the text: `1e400` and 400 digits stay text."""
     if not isinstance(value, str) or _NUMBER.fullmatch(value) is None:
         return value
+    if value.lstrip("+-").isdigit():
+        # Any integer of up to 308 digits is within a double's range: only longer ones are
+        # converted to see (converting every integer would make a cell cost a sixth more).
+        return int(value) if len(value) < 300 or math.isfinite(float(value)) else value
     number = float(value)
-    if not math.isfinite(number):
-        return value
-    return int(value) if value.lstrip("+-").isdigit() else number
+    return number if math.isfinite(number) else value
 
 
 def doubles_only(values: dict[str, object]) -> None:
