@@ -143,7 +143,8 @@ def _import_file(
             lines = handle if size is None else _upto(handle, size)
             for number, records in read_blocks(lines, source, fmt, kind.required, share):
                 rows, problems = _chunk(kind, records, fmt == "csv", shop_zone, source)
-                yield _Parsed(number, rows, problems, handle.tell())
+                # A pipe has no position (nor a size to show progress against).
+                yield _Parsed(number, rows, problems, 0 if size is None else handle.tell())
 
         if PARSE_IN_WORKER and can_fork():
             here = kind.parsed_here if size is not None else 0  # a pipe is read once

@@ -23,7 +23,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone `name`; raises ConfigError for a name the zone database does not know."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a folder, `America`
         raise ConfigError(
             f"unknown time zone {name!r} (expected an IANA name such as 'Asia/Shanghai')"
         ) from exc

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import multiprocessing
+import os
 import threading
 import time
 from dataclasses import replace
@@ -235,9 +237,68 @@ def test_an_unclosed_or_stray_quote_is_a_bad_row_not_a_long_value(engine, tmp_pa
         'id,name\nc1,Ann\nc2,"Bo" the second\nc3,"Chen\nc4,Di\n',
     )
     report = import_customers(engine, path, "UTC")
-    assert [problem.line for problem in report.problems] == [3, 4]
-    assert all("not valid CSV" in problem.message for problem in report.problems)
+    assert messages(report) == [
+        f"{path}:3: a quoted cell goes on after its closing quote (line 3): write a quote inside"
+        ' a cell as two: ""',
+        f"{path}:4: a quote opens a cell that is never closed: lines 4-5, the rest of the file,"
+        ' were read as that cell (write a quote inside a cell as two: "")',
+    ]
     assert list(stored_customers(engine)) == ["c1"]
+
+
+def test_a_quoted_cell_may_be_long_and_span_lines(engine, tmp_path):
+    note = "a" * 200_000 + "\n2,inside the note\n3,still inside"
+    path = write(tmp_path, "customers.csv", f'id,note\n1,"{note}"\n4,after\n')
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == []
+    stored = stored_customers(engine)
+    assert sorted(stored) == ["1", "4"]
+    assert stored["1"]["attributes"] == {"note": note}
+
+
+def test_a_quote_never_closed_names_the_lines_it_took_in(engine, tmp_path):
+    rows = "".join(f"{n},name {n}\n" for n in range(2, 300))
+    path = write(tmp_path, "customers.csv", f'id,name\n1,"Ann\n{rows}')
+    limit = csv.field_size_limit(1_000)  # as if the file went on past the 16 MB of a cell
+    try:
+        report = import_customers(engine, path, "UTC")
+    finally:
+        csv.field_size_limit(limit)
+    [problem] = report.problems
+    assert problem.line == 2 and "a quote that is never closed" in problem.message
+    last = int(problem.message.split("lines 2-")[1].split(")")[0])
+    # The lines it took in are named, and every row after them is stored.
+    assert sorted(stored_customers(engine), key=int) == [str(n) for n in range(last, 300)]
+
+
+def test_blanks_before_a_quoted_cell_are_dropped(engine, tmp_path):
+    path = write(tmp_path, "customers.csv", 'id, name, city\n2, "Bob, Jr", \n3, "Cy", "Rome"\n')
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == []
+    stored = stored_customers(engine)
+    assert (stored["2"]["name"], stored["2"]["attributes"]) == ("Bob, Jr", {})
+    assert (stored["3"]["name"], stored["3"]["attributes"]) == ("Cy", {"city": "Rome"})
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"id,nam\xe9\n1,Bob\n", "1: the header: not UTF-8 text (save the file as UTF-8)"),
+        ("id,name\n1,Bob\n".encode("utf-16"), "1: the header: not UTF-8 text"),
+        (
+            b"id,name\r1,Bob\r2,Ann\r",
+            "1: the header: a line ends with a carriage return alone: save the file with LF or"
+            " CRLF line ends",
+        ),
+    ],
+)
+def test_a_header_that_cannot_be_read_is_named_at_its_line(engine, tmp_path, content, problem):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as error:
+        import_customers(engine, path, "UTC")
+    assert str(error.value).startswith(f"{path}:{problem}")
+    assert stored_customers(engine) == {}
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -847,9 +908,37 @@ def test_a_property_holding_itself_is_reported(engine):
     loop["self"] = loop
     row = {"customer": "c1", "type": "a.b", "at": "2026-05-01T08:00:00Z", "loop": loop}
     report = import_event_rows(engine, [row], "UTC")
+    assert messages(report) == ["<demo>:1: `loop`: lists and objects nested more than 64 deep"]
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_lists_and_objects_nested_too_deep_are_bad_rows(engine, tmp_path):
+    at = '"at": "2026-11-01T10:00:00Z"'
+    path = write(
+        tmp_path,
+        "events.jsonl",
+        "".join(
+            f'{{"customer": "c{n}", "type": "order.paid", {at}, "deep": {nested(depth)}}}\n'
+            for n, depth in enumerate([64, 65, 990, 5000], 1)
+        ),
+    )
+    report = import_events(engine, path, "UTC")
+    too_deep = "`deep`: lists and objects nested more than 64 deep"
     assert messages(report) == [
-        "<demo>:1: a property is not a JSON value: Circular reference detected"
+        f"{path}:2: {too_deep}",
+        f"{path}:3: {too_deep}",
+        f"{path}:4: lists and objects nested too deep to read",
     ]
+    assert [e["customer_id"] for e in stored_events(engine)] == ["c1"]
+    people = write(
+        tmp_path, "customers.jsonl", f'{{"id": "c5", "deep": {nested(500)}}}\n{{"id": "c6"}}\n'
+    )
+    report = import_customers(engine, people, "UTC")
+    assert messages(report) == [f"{people}:1: {too_deep}"]
+    assert "c6" in stored_customers(engine)
 
 
 def test_an_import_leaves_no_staging_table_behind(engine):
@@ -920,6 +1009,85 @@ def test_nul_characters_and_lone_surrogates_are_bad_rows_not_crashes(engine, tmp
     report = import_customers(engine, people, "UTC")
     assert [problem.line for problem in report.problems] == [1, 2]
     assert "c7" in stored_customers(engine)
+
+
+def test_tags_with_a_nul_or_a_lone_surrogate_are_bad_rows(engine, tmp_path):
+    path = write(tmp_path, "customers.csv", 'id,tags\n1,"a\x00b"\n2,"x, y"\n')
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == [f"{path}:2: `tags` holds a NUL character, which cannot be stored"]
+    people = write(tmp_path, "customers.jsonl", '{"id": "3", "tags": ["a\\ud800b"]}\n')
+    report = import_customers(engine, people, "UTC")
+    assert messages(report) == [
+        f"{people}:1: `tags` holds a lone surrogate (\\ud800-\\udfff), not a character"
+    ]
+    assert {k: v["tags"] for k, v in stored_customers(engine).items()} == {"2": {"x", "y"}}
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(engine, tmp_path):
+    path = write(tmp_path, "customers.csv", "id,note\n1,C:\\u0000dir\n")
+    assert messages(import_customers(engine, path, "UTC")) == []
+    assert stored_customers(engine)["1"]["attributes"] == {"note": "C:\\u0000dir"}
+
+
+def test_an_event_type_longer_than_a_key_is_a_bad_row(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "events.csv",
+        f"customer,type,at\nc1,order.{'x' * 250},2026-01-01\nc2,order.paid,2026-01-01\n",
+    )
+    report = import_events(engine, path, "UTC")
+    assert messages(report) == [
+        f"{path}:2: `type`: 'order.xxxxxxxxxxxxxx'... is longer than 200 characters"
+    ]
+    assert [e["customer_id"] for e in stored_events(engine)] == ["c2"]
+
+
+def test_digits_of_other_scripts_make_no_number_and_no_birthday(engine, tmp_path):
+    path = write(tmp_path, "customers.csv", "id,birthday\n1,٠٢-٢٩\n2,２０００-０１-１５\n3,02-29\n")
+    report = import_customers(engine, path, "UTC")
+    assert [problem.line for problem in report.problems] == [2, 3]
+    assert list(stored_customers(engine)) == ["3"]
+    events_path = write(tmp_path, "events.csv", "customer,type,at,n,m\n3,a.b,2026-01-01,1٠,12\n")
+    import_events(engine, events_path, "UTC")
+    assert stored_events(engine)[0]["properties"] == {"n": "1٠", "m": 12}
+
+
+def test_a_time_zone_naming_a_folder_of_zones_is_a_bad_row(engine, tmp_path):
+    path = write(tmp_path, "customers.csv", "id,timezone\n1,America\n2,Asia/Shanghai\n")
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == [
+        f"{path}:2: `timezone`: 'America' is not an IANA time zone such as 'Asia/Shanghai'"
+        " or 'Europe/Paris'"
+    ]
+    assert list(stored_customers(engine)) == ["2"]
+
+
+def test_a_named_pipe_is_imported(engine, tmp_path):
+    path = tmp_path / "customers.csv"
+    os.mkfifo(path)
+    writer = threading.Thread(target=path.write_text, args=("id,name\n1,Ann\n2,Bo\n",))
+    writer.start()
+    try:
+        report = import_customers(engine, path, "UTC")
+    finally:
+        writer.join()
+    assert (messages(report), sorted(stored_customers(engine))) == ([], ["1", "2"])
+
+
+def test_reimported_numbers_are_unchanged_however_the_database_gives_them_back(engine, tmp_path):
+    path = write(
+        tmp_path,
+        "customers.jsonl",
+        '{"id": "1", "score": 1e23, "ratio": 0.1, "big": 1.5e300, "flag": true}\n'
+        '{"id": "2", "score": [1e23, {"x": 3.0}]}\n',
+    )
+    import_customers(engine, path, "UTC")
+    report = import_customers(engine, path, "UTC")
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 2)
+    # A value of another JSON type is a change, even where Python finds it equal.
+    changed = write(tmp_path, "changed.jsonl", '{"id": "1", "flag": 1}\n')
+    report = import_customers(engine, changed, "UTC")
+    assert (report.updated, stored_customers(engine)["1"]["attributes"]["flag"]) == (1, 1)
 
 
 def test_an_import_leaves_postgresql_statistics_of_what_it_stored(engine: Engine) -> None:

@@ -23,8 +23,8 @@ from sqlalchemy import Connection, delete, select
 from engine.importing.fields import (
     KEY_LENGTH,
     birthday,
-    doubles_only,
     flag,
+    json_values,
     storable,
     tags,
     text,
@@ -60,6 +60,36 @@ class Stored:
     columns: dict[str, object]
     attributes: dict[str, object]
     tags: frozenset[str]
+
+    def same(self, other: Stored | None) -> bool:
+        """Whether `other` is the same customer as stored: attributes compared as JSON values,
+        whatever form the database gives them back in (PostgreSQL gives the number 1e23 back as
+        the integer 100000000000000000000000)."""
+        return (
+            other is not None
+            and self.columns == other.columns
+            and self.tags == other.tags
+            and _same_json(self.attributes, other.attributes)
+        )
+
+
+def _same_json(one: object, other: object) -> bool:
+    """Whether two JSON values are the same: numbers by their value as doubles (rules read them
+    so), never equal to true or false."""
+    if isinstance(one, bool) or isinstance(other, bool):
+        return type(one) is type(other) and one == other
+    if isinstance(one, int | float) and isinstance(other, int | float):
+        if type(one) is type(other):
+            return one == other
+        try:
+            return float(one) == float(other)
+        except OverflowError:  # an integer stored before imports refused such (`json_values`)
+            return False
+    if isinstance(one, dict) and isinstance(other, dict):
+        return one.keys() == other.keys() and all(_same_json(one[k], other[k]) for k in one)
+    if isinstance(one, list) and isinstance(other, list):
+        return len(one) == len(other) and all(map(_same_json, one, other))
+    return type(one) is type(other) and one == other
 
 
 _NEW = Stored({**dict.fromkeys(_COLUMNS), "accepts_marketing": False}, {}, frozenset())
@@ -100,7 +130,7 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
     if _given(values, "accepts_marketing"):
         fields["accepts_marketing"] = flag(values["accepts_marketing"], "accepts_marketing")
     attributes = {name: value for name, value in values.items() if name not in _KNOWN}
-    doubles_only(attributes)
+    json_values(attributes)
     try:
         encoded = json.dumps(attributes, allow_nan=False, ensure_ascii=False)
         storable(encoded, "an attribute", json_text=True)
@@ -128,13 +158,13 @@ def store_customers(connection: Connection, rows: list[CustomerRow], report: Imp
         after = _apply(before or _NEW, row)
         if before is None:
             report.added += 1
-        elif after == before:
+        elif after.same(before):
             report.unchanged += 1
         else:
             report.updated += 1
         state[row.id] = after
 
-    changed = {cid: new for cid, new in state.items() if stored.get(cid) != new}
+    changed = {cid: new for cid, new in state.items() if not new.same(stored.get(cid))}
     if not changed:
         return
     connection.execute(

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from sqlalchemy import Connection
 
-from engine.importing.fields import KEY_LENGTH, cell, doubles_only, storable, text, timestamp
+from engine.importing.fields import KEY_LENGTH, cell, json_values, storable, text, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
 from engine.storage.bulk import insert_new
@@ -54,14 +54,15 @@ _ORJSON_ALIKE = frozenset({str, int, bool, type(None)})
 
 def _canonical_json(value: dict[str, object]) -> str:
     """`_CANONICAL.encode(value)`: the same text, or the same TypeError or ValueError; RowError
-    for a member that a double cannot hold (`fields.doubles_only`)."""
+    for a number that a double cannot hold or a value nested too deep (`fields.json_values`)."""
     if _orjson_alike(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         except orjson.JSONEncodeError:
             pass
-    # Only here: what orjson writes holds no NaN, no infinity and no integer beyond 64 bits.
-    doubles_only(value)
+    # Only here: what orjson writes holds no NaN, no infinity, no integer beyond 64 bits, and
+    # no list or object.
+    json_values(value)
     if _ENCODER is not None:
         try:
             return "".join(_ENCODER(value, 0))
@@ -128,6 +129,8 @@ def _event_type(given: str) -> str:
     """`given` without the blanks around it, if it is an event name (a shop has few: each is
     checked once)."""
     kind = given.strip()
+    if len(kind) > KEY_LENGTH:
+        raise RowError(f"`type`: {kind[:20]!r}... is longer than {KEY_LENGTH} characters")
     if not _TYPE.fullmatch(kind):
         raise RowError(
             f"`type`: {kind!r} is not an event name such as order.paid"

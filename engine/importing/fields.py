@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from engine.importing.report import RowError
@@ -19,17 +20,24 @@ KEY_LENGTH = 200  # customer ids, event ids and tags are String(200) in tables.p
 
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
-_BIRTHDAY = re.compile(r"(?:(\d{4})-)?(\d{2})-(\d{2})")
+_BIRTHDAY = re.compile(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})")
 # Decimal numbers as people write them. `007` and `0123` stay text: leading zeros mark codes
-# (zip codes, SKUs), whose zeros matter.
-_NUMBER = re.compile(r"[-+]?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?|[-+]?(?:0|[1-9]\d*)?\.\d+")
+# (zip codes, SKUs), whose zeros matter. ASCII digits only (Python's `\d`, `int` and `float`
+# also take other scripts' digits).
+_NUMBER = re.compile(
+    r"[-+]?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?|[-+]?(?:0|[1-9][0-9]*)?\.[0-9]+"
+)
+
+
+# `\u0000` in JSON text, not preceded by a backslash of its own (`\\u0000` is text).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def storable(text: str, what: str, json_text: bool = False) -> str:
     """`text` if both databases can store it: no NUL character (PostgreSQL refuses them, also
     as `\\u0000` in JSON text) and no lone UTF-16 surrogate (not a character); RowError
     otherwise."""
-    if "\x00" in text or (json_text and "\\u0000" in text):
+    if "\x00" in text or (json_text and "\\u0000" in text and _NUL_ESCAPE.search(text)):
         raise RowError(f"{what} holds a NUL character, which cannot be stored")
     if text.isascii():  # most ids and keys: no surrogate, without encoding
         return text
@@ -140,7 +148,7 @@ def tags(value: object) -> frozenset[str]:
                 f"`tags`: the tag {tag[:20]!r}... is longer than {KEY_LENGTH} characters"
             )
         if tag:
-            result.add(tag)
+            result.add(storable(tag, "`tags`"))
     return frozenset(result)
 
 
@@ -157,17 +165,42 @@ def cell(value: object) -> object:
     return number if math.isfinite(number) else value
 
 
-def doubles_only(values: dict[str, object]) -> None:
-    """RowError when a member of `values` is a number that a double cannot hold: NaN, an
-    infinity (JSON's `1e400` reads as one) or an integer of about 1.8e308 or more. Rules read
-    numbers as doubles, and PostgreSQL fails the whole query that reads such a number as one."""
+# JSON values nested deeper than this are refused: Python's json and pickle (which carries rows
+# between the import's processes) fail on values some hundreds of levels deep.
+MAX_NESTING = 64
+
+
+def json_values(values: dict[str, object]) -> None:
+    """RowError when a member of `values` is a number that a double cannot hold (NaN, an
+    infinity, which JSON's `1e400` reads as, or an integer of about 1.8e308 or more: rules read
+    numbers as doubles, and PostgreSQL fails the whole query that reads such a number as one),
+    or a list or object nested more than MAX_NESTING levels deep."""
     for name, value in values.items():
-        if type(value) is float and math.isnan(value):
+        if isinstance(value, float) and math.isnan(value):
             raise RowError(f"`{name}`: NaN is not a number; leave the value out when unknown")
-        if (type(value) is float and math.isinf(value)) or (
-            type(value) is int and not _double_sized(value)
+        if (isinstance(value, float) and math.isinf(value)) or (
+            isinstance(value, int) and not _double_sized(value)
         ):
             raise RowError(f"`{name}`: the number is beyond ±1.8e308, too large to compare")
+        if isinstance(value, list | dict) and _deeper_than(value, MAX_NESTING):
+            raise RowError(f"`{name}`: lists and objects nested more than {MAX_NESTING} deep")
+
+
+def _deeper_than(value: object, levels: int) -> bool:
+    """Whether `value` holds lists and objects nested more than `levels` deep (itself one)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            inner: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            inner = item
+        else:
+            continue
+        if depth > levels:
+            return True
+        pending.extend((each, depth + 1) for each in inner)
+    return False
 
 
 def _double_sized(integer: int) -> bool:

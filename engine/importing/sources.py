@@ -129,7 +129,8 @@ def _csv_blocks(
     """Blocks of records after the header (each record the reader gives, or fails to, counts);
     what comes before the header is block 0's."""
     decoded = _Decoded(lines)
-    reader = csv.reader(decoded, strict=True)  # a stray or unclosed quote is an error
+    # A stray or unclosed quote is an error; a quote after the blanks that begin a cell opens it.
+    reader = csv.reader(decoded, strict=True, skipinitialspace=True)
     header: list[str] | None = None
     end = 0  # the last physical line the reader has consumed
     number, block, taken = 0, list[Row | Problem](), share.takes(0)
@@ -142,7 +143,7 @@ def _csv_blocks(
         except StopIteration:
             break
         except csv.Error as exc:
-            cells, problem = [], f"not valid CSV: {exc}"
+            cells, problem = [], _csv_problem(str(exc), start, reader.line_num)
         end = reader.line_num
         if header is not None:
             if after_header // share.size != number:  # the record starts a block
@@ -156,6 +157,8 @@ def _csv_blocks(
         if problem is None and decoded.undecodable and decoded.undecodable[-1] >= start:
             problem = _NOT_UTF8
         if problem is not None:
+            if header is None:  # no row can be read without it
+                raise DataError(f"{source}:{start}: the header: {problem}")
             if taken:
                 block.append(Problem(source, start, problem))
             continue
@@ -172,6 +175,35 @@ def _csv_blocks(
             block.append((start, {name: cell for name, cell in values if cell}))
     if block:
         yield number, block
+
+
+# Python's limit on a cell is 128 KB; a note or a description may be longer. Past this, a cell
+# is taken for a quote that is never closed (it would hold the rest of the file in memory).
+CELL_LIMIT = 16 * 2**20
+csv.field_size_limit(CELL_LIMIT)
+
+
+def _csv_problem(message: str, start: int, end: int) -> str:
+    """What is wrong with the CSV record from line `start` to `end`, told by csv's `message`."""
+    lines = f"lines {start}-{end}" if end > start else f"line {start}"
+    if message == "unexpected end of data":
+        return (
+            f"a quote opens a cell that is never closed: {lines}, the rest of the file, were read"
+            ' as that cell (write a quote inside a cell as two: "")'
+        )
+    if message.startswith("field larger than field limit"):
+        return (
+            f"a cell is larger than {CELL_LIMIT // 2**20} MB ({lines}): a quote that is never"
+            " closed makes the lines after it one cell"
+        )
+    if message.startswith("',' expected after '\"'"):
+        return (
+            f"a quoted cell goes on after its closing quote ({lines}): write a quote inside a"
+            ' cell as two: ""'
+        )
+    if message.startswith("new-line character seen in unquoted field"):
+        return "a line ends with a carriage return alone: save the file with LF or CRLF line ends"
+    return f"not valid CSV ({lines}): {message}"
 
 
 def _header(names: list[str], source: str, line: int, required: tuple[str, ...]) -> list[str]:
@@ -219,6 +251,9 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
             value = json.loads(text, parse_int=_json_integer)
         except json.JSONDecodeError as exc:
             yield Problem(source, line, f"not valid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecursionError:  # orjson refuses more than 1,024 levels, json about as many
+            yield Problem(source, line, "lists and objects nested too deep to read")
             continue
         if not isinstance(value, dict):
             yield Problem(source, line, f"expected a JSON object {{...}}, got {json_kind(value)}")
