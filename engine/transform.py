@@ -21,6 +21,11 @@ from engine.errors import Diagnostic
 from engine.source import Span
 
 _DURATION = re.compile(r"(\d+)\s*([a-z]+)")
+# Rules count and compare amounts, counts and thresholds: numbers beyond these are slips of the
+# keyboard, and would leave what the databases compute exactly (a double holds every whole
+# number up to 2**53) or the calendar (year 9999).
+MAX_NUMBER = 10**15
+MAX_DURATION_S = 36_500 * 86_400
 _ESCAPE = re.compile(r"\\([\\\"])")
 _DOTTED_PARTS = {"event": 2, "ref": 2, "aggregate": 3}
 
@@ -80,10 +85,19 @@ class _ToAst(Transformer):
     def _duration(self, token: Token) -> ast.Duration:
         match = _DURATION.fullmatch(str(token))
         assert match is not None, token  # the DURATION terminal guarantees the shape
-        word = match[2]
-        return ast.Duration(
-            int(match[1]), cast(ast.DurationUnit, word[0]), self._span(token), len(word) > 1
-        )
+        digits, word = match[1], match[2]
+        unit = cast(ast.DurationUnit, word[0])
+        longest = MAX_DURATION_S // ast.UNIT_SECONDS[unit]
+        amount = int(digits) if len(digits.lstrip("0")) <= len(str(longest)) else longest + 1
+        if amount > longest:
+            self._problem(
+                "E317",
+                f"`{token}` is longer than a duration may be",
+                token,
+                f"at most {MAX_DURATION_S // 86_400}d (about a hundred years)",
+            )
+            amount = longest
+        return ast.Duration(amount, unit, self._span(token), len(word) > 1)
 
     def _dotted(self, token: Token, what: str) -> list[str]:
         parts = str(token).split(".")
@@ -107,10 +121,10 @@ class _ToAst(Transformer):
         return parts
 
     def _whole_number(self, token: Token, what: str) -> int:
+        value = self._number(token).value
         if "." in token:
             self._problem("E106", f"{what} must be a whole number", token, "not a whole number")
-            return int(float(token))
-        return int(token)
+        return int(value)
 
     def _tokens(self, children: list[Any]) -> list[Token]:
         return [c for c in children if isinstance(c, Token)]
@@ -405,6 +419,14 @@ class _ToAst(Transformer):
 
     def _number(self, token: Token) -> ast.Number:
         text = str(token)
+        if len(text.split(".")[0].lstrip("0")) > len(str(MAX_NUMBER)) - 1:
+            self._problem(
+                "E318",
+                f"`{text[:24]}{'...' if len(text) > 24 else ''}` is larger than a number may be",
+                token,
+                f"at most {MAX_NUMBER - 1:_}".replace("_", ","),
+            )
+            return ast.Number(MAX_NUMBER - 1, text, self._span(token))
         value: float | int = float(text) if "." in text else int(text)
         return ast.Number(value, text, self._span(token))
 
