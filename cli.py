@@ -92,6 +92,9 @@ def cli() -> None:
     """
 
 
+WINDOW_YEARS = (1900, 2200)
+
+
 def _window(env: Env, start: str, end: str) -> tuple[int, int]:
     from engine.timeutil import parse_moment
 
@@ -101,6 +104,13 @@ def _window(env: Env, start: str, end: str) -> tuple[int, int]:
         raise click.BadParameter(str(exc)) from None
     if window[0] >= window[1]:
         raise click.BadParameter("--from must be before --to")
+    # Far enough for any shop's history and plans, near enough that a rule's offsets (up to a
+    # hundred years) stay on the calendar.
+    first, last = (f"{year}-01-01" for year in WINDOW_YEARS)
+    if window[0] < parse_moment(first, env.config.timezone) or window[1] > parse_moment(
+        last, env.config.timezone
+    ):
+        raise click.BadParameter(f"--from and --to must fall between {first} and {last}")
     return window
 
 

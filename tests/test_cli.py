@@ -74,4 +74,15 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
         ],
     )
     assert window.exit_code != 0 and "not a date or time" in window.output
-    assert "Traceback" not in missing.output + window.output
+    far = runner.invoke(
+        cli,
+        [
+            "simulate",
+            str(tmp_path),
+            *("--from", "9990-01-01", "--to", "9999-12-31"),
+            *("--db", f"sqlite:///{tmp_path / 'x.db'}"),
+        ],
+    )
+    assert far.exit_code != 0
+    assert "--from and --to must fall between 1900-01-01 and 2200-01-01" in far.output
+    assert "Traceback" not in missing.output + window.output + far.output
