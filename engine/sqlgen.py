@@ -133,8 +133,9 @@ class Compiler:
                 return found if found is not None else self._truth(self._compare(expr))
             case ast.Between(value=value, low=low, high=high):
                 kind = self._common_kind(value, low, high)
-                test = self.value(value, kind).between(
-                    self.value(low, kind), self.value(high, kind)
+                ends = (value, low, high)
+                test = self._compared(value, kind, ends).between(
+                    self._compared(low, kind, ends), self._compared(high, kind, ends)
                 )
                 return self._truth(test)
             case ast.Bool(value=value):
@@ -160,7 +161,21 @@ class Compiler:
         if op == "contains":
             return self._membership(right, left)
         kind = self._common_kind(left, right)
-        return COMPARISONS[op](self.value(left, kind), self.value(right, kind))
+        sides = (left, right)
+        return COMPARISONS[op](
+            self._compared(left, kind, sides), self._compared(right, kind, sides)
+        )
+
+    def _compared(self, expr: ast.Expr, kind: Kind, among: tuple[ast.Expr, ...]) -> Any:
+        """`expr` as `kind` for a comparison with `among`. A date compared with text (a
+        birthday, a free attribute) is compared as ISO text, and text that does not begin with
+        a year (a birthday written MM-DD) is unset there: its date is not known."""
+        value = self.value(expr, kind)
+        if kind != "text" or isinstance(expr, ast.DateValue):
+            return value
+        if not any(isinstance(other, ast.DateValue) for other in among):
+            return value
+        return sa.case((sa.func.substr(value, 5, 1) == "-", value), else_=sa.null())
 
     def _by_lookup(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[bool] | None:
         """A comparison that only asks whether such an event exists: a count with a number
@@ -205,8 +220,10 @@ class Compiler:
             return "text"
         if "instant" in known:
             return "instant"
-        if "date" in known and "any" in kinds:
-            return "text"  # a free attribute holding a date is ISO text: compared as such
+        if "date" in known and ("any" in kinds or "text" in known):
+            # A birthday, or a free attribute holding a date, is ISO text: compared as such,
+            # whichever side the date is written on.
+            return "text"
         return known[0]
 
     # -- values ---------------------------------------------------------------------------------

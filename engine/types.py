@@ -182,7 +182,11 @@ def _infer(expr: ast.Expr, scope: Scope) -> Type:
         case ast.Between():
             value, low, high = (_infer(e, scope) for e in (expr.value, expr.low, expr.high))
             for bound, kind in ((expr.low, low), (expr.high, high)):
-                if value.kind not in _ORDERED or not _compatible(value, kind):
+                if (
+                    value.kind not in _ORDERED
+                    or not _compatible(value, kind)
+                    or not _compatible(low, kind)  # the ends of one kind, even when value's is open
+                ):
                     _error(
                         scope,
                         "E301",

@@ -391,6 +391,41 @@ def test_a_date_compared_with_a_free_attribute_reads_it_as_iso_text(
     assert [r["customer"] for r in records] == ["old"]
 
 
+def test_a_birthday_compared_with_a_date_is_the_same_on_either_side_and_without_a_year_unknown(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "before": "customer.birthday < 2000-01-01",
+        "before, the date first": "2000-01-01 > customer.birthday",
+        "nineties": "customer.birthday between 1990-01-01 and 1999-12-31",
+        "from 2000": "customer.birthday >= 2000-01-01",
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        "".join(
+            f'rule "{name}"\n  when on 2026-06-10\n  if {test}\n  then task "t"\n'
+            for name, test in conditions.items()
+        ),
+        [
+            {"id": "1995", "birthday": "1995-04-01"},
+            {"id": "2000", "birthday": "2000-02-29"},
+            {"id": "no year", "birthday": "02-29"},
+            {"id": "none"},
+        ],
+        [],
+    )
+    acted: dict[str, list[str]] = {name: [] for name in conditions}
+    for record in records:
+        acted[record["rule"]].append(record["customer"])
+    assert acted == {
+        "before": ["1995"],
+        "before, the date first": ["1995"],
+        "nineties": ["1995"],
+        "from 2000": ["2000"],
+    }
+
+
 def test_nothing_is_in_an_empty_list_and_an_unset_value_is_not_out_of_it(
     db_url: str, tmp_path: Path
 ) -> None:
