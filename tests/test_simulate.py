@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
+import io
 import itertools
 import json
 import os
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from cli import cli
 from engine import simulate as engine_simulate
@@ -28,7 +30,8 @@ from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.processes import worker_context
-from engine.records import Row
+from engine.records import ActionRecord, Row
+from engine.reports.table import print_list, print_table
 from engine.ruleset import load_rule_set
 from engine.simulate import (
     GROUP_BATCHES,
@@ -246,3 +249,24 @@ def test_explain_says_why(shop_db: str) -> None:
     assert "suppressed (" in text
     skipped = [s for s in stories if s.outcome == "skipped"]
     assert all(s.reasons for s in skipped)
+
+
+def test_names_with_brackets_are_shown_as_written_not_read_as_markup() -> None:
+    record = ActionRecord(
+        at_us=START,
+        rule_position=0,
+        customer_id="c[1]",
+        position=0,
+        due_us=START,
+        occurrence_key="k",
+        rule="a[/b]",
+        kind="message",
+        status="sent",
+        template="[bold]t",
+    )
+    for show in (print_table, print_list):
+        out = io.StringIO()
+        show([record], CONFIG.timezone, Console(file=out, width=200))
+        shown = out.getvalue()
+        assert "a[/b]" in shown and "c[1]" in shown
+    assert "[bold]t" in shown

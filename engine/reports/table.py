@@ -1,4 +1,5 @@
-"""The terminal report of a simulation (rich tables)."""
+"""The terminal report of a simulation (rich tables). Names from rule files and the shop's data
+go in as `Text`, never as markup: `rule "a[/b]"` is shown as written."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterable
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from engine.records import ActionRecord
 from engine.reports.summary import REASONS, summarize
@@ -16,7 +18,7 @@ def print_table(
     records: Iterable[ActionRecord], shop_tz: str, console: Console, title: str = "Simulation"
 ) -> None:
     summary = summarize(records, shop_tz)
-    rules = Table(title=f"{title}: {summary.total} actions", title_justify="left")
+    rules = Table(title=Text(f"{title}: {summary.total} actions"), title_justify="left")
     rules.add_column("rule")
     rules.add_column("acted", justify="right")
     rules.add_column("sent", justify="right")
@@ -24,7 +26,7 @@ def print_table(
         rules.add_column(f"suppressed: {reason}", justify="right")
     for line in summary.rules:
         rules.add_row(
-            line.rule,
+            Text(line.rule),
             str(line.occurrences),
             str(line.sent),
             *(str(line.suppressed.get(reason, 0) or "") for reason in REASONS),
@@ -37,7 +39,7 @@ def print_table(
     days.add_column("busiest rules")
     for day, counts in summary.per_day.items():
         top = ", ".join(f"{rule} {n}" for rule, n in counts.most_common(3))
-        days.add_row(day.isoformat(), str(sum(counts.values())), top)
+        days.add_row(day.isoformat(), str(sum(counts.values())), Text(top))
     console.print(days)
 
     facts = Table(show_header=False, title="Totals", title_justify="left")
@@ -53,7 +55,7 @@ def print_table(
         busiest.add_column("customer")
         busiest.add_column("actions", justify="right")
         for customer, n in summary.busiest:
-            busiest.add_row(customer, str(n))
+            busiest.add_row(Text(customer), str(n))
         console.print(busiest)
 
 
@@ -67,10 +69,10 @@ def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) 
         status = r.status if not r.reason else f"{r.status} ({r.reason})"
         table.add_row(
             from_us(r.at_us, tz).strftime("%Y-%m-%d %H:%M"),
-            r.rule,
-            r.customer_id,
+            Text(r.rule),
+            Text(r.customer_id),
             r.kind,
-            r.template or "",
+            Text(r.template or ""),
             status,
         )
     console.print(table)
