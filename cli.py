@@ -10,7 +10,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -199,24 +199,21 @@ def _emit(
 
     from engine.timeutil import from_us, zone
 
-    if fmt == "html":
-        from engine.reports.html import render_html
-
-        if output is None:
-            raise click.UsageError("--format html needs --output FILE")
-        tz = zone(env.config.timezone)
-        page = render_html(
-            records, env.config.timezone, title, from_us(start_us, tz), from_us(end_us, tz)
-        )
-        output.write_text(page, encoding="utf-8")
-        click.echo(f"Wrote {output}.", err=True)
-        return
+    if fmt == "html" and output is None:
+        raise click.UsageError("--format html needs --output FILE")
     with contextlib.ExitStack() as stack:
-        handle = (
-            sys.stdout
-            if output is None
-            else stack.enter_context(output.open("w", encoding="utf-8"))
-        )
+        # Opened before the first action is worked out: a bad path fails at once.
+        handle = sys.stdout if output is None else stack.enter_context(_writing(output))
+        if fmt == "html":
+            from engine.reports.html import render_html
+
+            tz = zone(env.config.timezone)
+            page = render_html(
+                records, env.config.timezone, title, from_us(start_us, tz), from_us(end_us, tz)
+            )
+            handle.write(page)
+            click.echo(f"Wrote {output}.", err=True)
+            return
         if fmt == "jsonl":
             for record in records:
                 handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
@@ -225,6 +222,15 @@ def _emit(
 
         console = Console(file=handle, width=None if output is None else 120)
         print_table(records, env.config.timezone, console, title)
+
+
+def _writing(path: Path) -> TextIO:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write {path}: {exc.strerror or exc}", param_hint="--output"
+        ) from None
 
 
 def _columns(rows: list[list[str]]) -> str:

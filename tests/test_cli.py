@@ -86,3 +86,21 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     assert far.exit_code != 0
     assert "--from and --to must fall between 1900-01-01 and 2200-01-01" in far.output
     assert "Traceback" not in missing.output + window.output + far.output
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "table", "html"])
+def test_an_output_file_that_cannot_be_written_is_named(tmp_path: Path, fmt: str) -> None:
+    rules = write_rule_set(tmp_path / "rules", country="CN")
+    target = tmp_path / "missing" / f"out.{fmt}"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(rules),
+            *("--from", "2026-01-01", "--to", "2026-01-02", "--format", fmt),
+            *("--output", str(target), "--db", f"sqlite:///{tmp_path / 'x.db'}"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert f"cannot write {target}: No such file or directory" in result.output
+    assert "Traceback" not in result.output
