@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,27 +74,43 @@ class Config:
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _seconds(key: str, value: object) -> float:
-    """`30`, `30s`, `6h`: a number of seconds or a number with a unit."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+_DURATION = re.compile(r"([0-9]+)[ \t]*([smhd])")
+
+
+def _seconds(path: Path, key: str, value: object) -> float:
+    """`30`, `30s`, `6h`: a number of seconds or a whole number with a unit."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    if isinstance(value, str) and value[:-1].strip().isdigit() and value[-1] in _DURATION_UNITS:
-        return float(value[:-1]) * _DURATION_UNITS[value[-1]]
-    raise ConfigError(f"{key}: expected seconds or a duration such as 30s, 5m, 6h; got {value!r}")
+    match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is not None:
+        return float(match[1]) * _DURATION_UNITS[match[2]]
+    raise ConfigError(
+        f"{path}: {key}: expected seconds or a duration such as 30s, 5m, 6h; got {value!r}"
+    )
 
 
-def _channels(raw: object) -> dict[str, Channel]:
+def _count(path: Path, key: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ConfigError(f"{path}: {key}: expected a whole number of 1 or more; got {value!r}")
+
+
+def _channels(path: Path, raw: object) -> dict[str, Channel]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError("channels: expected a mapping of channel name to settings")
+        raise ConfigError(f"{path}: channels: expected a mapping of channel name to settings")
     result: dict[str, Channel] = {}
     for name, spec in raw.items():
+        if spec is not None and not isinstance(spec, dict):
+            raise ConfigError(
+                f"{path}: channels.{name}: expected settings such as `type: email`; got {spec!r}"
+            )
         spec = dict(spec or {})
         kind = spec.pop("type", name)
         if kind not in CHANNEL_TYPES:
             raise ConfigError(
-                f"channels.{name}: unknown type {kind!r}"
+                f"{path}: channels.{name}: unknown type {kind!r}"
                 f" (expected one of {', '.join(CHANNEL_TYPES)})"
             )
         result[str(name)] = Channel(str(name), kind, spec)
@@ -166,18 +183,18 @@ def load_config(path: Path | None = None, db: str | None = None) -> Config:
     if raw.get("templates") is not None:
         changes["templates"] = (base / str(raw["templates"])).resolve()
     channels = dict(config.channels)
-    channels.update(_channels(raw.get("channels")))
+    channels.update(_channels(path, raw.get("channels")))
     changes["channels"] = channels
     if "default_channel" in raw:
         changes["default_channel"] = str(raw["default_channel"])
     if "tick_seconds" in raw:
-        changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
+        changes["tick_seconds"] = _seconds(path, "tick_seconds", raw["tick_seconds"])
     if "grace" in raw:
-        changes["grace_seconds"] = _seconds("grace", raw["grace"])
+        changes["grace_seconds"] = _seconds(path, "grace", raw["grace"])
     if "max_attempts" in raw:
-        changes["max_attempts"] = int(raw["max_attempts"])
+        changes["max_attempts"] = _count(path, "max_attempts", raw["max_attempts"])
     if "retry_base" in raw:
-        changes["retry_base_seconds"] = _seconds("retry_base", raw["retry_base"])
+        changes["retry_base_seconds"] = _seconds(path, "retry_base", raw["retry_base"])
     if "rfm" in raw:
         changes["rfm"] = _rfm(path, raw["rfm"] or {})
     if "shop" in raw:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from engine.channels import (
     open_channel,
 )
 from engine.config import Channel as ChannelConfig
-from engine.config import Config
+from engine.config import Config, load_config
 from engine.errors import ConfigError
 from engine.timeutil import to_us
 
@@ -273,3 +274,34 @@ def test_check_channels_checks_every_configured_channel(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"channels\.alerts"):
         check_channels(config, environ={})
     check_channels(config, environ={"HOOK": "s"})
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("channels: {x: [1, 2]}", r"channels\.x: expected settings such as `type: email`"),
+        ("channels: {x: hello}", r"channels\.x: expected settings such as `type: email`"),
+        ("max_attempts: abc", r"max_attempts: expected a whole number of 1 or more"),
+        ("max_attempts: 0", r"max_attempts: expected a whole number of 1 or more"),
+        ("tick_seconds: ²s", r"tick_seconds: expected seconds or a duration"),
+        ("grace: -5", r"grace: expected seconds or a duration"),
+    ],
+)
+def test_bad_settings_in_the_file_are_named_with_the_file(
+    tmp_path: Path, settings: str, expected: str
+) -> None:
+    path = tmp_path / "nudge.yaml"
+    path.write_text(settings + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(str(path)) + ": " + expected):
+        load_config(path)
+
+
+def test_durations_in_the_file_are_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "nudge.yaml"
+    path.write_text("tick_seconds: 5 m\ngrace: 2h\nretry_base: 0.5\n", encoding="utf-8")
+    config = load_config(path)
+    assert (config.tick_seconds, config.grace_seconds, config.retry_base_seconds) == (
+        300.0,
+        7200.0,
+        0.5,
+    )
