@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from functools import cache
 from pathlib import Path
 
@@ -226,17 +227,31 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
             help='close it with `"` on the same line (write `\\"` for a quote inside the text)',
         )
     span = Span(file, line, column, line, column + 1)
-    mistake = _match_mistake(error)
+    mistake = None if _shown(char).startswith("U+") else _match_mistake(error)
     if mistake is not None:
         return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
     return Diagnostic(
         "error",
         "E101",
-        f"unexpected character `{char}`",
+        f"unexpected character {_shown(char)}",
         span,
         label="not part of the rule language",
-        help="text other than names and numbers goes in double quotes",
+        help=(
+            "write a plain space instead (a word processor may have put this one in)"
+            if char.isspace()
+            else "delete it: it cannot be seen"
+            if unicodedata.category(char) == "Cf"
+            else "text other than names and numbers goes in double quotes"
+        ),
     )
+
+
+def _shown(char: str) -> str:
+    """`@` as itself; a character that cannot be seen or told apart (a no-break space, a
+    zero-width space, a control character) by its code point and name."""
+    if char.isprintable() and not char.isspace() and unicodedata.category(char) != "Cf":
+        return f"`{char}`"
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character').lower()})"
 
 
 def _token_span(file: str, text: str, token: Token) -> Span:

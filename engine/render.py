@@ -89,7 +89,7 @@ def _render_one(diagnostic: Diagnostic, sources: Mapping[str, str]) -> str:
         gutter = " " * len(str(span.line))
         lines.append(f"{gutter}--> {span}")
         if source_line is not None:
-            shown = source_line.replace("\t", _TAB)
+            shown = _visible(source_line)
             start = _width(source_line[: span.column - 1])
             end_column = span.end_column if span.end_line == span.line else len(source_line) + 1
             length = max(1, _width(source_line[span.column - 1 : end_column - 1]))
@@ -115,8 +115,21 @@ def _line(span: Span, sources: Mapping[str, str]) -> str | None:
             text = Path(span.file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-    lines = text.removeprefix("\ufeff").splitlines()
-    return lines[span.line - 1] if 0 < span.line <= len(lines) else ""
+    # Lines as the parser counts them: ended by LF alone (not by a form feed, U+2028, ...).
+    lines = text.removeprefix("\ufeff").split("\n")
+    return lines[span.line - 1].removesuffix("\r") if 0 < span.line <= len(lines) else ""
+
+
+def _visible(line: str) -> str:
+    """`line` as shown under a diagnostic: a tab as spaces, and each character a terminal would
+    not show in one column (a control character, a zero-width one, a line separator) as �."""
+    return "".join(
+        _TAB if char == "\t" else "\ufffd" if unicodedata.category(char) in _UNSEEN else char
+        for char in line
+    )
+
+
+_UNSEEN = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _width(text: str) -> int:
