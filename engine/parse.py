@@ -80,12 +80,49 @@ def parse_source(source: SourceFile) -> tuple[ast.RuleFile, list[Diagnostic]]:
     statements: list[ast.Statement] = []
     for child in tree.children:
         assert isinstance(child, Tree)
+        too_large = _too_large(child, source.name)
+        if too_large is not None:
+            diagnostics.append(too_large)
+            continue
         node, problems = to_statement(child, source.name)
         diagnostics.extend(problems)
         if node is not None:
             statements.append(node)
     rule_file = ast.RuleFile(Path(source.name).name, tuple(statements), comments(source.name, text))
     return rule_file, diagnostics
+
+
+# A statement's parse tree nested deeper than this (each `(` adds about ten levels) or larger
+# than this is refused: Python's recursion, and SQLite's expression trees (1,000 deep at most),
+# would fail on it later. Real rules stay far below both.
+MAX_TREE_DEPTH = 200
+MAX_TREE_NODES = 5_000
+
+
+def _too_large(statement: Tree, file: str) -> Diagnostic | None:
+    """E132 when `statement` is nested too deep or holds too much to evaluate."""
+    deepest, nodes = 0, 0
+    pending: list[tuple[Tree | Token, int]] = [(statement, 1)]
+    while pending:
+        node, depth = pending.pop()
+        nodes += 1
+        deepest = max(deepest, depth)
+        if isinstance(node, Tree):
+            pending.extend((child, depth + 1) for child in node.children)
+    if deepest <= MAX_TREE_DEPTH and nodes <= MAX_TREE_NODES:
+        return None
+    meta = statement.meta
+    span = Span(file, meta.line, meta.column, meta.line, meta.column + 1)
+    return Diagnostic(
+        "error",
+        "E132",
+        "this statement is too large to evaluate"
+        if nodes > MAX_TREE_NODES
+        else "this statement is nested too deep to evaluate",
+        span,
+        label="the statement starts here",
+        help="split the condition into segments, or into several rules",
+    )
 
 
 def comments(file: str, text: str) -> tuple[ast.Comment, ...]:

@@ -212,3 +212,22 @@ def test_mutated_input_gives_an_ast_or_a_rule_error(edits):
         parse_text(text)
     except RuleError as error:
         assert all(d.span and d.span.line >= 1 for d in error.diagnostics)
+
+
+def test_statements_too_deep_or_too_large_to_evaluate_are_refused():
+    deep = "(" * 500 + "order.total > 1" + ")" * 500
+    long_sum = "order.total > " + " + ".join(["1"] * 1500)
+    wide = " or ".join(f"order.total > {n}" for n in range(1000))
+    text = "".join(f'when order.paid if {c} then tag "t"\n' for c in (deep, long_sum, wide))
+    with pytest.raises(RuleError) as caught:
+        parse_text(text + 'when order.paid then tag "ok"\n')
+    assert [(d.code, d.message) for d in caught.value.diagnostics] == [
+        ("E132", "this statement is nested too deep to evaluate"),
+        ("E132", "this statement is too large to evaluate"),
+        ("E132", "this statement is too large to evaluate"),
+    ]
+    # Far beyond what a rule needs, still read.
+    nested = "(" * 15 + "order.total > 1" + ")" * 15
+    many = " or ".join(f"order.total > {n}" for n in range(300))
+    parsed = parse_text(f'when order.paid if {nested} or {many} then tag "t"\n')
+    assert len(parsed.statements) == 1
