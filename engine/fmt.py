@@ -242,8 +242,8 @@ def format_file(rule_file: ast.RuleFile) -> str:
     items: list[tuple[int, int, object]] = [
         (s.span.line, s.span.end_line, s) for s in rule_file.statements
     ]
-    trailing = [c for c in rule_file.comments if not c.own_line]
     own = [c for c in rule_file.comments if c.own_line]
+    trailing = _trailing_by_statement(rule_file)
     out: list[str] = []
     # The last item written: its last source line, whether it is a multi-line statement, and
     # whether it is a statement at all (else a comment).
@@ -271,7 +271,7 @@ def format_file(rule_file: ast.RuleFile) -> str:
         while position < len(own_iter) and own_iter[position].span.line <= end:
             inner.append(own_iter[position])
             position += 1
-        mine = [c for c in trailing if start <= c.span.line <= end]
+        mine = trailing.get(id(statement), [])
         block = bool(inner) or len({c.span.line for c in mine}) > 1
         lines = statement_lines(statement, block)  # type: ignore[arg-type]
         multi = len(lines) > 1
@@ -283,6 +283,25 @@ def format_file(rule_file: ast.RuleFile) -> str:
         out.append(comment.text)
         previous = (comment.span.line, False, False)
     return "\n".join(out) + "\n" if out else ""
+
+
+def _trailing_by_statement(rule_file: ast.RuleFile) -> dict[int, list[ast.Comment]]:
+    """The comments at the end of a line, by the statement each follows (by `id`): the last one
+    begun before it, so that a comment after two statements on one line goes with the second."""
+    found: dict[int, list[ast.Comment]] = {}
+    for comment in rule_file.comments:
+        if comment.own_line:
+            continue
+        at = (comment.span.line, comment.span.column)
+        before = [
+            s
+            for s in rule_file.statements
+            if (s.span.line, s.span.column) <= at and s.span.end_line >= comment.span.line
+        ]
+        if before:
+            owner = max(before, key=lambda s: (s.span.line, s.span.column))
+            found.setdefault(id(owner), []).append(comment)
+    return found
 
 
 def _with_comments(

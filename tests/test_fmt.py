@@ -66,6 +66,12 @@ def test_durations_keep_their_form_and_strings_their_escapes():
     assert fmt(text) == text
 
 
+def test_a_comment_after_two_statements_on_one_line_stays_once_with_the_second():
+    text = fmt('when a.b then tag "x" when a.b + 1d then tag "y" # c\n')
+    assert text == 'when a.b then tag "x"\nwhen a.b + 1d then tag "y"  # c\n'
+    assert fmt(text) == text
+
+
 def test_fmt_refuses_a_file_that_does_not_parse():
     try:
         fmt("when a.b then")
