@@ -10,12 +10,15 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from engine.config import Config, load_config
 from engine.errors import NudgeError, RuleError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -480,7 +483,19 @@ def explain(
             f"no rule named {rule_name!r}; the rules are: {names}", param_hint="--rule"
         )
     stories = run_explain(engine, ruleset, env.config, customer, start_us, end_us, rule_name)
-    click.echo(render(stories, customer, env.config.timezone), nl=False)
+    if not stories and not _is_customer(engine, customer):
+        raise NudgeError(f"no customer {customer!r} in the shop's data (ids are case-sensitive)")
+    click.echo(render(stories, customer, env.config.timezone).rstrip("\n"))
+
+
+def _is_customer(engine: Engine, customer_id: str) -> bool:
+    from sqlalchemy import select
+
+    from engine.storage.tables import customers
+
+    with engine.connect() as conn:
+        found = conn.execute(select(customers.c.id).where(customers.c.id == customer_id))
+        return found.first() is not None
 
 
 @cli.command()
@@ -581,7 +596,13 @@ def status(config_path: Path | None, db: str | None) -> None:
 @cli.command()
 @click.option("--customers", default=3000, show_default=True, help="How many customers.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same shop.")
-@click.option("--days", default=30, show_default=True, help="How many days to simulate.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="How many days to simulate.",
+)
 @click.option(
     "--rules",
     "rules_dir",
@@ -692,7 +713,8 @@ def fmt_command(
     from engine.ruleset import read_source, rule_files
 
     if not rules_dir.is_dir():
-        raise NudgeError(f"the rules folder `{rules_dir}` does not exist")
+        what = "is not a folder" if rules_dir.exists() else "does not exist"
+        raise NudgeError(f"the rules folder `{rules_dir}` {what}")
     problems: list[Diagnostic] = []
     changed: list[Path] = []
     for path in rule_files(rules_dir):

@@ -85,7 +85,13 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     )
     assert far.exit_code != 0
     assert "--from and --to must fall between 1900-01-01 and 2200-01-01" in far.output
-    assert "Traceback" not in missing.output + window.output + far.output
+    (tmp_path / "a.rules").write_text('when a.b then tag "x"\n', encoding="utf-8")
+    not_a_folder = runner.invoke(cli, ["fmt", str(tmp_path / "a.rules")])
+    assert not_a_folder.exit_code == 1 and "is not a folder" in str(not_a_folder.exception)
+    no_days = runner.invoke(cli, ["demo", "--days", "-1", "--db", f"sqlite:///{tmp_path / 'd.db'}"])
+    assert no_days.exit_code == 2 and "'--days': -1 is not in the range" in no_days.output
+    outputs = (missing, window, far, not_a_folder, no_days)
+    assert all("Traceback" not in result.output for result in outputs)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "table", "html"])

@@ -270,3 +270,15 @@ def test_names_with_brackets_are_shown_as_written_not_read_as_markup() -> None:
         shown = out.getvalue()
         assert "a[/b]" in shown and "c[1]" in shown
     assert "[bold]t" in shown
+
+
+def test_explain_names_a_customer_the_shop_does_not_have(shop_db: str) -> None:
+    runner = CliRunner()
+    common = ["--config", str(SHOP / "nudge.yaml"), "--db", shop_db]
+    window = ["--from", "2026-09-01", "--to", "2026-09-02"]
+    unknown = runner.invoke(cli, ["explain", str(SHOP), "nosuch", *window, *common])
+    assert unknown.exit_code == 1
+    assert "no customer 'nosuch' in the shop's data" in str(unknown.exception)
+    quiet = runner.invoke(cli, ["explain", str(SHOP), "c1", *window, "--rule", "welcome", *common])
+    assert quiet.exit_code == 0
+    assert quiet.output == "No rule had an occurrence for customer c1 in this window.\n"
