@@ -8,9 +8,11 @@ through the row's channel and records the outcome:
 - `sent`: delivered (`sent_us`);
 - `pending` again, later: a temporary failure, retried after an exponential backoff with full
   jitter; after `max_attempts` tries the row is `dead` instead;
-- `dead`: the channel refused it for good, or it ran out of attempts (a dead letter:
+- `dead`: the channel refused it for good, failed on it unexpectedly (a fault in its code, as
+  with an address its library cannot take), or it ran out of attempts (a dead letter:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
-- `failed`: its template cannot be found, parsed or rendered (fix it, then `--retry`);
+- `failed`: its template cannot be found, parsed or rendered, or its message cannot be made
+  (fix it, then `--retry`);
 - `cancelled`: a marketing message whose customer withdrew consent after it was queued.
 
 A crash between sending and recording sends the message again on the next run: delivery is at
@@ -267,6 +269,8 @@ class _Sender:
                         else o
                         for o in outcomes
                     ]
+                except Exception:  # the outcomes are recorded all the same
+                    log.exception("channel %s could not be closed", name)
         return outcomes
 
     def _attempt(self, claim: _Claim, channels: dict[str, Channel]) -> Outcome:
@@ -280,6 +284,9 @@ class _Sender:
         except TemplateError as exc:
             log.warning("outbox %s failed: %s", row.id, exc)
             return Outcome(row.id, "failed", attempts, str(exc))
+        except Exception as exc:  # one message's fault must not hold back the batch's others
+            log.exception("outbox %s failed: its message could not be made", row.id)
+            return Outcome(row.id, "failed", attempts, _unexpected(exc))
         try:
             channel = channels.get(row.channel)
             if channel is None:
@@ -294,6 +301,12 @@ class _Sender:
         except ConfigError as exc:
             # The channel cannot be opened as configured; a corrected configuration heals it.
             return self._retry(row.id, attempts, str(exc), None)
+        except Exception as exc:
+            # A fault of the channel's code on this message (a malformed address its library
+            # cannot take, ...): a dead letter, never sent again by itself, since it may have
+            # gone out before the fault.
+            log.exception("outbox %s dead (%s): unexpected error", row.id, row.channel)
+            return Outcome(row.id, "dead", attempts, _unexpected(exc))
         return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
 
     def _retry(self, outbox_id: int, attempts: int, error: str, hint: float | None) -> Outcome:
@@ -336,6 +349,10 @@ class _Sender:
             html=html,
             sending_us=self.now_us,
         )
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
 # --- the dead letter list ------------------------------------------------------------------------

@@ -92,6 +92,7 @@ def queue(
     marketing: bool = False,
     coupon: dict[str, Any] | None = None,
     task: dict[str, Any] | None = None,
+    email: str | None = None,
 ) -> int:
     """Record an acted occurrence, its one action and its outbox row, as the tick does."""
     key = next(_keys)
@@ -109,7 +110,7 @@ def queue(
                 due_us=at_us, at_us=at_us, status="sent", detail={},
             )
         ).inserted_primary_key[0]  # fmt: skip
-        person = {"id": customer, "name": "Li Wei", "email": f"{customer}@example.com"}
+        person = {"id": customer, "name": "Li Wei", "email": email or f"{customer}@example.com"}
         person["phone"] = "+86138"
         payload = {
             "kind": kind,
@@ -179,6 +180,32 @@ def test_email_with_coupon_through_a_real_smtp_server(engine, tmp_path, template
     assert mail["Subject"] == "Happy birthday"
     assert mail["Message-ID"] == f"<{row(engine, oid).payload['idempotency_key']}@a.test>"
     assert "Your code ABCD2345EF is worth 30." in mail.get_content()
+
+
+def test_a_message_the_channel_fails_on_unexpectedly_holds_back_no_other(
+    engine, tmp_path, templates
+) -> None:
+    with SmtpReceiver() as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "s@a.test"}
+        config = config_for(tmp_path, mail=Channel("mail", "email", options))
+        # The email library cannot make a header of this address (an AttributeError inside it).
+        ids = [queue(engine, channel="mail", customer=c, email=e) for c, e in BAD_ADDRESS_BATCH]
+        report = dispatch_due(engine, config, templates, T0)
+        assert [o.status for o in report.outcomes] == ["sent", "dead", "sent"]
+        assert row(engine, ids[1]).last_error.startswith("unexpected error: ")
+        # Recorded: nothing is sent again.
+        assert dispatch_due(engine, config, templates, T0 + 3_600 * US).outcomes == []
+    assert sorted(envelope.rcpt_tos[0] for envelope, _ in smtp.messages) == [
+        "ann@example.com",
+        "cy@example.com",
+    ]
+
+
+BAD_ADDRESS_BATCH = [
+    ("c1", "ann@example.com"),
+    ("c2", "bob@[example.com"),
+    ("c3", "cy@example.com"),
+]
 
 
 def test_channel_down_then_back_is_delivered_once(engine, tmp_path, templates) -> None:
