@@ -20,6 +20,7 @@ from engine import ast, ledger
 from engine.collector import fewer_collections
 from engine.config import Config
 from engine.evaluate import evaluate_due, find_due
+from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import rule_set_state
 from engine.timeutil import DAY_US, US
@@ -40,9 +41,14 @@ class TickReport:
 def fingerprint(rules_dir: Path) -> str:
     """A digest of the rule files of a folder, to notice edits."""
     digest = hashlib.sha256()
-    for path in sorted(rules_dir.glob("*.rules")):
+    # The files the rule set is read from: not an editor's lock file (`.#a.rules`, a link to
+    # nowhere) nor a folder.
+    for path in rule_files(rules_dir):
         digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        try:
+            digest.update(path.read_bytes())
+        except OSError as exc:  # gone since it was listed (an editor saving), or unreadable:
+            digest.update(str(exc).encode())  # reading the rule set says so
     return digest.hexdigest()
 
 

@@ -342,6 +342,18 @@ def test_hot_reload_swaps_in_good_edits_and_keeps_running_through_bad_ones(
     assert any("rules loaded" in r.getMessage() for r in caplog.records)
 
 
+def test_an_editor_s_lock_file_beside_the_rules_changes_nothing(engine, tmp_path) -> None:
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    daemon = stepper(engine, tmp_path, rules)
+    # Emacs marks a file being edited with a link to nowhere named like a rule file.
+    (rules / ".#fit.rules").symlink_to("root@host.4242:1764000000")
+    (rules / "old.rules").mkdir()
+    add_orders(engine, T0 + 10 * MINUTE_US)
+    report = at(daemon, T0 + HOUR_US)
+    assert report is not None and report.recorded.occurrences == 1
+    assert acted_rules(engine) == [("fit", iso(T0 + 10 * MINUTE_US))]
+
+
 def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, caplog) -> None:
     """While no connection can be made, each step logs and returns None; once the database is
     back the next step catches up: what fell due meanwhile acts (within grace) and is sent."""
