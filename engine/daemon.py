@@ -242,7 +242,9 @@ class Daemon:
         url = make_url(self.config.database)
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return
-        path = Path(f"{url.database}.daemon-lock")
+        # Beside the file the path leads to: another path to the same database (a link, a
+        # relative one from elsewhere) finds the same lock.
+        path = Path(f"{Path(url.database).resolve()}.daemon-lock")
         handle = path.open("w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -174,8 +174,11 @@ def test_a_second_daemon_on_sqlite_says_so_and_exits(tmp_path) -> None:
     first = DaemonProcess(rules, config_path, tmp_path / "first.log")
     try:
         first.wait_running()
+        # The same database by another path: a link to it.
+        (tmp_path / "link.db").symlink_to(tmp_path / "shop.db")
+        command = [sys.executable, str(ROOT / "cli.py"), "run", str(rules)]
         second = subprocess.run(
-            [sys.executable, str(ROOT / "cli.py"), "run", str(rules), "--config", str(config_path)],
+            [*command, "--config", str(config_path), "--db", f"sqlite:///{tmp_path / 'link.db'}"],
             cwd=tmp_path,
             capture_output=True,
             text=True,
