@@ -16,6 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 # Blanks as JSON has them, which are what SQLite's `json_valid` allows around a number: space,
 # tab, CR and LF. (PostgreSQL's `\s` takes more: a vertical tab, a form feed and, with a UTF-8
@@ -24,8 +25,14 @@ _NUMBER_RE = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?[ \t
 _NUMBER_LENGTH = 45
 
 
+# The member is written into the SQL, so it is part of the statement's cache key: without it,
+# SQLAlchemy would reuse the SQL it compiled for another member in a statement of the same shape.
+_WITH_MEMBER = [*FunctionElement._traverse_internals, ("member", InternalTraversal.dp_string)]
+
+
 class _JsonField(FunctionElement[Any]):
     inherit_cache = True
+    _traverse_internals = _WITH_MEMBER
 
     def __init__(self, column: ColumnElement[Any], member: str) -> None:
         self.member = member

@@ -85,6 +85,32 @@ def test_text_that_reads_as_a_number_compares_as_one(db_url: str, tmp_path: Path
     assert sorted(r["customer"] for r in records) == ["a", "b"]
 
 
+def test_conditions_alike_but_for_the_attribute_each_read_their_own(
+    db_url: str, tmp_path: Path
+) -> None:
+    # The two queries differ only in the attribute's name (and bound values): SQLAlchemy's
+    # cache of compiled statements must not give the second the first one's SQL.
+    records = run(
+        db_url,
+        tmp_path,
+        'rule "city"\n  when on 2026-06-10\n  if customer.city == "Xi\'an"\n  then task "c"\n'
+        'rule "tier"\n  when on 2026-06-10\n  if customer.tier == "gold"\n  then task "t"\n'
+        'rule "size"\n  when on 2026-06-10\n  if customer.size >= 3\n  then task "s"\n'
+        'rule "age"\n  when on 2026-06-10\n  if customer.age >= 30\n  then task "a"\n',
+        [
+            {"id": "c", "city": "Xi'an", "tier": "silver", "size": 2, "age": 40},
+            {"id": "t", "city": "Hefei", "tier": "gold", "size": 4, "age": 20},
+        ],
+        [],
+    )
+    assert sorted((r["rule"], r["customer"]) for r in records) == [
+        ("age", "c"),
+        ("city", "c"),
+        ("size", "t"),
+        ("tier", "t"),
+    ]
+
+
 def test_consent_follows_subscribe_and_unsubscribe_events(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
