@@ -54,8 +54,17 @@ class json_num(_JsonField):
     inherit_cache = True
 
 
+class json_set(_JsonField):
+    """Whether a JSON member is set: present and not null (a list or an object is set). Never
+    NULL."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
 class json_text(_JsonField):
-    """A JSON member as text (numbers as written); NULL when missing or null."""
+    """A JSON member as text (numbers as written); NULL when missing or null, and when a list
+    or an object, which is no text."""
 
     type = Text()
     inherit_cache = True
@@ -125,6 +134,20 @@ def _json_num_pg(element: json_num, compiler: SQLCompiler, **kw: Any) -> str:
     )
 
 
+@compiles(json_set, "sqlite")
+def _json_set_sqlite(element: json_set, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    path = _lit(compiler, element.path())
+    return f"(coalesce(json_type({col}, {path}), 'null') <> 'null')"
+
+
+@compiles(json_set, "postgresql")
+def _json_set_pg(element: json_set, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    key = _lit(compiler, element.member)
+    return f"(coalesce(jsonb_typeof({col} -> {key}), 'null') <> 'null')"
+
+
 @compiles(json_text, "sqlite")
 def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
@@ -141,7 +164,10 @@ def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> s
 def _json_text_pg(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
     key = _lit(compiler, element.member)
-    return f"(CASE WHEN jsonb_typeof({col} -> {key}) <> 'null' THEN {col} ->> {key} END)"
+    return (
+        f"(CASE WHEN jsonb_typeof({col} -> {key}) IN ('string', 'number', 'boolean')"
+        f" THEN {col} ->> {key} END)"
+    )
 
 
 _TRUE = "('true', 'yes', '1')"

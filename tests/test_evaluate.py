@@ -384,6 +384,107 @@ def test_a_list_attribute_holds_its_items_and_text_holds_its_substrings(
     ]
 
 
+def by_rule(records: list[dict[str, Any]], key: str = "customer") -> dict[str, list[str]]:
+    """Each rule's records, as the sorted values of `key`."""
+    found: dict[str, list[str]] = {}
+    for record in records:
+        found.setdefault(record["rule"], []).append(record[key])
+    return {rule: sorted(values) for rule, values in found.items()}
+
+
+def rules_on(when: str, conditions: dict[str, str]) -> str:
+    """One rule per condition, named by its key, each with a task of its own."""
+    return "".join(
+        f'rule "{name}"\n  when {when}\n  if {condition}\n  then task "{name}"\n'
+        for name, condition in conditions.items()
+    )
+
+
+def test_a_list_or_an_object_is_set_but_compared_with_a_value_it_is_not_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "set": "customer.o is set",
+        "unset": "customer.o is not set",
+        "differs": 'customer.o != "x"',
+        "before": 'customer.o < "z"',
+        "out": 'customer.o not in ["x", "y"]',
+        "not equal": 'not (customer.o == "x")',
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("on 2026-06-10", conditions),
+        [
+            {"id": "object", "o": {"k": 1}},
+            {"id": "list", "o": [1]},
+            {"id": "empty", "o": []},
+            {"id": "text", "o": "w"},
+            {"id": "unset"},
+        ],
+        [],
+    )
+    assert by_rule(records) == {
+        "set": ["empty", "list", "object", "text"],
+        "unset": ["unset"],
+        "differs": ["text"],
+        "before": ["text"],
+        "out": ["text"],
+        "not equal": ["empty", "list", "object", "text", "unset"],
+    }
+
+
+def test_an_event_property_holding_a_list_is_set_and_holds_its_items(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "set": "order.category is set",
+        "unset": "order.category is not set",
+        "out": 'order.category not in ["a", "b"]',
+        "differs": 'order.category != "shoes"',
+        "holds": '"shoes" in order.category',
+    }
+    days = {"02": "list", "03": "object", "04": "text", "05": "unset"}
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("order.paid", conditions),
+        [{"id": "c1"}],
+        [
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-06-02T10:00:00Z",
+                "category": ["shoes"],
+            },
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-06-03T10:00:00Z",
+                "category": {"a": "shoes"},
+            },
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-06-04T10:00:00Z",
+                "category": "bags",
+            },
+            {"customer": "c1", "type": "order.paid", "at": "2026-06-05T10:00:00Z"},
+        ],
+    )
+    found = {
+        rule: sorted(days[due[8:10]] for due in dues)
+        for rule, dues in by_rule(records, "due").items()
+    }
+    assert found == {
+        "set": ["list", "object", "text"],
+        "unset": ["unset"],
+        "out": ["text"],
+        "differs": ["text"],
+        "holds": ["list"],
+    }
+
+
 def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
