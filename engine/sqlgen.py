@@ -198,7 +198,8 @@ class Compiler:
             # A free attribute or event property: a list (JSON import) or text.
             item_kind = self.kind(item)
             value = self.value(item, item_kind)
-            return json_contains(self._document(container), container.name, value)
+            kind = item_kind if item_kind in ("number", "bool") else "text"
+            return json_contains(self._document(container), container.name, value, kind)
         haystack, needle = self.value(container, "text"), self.value(item, "text")
         return strpos(haystack, needle) > 0
 

@@ -485,6 +485,67 @@ def test_an_event_property_holding_a_list_is_set_and_holds_its_items(
     }
 
 
+def test_a_number_in_text_is_looked_for_as_its_text(db_url: str, tmp_path: Path) -> None:
+    conditions = {
+        "three": "3 in customer.s",
+        "not three": "3 not in customer.s",
+        "whole": "3.0 in customer.s",
+        "price": "customer.s contains 19.9",
+        "spent": "customer.total_spent in customer.s",
+    }
+    paid = [
+        {"customer": "price", "type": "order.paid", "at": "2026-06-02T10:00:00Z", "total": 100.5},
+        {"customer": "price", "type": "order.paid", "at": "2026-06-03T10:00:00Z", "total": 49.5},
+    ]
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("on 2026-06-10", conditions),
+        [
+            {"id": "a3b", "s": "a3b"},
+            {"id": "abc", "s": "abc"},
+            {"id": "price", "s": "19.9, 150 in all"},
+        ],
+        paid,
+    )
+    assert by_rule(records) == {
+        "three": ["a3b"],
+        "not three": ["abc", "price"],
+        "whole": ["a3b"],
+        "price": ["price"],
+        "spent": ["price"],
+    }
+
+
+def test_a_list_holds_numbers_and_yes_no_of_their_own_kind_and_text_holds_their_text(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "one": "1 in customer.flags",
+        "yes": "yes in customer.flags",
+        "not yes": "yes not in customer.flags",
+        "three": "3 in customer.flags",
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("on 2026-06-10", conditions),
+        [
+            {"id": "true", "flags": [True]},
+            {"id": "one", "flags": [1, 3.0]},
+            {"id": "text one", "flags": ["1", "3"]},
+            {"id": "text", "flags": "true, 1 or 3"},
+        ],
+        [],
+    )
+    assert by_rule(records) == {
+        "one": ["one", "text"],
+        "yes": ["text", "true"],
+        "not yes": ["one", "text one"],
+        "three": ["one", "text"],
+    }
+
+
 def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
