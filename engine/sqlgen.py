@@ -184,10 +184,12 @@ class Compiler:
         return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
-        """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
+        """`item in container`: a tag in the tags, an item in a list, or a substring in text.
+        An unset item is neither in nor out of anything: the test is unset too (NULL)."""
         kind = self.kind(container)
         if kind == "tags":
-            return self.has_tag(self.value(item, "text"))
+            tag = self.value(item, "text")
+            return _unless_unset(item, tag, self.has_tag(tag))
         if isinstance(container, ast.ListValue):
             item_kind = self._common_kind(item, *container.items)
             value = self.value(item, item_kind)
@@ -198,8 +200,9 @@ class Compiler:
             # A free attribute or event property: a list (JSON import) or text.
             item_kind = self.kind(item)
             value = self.value(item, item_kind)
-            kind = item_kind if item_kind in ("number", "bool") else "text"
-            return json_contains(self._document(container), container.name, value, kind)
+            looked_for = item_kind if item_kind in ("number", "bool") else "text"
+            found = json_contains(self._document(container), container.name, value, looked_for)
+            return _unless_unset(item, value, found)
         haystack, needle = self.value(container, "text"), self.value(item, "text")
         return strpos(haystack, needle) > 0
 
@@ -535,6 +538,16 @@ def _summed(expr: ast.Expr) -> str | None:
         case ast.Aggregate(func="sum", event=event):
             return event
     return None
+
+
+def _unless_unset(
+    item: ast.Expr, value: ColumnElement[Any], test: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """`test` of `item` (compiled as `value`), but unset (NULL) when the item is: a lookup
+    (EXISTS) finds nothing for it, which `not in` would make true. A literal is never unset."""
+    if isinstance(item, ast.String | ast.Number | ast.Bool):
+        return test
+    return sa.case((value.is_(None), sa.null()), else_=test)
 
 
 def any_of(tests: list[ColumnElement[bool]]) -> ColumnElement[bool]:

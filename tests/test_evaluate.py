@@ -546,6 +546,33 @@ def test_a_list_holds_numbers_and_yes_no_of_their_own_kind_and_text_holds_their_
     }
 
 
+def test_an_unset_value_is_neither_in_nor_out_of_a_list_text_or_the_tags(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "in": "order.missing in customer.interests",
+        "out": "order.missing not in customer.interests",
+        "not in": "not (order.missing in customer.interests)",
+        "holds": "customer.interests contains order.missing",
+        "tagged": "order.missing in customer.tags",
+        "untagged": "order.missing not in customer.tags",
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("order.paid", conditions),
+        [
+            {"id": "list", "interests": ["shoes"], "tags": "vip"},
+            {"id": "text", "interests": "shoes"},
+        ],
+        [
+            {"customer": "list", "type": "order.paid", "at": "2026-06-02T10:00:00Z"},
+            {"customer": "text", "type": "order.paid", "at": "2026-06-02T10:00:00Z"},
+        ],
+    )
+    assert by_rule(records) == {"not in": ["list", "text"]}
+
+
 def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
