@@ -9,13 +9,14 @@ as an error.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Boolean, Double, Text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 # Blanks as JSON has them, which are what SQLite's `json_valid` allows around a number: space,
 # tab, CR and LF. (PostgreSQL's `\s` takes more: a vertical tab, a form feed and, with a UTF-8
@@ -24,8 +25,14 @@ _NUMBER_RE = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?[ \t
 _NUMBER_LENGTH = 45
 
 
+# The member is written into the SQL, so it is part of the statement's cache key: without it,
+# SQLAlchemy would reuse the SQL it compiled for another member in a statement of the same shape.
+_WITH_MEMBER = [*FunctionElement._traverse_internals, ("member", InternalTraversal.dp_string)]
+
+
 class _JsonField(FunctionElement[Any]):
     inherit_cache = True
+    _traverse_internals = _WITH_MEMBER
 
     def __init__(self, column: ColumnElement[Any], member: str) -> None:
         self.member = member
@@ -47,8 +54,17 @@ class json_num(_JsonField):
     inherit_cache = True
 
 
+class json_set(_JsonField):
+    """Whether a JSON member is set: present and not null (a list or an object is set). Never
+    NULL."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
 class json_text(_JsonField):
-    """A JSON member as text (numbers as written); NULL when missing or null."""
+    """A JSON member as text (numbers as written); NULL when missing or null, and when a list
+    or an object, which is no text."""
 
     type = Text()
     inherit_cache = True
@@ -61,15 +77,25 @@ class json_bool(_JsonField):
     inherit_cache = True
 
 
+ItemKind = Literal["text", "number", "bool"]
+_WITH_MEMBER_AND_KIND = [*_WITH_MEMBER, ("kind", InternalTraversal.dp_string)]
+
+
 class json_contains(_JsonField):
-    """Whether a JSON member holds `item`: membership when it is a list, a substring test when
-    it is text; NULL otherwise (unset)."""
+    """Whether a JSON member holds `item`, of kind `kind`: membership when it is a list (a
+    member of the same kind equal to it), a substring test when it is text (a number looked for
+    as its text, `3` not `3.0`, to 15 significant digits; yes/no as `true`/`false`); NULL
+    otherwise (unset)."""
 
     type = Boolean()
     inherit_cache = True
+    _traverse_internals = _WITH_MEMBER_AND_KIND
 
-    def __init__(self, column: ColumnElement[Any], member: str, item: ColumnElement[Any]) -> None:
+    def __init__(
+        self, column: ColumnElement[Any], member: str, item: ColumnElement[Any], kind: ItemKind
+    ) -> None:
         self.member = member
+        self.kind = kind
         FunctionElement.__init__(self, column, item)
 
     @property
@@ -118,6 +144,20 @@ def _json_num_pg(element: json_num, compiler: SQLCompiler, **kw: Any) -> str:
     )
 
 
+@compiles(json_set, "sqlite")
+def _json_set_sqlite(element: json_set, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    path = _lit(compiler, element.path())
+    return f"(coalesce(json_type({col}, {path}), 'null') <> 'null')"
+
+
+@compiles(json_set, "postgresql")
+def _json_set_pg(element: json_set, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.column, **kw)
+    key = _lit(compiler, element.member)
+    return f"(coalesce(jsonb_typeof({col} -> {key}), 'null') <> 'null')"
+
+
 @compiles(json_text, "sqlite")
 def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
@@ -134,7 +174,10 @@ def _json_text_sqlite(element: json_text, compiler: SQLCompiler, **kw: Any) -> s
 def _json_text_pg(element: json_text, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
     key = _lit(compiler, element.member)
-    return f"(CASE WHEN jsonb_typeof({col} -> {key}) <> 'null' THEN {col} ->> {key} END)"
+    return (
+        f"(CASE WHEN jsonb_typeof({col} -> {key}) IN ('string', 'number', 'boolean')"
+        f" THEN {col} ->> {key} END)"
+    )
 
 
 _TRUE = "('true', 'yes', '1')"
@@ -173,16 +216,39 @@ def _strpos_pg(element: strpos, compiler: SQLCompiler, **kw: Any) -> str:
     return f"strpos({haystack}, {needle})"
 
 
+# How SQLite finds an item in a list: JSON's true and false are 1 and 0 there, so a number and
+# a yes/no each match only members of their own kind (a text never equals a number).
+_SQLITE_MEMBER = {
+    "text": "member.value = {item}",
+    "number": "member.value = {item} AND member.type IN ('integer', 'real')",
+    "bool": "member.value = {item} AND member.type IN ('true', 'false')",
+}
+# An item as the text looked for in text. PostgreSQL writes a double in the fewest digits that
+# read back as it (`3`, `19.9`, `1e-05`), which `%.15g` matches when 15 digits hold it.
+_SQLITE_NEEDLE = {
+    "text": "{item}",
+    "number": "printf('%.15g', {item})",
+    "bool": "CASE WHEN {item} THEN 'true' WHEN NOT {item} THEN 'false' END",
+}
+_PG_NEEDLE = {
+    "text": "CAST({item} AS TEXT)",
+    "number": "CAST(CAST({item} AS float8) AS TEXT)",
+    "bool": "CAST({item} AS TEXT)",
+}
+
+
 @compiles(json_contains, "sqlite")
 def _json_contains_sqlite(element: json_contains, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(element.column, **kw)
     item = compiler.process(element.item, **kw)
     path = _lit(compiler, element.path())
+    match = _SQLITE_MEMBER[element.kind].format(item=item)
+    needle = _SQLITE_NEEDLE[element.kind].format(item=item)
     return (
         f"(CASE json_type({col}, {path})"
         f" WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each({col}, {path}) AS member"
-        f" WHERE member.value = {item})"
-        f" WHEN 'text' THEN instr(json_extract({col}, {path}), {item}) > 0 END)"
+        f" WHERE {match})"
+        f" WHEN 'text' THEN instr(json_extract({col}, {path}), {needle}) > 0 END)"
     )
 
 
@@ -191,8 +257,9 @@ def _json_contains_pg(element: json_contains, compiler: SQLCompiler, **kw: Any) 
     col = compiler.process(element.column, **kw)
     item = compiler.process(element.item, **kw)
     key = _lit(compiler, element.member)
+    needle = _PG_NEEDLE[element.kind].format(item=item)
     return (
         f"(CASE jsonb_typeof({col} -> {key})"
         f" WHEN 'array' THEN ({col} -> {key}) @> to_jsonb({item})"
-        f" WHEN 'string' THEN strpos({col} ->> {key}, CAST({item} AS TEXT)) > 0 END)"
+        f" WHEN 'string' THEN strpos({col} ->> {key}, {needle}) > 0 END)"
     )

@@ -26,7 +26,7 @@ from sqlalchemy.sql.selectable import FromClause
 from engine import ast
 from engine.config import Rfm
 from engine.scratch import Effects
-from engine.sqlfuncs import json_bool, json_contains, json_num, json_text, strpos
+from engine.sqlfuncs import json_bool, json_contains, json_num, json_set, json_text, strpos
 from engine.storage.tables import customer_tags, events
 from engine.timeutil import DAY_US, US, local_wall, zone
 
@@ -124,6 +124,10 @@ class Compiler:
             case ast.IsSet(value=value, negated=negated):
                 if self.kind(value) == "tags":
                     return sa.false() if negated else sa.true()
+                if isinstance(value, ast.Ref) and self.kind(value) == "any":
+                    # Present and not null, whatever it holds: a list or an object too.
+                    present = json_set(self._document(value), value.name)
+                    return sa.not_(present) if negated else present
                 compiled = self.value(value)
                 return compiled.is_(None) if negated else compiled.is_not(None)
             case ast.Compare(op=op, left=left, right=right):
@@ -195,10 +199,12 @@ class Compiler:
         return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
-        """`item in container`: a tag in the tags, an item in a list, or a substring in text."""
+        """`item in container`: a tag in the tags, an item in a list, or a substring in text.
+        An unset item is neither in nor out of anything: the test is unset too (NULL)."""
         kind = self.kind(container)
         if kind == "tags":
-            return self.has_tag(self.value(item, "text"))
+            tag = self.value(item, "text")
+            return _unless_unset(item, tag, self.has_tag(tag))
         if isinstance(container, ast.ListValue):
             item_kind = self._common_kind(item, *container.items)
             value = self.value(item, item_kind)
@@ -207,9 +213,11 @@ class Compiler:
             return value.in_([self.value(i, item_kind) for i in container.items])
         if kind == "any" and isinstance(container, ast.Ref):
             # A free attribute or event property: a list (JSON import) or text.
-            column = self.c.attributes if container.entity == "customer" else self._properties
             item_kind = self.kind(item)
-            return json_contains(column, container.name, self.value(item, item_kind))
+            value = self.value(item, item_kind)
+            looked_for = item_kind if item_kind in ("number", "bool") else "text"
+            found = json_contains(self._document(container), container.name, value, looked_for)
+            return _unless_unset(item, value, found)
         haystack, needle = self.value(container, "text"), self.value(item, "text")
         return strpos(haystack, needle) > 0
 
@@ -305,8 +313,11 @@ class Compiler:
                 return self.c[_COLUMN_OF_FIELD.get(ref.name, ref.name)]
             if ref.name in METRICS:
                 return self.metric(ref.name)
-            return _json(self.c.attributes, ref.name, want)
-        return _json(self._properties, ref.name, want)
+        return _json(self._document(ref), ref.name, want)
+
+    def _document(self, ref: ast.Ref) -> ColumnElement[Any]:
+        """The JSON column holding a free attribute or an event property."""
+        return self.c.attributes if ref.entity == "customer" else self._properties
 
     @property
     def _properties(self) -> ColumnElement[Any]:
@@ -544,6 +555,16 @@ def _summed(expr: ast.Expr) -> str | None:
         case ast.Aggregate(func="sum", event=event):
             return event
     return None
+
+
+def _unless_unset(
+    item: ast.Expr, value: ColumnElement[Any], test: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """`test` of `item` (compiled as `value`), but unset (NULL) when the item is: a lookup
+    (EXISTS) finds nothing for it, which `not in` would make true. A literal is never unset."""
+    if isinstance(item, ast.String | ast.Number | ast.Bool):
+        return test
+    return sa.case((value.is_(None), sa.null()), else_=test)
 
 
 def any_of(tests: list[ColumnElement[bool]]) -> ColumnElement[bool]:

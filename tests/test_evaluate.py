@@ -85,6 +85,32 @@ def test_text_that_reads_as_a_number_compares_as_one(db_url: str, tmp_path: Path
     assert sorted(r["customer"] for r in records) == ["a", "b"]
 
 
+def test_conditions_alike_but_for_the_attribute_each_read_their_own(
+    db_url: str, tmp_path: Path
+) -> None:
+    # The two queries differ only in the attribute's name (and bound values): SQLAlchemy's
+    # cache of compiled statements must not give the second the first one's SQL.
+    records = run(
+        db_url,
+        tmp_path,
+        'rule "city"\n  when on 2026-06-10\n  if customer.city == "Xi\'an"\n  then task "c"\n'
+        'rule "tier"\n  when on 2026-06-10\n  if customer.tier == "gold"\n  then task "t"\n'
+        'rule "size"\n  when on 2026-06-10\n  if customer.size >= 3\n  then task "s"\n'
+        'rule "age"\n  when on 2026-06-10\n  if customer.age >= 30\n  then task "a"\n',
+        [
+            {"id": "c", "city": "Xi'an", "tier": "silver", "size": 2, "age": 40},
+            {"id": "t", "city": "Hefei", "tier": "gold", "size": 4, "age": 20},
+        ],
+        [],
+    )
+    assert sorted((r["rule"], r["customer"]) for r in records) == [
+        ("age", "c"),
+        ("city", "c"),
+        ("size", "t"),
+        ("tier", "t"),
+    ]
+
+
 def test_consent_follows_subscribe_and_unsubscribe_events(db_url: str, tmp_path: Path) -> None:
     records = run(
         db_url,
@@ -356,6 +382,195 @@ def test_a_list_attribute_holds_its_items_and_text_holds_its_substrings(
         ("member", "text"),
         ("part", "text"),
     ]
+
+
+def by_rule(records: list[dict[str, Any]], key: str = "customer") -> dict[str, list[str]]:
+    """Each rule's records, as the sorted values of `key`."""
+    found: dict[str, list[str]] = {}
+    for record in records:
+        found.setdefault(record["rule"], []).append(record[key])
+    return {rule: sorted(values) for rule, values in found.items()}
+
+
+def rules_on(when: str, conditions: dict[str, str]) -> str:
+    """One rule per condition, named by its key, each with a task of its own."""
+    return "".join(
+        f'rule "{name}"\n  when {when}\n  if {condition}\n  then task "{name}"\n'
+        for name, condition in conditions.items()
+    )
+
+
+def test_a_list_or_an_object_is_set_but_compared_with_a_value_it_is_not_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "set": "customer.o is set",
+        "unset": "customer.o is not set",
+        "differs": 'customer.o != "x"',
+        "before": 'customer.o < "z"',
+        "out": 'customer.o not in ["x", "y"]',
+        "not equal": 'not (customer.o == "x")',
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("on 2026-06-10", conditions),
+        [
+            {"id": "object", "o": {"k": 1}},
+            {"id": "list", "o": [1]},
+            {"id": "empty", "o": []},
+            {"id": "text", "o": "w"},
+            {"id": "unset"},
+        ],
+        [],
+    )
+    assert by_rule(records) == {
+        "set": ["empty", "list", "object", "text"],
+        "unset": ["unset"],
+        "differs": ["text"],
+        "before": ["text"],
+        "out": ["text"],
+        "not equal": ["empty", "list", "object", "text", "unset"],
+    }
+
+
+def test_an_event_property_holding_a_list_is_set_and_holds_its_items(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "set": "order.category is set",
+        "unset": "order.category is not set",
+        "out": 'order.category not in ["a", "b"]',
+        "differs": 'order.category != "shoes"',
+        "holds": '"shoes" in order.category',
+    }
+    days = {"02": "list", "03": "object", "04": "text", "05": "unset"}
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("order.paid", conditions),
+        [{"id": "c1"}],
+        [
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-06-02T10:00:00Z",
+                "category": ["shoes"],
+            },
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-06-03T10:00:00Z",
+                "category": {"a": "shoes"},
+            },
+            {
+                "customer": "c1",
+                "type": "order.paid",
+                "at": "2026-06-04T10:00:00Z",
+                "category": "bags",
+            },
+            {"customer": "c1", "type": "order.paid", "at": "2026-06-05T10:00:00Z"},
+        ],
+    )
+    found = {
+        rule: sorted(days[due[8:10]] for due in dues)
+        for rule, dues in by_rule(records, "due").items()
+    }
+    assert found == {
+        "set": ["list", "object", "text"],
+        "unset": ["unset"],
+        "out": ["text"],
+        "differs": ["text"],
+        "holds": ["list"],
+    }
+
+
+def test_a_number_in_text_is_looked_for_as_its_text(db_url: str, tmp_path: Path) -> None:
+    conditions = {
+        "three": "3 in customer.s",
+        "not three": "3 not in customer.s",
+        "whole": "3.0 in customer.s",
+        "price": "customer.s contains 19.9",
+        "spent": "customer.total_spent in customer.s",
+    }
+    paid = [
+        {"customer": "price", "type": "order.paid", "at": "2026-06-02T10:00:00Z", "total": 100.5},
+        {"customer": "price", "type": "order.paid", "at": "2026-06-03T10:00:00Z", "total": 49.5},
+    ]
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("on 2026-06-10", conditions),
+        [
+            {"id": "a3b", "s": "a3b"},
+            {"id": "abc", "s": "abc"},
+            {"id": "price", "s": "19.9, 150 in all"},
+        ],
+        paid,
+    )
+    assert by_rule(records) == {
+        "three": ["a3b"],
+        "not three": ["abc", "price"],
+        "whole": ["a3b"],
+        "price": ["price"],
+        "spent": ["price"],
+    }
+
+
+def test_a_list_holds_numbers_and_yes_no_of_their_own_kind_and_text_holds_their_text(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "one": "1 in customer.flags",
+        "yes": "yes in customer.flags",
+        "not yes": "yes not in customer.flags",
+        "three": "3 in customer.flags",
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("on 2026-06-10", conditions),
+        [
+            {"id": "true", "flags": [True]},
+            {"id": "one", "flags": [1, 3.0]},
+            {"id": "text one", "flags": ["1", "3"]},
+            {"id": "text", "flags": "true, 1 or 3"},
+        ],
+        [],
+    )
+    assert by_rule(records) == {
+        "one": ["one", "text"],
+        "yes": ["text", "true"],
+        "not yes": ["one", "text one"],
+        "three": ["one", "text"],
+    }
+
+
+def test_an_unset_value_is_neither_in_nor_out_of_a_list_text_or_the_tags(
+    db_url: str, tmp_path: Path
+) -> None:
+    conditions = {
+        "in": "order.missing in customer.interests",
+        "out": "order.missing not in customer.interests",
+        "not in": "not (order.missing in customer.interests)",
+        "holds": "customer.interests contains order.missing",
+        "tagged": "order.missing in customer.tags",
+        "untagged": "order.missing not in customer.tags",
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("order.paid", conditions),
+        [
+            {"id": "list", "interests": ["shoes"], "tags": "vip"},
+            {"id": "text", "interests": "shoes"},
+        ],
+        [
+            {"customer": "list", "type": "order.paid", "at": "2026-06-02T10:00:00Z"},
+            {"customer": "text", "type": "order.paid", "at": "2026-06-02T10:00:00Z"},
+        ],
+    )
+    assert by_rule(records) == {"not in": ["list", "text"]}
 
 
 def test_text_that_is_not_quite_a_number_is_not_one(db_url: str, tmp_path: Path) -> None:
