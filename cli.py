@@ -96,6 +96,8 @@ def cli() -> None:
 
 
 WINDOW_YEARS = (1900, 2200)
+# The ids of outbox messages and tasks: the databases' 64-bit keys.
+ROW_ID = click.IntRange(1, 2**63 - 1)
 
 
 def _window(env: Env, start: str, end: str) -> tuple[int, int]:
@@ -246,7 +248,7 @@ def _columns(rows: list[list[str]]) -> str:
 
 
 @cli.command("outbox")
-@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@click.argument("ids", nargs=-1, type=ROW_ID, metavar="[ID]...")
 @click.option(
     "--dead",
     is_flag=True,
@@ -409,7 +411,7 @@ def tasks_list(
 
 
 @tasks_command.command("claim")
-@click.argument("task_id", type=int, metavar="ID")
+@click.argument("task_id", type=ROW_ID, metavar="ID")
 @click.option("--by", "by", required=True, metavar="NAME", help="Who takes the task on.")
 @common_options
 @click.pass_context
@@ -430,7 +432,7 @@ def tasks_claim(
 
 
 @tasks_command.command("done")
-@click.argument("task_id", type=int, metavar="ID")
+@click.argument("task_id", type=ROW_ID, metavar="ID")
 @common_options
 @click.pass_context
 def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: str | None) -> None:

@@ -90,7 +90,11 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     assert not_a_folder.exit_code == 1 and "is not a folder" in str(not_a_folder.exception)
     no_days = runner.invoke(cli, ["demo", "--days", "-1", "--db", f"sqlite:///{tmp_path / 'd.db'}"])
     assert no_days.exit_code == 2 and "'--days': -1 is not in the range" in no_days.output
-    outputs = (missing, window, far, not_a_folder, no_days)
+    huge = runner.invoke(
+        cli, ["outbox", "--retry", "9" * 20, "--db", f"sqlite:///{tmp_path / 'd.db'}"]
+    )
+    assert huge.exit_code == 2 and "is not in the range 1<=x<=" in huge.output
+    outputs = (missing, window, far, not_a_folder, no_days, huge)
     assert all("Traceback" not in result.output for result in outputs)
 
 
