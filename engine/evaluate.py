@@ -672,6 +672,12 @@ def _actions(
             # Two runs in order: sorting them together merges them in one pass.
             rows += judged
             rows.sort()
+    else:
+        # No cap (any more: the `limit` was taken out of the rules): what an earlier rule set
+        # left waiting for it goes out at its send time.
+        for waiting_row in _recorded_pending(conn, start_us, people):
+            if decide_before_us is None or waiting_row.at_us < decide_before_us:
+                decided.append((waiting_row.action_id, True))
     return rows, decided
 
 

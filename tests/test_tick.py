@@ -580,3 +580,31 @@ def test_the_cap_decides_a_recorded_waiting_action_together_with_the_new_ones(
     assert [r.to_json() for r in history(engine, middle, B)] == predicted
     assert [(r.due_us, r.status) for r in history(engine, A, middle)] == [(first, "sent")]
     engine.dispose()
+
+
+def test_actions_waiting_for_a_cap_taken_out_of_the_rules_go_out_at_their_time(
+    db_url, tmp_path
+) -> None:
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=86400.0)
+    import_customer_rows(engine, [{"id": "c1", "accepts_marketing": True}], config.timezone)
+    first = A + 22 * HOUR_US + 30 * 60 * US
+    paid = [{"customer": "c1", "type": "order.paid", "at": iso(first)}]
+    import_event_rows(engine, paid, config.timezone)
+    rule = 'rule "thanks"\n  when order.paid\n  then message "thanks"\n'
+    policies = "limit marketing to 1 per 1d\nquiet hours 22:00 to 08:00\n\n"
+    capped = write_rules(tmp_path / "capped", {"t.rules": policies + rule}, ["thanks"])
+    middle, morning = A + 23 * HOUR_US, A + 32 * HOUR_US
+    run_ticks(engine, load_rule_set(capped, config), config, [A, middle])
+    # The limit is taken out; the quiet hours stay.
+    uncapped = write_rules(tmp_path / "uncapped", {"t.rules": policies[28:] + rule}, ["thanks"])
+    ruleset = load_rule_set(uncapped, config)
+    recorded = sa.select(actions.c.due_us, actions.c.at_us, actions.c.status)
+    run_ticks(engine, ruleset, config, [morning - HOUR_US])
+    with engine.connect() as conn:
+        assert conn.execute(recorded).all() == [(first, morning, "pending")]
+    run_ticks(engine, ruleset, config, [morning + HOUR_US])
+    with engine.connect() as conn:
+        assert conn.execute(recorded).all() == [(first, morning, "sent")]
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 1
+    engine.dispose()
