@@ -672,7 +672,8 @@ def demo(
 )
 @common_options
 def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -> None:
-    """Parse and check a rule set: exit 0 when clean (warnings allowed), 1 with every problem.
+    """Parse and check a rule set, and the templates its rules send (compiled, not rendered):
+    exit 0 when clean (warnings allowed), 1 with every problem.
 
     \b
     Example:  nudge check rules/aftercare

@@ -3,14 +3,16 @@
 Checks, in the words of the diagnostics (codes in docs/diagnostics.md): names (duplicate
 rules and segments, unknown segments, segment cycles, templates, channels, holidays, event
 names close to known ones), triggers and clauses (clock times, offsets, durations, `unless`
-without `within`), expression types (`engine.types`) and rules whose conditions depend on their
-own actions through tags or points (`engine.dependencies`).
+without `within`), expression types (`engine.types`), rules whose conditions depend on their
+own actions through tags or points (`engine.dependencies`), and the templates the rules send
+with those they include: each must compile, name templates that exist and not include itself.
+Templates are read, never rendered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from engine import ast, dependencies
 from engine.calendar import holiday_names, is_country, knows
@@ -19,7 +21,13 @@ from engine.errors import Diagnostic
 from engine.fmt import duration_text
 from engine.source import Span
 from engine.suggest import did_you_mean, nearest
-from engine.templates import TemplateError, find_template
+from engine.templates import (
+    Reference,
+    TemplateError,
+    Templates,
+    TemplateSyntaxError,
+    find_template,
+)
 from engine.types import Scope, check_condition, check_number
 
 # The event names LANGUAGE.md 3.2 names; a name close to one of these (or to one the shop has
@@ -84,6 +92,7 @@ class _Checker:
         self.complete = complete
         self.diagnostics: list[Diagnostic] = []
         self.segments: dict[str, ast.Segment] = {}
+        self.templates_used: dict[str, Span] = {}  # each template found, where first named
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -139,6 +148,7 @@ class _Checker:
                     check_condition(statement.condition, self._scope(None, "exclude"))
                     excludes.append(statement)
         self._cycles(rules)
+        self._template_files()
         errors = any(d.severity == "error" for d in self.diagnostics)
         ruleset = ast.RuleSet(
             rules=tuple(rules),
@@ -345,8 +355,6 @@ class _Checker:
         try:
             find_template(self.templates_dir, name)
         except TemplateError as exc:
-            folder = self.templates_dir
-            stems = {p.stem for p in folder.iterdir() if p.is_file()} if folder.is_dir() else ()
             several = "several" in str(exc)
             self.error(
                 "E206",
@@ -355,10 +363,118 @@ class _Checker:
                 else f'no template "{name}"',
                 span,
                 "ambiguous template" if several else "template not found",
-                str(exc)
-                if several
-                else did_you_mean(name, stems)
-                or f"a template `{name}` is a file `{name}.*` (any extension) in `{folder}`",
+                self._template_help(name, exc),
+            )
+        else:
+            self.templates_used.setdefault(name, span)
+
+    def _template_help(self, name: str, exc: TemplateError) -> str:
+        """The help for a template name with no file, or with several."""
+        if "several" in str(exc):
+            return str(exc)
+        folder = self.templates_dir
+        names = (
+            {p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.*")}
+            if folder.is_dir()
+            else set()
+        )
+        stem = PurePosixPath(name).with_suffix("").as_posix() if "." in name else name
+        if stem != name and stem in names:
+            return f"a template is named without its extension: `{stem}`"
+        return (
+            did_you_mean(name, names)
+            or f"a template `{name}` is a file `{name}.*` (any extension) in `{folder}`"
+        )
+
+    # -- template files ---------------------------------------------------------------------------
+
+    def _template_files(self) -> None:
+        """E501-E504 for the templates that rules send and those they name, each file once:
+        compiled (never rendered), every `{% include %}`, `{% import %}`, `{% from %}` and
+        `{% extends %}` of a fixed name resolved, include cycles found."""
+        templates = Templates(self.templates_dir)
+        order: list[str] = []  # templates read, in the order they were reached
+        paths: dict[str, Path] = {}  # name → file, for those that compiled
+        links: list[tuple[str, Reference, str]] = []  # (from, reference, to)
+        used_by = {
+            name: f"the rule at {span} sends it" for name, span in self.templates_used.items()
+        }
+        waiting = list(self.templates_used)
+        while waiting:
+            name = waiting.pop(0)
+            if name in order:
+                continue
+            order.append(name)
+            try:
+                path, references = templates.references(name)
+            except TemplateSyntaxError as exc:
+                self.error(
+                    "E501",
+                    f'template "{name}" is not valid Jinja',
+                    _whole_line(exc.path, exc.line),
+                    _lower_first(exc.reason).rstrip("."),
+                    used_by[name],
+                )
+                continue
+            except TemplateError as exc:
+                self.error("E504", f'template "{name}" cannot be read', None, str(exc))
+                continue
+            paths[name] = path
+            for reference in references:
+                target = templates.resolve(reference)
+                if target is not None:
+                    links.append((name, reference, target))
+                    used_by.setdefault(target, f'included by "{name}" at {path}:{reference.line}')
+                    waiting.append(target)
+                elif reference.names and None not in reference.names and not reference.optional:
+                    self._missing_include(name, path, reference)
+        self._include_cycles(order, paths, links)
+
+    def _missing_include(self, name: str, path: Path, reference: Reference) -> None:
+        wanted = str(reference.names[0])
+        try:
+            find_template(self.templates_dir, wanted)
+        except TemplateError as exc:
+            problem = exc
+        else:  # not reached: `resolve` found no file for any of the names
+            return
+        several = "several" in str(problem) and len(reference.names) == 1
+        listed = ", ".join(f'"{n}"' for n in reference.names)
+        self.error(
+            "E502",
+            f'template "{name}" names a template that does not exist: {listed}'
+            if not several
+            else f'template "{name}" names "{wanted}", which several files could be',
+            _name_on_line(path, reference.line, wanted),
+            "ambiguous template" if several else "template not found",
+            self._template_help(wanted, problem),
+        )
+
+    def _include_cycles(
+        self, order: list[str], paths: dict[str, Path], links: list[tuple[str, Reference, str]]
+    ) -> None:
+        edges = [
+            dependencies.Edge(order.index(source), order.index(target), target)
+            for source, _, target in links
+        ]
+        for component in dependencies.cycles(range(len(order)), edges):
+            members = {order[i] for i in component}
+            first = order[component[0]]
+            chain = _cycle_through(first, [(s, t) for s, _, t in links if {s, t} <= members])
+            source, reference, target = next(
+                link for link in links if link[0] == first and link[2] == chain[1]
+            )
+            self.error(
+                "E503",
+                f'template "{first}" includes itself'
+                if len(members) == 1
+                else "templates "
+                + ", ".join(f'"{m}"' for m in sorted(members))
+                + " include each other",
+                _name_on_line(paths[source], reference.line, target),
+                " → ".join(chain),
+                "rendering would never end; a template may include others, but not itself, "
+                "directly or through others (to repeat a part, use a `{% for %}` loop)",
             )
 
     def _coupon(self, coupon: ast.Coupon) -> None:
@@ -451,6 +567,55 @@ def _reason(rules: list[ast.CheckedRule], edge: dependencies.Edge) -> str:
     if edge.what == "points":
         return f'"{reader}" reads points that "{writer}" gives'
     return f'"{reader}" reads tag "{edge.what}" that "{writer}" sets'
+
+
+def _cycle_through(start: str, links: list[tuple[str, str]]) -> list[str]:
+    """The shortest path of `links` from `start` back to it: `[start, ..., start]`."""
+    paths = {start: [start]}
+    waiting = [start]
+    while waiting:
+        current = waiting.pop(0)
+        for source, target in links:
+            if source != current:
+                continue
+            if target == start:
+                return [*paths[current], start]
+            if target not in paths:
+                paths[target] = [*paths[current], target]
+                waiting.append(target)
+    raise ValueError(f"{start} is on no cycle")
+
+
+def _source_line(path: Path, line: int) -> str:
+    """Line `line` of the file as `engine.render` shows it ("" when it cannot be read)."""
+    try:
+        lines = path.read_text(encoding="utf-8").removeprefix("\ufeff").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _whole_line(path: Path, line: int) -> Span:
+    """The text of line `line` of a template, without its indentation: Jinja says which line
+    is wrong, not where on it."""
+    text = _source_line(path, line)
+    start = len(text) - len(text.lstrip())
+    end = max(len(text.rstrip()), start + 1)
+    return Span(str(path), line, start + 1, line, end + 1)
+
+
+def _name_on_line(path: Path, line: int, name: str) -> Span:
+    """The quoted `name` on line `line` of a template, else the whole line."""
+    text = _source_line(path, line)
+    for quote in "\"'":
+        start = text.find(f"{quote}{name}{quote}")
+        if start >= 0:
+            return Span(str(path), line, start + 1, line, start + len(name) + 3)
+    return _whole_line(path, line)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _segments_used(expr: ast.Expr) -> set[str]:

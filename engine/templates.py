@@ -3,7 +3,11 @@
 A template named `fit_check` is the one file `fit_check.*` in the templates folder. It renders
 with `customer`, `event`, `coupon` and `shop` in scope. Anything that goes wrong while finding,
 parsing or rendering it — no such file, a syntax error, a variable that is not set, an operation
-the sandbox forbids — is a `TemplateError` naming the template, never a crash of the caller.
+the sandbox forbids, templates that include each other without end — is a `TemplateError` naming
+the template, never a crash of the caller.
+
+`Templates.references` reads what a template names in `{% include %}`, `{% import %}`,
+`{% from %}` and `{% extends %}` without rendering it, for `nudge check`.
 
 When the rendered text starts with a line `Subject: ...`, that line is the message's subject and
 the rest (after one optional blank line) is its body.
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import meta, nodes
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
@@ -28,6 +33,25 @@ _SUBJECT = "subject:"
 
 class TemplateError(NudgeError):
     """A template that cannot be found, parsed or rendered."""
+
+
+class TemplateSyntaxError(TemplateError):
+    """A template that is not valid Jinja: the file, the line and what Jinja says is wrong."""
+
+    def __init__(self, name: str, path: Path, line: int, reason: str) -> None:
+        self.name, self.path, self.line, self.reason = name, path, line, reason
+        super().__init__(f"template {name!r}: {path.name}:{line}: {reason}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A template named by another's `{% include %}`, `{% import %}`, `{% from %}` or
+    `{% extends %}` on line `line`: the names tried in turn (an include may list several; None
+    for a name computed while rendering) and whether it is `ignore missing`."""
+
+    names: tuple[str | None, ...]
+    line: int
+    optional: bool
 
 
 @dataclass(frozen=True)
@@ -104,6 +128,25 @@ class _Undefined(jinja2.StrictUndefined):
         return str(super()._undefined_message)
 
 
+def read_template(name: str, path: Path) -> str:
+    """The text of template `name`'s file; a TemplateError when it cannot be read as UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(
+            f"template {name!r}: {path.name} is not UTF-8 text (byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise TemplateError(f"template {name!r}: cannot read {path}: {exc.strerror}") from None
+
+
+_REFERENCES = (nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)
+_TOO_DEEP = (
+    "it nests too deeply to be read or rendered (an include or a macro that calls itself "
+    "without end, or expressions or blocks inside one another hundreds deep)"
+)
+
+
 class _FolderLoader(jinja2.BaseLoader):
     """Loads `NAME` from the file `NAME.*`, so that `{% include "footer" %}` works the same way."""
 
@@ -118,7 +161,7 @@ class _FolderLoader(jinja2.BaseLoader):
         except TemplateError as exc:
             raise jinja2.TemplateNotFound(template, str(exc)) from None
         mtime = path.stat().st_mtime
-        source = path.read_text(encoding="utf-8")
+        source = read_template(template, path)
 
         def uptodate() -> bool:
             try:
@@ -170,10 +213,94 @@ class Templates:
         except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
             # Errors of the template's own expressions (`{{ 1 / 0 }}`, `{{ "a" + 1 }}`).
             raise TemplateError(f"template {name!r}: {type(exc).__name__}: {exc}") from None
+        except RecursionError:
+            # `{% include %}` of itself, or a macro calling itself, without end (or nesting
+            # hundreds deep): the stack is unwound by now, so the caller carries on.
+            raise TemplateError(f"template {name!r}: {self._endless(name)}") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name!r}: {exc}") from None
         subject, body = split_subject(text)
         return Rendered(subject=subject, body=body, html=self._is_html(name))
+
+    def references(self, name: str) -> tuple[Path, list[Reference]]:
+        """Template `name`'s file and the templates it names, found without rendering it
+        (`jinja2.meta.find_referenced_templates`, one tag at a time to keep its line).
+
+        A TemplateError when it cannot be found or read (or nests too deeply for Jinja to read);
+        a TemplateSyntaxError when it does not compile (a syntax error, an unknown filter or
+        test).
+        """
+        path = find_template(self.templates_dir, name)
+        source = read_template(name, path)
+        try:
+            parsed = self._env.parse(source, name, str(path))
+            found = [
+                Reference(
+                    tuple(meta.find_referenced_templates(nodes.Template([node]))),
+                    node.lineno,
+                    bool(getattr(node, "ignore_missing", False)),
+                )
+                for node in parsed.find_all(_REFERENCES)
+            ]
+            self._env.compile(source, name, str(path))
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateSyntaxError(
+                name, path, exc.lineno or 1, exc.message or str(exc)
+            ) from None
+        except RecursionError:
+            raise TemplateError(f"template {name!r}: {_TOO_DEEP}") from None
+        return path, found
+
+    def resolve(self, reference: Reference) -> str | None:
+        """The name that `reference` loads when rendered, the first of its names with a file
+        (written `partials/footer`, without `./`); None when none has one, or when a computed
+        name comes before any that has."""
+        for candidate in reference.names:
+            if candidate is None:
+                return None
+            try:
+                find_template(self.templates_dir, candidate)
+            except TemplateError:
+                continue
+            return "/".join(split_template_path(candidate))
+        return None
+
+    def include_cycle(self, name: str) -> list[str] | None:
+        """Names from `name` through templates it names back to one already on the way
+        (`["a", "b", "a"]`), found without rendering; None when there is no such cycle."""
+        path: list[str] = []
+        done: set[str] = set()
+
+        def visit(current: str) -> list[str] | None:
+            if current in path:
+                return [*path[path.index(current) :], current]
+            if current in done:
+                return None
+            path.append(current)
+            try:
+                _, references = self.references(current)
+            except TemplateError:
+                references = []
+            for reference in references:
+                target = self.resolve(reference)
+                if target is not None and (cycle := visit(target)) is not None:
+                    return cycle
+            path.pop()
+            done.add(current)
+            return None
+
+        return visit(name)
+
+    def _endless(self, name: str) -> str:
+        """Why rendering `name` went on without end, in the words of a TemplateError."""
+        cycle = self.include_cycle(name)
+        if cycle is None:
+            return _TOO_DEEP
+        chain = " → ".join(cycle)
+        if len(cycle) == 2:
+            who = "it" if cycle[0] == name else f"template {cycle[0]!r}"
+            return f"{who} includes itself, without end ({chain})"
+        return f"templates include each other without end ({chain})"
 
 
 def split_subject(text: str) -> tuple[str | None, str]:

@@ -176,6 +176,88 @@ def test_cli_check(tmp_path):
     assert json.loads(result.output)[0]["code"] == "E206"
 
 
+def test_cli_check_fails_on_a_template_that_is_not_valid_jinja(tmp_path):
+    rules, _ = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
+    (rules / "templates" / "fit_check.txt").write_text("Does it fit?\n{% if %}\n")
+    db = f"sqlite:///{tmp_path / 'absent.db'}"
+    result = CliRunner().invoke(cli, ["check", str(rules), "--db", db, "--format", "json"])
+    assert result.exit_code == 1
+    (item,) = json.loads(result.output)
+    assert (item["code"], item["file"], item["line"], item["column"], item["end_column"]) == (
+        "E501",
+        str(rules / "templates" / "fit_check.txt"),
+        2,
+        1,
+        9,
+    )
+    assert item["label"] == "expected an expression, got 'end of statement block'"
+
+
+def template_codes(tmp_path: Path, rules: str, templates: dict[str, str]) -> list[tuple]:
+    """(code, file name, line) of each diagnostic of a rule set with these templates."""
+    folder, config = rule_set(tmp_path, {"a.rules": rules})
+    for name, text in templates.items():
+        (folder / "templates" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "templates" / name).write_text(text, encoding="utf-8")
+    _, diagnostics = check_rule_set(folder, config)
+    return [
+        (d.code, Path(d.span.file).name if d.span else None, d.span.line if d.span else None)
+        for d in diagnostics
+    ]
+
+
+def test_templates_and_what_they_include_are_checked_once_each(tmp_path):
+    """Includes, imports and extends that resolve, `ignore missing`, lists with one template
+    that exists, and names computed while rendering pass; each broken file is reported once,
+    however many rules send it or templates include it."""
+    rules = (
+        'when order.paid then followup "fit_check" and message "thank_you"\n'
+        'when order.received then message "thank_you" and coupon "c" worth 5\n'
+    )
+    templates = {
+        "fit_check.txt": '{% extends "layouts/base" %}{% block body %}Fits?{% endblock %}',
+        "layouts/base.html": '{% import "macros" as m %}{% block body %}{% endblock %}'
+        '{% include "partials/footer" %}',
+        "macros.txt": '{% macro hi(name) %}Hi {{ name }}{% endmacro %}{% from "m2" import x %}',
+        "m2.txt": "{% macro x() %}x{% endmacro %}",
+        "thank_you.txt": '{% include ["promo", "partials/footer"] %}'
+        '{% include "promo" ignore missing %}'
+        '{% include customer.language ~ "/thanks" %}{{ customer.nickname }}',
+        "partials/footer.txt": "-- {{ shop.name }}\n{% if %}",
+        "c.txt": '{% include "./partials/footer" %}{% include "c" %}',
+    }
+    assert template_codes(tmp_path, rules, templates) == [
+        ("E503", "c.txt", 1),
+        ("E501", "footer.txt", 2),
+    ]
+
+
+def test_only_templates_that_rules_send_or_include_are_read(tmp_path):
+    """A draft no rule sends may be unfinished; a template that does not exist is E206 at the
+    rule that names it, and not read further."""
+    templates = {
+        "fit_check.txt": '{% include "partials/sig" %}',
+        "partials/sig.md": "{% endif %}",
+        "draft.txt": "{% if %}",
+        "thank_you.txt": '{% include "draft" %}',
+    }
+    rules = 'when order.paid then followup "fit_check" and followup "nope"'
+    assert template_codes(tmp_path, rules, templates) == [
+        ("E206", "a.rules", 1),
+        ("E501", "sig.md", 1),
+    ]
+
+
+def test_a_template_that_is_not_utf8_is_an_error(tmp_path):
+    folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
+    (folder / "templates" / "fit_check.txt").write_bytes(b"caf\xe9")
+    _, diagnostics = check_rule_set(folder, config)
+    assert [(d.code, d.message) for d in diagnostics] == [
+        ("E504", 'template "fit_check" cannot be read')
+    ]
+    assert "fit_check.txt is not UTF-8 text" in str(diagnostics[0].label)
+
+
 def test_a_rule_error_renders_without_sources_passed(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then tag "x" if yes'})
     with pytest.raises(RuleError) as caught:

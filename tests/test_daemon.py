@@ -357,6 +357,43 @@ def test_an_editor_s_lock_file_beside_the_rules_changes_nothing(engine, tmp_path
     assert acted_rules(engine) == [("fit", iso(T0 + 10 * MINUTE_US))]
 
 
+def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
+    engine, tmp_path, caplog
+) -> None:
+    """Templates are read when a message is sent, so one can break while the daemon runs. A
+    template that includes itself fails its own messages (status `failed`, the reason in
+    `last_error`); the step goes on and the other messages are sent, with no traceback."""
+    rules = write_rules(tmp_path / "rules", {"shop.rules": FIT + THANKS}, ["fit_check", "thanks"])
+    daemon = stepper(engine, tmp_path, rules)
+    (rules / "templates" / "thanks.txt").write_text('{% include "thanks" %}', encoding="utf-8")
+    add_orders(engine, T0 + 10 * MINUTE_US, T0 + 20 * MINUTE_US)
+    caplog.set_level(logging.INFO)
+    assert at(daemon, T0 + HOUR_US) is not None
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.status, outbox.c.last_error, outbox.c.payload).order_by(outbox.c.id)
+        ).all()
+    assert sorted((r.payload["template"], r.status, r.last_error) for r in rows) == [
+        ("fit_check", "sent", None),
+        ("fit_check", "sent", None),
+        (
+            "thanks",
+            "failed",
+            "template 'thanks': it includes itself, without end (thanks → thanks)",
+        ),
+        (
+            "thanks",
+            "failed",
+            "template 'thanks': it includes itself, without end (thanks → thanks)",
+        ),
+    ]
+    assert [line["subject"] for line in jsonl(tmp_path / "outbox.jsonl")] == [
+        "fit_check for c1"
+    ] * 2
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert at(daemon, T0 + 2 * HOUR_US) is not None  # and it keeps going
+
+
 def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, caplog) -> None:
     """While no connection can be made, each step logs and returns None; once the database is
     back the next step catches up: what fell due meanwhile acts (within grace) and is sent."""

@@ -288,6 +288,29 @@ def test_template_error_fails_that_message_only(engine, tmp_path, templates) -> 
     ]
 
 
+def test_a_template_that_includes_itself_fails_that_message_only(
+    engine, tmp_path, templates
+) -> None:
+    """It used to raise RecursionError out of `dispatch_due`: nothing was recorded, so every row
+    of the batch stayed pending, tick after tick."""
+    (templates / "rec.txt").write_text('Hi\n{% include "rec" %}')
+    config = config_for(tmp_path)
+    good = queue(engine)
+    bad = queue(engine, template="rec")
+    other = queue(engine)
+    report = dispatch_due(engine, config, templates, T0)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        (good, "sent"),
+        (bad, "failed"),
+        (other, "sent"),
+    ]
+    failed = row(engine, bad)
+    assert (failed.status, failed.attempts) == ("failed", 1)
+    assert failed.last_error == "template 'rec': it includes itself, without end (rec → rec)"
+    assert len(jsonl(tmp_path / "outbox.jsonl")) == 2
+    assert dispatch_due(engine, config, templates, T0 + 60 * US).outcomes == []
+
+
 def test_consent_is_checked_again_at_send_time(engine, tmp_path, templates) -> None:
     config = config_for(tmp_path)
     for cid in ("stays", "left", "came_back", "later", "opted_out"):

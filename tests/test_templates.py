@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.templates import TemplateError, Templates, find_template, split_subject
+from engine.templates import (
+    Reference,
+    TemplateError,
+    Templates,
+    TemplateSyntaxError,
+    find_template,
+    split_subject,
+)
 
 CONTEXT = {
     "customer": {"id": "c1", "name": "Li Wei", "tags": ["vip"]},
@@ -115,6 +122,27 @@ def test_template_changes_on_disk_are_picked_up(tmp_path: Path) -> None:
             "s",
             r"not allowed in a template: access to attribute '__class__' .* unsafe",
         ),
+        (
+            {"rec.txt": 'Hi\n{% include "rec" %}'},
+            "rec",
+            r"^template 'rec': it includes itself, without end \(rec → rec\)$",
+        ),
+        (
+            {"a.txt": '{% include "b" %}', "b.html": '{% if 1 %}{% include "a" %}{% endif %}'},
+            "a",
+            r"^template 'a': templates include each other without end \(a → b → a\)$",
+        ),
+        (
+            {"top.txt": '{% include "rec" %}', "rec.txt": '{% include "./rec" %}'},
+            "top",
+            r"^template 'top': template 'rec' includes itself, without end \(rec → rec\)$",
+        ),
+        (
+            {"m.txt": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"},
+            "m",
+            r"^template 'm': it nests too deeply to be read or rendered \(an include or a macro",
+        ),
+        ({"deep.txt": "{{ " + "(" * 300 + "1" + ")" * 300 + " }}"}, "deep", r"nests too deeply"),
     ],
 )
 def test_template_errors_say_what_and_where(
@@ -124,6 +152,69 @@ def test_template_errors_say_what_and_where(
         write(tmp_path, file, content)
     with pytest.raises(TemplateError, match=expected):
         Templates(tmp_path).render(name, CONTEXT)
+
+
+def test_a_template_that_is_not_utf8_or_cannot_be_read(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "latin.txt").write_bytes("Grüße".encode("latin-1"))
+    with pytest.raises(TemplateError, match=r"^template 'latin': latin\.txt is not UTF-8 text"):
+        Templates(tmp_path).render("latin", CONTEXT)
+    write(tmp_path, "locked.txt", "x")
+    read_text = Path.read_text
+
+    def refuse(path: Path, *args: object, **kwargs: object) -> str:
+        if path.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return read_text(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    with pytest.raises(TemplateError, match=r"template 'locked': cannot read .*Permission denied"):
+        Templates(tmp_path).render("locked", CONTEXT)
+
+
+def test_references_are_read_without_rendering(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "t.txt",
+        '{% extends "base" %}\n{% import "macros" as m %}{% from "m2" import f %}\n'
+        '{% if customer.vip %}{% include ["vip", "plain"] ignore missing %}{% endif %}\n'
+        '{% include customer.language ~ "/footer" %}{{ customer.nickname }}',
+    )
+    path, references = Templates(tmp_path).references("t")
+    assert path == tmp_path / "t.txt"
+    assert references == [
+        Reference(("base",), 1, False),
+        Reference(("macros",), 2, False),
+        Reference(("m2",), 2, False),
+        Reference(("vip", "plain"), 3, True),
+        Reference((None,), 4, False),
+    ]
+    write(tmp_path, "plain.txt", "x")
+    write(tmp_path, "partials/footer.md", "x")
+    templates = Templates(tmp_path)
+    assert templates.resolve(references[3]) == "plain"
+    assert templates.resolve(Reference(("./partials/footer",), 1, False)) == "partials/footer"
+    assert templates.resolve(references[0]) is None
+    assert templates.resolve(references[4]) is None
+    assert templates.include_cycle("t") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
+        ("line\n  {% if %}", 2, "Expected an expression, got 'end of statement block'"),
+        ("{% for x in y %}\n{{ x }}\n", 2, "Unexpected end of template"),
+        ("\n{{ customer.name | shout }}", 2, "No filter named 'shout'"),
+        ("{{ customer is vipp }}", 1, "No test named 'vipp'"),
+    ],
+)
+def test_references_report_where_a_template_does_not_compile(
+    tmp_path: Path, text: str, line: int, reason: str
+) -> None:
+    write(tmp_path, "bad.txt", text)
+    with pytest.raises(TemplateSyntaxError) as caught:
+        Templates(tmp_path).references("bad")
+    assert (caught.value.path, caught.value.line) == (tmp_path / "bad.txt", line)
+    assert caught.value.reason.startswith(reason)
 
 
 def test_find_template(tmp_path: Path) -> None:
