@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 from types import FrameType
@@ -174,9 +175,12 @@ class Daemon:
         return not self.stopping.wait(max(0.0, wait_s))
 
     def _dispatch(self) -> None:
-        """Send what is due, batch after batch, until the backlog is empty or we stop."""
+        """Send what is due, batch after batch, until the backlog is empty, we stop, or a tick's
+        interval has gone by: a slow channel then leaves the rest for the next step rather than
+        holding back the ticks (occurrences would be missed after `grace`)."""
         templates = self.config.templates_dir(self.rules_dir)
-        while not self.stopping.is_set():
+        until = time.monotonic() + self.config.tick_seconds
+        while not self.stopping.is_set() and time.monotonic() < until:
             report = dispatch_due(
                 self.engine,
                 self.config,
@@ -184,6 +188,7 @@ class Daemon:
                 self.clock.now_us(),
                 limit=DISPATCH_BATCH,
                 stop=self.stopping,
+                until=until,
             )
             if len(report.outcomes) < DISPATCH_BATCH:
                 return

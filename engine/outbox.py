@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,13 +101,15 @@ def dispatch_due(
     limit: int = 100,
     *,
     stop: threading.Event | None = None,
+    until: float | None = None,
     rng: random.Random | None = None,
 ) -> DispatchReport:
     """Send up to `limit` outbox rows due at `now_us` and record what became of each.
 
-    When `stop` is set, rows not yet tried stay pending for the next run.
+    When `stop` is set, or once `time.monotonic()` reaches `until`, rows not yet tried stay
+    pending for the next run.
     """
-    sender = _Sender(config, Templates(templates_dir), now_us, stop, rng or random.Random())
+    sender = _Sender(config, Templates(templates_dir), now_us, stop, until, rng or random.Random())
     if engine.dialect.name == "postgresql":
         # Claimed rows stay locked until their outcomes are recorded in the same transaction:
         # a second dispatcher's `SKIP LOCKED` passes them by, and a crash releases them.
@@ -239,12 +242,14 @@ class _Sender:
         templates: Templates,
         now_us: int,
         stop: threading.Event | None,
+        until: float | None,
         rng: random.Random,
     ) -> None:
         self.config = config
         self.templates = templates
         self.now_us = now_us
         self.stop = stop
+        self.until = until
         self.rng = rng
         self.shop = {"timezone": config.timezone, "country": config.country, **config.shop}
 
@@ -255,6 +260,8 @@ class _Sender:
         try:
             for claim in claims:
                 if self.stop is not None and self.stop.is_set():
+                    break
+                if self.until is not None and time.monotonic() >= self.until:
                     break
                 outcomes.append(self._attempt(claim, channels))
         finally:

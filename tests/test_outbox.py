@@ -6,6 +6,7 @@ import itertools
 import json
 import random
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -362,6 +363,22 @@ def test_stop_leaves_untried_rows_pending(engine, tmp_path, templates) -> None:
     stop.set()
     assert dispatch_due(engine, config_for(tmp_path), templates, T0, stop=stop).outcomes == []
     assert row(engine, oid).status == "pending"
+
+
+def test_a_slow_channel_leaves_what_its_time_did_not_reach_pending(
+    engine, tmp_path, templates
+) -> None:
+    ids = [queue(engine, channel="hook") for _ in range(4)]
+    with HttpReceiver(delay=0.8) as receiver:
+        hook = Channel("hook", "webhook", {"url": receiver.url, "timeout": 5})
+        config = config_for(tmp_path, hook=hook)
+        # Time for the first delivery of 0.8 s to begin, and the second at most.
+        report = dispatch_due(engine, config, templates, T0, until=time.monotonic() + 1.0)
+    sent = len(report.outcomes)
+    assert 1 <= sent <= 2 and {o.status for o in report.outcomes} == {"sent"}
+    statuses = [row(engine, oid).status for oid in ids]
+    assert statuses == ["sent"] * sent + ["pending"] * (4 - sent)
+    assert len(receiver.requests) == sent
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
