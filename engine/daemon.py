@@ -189,6 +189,7 @@ class Daemon:
                 limit=DISPATCH_BATCH,
                 stop=self.stopping,
                 until=until,
+                quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
             )
             if len(report.outcomes) < DISPATCH_BATCH:
                 return

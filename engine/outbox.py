@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
 
+from engine import ast
 from engine.channels import (
     Channel,
     PermanentFailure,
@@ -43,6 +44,7 @@ from engine.channels import (
 )
 from engine.config import Config
 from engine.errors import ConfigError, NudgeError
+from engine.policies import quiet_until
 from engine.storage.chunks import chunks
 from engine.storage.tables import customers, events, outbox
 from engine.templates import TemplateError, Templates
@@ -57,6 +59,7 @@ RETRYABLE = ("dead", "failed")
 UNSUBSCRIBE_EVENTS = ("unsubscribe", "customer.unsubscribed")
 SUBSCRIBE_EVENTS = ("subscribe", "customer.subscribed")
 TEMPLATED_KINDS = ("message", "followup", "coupon")
+QUIET_KINDS = TEMPLATED_KINDS  # customer-facing: moved by quiet hours (`evaluate._shape`)
 
 
 class OutboxError(NudgeError):
@@ -102,14 +105,18 @@ def dispatch_due(
     *,
     stop: threading.Event | None = None,
     until: float | None = None,
+    quiet: tuple[ast.QuietHours, ...] = (),
     rng: random.Random | None = None,
 ) -> DispatchReport:
     """Send up to `limit` outbox rows due at `now_us` and record what became of each.
 
     When `stop` is set, or once `time.monotonic()` reaches `until`, rows not yet tried stay
-    pending for the next run.
+    pending for the next run. A customer-facing message that would go out in the `quiet` hours
+    of its customer (a retry, one requeued, one late) waits for their end, without an attempt.
     """
-    sender = _Sender(config, Templates(templates_dir), now_us, stop, until, rng or random.Random())
+    sender = _Sender(
+        config, Templates(templates_dir), now_us, stop, until, quiet, rng or random.Random()
+    )
     if engine.dialect.name == "postgresql":
         # Claimed rows stay locked until their outcomes are recorded in the same transaction:
         # a second dispatcher's `SKIP LOCKED` passes them by, and a crash releases them.
@@ -243,6 +250,7 @@ class _Sender:
         now_us: int,
         stop: threading.Event | None,
         until: float | None,
+        quiet: tuple[ast.QuietHours, ...],
         rng: random.Random,
     ) -> None:
         self.config = config
@@ -250,6 +258,7 @@ class _Sender:
         self.now_us = now_us
         self.stop = stop
         self.until = until
+        self.quiet = quiet
         self.rng = rng
         self.shop = {"timezone": config.timezone, "country": config.country, **config.shop}
 
@@ -286,6 +295,10 @@ class _Sender:
         if claim.withdrawn is not None:
             log.info("outbox %s cancelled: %s", row.id, claim.withdrawn)
             return Outcome(row.id, "cancelled", row.attempts, claim.withdrawn)
+        later = self._after_quiet_hours(row.payload)
+        if later > self.now_us:
+            log.info("outbox %s waits for the end of quiet hours, %s", row.id, iso(later))
+            return Outcome(row.id, "pending", row.attempts, row.last_error, next_attempt_us=later)
         try:
             message = self._render(row)
         except TemplateError as exc:
@@ -315,6 +328,15 @@ class _Sender:
             log.exception("outbox %s dead (%s): unexpected error", row.id, row.channel)
             return Outcome(row.id, "dead", attempts, _unexpected(exc))
         return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
+
+    def _after_quiet_hours(self, payload: dict[str, Any]) -> int:
+        """When a message may go out, as the policies move a due time (`policies.quiet_until`):
+        now, unless it is customer-facing and now is in its customer's quiet hours."""
+        if not self.quiet or payload.get("kind") not in QUIET_KINDS:
+            return self.now_us
+        person = (payload.get("context") or {}).get("customer") or {}
+        zone_name = person.get("timezone") or self.config.timezone
+        return quiet_until(self.now_us, str(zone_name), self.quiet)
 
     def _retry(self, outbox_id: int, attempts: int, error: str, hint: float | None) -> Outcome:
         if attempts >= self.config.max_attempts:

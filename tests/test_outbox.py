@@ -16,6 +16,7 @@ from loopback import HttpReceiver, SmtpReceiver, free_port
 from sqlalchemy import Engine, select
 
 from cli import main
+from engine import ast
 from engine.config import Channel, Config
 from engine.outbox import (
     RETRY_CAP_SECONDS,
@@ -26,6 +27,7 @@ from engine.outbox import (
     requeue,
     status_counts,
 )
+from engine.parse import parse_text
 from engine.storage.db import open_database
 from engine.storage.tables import actions, customers, events, occurrences, outbox
 from engine.timeutil import US, iso
@@ -379,6 +381,34 @@ def test_a_slow_channel_leaves_what_its_time_did_not_reach_pending(
     statuses = [row(engine, oid).status for oid in ids]
     assert statuses == ["sent"] * sent + ["pending"] * (4 - sent)
     assert len(receiver.requests) == sent
+
+
+def test_a_message_due_in_its_customer_s_quiet_hours_waits_for_their_end(
+    engine, tmp_path, templates
+) -> None:
+    # T0 is 08:00 UTC; the customer lives in Shanghai, where it is 16:00, in 15:00-18:00.
+    (quiet,) = parse_text("quiet hours 15:00 to 18:00\n").statements
+    assert isinstance(quiet, ast.QuietHours)
+    add_customer(engine)
+    message = queue(engine, customer="c1", kind="message", template="fit_check")
+    task = queue(engine, customer="c1", kind="task", template=None, task={"title": "call"})
+    with engine.begin() as conn:  # the customer's zone, as the ledger writes it
+        for oid in (message, task):
+            payload = dict(row(engine, oid).payload)
+            person = {**payload["context"]["customer"], "timezone": "Asia/Shanghai"}
+            payload["context"] = {**payload["context"], "customer": person}
+            conn.execute(outbox.update().where(outbox.c.id == oid).values(payload=payload))
+    config = config_for(tmp_path)
+    report = dispatch_due(engine, config, templates, T0, quiet=(quiet,))
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        (message, "pending"),
+        (task, "sent"),  # not customer-facing
+    ]
+    waiting = row(engine, message)
+    assert (waiting.attempts, waiting.next_attempt_us) == (0, T0 + 2 * 3_600 * US)
+    assert dispatch_due(engine, config, templates, T0 + 3_600 * US, quiet=(quiet,)).outcomes == []
+    later = dispatch_due(engine, config, templates, T0 + 2 * 3_600 * US, quiet=(quiet,))
+    assert [(o.outbox_id, o.status) for o in later.outcomes] == [(message, "sent")]
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
