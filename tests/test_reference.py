@@ -79,6 +79,15 @@ def run(text: str, shop: Shop, start: str, end: str, **options: object) -> list[
         ("in", "oe", "shoes", True),
         ("<", Instant(1), Instant(2), True),
         ("<", dt.timedelta(hours=1), dt.timedelta(days=1), True),
+        ("in", 3, "a3b", True),  # a number looked for in text as its text
+        ("in", 150.0, "x150y", True),
+        ("in", True, "it is true", True),
+        ("in", True, (1,), False),  # in a list, only among its own kind
+        ("in", 1, (True,), False),
+        ("<", "1995-04-01", dt.date(2000, 1, 1), True),  # a birthday as ISO text
+        (">", dt.date(2000, 1, 1), "1995-04-01", True),
+        ("<", "02-29", dt.date(2000, 1, 1), False),  # without a year: not known
+        (">", dt.date(2000, 1, 1), "02-29", False),
     ],
 )
 def test_compare(op: str, left: object, right: object, expected: bool) -> None:

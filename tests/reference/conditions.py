@@ -97,6 +97,14 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 
 def compare(op: str, left: Any, right: Any, tz: ZoneInfo) -> bool:
     """A comparison with a value that is not set is false."""
+    if op in ("in", "not in", "contains"):
+        item, container = (right, left) if op == "contains" else (left, right)
+        if item is None or container is None:
+            return False
+        item, container = _normal(item, tz), _normal(container, tz)
+        if op == "not in":
+            return _is_container(container) and not _member(item, container)
+        return _member(item, container)
     left, right = _read_text(left, right), _read_text(right, left)
     if left is None or right is None:
         return False
@@ -112,12 +120,6 @@ def compare(op: str, left: Any, right: Any, tz: ZoneInfo) -> bool:
             and kind in ("number", "text", "instant", "duration")
             and (_ORDER[op](left, right))
         )
-    if op == "in":
-        return _member(left, right)
-    if op == "not in":
-        return _is_container(right) and not _member(left, right)
-    if op == "contains":
-        return _member(right, left)
     raise ValueError(f"unknown comparison {op}")
 
 
@@ -132,6 +134,8 @@ def _read_text(x: Any, other: Any) -> Any:
         return float(x) if len(x) <= 45 and _NUMBER_TEXT.fullmatch(x) else None
     if isinstance(x, dt.date) and isinstance(other, str):
         return x.isoformat()
+    if isinstance(x, str) and isinstance(other, dt.date):
+        return x if x[4:5] == "-" else None  # a birthday written MM-DD: its year is not known
     return x
 
 
@@ -173,6 +177,10 @@ def _member(item: Any, container: Any) -> bool:
     if item is None:
         return False
     if isinstance(container, str):
+        if isinstance(item, bool):
+            return ("true" if item else "false") in container
+        if isinstance(item, int | float):
+            return f"{item:.15g}" in container  # a number looked for as its text: 3, not 3.0
         return isinstance(item, str) and item in container
     if isinstance(container, tuple | frozenset):
         return any(_equal(item, element) for element in container)
