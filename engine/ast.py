@@ -396,6 +396,8 @@ class TagAction:
 Action = Message | Coupon | Points | Task | TagAction
 
 MARKETING: frozenset[str] = frozenset({"message", "coupon"})
+# Actions that reach the customer: moved by quiet hours.
+CUSTOMER_FACING: frozenset[str] = frozenset({"message", "followup", "coupon"})
 SERVICE: frozenset[str] = frozenset({"followup"})
 
 

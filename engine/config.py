@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,7 @@ _DURATION = re.compile(r"([0-9]+)[ \t]*([smhd])")
 
 def _seconds(path: Path, key: str, value: object) -> float:
     """`30`, `30s`, `6h`: a number of seconds or a whole number with a unit."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is not None:

@@ -175,11 +175,13 @@ class Daemon:
         return not self.stopping.wait(max(0.0, wait_s))
 
     def _dispatch(self) -> None:
-        """Send what is due, batch after batch, until the backlog is empty, we stop, or a tick's
-        interval has gone by: a slow channel then leaves the rest for the next step rather than
-        holding back the ticks (occurrences would be missed after `grace`)."""
+        """Send what is due, batch after batch, until the backlog is empty, we stop, or half a
+        tick's interval has gone by: a slow channel then leaves the rest for the next step rather
+        than holding back the ticks (occurrences would be missed after `grace`)."""
         templates = self.config.templates_dir(self.rules_dir)
-        until = time.monotonic() + self.config.tick_seconds
+        # Half an interval (a second at least), so that the step with its tick and the last
+        # send begun in time ends before the next run of the job is due.
+        until = time.monotonic() + max(1.0, self.config.tick_seconds / 2)
         while not self.stopping.is_set() and time.monotonic() < until:
             report = dispatch_due(
                 self.engine,

@@ -697,7 +697,7 @@ class _Shape:
 
 def _shape(action: ast.Action, config: Config) -> _Shape:
     kind: str = action.kind
-    quiet = kind in ("message", "followup", "coupon")
+    quiet = kind in ast.CUSTOMER_FACING
     marketing = kind in MARKETING_KINDS
     match action:
         case ast.Message(template=template, channel=channel):

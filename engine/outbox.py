@@ -59,7 +59,6 @@ RETRYABLE = ("dead", "failed")
 UNSUBSCRIBE_EVENTS = ("unsubscribe", "customer.unsubscribed")
 SUBSCRIBE_EVENTS = ("subscribe", "customer.subscribed")
 TEMPLATED_KINDS = ("message", "followup", "coupon")
-QUIET_KINDS = TEMPLATED_KINDS  # customer-facing: moved by quiet hours (`evaluate._shape`)
 
 
 class OutboxError(NudgeError):
@@ -110,9 +109,10 @@ def dispatch_due(
 ) -> DispatchReport:
     """Send up to `limit` outbox rows due at `now_us` and record what became of each.
 
-    When `stop` is set, or once `time.monotonic()` reaches `until`, rows not yet tried stay
-    pending for the next run. A customer-facing message that would go out in the `quiet` hours
-    of its customer (a retry, one requeued, one late) waits for their end, without an attempt.
+    When `stop` is set, or once `time.monotonic()` reaches `until` (after one row at least),
+    rows not yet tried stay pending for the next run. A customer-facing message whose planned
+    time falls in the `quiet` hours of its customer (a retry, one requeued) waits for their end,
+    without an attempt.
     """
     sender = _Sender(
         config, Templates(templates_dir), now_us, stop, until, quiet, rng or random.Random()
@@ -260,33 +260,36 @@ class _Sender:
         self.until = until
         self.quiet = quiet
         self.rng = rng
+        self.retired: list[tuple[str, Channel]] = []
         self.shop = {"timezone": config.timezone, "country": config.country, **config.shop}
 
     def deliver(self, claims: Sequence[_Claim]) -> list[Outcome]:
         channels: dict[str, Channel] = {}
+        self.retired = []  # channels left after an unexpected error, closed at the end too
         channel_of = {claim.row.id: claim.row.channel for claim in claims}
         outcomes: list[Outcome] = []
         try:
             for claim in claims:
                 if self.stop is not None and self.stop.is_set():
                     break
-                if self.until is not None and time.monotonic() >= self.until:
-                    break
+                if outcomes and self.until is not None and time.monotonic() >= self.until:
+                    break  # one attempt at least: a short budget still moves on
                 outcomes.append(self._attempt(claim, channels))
         finally:
-            for name, channel in channels.items():
+            for name, channel in [*self.retired, *channels.items()]:
                 try:
                     channel.close()
-                except TemporaryFailure as exc:
+                except Exception as exc:
                     # What this channel took in the batch may not have been kept: send again.
+                    if not isinstance(exc, TemporaryFailure):
+                        log.exception("channel %s could not be closed", name)
+                    hint = exc.retry_after if isinstance(exc, TemporaryFailure) else None
                     outcomes = [
-                        self._retry(o.outbox_id, o.attempts, str(exc), exc.retry_after)
+                        self._retry(o.outbox_id, o.attempts, str(exc), hint)
                         if o.status == "sent" and channel_of[o.outbox_id] == name
                         else o
                         for o in outcomes
                     ]
-                except Exception:  # the outcomes are recorded all the same
-                    log.exception("channel %s could not be closed", name)
         return outcomes
 
     def _attempt(self, claim: _Claim, channels: dict[str, Channel]) -> Outcome:
@@ -295,7 +298,7 @@ class _Sender:
         if claim.withdrawn is not None:
             log.info("outbox %s cancelled: %s", row.id, claim.withdrawn)
             return Outcome(row.id, "cancelled", row.attempts, claim.withdrawn)
-        later = self._after_quiet_hours(row.payload)
+        later = self._after_quiet_hours(row)
         if later > self.now_us:
             log.info("outbox %s waits for the end of quiet hours, %s", row.id, iso(later))
             return Outcome(row.id, "pending", row.attempts, row.last_error, next_attempt_us=later)
@@ -324,19 +327,26 @@ class _Sender:
         except Exception as exc:
             # A fault of the channel's code on this message (a malformed address its library
             # cannot take, ...): a dead letter, never sent again by itself, since it may have
-            # gone out before the fault.
+            # gone out before the fault. The channel, in a state unknown, is not used again.
             log.exception("outbox %s dead (%s): unexpected error", row.id, row.channel)
+            self.retired.append((row.channel, channels.pop(row.channel)))
             return Outcome(row.id, "dead", attempts, _unexpected(exc))
         return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
 
-    def _after_quiet_hours(self, payload: dict[str, Any]) -> int:
-        """When a message may go out, as the policies move a due time (`policies.quiet_until`):
-        now, unless it is customer-facing and now is in its customer's quiet hours."""
-        if not self.quiet or payload.get("kind") not in QUIET_KINDS:
+    def _after_quiet_hours(self, row: Row[Any]) -> int:
+        """When a message may go out: its planned time (`next_attempt_us`) moved out of its
+        customer's quiet hours as the policies move a due time (`policies.quiet_until`), for a
+        customer-facing one. A message planned just before quiet hours and sent a little late
+        goes out; a retry or a requeued one planned inside them waits."""
+        payload: dict[str, Any] = row.payload
+        if not self.quiet or payload.get("kind") not in ast.CUSTOMER_FACING:
             return self.now_us
         person = (payload.get("context") or {}).get("customer") or {}
-        zone_name = person.get("timezone") or self.config.timezone
-        return quiet_until(self.now_us, str(zone_name), self.quiet)
+        zone_name = str(person.get("timezone") or self.config.timezone)
+        try:
+            return quiet_until(int(row.next_attempt_us), zone_name, self.quiet)
+        except ConfigError:  # a zone this machine no longer knows: the shop's
+            return quiet_until(int(row.next_attempt_us), self.config.timezone, self.quiet)
 
     def _retry(self, outbox_id: int, attempts: int, error: str, hint: float | None) -> Outcome:
         if attempts >= self.config.max_attempts:

@@ -285,6 +285,7 @@ def test_check_channels_checks_every_configured_channel(tmp_path: Path) -> None:
         ("max_attempts: 0", r"max_attempts: expected a whole number of 1 or more"),
         ("tick_seconds: ²s", r"tick_seconds: expected seconds or a duration"),
         ("grace: -5", r"grace: expected seconds or a duration"),
+        ("grace: .inf", r"grace: expected seconds or a duration"),
     ],
 )
 def test_bad_settings_in_the_file_are_named_with_the_file(

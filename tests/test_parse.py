@@ -229,5 +229,6 @@ def test_statements_too_deep_or_too_large_to_evaluate_are_refused():
     # Far beyond what a rule needs, still read.
     nested = "(" * 15 + "order.total > 1" + ")" * 15
     many = " or ".join(f"order.total > {n}" for n in range(300))
-    parsed = parse_text(f'when order.paid if {nested} or {many} then tag "t"\n')
-    assert len(parsed.statements) == 1
+    skus = ", ".join(f'"sku{n}"' for n in range(3_000))  # a list is one value, however long
+    text = f'when order.paid if {nested} or {many} or order.sku in [{skus}] then tag "t"\n'
+    assert len(parse_text(text).statements) == 1

@@ -266,7 +266,7 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
 def _json_integer(digits: str) -> int | float:
     """A JSON integer as json reads it; beyond the digits Python converts to an integer (4,300
     by default), the infinity a double makes of it, which the row's checks then refuse
-    (`fields.doubles_only`), rather than an error that stops the import."""
+    (`fields.json_values`), rather than an error that stops the import."""
     try:
         return int(digits)
     except ValueError:
