@@ -260,12 +260,12 @@ class _Sender:
         self.until = until
         self.quiet = quiet
         self.rng = rng
+        # Channels left after an unexpected error: not used again, closed at the end too.
         self.retired: list[tuple[str, Channel]] = []
         self.shop = {"timezone": config.timezone, "country": config.country, **config.shop}
 
     def deliver(self, claims: Sequence[_Claim]) -> list[Outcome]:
         channels: dict[str, Channel] = {}
-        self.retired = []  # channels left after an unexpected error, closed at the end too
         channel_of = {claim.row.id: claim.row.channel for claim in claims}
         outcomes: list[Outcome] = []
         try:
@@ -329,7 +329,9 @@ class _Sender:
             # cannot take, ...): a dead letter, never sent again by itself, since it may have
             # gone out before the fault. The channel, in a state unknown, is not used again.
             log.exception("outbox %s dead (%s): unexpected error", row.id, row.channel)
-            self.retired.append((row.channel, channels.pop(row.channel)))
+            broken = channels.pop(row.channel, None)  # None when opening it was the fault
+            if broken is not None:
+                self.retired.append((row.channel, broken))
             return Outcome(row.id, "dead", attempts, _unexpected(exc))
         return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
 

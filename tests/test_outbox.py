@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 
 from cli import main
 from engine import ast
+from engine import outbox as outbox_module
 from engine.config import Channel, Config
 from engine.outbox import (
     RETRY_CAP_SECONDS,
@@ -365,6 +366,26 @@ def test_stop_leaves_untried_rows_pending(engine, tmp_path, templates) -> None:
     stop.set()
     assert dispatch_due(engine, config_for(tmp_path), templates, T0, stop=stop).outcomes == []
     assert row(engine, oid).status == "pending"
+
+
+def test_a_channel_that_fails_to_open_unexpectedly_holds_back_no_other(
+    engine, tmp_path, templates, monkeypatch
+) -> None:
+    opened = outbox_module.open_channel
+
+    def faulty(spec: Channel, base_dir: Path) -> Any:
+        if spec.name == "broken":
+            raise RuntimeError("a fault in the channel's code")
+        return opened(spec, base_dir)
+
+    monkeypatch.setattr(outbox_module, "open_channel", faulty)
+    config = config_for(tmp_path, broken=Channel("broken", "file", {"path": "b.jsonl"}))
+    ids = [queue(engine), queue(engine, channel="broken"), queue(engine)]
+    report = dispatch_due(engine, config, templates, T0)
+    assert [o.status for o in report.outcomes] == ["sent", "dead", "sent"]
+    assert row(engine, ids[1]).last_error == (
+        "unexpected error: RuntimeError: a fault in the channel's code"
+    )
 
 
 def test_a_dispatch_past_its_time_sends_one_and_leaves_the_rest_pending(
