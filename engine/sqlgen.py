@@ -97,6 +97,10 @@ class Scope:
     # repeated in each lookup of their events, so that PostgreSQL can read a batch's events
     # once rather than probe them per occurrence (`evaluate._Passing`).
     bounds: Bounds | None = None
+    # Whether the lookups of an event's presence that decide the whole condition read the
+    # customers' events of that type once and hash them (with `bounds`, a batch's): for rules
+    # whose occurrences are many to a customer (`evaluate.scope_for`).
+    hashed: bool = False
 
 
 class Compiler:
@@ -108,18 +112,25 @@ class Compiler:
 
     # -- conditions (always true/false, never NULL) -----------------------------------------
 
-    def condition(self, expr: ast.Expr, lazy: bool = False) -> ColumnElement[bool]:
-        """`expr` as a SQL test. `lazy` for a value read in a SELECT list (`test`)."""
+    def condition(
+        self, expr: ast.Expr, lazy: bool = False, whole: bool = False
+    ) -> ColumnElement[bool]:
+        """`expr` as a SQL test. `lazy` for a value read in a SELECT list (`test`). `whole`
+        for a test that decides a WHERE on its own or as one of the terms it ANDs: there,
+        PostgreSQL joins an EXISTS (a semi or anti join) rather than run it for each row."""
         match expr:
             case ast.Logic(op=op, operands=ops):
-                parts = [self.condition(o, lazy) for o in _needed(op, ops)]
+                whole = whole and op == "and" and not lazy
+                parts = [self.condition(o, lazy, whole) for o in _needed(op, ops)]
                 if lazy:
                     return _lazy(op, parts)
                 return sa.and_(*parts) if op == "and" else sa.or_(*parts)
             case ast.Not(operand=inner):
                 return sa.not_(self.condition(inner, lazy))
             case ast.InSegment(segment=name, negated=negated):
-                body = self.condition(self.scope.segments[name].condition, lazy)
+                body = self.condition(
+                    self.scope.segments[name].condition, lazy, whole and not negated
+                )
                 return sa.not_(body) if negated else body
             case ast.IsSet(value=value, negated=negated):
                 if self.kind(value) == "tags":
@@ -133,7 +144,7 @@ class Compiler:
             case ast.Compare(op=op, left=left, right=right):
                 # EXISTS is never unset; left bare (not in COALESCE), PostgreSQL can test it
                 # for many rows at once, as a semi join.
-                found = self._by_lookup(op, left, right)
+                found = self._by_lookup(op, left, right, whole and not lazy)
                 return found if found is not None else self._truth(self._compare(expr))
             case ast.Between(value=value, low=low, high=high):
                 kind = self._common_kind(value, low, high)
@@ -181,21 +192,24 @@ class Compiler:
             return value
         return sa.case((sa.func.substr(value, 5, 1) == "-", value), else_=sa.null())
 
-    def _by_lookup(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[bool] | None:
+    def _by_lookup(
+        self, op: str, left: ast.Expr, right: ast.Expr, whole: bool = False
+    ) -> ColumnElement[bool] | None:
         """A comparison that only asks whether such an event exists: a count with a number
         (`customer.orders >= 1`, `customer.returns == 0`, `count(E) > 0`), or the days since
         the last order under a number (`customer.days_since_last_order <= 180`: a paid order in
         the last 181 whole days). One index lookup instead of counting them all or finding the
         latest; and a database can test EXISTS for many rows at once (PostgreSQL's semi join),
-        where it runs a subquery's MAX row by row. None when the comparison needs the value."""
+        where it runs a subquery's MAX row by row. None when the comparison needs the value.
+        `whole`: see `condition`."""
         test = _existence_test(op, left, right)
         if test is not None:
             (event_type, within), some = test
-            found = self.some(event_type, _microseconds(within))
+            found = self.some(event_type, _microseconds(within), whole)
             return found if some else sa.not_(found)
         days = _recency_test(op, left, right)
         if days is not None:
-            return self.some(ORDER, days * DAY_US)
+            return self.some(ORDER, days * DAY_US, whole)
         return None
 
     def _membership(self, item: ast.Expr, container: ast.Expr) -> ColumnElement[Any]:
@@ -340,10 +354,28 @@ class Compiler:
             conds.extend(self.scope.bounds(e.c.customer_id))
         return e, conds
 
-    def some(self, event_type: str, within_us: int | None = None) -> ColumnElement[bool]:
+    def some(
+        self, event_type: str, within_us: int | None = None, whole: bool = False
+    ) -> ColumnElement[bool]:
         """Whether the customer has such an event at or before the due time (and less than
-        `within_us` before it)."""
-        _, conds = self._events(event_type, within_us)
+        `within_us` before it).
+
+        `whole` (see `condition`) with `Scope.hashed`: the events are read from a materialized
+        CTE of the customers' (the batch's) events of the type, which PostgreSQL cannot probe
+        for each occurrence and so hashes once. It estimates a batch's occurrences many times
+        too low and would otherwise probe the events' index for each (the weekly group buy at
+        M: 85 against 32 ms for a batch's 35,000). Elsewhere an EXISTS is run for each row,
+        and would read the whole CTE each time."""
+        if not (whole and self.scope.hashed):
+            _, conds = self._events(event_type, within_us)
+            return sa.exists().where(*conds)
+        e = events
+        bounds = self.scope.bounds(e.c.customer_id) if self.scope.bounds else []
+        typed = sa.select(e.c.customer_id, e.c.at_us).where(e.c.type == event_type, *bounds)
+        those = typed.cte().prefix_with("MATERIALIZED")
+        conds = [those.c.customer_id == self.c.id, those.c.at_us <= self.scope.due]
+        if within_us is not None:
+            conds.append(those.c.at_us > self.scope.due - within_us)
         return sa.exists().where(*conds)
 
     def count(self, event_type: str, within: ast.Duration | None = None) -> ColumnElement[Any]:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from engine import ast
 from engine.config import Config
@@ -866,6 +867,50 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
         assert rule.rule.condition is not None
         sql = str(Compiler(scope).condition(rule.rule.condition).compile(dialect=dialect))
         assert sql.count("FROM events") == lookups, (text, sql)
+
+
+@pytest.mark.parametrize(
+    ("condition", "hashed"),
+    [
+        ("customer.orders >= 1", 1),
+        ('customer in "active"', 1),
+        ('customer in "active" and count(review.posted) > 0', 2),
+        ("customer.orders >= 1 and customer.total_spent > 10", 1),
+        # Elsewhere an EXISTS is run row by row: a CTE would be read whole for every row.
+        ("customer.orders >= 1 or customer.returns > 0", 0),
+        ("not (customer.orders >= 1)", 0),
+        ('customer not in "active"', 0),
+        ("customer.orders == 0", 1),  # NOT EXISTS there: an anti join
+        ("customer.total_spent > 10", 0),
+    ],
+)
+def test_on_postgresql_a_calendar_rule_hashes_lookups_that_decide_its_condition(
+    tmp_path: Path, condition: str, hashed: int
+) -> None:
+    # `Scope.hashed`: a lookup of an event's presence that the whole condition needs is read
+    # from a materialized CTE of the batch's events, which PostgreSQL joins by hashing. Only
+    # there: under OR or NOT it stays a subquery, run for each row, which must not read a CTE.
+    # Results on both databases are those of the tests above (`when on ...` is a calendar rule).
+    (tmp_path / "rules").mkdir()
+    segment = 'segment "active" = customer.orders >= 1 and customer.days_since_last_order <= 180'
+    (tmp_path / "rules" / "shop.rules").write_text(
+        f'{segment}\nrule "r" when every friday at 20:00 if {condition} then task "t"\n'
+        f'rule "e" when cart.updated if {condition} then task "t"\n',
+        encoding="utf-8",
+    )
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+
+    def bounds(column: sa.ColumnElement[str]) -> list[sa.ColumnElement[bool]]:
+        return [column >= "c1", column < "c9"]
+
+    for rule, expected in zip(ruleset.rules, (hashed, 0), strict=True):
+        for given, want in ((bounds, expected), (None, 0)):  # bounds: on PostgreSQL only
+            scope, source = scope_for(rule, ruleset, CONFIG, Effects(0), ["Asia/Shanghai"], given)
+            assert rule.rule.condition is not None
+            test = Compiler(scope).condition(rule.rule.condition, whole=True)
+            query = sa.select(candidates.c.id).select_from(source).where(test)
+            sql = str(query.compile(dialect=postgresql.dialect()))
+            assert sql.count("AS MATERIALIZED") == want, (rule.name, given, sql)
 
 
 @pytest.mark.parametrize(
