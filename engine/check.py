@@ -5,12 +5,14 @@ rules and segments, unknown segments, segment cycles, templates, channels, holid
 names close to known ones), triggers and clauses (clock times, offsets, durations, `unless`
 without `within`), expression types (`engine.types`), rules whose conditions depend on their
 own actions through tags or points (`engine.dependencies`), and the templates the rules send
-with those they include: each must compile, name templates that exist and not include itself.
-Templates are read, never rendered.
+with those they include: each must compile, name templates that exist and not include itself,
+and a template a rule sends should read only the names it is given or sets. Templates are
+read, never rendered.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -22,6 +24,7 @@ from engine.fmt import duration_text
 from engine.source import Span
 from engine.suggest import did_you_mean, nearest
 from engine.templates import (
+    TEMPLATE_SCOPE,
     Reference,
     TemplateError,
     Templates,
@@ -420,6 +423,8 @@ class _Checker:
                 self.error("E504", f'template "{name}" cannot be read', None, str(exc))
                 continue
             paths[name] = path
+            if name in self.templates_used:  # rendered as sent, with the scope alone
+                self._unknown_names(templates, name, path)
             for reference in references:
                 target = templates.resolve(reference)
                 if target is not None:
@@ -429,6 +434,23 @@ class _Checker:
                 elif reference.names and None not in reference.names and not reference.optional:
                     self._missing_include(name, path, reference)
         self._include_cycles(order, paths, links)
+
+    def _unknown_names(self, templates: Templates, name: str, path: Path) -> None:
+        """W505 for each name the template reads that it is not given and does not set."""
+        given = ", ".join(f"`{n}`" for n in TEMPLATE_SCOPE)
+        for unknown, line in templates.unknown_names(name):
+            self.report(
+                Diagnostic(
+                    "warning",
+                    "W505",
+                    f'template "{name}" reads `{unknown}`, which is not defined',
+                    _word_on_line(path, line, unknown),
+                    label="not given to the template, nor set in it",
+                    help=did_you_mean(unknown, TEMPLATE_SCOPE)
+                    or f"a template is given {given}; a message whose template reads "
+                    "another name fails when it is sent, unless it asks `is defined` first",
+                )
+            )
 
     def _missing_include(self, name: str, path: Path, reference: Reference) -> None:
         wanted = str(reference.names[0])
@@ -612,6 +634,14 @@ def _name_on_line(path: Path, line: int, name: str) -> Span:
         if start >= 0:
             return Span(str(path), line, start + 1, line, start + len(name) + 3)
     return _whole_line(path, line)
+
+
+def _word_on_line(path: Path, line: int, word: str) -> Span:
+    """`word` on line `line` of a template, where it stands as a name; else the whole line."""
+    found = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", _source_line(path, line))
+    if found is None:
+        return _whole_line(path, line)
+    return Span(str(path), line, found.start() + 1, line, found.end() + 1)
 
 
 def _lower_first(text: str) -> str:

@@ -140,6 +140,8 @@ def read_template(name: str, path: Path) -> str:
         raise TemplateError(f"template {name!r}: cannot read {path}: {exc.strerror}") from None
 
 
+# The names a template sees when it is sent (`outbox`, `_render`), as LANGUAGE.md gives them.
+TEMPLATE_SCOPE = ("customer", "event", "coupon", "shop")
 _REFERENCES = (nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)
 _TOO_DEEP = (
     "it nests too deeply to be read or rendered (an include or a macro that calls itself "
@@ -170,6 +172,17 @@ class _FolderLoader(jinja2.BaseLoader):
                 return False
 
         return source, str(path), uptodate
+
+
+def _assigned(parsed: nodes.Template) -> set[str]:
+    """The names a template sets anywhere in it: `{% set %}`, loop and `with` targets, macros
+    and their parameters, imports."""
+    found = {name.name for name in parsed.find_all(nodes.Name) if name.ctx in ("store", "param")}
+    found |= {macro.name for macro in parsed.find_all(nodes.Macro)}
+    found |= {imported.target for imported in parsed.find_all(nodes.Import)}
+    for imported in parsed.find_all(nodes.FromImport):
+        found |= {name if isinstance(name, str) else name[1] for name in imported.names}
+    return found
 
 
 class Templates:
@@ -250,6 +263,26 @@ class Templates:
         except RecursionError:
             raise TemplateError(f"template {name!r}: {_TOO_DEEP}") from None
         return path, found
+
+    def unknown_names(self, name: str) -> list[tuple[str, int]]:
+        """The names template `name` reads that are not in `TEMPLATE_SCOPE`, not Jinja's own
+        (`range`…) and not set in the template (`{% set %}`, `{% for %}`, a macro, an import),
+        each with the first line reading it: rendered as a rule sends it, the template fails
+        on them (unless it asks `is defined` first). None for a template that extends another,
+        whose blocks may read what the other sets. For a template `references` found valid."""
+        path = find_template(self.templates_dir, name)
+        parsed = self._env.parse(read_template(name, path), name, str(path))
+        if parsed.find(nodes.Extends) is not None:
+            return []
+        # Jinja's answer holds the names that may be read before they are set: one set in each
+        # branch of an `{% if %}` too. Those set anywhere are left out.
+        unknown = meta.find_undeclared_variables(parsed) - _assigned(parsed)
+        unknown -= {*TEMPLATE_SCOPE, *self._env.globals}
+        lines: dict[str, int] = {}
+        for node in parsed.find_all(nodes.Name):
+            if node.name in unknown and node.ctx == "load":
+                lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
+        return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
     def resolve(self, reference: Reference) -> str | None:
         """The name that `reference` loads when rendered, the first of its names with a file

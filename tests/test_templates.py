@@ -222,3 +222,42 @@ def test_find_template(tmp_path: Path) -> None:
     assert find_template(tmp_path, "fit_check") == tmp_path / "fit_check.txt"
     with pytest.raises(TemplateError):
         find_template(tmp_path / "nowhere", "fit_check")
+
+
+@pytest.mark.parametrize(
+    ("text", "unknown"),
+    [
+        ("Hi {{ customer.name }} from {{ shop.name }}", []),
+        ("{% set n = customer.name %}{{ n }}{% for t in customer.tags %}{{ t }}{% endfor %}", []),
+        ("{{ range(2) | list }} {{ dict(a=1).a }} {{ coupon.code if coupon else '' }}", []),
+        ("{% macro hi(who) %}{{ who }}{% endmacro %}{{ hi(customer.name) }}", []),
+        ("{% if event %}{% set w = 'a' %}{% else %}{% set w = 'b' %}{% endif %}{{ w }}", []),
+        ("{% with w = 1 %}{{ w }}{% endwith %}{% for t in 'ab' %}{{ loop.index }}{% endfor %}", []),
+        ("{{ custome.name }}", [("custome", 1)]),
+        ("Hi\n{{ voucher }}\n{{ voucher }} {{ item }}", [("voucher", 2), ("item", 3)]),
+        ("{% for t in tags %}{{ t }}{% endfor %}", [("tags", 1)]),
+        ("{% if voucher is defined %}{{ voucher }}{% endif %}", [("voucher", 1)]),
+    ],
+)
+def test_the_names_a_template_reads_but_is_not_given(
+    tmp_path: Path, text: str, unknown: list[tuple[str, int]]
+) -> None:
+    # What `check` warns of (W505): such a name fails the message when it is sent, unless
+    # the template asks `is defined` first.
+    write(tmp_path, "t.txt", text)
+    templates = Templates(tmp_path)
+    templates.references("t")
+    assert templates.unknown_names("t") == unknown
+    if not unknown:
+        templates.render("t", CONTEXT)
+    elif "is defined" not in text:
+        with pytest.raises(TemplateError, match=f"'{unknown[0][0]}' is undefined"):
+            templates.render("t", CONTEXT)
+
+
+def test_a_template_that_extends_another_may_read_what_that_one_sets(tmp_path: Path) -> None:
+    write(tmp_path, "base.txt", '{% set title = "Mid-Autumn" %}{% block body %}{% endblock %}')
+    write(tmp_path, "t.txt", '{% extends "base" %}{% block body %}{{ title }}{% endblock %}')
+    templates = Templates(tmp_path)
+    assert templates.unknown_names("t") == []
+    assert templates.render("t", CONTEXT).body == "Mid-Autumn"
