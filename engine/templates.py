@@ -215,7 +215,10 @@ class Templates:
             template = self._env.get_template(name)
             text = template.render({key: as_record(key, value) for key, value in context.items()})
         except jinja2.TemplateNotFound as exc:
-            raise TemplateError(exc.message or f"template {name!r} not found") from None
+            missing = exc.message or f"template {exc.name!r} not found"
+            if exc.name != name:  # one that it includes (imports, extends): say which has it
+                missing = f"template {name!r}: {missing}"
+            raise TemplateError(missing) from None
         except jinja2.TemplateSyntaxError as exc:
             where = Path(exc.filename).name if exc.filename else name
             raise TemplateError(f"template {name!r}: {where}:{exc.lineno}: {exc.message}") from None

@@ -70,6 +70,16 @@ def test_include_finds_other_templates_by_name(tmp_path: Path) -> None:
     assert Templates(tmp_path).render("thanks", CONTEXT).body == "Thanks!\n-- Acme"
 
 
+def test_a_missing_include_names_the_template_that_includes_it(tmp_path: Path) -> None:
+    # `check` finds it (E502), but the file may go after the check, or the name be computed.
+    write(tmp_path, "thanks.txt", '{% include "partials/" ~ customer.id %}')
+    with pytest.raises(TemplateError) as raised:
+        Templates(tmp_path).render("thanks", CONTEXT)
+    assert str(raised.value).startswith("template 'thanks': template 'partials/c1': no file c1.*")
+    with pytest.raises(TemplateError, match=r"^template 'gone': no file gone\.\*"):
+        Templates(tmp_path).render("gone", CONTEXT)
+
+
 def test_customer_attribute_named_like_a_dict_method(tmp_path: Path) -> None:
     write(tmp_path, "t.txt", "{{ customer.items }} {{ customer['values'] }}")
     context = dict(CONTEXT, customer={"items": 3, "values": "v"})
