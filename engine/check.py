@@ -637,11 +637,16 @@ def _name_on_line(path: Path, line: int, name: str) -> Span:
 
 
 def _word_on_line(path: Path, line: int, word: str) -> Span:
-    """`word` on line `line` of a template, where it stands as a name; else the whole line."""
-    found = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", _source_line(path, line))
-    if found is None:
+    """`word` on line `line` of a template where it stands as a name, the first such inside
+    `{{ }}` or `{% %}` (else the first; else the whole line)."""
+    text = _source_line(path, line)
+    tags = [m.span() for m in re.finditer(r"\{[{%].*?(?:[}%]\}|$)", text)]
+    found = list(re.finditer(rf"(?<![\w.]){re.escape(word)}(?!\w)", text))
+    inside = [m for m in found if any(start < m.start() < end for start, end in tags)]
+    if not found:
         return _whole_line(path, line)
-    return Span(str(path), line, found.start() + 1, line, found.end() + 1)
+    chosen = (inside or found)[0]
+    return Span(str(path), line, chosen.start() + 1, line, chosen.end() + 1)
 
 
 def _lower_first(text: str) -> str:

@@ -277,11 +277,12 @@ def scope_for(
         zones=tuple(zones),
         bounds=bounds,
         # A calendar rule's occurrences are every customer of a zone (who may meet the
-        # condition) on each of the rule's days: many to a customer in a simulation, where
-        # hashing a batch's events beats probing them per occurrence; about as fast at one a
-        # customer, as in the tick at the rule's time (measured in performance.md's nineteenth
-        # round).
-        hashed=bounds is not None and rule is not None and isinstance(rule.when.trigger, _CALENDAR),
+        # condition) on each of the rule's days: many to a customer in a batch of a simulation,
+        # where hashing the batch's events beats probing them per occurrence. Never without
+        # bounds (a tick's evaluation of everyone): the type's events of the whole shop would
+        # be read for what may be a few occurrences (performance.md, nineteenth round).
+        hashed=bool(bounds and bounds(customers.c.id))
+        and isinstance(rule and rule.when.trigger, _CALENDAR),
     )
     source = cand.join(customers, customers.c.id == cand.c.customer_id)
     if trigger is not None:

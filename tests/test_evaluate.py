@@ -904,7 +904,8 @@ def test_on_postgresql_a_calendar_rule_hashes_lookups_that_decide_its_condition(
         return [column >= "c1", column < "c9"]
 
     for rule, expected in zip(ruleset.rules, (hashed, 0), strict=True):
-        for given, want in ((bounds, expected), (None, 0)):  # bounds: on PostgreSQL only
+        # Bounds are given on PostgreSQL only; none in a tick, which evaluates everyone at once.
+        for given, want in ((bounds, expected), (None, 0), (lambda column: [], 0)):
             scope, source = scope_for(rule, ruleset, CONFIG, Effects(0), ["Asia/Shanghai"], given)
             assert rule.rule.condition is not None
             test = Compiler(scope).condition(rule.rule.condition, whole=True)
