@@ -640,11 +640,11 @@ def _word_on_line(path: Path, line: int, word: str) -> Span:
     """`word` on line `line` of a template where it stands as a name, the first such inside
     `{{ }}` or `{% %}` (else the first; else the whole line)."""
     text = _source_line(path, line)
-    tags = [m.span() for m in re.finditer(r"\{[{%].*?(?:[}%]\}|$)", text)]
     found = list(re.finditer(rf"(?<![\w.]){re.escape(word)}(?!\w)", text))
-    inside = [m for m in found if any(start < m.start() < end for start, end in tags)]
     if not found:
         return _whole_line(path, line)
+    tags = [m.span() for m in re.finditer(r"\{[{%].*?(?:[}%]\}|$)", text)]
+    inside = [m for m in found if any(start < m.start() < end for start, end in tags)]
     chosen = (inside or found)[0]
     return Span(str(path), line, chosen.start() + 1, line, chosen.end() + 1)
 
