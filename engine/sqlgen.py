@@ -369,9 +369,10 @@ class Compiler:
         if not (whole and self.scope.hashed):
             _, conds = self._events(event_type, within_us)
             return sa.exists().where(*conds)
-        e = events
-        bounds = self.scope.bounds(e.c.customer_id) if self.scope.bounds else []
-        typed = sa.select(e.c.customer_id, e.c.at_us).where(e.c.type == event_type, *bounds)
+        bounds = self.scope.bounds(events.c.customer_id) if self.scope.bounds else []
+        typed = sa.select(events.c.customer_id, events.c.at_us).where(
+            events.c.type == event_type, *bounds
+        )
         those = typed.cte().prefix_with("MATERIALIZED")
         conds = [those.c.customer_id == self.c.id, those.c.at_us <= self.scope.due]
         if within_us is not None:
