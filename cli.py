@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from engine.config import Config, load_config
-from engine.errors import NudgeError, RuleError
+from engine.errors import ConfigError, NudgeError, RuleError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -672,25 +672,36 @@ def demo(
 )
 @common_options
 def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -> None:
-    """Parse and check a rule set, and the templates its rules send (compiled, not rendered):
-    exit 0 when clean (warnings allowed), 1 with every problem.
+    """Parse and check a rule set, the templates its rules send (compiled, not rendered) and
+    the configuration's channels (without connecting): exit 0 when clean (warnings allowed),
+    1 with every problem.
 
     \b
     Example:  nudge check rules/aftercare
     """
+    from engine.channels import channel_diagnostics
     from engine.render import render_json, render_text
     from engine.ruleset import check_rule_set, stored_event_types
 
-    config = env_of(config_path, db, rules_dir).config
-    ruleset, diagnostics = check_rule_set(rules_dir, config, stored_event_types(config.database))
+    try:
+        config = env_of(config_path, db, rules_dir).config
+    except ConfigError as exc:
+        ruleset, diagnostics = None, [exc.diagnostic()]
+    else:
+        ruleset, diagnostics = check_rule_set(
+            rules_dir, config, stored_event_types(config.database)
+        )
+        diagnostics += channel_diagnostics(config)
+    failed = ruleset is None or any(d.severity == "error" for d in diagnostics)
     if fmt == "json":
         click.echo(render_json(diagnostics))
     elif diagnostics:
-        click.echo(render_text(diagnostics), err=ruleset is None)
-    if ruleset is None:
+        click.echo(render_text(diagnostics), err=failed)
+    if ruleset is None or failed:
         sys.exit(1)
     if fmt == "text":
-        click.echo(f"{rules_dir}: {len(ruleset.rules)} rules, all clear")
+        count = len(ruleset.rules)
+        click.echo(f"{rules_dir}: {count} rule{'' if count == 1 else 's'}, all clear")
 
 
 @cli.command("fmt")
@@ -818,6 +829,14 @@ def main(argv: list[str] | None = None) -> None:
         from engine.render import render_text
 
         click.echo(render_text(exc.diagnostics), err=True)
+        sys.exit(1)
+    except ConfigError as exc:
+        if exc.span is None:
+            click.echo(f"Error: {exc}", err=True)
+        else:
+            from engine.render import render_text
+
+            click.echo(render_text([exc.diagnostic()]), err=True)
         sys.exit(1)
     except NudgeError as exc:
         click.echo(f"Error: {exc}", err=True)

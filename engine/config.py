@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.error import Mark, MarkedYAMLError
 
 from engine.errors import ConfigError
+from engine.source import Span
+from engine.suggest import did_you_mean
 from engine.timeutil import is_zone
 
 DEFAULT_DB = "sqlite:///nudge.db"
 CHANNEL_TYPES = ("file", "email", "webhook", "sms")
+
+# Where the file holds each setting: its key and its value, by the path of keys to it.
+Places = dict[tuple[str, ...], tuple[Span, Span]]
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,12 @@ class Config:
     shop: dict[str, Any] = field(default_factory=dict)
     # A `file` or `webhook` channel that also receives tasks and gifts (for an agent), or None.
     tasks_channel: str | None = None
+    file: str | None = None  # the configuration file read, as it was named
+    places: Places = field(default_factory=dict, compare=False, repr=False)
+
+    def locate(self, error: ConfigError) -> ConfigError:
+        """`error`, about one of this configuration's settings, at that setting in its file."""
+        return error if self.file is None else _locate(error, self.file, self.places)
 
     def templates_dir(self, rules_dir: Path) -> Path:
         return self.templates if self.templates is not None else rules_dir / "templates"
@@ -78,7 +90,7 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([0-9]+)[ \t]*([smhd])")
 
 
-def _seconds(path: Path, key: str, value: object) -> float:
+def _seconds(key: str, value: object) -> float:
     """`30`, `30s`, `6h`: a number of seconds or a whole number with a unit."""
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
@@ -86,43 +98,49 @@ def _seconds(path: Path, key: str, value: object) -> float:
     if match is not None:
         return float(match[1]) * _DURATION_UNITS[match[2]]
     raise ConfigError(
-        f"{path}: {key}: expected seconds or a duration such as 30s, 5m, 6h; got {value!r}"
+        f"{key}: expected seconds or a duration such as 30s, 5m, 6h; got {value!r}", (key,)
     )
 
 
-def _count(path: Path, key: str, value: object) -> int:
+def _count(key: str, value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    raise ConfigError(f"{path}: {key}: expected a whole number of 1 or more; got {value!r}")
+    raise ConfigError(f"{key}: expected a whole number of 1 or more; got {value!r}", (key,))
 
 
-def _channels(path: Path, raw: object) -> dict[str, Channel]:
+def _channels(raw: object) -> dict[str, Channel]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: channels: expected a mapping of channel name to settings")
+        raise ConfigError("channels: expected a mapping of channel name to settings", ("channels",))
     result: dict[str, Channel] = {}
     for name, spec in raw.items():
+        setting = ("channels", str(name))
         if spec is not None and not isinstance(spec, dict):
             raise ConfigError(
-                f"{path}: channels.{name}: expected settings such as `type: email`; got {spec!r}"
+                f"channels.{name}: expected settings such as `type: email`; got {spec!r}", setting
             )
         spec = dict(spec or {})
         kind = spec.pop("type", name)
         if kind not in CHANNEL_TYPES:
             raise ConfigError(
-                f"{path}: channels.{name}: unknown type {kind!r}"
-                f" (expected one of {', '.join(CHANNEL_TYPES)})"
+                f"channels.{name}: unknown type {kind!r}"
+                f" (expected one of {', '.join(CHANNEL_TYPES)})",
+                (*setting, "type"),
             )
         result[str(name)] = Channel(str(name), kind, spec)
     return result
 
 
-def _rfm(path: Path, raw: object) -> Rfm:
+def _rfm(raw: object) -> Rfm:
     """`rfm:` with up to three ladders of four ascending numbers each."""
     fields = {f.name for f in dataclasses.fields(Rfm)}
-    if not isinstance(raw, dict) or set(raw) - fields:
-        raise ConfigError(f"{path}: rfm: expected the keys {', '.join(sorted(fields))}")
+    expected = f"rfm: expected the keys {', '.join(sorted(fields))}"
+    if not isinstance(raw, dict):
+        raise ConfigError(expected, ("rfm",))
+    unknown = sorted(str(key) for key in set(raw) - fields)
+    if unknown:
+        raise ConfigError(expected, ("rfm", unknown[0]), code="E601", unknown=True)
     ladders: dict[str, tuple[float, float, float, float]] = {}
     for name, value in raw.items():
         try:
@@ -130,78 +148,158 @@ def _rfm(path: Path, raw: object) -> Rfm:
         except (TypeError, ValueError):
             cuts = ()
         if len(cuts) != 4 or list(cuts) != sorted(cuts):
-            raise ConfigError(f"{path}: rfm.{name}: expected four ascending numbers, got {value!r}")
+            raise ConfigError(
+                f"rfm.{name}: expected four ascending numbers, got {value!r}", ("rfm", name)
+            )
         ladders[name] = (cuts[0], cuts[1], cuts[2], cuts[3])
     return Rfm(**ladders)
 
 
+_SETTINGS = (
+    "database",
+    "timezone",
+    "country",
+    "templates",
+    "default_channel",
+    "channels",
+    "tick_seconds",
+    "grace",
+    "max_attempts",
+    "retry_base",
+    "rfm",
+    "shop",
+    "tasks_channel",
+)
+
+
 def load_config(path: Path | None = None, db: str | None = None) -> Config:
-    """Read `path` (default `nudge.yaml` in the current folder, optional) and apply `--db`."""
+    """Read `path` (default `nudge.yaml` in the current folder, optional) and apply `--db`.
+    An error in the file is a ConfigError at the setting it is about (`Config.locate`)."""
     explicit = path is not None
     path = path or Path("nudge.yaml")
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings")
-        raw = loaded or {}
-    elif explicit:
-        raise ConfigError(f"{path}: no such configuration file")
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: no such configuration file", code="E600")
+        return _settings({}, path.parent.resolve(), db)
+    raw, places = _read(path)
+    try:
+        config = _settings(raw, path.parent.resolve(), db)
+    except ConfigError as exc:
+        raise _locate(exc, str(path), places) from None
+    return dataclasses.replace(config, file=str(path), places=places)
 
-    known = {
-        "database",
-        "timezone",
-        "country",
-        "templates",
-        "default_channel",
-        "channels",
-        "tick_seconds",
-        "grace",
-        "max_attempts",
-        "retry_base",
-        "rfm",
-        "shop",
-        "tasks_channel",
-    }
-    unknown = sorted(set(raw) - known)
+
+def _read(path: Path) -> tuple[dict[Any, Any], Places]:
+    """The file's settings, and where it holds each."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot be read ({exc})", code="E600") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        loaded = None if node is None else loader.construct_document(node)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        if mark is None or (exc.context_mark is not None and mark.index >= len(text.rstrip())):
+            mark = exc.context_mark  # at the end of the file: where the unclosed thing began
+        where = None if mark is None else _span(file, mark, mark)
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part)
+        raise ConfigError(f"not valid YAML: {problem}", code="E600").located(where, file) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}", code="E600") from None
+    finally:
+        loader.dispose()
+    if node is not None and not isinstance(loaded, dict):
+        span = _span(file, node.start_mark, node.end_mark)
+        error = ConfigError("expected settings such as `timezone: Asia/Shanghai`", code="E600")
+        raise error.located(span, file)
+    places: Places = {}
+    if node is not None:
+        _walk(node, (), places, file)
+    return loaded or {}, places
+
+
+def _walk(node: yaml.Node, path: tuple[str, ...], places: Places, file: str) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            here = (*path, str(key.value))
+            key_span = _span(file, key.start_mark, key.end_mark)
+            places[here] = key_span, _span(file, value.start_mark, value.end_mark)
+            _walk(value, here, places, file)
+
+
+def _span(file: str, start: Mark, end: Mark) -> Span:
+    """YAML's marks (from 0) as a span (from 1), at least one character wide."""
+    end_column = (
+        end.column + 1 if (end.line, end.column) > (start.line, start.column) else start.column + 2
+    )
+    return Span(file, start.line + 1, start.column + 1, end.line + 1, end_column)
+
+
+def _locate(error: ConfigError, file: str, places: Places) -> ConfigError:
+    """`error` where the file holds the setting it is about: at its value, or at its key when
+    the key is unknown; for a setting missing from the file, at the key of the nearest one
+    holding it (the channel of a missing `host`)."""
+    setting = error.setting
+    if setting in places:
+        key, value = places[setting]
+        return error.located(key if error.unknown else value, file)
+    for end in range(len(setting) - 1, 0, -1):
+        if setting[:end] in places:
+            return error.located(places[setting[:end]][0], file)
+    return error.located(None, file)
+
+
+def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
+    """The configuration `raw` (the file's settings) makes, with `--db` applied."""
+    unknown = sorted(str(key) for key in raw if key not in _SETTINGS)
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
-
-    base = path.parent.resolve()
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}",
+            (unknown[0],),
+            code="E601",
+            unknown=True,
+            help=did_you_mean(unknown[0], _SETTINGS),
+        )
     config = Config(base_dir=base)
     changes: dict[str, Any] = {}
     if "database" in raw:
         changes["database"] = str(raw["database"])
     if "timezone" in raw:
         if not is_zone(str(raw["timezone"])):
-            raise ConfigError(f"{path}: timezone {raw['timezone']!r} is not an IANA time zone")
+            raise ConfigError(
+                f"timezone {raw['timezone']!r} is not an IANA time zone",
+                ("timezone",),
+                help="a name such as Asia/Shanghai or Europe/Berlin",
+            )
         changes["timezone"] = str(raw["timezone"])
     if raw.get("country") is not None:
         changes["country"] = str(raw["country"]).upper()
     if raw.get("templates") is not None:
         changes["templates"] = (base / str(raw["templates"])).resolve()
     channels = dict(config.channels)
-    channels.update(_channels(path, raw.get("channels")))
+    channels.update(_channels(raw.get("channels")))
     changes["channels"] = channels
     if "default_channel" in raw:
         changes["default_channel"] = str(raw["default_channel"])
     if "tick_seconds" in raw:
-        changes["tick_seconds"] = _seconds(path, "tick_seconds", raw["tick_seconds"])
+        changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
     if "grace" in raw:
-        changes["grace_seconds"] = _seconds(path, "grace", raw["grace"])
+        changes["grace_seconds"] = _seconds("grace", raw["grace"])
     if "max_attempts" in raw:
-        changes["max_attempts"] = _count(path, "max_attempts", raw["max_attempts"])
+        changes["max_attempts"] = _count("max_attempts", raw["max_attempts"])
     if "retry_base" in raw:
-        changes["retry_base_seconds"] = _seconds(path, "retry_base", raw["retry_base"])
+        changes["retry_base_seconds"] = _seconds("retry_base", raw["retry_base"])
     if "rfm" in raw:
-        changes["rfm"] = _rfm(path, raw["rfm"] or {})
+        changes["rfm"] = _rfm(raw["rfm"] or {})
     if "shop" in raw:
         shop = raw["shop"] or {}
         if not isinstance(shop, dict):
-            raise ConfigError(f"{path}: shop: expected a mapping such as `name: My Shop`")
+            raise ConfigError("shop: expected a mapping such as `name: My Shop`", ("shop",))
         changes["shop"] = {str(k): v for k, v in shop.items()}
     if raw.get("tasks_channel") is not None:
         changes["tasks_channel"] = str(raw["tasks_channel"])
@@ -209,12 +307,17 @@ def load_config(path: Path | None = None, db: str | None = None) -> Config:
         changes["database"] = db
     config = dataclasses.replace(config, **changes)
     if config.default_channel not in config.channels:
-        raise ConfigError(f"{path}: default_channel {config.default_channel!r} is not configured")
+        raise ConfigError(
+            f"default_channel {config.default_channel!r} is not configured",
+            ("default_channel",),
+            help=did_you_mean(config.default_channel, config.channels),
+        )
     if config.tasks_channel is not None:
         tasks = config.channels.get(config.tasks_channel)
         if tasks is None or tasks.type not in ("file", "webhook"):
             raise ConfigError(
-                f"{path}: tasks_channel {config.tasks_channel!r} must name a configured"
-                " file or webhook channel"
+                f"tasks_channel {config.tasks_channel!r} must name a configured"
+                " file or webhook channel",
+                ("tasks_channel",),
             )
     return config

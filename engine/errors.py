@@ -41,7 +41,46 @@ class RuleError(NudgeError):
 
 
 class ConfigError(NudgeError):
-    """A configuration file or option that cannot be used."""
+    """A configuration file or option that cannot be used.
+
+    `setting` is the path of keys the error is about (`("channels", "email", "port")`);
+    `unknown` says the last key is not a setting at all. The loader of the file puts the error
+    where the file holds that setting (`located`): its `span`."""
+
+    def __init__(
+        self,
+        message: str,
+        setting: tuple[str, ...] = (),
+        *,
+        code: str = "E602",
+        unknown: bool = False,
+        help: str | None = None,
+        span: Span | None = None,
+    ) -> None:
+        self.message = message
+        self.setting = setting
+        self.code = code
+        self.unknown = unknown
+        self.help = help
+        self.span = span
+        text = f"{span}: {message}" if span else message
+        super().__init__(f"{text} ({help})" if help else text)
+
+    def located(self, span: Span | None, file: str) -> ConfigError:
+        """This error at `span` in the configuration file `file` (named alone when the
+        setting is not in it)."""
+        if self.span is not None:
+            return self
+        message = self.message if span else f"{file}: {self.message}"
+        return ConfigError(
+            message, self.setting, code=self.code, unknown=self.unknown, help=self.help, span=span
+        )
+
+    def diagnostic(self, severity: Severity = "error") -> Diagnostic:
+        """The error as a diagnostic (`nudge check` shows a warning of what only stops the
+        daemon on the machine it runs on: `W` for `E`)."""
+        code = self.code if severity == "error" else "W" + self.code[1:]
+        return Diagnostic(severity, code, self.message, self.span, help=self.help)
 
 
 class DataError(NudgeError):

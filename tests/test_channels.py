@@ -277,23 +277,23 @@ def test_check_channels_checks_every_configured_channel(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "expected"),
+    ("settings", "column", "expected"),
     [
-        ("channels: {x: [1, 2]}", r"channels\.x: expected settings such as `type: email`"),
-        ("channels: {x: hello}", r"channels\.x: expected settings such as `type: email`"),
-        ("max_attempts: abc", r"max_attempts: expected a whole number of 1 or more"),
-        ("max_attempts: 0", r"max_attempts: expected a whole number of 1 or more"),
-        ("tick_seconds: ²s", r"tick_seconds: expected seconds or a duration"),
-        ("grace: -5", r"grace: expected seconds or a duration"),
-        ("grace: .inf", r"grace: expected seconds or a duration"),
+        ("channels: {x: [1, 2]}", 15, r"channels\.x: expected settings such as `type: email`"),
+        ("channels: {x: hello}", 15, r"channels\.x: expected settings such as `type: email`"),
+        ("max_attempts: abc", 15, r"max_attempts: expected a whole number of 1 or more"),
+        ("max_attempts: 0", 15, r"max_attempts: expected a whole number of 1 or more"),
+        ("tick_seconds: ²s", 15, r"tick_seconds: expected seconds or a duration"),
+        ("grace: -5", 8, r"grace: expected seconds or a duration"),
+        ("grace: .inf", 8, r"grace: expected seconds or a duration"),
     ],
 )
-def test_bad_settings_in_the_file_are_named_with_the_file(
-    tmp_path: Path, settings: str, expected: str
+def test_bad_settings_in_the_file_are_named_with_the_file_and_place(
+    tmp_path: Path, settings: str, column: int, expected: str
 ) -> None:
     path = tmp_path / "nudge.yaml"
     path.write_text(settings + "\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=re.escape(str(path)) + ": " + expected):
+    with pytest.raises(ConfigError, match=re.escape(f"{path}:1:{column}: ") + expected):
         load_config(path)
 
 

@@ -2,7 +2,8 @@
 
 `open_channel` builds the channel a configuration names, checking its settings (a ConfigError
 says which one is wrong); `check_channels` does that for every configured channel without
-connecting anywhere, so that a daemon can refuse a bad configuration at start.
+connecting anywhere, so that a daemon can refuse a bad configuration at start, and
+`channel_diagnostics` gives every channel's error for `nudge check`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.channels.base import (
+    UNSET_SECRET,
     Channel,
     DeliveryFailure,
     PermanentFailure,
@@ -25,6 +27,7 @@ from engine.channels.sms import SmsChannel
 from engine.channels.webhook import WebhookChannel
 from engine.config import Channel as ChannelConfig
 from engine.config import Config
+from engine.errors import ConfigError, Diagnostic
 
 __all__ = [
     "Channel",
@@ -32,6 +35,8 @@ __all__ = [
     "PermanentFailure",
     "RenderedMessage",
     "TemporaryFailure",
+    "channel_diagnostics",
+    "channel_errors",
     "check_channels",
     "open_channel",
 ]
@@ -60,5 +65,28 @@ def open_channel(
 
 def check_channels(config: Config, environ: Mapping[str, str] = os.environ) -> None:
     """Raise ConfigError for the first configured channel whose settings cannot be used."""
+    for error in channel_errors(config, environ):
+        raise error
+
+
+def channel_errors(config: Config, environ: Mapping[str, str] = os.environ) -> list[ConfigError]:
+    """The first error of each configured channel whose settings cannot be used, at the setting
+    in the configuration file."""
+    errors = []
     for spec in config.channels.values():
-        open_channel(spec, config.base_dir, environ).close()
+        try:
+            open_channel(spec, config.base_dir, environ).close()
+        except ConfigError as exc:
+            errors.append(config.locate(exc))
+    return errors
+
+
+def channel_diagnostics(
+    config: Config, environ: Mapping[str, str] = os.environ
+) -> list[Diagnostic]:
+    """`channel_errors` as `nudge check` shows them. A secret's environment variable that is not
+    set is a warning: it may well be set only where the daemon runs."""
+    return [
+        error.diagnostic("warning" if error.code == UNSET_SECRET else "error")
+        for error in channel_errors(config, environ)
+    ]

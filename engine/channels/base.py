@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from engine.errors import ConfigError, NudgeError
+from engine.suggest import did_you_mean
 from engine.timeutil import iso
 
 
@@ -104,23 +105,36 @@ class Channel(ABC):
         self.close()
 
 
+# The code of a secret's environment variable that is not set: the daemon cannot start without
+# it, while `nudge check` (perhaps on another machine than the daemon's) only warns.
+UNSET_SECRET = "E603"
+
+
 class Options:
     """A channel's settings from `nudge.yaml`, read with located, plain-words errors."""
 
     def __init__(self, channel: str, options: dict[str, Any], known: set[str]) -> None:
         self.channel = channel
         self.options = options
-        unknown = sorted(set(options) - known)
+        unknown = sorted(str(key) for key in set(options) - known)
         if unknown:
             raise ConfigError(
                 f"channels.{channel}: unknown setting(s) {', '.join(unknown)}"
-                f" (expected some of {', '.join(sorted(known))})"
+                f" (expected some of {', '.join(sorted(known))})",
+                self.setting(unknown[0]),
+                code="E601",
+                unknown=True,
+                help=did_you_mean(unknown[0], known),
             )
+
+    def setting(self, key: str) -> tuple[str, ...]:
+        """The path of keys to this channel's setting `key` in `nudge.yaml`."""
+        return ("channels", self.channel, key)
 
     def text(self, key: str, default: str | None = None) -> str:
         value = self.options.get(key, default)
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise ConfigError(f"channels.{self.channel}: `{key}` is required")
+            raise ConfigError(f"channels.{self.channel}: `{key}` is required", self.setting(key))
         return str(value)
 
     def optional_text(self, key: str) -> str | None:
@@ -130,7 +144,9 @@ class Options:
     def number(self, key: str, default: float) -> float:
         value = self.options.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"channels.{self.channel}: `{key}` must be a positive number")
+            raise ConfigError(
+                f"channels.{self.channel}: `{key}` must be a positive number", self.setting(key)
+            )
         return float(value)
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
@@ -138,7 +154,8 @@ class Options:
         if value not in choices:
             raise ConfigError(
                 f"channels.{self.channel}: `{key}` must be one of {', '.join(choices)};"
-                f" got {value!r}"
+                f" got {value!r}",
+                self.setting(key),
             )
         return value
 
@@ -151,6 +168,8 @@ class Options:
         if not value:
             raise ConfigError(
                 f"channels.{self.channel}: environment variable {variable} (named by `{key}`)"
-                " is not set"
+                " is not set",
+                self.setting(key),
+                code=UNSET_SECRET,
             )
         return value

@@ -60,7 +60,10 @@ class EmailChannel(Channel):
         self.timeout = timeout
         address = parseaddr(sender)[1]
         if "@" not in address:
-            raise ConfigError(f"channels.{name}: `from` must hold an email address; got {sender!r}")
+            raise ConfigError(
+                f"channels.{name}: `from` must hold an email address; got {sender!r}",
+                ("channels", name, "from"),
+            )
         self.domain = address.rpartition("@")[2]
         self._smtp: smtplib.SMTP | None = None
 
@@ -77,7 +80,10 @@ class EmailChannel(Channel):
         username = read.secret("username_env", environ)
         password = read.secret("password_env", environ)
         if (username is None) != (password is None):
-            raise ConfigError(f"channels.{name}: give both `username_env` and `password_env`")
+            raise ConfigError(
+                f"channels.{name}: give both `username_env` and `password_env`",
+                read.setting("username_env" if username is None else "password_env"),
+            )
         ca_file = read.optional_text("ca_file")
         return cls(
             name,

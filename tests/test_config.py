@@ -1,0 +1,131 @@
+"""The configuration file as an operator meets it: every mistake at its line and spot.
+
+Golden files: tests/golden/config/NAME.yaml is read as a configuration, and what `nudge check`
+says of it (the file's error, or each channel's) must equal NAME.txt. Regenerate them with
+
+    NUDGE_UPDATE_GOLDEN=1 python -m pytest tests/test_config.py -k golden
+
+and read the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli, main
+from engine.channels import channel_diagnostics, channel_errors, check_channels
+from engine.config import Channel, Config, load_config
+from engine.errors import ConfigError, Diagnostic
+from engine.render import render_text
+
+GOLDEN = Path(__file__).parent / "golden" / "config"
+
+
+def diagnostics(path: Path, environ: dict[str, str]) -> list[Diagnostic]:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return [exc.diagnostic()]
+    return channel_diagnostics(config, environ)
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.yaml")), ids=lambda p: p.stem)
+def test_golden_configuration_errors(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    monkeypatch.chdir(GOLDEN)
+    rendered = render_text(diagnostics(Path(path.name), environ={})) + "\n"
+    expected = path.with_suffix(".txt")
+    if os.environ.get("NUDGE_UPDATE_GOLDEN"):
+        expected.write_text(rendered, encoding="utf-8")
+    assert rendered == expected.read_text(encoding="utf-8")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "nudge.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "timezone: UTC\nmax_attempts: none\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(path)
+    assert bad.value.span is not None
+    assert (bad.value.span.line, bad.value.span.column, bad.value.span.end_column) == (2, 15, 19)
+    assert str(bad.value).startswith(f"{path}:2:15: max_attempts:")
+
+    path = write(tmp_path, "timezone: UTC\nchannels:\n  file:\n    paht: out.jsonl\n")
+    (error,) = channel_errors(load_config(path), environ={})
+    assert error.span is not None and (error.span.line, error.span.column) == (4, 5)
+    assert error.help == "did you mean `path`?"
+
+
+def test_a_missing_channel_setting_is_at_the_channel_s_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "channels:\n  alerts:\n    type: webhook\n")
+    with pytest.raises(ConfigError, match=r":2:3: channels\.alerts: `url` is required"):
+        check_channels(load_config(path), environ={})
+
+
+def test_a_configuration_made_in_code_has_errors_without_a_place() -> None:
+    config = Config(channels={"hook": Channel("hook", "webhook", {})})
+    with pytest.raises(ConfigError) as bad:
+        check_channels(config, environ={})
+    assert bad.value.span is None and str(bad.value) == "channels.hook: `url` is required"
+
+
+def test_check_reports_the_channels_and_fails_on_their_errors(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    (rules / "templates").mkdir(parents=True)
+    (rules / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (rules / "a.rules").write_text('when order.paid then message "hello"\n', encoding="utf-8")
+    config = rules / "nudge.yaml"
+    runner = CliRunner()
+
+    config.write_text("channels:\n  file:\n    type: file\n    paht: out.jsonl\n")
+    result = runner.invoke(cli, ["check", str(rules)])
+    assert result.exit_code == 1
+    assert "error[E601]: channels.file: unknown setting(s) paht" in result.output
+    assert f"--> {config}:4:5" in result.output
+
+    result = runner.invoke(cli, ["check", str(rules), "--format", "json"])
+    assert result.exit_code == 1
+    (found,) = json.loads(result.output)
+    assert (found["code"], found["line"], found["column"]) == ("E601", 4, 5)
+
+    # A secret's variable unset here is a warning: the rule set still checks.
+    config.write_text(
+        "channels:\n  hook:\n    type: webhook\n    url: http://x\n"
+        "    secret_env: NUDGE_TEST_UNSET_SECRET\n"
+    )
+    result = runner.invoke(cli, ["check", str(rules)], env={"NUDGE_TEST_UNSET_SECRET": ""})
+    assert result.exit_code == 0, result.output
+    assert "warning[W603]" in result.output and f"{config}:5:17" in result.output
+    assert "1 rule, all clear" in result.output
+
+    # An error of the file itself: the rules are not checked without their configuration.
+    config.write_text("timezone: Europe/Berln\n")
+    result = runner.invoke(cli, ["check", str(rules)])
+    assert result.exit_code == 1
+    assert "error[E602]: timezone 'Europe/Berln' is not an IANA time zone" in result.output
+
+
+def test_other_commands_show_the_error_at_its_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "timezone: UTC\ngrace: soon\n")
+    with pytest.raises(SystemExit) as ended:
+        main(["history", "--config", str(path), "--from", "2026-01-01", "--to", "2026-01-02"])
+    assert ended.value.code == 1
+    assert capsys.readouterr().err.splitlines()[:5] == [
+        "error[E602]: grace: expected seconds or a duration such as 30s, 5m, 6h; got 'soon'",
+        f" --> {path}:2:8",
+        "  |",
+        "2 | grace: soon",
+        "  |        ^^^^",
+    ]
