@@ -185,6 +185,23 @@ def _assigned(parsed: nodes.Template) -> set[str]:
     return found
 
 
+def _guarded(parsed: nodes.Template) -> tuple[set[str], set[int]]:
+    """The names a template tests with `is defined` (or `undefined`) anywhere, whose reads it
+    means to guard, and the reads (by node identity) through `| default(...)`: neither fails
+    when the name is not given."""
+    tested = {
+        test.node.name
+        for test in parsed.find_all(nodes.Test)
+        if test.name in ("defined", "undefined") and isinstance(test.node, nodes.Name)
+    }
+    defaulted = {
+        id(read.node)
+        for read in parsed.find_all(nodes.Filter)
+        if read.name in ("default", "d") and isinstance(read.node, nodes.Name)
+    }
+    return tested, defaulted
+
+
 class Templates:
     """The templates of one folder, compiled once and recompiled when their file changes."""
 
@@ -271,8 +288,9 @@ class Templates:
         """The names template `name` reads that are not in `TEMPLATE_SCOPE`, not Jinja's own
         (`range`…) and not set in the template (`{% set %}`, `{% for %}`, a macro, an import),
         each with the first line reading it: rendered as a rule sends it, the template fails
-        on them (unless it asks `is defined` first). None for a template that extends another,
-        whose blocks may read what the other sets. For a template `references` found valid."""
+        on them. Left out: names the template tests with `is defined`, and reads through
+        `| default`. None for a template that extends another, whose blocks may read what the
+        other sets. For a template `references` found valid."""
         path = find_template(self.templates_dir, name)
         parsed = self._env.parse(read_template(name, path), name, str(path))
         if parsed.find(nodes.Extends) is not None:
@@ -281,9 +299,11 @@ class Templates:
         # branch of an `{% if %}` too. Those set anywhere are left out.
         unknown = meta.find_undeclared_variables(parsed) - _assigned(parsed)
         unknown -= {*TEMPLATE_SCOPE, *self._env.globals}
+        tested, defaulted = _guarded(parsed)
+        unknown -= tested
         lines: dict[str, int] = {}
         for node in parsed.find_all(nodes.Name):
-            if node.name in unknown and node.ctx == "load":
+            if node.name in unknown and node.ctx == "load" and id(node) not in defaulted:
                 lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
         return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
