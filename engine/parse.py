@@ -4,6 +4,8 @@ The grammar (grammar/nudge.lark) is LALR(1), loaded with `strict=True` so that i
 hidden conflict. A syntax error does not end the parse: the `on_error` handler records it, drops
 the statement it occurred in and resumes at the next word that starts a statement (`rule`,
 `when`, `segment`, `limit`, `quiet`, `exclude`), so one run reports every broken statement.
+A wrong word starting a line ends the statement before it where that one is whole, which is
+then kept and checked.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_analysis import Shift
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParserState
 
 from engine import ast
@@ -190,6 +193,8 @@ class _Recovery:
                 end_of_line = self.text.find("\n", position)
                 position = len(self.text) if end_of_line < 0 else end_of_line
             resume = _next_statement(self.text, position + 1)
+        if isinstance(error, UnexpectedToken) and _starts_line(self.text, error.token):
+            _end_statement(interactive)
         # Drop the unfinished statement: back to a state that can start a new one.
         states = state.parse_conf.states
         while len(state.state_stack) > 1 and not _starts_statement(states[state.position]):
@@ -199,6 +204,26 @@ class _Recovery:
         assert lexer_state is not None
         _move_lexer(lexer_state.line_ctr, self.text, resume)
         return True
+
+
+def _starts_line(text: str, token: Token) -> bool:
+    start = token.start_pos
+    return start is not None and not text[text.rfind("\n", 0, start) + 1 : start].strip()
+
+
+def _end_statement(interactive: InteractiveParser) -> None:
+    """End the statement before a word that starts a line where no word of the language fits
+    (`rul "two"` after a whole rule), when it is whole, so that it is kept and checked: the
+    parser waits for the next word before it knows a statement has ended."""
+    start = Token("RULE", "rule")
+    try:
+        interactive.copy().feed_token(start)
+    except UnexpectedInput:
+        return  # the statement is unfinished: it is dropped
+    interactive.feed_token(start)
+    state = interactive.parser_state
+    state.state_stack.pop()  # the `rule` fed, not written: back before it
+    state.value_stack.pop()
 
 
 def _starts_statement(actions: dict[str, tuple]) -> bool:

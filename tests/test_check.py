@@ -95,6 +95,24 @@ def test_event_names_close_to_known_ones_are_warnings(tmp_path):
     assert codes(tmp_path, 'when subscription.renewd then tag "x"', known_events=stored) == ["W203"]
 
 
+def test_a_misspelt_word_starting_a_line_keeps_the_whole_statement_before_it(tmp_path):
+    # The parser knows a statement has ended only at the next word: a misspelt `rule` used to
+    # drop the rule before it, and with it that rule's own problems.
+    text = (
+        'rule "fit check"\n  when order.recieved + 3d\n  then followup "fit_check"\n'
+        'rul "two"\n  when order.received + 1d then followup "fit_check"\n'
+        'when order.paid then tag "x" and\n'  # unfinished: dropped, as before
+        'rul "three" when order.paid then tag "y"\n'
+    )
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.span.line) for d in diagnostics if d.span] == [
+        ("W203", 2),
+        ("E102", 4),
+        ("E100", 7),
+    ]
+
+
 def test_a_rule_set_with_warnings_only_loads(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.recieved then tag "x"'})
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
