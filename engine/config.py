@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.error import Mark, MarkedYAMLError
+from yaml.constructor import SafeConstructor
+from yaml.error import MarkedYAMLError
+from yaml.reader import ReaderError
 
 from engine.errors import ConfigError
 from engine.source import Span
@@ -196,48 +198,79 @@ def _read(path: Path) -> tuple[dict[Any, Any], Places]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot be read ({exc})", code="E600") from None
-    loader = yaml.SafeLoader(text)
+    where = _Text(file, text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         loaded = None if node is None else loader.construct_document(node)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         if mark is None or (exc.context_mark is not None and mark.index >= len(text.rstrip())):
             mark = exc.context_mark  # at the end of the file: where the unclosed thing began
-        where = None if mark is None else _span(file, mark, mark)
+        span = None if mark is None else where.span(mark.index, mark.index + 1)
         problem = ", ".join(part for part in (exc.context, exc.problem) if part)
-        raise ConfigError(f"not valid YAML: {problem}", code="E600").located(where, file) from None
+        raise ConfigError(f"not valid YAML: {problem}", code="E600").located(span, file) from None
+    except ReaderError as exc:  # a character YAML does not allow (a control character)
+        span = where.span(exc.position, exc.position + 1)
+        error = ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", code="E600")
+        raise error.located(span, file) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}", code="E600") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is not None and not isinstance(loaded, dict):
-        span = _span(file, node.start_mark, node.end_mark)
+        span = where.span(node.start_mark.index, node.end_mark.index)
         error = ConfigError("expected settings such as `timezone: Asia/Shanghai`", code="E600")
         raise error.located(span, file)
     places: Places = {}
     if node is not None:
-        _walk(node, (), places, file)
+        _walk(node, (), places, where, set())
     return loaded or {}, places
 
 
-def _walk(node: yaml.Node, path: tuple[str, ...], places: Places, file: str) -> None:
-    if not isinstance(node, yaml.MappingNode):
+def _walk(
+    node: yaml.Node, path: tuple[str, ...], places: Places, where: _Text, seen: set[int]
+) -> None:
+    """Record where each key of `node`'s mappings is, and its value, by the path of keys to it
+    (as the settings are read: `null` is None). A node is walked once, however many aliases
+    name it."""
+    if not isinstance(node, yaml.MappingNode) or id(node) in seen:
         return
+    seen.add(id(node))
     for key, value in node.value:
-        if isinstance(key, yaml.ScalarNode):
-            here = (*path, str(key.value))
-            key_span = _span(file, key.start_mark, key.end_mark)
-            places[here] = key_span, _span(file, value.start_mark, value.end_mark)
-            _walk(value, here, places, file)
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        here = (*path, str(SafeConstructor().construct_object(key)))
+        for earlier in [place for place in places if place[: len(here)] == here]:
+            del places[earlier]  # a key given again: the later one is the setting
+        key_span = where.span(key.start_mark.index, key.end_mark.index)
+        places[here] = key_span, where.span(value.start_mark.index, value.end_mark.index)
+        _walk(value, here, places, where, seen)
 
 
-def _span(file: str, start: Mark, end: Mark) -> Span:
-    """YAML's marks (from 0) as a span (from 1), at least one character wide."""
-    end_column = (
-        end.column + 1 if (end.line, end.column) > (start.line, start.column) else start.column + 2
-    )
-    return Span(file, start.line + 1, start.column + 1, end.line + 1, end_column)
+@dataclass(frozen=True)
+class _Text:
+    """A configuration file's text, to turn YAML's positions into spans as diagnostics count
+    lines and columns: lines end at a line feed (YAML also ends them at U+2028 and others), and
+    a byte-order mark takes no column."""
+
+    file: str
+    text: str
+
+    def span(self, start: int, end: int) -> Span:
+        """The characters `[start, end)`, at least one."""
+        line, column = self._at(start)
+        end_line, end_column = self._at(max(end, start + 1))
+        return Span(self.file, line, column, end_line, end_column)
+
+    def _at(self, index: int) -> tuple[int, int]:
+        line_start = self.text.rfind("\n", 0, index) + 1
+        column = index - line_start + 1
+        if line_start == 0 and self.text.startswith("\ufeff") and index > 0:
+            column -= 1
+        return self.text.count("\n", 0, index) + 1, column
 
 
 def _locate(error: ConfigError, file: str, places: Places) -> ConfigError:

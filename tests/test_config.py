@@ -66,6 +66,25 @@ def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
     assert error.help == "did you mean `path`?"
 
 
+@pytest.mark.parametrize(
+    ("text", "code", "line", "column"),
+    [
+        ("timezone: UTC\nx: 1\x07\n", "E600", 2, 5),  # a character YAML does not allow
+        ("\ufeffgrace: soon\n", "E602", 1, 8),  # a byte-order mark takes no column
+        ('shop: {name: "a\u2028b"}\ngrace: soon\n', "E602", 2, 8),  # a break for YAML only
+        ("null: 3\n", "E601", 1, 1),  # a key read as something else than its text
+    ],
+)
+def test_places_are_counted_as_the_diagnostics_show_lines(
+    tmp_path: Path, text: str, code: str, line: int, column: int
+) -> None:
+    with pytest.raises(ConfigError) as bad:
+        load_config(write(tmp_path, text))
+    span = bad.value.span
+    assert span is not None
+    assert (bad.value.code, span.line, span.column) == (code, line, column)
+
+
 def test_a_missing_channel_setting_is_at_the_channel_s_name(tmp_path: Path) -> None:
     path = write(tmp_path, "channels:\n  alerts:\n    type: webhook\n")
     with pytest.raises(ConfigError, match=r":2:3: channels\.alerts: `url` is required"):

@@ -70,14 +70,22 @@ def check_channels(config: Config, environ: Mapping[str, str] = os.environ) -> N
 
 
 def channel_errors(config: Config, environ: Mapping[str, str] = os.environ) -> list[ConfigError]:
-    """The first error of each configured channel whose settings cannot be used, at the setting
-    in the configuration file."""
+    """The errors of each configured channel whose settings cannot be used, at the setting in
+    the configuration file: its first, and when that is a secret's variable that is not set
+    (`UNSET_SECRET`), what follows with the variable taken as set."""
     errors = []
     for spec in config.channels.values():
-        try:
-            open_channel(spec, config.base_dir, environ).close()
-        except ConfigError as exc:
-            errors.append(config.locate(exc))
+        given = dict(environ)
+        while True:
+            try:
+                open_channel(spec, config.base_dir, given).close()
+            except ConfigError as exc:
+                errors.append(config.locate(exc))
+                if exc.code != UNSET_SECRET:
+                    break
+                given[str(spec.options[exc.setting[-1]])] = "set"
+            else:
+                break
     return errors
 
 
