@@ -4,8 +4,8 @@ The grammar (grammar/nudge.lark) is LALR(1), loaded with `strict=True` so that i
 hidden conflict. A syntax error does not end the parse: the `on_error` handler records it, drops
 the statement it occurred in and resumes at the next word that starts a statement (`rule`,
 `when`, `segment`, `limit`, `quiet`, `exclude`), so one run reports every broken statement.
-A wrong word starting a line ends the statement before it where that one is whole, which is
-then kept and checked.
+A misspelt statement word starting a line (`rul`) ends the statement before it where that one
+is whole, which is then kept and checked.
 """
 
 from __future__ import annotations
@@ -155,15 +155,20 @@ def _next_statement(text: str, start: int) -> int:
         word = match.group()
         if word in SYNC_WORDS:
             return match.start()
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        if (
-            word.isalpha()
-            and not text[line_start : match.start()].strip()
-            and word not in keywords()
-            and difflib.get_close_matches(word, SYNC_WORDS, n=1, cutoff=0.8)
-        ):
+        if _misspelt_start(text, match.start(), word):
             return match.start()
     return len(text)
+
+
+def _misspelt_start(text: str, start: int, word: str) -> bool:
+    """Whether `word`, at `start` of `text`, starts its line and misspells a statement word."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return (
+        word.isalpha()
+        and not text[line_start:start].strip()
+        and word not in keywords()
+        and bool(difflib.get_close_matches(word, SYNC_WORDS, n=1, cutoff=0.8))
+    )
 
 
 class _Recovery:
@@ -193,7 +198,9 @@ class _Recovery:
                 end_of_line = self.text.find("\n", position)
                 position = len(self.text) if end_of_line < 0 else end_of_line
             resume = _next_statement(self.text, position + 1)
-        if isinstance(error, UnexpectedToken) and _starts_line(self.text, error.token):
+        if isinstance(error, UnexpectedToken) and _misspelt_start(
+            self.text, error.token.start_pos or 0, str(error.token)
+        ):
             _end_statement(interactive)
         # Drop the unfinished statement: back to a state that can start a new one.
         states = state.parse_conf.states
@@ -206,15 +213,10 @@ class _Recovery:
         return True
 
 
-def _starts_line(text: str, token: Token) -> bool:
-    start = token.start_pos
-    return start is not None and not text[text.rfind("\n", 0, start) + 1 : start].strip()
-
-
 def _end_statement(interactive: InteractiveParser) -> None:
-    """End the statement before a word that starts a line where no word of the language fits
-    (`rul "two"` after a whole rule), when it is whole, so that it is kept and checked: the
-    parser waits for the next word before it knows a statement has ended."""
+    """End the statement before a misspelt statement word starting a line (`rul "two"` after a
+    whole rule), when it is whole, so that it is kept and checked: the parser waits for the
+    next word before it knows a statement has ended."""
     start = Token("RULE", "rule")
     try:
         interactive.copy().feed_token(start)

@@ -111,6 +111,8 @@ def test_a_misspelt_word_starting_a_line_keeps_the_whole_statement_before_it(tmp
         ("E102", 4),
         ("E100", 7),
     ]
+    # Only a misspelt statement word ends the statement: another word may belong to it.
+    assert codes(tmp_path, 'segment "cn" = customer.country\n  equals "CN"\n') == ["E100"]
 
 
 def test_a_rule_set_with_warnings_only_loads(tmp_path):
