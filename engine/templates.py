@@ -15,7 +15,7 @@ the rest (after one optional blank line) is its body.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,21 +185,58 @@ def _assigned(parsed: nodes.Template) -> set[str]:
     return found
 
 
-def _guarded(parsed: nodes.Template) -> tuple[set[str], set[int]]:
-    """The names a template tests with `is defined` (or `undefined`) anywhere, whose reads it
-    means to guard, and the reads (by node identity) through `| default(...)`: neither fails
-    when the name is not given."""
-    tested = {
-        test.node.name
-        for test in parsed.find_all(nodes.Test)
-        if test.name in ("defined", "undefined") and isinstance(test.node, nodes.Name)
-    }
-    defaulted = {
-        id(read.node)
-        for read in parsed.find_all(nodes.Filter)
-        if read.name in ("default", "d") and isinstance(read.node, nodes.Name)
-    }
-    return tested, defaulted
+def _unguarded_reads(
+    node: nodes.Node, guarded: frozenset[str] = frozenset()
+) -> Iterator[nodes.Name]:
+    """The names `node` reads where nothing guards them: not within the branch of an `if`
+    (or `and`, `or`, `… if … else …`) whose test says the name is defined there, and not
+    through `| default`. Such a read fails when the template is not given the name."""
+    if isinstance(node, nodes.If | nodes.CondExpr):
+        yes, no = _defined(node.test)
+        yield from _unguarded_reads(node.test, guarded | yes | no)
+        if isinstance(node, nodes.CondExpr):
+            yield from _unguarded_reads(node.expr1, guarded | yes)
+            if node.expr2 is not None:
+                yield from _unguarded_reads(node.expr2, guarded | no)
+            return
+        for child in node.body:
+            yield from _unguarded_reads(child, guarded | yes)
+        for child in [*node.elif_, *node.else_]:
+            yield from _unguarded_reads(child, guarded | no)
+        return
+    if isinstance(node, nodes.And | nodes.Or):
+        yes, no = _defined(node.left)
+        yield from _unguarded_reads(node.left, guarded | yes | no)
+        yield from _unguarded_reads(
+            node.right, guarded | (yes if isinstance(node, nodes.And) else no)
+        )
+        return
+    if isinstance(node, nodes.Filter) and node.name in ("default", "d"):
+        for child in node.iter_child_nodes():  # `voucher.code | default` still fails
+            if not (child is node.node and isinstance(child, nodes.Name)):
+                yield from _unguarded_reads(child, guarded)
+        return
+    if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in guarded:
+        yield node
+    for child in node.iter_child_nodes():
+        yield from _unguarded_reads(child, guarded)
+
+
+def _defined(test: nodes.Node) -> tuple[frozenset[str], frozenset[str]]:
+    """The names that `test` says are defined when it holds, and those when it does not."""
+    if isinstance(test, nodes.Test) and isinstance(test.node, nodes.Name):
+        if test.name == "defined":
+            return frozenset({test.node.name}), frozenset()
+        if test.name == "undefined":
+            return frozenset(), frozenset({test.node.name})
+    if isinstance(test, nodes.Not):
+        yes, no = _defined(test.node)
+        return no, yes
+    if isinstance(test, nodes.And):
+        return _defined(test.left)[0] | _defined(test.right)[0], frozenset()
+    if isinstance(test, nodes.Or):
+        return frozenset(), _defined(test.left)[1] | _defined(test.right)[1]
+    return frozenset(), frozenset()
 
 
 class Templates:
@@ -288,9 +325,9 @@ class Templates:
         """The names template `name` reads that are not in `TEMPLATE_SCOPE`, not Jinja's own
         (`range`…) and not set in the template (`{% set %}`, `{% for %}`, a macro, an import),
         each with the first line reading it: rendered as a rule sends it, the template fails
-        on them. Left out: names the template tests with `is defined`, and reads through
-        `| default`. None for a template that extends another, whose blocks may read what the
-        other sets. For a template `references` found valid."""
+        on them. Reads guarded by `is defined`, or through `| default`, are left out
+        (`_unguarded_reads`). None for a template that extends another, whose blocks may read
+        what the other sets. For a template `references` found valid."""
         path = find_template(self.templates_dir, name)
         parsed = self._env.parse(read_template(name, path), name, str(path))
         if parsed.find(nodes.Extends) is not None:
@@ -299,11 +336,9 @@ class Templates:
         # branch of an `{% if %}` too. Those set anywhere are left out.
         unknown = meta.find_undeclared_variables(parsed) - _assigned(parsed)
         unknown -= {*TEMPLATE_SCOPE, *self._env.globals}
-        tested, defaulted = _guarded(parsed)
-        unknown -= tested
         lines: dict[str, int] = {}
-        for node in parsed.find_all(nodes.Name):
-            if node.name in unknown and node.ctx == "load" and id(node) not in defaulted:
+        for node in _unguarded_reads(parsed):
+            if node.name in unknown:
                 lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
         return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 

@@ -251,6 +251,12 @@ def test_find_template(tmp_path: Path) -> None:
         ('{{ voucher | default("none") }} {{ item | d("") }}', []),
         ('{{ voucher | default("none") }}\n{{ voucher.code }}', [("voucher", 2)]),
         ("{{ voucher.code | default('none') }}", [("voucher", 1)]),
+        ("{% if voucher is defined %}y{% endif %}\n{{ voucher }}", [("voucher", 2)]),
+        ("{% if voucher is undefined %}{{ voucher }}{% endif %}", [("voucher", 1)]),
+        ("{% if voucher is undefined %}-{% elif voucher.code %}{{ voucher.code }}{% endif %}", []),
+        ("{{ voucher.code if voucher is defined and voucher.code else '-' }}", []),
+        ("{{ '-' if voucher is not defined or not voucher.code else voucher.code }}", []),
+        ("{% filter upper %}{{ voucher | d('') }}{% endfilter %}", []),
     ],
 )
 def test_the_names_a_template_reads_but_is_not_given(
