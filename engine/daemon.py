@@ -70,8 +70,10 @@ class Daemon:
         self.idle = threading.Event()
         self.idle.set()
         self.ruleset: ast.RuleSet | None = None
-        self.loaded: str | None = None  # digest of the rule files last read, good or bad
-        self.in_force: str | None = None  # digest of the rule files whose rules are running
+        # Digests (`fingerprint`) of the rule files and templates last read, good or bad, and of
+        # those whose rules are running.
+        self.loaded: str | None = None
+        self.in_force: str | None = None
         self.noted: str | None = None  # the digest last written to the database
         self._lock_file: IO[str] | None = None
         self.scheduler: BackgroundScheduler | None = None  # while `run` runs
@@ -79,8 +81,9 @@ class Daemon:
     # -- rules --------------------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Load the rule files if they changed; True when a new rule set is in force."""
-        current = fingerprint(self.rules_dir)
+        """Load the rule files if they or the templates changed; True when a new rule set is in
+        force."""
+        current = fingerprint(self.rules_dir, self.config.templates_dir(self.rules_dir))
         if current == self.loaded:
             return False
         try:
@@ -91,7 +94,9 @@ class Daemon:
             if self.ruleset is None:
                 raise
             log.error(
-                "rule files changed but do not check; the running rules stay:\n%s",
+                "rule files or templates changed but do not check; the running rules stay"
+                " (a template is read when its message is sent: until it is mended, its"
+                " messages fail):\n%s",
                 render_text(exc.diagnostics),
             )
             self.loaded = current  # report a bad edit once, not every tick

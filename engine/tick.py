@@ -38,13 +38,18 @@ class TickReport:
     queued: int = 0  # outbox rows created
 
 
-def fingerprint(rules_dir: Path) -> str:
-    """A digest of the rule files of a folder, to notice edits."""
+def fingerprint(rules_dir: Path, templates_dir: Path | None = None) -> str:
+    """A digest of the rule files of a folder, and of the files under its templates folder, to
+    notice edits."""
     digest = hashlib.sha256()
     # The files the rule set is read from: not an editor's lock file (`.#a.rules`, a link to
     # nowhere) nor a folder.
-    for path in rule_files(rules_dir):
-        digest.update(path.name.encode())
+    files = [(path.name, path) for path in rule_files(rules_dir)]
+    if templates_dir is not None and templates_dir.is_dir():
+        found = sorted(path for path in templates_dir.rglob("*") if path.is_file())
+        files += [(f"templates/{path.relative_to(templates_dir)}", path) for path in found]
+    for name, path in files:
+        digest.update(name.encode())
         try:
             digest.update(path.read_bytes())
         except OSError as exc:  # gone since it was listed (an editor saving), or unreadable:

@@ -360,9 +360,10 @@ def test_an_editor_s_lock_file_beside_the_rules_changes_nothing(engine, tmp_path
 def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     engine, tmp_path, caplog
 ) -> None:
-    """Templates are read when a message is sent, so one can break while the daemon runs. A
-    template that includes itself fails its own messages (status `failed`, the reason in
-    `last_error`); the step goes on and the other messages are sent, with no traceback."""
+    """Templates are read when a message is sent, so one can break while the daemon runs. The
+    edit is checked at the next step, and reported once; a template that includes itself fails
+    its own messages (status `failed`, the reason in `last_error`); the step goes on and the
+    other messages are sent, with no traceback."""
     rules = write_rules(tmp_path / "rules", {"shop.rules": FIT + THANKS}, ["fit_check", "thanks"])
     daemon = stepper(engine, tmp_path, rules)
     (rules / "templates" / "thanks.txt").write_text('{% include "thanks" %}', encoding="utf-8")
@@ -390,8 +391,16 @@ def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     assert [line["subject"] for line in jsonl(tmp_path / "outbox.jsonl")] == [
         "fit_check for c1"
     ] * 2
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert at(daemon, T0 + 2 * HOUR_US) is not None  # and it keeps going
+    assert not [r for r in caplog.records if r.exc_info]
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "templates changed but do not check" in error
+    assert f"{rules / 'templates' / 'thanks.txt'}:1:12" in error
+    caplog.clear()
+    assert at(daemon, T0 + 2 * HOUR_US) is not None  # and it keeps going, without saying it again
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    (rules / "templates" / "thanks.txt").write_text("thanks, {{ customer.name }}")
+    assert at(daemon, T0 + 3 * HOUR_US) is not None
+    assert any("rules loaded" in r.getMessage() for r in caplog.records)
 
 
 def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, caplog) -> None:
