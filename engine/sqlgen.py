@@ -109,6 +109,7 @@ class Compiler:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.c = scope.customer.c
+        self.materialized = False  # whether a test reads a materialized CTE (`some`)
 
     # -- conditions (always true/false, never NULL) -----------------------------------------
 
@@ -374,6 +375,7 @@ class Compiler:
             events.c.type == event_type, *bounds
         )
         those = typed.cte().prefix_with("MATERIALIZED")
+        self.materialized = True
         conds = [those.c.customer_id == self.c.id, those.c.at_us <= self.scope.due]
         if within_us is not None:
             conds.append(those.c.at_us > self.scope.due - within_us)

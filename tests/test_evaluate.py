@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from engine import ast
 from engine.config import Config
-from engine.evaluate import customer_zones, find_due, scope_for
+from engine.evaluate import customer_zones, evaluate_due, find_due, scope_for
 from engine.explain import explain
 from engine.importers import import_customer_rows, import_event_rows
 from engine.parse import parse_text
@@ -26,7 +26,7 @@ from engine.sqlgen import COMPARISONS, Compiler, needed_events, needed_tags
 from engine.storage.db import open_database
 from engine.storage.tables import effects
 from engine.timeutil import from_us, parse_moment
-from engine.triggers import EVERYONE, Customers
+from engine.triggers import EVERYONE, Customers, customer_batches
 
 CONFIG = Config(timezone="Asia/Shanghai")
 
@@ -908,10 +908,62 @@ def test_on_postgresql_a_calendar_rule_hashes_lookups_that_decide_its_condition(
         for given, want in ((bounds, expected), (None, 0), (lambda column: [], 0)):
             scope, source = scope_for(rule, ruleset, CONFIG, Effects(0), ["Asia/Shanghai"], given)
             assert rule.rule.condition is not None
-            test = Compiler(scope).condition(rule.rule.condition, whole=True)
+            compiler = Compiler(scope)
+            test = compiler.condition(rule.rule.condition, whole=True)
             query = sa.select(candidates.c.id).select_from(source).where(test)
             sql = str(query.compile(dialect=postgresql.dialect()))
             assert sql.count("AS MATERIALIZED") == want, (rule.name, given, sql)
+            assert compiler.materialized == bool(want)  # `_Passing.hashed`
+
+
+def test_a_query_reading_a_materialized_cte_runs_without_nested_loops(
+    db_url: str, tmp_path: Path
+) -> None:
+    # PostgreSQL takes a batch's candidates for a few rows and would scan the whole CTE for
+    # each of them (the group buy at L: 300 ms a batch instead of 32). For that one query it
+    # may not loop; the setting is back for the rest of the transaction.
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'rule "buy" when every friday at 20:00 if customer.orders >= 1 then task "t"\n'
+        'rule "new" when every friday at 20:00 if customer.orders == 0 or customer.vip == yes'
+        ' then task "n"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    people = [{"id": f"c{i}", "vip": i == 2} for i in range(1, 5)]
+    assert not import_customer_rows(engine, people, CONFIG.timezone).problems
+    orders = [
+        {"customer": f"c{i}", "type": "order.paid", "at": "2026-06-01T10:00:00+08:00"}
+        for i in (1, 3)
+    ]
+    assert not import_event_rows(engine, orders, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-15", "UTC")
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    acted = set()
+    with engine.connect() as conn:
+        due = find_due(conn, ruleset, CONFIG, start, end)
+        for batch in customer_batches(conn, 2):
+            result = evaluate_due(conn, ruleset, CONFIG, due, batch, with_actions=False)
+            acted |= {(o.rule.name, o.customer_id) for o in result.occurrences}
+        if conn.dialect.name == "postgresql":
+            assert conn.exec_driver_sql("SHOW enable_nestloop").scalar() == "on"
+        conn.rollback()
+    assert {(rule, who) for rule, who in acted} == {
+        ("buy", "c1"),
+        ("buy", "c3"),
+        ("new", "c2"),
+        ("new", "c4"),
+    }
+    off = [i for i, sql in enumerate(seen) if sql == "SET LOCAL enable_nestloop = off"]
+    if engine.dialect.name == "sqlite":
+        assert not off and not any("enable_nestloop" in sql for sql in seen)
+        return
+    # The rule "buy", in each of the two batches; "new" hashes nothing (its test is under OR).
+    hashed = [i for i, sql in enumerate(seen) if "AS MATERIALIZED" in sql and "INSERT" not in sql]
+    assert [i + 1 for i in off] == hashed and len(hashed) == 2
+    assert all(seen[i + 1] == "SET LOCAL enable_nestloop TO DEFAULT" for i in hashed)
 
 
 @pytest.mark.parametrize(
