@@ -384,7 +384,7 @@ class _Passing:
         if rule.rule.condition is not None:
             where.append(compiler.condition(rule.rule.condition, whole=True))
         if rule.rule.unless is not None:
-            where.append(~unless_sql(rule.rule.unless))
+            where.append(~unless_sql(rule.rule.unless, bounds))
         points = [(pos, a) for pos, a in enumerate(rule.actions) if isinstance(a, ast.Points)]
         columns: list[Any] = [
             cand.c.id,
@@ -523,13 +523,16 @@ def validity_sql(rule: ast.CheckedRule) -> list[Any]:
     return []
 
 
-def unless_sql(unless: ast.Unless) -> Any:
+def unless_sql(unless: ast.Unless, bounds: Bounds | None = None) -> Any:
+    """Whether the `unless` event came: with `bounds`, among the batch's events (as every
+    lookup of `_Passing` on PostgreSQL)."""
     cand = scratch.candidates
     u = events.alias("unless_event")
     where = [
         u.c.customer_id == cand.c.customer_id,
         u.c.type == unless.event,
         u.c.at_us <= cand.c.due_us,
+        *(bounds(u.c.customer_id) if bounds else ()),
     ]
     if unless.within is not None:
         where.append(u.c.at_us > cand.c.due_us - unless.within.seconds * US)
