@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from engine.source import Span
@@ -511,6 +512,9 @@ class RuleSet:
     quiet_hours: tuple[QuietHours, ...]
     excludes: tuple[Exclude, ...]
     files: tuple[RuleFile, ...]
+    # The template files the rules send and those they include, as the check read them: what
+    # the daemon watches for edits beside the rule files.
+    templates: tuple[Path, ...] = ()
 
 
 def walk(node: object) -> Iterator[object]:

@@ -151,7 +151,7 @@ class _Checker:
                     check_condition(statement.condition, self._scope(None, "exclude"))
                     excludes.append(statement)
         self._cycles(rules)
-        self._template_files()
+        templates = self._template_files()
         errors = any(d.severity == "error" for d in self.diagnostics)
         ruleset = ast.RuleSet(
             rules=tuple(rules),
@@ -160,6 +160,7 @@ class _Checker:
             quiet_hours=tuple(quiet),
             excludes=tuple(excludes),
             files=tuple(self.files),
+            templates=templates,
         )
         return (None if errors else ruleset), self.diagnostics
 
@@ -391,10 +392,11 @@ class _Checker:
 
     # -- template files ---------------------------------------------------------------------------
 
-    def _template_files(self) -> None:
+    def _template_files(self) -> tuple[Path, ...]:
         """E501-E504 for the templates that rules send and those they name, each file once:
         compiled (never rendered), every `{% include %}`, `{% import %}`, `{% from %}` and
-        `{% extends %}` of a fixed name resolved, include cycles found."""
+        `{% extends %}` of a fixed name resolved, include cycles found. Returns the files of
+        those that compiled."""
         templates = Templates(self.templates_dir)
         order: list[str] = []  # templates read, in the order they were reached
         paths: dict[str, Path] = {}  # name → file, for those that compiled
@@ -434,6 +436,7 @@ class _Checker:
                 elif reference.names and None not in reference.names and not reference.optional:
                     self._missing_include(name, path, reference)
         self._include_cycles(order, paths, links)
+        return tuple(paths.values())
 
     def _unknown_names(self, templates: Templates, name: str, path: Path) -> None:
         """W505 for each name the template reads that it is not given and does not set."""

@@ -81,9 +81,10 @@ class Daemon:
     # -- rules --------------------------------------------------------------------------------
 
     def reload(self) -> bool:
-        """Load the rule files if they or the templates changed; True when a new rule set is in
-        force."""
-        current = fingerprint(self.rules_dir, self.config.templates_dir(self.rules_dir))
+        """Load the rule files if they or the templates of the rules in force changed; True when a
+        new rule set is in force."""
+        watched = self.ruleset.templates if self.ruleset is not None else ()
+        current = fingerprint(self.rules_dir, watched)
         if current == self.loaded:
             return False
         try:
@@ -101,6 +102,8 @@ class Daemon:
             )
             self.loaded = current  # report a bad edit once, not every tick
             return False
+        if ruleset.templates != watched:  # the digest of what the new rule set reads
+            current = fingerprint(self.rules_dir, ruleset.templates)
         self.ruleset, self.loaded, self.in_force = ruleset, current, current
         log.info("rules loaded from %s: %d rules", self.rules_dir, len(ruleset.rules))
         return True

@@ -10,6 +10,7 @@ transaction: a crash anywhere leaves either everything or nothing, and the next 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,16 +39,14 @@ class TickReport:
     queued: int = 0  # outbox rows created
 
 
-def fingerprint(rules_dir: Path, templates_dir: Path | None = None) -> str:
-    """A digest of the rule files of a folder, and of the files under its templates folder, to
-    notice edits."""
+def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
+    """A digest of the rule files of a folder and of `templates` (those its rules send and
+    include: `RuleSet.templates`), to notice edits."""
     digest = hashlib.sha256()
     # The files the rule set is read from: not an editor's lock file (`.#a.rules`, a link to
     # nowhere) nor a folder.
     files = [(path.name, path) for path in rule_files(rules_dir)]
-    if templates_dir is not None and templates_dir.is_dir():
-        found = sorted(path for path in templates_dir.rglob("*") if path.is_file())
-        files += [(f"templates/{path.relative_to(templates_dir)}", path) for path in found]
+    files += [(str(path), path) for path in templates]
     for name, path in files:
         digest.update(name.encode())
         try:

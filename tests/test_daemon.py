@@ -403,6 +403,24 @@ def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     assert any("rules loaded" in r.getMessage() for r in caplog.records)
 
 
+def test_only_the_templates_the_rules_send_or_include_are_watched(engine, tmp_path, caplog) -> None:
+    # An editor's swap file, or a file no rule reads (a database kept in the folder), must not
+    # reload the rules at every step; an edit of an included part must.
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["thanks", "footer"])
+    (rules / "templates" / "fit_check.txt").write_text('hi {% include "footer" %}')
+    daemon = stepper(engine, tmp_path, rules)
+    assert daemon.ruleset is not None
+    assert sorted(p.name for p in daemon.ruleset.templates) == ["fit_check.txt", "footer.txt"]
+    caplog.set_level(logging.INFO, logger="nudge")
+    (rules / "templates" / ".fit_check.txt.swp").write_bytes(b"\0vim")
+    (rules / "templates" / "thanks.txt").write_text("edited, sent by no rule")
+    assert daemon.reload() is False
+    (rules / "templates" / "footer.txt").write_text("-- the shop")
+    assert daemon.reload() is True
+    assert daemon.reload() is False  # and once only
+    assert sum("rules loaded" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, caplog) -> None:
     """While no connection can be made, each step logs and returns None; once the database is
     back the next step catches up: what fell due meanwhile acts (within grace) and is sent."""
