@@ -354,7 +354,7 @@ class _Passing:
     # Whether a test reads a batch's events from a materialized CTE (`Compiler.some`). The
     # query is then run without nested loops: PostgreSQL takes the batch's candidates joined
     # to its customers for a few rows (at L, 2 for 35,000) and would scan the whole CTE for
-    # each (the group buy at L: 300 ms a batch, hashed 32 ms).
+    # each (the group buy at L: 300 ms a batch, hashed 47 ms).
     hashed: bool
 
     @classmethod
