@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import SafeConstructor
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from yaml.constructor import ConstructorError
 from yaml.error import MarkedYAMLError
 from yaml.reader import ReaderError
 
@@ -110,6 +112,28 @@ def _count(key: str, value: object) -> int:
     raise ConfigError(f"{key}: expected a whole number of 1 or more; got {value!r}", (key,))
 
 
+_DATABASES = ("sqlite", "postgresql", "postgres")
+
+
+def _database(key: str, value: object) -> str:
+    """A SQLAlchemy URL of SQLite or PostgreSQL, checked for its form (not opened)."""
+    url = str(value)
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        backend = None
+    if backend in _DATABASES:
+        return url
+    example = "a URL such as sqlite:///nudge.db or postgresql://user@host/shop"
+    if backend is None:
+        raise ConfigError(f"{key}: not a database URL: {url!r}", ("database",), help=example)
+    raise ConfigError(
+        f"{key}: Nudge works with SQLite and PostgreSQL, not {backend} ({url!r})",
+        ("database",),
+        help=did_you_mean(backend, _DATABASES[:2]) or example,
+    )
+
+
 def _channels(raw: object) -> dict[str, Channel]:
     if raw is None:
         return {}
@@ -177,6 +201,8 @@ _SETTINGS = (
 def load_config(path: Path | None = None, db: str | None = None) -> Config:
     """Read `path` (default `nudge.yaml` in the current folder, optional) and apply `--db`.
     An error in the file is a ConfigError at the setting it is about (`Config.locate`)."""
+    if db is not None:
+        _database("--db", db)
     explicit = path is not None
     path = path or Path("nudge.yaml")
     if not path.exists():
@@ -199,10 +225,12 @@ def _read(path: Path) -> tuple[dict[Any, Any], Places]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot be read ({exc})", code="E600") from None
     where = _Text(file, text)
-    loader: yaml.SafeLoader | None = None
+    loader: _Loader | None = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         node = loader.get_single_node()
+        if node is not None:
+            _refuse_duplicates(node, (), where, set())
         loaded = None if node is None else loader.construct_document(node)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -230,21 +258,71 @@ def _read(path: Path) -> tuple[dict[Any, Any], Places]:
     return loaded or {}, places
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading each key as it is written, as a setting's name: `null:`,
+    `yes:` and `1:` are the keys `null`, `yes` and `1` (not None, True and 1). A key must be a
+    word, not a list or a mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # `<<: *anchor`, as the safe loader merges it
+        mapping = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "a key must be a word",
+                    key.start_mark,
+                )
+            mapping[key.value] = self.construct_object(value, deep=deep)
+        return mapping
+
+
+def _refuse_duplicates(
+    node: yaml.Node, path: tuple[str, ...], where: _Text, seen: set[int]
+) -> None:
+    """Raise E604 for a key given twice in one mapping, at the second (YAML would silently keep
+    the later value). The keys a merge (`<<: *anchor`) brings in may be given again: that is
+    what a merge is for."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    children = node.value if isinstance(node, yaml.MappingNode | yaml.SequenceNode) else []
+    if isinstance(node, yaml.SequenceNode):
+        for item in children:
+            _refuse_duplicates(item, path, where, seen)
+        return
+    first: dict[str, yaml.Node] = {}
+    for key, value in children:
+        if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+            _refuse_duplicates(value, path, where, seen)
+            continue
+        here = (*path, key.value)
+        if key.value in first:
+            line = first[key.value].start_mark.line + 1
+            raise ConfigError(
+                f"`{'.'.join(here)}` is given twice: here and on line {line}",
+                here,
+                code="E604",
+                help="a setting holds one value: keep one of the two",
+            ).located(where.span(key.start_mark.index, key.end_mark.index), where.file)
+        first[key.value] = key
+        _refuse_duplicates(value, here, where, seen)
+
+
 def _walk(
     node: yaml.Node, path: tuple[str, ...], places: Places, where: _Text, seen: set[int]
 ) -> None:
-    """Record where each key of `node`'s mappings is, and its value, by the path of keys to it
-    (as the settings are read: `null` is None). A node is walked once, however many aliases
-    name it."""
+    """Record where each key of `node`'s mappings is, and its value, by the path of keys to it.
+    A node is walked once, however many aliases name it. Run after the loader has merged
+    (`<<: *anchor`): a key merged in and given again is where it is given again."""
     if not isinstance(node, yaml.MappingNode) or id(node) in seen:
         return
     seen.add(id(node))
     for key, value in node.value:
-        if not isinstance(key, yaml.ScalarNode):
-            continue
-        here = (*path, str(SafeConstructor().construct_object(key)))
+        here = (*path, key.value)
         for earlier in [place for place in places if place[: len(here)] == here]:
-            del places[earlier]  # a key given again: the later one is the setting
+            del places[earlier]  # merged in, then given again: the later one is the setting
         key_span = where.span(key.start_mark.index, key.end_mark.index)
         places[here] = key_span, where.span(value.start_mark.index, value.end_mark.index)
         _walk(value, here, places, where, seen)
@@ -301,7 +379,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
     config = Config(base_dir=base)
     changes: dict[str, Any] = {}
     if "database" in raw:
-        changes["database"] = str(raw["database"])
+        changes["database"] = _database("database", raw["database"])
     if "timezone" in raw:
         if not is_zone(str(raw["timezone"])):
             raise ConfigError(

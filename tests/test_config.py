@@ -72,7 +72,9 @@ def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
         ("timezone: UTC\nx: 1\x07\n", "E600", 2, 5),  # a character YAML does not allow
         ("\ufeffgrace: soon\n", "E602", 1, 8),  # a byte-order mark takes no column
         ('shop: {name: "a\u2028b"}\ngrace: soon\n', "E602", 2, 8),  # a break for YAML only
-        ("null: 3\n", "E601", 1, 1),  # a key read as something else than its text
+        ("null: 3\n", "E601", 1, 1),  # a key YAML would read as something else than its text
+        ("? [a, b]\n: 1\n", "E600", 1, 3),  # a key that is not a word
+        ("shop:\n  name: a\n  name: b\n", "E604", 3, 3),  # given twice, at any depth
     ],
 )
 def test_places_are_counted_as_the_diagnostics_show_lines(
@@ -83,6 +85,36 @@ def test_places_are_counted_as_the_diagnostics_show_lines(
     span = bad.value.span
     assert span is not None
     assert (bad.value.code, span.line, span.column) == (code, line, column)
+
+
+def test_keys_are_read_as_written_and_a_merge_may_give_a_key_again(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) null, yes"):
+        load_config(write(tmp_path, "null: 1\nyes: 2\n"))
+    config = load_config(
+        write(
+            tmp_path,
+            "channels:\n  hook: &hook\n    type: webhook\n    url: https://a.example\n"
+            "  other:\n    <<: *hook\n    url: https://b.example\nshop:\n  1: one\n",
+        )
+    )
+    assert config.channels["other"].options == {"url": "https://b.example"}
+    assert config.shop == {"1": "one"}
+    # The setting a merge gave and the file gave again is the one given again.
+    places = config.places[("channels", "other", "url")]
+    assert (places[1].line, places[1].column) == (7, 10)
+
+
+def test_a_bad_database_url_is_refused_before_connecting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as bad:
+        load_config(write(tmp_path, "timezone: UTC\ndatabase: mysql://shop@db/shop\n"))
+    assert bad.value.span is not None and (bad.value.span.line, bad.value.span.column) == (2, 11)
+    assert "Nudge works with SQLite and PostgreSQL, not mysql" in bad.value.message
+    # `--db` is not in the file: its error is not placed there, even where the file has one.
+    path = write(tmp_path, "database: sqlite:///shop.db\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(path, db="shop.db")
+    assert bad.value.span is None and str(bad.value).startswith("--db: not a database URL")
+    assert load_config(path, db="postgres://u@h/shop").database == "postgres://u@h/shop"
 
 
 def test_a_missing_channel_setting_is_at_the_channel_s_name(tmp_path: Path) -> None:
