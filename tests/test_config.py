@@ -123,6 +123,41 @@ def test_a_missing_channel_setting_is_at_the_channel_s_name(tmp_path: Path) -> N
         check_channels(load_config(path), environ={})
 
 
+def test_every_bad_setting_of_a_channel_is_reported_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "channels:\n  mail:\n    type: email\n    from: nobody\n    port: 0\n"
+        "    pasword_env: X\n    usernam_env: Y\n    password_env: NUDGE_TEST_UNSET\n",
+    )
+    found = [
+        (error.code, error.span and error.span.line, error.message.split(": ", 1)[1])
+        for error in channel_errors(load_config(path), environ={})
+    ]
+    assert found == [
+        (
+            "E601",
+            6,
+            "unknown setting(s) pasword_env, usernam_env (expected some of ca_file,"
+            " from, host, password_env, port, security, timeout, username_env)",
+        ),
+        ("E603", 8, "environment variable NUDGE_TEST_UNSET (named by `password_env`) is not set"),
+        ("E602", 2, "give both `username_env` and `password_env`"),
+    ]
+    text = "channels:\n  mail:\n    type: email\n    from: nobody\n    port: 0\n"
+    found = [error.message for error in channel_errors(load_config(write(tmp_path, text)), {})]
+    # A setting the channel needs is missing: what is read after it is not checked.
+    assert found == ["channels.mail: `host` is required"]
+    text += "    host: smtp.example.com\n"
+    found = [error.message for error in channel_errors(load_config(write(tmp_path, text)), {})]
+    assert found == [
+        "channels.mail: `port` must be a positive number",
+        "channels.mail: `from` must hold an email address; got 'nobody'",
+    ]
+    path = write(tmp_path, "channels:\n  hook:\n    type: webhook\n    url: example.com/hook\n")
+    (error,) = channel_errors(load_config(path), environ={})
+    assert error.message.endswith("must be an http:// or https:// address; got 'example.com/hook'")
+
+
 def test_a_configuration_made_in_code_has_errors_without_a_place() -> None:
     config = Config(channels={"hook": Channel("hook", "webhook", {})})
     with pytest.raises(ConfigError) as bad:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,19 +72,29 @@ def check_channels(config: Config, environ: Mapping[str, str] = os.environ) -> N
 
 def channel_errors(config: Config, environ: Mapping[str, str] = os.environ) -> list[ConfigError]:
     """The errors of each configured channel whose settings cannot be used, at the setting in
-    the configuration file: its first, and when that is a secret's variable that is not set
-    (`UNSET_SECRET`), what follows with the variable taken as set."""
+    the configuration file. After an error the channel is checked again without the setting at
+    fault (a secret's variable taken as set, an unknown or bad setting left out), until it
+    passes or a setting it needs is missing; an error about a setting already reported (a bad
+    `url`, then `url` missing) is not repeated, nor a second list of unknown settings."""
     errors = []
     for spec in config.channels.values():
-        given = dict(environ)
+        given, options = dict(environ), dict(spec.options)
+        reported: set[tuple[str, ...]] = set()
         while True:
             try:
-                open_channel(spec, config.base_dir, given).close()
+                open_channel(replace(spec, options=options), config.base_dir, given).close()
             except ConfigError as exc:
-                errors.append(config.locate(exc))
-                if exc.code != UNSET_SECRET:
+                key = exc.setting[-1]
+                said = exc.setting if not exc.unknown else ("unknown",)
+                if said not in reported:
+                    errors.append(config.locate(exc))
+                    reported.add(said)
+                if exc.code == UNSET_SECRET:
+                    given[str(options[key])] = "set"
+                elif key in options:
+                    del options[key]
+                else:
                     break
-                given[str(spec.options[exc.setting[-1]])] = "set"
             else:
                 break
     return errors

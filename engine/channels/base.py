@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+import httpx
+
 from engine.errors import ConfigError, NudgeError
 from engine.suggest import did_you_mean
 from engine.timeutil import iso
@@ -136,6 +138,21 @@ class Options:
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ConfigError(f"channels.{self.channel}: `{key}` is required", self.setting(key))
         return str(value)
+
+    def web_address(self, key: str) -> str:
+        """An `http://` or `https://` address with a host."""
+        value = self.text(key)
+        try:
+            url: httpx.URL | None = httpx.URL(value)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(
+                f"channels.{self.channel}: `{key}` must be an http:// or https:// address;"
+                f" got {value!r}",
+                self.setting(key),
+            )
+        return value
 
     def optional_text(self, key: str) -> str | None:
         value = self.options.get(key)

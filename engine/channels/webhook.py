@@ -86,7 +86,7 @@ class WebhookChannel(Channel):
         read = Options(name, options, {"url", "secret_env", "timeout"})
         return cls(
             name,
-            url=read.text("url"),
+            url=read.web_address("url"),
             secret=read.secret("secret_env", environ),
             timeout=read.number("timeout", 10.0),
         )
