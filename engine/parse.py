@@ -160,12 +160,16 @@ def _next_statement(text: str, start: int) -> int:
     return len(text)
 
 
+def _starts_line(text: str, start: int) -> bool:
+    """Whether only blanks come before `start` on its line of `text`."""
+    return not text[text.rfind("\n", 0, start) + 1 : start].strip()
+
+
 def _misspelt_start(text: str, start: int, word: str) -> bool:
     """Whether `word`, at `start` of `text`, starts its line and misspells a statement word."""
-    line_start = text.rfind("\n", 0, start) + 1
     return (
         word.isalpha()
-        and not text[line_start:start].strip()
+        and _starts_line(text, start)
         and word not in keywords()
         and bool(difflib.get_close_matches(word, SYNC_WORDS, n=1, cutoff=0.8))
     )
@@ -185,6 +189,8 @@ class _Recovery:
         state = interactive.parser_state
         if isinstance(error, UnexpectedToken):
             token = error.token
+            # A misspelt statement word starting a line begins the next statement.
+            new_statement = _misspelt_start(self.text, token.start_pos or 0, str(token))
             if token.type == "$END":
                 resume = len(self.text)
             elif token.type in _SYNC_TERMINALS:
@@ -194,13 +200,13 @@ class _Recovery:
         else:
             assert isinstance(error, UnexpectedCharacters)
             position = error.pos_in_stream or 0
+            # A stray character starting a line (`!oops`) most likely does too.
+            new_statement = _starts_line(self.text, position)
             if self.text[position] == '"':  # an unclosed string: the rest of its line is lost
                 end_of_line = self.text.find("\n", position)
                 position = len(self.text) if end_of_line < 0 else end_of_line
             resume = _next_statement(self.text, position + 1)
-        if isinstance(error, UnexpectedToken) and _misspelt_start(
-            self.text, error.token.start_pos or 0, str(error.token)
-        ):
+        if new_statement:
             _end_statement(interactive)
         # Drop the unfinished statement: back to a state that can start a new one.
         states = state.parse_conf.states
@@ -214,9 +220,9 @@ class _Recovery:
 
 
 def _end_statement(interactive: InteractiveParser) -> None:
-    """End the statement before a misspelt statement word starting a line (`rul "two"` after a
-    whole rule), when it is whole, so that it is kept and checked: the parser waits for the
-    next word before it knows a statement has ended."""
+    """End the statement before a misspelt statement word or a stray character starting a line
+    (`rul "two"` or `!` after a whole rule), when it is whole, so that it is kept and checked:
+    the parser waits for the next word before it knows a statement has ended."""
     start = Token("RULE", "rule")
     try:
         interactive.copy().feed_token(start)

@@ -115,6 +115,26 @@ def test_a_misspelt_word_starting_a_line_keeps_the_whole_statement_before_it(tmp
     assert codes(tmp_path, 'segment "cn" = customer.country\n  equals "CN"\n') == ["E100"]
 
 
+def test_a_stray_character_starting_a_line_keeps_the_whole_statement_before_it(tmp_path):
+    text = (
+        'rule "fit check"\n  when order.recieved + 3d\n  then tag "x"\n'
+        "!oops\n"
+        'when order.paid then tag "y" and\n'  # unfinished: dropped
+        "  @\n"
+        'when order.recieved then tag "z" !\n'  # not at a line's start: dropped, as before
+        'rule "four" when order.recieved then tag "y"\n'
+    )
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.span.line) for d in diagnostics if d.span] == [
+        ("W203", 2),
+        ("E101", 4),
+        ("E101", 6),
+        ("E101", 7),
+        ("W203", 8),
+    ]
+
+
 def test_a_rule_set_with_warnings_only_loads(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.recieved then tag "x"'})
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
