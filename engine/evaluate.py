@@ -330,7 +330,8 @@ def _passing(
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
     with conn.execute(query.select, params) as found:
         rows = found.cursor.fetchall()
-    if query.hashed:
+    if query.hashed:  # not in a `finally`: after a database error the transaction is
+        # aborted, the setting with it, and a statement here would only hide that error
         conn.exec_driver_sql("SET LOCAL enable_nestloop TO DEFAULT")
     for row in rows:
         amounts = (
