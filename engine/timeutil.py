@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from engine.errors import ConfigError
 
@@ -30,11 +30,18 @@ def zone(name: str) -> ZoneInfo:
 
 
 def is_zone(name: str) -> bool:
-    try:
-        zone(name)
-    except ConfigError:
-        return False
-    return True
+    """Whether `name` may be given as a time zone (in `nudge.yaml`, in a customer's row): an
+    IANA name this machine knows. Not `localtime` (whatever zone the machine running Nudge is
+    set to: a simulation on a laptop and the daemon on a server would differ), `Factory` (no
+    place's time), nor the copies under `posix/` and `right/` (the latter counts leap seconds,
+    putting every time 27 s off). Names read back from the database are taken as stored."""
+    return name in zone_names()
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> frozenset[str]:
+    """The time zones `is_zone` allows."""
+    return frozenset(available_timezones() - {"localtime", "Factory"})
 
 
 def to_us(moment: dt.datetime) -> int:

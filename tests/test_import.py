@@ -1052,12 +1052,20 @@ def test_digits_of_other_scripts_make_no_number_and_no_birthday(engine, tmp_path
     assert stored_events(engine)[0]["properties"] == {"n": "1٠", "m": 12}
 
 
-def test_a_time_zone_naming_a_folder_of_zones_is_a_bad_row(engine, tmp_path):
-    path = write(tmp_path, "customers.csv", "id,timezone\n1,America\n2,Asia/Shanghai\n")
+def test_a_time_zone_that_names_no_place_s_time_is_a_bad_row(engine, tmp_path):
+    # A folder of zones; the zone of whatever machine runs Nudge; leap seconds counted (27 s
+    # off); no place at all; a misspelling, with the nearest name.
+    text = "id,timezone\n1,America\n2,Asia/Shanghai\n3,localtime\n4,right/UTC\n5,Factory\n"
+    path = write(tmp_path, "customers.csv", text + "6,Europe/Pariss\n")
     report = import_customers(engine, path, "UTC")
+    such = "such as 'Asia/Shanghai' or 'Europe/Paris'"
     assert messages(report) == [
-        f"{path}:2: `timezone`: 'America' is not an IANA time zone such as 'Asia/Shanghai'"
-        " or 'Europe/Paris'"
+        f"{path}:2: `timezone`: 'America' is not an IANA time zone {such}",
+        f"{path}:4: `timezone`: 'localtime' is not an IANA time zone {such}",
+        f"{path}:5: `timezone`: 'right/UTC' is not an IANA time zone {such}",
+        f"{path}:6: `timezone`: 'Factory' is not an IANA time zone {such}",
+        f"{path}:7: `timezone`: 'Europe/Pariss' is not an IANA time zone"
+        " (did you mean `Europe/Paris`?)",
     ]
     assert list(stored_customers(engine)) == ["2"]
 

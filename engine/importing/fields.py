@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from engine.importing.report import RowError
 from engine.importing.sources import json_kind
-from engine.timeutil import is_zone, to_us
+from engine.suggest import did_you_mean
+from engine.timeutil import is_zone, to_us, zone_names
 
 KEY_LENGTH = 200  # customer ids, event ids and tags are String(200) in tables.py
 
@@ -123,9 +124,10 @@ def zone_name(value: object) -> str:
     """An IANA time zone name such as `Asia/Shanghai`."""
     name = text(value, "timezone")
     if not is_zone(name):
+        nearest = did_you_mean(name, zone_names())
         raise RowError(
-            f"`timezone`: {name!r} is not an IANA time zone such as 'Asia/Shanghai'"
-            " or 'Europe/Paris'"
+            f"`timezone`: {name!r} is not an IANA time zone"
+            + (f" ({nearest})" if nearest else " such as 'Asia/Shanghai' or 'Europe/Paris'")
         )
     return name
 
