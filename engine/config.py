@@ -284,16 +284,15 @@ def _refuse_duplicates(
     """Raise E604 for a key given twice in one mapping, at the second (YAML would silently keep
     the later value). The keys a merge (`<<: *anchor`) brings in may be given again: that is
     what a merge is for."""
-    if id(node) in seen:
+    if isinstance(node, yaml.ScalarNode) or id(node) in seen:
         return
     seen.add(id(node))
-    children = node.value if isinstance(node, yaml.MappingNode | yaml.SequenceNode) else []
     if isinstance(node, yaml.SequenceNode):
-        for item in children:
+        for item in node.value:
             _refuse_duplicates(item, path, where, seen)
         return
     first: dict[str, yaml.Node] = {}
-    for key, value in children:
+    for key, value in node.value:
         if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
             _refuse_duplicates(value, path, where, seen)
             continue
