@@ -231,8 +231,8 @@ class _Checker:
     def _rule(self, rule: ast.Rule) -> None:
         trigger = rule.when.trigger
         self._trigger(trigger)
-        if rule.when.at is not None:
-            self._clock(rule.when.at)
+        if rule.when.at is not None and self._clock(rule.when.at):
+            self._at_before_the_trigger(trigger, rule.when.at)
         event_entity = trigger.entity if isinstance(trigger, ast.EventTrigger) else None
         if rule.condition is not None:
             check_condition(rule.condition, self._scope(event_entity, "rule"))
@@ -242,6 +242,37 @@ class _Checker:
             self._positive(rule.once.every, "`once every`")
         for action in rule.actions:
             self._action(action, event_entity)
+
+    def _at_before_the_trigger(self, trigger: ast.Trigger, at: ast.ClockTime) -> None:
+        """W319: `at` after an event (or a customer timestamp) with less than a day's delay.
+        The due time is `at` on the day the delay ends, so an event later in its day than `at`
+        would be due before it happened, and nothing is done for it (3.3: the data of the due
+        time does not hold it yet)."""
+        if isinstance(trigger, ast.EventTrigger):
+            what = f"`{trigger.event}`"
+        elif isinstance(trigger, ast.CustomerTrigger) and (
+            trigger.name not in ast.CUSTOMER_DATE_FIELDS
+        ):
+            what = f"`customer.{trigger.name}`"
+        else:
+            return
+        if trigger.offset is not None and not 0 <= trigger.offset.seconds < 86_400:
+            return  # a day or more; before the event is E313
+        clock = f"{at.hour:02d}:{at.minute:02d}"
+        name = trigger.event if isinstance(trigger, ast.EventTrigger) else what.strip("`")
+        same_day = "" if trigger.offset is None else " whose delay ends the same day"
+        self.report(
+            Diagnostic(
+                "warning",
+                "W319",
+                f"{what} after {clock} (local){same_day} would be due before it happened,"
+                " and is not acted on",
+                at.span,
+                "on its own day" if trigger.offset is None else "on the day the delay ends",
+                f"to act on every one, give a delay of a day or more: `{name} + 1d at {clock}`"
+                f" is {clock} on the next day",
+            )
+        )
 
     def _trigger(self, trigger: ast.Trigger) -> None:
         match trigger:

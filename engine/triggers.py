@@ -378,9 +378,11 @@ def _instants_insert(
 
 def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
     """`at HH:MM`: each local day whose `at` falls in the window takes the instants of that day
-    (after the offset), all due at that one time. The days are slots, one per (zone, local
-    day), joined to the instants by range: a window in which no zone reaches `at` reads
-    nothing at all, and a long one reads each instant once."""
+    (after the offset), all due at that one time, except those later than it: an instant
+    after its due time is not there yet when its occurrence is evaluated (LANGUAGE.md 3.3;
+    `check`'s W319). The days are slots, one per (zone, local day), joined to the instants by
+    range: a window in which no zone reaches `at` reads nothing at all, and a long one reads
+    each instant once."""
     days: list[dict[str, Any]] = []
     for tz, day, due_us, key in target.every_day():
         tzinfo = zone(tz)
@@ -414,6 +416,7 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
             slots.c.day == rows.c.instant // DAY_US,
             rows.c.instant >= slots.c.low_us,
             rows.c.instant < slots.c.high_us,
+            rows.c.instant <= slots.c.due_us,
         ),
     )
     if len(target.zones) > 1:

@@ -135,6 +135,25 @@ def test_a_stray_character_starting_a_line_keeps_the_whole_statement_before_it(t
     ]
 
 
+@pytest.mark.parametrize(
+    ("when", "warned"),
+    [
+        ("order.paid at 20:00", True),
+        ("order.received + 23h at 09:00", True),
+        ("customer.signed_up at 10:00", True),
+        ("customer.last_order + 2h at 10:00", True),
+        ("order.received + 1d at 09:00", False),  # always a later day than the event's
+        ("order.received + 24h at 09:00", False),
+        ("customer.birthday at 09:00", False),  # a date, not an instant
+        ("every day at 09:00", False),
+        ("order.paid", False),
+    ],
+)
+def test_at_with_less_than_a_day_s_delay_is_warned_of(tmp_path, when, warned):
+    found = codes(tmp_path, f'when {when} then tag "x"')
+    assert found == (["W319"] if warned else [])
+
+
 def test_a_rule_set_with_warnings_only_loads(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.recieved then tag "x"'})
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"

@@ -729,6 +729,41 @@ def test_at_after_an_event_takes_the_events_local_day_either_side_of_utc_midnigh
     assert sorted((r["customer"], r["due"]) for r in records) == sorted(expected)
 
 
+def test_an_event_later_in_its_day_than_at_has_no_occurrence(db_url: str, tmp_path: Path) -> None:
+    """`at 20:00` after an event (or a customer timestamp) with less than a day's delay: one
+    later in its day than 20:00 would be due before it happened, when the data does not hold
+    it yet (LANGUAGE.md 3.3), and the daemon, evaluating as the time comes, never sees it. The
+    simulation does the same: nothing, rather than an action before its event (`check`
+    warns, W319). An event at 20:00 itself is seen."""
+    customers = [
+        {"id": "early", "timezone": "UTC", "signed_up": "2026-06-10T19:00:00Z"},
+        {"id": "on time", "timezone": "UTC", "signed_up": "2026-06-10T20:00:00Z"},
+        {"id": "late", "timezone": "UTC", "signed_up": "2026-06-10T20:00:01Z"},
+    ]
+    events = [
+        {"customer": who["id"], "type": "order.paid", "at": who["signed_up"], "id": who["id"]}
+        for who in customers
+    ]
+    events.append(  # 23:30 + 1h ends the next day: due at 20:00 then
+        {"customer": "late", "type": "order.paid", "at": "2026-06-11T23:30:00Z", "id": "night"}
+    )
+    records = run(
+        db_url,
+        tmp_path,
+        'rule "evening"\n  when order.paid + 1h at 20:00\n  then task "call"\n'
+        'rule "welcome"\n  when customer.signed_up at 20:00\n  then task "hello"\n',
+        customers,
+        events,
+    )
+    assert sorted((r["rule"], r["customer"], r["due"]) for r in records) == [
+        ("evening", "early", "2026-06-10T20:00:00Z"),
+        ("evening", "late", "2026-06-12T20:00:00Z"),
+        ("evening", "on time", "2026-06-10T20:00:00Z"),
+        ("welcome", "early", "2026-06-10T20:00:00Z"),
+        ("welcome", "on time", "2026-06-10T20:00:00Z"),
+    ]
+
+
 def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
     db_url: str,
 ) -> None:

@@ -65,8 +65,9 @@ def _all(
     match trigger:
         case ast.EventTrigger():
             for event in events:
-                if event.type == trigger.event:
-                    yield event.key, _at(event.at_us + _shift(trigger.offset), clock, tz), event
+                due = _at(event.at_us + _shift(trigger.offset), clock, tz)
+                if event.type == trigger.event and event.at_us <= due:  # not due before it
+                    yield event.key, due, event
         case ast.CustomerTrigger() if trigger.name in ast.CUSTOMER_DATE_FIELDS:
             birthday = customer.birthday
             if birthday is None:
@@ -117,7 +118,7 @@ def _timestamp_values(
     for index, value in enumerate(values):
         due = _at(value + _shift(offset), clock, tz)
         replaced = index + 1 < len(values) and values[index + 1] <= due
-        if not replaced:
+        if not replaced and value <= due:  # `at` may put the due time before the value
             yield str(value), due, None
 
 
