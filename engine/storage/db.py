@@ -20,7 +20,8 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from engine.errors import DatabaseError
 from engine.storage import jsontext
@@ -129,7 +130,7 @@ def open_database(url: str) -> Engine:
     engine = create(url)
     try:
         upgrade(engine)
-    except OperationalError as exc:
+    except SQLAlchemyDatabaseError as exc:  # unreachable, locked, not a database at all
         engine.dispose()
         raise DatabaseError(f"cannot open the database {url!r}: {exc.orig}") from exc
     except CommandError as exc:
