@@ -19,7 +19,7 @@ from yaml.reader import ReaderError
 from engine.errors import ConfigError
 from engine.source import Span
 from engine.suggest import did_you_mean
-from engine.timeutil import is_zone, zone_names
+from engine.timeutil import is_zone, zone_help
 
 DEFAULT_DB = "sqlite:///nudge.db"
 CHANNEL_TYPES = ("file", "email", "webhook", "sms")
@@ -384,7 +384,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
             raise ConfigError(
                 f"timezone {raw['timezone']!r} is not an IANA time zone",
                 ("timezone",),
-                help=did_you_mean(str(raw["timezone"]), zone_names())
+                help=zone_help(str(raw["timezone"]))
                 or "a name such as Asia/Shanghai or Europe/Berlin",
             )
         changes["timezone"] = str(raw["timezone"])

@@ -8,10 +8,12 @@ dates, quiet hours, input without an offset, output), and is computed here with 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from engine.errors import ConfigError
+from engine.suggest import did_you_mean
 
 US = 1_000_000
 DAY_US = 86_400 * US
@@ -36,6 +38,28 @@ def is_zone(name: str) -> bool:
     place's time), nor the copies under `posix/` and `right/` (the latter counts leap seconds,
     putting every time 27 s off). Names read back from the database are taken as stored."""
     return name in zone_names()
+
+
+_OFFSET = re.compile(r"(?i)\s*(utc|gmt)?\s*[+\-−]\s*\d")
+# Places people name for the zone of a country, whose zone is named after another city.
+_PLACES = {"beijing": "Asia/Shanghai", "china": "Asia/Shanghai"}
+
+
+def zone_help(name: str) -> str | None:
+    """Help for a time zone `name` that `is_zone` refuses: the zone of the place it names
+    (`shanghai`, `Asia/Beijing`, `New York`), the nearest name, or, for an offset (`GMT+8`),
+    to name the place instead: `Etc/GMT+8`, the nearest name, is UTC−8."""
+    if _OFFSET.match(name):
+        return (
+            "name the place rather than the offset (`Asia/Shanghai` for China's UTC+8):"
+            " a place's zone follows its clock changes, and in `Etc/GMT-8` the sign is reversed"
+        )
+    place = name.rsplit("/", 1)[-1].strip().replace(" ", "_").casefold()
+    by_place = {zone.rsplit("/", 1)[-1].casefold(): zone for zone in sorted(zone_names())}
+    found = _PLACES.get(place) or by_place.get(place)
+    if found is not None and found != name:
+        return f"did you mean `{found}`?"
+    return did_you_mean(name, zone_names())
 
 
 @lru_cache(maxsize=1)

@@ -1056,16 +1056,22 @@ def test_a_time_zone_that_names_no_place_s_time_is_a_bad_row(engine, tmp_path):
     # A folder of zones; the zone of whatever machine runs Nudge; leap seconds counted (27 s
     # off); no place at all; a misspelling, with the nearest name.
     text = "id,timezone\n1,America\n2,Asia/Shanghai\n3,localtime\n4,right/UTC\n5,Factory\n"
-    path = write(tmp_path, "customers.csv", text + "6,Europe/Pariss\n")
+    path = write(tmp_path, "customers.csv", text + "6,Europe/Pariss\n7,Asia/Beijing\n8,GMT+8\n")
     report = import_customers(engine, path, "UTC")
     such = "such as 'Asia/Shanghai' or 'Europe/Paris'"
     assert messages(report) == [
         f"{path}:2: `timezone`: 'America' is not an IANA time zone {such}",
         f"{path}:4: `timezone`: 'localtime' is not an IANA time zone {such}",
-        f"{path}:5: `timezone`: 'right/UTC' is not an IANA time zone {such}",
+        f"{path}:5: `timezone`: 'right/UTC' is not an IANA time zone (did you mean `UTC`?)",
         f"{path}:6: `timezone`: 'Factory' is not an IANA time zone {such}",
         f"{path}:7: `timezone`: 'Europe/Pariss' is not an IANA time zone"
         " (did you mean `Europe/Paris`?)",
+        f"{path}:8: `timezone`: 'Asia/Beijing' is not an IANA time zone"
+        " (did you mean `Asia/Shanghai`?)",
+        # Not `GMT+0`, the nearest name, nor `Etc/GMT+8`, which is UTC-8.
+        f"{path}:9: `timezone`: 'GMT+8' is not an IANA time zone (name the place rather than"
+        " the offset (`Asia/Shanghai` for China's UTC+8): a place's zone follows its clock"
+        " changes, and in `Etc/GMT-8` the sign is reversed)",
     ]
     assert list(stored_customers(engine)) == ["2"]
 

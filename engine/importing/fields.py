@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 
 from engine.importing.report import RowError
 from engine.importing.sources import json_kind
-from engine.suggest import did_you_mean
-from engine.timeutil import is_zone, to_us, zone_names
+from engine.timeutil import is_zone, to_us, zone_help
 
 KEY_LENGTH = 200  # customer ids, event ids and tags are String(200) in tables.py
 
@@ -124,10 +123,10 @@ def zone_name(value: object) -> str:
     """An IANA time zone name such as `Asia/Shanghai`."""
     name = text(value, "timezone")
     if not is_zone(name):
-        nearest = did_you_mean(name, zone_names())
+        hint = zone_help(name)
         raise RowError(
             f"`timezone`: {name!r} is not an IANA time zone"
-            + (f" ({nearest})" if nearest else " such as 'Asia/Shanghai' or 'Europe/Paris'")
+            + (f" ({hint})" if hint else " such as 'Asia/Shanghai' or 'Europe/Paris'")
         )
     return name
 
