@@ -634,8 +634,10 @@ def demo(
     """Create a realistic synthetic shop and simulate the example rules over the next days.
 
     The shop (customers with Chinese and English names, carts, orders, deliveries, returns and
-    reviews over the past year) goes into the database (default: sqlite:///nudge.db); the
-    simulation writes nothing.
+    reviews over the past year) goes into the database (default: sqlite:///nudge.db, or the
+    one the rules' own nudge.yaml names unless --config is given); the simulation writes
+    nothing. A database holding customers the demo did not make is refused: the demo would
+    write its customers over those with the same ids.
 
     \b
     Example:

@@ -6,14 +6,41 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
 from engine.config import Config
 from engine.demo import generate_shop
+from engine.errors import DatabaseError
 from engine.importers import import_customer_rows, import_event_rows
 from engine.records import ActionRecord
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate
+from engine.sqlfuncs import json_text
 from engine.storage.db import open_database
+from engine.storage.tables import customers
 from engine.timeutil import DAY_US, local_wall, zone
+
+# The attribute the demo gives each customer it makes, so that it can tell its own shop from a
+# real one: the demo's ids (`c1`, `c2`...) may well be a real shop's.
+DEMO_MARK, DEMO_VALUE = "made_by", "nudge demo"
+
+
+def _refuse_a_real_shop(engine: Engine, url: str) -> None:
+    """DatabaseError when the database holds customers the demo did not make: it would write
+    its synthetic customers over those with the same ids (their names, consent and time zones)
+    and add its events to them. A database the demo made before is taken as it is."""
+    mark = sa.func.coalesce(json_text(customers.c.attributes, DEMO_MARK), "")
+    with engine.connect() as conn:
+        real = conn.execute(
+            sa.select(sa.func.count()).select_from(customers).where(mark != DEMO_VALUE)
+        ).scalar_one()
+    if real:
+        raise DatabaseError(
+            f"the database {url!r} holds {real} customer{'s' if real != 1 else ''} that the demo"
+            " did not make, and the demo would write its synthetic shop over them: give it a"
+            " database of its own, such as `nudge demo --db sqlite:///demo.db`"
+        )
 
 
 @dataclass(frozen=True)
@@ -46,7 +73,9 @@ def run_demo(
         tz=config.timezone,
     )
     engine = open_database(config.database)
-    people = import_customer_rows(engine, customer_rows, config.timezone, "<demo customers>")
+    _refuse_a_real_shop(engine, config.database)
+    marked = ({**row, DEMO_MARK: DEMO_VALUE} for row in customer_rows)
+    people = import_customer_rows(engine, marked, config.timezone, "<demo customers>")
     happenings = import_event_rows(engine, event_rows, config.timezone, "<demo events>")
     ruleset = load_rule_set(rules_dir, config)
     start = local_wall(today, dt.time(0, 0), tz)

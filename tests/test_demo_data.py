@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import datetime as dt
 import json
 import re
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
+from engine.config import load_config
 from engine.demo import CUSTOMER_COLUMNS, generate_shop, write_shop
-from engine.errors import DataError
+from engine.demo_run import run_demo
+from engine.errors import DatabaseError, DataError
 from engine.importers import (
     import_customer_rows,
     import_customers,
@@ -20,6 +25,7 @@ from engine.importers import (
     import_events,
 )
 from engine.storage.db import open_database
+from engine.storage.tables import customers
 from engine.timeutil import is_zone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -267,3 +273,27 @@ def test_the_written_files_import_without_a_bad_row(tmp_path):
         assert events.added == len(events_path.read_text(encoding="utf-8").splitlines())
     finally:
         engine.dispose()
+
+
+def test_the_demo_refuses_a_database_holding_a_real_shop(db_url: str) -> None:
+    """The demo's ids (`c1`...) may be a real shop's: it would write its customers over them,
+    consent included. It fills an empty database, and one it filled before, again."""
+    rules = Path(__file__).resolve().parent.parent / "rules" / "shop"
+    config = dataclasses.replace(load_config(rules / "nudge.yaml"), database=db_url)
+    today = dt.date(2026, 11, 1)
+    engine = open_database(db_url)
+    real = {"id": "c1", "name": "Ann Real", "email": "ann@realshop.cn", "accepts_marketing": False}
+    assert import_customer_rows(engine, [real], "Asia/Shanghai").added == 1
+    with pytest.raises(DatabaseError, match="holds 1 customer that the demo did not make"):
+        run_demo(config, rules, customers=30, seed=3, days=1, today=today)
+    with engine.begin() as conn:
+        stored = conn.execute(
+            sa.select(customers.c.name, customers.c.accepts_marketing).where(customers.c.id == "c1")
+        ).one()
+        assert tuple(stored) == ("Ann Real", False)
+        conn.execute(customers.delete())
+
+    first = run_demo(config, rules, customers=30, seed=3, days=1, today=today)
+    again = run_demo(config, rules, customers=30, seed=3, days=1, today=today)
+    assert first.customers == again.customers == 30
+    assert len(first.actions) == len(again.actions) > 0
