@@ -23,7 +23,13 @@ from engine.coupons import record_coupons
 from engine.evaluate import Evaluation
 from engine.records import ActionRecord
 from engine.storage import jsontext
-from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
+from engine.storage.bulk import (
+    insert_new,
+    insert_new_returning,
+    insert_rows,
+    insert_rows_returning,
+    reserve_ids,
+)
 from engine.storage.chunks import among, chunks
 from engine.storage.tables import (
     actions,
@@ -78,12 +84,7 @@ def record(
         )
         for occ in evaluation.occurrences
     ]
-    inserted = {
-        (rule, customer_id, key): (occurrence_id, status)
-        for occurrence_id, rule, customer_id, key, status in insert_new_returning(
-            conn, occurrences, _OCCURRENCE_COLUMNS, rows, _OCCURRENCE_RETURNED
-        )
-    }
+    inserted = _insert_occurrences(conn, rows)
     report.already = len(rows) - len(inserted)
     action_rows: list[dict[str, Any]] = []
     for occ in evaluation.occurrences:
@@ -100,7 +101,7 @@ def record(
     if not action_rows:
         return report
     ids = _insert_actions(conn, action_rows)
-    recorded = [(ids[(row["occurrence_id"], row["position"])], row) for row in action_rows]
+    recorded = list(zip(ids, action_rows, strict=True))
     report.actions = len(recorded)
     _effects(conn, recorded)
     _tasks(conn, recorded, now_us)
@@ -144,6 +145,40 @@ _OCCURRENCE_COLUMNS = ("rule", "customer_id", "occurrence_key", "due_us", "recor
 _OCCURRENCE_RETURNED = ("id", "rule", "customer_id", "occurrence_key", "status")
 
 
+_Key = tuple[str, str, str]  # rule, customer, occurrence key
+
+
+def _insert_occurrences(
+    conn: Connection, rows: list[tuple[Any, ...]]
+) -> dict[_Key, tuple[int, str]]:
+    """Insert the occurrences `rows` (`_OCCURRENCE_COLUMNS`) whose key is free, and return the
+    id and status of those inserted, by key.
+
+    On PostgreSQL their ids are drawn first (`reserve_ids`) and go in with them, so that which
+    rows the insert skipped is known from its count alone in the usual case, where it skipped
+    none, instead of each row's key and id sent back and matched; when it skipped some, the
+    ids it stored are read back. Elsewhere the insert returns them."""
+    if conn.dialect.name != "postgresql":
+        return {
+            (rule, customer_id, key): (occurrence_id, status)
+            for occurrence_id, rule, customer_id, key, status in insert_new_returning(
+                conn, occurrences, _OCCURRENCE_COLUMNS, rows, _OCCURRENCE_RETURNED
+            )
+        }
+    ids = reserve_ids(conn, occurrences, len(rows))
+    given = [(occurrence_id, *row) for occurrence_id, row in zip(ids, rows, strict=True)]
+    if insert_new(conn, occurrences, ("id", *_OCCURRENCE_COLUMNS), given) == len(rows):
+        return {(row[1], row[2], row[3]): (row[0], row[6]) for row in given}
+    stored = _stored_ids(conn, ids)
+    return {(row[1], row[2], row[3]): (row[0], row[6]) for row in given if row[0] in stored}
+
+
+def _stored_ids(conn: Connection, ids: list[int]) -> set[int]:
+    """Those of `ids` that name an occurrence."""
+    query = sa.select(occurrences.c.id).where(among(occurrences.c.id, "ids", conn.dialect.name))
+    return {found for some in chunks(ids) for found in conn.scalars(query, {"ids": some})}
+
+
 def _action_row(occurrence_id: int, action: ActionRecord) -> dict[str, Any]:
     return {
         "occurrence_id": occurrence_id,
@@ -168,20 +203,24 @@ _ACTION_COLUMNS = tuple(c.name for c in actions.columns if c.name != "id")
 _ACTION_RETURNED = ("id", "occurrence_id", "position")
 
 
-def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[int, int], int]:
-    """Insert the actions of occurrences this call inserted, and return their ids by
-    (occurrence id, position)."""
-    returned = insert_rows_returning(
-        conn,
-        actions,
-        _ACTION_COLUMNS,
-        [
-            tuple(jsontext.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
-            for row in rows
-        ],
-        _ACTION_RETURNED,
-    )
-    return {(occurrence_id, position): action_id for action_id, occurrence_id, position in returned}
+def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the actions of occurrences this call inserted, and return their ids, in the order
+    of `rows`. On PostgreSQL the ids are drawn first (`reserve_ids`) and the rows copied into
+    the table with them: no staging table, and nothing sent back."""
+    values = [
+        tuple(jsontext.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
+        for row in rows
+    ]
+    if conn.dialect.name == "postgresql":
+        ids = reserve_ids(conn, actions, len(rows))
+        given = [(action_id, *row) for action_id, row in zip(ids, values, strict=True)]
+        insert_rows(conn, actions, ("id", *_ACTION_COLUMNS), given)
+        return ids
+    returned = insert_rows_returning(conn, actions, _ACTION_COLUMNS, values, _ACTION_RETURNED)
+    by_place = {
+        (occurrence_id, position): action_id for action_id, occurrence_id, position in returned
+    }
+    return [by_place[(row["occurrence_id"], row["position"])] for row in rows]
 
 
 _EFFECT_COLUMNS = (

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from cli import main
 from engine import ast, ledger
 from engine.config import Config
+from engine.evaluate import Evaluation, evaluate_due, find_due
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
@@ -403,6 +404,28 @@ def test_ticks_again_at_the_same_moment_record_nothing_more(shop, tmp_path, db_u
     assert read_ledger(engine) == before
     with engine.connect() as conn:
         assert conn.execute(sa.select(rule_set_state.c.watermark_us)).scalar_one() == moment
+
+
+def test_recording_skips_the_occurrences_recorded_already_and_acts_for_the_others(
+    shop, tmp_path, db_url
+) -> None:
+    """An evaluation part of which another process has recorded meanwhile: the rest is
+    recorded, each occurrence once, and only those act; the report counts the ones skipped."""
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, db_url, timezone="Europe/London")
+    with engine.begin() as conn:
+        result = evaluate_due(conn, ruleset, config, find_due(conn, ruleset, config, A, B))
+    assert len(result.occurrences) > 10
+    part = Evaluation(result.occurrences[::3], result.rows)
+    with engine.begin() as conn:
+        first = ledger.record(conn, part, config, B, A)
+    with engine.begin() as conn:
+        rest = ledger.record(conn, result, config, B, A)
+    assert (first.already, rest.already) == (0, len(part.occurrences))
+    assert first.occurrences + rest.occurrences == len(result.occurrences)
+    assert first.actions + rest.actions == len(result.rows)
+    assert len(read_ledger(engine).occurrences) == len(result.occurrences)
+    assert_recorded_once(engine, ACTIONS_PER_RULE)
 
 
 def test_the_first_tick_only_starts_the_rule_set(shop, tmp_path, db_url) -> None:

@@ -4,10 +4,12 @@ same key.
 This is the one place where a bulk write tells SQLite and PostgreSQL apart. Both speak
 `INSERT ... ON CONFLICT`: `insert_or_ignore` and `upsert` are built by SQLAlchemy with each
 dialect's own `insert`. `insert_new`, the bulk insert where an import spends most of its time,
-`insert_new_returning` and `insert_rows_returning`, for a tick's occurrences and actions, and
-`insert_rows`, for the evaluation's scratch rows and the outbox, write their SQL themselves and
-hand their rows to the driver as plain tuples (an executemany or a `VALUES` list on SQLite, a
-COPY on PostgreSQL): SQLAlchemy's processing of each row cost more than the database's insert.
+`insert_new_returning` and `insert_rows_returning`, for a tick's occurrences and actions on
+SQLite (on PostgreSQL their ids are drawn beforehand by `reserve_ids` and they go in by
+`insert_new` and `insert_rows`), and `insert_rows`, for the evaluation's scratch rows and the
+outbox, write their SQL themselves and hand their rows to the driver as plain tuples (an
+executemany or a `VALUES` list on SQLite, a COPY on PostgreSQL): SQLAlchemy's processing of
+each row cost more than the database's insert.
 `ON CONFLICT DO NOTHING` skips exactly the rows whose unique key is taken (unlike SQLite's
 `INSERT OR IGNORE`, which would also swallow NOT NULL and CHECK violations).
 """
@@ -339,6 +341,25 @@ def _insert_postgresql(
     inserted = (result.rowcount, list(map(tuple, result)) if returning else [])
     connection.exec_driver_sql(f"DROP TABLE {staging}")
     return inserted
+
+
+def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
+    """`count` new values of the sequence behind `table`'s `id` column, in increasing order, for
+    rows to be inserted with their ids given (PostgreSQL only). Each is drawn by `nextval`, so
+    no other session is ever given one of them, whether or not the rows are inserted in the end
+    (a value not used is a gap, as the sequence leaves for a rolled-back insert)."""
+    if connection.dialect.name != "postgresql":
+        raise DatabaseError("ids are reserved on PostgreSQL only")
+    if count <= 0:
+        return []
+    # One array rather than a row per id (the driver reads it in C); the sequence looked up once.
+    ids = connection.exec_driver_sql(
+        "SELECT ARRAY(SELECT nextval(sequence) FROM"
+        " (SELECT pg_get_serial_sequence(%(table)s, 'id')::regclass AS sequence OFFSET 0) AS found,"
+        " generate_series(1, %(n)s))",
+        {"table": connection.dialect.identifier_preparer.format_table(table), "n": count},
+    ).scalar_one()
+    return sorted(ids)
 
 
 def upsert(connection: Connection, table: Table) -> Insert:
