@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,20 +207,25 @@ def _insert_actions(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the actions of occurrences this call inserted, and return their ids, in the order
     of `rows`. On PostgreSQL the ids are drawn first (`reserve_ids`) and the rows copied into
     the table with them: no staging table, and nothing sent back."""
-    values = [
-        tuple(jsontext.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
-        for row in rows
-    ]
     if conn.dialect.name == "postgresql":
         ids = reserve_ids(conn, actions, len(rows))
-        given = [(action_id, *row) for action_id, row in zip(ids, values, strict=True)]
+        # Each row made as the COPY takes it, so that the server stores the first meanwhile.
+        given = (
+            (action_id, *_action_values(row)) for action_id, row in zip(ids, rows, strict=True)
+        )
         insert_rows(conn, actions, ("id", *_ACTION_COLUMNS), given)
         return ids
+    values = [_action_values(row) for row in rows]
     returned = insert_rows_returning(conn, actions, _ACTION_COLUMNS, values, _ACTION_RETURNED)
     by_place = {
         (occurrence_id, position): action_id for action_id, occurrence_id, position in returned
     }
     return [by_place[(row["occurrence_id"], row["position"])] for row in rows]
+
+
+def _action_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    """An action row's `_ACTION_COLUMNS`, its detail as JSON text."""
+    return tuple(jsontext.dumps(row[c]) if c == "detail" else row[c] for c in _ACTION_COLUMNS)
 
 
 _EFFECT_COLUMNS = (
@@ -305,7 +310,23 @@ def _deliveries(
     coupons = _issue_coupons(
         conn, [(i, row) for i, row in wanted if row["kind"] == "coupon"], now_us
     )
-    rows = []
+    # Each row made as the COPY takes it, so that the server stores the first ones meanwhile.
+    rows = _outbox_rows(config, wanted, people, given, happenings, coupons, now_us)
+    insert_rows(conn, outbox, _OUTBOX_COLUMNS, rows)
+    return len(wanted)
+
+
+def _outbox_rows(
+    config: Config,
+    wanted: list[tuple[int, dict[str, Any]]],
+    people: dict[str, dict[str, Any]],
+    given: dict[str, list[_TagEffect]],
+    happenings: dict[int, dict[str, Any]],
+    coupons: dict[int, dict[str, Any]],
+    now_us: int,
+) -> Iterator[tuple[Any, ...]]:
+    """The outbox row of each action `wanted` (`_OUTBOX_COLUMNS`), its payload made of what
+    was read for them."""
     for action_id, row in wanted:
         coupon = coupons.get(action_id)
         task = None
@@ -328,11 +349,7 @@ def _deliveries(
             },
         }
         channel = row["channel"] if row["kind"] in DELIVERED else config.tasks_channel
-        rows.append(
-            (action_id, channel, jsontext.dumps(payload), "pending", 0, row["at_us"], now_us)
-        )
-    insert_rows(conn, outbox, _OUTBOX_COLUMNS, rows)
-    return len(rows)
+        yield (action_id, channel, jsontext.dumps(payload), "pending", 0, row["at_us"], now_us)
 
 
 def _issue_coupons(

@@ -262,6 +262,30 @@ def test_rows_come_back_with_their_ids_and_a_taken_key_fails_them_all(db_url, mo
     engine.dispose()
 
 
+def test_rows_made_as_they_are_inserted_go_in_and_a_failure_among_them_stores_none(db_url):
+    """`insert_rows` of an iterator: its rows are stored as a list's are; when making one of
+    them fails, the error comes through and none of them is stored (on PostgreSQL the COPY,
+    which had taken the first rows, is abandoned)."""
+    probe = _keyed_probe()
+    engine = open_database(db_url)
+
+    def made(first: int, last: int, failing: int | None = None) -> Iterator[tuple[int, str]]:
+        for n in range(first, last + 1):
+            if n == failing:
+                raise ValueError(f"row {n}")
+            yield (n, f"k{n}")
+
+    with engine.begin() as conn:
+        probe.create(conn)
+        insert_rows(conn, probe, ("id", "key"), made(1, 3000))
+        with pytest.raises(ValueError, match="row 8000"), conn.begin_nested():
+            insert_rows(conn, probe, ("id", "key"), made(3001, 9000, failing=8000))
+        stored = conn.execute(select(probe.c.id, probe.c.key).order_by(probe.c.id)).all()
+        assert [tuple(row) for row in stored] == list(made(1, 3000))
+        probe.drop(conn)
+    engine.dispose()
+
+
 def test_a_list_of_keys_selects_exactly_those_rows(db_url):
     """`among`: the rows whose key is in the list, of text and of integer keys, whatever the
     list's length (an array on PostgreSQL, an expanding IN elsewhere)."""

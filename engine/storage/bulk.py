@@ -260,12 +260,16 @@ def insert_rows(
     connection: Connection,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[Sequence[object]],
+    rows: Iterable[Sequence[object]],
 ) -> None:
     """Insert `rows`, tuples of the `columns` of `table` in that order (JSON columns as JSON
     text), as they are: on SQLite one prepared statement run for every row, on PostgreSQL a
-    COPY. A row that breaks a constraint fails the whole insert."""
-    if not rows:
+    COPY. A row that breaks a constraint fails the whole insert.
+
+    `rows` may be an iterator that makes them as it goes: on PostgreSQL the server then stores
+    the first rows while the next are being made (an iterator that yields nothing still costs a
+    COPY there)."""
+    if isinstance(rows, Sequence) and not rows:
         return
     target = connection.dialect.identifier_preparer.format_table(table)
     names = _names(connection, columns)
