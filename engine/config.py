@@ -115,15 +115,23 @@ def _count(key: str, value: object) -> int:
 _DATABASES = ("sqlite", "postgresql", "postgres")
 
 
-def _database(key: str, value: object) -> str:
-    """A SQLAlchemy URL of SQLite or PostgreSQL, checked for its form (not opened)."""
+def _database(key: str, value: object, base: Path | None = None) -> str:
+    """A SQLAlchemy URL of SQLite or PostgreSQL, checked for its form (not opened). A SQLite
+    file's relative path is taken from `base` when given (the configuration file's folder, as
+    its other paths are), else from the current folder."""
     url = str(value)
     try:
-        backend = make_url(url).get_backend_name()
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
     except ArgumentError:
         backend = None
     if backend in _DATABASES:
-        return url
+        path = parsed.database
+        if base is None or backend != "sqlite" or not path or path == ":memory:":
+            return url
+        if path.startswith("file:") or Path(path).is_absolute():
+            return url
+        return parsed.set(database=str(base / path)).render_as_string(hide_password=False)
     example = "a URL such as sqlite:///nudge.db or postgresql://user@host/shop"
     if backend is None:
         raise ConfigError(f"{key}: not a database URL: {url!r}", ("database",), help=example)
@@ -378,7 +386,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
     config = Config(base_dir=base)
     changes: dict[str, Any] = {}
     if "database" in raw:
-        changes["database"] = _database("database", raw["database"])
+        changes["database"] = _database("database", raw["database"], base)
     if "timezone" in raw:
         if not is_zone(str(raw["timezone"])):
             raise ConfigError(

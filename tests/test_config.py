@@ -118,6 +118,26 @@ def test_a_bad_database_url_is_refused_before_connecting(tmp_path: Path) -> None
     assert load_config(path, db="postgres://u@h/shop").database == "postgres://u@h/shop"
 
 
+def test_a_relative_sqlite_path_is_beside_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `templates:` and a file channel's `path` are: a daemon started from another folder
+    (by cron, say) opens the same database. `--db` is the command line's, from the current
+    folder."""
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    path = folder / "nudge.yaml"
+    path.write_text("database: sqlite:///data/shop.db\ntemplates: tpl/\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(path)
+    assert config.database == f"sqlite:///{folder.resolve() / 'data' / 'shop.db'}"
+    assert config.templates == folder.resolve() / "tpl"
+    assert load_config(path, db="sqlite:///here.db").database == "sqlite:///here.db"
+    for url in ("sqlite:///:memory:", f"sqlite:///{tmp_path / 'x.db'}", "postgresql://h/db"):
+        path.write_text(f"database: '{url}'\n", encoding="utf-8")
+        assert load_config(path).database == url
+
+
 def test_a_missing_channel_setting_is_at_the_channel_s_name(tmp_path: Path) -> None:
     path = write(tmp_path, "channels:\n  alerts:\n    type: webhook\n")
     with pytest.raises(ConfigError, match=r":2:3: channels\.alerts: `url` is required"):
