@@ -204,6 +204,28 @@ class Daemon:
             if len(report.outcomes) < DISPATCH_BATCH:
                 return
 
+    def _note_a_new_name(self) -> None:
+        """Warn when the database knows other rule sets but not this one's name (its folder's):
+        a folder renamed or moved to another name makes a new rule set, which starts from now,
+        and what fell due meanwhile under the old name is never acted on."""
+        with self.engine.connect() as conn:
+            known = dict(
+                conn.execute(sa.select(rule_set_state.c.name, rule_set_state.c.last_tick_us)).all()
+            )
+        if not known or self.name in known:
+            return
+        others = ", ".join(
+            f"{name!r} (last tick {iso(last) if last is not None else 'never'})"
+            for name, last in sorted(known.items())
+        )
+        log.warning(
+            "the rule set %r (named after its folder) is new to this database, which holds %s:"
+            " it starts now, and nothing due before acts. If the folder was renamed or moved,"
+            " give it its old name back to carry on where that rule set stopped",
+            self.name,
+            others,
+        )
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -218,6 +240,7 @@ class Daemon:
         check_channels(self.config)
         self.reload()
         self._register()
+        self._note_a_new_name()
         scheduler = self.scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self.step_in_turn,

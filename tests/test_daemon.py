@@ -548,3 +548,20 @@ def test_consent_withdrawn_after_queueing_cancels_the_message(
         ("c1", "sent"),
         ("c2", "sent"),
     ]
+
+
+def test_a_rule_set_under_a_new_folder_name_is_noted_as_new(engine, tmp_path, caplog) -> None:
+    """A rule set is named after its folder: renamed, it is a new one, which starts from now.
+    The daemon says so when the database knows other rule sets but not this name."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    stepper(engine, tmp_path, rules)
+    caplog.set_level(logging.WARNING, logger="nudge")
+    config = config_for(tmp_path, str(engine.url))
+    Daemon(rules, config, engine, FixedClock(T0))._note_a_new_name()
+    assert not caplog.records  # the same name: it carries on
+
+    renamed = rules.rename(tmp_path / "shoprules")
+    Daemon(renamed, config, engine, FixedClock(T0))._note_a_new_name()
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("the rule set 'shoprules' (named after its folder) is new")
+    assert f"'rules' (last tick {iso(T0)})" in warning
