@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import holidays
 import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -139,6 +140,20 @@ def _database(key: str, value: object, base: Path | None = None) -> str:
         f"{key}: Nudge works with SQLite and PostgreSQL, not {backend} ({url!r})",
         ("database",),
         help=did_you_mean(backend, _DATABASES[:2]) or example,
+    )
+
+
+def _country(value: object) -> str:
+    """An ISO 3166 code of a country whose holiday calendar the `holidays` package has."""
+    code = str(value).strip().upper()
+    known = holidays.list_supported_countries()
+    if code in known:
+        return code
+    raise ConfigError(
+        f"country: no holiday calendar for {value!r}",
+        ("country",),
+        help=did_you_mean(code, [k for k in known if len(k) == 2])
+        or "an ISO 3166 code such as CN, HK, TW, SG or US",
     )
 
 
@@ -397,7 +412,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
             )
         changes["timezone"] = str(raw["timezone"])
     if raw.get("country") is not None:
-        changes["country"] = str(raw["country"]).upper()
+        changes["country"] = _country(raw["country"])
     if raw.get("templates") is not None:
         changes["templates"] = (base / str(raw["templates"])).resolve()
     channels = dict(config.channels)
@@ -407,6 +422,14 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
         changes["default_channel"] = str(raw["default_channel"])
     if "tick_seconds" in raw:
         changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
+        if changes["tick_seconds"] < 1:
+            raise ConfigError(
+                "tick_seconds: the daemon ticks at most once a second;"
+                f" got {raw['tick_seconds']!r}",
+                ("tick_seconds",),
+                help="30s is the default; a tick also comes just after each due time known in"
+                " advance",
+            )
     if "grace" in raw:
         changes["grace_seconds"] = _seconds("grace", raw["grace"])
     if "max_attempts" in raw:

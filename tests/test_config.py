@@ -76,6 +76,8 @@ def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
         ("? [a, b]\n: 1\n", "E600", 1, 3),  # a key that is not a word
         ("shop:\n  name: a\n  name: b\n", "E604", 3, 3),  # given twice, at any depth
         ("timezone: localtime\n", "E602", 1, 11),  # the zone of the machine Nudge runs on
+        ("tick_seconds: 0\n", "E602", 1, 15),  # ticks at most once a second
+        ("country: China\n", "E602", 1, 10),  # a code the holiday calendars know
     ],
 )
 def test_places_are_counted_as_the_diagnostics_show_lines(
