@@ -25,8 +25,12 @@ from engine.storage.tables import events
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
-    """The `*.rules` files of the folder, in name order."""
-    return sorted((p for p in rules_dir.glob("*.rules") if p.is_file()), key=lambda p: p.name)
+    """The `*.rules` entries of the folder, in name order: files, and what is named as one but
+    cannot be read as one (a folder, a link to nowhere), which `read_source` reports. Not
+    hidden ones: an editor's lock or swap file (`.#a.rules`, a link to nowhere, while Emacs
+    edits `a.rules`)."""
+    found = (p for p in rules_dir.glob("*.rules") if not p.name.startswith("."))
+    return sorted(found, key=lambda p: p.name)
 
 
 def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
@@ -35,7 +39,13 @@ def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return None, [Diagnostic("error", "E003", f"cannot read `{name}`: {exc.strerror}")]
+        if path.is_symlink() and not path.exists():
+            why = f"it is a link to `{path.readlink()}`, which does not exist"
+        elif path.is_dir():
+            why = "it is a folder"
+        else:
+            why = exc.strerror or str(exc)
+        return None, [Diagnostic("error", "E003", f"cannot read `{name}`: {why}")]
     try:
         return SourceFile(name, data.decode("utf-8")), []
     except UnicodeDecodeError as exc:

@@ -154,6 +154,25 @@ def test_at_with_less_than_a_day_s_delay_is_warned_of(tmp_path, when, warned):
     assert found == (["W319"] if warned else [])
 
 
+def test_what_is_named_as_a_rule_file_but_cannot_be_read_is_an_error(tmp_path):
+    """A folder or a link to nowhere named `*.rules` used to be passed over in silence, its rules
+    missing; a hidden one (an editor's lock file, `.#a.rules`) still is."""
+    rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then tag "x"'})
+    (rules / "b.rules").symlink_to(tmp_path / "gone.rules")
+    (rules / "c.rules").mkdir()
+    (rules / ".#a.rules").symlink_to("root@host.4242:1764000000")
+    ruleset, diagnostics = check_rule_set(rules, config)
+    assert ruleset is None
+    assert [(d.code, d.message) for d in diagnostics] == [
+        (
+            "E003",
+            f"cannot read `{rules / 'b.rules'}`: it is a link to `{tmp_path / 'gone.rules'}`,"
+            " which does not exist",
+        ),
+        ("E003", f"cannot read `{rules / 'c.rules'}`: it is a folder"),
+    ]
+
+
 def test_a_rule_set_with_warnings_only_loads(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.recieved then tag "x"'})
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
