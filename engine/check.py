@@ -21,11 +21,13 @@ from engine.calendar import holiday_names, is_country, knows
 from engine.config import Config
 from engine.errors import Diagnostic
 from engine.fmt import duration_text
-from engine.source import Span
+from engine.render import remember_source
+from engine.source import SAVE_AS_UTF8, SourceFile, Span
 from engine.suggest import did_you_mean, nearest
 from engine.templates import (
     TEMPLATE_SCOPE,
     Reference,
+    TemplateEncodingError,
     TemplateError,
     Templates,
     TemplateSyntaxError,
@@ -450,6 +452,16 @@ class _Checker:
                     _whole_line(exc.path, exc.line),
                     _lower_first(exc.reason).rstrip("."),
                     used_by[name],
+                )
+                continue
+            except TemplateEncodingError as exc:
+                remember_source(SourceFile(str(exc.path), exc.where.text))
+                self.error(
+                    "E504",
+                    f'template "{name}" is not UTF-8 text',
+                    exc.where.span,
+                    f"byte 0x{exc.where.byte:02x} cannot start a character here",
+                    f"{SAVE_AS_UTF8}; {used_by[name]}",
                 )
                 continue
             except TemplateError as exc:

@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.errors import DatabaseError, Diagnostic, RuleError
 from engine.parse import parse_source
 from engine.render import remember_source, sort_key
-from engine.source import SourceFile, Span
+from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile
 from engine.storage.db import open_database
 from engine.storage.tables import events
 
@@ -49,18 +49,16 @@ def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
     try:
         return SourceFile(name, data.decode("utf-8")), []
     except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8", errors="replace")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
-        remember_source(SourceFile(name, data.decode("utf-8", errors="replace")))
+        bad = NotUtf8.at(name, data, exc.start)
+        remember_source(SourceFile(name, bad.text))
         return None, [
             Diagnostic(
                 "error",
                 "E004",
                 f"`{path.name}` is not UTF-8 text",
-                Span(name, line, column, line, column + 1),
-                label=f"byte 0x{data[exc.start]:02x} cannot start a character here",
-                help="save the file as UTF-8 (most editors offer it under “Save as” or “Encoding”)",
+                bad.span,
+                label=f"byte 0x{bad.byte:02x} cannot start a character here",
+                help=SAVE_AS_UTF8,
             )
         ]
 

@@ -30,3 +30,25 @@ class SourceFile:
     @classmethod
     def read(cls, path: Path, name: str | None = None) -> SourceFile:
         return cls(name=name or str(path), text=path.read_text(encoding="utf-8"))
+
+
+SAVE_AS_UTF8 = "save the file as UTF-8 (most editors offer it under “Save as” or “Encoding”)"
+
+
+@dataclass(frozen=True)
+class NotUtf8:
+    """Where a file's bytes stop being UTF-8 text: the first bad byte's span and value, and the
+    text with such bytes replaced, to show its line."""
+
+    span: Span
+    byte: int
+    text: str
+
+    @classmethod
+    def at(cls, name: str, data: bytes, start: int) -> NotUtf8:
+        """The file `name` holding `data`, whose byte `start` cannot start a character."""
+        before = data[:start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        span = Span(name, line, column, line, column + 1)
+        return cls(span, data[start], data.decode("utf-8", errors="replace"))

@@ -26,6 +26,7 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from engine.errors import NudgeError
+from engine.source import NotUtf8
 
 _HTML_SUFFIXES = frozenset({".html", ".htm", ".xml"})
 _SUBJECT = "subject:"
@@ -33,6 +34,18 @@ _SUBJECT = "subject:"
 
 class TemplateError(NudgeError):
     """A template that cannot be found, parsed or rendered."""
+
+
+class TemplateEncodingError(TemplateError):
+    """A template file that is not UTF-8 text: `where` its first bad byte is."""
+
+    def __init__(self, name: str, path: Path, where: NotUtf8) -> None:
+        self.name, self.path, self.where = name, path, where
+        span = where.span
+        super().__init__(
+            f"template {name!r}: {path.name} is not UTF-8 text (line {span.line},"
+            f" column {span.column})"
+        )
 
 
 class TemplateSyntaxError(TemplateError):
@@ -131,13 +144,13 @@ class _Undefined(jinja2.StrictUndefined):
 def read_template(name: str, path: Path) -> str:
     """The text of template `name`'s file; a TemplateError when it cannot be read as UTF-8."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TemplateError(
-            f"template {name!r}: {path.name} is not UTF-8 text (byte {exc.start})"
-        ) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise TemplateError(f"template {name!r}: cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateEncodingError(name, path, NotUtf8.at(str(path), data, exc.start)) from None
 
 
 # The names a template sees when it is sent (`outbox`, `_render`), as LANGUAGE.md gives them.

@@ -328,12 +328,20 @@ def test_only_templates_that_rules_send_or_include_are_read(tmp_path):
 
 def test_a_template_that_is_not_utf8_is_an_error(tmp_path):
     folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
-    (folder / "templates" / "fit_check.txt").write_bytes(b"caf\xe9")
+    (folder / "templates" / "fit_check.txt").write_bytes(b"Hello,\ncaf\xe9")
     _, diagnostics = check_rule_set(folder, config)
     assert [(d.code, d.message) for d in diagnostics] == [
-        ("E504", 'template "fit_check" cannot be read')
+        ("E504", 'template "fit_check" is not UTF-8 text')
     ]
-    assert "fit_check.txt is not UTF-8 text" in str(diagnostics[0].label)
+    # At the byte, as a rule file's E004 is, with the rule that sends it.
+    (found,) = diagnostics
+    assert found.span is not None and found.span.file.endswith("fit_check.txt")
+    assert (found.span.line, found.span.column, found.label) == (
+        2,
+        4,
+        "byte 0xe9 cannot start a character here",
+    )
+    assert str(found.help).endswith(f"the rule at {folder / 'a.rules'}:1:31 sends it")
 
 
 def test_a_rule_error_renders_without_sources_passed(tmp_path):

@@ -166,17 +166,19 @@ def test_template_errors_say_what_and_where(
 
 def test_a_template_that_is_not_utf8_or_cannot_be_read(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "latin.txt").write_bytes("Grüße".encode("latin-1"))
-    with pytest.raises(TemplateError, match=r"^template 'latin': latin\.txt is not UTF-8 text"):
+    with pytest.raises(
+        TemplateError, match=r"^template 'latin': latin\.txt is not UTF-8 text \(line 1, column 3\)"
+    ):
         Templates(tmp_path).render("latin", CONTEXT)
     write(tmp_path, "locked.txt", "x")
-    read_text = Path.read_text
+    read_bytes = Path.read_bytes
 
-    def refuse(path: Path, *args: object, **kwargs: object) -> str:
+    def refuse(path: Path) -> bytes:
         if path.name == "locked.txt":
             raise PermissionError(13, "Permission denied")
-        return read_text(path, *args, **kwargs)  # type: ignore[arg-type]
+        return read_bytes(path)
 
-    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
     with pytest.raises(TemplateError, match=r"template 'locked': cannot read .*Permission denied"):
         Templates(tmp_path).render("locked", CONTEXT)
 
