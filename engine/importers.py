@@ -66,6 +66,7 @@ T = TypeVar("T")
 class _Kind(Generic[T]):
     name: Literal["customers", "events"]
     required: tuple[str, ...]
+    known: frozenset[str]  # its columns that are not free ones (attributes, properties)
     parse: Callable[[dict[str, object], bool, ZoneInfo], T]
     store: Callable[[Connection, list[T], ImportReport], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
@@ -79,13 +80,20 @@ class _Kind(Generic[T]):
 _CUSTOMERS = _Kind(
     "customers",
     customers.REQUIRED,
+    customers.KNOWN,
     customers.parse_customer,
     customers.store_customers,
     tables.customers,
     0,
 )
 _EVENTS = _Kind(
-    "events", events.REQUIRED, events.parse_event, events.store_events, tables.events, 1
+    "events",
+    events.REQUIRED,
+    events.RESERVED,
+    events.parse_event,
+    events.store_events,
+    tables.events,
+    1,
 )
 
 
@@ -141,7 +149,8 @@ def _import_file(
         def parsed(handle: BinaryIO, share: Share) -> Iterator[_Parsed[T]]:
             """The chunks `share` takes, parsed, each with the position in the file it reaches."""
             lines = handle if size is None else _upto(handle, size)
-            for number, records in read_blocks(lines, source, fmt, kind.required, share):
+            read = read_blocks(lines, source, fmt, kind.required, share, kind.known)
+            for number, records in read:
                 rows, problems = _chunk(kind, records, fmt == "csv", shop_zone, source)
                 # A pipe has no position (nor a size to show progress against).
                 yield _Parsed(number, rows, problems, 0 if size is None else handle.tell())

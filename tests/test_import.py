@@ -788,6 +788,28 @@ def test_a_csv_header_without_a_required_column_is_refused(engine, tmp_path):
         import_events(engine, path, "UTC")
 
 
+def test_a_csv_header_s_known_columns_are_found_whatever_their_case(engine, tmp_path):
+    """A spreadsheet's `ID`, `Accepts_Marketing`: the columns they name, not free attributes
+    (consent would stay false, a birthday never fire). Free ones keep their case."""
+    text = "ID,Name,Accepts_Marketing,BIRTHDAY,City\nc1,Ann,yes,1990-01-02,Paris\n"
+    assert import_customers(engine, write(tmp_path, "c.csv", text), "UTC").added == 1
+    (ann,) = stored_customers(engine).values()
+    assert (ann["name"], ann["accepts_marketing"], ann["birthday"]) == ("Ann", True, "1990-01-02")
+    assert ann["attributes"] == {"City": "Paris"}
+    events = write(tmp_path, "e.csv", "Customer,Type,AT,Total\nc1,order.paid,2026-01-01,5\n")
+    assert import_events(engine, events, "UTC").added == 1
+    assert stored_events(engine)[0]["properties"] == {"Total": 5}
+    both = write(tmp_path, "d.csv", "id,name,Name\nc1,a,b\n")
+    with pytest.raises(DataError, match="names the column 'name' twice"):
+        import_customers(engine, both, "UTC")
+
+
+def test_a_csv_header_separated_otherwise_than_by_commas_says_so(engine, tmp_path):
+    path = write(tmp_path, "c.csv", "id;name\nc1;Ann\n")
+    with pytest.raises(DataError, match="its cells seem separated by ';': save the file as CSV"):
+        import_customers(engine, path, "UTC")
+
+
 def test_a_csv_header_naming_a_column_twice_is_refused(engine, tmp_path):
     path = write(tmp_path, "c.csv", "id,name,name\nc1,a,b\n")
     with pytest.raises(DataError, match="names the column 'name' twice"):
@@ -966,7 +988,7 @@ def test_command_imports_and_summarises(db_url, tmp_path, capsys, monkeypatch):
         f"{DATA / 'customers.csv'}: 3 customers imported (3 new, 0 updated), 0 already stored,"
         " 0 bad rows",
         f"{DATA / 'events.csv'}: 3 events imported, 0 already stored, 0 bad rows;"
-        " 1 new customers created",
+        " 1 new customer created",
     ]
     engine = open_database(db_url)
     e2 = [e for e in stored_events(engine) if e["key"] == "e2"]
@@ -985,7 +1007,7 @@ def test_command_exits_1_after_importing_the_good_rows(db_url, tmp_path, capsys)
         " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
     ]
     assert captured.out.splitlines() == [
-        f"{path}: 1 events imported, 0 already stored, 1 bad row; 1 new customers created"
+        f"{path}: 1 event imported, 0 already stored, 1 bad row; 1 new customer created"
     ]
 
 

@@ -37,7 +37,7 @@ from engine.storage.tables import customer_tags, customers
 from engine.timeutil import zone
 
 REQUIRED = ("id",)
-_KNOWN = frozenset(
+KNOWN = frozenset(
     {"id", "name", "email", "phone", "birthday", "timezone", "signed_up", "accepts_marketing"}
     | {"tags"}
 )
@@ -131,7 +131,7 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
         fields["signed_up_us"] = timestamp(values["signed_up"], "signed_up", local)
     if _given(values, "accepts_marketing"):
         fields["accepts_marketing"] = flag(values["accepts_marketing"], "accepts_marketing")
-    attributes = {name: value for name, value in values.items() if name not in _KNOWN}
+    attributes = {name: value for name, value in values.items() if name not in KNOWN}
     json_values(attributes)
     try:
         encoded = json.dumps(attributes, allow_nan=False, ensure_ascii=False)

@@ -24,7 +24,7 @@ from engine.storage.bulk import insert_new
 from engine.storage.tables import customers, events
 
 REQUIRED = ("customer", "type", "at")
-_RESERVED = frozenset({"customer", "type", "at", "id"})
+RESERVED = frozenset({"customer", "type", "at", "id"})
 _TYPE = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
 # One JSON form per value (keys sorted, no blanks), for the digest and for storage alike.
 _CANONICAL = json.JSONEncoder(
@@ -105,7 +105,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     kind = _event_type(kind)
     at_us = timestamp(at, "at", shop_zone)
     if textual:
-        properties = {n: cell(v) for n, v in values.items() if n not in _RESERVED}
+        properties = {n: cell(v) for n, v in values.items() if n not in RESERVED}
     else:
         properties = values.copy()
         del properties["customer"], properties["type"], properties["at"]

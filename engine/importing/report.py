@@ -50,14 +50,15 @@ class ImportReport:
 
     def summary(self) -> str:
         imported = self.added + self.updated
-        parts = [f"{imported} {self.kind} imported"]
+        parts = [f"{imported} {self.kind if imported != 1 else self.kind[:-1]} imported"]
         if self.kind == "customers":
             parts[0] += f" ({self.added} new, {self.updated} updated)"
         parts.append(f"{self.unchanged} already stored")
         parts.append(f"{self.bad} bad {'row' if self.bad == 1 else 'rows'}")
         text = f"{self.source}: {', '.join(parts)}"
         if self.customers_created:
-            text += f"; {self.customers_created} new customers created"
+            created = self.customers_created
+            text += f"; {created} new customer{'s' if created != 1 else ''} created"
         if not self.analyzed:
             text += (
                 "; the customers' statistics were not updated, as another process held the"

@@ -85,15 +85,22 @@ def file_format(path: Path) -> Format:
 
 
 def read_blocks(
-    lines: Iterable[bytes], source: str, fmt: Format, required: tuple[str, ...], share: Share
+    lines: Iterable[bytes],
+    source: str,
+    fmt: Format,
+    required: tuple[str, ...],
+    share: Share,
+    known: frozenset[str] = frozenset(),
 ) -> Iterator[Block]:
     """The blocks `share` takes of the file whose `lines` are given, in order: every row, or a
     Problem for a row that cannot be read.
 
     A CSV header lacking a `required` column is a DataError: no row of such a file can be read.
+    A CSV header's name that differs from one of the `known` columns (and `required`) only in
+    case (`ID`, `Accepts_Marketing`, as spreadsheets write them) is that column.
     """
     if fmt == "csv":
-        return _csv_blocks(lines, source, required, share)
+        return _csv_blocks(lines, source, required, known | set(required), share)
     return _jsonl_blocks(lines, source, share)
 
 
@@ -124,7 +131,11 @@ _NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
 
 
 def _csv_blocks(
-    lines: Iterable[bytes], source: str, required: tuple[str, ...], share: Share
+    lines: Iterable[bytes],
+    source: str,
+    required: tuple[str, ...],
+    known: frozenset[str],
+    share: Share,
 ) -> Iterator[Block]:
     """Blocks of records after the header (each record the reader gives, or fails to, counts);
     what comes before the header is block 0's."""
@@ -166,7 +177,7 @@ def _csv_blocks(
         if not any(stripped):
             continue  # blank line
         if header is None:  # every reader finds it, whichever reports the lines before it
-            header = _header(stripped, source, start, required)
+            header = _header(stripped, source, start, required, known)
         elif len(stripped) != len(header):
             counts = f"{len(stripped)} values but the header names {len(header)} columns"
             block.append(Problem(source, start, f"the row has {counts}"))
@@ -206,11 +217,15 @@ def _csv_problem(message: str, start: int, end: int) -> str:
     return f"not valid CSV ({lines}): {message}"
 
 
-def _header(names: list[str], source: str, line: int, required: tuple[str, ...]) -> list[str]:
+def _header(
+    names: list[str], source: str, line: int, required: tuple[str, ...], known: frozenset[str]
+) -> list[str]:
     where = f"{source}:{line}"
     for position, name in enumerate(names, 1):
         if not name:
             raise DataError(f"{where}: column {position} of the header has no name")
+    folded = {name.casefold(): name for name in known}
+    names = [name if name in known else folded.get(name.casefold(), name) for name in names]
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -218,9 +233,16 @@ def _header(names: list[str], source: str, line: int, required: tuple[str, ...])
         seen.add(name)
     missing = [name for name in required if name not in seen]
     if missing:
+        separator = next((s for s in ";\t|" if len(names) == 1 and s in names[0]), None)
+        hint = (
+            f"; its cells seem separated by {'a tab' if separator == chr(9) else repr(separator)}:"
+            " save the file as CSV with commas"
+            if separator
+            else ""
+        )
         raise DataError(
             f"{where}: the header has no {', '.join(repr(m) for m in missing)} column"
-            f" (it has {', '.join(names)})"
+            f" (it has {', '.join(names)}{hint})"
         )
     return names
 
