@@ -501,7 +501,7 @@ def _is_customer(engine: Engine, customer_id: str) -> bool:
 
 
 @cli.command()
-@click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("rules_dir", type=click.Path(path_type=Path))
 @click.option("-v", "--verbose", is_flag=True, help="Log every tick.")
 @common_options
 def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None) -> None:
@@ -518,13 +518,18 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
     import logging
 
     from engine.daemon import Daemon
+    from engine.ruleset import missing_folder
     from engine.storage.db import open_database
 
+    missing = missing_folder(rules_dir)
+    if missing is not None:  # before the database is opened (and made)
+        raise RuleError([missing])
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("nudge").setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the ticks are logged as ours
     env = env_of(config_path, db, rules_dir)
     Daemon(rules_dir, env.config, open_database(env.config.database)).run()
 

@@ -63,21 +63,27 @@ def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
         ]
 
 
+def missing_folder(rules_dir: Path) -> Diagnostic | None:
+    """E001 when `rules_dir` is not a folder."""
+    if rules_dir.is_dir():
+        return None
+    what = "is not a folder" if rules_dir.exists() else "does not exist"
+    return Diagnostic(
+        "error",
+        "E001",
+        f"the rules folder `{rules_dir}` {what}",
+        help="give the folder that holds your `*.rules` files",
+    )
+
+
 def check_rule_set(
     rules_dir: Path, config: Config, known_events: Iterable[str] = ()
 ) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
     """Parse and check every rule file of `rules_dir`. Returns the rule set (None when there
     are errors) and every diagnostic, warnings included, in file and line order."""
-    if not rules_dir.is_dir():
-        what = "is not a folder" if rules_dir.exists() else "does not exist"
-        return None, [
-            Diagnostic(
-                "error",
-                "E001",
-                f"the rules folder `{rules_dir}` {what}",
-                help="give the folder that holds your `*.rules` files",
-            )
-        ]
+    missing = missing_folder(rules_dir)
+    if missing is not None:
+        return None, [missing]
     paths = rule_files(rules_dir)
     if not paths:
         return None, [

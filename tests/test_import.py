@@ -218,7 +218,7 @@ def test_bad_customer_rows_are_reported_by_line_and_skipped(engine, tmp_path):
         " there is no such day",
         f"{path}:4: `timezone`: 'Mars/Base' is not an IANA time zone such as 'Asia/Shanghai'"
         " or 'Europe/Paris'",
-        f"{path}:5: `accepts_marketing`: expected true or false, got 'maybe'",
+        f"{path}:5: `accepts_marketing`: expected true or false (or yes/no, 1/0), got 'maybe'",
         f"{path}:6: `signed_up`: 'last week' is not an ISO 8601 time such as"
         " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
         f"{path}:8: the customer has no `id`",

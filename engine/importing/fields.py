@@ -100,7 +100,7 @@ def flag(value: object, field: str) -> bool:
             return True
         if word in _FALSE:
             return False
-    raise RowError(f"`{field}`: expected true or false, got {value!r}")
+    raise RowError(f"`{field}`: expected true or false (or yes/no, 1/0), got {value!r}")
 
 
 def birthday(value: object) -> tuple[str, str]:
