@@ -246,10 +246,12 @@ class _Checker:
             self._action(action, event_entity)
 
     def _at_before_the_trigger(self, trigger: ast.Trigger, at: ast.ClockTime) -> None:
-        """W319: `at` after an event (or a customer timestamp) with less than a day's delay.
-        The due time is `at` on the day the delay ends, so an event later in its day than `at`
-        would be due before it happened, and nothing is done for it (3.3: the data of the due
-        time does not hold it yet)."""
+        """W319: `at HH:MM` after an event (or a customer timestamp) whose delay can end on the
+        event's own day. The due time is HH:MM on the day the delay ends, so an event later
+        than HH:MM whose delay ends that same day, one between HH:MM and 24:00 minus the
+        delay, would be due before it happened, and nothing is done for it (3.3: the data of
+        the due time does not hold it yet). On a day the clocks go back, 25 hours long, the
+        window is an hour longer: that case alone is not warned of (docs/semantics.md)."""
         if isinstance(trigger, ast.EventTrigger):
             what = f"`{trigger.event}`"
         elif isinstance(trigger, ast.CustomerTrigger) and (
@@ -258,20 +260,22 @@ class _Checker:
             what = f"`customer.{trigger.name}`"
         else:
             return
-        if trigger.offset is not None and not 0 <= trigger.offset.seconds < 86_400:
-            return  # a day or more; before the event is E313
+        delay = 0 if trigger.offset is None else trigger.offset.seconds
+        last = 86_400 - delay  # the latest time of day whose delay ends the same day
+        if delay < 0 or last <= at.hour * 3600 + at.minute * 60:
+            return  # before the event is E313; otherwise no event can be dropped
         clock = f"{at.hour:02d}:{at.minute:02d}"
+        until = "" if not delay else f" and {last // 3600:02d}:{last % 3600 // 60:02d}"
         name = trigger.event if isinstance(trigger, ast.EventTrigger) else what.strip("`")
-        same_day = "" if trigger.offset is None else " whose delay ends the same day"
         self.report(
             Diagnostic(
                 "warning",
                 "W319",
-                f"{what} after {clock} (local){same_day} would be due before it happened,"
-                " and is not acted on",
+                f"{what} {'between' if delay else 'after'} {clock}{until} (local) would be due"
+                " before it happened, and is not acted on",
                 at.span,
-                "on its own day" if trigger.offset is None else "on the day the delay ends",
-                f"to act on every one, give a delay of a day or more: `{name} + 1d at {clock}`"
+                "on its own day" if not delay else "on the day the delay ends",
+                f"a delay that ends on a later day acts on every one: `{name} + 1d at {clock}`"
                 f" is {clock} on the next day",
             )
         )

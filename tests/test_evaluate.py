@@ -730,7 +730,7 @@ def test_at_after_an_event_takes_the_events_local_day_either_side_of_utc_midnigh
 
 
 def test_an_event_later_in_its_day_than_at_has_no_occurrence(db_url: str, tmp_path: Path) -> None:
-    """`at 20:00` after an event (or a customer timestamp) with less than a day's delay: one
+    """`at 20:00` after an event (or a customer timestamp) whose delay ends on its own day: one
     later in its day than 20:00 would be due before it happened, when the data does not hold
     it yet (LANGUAGE.md 3.3), and the daemon, evaluating as the time comes, never sees it. The
     simulation does the same: nothing, rather than an action before its event (`check`
