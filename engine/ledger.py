@@ -169,14 +169,29 @@ def _insert_occurrences(
     given = [(occurrence_id, *row) for occurrence_id, row in zip(ids, rows, strict=True)]
     if insert_new(conn, occurrences, ("id", *_OCCURRENCE_COLUMNS), given) == len(rows):
         return {(row[1], row[2], row[3]): (row[0], row[6]) for row in given}
-    stored = _stored_ids(conn, ids)
-    return {(row[1], row[2], row[3]): (row[0], row[6]) for row in given if row[0] in stored}
+    stored = _stored(conn, ids)
+    return {
+        (row[1], row[2], row[3]): (row[0], row[6])
+        for row in given
+        if stored.get(row[0]) == (row[1], row[2], row[3])
+    }
 
 
-def _stored_ids(conn: Connection, ids: list[int]) -> set[int]:
-    """Those of `ids` that name an occurrence."""
-    query = sa.select(occurrences.c.id).where(among(occurrences.c.id, "ids", conn.dialect.name))
-    return {found for some in chunks(ids) for found in conn.scalars(query, {"ids": some})}
+def _stored(conn: Connection, ids: list[int]) -> dict[int, _Key]:
+    """The key of each occurrence stored under one of `ids`. By key as well as by id: an id
+    the sequence gave again (a table loaded with its ids, the sequence not moved past them)
+    names another occurrence, which `ON CONFLICT DO NOTHING` kept."""
+    query = sa.select(
+        occurrences.c.id,
+        occurrences.c.rule,
+        occurrences.c.customer_id,
+        occurrences.c.occurrence_key,
+    ).where(among(occurrences.c.id, "ids", conn.dialect.name))
+    return {
+        found.id: (found.rule, found.customer_id, found.occurrence_key)
+        for some in chunks(ids)
+        for found in conn.execute(query, {"ids": some})
+    }
 
 
 def _action_row(occurrence_id: int, action: ActionRecord) -> dict[str, Any]:

@@ -275,8 +275,10 @@ def insert_rows(
     names = _names(connection, columns)
     name = connection.dialect.name
     if name == "sqlite":
-        marks = ", ".join("?" * len(columns))
-        connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
+        listed = list(rows)
+        if listed:
+            marks = ", ".join("?" * len(columns))
+            connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", listed)
     elif name == "postgresql":
         _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
     else:
