@@ -37,6 +37,8 @@ def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
     """The file's text, or a diagnostic saying why it cannot be read."""
     name = str(path)
     try:
+        if not path.is_file():  # not read: a pipe would wait for a writer
+            raise OSError(0, "not a file")
         data = path.read_bytes()
     except OSError as exc:
         if path.is_symlink() and not path.exists():

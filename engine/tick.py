@@ -43,14 +43,14 @@ def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
     """A digest of the rule files of a folder and of `templates` (those its rules send and
     include: `RuleSet.templates`), to notice edits."""
     digest = hashlib.sha256()
-    # The files the rule set is read from: not an editor's lock file (`.#a.rules`, a link to
-    # nowhere) nor a folder.
+    # The entries the rule set is read from (not an editor's lock file, `.#a.rules`); of those
+    # that are not files (a folder, a link to nowhere, a pipe never read), the name alone.
     files = [(path.name, path) for path in rule_files(rules_dir)]
     files += [(str(path), path) for path in templates]
     for name, path in files:
         digest.update(name.encode())
         try:
-            digest.update(path.read_bytes())
+            digest.update(path.read_bytes() if path.is_file() else b"(not a file)")
         except OSError as exc:  # gone since it was listed (an editor saving), or unreadable:
             digest.update(str(exc).encode())  # reading the rule set says so
     return digest.hexdigest()
