@@ -120,6 +120,13 @@ def _database(key: str, value: object, base: Path | None = None) -> str:
     """A SQLAlchemy URL of SQLite or PostgreSQL, checked for its form (not opened). A SQLite
     file's relative path is taken from `base` when given (the configuration file's folder, as
     its other paths are), else from the current folder."""
+    if value is None:
+        raise ConfigError(
+            f"{key}: no URL given",
+            ("database",),
+            help="a URL such as sqlite:///nudge.db or postgresql://user@host/shop; leave the"
+            " setting out for nudge.db in the current folder",
+        )
     url = str(value)
     try:
         parsed = make_url(url)
@@ -132,7 +139,15 @@ def _database(key: str, value: object, base: Path | None = None) -> str:
             return url
         if path.startswith("file:") or Path(path).is_absolute():
             return url
-        return parsed.set(database=str(base / path)).render_as_string(hide_password=False)
+        beside = base / path
+        if not beside.exists() and Path(path).exists():
+            raise ConfigError(  # as Nudge took it before 2026-11-24: not a new, empty one
+                f"{key}: `{path}` is taken from this file's folder, where there is no such"
+                f" database, while the current folder has one ({Path(path).resolve()})",
+                ("database",),
+                help="write the path of the database you mean in full (sqlite:////srv/shop.db)",
+            )
+        return parsed.set(database=str(beside)).render_as_string(hide_password=False)
     example = "a URL such as sqlite:///nudge.db or postgresql://user@host/shop"
     if backend is None:
         raise ConfigError(f"{key}: not a database URL: {url!r}", ("database",), help=example)
@@ -422,10 +437,9 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
         changes["default_channel"] = str(raw["default_channel"])
     if "tick_seconds" in raw:
         changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
-        if changes["tick_seconds"] < 1:
+        if not changes["tick_seconds"]:
             raise ConfigError(
-                "tick_seconds: the daemon ticks at most once a second;"
-                f" got {raw['tick_seconds']!r}",
+                "tick_seconds: the daemon needs some time between ticks; got 0",
                 ("tick_seconds",),
                 help="30s is the default; a tick also comes just after each due time known in"
                 " advance",

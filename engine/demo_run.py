@@ -37,9 +37,11 @@ def _refuse_a_real_shop(engine: Engine, url: str) -> None:
         ).scalar_one()
     if real:
         raise DatabaseError(
-            f"the database {url!r} holds {real} customer{'s' if real != 1 else ''} that the demo"
-            " did not make, and the demo would write its synthetic shop over them: give it a"
-            " database of its own, such as `nudge demo --db sqlite:///demo.db`"
+            f"the database {url!r} holds {real} customer{'s' if real != 1 else ''} that this"
+            " version of the demo did not make, and the demo would write its synthetic shop"
+            " over them: give it a database of its own, such as `nudge demo --db"
+            " sqlite:///demo.db` (or, if only an earlier version of the demo wrote this one,"
+            " delete it)"
         )
 
 

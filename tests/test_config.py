@@ -76,7 +76,7 @@ def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
         ("? [a, b]\n: 1\n", "E600", 1, 3),  # a key that is not a word
         ("shop:\n  name: a\n  name: b\n", "E604", 3, 3),  # given twice, at any depth
         ("timezone: localtime\n", "E602", 1, 11),  # the zone of the machine Nudge runs on
-        ("tick_seconds: 0\n", "E602", 1, 15),  # ticks at most once a second
+        ("tick_seconds: 0\n", "E602", 1, 15),  # no time between ticks
         ("country: China\n", "E602", 1, 10),  # a code the holiday calendars know
     ],
 )
@@ -138,6 +138,18 @@ def test_a_relative_sqlite_path_is_beside_the_configuration_file(
     for url in ("sqlite:///:memory:", f"sqlite:///{tmp_path / 'x.db'}", "postgresql://h/db"):
         path.write_text(f"database: '{url}'\n", encoding="utf-8")
         assert load_config(path).database == url
+
+    # Where such a path was once taken from the current folder and a database is there, not
+    # beside the file: not a new, empty one in its stead.
+    (tmp_path / "old.db").write_bytes(b"")
+    path.write_text("database: sqlite:///old.db\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="taken from this file's folder, where there is no such"):
+        load_config(path)
+    (folder / "old.db").write_bytes(b"")
+    assert load_config(path).database == f"sqlite:///{folder.resolve() / 'old.db'}"
+    path.write_text("database:\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="database: no URL given"):
+        load_config(path)
 
 
 def test_a_missing_channel_setting_is_at_the_channel_s_name(tmp_path: Path) -> None:

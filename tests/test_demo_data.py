@@ -284,7 +284,7 @@ def test_the_demo_refuses_a_database_holding_a_real_shop(db_url: str) -> None:
     engine = open_database(db_url)
     real = {"id": "c1", "name": "Ann Real", "email": "ann@realshop.cn", "accepts_marketing": False}
     assert import_customer_rows(engine, [real], "Asia/Shanghai").added == 1
-    with pytest.raises(DatabaseError, match="holds 1 customer that the demo did not make"):
+    with pytest.raises(DatabaseError, match="holds 1 customer that this version of the demo"):
         run_demo(config, rules, customers=30, seed=3, days=1, today=today)
     with engine.begin() as conn:
         stored = conn.execute(

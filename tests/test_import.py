@@ -800,7 +800,7 @@ def test_a_csv_header_s_known_columns_are_found_whatever_their_case(engine, tmp_
     assert import_events(engine, events, "UTC").added == 1
     assert stored_events(engine)[0]["properties"] == {"Total": 5}
     both = write(tmp_path, "d.csv", "id,name,Name\nc1,a,b\n")
-    with pytest.raises(DataError, match="names the column 'name' twice"):
+    with pytest.raises(DataError, match=r"names the column 'name' twice \(as name and Name\)"):
         import_customers(engine, both, "UTC")
 
 

@@ -167,7 +167,7 @@ def test_unreachable_sqlite_file_is_a_plain_error(tmp_path):
 def test_a_file_that_is_not_a_database_is_a_plain_error_and_left_as_it_was(tmp_path):
     path = tmp_path / "customers.csv"  # `--db sqlite:///customers.csv`, say
     path.write_text("id,name\n1,Ann\n", encoding="utf-8")
-    with pytest.raises(DatabaseError, match="cannot open the database .*: file is not a database"):
+    with pytest.raises(DatabaseError, match=r"cannot open the database .*: file is not a database"):
         open_database(f"sqlite:///{path}")
     assert path.read_text(encoding="utf-8") == "id,name\n1,Ann\n"
 

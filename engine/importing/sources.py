@@ -225,12 +225,14 @@ def _header(
         if not name:
             raise DataError(f"{where}: column {position} of the header has no name")
     folded = {name.casefold(): name for name in known}
+    written = names
     names = [name if name in known else folded.get(name.casefold(), name) for name in names]
-    seen: set[str] = set()
-    for name in names:
+    seen: dict[str, str] = {}
+    for name, as_written in zip(names, written, strict=True):
         if name in seen:
-            raise DataError(f"{where}: the header names the column {name!r} twice")
-        seen.add(name)
+            spelt = "" if seen[name] == as_written else f" (as {seen[name]} and {as_written})"
+            raise DataError(f"{where}: the header names the column {name!r} twice{spelt}")
+        seen[name] = as_written
     missing = [name for name in required if name not in seen]
     if missing:
         separator = next((s for s in ";\t|" if len(names) == 1 and s in names[0]), None)
