@@ -49,10 +49,19 @@ def shop_us(moment: dt.datetime) -> int:
     return to_us(moment.replace(tzinfo=zone(SHOP_TZ)))
 
 
+_LEDGER = (outbox, coupons, tasks, effects, actions, occurrences, rule_set_state)
+
+
 def clear_ledger(engine: Engine) -> None:
-    """Empty every table the daemon writes, in foreign-key order."""
+    """Empty every table the daemon writes, in foreign-key order. On PostgreSQL by TRUNCATE:
+    deleted rows would stay in the tables as dead ones (the harness's server never vacuums),
+    and every later measurement on the database would read past them (helper-27 saw a
+    group buy's tick take 3.6-3.8 s on such tables against 2.8-3.0 s on emptied ones)."""
     with engine.begin() as conn:
-        for table in (outbox, coupons, tasks, effects, actions, occurrences, rule_set_state):
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(table.name for table in _LEDGER)}")
+            return
+        for table in _LEDGER:
             conn.execute(delete(table))
 
 
