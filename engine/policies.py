@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 from bisect import bisect_right
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -20,7 +21,7 @@ from sqlalchemy.sql.selectable import FromClause
 from engine import ast
 from engine.records import AT, CUSTOMER, Row
 from engine.storage.tables import events
-from engine.timeutil import DAY_US, US, from_us, local_wall, zone
+from engine.timeutil import DAY_US, US, from_us, local_wall, to_us, zone
 
 QUARTER_US = 15 * 60 * US
 SUBSCRIBED = "customer.subscribed"
@@ -113,12 +114,22 @@ def _quiet_once(at_us: int, tz: str, windows: Sequence[ast.QuietHours]) -> int:
             continue
         if start < end:
             if start <= clock < end:
-                return max(at_us, local_wall(day, end, tzinfo))
+                return _end_after(at_us, day, end, tzinfo)
         elif clock >= start:
-            return max(at_us, local_wall(day + dt.timedelta(days=1), end, tzinfo))
+            return _end_after(at_us, day + dt.timedelta(days=1), end, tzinfo)
         elif clock < end:
-            return max(at_us, local_wall(day, end, tzinfo))
+            return _end_after(at_us, day, end, tzinfo)
     return at_us
+
+
+def _end_after(at_us: int, day: dt.date, end: dt.time, tzinfo: ZoneInfo) -> int:
+    """The instant after `at_us` at which the clock reads a quiet window's `end` on `day`: the
+    second of the two on the night the clocks go back, when `at_us` is in the repeated hour
+    after the first (02:15 the second time, a window ending at 02:30: 15 minutes later)."""
+    first = local_wall(day, end, tzinfo)
+    if first > at_us:
+        return first
+    return max(at_us, to_us(dt.datetime.combine(day, end).replace(tzinfo=tzinfo, fold=1)))
 
 
 def apply_limits(

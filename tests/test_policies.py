@@ -18,6 +18,7 @@ from engine.simulate import simulate_records
 from engine.source import Span
 from engine.storage.db import open_database
 from engine.timeutil import US, from_us, parse_moment, to_us, zone
+from tests.reference.policies import send_time
 
 SPAN = Span("policies.rules", 1, 1, 1, 2)
 # Zones with clock changes at different local times and offsets of half and quarter hours.
@@ -65,6 +66,22 @@ def test_an_action_due_in_quiet_hours_waits_for_their_end_on_the_local_clock() -
     noon = to_us(dt.datetime(2026, 3, 29, 12, 0, 1, tzinfo=berlin))
     assert quiet_until(noon, "Europe/Berlin", quiet) == noon
     assert quiet_until(noon - 3 * 3600 * US, "Europe/Berlin", quiet) == noon - 3 * 3600 * US
+
+
+def test_quiet_hours_ending_in_the_hour_repeated_when_clocks_go_back_end_at_its_second_pass() -> (
+    None
+):
+    """Quiet from 23:00 to 02:30 in Paris, the night of 2026-10-25 (02:00-03:00 is lived twice):
+    due at 02:15 the first time, sent at the first 02:30; due at 02:15 the second time (inside
+    the window all the same), at the second 02:30, fifteen minutes later, not at once (the
+    engine) nor the next night (the reference evaluator, before)."""
+    quiet = (ast.QuietHours(clock(23 * 60), clock(2 * 60 + 30), SPAN),)
+    paris = zone("Europe/Paris")
+    first = to_us(dt.datetime(2026, 10, 25, 0, 15, tzinfo=dt.UTC))  # 02:15 CEST
+    second = first + 3600 * US  # 02:15 CET
+    for due, sent in ((first, first + 15 * MINUTE_US), (second, second + 15 * MINUTE_US)):
+        assert quiet_until(due, "Europe/Paris", quiet) == sent
+        assert send_time("message", due, paris, quiet) == sent
 
 
 CAP_RULES = """\

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine import ast
-from engine.timeutil import US, from_us, iso, local_date, local_wall
+from engine.timeutil import US, from_us, iso, local_date, to_us
 from tests.reference.conditions import Context, holds, without_event
 
 
@@ -101,11 +101,15 @@ def _inside(clock: dt.time, start: dt.time, end: dt.time) -> bool:
 
 
 def _next(after_us: int, clock: dt.time, tz: ZoneInfo) -> int:
-    """The first instant after `after_us` at which the local clock reads `clock`."""
+    """The first instant after `after_us` at which the local clock reads `clock`: on the night
+    the clocks go back, a time of the repeated hour is read twice."""
     day = local_date(after_us, tz)
-    while (candidate := local_wall(day, clock, tz)) <= after_us:
+    while True:
+        for fold in (0, 1):  # fold 1 is the second reading (in a gap, an earlier instant)
+            candidate = to_us(dt.datetime.combine(day, clock).replace(tzinfo=tz, fold=fold))
+            if candidate > after_us:
+                return candidate
         day += dt.timedelta(days=1)
-    return candidate
 
 
 def apply_limits(
