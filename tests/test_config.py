@@ -188,9 +188,10 @@ def test_every_bad_setting_of_a_channel_is_reported_once(tmp_path: Path) -> None
         "channels.mail: `port` must be a positive number",
         "channels.mail: `from` must hold an email address; got 'nobody'",
     ]
-    path = write(tmp_path, "channels:\n  hook:\n    type: webhook\n    url: example.com/hook\n")
-    (error,) = channel_errors(load_config(path), environ={})
-    assert error.message.endswith("must be an http:// or https:// address; got 'example.com/hook'")
+    for url in ("example.com/hook", "http://hooks:99999/x", "https://ho oks.example.com"):
+        path = write(tmp_path, f"channels:\n  hook:\n    type: webhook\n    url: '{url}'\n")
+        (error,) = channel_errors(load_config(path), environ={})
+        assert error.message.endswith(f"must be an http:// or https:// address; got {url!r}")
 
 
 def test_a_configuration_made_in_code_has_errors_without_a_place() -> None:

@@ -146,7 +146,13 @@ class Options:
             url: httpx.URL | None = httpx.URL(value)
         except httpx.InvalidURL:
             url = None
-        if url is None or url.scheme not in ("http", "https") or not url.host:
+        if (
+            url is None
+            or url.scheme not in ("http", "https")
+            or not url.host
+            or "%" in url.host  # a blank or other character no host name holds
+            or not 1 <= (url.port or 80) <= 65535
+        ):
             raise ConfigError(
                 f"channels.{self.channel}: `{key}` must be an http:// or https:// address;"
                 f" got {value!r}",
