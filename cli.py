@@ -785,6 +785,8 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
         engine.dispose()
     for problem in report.problems:
         click.echo(f"error: {problem}", err=True)
+    for note in report.notes.values():
+        click.echo(f"warning: {note}", err=True)
     click.echo(report.summary())
     if report.problems:
         sys.exit(1)

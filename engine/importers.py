@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
-from engine.importing.report import ImportReport, Problem, RowError
+from engine.importing.report import ImportReport, Note, Problem, RowError
 from engine.importing.sources import Row, Share, blocks, file_format, read_blocks
 from engine.importing.worker import in_worker
 from engine.processes import can_fork
@@ -68,6 +68,8 @@ class _Kind(Generic[T]):
     required: tuple[str, ...]
     known: frozenset[str]  # its columns that are not free ones (attributes, properties)
     parse: Callable[[dict[str, object], bool, ZoneInfo], T]
+    # What a row imported as it is most likely does not mean: (what, message), or None.
+    note: Callable[[dict[str, object]], tuple[str, str] | None]
     store: Callable[[Connection, list[T], ImportReport], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
     # Of each CYCLE chunks of a file, how many (the first) the storing process parses itself
@@ -82,6 +84,7 @@ _CUSTOMERS = _Kind(
     customers.REQUIRED,
     customers.KNOWN,
     customers.parse_customer,
+    customers.note_customer,
     customers.store_customers,
     tables.customers,
     0,
@@ -91,6 +94,7 @@ _EVENTS = _Kind(
     events.REQUIRED,
     events.RESERVED,
     events.parse_event,
+    events.note_event,
     events.store_events,
     tables.events,
     1,
@@ -232,8 +236,8 @@ def _import(
     return _store(kind, engine, chunks, ImportReport(kind.name, source))
 
 
-# Rows parsed, and the bad rows met on the way.
-_Chunk = tuple[list[T], list[Problem]]
+# Rows parsed, and the bad rows and notes met on the way.
+_Chunk = tuple[list[T], list[Problem | Note]]
 
 
 class _Parsed(NamedTuple, Generic[T]):
@@ -242,7 +246,7 @@ class _Parsed(NamedTuple, Generic[T]):
 
     number: int
     rows: list[T]
-    problems: list[Problem]
+    problems: list[Problem | Note]
     position: int
 
 
@@ -253,9 +257,11 @@ def _number(parsed: _Parsed[T]) -> int:
 def _chunk(
     kind: _Kind[T], records: list[Row | Problem], textual: bool, shop_zone: ZoneInfo, source: str
 ) -> _Chunk[T]:
-    """The rows of `records` parsed, and the problems met."""
+    """The rows of `records` parsed, and the problems met: each bad row, and the first row of
+    each kind `kind.note` notes, with how many there are."""
     rows: list[T] = []
-    problems: list[Problem] = []
+    problems: list[Problem | Note] = []
+    notes: dict[str, Note] = {}
     for record in records:
         if isinstance(record, Problem):
             problems.append(record)
@@ -265,7 +271,17 @@ def _chunk(
             rows.append(kind.parse(values, textual, shop_zone))
         except RowError as exc:
             problems.append(Problem(source, line, str(exc)))
-    return rows, problems
+            continue
+        noted = kind.note(values)
+        if noted is not None:
+            about, message = noted
+            earlier = notes.get(about)
+            notes[about] = (
+                Note(source, line, message, about)
+                if earlier is None
+                else Note(source, earlier.line, earlier.message, about, earlier.count + 1)
+            )
+    return rows, [*problems, *notes.values()]
 
 
 def _store(
@@ -292,7 +308,7 @@ def _store_in(
         with first_load(connection, kind.table) as loading:
             if loading:  # one transaction, the table's lookup indexes built at its end
                 for rows, problems in chunks:
-                    report.problems.extend(problems)
+                    report.take(problems)
                     kind.store(connection, rows, report)
         if not loading:
             _store_committing(kind, connection, chunks, report)
@@ -305,7 +321,7 @@ def _store_committing(
 ) -> None:
     held = 0  # rows stored in the open transaction
     for rows, problems in chunks:
-        report.problems.extend(problems)
+        report.take(problems)
         if not rows:
             continue
         if not connection.in_transaction():

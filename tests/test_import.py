@@ -810,6 +810,35 @@ def test_a_csv_header_separated_otherwise_than_by_commas_says_so(engine, tmp_pat
         import_customers(engine, path, "UTC")
 
 
+def test_rows_imported_as_they_are_but_likely_not_as_meant_are_noted(engine, tmp_path, capsys):
+    """An order's total written as text (`¥1500`, `1,234.50`) counts as not set in rules and
+    metrics; a column named as a metric is not what the rules read. Both are imported as they
+    are (exit 0), with one warning for each kind of thing at its first row and a count."""
+    customers = write(tmp_path, "c.csv", "id,points,orders\np1,500,12\np2,3,\np3,,\n")
+    report = import_customers(engine, customers, "UTC")
+    (note,) = report.notes.values()
+    assert (note.line, note.count) == (2, 2)
+    assert note.message.startswith("`orders`, `points` are metrics the rules compute")
+    assert not report.problems and report.added == 3
+
+    text = (
+        "customer,type,at,total\n"
+        'p1,order.paid,2026-01-01,"1,234.50"\n'
+        "p1,order.paid,2026-01-02,1500\n"
+        "p1,order.paid,2026-01-03,¥1500\n"
+        "p1,cart.updated,2026-01-03,some\n"  # not an order's
+        "p1,order.paid,2026-01-04, 19.9 \n"
+    )
+    path = write(tmp_path, "e.csv", text)
+    main(["import", "events", str(path), "--db", str(engine.url)])
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"warning: {path}:2: the order's `total` '1,234.50' is text, not a number: rules and"
+        " metrics (customer.total_spent) read it as not set; write the amount alone, such as"
+        " 1234.50 (2 such rows)"
+    ]
+
+
 def test_a_csv_header_naming_a_column_twice_is_refused(engine, tmp_path):
     path = write(tmp_path, "c.csv", "id,name,name\nc1,a,b\n")
     with pytest.raises(DataError, match="names the column 'name' twice"):

@@ -35,6 +35,7 @@ from engine.importing.report import ImportReport, RowError
 from engine.storage.bulk import insert_or_ignore, upsert
 from engine.storage.tables import customer_tags, customers
 from engine.timeutil import zone
+from engine.types import CUSTOMER_FIELDS
 
 REQUIRED = ("id",)
 KNOWN = frozenset(
@@ -51,6 +52,26 @@ _COLUMNS = (
     "signed_up_us",
     "accepts_marketing",
 )
+
+
+# Metrics a rule reads of a customer (LANGUAGE.md 3.3), which a column of the same name does
+# not give: `customer.points` is what the rules gave, whatever a column `points` holds.
+METRICS = frozenset(CUSTOMER_FIELDS) - KNOWN
+
+
+def note_customer(values: dict[str, object]) -> tuple[str, str] | None:
+    """A column named as a metric: the rules read the metric, templates the column."""
+    named = sorted(name for name in values if name in METRICS)
+    if not named:
+        return None
+    listed = ", ".join(f"`{name}`" for name in named)
+    return (
+        "metric columns",
+        f"{listed} {'is a metric' if len(named) == 1 else 'are metrics'} the rules compute"
+        f" (customer.{named[0]}): rules read the metric, not this column, while templates"
+        f" show the column; rename {'it' if len(named) == 1 else 'them'} (such as"
+        f" {named[0]}_imported) to keep the two apart",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,22 @@ EventRow = tuple[str, str, str, int, str]
 COLUMNS = ("key", "customer_id", "type", "at_us", "properties")
 
 
+def note_event(values: dict[str, object]) -> tuple[str, str] | None:
+    """An order's `total` that is text, not a number (`¥1500`, `1,234.50`): rules and metrics
+    (`customer.total_spent`, `sum(order.paid.total)`) read it as not set."""
+    total = values.get("total")
+    kind = values.get("type")
+    if not isinstance(total, str) or not isinstance(kind, str) or not kind.startswith("order."):
+        return None
+    if not total.strip() or not isinstance(cell(total.strip()), str):
+        return None
+    return (
+        "order total",
+        f"the order's `total` {total!r} is text, not a number: rules and metrics"
+        " (customer.total_spent) read it as not set; write the amount alone, such as 1234.50",
+    )
+
+
 def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
     """The event a row describes; RowError when a value cannot be used. `textual` rows (CSV)
     have their number-like properties stored as numbers."""

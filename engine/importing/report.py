@@ -27,6 +27,25 @@ class Problem:
         return Problem, (self.source, self.line, self.message)
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Rows imported as they are that most likely do not say what was meant (an order's total
+    written `¥1500`): `about` is what they share, `line` the first of them, `count` how many."""
+
+    source: str
+    line: int
+    message: str
+    about: str
+    count: int = 1
+
+    def __str__(self) -> str:
+        more = f" ({self.count} such rows)" if self.count > 1 else ""
+        return f"{self.source}:{self.line}: {self.message}{more}"
+
+    def __reduce__(self) -> tuple[type[Note], tuple[str, int, str, str, int]]:
+        return Note, (self.source, self.line, self.message, self.about, self.count)
+
+
 @dataclass
 class ImportReport:
     """Counts are of rows. `unchanged` rows were already stored as they are and were skipped;
@@ -40,9 +59,29 @@ class ImportReport:
     unchanged: int = 0
     customers_created: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notes: dict[str, Note] = field(default_factory=dict)  # by what they are about
     # False when SQLite's statistics of the customers could not be updated after storing
     # (another process held the write lock): simulations plan without them until the next import.
     analyzed: bool = True
+
+    def take(self, found: list[Problem | Note]) -> None:
+        """Add the bad rows and notes of a chunk of the file, those of earlier chunks first."""
+        for item in found:
+            if isinstance(item, Problem):
+                self.problems.append(item)
+                continue
+            earlier = self.notes.get(item.about)
+            self.notes[item.about] = (
+                item
+                if earlier is None
+                else Note(
+                    earlier.source,
+                    earlier.line,
+                    earlier.message,
+                    earlier.about,
+                    earlier.count + item.count,
+                )
+            )
 
     @property
     def bad(self) -> int:
