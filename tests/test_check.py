@@ -46,6 +46,12 @@ def codes(tmp_path: Path, text: str, **kwargs) -> list[str]:
     return [d.code for d in diagnostics]
 
 
+def codes_and_lines(tmp_path: Path, text: str) -> list[tuple[str, int]]:
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    return [(d.code, d.span.line) for d in diagnostics if d.span]
+
+
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.rules")), ids=lambda p: p.stem)
 def test_golden_diagnostics(tmp_path, monkeypatch, path):
     rules = tmp_path / "rules"
@@ -104,9 +110,7 @@ def test_a_misspelt_word_starting_a_line_keeps_the_whole_statement_before_it(tmp
         'when order.paid then tag "x" and\n'  # unfinished: dropped, as before
         'rul "three" when order.paid then tag "y"\n'
     )
-    rules, config = rule_set(tmp_path, {"a.rules": text})
-    _, diagnostics = check_rule_set(rules, config)
-    assert [(d.code, d.span.line) for d in diagnostics if d.span] == [
+    assert codes_and_lines(tmp_path, text) == [
         ("W203", 2),
         ("E102", 4),
         ("E100", 7),
@@ -124,9 +128,7 @@ def test_a_stray_character_starting_a_line_keeps_the_whole_statement_before_it(t
         'when order.recieved then tag "z" !\n'  # not at a line's start: dropped, as before
         'rule "four" when order.recieved then tag "y"\n'
     )
-    rules, config = rule_set(tmp_path, {"a.rules": text})
-    _, diagnostics = check_rule_set(rules, config)
-    assert [(d.code, d.span.line) for d in diagnostics if d.span] == [
+    assert codes_and_lines(tmp_path, text) == [
         ("W203", 2),
         ("E101", 4),
         ("E101", 6),
