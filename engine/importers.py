@@ -17,7 +17,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Generic, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
@@ -279,7 +279,7 @@ def _chunk(
             notes[about] = (
                 Note(source, line, message, about)
                 if earlier is None
-                else Note(source, earlier.line, earlier.message, about, earlier.count + 1)
+                else replace(earlier, count=earlier.count + 1)
             )
     return rows, [*problems, *notes.values()]
 

@@ -12,6 +12,7 @@ import functools
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from sqlalchemy import Connection
 from engine import ast
 from engine.config import Config
 from engine.coupons import record_coupons
-from engine.evaluate import Evaluation, Occurrence
+from engine.evaluate import Evaluation
 from engine.records import ActionRecord
 from engine.storage import jsontext
 from engine.storage.bulk import (
@@ -78,7 +79,7 @@ def record(
     # customer, is then written from one end to the other, page after page, rather than at
     # random places all over it (at L those indexes outgrow PostgreSQL's shared buffers).
     # Stable: a customer's occurrences keep the evaluation's order.
-    ordered = sorted(evaluation.occurrences, key=_customer_of)
+    ordered = sorted(evaluation.occurrences, key=attrgetter("customer_id"))
     rows = [
         (
             occ.rule.name,
@@ -115,10 +116,6 @@ def record(
         conn, config, [(i, r) for i, r in recorded if r["status"] == "sent"], now_us
     )
     return report
-
-
-def _customer_of(occurrence: Occurrence) -> str:
-    return occurrence.customer_id
 
 
 def decide(
@@ -167,7 +164,8 @@ def _insert_occurrences(
     On PostgreSQL their ids are drawn first (`reserve_ids`) and go in with them, so that which
     rows the insert skipped is known from its count alone in the usual case, where it skipped
     none, instead of each row's key and id sent back and matched; when it skipped some, the
-    ids it stored are read back. Elsewhere the insert returns them."""
+    ids it stored are read back with their keys (`_stored`). Elsewhere the insert returns
+    them."""
     if conn.dialect.name != "postgresql":
         return {
             (rule, customer_id, key): (occurrence_id, status)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 
@@ -72,15 +72,7 @@ class ImportReport:
                 continue
             earlier = self.notes.get(item.about)
             self.notes[item.about] = (
-                item
-                if earlier is None
-                else Note(
-                    earlier.source,
-                    earlier.line,
-                    earlier.message,
-                    earlier.about,
-                    earlier.count + item.count,
-                )
+                item if earlier is None else replace(earlier, count=earlier.count + item.count)
             )
 
     @property
