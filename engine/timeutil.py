@@ -48,7 +48,8 @@ _PLACES = {"beijing": "Asia/Shanghai", "china": "Asia/Shanghai"}
 def zone_help(name: str) -> str | None:
     """Help for a time zone `name` that `is_zone` refuses: the zone of the place it names
     (`shanghai`, `Asia/Beijing`, `New York`), the nearest name, or, for an offset (`GMT+8`),
-    to name the place instead: `Etc/GMT+8`, the nearest name, is UTC−8."""
+    to name the place instead: the nearest name there would be `GMT+0`, eight hours off, and
+    `Etc/GMT+8` is UTC−8."""
     if _OFFSET.match(name):
         return (
             "name the place rather than the offset (`Asia/Shanghai` for China's UTC+8):"
