@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -37,7 +38,7 @@ from engine import ast
 from engine.channels import check_channels
 from engine.clock import Clock, SystemClock
 from engine.config import Config
-from engine.errors import DatabaseError, NudgeError, RuleError
+from engine.errors import DatabaseError, Diagnostic, NudgeError, RuleError
 from engine.evaluate import customer_zones
 from engine.outbox import dispatch_due
 from engine.render import render_text
@@ -54,6 +55,21 @@ STOP_GRACE_S = 8.0
 # (which would skip a run that comes while the job still runs); steps taken so in a row, at most.
 WAKE_MARGIN_S = 0.5
 MAX_STEPS_IN_TURN = 10
+
+
+def _bad_edit(diagnostics: Sequence[Diagnostic]) -> str:
+    """What the daemon logs of an edit that does not check, by what is at fault: the rule files,
+    the templates (codes E5xx), or both."""
+    errors = [d for d in diagnostics if d.severity == "error"]
+    in_templates = any(d.code.startswith("E5") for d in errors)
+    in_rules = any(not d.code.startswith("E5") for d in errors)
+    if not in_templates:
+        return "the rule files changed but do not check; the running rules stay"
+    return (
+        f"{'the rule files and templates' if in_rules else 'a template'} changed but"
+        f" {'do' if in_rules else 'does'} not check; the running rules stay (a template is"
+        " read when its message is sent: until it is mended, its messages fail)"
+    )
 
 
 class Daemon:
@@ -94,12 +110,7 @@ class Daemon:
         except RuleError as exc:
             if self.ruleset is None:
                 raise
-            log.error(
-                "rule files or templates changed but do not check; the running rules stay"
-                " (a template is read when its message is sent: until it is mended, its"
-                " messages fail):\n%s",
-                render_text(exc.diagnostics),
-            )
+            log.error("%s:\n%s", _bad_edit(exc.diagnostics), render_text(exc.diagnostics))
             self.loaded = current  # report a bad edit once, not every tick
             return False
         if ruleset.templates != watched:  # the digest of what the new rule set reads
