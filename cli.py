@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from engine.config import Config, load_config
-from engine.errors import ConfigError, NudgeError, RuleError
+from engine.errors import ConfigError, ConfigErrors, NudgeError, RuleError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -517,6 +517,7 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
     """
     import logging
 
+    from engine.channels import check_channels
     from engine.daemon import Daemon
     from engine.ruleset import missing_folder
     from engine.storage.db import open_database
@@ -531,6 +532,7 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
     logging.getLogger("nudge").setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the ticks are logged as ours
     env = env_of(config_path, db, rules_dir)
+    check_channels(env.config)  # as the daemon does, but before the database is made
     Daemon(rules_dir, env.config, open_database(env.config.database)).run()
 
 
@@ -822,6 +824,19 @@ def import_events_command(file: Path, config_path: Path | None, db: str | None) 
     _import_command("events", file, config_path, db)
 
 
+def _show_config_errors(errors: Sequence[ConfigError]) -> None:
+    """Settings that cannot be used: those located in the configuration file as diagnostics,
+    at their line; the others (an option, a configuration made in code) as plain words."""
+    from engine.render import render_text
+
+    located = [error.diagnostic() for error in errors if error.span is not None]
+    for error in errors:
+        if error.span is None:
+            click.echo(f"Error: {error}", err=True)
+    if located:
+        click.echo(render_text(located), err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nudge` console script and of `python cli.py`."""
     try:
@@ -840,12 +855,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(render_text(exc.diagnostics), err=True)
         sys.exit(1)
     except ConfigError as exc:
-        if exc.span is None:
-            click.echo(f"Error: {exc}", err=True)
-        else:
-            from engine.render import render_text
-
-            click.echo(render_text([exc.diagnostic()]), err=True)
+        _show_config_errors([exc])
+        sys.exit(1)
+    except ConfigErrors as exc:
+        _show_config_errors(exc.errors)
         sys.exit(1)
     except NudgeError as exc:
         click.echo(f"Error: {exc}", err=True)

@@ -83,6 +83,15 @@ class ConfigError(NudgeError):
         return Diagnostic(severity, code, self.message, self.span, help=self.help)
 
 
+class ConfigErrors(NudgeError):
+    """Several settings that cannot be used, found at once (every channel's, at a daemon's
+    start), each a ConfigError."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
 class DataError(NudgeError):
     """Input data (customers, events) that cannot be used."""
 

@@ -502,6 +502,40 @@ def test_run_on_rules_that_do_not_check_lists_the_problems_and_exits_1(tmp_path,
     assert "Traceback" not in err
 
 
+def test_run_with_channels_that_cannot_be_used_names_every_setting_at_fault(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """Not one error per start: an unset secret and a bad timeout in one channel, a missing
+    setting in another, all at their lines, before anything is made."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    monkeypatch.delenv("NUDGE_TEST_UNSET", raising=False)
+    hooks = {
+        "hook": {
+            "type": "webhook",
+            "url": "https://hooks.example.com",
+            "secret_env": "NUDGE_TEST_UNSET",
+            "timeout": 0,
+        },
+        "sms": {"type": "sms"},
+    }
+    config_path = write_config(
+        tmp_path / "nudge.yaml", f"sqlite:///{tmp_path / 'shop.db'}", channels=hooks
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(rules), "--config", str(config_path)])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    found = [line for line in err.splitlines() if line.startswith("error[")]
+    assert found == [
+        "error[E603]: channels.hook: environment variable NUDGE_TEST_UNSET (named by"
+        " `secret_env`) is not set",
+        "error[E602]: channels.hook: `timeout` must be a positive number",
+        "error[E602]: channels.sms: `url` is required",
+    ]
+    assert not (tmp_path / "shop.db").exists()
+
+
 @pytest.mark.parametrize(
     ("withdrawal", "policies"),
     [

@@ -2,7 +2,8 @@
 
 `open_channel` builds the channel a configuration names, checking its settings (a ConfigError
 says which one is wrong); `check_channels` does that for every configured channel without
-connecting anywhere, so that a daemon can refuse a bad configuration at start, and
+connecting anywhere, so that a daemon can refuse a bad configuration at start (naming every
+setting at fault), and
 `channel_diagnostics` gives every channel's error for `nudge check`.
 """
 
@@ -28,7 +29,7 @@ from engine.channels.sms import SmsChannel
 from engine.channels.webhook import WebhookChannel
 from engine.config import Channel as ChannelConfig
 from engine.config import Config
-from engine.errors import ConfigError, Diagnostic
+from engine.errors import ConfigError, ConfigErrors, Diagnostic
 
 __all__ = [
     "Channel",
@@ -65,9 +66,13 @@ def open_channel(
 
 
 def check_channels(config: Config, environ: Mapping[str, str] = os.environ) -> None:
-    """Raise ConfigError for the first configured channel whose settings cannot be used."""
-    for error in channel_errors(config, environ):
-        raise error
+    """Raise the ConfigError of a configured channel's setting that cannot be used, or
+    ConfigErrors holding every such error when there are several."""
+    errors = channel_errors(config, environ)
+    if len(errors) > 1:
+        raise ConfigErrors(errors)
+    if errors:
+        raise errors[0]
 
 
 def channel_errors(config: Config, environ: Mapping[str, str] = os.environ) -> list[ConfigError]:
