@@ -96,8 +96,26 @@ def cli() -> None:
 
 
 WINDOW_YEARS = (1900, 2200)
-# The ids of outbox messages and tasks: the databases' 64-bit keys.
-ROW_ID = click.IntRange(1, 2**63 - 1)
+
+
+class RowId(click.ParamType):
+    """The id of an outbox message or a task, as the command named `listed_by` shows it: one of
+    the databases' 64-bit keys."""
+
+    name = "id"
+
+    def __init__(self, listed_by: str) -> None:
+        self.listed_by = listed_by
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not text.isdecimal() or not 1 <= int(text) < 2**63:
+            self.fail(
+                f"{value!r} is not an id: ids are whole numbers, as `{self.listed_by}` lists them",
+                param,
+                ctx,
+            )
+        return int(text)
 
 
 def _window(env: Env, start: str, end: str) -> tuple[int, int]:
@@ -248,7 +266,7 @@ def _columns(rows: list[list[str]]) -> str:
 
 
 @cli.command("outbox")
-@click.argument("ids", nargs=-1, type=ROW_ID, metavar="[ID]...")
+@click.argument("ids", nargs=-1, type=RowId("nudge outbox --dead"), metavar="[ID]...")
 @click.option(
     "--dead",
     is_flag=True,
@@ -411,7 +429,7 @@ def tasks_list(
 
 
 @tasks_command.command("claim")
-@click.argument("task_id", type=ROW_ID, metavar="ID")
+@click.argument("task_id", type=RowId("nudge tasks"), metavar="ID")
 @click.option("--by", "by", required=True, metavar="NAME", help="Who takes the task on.")
 @common_options
 @click.pass_context
@@ -432,7 +450,7 @@ def tasks_claim(
 
 
 @tasks_command.command("done")
-@click.argument("task_id", type=ROW_ID, metavar="ID")
+@click.argument("task_id", type=RowId("nudge tasks"), metavar="ID")
 @common_options
 @click.pass_context
 def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: str | None) -> None:

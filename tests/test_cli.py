@@ -93,14 +93,17 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     huge = runner.invoke(
         cli, ["outbox", "--retry", "9" * 20, "--db", f"sqlite:///{tmp_path / 'd.db'}"]
     )
-    assert huge.exit_code == 2 and "is not in the range 1<=x<=" in huge.output
+    assert huge.exit_code == 2 and f"'{'9' * 20}' is not an id: ids are whole" in huge.output
+    word = runner.invoke(cli, ["tasks", "claim", "abc", "--by", "me", "--db", "sqlite://"])
+    assert word.exit_code == 2
+    assert "'abc' is not an id: ids are whole numbers, as `nudge tasks` lists them" in word.output
     # As `check` says it, and before a database is made for nothing.
     no_rules = runner.invoke(
         cli, ["run", str(tmp_path / "nosuch"), "--db", f"sqlite:///{tmp_path / 'r.db'}"]
     )
     assert no_rules.exit_code == 1 and "nosuch` does not exist" in str(no_rules.exception)
     assert not (tmp_path / "r.db").exists()
-    outputs = (missing, window, far, not_a_folder, no_days, huge, no_rules)
+    outputs = (missing, window, far, not_a_folder, no_days, huge, word, no_rules)
     assert all("Traceback" not in result.output for result in outputs)
 
 
