@@ -98,6 +98,9 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = []
         self.segments: dict[str, ast.Segment] = {}
         self.templates_used: dict[str, Span] = {}  # each template found, where first named
+        # The names of its scope a rule sends the template with as none (`coupon` in a message),
+        # each where first so sent.
+        self.templates_none: dict[str, dict[str, Span]] = {}
 
     # -- reporting --------------------------------------------------------------------------------
 
@@ -363,6 +366,11 @@ class _Checker:
     def _action(self, action: ast.Action, event_entity: str | None) -> None:
         if isinstance(action, ast.Message | ast.Coupon):
             self._template(action.template, action.template_span)
+            nones = self.templates_none.setdefault(action.template, {})
+            if not isinstance(action, ast.Coupon):
+                nones.setdefault("coupon", action.template_span)
+            if event_entity is None:
+                nones.setdefault("event", action.template_span)
             if action.channel is not None and action.channel not in self.config.channels:
                 # A warning: the rule is right and the configuration may not be written yet;
                 # the daemon retries such messages, then keeps them as dead letters to retry.
@@ -474,6 +482,7 @@ class _Checker:
             paths[name] = path
             if name in self.templates_used:  # rendered as sent, with the scope alone
                 self._unknown_names(templates, name, path)
+                self._none_reads(templates, name, path)
             for reference in references:
                 target = templates.resolve(reference)
                 if target is not None:
@@ -499,6 +508,28 @@ class _Checker:
                     help=did_you_mean(unknown, TEMPLATE_SCOPE)
                     or f"a template is given {given}; a message whose template reads "
                     "another name fails when it is sent, unless it asks `is defined` first",
+                )
+            )
+
+    def _none_reads(self, templates: Templates, name: str, path: Path) -> None:
+        """W506 for each name of the scope that a rule sends the template with as none
+        (`coupon` in a message, `event` on a date) and that it reads unguarded."""
+        nones = self.templates_none.get(name, {})
+        for read, line in templates.none_reads(name, nones):
+            why = (
+                "sends it as a message, without a coupon"
+                if read == "coupon"
+                else "is triggered by a date, not an event"
+            )
+            self.report(
+                Diagnostic(
+                    "warning",
+                    "W506",
+                    f'template "{name}" reads `{read}`, but a rule sends it without one',
+                    _word_on_line(path, line, read),
+                    label=f"`{read}` is none when that rule sends it",
+                    help=f"the rule at {nones[read]} {why}; read `{read}` inside"
+                    f" `{{% if {read} %}}`",
                 )
             )
 

@@ -15,7 +15,7 @@ the rest (after one optional blank line) is its body.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,57 +199,76 @@ def _assigned(parsed: nodes.Template) -> set[str]:
 
 
 def _unguarded_reads(
-    node: nodes.Node, guarded: frozenset[str] = frozenset()
+    node: nodes.Node, guarded: frozenset[str] = frozenset(), *, none: bool = False
 ) -> Iterator[nodes.Name]:
     """The names `node` reads where nothing guards them: not within the branch of an `if`
     (or `and`, `or`, `… if … else …`) whose test says the name is defined there, and not
-    through `| default`. Such a read fails when the template is not given the name."""
+    through `| default`. Such a read fails when the template is not given the name.
+
+    With `none`, for names given as none (`coupon` to a message's template): the guards are
+    tests of the name's truth or `is none` instead, and `| default` covers its attributes too
+    (`coupon.code | default("")`), as reading an attribute of none is undefined."""
     if isinstance(node, nodes.If | nodes.CondExpr):
-        yes, no = _defined(node.test)
-        yield from _unguarded_reads(node.test, guarded | yes | no)
+        yes, no = _defined(node.test, none)
+        yield from _unguarded_reads(node.test, guarded | yes | no, none=none)
         if isinstance(node, nodes.CondExpr):
-            yield from _unguarded_reads(node.expr1, guarded | yes)
+            yield from _unguarded_reads(node.expr1, guarded | yes, none=none)
             if node.expr2 is not None:
-                yield from _unguarded_reads(node.expr2, guarded | no)
+                yield from _unguarded_reads(node.expr2, guarded | no, none=none)
             return
         for child in node.body:
-            yield from _unguarded_reads(child, guarded | yes)
+            yield from _unguarded_reads(child, guarded | yes, none=none)
         for child in [*node.elif_, *node.else_]:
-            yield from _unguarded_reads(child, guarded | no)
+            yield from _unguarded_reads(child, guarded | no, none=none)
         return
     if isinstance(node, nodes.And | nodes.Or):
-        yes, no = _defined(node.left)
-        yield from _unguarded_reads(node.left, guarded | yes | no)
+        yes, no = _defined(node.left, none)
+        yield from _unguarded_reads(node.left, guarded | yes | no, none=none)
         yield from _unguarded_reads(
-            node.right, guarded | (yes if isinstance(node, nodes.And) else no)
+            node.right, guarded | (yes if isinstance(node, nodes.And) else no), none=none
         )
         return
     if isinstance(node, nodes.Filter) and node.name in ("default", "d"):
         for child in node.iter_child_nodes():  # `voucher.code | default` still fails
-            if not (child is node.node and isinstance(child, nodes.Name)):
-                yield from _unguarded_reads(child, guarded)
+            covered = child
+            while none and isinstance(covered, nodes.Getattr | nodes.Getitem):
+                covered = covered.node
+            if not (child is node.node and isinstance(covered, nodes.Name)):
+                yield from _unguarded_reads(child, guarded, none=none)
         return
     if isinstance(node, nodes.Name) and node.ctx == "load" and node.name not in guarded:
         yield node
     for child in node.iter_child_nodes():
-        yield from _unguarded_reads(child, guarded)
+        yield from _unguarded_reads(child, guarded, none=none)
 
 
-def _defined(test: nodes.Node) -> tuple[frozenset[str], frozenset[str]]:
-    """The names that `test` says are defined when it holds, and those when it does not."""
+def _defined(test: nodes.Node, none: bool = False) -> tuple[frozenset[str], frozenset[str]]:
+    """The names that `test` says are defined when it holds, and those when it does not; with
+    `none`, the names it says are not none (`coupon`, `coupon is not none`)."""
+    if none and isinstance(test, nodes.Name):
+        return frozenset({test.name}), frozenset()
     if isinstance(test, nodes.Test) and isinstance(test.node, nodes.Name):
-        if test.name == "defined":
-            return frozenset({test.node.name}), frozenset()
-        if test.name == "undefined":
+        if test.name == ("none" if none else "undefined"):
             return frozenset(), frozenset({test.node.name})
+        if test.name == "defined" and not none:
+            return frozenset({test.node.name}), frozenset()
     if isinstance(test, nodes.Not):
-        yes, no = _defined(test.node)
+        yes, no = _defined(test.node, none)
         return no, yes
     if isinstance(test, nodes.And):
-        return _defined(test.left)[0] | _defined(test.right)[0], frozenset()
+        return _defined(test.left, none)[0] | _defined(test.right, none)[0], frozenset()
     if isinstance(test, nodes.Or):
-        return frozenset(), _defined(test.left)[1] | _defined(test.right)[1]
+        return frozenset(), _defined(test.left, none)[1] | _defined(test.right, none)[1]
     return frozenset(), frozenset()
+
+
+def _first_lines(reads: Iterable[nodes.Name], names: set[str]) -> list[tuple[str, int]]:
+    """Each of `names` that `reads` holds, with the first line it is read on, in line order."""
+    lines: dict[str, int] = {}
+    for node in reads:
+        if node.name in names:
+            lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
+    return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
 
 class Templates:
@@ -334,26 +353,37 @@ class Templates:
             raise TemplateError(f"template {name!r}: {_TOO_DEEP}") from None
         return path, found
 
+    def _parsed(self, name: str) -> nodes.Template | None:
+        """Template `name` parsed; None when it extends another, whose blocks may read what the
+        other sets. For a template `references` found valid."""
+        path = find_template(self.templates_dir, name)
+        parsed = self._env.parse(read_template(name, path), name, str(path))
+        return None if parsed.find(nodes.Extends) is not None else parsed
+
     def unknown_names(self, name: str) -> list[tuple[str, int]]:
         """The names template `name` reads that are not in `TEMPLATE_SCOPE`, not Jinja's own
         (`range`…) and not set in the template (`{% set %}`, `{% for %}`, a macro, an import),
         each with the first line reading it: rendered as a rule sends it, the template fails
         on them. Reads guarded by `is defined`, or through `| default`, are left out
-        (`_unguarded_reads`). None for a template that extends another, whose blocks may read
-        what the other sets. For a template `references` found valid."""
-        path = find_template(self.templates_dir, name)
-        parsed = self._env.parse(read_template(name, path), name, str(path))
-        if parsed.find(nodes.Extends) is not None:
+        (`_unguarded_reads`). None for a template that extends another (`_parsed`)."""
+        parsed = self._parsed(name)
+        if parsed is None:
             return []
         # Jinja's answer holds the names that may be read before they are set: one set in each
         # branch of an `{% if %}` too. Those set anywhere are left out.
         unknown = meta.find_undeclared_variables(parsed) - _assigned(parsed)
         unknown -= {*TEMPLATE_SCOPE, *self._env.globals}
-        lines: dict[str, int] = {}
-        for node in _unguarded_reads(parsed):
-            if node.name in unknown:
-                lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
-        return sorted(lines.items(), key=lambda item: (item[1], item[0]))
+        return _first_lines(_unguarded_reads(parsed), unknown)
+
+    def none_reads(self, name: str, nones: Collection[str]) -> list[tuple[str, int]]:
+        """The names of `nones`, those of `TEMPLATE_SCOPE` that every rule sending template
+        `name` gives as none (`coupon` to a message's), that it reads outside a test of them
+        (`{% if coupon %}`, `coupon is none`) and not through `| default`, each with the first
+        line reading it: rendered so, `coupon.code` fails and `{{ coupon }}` shows "None"."""
+        parsed = self._parsed(name)
+        if parsed is None:
+            return []
+        return _first_lines(_unguarded_reads(parsed, none=True), set(nones) - _assigned(parsed))
 
     def resolve(self, reference: Reference) -> str | None:
         """The name that `reference` loads when rendered, the first of its names with a file

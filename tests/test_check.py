@@ -331,6 +331,51 @@ def test_only_templates_that_rules_send_or_include_are_read(tmp_path):
     ]
 
 
+def test_a_template_read_in_what_a_rule_sends_it_without_is_warned_of(tmp_path):
+    """W506 at the template's first read of `coupon` or `event`, naming a rule that sends it
+    without one: a message's, a birthday's. A template a coupon sends from an event's rule is
+    given both."""
+    rules = (
+        'when order.paid then message "thanks" and coupon "code" worth 5\n'
+        'when customer.birthday at 09:00 then coupon "gift" worth 30\n'
+        'when order.received + 1d then coupon "thanks" worth 5\n'
+    )
+    templates = {
+        "thanks.txt": "Thanks!\n{{ coupon.code }}",
+        "code.txt": "{{ coupon.code }} for {{ event.total }}",
+        "gift.txt": "{% if event %}{{ event.total }}{% endif %}\n{{ coupon.code }} {{ event }}",
+    }
+    folder, config = rule_set(tmp_path, {"a.rules": rules})
+    for name, text in templates.items():
+        (folder / "templates" / name).write_text(text, encoding="utf-8")
+    _, diagnostics = check_rule_set(folder, config)
+    found = [
+        (d.code, Path(d.span.file).name, d.span.line, d.span.column, d.message, d.help)
+        for d in diagnostics
+        if d.span
+    ]
+    assert found == [
+        (
+            "W506",
+            "gift.txt",
+            2,
+            22,
+            'template "gift" reads `event`, but a rule sends it without one',
+            f"the rule at {folder / 'a.rules'}:2:45 is triggered by a date, not an event;"
+            " read `event` inside `{% if event %}`",
+        ),
+        (
+            "W506",
+            "thanks.txt",
+            2,
+            4,
+            'template "thanks" reads `coupon`, but a rule sends it without one',
+            f"the rule at {folder / 'a.rules'}:1:30 sends it as a message, without a coupon;"
+            " read `coupon` inside `{% if coupon %}`",
+        ),
+    ]
+
+
 def test_a_template_that_is_not_utf8_is_an_error(tmp_path):
     folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
     (folder / "templates" / "fit_check.txt").write_bytes(b"Hello,\ncaf\xe9")

@@ -277,6 +277,40 @@ def test_the_names_a_template_reads_but_is_not_given(
             templates.render("t", CONTEXT)
 
 
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ("Hi {{ customer.name }}", []),
+        ("{{ coupon.code }}", [("coupon", 1)]),
+        ("Hi\n{{ coupon }}\n{{ event.total }}", [("coupon", 2), ("event", 3)]),
+        ("{% if coupon %}{{ coupon.code }}{% endif %}", []),
+        ("{% if coupon is not none %}{{ coupon.code }}{% else %}-{% endif %}", []),
+        ("{% if coupon is none %}-{% else %}{{ coupon.code }}{% endif %}", []),
+        ("{% if not coupon %}-{% elif event %}{{ event.type }}{% endif %}", []),
+        ("{{ coupon.code if coupon else '-' }} {{ (event and event.total) or '' }}", []),
+        ("{{ coupon.code | default('-') }} {{ event['total'] | d('') }}", []),
+        ("{% if coupon is defined %}{{ coupon.code }}{% endif %}", [("coupon", 1)]),
+        ("{% if coupon.code %}{{ coupon.code }}{% endif %}", [("coupon", 1)]),
+        ("{% set coupon = {'code': 'X'} %}{{ coupon.code }}", []),
+    ],
+)
+def test_the_names_a_template_reads_that_a_rule_gives_as_none(
+    tmp_path: Path, text: str, reads: list[tuple[str, int]]
+) -> None:
+    # What `check` warns of (W506): a message's template reading `coupon`, a date rule's
+    # reading `event`, outside a test of them: the message fails or shows "None".
+    write(tmp_path, "t.txt", text)
+    templates = Templates(tmp_path)
+    templates.references("t")
+    assert templates.none_reads("t", {"coupon", "event"}) == reads
+    try:
+        body = templates.render("t", {**CONTEXT, "coupon": None, "event": None}).body
+    except TemplateError:
+        assert reads
+    else:
+        assert ("None" in body) == bool(reads)
+
+
 def test_a_template_that_extends_another_may_read_what_that_one_sets(tmp_path: Path) -> None:
     write(tmp_path, "base.txt", '{% set title = "Mid-Autumn" %}{% block body %}{% endblock %}')
     write(tmp_path, "t.txt", '{% extends "base" %}{% block body %}{{ title }}{% endblock %}')
