@@ -22,7 +22,7 @@ from engine.fmt import expr_text
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
 from engine.timeutil import from_us, iso, zone
-from engine.triggers import Customers
+from engine.triggers import Customers, after_their_at, instant_source
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Story:
     key: str
     due_us: int
     trigger_us: int | None
-    outcome: str  # acted | skipped
+    outcome: str  # acted | skipped | late (an instant after its day's `at`: no occurrence)
     reasons: list[str] = field(default_factory=list)
     leaves: list[Leaf] = field(default_factory=list)
     actions: list[ActionRecord] = field(default_factory=list)
@@ -78,6 +78,7 @@ def explain(
             for rule in ruleset.rules:
                 if rule_name is None or rule.name == rule_name:
                     stories.extend(_stories(conn, ruleset, config, rule, start_us, acted, by_key))
+                    stories.extend(_late(conn, rule, customer_id, config.timezone))
         finally:
             conn.rollback()
     stories.sort(key=lambda s: (s.due_us, s.rule_position))
@@ -174,6 +175,19 @@ def _stories(
     return stories
 
 
+def _late(conn: Connection, rule: ast.CheckedRule, customer_id: str, shop_tz: str) -> list[Story]:
+    """The instants of an `at HH:MM` rule that came after their day's due time, which have no
+    occurrence (LANGUAGE.md 3.3: an event after the due time is not seen)."""
+    source = instant_source(rule.when.trigger)
+    if rule.when.at is None or source is None:
+        return []
+    found = conn.execute(after_their_at(rule.position, source, customer_id, shop_tz))
+    return [
+        Story(rule.name, rule.position, key, due_us, instant_us, "late")
+        for key, instant_us, due_us in found
+    ]
+
+
 def _why_skipped(rule: ast.CheckedRule, row: Any) -> list[str]:
     reasons = []
     if "valid" in row and not row["valid"]:
@@ -207,6 +221,14 @@ def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
     lines = [f"Customer {customer_id} (times are shop time, {shop_tz}):", ""]
     for story in stories:
         trigger = f", triggered at {when(story.trigger_us)}" if story.trigger_us else ""
+        if story.outcome == "late":
+            lines.append(f"{story.rule}: no occurrence due {when(story.due_us)}{trigger}")
+            lines.append(
+                "  what triggers it came after that due time, which a rule does not wait for"
+                " (`+ 1d at HH:MM` takes it the next day)"
+            )
+            lines.append("")
+            continue
         lines.append(f"{story.rule}: due {when(story.due_us)}{trigger}")
         for leaf in story.leaves:
             mark = "yes" if leaf.true else "no "

@@ -261,15 +261,13 @@ def fill(
     target = _Fill(conn, index, window, shop_tz, rule.when.at, who, zones, needs)
     offset = trigger.offset if isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger) else None
     offset_us = offset.seconds * US if offset else 0
+    source = instant_source(trigger)
+    if source is not None:
+        _instants(target, offset_us, source)
+        return target.inserted
     match trigger:
-        case ast.EventTrigger():
-            _instants(target, offset_us, _event_source(trigger.event))
         case ast.CustomerTrigger(name="birthday"):
             _birthdays(target, _whole_days(trigger.offset))
-        case ast.CustomerTrigger(name="signed_up"):
-            _instants(target, offset_us, _signed_up_source())
-        case ast.CustomerTrigger(name="first_order" | "last_order"):
-            _instants(target, offset_us, _order_value_source())
         case ast.HolidayTrigger():
             if country is None:
                 raise ValueError("holiday triggers need a country")  # the checker says so
@@ -287,7 +285,7 @@ def fill(
 
 
 @dataclass(frozen=True, eq=False)
-class _Source:
+class Source:
     """Rows of (customer_id, occurrence_key, instant, event_pk) from which occurrences come (one
     object per source, made once: the statements built from it are kept by its identity)."""
 
@@ -296,19 +294,32 @@ class _Source:
     customer: sa.ColumnElement[str]
 
 
+def instant_source(trigger: ast.Trigger) -> Source | None:
+    """The instants a trigger's occurrences come from: its events, the customers' sign-up, the
+    paid orders' times (first and last order); None for a date or calendar trigger."""
+    match trigger:
+        case ast.EventTrigger():
+            return _event_source(trigger.event)
+        case ast.CustomerTrigger(name="signed_up"):
+            return _signed_up_source()
+        case ast.CustomerTrigger(name="first_order" | "last_order"):
+            return _order_value_source()
+    return None
+
+
 @functools.cache
-def _event_source(event_type: str) -> _Source:
+def _event_source(event_type: str) -> Source:
     select = sa.select(
         events.c.customer_id,
         events.c.key.label("okey"),
         events.c.at_us.label("instant"),
         events.c.pk.label("event_pk"),
     ).where(events.c.type == event_type)
-    return _Source(select, events.c.at_us, events.c.customer_id)
+    return Source(select, events.c.at_us, events.c.customer_id)
 
 
 @functools.cache
-def _signed_up_source() -> _Source:
+def _signed_up_source() -> Source:
     instant = customers.c.signed_up_us
     select = sa.select(
         customers.c.id.label("customer_id"),
@@ -316,11 +327,11 @@ def _signed_up_source() -> _Source:
         instant.label("instant"),
         NO_EVENT.label("event_pk"),
     ).where(instant.is_not(None))
-    return _Source(select, instant, customers.c.id)
+    return Source(select, instant, customers.c.id)
 
 
 @functools.cache
-def _order_value_source() -> _Source:
+def _order_value_source() -> Source:
     """Each distinct instant of an `order.paid`: two orders at one instant are one value. Whether
     it is (still) the first or last order at the due time is part of the rule's condition."""
     select = (
@@ -333,10 +344,10 @@ def _order_value_source() -> _Source:
         .where(events.c.type == "order.paid")
         .group_by(events.c.customer_id, events.c.at_us)
     )
-    return _Source(select, events.c.at_us, events.c.customer_id)
+    return Source(select, events.c.at_us, events.c.customer_id)
 
 
-def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
+def _instants(target: _Fill, offset_us: int, source: Source) -> None:
     if target.at is not None:
         _instants_at(target, offset_us, source)
         return
@@ -348,7 +359,7 @@ def _instants(target: _Fill, offset_us: int, source: _Source) -> None:
 
 @functools.lru_cache(maxsize=1024)
 def _instants_insert(
-    index: int, offset_us: int, source: _Source, shape: tuple[str, ...]
+    index: int, offset_us: int, source: Source, shape: tuple[str, ...]
 ) -> sa.Insert:
     """The fill of rule `index` from the instants of `source` in `[low, high)`, plus the offset,
     for customers of `shape` (parameters `who_…`): built once, as every tick of the daemon runs
@@ -376,7 +387,7 @@ def _instants_insert(
     )
 
 
-def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
+def _instants_at(target: _Fill, offset_us: int, source: Source) -> None:
     """`at HH:MM`: each local day whose `at` falls in the window takes the instants of that day
     (after the offset), all due at that one time, except those later than it: an instant
     after its due time is not there yet when its occurrence is evaluated (LANGUAGE.md 3.3;
@@ -427,6 +438,29 @@ def _instants_at(target: _Fill, offset_us: int, source: _Source) -> None:
             customers.c.id,
         )
     target.insert_from(select.order_by(rows.c.customer_id))
+
+
+def after_their_at(index: int, source: Source, customer_id: str, shop_tz: str) -> sa.Select[Any]:
+    """The instants of `customer_id` that the `at HH:MM` of rule `index` takes by their day but
+    that come after that day's due time, with it: (occurrence key, instant, due), for `nudge
+    explain` to say why they have no occurrence. Read from the slots the rule's fill wrote."""
+    rows = source.select.where(source.customer == customer_id).subquery()
+    return (
+        sa.select(rows.c.okey, rows.c.instant, slots.c.due_us)
+        .join(customers, customers.c.id == rows.c.customer_id)
+        .join(
+            slots,
+            sa.and_(
+                slots.c.rule_index == index,
+                slots.c.tz == sa.func.coalesce(customers.c.timezone, shop_tz),
+                slots.c.day == rows.c.instant // DAY_US,
+                rows.c.instant >= slots.c.low_us,
+                rows.c.instant < slots.c.high_us,
+                rows.c.instant > slots.c.due_us,
+            ),
+        )
+        .order_by(slots.c.due_us, rows.c.instant)
+    )
 
 
 def utc_day(instant_us: int) -> int:

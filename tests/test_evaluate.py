@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 from engine import ast
 from engine.config import Config
 from engine.evaluate import customer_zones, evaluate_due, find_due, scope_for
-from engine.explain import explain
+from engine.explain import explain, render
 from engine.importers import import_customer_rows, import_event_rows
 from engine.parse import parse_text
 from engine.ruleset import load_rule_set
@@ -762,6 +762,22 @@ def test_an_event_later_in_its_day_than_at_has_no_occurrence(db_url: str, tmp_pa
         ("welcome", "early", "2026-06-10T20:00:00Z"),
         ("welcome", "on time", "2026-06-10T20:00:00Z"),
     ]
+    # `nudge explain` says why: the instant came after its day's due time.
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-07-01", "UTC")
+    stories = explain(open_database(db_url), ruleset, CONFIG, "late", start, end)
+    told = [(s.rule, s.outcome, from_us(s.due_us).isoformat(), s.trigger_us) for s in stories]
+    signed_up = parse_moment("2026-06-10T20:00:01Z", "UTC")
+    assert told == [
+        ("evening", "late", "2026-06-10T20:00:00+00:00", signed_up),
+        ("welcome", "late", "2026-06-10T20:00:00+00:00", signed_up),
+        ("evening", "acted", "2026-06-12T20:00:00+00:00", parse_moment("2026-06-11T23:30Z", "UTC")),
+    ]
+    assert "evening: no occurrence due 2026-06-10 20:00, triggered at 2026-06-10 20:00" in render(
+        stories, "late", "UTC"
+    )
+    on_time = explain(open_database(db_url), ruleset, CONFIG, "on time", start, end)
+    assert [(s.rule, s.outcome) for s in on_time] == [("evening", "acted"), ("welcome", "acted")]
 
 
 def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
