@@ -212,6 +212,8 @@ class Daemon:
                 until=until,
                 quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
             )
+            if report.outcomes:
+                log.info("outbox: %s", report.summary())
             if len(report.outcomes) < DISPATCH_BATCH:
                 return
 

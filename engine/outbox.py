@@ -90,9 +90,10 @@ class DispatchReport:
     def sent(self) -> int:
         return self.count("sent")
 
-    @property
-    def retried(self) -> int:
-        return self.count("pending")
+    def summary(self) -> str:
+        """How many rows ended in each status, as the daemon logs it: `3 sent, 1 pending`."""
+        statuses = dict.fromkeys(outcome.status for outcome in self.outcomes)
+        return ", ".join(f"{self.count(status)} {status}" for status in statuses)
 
 
 def dispatch_due(

@@ -395,6 +395,8 @@ def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     assert not [r for r in caplog.records if r.exc_info]
     (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.startswith("a template changed but does not check; the running rules stay")
+    (sent,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox:")]
+    assert sorted(sent.removeprefix("outbox: ").split(", ")) == ["2 failed", "2 sent"]
     assert f"{rules / 'templates' / 'thanks.txt'}:1:12" in error
     caplog.clear()
     assert at(daemon, T0 + 2 * HOUR_US) is not None  # and it keeps going, without saying it again
