@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import uuid
 from collections.abc import Iterator
 
@@ -131,6 +132,31 @@ def test_processes_opening_a_new_database_at_once_all_succeed(fresh_url):
         outcomes = pool.map(_open_and_close, [fresh_url] * 4)
     assert outcomes == ["ok"] * 4
     assert schema_diff(fresh_url, tables.metadata) == []
+
+
+class _BusyAtFirst:
+    """A cursor whose first `answers` statements fail as SQLite's switch to WAL may fail."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.tries = 0
+
+    def execute(self, statement: str) -> None:
+        assert statement == "PRAGMA journal_mode=WAL"
+        self.tries += 1
+        if self.answers:
+            raise sqlite3.OperationalError(self.answers.pop(0))
+
+
+def test_the_switch_to_write_ahead_logging_waits_out_a_lock_and_nothing_else():
+    # The flakiness of the test above: SQLite did not wait for the busy timeout there.
+    busy = _BusyAtFirst("database is locked", "database is locked")
+    storage_db._write_ahead_logging(busy)  # type: ignore[arg-type]
+    assert busy.tries == 3
+    broken = _BusyAtFirst("disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        storage_db._write_ahead_logging(broken)  # type: ignore[arg-type]
+    assert broken.tries == 1
 
 
 def test_sqlite_uses_write_ahead_logging(tmp_path):

@@ -9,6 +9,8 @@ so one of them migrates and the others then find the schema current.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,10 +43,26 @@ BUSY_TIMEOUT_S = 10.0
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _write_ahead_logging(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _write_ahead_logging(cursor: sqlite3.Cursor) -> None:
+    """Switch the database to write-ahead logging (it stays so: later switches do nothing).
+    While another process switches the same new file, SQLite may answer "database is locked"
+    at once rather than wait for the busy timeout (one open in a few hundred, six processes
+    opening a new database together): the switch is tried again until that timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def create(url: str) -> Engine:
