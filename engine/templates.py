@@ -15,6 +15,7 @@ the rest (after one optional blank line) is its body.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,12 +272,48 @@ def _first_lines(reads: Iterable[nodes.Name], names: set[str]) -> list[tuple[str
     return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
 
+# The longest text or list a template's `*` may make, and the most binary digits a power `**`
+# may: a message is a few kilobytes, and `{{ "x" * 10**10 }}` would take the daemon's memory.
+MAX_REPEATED = 100_000
+MAX_POWER_BITS = 4_096
+
+
+def _too_large(operator: str, left: Any, right: Any) -> str | None:
+    """Why `left operator right` would make more than a message can hold; None if it would
+    not."""
+    if operator == "*":
+        for items, times in ((left, right), (right, left)):
+            repeated = isinstance(items, str | list | tuple) and isinstance(times, int)
+            size = len(items) * times if repeated else 0
+            if size > MAX_REPEATED:
+                return f"`*` would make {size:,} characters or items (at most {MAX_REPEATED:,})"
+    powers = isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
+    if operator == "**" and powers and right * math.log2(abs(left)) > MAX_POWER_BITS:
+        return f"`**` would make a number of over {MAX_POWER_BITS:,} bits"
+    return None
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with `*` and `**` kept to sizes a message can hold (Jinja's own
+    operator interception; its `range` has such a limit already)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        problem = _too_large(operator, left, right)
+        if problem is not None:
+            raise SecurityError(problem)
+        return super().call_binop(context, operator, left, right)
+
+
 class Templates:
     """The templates of one folder, compiled once and recompiled when their file changes."""
 
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = templates_dir
-        self._env = SandboxedEnvironment(
+        self._env = _Sandbox(
             loader=_FolderLoader(templates_dir),
             undefined=_Undefined,
             autoescape=self._autoescape,
@@ -319,6 +356,8 @@ class Templates:
             # `{% include %}` of itself, or a macro calling itself, without end (or nesting
             # hundreds deep): the stack is unwound by now, so the caller carries on.
             raise TemplateError(f"template {name!r}: {self._endless(name)}") from None
+        except MemoryError:  # what the sandbox's limits do not catch (a filter's `center(10**9)`)
+            raise TemplateError(f"template {name!r}: rendering it ran out of memory") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name!r}: {exc}") from None
         subject, body = split_subject(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,27 @@ def test_a_template_that_extends_another_may_read_what_that_one_sets(tmp_path: P
     templates = Templates(tmp_path)
     assert templates.unknown_names("t") == []
     assert templates.render("t", CONTEXT).body == "Mid-Autumn"
+
+
+@pytest.mark.parametrize(
+    ("text", "rendered"),
+    [
+        ('{{ "ab" * 3 }} {{ 3 * [1] | length }} {{ 2 ** 10 }} {{ 2.5 * 2 }}', "ababab 3 1024 5.0"),
+        ('{{ "x" * 10 ** 9 }}', "`*` would make 1,000,000,000 characters or items"),
+        ("{{ 10 ** 9 * [customer.name] }}", "`*` would make 1,000,000,000 characters or items"),
+        ("{{ 2 ** 100000 }}", "`**` would make a number of over 4,096 bits"),
+    ],
+)
+def test_a_template_cannot_make_more_than_a_message_holds(
+    tmp_path: Path, text: str, rendered: str
+) -> None:
+    # `{{ "x" * 10**9 }}` would take the daemon's memory; the message fails instead.
+    write(tmp_path, "t.txt", text)
+    templates = Templates(tmp_path)
+    if "would make" not in rendered:
+        assert templates.render("t", CONTEXT).body == rendered
+    else:
+        with pytest.raises(
+            TemplateError, match=f"not allowed in a template: {re.escape(rendered)}"
+        ):
+            templates.render("t", CONTEXT)
