@@ -133,6 +133,21 @@ class Daemon:
                     "%d occurrences due more than the grace period ago were missed",
                     report.recorded.missed,
                 )
+            if report.too_late:
+                log.warning(
+                    "%d of the %d events imported since the last tick happened before %s (the"
+                    " grace period, or the rule set's first start): what they made due before"
+                    " then does not act. Import events as they happen",
+                    report.too_late,
+                    report.late,
+                    iso(report.too_late_before_us),
+                )
+            elif report.late:
+                log.info(
+                    "%d events imported since the last tick happened before it: what they made"
+                    " due meanwhile acts now",
+                    report.late,
+                )
             if report.recorded.occurrences or report.queued:
                 log.info(
                     "tick %s: %d occurrences acted, %d actions, %d queued",

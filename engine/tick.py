@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -23,7 +24,7 @@ from engine.config import Config
 from engine.evaluate import evaluate_due, find_due
 from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
-from engine.storage.tables import rule_set_state
+from engine.storage.tables import events, rule_set_state
 from engine.timeutil import DAY_US, US
 from engine.triggers import BATCH_CUSTOMERS, EVERYONE, customer_batches
 
@@ -37,6 +38,13 @@ class TickReport:
     skipped: bool = False  # another daemon held the rule set's lock
     recorded: ledger.Recorded = field(default_factory=ledger.Recorded)
     queued: int = 0  # outbox rows created
+    # Events imported since the last tick that happened before its watermark: what they made
+    # due since then is evaluated now (`late`); those that happened before `too_late_before_us`
+    # (the grace period, or the rule set's first start: `too_late`) do not act on what they
+    # made due before it.
+    late: int = 0
+    too_late: int = 0
+    too_late_before_us: int = 0
 
 
 def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
@@ -56,6 +64,14 @@ def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
     return digest.hexdigest()
 
 
+class _State(NamedTuple):
+    """A rule set's row of `rule_set_state`, as a tick reads it."""
+
+    watermark_us: int
+    first_run_us: int
+    events_seen_pk: int | None
+
+
 def tick(
     engine: Engine,
     ruleset: ast.RuleSet,
@@ -68,26 +84,31 @@ def tick(
     in batches of customers (one transaction for all of them)."""
     report = TickReport(end_us=now_us)
     with fewer_collections(), engine.begin() as conn:
-        watermark = _lock(conn, name, now_us)
-        if watermark is None:
+        state = _lock(conn, name, now_us)
+        if state is None:
             report.skipped = True
             return report
-        report.start_us = watermark
+        watermark = report.start_us = state.watermark_us
+        newest = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0))).scalar_one()
+        seen = state.events_seen_pk if state.events_seen_pk is not None else newest
         if now_us > watermark:
+            seen = newest
             grace_end = max(watermark, now_us - int(config.grace_seconds * US))
+            oldest_acting = max(now_us - int(config.grace_seconds * US), state.first_run_us)
+            start = _since_late_events(conn, state, newest, oldest_acting, grace_end, report)
             # A long window (catching up) is taken in batches of customers to keep memory flat;
             # an ordinary tick has little due and reads everyone at once.
-            long = now_us - watermark > LONG_WINDOW_US
+            long = now_us - start > LONG_WINDOW_US
             batches = customer_batches(conn, batch) if long else [EVERYONE]
             if grace_end > watermark:  # downtime longer than the grace period: missed
                 missed = find_due(conn, ruleset, config, watermark, grace_end)
                 for who in batches:
                     late = evaluate_due(conn, ruleset, config, missed, who, with_actions=False)
                     report.recorded.add(ledger.record(conn, late, config, now_us, grace_end))
-            due = find_due(conn, ruleset, config, grace_end, now_us)
+            due = find_due(conn, ruleset, config, start, now_us)
             for who in batches:
                 result = evaluate_due(conn, ruleset, config, due, who, decide_before_us=now_us)
-                recorded = ledger.record(conn, result, config, now_us, grace_end)
+                recorded = ledger.record(conn, result, config, now_us, start)
                 report.recorded.add(recorded)
                 report.queued += recorded.outbox + ledger.decide(
                     conn, result.decided, config, now_us
@@ -95,20 +116,57 @@ def tick(
         conn.execute(
             rule_set_state.update()
             .where(rule_set_state.c.name == name)
-            .values(watermark_us=max(watermark, now_us), last_tick_us=now_us)
+            .values(watermark_us=max(watermark, now_us), last_tick_us=now_us, events_seen_pk=seen)
         )
     return report
 
 
-def _lock(conn: Connection, name: str, now_us: int) -> int | None:
-    """Lock the rule set's state row and return its watermark; None when another process holds
-    it. The first tick of a rule set starts it: nothing due before that moment acts."""
+def _since_late_events(
+    conn: Connection,
+    state: _State,
+    newest: int,
+    oldest_acting: int,
+    grace_end: int,
+    report: TickReport,
+) -> int:
+    """Where this tick's window starts: at `grace_end` (the watermark, unless the daemon was
+    down longer than the grace period), or earlier, for the events imported since the last
+    tick that happened before the watermark. What they made due was evaluated before they were
+    there: it acts now, late, as after downtime, if due after `oldest_acting` (within the grace
+    period, and after the rule set first started); the ledger's unique keys keep what acted
+    already from acting again. A rule set whose ticks have seen no event yet starts seeing from
+    here."""
+    seen = state.events_seen_pk
+    if seen is None or newest <= seen:
+        return grace_end
+    imported = sa.and_(events.c.pk > seen, events.c.pk <= newest)
+    earliest, report.late = conn.execute(
+        sa.select(sa.func.min(events.c.at_us), sa.func.count()).where(
+            imported, events.c.at_us < state.watermark_us
+        )
+    ).one()
+    if not report.late:
+        return grace_end
+    report.too_late_before_us = oldest_acting
+    report.too_late = conn.execute(
+        sa.select(sa.func.count()).where(imported, events.c.at_us < oldest_acting)
+    ).scalar_one()
+    return min(grace_end, max(earliest, oldest_acting))
+
+
+def _lock(conn: Connection, name: str, now_us: int) -> _State | None:
+    """Lock the rule set's state row and return its watermark, first start and the newest event
+    its ticks saw; None when another process holds it. The first tick of a rule set starts it:
+    nothing due before that moment acts."""
     conn.execute(
         insert_or_ignore(conn, rule_set_state),
         {"name": name, "first_run_us": now_us, "watermark_us": now_us},
     )
-    query = sa.select(rule_set_state.c.watermark_us).where(rule_set_state.c.name == name)
+    state = rule_set_state.c
+    query = sa.select(state.watermark_us, state.first_run_us, state.events_seen_pk).where(
+        state.name == name
+    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     row = conn.execute(query).first()
-    return None if row is None else int(row.watermark_us)
+    return None if row is None else _State(*row)

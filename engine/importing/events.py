@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Connection
+from sqlalchemy import text as text_sql
 
 from engine.importing.fields import KEY_LENGTH, cell, json_values, storable, text, timestamp
 from engine.importing.report import ImportReport, RowError
@@ -155,8 +156,19 @@ def _event_type(given: str) -> str:
     return kind
 
 
+# Key of the PostgreSQL advisory lock an import's transaction holds while it adds events (any
+# fixed 64-bit number no other application on the server uses; this one spells "nudge-ev").
+EVENTS_LOCK = 0x6E75_6467_652D_6576
+
+
 def store_events(connection: Connection, rows: list[EventRow], report: ImportReport) -> None:
-    """Store the events of `rows` whose key is not stored yet, creating unknown customers."""
+    """Store the events of `rows` whose key is not stored yet, creating unknown customers.
+
+    On PostgreSQL the transaction first takes `EVENTS_LOCK`, so that imports at once commit
+    their events in the order of their keys (`events.pk`), as on SQLite: a tick that has seen
+    the newest key has seen every event before it (`engine.tick`)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text_sql("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     unique: dict[str, EventRow] = {}
     for row in rows:
         unique.setdefault(row[0], row)

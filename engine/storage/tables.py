@@ -105,6 +105,9 @@ rule_set_state = Table(
     Column("watermark_us", BigInteger, nullable=False),  # everything due before this is done
     Column("last_tick_us", BigInteger),
     Column("fingerprint", String(64)),  # digest of the rule files last loaded
+    # The newest event (`events.pk`) the last tick saw: those imported since are looked at again
+    # for what they made due before the watermark (`engine.tick`).
+    Column("events_seen_pk", BigInteger),
 )
 
 # --- the ledger: what the daemon decided ----------------------------------------------------------
