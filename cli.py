@@ -7,8 +7,9 @@ stderr and exit code 1; nothing else is caught here, so a traceback always means
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -184,7 +185,7 @@ def simulate(
     ruleset = _load_rules(rules_dir, env, engine)
     records = stream(engine, ruleset, env.config, start_us, end_us)
     fmt = _stdout_format(fmt) if output is None else (fmt or "jsonl")
-    _emit(records, fmt, output, env, f"Simulation of {rules_dir}", start_us, end_us)
+    _emit(records, fmt, output, env, f"Simulation of {rules_dir}", start_us, end_us, rules_dir)
 
 
 def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
@@ -214,6 +215,7 @@ def _emit(
     title: str,
     start_us: int,
     end_us: int,
+    rules_dir: Path | None = None,
 ) -> None:
     """Write actions as JSON Lines, an HTML page or tables, streaming them once."""
     import json
@@ -226,7 +228,9 @@ def _emit(
         raise click.UsageError("--format html needs --output FILE")
     with contextlib.ExitStack() as stack:
         # Opened before the first action is worked out: a bad path fails at once.
-        handle = sys.stdout if output is None else stack.enter_context(_writing(output))
+        handle = (
+            sys.stdout if output is None else stack.enter_context(_writing(output, env, rules_dir))
+        )
         if fmt == "html":
             from engine.reports.html import render_html
 
@@ -247,13 +251,64 @@ def _emit(
         print_table(records, env.config.timezone, console, title)
 
 
-def _writing(path: Path) -> TextIO:
+@contextlib.contextmanager
+def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
+    """A file to write the output to, which takes `path`'s place only once it is complete: a
+    failure part way leaves what was there. A path that the command reads or another part of
+    Nudge writes (the database, the configuration, a rule file or template, a `file` channel's
+    messages) is refused before anything is written."""
+    if what := _an_input(path, env, rules_dir):
+        raise click.BadParameter(
+            f"{path} is {what}: write the output to another file", param_hint="--output"
+        )
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        return path.open("w", encoding="utf-8")
+        handle = partial.open("w", encoding="utf-8")
     except OSError as exc:
         raise click.BadParameter(
             f"cannot write {path}: {exc.strerror or exc}", param_hint="--output"
         ) from None
+    try:
+        with handle:
+            yield handle
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _an_input(path: Path, env: Env, rules_dir: Path | None) -> str | None:
+    """What `path` is to Nudge, if writing it would lose something: None if nothing."""
+    from sqlalchemy.engine import make_url
+
+    config = env.config
+    url = make_url(config.database)
+    named: list[tuple[Path, str]] = []
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        named += [(Path(url.database + end), "the database") for end in ("", "-wal", "-shm")]
+    if config.file:
+        named.append((Path(config.file), "the configuration file"))
+    for channel in config.channels.values():
+        if channel.type == "file":
+            written = config.base_dir / str(channel.options.get("path", "outbox.jsonl"))
+            named.append((written, f"where the channel `{channel.name}` writes its messages"))
+    if any(_same_file(path, other) for other, _ in named):
+        return next(what for other, what in named if _same_file(path, other))
+    folders = [(config.templates_dir(rules_dir), "a template")] if rules_dir else []
+    if rules_dir is not None and path.suffix == ".rules":
+        folders.append((rules_dir, "a rule file"))
+    for folder, what in folders:
+        if path.resolve().is_relative_to(folder.resolve()) and path.exists():
+            return what
+    return None
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    """The same file, by its name or through a link."""
+    try:
+        return path.exists() and other.exists() and os.path.samefile(path, other)
+    except OSError:
+        return False
 
 
 def _columns(rows: list[list[str]]) -> str:
@@ -684,6 +739,7 @@ def demo(
         f"Demo: {result.customers} customers, {result.events} events; {shop_rules.name} rules",
         result.start_us,
         result.end_us,
+        shop_rules,
     )
 
 

@@ -107,6 +107,43 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     assert all("Traceback" not in result.output for result in outputs)
 
 
+def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """`--output` naming the database (as the merchant's slip `--output shop.db`), the
+    configuration, a rule file, a template or the file channel's messages: refused before
+    anything is written. Another file takes the output whole."""
+    rules = write_rule_set(tmp_path / "rules", country="CN")
+    db = tmp_path / "shop.db"
+    (rules / "nudge.yaml").write_text(
+        f"database: sqlite:///{db}\ncountry: CN\n"
+        "channels:\n  file:\n    type: file\n    path: sent.jsonl\n",
+        encoding="utf-8",
+    )
+    (rules / "sent.jsonl").write_text('{"sent": 1}\n', encoding="utf-8")
+    runner = CliRunner()
+    window = ("--from", "2026-01-01", "--to", "2026-01-02")
+    assert runner.invoke(cli, ["simulate", str(rules), *window]).exit_code == 0  # makes shop.db
+    targets = {
+        db: "the database",
+        rules / "nudge.yaml": "the configuration file",
+        rules / "festival.rules": "a rule file",
+        rules / "templates" / "greeting.txt": "a template",
+        rules / "sent.jsonl": "where the channel `file` writes its messages",
+    }
+    for target, what in targets.items():
+        before = target.read_bytes()
+        result = runner.invoke(cli, ["simulate", str(rules), *window, "--output", str(target)])
+        assert result.exit_code == 2, target
+        assert f"{target} is {what}: write the output to another file" in result.output
+        assert target.read_bytes() == before
+    out = tmp_path / "out.jsonl"
+    out.write_text("old\n", encoding="utf-8")
+    result = runner.invoke(cli, ["simulate", str(rules), *window, "--output", str(out)])
+    assert result.exit_code == 0 and "old" not in out.read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "table", "html"])
 def test_an_output_file_that_cannot_be_written_is_named(tmp_path: Path, fmt: str) -> None:
     rules = write_rule_set(tmp_path / "rules", country="CN")
