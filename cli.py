@@ -177,11 +177,11 @@ def simulate(
       nudge simulate rules/shop --from 2026-11-01 --to 2026-12-01 --format html --output sim.html
     """
     from engine.simulate import stream
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
 
     env = env_of(config_path, db, rules_dir)
     start_us, end_us = _window(env, start, end)
-    engine = open_database(env.config.database)
+    engine = open_existing(env.config.database)
     ruleset = _load_rules(rules_dir, env, engine)
     records = stream(engine, ruleset, env.config, start_us, end_us)
     fmt = _stdout_format(fmt) if output is None else (fmt or "jsonl")
@@ -347,12 +347,12 @@ def outbox_command(
     """
     from engine.clock import SystemClock
     from engine.outbox import list_outbox, requeue, status_counts
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
     from engine.timeutil import iso
 
     if ids and not retry:
         raise click.UsageError("message IDs are only taken with --retry")
-    engine = open_database(env_of(config_path, db).config.database)
+    engine = open_existing(env_of(config_path, db).config.database)
     try:
         if retry:
             done = requeue(engine, list(ids) if ids else None, SystemClock().now_us())
@@ -405,11 +405,11 @@ def _task_env(ctx: click.Context, config_path: Path | None, db: str | None) -> E
 
 
 def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
     from engine.tasks import list_tasks
     from engine.timeutil import iso
 
-    engine = open_database(env.config.database)
+    engine = open_existing(env.config.database)
     try:
         found = list_tasks(engine, status=status, assignee=assignee)
     finally:
@@ -493,10 +493,10 @@ def tasks_claim(
 ) -> None:
     """Take a task on: nudge tasks claim 12 --by ann"""
     from engine.clock import SystemClock
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
     from engine.tasks import claim
 
-    engine = open_database(_task_env(ctx, config_path, db).config.database)
+    engine = open_existing(_task_env(ctx, config_path, db).config.database)
     try:
         task = claim(engine, task_id, by, SystemClock().now_us())
     finally:
@@ -511,10 +511,10 @@ def tasks_claim(
 def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: str | None) -> None:
     """Mark a task done: nudge tasks done 12"""
     from engine.clock import SystemClock
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
     from engine.tasks import done
 
-    engine = open_database(_task_env(ctx, config_path, db).config.database)
+    engine = open_existing(_task_env(ctx, config_path, db).config.database)
     try:
         task = done(engine, task_id, SystemClock().now_us())
     finally:
@@ -546,11 +546,11 @@ def explain(
     """
     from engine.explain import explain as run_explain
     from engine.explain import render
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
 
     env = env_of(config_path, db, rules_dir)
     start_us, end_us = _window(env, start, end)
-    engine = open_database(env.config.database)
+    engine = open_existing(env.config.database)
     ruleset = _load_rules(rules_dir, env, engine)
     if rule_name is not None and rule_name not in {r.name for r in ruleset.rules}:
         names = ", ".join(sorted(r.name for r in ruleset.rules))
@@ -632,11 +632,11 @@ def history(
 
     from engine.history import history as load_history
     from engine.reports.table import print_list
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
 
     env = env_of(config_path, db)
     start_us, end_us = _window(env, start, end)
-    records = load_history(open_database(env.config.database), start_us, end_us)
+    records = load_history(open_existing(env.config.database), start_us, end_us)
     if _stdout_format(fmt) == "table":
         print_list(records, env.config.timezone, Console())
     else:
@@ -654,12 +654,12 @@ def status(config_path: Path | None, db: str | None) -> None:
     """
     from engine.clock import SystemClock
     from engine.status import status as read_status
-    from engine.storage.db import open_database
+    from engine.storage.db import open_existing
     from engine.timeutil import iso
 
     env = env_of(config_path, db)
     now = SystemClock().now_us()
-    state = read_status(open_database(env.config.database), now)
+    state = read_status(open_existing(env.config.database), now)
     if not state.rule_sets:
         click.echo("No rule set has run yet (start one with `nudge run RULES_DIR`).")
     for name, watermark, last, rules in state.rule_sets:

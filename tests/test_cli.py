@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
+from engine.storage.db import open_database
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -97,6 +98,22 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     word = runner.invoke(cli, ["tasks", "claim", "abc", "--by", "me", "--db", "sqlite://"])
     assert word.exit_code == 2
     assert "'abc' is not an id: ids are whole numbers, as `nudge tasks` lists them" in word.output
+    # A mistyped database: said so, and not made, by the commands that read the shop.
+    typo = f"sqlite:///{tmp_path / 'typo.db'}"
+    no_db = [
+        runner.invoke(cli, [*command, "--db", typo])
+        for command in (
+            ["status"],
+            ["history", "--from", "2026-01-01", "--to", "2026-01-02"],
+            ["simulate", str(tmp_path), "--from", "2026-01-01", "--to", "2026-01-02"],
+            ["tasks"],
+            ["outbox"],
+        )
+    ]
+    for result in no_db:
+        assert result.exit_code == 1
+        assert f"there is no database {tmp_path / 'typo.db'}" in str(result.exception)
+    assert not (tmp_path / "typo.db").exists()
     # As `check` says it, and before a database is made for nothing.
     no_rules = runner.invoke(
         cli, ["run", str(tmp_path / "nosuch"), "--db", f"sqlite:///{tmp_path / 'r.db'}"]
@@ -123,7 +140,7 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
     (rules / "sent.jsonl").write_text('{"sent": 1}\n', encoding="utf-8")
     runner = CliRunner()
     window = ("--from", "2026-01-01", "--to", "2026-01-02")
-    assert runner.invoke(cli, ["simulate", str(rules), *window]).exit_code == 0  # makes shop.db
+    open_database(f"sqlite:///{db}").dispose()
     targets = {
         db: "the database",
         rules / "nudge.yaml": "the configuration file",
@@ -147,6 +164,7 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
 @pytest.mark.parametrize("fmt", ["jsonl", "table", "html"])
 def test_an_output_file_that_cannot_be_written_is_named(tmp_path: Path, fmt: str) -> None:
     rules = write_rule_set(tmp_path / "rules", country="CN")
+    open_database(f"sqlite:///{tmp_path / 'x.db'}").dispose()
     target = tmp_path / "missing" / f"out.{fmt}"
     result = CliRunner().invoke(
         cli,

@@ -143,6 +143,20 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(alembic_config(connection), "head")
 
 
+def open_existing(url: str) -> Engine:
+    """`open_database` for a command that reads the shop (`simulate`, `status`…): a SQLite file
+    that does not exist is an error, not a new, empty database in a mistyped place."""
+    parsed = make_url(url) if "://" in url else None
+    if parsed is not None and parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+            raise DatabaseError(
+                f"there is no database {path} ({url}): import the shop's customers and events"
+                " first (`nudge import`), or name the right file with --db or `database:`"
+            )
+    return open_database(url)
+
+
 def open_database(url: str) -> Engine:
     """Connect to `url` and bring its schema up to date."""
     engine = create(url)
