@@ -15,6 +15,7 @@ the rest (after one optional blank line) is its body.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -361,7 +362,10 @@ class Templates:
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name!r}: {exc}") from None
         subject, body = split_subject(text)
-        return Rendered(subject=subject, body=body, html=self._is_html(name))
+        is_html = self._is_html(name)
+        if is_html and subject is not None:  # a subject is plain text, escaped with the page
+            subject = html.unescape(subject)
+        return Rendered(subject=subject, body=body, html=is_html)
 
     def references(self, name: str) -> tuple[Path, list[Reference]]:
         """Template `name`'s file and the templates it names, found without rendering it

@@ -58,11 +58,15 @@ def test_split_subject() -> None:
 
 
 def test_html_templates_escape_values(tmp_path: Path) -> None:
-    write(tmp_path, "news.html", "<p>{{ customer.name }}</p>")
-    context = dict(CONTEXT, customer={"name": "<script>x</script>"})
+    write(
+        tmp_path, "news.html", "Subject: For {{ customer.name }} <3\n\n<p>{{ customer.name }}</p>"
+    )
+    context = dict(CONTEXT, customer={"name": "<script>Tom & Jerry</script>"})
     rendered = Templates(tmp_path).render("news", context)
-    assert rendered.body == "<p>&lt;script&gt;x&lt;/script&gt;</p>"
+    assert rendered.body == "<p>&lt;script&gt;Tom &amp; Jerry&lt;/script&gt;</p>"
     assert rendered.html is True
+    # The subject is a plain-text header, not part of the page.
+    assert rendered.subject == "For <script>Tom & Jerry</script> <3"
 
 
 def test_include_finds_other_templates_by_name(tmp_path: Path) -> None:
