@@ -57,18 +57,24 @@ WAKE_MARGIN_S = 0.5
 MAX_STEPS_IN_TURN = 10
 
 
+def _of_a_template(diagnostic: Diagnostic) -> bool:
+    """An error in a template (E5xx), or a rule's template that is missing or ambiguous (E206):
+    until it is mended, the running rules' messages that send it fail."""
+    return diagnostic.code.startswith("E5") or diagnostic.code == "E206"
+
+
 def _bad_edit(diagnostics: Sequence[Diagnostic]) -> str:
     """What the daemon logs of an edit that does not check, by what is at fault: the rule files,
-    the templates (codes E5xx), or both."""
+    the templates, or both."""
     errors = [d for d in diagnostics if d.severity == "error"]
-    in_templates = any(d.code.startswith("E5") for d in errors)
-    in_rules = any(not d.code.startswith("E5") for d in errors)
+    in_templates = any(_of_a_template(d) for d in errors)
+    in_rules = not all(_of_a_template(d) for d in errors)
     if not in_templates:
         return "the rule files changed but do not check; the running rules stay"
+    what = "the rule files and their templates" if in_rules else "the rules' templates"
     return (
-        f"{'the rule files and templates' if in_rules else 'a template'} changed but"
-        f" {'do' if in_rules else 'does'} not check; the running rules stay (a template is"
-        " read when its message is sent: until it is mended, its messages fail)"
+        f"{what} do not check; the running rules stay (a template is read when its message is"
+        " sent: until it is mended, its messages fail)"
     )
 
 

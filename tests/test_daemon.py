@@ -423,7 +423,7 @@ def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     ] * 2
     assert not [r for r in caplog.records if r.exc_info]
     (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert error.startswith("a template changed but does not check; the running rules stay")
+    assert error.startswith("the rules' templates do not check; the running rules stay")
     (sent,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("outbox:")]
     assert sorted(sent.removeprefix("outbox: ").split(", ")) == ["2 failed", "2 sent"]
     assert f"{rules / 'templates' / 'thanks.txt'}:1:12" in error
@@ -433,6 +433,12 @@ def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     (rules / "templates" / "thanks.txt").write_text("thanks, {{ customer.name }}")
     assert at(daemon, T0 + 3 * HOUR_US) is not None
     assert any("rules loaded" in r.getMessage() for r in caplog.records)
+    # A template gone is the templates' fault too, not the rule files'.
+    (rules / "templates" / "thanks.txt").unlink()
+    caplog.clear()
+    assert at(daemon, T0 + 4 * HOUR_US) is not None
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith("the rules' templates do not check") and "E206" in error
 
 
 def test_only_the_templates_the_rules_send_or_include_are_watched(engine, tmp_path, caplog) -> None:
