@@ -42,7 +42,7 @@ from engine.errors import DatabaseError, Diagnostic, NudgeError, RuleError
 from engine.evaluate import customer_zones
 from engine.outbox import dispatch_due
 from engine.render import render_text
-from engine.ruleset import load_rule_set
+from engine.ruleset import check_rule_set
 from engine.storage.tables import daemons, events, rule_set_state
 from engine.tick import TickReport, fingerprint, tick
 from engine.timeutil import US, from_us, iso, to_us
@@ -109,20 +109,21 @@ class Daemon:
         current = fingerprint(self.rules_dir, watched)
         if current == self.loaded:
             return False
-        try:
-            with self.engine.connect() as conn:
-                known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
-            ruleset = load_rule_set(self.rules_dir, self.config, known_events=known)
-        except RuleError as exc:
+        with self.engine.connect() as conn:
+            known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
+        ruleset, diagnostics = check_rule_set(self.rules_dir, self.config, known)
+        if ruleset is None:
             if self.ruleset is None:
-                raise
-            log.error("%s:\n%s", _bad_edit(exc.diagnostics), render_text(exc.diagnostics))
+                raise RuleError(diagnostics)
+            log.error("%s:\n%s", _bad_edit(diagnostics), render_text(diagnostics))
             self.loaded = current  # report a bad edit once, not every tick
             return False
         if ruleset.templates != watched:  # the digest of what the new rule set reads
             current = fingerprint(self.rules_dir, ruleset.templates)
         self.ruleset, self.loaded, self.in_force = ruleset, current, current
         log.info("rules loaded from %s: %d rules", self.rules_dir, len(ruleset.rules))
+        if diagnostics:  # warnings: what `nudge check` says of them
+            log.warning("the rules have warnings:\n%s", render_text(diagnostics))
         return True
 
     # -- one step -------------------------------------------------------------------------------

@@ -375,6 +375,19 @@ def test_events_imported_late_act_and_are_told_of(engine, tmp_path, caplog) -> N
     assert len(acted_rules(engine)) == 1
 
 
+def test_the_rules_warnings_are_logged_when_they_are_loaded(engine, tmp_path, caplog) -> None:
+    """What `nudge check` warns of (a channel not configured, an event name the shop never
+    sent) is in the daemon's log too, once per load."""
+    text = 'rule "fit"\n  when order.payed\n  then followup "fit_check" via hook2\n'
+    rules = write_rules(tmp_path / "rules", {"fit.rules": text}, ["fit_check"])
+    caplog.set_level(logging.INFO, logger="nudge")
+    daemon = stepper(engine, tmp_path, rules)
+    at(daemon, T0 + HOUR_US)
+    (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned.startswith("the rules have warnings:")
+    assert "warning[W203]" in warned and "warning[W207]" in warned
+
+
 def test_an_editor_s_lock_file_beside_the_rules_changes_nothing(engine, tmp_path) -> None:
     rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
     daemon = stepper(engine, tmp_path, rules)
