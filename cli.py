@@ -399,7 +399,15 @@ def outbox_command(
 
 
 def _task_env(ctx: click.Context, config_path: Path | None, db: str | None) -> Env:
-    """The options given to `tasks` itself, overridden by those given to its subcommand."""
+    """The options given to `tasks` itself, overridden by those given to its subcommand. The
+    list's filters given to `tasks` belong to `list` alone."""
+    if ctx.info_name != "list":
+        filters = [option for option, value in ctx.meta["tasks_filters"].items() if value]
+        if filters:
+            raise click.UsageError(
+                f"{' and '.join(filters)} {'filter' if len(filters) > 1 else 'filters'} the"
+                f" list; `{ctx.info_name}` takes a task's id"
+            )
     parent: Env = ctx.obj
     return env_of(config_path or parent.config_path, db or parent.db)
 
@@ -435,7 +443,12 @@ def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
 
 
 @cli.group("tasks", invoke_without_command=True)
-@click.option("--status", default=None, help="Only tasks in this status: open, claimed or done.")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "claimed", "done"]),
+    default=None,
+    help="Only tasks in this status.",
+)
 @click.option(
     "--for",
     "assignee",
@@ -461,12 +474,18 @@ def tasks_command(
     Finish it:           nudge tasks done 12
     """
     ctx.obj = env_of(config_path, db)
+    ctx.meta["tasks_filters"] = {"--status": status, "--for": assignee}
     if ctx.invoked_subcommand is None:
         _show_tasks(ctx.obj, status, assignee)
 
 
 @tasks_command.command("list")
-@click.option("--status", default=None, help="Only tasks in this status: open, claimed or done.")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "claimed", "done"]),
+    default=None,
+    help="Only tasks in this status.",
+)
 @click.option(
     "--for", "assignee", default=None, metavar="TEAM", help="Only tasks for this person or team."
 )
@@ -480,6 +499,11 @@ def tasks_list(
     db: str | None,
 ) -> None:
     """List tasks, oldest first: nudge tasks list --status open --for service"""
+    given = ctx.meta["tasks_filters"]
+    for option, here in (("--status", status), ("--for", assignee)):
+        if given[option] is not None and here is not None and given[option] != here:
+            raise click.UsageError(f"{option} is given twice, before and after `list`")
+    status, assignee = status or given["--status"], assignee or given["--for"]
     _show_tasks(_task_env(ctx, config_path, db), status, assignee)
 
 

@@ -156,6 +156,15 @@ def test_tasks_command(db_url, engine, capsys) -> None:
     assert [line.split()[0] for line in out.splitlines()[1:]] == [str(call)]
     code, out, _ = nudge(capsys, "tasks", "--for", "fulfilment", "--db", db_url)
     assert "ann" in out.splitlines()[1]
+    # The filters given before `list` filter it as after it; they mean nothing to `claim`.
+    code, out, _ = nudge(capsys, "tasks", "--status", "open", "--db", db_url, "list")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [str(call)]
+    code, _, err = nudge(capsys, "tasks", "--for", "x", "list", "--for", "y", "--db", db_url)
+    assert code == 2 and "--for is given twice, before and after `list`" in err
+    code, _, err = nudge(capsys, "tasks", "--status", "open", "claim", str(call), "--by", "b")
+    assert code == 2 and "--status filters the list; `claim` takes a task's id" in err
+    code, _, err = nudge(capsys, "tasks", "--status", "opn", "--db", db_url)
+    assert code == 2 and "'opn' is not one of 'open', 'claimed', 'done'" in err
 
     code, out, _ = nudge(capsys, "tasks", "done", str(gift), "--db", db_url)
     assert (code, out) == (0, f"Task {gift} done: mooncake box\n")
