@@ -22,7 +22,7 @@ from engine.fmt import expr_text
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
 from engine.timeutil import from_us, iso, zone
-from engine.triggers import Customers, after_their_at, instant_source
+from engine.triggers import Customers, after_their_at, instant_source, shared_fills
 
 
 @dataclass
@@ -70,14 +70,19 @@ def explain(
                 who=Customers(only=customer_id),
                 hopeless=True,  # every occurrence, with why it did not act
             )
-            acted = {o.candidate_id for o in result.occurrences}
+            # By rule too: rules sharing their candidates share their ids (`shared_fills`).
+            acted = {(o.rule.position, o.candidate_id) for o in result.occurrences}
+            shared = shared_fills(ruleset.rules)
             by_key: dict[tuple[str, str], list[ActionRecord]] = {}
             for action in result.actions:
                 by_key.setdefault((action.rule, action.occurrence_key), []).append(action)
             stories = []
             for rule in ruleset.rules:
                 if rule_name is None or rule.name == rule_name:
-                    stories.extend(_stories(conn, ruleset, config, rule, start_us, acted, by_key))
+                    index = shared.get(rule.position, rule.position)
+                    stories.extend(
+                        _stories(conn, ruleset, config, rule, index, start_us, acted, by_key)
+                    )
                     stories.extend(_late(conn, rule, customer_id, config.timezone))
         finally:
             conn.rollback()
@@ -125,8 +130,9 @@ def _stories(
     ruleset: ast.RuleSet,
     config: Config,
     rule: ast.CheckedRule,
+    index: int,  # the `rule_index` of its candidates
     start_us: int,
-    acted: set[int],
+    acted: set[tuple[int, int]],
     by_key: dict[tuple[str, str], list[ActionRecord]],
 ) -> list[Story]:
     cand = scratch.candidates
@@ -151,7 +157,7 @@ def _stories(
     unless = rule.rule.unless
     if unless is not None:
         columns.append(unless_sql(unless).label("cancelled"))
-    query = sa.select(*columns).select_from(source).where(cand.c.rule_index == rule.position)
+    query = sa.select(*columns).select_from(source).where(cand.c.rule_index == index)
     stories = []
     for row in conn.execute(query).mappings():
         story = Story(
@@ -160,7 +166,7 @@ def _stories(
             row["occurrence_key"],
             row["due_us"],
             row["trigger_us"],
-            "acted" if row["id"] in acted else "skipped",
+            "acted" if (rule.position, row["id"]) in acted else "skipped",
         )
         for i, leaf, segment, operands in leaves:
             values = [

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,16 +83,21 @@ def write(
     start_us: int,
     end_us: int,
     who: Customers,
+    shared: Mapping[int, int] = MappingProxyType({}),
 ) -> Gates:
     """Write the customers `who` covers who had an event of a gating type before `end_us`, and
     those who may hold a gating tag in `[start_us, end_us)`, to `scratch.gated`.
     `occurrences` is the number of marketing occurrences due: a type or a tag gates only when
     it has fewer events or holders than that (for an `exclude if` needing several, the one
-    with the fewest)."""
+    with the fewest). `shared`: rules whose candidates are an earlier rule's
+    (`triggers.shared_fills`)."""
     if not occurrences:
         return Gates()
     counted: dict[_Need, int] = {}
-    givers = _givers(ruleset)
+    givers = {
+        tag: sorted({shared.get(position, position) for position in positions})
+        for tag, positions in _givers(ruleset).items()
+    }
 
     def count(need: _Need) -> int:
         """Events or holders of `need`, counted up to one more than `occurrences` in each

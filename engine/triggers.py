@@ -260,7 +260,7 @@ def fill(
     trigger = rule.when.trigger
     target = _Fill(conn, index, window, shop_tz, rule.when.at, who, zones, needs)
     offset = trigger.offset if isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger) else None
-    offset_us = offset.seconds * US if offset else 0
+    offset_us = _offset_us(offset)
     source = instant_source(trigger)
     if source is not None:
         _instants(target, offset_us, source)
@@ -279,6 +279,42 @@ def fill(
         case _:
             raise ValueError(f"no occurrences for trigger {trigger!r}")  # the checker prevents it
     return target.inserted
+
+
+def shared_fills(rules: Sequence[ast.CheckedRule]) -> dict[int, int]:
+    """Rules whose occurrences are the same rows as an earlier rule's: rule position → the
+    position whose candidates it reads (`fill` writes them once, under that one's index).
+
+    Those are the triggers whose occurrences follow stored instants plus an offset, without
+    `at`: an event's (the shop's four `when order.paid` rules: each fill read the window's
+    paid orders and wrote the same 46,000 rows at M), a sign-up's, a first or last order's. What
+    tells their occurrences apart (`if`, `unless`, `once`, validity) is each rule's own query."""
+    first: dict[tuple[Source, int], int] = {}
+    shared: dict[int, int] = {}
+    for rule in rules:
+        key = _fill_key(rule)
+        if key is None:
+            continue
+        if key in first:
+            shared[rule.position] = first[key]
+        else:
+            first[key] = rule.position
+    return shared
+
+
+def _fill_key(rule: ast.CheckedRule) -> tuple[Source, int] | None:
+    """What decides the rows of an instants trigger's fill without `at` (`_instants`): its
+    source (one object per source) and offset; None for the others."""
+    trigger = rule.when.trigger
+    source = instant_source(trigger)
+    if rule.when.at is not None or source is None:
+        return None
+    assert isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger)
+    return source, _offset_us(trigger.offset)
+
+
+def _offset_us(offset: ast.Offset | None) -> int:
+    return offset.seconds * US if offset else 0
 
 
 # -- instants: events, signed_up, first/last order --------------------------------------------

@@ -27,7 +27,7 @@ from engine.sqlgen import COMPARISONS, Compiler, needed_events, needed_tags
 from engine.storage.db import open_database
 from engine.storage.tables import effects
 from engine.timeutil import from_us, parse_moment
-from engine.triggers import EVERYONE, Customers, customer_batches
+from engine.triggers import EVERYONE, Customers, customer_batches, shared_fills
 
 CONFIG = Config(timezone="Asia/Shanghai")
 
@@ -1190,3 +1190,71 @@ def test_an_event_fill_built_once_finds_each_windows_and_customers_own(
     ]
     assert due("2026-06-04", "2026-06-06", Customers(only="c")) == [("c", "06-04"), ("c", "06-05")]
     assert due("2026-06-06", "2026-07-01") == []
+
+
+def test_rules_with_the_same_instants_share_their_candidates_and_keep_their_own_verdicts(
+    db_url: str, tmp_path: Path
+) -> None:
+    # `triggers.shared_fills`: the rules `when order.paid` without `at` read one set of
+    # candidates, written once; `+ 1d` and `at` have their own. Each keeps its own condition,
+    # `once` and late `exclude` (two rules whose exclusion waits share candidate ids), and
+    # `nudge explain` tells each rule's stories apart.
+    (tmp_path / "rules" / "templates").mkdir(parents=True)
+    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    (tmp_path / "rules" / "shop.rules").write_text(
+        'exclude if "complaint" in customer.tags\n'
+        'rule "every order" when order.paid then task "t"\n'
+        'rule "big once" when order.paid if order.total >= 100 once then task "big"\n'
+        'rule "next day" when order.paid + 1d then task "later"\n'
+        'rule "at noon" when order.paid at 23:00 then task "noon"\n'
+        'rule "own one" when order.paid then message "hello" and tag "complaint"\n'
+        'rule "own two" when order.paid then message "hello" and tag "complaint"\n',
+        encoding="utf-8",
+    )
+    engine = open_database(db_url)
+    customers = [{"id": "x", "accepts_marketing": True}]
+    assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
+    orders = [
+        {"customer": "x", "type": "order.paid", "at": at, "total": total}
+        for at, total in [
+            ("2026-06-02T01:00:00Z", 50),
+            ("2026-06-03T01:00:00Z", 150),
+            ("2026-06-04T01:00:00Z", 200),
+        ]
+    ]
+    assert not import_event_rows(engine, orders, CONFIG.timezone).problems
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    position = {rule.name: rule.position for rule in ruleset.rules}
+    first = position["every order"]
+    assert shared_fills(ruleset.rules) == {
+        position[name]: first for name in ("big once", "own one", "own two")
+    }
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-06-10", "UTC")
+    with engine.connect() as conn:
+        due = find_due(conn, ruleset, CONFIG, start, end)
+        stored = Counter(conn.execute(sa.select(candidates.c.rule_index)).scalars())
+        conn.rollback()
+    assert stored == {first: 3, position["next day"]: 3, position["at noon"]: 3}
+    assert {name: due.counts[p] for name, p in position.items()} == dict.fromkeys(position, 3)
+    records = simulate_records(engine, ruleset, CONFIG, start, end)
+    got = Counter((r["rule"], r["due"][:10], r["status"], r["reason"]) for r in records)
+    assert got == Counter(
+        {
+            **{("every order", f"2026-06-0{d}", "sent", None): 1 for d in (2, 3, 4)},
+            ("big once", "2026-06-03", "sent", None): 1,
+            **{("next day", f"2026-06-0{d}", "sent", None): 1 for d in (3, 4, 5)},
+            **{("at noon", f"2026-06-0{d}", "sent", None): 1 for d in (2, 3, 4)},
+            # Each gives the complaint tag: the first order's messages go out (and tag), the
+            # later ones are excluded, for both rules.
+            ("own one", "2026-06-02", "sent", None): 2,
+            ("own two", "2026-06-02", "sent", None): 2,
+            **{("own one", f"2026-06-0{d}", "suppressed", "excluded"): 1 for d in (3, 4)},
+            **{("own one", f"2026-06-0{d}", "sent", None): 1 for d in (3, 4)},
+            **{("own two", f"2026-06-0{d}", "suppressed", "excluded"): 1 for d in (3, 4)},
+            **{("own two", f"2026-06-0{d}", "sent", None): 1 for d in (3, 4)},
+        }
+    )
+    stories = explain(engine, ruleset, CONFIG, "x", start, end)
+    outcomes = Counter((s.rule, s.outcome) for s in stories)
+    assert outcomes[("big once", "acted")] == 1 and outcomes[("big once", "skipped")] == 2
+    assert outcomes[("every order", "acted")] == 3 and outcomes[("own two", "acted")] == 3
