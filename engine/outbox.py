@@ -323,8 +323,10 @@ class _Sender:
         except TemporaryFailure as exc:
             return self._retry(row.id, attempts, str(exc), exc.retry_after)
         except ConfigError as exc:
-            # The channel cannot be opened as configured; a corrected configuration heals it.
-            return self._retry(row.id, attempts, str(exc), None)
+            # The channel cannot be opened as configured; a corrected configuration heals it,
+            # read when the daemon starts again.
+            error = f"{exc} (mend nudge.yaml and restart the daemon, then `nudge outbox --retry`)"
+            return self._retry(row.id, attempts, error, None)
         except Exception as exc:
             # A fault of the channel's code on this message (a malformed address its library
             # cannot take, ...): a dead letter, never sent again by itself, since it may have

@@ -356,7 +356,10 @@ def test_tasks_go_to_the_tasks_channel(engine, tmp_path, templates) -> None:
 def test_unknown_channel_is_retried_until_configured(engine, tmp_path, templates) -> None:
     oid = queue(engine, channel="sms_cn")
     dispatch_due(engine, config_for(tmp_path), templates, T0)
-    assert "no channel named 'sms_cn'" in row(engine, oid).last_error
+    assert row(engine, oid).last_error == (
+        "no channel named 'sms_cn' is configured (mend nudge.yaml and restart the daemon, then"
+        " `nudge outbox --retry`)"
+    )
     assert row(engine, oid).status == "pending"
 
 
