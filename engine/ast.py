@@ -373,9 +373,14 @@ class Points:
     kind: Literal["points"] = field(default="points", init=False)
 
 
+# Who a `gift` is for: "a task for the fulfilment team" (LANGUAGE.md 3.6), listed by
+# `nudge tasks --for fulfilment`.
+GIFT_TEAM = "fulfilment"
+
+
 @dataclass(frozen=True)
 class Task:
-    """`task "TITLE" [for "TEAM"]` and `gift "ITEM"` (a task for the fulfilment team)."""
+    """`task "TITLE" [for "TEAM"]` and `gift "ITEM"` (a task for `GIFT_TEAM`)."""
 
     kind: Literal["task", "gift"]
     title: str

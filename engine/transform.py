@@ -305,7 +305,7 @@ class _ToAst(Transformer):
 
     def gift(self, meta: Meta, children: list[Any]) -> ast.Task:
         item = children[1]
-        return ast.Task("gift", unquote(item), self._span(item), None, self._span(meta))
+        return ast.Task("gift", unquote(item), self._span(item), ast.GIFT_TEAM, self._span(meta))
 
     def _tag(self, meta: Meta, children: list[Any]) -> ast.TagAction:
         kind, tag = children

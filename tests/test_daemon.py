@@ -40,6 +40,7 @@ from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.storage.db import open_database
 from engine.storage.tables import daemons, outbox, rule_set_state
+from engine.tasks import list_tasks
 from engine.tick import tick
 from engine.timeutil import US, iso, to_us
 
@@ -386,6 +387,18 @@ def test_the_rules_warnings_are_logged_when_they_are_loaded(engine, tmp_path, ca
     (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned.startswith("the rules have warnings:")
     assert "warning[W203]" in warned and "warning[W207]" in warned
+
+
+def test_a_gift_is_a_task_for_the_fulfilment_team(engine, tmp_path) -> None:
+    """LANGUAGE.md 3.6: `nudge tasks --for fulfilment` lists the gifts."""
+    text = 'rule "box"\n  when order.paid\n  then gift "mooncake box" and task "call"\n'
+    rules = write_rules(tmp_path / "rules", {"box.rules": text}, [])
+    daemon = stepper(engine, tmp_path, rules)
+    add_orders(engine, T0 + 10 * MINUTE_US)
+    at(daemon, T0 + HOUR_US)
+    found = list_tasks(engine, assignee="fulfilment")
+    assert [(task.kind, task.title) for task in found] == [("gift", "mooncake box")]
+    assert [task.assignee for task in list_tasks(engine)] == ["fulfilment", None]
 
 
 def test_an_editor_s_lock_file_beside_the_rules_changes_nothing(engine, tmp_path) -> None:
