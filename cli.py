@@ -830,7 +830,7 @@ def fmt_command(
               nudge fmt --check rules/aftercare
     """
     from engine.errors import Diagnostic
-    from engine.fmt import format_source
+    from engine.fmt import format_source, unnamed_moves
     from engine.ruleset import read_source, rule_files
 
     if not rules_dir.is_dir():
@@ -838,6 +838,7 @@ def fmt_command(
         raise NudgeError(f"the rules folder `{rules_dir}` {what}")
     problems: list[Diagnostic] = []
     changed: list[Path] = []
+    moved: list[tuple[Path, int, int]] = []
     for path in rule_files(rules_dir):
         source, unreadable = read_source(path)
         if source is None:
@@ -850,10 +851,18 @@ def fmt_command(
             continue
         if text != source.text:
             changed.append(path)
+            moved.extend((path, old, new) for old, new in unnamed_moves(source, text))
             if not check_only:
                 path.write_text(text, encoding="utf-8")
     for path in changed:
         click.echo(f"{'would reformat' if check_only else 'reformatted'} {path}")
+    for path, old, new in moved:
+        click.echo(
+            f"warning: the unnamed rule at {path}:{old} {'would move' if check_only else 'moved'}"
+            f" to line {new}; it is named by its line, so to a running daemon it is a new rule"
+            f' (its `once` starts afresh): give it a `rule "NAME"`',
+            err=True,
+        )
     if problems:
         raise RuleError(problems)
     if check_only and changed:

@@ -335,3 +335,20 @@ def _line_for(lines: list[_Line], source_line: int) -> int:
 def format_source(source: SourceFile) -> str:
     """The canonical text of a source file; raises `RuleError` when it does not parse."""
     return format_file(parse_file(source))
+
+
+def unnamed_moves(source: SourceFile, text: str) -> list[tuple[int, int]]:
+    """The first lines, before and after, of the unnamed rules that formatting `source` as
+    `text` moves. Such a rule is named `FILE:LINE`: moved, it is another rule to the daemon,
+    whose `once` starts afresh."""
+
+    def lines(rule_file: ast.RuleFile) -> list[int]:
+        return [
+            statement.span.line
+            for statement in rule_file.statements
+            if isinstance(statement, ast.Rule) and statement.name is None
+        ]
+
+    before = lines(parse_file(source))
+    after = lines(parse_file(SourceFile(source.name, text)))
+    return [(old, new) for old, new in zip(before, after, strict=True) if old != new]

@@ -95,6 +95,26 @@ def test_cli_check_lists_files_and_rewrites(tmp_path: Path):
     assert runner.invoke(cli, ["fmt", "--check", str(tmp_path)]).exit_code == 0
 
 
+def test_fmt_warns_of_the_unnamed_rules_it_moves(tmp_path: Path):
+    """An unnamed rule is named `FILE:LINE`: two blank lines made one make it a new rule to the
+    daemon (its `once` history lost). `fmt` says so; a named rule moved is not mentioned."""
+    (tmp_path / "e.rules").write_text(
+        '# once per customer\n\n\nwhen order.paid once then gift "welcome pack"\n\n\n'
+        'rule "kept"\n  when order.paid\n  then task "call"\n\n\n'
+        'when order.received then task "check"\n'
+    )
+    result = CliRunner().invoke(cli, ["fmt", str(tmp_path)])
+    assert result.exit_code == 0
+    moved = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert moved == [
+        f"warning: the unnamed rule at {tmp_path / 'e.rules'}:{old} moved to line {new}; it is"
+        " named by its line, so to a running daemon it is a new rule (its `once` starts"
+        ' afresh): give it a `rule "NAME"`'
+        for old, new in ((4, 3), (12, 9))
+    ]
+    assert CliRunner().invoke(cli, ["fmt", str(tmp_path)]).stderr == ""
+
+
 # ---------------------------------------------------------------------------------------------
 # Properties over generated rule files
 
