@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import traceback
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,12 +348,16 @@ class Templates:
             where = Path(exc.filename).name if exc.filename else name
             raise TemplateError(f"template {name!r}: {where}:{exc.lineno}: {exc.message}") from None
         except SecurityError as exc:
-            raise TemplateError(f"template {name!r}: not allowed in a template: {exc}") from None
+            where = self._line_of(exc)
+            raise TemplateError(
+                f"template {name!r}: {where}not allowed in a template: {exc}"
+            ) from None
         except jinja2.UndefinedError as exc:
-            raise TemplateError(f"template {name!r}: {exc.message}") from None
+            raise TemplateError(f"template {name!r}: {self._line_of(exc)}{exc.message}") from None
         except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
             # Errors of the template's own expressions (`{{ 1 / 0 }}`, `{{ "a" + 1 }}`).
-            raise TemplateError(f"template {name!r}: {type(exc).__name__}: {exc}") from None
+            where = self._line_of(exc)
+            raise TemplateError(f"template {name!r}: {where}{type(exc).__name__}: {exc}") from None
         except RecursionError:
             # `{% include %}` of itself, or a macro calling itself, without end (or nesting
             # hundreds deep): the stack is unwound by now, so the caller carries on.
@@ -366,6 +371,15 @@ class Templates:
         if is_html and subject is not None:  # a subject is plain text, escaped with the page
             subject = html.unescape(subject)
         return Rendered(subject=subject, body=body, html=is_html)
+
+    def _line_of(self, exc: BaseException) -> str:
+        """`FILE:LINE: ` of the template line that raised `exc` (the innermost, in a template it
+        includes too), from the frames Jinja gives its templates' code; empty when none is."""
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            path = Path(frame.filename)
+            if path.parent == self.templates_dir or self.templates_dir in path.parents:
+                return f"{path.relative_to(self.templates_dir).as_posix()}:{frame.lineno}: "
+        return ""
 
     def references(self, name: str) -> tuple[Path, list[Reference]]:
         """Template `name`'s file and the templates it names, found without rendering it

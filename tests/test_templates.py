@@ -122,11 +122,16 @@ def test_template_changes_on_disk_are_picked_up(tmp_path: Path) -> None:
         (
             {"u.txt": "{{ customer.nickname }}"},
             "u",
-            r"template 'u': customer has no attribute 'nickname'",
+            r"^template 'u': u\.txt:1: customer has no attribute 'nickname'$",
+        ),
+        (
+            {"u.txt": 'Hi\n{% include "partials/sig" %}', "partials/sig.txt": "-\n{{ x.y }}"},
+            "u",
+            r"^template 'u': partials/sig\.txt:2: 'x' is undefined$",
         ),
         ({"u.txt": "{{ event.total }}"}, "u", r"'None' has no attribute 'total'"),
         ({"u.txt": "{{ missing }}"}, "u", r"'missing' is undefined"),
-        ({"z.txt": "{{ 1 / 0 }}"}, "z", r"ZeroDivisionError"),
+        ({"z.txt": "\n\n{{ 1 / 0 }}"}, "z", r"^template 'z': z\.txt:3: ZeroDivisionError"),
         (
             {"s.txt": '{{ "{0.__class__.__init__.__globals__}".format(customer) }}'},
             "s",
