@@ -25,6 +25,8 @@ from engine.render import remember_source
 from engine.source import SAVE_AS_UTF8, SourceFile, Span
 from engine.suggest import did_you_mean, nearest
 from engine.templates import (
+    COUPON_FIELDS,
+    SHOP_FIELDS,
     TEMPLATE_SCOPE,
     Reference,
     TemplateEncodingError,
@@ -483,6 +485,7 @@ class _Checker:
             if name in self.templates_used:  # rendered as sent, with the scope alone
                 self._unknown_names(templates, name, path)
                 self._none_reads(templates, name, path)
+                self._unknown_fields(templates, name, path)
             for reference in references:
                 target = templates.resolve(reference)
                 if target is not None:
@@ -532,6 +535,35 @@ class _Checker:
                     f" `{{% if {read} %}}`",
                 )
             )
+
+    def _unknown_fields(self, templates: Templates, name: str, path: Path) -> None:
+        """W507 for each field of `coupon` or `shop` the template reads that they do not have:
+        a coupon's are fixed, the shop's are nudge.yaml's `shop:` settings."""
+        known = {
+            "coupon": (COUPON_FIELDS, "a coupon does not have", "a coupon has"),
+            "shop": (
+                (*SHOP_FIELDS, *map(str, self.config.shop)),
+                "`shop` does not hold",
+                "`shop` holds nudge.yaml's `shop:` settings, and"
+                if self.config.shop
+                else "nudge.yaml has no `shop:` settings; `shop` holds only",
+            ),
+        }
+        for record, (fields, lacks, has) in known.items():
+            for read, line in templates.field_reads(name, record):
+                if read in fields:
+                    continue
+                self.report(
+                    Diagnostic(
+                        "warning",
+                        "W507",
+                        f'template "{name}" reads `{record}.{read}`, which {lacks}',
+                        _field_on_line(path, line, record, read),
+                        label=f"not a field of `{record}`",
+                        help=did_you_mean(read, fields)
+                        or f"{has} {', '.join(f'`{f}`' for f in fields)}",
+                    )
+                )
 
     def _missing_include(self, name: str, path: Path, reference: Reference) -> None:
         wanted = str(reference.names[0])
@@ -728,6 +760,20 @@ def _word_on_line(path: Path, line: int, word: str) -> Span:
     inside = [m for m in found if any(start < m.start() < end for start, end in tags)]
     chosen = (inside or found)[0]
     return Span(str(path), line, chosen.start() + 1, line, chosen.end() + 1)
+
+
+def _field_on_line(path: Path, line: int, record: str, field: str) -> Span:
+    """`field` where line `line` of a template reads it of `record` (`coupon.min`,
+    `coupon["min"]`); else the whole line."""
+    text = _source_line(path, line)
+    quoted = rf"\[\s*['\"]({re.escape(field)})['\"]\s*\]"
+    found = re.search(
+        rf"(?<![\w.]){re.escape(record)}\s*(?:\.\s*({re.escape(field)})\b|{quoted})", text
+    )
+    if found is None:
+        return _whole_line(path, line)
+    group = 1 if found.group(1) is not None else 2
+    return Span(str(path), line, found.start(group) + 1, line, found.end(group) + 1)
 
 
 def _lower_first(text: str) -> str:

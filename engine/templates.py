@@ -158,6 +158,10 @@ def read_template(name: str, path: Path) -> str:
 
 # The names a template sees when it is sent (`outbox`, `_render`), as LANGUAGE.md gives them.
 TEMPLATE_SCOPE = ("customer", "event", "coupon", "shop")
+# What `coupon` holds (`ledger._issue_coupons` makes it), and `shop` besides nudge.yaml's `shop:`
+# settings (`outbox`).
+COUPON_FIELDS = ("code", "worth", "unit", "min_spend", "expires")
+SHOP_FIELDS = ("timezone", "country")
 _REFERENCES = (nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)
 _TOO_DEEP = (
     "it nests too deeply to be read or rendered (an include or a macro that calls itself "
@@ -441,6 +445,25 @@ class Templates:
         if parsed is None:
             return []
         return _first_lines(_unguarded_reads(parsed, none=True), set(nones) - _assigned(parsed))
+
+    def field_reads(self, name: str, record: str) -> list[tuple[str, int]]:
+        """The fields of `record`, a name of the scope, that template `name` reads by name
+        (`coupon.min`, `coupon["min"]`), each with its first line; none when the template sets
+        that name itself, or extends another (`_parsed`)."""
+        parsed = self._parsed(name)
+        if parsed is None or record in _assigned(parsed):
+            return []
+        lines: dict[str, int] = {}
+        reads: Iterator[nodes.Getattr | nodes.Getitem] = parsed.find_all(
+            (nodes.Getattr, nodes.Getitem)
+        )
+        for node in reads:
+            if not (isinstance(node.node, nodes.Name) and node.node.name == record):
+                continue
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(key, str):
+                lines[key] = min(lines.get(key, node.lineno), node.lineno)
+        return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
     def resolve(self, reference: Reference) -> str | None:
         """The name that `reference` loads when rendered, the first of its names with a file

@@ -10,6 +10,7 @@ and read the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -374,6 +375,48 @@ def test_a_template_read_in_what_a_rule_sends_it_without_is_warned_of(tmp_path):
             " read `coupon` inside `{% if coupon %}`",
         ),
     ]
+
+
+def test_a_template_reading_what_a_coupon_or_the_shop_does_not_hold_is_warned_of(tmp_path):
+    """W507 at the field: a coupon's fields are fixed, the shop's are nudge.yaml's `shop:`
+    settings (and its time zone and country). A template that sets `coupon` itself reads its
+    own."""
+    folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then coupon "c" worth 5\n'})
+    (folder / "templates" / "c.txt").write_text(
+        "{{ coupon.code }} {{ coupon.min }}\n{{ coupon['expiry'] }} {{ coupon.expires[:10] }}\n"
+        "{{ shop.name }} {{ shop.timezone }} {{ shop.nmae }}\n",
+        encoding="utf-8",
+    )
+    config = dataclasses.replace(config, shop={"name": "Acme", "url": "https://acme.example"})
+    _, diagnostics = check_rule_set(folder, config)
+    found = [(d.code, d.span.line, d.span.column, d.message, d.help) for d in diagnostics]
+    assert found == [
+        (
+            "W507",
+            1,
+            29,
+            'template "c" reads `coupon.min`, which a coupon does not have',
+            "a coupon has `code`, `worth`, `unit`, `min_spend`, `expires`",
+        ),
+        (
+            "W507",
+            2,
+            12,
+            'template "c" reads `coupon.expiry`, which a coupon does not have',
+            "did you mean `expires`?",
+        ),
+        (
+            "W507",
+            3,
+            45,
+            'template "c" reads `shop.nmae`, which `shop` does not hold',
+            "did you mean `name`?",
+        ),
+    ]
+    (folder / "templates" / "c.txt").write_text(
+        "{% set coupon = {'min': 1} %}{{ coupon.min }}", encoding="utf-8"
+    )
+    assert check_rule_set(folder, config)[1] == []
 
 
 def test_a_template_that_is_not_utf8_is_an_error(tmp_path):
