@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from engine import ast, scratch
 from engine.config import Config
 from engine.evaluate import customer_zones, evaluate, scope_for, unless_sql, validity_sql
-from engine.fmt import expr_text
+from engine.fmt import expr_text, statement_lines
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
 from engine.timeutil import from_us, iso, zone
@@ -48,6 +48,9 @@ class Story:
     reasons: list[str] = field(default_factory=list)
     leaves: list[Leaf] = field(default_factory=list)
     actions: list[ActionRecord] = field(default_factory=list)
+    # The policies that suppressed its actions, by reason: the `exclude if` that held, the
+    # rule set's `limit`s.
+    policies: dict[str, list[str]] = field(default_factory=dict)
 
 
 def explain(
@@ -157,6 +160,8 @@ def _stories(
     unless = rule.rule.unless
     if unless is not None:
         columns.append(unless_sql(unless).label("cancelled"))
+    excludes = ruleset.excludes
+    columns.extend(compiler.test(e.condition).label(f"exclude_{i}") for i, e in enumerate(excludes))
     query = sa.select(*columns).select_from(source).where(cand.c.rule_index == index)
     stories = []
     for row in conn.execute(query).mappings():
@@ -177,6 +182,12 @@ def _stories(
         if story.outcome == "skipped":
             story.reasons = _why_skipped(rule, row)
         story.actions = by_key.get((rule.name, story.key), [])
+        suppressed = {action.reason for action in story.actions if action.status == "suppressed"}
+        if "excluded" in suppressed:
+            held = [e for i, e in enumerate(excludes) if row[f"exclude_{i}"]]
+            story.policies["excluded"] = [_policy_text(e) for e in held]
+        if "cap" in suppressed:
+            story.policies["cap"] = [_policy_text(limit) for limit in ruleset.limits]
         stories.append(story)
     return stories
 
@@ -254,16 +265,23 @@ def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
             if action.status == "sent":
                 lines.append(f"  {what}: sent{moved}")
             else:
-                lines.append(f"  {what}: suppressed ({_reason(action.reason)}){moved}")
+                policies = ", ".join(f"`{p}`" for p in story.policies.get(action.reason or "", []))
+                why = _reason(action.reason) + (f": {policies}" if policies else "")
+                lines.append(f"  {what}: suppressed ({why}){moved}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _policy_text(policy: ast.Limit | ast.Exclude) -> str:
+    """A policy as the rule file says it (`limit marketing to 3 per 7d`)."""
+    return statement_lines(policy, block=False)[0].text
 
 
 def _reason(reason: str | None) -> str:
     return {
         "no-consent": "the customer does not accept marketing",
         "excluded": "an `exclude if` policy holds for this customer",
-        "cap": "the marketing limit was reached",
+        "cap": "a marketing limit was reached",
     }.get(reason or "", reason or "")
 
 

@@ -780,6 +780,48 @@ def test_an_event_later_in_its_day_than_at_has_no_occurrence(db_url: str, tmp_pa
     assert [(s.rule, s.outcome) for s in on_time] == [("evening", "acted"), ("welcome", "acted")]
 
 
+def test_explain_names_the_policies_that_suppressed_an_action(db_url: str, tmp_path: Path) -> None:
+    """Which `exclude if` held (of two), or the rule set's limits."""
+    people = [
+        {"id": "upset", "accepts_marketing": True, "tags": ["complaint"]},
+        {"id": "keen", "accepts_marketing": True},
+    ]
+    orders = [
+        {"customer": who, "type": "order.paid", "at": at, "id": f"{who} {at}"}
+        for who, at in [
+            ("upset", "2026-06-02T10:00:00Z"),
+            ("keen", "2026-06-02T10:00:00Z"),
+            ("keen", "2026-06-03T10:00:00Z"),
+        ]
+    ]
+    rules = (
+        "limit marketing to 1 per 7d\n"
+        'exclude if "complaint" in customer.tags\n'
+        "exclude if customer.orders >= 5\n"
+        'rule "thanks"\n  when order.paid\n  then message "hello"\n'
+    )
+    records = run(db_url, tmp_path, rules, people, orders)
+    assert [(r["customer"], r["reason"]) for r in records] == [
+        ("keen", None),
+        ("upset", "excluded"),
+        ("keen", "cap"),
+    ]
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-07-01", "UTC")
+    engine = open_database(db_url)
+    (upset,) = explain(engine, ruleset, CONFIG, "upset", start, end)
+    assert upset.policies == {"excluded": ['exclude if "complaint" in customer.tags']}
+    assert (
+        "suppressed (an `exclude if` policy holds for this customer:"
+        ' `exclude if "complaint" in customer.tags`)'
+    ) in render([upset], "upset", "UTC")
+    first, second = explain(engine, ruleset, CONFIG, "keen", start, end)
+    assert (first.policies, second.policies) == ({}, {"cap": ["limit marketing to 1 per 7d"]})
+    assert "suppressed (a marketing limit was reached: `limit marketing to 1 per 7d`)" in render(
+        [second], "keen", "UTC"
+    )
+
+
 def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(
     db_url: str,
 ) -> None:
