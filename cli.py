@@ -686,10 +686,15 @@ def status(config_path: Path | None, db: str | None) -> None:
     state = read_status(open_existing(env.config.database), now)
     if not state.rule_sets:
         click.echo("No rule set has run yet (start one with `nudge run RULES_DIR`).")
-    for name, watermark, last, rules in state.rule_sets:
+    for name, watermark, last, rules, late in state.rule_sets:
         last_text = iso(last) if last else "never"
         version = f", rule files {rules[:12]}" if rules else ""
         click.echo(f"rule set {name}: last tick {last_text}, done up to {iso(watermark)}{version}")
+        if late:
+            click.echo(
+                f"  events imported after a tick had passed their time: {late} (what rules would"
+                " have done on them before that tick was not done)"
+            )
     for host, pid, started, beat in state.daemons:
         click.echo(f"daemon {host}:{pid} started {iso(started)}, last seen {iso(beat)}")
     click.echo(f"actions waiting for the marketing cap: {state.waiting_for_cap}")

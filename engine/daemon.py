@@ -140,20 +140,15 @@ class Daemon:
                     "%d occurrences due more than the grace period ago were missed",
                     report.recorded.missed,
                 )
-            if report.too_late:
+            if report.late:
                 log.warning(
-                    "%d of the %d events imported since the last tick happened before %s (the"
-                    " grace period, or the rule set's first start): what they made due before"
-                    " then does not act. Import events as they happen",
-                    report.too_late,
+                    "%d events were imported after a tick had passed their time (the earliest"
+                    " happened at %s): what rules would have done on them before %s was decided"
+                    " without them and is not done. Import events as they happen (`nudge status`"
+                    " counts such events)",
                     report.late,
-                    iso(report.too_late_before_us),
-                )
-            elif report.late:
-                log.info(
-                    "%d events imported since the last tick happened before it: what they made"
-                    " due meanwhile acts now",
-                    report.late,
+                    iso(report.late_since_us or report.start_us),
+                    iso(report.start_us),
                 )
             if report.recorded.occurrences or report.queued:
                 log.info(

@@ -12,7 +12,8 @@ from engine.storage.tables import actions, daemons, occurrences, outbox, rule_se
 
 @dataclass(frozen=True)
 class Status:
-    rule_sets: list[tuple[str, int, int | None, str | None]]  # name, watermark, last tick, rules
+    # name, watermark, last tick, rules, events imported after a tick had passed their time
+    rule_sets: list[tuple[str, int, int | None, str | None, int]]
     daemons: list[tuple[str, int, int, int]]  # host, pid, started, heartbeat
     waiting_for_cap: int
     outbox: dict[str, int]  # status → rows
@@ -23,7 +24,7 @@ class Status:
 def status(engine: Engine, now_us: int) -> Status:
     with engine.connect() as conn:
         sets = [
-            (r.name, r.watermark_us, r.last_tick_us, r.fingerprint)
+            (r.name, r.watermark_us, r.last_tick_us, r.fingerprint, r.late_events)
             for r in conn.execute(sa.select(rule_set_state).order_by(rule_set_state.c.name))
         ]
         running = [

@@ -38,13 +38,10 @@ class TickReport:
     skipped: bool = False  # another daemon held the rule set's lock
     recorded: ledger.Recorded = field(default_factory=ledger.Recorded)
     queued: int = 0  # outbox rows created
-    # Events imported since the last tick that happened before its watermark: what they made
-    # due since then is evaluated now (`late`); those that happened before `too_late_before_us`
-    # (the grace period, or the rule set's first start: `too_late`) do not act on what they
-    # made due before it.
+    # Events imported since the last tick that happened before its watermark (`start_us`), and
+    # the earliest of them: what they would have made due before it was decided without them.
     late: int = 0
-    too_late: int = 0
-    too_late_before_us: int = 0
+    late_since_us: int | None = None
 
 
 def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
@@ -92,66 +89,55 @@ def tick(
         newest = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0))).scalar_one()
         seen = state.events_seen_pk if state.events_seen_pk is not None else newest
         if now_us > watermark:
+            if state.events_seen_pk is not None:
+                _count_late_events(conn, state, newest, report)
             seen = newest
             grace_end = max(watermark, now_us - int(config.grace_seconds * US))
-            oldest_acting = max(now_us - int(config.grace_seconds * US), state.first_run_us)
-            start = _since_late_events(conn, state, newest, oldest_acting, grace_end, report)
             # A long window (catching up) is taken in batches of customers to keep memory flat;
             # an ordinary tick has little due and reads everyone at once.
-            long = now_us - start > LONG_WINDOW_US
+            long = now_us - watermark > LONG_WINDOW_US
             batches = customer_batches(conn, batch) if long else [EVERYONE]
             if grace_end > watermark:  # downtime longer than the grace period: missed
                 missed = find_due(conn, ruleset, config, watermark, grace_end)
                 for who in batches:
                     late = evaluate_due(conn, ruleset, config, missed, who, with_actions=False)
                     report.recorded.add(ledger.record(conn, late, config, now_us, grace_end))
-            due = find_due(conn, ruleset, config, start, now_us)
+            due = find_due(conn, ruleset, config, grace_end, now_us)
             for who in batches:
                 result = evaluate_due(conn, ruleset, config, due, who, decide_before_us=now_us)
-                recorded = ledger.record(conn, result, config, now_us, start)
+                recorded = ledger.record(conn, result, config, now_us, grace_end)
                 report.recorded.add(recorded)
                 report.queued += recorded.outbox + ledger.decide(
                     conn, result.decided, config, now_us
                 )
+        state_row = rule_set_state.c
         conn.execute(
             rule_set_state.update()
-            .where(rule_set_state.c.name == name)
-            .values(watermark_us=max(watermark, now_us), last_tick_us=now_us, events_seen_pk=seen)
+            .where(state_row.name == name)
+            .values(
+                watermark_us=max(watermark, now_us),
+                last_tick_us=now_us,
+                events_seen_pk=seen,
+                late_events=state_row.late_events + report.late,
+            )
         )
     return report
 
 
-def _since_late_events(
-    conn: Connection,
-    state: _State,
-    newest: int,
-    oldest_acting: int,
-    grace_end: int,
-    report: TickReport,
-) -> int:
-    """Where this tick's window starts: at `grace_end` (the watermark, unless the daemon was
-    down longer than the grace period), or earlier, for the events imported since the last
-    tick that happened before the watermark. What they made due was evaluated before they were
-    there: it acts now, late, as after downtime, if due after `oldest_acting` (within the grace
-    period, and after the rule set first started); the ledger's unique keys keep what acted
-    already from acting again. A rule set whose ticks have seen no event yet starts seeing from
-    here."""
-    seen = state.events_seen_pk
-    if seen is None or newest <= seen:
-        return grace_end
-    imported = sa.and_(events.c.pk > seen, events.c.pk <= newest)
-    earliest, report.late = conn.execute(
-        sa.select(sa.func.min(events.c.at_us), sa.func.count()).where(
-            imported, events.c.at_us < state.watermark_us
+def _count_late_events(conn: Connection, state: _State, newest: int, report: TickReport) -> None:
+    """How many of the events imported since the last tick happened before its watermark (and
+    after the rule set first started: history imported later is not late), and the earliest:
+    the occurrences they would have made due before it were decided without them (a tick
+    decides each occurrence when it falls due), and are not looked at again."""
+    assert state.events_seen_pk is not None
+    report.late, report.late_since_us = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(events.c.at_us)).where(
+            events.c.pk > state.events_seen_pk,
+            events.c.pk <= newest,
+            events.c.at_us < state.watermark_us,
+            events.c.at_us >= state.first_run_us,
         )
     ).one()
-    if not report.late:
-        return grace_end
-    report.too_late_before_us = oldest_acting
-    report.too_late = conn.execute(
-        sa.select(sa.func.count()).where(imported, events.c.at_us < oldest_acting)
-    ).scalar_one()
-    return min(grace_end, max(earliest, oldest_acting))
 
 
 def _lock(conn: Connection, name: str, now_us: int) -> _State | None:

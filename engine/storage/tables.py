@@ -105,9 +105,11 @@ rule_set_state = Table(
     Column("watermark_us", BigInteger, nullable=False),  # everything due before this is done
     Column("last_tick_us", BigInteger),
     Column("fingerprint", String(64)),  # digest of the rule files last loaded
-    # The newest event (`events.pk`) the last tick saw: those imported since are looked at again
-    # for what they made due before the watermark (`engine.tick`).
+    # The newest event (`events.pk`) the last tick saw, and how many events imported since a
+    # tick had passed their time were found: what they would have made due before that tick
+    # was decided without them (`engine.tick`, `nudge status`).
     Column("events_seen_pk", BigInteger),
+    Column("late_events", BigInteger, nullable=False, server_default="0"),
 )
 
 # --- the ledger: what the daemon decided ----------------------------------------------------------
