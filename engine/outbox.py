@@ -342,16 +342,21 @@ class _Sender:
         """When a message may go out: its planned time (`next_attempt_us`) moved out of its
         customer's quiet hours as the policies move a due time (`policies.quiet_until`), for a
         customer-facing one. A message planned just before quiet hours and sent a little late
-        goes out; a retry or a requeued one planned inside them waits."""
+        (within two ticks, a minute at least) goes out; one sent later than that (after the
+        daemon was down) is judged at the time it would go out, and a retry or a requeued one
+        planned inside them waits."""
         payload: dict[str, Any] = row.payload
         if not self.quiet or payload.get("kind") not in ast.CUSTOMER_FACING:
             return self.now_us
         person = (payload.get("context") or {}).get("customer") or {}
         zone_name = str(person.get("timezone") or self.config.timezone)
+        planned = int(row.next_attempt_us)
+        slack = int(max(2 * self.config.tick_seconds, 60.0) * US)
+        sending = planned if self.now_us - planned <= slack else self.now_us
         try:
-            return quiet_until(int(row.next_attempt_us), zone_name, self.quiet)
+            return quiet_until(sending, zone_name, self.quiet)
         except ConfigError:  # a zone this machine no longer knows: the shop's
-            return quiet_until(int(row.next_attempt_us), self.config.timezone, self.quiet)
+            return quiet_until(sending, self.config.timezone, self.quiet)
 
     def _retry(self, outbox_id: int, attempts: int, error: str, hint: float | None) -> Outcome:
         if attempts >= self.config.max_attempts:

@@ -409,26 +409,38 @@ def test_a_message_due_in_its_customer_s_quiet_hours_waits_for_their_end(
     add_customer(engine)
     message = queue(engine, customer="c1", kind="message", template="fit_check")
     task = queue(engine, customer="c1", kind="task", template=None, task={"title": "call"})
-    # Planned at 14:59, just before quiet hours, and sent a little late: it goes out.
-    late = queue(engine, customer="c1", kind="followup", at_us=T0 - 61 * 60 * US)
+    # Planned at 14:59:30 and 14:58, just before quiet hours, sent at 15:00:20: the first a
+    # little late, it goes out; the second, 140 s late (more than two ticks of 30 s: the daemon
+    # was down), would reach the customer in quiet hours, and waits.
+    fifteen = T0 - 3_600 * US
+    little = queue(engine, customer="c1", kind="followup", at_us=fifteen - 30 * US)
+    late = queue(engine, customer="c1", kind="followup", at_us=fifteen - 120 * US)
     with engine.begin() as conn:  # the customer's zone, as the ledger writes it
-        for oid in (message, task, late):
+        for oid in (message, task, little, late):
             payload = dict(row(engine, oid).payload)
             person = {**payload["context"]["customer"], "timezone": "Asia/Shanghai"}
             payload["context"] = {**payload["context"], "customer": person}
             conn.execute(outbox.update().where(outbox.c.id == oid).values(payload=payload))
     config = config_for(tmp_path)
+    report = dispatch_due(engine, config, templates, fifteen + 20 * US, quiet=(quiet,))
+    assert sorted((o.outbox_id, o.status) for o in report.outcomes) == [
+        (little, "sent"),
+        (late, "pending"),
+    ]
     report = dispatch_due(engine, config, templates, T0, quiet=(quiet,))
     assert [(o.outbox_id, o.status) for o in report.outcomes] == [
-        (late, "sent"),
         (message, "pending"),
         (task, "sent"),  # not customer-facing
     ]
-    waiting = row(engine, message)
-    assert (waiting.attempts, waiting.next_attempt_us) == (0, T0 + 2 * 3_600 * US)
+    for oid in (message, late):
+        waiting = row(engine, oid)
+        assert (waiting.attempts, waiting.next_attempt_us) == (0, T0 + 2 * 3_600 * US)
     assert dispatch_due(engine, config, templates, T0 + 3_600 * US, quiet=(quiet,)).outcomes == []
     later = dispatch_due(engine, config, templates, T0 + 2 * 3_600 * US, quiet=(quiet,))
-    assert [(o.outbox_id, o.status) for o in later.outcomes] == [(message, "sent")]
+    assert sorted((o.outbox_id, o.status) for o in later.outcomes) == [
+        (message, "sent"),
+        (late, "sent"),
+    ]
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
