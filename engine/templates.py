@@ -278,8 +278,9 @@ def _first_lines(reads: Iterable[nodes.Name], names: set[str]) -> list[tuple[str
     return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
 
-# The longest text or list a template's `*` may make, and the most binary digits a power `**`
-# may: a message is a few kilobytes, and `{{ "x" * 10**10 }}` would take the daemon's memory.
+# The longest text or list a template's `*` may make, and the most binary digits a number made
+# by `*` or `**` may have: a message is a few kilobytes, and `{{ "x" * 10**10 }}` would take the
+# daemon's memory. (Widths in `%` and `format`, and filters such as `center`, are not bounded.)
 MAX_REPEATED = 100_000
 MAX_POWER_BITS = 4_096
 
@@ -287,6 +288,9 @@ MAX_POWER_BITS = 4_096
 def _too_large(operator: str, left: Any, right: Any) -> str | None:
     """Why `left operator right` would make more than a message can hold; None if it would
     not."""
+    numbers = isinstance(left, int) and isinstance(right, int)
+    if operator == "*" and numbers and left.bit_length() + right.bit_length() > MAX_POWER_BITS:
+        return f"`*` would make a number of over {MAX_POWER_BITS:,} bits"  # squared, and again
     if operator == "*":
         for items, times in ((left, right), (right, left)):
             repeated = isinstance(items, str | list | tuple) and isinstance(times, int)

@@ -336,6 +336,10 @@ def test_a_template_that_extends_another_may_read_what_that_one_sets(tmp_path: P
         ('{{ "x" * 10 ** 9 }}', "`*` would make 1,000,000,000 characters or items"),
         ("{{ 10 ** 9 * [customer.name] }}", "`*` would make 1,000,000,000 characters or items"),
         ("{{ 2 ** 100000 }}", "`**` would make a number of over 4,096 bits"),
+        (
+            "{% set n = namespace(v=2 ** 4000) %}{% set n.v = n.v * n.v %}{{ n.v }}",
+            "`*` would make a number of over 4,096 bits",
+        ),
     ],
 )
 def test_a_template_cannot_make_more_than_a_message_holds(
