@@ -261,9 +261,12 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
         raise click.BadParameter(
             f"{path} is {what}: write the output to another file", param_hint="--output"
         )
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    target = path.resolve()  # through a link: the file it names is replaced, not the link
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         handle = partial.open("w", encoding="utf-8")
+        if target.exists():  # the file keeps its permissions
+            partial.chmod(target.stat().st_mode & 0o7777)
     except OSError as exc:
         raise click.BadParameter(
             f"cannot write {path}: {exc.strerror or exc}", param_hint="--output"
@@ -271,7 +274,7 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
     try:
         with handle:
             yield handle
-        partial.replace(path)
+        partial.replace(target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -156,8 +156,12 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
         assert target.read_bytes() == before
     out = tmp_path / "out.jsonl"
     out.write_text("old\n", encoding="utf-8")
-    result = runner.invoke(cli, ["simulate", str(rules), *window, "--output", str(out)])
+    out.chmod(0o640)
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(out)
+    result = runner.invoke(cli, ["simulate", str(rules), *window, "--output", str(link)])
     assert result.exit_code == 0 and "old" not in out.read_text(encoding="utf-8")
+    assert link.is_symlink() and out.stat().st_mode & 0o777 == 0o640  # written through the link
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
