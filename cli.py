@@ -445,13 +445,17 @@ def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
     click.echo(_columns(rows))
 
 
-@cli.group("tasks", invoke_without_command=True)
-@click.option(
+# `engine.tasks.TASK_STATUSES`, written out so that `nudge --help` does not load the engine.
+TASK_STATUS = click.option(
     "--status",
     type=click.Choice(["open", "claimed", "done"]),
     default=None,
     help="Only tasks in this status.",
 )
+
+
+@cli.group("tasks", invoke_without_command=True)
+@TASK_STATUS
 @click.option(
     "--for",
     "assignee",
@@ -483,12 +487,7 @@ def tasks_command(
 
 
 @tasks_command.command("list")
-@click.option(
-    "--status",
-    type=click.Choice(["open", "claimed", "done"]),
-    default=None,
-    help="Only tasks in this status.",
-)
+@TASK_STATUS
 @click.option(
     "--for", "assignee", default=None, metavar="TEAM", help="Only tasks for this person or team."
 )

@@ -441,8 +441,8 @@ class Templates:
         return _first_lines(_unguarded_reads(parsed), unknown)
 
     def none_reads(self, name: str, nones: Collection[str]) -> list[tuple[str, int]]:
-        """The names of `nones`, those of `TEMPLATE_SCOPE` that every rule sending template
-        `name` gives as none (`coupon` to a message's), that it reads outside a test of them
+        """The names of `nones`, those of `TEMPLATE_SCOPE` that a rule sending template `name`
+        gives as none (`coupon` to a message's), that it reads outside a test of them
         (`{% if coupon %}`, `coupon is none`) and not through `| default`, each with the first
         line reading it: rendered so, `coupon.code` fails and `{{ coupon }}` shows "None"."""
         parsed = self._parsed(name)

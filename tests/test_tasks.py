@@ -13,7 +13,7 @@ from engine.config import load_config
 from engine.errors import ConfigError
 from engine.storage.db import open_database
 from engine.storage.tables import actions, occurrences, tasks
-from engine.tasks import TaskError, claim, done, list_tasks
+from engine.tasks import TASK_STATUSES, TaskError, claim, done, list_tasks
 from engine.timeutil import US
 
 T0 = 1_800_000_000 * US
@@ -165,6 +165,7 @@ def test_tasks_command(db_url, engine, capsys) -> None:
     assert code == 2 and "--status filters the list; `claim` takes a task's id" in err
     code, _, err = nudge(capsys, "tasks", "--status", "opn", "--db", db_url)
     assert code == 2 and "'opn' is not one of 'open', 'claimed', 'done'" in err
+    assert "', '".join(TASK_STATUSES) in err
 
     code, out, _ = nudge(capsys, "tasks", "done", str(gift), "--db", db_url)
     assert (code, out) == (0, f"Task {gift} done: mooncake box\n")
