@@ -131,7 +131,7 @@ def _database(key: str, value: object, base: Path | None = None) -> str:
     try:
         parsed = make_url(url)
         backend = parsed.get_backend_name()
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         backend = None
     if backend in _DATABASES:
         path = parsed.database

@@ -129,7 +129,7 @@ def stored_event_types(database_url: str) -> list[str]:
     """
     try:
         url = make_url(database_url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return []
     if url.get_backend_name() == "sqlite" and not (
         url.database and url.database != ":memory:" and Path(url.database).is_file()

@@ -118,6 +118,9 @@ def test_a_bad_database_url_is_refused_before_connecting(tmp_path: Path) -> None
         load_config(path, db="shop.db")
     assert bad.value.span is None and str(bad.value).startswith("--db: not a database URL")
     assert load_config(path, db="postgres://u@h/shop").database == "postgres://u@h/shop"
+    # A port that is not a number: SQLAlchemy's ValueError, not a traceback.
+    with pytest.raises(ConfigError, match="--db: not a database URL: 'sqlite://:::'"):
+        load_config(path, db="sqlite://:::")
 
 
 def test_a_relative_sqlite_path_is_beside_the_configuration_file(

@@ -69,7 +69,7 @@ def create(url: str) -> Engine:
     """An Engine for `url` (a SQLAlchemy URL); `postgresql://` means psycopg 3."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise DatabaseError(f"not a database URL: {url!r}") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
