@@ -297,11 +297,12 @@ def _an_input(path: Path, env: Env, rules_dir: Path | None) -> str | None:
             named.append((written, f"where the channel `{channel.name}` writes its messages"))
     if any(_same_file(path, other) for other, _ in named):
         return next(what for other, what in named if _same_file(path, other))
-    folders = [(config.templates_dir(rules_dir), "a template")] if rules_dir else []
+    # A new file there too: it would be read as a template, or as rules.
+    folders = [(config.templates_dir(rules_dir), "in the templates folder")] if rules_dir else []
     if rules_dir is not None and path.suffix == ".rules":
-        folders.append((rules_dir, "a rule file"))
+        folders.append((rules_dir, "named as a rule file in the rules folder"))
     for folder, what in folders:
-        if path.resolve().is_relative_to(folder.resolve()) and path.exists():
+        if path.resolve().is_relative_to(folder.resolve()):
             return what
     return None
 

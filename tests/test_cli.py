@@ -144,16 +144,18 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
     targets = {
         db: "the database",
         rules / "nudge.yaml": "the configuration file",
-        rules / "festival.rules": "a rule file",
-        rules / "templates" / "greeting.txt": "a template",
+        rules / "festival.rules": "named as a rule file in the rules folder",
+        rules / "new.rules": "named as a rule file in the rules folder",
+        rules / "templates" / "greeting.txt": "in the templates folder",
+        rules / "templates" / "sim.html": "in the templates folder",
         rules / "sent.jsonl": "where the channel `file` writes its messages",
     }
     for target, what in targets.items():
-        before = target.read_bytes()
+        before = target.read_bytes() if target.exists() else None
         result = runner.invoke(cli, ["simulate", str(rules), *window, "--output", str(target)])
         assert result.exit_code == 2, target
         assert f"{target} is {what}: write the output to another file" in result.output
-        assert target.read_bytes() == before
+        assert (target.read_bytes() if target.exists() else None) == before
     out = tmp_path / "out.jsonl"
     out.write_text("old\n", encoding="utf-8")
     out.chmod(0o640)
