@@ -297,7 +297,7 @@ def _too_large(operator: str, left: Any, right: Any) -> str | None:
             size = len(items) * times if repeated else 0
             if size > MAX_REPEATED:
                 return f"`*` would make {size:,} characters or items (at most {MAX_REPEATED:,})"
-    powers = isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0
+    powers = numbers and abs(left) > 1 and right > 0
     if operator == "**" and powers and right * math.log2(abs(left)) > MAX_POWER_BITS:
         return f"`**` would make a number of over {MAX_POWER_BITS:,} bits"
     return None
@@ -385,7 +385,7 @@ class Templates:
         includes too), from the frames Jinja gives its templates' code; empty when none is."""
         for frame in reversed(traceback.extract_tb(exc.__traceback__)):
             path = Path(frame.filename)
-            if path.parent == self.templates_dir or self.templates_dir in path.parents:
+            if self.templates_dir in path.parents:
                 return f"{path.relative_to(self.templates_dir).as_posix()}:{frame.lineno}: "
         return ""
 
