@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import traceback
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -278,11 +279,24 @@ def _first_lines(reads: Iterable[nodes.Name], names: set[str]) -> list[tuple[str
     return sorted(lines.items(), key=lambda item: (item[1], item[0]))
 
 
-# The longest text or list a template's `*` may make, and the most binary digits a number made
-# by `*` or `**` may have: a message is a few kilobytes, and `{{ "x" * 10**10 }}` would take the
-# daemon's memory. (Widths in `%` and `format`, and filters such as `center`, are not bounded.)
+# The longest text or list a template may make in one step (`*`, a width in `%` or `format`,
+# `center`, `ljust`…), and the most binary digits a number made by `*` or `**` may have: a
+# message is a few kilobytes, and `{{ "x" * 10**10 }}` would take the daemon's memory.
 MAX_REPEATED = 100_000
 MAX_POWER_BITS = 4_096
+# The widths and precisions in a format: `%08.2f`, `{:>20}`, `{:.3}`.
+_WIDTHS = re.compile(
+    r"%[-#0 +]*(\d+)|%[-#0 +]*\d*\.(\d+)|\{[^{}]*:[^{}\d]*(\d+)|\{[^{}]*:[^{}]*\.(\d+)"
+)
+
+
+# The string methods whose numbers are widths.
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+
+
+def _widest(text: str) -> int:
+    """The largest width or precision the format `text` asks for."""
+    return max((int(n) for m in _WIDTHS.finditer(text) for n in m.groups() if n), default=0)
 
 
 def _too_large(operator: str, left: Any, right: Any) -> str | None:
@@ -300,14 +314,45 @@ def _too_large(operator: str, left: Any, right: Any) -> str | None:
     powers = numbers and abs(left) > 1 and right > 0
     if operator == "**" and powers and right * math.log2(abs(left)) > MAX_POWER_BITS:
         return f"`**` would make a number of over {MAX_POWER_BITS:,} bits"
+    if operator == "%" and isinstance(left, str):
+        return _too_wide("`%`", left, right if isinstance(right, tuple) else (right,))
     return None
 
 
-class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox, with `*` and `**` kept to sizes a message can hold (Jinja's own
-    operator interception; its `range` has such a limit already)."""
+def _too_wide(what: str, text: str, args: Iterable[Any]) -> str | None:
+    """Why formatting `text` with `args`, or a string method called with them, would make
+    more than a message can hold; None if it would not."""
+    widest = max([_widest(text), *(a for a in args if isinstance(a, int))], default=0)
+    if widest > MAX_REPEATED:
+        return f"{what} would make {widest:,} characters (at most {MAX_REPEATED:,})"
+    return None
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _bounded(name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
+    """Jinja's filter `name` (`center`, `indent`, `format`), refusing a width or a format that
+    makes more than a message can hold."""
+
+    def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
+        text = str(value) if name == "format" else ""
+        problem = _too_wide(f"`{name}`", text, [*args, *kwargs.values()])
+        if problem is not None:
+            raise SecurityError(problem)
+        return filter_(value, *args, **kwargs)
+
+    return checked
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with `*`, `**`, `%`, string methods and the filters that pad kept to
+    sizes a message can hold (Jinja's own operator interception; its `range` has such a limit
+    already)."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        for name in ("center", "indent", "format"):
+            self.filters[name] = _bounded(name, self.filters[name])
 
     def call_binop(
         self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
@@ -316,6 +361,36 @@ class _Sandbox(SandboxedEnvironment):
         if problem is not None:
             raise SecurityError(problem)
         return super().call_binop(context, operator, left, right)
+
+    def call(
+        __self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        """A string's padding method (`"x".center(10**9)`), its width checked first."""
+        name = getattr(__obj, "__name__", "")
+        if isinstance(getattr(__obj, "__self__", None), str) and name in _PADDING:
+            problem = _too_wide(f"`{name}`", "", [*args, *kwargs.values()])
+            if problem is not None:
+                raise SecurityError(problem)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja's sandboxed `str.format` and `format_map`, their widths checked first (`{:>{w}}`
+        takes its width from the arguments)."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        text, name = value.__self__, value.__name__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            given = [*args, *kwargs.values()]
+            if name == "format_map" and args and isinstance(args[0], Mapping):
+                given += list(args[0].values())
+            problem = _too_wide(f"`{name}`", text, given)
+            if problem is not None:
+                raise SecurityError(problem)
+            return wrapped(*args, **kwargs)
+
+        return checked
 
 
 class Templates:

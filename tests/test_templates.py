@@ -340,12 +340,29 @@ def test_a_template_that_extends_another_may_read_what_that_one_sets(tmp_path: P
             "{% set n = namespace(v=2 ** 4000) %}{% set n.v = n.v * n.v %}{{ n.v }}",
             "`*` would make a number of over 4,096 bits",
         ),
+        # Widths: in a format, a filter, a string's method, given as an argument.
+        (
+            '{{ "%s" | format(1) }} {{ "x" | center(5) }}|{{ "%05.1f" % 3.14159 }}'
+            ' {{ "{:>4}".format("ab") }} {{ "{:>{w}}".format("c", w=3) }} {{ "7".zfill(3) }}'
+            ' {{ "50% 200000000".upper() }} {{ "a,b".split(",", 1) | join }}',
+            "1   x  |003.1   ab   c 007 50% 200000000 ab",
+        ),
+        ('{{ "%0200000000d" % 1 }}', "`%` would make 200,000,000 characters"),
+        ('{{ "%*d" % (200000000, 1) }}', "`%` would make 200,000,000 characters"),
+        ('{{ "%0200000000d" | format(1) }}', "`format` would make 200,000,000 characters"),
+        ('{{ "{:0200000000d}".format(1) }}', "`format` would make 200,000,000 characters"),
+        ('{{ "{:>{w}}".format("x", w=200000000) }}', "`format` would make 200,000,000"),
+        ('{{ "{a:>200000000}".format_map({"a": 1}) }}', "`format_map` would make 200,000,000"),
+        ('{{ "x" | center(200000000) }}', "`center` would make 200,000,000 characters"),
+        ('{{ "x" | indent(200000000, true) }}', "`indent` would make 200,000,000 characters"),
+        ('{{ "x".ljust(200000000) }}', "`ljust` would make 200,000,000 characters"),
     ],
 )
 def test_a_template_cannot_make_more_than_a_message_holds(
     tmp_path: Path, text: str, rendered: str
 ) -> None:
-    # `{{ "x" * 10**9 }}` would take the daemon's memory; the message fails instead.
+    # `{{ "x" * 10**9 }}` would take the daemon's memory; the message fails instead. What a
+    # message holds is made as written.
     write(tmp_path, "t.txt", text)
     templates = Templates(tmp_path)
     if "would make" not in rendered:
