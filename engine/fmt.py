@@ -307,12 +307,16 @@ def _trailing_by_statement(rule_file: ast.RuleFile) -> dict[int, list[ast.Commen
 def _with_comments(
     lines: list[_Line], inner: list[ast.Comment], trailing: list[ast.Comment]
 ) -> list[str]:
-    """`lines` with the comments written inside the statement put back next to their clause."""
+    """`lines` with the comments written inside the statement put back next to their clause, in
+    the order they were written: a comment that ended a line now joined to the one before (`and
+    …  # two` under `if …  # one`) goes on its own line after it, one on its own line before
+    the clause that followed it."""
     before: dict[int, list[str]] = {}
+    after: dict[int, list[str]] = {}
     for comment in trailing:
         index = _line_for(lines, comment.span.line)
         if lines[index].trailing:
-            before.setdefault(index, []).append(comment.text)
+            after.setdefault(index, []).append(comment.text)
         else:
             lines[index].trailing.append(comment.text)
     for comment in inner:
@@ -323,6 +327,7 @@ def _with_comments(
         indent = line.text[: len(line.text) - len(line.text.lstrip())]
         out.extend(indent + text for text in before.get(index, []))
         out.append(line.text + "".join(f"  {t}" for t in line.trailing))
+        out.extend(indent + text for text in after.get(index, []))
     return out
 
 
