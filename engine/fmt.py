@@ -5,7 +5,8 @@ spaces, in the order when, if, unless, once, then; an unnamed rule is one line w
 `WIDTH` columns (else a block like a named rule, without the name line); segments and policies
 are one line each. Multi-line statements are separated by one blank line; one-line statements
 that were on consecutive lines stay together. Own-line comments stay where they were (between
-statements or between clauses); a trailing comment stays on the line it followed. Durations
+statements or between clauses); a trailing comment stays on the line it followed, or goes on its
+own line after it when that line is joined to the one before (comments keep their order). Durations
 keep the form they were written in (`3d` or `3 days`), numbers their digits.
 """
 
