@@ -142,13 +142,15 @@ class Daemon:
                 )
             if report.late:
                 log.warning(
-                    "%d events were imported after a tick had passed their time (the earliest"
-                    " happened at %s): what rules would have done on them before %s was decided"
-                    " without them and is not done. Import events as they happen (`nudge status`"
-                    " counts such events)",
-                    report.late,
+                    "%s imported after a tick had passed %s time (the earliest happened at %s):"
+                    " occurrences %s would have made due before %s were decided without %s and"
+                    " will not act. Import events as they happen (`nudge status` counts them)",
+                    "1 event was" if report.late == 1 else f"{report.late} events were",
+                    "its" if report.late == 1 else "their",
                     iso(report.late_since_us or report.start_us),
+                    "it" if report.late == 1 else "they",
                     iso(report.start_us),
+                    "it" if report.late == 1 else "them",
                 )
             if report.recorded.occurrences or report.queued:
                 log.info(

@@ -361,9 +361,9 @@ def test_events_imported_after_a_tick_passed_their_time_are_a_warning(
     assert acted_rules(engine) == []
     (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned.startswith(
-        f"1 events were imported after a tick had passed their time (the earliest happened at"
-        f" {iso(T0 + 10 * MINUTE_US)}): what rules would have done on them before"
-        f" {iso(T0 + HOUR_US)} was decided without them and is not done."
+        f"1 event was imported after a tick had passed its time (the earliest happened at"
+        f" {iso(T0 + 10 * MINUTE_US)}): occurrences it would have made due before"
+        f" {iso(T0 + HOUR_US)} were decided without it and will not act."
     )
 
 
