@@ -18,8 +18,9 @@ from __future__ import annotations
 import html
 import math
 import re
+import string
 import traceback
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,19 +285,67 @@ def _first_lines(reads: Iterable[nodes.Name], names: set[str]) -> list[tuple[str
 # message is a few kilobytes, and `{{ "x" * 10**10 }}` would take the daemon's memory.
 MAX_REPEATED = 100_000
 MAX_POWER_BITS = 4_096
-# The widths and precisions in a format: `%08.2f`, `{:>20}`, `{:.3}`.
-_WIDTHS = re.compile(
-    r"%[-#0 +]*(\d+)|%[-#0 +]*\d*\.(\d+)|\{[^{}]*:[^{}\d]*(\d+)|\{[^{}]*:[^{}]*\.(\d+)"
-)
-
-
+# A `%` conversion (`%08.2f`, `%(name)-20s`, `%*d`): its width and precision, a number or `*`.
+_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.DOTALL)
+# A `str.format` spec (`0>20`, `>{w}` once filled in, `,.2f`): its width and precision.
+_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(\d+)?[_,]?(?:\.(\d+))?")
 # The string methods whose numbers are widths.
 _PADDING = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
-def _widest(text: str) -> int:
-    """The largest width or precision the format `text` asks for."""
-    return max((int(n) for m in _WIDTHS.finditer(text) for n in m.groups() if n), default=0)
+def _percent_widths(text: str, args: Any) -> list[int]:
+    """The widths and precisions that `text % args` asks for, `*` taken from `args`."""
+    given = list(args) if isinstance(args, tuple) else [args]
+    widths, position = [], 0
+    for match in _PERCENT.finditer(text):
+        if match.group(3) == "%":
+            continue
+        for number in match.group(1, 2):
+            if number == "*":
+                taken = given[position] if position < len(given) else 0
+                widths.append(taken if isinstance(taken, int) else 0)
+                position += 1
+            elif number:
+                widths.append(int(number))
+        position += 1
+    return widths
+
+
+def _brace_widths(text: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[int]:
+    """The widths and precisions that `text.format(*args, **kwargs)` asks for, the fields nested
+    in a spec (`{:>{w}}`) filled in; none for a format that does not parse."""
+    formatter, automatic = string.Formatter(), iter(range(len(args)))
+
+    def filled(name: str) -> str:
+        key = next(automatic, -1) if name == "" else int(name) if name.isdigit() else name
+        value = args[key] if isinstance(key, int) and 0 <= key < len(args) else kwargs.get(str(key))
+        return str(value)
+
+    widths = []
+    try:
+        for _, field, spec, _ in formatter.parse(text):
+            if field is not None and field == "":
+                next(automatic, None)
+            if not spec:
+                continue
+            spec = "".join(
+                literal + (filled(nested) if nested is not None else "")
+                for literal, nested, _, _ in formatter.parse(spec)
+            )
+            found = _SPEC.match(spec)
+            widths += [int(n) for n in (found.groups() if found else ()) if n]
+    except (ValueError, IndexError):
+        return []
+    return widths
+
+
+def _too_wide(what: str, widths: Iterable[int]) -> str | None:
+    """Why a format or padding with these widths would make more than a message can hold;
+    None if it would not."""
+    widest = max(widths, default=0)
+    if widest > MAX_REPEATED:
+        return f"{what} would make {widest:,} characters (at most {MAX_REPEATED:,})"
+    return None
 
 
 def _too_large(operator: str, left: Any, right: Any) -> str | None:
@@ -315,16 +364,7 @@ def _too_large(operator: str, left: Any, right: Any) -> str | None:
     if operator == "**" and powers and right * math.log2(abs(left)) > MAX_POWER_BITS:
         return f"`**` would make a number of over {MAX_POWER_BITS:,} bits"
     if operator == "%" and isinstance(left, str):
-        return _too_wide("`%`", left, right if isinstance(right, tuple) else (right,))
-    return None
-
-
-def _too_wide(what: str, text: str, args: Iterable[Any]) -> str | None:
-    """Why formatting `text` with `args`, or a string method called with them, would make
-    more than a message can hold; None if it would not."""
-    widest = max([_widest(text), *(a for a in args if isinstance(a, int))], default=0)
-    if widest > MAX_REPEATED:
-        return f"{what} would make {widest:,} characters (at most {MAX_REPEATED:,})"
+        return _too_wide("`%`", _percent_widths(left, right))
     return None
 
 
@@ -333,8 +373,11 @@ def _bounded(name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
     makes more than a message can hold."""
 
     def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
-        text = str(value) if name == "format" else ""
-        problem = _too_wide(f"`{name}`", text, [*args, *kwargs.values()])
+        if name == "format":  # `value % (args or kwargs)`
+            widths = _percent_widths(str(value), tuple(args) if args else kwargs)
+        else:  # a width: `center(80)`, `indent(4)`
+            widths = [width for width in [*args[:1], kwargs.get("width")] if isinstance(width, int)]
+        problem = _too_wide(f"`{name}`", widths)
         if problem is not None:
             raise SecurityError(problem)
         return filter_(value, *args, **kwargs)
@@ -368,7 +411,8 @@ class _Sandbox(SandboxedEnvironment):
         """A string's padding method (`"x".center(10**9)`), its width checked first."""
         name = getattr(__obj, "__name__", "")
         if isinstance(getattr(__obj, "__self__", None), str) and name in _PADDING:
-            problem = _too_wide(f"`{name}`", "", [*args, *kwargs.values()])
+            widths = [w for w in [*args[:1], *kwargs.values()] if isinstance(w, int)]
+            problem = _too_wide(f"`{name}`", widths)
             if problem is not None:
                 raise SecurityError(problem)
         return super().call(__context, __obj, *args, **kwargs)
@@ -382,10 +426,12 @@ class _Sandbox(SandboxedEnvironment):
         text, name = value.__self__, value.__name__
 
         def checked(*args: Any, **kwargs: Any) -> str:
-            given = [*args, *kwargs.values()]
-            if name == "format_map" and args and isinstance(args[0], Mapping):
-                given += list(args[0].values())
-            problem = _too_wide(f"`{name}`", text, given)
+            if name == "format_map":
+                mapping = args[0] if args and isinstance(args[0], Mapping) else {}
+                widths = _brace_widths(text, (), mapping)
+            else:
+                widths = _brace_widths(text, args, kwargs)
+            problem = _too_wide(f"`{name}`", widths)
             if problem is not None:
                 raise SecurityError(problem)
             return wrapped(*args, **kwargs)

@@ -347,7 +347,16 @@ def test_a_template_that_extends_another_may_read_what_that_one_sets(tmp_path: P
             ' {{ "50% 200000000".upper() }} {{ "a,b".split(",", 1) | join }}',
             "1   x  |003.1   ab   c 007 50% 200000000 ab",
         ),
+        (  # numbers, however large, are not widths
+            '{{ "{:,}".format(1234567) }} {{ "#%d" % 1234567 }} {{ "%d pts" | format(1234567) }}'
+            ' {{ "%g" | format(250000) }} {{ "%s%%" % 5 }} {{ "{0:>8}".format(7) }}',
+            "1,234,567 #1234567 1234567 pts 250000 5%        7",
+        ),
         ('{{ "%0200000000d" % 1 }}', "`%` would make 200,000,000 characters"),
+        ('{{ "%(a)20000000s" % {"a": "x"} }}', "`%` would make 20,000,000 characters"),
+        ('{{ "{:0>20000000}".format(1) }}', "`format` would make 20,000,000 characters"),
+        ('{{ "{:>{w}}".format("x", w="20000000") }}', "`format` would make 20,000,000"),
+        ('{{ "{:>{}}".format("x", 20000000) }}', "`format` would make 20,000,000"),
         ('{{ "%*d" % (200000000, 1) }}', "`%` would make 200,000,000 characters"),
         ('{{ "%0200000000d" | format(1) }}', "`format` would make 200,000,000 characters"),
         ('{{ "{:0200000000d}".format(1) }}', "`format` would make 200,000,000 characters"),
