@@ -5,8 +5,9 @@ spaces, in the order when, if, unless, once, then; an unnamed rule is one line w
 `WIDTH` columns (else a block like a named rule, without the name line); segments and policies
 are one line each. Multi-line statements are separated by one blank line; one-line statements
 that were on consecutive lines stay together. Own-line comments stay where they were (between
-statements or between clauses); a trailing comment stays on the line it followed, or goes on its
-own line after it when that line is joined to the one before (comments keep their order). Durations
+statements or between clauses); a trailing comment stays on the line it followed, or, when that
+line is joined to another that keeps its own, goes on its own line above (comments keep their
+order). Durations
 keep the form they were written in (`3d` or `3 days`), numbers their digits.
 """
 
@@ -309,26 +310,30 @@ def _with_comments(
     lines: list[_Line], inner: list[ast.Comment], trailing: list[ast.Comment]
 ) -> list[str]:
     """`lines` with the comments written inside the statement put back next to their clause, in
-    the order they were written: a comment that ended a line now joined to the one before (`and
-    …  # two` under `if …  # one`) goes on its own line after it, one on its own line before
-    the clause that followed it."""
-    before: dict[int, list[str]] = {}
-    after: dict[int, list[str]] = {}
-    for comment in trailing:
-        index = _line_for(lines, comment.span.line)
-        if lines[index].trailing:
-            after.setdefault(index, []).append(comment.text)
-        else:
-            lines[index].trailing.append(comment.text)
+    the order they were written. A line keeps the last comment that ended one of its source
+    lines; those before it (`if …  # one` joined with `and …  # two`) go on their own lines
+    above it, as do the own-line comments written before that last one."""
+    mine: dict[int, list[ast.Comment]] = {}
+    for comment in sorted(trailing, key=lambda c: (c.span.line, c.span.column)):
+        mine.setdefault(_line_for(lines, comment.span.line), []).append(comment)
+    before: dict[int, list[ast.Comment]] = {}
+    for index, comments in mine.items():
+        *above, kept = comments
+        lines[index].trailing.append(kept.text)
+        before.setdefault(index, []).extend(above)
+    kept_at = {index: comments[-1].span.line for index, comments in mine.items()}
     for comment in inner:
         found = next((i for i, line in enumerate(lines) if line.origin > comment.span.line), None)
-        before.setdefault(len(lines) - 1 if found is None else found, []).append(comment.text)
+        index = len(lines) - 1 if found is None else found
+        if index > 0 and kept_at.get(index - 1, 0) > comment.span.line:
+            index -= 1  # written before the comment the line above keeps: above that line
+        before.setdefault(index, []).append(comment)
     out: list[str] = []
     for index, line in enumerate(lines):
         indent = line.text[: len(line.text) - len(line.text.lstrip())]
-        out.extend(indent + text for text in before.get(index, []))
+        above = sorted(before.get(index, []), key=lambda c: (c.span.line, c.span.column))
+        out.extend(indent + comment.text for comment in above)
         out.append(line.text + "".join(f"  {t}" for t in line.trailing))
-        out.extend(indent + text for text in after.get(index, []))
     return out
 
 

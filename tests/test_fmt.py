@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -72,19 +73,36 @@ def test_a_comment_after_two_statements_on_one_line_stays_once_with_the_second()
     assert fmt(text) == text
 
 
-def test_comments_keep_their_order_when_lines_are_joined():
-    """A comment that ended a line joined to the one before goes on its own line after it."""
-    text = (
-        'rule "r"\n  when order.paid\n  # before if\n  if order.total > 5 # if1\n'
-        '    and order.total < 100 # if2\n  then task "t"\n\n'
-        'segment "big" = # seg head\n  customer.orders > 3 # seg tail\n'
-    )
-    assert fmt(text) == (
-        'rule "r"\n  when order.paid\n  # before if\n'
-        "  if order.total > 5 and order.total < 100  # if1\n  # if2\n"
-        '  then task "t"\n\nsegment "big" = customer.orders > 3  # seg head\n# seg tail\n'
-    )
-    assert fmt(fmt(text)) == fmt(text)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'rule "r"\n  when order.paid\n  # before if\n  if order.total > 5 # if1\n'
+            '    and order.total < 100 # if2\n  then task "t"\n',
+            'rule "r"\n  when order.paid\n  # before if\n  # if1\n'
+            '  if order.total > 5 and order.total < 100  # if2\n  then task "t"\n',
+        ),
+        (
+            'rule "r"\n  when order.paid\n  if order.total > 5 # p1\n  # mid\n'
+            '    and order.total < 100 # p2\n  then task "t" # one\n  and tag "x" # two\n',
+            'rule "r"\n  when order.paid\n  # p1\n  # mid\n'
+            "  if order.total > 5 and order.total < 100  # p2\n  # one\n"
+            '  then task "t" and tag "x"  # two\n',
+        ),
+        (
+            'segment "big" = # seg head\n  customer.orders > 3 # seg tail\n',
+            '# seg head\nsegment "big" = customer.orders > 3  # seg tail\n',
+        ),
+    ],
+    ids=["if", "own line between", "segment"],
+)
+def test_comments_keep_their_order_when_lines_are_joined(text: str, expected: str):
+    """A line keeps the last comment of the lines joined into it; the ones before go above it."""
+    assert fmt(text) == expected
+    assert fmt(expected) == expected
+    assert [c.text for c in parse_text(expected).comments] == [
+        c.text for c in parse_text(text).comments
+    ]
 
 
 def test_fmt_refuses_a_file_that_does_not_parse():
