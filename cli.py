@@ -257,10 +257,7 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
     failure part way leaves what was there. A path that the command reads or another part of
     Nudge writes (the database, the configuration, a rule file or template, a `file` channel's
     messages) is refused before anything is written."""
-    if what := _an_input(path, env, rules_dir):
-        raise click.BadParameter(
-            f"{path} is {what}: write the output to another file", param_hint="--output"
-        )
+    _check_output(path, env, rules_dir)
     target = path.resolve()  # through a link: the file it names is replaced, not the link
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
@@ -280,11 +277,26 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
         raise
 
 
+def _check_output(path: Path, env: Env, rules_dir: Path | None) -> None:
+    """Refuse an output that would lose something (`_an_input`), or whose folder does not
+    exist: before the work, for a command that does much of it first (`demo`)."""
+    if what := _an_input(path, env, rules_dir):
+        raise click.BadParameter(
+            f"{path} is {what}: write the output to another file", param_hint="--output"
+        )
+    if not path.resolve().parent.is_dir():
+        raise click.BadParameter(
+            f"cannot write {path}: No such file or directory", param_hint="--output"
+        )
+
+
 def _an_input(path: Path, env: Env, rules_dir: Path | None) -> str | None:
-    """What `path` is to Nudge, if writing it would lose something: None if nothing."""
+    """What `path` is to Nudge, if writing it would lose something: None if nothing. Judged by
+    the file it names (through links), which need not exist yet."""
     from sqlalchemy.engine import make_url
 
     config = env.config
+    target = path.resolve()
     url = make_url(config.database)
     named: list[tuple[Path, str]] = []
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -295,20 +307,20 @@ def _an_input(path: Path, env: Env, rules_dir: Path | None) -> str | None:
         if channel.type == "file":
             written = config.base_dir / str(channel.options.get("path", "outbox.jsonl"))
             named.append((written, f"where the channel `{channel.name}` writes its messages"))
-    if any(_same_file(path, other) for other, _ in named):
-        return next(what for other, what in named if _same_file(path, other))
-    # A new file there too: it would be read as a template, or as rules.
-    folders = [(config.templates_dir(rules_dir), "in the templates folder")] if rules_dir else []
-    if rules_dir is not None and path.suffix == ".rules":
-        folders.append((rules_dir, "named as a rule file in the rules folder"))
-    for folder, what in folders:
-        if path.resolve().is_relative_to(folder.resolve()):
+    for other, what in named:
+        if target == other.resolve() or _same_file(target, other):
             return what
+    # A new file there too: it would be read as a template, or as rules.
+    if rules_dir is not None:
+        if target.is_relative_to(config.templates_dir(rules_dir).resolve()):
+            return "in the templates folder"
+        if target.suffix == ".rules" and target.is_relative_to(rules_dir.resolve()):
+            return "named as a rule file in the rules folder"
     return None
 
 
 def _same_file(path: Path, other: Path) -> bool:
-    """The same file, by its name or through a link."""
+    """The same file under two names (a hard link)."""
     try:
         return path.exists() and other.exists() and os.path.samefile(path, other)
     except OSError:
@@ -761,6 +773,8 @@ def demo(
     if config_path is None and (shop_rules / "nudge.yaml").exists():
         config_path = shop_rules / "nudge.yaml"
     env = env_of(config_path, db)
+    if output is not None:
+        _check_output(output, env, shop_rules)
     result = run_demo(env.config, shop_rules, customers=customers, seed=seed, days=days)
     fmt = fmt if output is None or fmt != "table" else "table"
     _emit(

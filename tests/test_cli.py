@@ -114,13 +114,21 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
         assert result.exit_code == 1
         assert f"there is no database {tmp_path / 'typo.db'}" in str(result.exception)
     assert not (tmp_path / "typo.db").exists()
+    # An output the demo cannot write: said before the shop is made and simulated.
+    demo_db = f"sqlite:///{tmp_path / 'demo.db'}"
+    bad_output = runner.invoke(
+        cli,
+        ["demo", "--customers", "5", "--output", str(tmp_path / "no" / "x.jsonl"), "--db", demo_db],
+    )
+    assert bad_output.exit_code == 2 and "No such file or directory" in bad_output.output
+    assert not (tmp_path / "demo.db").exists()
     # As `check` says it, and before a database is made for nothing.
     no_rules = runner.invoke(
         cli, ["run", str(tmp_path / "nosuch"), "--db", f"sqlite:///{tmp_path / 'r.db'}"]
     )
     assert no_rules.exit_code == 1 and "nosuch` does not exist" in str(no_rules.exception)
     assert not (tmp_path / "r.db").exists()
-    outputs = (missing, window, far, not_a_folder, no_days, huge, word, no_rules)
+    outputs = (missing, window, far, not_a_folder, no_days, huge, word, bad_output, no_rules)
     assert all("Traceback" not in result.output for result in outputs)
 
 
@@ -137,7 +145,7 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
         "channels:\n  file:\n    type: file\n    path: sent.jsonl\n",
         encoding="utf-8",
     )
-    (rules / "sent.jsonl").write_text('{"sent": 1}\n', encoding="utf-8")
+    (rules / "sent.jsonl").write_text('{"sent": 1}\n', encoding="utf-8")  # then gone
     runner = CliRunner()
     window = ("--from", "2026-01-01", "--to", "2026-01-02")
     open_database(f"sqlite:///{db}").dispose()
@@ -150,12 +158,17 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
         rules / "templates" / "sim.html": "in the templates folder",
         rules / "sent.jsonl": "where the channel `file` writes its messages",
     }
+    # Through a link, and a file channel's messages not written yet.
+    (tmp_path / "report.txt").symlink_to(rules / "festival.rules")
+    targets[tmp_path / "report.txt"] = "named as a rule file in the rules folder"
+    (rules / "sent.jsonl").unlink()
     for target, what in targets.items():
         before = target.read_bytes() if target.exists() else None
         result = runner.invoke(cli, ["simulate", str(rules), *window, "--output", str(target)])
         assert result.exit_code == 2, target
         assert f"{target} is {what}: write the output to another file" in result.output
         assert (target.read_bytes() if target.exists() else None) == before
+    assert not (rules / "sent.jsonl").exists()
     out = tmp_path / "out.jsonl"
     out.write_text("old\n", encoding="utf-8")
     out.chmod(0o640)
