@@ -324,7 +324,7 @@ def _brace_widths(text: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> 
     widths = []
     try:
         for _, field, spec, _ in formatter.parse(text):
-            if field is not None and field == "":
+            if field == "":  # an automatic number, taken before those nested in its spec
                 next(automatic, None)
             if not spec:
                 continue
