@@ -32,6 +32,15 @@ from engine.triggers import EVERYONE, Customers, customer_batches, shared_fills
 CONFIG = Config(timezone="Asia/Shanghai")
 
 
+def write_rule_folder(tmp_path: Path, rules: str) -> Path:
+    """`tmp_path/rules`: `rules` as its one file, and the template `hello`."""
+    folder = tmp_path / "rules"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "shop.rules").write_text(rules, encoding="utf-8")
+    (folder / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    return folder
+
+
 def run(
     db_url: str,
     tmp_path: Path,
@@ -41,9 +50,7 @@ def run(
     start: str = "2026-06-01T00:00:00Z",
     end: str = "2026-07-01T00:00:00Z",
 ) -> list[dict[str, Any]]:
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "shop.rules").write_text(rules, encoding="utf-8")
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
+    write_rule_folder(tmp_path, rules)
     engine = open_database(db_url)
     assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
     assert not import_event_rows(engine, events, CONFIG.timezone).problems
@@ -161,12 +168,10 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
     events = [
         {"customer": c, "type": t, "at": day, "id": f"{c}-{i}"} for i, (c, t) in enumerate(history)
     ]
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
-    (tmp_path / "rules" / "shop.rules").write_text(
+    write_rule_folder(
+        tmp_path,
         "exclude if customer.orders >= 3 and customer.return_rate > 0.5\n"
         'when every day at 12:00 then message "hello"\n',
-        encoding="utf-8",
     )
     engine = open_database(db_url)
     assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
@@ -239,13 +244,11 @@ def test_a_tag_exclusion_reads_the_same_whether_its_lookups_are_gated_or_not(
         for name, (_, given, _, _) in people.items()
         for kind, at in given
     ]
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
-    (tmp_path / "rules" / "shop.rules").write_text(
+    write_rule_folder(
+        tmp_path,
         'exclude if "complaint" in customer.tags\n'
         'rule "thanks" when order.paid then message "hello"\n'
         'rule "complains" when review.posted then tag "complaint"\n',
-        encoding="utf-8",
     )
     engine = open_database(db_url)
     assert not import_customer_rows(engine, customers, CONFIG.timezone).problems
@@ -285,14 +288,12 @@ def test_exclusions_without_a_gate_are_tested_beside_several_behind_one(
         "both": ("b@shop.example", ["complaint", "fraud"], "excluded"),
         "plain": ("p@shop.example", [], "sent"),
     }
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
-    (tmp_path / "rules" / "shop.rules").write_text(
+    write_rule_folder(
+        tmp_path,
         'exclude if "complaint" in customer.tags\n'
         'exclude if "fraud" in customer.tags\n'
         'exclude if customer.email contains "@test."\n'
         'rule "thanks" when order.paid then message "hello"\n',
-        encoding="utf-8",
     )
     engine = open_database(db_url)
     customers = [
@@ -322,16 +323,14 @@ def test_an_exclude_waits_for_every_rule_where_it_would_close_a_cycle(
     """A marketing rule goes after the rules giving what `exclude if` reads, unless it gives
     that itself (a cycle), or gives what such a rule reads (a longer cycle): then its `exclude`
     waits until every stratum is done."""
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
-    (tmp_path / "rules" / "shop.rules").write_text(
+    write_rule_folder(
+        tmp_path,
         'exclude if "complaint" in customer.tags\n'
         'rule "greets" when every day at 12:00 then message "hello" and tag "greeted"\n'
         'rule "complains" when review.posted if "greeted" in customer.tags then tag "complaint"\n'
         'rule "plain" when every day at 13:00 then message "hello"\n'
         'rule "own" when every day at 14:00 then message "hello" and tag "complaint"\n'
         'rule "kind" when every day at 15:00 then message "hello" and tag "thanked"\n',
-        encoding="utf-8",
     )
     engine = open_database(db_url)
     ruleset = load_rule_set(tmp_path / "rules", CONFIG)
@@ -1176,11 +1175,7 @@ def test_an_event_fill_built_once_finds_each_windows_and_customers_own(
 ) -> None:
     """An event rule's fill is built once per process and run with the window and the
     customers as parameters: each run finds exactly its own occurrences."""
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
-    (tmp_path / "rules" / "shop.rules").write_text(
-        'when order.received + 1d then message "hello"\n', encoding="utf-8"
-    )
+    write_rule_folder(tmp_path, 'when order.received + 1d then message "hello"\n')
     received = {"a": ["06-01", "06-03"], "b": ["06-02"], "c": ["06-03", "06-04"]}
     engine = open_database(db_url)
     customers = [{"id": who} for who in received]
@@ -1241,9 +1236,8 @@ def test_rules_with_the_same_instants_share_their_candidates_and_keep_their_own_
     # candidates, written once; `+ 1d` and `at` have their own. Each keeps its own condition,
     # `once` and late `exclude` (two rules whose exclusion waits share candidate ids), and
     # `nudge explain` tells each rule's stories apart.
-    (tmp_path / "rules" / "templates").mkdir(parents=True)
-    (tmp_path / "rules" / "templates" / "hello.txt").write_text("hi", encoding="utf-8")
-    (tmp_path / "rules" / "shop.rules").write_text(
+    write_rule_folder(
+        tmp_path,
         'exclude if "complaint" in customer.tags\n'
         'rule "every order" when order.paid then task "t"\n'
         'rule "big once" when order.paid if order.total >= 100 once then task "big"\n'
@@ -1251,7 +1245,6 @@ def test_rules_with_the_same_instants_share_their_candidates_and_keep_their_own_
         'rule "at noon" when order.paid at 23:00 then task "noon"\n'
         'rule "own one" when order.paid then message "hello" and tag "complaint"\n'
         'rule "own two" when order.paid then message "hello" and tag "complaint"\n',
-        encoding="utf-8",
     )
     engine = open_database(db_url)
     customers = [{"id": "x", "accepts_marketing": True}]

@@ -31,6 +31,15 @@ def write(folder: Path, name: str, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def compiled(folder: Path, text: str) -> Templates:
+    """The templates of `folder`, holding `text` as the template `t`, found valid as `check`
+    finds them (`references`) before it asks what `t` reads."""
+    write(folder, "t.txt", text)
+    templates = Templates(folder)
+    templates.references("t")
+    return templates
+
+
 def test_renders_subject_and_body(tmp_path: Path) -> None:
     write(
         tmp_path,
@@ -276,9 +285,7 @@ def test_the_names_a_template_reads_but_is_not_given(
 ) -> None:
     # What `check` warns of (W505): such a name fails the message when it is sent. A name
     # tested with `is defined`, or read through `| default`, is safe.
-    write(tmp_path, "t.txt", text)
-    templates = Templates(tmp_path)
-    templates.references("t")
+    templates = compiled(tmp_path, text)
     assert templates.unknown_names("t") == unknown
     if not unknown:
         templates.render("t", CONTEXT)
@@ -309,9 +316,7 @@ def test_the_names_a_template_reads_that_a_rule_gives_as_none(
 ) -> None:
     # What `check` warns of (W506): a message's template reading `coupon`, a date rule's
     # reading `event`, outside a test of them: the message fails or shows "None".
-    write(tmp_path, "t.txt", text)
-    templates = Templates(tmp_path)
-    templates.references("t")
+    templates = compiled(tmp_path, text)
     assert templates.none_reads("t", {"coupon", "event"}) == reads
     try:
         body = templates.render("t", {**CONTEXT, "coupon": None, "event": None}).body
