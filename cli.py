@@ -707,8 +707,8 @@ def status(config_path: Path | None, db: str | None) -> None:
         click.echo(f"rule set {name}: last tick {last_text}, done up to {iso(watermark)}{version}")
         if late:
             click.echo(
-                f"  events imported after a tick had passed their time: {late} (what rules would"
-                " have done on them before that tick was not done)"
+                f"  events imported after a tick had passed their time: {late} (those within"
+                " grace acted late, older ones were missed)"
             )
     for host, pid, started, beat in state.daemons:
         click.echo(f"daemon {host}:{pid} started {iso(started)}, last seen {iso(beat)}")

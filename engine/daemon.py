@@ -141,16 +141,18 @@ class Daemon:
                     report.recorded.missed,
                 )
             if report.late:
+                one = report.late == 1
                 log.warning(
                     "%s imported after a tick had passed %s time (the earliest happened at %s):"
-                    " occurrences %s would have made due before %s were decided without %s and"
-                    " will not act. Import events as they happen (`nudge status` counts them)",
-                    "1 event was" if report.late == 1 else f"{report.late} events were",
-                    "its" if report.late == 1 else "their",
+                    " occurrences %s made due before %s act late within the grace period and"
+                    " are missed after it; what was decided without %s stands. Import events"
+                    " as they happen (`nudge status` counts them)",
+                    "1 event was" if one else f"{report.late} events were",
+                    "its" if one else "their",
                     iso(report.late_since_us or report.start_us),
-                    "it" if report.late == 1 else "they",
+                    "it" if one else "they",
                     iso(report.start_us),
-                    "it" if report.late == 1 else "them",
+                    "it" if one else "them",
                 )
             if report.recorded.occurrences or report.queued:
                 log.info(

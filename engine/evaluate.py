@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+from bisect import bisect_right, insort
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,9 @@ class Due:
     gated: gates.Gates  # event types and tags in front of the policies' lookups (`gates`)
     # Rules reading an earlier rule's candidates, the same rows (`triggers.shared_fills`).
     shared: Mapping[int, int] = field(default_factory=dict)
+    # Only the occurrences of events imported late, in a window a tick decided without them:
+    # `once` and the cap then read the ledger after the window as well as before it.
+    late: bool = False
     # Each rule's query over these occurrences (`_Passing`), built once and run per batch of
     # customers with its bounds as parameters: built anew, the shop's 32 rules took 90 ms of
     # every batch of 5,000 customers at M. (`evaluate_due` is given the rule set and the
@@ -114,9 +118,11 @@ def find_due(
     end_us: int,
     who: triggers.Customers = triggers.EVERYONE,
     hopeless: bool = False,
+    late: triggers.LateEvents | None = None,
 ) -> Due:
     """Every occurrence of every rule due in `[start_us, end_us)`: one pass over the triggers'
-    sources for all the customers `who` covers, whatever batches they are evaluated in.
+    sources for all the customers `who` covers, whatever batches they are evaluated in; with
+    `late`, only those of these events (`engine.tick`).
 
     Calendar occurrences of customers lacking an event the rule's condition needs are left
     out (`triggers.fill`), unless `hopeless` asks for them (`nudge explain` shows them all)."""
@@ -144,6 +150,7 @@ def find_due(
             zones,
             who,
             _needs(rule, ruleset) if not hopeless else frozenset(),
+            late,
         )
     strata, late_exclude = _order(_Same(ruleset))
     marketing = sum(counts[rule.position] for rule in ruleset.rules if _is_marketing(rule))
@@ -153,7 +160,9 @@ def find_due(
         # one row and loops over them (with the batch's bounds on the customers and on the
         # conditions' lookups of their events, the many are hashed instead: `_Passing`).
         conn.exec_driver_sql(f"ANALYZE {scratch.candidates.name}")
-    return Due(start_us, who, tuple(zones), counts, strata, late_exclude, gated, shared)
+    return Due(
+        start_us, who, tuple(zones), counts, strata, late_exclude, gated, shared, late is not None
+    )
 
 
 def evaluate(
@@ -210,7 +219,9 @@ def evaluate_due(
     if due.late_exclude:
         waited = [o for o in acted if o.rule.position in due.late_exclude]
         _exclude_late(conn, ruleset, config, waited, due)
-    rows, decided = _actions(conn, ruleset, config, acted, due.start_us, decide_before_us, people)
+    rows, decided = _actions(
+        conn, ruleset, config, acted, due.start_us, decide_before_us, people, due.late
+    )
     return Evaluation(acted, rows, decided)
 
 
@@ -568,38 +579,50 @@ def _apply_once(
     people: _People,
 ) -> list[Occurrence]:
     """Keep the occurrences that may act: all of them, or under `once` / `once every D` the
-    first per customer not within D of the last one that acted (the ledger's included)."""
+    first per customer not within D of the last one that acted (the ledger's included).
+
+    Occurrences of late events (`Due.late`) come after the ledger's later ones were decided:
+    one acts only where no occurrence that acted, before or after it, is within D of it, so
+    that the rule never acts twice within D."""
     once = rule.rule.once
     if once is None or not passing:
         return passing
-    start_us = due.start_us
     cand = scratch.candidates
-    ledger = dict(
-        conn.execute(
-            sa.select(occurrences.c.customer_id, sa.func.max(occurrences.c.due_us))
-            .where(
-                occurrences.c.rule == rule.name,
-                occurrences.c.status == "acted",
-                occurrences.c.due_us < start_us,
-                occurrences.c.customer_id.in_(
-                    sa.select(cand.c.customer_id).where(
-                        cand.c.rule_index == due.index(rule), *people.clauses(cand.c.customer_id)
-                    )
-                ),
+    customer, due_us = occurrences.c.customer_id, occurrences.c.due_us
+    where = [
+        occurrences.c.rule == rule.name,
+        occurrences.c.status == "acted",
+        customer.in_(
+            sa.select(cand.c.customer_id).where(
+                cand.c.rule_index == due.index(rule), *people.clauses(cand.c.customer_id)
             )
-            .group_by(occurrences.c.customer_id)
-        ).all()
-    )
+        ),
+    ]
+    if due.late:
+        query = sa.select(customer, due_us).where(*where)
+    else:  # the latest before the window is enough
+        query = sa.select(customer, sa.func.max(due_us)).where(*where, due_us < due.start_us)
+        query = query.group_by(customer)
+    acted: dict[str, list[int]] = defaultdict(list)
+    for customer_id, time_us in conn.execute(query):
+        acted[customer_id].append(time_us)
+    for times in acted.values():
+        times.sort()
     every_us = once.every.seconds * US if once.every is not None else None
     chosen: list[Occurrence] = []
-    last: dict[str, int | None] = {}
     for occ in sorted(passing, key=lambda o: (o.customer_id, o.due_us, o.key)):
-        previous = last.get(occ.customer_id, ledger.get(occ.customer_id))
-        if previous is not None and (every_us is None or previous > occ.due_us - every_us):
+        times = acted[occ.customer_id]
+        if times and (every_us is None or _within(times, occ.due_us, every_us)):
             continue
-        last[occ.customer_id] = occ.due_us
+        insort(times, occ.due_us)
         chosen.append(occ)
     return chosen
+
+
+def _within(times: list[int], due_us: int, every_us: int) -> bool:
+    """Whether one of `times` (in order) is in `(due − every, due + every)`."""
+    i = bisect_right(times, due_us - every_us)
+    return i < len(times) and times[i] < due_us + every_us
 
 
 _EFFECT_COLUMNS = ("customer_id", "kind", "tag", "amount", "at_us", "rule_position", "position")
@@ -639,13 +662,16 @@ def _actions(
     start_us: int,
     decide_before_us: int | None,
     people: _People,
+    late: bool = False,
 ) -> tuple[list[Row], list[tuple[int, bool]]]:
     """Every action of the occurrences that acted, as rows with the policies' verdicts, in
     order; and the recorded actions waiting for the cap that it decided now.
 
     A marketing action under a `limit` is built as sent, apart; once those are in order the cap
     decides them together with the recorded ones still waiting, and only those it suppresses or
-    leaves to the daemon are built again."""
+    leaves to the daemon are built again. Those of late events (`Due.late`) are decided on
+    what was sent before and after them, and leave the recorded ones waiting to the tick's
+    own window."""
     rows: list[Row] = []
     capped: list[Row] = []  # waiting for the cap
     limited = bool(ruleset.limits)
@@ -691,13 +717,14 @@ def _actions(
             )
     rows.sort()
     decided: list[tuple[int, bool]] = []
+    # What the daemon left waiting is the tick's own window's to decide, not a late one's.
+    recorded = [] if late else _recorded_pending(conn, start_us, people)
     if limited:
         capped.sort()
-        recorded = _recorded_pending(conn, start_us, people)
         waiting = list(heapq.merge(capped, recorded)) if recorded else capped
         if waiting:
-            sent_before = _recorded_sent(conn, ruleset, waiting, start_us)
-            verdicts = apply_limits(waiting, ruleset.limits, sent_before, decide_before_us)
+            sent_times = _recorded_sent(conn, ruleset, waiting, start_us, late)
+            verdicts = apply_limits(waiting, ruleset.limits, sent_times, decide_before_us, late)
             judged: list[Row] = []  # in order, as `waiting`
             for row, sent in zip(waiting, verdicts, strict=True):
                 if isinstance(row, _Waiting):
@@ -714,7 +741,7 @@ def _actions(
     else:
         # No cap (any more: the `limit` was taken out of the rules): what an earlier rule set
         # left waiting for it goes out at its send time.
-        for waiting_row in _recorded_pending(conn, start_us, people):
+        for waiting_row in recorded:
             if decide_before_us is None or waiting_row.at_us < decide_before_us:
                 decided.append((waiting_row.action_id, True))
     return rows, decided
@@ -801,20 +828,21 @@ def _recorded_pending(conn: Connection, start_us: int, people: _People) -> list[
 
 
 def _recorded_sent(
-    conn: Connection, ruleset: ast.RuleSet, waiting: list[Row], start_us: int
+    conn: Connection, ruleset: ast.RuleSet, waiting: list[Row], start_us: int, late: bool
 ) -> dict[str, list[int]]:
     """Send times of marketing actions recorded as sent before the window that the cap of a
     waiting action (in order, the earliest first) can still count, per customer: an index
-    lookup per waiting customer."""
+    lookup per waiting customer. For `late` actions, those sent after them as well."""
     longest = max(limit.per.seconds for limit in ruleset.limits) * US
     earliest = waiting[0][AT] - longest
     people = sorted({row[CUSTOMER] for row in waiting})
+    when = [actions.c.at_us < waiting[-1][AT] + longest] if late else [actions.c.due_us < start_us]
     query = sa.select(actions.c.customer_id, actions.c.at_us).where(
         among(actions.c.customer_id, "people", conn.dialect.name),
         actions.c.kind.in_(MARKETING_KINDS),
         actions.c.at_us > earliest,
         actions.c.status == "sent",
-        actions.c.due_us < start_us,
+        *when,
     )
     sent: dict[str, list[int]] = defaultdict(list)
     for some in chunks(people):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
@@ -137,6 +137,7 @@ def apply_limits(
     limits: Sequence[ast.Limit],
     sent_before: dict[str, list[int]],
     decide_before_us: int | None = None,
+    both_sides: bool = False,
 ) -> list[bool | None]:
     """The cap's verdict on each waiting marketing action: whether it is sent, or `None` for
     those at or after `decide_before_us`, which the daemon decides later.
@@ -144,7 +145,9 @@ def apply_limits(
     `waiting` comes in order of send time with the tie-breaks of 3.8, each item with its send
     time and customer where action rows hold them (`engine.records`). `sent_before` holds, per
     customer, the send times of marketing actions already recorded as sent. An action is
-    suppressed when N were sent at times in `(at − D, at]`."""
+    suppressed when N were sent at times in `(at − D, at]`; with `both_sides` (the actions of
+    late events, `sent_before` holding those sent after them too), also when sending it would
+    make N + 1 in a span of D that ends at one sent later."""
     spans = [(limit.per.seconds * US, limit.count) for limit in limits]
     history = {customer: sorted(times) for customer, times in sent_before.items()}
     verdicts: list[bool | None] = []
@@ -159,10 +162,21 @@ def apply_limits(
         upto = bisect_right(times, at_us)
         sent = True
         for span_us, count in spans:
-            if upto - bisect_right(times, at_us - span_us, 0, upto) >= count:
+            if upto - bisect_right(times, at_us - span_us, 0, upto) >= count or (
+                both_sides and _full_after(times, upto, at_us, span_us, count)
+            ):
                 sent = False
                 break
         if sent:
             times.insert(upto, at_us)  # where `insort` would put it
         verdicts.append(sent)
     return verdicts
+
+
+def _full_after(times: list[int], upto: int, at_us: int, span_us: int, count: int) -> bool:
+    """Whether a span of `span_us` ending at one of `times` (in order) after `at_us`, and
+    holding it, already holds `count` of them: `times[upto:]` are those after it."""
+    for i in range(upto, bisect_left(times, at_us + span_us, upto)):
+        if bisect_right(times, times[i]) - bisect_right(times, times[i] - span_us) >= count:
+            return True
+    return False

@@ -5,6 +5,9 @@ been decided. A tick locks that row (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so a 
 skips the tick instead of waiting), evaluates `[watermark, now)` with the same core as
 `simulate`, records the result under the ledger's unique keys and moves the watermark, all in one
 transaction: a crash anywhere leaves either everything or nothing, and the next tick redoes it.
+
+Events imported since the last tick that happened before its watermark are late: the tick first
+takes their own occurrences due before the watermark (`evaluate.Due.late`), then its window.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import events, rule_set_state
 from engine.timeutil import DAY_US, US
-from engine.triggers import BATCH_CUSTOMERS, EVERYONE, customer_batches
+from engine.triggers import BATCH_CUSTOMERS, EVERYONE, LateEvents, customer_batches
 
 LONG_WINDOW_US = DAY_US  # longer than this (catching up after downtime): in batches
 
@@ -92,24 +95,15 @@ def tick(
             if state.events_seen_pk is not None:
                 _count_late_events(conn, state, newest, report)
             seen = newest
-            grace_end = max(watermark, now_us - int(config.grace_seconds * US))
-            # A long window (catching up) is taken in batches of customers to keep memory flat;
-            # an ordinary tick has little due and reads everyone at once.
-            long = now_us - watermark > LONG_WINDOW_US
-            batches = customer_batches(conn, batch) if long else [EVERYONE]
-            if grace_end > watermark:  # downtime longer than the grace period: missed
-                missed = find_due(conn, ruleset, config, watermark, grace_end)
-                for who in batches:
-                    late = evaluate_due(conn, ruleset, config, missed, who, with_actions=False)
-                    report.recorded.add(ledger.record(conn, late, config, now_us, grace_end))
-            due = find_due(conn, ruleset, config, grace_end, now_us)
-            for who in batches:
-                result = evaluate_due(conn, ruleset, config, due, who, decide_before_us=now_us)
-                recorded = ledger.record(conn, result, config, now_us, grace_end)
-                report.recorded.add(recorded)
-                report.queued += recorded.outbox + ledger.decide(
-                    conn, result.decided, config, now_us
-                )
+            missed_before = now_us - int(config.grace_seconds * US)
+            if report.late:
+                assert state.events_seen_pk is not None and report.late_since_us is not None
+                late = LateEvents(state.events_seen_pk, newest)
+                since = report.late_since_us
+                window = (since, watermark, missed_before)
+                _record(conn, ruleset, config, window, now_us, batch, report, late)
+            window = (watermark, now_us, missed_before)
+            _record(conn, ruleset, config, window, now_us, batch, report)
         state_row = rule_set_state.c
         conn.execute(
             rule_set_state.update()
@@ -124,11 +118,45 @@ def tick(
     return report
 
 
+def _record(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    config: Config,
+    window: tuple[int, int, int],
+    now_us: int,
+    batch: int,
+    report: TickReport,
+    late: LateEvents | None = None,
+) -> None:
+    """Evaluate and record what fell due in a window `(start, end, missed_before)`,
+    `[start, end)`: occurrences due before `missed_before` (more than `grace` ago) as missed,
+    the others as they act. With `late`, only those of these events, in a window decided
+    without them (`evaluate.Due.late`)."""
+    start_us, end_us, missed_before_us = window
+    # A long window (catching up) is taken in batches of customers to keep memory flat; an
+    # ordinary tick has little due and reads everyone at once.
+    long = end_us - start_us > LONG_WINDOW_US
+    batches = customer_batches(conn, batch) if long else [EVERYONE]
+    missed_end = min(end_us, max(start_us, missed_before_us))
+    if missed_end > start_us:  # downtime longer than the grace period: missed
+        missed = find_due(conn, ruleset, config, start_us, missed_end, late=late)
+        for who in batches:
+            result = evaluate_due(conn, ruleset, config, missed, who, with_actions=False)
+            report.recorded.add(ledger.record(conn, result, config, now_us, missed_end))
+    if missed_end < end_us:
+        due = find_due(conn, ruleset, config, missed_end, end_us, late=late)
+        for who in batches:
+            result = evaluate_due(conn, ruleset, config, due, who, decide_before_us=now_us)
+            recorded = ledger.record(conn, result, config, now_us, missed_end)
+            report.recorded.add(recorded)
+            report.queued += recorded.outbox + ledger.decide(conn, result.decided, config, now_us)
+
+
 def _count_late_events(conn: Connection, state: _State, newest: int, report: TickReport) -> None:
     """How many of the events imported since the last tick happened before its watermark (and
     after the rule set first started: history imported later is not late), and the earliest:
-    the occurrences they would have made due before it were decided without them (a tick
-    decides each occurrence when it falls due), and are not looked at again."""
+    the window before the watermark in which their own occurrences fell due, decided without
+    them."""
     assert state.events_seen_pk is not None
     report.late, report.late_since_us = conn.execute(
         sa.select(sa.func.count(), sa.func.min(events.c.at_us)).where(

@@ -102,6 +102,30 @@ def parameters_clause(
 
 
 EVERYONE = Customers()
+
+
+@dataclass(frozen=True)
+class LateEvents:
+    """The events with keys in `(after_pk, upto_pk]`: those imported since a tick that happened
+    before its window, whose occurrences a tick takes apart (`engine.tick`). Only events make
+    occurrences late: a calendar trigger's or a sign-up's fill writes none of them."""
+
+    after_pk: int
+    upto_pk: int
+
+    def params(self) -> dict[str, int]:
+        return {"late_after": self.after_pk, "late_upto": self.upto_pk}
+
+
+def _late_clauses(source: Source) -> list[sa.ColumnElement[bool]]:
+    """The source's rows among the `LateEvents`, their bounds as parameters."""
+    assert source.pk is not None
+    return [
+        source.pk > sa.bindparam("late_after", type_=sa.BigInteger),
+        source.pk <= sa.bindparam("late_upto", type_=sa.BigInteger),
+    ]
+
+
 # Customers evaluated at once by a simulation or a tick: memory stays flat in the shop's size.
 BATCH_CUSTOMERS = 5_000
 
@@ -137,6 +161,7 @@ class _Fill:
     customers: Customers
     zones: Sequence[str]  # the customers' time zones (the shop's for those without one)
     needs: frozenset[str]  # event types the condition cannot hold without
+    late: LateEvents | None = None  # only the occurrences of these events
     inserted: int = 0
 
     @property
@@ -228,7 +253,8 @@ class _Fill:
 
     def run(self, statement: sa.Insert, params: dict[str, Any] | None = None) -> None:
         """Run an insert into the candidates (`_insert_from`), counting the rows it wrote."""
-        result = self.conn.execute(statement, params or {})
+        late = self.late.params() if self.late else {}
+        result = self.conn.execute(statement, (params or {}) | late)
         self.inserted += result.rowcount
 
 
@@ -249,19 +275,23 @@ def fill(
     zones: Sequence[str],
     who: Customers = EVERYONE,
     needs: frozenset[str] = frozenset(),
+    late: LateEvents | None = None,
 ) -> int:
     """Write every occurrence of `rule` due in `window` for the customers `who` covers to the
-    candidates table; returns how many. `zones` are the customers' time zones.
+    candidates table; returns how many. `zones` are the customers' time zones. With `late`,
+    only the occurrences of those events.
 
     `needs`: event types the rule's condition cannot hold without (`sqlgen.needed_events`).
     A calendar trigger's occurrences (every customer, on each day of the window) are then
     written only for customers with such events before the window's end: one lookup per
     customer instead of one per occurrence, and none of the hopeless occurrences."""
     trigger = rule.when.trigger
-    target = _Fill(conn, index, window, shop_tz, rule.when.at, who, zones, needs)
+    target = _Fill(conn, index, window, shop_tz, rule.when.at, who, zones, needs, late)
     offset = trigger.offset if isinstance(trigger, ast.EventTrigger | ast.CustomerTrigger) else None
     offset_us = _offset_us(offset)
     source = instant_source(trigger)
+    if late is not None and (source is None or source.pk is None):
+        return 0
     if source is not None:
         _instants(target, offset_us, source)
         return target.inserted
@@ -328,6 +358,7 @@ class Source:
     select: sa.Select[Any]
     instant: sa.ColumnElement[int]
     customer: sa.ColumnElement[str]
+    pk: sa.ColumnElement[int] | None = None  # the event's key, for an event's instants
 
 
 def instant_source(trigger: ast.Trigger) -> Source | None:
@@ -351,7 +382,7 @@ def _event_source(event_type: str) -> Source:
         events.c.at_us.label("instant"),
         events.c.pk.label("event_pk"),
     ).where(events.c.type == event_type)
-    return Source(select, events.c.at_us, events.c.customer_id)
+    return Source(select, events.c.at_us, events.c.customer_id, events.c.pk)
 
 
 @functools.cache
@@ -380,7 +411,7 @@ def _order_value_source() -> Source:
         .where(events.c.type == "order.paid")
         .group_by(events.c.customer_id, events.c.at_us)
     )
-    return Source(select, events.c.at_us, events.c.customer_id)
+    return Source(select, events.c.at_us, events.c.customer_id, events.c.pk)
 
 
 def _instants(target: _Fill, offset_us: int, source: Source) -> None:
@@ -388,21 +419,23 @@ def _instants(target: _Fill, offset_us: int, source: Source) -> None:
         _instants_at(target, offset_us, source)
         return
     window, who = target.window, target.customers
-    statement = _instants_insert(target.index, offset_us, source, who.shape)
+    statement = _instants_insert(target.index, offset_us, source, who.shape, bool(target.late))
     params = {"low": window.start_us - offset_us, "high": window.end_us - offset_us}
     target.run(statement, params | who.params_for("who"))
 
 
 @functools.lru_cache(maxsize=1024)
 def _instants_insert(
-    index: int, offset_us: int, source: Source, shape: tuple[str, ...]
+    index: int, offset_us: int, source: Source, shape: tuple[str, ...], late: bool
 ) -> sa.Insert:
     """The fill of rule `index` from the instants of `source` in `[low, high)`, plus the offset,
-    for customers of `shape` (parameters `who_…`): built once, as every tick of the daemon runs
-    it (building it was about half of an idle tick's Python)."""
+    for customers of `shape` (parameters `who_…`), of the late events only when `late`: built
+    once, as every tick of the daemon runs it (building it was about half of an idle tick's
+    Python)."""
     select = source.select.where(
         source.instant >= sa.bindparam("low", type_=sa.BigInteger),
         source.instant < sa.bindparam("high", type_=sa.BigInteger),
+        *(_late_clauses(source) if late else ()),
     )
     clause = parameters_clause(shape, source.customer, "who")
     found = select if clause is None else select.where(clause)
@@ -446,6 +479,7 @@ def _instants_at(target: _Fill, offset_us: int, source: Source) -> None:
         source.select.where(
             source.instant >= min(d["low_us"] for d in days),
             source.instant < max(d["high_us"] for d in days),
+            *(_late_clauses(source) if target.late else ()),
         ),
         source.customer,
     ).subquery()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from engine import ast
 from engine.config import Config
 from engine.importers import import_customer_rows, import_event_rows
-from engine.policies import _moved_out_of_quiet_hours, quiet_until
+from engine.policies import _moved_out_of_quiet_hours, apply_limits, quiet_until
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.source import Span
@@ -137,3 +137,35 @@ def test_the_cap_takes_actions_sent_at_one_time_in_the_order_of_rule_customer_po
         ("order", "c9", "coupon", "16:30", "cap"),
         ("order", "c9", "coupon", "00:00", "cap"),
     ]
+
+
+def _fits(times: list[int], at: int, span: int, count: int) -> bool:
+    """Whether every span `(t − span, t]` that holds `at`, `t` one of `times` or `at`, holds
+    at most `count` of them with `at` among them."""
+    with_it = [*times, at]
+    ends = [t for t in with_it if at <= t < at + span]
+    return all(sum(t - span < u <= t for u in with_it) <= count for t in ends)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sent=st.lists(st.integers(0, 40), max_size=8),
+    late=st.lists(st.integers(0, 40), min_size=1, max_size=6),
+    count=st.integers(1, 3),
+    span=st.integers(1, 12),
+)
+def test_late_actions_are_sent_only_where_no_span_then_holds_more_than_the_cap(
+    sent: list[int], late: list[int], count: int, span: int
+) -> None:
+    """Actions of late events come after the ones sent later than them were decided. Decided
+    on both sides, one is sent only where every span of the limit that holds it, ending at it
+    or at one sent after it, then holds no more than the cap; each one sent counts for the
+    next."""
+    limit = ast.Limit(count, ast.Duration(span, "m", SPAN), SPAN)  # times in minutes
+    waiting = [(at * MINUTE_US, 0, "c1") for at in sorted(late)]
+    kept = [t * MINUTE_US for t in sent]
+    verdicts = apply_limits(waiting, [limit], {"c1": list(kept)}, both_sides=True)
+    for (at_us, _, _), verdict in zip(waiting, verdicts, strict=True):
+        assert verdict is _fits(kept, at_us, span * MINUTE_US, count)
+        if verdict:
+            kept.append(at_us)

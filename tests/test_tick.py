@@ -25,6 +25,7 @@ from engine.ruleset import load_rule_set
 from engine.simulate import simulate, simulate_records
 from engine.storage.db import open_database
 from engine.storage.tables import actions, occurrences, outbox, rule_set_state
+from engine.tasks import list_tasks
 from engine.tick import tick
 from engine.timeutil import DAY_US, US, iso, to_us
 
@@ -550,14 +551,15 @@ def test_downtime_beyond_grace_is_missed_and_reported(db_url, tmp_path, capsys) 
     assert f"rule set {NAME}: last tick {iso(A + DAY_US)}" in out
 
 
-def test_events_imported_after_a_tick_passed_their_time_are_counted_not_acted_on(
+def test_events_imported_after_a_tick_passed_their_time_act_late_within_grace(
     db_url, tmp_path, capsys
 ) -> None:
     """Orders imported an hour after they were paid (a cron job's import): the tick that passed
-    their time decided without them, and nothing looks at that again (a tick decides each
-    occurrence when it falls due). The next tick counts them, and `nudge status` shows the sum.
-    What they make due later acts as for any order. History from before the rule set's first
-    start is not counted."""
+    their time decided without them. The next tick counts them and acts on what they made due
+    before it, as after downtime: within `grace` (6 hours) late, older as missed. Each late
+    event is taken once, and `nudge status` shows the sum. What they make due later acts as
+    for any order. History from before the rule set's first start is neither counted nor
+    acted on."""
     engine = open_database(db_url)
     config = config_for(tmp_path, db_url)
     import_customer_rows(engine, [{"id": c} for c in ("c1", "c2")], config.timezone)
@@ -575,9 +577,15 @@ def test_events_imported_after_a_tick_passed_their_time_are_counted_not_acted_on
         order = {"customer": cid, "type": "order.paid", "at": iso(at), "id": key}
         assert not import_event_rows(engine, [order], config.timezone).problems
 
-    def acted() -> list[tuple[str, str, int]]:
+    def ledger_rows(rule: str) -> list[tuple[str, int, int, str]]:
+        """(customer, due, recorded, status) of the rule's occurrences."""
         with engine.connect() as conn:
-            query = sa.select(occurrences.c.rule, occurrences.c.customer_id, occurrences.c.due_us)
+            query = sa.select(
+                occurrences.c.customer_id,
+                occurrences.c.due_us,
+                occurrences.c.recorded_us,
+                occurrences.c.status,
+            ).where(occurrences.c.rule == rule)
             return sorted(tuple(row) for row in conn.execute(query))
 
     paid("c1", A - 3 * DAY_US, "history")
@@ -589,18 +597,131 @@ def test_events_imported_after_a_tick_passed_their_time_are_counted_not_acted_on
     paid("c2", A + 90 * 60 * US, "on time")
     report = tick(engine, ruleset, config, NAME, A + 2 * HOUR_US)
     assert (report.late, report.late_since_us) == (2, A + 7 * 60 * US)
-    assert acted() == [("thanks", "c2", A + 90 * 60 * US)]
-    assert tick(engine, ruleset, config, NAME, A + 3 * HOUR_US).late == 0  # counted once
-    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(4, 29)])
-    assert [row for row in acted() if row[0] == "later"] == [
-        ("later", "c1", A + DAY_US + 30 * 60 * US),
-        ("later", "c2", A + DAY_US + 7 * 60 * US),
-        ("later", "c2", A + DAY_US + 90 * 60 * US),
+    assert report.recorded.occurrences == 3
+    assert ledger_rows("thanks") == [
+        ("c1", A + 30 * 60 * US, A + 2 * HOUR_US, "acted"),
+        ("c2", A + 7 * 60 * US, A + 2 * HOUR_US, "acted"),
+        ("c2", A + 90 * 60 * US, A + 2 * HOUR_US, "acted"),
+    ]
+    report = tick(engine, ruleset, config, NAME, A + 3 * HOUR_US)
+    assert (report.late, report.recorded.occurrences) == (0, 0)  # each taken once
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(4, 11)])
+    paid("c1", A + 3 * HOUR_US + 59 * 60 * US, "older than grace")
+    paid("c2", A + 4 * HOUR_US + 30 * 60 * US, "within grace")
+    report = tick(engine, ruleset, config, NAME, A + 10 * HOUR_US + 30 * 60 * US)
+    assert (report.late, report.recorded.missed, report.recorded.occurrences) == (2, 1, 1)
+    now = A + 10 * HOUR_US + 30 * 60 * US
+    assert [row for row in ledger_rows("thanks") if row[2] == now] == [
+        ("c1", A + 3 * HOUR_US + 59 * 60 * US, now, "missed"),
+        ("c2", A + 4 * HOUR_US + 30 * 60 * US, now, "acted"),
+    ]
+    assert [task.title for task in list_tasks(engine)].count("thank") == 4
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(11, 30)])
+    assert [(c, due) for c, due, _, status in ledger_rows("later") if status == "acted"] == [
+        ("c1", A + DAY_US + 30 * 60 * US),
+        ("c1", A + DAY_US + 3 * HOUR_US + 59 * 60 * US),
+        ("c2", A + DAY_US + 7 * 60 * US),
+        ("c2", A + DAY_US + 90 * 60 * US),
+        ("c2", A + DAY_US + 4 * HOUR_US + 30 * 60 * US),
     ]
     engine.dispose()
     main(["status", "--db", db_url])
     out = capsys.readouterr().out
-    assert "  events imported after a tick had passed their time: 2 (what rules" in out
+    assert "  events imported after a tick had passed their time: 4 (those within" in out
+
+
+def late_setup(
+    db_url: str, tmp_path: Path, text: str, templates: list[str]
+) -> tuple[Engine, ast.RuleSet, Config, Callable[[str, str, int], None]]:
+    """A shop of c1 and c2 (both accept marketing), a rule set of `text`, and a function that
+    imports an event (customer, type, time)."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url)
+    people = [{"id": c, "accepts_marketing": True} for c in ("c1", "c2")]
+    import_customer_rows(engine, people, config.timezone)
+    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": text}, templates), config)
+
+    def event(cid: str, kind: str, at: int) -> None:
+        row = {"customer": cid, "type": kind, "at": iso(at)}
+        assert not import_event_rows(engine, [row], config.timezone).problems
+
+    return engine, ruleset, config, event
+
+
+def test_a_late_event_does_not_make_once_every_act_twice_within_its_span(db_url, tmp_path):
+    """c1's cart changed at 01:00 (imported on time, reminded at 03:00) and at 00:30
+    (imported at 04:00: its reminder would have been due at 02:30). Acting on the late one
+    would remind c1 twice within the day, so it does not act; c2's late cart, alone, does."""
+    text = (
+        'rule "cart"\n  when cart.updated + 2h\n  unless order.placed\n  once every 1d\n'
+        '  then message "cart_reminder"\n'
+    )
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, ["cart_reminder"])
+    run_ticks(engine, ruleset, config, [A])
+    event("c1", "cart.updated", A + HOUR_US)
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in (1, 2, 3, 4)])
+    event("c1", "cart.updated", A + 30 * 60 * US)
+    event("c2", "cart.updated", A + 30 * 60 * US)
+    report = tick(engine, ruleset, config, NAME, A + 4 * HOUR_US + 30 * 60 * US)
+    assert report.late == 2
+    with engine.connect() as conn:
+        query = sa.select(occurrences.c.customer_id, occurrences.c.due_us)
+        assert sorted(conn.execute(query.where(occurrences.c.status == "acted"))) == [
+            ("c1", A + 3 * HOUR_US),
+            ("c2", A + 2 * HOUR_US + 30 * 60 * US),
+        ]
+
+
+def test_a_late_event_s_occurrences_at_a_clock_time_or_of_a_first_order_act_late(
+    db_url, tmp_path
+):
+    """c1's first order, paid at 15:00, imported at 20:00: the late pass reads each kind of
+    occurrence an event makes, at a clock time (through the days' slots) and a first order's.
+    The daily rule at 17:00 found c1 without an order, and is not evaluated again."""
+    text = (
+        'rule "evening call"\n  when order.paid at 18:00\n  then task "call"\n'
+        'rule "welcome"\n  when customer.first_order + 1h\n  then task "welcome"\n'
+        'rule "daily"\n  when every day at 17:00\n  if customer.orders >= 1\n'
+        '  then task "daily"\n'
+    )
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, [])
+    run_ticks(engine, ruleset, config, [A, *(A + k * HOUR_US for k in range(1, 20))])
+    event("c1", "order.paid", A + 15 * HOUR_US)
+    report = tick(engine, ruleset, config, NAME, A + 20 * HOUR_US)
+    assert report.late == 1
+    with engine.connect() as conn:
+        query = sa.select(occurrences.c.rule, occurrences.c.due_us, occurrences.c.status)
+        assert sorted(conn.execute(query)) == [
+            ("evening call", A + 18 * HOUR_US, "acted"),
+            ("welcome", A + 16 * HOUR_US, "acted"),
+        ]
+    assert sorted(task.title for task in list_tasks(engine)) == ["call", "welcome"]
+
+
+def test_a_late_event_s_message_is_capped_by_those_sent_after_it(db_url, tmp_path):
+    """One marketing message a day: c1's order at 02:00 was thanked at 02:00. An order paid at
+    01:00 and imported at 03:00 would, thanked now, make two messages within a day that ends
+    at 02:00: it is suppressed by the cap. c2 had no message: theirs is sent."""
+    text = (
+        'limit marketing to 1 per 1d\n\nrule "thanks"\n  when order.paid\n  then message "thanks"\n'
+    )
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, ["thanks"])
+    run_ticks(engine, ruleset, config, [A])
+    event("c1", "order.paid", A + 2 * HOUR_US)
+    run_ticks(engine, ruleset, config, [A + HOUR_US, A + 2 * HOUR_US + 60 * US])
+    event("c1", "order.paid", A + HOUR_US)
+    event("c2", "order.paid", A + HOUR_US)
+    run_ticks(engine, ruleset, config, [A + 3 * HOUR_US])
+    with engine.connect() as conn:
+        query = sa.select(
+            actions.c.customer_id, actions.c.at_us, actions.c.status, actions.c.reason
+        )
+        assert sorted(conn.execute(query)) == [
+            ("c1", A + HOUR_US, "suppressed", "cap"),
+            ("c1", A + 2 * HOUR_US, "sent", None),
+            ("c2", A + HOUR_US, "sent", None),
+        ]
+    assert len(read_ledger(engine).outbox) == 2
 
 
 @pytest.mark.parametrize("middle", MIDPOINTS, ids=["day 3 04:00", "day 3 22:30"])
