@@ -621,7 +621,7 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
 
     It evaluates every `tick_seconds` (configuration, default 30). Nothing due before its first
     start acts; after downtime, occurrences due within `grace` (default 6h) act late and older
-    ones are recorded as missed.
+    ones are recorded as missed. So do those of events imported after a tick passed their time.
 
     \b
     Example:
@@ -716,7 +716,7 @@ def status(config_path: Path | None, db: str | None) -> None:
     click.echo(f"outbox due now: {state.outbox_due}")
     for name in ("pending", "sent", "failed", "dead", "cancelled"):
         click.echo(f"outbox {name}: {state.outbox.get(name, 0)}")
-    click.echo(f"missed occurrences (downtime beyond grace): {state.missed}")
+    click.echo(f"missed occurrences (beyond grace: downtime, late events): {state.missed}")
 
 
 @cli.command()

@@ -39,7 +39,7 @@ from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
 from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
 from engine.storage.bulk import insert_rows
 from engine.storage.chunks import among, chunks
-from engine.storage.tables import actions, customers, events, occurrences
+from engine.storage.tables import actions, customers, effects, events, occurrences
 from engine.timeutil import US
 
 MARKETING_KINDS = sorted(ast.MARKETING)
@@ -154,7 +154,9 @@ def find_due(
         )
     strata, late_exclude = _order(_Same(ruleset))
     marketing = sum(counts[rule.position] for rule in ruleset.rules if _is_marketing(rule))
-    gated = gates.write(conn, ruleset, marketing, start_us, end_us, who, shared)
+    # A late window's conditions see what the ledger recorded in it too (`_recorded_effects`).
+    recorded_until = end_us if late else start_us
+    gated = gates.write(conn, ruleset, marketing, start_us, end_us, who, shared, recorded_until)
     if conn.dialect.name == "postgresql" and any(counts.values()):
         # Statistics for the planner, which otherwise takes a batch's candidates of a rule for
         # one row and loops over them (with the batch's bounds on the customers and on the
@@ -205,12 +207,16 @@ def evaluate_due(
     taken in batches of customers to keep memory flat; see `triggers.customer_batches`)."""
     scratch.clear_effects(conn)
     people = _People(due.who, batch)
+    if due.late:
+        _recorded_effects(conn, due, people)
     acted: list[Occurrence] = []
     for stratum in due.strata:
         for rule in stratum:
             if not due.counts[rule.position]:
                 continue
             passing = _passing(conn, rule, ruleset, config, due, people)
+            if due.late:
+                passing = _not_done(conn, rule, passing)
             chosen = _apply_once(conn, rule, passing, due, people)
             _add_effects(conn, rule, chosen)
             acted.extend(chosen)
@@ -245,6 +251,62 @@ class _People:
     @property
     def batch_params(self) -> dict[str, str]:
         return self.batch.params_for("batch")
+
+
+# -- a late window ----------------------------------------------------------------------------
+
+
+def _recorded_effects(conn: Connection, due: Due, people: _People) -> None:
+    """The tags, untags and points recorded in a late window (`Due.late`) for the customers of
+    its occurrences, among this evaluation's own: conditions read the window's effects from
+    there, in order of time with those the late occurrences give (the ledger's, before the
+    window, as always)."""
+    cand = scratch.candidates
+    columns = [effects.c[name] for name in _EFFECT_COLUMNS]
+    found = sa.select(*columns).where(
+        effects.c.at_us >= due.start_us,
+        effects.c.customer_id.in_(
+            sa.select(cand.c.customer_id).where(*people.clauses(cand.c.customer_id))
+        ),
+        *people.clauses(effects.c.customer_id),
+    )
+    conn.execute(scratch.new_effects.insert().from_select(_EFFECT_COLUMNS, found))
+
+
+def _not_done(
+    conn: Connection, rule: ast.CheckedRule, passing: list[Occurrence]
+) -> list[Occurrence]:
+    """Of a late window's occurrences, those that add to what the ledger holds: not one it
+    recorded (an event committed while a tick ran; an order paid at the instant of one
+    recorded, the same order value), nor one of a first order when the rule acted on a first
+    order of that customer, nor one of a last order paid in the span of a last order that
+    acted (`(its order, its due time]`, in which the late order would have ended it)."""
+    if not passing:
+        return passing
+    ledger = occurrences.c
+    query = sa.select(ledger.customer_id, ledger.occurrence_key, ledger.due_us, ledger.status)
+    query = query.where(
+        ledger.rule == rule.name, among(ledger.customer_id, "people", conn.dialect.name)
+    )
+    recorded: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+    for some in chunks(sorted({o.customer_id for o in passing})):
+        for customer_id, key, due_us, status in conn.execute(query, {"people": some}):
+            recorded[customer_id].append((key, due_us, status))
+    trigger = rule.when.trigger
+    order_value = trigger.name if isinstance(trigger, ast.CustomerTrigger) else None
+    kept = []
+    for occ in passing:
+        rows = recorded.get(occ.customer_id, [])
+        if any(key == occ.key for key, _, _ in rows):
+            continue
+        if order_value is not None:  # the keys are the orders' instants
+            acted = [(int(key), due_us) for key, due_us, status in rows if status == "acted"]
+            if order_value == "first_order" and acted:
+                continue
+            if order_value == "last_order" and any(k < int(occ.key) <= d for k, d in acted):
+                continue
+        kept.append(occ)
+    return kept
 
 
 # -- conditions -------------------------------------------------------------------------------

@@ -84,15 +84,19 @@ def write(
     end_us: int,
     who: Customers,
     shared: Mapping[int, int] = MappingProxyType({}),
+    recorded_until_us: int | None = None,
 ) -> Gates:
     """Write the customers `who` covers who had an event of a gating type before `end_us`, and
     those who may hold a gating tag in `[start_us, end_us)`, to `scratch.gated`.
     `occurrences` is the number of marketing occurrences due: a type or a tag gates only when
     it has fewer events or holders than that (for an `exclude if` needing several, the one
     with the fewest). `shared`: rules whose candidates are an earlier rule's
-    (`triggers.shared_fills`)."""
+    (`triggers.shared_fills`). Tags recorded before `recorded_until_us` (by default the
+    window's start; its end for a window of late events, whose conditions read the ledger's
+    effects in it) count."""
     if not occurrences:
         return Gates()
+    recorded_until = start_us if recorded_until_us is None else recorded_until_us
     counted: dict[_Need, int] = {}
     givers = {
         tag: sorted({shared.get(position, position) for position in positions})
@@ -110,7 +114,7 @@ def write(
                 query = sa.select(sa.func.count()).select_from(some)
             else:
                 (tag,) = names
-                holders = _holders(tag, start_us, who, givers.get(tag, ()))
+                holders = _holders(tag, recorded_until, who, givers.get(tag, ()))
                 counts = [
                     sa.select(sa.func.count())
                     .select_from(h.limit(occurrences + 1).subquery())
@@ -139,7 +143,7 @@ def write(
         )
         conn.execute(gated.insert().from_select(columns, found.distinct()))
     for tag in sorted(held):
-        holders = sa.union(*_holders(tag, start_us, who, givers.get(tag, ()))).subquery()
+        holders = sa.union(*_holders(tag, recorded_until, who, givers.get(tag, ()))).subquery()
         found = sa.select(
             holders.c.customer_id, sa.literal("tag", sa.String), sa.literal(tag, sa.String)
         )
@@ -165,16 +169,16 @@ def _givers(ruleset: ast.RuleSet) -> dict[str, list[int]]:
 
 
 def _holders(
-    tag: str, start_us: int, who: Customers, givers: Sequence[int]
+    tag: str, recorded_until_us: int, who: Customers, givers: Sequence[int]
 ) -> list[sa.Select[Any]]:
-    """The customers `who` covers who may hold `tag` in a window from `start_us` (as
-    `sqlgen.Compiler.has_tag` reads them): those it was imported for, those the ledger
-    recorded it given to before the window, and those with an occurrence due of a rule giving
-    it (`givers`), one query each."""
+    """The customers `who` covers who may hold `tag` in a window (as `sqlgen.Compiler.has_tag`
+    reads them): those it was imported for, those the ledger recorded it given to before
+    `recorded_until_us`, and those with an occurrence due of a rule giving it (`givers`), one
+    query each."""
     imported = sa.select(customer_tags.c.customer_id).where(customer_tags.c.tag == tag)
     recorded = (
         sa.select(effects.c.customer_id)
-        .where(effects.c.tag == tag, effects.c.kind == "tag", effects.c.at_us < start_us)
+        .where(effects.c.tag == tag, effects.c.kind == "tag", effects.c.at_us < recorded_until_us)
         .distinct()
     )
     found = [

@@ -29,7 +29,13 @@ from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import events, rule_set_state
 from engine.timeutil import DAY_US, US
-from engine.triggers import BATCH_CUSTOMERS, EVERYONE, LateEvents, customer_batches
+from engine.triggers import (
+    BATCH_CUSTOMERS,
+    EVERYONE,
+    LateEvents,
+    customer_batches,
+    instant_event_types,
+)
 
 LONG_WINDOW_US = DAY_US  # longer than this (catching up after downtime): in batches
 
@@ -42,7 +48,7 @@ class TickReport:
     recorded: ledger.Recorded = field(default_factory=ledger.Recorded)
     queued: int = 0  # outbox rows created
     # Events imported since the last tick that happened before its watermark (`start_us`), and
-    # the earliest of them: what they would have made due before it was decided without them.
+    # the earliest of them: the tick first took their own occurrences due before it.
     late: int = 0
     late_since_us: int | None = None
 
@@ -92,17 +98,19 @@ def tick(
         newest = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0))).scalar_one()
         seen = state.events_seen_pk if state.events_seen_pk is not None else newest
         if now_us > watermark:
-            if state.events_seen_pk is not None:
-                _count_late_events(conn, state, newest, report)
-            seen = newest
             missed_before = now_us - int(config.grace_seconds * US)
-            if report.late:
-                assert state.events_seen_pk is not None and report.late_since_us is not None
-                late = LateEvents(state.events_seen_pk, newest)
-                since = report.late_since_us
-                window = (since, watermark, missed_before)
-                _record(conn, ruleset, config, window, now_us, batch, report, late)
-            window = (watermark, now_us, missed_before)
+            if state.events_seen_pk is not None:
+                late = _late_events(conn, ruleset, state, newest, report)
+                if late is not None:
+                    events_late, since_us, count = late
+                    # The occurrences of more events than a batch holds customers: in batches.
+                    window = _Window(since_us, watermark, missed_before, watermark, count > batch)
+                    _record(conn, ruleset, config, window, now_us, batch, report, events_late)
+            seen = newest
+            # A long window (catching up) is taken in batches of customers to keep memory flat;
+            # an ordinary tick has little due and reads everyone at once.
+            long = now_us - watermark > LONG_WINDOW_US
+            window = _Window(watermark, now_us, missed_before, now_us, long)
             _record(conn, ruleset, config, window, now_us, batch, report)
         state_row = rule_set_state.c
         conn.execute(
@@ -118,26 +126,33 @@ def tick(
     return report
 
 
+class _Window(NamedTuple):
+    """What a tick evaluates and records at once: occurrences due in `[start_us, end_us)`, those
+    before `missed_before_us` (more than `grace` ago) as missed, the cap deciding the actions
+    sent before `decide_before_us`, in batches of customers when `batched`."""
+
+    start_us: int
+    end_us: int
+    missed_before_us: int
+    decide_before_us: int
+    batched: bool = False
+
+
 def _record(
     conn: Connection,
     ruleset: ast.RuleSet,
     config: Config,
-    window: tuple[int, int, int],
+    window: _Window,
     now_us: int,
     batch: int,
     report: TickReport,
     late: LateEvents | None = None,
 ) -> None:
-    """Evaluate and record what fell due in a window `(start, end, missed_before)`,
-    `[start, end)`: occurrences due before `missed_before` (more than `grace` ago) as missed,
-    the others as they act. With `late`, only those of these events, in a window decided
-    without them (`evaluate.Due.late`)."""
-    start_us, end_us, missed_before_us = window
-    # A long window (catching up) is taken in batches of customers to keep memory flat; an
-    # ordinary tick has little due and reads everyone at once.
-    long = end_us - start_us > LONG_WINDOW_US
-    batches = customer_batches(conn, batch) if long else [EVERYONE]
-    missed_end = min(end_us, max(start_us, missed_before_us))
+    """Evaluate and record what fell due in `window`. With `late`, only the occurrences of
+    these events, in a window decided without them (`evaluate.Due.late`)."""
+    start_us, end_us = window.start_us, window.end_us
+    batches = customer_batches(conn, batch) if window.batched else [EVERYONE]
+    missed_end = min(end_us, max(start_us, window.missed_before_us))
     if missed_end > start_us:  # downtime longer than the grace period: missed
         missed = find_due(conn, ruleset, config, start_us, missed_end, late=late)
         for who in batches:
@@ -146,26 +161,39 @@ def _record(
     if missed_end < end_us:
         due = find_due(conn, ruleset, config, missed_end, end_us, late=late)
         for who in batches:
-            result = evaluate_due(conn, ruleset, config, due, who, decide_before_us=now_us)
+            result = evaluate_due(conn, ruleset, config, due, who, window.decide_before_us)
             recorded = ledger.record(conn, result, config, now_us, missed_end)
             report.recorded.add(recorded)
             report.queued += recorded.outbox + ledger.decide(conn, result.decided, config, now_us)
 
 
-def _count_late_events(conn: Connection, state: _State, newest: int, report: TickReport) -> None:
-    """How many of the events imported since the last tick happened before its watermark (and
-    after the rule set first started: history imported later is not late), and the earliest:
-    the window before the watermark in which their own occurrences fell due, decided without
-    them."""
+def _late_events(
+    conn: Connection, ruleset: ast.RuleSet, state: _State, newest: int, report: TickReport
+) -> tuple[LateEvents, int, int] | None:
+    """Count the events imported since the last tick that happened before its watermark (and
+    after the rule set first started: history imported later is not late), and the earliest,
+    in `report`. Of those, the events whose type makes occurrences of some rule
+    (`triggers.instant_event_types`): their own occurrences due before the watermark were not
+    decided, and the tick takes them first (those after it are its window's, as any event's).
+    Returns them, the earliest's time and their number; None when there are none."""
     assert state.events_seen_pk is not None
-    report.late, report.late_since_us = conn.execute(
-        sa.select(sa.func.count(), sa.func.min(events.c.at_us)).where(
+    makes = events.c.type.in_(instant_event_types(ruleset.rules))
+    report.late, report.late_since_us, acting, since_us = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.min(events.c.at_us),
+            sa.func.coalesce(sa.func.sum(sa.case((makes, 1), else_=0)), 0),
+            sa.func.min(sa.case((makes, events.c.at_us))),
+        ).where(
             events.c.pk > state.events_seen_pk,
             events.c.pk <= newest,
             events.c.at_us < state.watermark_us,
             events.c.at_us >= state.first_run_us,
         )
     ).one()
+    if not acting:
+        return None
+    return LateEvents(state.events_seen_pk, newest, state.first_run_us), since_us, acting
 
 
 def _lock(conn: Connection, name: str, now_us: int) -> _State | None:

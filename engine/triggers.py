@@ -106,15 +106,21 @@ EVERYONE = Customers()
 
 @dataclass(frozen=True)
 class LateEvents:
-    """The events with keys in `(after_pk, upto_pk]`: those imported since a tick that happened
-    before its window, whose occurrences a tick takes apart (`engine.tick`). Only events make
-    occurrences late: a calendar trigger's or a sign-up's fill writes none of them."""
+    """The events with keys in `(after_pk, upto_pk]` that happened at or after `since_us` (the
+    rule set's first start: older ones are history): those imported since a tick that happened
+    before its window, whose own occurrences a tick takes apart (`engine.tick`). Only events
+    make occurrences late: a calendar trigger's or a sign-up's fill writes none of them."""
 
     after_pk: int
     upto_pk: int
+    since_us: int
 
     def params(self) -> dict[str, int]:
-        return {"late_after": self.after_pk, "late_upto": self.upto_pk}
+        return {
+            "late_after": self.after_pk,
+            "late_upto": self.upto_pk,
+            "late_since": self.since_us,
+        }
 
 
 def _late_clauses(source: Source) -> list[sa.ColumnElement[bool]]:
@@ -123,6 +129,7 @@ def _late_clauses(source: Source) -> list[sa.ColumnElement[bool]]:
     return [
         source.pk > sa.bindparam("late_after", type_=sa.BigInteger),
         source.pk <= sa.bindparam("late_upto", type_=sa.BigInteger),
+        source.instant >= sa.bindparam("late_since", type_=sa.BigInteger),
     ]
 
 
@@ -330,6 +337,19 @@ def shared_fills(rules: Sequence[ast.CheckedRule]) -> dict[int, int]:
         else:
             first[key] = rule.position
     return shared
+
+
+def instant_event_types(rules: Sequence[ast.CheckedRule]) -> list[str]:
+    """The event types whose events make occurrences of `rules` (an event's, a first or last
+    order's), in order."""
+    found = set()
+    for rule in rules:
+        trigger = rule.when.trigger
+        if isinstance(trigger, ast.EventTrigger):
+            found.add(trigger.event)
+        elif instant_source(trigger) is _order_value_source():
+            found.add("order.paid")
+    return sorted(found)
 
 
 def _fill_key(rule: ast.CheckedRule) -> tuple[Source, int] | None:

@@ -547,7 +547,7 @@ def test_downtime_beyond_grace_is_missed_and_reported(db_url, tmp_path, capsys) 
     except SystemExit as exc:
         assert not exc.code
     out = capsys.readouterr().out
-    assert "missed occurrences (downtime beyond grace): 36" in out
+    assert "missed occurrences (beyond grace: downtime, late events): 36" in out
     assert f"rule set {NAME}: last tick {iso(A + DAY_US)}" in out
 
 
@@ -632,17 +632,17 @@ def test_events_imported_after_a_tick_passed_their_time_act_late_within_grace(
 
 def late_setup(
     db_url: str, tmp_path: Path, text: str, templates: list[str]
-) -> tuple[Engine, ast.RuleSet, Config, Callable[[str, str, int], None]]:
+) -> tuple[Engine, ast.RuleSet, Config, Callable[..., None]]:
     """A shop of c1 and c2 (both accept marketing), a rule set of `text`, and a function that
-    imports an event (customer, type, time)."""
+    imports an event (customer, type, time, and more fields)."""
     engine = open_database(db_url)
     config = config_for(tmp_path, db_url)
     people = [{"id": c, "accepts_marketing": True} for c in ("c1", "c2")]
     import_customer_rows(engine, people, config.timezone)
     ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": text}, templates), config)
 
-    def event(cid: str, kind: str, at: int) -> None:
-        row = {"customer": cid, "type": kind, "at": iso(at)}
+    def event(cid: str, kind: str, at: int, **more: Any) -> None:
+        row = {"customer": cid, "type": kind, "at": iso(at), **more}
         assert not import_event_rows(engine, [row], config.timezone).problems
 
     return engine, ruleset, config, event
@@ -672,9 +672,7 @@ def test_a_late_event_does_not_make_once_every_act_twice_within_its_span(db_url,
         ]
 
 
-def test_a_late_event_s_occurrences_at_a_clock_time_or_of_a_first_order_act_late(
-    db_url, tmp_path
-):
+def test_a_late_event_s_occurrences_at_a_clock_time_or_of_a_first_order_act_late(db_url, tmp_path):
     """c1's first order, paid at 15:00, imported at 20:00: the late pass reads each kind of
     occurrence an event makes, at a clock time (through the days' slots) and a first order's.
     The daily rule at 17:00 found c1 without an order, and is not evaluated again."""
@@ -722,6 +720,170 @@ def test_a_late_event_s_message_is_capped_by_those_sent_after_it(db_url, tmp_pat
             ("c2", A + HOUR_US, "sent", None),
         ]
     assert len(read_ledger(engine).outbox) == 2
+
+
+def ledger_of(engine: Engine) -> list[tuple[str, str, int, str]]:
+    """(rule, customer, due, status) of every occurrence recorded."""
+    with engine.connect() as conn:
+        ledger = occurrences.c
+        query = sa.select(ledger.rule, ledger.customer_id, ledger.due_us, ledger.status)
+        return sorted(tuple(row) for row in conn.execute(query))
+
+
+def test_a_late_first_order_does_not_act_again_for_a_customer_whose_first_order_acted(
+    db_url, tmp_path
+):
+    """c1's order paid at 05:00 was welcomed at 06:00 as the first. One paid at 02:00 comes at
+    07:00: it is the first order now, but the customer has been welcomed for their first
+    order once, and is not welcomed again."""
+    text = 'rule "welcome"\n  when customer.first_order + 1h\n  then task "welcome"\n'
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, [])
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(5)])
+    event("c1", "order.paid", A + 5 * HOUR_US)
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(5, 8)])
+    event("c1", "order.paid", A + 2 * HOUR_US)
+    assert tick(engine, ruleset, config, NAME, A + 8 * HOUR_US).late == 1
+    assert ledger_of(engine) == [("welcome", "c1", A + 6 * HOUR_US, "acted")]
+    assert [task.title for task in list_tasks(engine)] == ["welcome"]
+
+
+def test_a_late_order_in_the_span_of_a_last_order_that_acted_does_not_act_again(db_url, tmp_path):
+    """c1's last order, paid at 01:00, acted at 05:00 (`+ 4h`). An order paid at 03:00, inside
+    that span, comes at 09:00: on time, it would have ended the first one's span and acted at
+    07:00 instead. The one that acted stands, and the customer is not sent a second."""
+    text = 'rule "quiet since"\n  when customer.last_order + 4h\n  then task "call"\n'
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, [])
+    run_ticks(engine, ruleset, config, [A])
+    event("c1", "order.paid", A + HOUR_US)
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(1, 9)])
+    event("c1", "order.paid", A + 3 * HOUR_US)
+    assert tick(engine, ruleset, config, NAME, A + 9 * HOUR_US).late == 1
+    assert ledger_of(engine) == [("quiet since", "c1", A + 5 * HOUR_US, "acted")]
+
+
+def test_history_imported_with_a_late_event_is_not_acted_on(db_url, tmp_path):
+    """An order paid 12 hours before the rule set's first start (due 6 hours after it) is
+    history, imported along with c1's late order: only c1's acts."""
+    text = 'rule "follow"\n  when order.paid + 18h\n  then task "follow"\n'
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, [])
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(11)])
+    event("c2", "order.paid", A - 12 * HOUR_US)
+    event("c1", "order.paid", A - 12 * HOUR_US + 15 * HOUR_US)
+    run_ticks(engine, ruleset, config, [A + 11 * HOUR_US, A + 22 * HOUR_US])
+    assert ledger_of(engine) == [("follow", "c1", A + 21 * HOUR_US, "acted")]
+
+
+def test_a_late_occurrence_s_exclude_sees_the_tags_given_before_its_due_time(db_url, tmp_path):
+    """c1 complained at 02:00 (on time: tagged "complaint", which `exclude if` reads). Their
+    order of 01:00 comes late, its thank-you due at 03:00: excluded, as it would have been on
+    time."""
+    text = (
+        'exclude if "complaint" in customer.tags\n\n'
+        'rule "complaint"\n  when ticket.opened\n  then tag "complaint"\n'
+        'rule "thanks"\n  when order.paid + 2h\n  then message "thanks"\n'
+    )
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, ["thanks"])
+    run_ticks(engine, ruleset, config, [A, A + 90 * 60 * US])
+    event("c1", "ticket.opened", A + 2 * HOUR_US)
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in (2, 3, 4)])
+    event("c1", "order.paid", A + HOUR_US)
+    assert tick(engine, ruleset, config, NAME, A + 5 * HOUR_US).late == 1
+    with engine.connect() as conn:
+        query = sa.select(actions.c.rule, actions.c.status, actions.c.reason)
+        assert sorted(conn.execute(query)) == [
+            ("complaint", "sent", None),
+            ("thanks", "suppressed", "excluded"),
+        ]
+
+
+def test_a_late_occurrence_the_ledger_holds_counts_once_for_the_cap(db_url, tmp_path):
+    """Two a day. c1's order at 05:00 made the last-order message. A second order paid at that
+    instant (the same order value, the same occurrence) and a review at 08:00 come late: the
+    review's message is the customer's second of the day, sent."""
+    text = (
+        "limit marketing to 2 per 1d\n\n"
+        'rule "last"\n  when customer.last_order\n  then message "a"\n'
+        'rule "review"\n  when review.posted\n  then message "b"\n'
+    )
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, ["a", "b"])
+    run_ticks(engine, ruleset, config, [A, A + 4 * HOUR_US])
+    event("c1", "order.paid", A + 5 * HOUR_US)
+    run_ticks(engine, ruleset, config, [A + k * HOUR_US for k in range(5, 10)])
+    event("c1", "order.paid", A + 5 * HOUR_US, id="second")
+    event("c1", "review.posted", A + 8 * HOUR_US)
+    assert tick(engine, ruleset, config, NAME, A + 10 * HOUR_US).late == 2
+    with engine.connect() as conn:
+        query = sa.select(actions.c.rule, actions.c.at_us, actions.c.status)
+        assert sorted(conn.execute(query)) == [
+            ("last", A + 5 * HOUR_US, "sent"),
+            ("review", A + 8 * HOUR_US, "sent"),
+        ]
+
+
+def test_a_late_message_sent_at_the_end_of_quiet_hours_waits_its_turn_for_the_cap(db_url, tmp_path):
+    """One a day, quiet from 22:00 to 08:00. c1's order of 23:00 (on time) waits for 08:00.
+    One paid at 03:00, imported at 07:59, is sent at 08:00 as well: the cap takes the two in
+    the order of 3.8 (the earlier due time first), as a simulation of the night does."""
+    text = (
+        "limit marketing to 1 per 1d\nquiet hours 22:00 to 08:00\n\n"
+        'rule "thanks"\n  when order.paid\n  then message "thanks"\n'
+    )
+    engine, ruleset, config, event = late_setup(db_url, tmp_path, text, ["thanks"])
+    begin = A - 2 * HOUR_US
+    run_ticks(engine, ruleset, config, [begin])
+    event("c1", "order.paid", A - HOUR_US)
+    run_ticks(engine, ruleset, config, [begin + k * 30 * 60 * US for k in range(1, 20)])
+    event("c1", "order.paid", A + 3 * HOUR_US)
+    assert tick(engine, ruleset, config, NAME, A + 8 * HOUR_US + 30 * US).late == 1
+    predicted = simulate_records(engine, ruleset, config, begin, A + 9 * HOUR_US)
+    assert [(r["due"], r["status"]) for r in predicted] == [
+        (iso(A - HOUR_US), "sent"),
+        (iso(A + 3 * HOUR_US), "suppressed"),
+    ]
+    assert lines(history(engine, begin, A + 9 * HOUR_US)) == lines(predicted)
+
+
+def test_with_events_imported_late_once_once_every_and_the_cap_still_hold(db_url, tmp_path) -> None:
+    """The shop of these tests, one marketing message a day, half its events imported up to
+    6 h 40 late, ticks every 30 minutes: no customer gets more than the cap allows, `vip`
+    acts once, `cart` and `club news` never within their spans."""
+    engine = open_database(db_url)
+    people, happenings = shop_rows(1)
+    config = config_for(tmp_path, db_url, timezone="Europe/London")
+    import_customer_rows(engine, people, config.timezone)
+    text = SHOP_RULES.replace("limit marketing to 3 per 7d", "limit marketing to 1 per 1d")
+    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": text}, TEMPLATES), config)
+    rng = random.Random(1)
+    arrivals = sorted(
+        (
+            to_us(dt.datetime.fromisoformat(h["at"]))
+            + rng.choice([0, rng.randrange(1, 400)]) * 60 * US,
+            i,
+        )
+        for i, h in enumerate(happenings)
+    )
+    now, late = A - 4 * DAY_US - HOUR_US, 0
+    while now < A + 6 * DAY_US:
+        come = [happenings[i] for at, i in arrivals if now - 30 * 60 * US < at <= now]
+        if come:
+            assert not import_event_rows(engine, come, config.timezone).problems
+        late += tick(engine, ruleset, config, NAME, now).late
+        now += 30 * 60 * US
+    assert late > 10
+    with engine.connect() as conn:
+        sent = conn.execute(
+            sa.select(actions.c.customer_id, actions.c.at_us).where(
+                actions.c.status == "sent", actions.c.kind.in_(("message", "coupon"))
+            )
+        ).all()
+    for customer, at_us in sent:
+        assert sum(c == customer and at_us - DAY_US < t <= at_us for c, t in sent) == 1
+    acted = [row for row in ledger_of(engine) if row[3] == "acted"]
+    spans = {"vip": 365 * DAY_US, "cart": DAY_US, "club news": 3 * DAY_US}  # vip: `once`
+    for rule, customer, due_us, _ in acted:
+        if rule in spans:
+            near = [d for r, c, d, _ in acted if (r, c) == (rule, customer)]
+            assert sum(due_us - spans[rule] < d <= due_us for d in near) == 1
 
 
 @pytest.mark.parametrize("middle", MIDPOINTS, ids=["day 3 04:00", "day 3 22:30"])

@@ -106,8 +106,8 @@ rule_set_state = Table(
     Column("last_tick_us", BigInteger),
     Column("fingerprint", String(64)),  # digest of the rule files last loaded
     # The newest event (`events.pk`) the last tick saw, and how many events imported since a
-    # tick had passed their time were found: what they would have made due before that tick
-    # was decided without them (`engine.tick`, `nudge status`).
+    # tick had passed their time were found: the next tick takes their own occurrences due
+    # before it (`engine.tick`, `nudge status`).
     Column("events_seen_pk", BigInteger),
     Column("late_events", BigInteger, nullable=False, server_default="0"),
 )
