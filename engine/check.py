@@ -677,7 +677,10 @@ class _Checker:
 
     def _cycles(self, rules: list[ast.CheckedRule]) -> None:
         links = dependencies.edges(rules, self.segments)
-        for component in dependencies.cycles([r.position for r in rules], links):
+        positions = [r.position for r in rules]
+        in_cycles: set[int] = set()
+        for component in dependencies.cycles(positions, links):
+            in_cycles.update(component)
             members = set(component)
             inside = [e for e in links if e.reader in members and e.writer in members]
             first = rules[component[0]]
@@ -695,6 +698,31 @@ class _Checker:
                 f"a rule may not depend on its own tags or points; to act only once, drop "
                 f"that test and use {_ACTION_HELP}",
             )
+        # The amounts of `points` order evaluation too: a rule's amount reading its own points
+        # is evaluated in rounds, but rules reading each other's cannot be put in an order.
+        links += dependencies.amount_edges(rules)
+        for component in dependencies.cycles(positions, links):
+            if in_cycles.intersection(component):
+                continue  # an E401 already
+            inside = [e for e in links if e.reader in component and e.writer in component]
+            listed = ", ".join(f'"{rules[p].name}"' for p in component)
+            first = rules[component[0]]
+            self.error(
+                "E402",
+                f"rules {listed} give points that depend on the points each other gives",
+                _points_span(first),
+                "; ".join(_reason(rules, e) for e in inside),
+                "read `customer.points` in the amount of one of these rules only (a rule reading"
+                " the points it gives itself is fine: each occurrence sees what it gave before)",
+            )
+
+
+def _points_span(rule: ast.CheckedRule) -> Span:
+    """Where the rule's first `points` amount is (its condition, else the rule, without one)."""
+    for action in rule.actions:
+        if isinstance(action, ast.Points):
+            return action.amount.span
+    return rule.rule.condition.span if rule.rule.condition else rule.rule.span
 
 
 def _reason(rules: list[ast.CheckedRule], edge: dependencies.Edge) -> str:

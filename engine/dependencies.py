@@ -5,6 +5,11 @@ or reads `customer.points` and B gives points. A tag is read by name in `"vip" i
 customer.tags`, `"vip" not in customer.tags` and `customer.tags contains "vip"`; any other use
 of `customer.tags` reads every tag. A cycle of this relation (A → … → A) is an error; without
 cycles the relation orders evaluation (`strata`).
+
+The amounts of `points` read values as of the due time too (`points 0 - customer.points`):
+a rule whose amount reads what other rules give comes after them (`amount_edges`). One whose
+amount reads the points it gives itself is evaluated in rounds (`reads_own_points`); rules
+whose amounts read each other's points make a cycle, an error.
 """
 
 from __future__ import annotations
@@ -106,6 +111,33 @@ def edges(rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment])
     return found
 
 
+def amount_reads(rule: ast.Rule) -> Effects:
+    """What the amounts of the rule's `points` actions read."""
+    found = Effects()
+    for action in rule.actions:
+        if isinstance(action, ast.Points):
+            _reads(action.amount, {}, found, set())
+    return found
+
+
+def reads_own_points(rule: ast.Rule) -> bool:
+    """Whether an amount of the rule's `points` reads `customer.points`, which the rule gives:
+    each occurrence must see what the rule gave the customer before it."""
+    return amount_reads(rule).points
+
+
+def amount_edges(rules: Sequence[ast.CheckedRule]) -> list[Edge]:
+    """The dependencies of rules on the rules writing what their amounts read, but their own
+    (`reads_own_points`)."""
+    written = writers(rules)
+    return [
+        edge
+        for rule in rules
+        for edge in edges_from(rule.position, amount_reads(rule.rule), written)
+        if edge.writer != edge.reader
+    ]
+
+
 def writers(rules: Sequence[ast.CheckedRule]) -> list[tuple[int, Effects]]:
     """What each rule writes, by position."""
     return [(rule.position, writes(rule.rule)) for rule in rules]
@@ -190,9 +222,10 @@ def cycles(nodes: Sequence[int], links: Sequence[Edge]) -> list[list[int]]:
 def strata(
     rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]
 ) -> list[list[ast.CheckedRule]]:
-    """The rules in evaluation order: each stratum depends only on earlier ones; within a
-    stratum, by position. Raises `graphlib.CycleError` for a rule set with a cycle."""
-    return layers(rules, edges(rules, segments))
+    """The rules in evaluation order: each stratum depends only on earlier ones (by their
+    conditions and amounts); within a stratum, by position. Raises `graphlib.CycleError` for a
+    rule set with a cycle."""
+    return layers(rules, edges(rules, segments) + amount_edges(rules))
 
 
 def layers(rules: Sequence[ast.CheckedRule], links: Sequence[Edge]) -> list[list[ast.CheckedRule]]:

@@ -214,11 +214,19 @@ def evaluate_due(
         for rule in stratum:
             if not due.counts[rule.position]:
                 continue
-            passing = _passing(conn, rule, ruleset, config, due, people)
-            if due.late:
-                passing = _not_done(conn, rule, passing)
-            chosen = _apply_once(conn, rule, passing, due, people)
-            _add_effects(conn, rule, chosen)
+            # A rule whose amount reads the points it gives: each customer's occurrences in
+            # rounds, the k-th of each in round k, after the effects of the earlier rounds.
+            ranks: list[int | None] = [None]
+            if dependencies.reads_own_points(rule.rule):
+                ranks = list(range(1, _rounds(conn, rule, due, people) + 1))
+            chosen: list[Occurrence] = []
+            for rank in ranks:
+                passing = _passing(conn, rule, ruleset, config, due, people, rank)
+                if due.late:
+                    passing = _not_done(conn, rule, passing)
+                now = _apply_once(conn, rule, passing, due, people, chosen)
+                _add_effects(conn, rule, now)
+                chosen += now
             acted.extend(chosen)
     if not with_actions:  # only which occurrences act (missed ones, after long downtime)
         return Evaluation(acted, [])
@@ -251,6 +259,36 @@ class _People:
     @property
     def batch_params(self) -> dict[str, str]:
         return self.batch.params_for("batch")
+
+
+# -- rounds -------------------------------------------------------------------------------------
+
+
+def _ranks(index: int, people: _People) -> sa.Subquery:
+    """The candidates of rule `index` for the batch's customers, each with its rank among its
+    customer's in order of due time (then occurrence key)."""
+    cand = scratch.candidates
+    rank = sa.func.row_number().over(
+        partition_by=cand.c.customer_id, order_by=(cand.c.due_us, cand.c.occurrence_key)
+    )
+    return (
+        sa.select(cand.c.id, rank.label("rank"))
+        .where(cand.c.rule_index == index, *people.batch_clauses(cand.c.customer_id))
+        .subquery()
+    )
+
+
+def _ranked(index: int, people: _People) -> sa.Select[Any]:
+    """The ids of the candidates of rank `:rank` (`_ranks`)."""
+    ranks = _ranks(index, people)
+    return sa.select(ranks.c.id).where(ranks.c.rank == sa.bindparam("rank", type_=sa.Integer))
+
+
+def _rounds(conn: Connection, rule: ast.CheckedRule, due: Due, people: _People) -> int:
+    """The most occurrences of the rule any customer of the batch has: its rounds."""
+    ranks = _ranks(due.index(rule), people)
+    most = sa.select(sa.func.coalesce(sa.func.max(ranks.c.rank), 0))
+    return int(conn.execute(most, people.batch_params).scalar_one())
 
 
 # -- a late window ----------------------------------------------------------------------------
@@ -393,14 +431,18 @@ def _passing(
     config: Config,
     due: Due,
     people: _People,
+    rank: int | None = None,
 ) -> list[Occurrence]:
     """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
-    with their points and their policy flags, in one query."""
-    params = people.batch_params
+    with their points and their policy flags, in one query; with `rank`, only each customer's
+    occurrence of that rank in order of due time (`_rounds`)."""
+    params: dict[str, Any] = people.batch_params
+    if rank is not None:
+        params = params | {"rank": rank}
     key = (rule.position, frozenset(params))
     query = due.queries.get(key)
     if query is None:
-        query = _Passing.build(rule, ruleset, config, due, people, conn.dialect.name)
+        query = _Passing.build(rule, ruleset, config, due, people, conn.dialect.name, rank)
         due.queries[key] = query
     points, marketing = query.points, query.marketing
     extra = 6 + len(points)
@@ -449,6 +491,7 @@ class _Passing:
         due: Due,
         people: _People,
         dialect: str,
+        rank: int | None = None,
     ) -> _Passing:
         cand = scratch.candidates
         # On PostgreSQL the batch's bounds are repeated on the customers and on each of the
@@ -463,6 +506,8 @@ class _Passing:
             *people.batch_clauses(cand.c.customer_id),
             *(bounds(customers.c.id) if bounds else ()),
         ]
+        if rank is not None:
+            where.append(cand.c.id.in_(_ranked(due.index(rule), people)))
         where.extend(validity_sql(rule))
         if rule.rule.condition is not None:
             where.append(compiler.condition(rule.rule.condition, whole=True))
@@ -546,6 +591,7 @@ def _order(
     # The rules' own dependencies are found once, each marketing rule's `exclude` added to them
     # in turn.
     links = dependencies.edges(ruleset.rules, ruleset.segments)
+    links += dependencies.amount_edges(ruleset.rules)
     written = dependencies.writers(ruleset.rules)
     late: set[int] = set()
     for rule in ruleset.rules:
@@ -639,9 +685,11 @@ def _apply_once(
     passing: list[Occurrence],
     due: Due,
     people: _People,
+    earlier: Sequence[Occurrence] = (),
 ) -> list[Occurrence]:
     """Keep the occurrences that may act: all of them, or under `once` / `once every D` the
-    first per customer not within D of the last one that acted (the ledger's included).
+    first per customer not within D of the last one that acted (the ledger's included, and
+    `earlier`: those of the rule's earlier rounds).
 
     Occurrences of late events (`Due.late`) come after the ledger's later ones were decided:
     one acts only where no occurrence that acted, before or after it, is within D of it, so
@@ -668,6 +716,8 @@ def _apply_once(
     acted: dict[str, list[int]] = defaultdict(list)
     for customer_id, time_us in conn.execute(query):
         acted[customer_id].append(time_us)
+    for occ in earlier:
+        acted[occ.customer_id].append(occ.due_us)
     for times in acted.values():
         times.sort()
     every_us = once.every.seconds * US if once.every is not None else None

@@ -235,6 +235,38 @@ rule "giver" when order.paid then points 5
     ]
 
 
+def test_an_amount_of_points_comes_after_the_rules_giving_what_it_reads(tmp_path):
+    """`points 0 - customer.points` reads every rule's points as of its due time, its own
+    (in rounds: not a cycle) and the earlier rules'."""
+    text = """
+rule "expire" when every month on 1 then points 0 - customer.points
+rule "earn" when order.paid then points order.total
+rule "tier" when order.paid if customer.points > 10 then tag "vip"
+"""
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    assert check_rule_set(rules, config)[1] == []
+    strata = evaluation_strata(load_rule_set(rules, config))
+    assert [[r.name for r in layer] for layer in strata] == [["earn"], ["expire"], ["tier"]]
+
+
+def test_amounts_of_points_reading_each_other_s_points_are_a_cycle(tmp_path):
+    text = """
+rule "bonus" when order.paid + 1h then points customer.points / 10
+rule "expire" when every month on 1 then points 0 - customer.points
+"""
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    (cycle,) = diagnostics
+    assert (cycle.code, cycle.span.line, cycle.span.column) == ("E402", 2, 47)
+    assert cycle.message == (
+        'rules "bonus", "expire" give points that depend on the points each other gives'
+    )
+    assert (
+        cycle.label
+        == '"bonus" reads points that "expire" gives; "expire" reads points that "bonus" gives'
+    )
+
+
 def test_folder_problems_are_diagnostics(tmp_path):
     assert [d.code for d in check_rule_set(tmp_path / "missing", CONFIG)[1]] == ["E001"]
     assert [d.code for d in check_rule_set(tmp_path, CONFIG)[1]] == ["E002"]
