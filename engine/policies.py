@@ -31,8 +31,9 @@ UNSUBSCRIBED = "customer.unsubscribed"
 def consent_sql(
     customer: FromClause, due: ColumnElement[int], lookup: ColumnElement[bool] | None = None
 ) -> ColumnElement[bool]:
-    """Whether the customer accepts marketing at `due`: the latest `customer.unsubscribed` or
-    `customer.subscribed` event at or before it decides; without one, `accepts_marketing`.
+    """Whether the customer accepts marketing at `due`: `accepts_marketing` is true (LANGUAGE.md
+    3.7: nothing turns that off), and the latest `customer.unsubscribed` or
+    `customer.subscribed` event at or before it, if any, is not an unsubscribe.
     `lookup`, when given, says where there may be such an event (`engine.gates`): elsewhere the
     flag is read without looking."""
     e = events.alias("consent_events")
@@ -47,9 +48,9 @@ def consent_sql(
         .limit(1)
         .scalar_subquery()
     )
-    # One lookup per occurrence: the latest event's verdict, else the stored flag.
+    # One lookup per occurrence with the flag set: the latest event's verdict, else yes.
     stored = stored_consent(customer)
-    latest = sa.func.coalesce(latest_subscribed, stored)
+    latest = sa.and_(stored, sa.func.coalesce(latest_subscribed, sa.true()))
     return latest if lookup is None else sa.case((lookup, latest), else_=stored)
 
 

@@ -152,12 +152,14 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
         "flag yes": (True, [], "sent"),
         "flag no": (False, [], "no-consent"),
         "unsubscribed": (True, ["customer.unsubscribed"], "no-consent"),
-        "subscribed": (False, ["customer.subscribed"], "sent"),
+        # A subscribe event gives consent back after an unsubscribe, never beyond the flag.
+        "subscribed": (False, ["customer.subscribed"], "no-consent"),
+        "resubscribed": (True, ["customer.unsubscribed", "customer.subscribed"], "sent"),
         "returner": (True, ["order.paid"] * 3 + ["order.returned"] * 2, "excluded"),
         "keeper": (True, ["order.paid"] * 3, "sent"),
     }
     if lookups == "no one":  # nobody sent a consent event or returned an order
-        for name in ("unsubscribed", "subscribed", "returner"):
+        for name in ("unsubscribed", "subscribed", "resubscribed", "returner"):
             del people[name]
     history = [(name, kind) for name, (_, kinds, _) in people.items() for kind in kinds]
     customers = [{"id": name, "accepts_marketing": flag} for name, (flag, _, _) in people.items()]
