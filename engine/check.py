@@ -23,6 +23,7 @@ from engine.errors import Diagnostic
 from engine.fmt import duration_text
 from engine.render import remember_source
 from engine.source import SAVE_AS_UTF8, SourceFile, Span
+from engine.storage.tables import CHANNEL_NAME_LENGTH, NAME_LENGTH, RULE_NAME_LENGTH
 from engine.suggest import did_you_mean, nearest
 from engine.templates import (
     COUPON_FIELDS,
@@ -181,6 +182,7 @@ class _Checker:
         )
 
     def _name_once(self, rule: ast.CheckedRule, names: dict[str, ast.CheckedRule]) -> None:
+        self._fits("rule name", rule.name, RULE_NAME_LENGTH, rule.rule.name_span or rule.rule.span)
         first = names.setdefault(rule.name, rule)
         if first is rule:
             return
@@ -401,6 +403,24 @@ class _Checker:
             )
             if not text.strip():
                 self.error("E306", f"`{action.kind}` needs a non-empty text", span, "empty")
+            if isinstance(action, ast.TagAction):
+                self._fits("tag", action.tag, NAME_LENGTH, span)
+            elif action.assignee is not None:
+                self._fits("team", action.assignee, NAME_LENGTH, action.span)
+        if isinstance(action, ast.Message | ast.Coupon) and action.channel is not None:
+            span = action.channel_span or action.span
+            self._fits("channel name", action.channel, CHANNEL_NAME_LENGTH, span)
+
+    def _fits(self, what: str, name: str, longest: int, span: Span) -> None:
+        """E320 for a name longer than the ledger holds."""
+        if len(name) > longest:
+            self.error(
+                "E320",
+                f"this {what} is {len(name):,} characters long; the most is {longest:,}",
+                span,
+                "too long",
+                f"shorten the {what}",
+            )
 
     def _template(self, name: str, span: Span) -> None:
         try:

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from engine import ast
 from engine.channels import check_channels
@@ -166,8 +166,14 @@ class Daemon:
             self._heartbeat(now)
             self._note_rules()
             return report
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, InterfaceError) as exc:
             log.error("database unavailable, will retry next tick: %s", exc.orig or exc)
+        except DBAPIError as exc:  # the server refused what the tick wrote: not an outage
+            log.error(
+                "tick failed, the database refused what it wrote (run `nudge check` on the"
+                " rules; the tick is retried): %s",
+                exc.orig or exc,
+            )
         except NudgeError as exc:
             log.error("tick failed: %s", exc)
         return None

@@ -267,6 +267,24 @@ rule "expire" when every month on 1 then points 0 - customer.points
     )
 
 
+def test_names_longer_than_the_ledger_holds_are_errors(tmp_path):
+    """PostgreSQL refuses a longer value: the daemon's every tick failed on it."""
+    text = (
+        f'rule "{"r" * 301}" when order.paid then tag "{"t" * 201}"\n'
+        f'rule "ok" when order.paid then task "call" for "{"s" * 201}"\n'
+        f'rule "{"r" * 300}" when order.paid then message "thank_you" via {"c" * 101}\n'
+    )
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    found = [(d.code, d.span.line, d.message) for d in diagnostics if d.code == "E320"]
+    assert found == [
+        ("E320", 1, "this rule name is 301 characters long; the most is 300"),
+        ("E320", 1, "this tag is 201 characters long; the most is 200"),
+        ("E320", 2, "this team is 201 characters long; the most is 200"),
+        ("E320", 3, "this channel name is 101 characters long; the most is 100"),
+    ]
+
+
 def test_folder_problems_are_diagnostics(tmp_path):
     assert [d.code for d in check_rule_set(tmp_path / "missing", CONFIG)[1]] == ["E001"]
     assert [d.code for d in check_rule_set(tmp_path, CONFIG)[1]] == ["E002"]

@@ -477,6 +477,26 @@ def test_only_the_templates_the_rules_send_or_include_are_watched(engine, tmp_pa
     assert sum("rules loaded" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_a_value_the_database_refuses_is_not_called_an_outage(engine, tmp_path, caplog) -> None:
+    """A statement the server refuses (a value too long or too large for its column) fails the
+    step with words that send the operator to the rules, not to the database."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    daemon = stepper(engine, tmp_path, rules)
+    add_orders(engine, T0 + 5 * MINUTE_US)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def refuse(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO occurrences"):
+            raise sa.exc.DataError(statement, {}, Exception("value too long for type"))
+
+    caplog.set_level(logging.ERROR, logger="nudge")
+    assert at(daemon, T0 + 30 * MINUTE_US) is None
+    (logged,) = [r.getMessage() for r in caplog.records]
+    assert logged.startswith("tick failed, the database refused what it wrote (run `nudge check`")
+    event.remove(engine, "before_cursor_execute", refuse)
+    assert at(daemon, T0 + 60 * MINUTE_US).recorded.occurrences == 1
+
+
 def test_a_database_that_goes_away_fails_steps_not_the_daemon(engine, tmp_path, caplog) -> None:
     """While no connection can be made, each step logs and returns None; once the database is
     back the next step catches up: what fell due meanwhile acts (within grace) and is sent."""

@@ -40,6 +40,11 @@ metadata = MetaData(
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 
+# The longest names the ledger holds (PostgreSQL refuses longer ones; `check` says so, E320).
+NAME_LENGTH = 200  # a tag, a task's assignee, a rule set (its folder), an id
+RULE_NAME_LENGTH = 300
+CHANNEL_NAME_LENGTH = 100
+
 # --- shop data --------------------------------------------------------------------------------
 
 customers = Table(
@@ -72,7 +77,7 @@ customer_tags = Table(
     "customer_tags",
     metadata,
     Column("customer_id", String(200), ForeignKey("customers.id"), primary_key=True),
-    Column("tag", String(200), primary_key=True),
+    Column("tag", String(NAME_LENGTH), primary_key=True),
     Index(None, "tag", "customer_id"),  # who holds a tag (`engine.gates`)
 )
 
@@ -100,7 +105,7 @@ events = Table(
 rule_set_state = Table(
     "rule_set_state",
     metadata,
-    Column("name", String(200), primary_key=True),  # the rule set's folder name
+    Column("name", String(NAME_LENGTH), primary_key=True),  # the rule set's folder name
     Column("first_run_us", BigInteger, nullable=False),  # nothing due before this acts
     Column("watermark_us", BigInteger, nullable=False),  # everything due before this is done
     Column("last_tick_us", BigInteger),
@@ -120,7 +125,7 @@ occurrences = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("rule", String(300), nullable=False),
+    Column("rule", String(RULE_NAME_LENGTH), nullable=False),
     Column("customer_id", String(200), nullable=False),
     # Identifies the occurrence within (rule, customer): the event key, the year, the slot...
     Column("occurrence_key", String(300), nullable=False),
@@ -140,12 +145,12 @@ actions = Table(
     ),
     Column("occurrence_id", ForeignKey("occurrences.id"), nullable=False),
     Column("position", Integer, nullable=False),  # index of the action in `then`
-    Column("rule", String(300), nullable=False),
+    Column("rule", String(RULE_NAME_LENGTH), nullable=False),
     Column("rule_position", Integer, nullable=False),
     Column("customer_id", String(200), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("template", Text),
-    Column("channel", String(100)),
+    Column("channel", String(CHANNEL_NAME_LENGTH)),
     Column("amount", Float),
     Column("unit", String(10)),
     Column("due_us", BigInteger, nullable=False),
@@ -169,7 +174,7 @@ effects = Table(
     Column("action_id", ForeignKey("actions.id"), unique=True),
     Column("customer_id", String(200), nullable=False),
     Column("kind", String(10), nullable=False),  # tag | untag | points
-    Column("tag", String(200)),
+    Column("tag", String(NAME_LENGTH)),
     Column("amount", Float),
     Column("at_us", BigInteger, nullable=False),
     Column("rule_position", Integer, nullable=False),
@@ -203,7 +208,7 @@ tasks = Table(
     Column("customer_id", String(200), nullable=False),
     Column("kind", String(10), nullable=False),  # task | gift
     Column("title", Text, nullable=False),
-    Column("assignee", String(200)),
+    Column("assignee", String(NAME_LENGTH)),
     Column("status", String(10), nullable=False, default="open"),  # open | claimed | done
     Column("claimed_by", String(200)),
     Column("created_us", BigInteger, nullable=False),
@@ -218,7 +223,7 @@ outbox = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
-    Column("channel", String(100), nullable=False),
+    Column("channel", String(CHANNEL_NAME_LENGTH), nullable=False),
     Column("payload", Json, nullable=False),
     # pending (waiting for next_attempt_us) | sent | failed (template error) | dead (refused
     # for good or out of attempts) | cancelled (marketing whose consent was withdrawn before
