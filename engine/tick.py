@@ -98,7 +98,9 @@ def tick(
         newest = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0))).scalar_one()
         seen = state.events_seen_pk if state.events_seen_pk is not None else newest
         if now_us > watermark:
-            missed_before = now_us - int(config.grace_seconds * US)
+            # Late beyond `grace` after the tick that should have taken them: a tick's own
+            # window (`tick_seconds`) is never late, whatever `grace` says.
+            missed_before = now_us - int((config.grace_seconds + config.tick_seconds) * US)
             if state.events_seen_pk is not None:
                 late = _late_events(conn, ruleset, state, newest, report)
                 if late is not None:

@@ -630,6 +630,30 @@ def test_events_imported_after_a_tick_passed_their_time_act_late_within_grace(
     assert "  events imported after a tick had passed their time: 4 (those within" in out
 
 
+def test_with_no_grace_a_tick_s_own_window_acts_and_only_downtime_is_missed(
+    db_url, tmp_path
+) -> None:
+    """`grace: 0s`: nothing acts late after downtime, but what falls due between two ticks
+    (`tick_seconds` apart) is not late: it acts."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, grace_seconds=0.0, tick_seconds=30.0)
+    import_customer_rows(engine, [{"id": "c1"}], config.timezone)
+    text = 'rule "thanks"\n  when order.paid\n  then task "thank"\n'
+    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": text}, []), config)
+    paid = [
+        {"customer": "c1", "type": "order.paid", "at": iso(A + seconds * US)}
+        for seconds in (10, 40, 600, 3590)
+    ]
+    assert not import_event_rows(engine, paid, config.timezone).problems
+    run_ticks(engine, ruleset, config, [A, A + 30 * US, A + 60 * US, A + 3600 * US])
+    assert [(due, status) for _, _, due, status in ledger_of(engine)] == [
+        (A + 10 * US, "acted"),
+        (A + 40 * US, "acted"),
+        (A + 600 * US, "missed"),
+        (A + 3590 * US, "acted"),
+    ]
+
+
 def late_setup(
     db_url: str, tmp_path: Path, text: str, templates: list[str]
 ) -> tuple[Engine, ast.RuleSet, Config, Callable[..., None]]:
