@@ -224,8 +224,6 @@ def _emit(
 
     from engine.timeutil import from_us, zone
 
-    if fmt == "html" and output is None:
-        raise click.UsageError("--format html needs --output FILE")
     with contextlib.ExitStack() as stack:
         # Opened before the first action is worked out: a bad path fails at once.
         handle = (
@@ -239,7 +237,8 @@ def _emit(
                 records, env.config.timezone, title, from_us(start_us, tz), from_us(end_us, tz)
             )
             handle.write(page)
-            click.echo(f"Wrote {output}.", err=True)
+            if output is not None:
+                click.echo(f"Wrote {output}.", err=True)
             return
         if fmt == "jsonl":
             for record in records:

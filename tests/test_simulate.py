@@ -234,6 +234,10 @@ def test_the_command_prints_jsonl_tables_and_a_self_contained_page(
     text = page.read_text(encoding="utf-8")
     assert "<svg" in text and records[0]["customer"] in text
     assert "http://" not in text and "https://" not in text  # nothing loaded from the network
+    # As LANGUAGE.md section 6 writes it, without --output: the page on standard output.
+    piped = runner.invoke(cli, ["simulate", str(SHOP), *window, "--format", "html", *common])
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == text
 
 
 def test_explain_says_why(shop_db: str) -> None:
