@@ -285,6 +285,22 @@ def test_names_longer_than_the_ledger_holds_are_errors(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("order.payed", "order.paid"),
+        ("order.recieved", "order.received"),
+        ("cart.update", "cart.updated"),
+    ],
+)
+def test_a_misspelt_event_name_is_told_the_name_meant(tmp_path, written, meant):
+    """The nearest name by difflib's ratio is `order.placed` for `order.payed`: names almost
+    as near are told apart by how much of the word they begin with."""
+    rules, config = rule_set(tmp_path, {"a.rules": f'rule "r" when {written} then tag "x"'})
+    (warning,) = check_rule_set(rules, config)[1]
+    assert (warning.code, warning.help) == ("W203", f"did you mean `{meant}`?")
+
+
 def test_folder_problems_are_diagnostics(tmp_path):
     assert [d.code for d in check_rule_set(tmp_path / "missing", CONFIG)[1]] == ["E001"]
     assert [d.code for d in check_rule_set(tmp_path, CONFIG)[1]] == ["E002"]
