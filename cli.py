@@ -907,6 +907,13 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
     from engine.storage.db import open_database
 
     env = env_of(config_path, db)
+    # A shop's own nudge.yaml beside its rules is not read here: say so, to a person.
+    if env.config.file is None and sys.stderr.isatty():
+        click.echo(
+            f"note: no configuration (nudge.yaml in this folder, or --config FILE): times without"
+            f" an offset are read as {env.config.timezone}, into {env.config.database}",
+            err=True,
+        )
     engine = open_database(env.config.database)
     run = importers.import_customers if kind == "customers" else importers.import_events
     try:

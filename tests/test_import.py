@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -1023,6 +1024,24 @@ def test_command_imports_and_summarises(db_url, tmp_path, capsys, monkeypatch):
     e2 = [e for e in stored_events(engine) if e["key"] == "e2"]
     engine.dispose()
     assert e2[0]["at_us"] == us(2026, 11, 3, 10, 0, hours=8)  # the configured timezone
+
+
+def test_command_without_a_configuration_tells_a_person_how_times_are_read(
+    tmp_path, capsys, monkeypatch
+):
+    """From a folder without nudge.yaml (a shop's own, beside its rules, is not read by
+    `import`), a person at a terminal is told which zone times without an offset are read in."""
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, "e.csv", "customer,type,at\nc1,order.paid,2026-01-01T10:00\n")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    main(["import", "events", str(path)])
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "note: no configuration (nudge.yaml in this folder, or --config FILE): times without an"
+        " offset are read as UTC, into sqlite:///nudge.db"
+    )
+    write(tmp_path, "nudge.yaml", "timezone: Asia/Shanghai\n")
+    main(["import", "events", str(path)])
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_command_exits_1_after_importing_the_good_rows(db_url, tmp_path, capsys):
