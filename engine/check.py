@@ -696,14 +696,19 @@ class _Checker:
     # -- dependency cycles ------------------------------------------------------------------------
 
     def _cycles(self, rules: list[ast.CheckedRule]) -> None:
-        links = dependencies.edges(rules, self.segments)
-        positions = [r.position for r in rules]
-        in_cycles: set[int] = set()
-        for component in dependencies.cycles(positions, links):
-            in_cycles.update(component)
+        """E401 for a cycle through a condition: a rule's condition that depends on its own
+        actions. A cycle through the amounts of `points` alone is evaluated in the order of
+        due times (`dependencies`), no error."""
+        conditions = dependencies.edges(rules, self.segments)
+        tests = set(conditions)
+        links = conditions + dependencies.amount_edges(rules)
+        for component in dependencies.cycles([r.position for r in rules], links):
             members = set(component)
             inside = [e for e in links if e.reader in members and e.writer in members]
-            first = rules[component[0]]
+            testing = sorted({e.reader for e in inside if e in tests})
+            if not testing:
+                continue
+            first = rules[testing[0]]
             reasons = "; ".join(_reason(rules, e) for e in inside)
             if len(component) == 1:
                 message = f'rule "{first.name}" tests what its own actions change'
@@ -718,31 +723,6 @@ class _Checker:
                 f"a rule may not depend on its own tags or points; to act only once, drop "
                 f"that test and use {_ACTION_HELP}",
             )
-        # The amounts of `points` order evaluation too: a rule's amount reading its own points
-        # is evaluated in rounds, but rules reading each other's cannot be put in an order.
-        links += dependencies.amount_edges(rules)
-        for component in dependencies.cycles(positions, links):
-            if in_cycles.intersection(component):
-                continue  # an E401 already
-            inside = [e for e in links if e.reader in component and e.writer in component]
-            listed = ", ".join(f'"{rules[p].name}"' for p in component)
-            first = rules[component[0]]
-            self.error(
-                "E402",
-                f"rules {listed} give points that depend on the points each other gives",
-                _points_span(first),
-                "; ".join(_reason(rules, e) for e in inside),
-                "read `customer.points` in the amount of one of these rules only (a rule reading"
-                " the points it gives itself is fine: each occurrence sees what it gave before)",
-            )
-
-
-def _points_span(rule: ast.CheckedRule) -> Span:
-    """Where the rule's first `points` amount is (its condition, else the rule, without one)."""
-    for action in rule.actions:
-        if isinstance(action, ast.Points):
-            return action.amount.span
-    return rule.rule.condition.span if rule.rule.condition else rule.rule.span
 
 
 def _reason(rules: list[ast.CheckedRule], edge: dependencies.Edge) -> str:

@@ -7,9 +7,11 @@ of `customer.tags` reads every tag. A cycle of this relation (A → … → A) i
 cycles the relation orders evaluation (`strata`).
 
 The amounts of `points` read values as of the due time too (`points 0 - customer.points`):
-a rule whose amount reads what other rules give comes after them (`amount_edges`). One whose
-amount reads the points it gives itself is evaluated in rounds (`reads_own_points`); rules
-whose amounts read each other's points make a cycle, an error.
+a rule whose amount reads what other rules give comes after them (`amount_edges`). A cycle
+through amounts alone (a rule whose amount reads the points it gives, or rules whose amounts
+read each other's) is no error: its rules are evaluated together, in the order of their due
+times (`layers` keeps each such cycle in one stratum; `engine.evaluate` takes it in rounds). A
+cycle through a condition is an error.
 """
 
 from __future__ import annotations
@@ -120,21 +122,14 @@ def amount_reads(rule: ast.Rule) -> Effects:
     return found
 
 
-def reads_own_points(rule: ast.Rule) -> bool:
-    """Whether an amount of the rule's `points` reads `customer.points`, which the rule gives:
-    each occurrence must see what the rule gave the customer before it."""
-    return amount_reads(rule).points
-
-
 def amount_edges(rules: Sequence[ast.CheckedRule]) -> list[Edge]:
-    """The dependencies of rules on the rules writing what their amounts read, but their own
-    (`reads_own_points`)."""
+    """The dependencies of rules on the rules writing what their amounts read (their own
+    included: `points 0 - customer.points` reads the points the rule gave before)."""
     written = writers(rules)
     return [
         edge
         for rule in rules
         for edge in edges_from(rule.position, amount_reads(rule.rule), written)
-        if edge.writer != edge.reader
     ]
 
 
@@ -223,22 +218,28 @@ def strata(
     rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]
 ) -> list[list[ast.CheckedRule]]:
     """The rules in evaluation order: each stratum depends only on earlier ones (by their
-    conditions and amounts); within a stratum, by position. Raises `graphlib.CycleError` for a
-    rule set with a cycle."""
+    conditions and amounts) and on the rules of its own cycles; within a stratum, by
+    position."""
     return layers(rules, edges(rules, segments) + amount_edges(rules))
 
 
 def layers(rules: Sequence[ast.CheckedRule], links: Sequence[Edge]) -> list[list[ast.CheckedRule]]:
-    """`strata` for the dependencies `links` between the rules."""
+    """`strata` for the dependencies `links` between the rules; the rules of a cycle (`cycles`,
+    through amounts only once `check` passed) in one stratum."""
     by_position = {r.position: r for r in rules}
-    graph: dict[int, set[int]] = {r.position: set() for r in rules}
+    leader = {position: position for position in by_position}
+    for members in cycles(list(by_position), links):
+        for position in members:
+            leader[position] = members[0]
+    graph: dict[int, set[int]] = {leader[p]: set() for p in by_position}
     for edge in links:
-        graph[edge.reader].add(edge.writer)
+        if leader[edge.reader] != leader[edge.writer]:
+            graph[leader[edge.reader]].add(leader[edge.writer])
     sorter = TopologicalSorter(graph)
     sorter.prepare()
     found = []
     while sorter.is_active():
-        ready = sorted(sorter.get_ready())
-        found.append([by_position[p] for p in ready])
+        ready = set(sorter.get_ready())
+        found.append([by_position[p] for p in sorted(by_position) if leader[p] in ready])
         sorter.done(*ready)
     return found

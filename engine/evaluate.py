@@ -1,9 +1,10 @@
 """The evaluation core, shared by `simulate` and the daemon: what a rule set does in a window.
 
 For a window `[start, end)`:
-1. Rules are taken stratum by stratum (`engine.check.evaluation_strata`): a rule whose condition
+1. Rules are taken stratum by stratum (`_order`): a rule whose condition or `points` amount
    reads tags or points comes after the rules that give them (and a marketing rule after those
-   giving what `exclude if` reads, where possible).
+   giving what `exclude if` reads, where possible); rules whose amounts read each other's
+   points, or a rule its own, are taken together in rounds (`_in_rounds`).
 2. Every rule's occurrences due in the window go to a scratch table first (`find_due`,
    `engine.triggers`), for every customer at once; a large shop is then evaluated in batches of
    customers (`evaluate_due`). Per rule and batch, one query evaluates `if`, `unless` and the
@@ -32,7 +33,6 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from engine import ast, dependencies, gates, scratch, triggers
-from engine.check import evaluation_strata
 from engine.config import Config
 from engine.policies import apply_limits, quiet_until
 from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
@@ -93,6 +93,9 @@ class Due:
     # Only the occurrences of events imported late, in a window a tick decided without them:
     # `once` and the cap then read the ledger after the window as well as before it.
     late: bool = False
+    # Rules evaluated together in rounds (a cycle through the amounts of `points`): each
+    # rule's position → the positions of its cycle (`_order`).
+    groups: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     # Each rule's query over these occurrences (`_Passing`), built once and run per batch of
     # customers with its bounds as parameters: built anew, the shop's 32 rules took 90 ms of
     # every batch of 5,000 customers at M. (`evaluate_due` is given the rule set and the
@@ -152,7 +155,7 @@ def find_due(
             _needs(rule, ruleset) if not hopeless else frozenset(),
             late,
         )
-    strata, late_exclude = _order(_Same(ruleset))
+    strata, late_exclude, groups = _order(_Same(ruleset))
     marketing = sum(counts[rule.position] for rule in ruleset.rules if _is_marketing(rule))
     # A late window's conditions see what the ledger recorded in it too (`_recorded_effects`).
     recorded_until = end_us if late else start_us
@@ -163,7 +166,16 @@ def find_due(
         # conditions' lookups of their events, the many are hashed instead: `_Passing`).
         conn.exec_driver_sql(f"ANALYZE {scratch.candidates.name}")
     return Due(
-        start_us, who, tuple(zones), counts, strata, late_exclude, gated, shared, late is not None
+        start_us,
+        who,
+        tuple(zones),
+        counts,
+        strata,
+        late_exclude,
+        gated,
+        shared,
+        late is not None,
+        groups,
     )
 
 
@@ -210,24 +222,18 @@ def evaluate_due(
     if due.late:
         _recorded_effects(conn, due, people)
     acted: list[Occurrence] = []
+    taken: set[int] = set()  # the rules of a cycle, evaluated with its first
     for stratum in due.strata:
         for rule in stratum:
-            if not due.counts[rule.position]:
+            if rule.position in taken:
                 continue
-            # A rule whose amount reads the points it gives: each customer's occurrences in
-            # rounds, the k-th of each in round k, after the effects of the earlier rounds.
-            ranks: list[int | None] = [None]
-            if dependencies.reads_own_points(rule.rule):
-                ranks = list(range(1, _rounds(conn, rule, due, people) + 1))
-            chosen: list[Occurrence] = []
-            for rank in ranks:
-                passing = _passing(conn, rule, ruleset, config, due, people, rank)
-                if due.late:
-                    passing = _not_done(conn, rule, passing)
-                now = _apply_once(conn, rule, passing, due, people, chosen)
-                _add_effects(conn, rule, now)
-                chosen += now
-            acted.extend(chosen)
+            group = due.groups.get(rule.position)
+            if group is not None:
+                taken.update(group)
+                cycle = [ruleset.rules[position] for position in group]
+                acted.extend(_in_rounds(conn, cycle, ruleset, config, due, people))
+            elif due.counts[rule.position]:
+                acted.extend(_act(conn, rule, ruleset, config, due, people))
     if not with_actions:  # only which occurrences act (missed ones, after long downtime)
         return Evaluation(acted, [])
     if due.late_exclude:
@@ -264,31 +270,64 @@ class _People:
 # -- rounds -------------------------------------------------------------------------------------
 
 
-def _ranks(index: int, people: _People) -> sa.Subquery:
-    """The candidates of rule `index` for the batch's customers, each with its rank among its
-    customer's in order of due time (then occurrence key)."""
+def _act(
+    conn: Connection,
+    rule: ast.CheckedRule,
+    ruleset: ast.RuleSet,
+    config: Config,
+    due: Due,
+    people: _People,
+    rank: int | None = None,
+    earlier: Sequence[Occurrence] = (),
+) -> list[Occurrence]:
+    """The rule's occurrences that act (of one rank only, with `rank`: `_in_rounds`), their
+    tags and points added for what comes after them."""
+    passing = _passing(conn, rule, ruleset, config, due, people, rank)
+    if due.late:
+        passing = _not_done(conn, rule, passing)
+    chosen = _apply_once(conn, rule, passing, due, people, earlier)
+    _add_effects(conn, rule, chosen)
+    return chosen
+
+
+def _in_rounds(
+    conn: Connection,
+    cycle: list[ast.CheckedRule],
+    ruleset: ast.RuleSet,
+    config: Config,
+    due: Due,
+    people: _People,
+) -> list[Occurrence]:
+    """The rules of a cycle through the amounts of `points` (one rule whose amount reads the
+    points it gives, or rules reading each other's), in the order of due times: each
+    customer's occurrences of all of them ranked by due time, the first of each customer in
+    the first round, and so on, every rule's of a round before the next, which sees their
+    points (`scratch.ranks`)."""
+    found = [rule for rule in cycle if due.counts[rule.position]]
+    chosen: dict[int, list[Occurrence]] = {rule.position: [] for rule in found}
+    rounds = _rank(conn, sorted({due.index(rule) for rule in found}), people) if found else 0
+    for rank in range(1, rounds + 1):
+        for rule in found:
+            earlier = chosen[rule.position]
+            earlier += _act(conn, rule, ruleset, config, due, people, rank, earlier)
+    return [occurrence for rule in found for occurrence in chosen[rule.position]]
+
+
+def _rank(conn: Connection, indexes: list[int], people: _People) -> int:
+    """Rank the batch's candidates of these rule indexes per customer, in order of due time,
+    then rule, then occurrence key (`scratch.ranks`); the most any customer has."""
     cand = scratch.candidates
+    conn.execute(scratch.ranks.delete())
     rank = sa.func.row_number().over(
-        partition_by=cand.c.customer_id, order_by=(cand.c.due_us, cand.c.occurrence_key)
+        partition_by=cand.c.customer_id,
+        order_by=(cand.c.due_us, cand.c.rule_index, cand.c.occurrence_key),
     )
-    return (
-        sa.select(cand.c.id, rank.label("rank"))
-        .where(cand.c.rule_index == index, *people.batch_clauses(cand.c.customer_id))
-        .subquery()
+    ranked = sa.select(cand.c.id, rank).where(
+        cand.c.rule_index.in_(indexes), *people.clauses(cand.c.customer_id)
     )
-
-
-def _ranked(index: int, people: _People) -> sa.Select[Any]:
-    """The ids of the candidates of rank `:rank` (`_ranks`)."""
-    ranks = _ranks(index, people)
-    return sa.select(ranks.c.id).where(ranks.c.rank == sa.bindparam("rank", type_=sa.Integer))
-
-
-def _rounds(conn: Connection, rule: ast.CheckedRule, due: Due, people: _People) -> int:
-    """The most occurrences of the rule any customer of the batch has: its rounds."""
-    ranks = _ranks(due.index(rule), people)
-    most = sa.select(sa.func.coalesce(sa.func.max(ranks.c.rank), 0))
-    return int(conn.execute(most, people.batch_params).scalar_one())
+    conn.execute(scratch.ranks.insert().from_select(["candidate_id", "rank"], ranked))
+    most = sa.select(sa.func.coalesce(sa.func.max(scratch.ranks.c.rank), 0))
+    return int(conn.execute(most).scalar_one())
 
 
 # -- a late window ----------------------------------------------------------------------------
@@ -506,8 +545,12 @@ class _Passing:
             *people.batch_clauses(cand.c.customer_id),
             *(bounds(customers.c.id) if bounds else ()),
         ]
-        if rank is not None:
-            where.append(cand.c.id.in_(_ranked(due.index(rule), people)))
+        if rank is not None:  # `_in_rounds`
+            ranks = scratch.ranks.c
+            of_rank = sa.select(ranks.candidate_id).where(
+                ranks.rank == sa.bindparam("rank", type_=sa.Integer)
+            )
+            where.append(cand.c.id.in_(of_rank))
         where.extend(validity_sql(rule))
         if rule.rule.condition is not None:
             where.append(compiler.condition(rule.rule.condition, whole=True))
@@ -570,8 +613,9 @@ class _Same:
 @functools.lru_cache(maxsize=16)
 def _order(
     same: _Same,
-) -> tuple[tuple[tuple[ast.CheckedRule, ...], ...], frozenset[int]]:
-    """The strata, and the marketing rules whose `exclude if` waits until every stratum is done.
+) -> tuple[tuple[tuple[ast.CheckedRule, ...], ...], frozenset[int], dict[int, tuple[int, ...]]]:
+    """The strata, the marketing rules whose `exclude if` waits until every stratum is done, and
+    the rules evaluated together in rounds (each one's position → its cycle's: `_in_rounds`).
 
     `exclude if` is evaluated with each marketing rule's own query. When it reads tags or
     points, the rules giving them go to earlier strata than the marketing rule, so that what
@@ -582,19 +626,18 @@ def _order(
     Worked out once per rule set (the key holds it, so its identity is not reused while
     cached): every tick asks, and it took a sixth of an idle tick."""
     ruleset = same.ruleset
+    links = dependencies.edges(ruleset.rules, ruleset.segments)
+    links += dependencies.amount_edges(ruleset.rules)
+    positions = [rule.position for rule in ruleset.rules]
+    groups = {p: tuple(c) for c in dependencies.cycles(positions, links) for p in c}
     excluded = dependencies.Effects()
     for exclude in ruleset.excludes:
         read = dependencies.reads(exclude.condition, ruleset.segments)
         excluded = dependencies.Effects(excluded.tags | read.tags, excluded.points or read.points)
-    if not excluded.tags and not excluded.points:
-        return _frozen(evaluation_strata(ruleset)), frozenset()
-    # The rules' own dependencies are found once, each marketing rule's `exclude` added to them
-    # in turn.
-    links = dependencies.edges(ruleset.rules, ruleset.segments)
-    links += dependencies.amount_edges(ruleset.rules)
+    # Each marketing rule's `exclude` added to the rules' own dependencies in turn.
     written = dependencies.writers(ruleset.rules)
     late: set[int] = set()
-    for rule in ruleset.rules:
+    for rule in ruleset.rules if excluded.tags or excluded.points else ():
         if not _is_marketing(rule):
             continue
         more = dependencies.edges_from(rule.position, excluded, written)
@@ -602,7 +645,7 @@ def _order(
             late.add(rule.position)
         else:
             links += more
-    return _frozen(dependencies.layers(ruleset.rules, links)), frozenset(late)
+    return _frozen(dependencies.layers(ruleset.rules, links)), frozenset(late), groups
 
 
 def _frozen(

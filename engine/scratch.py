@@ -9,6 +9,8 @@ simulation writes nothing to the shop's tables and several daemons never see eac
   the conditions of later occurrences exactly as recorded effects are.
 - `gated`: the customers who had an event of some types before the window's end, and those
   who may hold some tags in the window, in front of the policies' lookups (`engine.gates`).
+- `ranks`: the candidates of rules evaluated together in rounds (amounts reading the points
+  they give), each with its rank among its customer's in order of due time.
 """
 
 from __future__ import annotations
@@ -112,6 +114,16 @@ gated = Table(
     Column("customer_id", String(200), primary_key=True),
     Column("kind", String(5), primary_key=True),  # event | tag
     Column("name", String(200), primary_key=True),  # the event type, the tag
+    prefixes=["TEMPORARY"],
+)
+
+
+ranks = Table(
+    "nudge_ranks",
+    scratch,
+    Column("candidate_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("rank", Integer, nullable=False),
+    Index("ix_nudge_ranks_rank", "rank", "candidate_id"),
     prefixes=["TEMPORARY"],
 )
 

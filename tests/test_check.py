@@ -249,22 +249,24 @@ rule "tier" when order.paid if customer.points > 10 then tag "vip"
     assert [[r.name for r in layer] for layer in strata] == [["earn"], ["expire"], ["tier"]]
 
 
-def test_amounts_of_points_reading_each_other_s_points_are_a_cycle(tmp_path):
+def test_amounts_reading_each_other_s_points_are_evaluated_together_not_a_cycle(tmp_path):
+    """`bonus` and `expire` read the points each other gives, in their amounts only: they are
+    taken in one stratum, in the order of due times. A condition on that path is E401."""
     text = """
 rule "bonus" when order.paid + 1h then points customer.points / 10
 rule "expire" when every month on 1 then points 0 - customer.points
+rule "earn" when order.paid then points order.total
 """
     rules, config = rule_set(tmp_path, {"a.rules": text})
-    _, diagnostics = check_rule_set(rules, config)
-    (cycle,) = diagnostics
-    assert (cycle.code, cycle.span.line, cycle.span.column) == ("E402", 2, 47)
-    assert cycle.message == (
-        'rules "bonus", "expire" give points that depend on the points each other gives'
-    )
-    assert (
-        cycle.label
-        == '"bonus" reads points that "expire" gives; "expire" reads points that "bonus" gives'
-    )
+    assert check_rule_set(rules, config)[1] == []
+    strata = evaluation_strata(load_rule_set(rules, config))
+    assert [[r.name for r in layer] for layer in strata] == [["earn"], ["bonus", "expire"]]
+    text += 'rule "gold" when every day if customer.points > 500 then points 0 - customer.points\n'
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    (cycle,) = check_rule_set(rules, config)[1]
+    assert (cycle.code, cycle.span.line) == ("E401", 5)
+    # Its condition reads the points that the others' amounts, reading its own, give.
+    assert cycle.message == 'rules "bonus", "expire", "gold" test what each other\'s actions change'
 
 
 def test_names_longer_than_the_ledger_holds_are_errors(tmp_path):

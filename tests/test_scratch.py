@@ -22,6 +22,7 @@ def _write_every_table(conn: Connection) -> None:
     conn.execute(
         scratch.gated.insert(), {"customer_id": "c1", "kind": "event", "name": "order.returned"}
     )
+    conn.execute(scratch.ranks.insert(), {"candidate_id": 1, "rank": 1})
 
 
 def _rows(conn: Connection) -> dict[str, int]:

@@ -910,22 +910,21 @@ def test_with_events_imported_late_once_once_every_and_the_cap_still_hold(db_url
             assert sum(due_us - spans[rule] < d <= due_us for d in near) == 1
 
 
-BALANCE_RULES = {
-    "bonus": 'rule "bonus"\n  when order.paid + 1h\n  then points customer.points / 10\n',
-    "expire": 'rule "expire"\n  when every month on 1\n  then points 0 - customer.points\n',
-}
+BONUS = 'rule "bonus"\n  when order.paid + 1h\n  then points customer.points / 10\n'
+EXPIRE = 'rule "expire"\n  when every month on 1\n  then points 0 - customer.points\n'
+BALANCE_RULES = {"bonus": BONUS, "expire": EXPIRE, "both": BONUS + EXPIRE}
 
 
-@pytest.mark.parametrize("reader", ["bonus", "expire"])
+@pytest.mark.parametrize("reader", ["bonus", "expire", "both"])
 @pytest.mark.parametrize("catching_up", [True, False], ids=["one tick", "daily ticks"])
 def test_points_that_read_the_points_balance_see_every_earlier_gift(
     db_url, tmp_path, reader, catching_up
 ) -> None:
     """Beside `earn` (an order's total), `bonus` gives a tenth of the balance an hour after each
-    order, or `expire` takes it back on the 1st of each month: each occurrence reads what was
-    given before its due time, its own rule's earlier occurrences included. A simulation of the
-    quarter says so, and a daemon ticking through it or catching up on it in one tick does the
-    same."""
+    order, `expire` takes it back on the 1st of each month, or both do, each reading what the
+    other gives: each occurrence reads what was given before its due time, its own rule's
+    earlier occurrences included. A simulation of the quarter says so, and a daemon ticking
+    through it or catching up on it in one tick does the same."""
     engine = open_database(db_url)
     config = config_for(tmp_path, db_url, grace_seconds=400 * 86400.0)
     text = 'rule "earn"\n  when order.paid\n  then points order.total\n' + BALANCE_RULES[reader]
@@ -938,8 +937,13 @@ def test_points_that_read_the_points_balance_see_every_earlier_gift(
     assert not import_event_rows(engine, paid, config.timezone).problems
     start, end = to_us(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)), B + 30 * DAY_US
     predicted = simulate_records(engine, ruleset, config, start, end)
-    expected = {"bonus": [10, 16, 19.6], "expire": [0, -100, -50, -20]}
-    assert [r["amount"] for r in predicted if r["rule"] == reader] == expected[reader]
+    expected = {
+        "bonus": {"bonus": [10, 16, 19.6]},
+        "expire": {"expire": [0, -100, -50, -20]},
+        "both": {"bonus": [10, 5, 2], "expire": [0, -110, -55, -22]},
+    }[reader]
+    for rule, amounts in expected.items():
+        assert [r["amount"] for r in predicted if r["rule"] == rule] == amounts
     moments = [end] if catching_up else [*range(start + DAY_US, end, DAY_US), end]
     run_ticks(engine, ruleset, config, [start, *moments])
     assert lines(history(engine, start, end)) == lines(predicted)
