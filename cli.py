@@ -99,6 +99,18 @@ def cli() -> None:
 WINDOW_YEARS = (1900, 2200)
 
 
+def _fits_name(value: str, option: str) -> str:
+    """A name the ledger can hold (`NAME_LENGTH` characters), else a usage error."""
+    from engine.storage.tables import NAME_LENGTH
+
+    if len(value) > NAME_LENGTH:
+        raise click.BadParameter(
+            f"a name of at most {NAME_LENGTH} characters; this one has {len(value):,}",
+            param_hint=option,
+        )
+    return value
+
+
 class RowId(click.ParamType):
     """The id of an outbox message or a task, as the command named `listed_by` shows it: one of
     the databases' 64-bit keys."""
@@ -156,7 +168,7 @@ def _stdout_format(fmt: str | None) -> str:
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Write to this file instead of standard output (needed for html).",
+    help="Write to this file instead of standard output.",
 )
 @common_options
 def simulate(
@@ -523,7 +535,14 @@ def tasks_list(
 
 @tasks_command.command("claim")
 @click.argument("task_id", type=RowId("nudge tasks"), metavar="ID")
-@click.option("--by", "by", required=True, metavar="NAME", help="Who takes the task on.")
+@click.option(
+    "--by",
+    "by",
+    required=True,
+    metavar="NAME",
+    callback=lambda _ctx, _param, value: _fits_name(value, "--by"),
+    help="Who takes the task on.",
+)
 @common_options
 @click.pass_context
 def tasks_claim(
@@ -909,9 +928,12 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
     env = env_of(config_path, db)
     # A shop's own nudge.yaml beside its rules is not read here: say so, to a person.
     if env.config.file is None and sys.stderr.isatty():
+        from sqlalchemy.engine import make_url
+
+        database = make_url(env.config.database).render_as_string(hide_password=True)
         click.echo(
             f"note: no configuration (nudge.yaml in this folder, or --config FILE): times without"
-            f" an offset are read as {env.config.timezone}, into {env.config.database}",
+            f" an offset are read as {env.config.timezone}, into {database}",
             err=True,
         )
     engine = open_database(env.config.database)

@@ -19,6 +19,7 @@ from yaml.reader import ReaderError
 
 from engine.errors import ConfigError
 from engine.source import Span
+from engine.storage.tables import CHANNEL_NAME_LENGTH
 from engine.suggest import did_you_mean
 from engine.timeutil import is_zone, zone_help
 
@@ -180,6 +181,12 @@ def _channels(raw: object) -> dict[str, Channel]:
     result: dict[str, Channel] = {}
     for name, spec in raw.items():
         setting = ("channels", str(name))
+        if len(str(name)) > CHANNEL_NAME_LENGTH:
+            raise ConfigError(
+                f"a channel's name holds at most {CHANNEL_NAME_LENGTH} characters;"
+                f" this one has {len(str(name)):,}",
+                setting,
+            )
         if spec is not None and not isinstance(spec, dict):
             raise ConfigError(
                 f"channels.{name}: expected settings such as `type: email`; got {spec!r}", setting

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from engine import ast
 from engine.channels import check_channels
@@ -137,7 +137,8 @@ class Daemon:
             report = tick(self.engine, self.ruleset, self.config, self.name, now)
             if report.recorded.missed:
                 log.warning(
-                    "%d occurrences due more than the grace period ago were missed",
+                    "%d occurrences due more than the grace period (and a tick interval) ago"
+                    " were missed",
                     report.recorded.missed,
                 )
             if report.late:
@@ -166,14 +167,14 @@ class Daemon:
             self._heartbeat(now)
             self._note_rules()
             return report
-        except (OperationalError, InterfaceError) as exc:
-            log.error("database unavailable, will retry next tick: %s", exc.orig or exc)
-        except DBAPIError as exc:  # the server refused what the tick wrote: not an outage
+        except (DataError, IntegrityError) as exc:  # refused what the tick wrote: no outage
             log.error(
                 "tick failed, the database refused what it wrote (run `nudge check` on the"
                 " rules; the tick is retried): %s",
                 exc.orig or exc,
             )
+        except DBAPIError as exc:  # connections, a read-only standby, a damaged file...
+            log.error("database unavailable, will retry next tick: %s", exc.orig or exc)
         except NudgeError as exc:
             log.error("tick failed: %s", exc)
         return None
@@ -207,7 +208,7 @@ class Daemon:
         try:
             with self.engine.connect() as conn:
                 zones = customer_zones(conn, self.config.timezone)
-        except (OperationalError, DBAPIError) as exc:  # the next interval tick will do
+        except DBAPIError as exc:  # the next interval tick will do
             log.error("database unavailable, next tick at its interval: %s", exc.orig or exc)
             return False
         wake = next_wake(ruleset, self.config, zones, tick_us, to_us(job.next_run_time))
@@ -375,5 +376,5 @@ class Daemon:
         try:
             with self.engine.begin() as conn:
                 conn.execute(daemons.delete().where(daemons.c.id == self.id))
-        except (OperationalError, DBAPIError):
+        except DBAPIError:
             log.warning("could not unregister from the database")

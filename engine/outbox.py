@@ -44,7 +44,7 @@ from engine.channels import (
 )
 from engine.config import Config
 from engine.errors import ConfigError, NudgeError
-from engine.policies import quiet_until
+from engine.policies import SUBSCRIBED, UNSUBSCRIBED, quiet_until
 from engine.storage.chunks import chunks
 from engine.storage.tables import customers, events, outbox
 from engine.templates import TemplateError, Templates
@@ -55,9 +55,6 @@ log = logging.getLogger("nudge.outbox")
 RETRY_CAP_SECONDS = 3600.0
 STATUSES = ("pending", "sent", "failed", "dead", "cancelled")
 RETRYABLE = ("dead", "failed")
-# Events that withdraw or give back consent to marketing, taking effect at once.
-UNSUBSCRIBE_EVENTS = ("unsubscribe", "customer.unsubscribed")
-SUBSCRIBE_EVENTS = ("subscribe", "customer.subscribed")
 TEMPLATED_KINDS = ("message", "followup", "coupon")
 
 
@@ -182,8 +179,8 @@ def _claim(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[_Cl
 def _withdrawn_consent(conn: Connection, customer_ids: set[str], now_us: int) -> dict[str, str]:
     """For each customer in `customer_ids` who may not receive marketing now, the reason why.
 
-    Consent holds while `accepts_marketing` is true and no unsubscribe event at or before now is
-    later than every subscribe event at or before now.
+    Consent holds while `accepts_marketing` is true and the latest `customer.unsubscribed` or
+    `customer.subscribed` event at or before now, if any, is not an unsubscribe.
     """
     if not customer_ids:
         return {}
@@ -195,28 +192,24 @@ def _withdrawn_consent(conn: Connection, customer_ids: set[str], now_us: int) ->
         ).all()
     )
 
-    def latest(types: Sequence[str]) -> dict[str, int]:
-        query = (
-            select(events.c.customer_id, func.max(events.c.at_us))
-            .where(
-                events.c.customer_id.in_(customer_ids),
-                events.c.type.in_(types),
-                events.c.at_us <= now_us,
-            )
-            .group_by(events.c.customer_id)
-        )
-        return {str(cid): int(at) for cid, at in conn.execute(query)}
-
-    unsubscribed = latest(UNSUBSCRIBE_EVENTS)
-    subscribed = latest(SUBSCRIBE_EVENTS)
+    # The latest consent event of each, as a tick reads it (`policies.consent_sql`): by time,
+    # then by key, the one imported last.
+    latest: dict[str, tuple[int, int, str]] = {}
+    query = select(events.c.customer_id, events.c.at_us, events.c.pk, events.c.type).where(
+        events.c.customer_id.in_(customer_ids),
+        events.c.type.in_((SUBSCRIBED, UNSUBSCRIBED)),
+        events.c.at_us <= now_us,
+    )
+    for cid, at_us, pk, kind in conn.execute(query):
+        latest[cid] = max(latest.get(cid, (at_us, pk, kind)), (at_us, pk, kind))
     reasons: dict[str, str] = {}
     for cid in customer_ids:
         if cid not in accepts:
             reasons[cid] = f"customer {cid} no longer exists"
         elif not accepts[cid]:
             reasons[cid] = f"customer {cid} no longer accepts marketing"
-        elif cid in unsubscribed and (cid not in subscribed or unsubscribed[cid] > subscribed[cid]):
-            reasons[cid] = f"customer {cid} unsubscribed at {iso(unsubscribed[cid])}"
+        elif cid in latest and latest[cid][2] == UNSUBSCRIBED:
+            reasons[cid] = f"customer {cid} unsubscribed at {iso(latest[cid][0])}"
     return reasons
 
 

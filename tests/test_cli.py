@@ -98,6 +98,9 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     word = runner.invoke(cli, ["tasks", "claim", "abc", "--by", "me", "--db", "sqlite://"])
     assert word.exit_code == 2
     assert "'abc' is not an id: ids are whole numbers, as `nudge tasks` lists them" in word.output
+    long = runner.invoke(cli, ["tasks", "claim", "1", "--by", "m" * 201, "--db", "sqlite://"])
+    assert long.exit_code == 2
+    assert "a name of at most 200 characters; this one has 201" in long.output
     # A mistyped database: said so, and not made, by the commands that read the shop.
     typo = f"sqlite:///{tmp_path / 'typo.db'}"
     no_db = [

@@ -107,6 +107,14 @@ def test_keys_are_read_as_written_and_a_merge_may_give_a_key_again(tmp_path: Pat
     assert (places[1].line, places[1].column) == (7, 10)
 
 
+def test_a_channel_name_longer_than_the_ledger_holds_is_refused(tmp_path: Path) -> None:
+    name = "c" * 101
+    with pytest.raises(ConfigError) as bad:
+        load_config(write(tmp_path, f"channels:\n  {name}: {{type: file, path: o.jsonl}}\n"))
+    assert bad.value.span is not None and bad.value.span.line == 2
+    assert bad.value.message == "a channel's name holds at most 100 characters; this one has 101"
+
+
 def test_a_bad_database_url_is_refused_before_connecting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as bad:
         load_config(write(tmp_path, "timezone: UTC\ndatabase: mysql://shop@db/shop\n"))
