@@ -4,9 +4,11 @@ Valid by construction, so that every generated set parses and checks clean with 
 templates in `TEMPLATES`, the channels in `CHANNELS` and `country: CN`:
 - standard event names only; event properties only of the trigger's entity;
 - `unless` without `within` only on event triggers;
-- no cycle through tags or points: rule i tags only `t{i}` and reads only tags `t{j}`, j < i;
-  the rules before a cut may give points and never read them, the rules after it may read
-  points and never give them. Segments and `exclude` read no tags given by rules nor points.
+- no cycle through a condition: rule i tags only `t{i}` and reads only tags `t{j}`, j < i;
+  the rules before a cut may give points and never read them in a condition (their amounts
+  may: `0 - customer.points`, a cycle through amounts alone, which the engine takes in rounds),
+  the rules after it may read points and never give them. Segments and `exclude` read no tags
+  given by rules nor points.
 """
 
 from __future__ import annotations
@@ -183,7 +185,13 @@ def _actions(index: int, scope: Scope, gives_points: bool) -> st.SearchStrategy[
         pick(["tag", "untag"]).map(f'{{}} "t{index}"'.format),
     ]
     if gives_points:
-        amounts = ["10", "2.5", "customer.orders * 10"]
+        amounts = [
+            "10",
+            "2.5",
+            "customer.orders * 10",
+            "customer.points / 2 + 10",
+            "0 - customer.points",
+        ]
         if scope.entity == "order":
             amounts += ["order.total", "order.total * 2", "0 - order.total"]
         options.append(pick(amounts).map("points {}".format))
