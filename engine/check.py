@@ -700,15 +700,11 @@ class _Checker:
         actions. A cycle through the amounts of `points` alone is evaluated in the order of
         due times (`dependencies`), no error."""
         conditions = dependencies.edges(rules, self.segments)
-        tests = set(conditions)
         links = conditions + dependencies.amount_edges(rules)
-        for component in dependencies.cycles([r.position for r in rules], links):
+        for component in dependencies.condition_cycles(rules, self.segments):
             members = set(component)
             inside = [e for e in links if e.reader in members and e.writer in members]
-            testing = sorted({e.reader for e in inside if e in tests})
-            if not testing:
-                continue
-            first = rules[testing[0]]
+            first = rules[min(e.reader for e in conditions if e.reader in members)]
             reasons = "; ".join(_reason(rules, e) for e in inside)
             if len(component) == 1:
                 message = f'rule "{first.name}" tests what its own actions change'

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from engine.config import Config
 from engine.demo import generate_shop
@@ -36,8 +37,9 @@ def _refuse_a_real_shop(engine: Engine, url: str) -> None:
             sa.select(sa.func.count()).select_from(customers).where(mark != DEMO_VALUE)
         ).scalar_one()
     if real:
+        shown = make_url(url).render_as_string(hide_password=True)
         raise DatabaseError(
-            f"the database {url!r} holds {real} customer{'s' if real != 1 else ''} that this"
+            f"the database {shown!r} holds {real} customer{'s' if real != 1 else ''} that this"
             " version of the demo did not make, and the demo would write its synthetic shop"
             " over them: give it a database of its own, such as `nudge demo --db"
             " sqlite:///demo.db` (or, if only an earlier version of the demo wrote this one,"

@@ -133,6 +133,41 @@ def amount_edges(rules: Sequence[ast.CheckedRule]) -> list[Edge]:
     ]
 
 
+def condition_cycles(
+    rules: Sequence[ast.CheckedRule], segments: Mapping[str, ast.Segment]
+) -> list[list[int]]:
+    """The rules (positions) of each cycle through a condition: a condition that depends on
+    its own rule's acting (LANGUAGE.md 3.6), directly, through other rules' conditions, or
+    through the points their amounts give.
+
+    Worked out on two nodes per rule, whether it acts (`2 × position`) and the points it gives
+    (`2 × position + 1`): an amount carries only points, so a rule whose condition reads a tag
+    of a rule whose amount reads its points depends on that tag's rule acting, not on itself."""
+    written = writers(rules)
+    givers = [position for position, wrote in written if wrote.points]
+    links: list[Edge] = []
+    for rule in rules:
+        acts, gives = 2 * rule.position, 2 * rule.position + 1
+        read = reads(rule.rule.condition, segments)
+        for writer, wrote in written:
+            tags = wrote.tags if ALL_TAGS in read.tags else read.tags & wrote.tags
+            if tags:
+                links.append(Edge(acts, 2 * writer, min(tags)))
+            if read.points and wrote.points:
+                links += [Edge(acts, 2 * writer, "points"), Edge(acts, 2 * writer + 1, "points")]
+        if rule.position in givers:
+            links.append(Edge(gives, acts, "acting"))
+        if amount_reads(rule.rule).points:
+            for writer in givers:
+                links += [Edge(gives, 2 * writer, "points"), Edge(gives, 2 * writer + 1, "points")]
+    nodes = [node for rule in rules for node in (2 * rule.position, 2 * rule.position + 1)]
+    return [
+        sorted({node // 2 for node in component})
+        for component in cycles(nodes, links)
+        if any(node % 2 == 0 for node in component)
+    ]
+
+
 def writers(rules: Sequence[ast.CheckedRule]) -> list[tuple[int, Effects]]:
     """What each rule writes, by position."""
     return [(rule.position, writes(rule.rule)) for rule in rules]

@@ -318,9 +318,11 @@ def _rank(conn: Connection, indexes: list[int], people: _People) -> int:
     then rule, then occurrence key (`scratch.ranks`); the most any customer has."""
     cand = scratch.candidates
     conn.execute(scratch.ranks.delete())
+    key: sa.ColumnElement[str] = cand.c.occurrence_key
+    if conn.dialect.name == "postgresql":  # Python's order (`_apply_once`), whatever the
+        key = sa.collate(key, "C")  # database's collation: that of the code points
     rank = sa.func.row_number().over(
-        partition_by=cand.c.customer_id,
-        order_by=(cand.c.due_us, cand.c.rule_index, cand.c.occurrence_key),
+        partition_by=cand.c.customer_id, order_by=(cand.c.due_us, cand.c.rule_index, key)
     )
     ranked = sa.select(cand.c.id, rank).where(
         cand.c.rule_index.in_(indexes), *people.clauses(cand.c.customer_id)

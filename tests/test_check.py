@@ -269,6 +269,20 @@ rule "earn" when order.paid then points order.total
     assert cycle.message == 'rules "bonus", "expire", "gold" test what each other\'s actions change'
 
 
+def test_a_condition_reading_a_tag_of_a_rule_whose_amount_reads_points_is_no_cycle(tmp_path):
+    """`earn`'s condition reads the tag `expire` gives, and `expire`'s amount the points `earn`
+    gives: `earn` depends on `expire` acting, which does not depend on `earn` (an amount
+    carries only points). Evaluated together, in the order of due times."""
+    text = """
+rule "expire" when every month on 1 then tag "expired" and points 0 - customer.points
+rule "earn" when order.paid if "expired" not in customer.tags then points 10
+"""
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    assert check_rule_set(rules, config)[1] == []
+    strata = evaluation_strata(load_rule_set(rules, config))
+    assert [[r.name for r in layer] for layer in strata] == [["expire", "earn"]]
+
+
 def test_names_longer_than_the_ledger_holds_are_errors(tmp_path):
     """PostgreSQL refuses a longer value: the daemon's every tick failed on it."""
     text = (

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from conftest import PG_ADMIN_URL
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 
 from engine import ast
 from engine.config import Config
@@ -1295,3 +1298,40 @@ def test_rules_with_the_same_instants_share_their_candidates_and_keep_their_own_
     outcomes = Counter((s.rule, s.outcome) for s in stories)
     assert outcomes[("big once", "acted")] == 1 and outcomes[("big once", "skipped")] == 2
     assert outcomes[("every order", "acted")] == 3 and outcomes[("own two", "acted")] == 3
+
+
+@pytest.fixture
+def icu_database() -> Iterator[str]:
+    """A PostgreSQL database whose text sorts as people read it (ICU, en-US): `a1` before
+    `B1`, where Python and SQLite sort by code point."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"nudge_test_icu_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE DATABASE \"{name}\" LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+                " TEMPLATE template0"
+            )
+        )
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_rounds_take_one_instant_s_occurrences_in_code_point_order_whatever_the_collation(
+    icu_database: str, tmp_path: Path
+) -> None:
+    """Two orders paid at one instant, keys `a1` (total 1) and `B1` (total 2), under `once
+    every 1d` with an amount read in rounds: the first by occurrence key acts, as `once` takes
+    them without rounds, in Python's order of keys (`B1`)."""
+    rule = "when order.paid\n  once every 1d\n  then points order.total - customer.points\n"
+    paid = [
+        {"customer": "k", "type": "order.paid", "at": "2026-06-02T00:00:00Z", "id": key, "total": t}
+        for key, t in (("a1", 1), ("B1", 2))
+    ]
+    records = run(icu_database, tmp_path, rule, [{"id": "k"}], paid)
+    assert [r["amount"] for r in records] == [2]
