@@ -476,7 +476,7 @@ def _passing(
 ) -> list[Occurrence]:
     """The rule's occurrences that pass `if` and `unless` (and whose trigger value stands),
     with their points and their policy flags, in one query; with `rank`, only each customer's
-    occurrence of that rank in order of due time (`_rounds`)."""
+    occurrence of that rank in order of due time (`_in_rounds`)."""
     params: dict[str, Any] = people.batch_params
     if rank is not None:
         params = params | {"rank": rank}

@@ -25,7 +25,6 @@ import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,20 +82,19 @@ def write(
     start_us: int,
     end_us: int,
     who: Customers,
-    shared: Mapping[int, int] = MappingProxyType({}),
-    recorded_until_us: int | None = None,
+    shared: Mapping[int, int],
+    recorded_until_us: int,
 ) -> Gates:
     """Write the customers `who` covers who had an event of a gating type before `end_us`, and
     those who may hold a gating tag in `[start_us, end_us)`, to `scratch.gated`.
     `occurrences` is the number of marketing occurrences due: a type or a tag gates only when
     it has fewer events or holders than that (for an `exclude if` needing several, the one
     with the fewest). `shared`: rules whose candidates are an earlier rule's
-    (`triggers.shared_fills`). Tags recorded before `recorded_until_us` (by default the
-    window's start; its end for a window of late events, whose conditions read the ledger's
-    effects in it) count."""
+    (`triggers.shared_fills`). Tags recorded before `recorded_until_us` count: the window's
+    start, or its end for a window of late events, whose conditions read the ledger's effects
+    in it."""
     if not occurrences:
         return Gates()
-    recorded_until = start_us if recorded_until_us is None else recorded_until_us
     counted: dict[_Need, int] = {}
     givers = {
         tag: sorted({shared.get(position, position) for position in positions})
@@ -114,7 +112,7 @@ def write(
                 query = sa.select(sa.func.count()).select_from(some)
             else:
                 (tag,) = names
-                holders = _holders(tag, recorded_until, who, givers.get(tag, ()))
+                holders = _holders(tag, recorded_until_us, who, givers.get(tag, ()))
                 counts = [
                     sa.select(sa.func.count())
                     .select_from(h.limit(occurrences + 1).subquery())
@@ -143,7 +141,7 @@ def write(
         )
         conn.execute(gated.insert().from_select(columns, found.distinct()))
     for tag in sorted(held):
-        holders = sa.union(*_holders(tag, recorded_until, who, givers.get(tag, ()))).subquery()
+        holders = sa.union(*_holders(tag, recorded_until_us, who, givers.get(tag, ()))).subquery()
         found = sa.select(
             holders.c.customer_id, sa.literal("tag", sa.String), sa.literal(tag, sa.String)
         )

@@ -130,8 +130,9 @@ def tick(
 
 class _Window(NamedTuple):
     """What a tick evaluates and records at once: occurrences due in `[start_us, end_us)`, those
-    before `missed_before_us` (more than `grace` ago) as missed, the cap deciding the actions
-    sent before `decide_before_us`, in batches of customers when `batched`."""
+    before `missed_before_us` (more than `grace` and a tick interval ago) as missed, the cap
+    deciding the actions sent before `decide_before_us`, in batches of customers when
+    `batched`."""
 
     start_us: int
     end_us: int
