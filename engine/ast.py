@@ -114,9 +114,14 @@ class ListValue:
     span: Span = field(compare=False)
 
 
+# `event.NAME` reads a property of the rule's triggering event, whatever its entity: the way to
+# read one of a `customer.*` event, as `customer.NAME` is the customer's own.
+EVENT = "event"
+
+
 @dataclass(frozen=True)
 class Ref:
-    """`customer.total_spent`, `order.total`: entity and field, as written."""
+    """`customer.total_spent`, `order.total`, `event.total`: entity and field, as written."""
 
     entity: str
     name: str

@@ -258,8 +258,10 @@ def _ref(ref: ast.Ref, scope: Scope) -> Type:
             "no event to read this from",
             "use `customer.…` values, or `count(...)`/`sum(...)` over the customer's events",
         )
-    elif ref.entity != scope.event_entity:
-        help = f"values of this rule's event are written `{scope.event_entity}.NAME`"
+    elif ref.entity not in (scope.event_entity, ast.EVENT):
+        help = (
+            f"values of this rule's event are written `{scope.event_entity}.NAME` or `event.NAME`"
+        )
         if nearest(ref.entity, [scope.event_entity, "customer"]) == "customer":
             help = f"did you mean `customer.{ref.name}`?"
         _error(

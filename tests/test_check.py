@@ -192,6 +192,16 @@ def test_event_properties_belong_to_the_trigger(tmp_path):
     assert codes(tmp_path, 'when every day if customer.anything == "x" then tag "x"') == []
 
 
+def test_event_names_the_triggering_events_values_whatever_its_entity(tmp_path):
+    assert codes(tmp_path, 'when review.posted if event.rating < 3 then tag "x"') == []
+    assert codes(tmp_path, "when customer.referred then points event.bonus * 2") == []
+    assert codes(tmp_path, 'when every day if event.rating < 3 then tag "x"') == ["E211"]
+    assert codes(tmp_path, "exclude if event.rating < 3") == ["E211"]
+    rules, config = rule_set(tmp_path, {"a.rules": 'when review.posted if order.x then tag "x"'})
+    _, diagnostics = check_rule_set(rules, config)
+    assert "`review.NAME` or `event.NAME`" in (diagnostics[0].help or "")
+
+
 def test_holidays_in_english_and_the_countrys_language(tmp_path):
     for name in ("中秋节", "Mid-Autumn Festival", "Spring Festival", "春节"):
         assert codes(tmp_path, f'when holiday "{name}" - 1d then tag "x"') == []

@@ -366,6 +366,27 @@ def test_points_of_an_unset_amount_are_zero(db_url: str, tmp_path: Path) -> None
     assert [r["amount"] for r in records] == [0, 19.9]
 
 
+def test_event_reads_the_triggering_events_properties_even_of_a_customer_event(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`customer.source` is the customer's attribute; the `customer.referred` event's own
+    `source` is `event.source`."""
+    referred = {"type": "customer.referred", "at": "2026-06-02T10:00:00Z"}
+    records = run(
+        db_url,
+        tmp_path,
+        'when customer.referred\n  if event.source == "wechat" and customer.source == "shop"\n'
+        "  then points event.bonus * 2",
+        [{"id": "c1", "source": "shop"}, {"id": "c2", "source": "shop"}, {"id": "c3"}],
+        [
+            {**referred, "customer": "c1", "source": "wechat", "bonus": 7},
+            {**referred, "customer": "c2", "source": "qr", "bonus": 5},
+            {**referred, "customer": "c3", "source": "wechat", "bonus": 6},
+        ],
+    )
+    assert [(r["customer"], r["amount"]) for r in records] == [("c1", 14)]
+
+
 def test_a_list_attribute_holds_its_items_and_text_holds_its_substrings(
     db_url: str, tmp_path: Path
 ) -> None:

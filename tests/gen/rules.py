@@ -2,7 +2,7 @@
 
 Valid by construction, so that every generated set parses and checks clean with the
 templates in `TEMPLATES`, the channels in `CHANNELS` and `country: CN`:
-- standard event names only; event properties only of the trigger's entity;
+- standard event names only; event properties only of the trigger's entity (or `event.X`);
 - `unless` without `within` only on event triggers;
 - no cycle through a condition: rule i tags only `t{i}` and reads only tags `t{j}`, j < i;
   the rules before a cut may give points and never read them in a condition (their amounts
@@ -113,6 +113,7 @@ def _atoms(scope: Scope) -> st.SearchStrategy[str]:
             pick(["shoes", "beauty"]).map('order.category == "{}"'.format),
             st.just("order.total is set"),
             numbers.map("order.total / 2 <= {}".format),
+            numbers.map("event.total >= {}".format),
         ]
     elif scope.entity == "review":
         options.append(st.integers(1, 5).map("review.rating <= {}".format))
@@ -193,7 +194,7 @@ def _actions(index: int, scope: Scope, gives_points: bool) -> st.SearchStrategy[
             "0 - customer.points",
         ]
         if scope.entity == "order":
-            amounts += ["order.total", "order.total * 2", "0 - order.total"]
+            amounts += ["order.total", "order.total * 2", "0 - order.total", "event.total"]
         options.append(pick(amounts).map("points {}".format))
     return st.one_of(options)
 

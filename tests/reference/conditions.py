@@ -211,7 +211,7 @@ STORED_FIELDS = ("id", "name", "email", "phone", "birthday", "timezone", "accept
 def _ref(ref: ast.Ref, ctx: Context) -> Any:
     if ref.entity != "customer":
         event = ctx.event
-        if event is None or event.entity != ref.entity:
+        if event is None or ref.entity not in (event.entity, ast.EVENT):
             return None
         return event.properties.get(ref.name)
     metric = _METRICS.get(ref.name)
