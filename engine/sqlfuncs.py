@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Boolean, Double, Text
+from sqlalchemy import Boolean, Double, Text, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -23,6 +23,43 @@ from sqlalchemy.sql.visitors import InternalTraversal
 # locale, Unicode's spaces such as the ideographic one.)
 _NUMBER_RE = r"^[ \t\n\r]*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?[ \t\n\r]*$"
 _NUMBER_LENGTH = 45
+
+
+# Arithmetic and sums whose result would be beyond this are not set (`sqlgen.Compiler._arith`,
+# `bounded_sum`): below the double's limit, 1.8e308, with room for the rounding of the tests.
+LARGEST = 1e308
+# PostgreSQL sums the values scaled by this power of two (exactly: only the exponent moves), so
+# that the sum cannot overflow, which would fail the query, before it is tested.
+_SUM_SCALE = 2**-16
+
+
+class _BoundedSum(FunctionElement[Any]):
+    type = Double()
+    inherit_cache = True
+
+
+def bounded_sum(value: ColumnElement[Any], largest: float = LARGEST) -> ColumnElement[Any]:
+    """The sum of `value` over the rows: 0 over none, not set where beyond `largest`, never an
+    error (SQLite's `sum` of integers fails on overflow; its `total` adds doubles). Each
+    database computes the aggregate written twice once."""
+    return _BoundedSum(value, literal(largest, Double()))
+
+
+@compiles(_BoundedSum, "sqlite")
+def _bounded_sum_sqlite(element: _BoundedSum, compiler: SQLCompiler, **kw: Any) -> str:
+    value, largest = (compiler.process(c, **kw) for c in element.clauses)
+    total = f"total({value})"
+    return f"(CASE WHEN abs({total}) <= {largest} THEN {total} END)"
+
+
+@compiles(_BoundedSum, "postgresql")
+def _bounded_sum_pg(element: _BoundedSum, compiler: SQLCompiler, **kw: Any) -> str:
+    value, largest = (compiler.process(c, **kw) for c in element.clauses)
+    total = f"coalesce(sum(({value}) * {_SUM_SCALE!r}::float8), 0)"
+    return (
+        f"(CASE WHEN abs({total}) <= {largest} * {_SUM_SCALE!r}::float8"
+        f" THEN {total} * {1 / _SUM_SCALE!r}::float8 END)"
+    )
 
 
 # The member is written into the SQL, so it is part of the statement's cache key: without it,

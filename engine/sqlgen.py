@@ -26,7 +26,16 @@ from sqlalchemy.sql.selectable import FromClause
 from engine import ast
 from engine.config import Rfm
 from engine.scratch import Effects
-from engine.sqlfuncs import json_bool, json_contains, json_num, json_set, json_text, strpos
+from engine.sqlfuncs import (
+    LARGEST,
+    bounded_sum,
+    json_bool,
+    json_contains,
+    json_num,
+    json_set,
+    json_text,
+    strpos,
+)
 from engine.storage.tables import customer_tags, events
 from engine.timeutil import DAY_US, US, local_wall, zone
 
@@ -314,13 +323,24 @@ class Compiler:
         return sa.func.coalesce(self.c.timezone, self.scope.shop_tz)
 
     def _arith(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[Any]:
+        """Not set where the result would be beyond LARGEST (tested on the operands, as
+        PostgreSQL fails a query whose arithmetic overflows, where SQLite gives infinity)."""
         if self.kind(left) == "instant" or self.kind(right) == "instant":
             lhs, rhs = self.value(left, "instant"), self.value(right, "duration")
             return lhs + rhs if op == "+" else lhs - rhs
         lhs, rhs = self.value(left, "number"), self.value(right, "number")
-        if op == "/":
-            return sa.cast(lhs, sa.Double) / sa.func.nullif(rhs, 0)
-        return ARITHMETIC[op](lhs, rhs)
+        size, by = sa.func.abs(lhs), sa.func.abs(rhs)
+        match op:
+            case "/":
+                fits = sa.or_(by >= 1, size <= LARGEST * by)
+                result = sa.cast(lhs, sa.Double) / sa.func.nullif(rhs, 0)
+            case "*":
+                fits = sa.or_(size <= 1, by <= LARGEST / size)
+                result = lhs * rhs
+            case _:
+                fits = sa.or_(size <= LARGEST / 2, by <= LARGEST / 2)
+                result = ARITHMETIC[op](lhs, rhs)
+        return sa.case((fits, result))
 
     def ref(self, ref: ast.Ref, want: Kind = "any") -> ColumnElement[Any]:
         if ref.entity == "customer":
@@ -389,7 +409,7 @@ class Compiler:
         self, event_type: str, prop: str, within: ast.Duration | None = None
     ) -> ColumnElement[Any]:
         e, conds = self._events(event_type, _microseconds(within))
-        summed = sa.func.coalesce(sa.func.sum(json_num(e.c.properties, prop)), 0.0)
+        summed = bounded_sum(json_num(e.c.properties, prop))
         return sa.select(summed).where(*conds).scalar_subquery()
 
     def order_time(self, func: Literal["min", "max"]) -> ColumnElement[Any]:
@@ -424,8 +444,10 @@ class Compiler:
                     sa.cast(self.count(RETURN), sa.Double) / sa.func.nullif(orders, 0), 0.0
                 )
             case "points":
+                sources = self.scope.effects.sources()
                 given = [
-                    sa.select(sa.func.coalesce(sa.func.sum(fx.c.amount), 0.0))
+                    # each a part of LARGEST, so that their sum is within it
+                    sa.select(bounded_sum(fx.c.amount, LARGEST / len(sources)))
                     .where(
                         fx.c.customer_id == self.c.id,
                         fx.c.kind == "points",
@@ -433,7 +455,7 @@ class Compiler:
                         *keep,
                     )
                     .scalar_subquery()
-                    for fx, keep in self.scope.effects.sources()
+                    for fx, keep in sources
                 ]
                 return functools.reduce(operator.add, given)
             case "rfm":
@@ -458,7 +480,7 @@ class Compiler:
                 *((value >= cut, 5 - i) for i, cut in enumerate(reversed(ladder))), else_=1
             )
 
-        spent = sa.func.coalesce(sa.func.sum(json_num(e.c.properties, "total")), 0.0)
+        spent = bounded_sum(json_num(e.c.properties, "total"))
         parts = [recency, score(sa.func.count(), cuts.frequency), score(spent, cuts.monetary)]
         text = [sa.cast(p, sa.Text) for p in parts]
         scores = text[0].concat(text[1]).concat(text[2])

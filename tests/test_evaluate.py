@@ -387,6 +387,64 @@ def test_event_reads_the_triggering_events_properties_even_of_a_customer_event(
     assert [(r["customer"], r["amount"]) for r in records] == [("c1", 14)]
 
 
+def test_arithmetic_and_sums_beyond_a_doubles_range_are_not_set(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Not an infinity in the output (SQLite), nor a query that fails for everyone
+    (PostgreSQL)."""
+    paid = {"type": "order.paid", "at": "2026-06-02T10:00:00Z"}
+    rules = {
+        "times": "order.total * 100000000000000 is not set",
+        "plus": "order.total + order.total is not set",
+        "over": "order.total / 0.5 is not set",
+        "under": "order.total / 2 > 1",
+        "spent": "customer.total_spent is not set and customer.average_order is not set",
+        "summed": "sum(order.paid.total) is not set",
+        "rfm": 'customer.rfm == "521"',  # monetary 1, as without orders
+        # SQLite's `sum` of integers fails where it overflows 64 bits
+        "integers": "customer.total_spent / 1000000 >= 18000000000000",
+    }
+    records = run(
+        db_url,
+        tmp_path,
+        rules_on("order.paid", rules)
+        + rules_on("review.posted", {"balance": "customer.points is not set"})
+        + 'rule "amount" when order.paid then points order.total * 100000000000000\n'
+        + 'rule "give" when order.paid then points order.total\n',
+        [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}],
+        [
+            {**paid, "customer": "c1", "total": 1e308, "id": "o1"},
+            {**paid, "customer": "c1", "total": 1.5e308, "id": "o2"},
+            {**paid, "customer": "c2", "total": 1e300, "id": "o3"},
+            {**paid, "customer": "c3", "total": 9_000_000_000_000_000_000, "id": "o4"},
+            {**paid, "customer": "c3", "total": 9_000_000_000_000_000_000, "id": "o5"},
+            *(
+                {"type": "review.posted", "at": "2026-06-03T10:00:00Z", "customer": c}
+                for c in ("c1", "c2", "c3")
+            ),
+        ],
+    )
+    amounts = [(r["customer"], r["amount"]) for r in records if r["rule"] == "amount"]
+    assert amounts[:3] == [
+        ("c1", 0),
+        ("c1", 0),
+        ("c2", 0),
+    ]
+    assert [c for c, amount in amounts[3:] if amount > 8.9e32] == ["c3", "c3"]
+    acted = by_rule([r for r in records if r["rule"] not in ("amount", "give")])
+    assert acted == {
+        "times": ["c1", "c1", "c2"],
+        "plus": ["c1", "c1"],
+        "over": ["c1", "c1"],
+        "under": ["c1", "c1", "c2", "c3", "c3"],
+        "spent": ["c1", "c1"],
+        "summed": ["c1", "c1"],
+        "rfm": ["c1", "c1"],
+        "balance": ["c1"],
+        "integers": ["c2", "c3", "c3"],
+    }
+
+
 def test_a_list_attribute_holds_its_items_and_text_holds_its_substrings(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -191,16 +191,26 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
+# Arithmetic and sums beyond this are not set (docs/semantics.md, "Large numbers").
+LARGEST = 1e308
+
+
 def _arith(op: str, left: Any, right: Any) -> Any:
     if not (_is_number(left) and _is_number(right)):
         return None
-    if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
+    size, by = abs(left), abs(right)
+    if op == "/":
+        return left / right if right != 0 and (by >= 1 or size <= LARGEST * by) else None
     if op == "*":
-        return left * right
-    return None if right == 0 else left / right
+        return left * right if size <= 1 or by <= LARGEST / size else None
+    if size > LARGEST / 2 and by > LARGEST / 2:
+        return None
+    return left + right if op == "+" else left - right
+
+
+def bounded(total: float) -> float | None:
+    """A sum, not set where beyond LARGEST."""
+    return None if abs(total) > LARGEST else total
 
 
 # --- customer values and metrics ------------------------------------------------------------
@@ -234,13 +244,13 @@ def _orders(ctx: Context) -> list[Event]:
     return [e for e in ctx.seen if e.type == "order.paid"]
 
 
-def _total_spent(ctx: Context) -> float:
-    return sum(_number(e.properties.get("total")) for e in _orders(ctx))
+def _total_spent(ctx: Context) -> float | None:
+    return bounded(sum(_number(e.properties.get("total")) for e in _orders(ctx)))
 
 
 def _average_order(ctx: Context) -> float | None:
-    orders = len(_orders(ctx))
-    return _total_spent(ctx) / orders if orders else None
+    orders, spent = len(_orders(ctx)), _total_spent(ctx)
+    return spent / orders if orders and spent is not None else None
 
 
 def _first_order(ctx: Context) -> Instant | None:
@@ -273,7 +283,8 @@ def _rfm(ctx: Context) -> str:
     days = _days_since_last_order(ctx)
     recency = 1 if days is None else 5 - sum(1 for cut in ctx.rfm.recency_days if days > cut)
     frequency = 1 + sum(1 for cut in ctx.rfm.frequency if len(_orders(ctx)) >= cut)
-    monetary = 1 + sum(1 for cut in ctx.rfm.monetary if _total_spent(ctx) >= cut)
+    spent = _total_spent(ctx)
+    monetary = 1 + sum(1 for cut in ctx.rfm.monetary if spent is not None and spent >= cut)
     return f"{recency}{frequency}{monetary}"
 
 
@@ -286,19 +297,19 @@ _METRICS: dict[str, Callable[[Context], Any]] = {
     "days_since_last_order": _days_since_last_order,
     "returns": _returns,
     "return_rate": _return_rate,
-    "points": lambda ctx: ctx.points,
+    "points": lambda ctx: bounded(ctx.points),
     "tags": lambda ctx: ctx.tags,
     "rfm": _rfm,
 }
 
 
-def _aggregate(agg: ast.Aggregate, ctx: Context) -> float:
+def _aggregate(agg: ast.Aggregate, ctx: Context) -> float | None:
     """count/sum over the customer's events up to the due time; `within D`: (due − D, due]."""
     after = None if agg.within is None else ctx.due_us - agg.within.seconds * US
     chosen = [e for e in ctx.seen if e.type == agg.event and (after is None or e.at_us > after)]
     if agg.func == "count":
         return len(chosen)
-    return sum(_number(e.properties.get(agg.prop or "")) for e in chosen)
+    return bounded(sum(_number(e.properties.get(agg.prop or "")) for e in chosen))
 
 
 def without_event(ctx: Context) -> Context:
