@@ -34,8 +34,8 @@ from sqlalchemy import Connection
 
 from engine import ast, dependencies, gates, scratch, triggers
 from engine.config import Config
-from engine.policies import apply_limits, quiet_until
-from engine.records import AT, CUSTOMER, STATUS, ActionRecord, Row
+from engine.policies import apply_limits, cap_horizon, quiet_until
+from engine.records import AT, CUSTOMER, DUE, STATUS, ActionRecord, Row
 from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
 from engine.storage.bulk import insert_rows
 from engine.storage.chunks import among, chunks
@@ -185,20 +185,18 @@ def evaluate(
     config: Config,
     start_us: int,
     end_us: int,
-    decide_before_us: int | None = None,
     who: triggers.Customers = triggers.EVERYONE,
-    with_actions: bool = True,
     hopeless: bool = False,
 ) -> Evaluation:
     """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
-    ledger as they stand in `conn`. Writes only to this connection's scratch tables.
+    ledger as they stand in `conn`, as a simulation sees it (`limit` decided with what is sent
+    after `end_us`: `policies.cap_horizon`). Writes only to this connection's scratch tables.
 
     `who` limits the evaluation to some customers: nothing in the language crosses from one
     customer to another, so theirs come out exactly as in a full evaluation."""
-    due = find_due(conn, ruleset, config, start_us, end_us, who, hopeless)
-    return evaluate_due(
-        conn, ruleset, config, due, triggers.EVERYONE, decide_before_us, with_actions
-    )
+    horizon = cap_horizon(ruleset, end_us)
+    due = find_due(conn, ruleset, config, start_us, horizon, who, hopeless)
+    return evaluate_due(conn, ruleset, config, due, listed_before_us=end_us)
 
 
 def _needs(rule: ast.CheckedRule, ruleset: ast.RuleSet) -> frozenset[str]:
@@ -214,9 +212,12 @@ def evaluate_due(
     batch: triggers.Customers = triggers.EVERYONE,
     decide_before_us: int | None = None,
     with_actions: bool = True,
+    listed_before_us: int | None = None,
 ) -> Evaluation:
     """`evaluate` for the occurrences of `due` whose customers `batch` covers (a large shop is
-    taken in batches of customers to keep memory flat; see `triggers.customer_batches`)."""
+    taken in batches of customers to keep memory flat; see `triggers.customer_batches`).
+    With `listed_before_us`, the occurrences due from then on are evaluated for the cap only,
+    and left out of the result."""
     scratch.clear_effects(conn)
     people = _People(due.who, batch)
     if due.late:
@@ -242,6 +243,9 @@ def evaluate_due(
     rows, decided = _actions(
         conn, ruleset, config, acted, due.start_us, decide_before_us, people, due.late
     )
+    if listed_before_us is not None:
+        acted = [o for o in acted if o.due_us < listed_before_us]
+        rows = [row for row in rows if row[DUE] < listed_before_us]
     return Evaluation(acted, rows, decided)
 
 

@@ -84,7 +84,9 @@ def explain(
                 if rule_name is None or rule.name == rule_name:
                     index = shared.get(rule.position, rule.position)
                     stories.extend(
-                        _stories(conn, ruleset, config, rule, index, start_us, acted, by_key)
+                        _stories(
+                            conn, ruleset, config, rule, index, start_us, end_us, acted, by_key
+                        )
                     )
                     stories.extend(_late(conn, rule, customer_id, config.timezone))
         finally:
@@ -135,6 +137,7 @@ def _stories(
     rule: ast.CheckedRule,
     index: int,  # the `rule_index` of its candidates
     start_us: int,
+    end_us: int,  # the candidates due from then on were evaluated for the cap only
     acted: set[tuple[int, int]],
     by_key: dict[tuple[str, str], list[ActionRecord]],
 ) -> list[Story]:
@@ -162,7 +165,11 @@ def _stories(
         columns.append(unless_sql(unless).label("cancelled"))
     excludes = ruleset.excludes
     columns.extend(compiler.test(e.condition).label(f"exclude_{i}") for i, e in enumerate(excludes))
-    query = sa.select(*columns).select_from(source).where(cand.c.rule_index == index)
+    query = (
+        sa.select(*columns)
+        .select_from(source)
+        .where(cand.c.rule_index == index, cand.c.due_us < end_us)
+    )
     stories = []
     for row in conn.execute(query).mappings():
         story = Story(

@@ -67,6 +67,18 @@ def quiet_until(due_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> in
     return _moved_out_of_quiet_hours(due_us, tz, windows)
 
 
+def cap_horizon(ruleset: ast.RuleSet, end_us: int) -> int:
+    """How far past `end_us` occurrences are due whose actions may be sent, after quiet hours,
+    before or with the last of those due before it: a simulation or an explanation of
+    `[start, end_us)` evaluates them too, so that `limit` decides its own as the daemon does,
+    and lists only its own. Each window at most delays an action by its length, windows may
+    chain, and a change of the clocks adds at most an hour (three allowed)."""
+    if not ruleset.limits or not ruleset.quiet_hours:
+        return end_us
+    delay = sum((_clock_us(w.end) - _clock_us(w.start)) % DAY_US for w in ruleset.quiet_hours)
+    return end_us + delay + 3 * 3600 * US
+
+
 def _in_quiet_hours(at_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> bool:
     """Whether `at_us` falls in a quiet window, from the zone's offset alone (cached per quarter
     of an hour: most actions are sent when they are due, and this is all they cost)."""

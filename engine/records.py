@@ -15,6 +15,7 @@ from engine.timeutil import iso
 Row = tuple[Any, ...]
 AT = 0  # send time
 CUSTOMER = 2
+DUE = 4
 STATUS = 8  # then the reason
 
 

@@ -32,6 +32,7 @@ from engine.collector import fewer_collections
 from engine.config import Config
 from engine.errors import NudgeError
 from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
+from engine.policies import cap_horizon
 from engine.processes import worker_context
 from engine.records import ActionRecord, Row
 from engine.storage.db import create
@@ -76,14 +77,15 @@ def stream(
     per CPU, at most `MAX_WORKERS`), each taking a contiguous run of at least
     `BATCHES_PER_WORKER` batches."""
     tally = tally or Tally()
+    horizon = cap_horizon(ruleset, end_us)
     with engine.connect() as conn:
         batches = customer_batches(conn, batch)
     if len(batches) == 1:
         with engine.connect() as conn:
             try:
                 with fewer_collections():
-                    due = find_due(conn, ruleset, config, start_us, end_us)
-                    result = evaluate_due(conn, ruleset, config, due)
+                    due = find_due(conn, ruleset, config, start_us, horizon)
+                    result = evaluate_due(conn, ruleset, config, due, listed_before_us=end_us)
                 tally.occurrences += len(result.occurrences)
                 yield from map(ActionRecord.from_row, result.rows)
             finally:
@@ -187,6 +189,7 @@ def _spill_part(
     order and `chunk` at a time, to a file of `folder`: the files' names and the occurrences
     that acted."""
     engine = create(database) if isinstance(database, str) else database
+    horizon = cap_horizon(ruleset, end_us)
     paths: list[str] = []
     occurrences = 0
     try:
@@ -196,8 +199,10 @@ def _spill_part(
                     if i % GROUP_BATCHES == 0:
                         group = run[i : i + GROUP_BATCHES]
                         who = Customers(low=group[0].low, high=group[-1].high)
-                        due = find_due(conn, ruleset, config, start_us, end_us, who)
-                    result = evaluate_due(conn, ruleset, config, due, customers)
+                        due = find_due(conn, ruleset, config, start_us, horizon, who)
+                    result = evaluate_due(
+                        conn, ruleset, config, due, customers, listed_before_us=end_us
+                    )
                     occurrences += len(result.occurrences)
                     paths.append(f"{folder}/{number}-{i}.pickle")
                     with open(paths[-1], "wb") as spill:
@@ -277,9 +282,9 @@ def simulate(
     parts: list[list[Row]] = []
     with fewer_collections(), engine.connect() as conn:
         try:
-            due = find_due(conn, ruleset, config, start_us, end_us)
+            due = find_due(conn, ruleset, config, start_us, cap_horizon(ruleset, end_us))
             for who in customer_batches(conn, batch):
-                result = evaluate_due(conn, ruleset, config, due, who)
+                result = evaluate_due(conn, ruleset, config, due, who, listed_before_us=end_us)
                 occurrences.extend(result.occurrences)
                 parts.append(result.rows)
         finally:

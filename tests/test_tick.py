@@ -19,6 +19,7 @@ from cli import main
 from engine import ast, ledger
 from engine.config import Config
 from engine.evaluate import Evaluation, evaluate_due, find_due
+from engine.explain import explain
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
@@ -1001,6 +1002,51 @@ def test_the_cap_decides_a_recorded_waiting_action_together_with_the_new_ones(
     run_ticks(engine, ruleset, config, [morning + HOUR_US])
     assert [r.to_json() for r in history(engine, middle, B)] == predicted
     assert [(r.due_us, r.status) for r in history(engine, A, middle)] == [(first, "sent")]
+    engine.dispose()
+
+
+def test_a_simulation_caps_what_quiet_hours_send_after_its_end_as_the_daemon_does(
+    db_url, tmp_path
+) -> None:
+    """A message due at 23:00 on the window's last day goes out at 08:00 the next morning, tied
+    with one due at 03:00, after the window, of a rule earlier in the rule set, which takes the
+    day's only place. A simulation of that one day says so (it evaluates what is sent up to the
+    window's latest send time, and lists only its own), as do a longer one, `explain` and the
+    daemon."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, timezone="Europe/London", grace_seconds=86400.0)
+    import_customer_rows(engine, [{"id": "c1", "accepts_marketing": True}], config.timezone)
+    paid, cart = A + 23 * HOUR_US, A + 25 * HOUR_US
+    import_event_rows(
+        engine,
+        [
+            {"customer": "c1", "type": "order.paid", "at": iso(paid)},
+            {"customer": "c1", "type": "cart.updated", "at": iso(cart)},
+        ],
+        config.timezone,
+    )
+    text = (
+        "limit marketing to 1 per 1d\nquiet hours 22:00 to 08:00\n\n"
+        'rule "cart"\n  when cart.updated + 2h\n  then message "thanks"\n'
+        'rule "thanks"\n  when order.paid\n  then message "thanks"\n'
+    )
+    rules = write_rules(tmp_path / "rules", {"shop.rules": text}, ["thanks"])
+    ruleset = load_rule_set(rules, config)
+    morning = A + 32 * HOUR_US
+    one_day = simulate_records(engine, ruleset, config, A, A + DAY_US)
+    assert [(r["rule"], r["at"], r["status"], r["reason"]) for r in one_day] == [
+        ("thanks", iso(morning), "suppressed", "cap")
+    ]
+    two_days = simulate_records(engine, ruleset, config, A, A + 2 * DAY_US)
+    assert [(r["rule"], r["status"]) for r in two_days] == [
+        ("cart", "sent"),
+        ("thanks", "suppressed"),
+    ]
+    assert two_days[1:] == one_day
+    stories = explain(engine, ruleset, config, "c1", A, A + DAY_US)
+    assert [(s.rule, [a.reason for a in s.actions]) for s in stories] == [("thanks", ["cap"])]
+    run_ticks(engine, ruleset, config, [A, A + 12 * HOUR_US, A + 24 * HOUR_US, morning + HOUR_US])
+    assert [r.to_json() for r in history(engine, A, A + DAY_US)] == one_day
     engine.dispose()
 
 
