@@ -926,20 +926,27 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
     from engine.storage.db import open_database
 
     env = env_of(config_path, db)
-    # A shop's own nudge.yaml beside its rules is not read here: say so, to a person.
+    # A shop's own nudge.yaml beside its rules is not read here: say where the rows go, to a
+    # person (times without an offset read in the default zone get a warning, `assumed`).
     if env.config.file is None and sys.stderr.isatty():
         from sqlalchemy.engine import make_url
 
         database = make_url(env.config.database).render_as_string(hide_password=True)
         click.echo(
-            f"note: no configuration (nudge.yaml in this folder, or --config FILE): times without"
-            f" an offset are read as {env.config.timezone}, into {database}",
+            f"note: no configuration (nudge.yaml in this folder, or --config FILE): importing"
+            f" into {database}",
             err=True,
         )
     engine = open_database(env.config.database)
     run = importers.import_customers if kind == "customers" else importers.import_events
     try:
-        report = run(engine, file, env.config.timezone, progress=sys.stderr.isatty())
+        report = run(
+            engine,
+            file,
+            env.config.timezone,
+            progress=sys.stderr.isatty(),
+            assumed=env.config.file is None,
+        )
     finally:
         engine.dispose()
     for problem in report.problems:

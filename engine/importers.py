@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
+from engine.importing.fields import local_time_note
 from engine.importing.report import ImportReport, Note, Problem, RowError
 from engine.importing.sources import Row, Share, blocks, file_format, read_blocks
 from engine.importing.worker import in_worker
@@ -70,6 +71,8 @@ class _Kind(Generic[T]):
     parse: Callable[[dict[str, object], bool, ZoneInfo], T]
     # What a row imported as it is most likely does not mean: (what, message), or None.
     note: Callable[[dict[str, object]], tuple[str, str] | None]
+    # The row's time read in the shop's zone when it has no offset: (column, value), or None.
+    local_time: Callable[[dict[str, object]], tuple[str, object] | None]
     store: Callable[[Connection, list[T], ImportReport], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
     # Of each CYCLE chunks of a file, how many (the first) the storing process parses itself
@@ -85,6 +88,7 @@ _CUSTOMERS = _Kind(
     customers.KNOWN,
     customers.parse_customer,
     customers.note_customer,
+    customers.shop_local_time,
     customers.store_customers,
     tables.customers,
     0,
@@ -95,6 +99,7 @@ _EVENTS = _Kind(
     events.RESERVED,
     events.parse_event,
     events.note_event,
+    events.shop_local_time,
     events.store_events,
     tables.events,
     1,
@@ -102,15 +107,19 @@ _EVENTS = _Kind(
 
 
 def import_customers(
-    engine: Engine, path: Path, shop_tz: str, progress: bool = False
+    engine: Engine, path: Path, shop_tz: str, progress: bool = False, assumed: bool = False
 ) -> ImportReport:
-    """Import the customers of `path`; `shop_tz` is the configuration's `timezone`."""
-    return _import_file(_CUSTOMERS, engine, path, shop_tz, progress)
+    """Import the customers of `path`; `shop_tz` is the configuration's `timezone`, `assumed`
+    when no configuration gave it: times without an offset read in it are then noted."""
+    return _import_file(_CUSTOMERS, engine, path, shop_tz, progress, assumed)
 
 
-def import_events(engine: Engine, path: Path, shop_tz: str, progress: bool = False) -> ImportReport:
-    """Import the events of `path`; times without an offset are local time in `shop_tz`."""
-    return _import_file(_EVENTS, engine, path, shop_tz, progress)
+def import_events(
+    engine: Engine, path: Path, shop_tz: str, progress: bool = False, assumed: bool = False
+) -> ImportReport:
+    """Import the events of `path`; times without an offset are local time in `shop_tz`
+    (noted when `assumed`, as for customers)."""
+    return _import_file(_EVENTS, engine, path, shop_tz, progress, assumed)
 
 
 def import_customer_rows(
@@ -137,11 +146,12 @@ def _numbered(rows: Iterable[Mapping[str, object]], source: str) -> Iterator[Row
 
 
 def _import_file(
-    kind: _Kind[T], engine: Engine, path: Path, shop_tz: str, progress: bool
+    kind: _Kind[T], engine: Engine, path: Path, shop_tz: str, progress: bool, assumed: bool
 ) -> ImportReport:
     fmt = file_format(path)
     shop_zone = zone(shop_tz)
     source = str(path)
+    assumed_zone = shop_zone if assumed else None
 
     with ExitStack() as stack:
         stream = stack.enter_context(_open(path))
@@ -155,7 +165,9 @@ def _import_file(
             lines = handle if size is None else _upto(handle, size)
             read = read_blocks(lines, source, fmt, kind.required, share, kind.known)
             for number, records in read:
-                rows, problems = _chunk(kind, records, fmt == "csv", shop_zone, source)
+                rows, problems = _chunk(
+                    kind, records, fmt == "csv", shop_zone, source, assumed_zone
+                )
                 # A pipe has no position (nor a size to show progress against).
                 yield _Parsed(number, rows, problems, 0 if size is None else handle.tell())
 
@@ -255,10 +267,16 @@ def _number(parsed: _Parsed[T]) -> int:
 
 
 def _chunk(
-    kind: _Kind[T], records: list[Row | Problem], textual: bool, shop_zone: ZoneInfo, source: str
+    kind: _Kind[T],
+    records: list[Row | Problem],
+    textual: bool,
+    shop_zone: ZoneInfo,
+    source: str,
+    assumed_zone: ZoneInfo | None = None,
 ) -> _Chunk[T]:
     """The rows of `records` parsed, and the problems met: each bad row, and the first row of
-    each kind `kind.note` notes, with how many there are."""
+    each kind `kind.note` notes, with how many there are; with `assumed_zone` (the shop's zone
+    when no configuration gave it), the first time without an offset too."""
     rows: list[T] = []
     problems: list[Problem | Note] = []
     notes: dict[str, Note] = {}
@@ -272,15 +290,18 @@ def _chunk(
         except RowError as exc:
             problems.append(Problem(source, line, str(exc)))
             continue
-        noted = kind.note(values)
-        if noted is not None:
-            about, message = noted
-            earlier = notes.get(about)
-            notes[about] = (
-                Note(source, line, message, about)
-                if earlier is None
-                else replace(earlier, count=earlier.count + 1)
-            )
+        noted = [kind.note(values)]
+        if assumed_zone is not None:
+            noted.append(local_time_note(kind.local_time(values), assumed_zone))
+        for found in noted:
+            if found is not None:
+                about, message = found
+                earlier = notes.get(about)
+                notes[about] = (
+                    Note(source, line, message, about)
+                    if earlier is None
+                    else replace(earlier, count=earlier.count + 1)
+                )
     return rows, [*problems, *notes.values()]
 
 

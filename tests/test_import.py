@@ -824,11 +824,11 @@ def test_rows_imported_as_they_are_but_likely_not_as_meant_are_noted(engine, tmp
 
     text = (
         "customer,type,at,total\n"
-        'p1,order.paid,2026-01-01,"1,234.50"\n'
-        "p1,order.paid,2026-01-02,1500\n"
-        "p1,order.paid,2026-01-03,¥1500\n"
-        "p1,cart.updated,2026-01-03,some\n"  # not an order's
-        "p1,order.paid,2026-01-04, 19.9 \n"
+        'p1,order.paid,2026-01-01T00:00Z,"1,234.50"\n'
+        "p1,order.paid,2026-01-02T00:00Z,1500\n"
+        "p1,order.paid,2026-01-03T00:00Z,¥1500\n"
+        "p1,cart.updated,2026-01-03T00:00Z,some\n"  # not an order's
+        "p1,order.paid,2026-01-04T00:00Z, 19.9 \n"
     )
     path = write(tmp_path, "e.csv", text)
     main(["import", "events", str(path), "--db", str(engine.url)])
@@ -1026,26 +1026,52 @@ def test_command_imports_and_summarises(db_url, tmp_path, capsys, monkeypatch):
     assert e2[0]["at_us"] == us(2026, 11, 3, 10, 0, hours=8)  # the configured timezone
 
 
-def test_command_without_a_configuration_tells_a_person_how_times_are_read(
+def test_without_a_configuration_times_without_an_offset_are_noted_as_read_in_utc(
     tmp_path, capsys, monkeypatch
 ):
     """From a folder without nudge.yaml (a shop's own, beside its rules, is not read by
-    `import`), a person at a terminal is told which zone times without an offset are read in."""
+    `import`), times without an offset are read as UTC: the first such row is named with how
+    many there are, for events and for customers without a zone of their own. A person at a
+    terminal is also told where the rows go."""
     monkeypatch.chdir(tmp_path)
-    path = write(tmp_path, "e.csv", "customer,type,at\nc1,order.paid,2026-01-01T10:00\n")
+    path = write(
+        tmp_path,
+        "e.csv",
+        "customer,type,at\nc1,order.paid,2026-01-01T10:00:00Z\nc1,order.paid,2026-01-02 10:00\n"
+        "c1,order.paid,2026-01-03T10:00-05:00\nc1,order.paid,2026-01-04\n",
+    )
+    main(["import", "events", str(path)])
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {path}:3: `at` '2026-01-02 10:00' has no offset, and no configuration gives"
+        " the shop's `timezone` (nudge.yaml in this folder, or --config FILE, such as --config"
+        " rules/shop/nudge.yaml): such times are read as UTC time (2 such rows)"
+    ]
+    people = write(
+        tmp_path,
+        "c.csv",
+        "id,signed_up,timezone\nc1,2026-01-01T10:00:00+08:00,\nc2,2026-01-01 10:00,Asia/Tokyo\n"
+        "c3,2026-01-01 10:00,\n",
+    )
+    main(["import", "customers", str(people)])
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {people}:4: `signed_up` '2026-01-01 10:00' has no offset, and no configuration"
+        " gives the shop's `timezone` (nudge.yaml in this folder, or --config FILE, such as"
+        " --config rules/shop/nudge.yaml): such times are read as UTC time"
+    ]
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     main(["import", "events", str(path)])
     assert capsys.readouterr().err.splitlines()[0] == (
-        "note: no configuration (nudge.yaml in this folder, or --config FILE): times without an"
-        " offset are read as UTC, into sqlite:///nudge.db"
+        "note: no configuration (nudge.yaml in this folder, or --config FILE): importing into"
+        " sqlite:///nudge.db"
     )
     write(tmp_path, "nudge.yaml", "timezone: Asia/Shanghai\n")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     main(["import", "events", str(path)])
-    assert "note:" not in capsys.readouterr().err
+    assert capsys.readouterr().err == ""
 
 
 def test_command_exits_1_after_importing_the_good_rows(db_url, tmp_path, capsys):
-    path = write(tmp_path, "e.csv", "customer,type,at\nc1,a.b,2026-01-01\nc1,a.b,when\n")
+    path = write(tmp_path, "e.csv", "customer,type,at\nc1,a.b,2026-01-01T00:00Z\nc1,a.b,when\n")
     with pytest.raises(SystemExit) as exit_info:
         main(["import", "events", str(path), "--db", db_url])
     assert exit_info.value.code == 1

@@ -74,6 +74,13 @@ def note_customer(values: dict[str, object]) -> tuple[str, str] | None:
     )
 
 
+def shop_local_time(values: dict[str, object]) -> tuple[str, object] | None:
+    """`signed_up`, read in the shop's zone when it has no offset and the row no `timezone`."""
+    if not _given(values, "signed_up") or _given(values, "timezone"):
+        return None
+    return ("signed_up", values["signed_up"])
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """A customer as stored: the columns of `_COLUMNS`, the attributes, the set of tags."""

@@ -108,6 +108,11 @@ def note_event(values: dict[str, object]) -> tuple[str, str] | None:
     )
 
 
+def shop_local_time(values: dict[str, object]) -> tuple[str, object] | None:
+    """The event's time, read in the shop's zone when it has no offset."""
+    return ("at", values["at"]) if "at" in values else None
+
+
 def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
     """The event a row describes; RowError when a value cannot be used. `textual` rows (CSV)
     have their number-like properties stored as numbers."""

@@ -88,6 +88,29 @@ def timestamp(value: object, field: str, local: ZoneInfo) -> int:
     return to_us(moment)
 
 
+def local_time_note(found: tuple[str, object] | None, assumed: ZoneInfo) -> tuple[str, str] | None:
+    """A time without an offset read in the shop's zone `assumed`, which no configuration gave
+    (`nudge import` without nudge.yaml): the note that says so, else None."""
+    if found is None:
+        return None
+    field, value = found
+    if isinstance(value, dt.datetime):
+        local = value.tzinfo is None
+    elif isinstance(value, str):
+        after_date = value.strip()[10:]  # an offset: Z, or a sign after the date's own
+        local = not (after_date.endswith(("Z", "z")) or "+" in after_date or "-" in after_date)
+    else:
+        return None
+    if not local:
+        return None
+    return (
+        "local time",
+        f"`{field}` {value!r} has no offset, and no configuration gives the shop's `timezone`"
+        f" (nudge.yaml in this folder, or --config FILE, such as --config rules/shop/nudge.yaml):"
+        f" such times are read as {assumed.key} time",
+    )
+
+
 def flag(value: object, field: str) -> bool:
     """`true`/`false`, also `yes`/`no` and `1`/`0`, in any case."""
     if isinstance(value, bool):
