@@ -41,6 +41,18 @@ class Env:
 
 def common_options(func: F) -> F:
     """`--config` and `--db`, accepted by every command (LANGUAGE.md section 6)."""
+    return _common_options(func, "nudge.yaml in the current folder, optional")
+
+
+def rules_options(func: F) -> F:
+    """`common_options` of a command given a rules folder, whose own nudge.yaml it falls back
+    on (`env_of`)."""
+    return _common_options(
+        func, "nudge.yaml in the current folder, else the one in the rules folder, optional"
+    )
+
+
+def _common_options(func: F, default_config: str) -> F:
     func = click.option(
         "--db",
         "db",
@@ -54,7 +66,7 @@ def common_options(func: F) -> F:
         metavar="FILE",
         default=None,
         type=click.Path(path_type=Path, dir_okay=False),
-        help="Configuration file (default: nudge.yaml in the current folder, optional).",
+        help=f"Configuration file (default: {default_config}).",
     )(func)
     return func
 
@@ -170,7 +182,7 @@ def _stdout_format(fmt: str | None) -> str:
     default=None,
     help="Write to this file instead of standard output.",
 )
-@common_options
+@rules_options
 def simulate(
     rules_dir: Path,
     start: str,
@@ -584,7 +596,7 @@ def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: s
 @click.argument("customer")
 @click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule.")
 @window_options
-@common_options
+@rules_options
 def explain(
     rules_dir: Path,
     customer: str,
@@ -633,7 +645,7 @@ def _is_customer(engine: Engine, customer_id: str) -> bool:
 @cli.command()
 @click.argument("rules_dir", type=click.Path(path_type=Path))
 @click.option("-v", "--verbose", is_flag=True, help="Log every tick.")
-@common_options
+@rules_options
 def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None) -> None:
     """Run the daemon: carry the rules out, exactly once, until stopped (SIGTERM or Ctrl-C).
 
@@ -817,7 +829,7 @@ def demo(
     show_default=True,
     help="Diagnostics as text for people or JSON for tools.",
 )
-@common_options
+@rules_options
 def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -> None:
     """Parse and check a rule set, the templates its rules send (compiled, not rendered) and
     the configuration's channels (without connecting): exit 0 when clean (warnings allowed),
