@@ -3,8 +3,10 @@
 A name is accepted in English and in the country's own language, as `holidays` spells them
 (`中秋节`, `Mid-Autumn Festival`). Where the package writes an alias in parentheses
 (`Chinese New Year (Spring Festival)`), the alias (`Spring Festival`) and the main name
-(`Chinese New Year`) are accepted too. Matching ignores case. Observed and substitute days
-("(observed)", "（补假）") are separate names and never the first day of a holiday.
+(`Chinese New Year`) are accepted too. Matching ignores case. Calendars are read without the
+days on which a holiday is observed (`observed=False`): a holiday's first day is its own date,
+never the weekday before or after on which it is observed (Independence Day 2026 is Saturday
+4 July, observed on Friday the 3rd), and "(observed)" is no name of its own.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _aliases(name: str) -> set[str]:
 @lru_cache(maxsize=64)
 def _calendar(country: str, year: int, language: str | None) -> dict[dt.date, str]:
     try:
-        cal = holidays.country_holidays(country, years=[year], language=language)
+        cal = holidays.country_holidays(country, years=[year], language=language, observed=False)
     except NotImplementedError:
         return {}
     return dict(cal.items())

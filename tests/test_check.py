@@ -11,6 +11,7 @@ and read the diff.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from engine import ast
+from engine.calendar import first_day, knows
 from engine.check import evaluation_strata
 from engine.config import Channel, Config
 from engine.errors import RuleError
@@ -200,6 +202,14 @@ def test_event_names_the_triggering_events_values_whatever_its_entity(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when review.posted if order.x then tag "x"'})
     _, diagnostics = check_rule_set(rules, config)
     assert "`review.NAME` or `event.NAME`" in (diagnostics[0].help or "")
+
+
+def test_a_holiday_s_first_day_is_its_own_date_not_the_day_it_is_observed_on():
+    assert first_day("US", "Independence Day", 2026) == dt.date(2026, 7, 4)  # a Saturday
+    assert first_day("US", "Christmas Day", 2027) == dt.date(2027, 12, 25)
+    assert first_day("CN", "中秋节", 2026) == dt.date(2026, 9, 25)
+    assert first_day("CN", "Spring Festival", 2027) == dt.date(2027, 2, 6)
+    assert not knows("US", "observed")
 
 
 def test_holidays_in_english_and_the_countrys_language(tmp_path):
