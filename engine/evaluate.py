@@ -190,13 +190,19 @@ def evaluate(
 ) -> Evaluation:
     """Everything `ruleset` does for occurrences due in `[start_us, end_us)`, on the data and
     ledger as they stand in `conn`, as a simulation sees it (`limit` decided with what is sent
-    after `end_us`: `policies.cap_horizon`). Writes only to this connection's scratch tables.
+    after `end_us`: `listed_horizon`). Writes only to this connection's scratch tables.
 
     `who` limits the evaluation to some customers: nothing in the language crosses from one
     customer to another, so theirs come out exactly as in a full evaluation."""
-    horizon = cap_horizon(ruleset, end_us)
+    horizon = listed_horizon(conn, ruleset, config, end_us)
     due = find_due(conn, ruleset, config, start_us, horizon, who, hopeless)
     return evaluate_due(conn, ruleset, config, due, listed_before_us=end_us)
+
+
+def listed_horizon(conn: Connection, ruleset: ast.RuleSet, config: Config, end_us: int) -> int:
+    """Where a simulation of a window ending at `end_us` evaluates occurrences up to, listing
+    those due before `end_us` (`policies.cap_horizon`)."""
+    return cap_horizon(ruleset, end_us, customer_zones(conn, config.timezone))
 
 
 def _needs(rule: ast.CheckedRule, ruleset: ast.RuleSet) -> frozenset[str]:

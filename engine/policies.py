@@ -67,16 +67,16 @@ def quiet_until(due_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> in
     return _moved_out_of_quiet_hours(due_us, tz, windows)
 
 
-def cap_horizon(ruleset: ast.RuleSet, end_us: int) -> int:
-    """How far past `end_us` occurrences are due whose actions may be sent, after quiet hours,
-    before or with the last of those due before it: a simulation or an explanation of
-    `[start, end_us)` evaluates them too, so that `limit` decides its own as the daemon does,
-    and lists only its own. Each window at most delays an action by its length, windows may
-    chain, and a change of the clocks adds at most an hour (three allowed)."""
+def cap_horizon(ruleset: ast.RuleSet, end_us: int, zones: Sequence[str]) -> int:
+    """Where occurrences stop being due whose actions may be sent, after quiet hours, before or
+    with the last of those due before `end_us`, in any of the customers' `zones`: a simulation
+    or an explanation of `[start, end_us)` evaluates those too, so that `limit` decides its own
+    as the daemon does, and lists only its own. A send time never comes before that of an
+    earlier due time, so the last is that of an action due just before `end_us`."""
     if not ruleset.limits or not ruleset.quiet_hours:
         return end_us
-    delay = sum((_clock_us(w.end) - _clock_us(w.start)) % DAY_US for w in ruleset.quiet_hours)
-    return end_us + delay + 3 * 3600 * US
+    latest = max(quiet_until(end_us - 1, tz, ruleset.quiet_hours) for tz in zones)
+    return max(end_us, latest + 1)  # an occurrence due at the latest send time ties with it
 
 
 def _in_quiet_hours(at_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> bool:

@@ -31,8 +31,7 @@ from engine import ast
 from engine.collector import fewer_collections
 from engine.config import Config
 from engine.errors import NudgeError
-from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due
-from engine.policies import cap_horizon
+from engine.evaluate import Evaluation, Occurrence, evaluate_due, find_due, listed_horizon
 from engine.processes import worker_context
 from engine.records import ActionRecord, Row
 from engine.storage.db import create
@@ -77,9 +76,9 @@ def stream(
     per CPU, at most `MAX_WORKERS`), each taking a contiguous run of at least
     `BATCHES_PER_WORKER` batches."""
     tally = tally or Tally()
-    horizon = cap_horizon(ruleset, end_us)
     with engine.connect() as conn:
         batches = customer_batches(conn, batch)
+        horizon = listed_horizon(conn, ruleset, config, end_us)
     if len(batches) == 1:
         with engine.connect() as conn:
             try:
@@ -93,7 +92,9 @@ def stream(
         return
     with tempfile.TemporaryDirectory(prefix="nudge-simulate-") as folder:
         chunk = max(LEAST_CHUNK, min(SPILL_CHUNK, MERGED_ROWS // len(batches)))
-        part = functools.partial(_spill_part, ruleset, config, start_us, end_us, folder, chunk)
+        part = functools.partial(
+            _spill_part, ruleset, config, (start_us, end_us, horizon), folder, chunk
+        )
         runs = _runs(batches, _workers(engine, workers))
         spilled = _spill_runs(engine, runs, part)
         _allow_open_files(sum(len(paths) for paths, _ in spilled))
@@ -176,8 +177,7 @@ def _runs(batches: list[Customers], workers: int) -> list[list[Customers]]:
 def _spill_part(
     ruleset: ast.RuleSet,
     config: Config,
-    start_us: int,
-    end_us: int,
+    window: tuple[int, int, int],  # start, end, and the horizon (`listed_horizon`)
     folder: str,
     chunk: int,
     database: Engine | str,
@@ -189,7 +189,7 @@ def _spill_part(
     order and `chunk` at a time, to a file of `folder`: the files' names and the occurrences
     that acted."""
     engine = create(database) if isinstance(database, str) else database
-    horizon = cap_horizon(ruleset, end_us)
+    start_us, end_us, horizon = window
     paths: list[str] = []
     occurrences = 0
     try:
@@ -282,7 +282,8 @@ def simulate(
     parts: list[list[Row]] = []
     with fewer_collections(), engine.connect() as conn:
         try:
-            due = find_due(conn, ruleset, config, start_us, cap_horizon(ruleset, end_us))
+            horizon = listed_horizon(conn, ruleset, config, end_us)
+            due = find_due(conn, ruleset, config, start_us, horizon)
             for who in customer_batches(conn, batch):
                 result = evaluate_due(conn, ruleset, config, due, who, listed_before_us=end_us)
                 occurrences.extend(result.occurrences)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Boolean, Double, Text, literal
+from sqlalchemy import Boolean, Double, Text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -33,33 +33,76 @@ LARGEST = 1e308
 _SUM_SCALE = 2**-16
 
 
-class _BoundedSum(FunctionElement[Any]):
+class bounded_sum(FunctionElement[Any]):
+    """The sum of a number over the rows: 0 over none, not set where beyond LARGEST, never an
+    error (SQLite's `sum` of integers fails on overflow; its `total` adds doubles). Each
+    database computes the aggregate written twice once."""
+
     type = Double()
     inherit_cache = True
 
 
-def bounded_sum(value: ColumnElement[Any], largest: float = LARGEST) -> ColumnElement[Any]:
-    """The sum of `value` over the rows: 0 over none, not set where beyond `largest`, never an
-    error (SQLite's `sum` of integers fails on overflow; its `total` adds doubles). Each
-    database computes the aggregate written twice once."""
-    return _BoundedSum(value, literal(largest, Double()))
+@compiles(bounded_sum, "sqlite")
+def _bounded_sum_sqlite(element: bounded_sum, compiler: SQLCompiler, **kw: Any) -> str:
+    total = f"total({compiler.process(element.clauses, **kw)})"
+    return f"(CASE WHEN abs({total}) <= {LARGEST!r} THEN {total} END)"
 
 
-@compiles(_BoundedSum, "sqlite")
-def _bounded_sum_sqlite(element: _BoundedSum, compiler: SQLCompiler, **kw: Any) -> str:
-    value, largest = (compiler.process(c, **kw) for c in element.clauses)
-    total = f"total({value})"
-    return f"(CASE WHEN abs({total}) <= {largest} THEN {total} END)"
-
-
-@compiles(_BoundedSum, "postgresql")
-def _bounded_sum_pg(element: _BoundedSum, compiler: SQLCompiler, **kw: Any) -> str:
-    value, largest = (compiler.process(c, **kw) for c in element.clauses)
+@compiles(bounded_sum, "postgresql")
+def _bounded_sum_pg(element: bounded_sum, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
     total = f"coalesce(sum(({value}) * {_SUM_SCALE!r}::float8), 0)"
     return (
-        f"(CASE WHEN abs({total}) <= {largest} * {_SUM_SCALE!r}::float8"
+        f"(CASE WHEN abs({total}) <= {LARGEST * _SUM_SCALE!r}::float8"
         f" THEN {total} * {1 / _SUM_SCALE!r}::float8 END)"
     )
+
+
+# Points are added up in millionths, as whole numbers: exactly, so that a balance does not
+# depend on how its gifts are grouped (0.2 + 0.4 + 29.4 is 30 whichever two are added first, as
+# floating point would not have it), up to 9 billion points. A gift beyond a trillion points
+# makes the balance not set.
+MICRO = 1_000_000
+LARGEST_GIFT = 1e12
+
+
+class points_total(FunctionElement[Any]):
+    """The sum of a column of points over the rows in millionths (each rounded half away from
+    zero), a whole number as a double: 0 over none, not set where a value is beyond
+    LARGEST_GIFT. `balance` of such sums gives the points."""
+
+    type = Double()
+    inherit_cache = True
+
+
+@compiles(points_total, "sqlite")
+def _points_total_sqlite(element: points_total, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    micro = f"CAST({value} * {MICRO}.0 + CASE WHEN {value} < 0 THEN -0.5 ELSE 0.5 END AS INTEGER)"
+    micro = f"CASE WHEN abs({value}) <= {LARGEST_GIFT!r} THEN {micro} END"
+    # `total` adds doubles, exactly while below 2**53; `sum` of integers fails on overflow
+    return f"(CASE WHEN max(abs({value})) > {LARGEST_GIFT!r} THEN NULL ELSE total({micro}) END)"
+
+
+@compiles(points_total, "postgresql")
+def _points_total_pg(element: points_total, compiler: SQLCompiler, **kw: Any) -> str:
+    value = compiler.process(element.clauses, **kw)
+    micro = f"trunc({value} * {MICRO}::float8 + CASE WHEN {value} < 0 THEN -0.5 ELSE 0.5 END)"
+    # the aggregate is computed whatever the CASE around it says: a gift beyond
+    # LARGEST_GIFT is left out of it, or its millionths would overflow
+    micro = f"CASE WHEN abs({value}) <= {LARGEST_GIFT!r} THEN {micro}::bigint END"
+    return (
+        f"(CASE WHEN max(abs({value})) > {LARGEST_GIFT!r} THEN NULL"
+        f" ELSE coalesce(sum({micro}), 0)::float8 END)"
+    )
+
+
+def balance(totals: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+    """The points of `points_total`s (of the recorded gifts and of the evaluation's own)."""
+    whole = totals[0]
+    for more in totals[1:]:
+        whole = whole + more
+    return whole / float(MICRO)
 
 
 # The member is written into the SQL, so it is part of the statement's cache key: without it,

@@ -12,7 +12,6 @@ it is true. SQL's NULL logic differs, so every comparison is wrapped in COALESCE
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 import operator
 from collections.abc import Callable
@@ -28,12 +27,14 @@ from engine.config import Rfm
 from engine.scratch import Effects
 from engine.sqlfuncs import (
     LARGEST,
+    balance,
     bounded_sum,
     json_bool,
     json_contains,
     json_num,
     json_set,
     json_text,
+    points_total,
     strpos,
 )
 from engine.storage.tables import customer_tags, events
@@ -444,20 +445,19 @@ class Compiler:
                     sa.cast(self.count(RETURN), sa.Double) / sa.func.nullif(orders, 0), 0.0
                 )
             case "points":
-                sources = self.scope.effects.sources()
-                given = [
-                    # each a part of LARGEST, so that their sum is within it
-                    sa.select(bounded_sum(fx.c.amount, LARGEST / len(sources)))
-                    .where(
-                        fx.c.customer_id == self.c.id,
-                        fx.c.kind == "points",
-                        fx.c.at_us < self.scope.due,
-                        *keep,
-                    )
-                    .scalar_subquery()
-                    for fx, keep in sources
-                ]
-                return functools.reduce(operator.add, given)
+                return balance(
+                    [
+                        sa.select(points_total(fx.c.amount))
+                        .where(
+                            fx.c.customer_id == self.c.id,
+                            fx.c.kind == "points",
+                            fx.c.at_us < self.scope.due,
+                            *keep,
+                        )
+                        .scalar_subquery()
+                        for fx, keep in self.scope.effects.sources()
+                    ]
+                )
             case "rfm":
                 return self.rfm()
         raise ValueError(name)  # tags are handled by membership; the checker knows the rest

@@ -440,7 +440,7 @@ def test_arithmetic_and_sums_beyond_a_doubles_range_are_not_set(
         "spent": ["c1", "c1"],
         "summed": ["c1", "c1"],
         "rfm": ["c1", "c1"],
-        "balance": ["c1"],
+        "balance": ["c1", "c2", "c3"],  # a gift beyond a trillion
         "integers": ["c2", "c3", "c3"],
     }
 

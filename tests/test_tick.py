@@ -950,6 +950,33 @@ def test_points_that_read_the_points_balance_see_every_earlier_gift(
     assert lines(history(engine, start, end)) == lines(predicted)
 
 
+def test_a_points_balance_does_not_depend_on_where_the_ticks_fell(db_url, tmp_path) -> None:
+    """Orders of 0.2, 0.4 and 29.4 make 30 points, whether the daemon recorded the first alone
+    (0.2 + (0.4 + 29.4) is 29.999999999999996 in floating point) or not: the reward at 30 acts
+    in a simulation of the whole span, in one from after the first tick, and in the daemon."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, grace_seconds=86400.0)
+    text = (
+        'rule "earn"\n  when order.paid\n  then points order.total\n'
+        'rule "reward"\n  when review.posted\n  if customer.points >= 30\n  then task "reward"\n'
+    )
+    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": text}, []), config)
+    import_customer_rows(engine, [{"id": "k"}], config.timezone)
+    happenings = [
+        {"customer": "k", "type": "order.paid", "at": iso(A + hour * HOUR_US), "total": total}
+        for hour, total in ((1, 0.2), (3, 0.4), (4, 29.4))
+    ] + [{"customer": "k", "type": "review.posted", "at": iso(A + 5 * HOUR_US)}]
+    assert not import_event_rows(engine, happenings, config.timezone).problems
+    end = A + DAY_US
+    whole = simulate_records(engine, ruleset, config, A, end)
+    assert [r["rule"] for r in whole] == ["earn"] * 3 + ["reward"]
+    run_ticks(engine, ruleset, config, [A, A + 2 * HOUR_US])
+    middle = A + 2 * HOUR_US
+    assert lines(simulate_records(engine, ruleset, config, middle, end)) == lines(whole[1:])
+    run_ticks(engine, ruleset, config, [end])
+    assert lines(history(engine, A, end)) == lines(whole)
+
+
 @pytest.mark.parametrize("middle", MIDPOINTS, ids=["day 3 04:00", "day 3 22:30"])
 def test_a_simulation_from_where_the_daemon_stands_predicts_what_it_does_next(
     shop, tmp_path, db_url, middle

@@ -36,7 +36,7 @@ class Context:
     tz: ZoneInfo
     seen: tuple[Event, ...]  # the customer's events at or before the due time
     tags: frozenset[str]
-    points: float
+    points: float | None  # `points_balance`
     event: Event | None
     segments: dict[str, ast.Segment]
     rfm: Rfm
@@ -213,6 +213,15 @@ def bounded(total: float) -> float | None:
     return None if abs(total) > LARGEST else total
 
 
+def points_balance(gifts: list[float]) -> float | None:
+    """Points are added up in millionths, as whole numbers (each rounded half away from zero),
+    so that a balance does not depend on how its gifts are grouped; not set when a gift is
+    beyond a trillion."""
+    if any(abs(gift) > 1e12 for gift in gifts):
+        return None
+    return sum(int(gift * 1e6 + (-0.5 if gift < 0 else 0.5)) for gift in gifts) / 1e6
+
+
 # --- customer values and metrics ------------------------------------------------------------
 
 STORED_FIELDS = ("id", "name", "email", "phone", "birthday", "timezone", "accepts_marketing")
@@ -297,7 +306,7 @@ _METRICS: dict[str, Callable[[Context], Any]] = {
     "days_since_last_order": _days_since_last_order,
     "returns": _returns,
     "return_rate": _return_rate,
-    "points": lambda ctx: bounded(ctx.points),
+    "points": lambda ctx: ctx.points,
     "tags": lambda ctx: ctx.tags,
     "rfm": _rfm,
 }

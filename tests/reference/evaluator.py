@@ -15,7 +15,7 @@ from typing import Any
 from engine import ast
 from engine.config import Config
 from engine.timeutil import US
-from tests.reference.conditions import Context, holds, value
+from tests.reference.conditions import Context, holds, points_balance, value
 from tests.reference.policies import Planned, apply_limits, consent_and_exclude, send_time
 from tests.reference.shop import Event, Ledger, Shop
 from tests.reference.triggers import Occurrence, customer_zone, occurrences
@@ -122,7 +122,7 @@ def _context(
     customer = occurrence.customer
     due = occurrence.due_us
     tags = set(customer.tags)
-    points: float = 0
+    gifts: list[float] = []
     earlier = [e for e in effects[customer.id] if e.at_us < due]
     for effect in sorted(earlier, key=lambda e: (e.at_us, e.rule_position, e.position, e.due_us)):
         if effect.kind == "tag":
@@ -130,14 +130,14 @@ def _context(
         elif effect.kind == "untag":
             tags.discard(effect.tag or "")
         elif effect.amount is not None:
-            points += effect.amount
+            gifts.append(effect.amount)
     return Context(
         customer=customer,
         due_us=due,
         tz=customer_zone(customer, config),
         seen=tuple(e for e in events if e.at_us <= due),
         tags=frozenset(tags),
-        points=points,
+        points=points_balance(gifts),
         event=occurrence.event,
         segments=ruleset.segments,
         rfm=config.rfm,
