@@ -568,6 +568,7 @@ class _Passing:
             where.append(compiler.condition(rule.rule.condition, whole=True))
         if rule.rule.unless is not None:
             where.append(~unless_sql(rule.rule.unless, bounds))
+        where.append(~recorded_before(rule, due.start_us))
         points = [(pos, a) for pos, a in enumerate(rule.actions) if isinstance(a, ast.Points)]
         columns: list[Any] = [
             cand.c.id,
@@ -695,6 +696,19 @@ def _exclude_late(
         for candidate_id, flag in conn.execute(query):
             for occurrence in marketing[candidate_id]:
                 occurrence.excluded = bool(flag)
+
+
+def recorded_before(rule: ast.CheckedRule, start_us: int) -> sa.Exists:
+    """Whether the ledger holds the candidate's occurrence (rule, customer, key) with a due time
+    before the window: one that a rule edit (a new `at`, a new delay) or corrected data (a
+    birthday) moved into it, which never acts twice (LANGUAGE.md 3.4)."""
+    ledger, cand = occurrences.c, scratch.candidates.c
+    return sa.exists().where(
+        ledger.rule == rule.name,
+        ledger.customer_id == cand.customer_id,
+        ledger.occurrence_key == cand.occurrence_key,
+        ledger.due_us < start_us,
+    )
 
 
 def validity_sql(rule: ast.CheckedRule) -> list[Any]:

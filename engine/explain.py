@@ -17,7 +17,14 @@ from sqlalchemy import Connection, Engine
 
 from engine import ast, scratch
 from engine.config import Config
-from engine.evaluate import customer_zones, evaluate, scope_for, unless_sql, validity_sql
+from engine.evaluate import (
+    customer_zones,
+    evaluate,
+    recorded_before,
+    scope_for,
+    unless_sql,
+    validity_sql,
+)
 from engine.fmt import expr_text, statement_lines
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
@@ -163,6 +170,7 @@ def _stories(
     unless = rule.rule.unless
     if unless is not None:
         columns.append(unless_sql(unless).label("cancelled"))
+    columns.append(recorded_before(rule, start_us).label("recorded_before"))
     excludes = ruleset.excludes
     columns.extend(compiler.test(e.condition).label(f"exclude_{i}") for i, e in enumerate(excludes))
     query = (
@@ -224,6 +232,11 @@ def _why_skipped(rule: ast.CheckedRule, row: Any) -> list[str]:
         unless = rule.rule.unless
         assert unless is not None
         reasons.append(f"cancelled by `unless {unless.event}`: such an event came in time")
+    if row["recorded_before"]:
+        reasons.append(
+            "the daemon did this occurrence before the window, due at another time (the rule"
+            " or the customer's data changed since): the same occurrence never acts twice"
+        )
     if not reasons and rule.rule.once is not None:
         once = rule.rule.once
         every = (

@@ -950,6 +950,41 @@ def test_points_that_read_the_points_balance_see_every_earlier_gift(
     assert lines(history(engine, start, end)) == lines(predicted)
 
 
+def test_an_occurrence_moved_by_a_rule_edit_after_it_acted_does_not_act_or_take_the_cap(
+    db_url, tmp_path
+) -> None:
+    """`daily` acted at 10:00; at noon it is moved to 18:00, beside a new `promo` at 18:00 and a
+    cap of one message in 6 hours. Today's occurrence of `daily` is the one that acted (same
+    rule, customer and day): it does not act again, nor take the cap's place, so `promo` is
+    sent. A simulation from noon, `explain` and the daemon agree."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, grace_seconds=86400.0)
+    import_customer_rows(engine, [{"id": "c1", "accepts_marketing": True}], config.timezone)
+    daily = 'rule "daily"\n  when every day at {}\n  then message "m"\n'
+    folder = tmp_path / "rules"
+    before = load_rule_set(write_rules(folder, {"r.rules": daily.format("10:00")}, ["m"]), config)
+    noon, end = A + 12 * HOUR_US, A + 2 * DAY_US
+    run_ticks(engine, before, config, [A, A + 10 * HOUR_US + US, noon])
+    edited = "limit marketing to 1 per 6h\n" + daily.format("18:00")
+    edited += 'rule "promo"\n  when every day at 18:00\n  then message "m"\n'
+    after = load_rule_set(write_rules(folder, {"r.rules": edited}, ["m"]), config)
+    predicted = simulate_records(engine, after, config, noon, end)
+    assert [(r["rule"], r["due"], r["status"]) for r in predicted] == [
+        ("promo", iso(A + 18 * HOUR_US), "sent"),
+        ("daily", iso(A + DAY_US + 18 * HOUR_US), "sent"),
+        ("promo", iso(A + DAY_US + 18 * HOUR_US), "suppressed"),
+    ]
+    (moved,) = [
+        s
+        for s in explain(engine, after, config, "c1", noon, end, "daily")
+        if s.due_us < end - DAY_US
+    ]
+    assert moved.outcome == "skipped"
+    assert moved.reasons[0].startswith("the daemon did this occurrence before the window")
+    run_ticks(engine, after, config, [A + 18 * HOUR_US + US, end])
+    assert lines(history(engine, noon, end)) == lines(predicted)
+
+
 def test_a_points_balance_does_not_depend_on_where_the_ticks_fell(db_url, tmp_path) -> None:
     """Orders of 0.2, 0.4 and 29.4 make 30 points, whether the daemon recorded the first alone
     (0.2 + (0.4 + 29.4) is 29.999999999999996 in floating point) or not: the reward at 30 acts
