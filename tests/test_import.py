@@ -767,6 +767,24 @@ def test_with_a_progress_bar_the_import_is_the_same(engine, capsys):
     assert capsys.readouterr().out == ""  # the bar goes to stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ('[\n  {"id": "a"},\n  {"id": "b"}\n]\n', "a JSON array spread over lines"),
+        ('\n[\n{"id": "a"}]\n', "a JSON array spread over lines"),
+        ('{\n  "id": "a"\n}\n', "a JSON object spread over lines"),
+    ],
+)
+def test_a_json_file_that_is_not_json_lines_is_refused_whole(engine, tmp_path, text, what):
+    """Read line by line, such a file would be bad rows but for the lines that happen to hold a
+    whole object (an array's last item): it is refused before anything is stored."""
+    path = write(tmp_path, "c.jsonl", text)
+    line = 2 if text.startswith("\n") else 1
+    with pytest.raises(DataError, match=rf"c.jsonl:{line}: the file holds {what}, not JSON Lines"):
+        import_customers(engine, path, "UTC")
+    assert stored_customers(engine) == {}
+
+
 # --- files ---------------------------------------------------------------------------------------
 
 

@@ -80,6 +80,7 @@ def file_format(path: Path) -> Format:
         raise DataError(
             f"{path}: cannot tell the format from the extension {suffix or '(none)'!r};"
             " name the file .csv for CSV, or .jsonl / .ndjson / .json-lines for JSON Lines"
+            " (one object per line: a JSON array or an object spread over lines is not that)"
         )
     return _FORMATS[suffix]
 
@@ -250,7 +251,10 @@ def _header(
 
 
 def _jsonl_blocks(lines: Iterable[bytes], source: str, share: Share) -> Iterator[Block]:
+    opening = True  # before the file's first line that is not blank, which every reader reads
     for number, raw_lines in blocks(lines, share.size):
+        if opening:
+            opening = _opening(raw_lines, number * share.size + 1, source)
         if share.takes(number):
             block = list(_jsonl_rows(raw_lines, number * share.size + 1, source))
             if block:
@@ -280,11 +284,45 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
             yield Problem(source, line, "lists and objects nested too deep to read")
             continue
         if not isinstance(value, dict):
-            yield Problem(source, line, f"expected a JSON object {{...}}, got {json_kind(value)}")
+            yield Problem(source, line, _not_an_object(value))
             continue
         if None in value.values():  # JSON values only, so `in` compares them safely
             value = {key: item for key, item in value.items() if item is not None}
         yield line, value
+
+
+def _opening(lines: list[bytes], first: int, source: str) -> bool:
+    """Whether `lines` (from the file's line `first`) are all blank; a DataError when the first
+    that is not opens a JSON array or an object spread over several lines: the file is JSON,
+    not JSON Lines, and each of its lines would be a bad row but those that happen to hold a
+    whole object. Refused before anything is imported."""
+    for line, raw in enumerate(lines, first):
+        text = raw.decode("utf-8-sig" if line == 1 else "utf-8", errors="replace")
+        if text.strip():
+            _not_plain_json(text, source, line)
+            return False
+    return True
+
+
+def _not_plain_json(text: str, source: str, line: int) -> None:
+    opened = text.strip()
+    if opened.startswith("[") and not opened.endswith("]"):
+        what = "a JSON array spread over lines"
+    elif opened == "{":
+        what = "a JSON object spread over lines"
+    else:
+        return
+    raise DataError(
+        f"{source}:{line}: the file holds {what}, not JSON Lines: write one object per line,"
+        ' such as {"id": "c1", "name": "Li Lei"}, without `[`, `]` or commas between them'
+    )
+
+
+def _not_an_object(value: object) -> str:
+    found = f"expected a JSON object {{...}}, got {json_kind(value)}"
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        return f"{found}: write one object per line, without `[`, `]` or commas between them"
+    return found
 
 
 def _json_integer(digits: str) -> int | float:
