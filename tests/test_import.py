@@ -858,6 +858,22 @@ def test_rows_imported_as_they_are_but_likely_not_as_meant_are_noted(engine, tmp
     ]
 
 
+def test_an_order_total_spelt_with_capitals_is_noted(engine, tmp_path):
+    """Required columns are matched whatever their case, properties keep theirs: a
+    spreadsheet's `Total` is not the `total` that rules and metrics read."""
+    text = (
+        "Customer,Type,At,Total\n"
+        "w1,order.paid,2026-01-05T10:00:00Z,150\n"
+        "w1,cart.updated,2026-01-05T10:00:00Z,3\n"
+        "w1,order.paid,2026-01-06T10:00:00Z,90\n"
+    )
+    report = import_events(engine, write(tmp_path, "e.csv", text), "UTC")
+    (note,) = report.notes.values()
+    assert (note.line, note.count) == (2, 2)
+    assert note.message.startswith("the order's `Total` is not `total`: rules and metrics read")
+    assert report.added == 3
+
+
 def test_a_csv_header_naming_a_column_twice_is_refused(engine, tmp_path):
     path = write(tmp_path, "c.csv", "id,name,name\nc1,a,b\n")
     with pytest.raises(DataError, match="names the column 'name' twice"):

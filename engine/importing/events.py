@@ -93,11 +93,15 @@ COLUMNS = ("key", "customer_id", "type", "at_us", "properties")
 
 
 def note_event(values: dict[str, object]) -> tuple[str, str] | None:
-    """An order's `total` that is text, not a number (`¥1500`, `1,234.50`): rules and metrics
-    (`customer.total_spent`, `sum(order.paid.total)`) read it as not set."""
+    """An order's `total` that is text, not a number (`¥1500`, `1,234.50`), or spelt `Total`:
+    rules and metrics (`customer.total_spent`, `sum(order.paid.total)`) read it as not set."""
     total = values.get("total")
     kind = values.get("type")
-    if not isinstance(total, str) or not isinstance(kind, str) or not kind.startswith("order."):
+    if not isinstance(kind, str) or not kind.startswith("order."):
+        return None
+    if total is None:
+        return _total_spelt_otherwise(values)
+    if not isinstance(total, str):
         return None
     if not total.strip() or not isinstance(cell(total.strip()), str):
         return None
@@ -111,6 +115,19 @@ def note_event(values: dict[str, object]) -> tuple[str, str] | None:
 def shop_local_time(values: dict[str, object]) -> tuple[str, object] | None:
     """The event's time, read in the shop's zone when it has no offset."""
     return ("at", values["at"]) if "at" in values else None
+
+
+def _total_spelt_otherwise(values: dict[str, object]) -> tuple[str, str] | None:
+    """An order's `Total` or `TOTAL` (a spreadsheet's header): rules and metrics read `total`."""
+    spelt = next((name for name in values if name.casefold() == "total"), None)
+    if spelt is None:
+        return None
+    return (
+        "order total spelt",
+        f"the order's `{spelt}` is not `total`: rules and metrics read an order's total as"
+        f" `total`, in lower case (customer.total_spent, sum(order.paid.total)), so this one"
+        f" counts for none of them; name the column `total`",
+    )
 
 
 def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
