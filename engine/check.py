@@ -183,6 +183,16 @@ class _Checker:
 
     def _name_once(self, rule: ast.CheckedRule, names: dict[str, ast.CheckedRule]) -> None:
         self._fits("rule name", rule.name, RULE_NAME_LENGTH, rule.rule.name_span or rule.rule.span)
+        if rule.rule.name_span is not None and not rule.name.strip():
+            self.error(
+                "E306",
+                "a rule's name cannot be empty",
+                rule.rule.name_span,
+                "empty",
+                'name it, such as `rule "thank you"`, or leave out `rule ""` to have it named'
+                " FILE:LINE",
+            )
+            return
         first = names.setdefault(rule.name, rule)
         if first is rule:
             return

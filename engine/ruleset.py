@@ -33,6 +33,26 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def passed_over(rules_dir: Path) -> list[Diagnostic]:
+    """A warning for each file that looks like a rule file but is not read as one: its name
+    ends in `.RULES` or `.Rules` (read on Windows, not here), or it lies in a folder inside the
+    rule set's (a rule set is the files of one folder)."""
+    read = set(rule_files(rules_dir))  # on Windows, `.RULES` too
+    found = [
+        (path, "its name must end in `.rules`, in lower case")
+        for path in rules_dir.glob("*")
+        if path.suffix.lower() == ".rules" and path not in read and not path.name.startswith(".")
+    ] + [
+        (path, "a rule set is the `.rules` files of one folder, not of the folders inside it")
+        for path in rules_dir.glob("*/*.rules")
+        if not any(part.startswith(".") for part in path.relative_to(rules_dir).parts)
+    ]
+    return [
+        Diagnostic("warning", "W005", f"`{path}` is not read as a rule file", help=why)
+        for path, why in sorted(found)
+    ]
+
+
 def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
     """The file's text, or a diagnostic saying why it cannot be read."""
     name = str(path)
@@ -94,9 +114,10 @@ def check_rule_set(
                 "E002",
                 f"no `*.rules` files in `{rules_dir}`",
                 help="rule files end in `.rules`, e.g. `aftercare.rules`",
-            )
+            ),
+            *passed_over(rules_dir),
         ]
-    diagnostics: list[Diagnostic] = []
+    diagnostics: list[Diagnostic] = passed_over(rules_dir)
     files: list[ast.RuleFile] = []
     for path in paths:
         source, problems = read_source(path)

@@ -186,6 +186,27 @@ def test_a_rule_set_with_warnings_only_loads(tmp_path):
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
 
 
+def test_rule_files_that_are_not_read_are_named_and_empty_rule_names_refused(tmp_path):
+    rules, config = rule_set(
+        tmp_path,
+        {"a.rules": 'rule "" when order.paid then tag "a"\nrule " " when order.paid then tag "b"'},
+    )
+    (rules / "c.RULES").write_text('when order.paid then tag "c"', encoding="utf-8")
+    (rules / ".#a.rules").write_text("", encoding="utf-8")
+    (rules / "more").mkdir()
+    (rules / "more" / "d.rules").write_text('when order.paid then tag "d"', encoding="utf-8")
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.message, d.span and d.span.line) for d in diagnostics] == [
+        ("W005", f"`{rules / 'c.RULES'}` is not read as a rule file", None),
+        ("W005", f"`{rules / 'more' / 'd.rules'}` is not read as a rule file", None),
+        ("E306", "a rule's name cannot be empty", 1),
+        ("E306", "a rule's name cannot be empty", 2),
+    ]
+    (rules / "a.rules").unlink()
+    _, diagnostics = check_rule_set(rules, config)
+    assert [d.code for d in diagnostics] == ["E002", "W005", "W005"]
+
+
 def test_event_properties_belong_to_the_trigger(tmp_path):
     assert codes(tmp_path, 'when review.posted if order.total > 3 then tag "x"') == ["E210"]
     assert codes(tmp_path, 'when review.posted if review.rating < 3 then tag "x"') == []
