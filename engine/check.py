@@ -36,7 +36,7 @@ from engine.templates import (
     TemplateSyntaxError,
     find_template,
 )
-from engine.types import Scope, check_condition, check_number
+from engine.types import CUSTOMER_FIELDS, Scope, check_condition, check_number
 
 # The event names LANGUAGE.md 3.2 names; a name close to one of these (or to one the shop has
 # sent) but not equal is probably a typo.
@@ -115,11 +115,37 @@ class _Checker:
     def report(self, diagnostic: Diagnostic) -> None:
         self.diagnostics.append(diagnostic)
 
-    def warn_event(self, event: str, span: Span) -> None:
-        """W203 for an event name that is not known but close to a known one."""
+    def warn_event(self, event: str, span: Span, trigger: bool = False) -> None:
+        """W203 for an event name that is not known but close to a known one; outside `when`
+        (`unless`, `count`, `sum`), also for a customer's field or metric, which names no
+        event."""
         if event in self.known_events:
             return
-        close = nearest(event, self.known_events | _CUSTOMER_TRIGGERS, cutoff=0.8)
+        entity, _, name = event.partition(".")
+        field = None
+        if entity == "customer":
+            field = name if name in CUSTOMER_FIELDS else nearest(name, CUSTOMER_FIELDS, cutoff=0.8)
+        if not trigger and field is not None:
+            value = f"customer.{field}"
+            test = f"{value} > 0" if CUSTOMER_FIELDS[field].kind == "number" else f"{value} is set"
+            self.report(
+                Diagnostic(
+                    "warning",
+                    "W203",
+                    (
+                        f"`{event}` is a value of the customer, not an event"
+                        if value == event
+                        else f"`{event}` names no event; `{value}` is a value of the customer"
+                    ),
+                    span,
+                    label="no event of this name is known",
+                    help=f"compare the value itself, such as `{test}`; to count or add up"
+                    " events, name them, such as `count(order.paid)`",
+                )
+            )
+            return
+        known = self.known_events | (_CUSTOMER_TRIGGERS if trigger else frozenset())
+        close = nearest(event, known, cutoff=0.8)
         if close is not None:
             self.report(
                 Diagnostic(
@@ -300,7 +326,7 @@ class _Checker:
     def _trigger(self, trigger: ast.Trigger) -> None:
         match trigger:
             case ast.EventTrigger():
-                self.warn_event(trigger.event, trigger.event_span)
+                self.warn_event(trigger.event, trigger.event_span, trigger=True)
                 if trigger.offset is not None and trigger.offset.sign < 0:
                     self.error(
                         "E313",

@@ -186,6 +186,40 @@ def test_a_rule_set_with_warnings_only_loads(tmp_path):
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
 
 
+def test_a_customer_value_counted_or_in_unless_is_told_apart_from_events(tmp_path):
+    text = (
+        'rule "v"\n  when order.paid\n'
+        "  if count(customer.orders) > 0 and sum(customer.last_order.total) > 1\n"
+        "  unless customer.first_ordr within 3d\n"
+        '  then tag "x"\n'
+        'rule "w" when customer.last_ordr + 3d then tag "y"\n'
+    )
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.message, d.help) for d in diagnostics] == [
+        (
+            "W203",
+            "`customer.orders` is a value of the customer, not an event",
+            "compare the value itself, such as `customer.orders > 0`; to count or add up events,"
+            " name them, such as `count(order.paid)`",
+        ),
+        (
+            "W203",
+            "`customer.last_order` is a value of the customer, not an event",
+            "compare the value itself, such as `customer.last_order is set`; to count or add up"
+            " events, name them, such as `count(order.paid)`",
+        ),
+        (
+            "W203",
+            "`customer.first_ordr` names no event; `customer.first_order` is a value of the"
+            " customer",
+            "compare the value itself, such as `customer.first_order is set`; to count or add up"
+            " events, name them, such as `count(order.paid)`",
+        ),
+        ("W203", "unknown event `customer.last_ordr`", "did you mean `customer.last_order`?"),
+    ]
+
+
 def test_rule_files_that_are_not_read_are_named_and_empty_rule_names_refused(tmp_path):
     rules, config = rule_set(
         tmp_path,
