@@ -90,28 +90,52 @@ class Config:
         return self.channels[key]
 
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A duration's units, as the rule language writes them (`30m`, `6 hours`, `1w`), and seconds.
+_DURATION_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
+}
 
 
-_DURATION = re.compile(r"([0-9]+)[ \t]*([smhd])")
+_DURATION = re.compile(r"([0-9]+)[ \t]*([a-z]*)")
 
 
 def _seconds(key: str, value: object) -> float:
-    """`30`, `30s`, `6h`: a number of seconds or a whole number with a unit."""
+    """`30`, `30s`, `6h`, `6 hours`, `1w`: a number of seconds, or a whole number with a unit
+    (a bare number in quotes is seconds too)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is not None:
-        return float(match[1]) * _DURATION_UNITS[match[2]]
+    if match is not None and (not match[2] or match[2] in _DURATION_UNITS):
+        return float(match[1]) * _DURATION_UNITS.get(match[2], 1)
     raise ConfigError(
-        f"{key}: expected seconds or a duration such as 30s, 5m, 6h; got {value!r}", (key,)
+        f"{key}: expected seconds or a duration such as 30s, 5m, 6h, 1d, 1w; got {_shown(value)}",
+        (key,),
+        help=did_you_mean(match[2], _DURATION_UNITS) if match is not None else None,
     )
+
+
+_CHANNEL_HELP = "name a channel of `channels`, or `file` (JSON Lines on disk, the default)"
+
+
+def _shown(value: object) -> str:
+    """A setting's value in a message, in the words of `nudge.yaml` rather than Python's."""
+    if value is None:
+        return "nothing (the setting is empty)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return str(value)
 
 
 def _count(key: str, value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    raise ConfigError(f"{key}: expected a whole number of 1 or more; got {value!r}", (key,))
+    raise ConfigError(f"{key}: expected a whole number of 1 or more; got {_shown(value)}", (key,))
 
 
 _DATABASES = ("sqlite", "postgresql", "postgres")
@@ -425,9 +449,15 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
     if "database" in raw:
         changes["database"] = _database("database", raw["database"], base)
     if "timezone" in raw:
+        if raw["timezone"] is None:
+            raise ConfigError(
+                "timezone: the setting is empty",
+                ("timezone",),
+                help="a name such as Asia/Shanghai or Europe/Berlin (the default is UTC)",
+            )
         if not is_zone(str(raw["timezone"])):
             raise ConfigError(
-                f"timezone {raw['timezone']!r} is not an IANA time zone",
+                f"timezone: `{raw['timezone']}` is not an IANA time zone",
                 ("timezone",),
                 help=zone_help(str(raw["timezone"]))
                 or "a name such as Asia/Shanghai or Europe/Berlin",
@@ -441,6 +471,10 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
     channels.update(_channels(raw.get("channels")))
     changes["channels"] = channels
     if "default_channel" in raw:
+        if raw["default_channel"] is None:
+            raise ConfigError(
+                "default_channel: the setting is empty", ("default_channel",), help=_CHANNEL_HELP
+            )
         changes["default_channel"] = str(raw["default_channel"])
     if "tick_seconds" in raw:
         changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
@@ -471,7 +505,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
     config = dataclasses.replace(config, **changes)
     if config.default_channel not in config.channels:
         raise ConfigError(
-            f"default_channel {config.default_channel!r} is not configured",
+            f"default_channel: {_shown(config.default_channel)} is not configured",
             ("default_channel",),
             help=did_you_mean(config.default_channel, config.channels),
         )

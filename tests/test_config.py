@@ -107,6 +107,60 @@ def test_keys_are_read_as_written_and_a_merge_may_give_a_key_again(tmp_path: Pat
     assert (places[1].line, places[1].column) == (7, 10)
 
 
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        ("90", 90),
+        ('"90"', 90),
+        ("30s", 30),
+        ("30 seconds", 30),
+        ("5 min", 300),
+        ("6 hours", 21600),
+        ("2d", 172800),
+        ("1 day", 86400),
+        ("1w", 604800),
+        ("2 weeks", 1209600),
+    ],
+)
+def test_durations_are_written_as_in_the_rules_or_in_seconds(
+    tmp_path: Path, written: str, seconds: float
+) -> None:
+    assert load_config(write(tmp_path, f"grace: {written}\n")).grace_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "help"),
+    [
+        (
+            "grace: 3 dys\n",
+            "grace: expected seconds or a duration such as 30s, 5m, 6h, 1d, 1w; got `3 dys`",
+            "did you mean `days`?",
+        ),
+        (
+            "grace: yes\n",
+            "grace: expected seconds or a duration such as 30s, 5m, 6h, 1d, 1w; got yes",
+            None,
+        ),
+        (
+            "timezone:\n",
+            "timezone: the setting is empty",
+            "a name such as Asia/Shanghai or Europe/Berlin (the default is UTC)",
+        ),
+        (
+            "default_channel:\n",
+            "default_channel: the setting is empty",
+            "name a channel of `channels`, or `file` (JSON Lines on disk, the default)",
+        ),
+    ],
+)
+def test_a_setting_s_value_is_shown_as_written(
+    tmp_path: Path, text: str, message: str, help: str | None
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    assert (error.value.message, error.value.help) == (message, help)
+
+
 def test_a_channel_name_longer_than_the_ledger_holds_is_refused(tmp_path: Path) -> None:
     name = "c" * 101
     with pytest.raises(ConfigError) as bad:
@@ -196,7 +250,7 @@ def test_every_bad_setting_of_a_channel_is_reported_once(tmp_path: Path) -> None
     text += "    host: smtp.example.com\n"
     found = [error.message for error in channel_errors(load_config(write(tmp_path, text)), {})]
     assert found == [
-        "channels.mail: `port` must be a positive number",
+        "channels.mail: `port` must be a port, a whole number from 1 to 65535",
         "channels.mail: `from` must hold an email address; got 'nobody'",
     ]
     for url in ("example.com/hook", "http://hooks:99999/x", "https://ho oks.example.com"):
@@ -245,7 +299,7 @@ def test_check_reports_the_channels_and_fails_on_their_errors(tmp_path: Path) ->
     config.write_text("timezone: Europe/Berln\n")
     result = runner.invoke(cli, ["check", str(rules)])
     assert result.exit_code == 1
-    assert "error[E602]: timezone 'Europe/Berln' is not an IANA time zone" in result.output
+    assert "error[E602]: timezone: `Europe/Berln` is not an IANA time zone" in result.output
 
 
 def test_other_commands_show_the_error_at_its_place(
@@ -256,7 +310,8 @@ def test_other_commands_show_the_error_at_its_place(
         main(["history", "--config", str(path), "--from", "2026-01-01", "--to", "2026-01-02"])
     assert ended.value.code == 1
     assert capsys.readouterr().err.splitlines()[:5] == [
-        "error[E602]: grace: expected seconds or a duration such as 30s, 5m, 6h; got 'soon'",
+        "error[E602]: grace: expected seconds or a duration such as 30s, 5m, 6h, 1d, 1w;"
+        " got `soon`",
         f" --> {path}:2:8",
         "  |",
         "2 | grace: soon",

@@ -172,6 +172,16 @@ class Options:
             )
         return float(value)
 
+    def port(self, key: str, default: int) -> int:
+        """A TCP port: a whole number from 1 to 65535."""
+        value = self.options.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise ConfigError(
+                f"channels.{self.channel}: `{key}` must be a port, a whole number from 1 to 65535",
+                self.setting(key),
+            )
+        return value
+
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = str(self.options.get(key, default))
         if value not in choices:

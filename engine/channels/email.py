@@ -88,7 +88,7 @@ class EmailChannel(Channel):
         return cls(
             name,
             host=read.text("host"),
-            port=int(read.number("port", _DEFAULT_PORTS[security])),
+            port=read.port("port", _DEFAULT_PORTS[security]),
             security=security,
             sender=read.text("from"),
             login=(username, password) if username and password else None,
