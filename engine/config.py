@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import re
@@ -18,7 +19,8 @@ from yaml.error import MarkedYAMLError
 from yaml.reader import ReaderError
 
 from engine.errors import ConfigError
-from engine.source import Span
+from engine.render import remember_source
+from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile, Span
 from engine.storage.tables import CHANNEL_NAME_LENGTH
 from engine.suggest import did_you_mean
 from engine.timeutil import is_zone, zone_help
@@ -290,9 +292,12 @@ def _read(path: Path) -> tuple[dict[Any, Any], Places]:
     """The file's settings, and where it holds each."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot be read ({exc})", code="E600") from None
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read ({exc.strerror or exc})", code="E600") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(file, data, exc.start) from None
     where = _Text(file, text)
     loader: _Loader | None = None
     try:
@@ -325,6 +330,19 @@ def _read(path: Path) -> tuple[dict[Any, Any], Places]:
     if node is not None:
         _walk(node, (), places, where, set())
     return loaded or {}, places
+
+
+def _not_utf8(file: str, data: bytes, start: int) -> ConfigError:
+    """E600 at the first byte of `data` that cannot start a character, as `check` tells a rule
+    file that is not UTF-8 (E004); a file saved as UTF-16 is told so."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return ConfigError(
+            f"{file}: saved as UTF-16, not UTF-8 text", code="E600", help=SAVE_AS_UTF8
+        )
+    bad = NotUtf8.at(file, data, start)
+    remember_source(SourceFile(file, bad.text))
+    error = ConfigError("not UTF-8 text", code="E600", help=SAVE_AS_UTF8)
+    return error.located(bad.span, file)
 
 
 class _Loader(yaml.SafeLoader):

@@ -161,6 +161,23 @@ def test_a_setting_s_value_is_shown_as_written(
     assert (error.value.message, error.value.help) == (message, help)
 
 
+def test_a_file_that_is_not_utf8_is_told_at_its_first_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "nudge.yaml"
+    path.write_bytes("timezone: UTC\nshop:\n  name: 小满\n".encode("gbk"))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    span = error.value.span
+    assert (error.value.code, error.value.message, span and (span.line, span.column)) == (
+        "E600",
+        "not UTF-8 text",
+        (3, 10),  # GBK's first two bytes happen to read as a UTF-8 character
+    )
+    assert error.value.help and error.value.help.startswith("save the file as UTF-8")
+    path.write_bytes("timezone: UTC\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match="saved as UTF-16, not UTF-8 text"):
+        load_config(path)
+
+
 def test_a_channel_name_longer_than_the_ledger_holds_is_refused(tmp_path: Path) -> None:
     name = "c" * 101
     with pytest.raises(ConfigError) as bad:
