@@ -196,6 +196,10 @@ def _infer(expr: ast.Expr, scope: Scope) -> Type:
                         "both ends must be values of the same kind as the one tested",
                     )
                     break
+            else:
+                _reversed_ends(expr, scope)
+                for bound in (expr.low, expr.high):
+                    _quoted_number(bound, value, "`between`", scope)
             return BOOL
         case ast.IsSet():
             _infer(expr.value, scope)
@@ -335,6 +339,9 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
                 f"{left} has no order",
                 "use `==` or `!=`",
             )
+        elif op not in ("==", "!="):
+            _quoted_number(node.right, left, f"`{op}`", scope)
+            _quoted_number(node.left, right, f"`{op}`", scope)
         return
     if container.kind == "text":
         if item.kind not in ("text", "unknown"):
@@ -365,6 +372,60 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
             item_node,
             f"this is {item}",
         )
+
+
+def _quoted_number(node: ast.Expr, other: Type, what: str, scope: Scope) -> None:
+    """W322 for a number in quotes that orders a value of unknown type (an attribute, an event
+    property): the two compare as text, letter by letter, so that 99 comes after "100"."""
+    if not isinstance(node, ast.String) or other.kind != "unknown":
+        return
+    try:
+        number = float(node.value)
+    except ValueError:
+        return
+    if number != number or number in (float("inf"), float("-inf")):
+        return
+    scope.report(
+        Diagnostic(
+            "warning",
+            "W322",
+            f'`"{node.value}"` is text: {what} orders text letter by letter, so that a value of'
+            f' 99 comes after "100"',
+            node.span,
+            label="a number in quotes",
+            help=f"write the number without quotes: `{node.value.strip()}`",
+        )
+    )
+
+
+def _reversed_ends(node: ast.Between, scope: Scope) -> None:
+    """E321 for `between` whose written ends are the wrong way round: it holds for no value."""
+    low, high = _literal(node.low), _literal(node.high)
+    if low is None or high is None or low[0] != high[0] or not low[1] > high[1]:
+        return
+    _error(
+        scope,
+        "E321",
+        "`between` with its larger end first holds for no value",
+        node,
+        "the ends are the wrong way round",
+        "write the smaller (or earlier) end first, such as `between 10 and 100`",
+    )
+
+
+def _literal(node: ast.Expr) -> tuple[str, float] | None:
+    """A literal end of `between` as its kind and a number that orders it: a number, a date
+    (its ordinal) or a duration (its seconds)."""
+    match node:
+        case ast.Number(value=value):
+            return "number", float(value)
+        case ast.Negate(operand=ast.Number(value=value)):
+            return "number", -float(value)
+        case ast.DateValue(value=day):
+            return "date", float(day.toordinal())
+        case ast.DurationValue(duration=duration):
+            return "duration", float(duration.seconds)
+    return None
 
 
 def _compare_help(left: Type, right: Type) -> str | None:

@@ -241,6 +241,31 @@ def test_rule_files_that_are_not_read_are_named_and_empty_rule_names_refused(tmp
     assert [d.code for d in diagnostics] == ["E002", "W005", "W005"]
 
 
+def test_between_with_its_ends_reversed_is_refused(tmp_path):
+    rule = 'when order.paid if {} then tag "x"'
+    for test in (
+        "order.total between 100 and 10",
+        "order.total between -5 and -10",
+        "customer.signed_up between 2026-05-01 and 2026-01-01",
+        "customer.days_since_last_order between 90 and 30",
+    ):
+        assert codes(tmp_path, rule.format(test)) == ["E321"], test
+    for test in ("order.total between 10 and 10", "order.total between -10 and 5"):
+        assert codes(tmp_path, rule.format(test)) == [], test
+
+
+def test_a_number_in_quotes_ordering_a_value_of_unknown_kind_is_warned_of(tmp_path):
+    rule = 'when order.paid if {} then tag "x"'
+    for test, found in (
+        ('order.total > "100"', ["W322"]),
+        ('"100" <= customer.level', ["W322"]),
+        ('order.total between "1" and "20"', ["W322", "W322"]),
+    ):
+        assert codes(tmp_path, rule.format(test)) == found, test
+    for test in ('order.total == "100"', 'customer.name > "Li"', "order.total > 100"):
+        assert codes(tmp_path, rule.format(test)) == [], test
+
+
 def test_event_properties_belong_to_the_trigger(tmp_path):
     assert codes(tmp_path, 'when review.posted if order.total > 3 then tag "x"') == ["E210"]
     assert codes(tmp_path, 'when review.posted if review.rating < 3 then tag "x"') == []
