@@ -23,6 +23,7 @@ from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.parsers.lalr_parser_state import ParserState
 
 from engine import ast
+from engine.duration_errors import Slip, duration_slip
 from engine.errors import Diagnostic, RuleError
 from engine.render import remember_source
 from engine.source import SourceFile, Span
@@ -260,6 +261,10 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     expected = set(error.accepts or error.expected)
     found = "the end of the file" if token.type == "$END" else f"`{_shorten(token)}`"
 
+    if token.type == "NUMBER" and "DURATION" in expected:
+        slip = duration_slip(text, token.start_pos or 0)
+        if slip is not None:
+            return _slip_diagnostic(file, text, slip)
     suggestion = _nearest_keyword(token, expected)
     if suggestion is not None:
         return Diagnostic(
@@ -270,6 +275,9 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
             label="not a word of the rule language here",
             help=f"did you mean `{suggestion}`?",
         )
+    slip = _slip_before(text, token)
+    if slip is not None:
+        return _slip_diagnostic(file, text, slip)
     mistake = _match_mistake(error)
     if mistake is not None:
         return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
@@ -280,6 +288,36 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         span,
         label=f"expected {describe_expected(expected)}",
     )
+
+
+# A number, and perhaps a word, just before a token on its line: `1.5` before `d`, `3d ` before
+# `2h`.
+_NUMBER_BEFORE = re.compile(r"(?<![\w.])[0-9]+(?:\.[0-9]+)?[ \t]*(?:[A-Za-z]+[ \t]*)?$")
+
+
+def _slip_before(text: str, token: Token) -> Slip | None:
+    """A duration written wrongly that ends with `token`, a word right after a number
+    (`1.5d`, `3 dys`, `3d2h` where a value may be a number)."""
+    if token.type == "$END":
+        return None
+    start = token.start_pos or 0
+    before = _NUMBER_BEFORE.search(text, text.rfind("\n", 0, start) + 1, start)
+    if before is None:
+        return None
+    slip = duration_slip(text, before.start())
+    return slip if slip is not None and slip.end >= (token.end_pos or 0) else None
+
+
+def _slip_diagnostic(file: str, text: str, slip: Slip) -> Diagnostic:
+    span = _offset_span(file, text, slip.start, slip.end)
+    return Diagnostic("error", slip.code, slip.message, span, slip.label, slip.help)
+
+
+def _offset_span(file: str, text: str, start: int, end: int) -> Span:
+    """The span of `text[start:end]`, which lies on one line."""
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Span(file, line, column, line, column + (end - start))
 
 
 def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic:
