@@ -261,6 +261,12 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     expected = set(error.accepts or error.expected)
     found = "the end of the file" if token.type == "$END" else f"`{_shorten(token)}`"
 
+    # `10：00`: the parser stops at the word before a look-alike, which the lexer has not read.
+    if token.type != "$END" and token.end_pos is not None:
+        look_alike_after = _look_alike_at(file, text, token.end_pos)
+        if look_alike_after is not None:
+            return look_alike_after
+
     if token.type == "NUMBER" and "DURATION" in expected:
         slip = duration_slip(text, token.start_pos or 0)
         if slip is not None:
@@ -337,6 +343,9 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
             help='close it with `"` on the same line (write `\\"` for a quote inside the text)',
         )
     span = Span(file, line, column, line, column + 1)
+    look_alike_here = _look_alike_at(file, text, pos)
+    if look_alike_here is not None:
+        return look_alike_here
     mistake = None if _shown(char).startswith("U+") else _match_mistake(error)
     if mistake is not None:
         return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
@@ -353,6 +362,54 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
             if unicodedata.category(char) == "Cf"
             else "text other than names and numbers goes in double quotes"
         ),
+    )
+
+
+# Typographic and full-width characters that stand for one of the language's, which NFKC does
+# not give: curly quotes (a string is in straight double quotes, single ones included), the
+# ideographic comma and full stop, brackets, dashes and the minus sign.
+_LOOK_ALIKES = {
+    **dict.fromkeys("“”„‟″〝〞‘’‚‛′「」『』", '"'),
+    "、": ",",
+    "。": ".",
+    "【": "[",
+    "】": "]",
+    "〔": "(",
+    "〕": ")",
+    **dict.fromkeys("‐‑‒–—−", "-"),
+}
+
+
+def _look_alike(char: str) -> str | None:
+    """The character of the language that `char` stands for, when it is another character
+    that looks like it (`（` for `(`, `“` for `"`, `３` or `٣` for `3`), or None."""
+    if not char:
+        return None
+    if char in _LOOK_ALIKES:
+        return _LOOK_ALIKES[char]
+    digit = unicodedata.decimal(char, None)
+    if digit is not None:
+        return str(digit)
+    plain = unicodedata.normalize("NFKC", char)
+    if plain == char or not plain.isascii() or not plain.isprintable() or plain.isspace():
+        return None  # a space of another width has help of its own
+    return plain
+
+
+def _look_alike_at(file: str, text: str, position: int) -> Diagnostic | None:
+    """E101 for a character at `position` of `text` that stands for one of the language's."""
+    char = text[position : position + 1]
+    plain = _look_alike(char)
+    if plain is None:
+        return None
+    return Diagnostic(
+        "error",
+        "E101",
+        f"unexpected character {_shown(char)}",
+        _offset_span(file, text, position, position + 1),
+        label=f"not a plain `{plain}`",
+        help=f"write `{plain}` instead (an input method or a word processor may have put this "
+        "one in)",
     )
 
 
