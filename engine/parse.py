@@ -27,7 +27,7 @@ from engine.duration_errors import Slip, duration_slip
 from engine.errors import Diagnostic, RuleError
 from engine.render import remember_source
 from engine.source import SourceFile, Span
-from engine.syntax_errors import MISTAKES, Mistake, describe_expected, keyword_of
+from engine.syntax_errors import ACTIONS, MISTAKES, Mistake, describe_expected, keyword_of
 from engine.transform import to_statement
 
 # The words that start a statement: where the parser picks up again after an error.
@@ -267,6 +267,9 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if look_alike_after is not None:
             return look_alike_after
 
+    dangling = _dangling(file, text, token, expected)
+    if dangling is not None:
+        return dangling
     if token.type == "NUMBER" and "DURATION" in expected:
         slip = duration_slip(text, token.start_pos or 0)
         if slip is not None:
@@ -294,6 +297,87 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         span,
         label=f"expected {describe_expected(expected)}",
     )
+
+
+# The last word or operator of a line, and the words and operators that need something after
+# them: a line ending in one goes on at the next, where the parser stops.
+_LAST_WORD = re.compile(r"(>=|<=|==|!=|[<>+\-*/]|[A-Za-z_][A-Za-z0-9_.]*)[ \t]*$")
+_NEEDS_A_VALUE = frozenset({"==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/"})
+_NEEDS_A_CONDITION = frozenset({"and", "or", "not", "if"})
+_ACTION_WORDS = frozenset({"MESSAGE", "FOLLOWUP", "COUPON", "POINTS", "TASK", "GIFT", "TAG"})
+
+
+def _dangling(file: str, text: str, token: Token, expected: set[str]) -> Diagnostic | None:
+    """The error at the end of the line before `token`, when that line ends in an operator,
+    `and`, `or`, `not`, `if` or `then` and `token` starts the next one (or ends the file):
+    `customer.orders >` then a line `then tag "x"`. The line that is unfinished is the one to
+    show, not the next, which is right as written."""
+    start = len(text) if token.type == "$END" else token.start_pos or 0
+    if token.type != "$END" and not _starts_line(text, start):
+        return None
+    last = _last_word(text, start)
+    if last is None:
+        return None
+    position, word = last
+    unfinished = _unfinished(word, in_actions=bool(expected & _ACTION_WORDS))
+    if unfinished is None:
+        return None
+    span = _offset_span(file, text, position, position + len(word))
+    next_line = text.count("\n", 0, start) + 1
+    goes_on = (
+        "the file ends after it"
+        if token.type == "$END"
+        else f"line {next_line} goes on with `{_shorten(token)}`, which cannot follow it"
+    )
+    code, message, help = unfinished
+    return Diagnostic("error", code, message, span, goes_on, help)
+
+
+def _unfinished(word: str, in_actions: bool) -> tuple[str, str, str] | None:
+    """Code, message and help for a statement whose line ends in `word`, which needs more."""
+    if word == "then":
+        return "E112", "`then` must be followed by an action", f"the actions are {ACTIONS}"
+    if word == "and" and in_actions:
+        return (
+            "E135",
+            "`and` must be followed by another action",
+            f"write the next action after `and` on this line ({ACTIONS}), or remove `and`",
+        )
+    if word in _NEEDS_A_VALUE:
+        return (
+            "E135",
+            f"`{word}` needs a value after it",
+            f"write the value after `{word}` on this line, such as `{word} 3`",
+        )
+    if word in _NEEDS_A_CONDITION:
+        return (
+            "E135",
+            f"`{word}` needs a condition after it",
+            f"write the condition after `{word}` on this line, or remove `{word}`",
+        )
+    return None
+
+
+def _last_word(text: str, position: int) -> tuple[int, str] | None:
+    """The last word or operator before `position` of `text`, past blank lines and comments,
+    with where it starts; None when what comes last is something else (a string, a number)."""
+    end = position
+    while end > 0:
+        line_start = text.rfind("\n", 0, end) + 1
+        code = _without_comment(text[line_start:end])
+        if code.strip():
+            match = _LAST_WORD.search(code)
+            return (line_start + match.start(1), match[1]) if match else None
+        end = line_start - 1
+    return None
+
+
+def _without_comment(line: str) -> str:
+    """`line` up to its comment, if it has one (a `#` in a string is none)."""
+    for match in _SCAN.finditer(line):
+        if match.group().startswith("#"):
+            return line[: match.start()]
+    return line
 
 
 # A number, and perhaps a word, just before a token on its line: `1.5` before `d`, `3d ` before

@@ -109,7 +109,7 @@ _UNFINISHED_RULES = (
     "when order.paid once every 1d",
 )
 
-_ACTIONS = "message, followup, coupon, points, task, gift, tag or untag"
+ACTIONS = "message, followup, coupon, points, task, gift, tag or untag"
 
 MISTAKES: tuple[Mistake, ...] = (
     Mistake(
@@ -142,7 +142,7 @@ MISTAKES: tuple[Mistake, ...] = (
         "E111",
         "this rule has no `then`",
         "the rule ends here without an action",
-        f"finish the rule with `then` and an action ({_ACTIONS})",
+        f"finish the rule with `then` and an action ({ACTIONS})",
         tuple(
             base + after
             for base in _UNFINISHED_RULES
@@ -161,7 +161,7 @@ MISTAKES: tuple[Mistake, ...] = (
         "E112",
         "`then` must be followed by an action",
         "expected an action here",
-        f"the actions are {_ACTIONS}",
+        f"the actions are {ACTIONS}",
         ("when a.b then", "when a.b then 5", 'when a.b then "x"'),
         any_word=True,
     ),

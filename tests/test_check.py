@@ -116,7 +116,7 @@ def test_a_misspelt_word_starting_a_line_keeps_the_whole_statement_before_it(tmp
     assert codes_and_lines(tmp_path, text) == [
         ("W203", 2),
         ("E102", 4),
-        ("E100", 7),
+        ("E135", 6),  # at the `and` that needs an action after it
     ]
     # Only a misspelt statement word ends the statement: another word may belong to it.
     assert codes(tmp_path, 'segment "cn" = customer.country\n  equals "CN"\n') == ["E100"]
