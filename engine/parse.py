@@ -288,6 +288,10 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     if slip is not None:
         return _slip_diagnostic(file, text, slip)
     mistake = _match_mistake(error)
+    if (mistake is not None and mistake.code == "E131") or expected == {"RPAR"}:
+        unclosed = _unclosed(file, text, token)
+        if unclosed is not None:
+            return unclosed
     if mistake is not None:
         return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
     return Diagnostic(
@@ -331,6 +335,39 @@ def _dangling(file: str, text: str, token: Token, expected: set[str]) -> Diagnos
     )
     code, message, help = unfinished
     return Diagnostic("error", code, message, span, goes_on, help)
+
+
+def _unclosed(file: str, text: str, token: Token) -> Diagnostic | None:
+    """E131 at the `(` that is not closed, the innermost one before `token`, where the parser
+    wanted its `)`; the help says where that was. None when no `(` is open there."""
+    stop = len(text) if token.type == "$END" else token.start_pos or 0
+    opened: list[int] = []
+    for match in _SCAN.finditer(text, 0, stop):
+        piece = match.group()
+        if piece in SYNC_WORDS:
+            opened.clear()  # parentheses do not go on from one statement to the next
+        elif piece == "(":
+            opened.append(match.start())
+        elif piece == ")" and opened:
+            opened.pop()
+    if not opened:
+        return None
+    span = _offset_span(file, text, opened[-1], opened[-1] + 1)
+    line = text.count("\n", 0, stop) + 1
+    where = (
+        "at the end of the file"
+        if token.type == "$END"
+        else f"at the latest before `{_shorten(token)}`"
+        + ("" if line == span.line else f" on line {line}")
+    )
+    return Diagnostic(
+        "error",
+        "E131",
+        "this `(` is not closed",
+        span,
+        "opened here, never closed",
+        f"add the missing `)` where what it holds ends, {where}",
+    )
 
 
 def _unfinished(word: str, in_actions: bool) -> tuple[str, str, str] | None:
