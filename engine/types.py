@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from engine import ast
 from engine.errors import Diagnostic
+from engine.fmt import expr_text
 from engine.source import Span
 from engine.suggest import did_you_mean, nearest
 
@@ -328,7 +329,7 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
                 f"cannot compare {left} with {right}",
                 node,
                 f"{left} {op} {right}",
-                _compare_help(left, right),
+                _membership_help(node, left, right) or _compare_help(left, right),
             )
         elif op not in ("==", "!=") and left.kind not in _ORDERED:
             _error(
@@ -371,6 +372,7 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
             f"{container} cannot hold {item}",
             item_node,
             f"this is {item}",
+            _membership_help(node, left, right),
         )
 
 
@@ -426,6 +428,23 @@ def _literal(node: ast.Expr) -> tuple[str, float] | None:
         case ast.DurationValue(duration=duration):
             return "duration", float(duration.seconds)
     return None
+
+
+def _membership_help(node: ast.Compare, left: Type, right: Type) -> str | None:
+    """`customer.tags == "vip"`, `customer.tags in ["vip"]`: whether a set holds a text is
+    asked with `in` (LANGUAGE.md 3.3), written out with the text the merchant gave. `left`
+    and `right` are the types of the two sides."""
+    if left.kind == "set":
+        whole, part = node.left, node.right
+    elif right.kind == "set":
+        whole, part = node.right, node.left
+    else:
+        return None
+    texts = part.items if isinstance(part, ast.ListValue) else (part,)
+    if not texts or not all(isinstance(text, ast.String) for text in texts):
+        return None
+    test, join = ("not in", " and ") if node.op in ("!=", "not in") else ("in", " or ")
+    return "write `" + join.join(f"{expr_text(t)} {test} {expr_text(whole)}" for t in texts) + "`"
 
 
 def _compare_help(left: Type, right: Type) -> str | None:
