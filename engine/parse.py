@@ -274,6 +274,9 @@ def _diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         slip = duration_slip(text, token.start_pos or 0)
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
+    word_slip = _operator_slip(file, text, token) or _every_weekday(span, token, expected)
+    if word_slip is not None:
+        return word_slip
     suggestion = _nearest_keyword(token, expected)
     if suggestion is not None:
         return Diagnostic(
@@ -445,6 +448,41 @@ def _offset_span(file: str, text: str, start: int, end: int) -> Span:
     line = text.count("\n", 0, start) + 1
     column = start - (text.rfind("\n", 0, start) + 1) + 1
     return Span(file, line, column, line, column + (end - start))
+
+
+def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
+    """E115 for `=>` and `=<`, "greater or equal" written the other way round."""
+    if token.type != "ASSIGN" or token.end_pos is None:
+        return None
+    after = text[token.end_pos : token.end_pos + 1]
+    if after not in ("<", ">"):
+        return None
+    start = token.start_pos or 0
+    return Diagnostic(
+        "error",
+        "E115",
+        f"`={after}` is not an operator",
+        _offset_span(file, text, start, start + 2),
+        f"`{after}=` written the other way round",
+        f"did you mean `{after}=`?",
+    )
+
+
+_ANY_WEEKDAY = frozenset({"weekday", "weekdays", "weekend", "weekends", "workday", "workdays"})
+
+
+def _every_weekday(span: Span, token: Token, expected: set[str]) -> Diagnostic | None:
+    """E125 for `every weekday`, which names no one day: not "did you mean `wednesday`?"."""
+    if "MONDAY" not in expected or str(token).lower() not in _ANY_WEEKDAY:
+        return None
+    return Diagnostic(
+        "error",
+        "E125",
+        "`every` takes one weekday name, `day` or `month on N`",
+        span,
+        "not one day of the week",
+        "write a rule for each day, such as `every monday`, or `every day` for all seven",
+    )
 
 
 def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic:
