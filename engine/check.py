@@ -328,13 +328,19 @@ class _Checker:
             case ast.EventTrigger():
                 self.warn_event(trigger.event, trigger.event_span, trigger=True)
                 if trigger.offset is not None and trigger.offset.sign < 0:
+                    back = duration_text(trigger.offset.duration)
+                    entity, _, name = trigger.event.partition(".")
+                    date = nearest(name, ast.CUSTOMER_DATE_FIELDS) if entity == "customer" else None
                     self.error(
                         "E313",
                         "a rule cannot act before the event that triggers it",
                         trigger.offset.span,
                         "a delay before the event",
-                        f"use `+` for a delay after the event, e.g. `{trigger.event} + "
-                        f"{duration_text(trigger.offset.duration)}`",
+                        f"did you mean `customer.{date} - {back}`? (a customer's date may be"
+                        " moved back)"
+                        if date is not None
+                        else f"use `+` for a delay after the event, e.g. `{trigger.event} + "
+                        f"{back}`",
                     )
             case ast.CustomerTrigger():
                 offset = trigger.offset

@@ -241,6 +241,15 @@ def test_rule_files_that_are_not_read_are_named_and_empty_rule_names_refused(tmp
     assert [d.code for d in diagnostics] == ["E002", "W005", "W005"]
 
 
+def test_a_misspelt_customer_date_moved_back_is_told_its_name(tmp_path):
+    rules, config = rule_set(tmp_path, {"a.rules": 'when customer.birthdate - 1d then tag "x"'})
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.help) for d in diagnostics] == [
+        ("W203", "did you mean `customer.birthday`?"),
+        ("E313", "did you mean `customer.birthday - 1d`? (a customer's date may be moved back)"),
+    ]
+
+
 def test_between_with_its_ends_reversed_is_refused(tmp_path):
     rule = 'when order.paid if {} then tag "x"'
     for test in (
