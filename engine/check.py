@@ -747,20 +747,34 @@ class _Checker:
             members = set(component)
             inside = [e for e in links if e.reader in members and e.writer in members]
             first = rules[min(e.reader for e in conditions if e.reader in members)]
+            read = [e.what for e in conditions if e.reader == first.position and e in inside]
             reasons = "; ".join(_reason(rules, e) for e in inside)
             if len(component) == 1:
                 message = f'rule "{first.name}" tests what its own actions change'
             else:
                 listed = ", ".join(f'"{rules[p].name}"' for p in component)
                 message = f"rules {listed} test what each other's actions change"
+            condition = first.rule.condition
+            assert condition is not None  # it reads what the cycle's rules give
             self.error(
                 "E401",
                 message,
-                first.rule.condition.span if first.rule.condition else first.rule.span,
+                _reading(condition, read[0], self.segments).span if read else condition.span,
                 reasons,
                 f"a rule may not depend on its own tags or points; to act only once, drop "
                 f"that test and use {_ACTION_HELP}",
             )
+
+
+def _reading(condition: ast.Expr, what: str, segments: dict[str, ast.Segment]) -> ast.Expr:
+    """The first part of `condition` that reads `what` (a tag or "points"): a comparison, a
+    value or a segment (E401 is shown there); else the whole condition."""
+    for node in ast.walk(condition):
+        if isinstance(node, ast.InSegment | ast.Compare | ast.Ref):
+            read = dependencies.reads(node, segments)
+            if read.points if what == "points" else bool({what, dependencies.ALL_TAGS} & read.tags):
+                return node
+    return condition
 
 
 def _reason(rules: list[ast.CheckedRule], edge: dependencies.Edge) -> str:
