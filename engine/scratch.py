@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.schema import CreateIndex, CreateTable, ExecutableDDLElement
 from sqlalchemy.sql.elements import ColumnElement
 
+from engine.sqlfuncs import ARITH_FUNCTION
 from engine.storage.tables import effects
 
 scratch = MetaData()
@@ -141,12 +142,22 @@ def reset(conn: Connection) -> None:
         names = [table.name for table in scratch.sorted_tables]
         used = " + ".join(f"pg_relation_size('{name}')" for name in names)
         empty = f"DO $$ BEGIN IF {used} > 0 THEN TRUNCATE {', '.join(names)}; END IF; END $$"
-        conn.exec_driver_sql("; ".join((*creations, empty)))
+        conn.exec_driver_sql("; ".join((*creations, _ARITH, empty)))
         return
     for statement in creations:
         conn.exec_driver_sql(statement)
     for table in scratch.sorted_tables:
         conn.execute(table.delete())
+
+
+# `sqlfuncs.arith`'s function, made where the session's schema of its own (the scratch tables')
+# has none yet: made anew in each evaluation, it would change the catalog in every tick.
+_ARITH = f"""DO $outer$ BEGIN
+  IF NOT EXISTS (
+    SELECT 1 FROM pg_proc WHERE proname = 'nudge_arith' AND pronamespace = pg_my_temp_schema()
+  ) THEN {ARITH_FUNCTION};
+  END IF;
+END $outer$"""
 
 
 @functools.cache

@@ -28,6 +28,78 @@ _NUMBER_LENGTH = 45
 # Arithmetic and sums whose result would be beyond this are not set (`sqlgen.Compiler._arith`,
 # `bounded_sum`): below the double's limit, 1.8e308, with room for the rounding of the tests.
 LARGEST = 1e308
+
+
+# The operator is written into the SQL: part of the cache key, as a JSON member is (below).
+_WITH_SYMBOL = [*FunctionElement._traverse_internals, ("symbol", InternalTraversal.dp_string)]
+
+
+class arith(FunctionElement[Any]):
+    """`left OP right` on numbers (OP one of + - * /), not set (NULL) where the result would be
+    beyond about LARGEST, never an error: PostgreSQL fails a query whose arithmetic overflows,
+    SQLite gives an infinity. Each database calls a function that tests the operands first
+    (`arith_value`, `ARITH_FUNCTION`), so that each operand is written once and nested
+    arithmetic stays as long as it is written."""
+
+    type = Double()
+    inherit_cache = True
+    _traverse_internals = _WITH_SYMBOL
+
+    def __init__(self, symbol: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> None:
+        self.symbol = symbol
+        super().__init__(left, right)
+
+
+@compiles(arith, "sqlite")
+def _arith_sqlite(element: arith, compiler: SQLCompiler, **kw: Any) -> str:
+    left, right = (compiler.process(c, **kw) for c in element.clauses)
+    return f"nudge_arith('{element.symbol}', {left}, {right})"
+
+
+@compiles(arith, "postgresql")
+def _arith_pg(element: arith, compiler: SQLCompiler, **kw: Any) -> str:
+    left, right = (compiler.process(c, **kw) for c in element.clauses)
+    return f"pg_temp.nudge_arith('{element.symbol}', ({left})::float8, ({right})::float8)"
+
+
+def arith_value(symbol: str, left: object, right: object) -> float | None:
+    """`arith` on SQLite (a function of each connection, `engine.storage.db`): the tests of
+    `ARITH_FUNCTION`, in the same order."""
+    if not isinstance(left, int | float) or not isinstance(right, int | float):
+        return None
+    a, b = float(left), float(right)
+    if symbol in "+-":
+        if abs(a) * 0.5 + abs(b) * 0.5 > LARGEST * 0.5:
+            return None
+        return a + b if symbol == "+" else a - b
+    if symbol == "*":
+        return a * b if abs(a) <= 1 or abs(b) <= LARGEST / abs(a) else None
+    if b == 0:
+        return None
+    return a / b if abs(b) >= 1 or abs(a) <= LARGEST * abs(b) else None
+
+
+# The function of `arith` on PostgreSQL, made in each session's own schema with the scratch
+# tables (`engine.scratch.reset`). Each test is one that cannot itself overflow: half of each
+# operand for `+` and `-`, a quotient for `*`, a product with a number below 1 for `/`.
+ARITH_FUNCTION = f"""
+CREATE FUNCTION pg_temp.nudge_arith(op text, a float8, b float8) RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $nudge$
+SELECT CASE
+  WHEN op IN ('+', '-') THEN CASE
+    WHEN abs(a) * 0.5 + abs(b) * 0.5 <= {LARGEST / 2!r}
+    THEN CASE op WHEN '+' THEN a + b ELSE a - b END END
+  WHEN op = '*' THEN CASE
+    WHEN abs(a) <= 1 THEN a * b
+    WHEN abs(b) <= {LARGEST!r} / abs(a) THEN a * b END
+  ELSE CASE
+    WHEN b = 0 THEN NULL
+    WHEN abs(b) >= 1 THEN a / b
+    WHEN abs(a) <= {LARGEST!r} * abs(b) THEN a / b END
+END
+$nudge$"""
+
+
 # PostgreSQL sums the values scaled by this power of two (exactly: only the exponent moves), so
 # that the sum cannot overflow, which would fail the query, before it is tested.
 _SUM_SCALE = 2**-16

@@ -26,7 +26,7 @@ from engine import ast
 from engine.config import Rfm
 from engine.scratch import Effects
 from engine.sqlfuncs import (
-    LARGEST,
+    arith,
     balance,
     bounded_sum,
     json_bool,
@@ -77,7 +77,6 @@ COMPARISONS = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
 def field_kind(ref: ast.Ref) -> Kind:
@@ -324,24 +323,11 @@ class Compiler:
         return sa.func.coalesce(self.c.timezone, self.scope.shop_tz)
 
     def _arith(self, op: str, left: ast.Expr, right: ast.Expr) -> ColumnElement[Any]:
-        """Not set where the result would be beyond LARGEST (tested on the operands, as
-        PostgreSQL fails a query whose arithmetic overflows, where SQLite gives infinity)."""
+        """Numbers: not set where the result would be beyond about LARGEST (`arith`)."""
         if self.kind(left) == "instant" or self.kind(right) == "instant":
             lhs, rhs = self.value(left, "instant"), self.value(right, "duration")
             return lhs + rhs if op == "+" else lhs - rhs
-        lhs, rhs = self.value(left, "number"), self.value(right, "number")
-        size, by = sa.func.abs(lhs), sa.func.abs(rhs)
-        match op:
-            case "/":
-                fits = sa.or_(by >= 1, size <= LARGEST * by)
-                result = sa.cast(lhs, sa.Double) / sa.func.nullif(rhs, 0)
-            case "*":
-                fits = sa.or_(size <= 1, by <= LARGEST / size)
-                result = lhs * rhs
-            case _:
-                fits = sa.or_(size <= LARGEST / 2, by <= LARGEST / 2)
-                result = ARITHMETIC[op](lhs, rhs)
-        return sa.case((fits, result))
+        return arith(op, self.value(left, "number"), self.value(right, "number"))
 
     def ref(self, ref: ast.Ref, want: Kind = "any") -> ColumnElement[Any]:
         if ref.entity == "customer":

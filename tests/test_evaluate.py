@@ -403,6 +403,9 @@ def test_arithmetic_and_sums_beyond_a_doubles_range_are_not_set(
         "rfm": 'customer.rfm == "521"',  # monetary 1, as without orders
         # SQLite's `sum` of integers fails where it overflows 64 bits
         "integers": "customer.total_spent / 1000000 >= 18000000000000",
+        "uneven": "order.tip is set and order.total + order.tip is not set",
+        # each operation's operands written once: nesting does not multiply the SQL
+        "nested": "order.total * 1.01 * 1.01 * 1.01 * 1.01 * 1.01 * 1.01 * 1.01 * 1.01 > 1",
     }
     records = run(
         db_url,
@@ -411,13 +414,14 @@ def test_arithmetic_and_sums_beyond_a_doubles_range_are_not_set(
         + rules_on("review.posted", {"balance": "customer.points is not set"})
         + 'rule "amount" when order.paid then points order.total * 100000000000000\n'
         + 'rule "give" when order.paid then points order.total\n',
-        [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}],
+        [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}, {"id": "c4"}],
         [
             {**paid, "customer": "c1", "total": 1e308, "id": "o1"},
             {**paid, "customer": "c1", "total": 1.5e308, "id": "o2"},
             {**paid, "customer": "c2", "total": 1e300, "id": "o3"},
             {**paid, "customer": "c3", "total": 9_000_000_000_000_000_000, "id": "o4"},
             {**paid, "customer": "c3", "total": 9_000_000_000_000_000_000, "id": "o5"},
+            {**paid, "customer": "c4", "total": 1.7e308, "tip": 5e307, "id": "o6"},
             *(
                 {"type": "review.posted", "at": "2026-06-03T10:00:00Z", "customer": c}
                 for c in ("c1", "c2", "c3")
@@ -433,15 +437,17 @@ def test_arithmetic_and_sums_beyond_a_doubles_range_are_not_set(
     assert [c for c, amount in amounts[3:] if amount > 8.9e32] == ["c3", "c3"]
     acted = by_rule([r for r in records if r["rule"] not in ("amount", "give")])
     assert acted == {
-        "times": ["c1", "c1", "c2"],
-        "plus": ["c1", "c1"],
-        "over": ["c1", "c1"],
-        "under": ["c1", "c1", "c2", "c3", "c3"],
-        "spent": ["c1", "c1"],
-        "summed": ["c1", "c1"],
+        "times": ["c1", "c1", "c2", "c4"],
+        "plus": ["c1", "c1", "c4"],
+        "over": ["c1", "c1", "c4"],
+        "under": ["c1", "c1", "c2", "c3", "c3", "c4"],
+        "spent": ["c1", "c1", "c4"],
+        "summed": ["c1", "c1", "c4"],
         "rfm": ["c1", "c1"],
         "balance": ["c1", "c2", "c3"],  # a gift beyond a trillion
         "integers": ["c2", "c3", "c3"],
+        "uneven": ["c4"],
+        "nested": ["c2", "c3", "c3"],
     }
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from engine.errors import DatabaseError
+from engine.sqlfuncs import arith_value
 from engine.storage import jsontext
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,6 +48,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    dbapi_connection.create_function("nudge_arith", 3, arith_value, deterministic=True)
 
 
 def _write_ahead_logging(cursor: sqlite3.Cursor) -> None:

@@ -203,7 +203,7 @@ def _arith(op: str, left: Any, right: Any) -> Any:
         return left / right if right != 0 and (by >= 1 or size <= LARGEST * by) else None
     if op == "*":
         return left * right if size <= 1 or by <= LARGEST / size else None
-    if size > LARGEST / 2 and by > LARGEST / 2:
+    if size * 0.5 + by * 0.5 > LARGEST * 0.5:
         return None
     return left + right if op == "+" else left - right
 
