@@ -568,7 +568,9 @@ class _Passing:
             where.append(compiler.condition(rule.rule.condition, whole=True))
         if rule.rule.unless is not None:
             where.append(~unless_sql(rule.rule.unless, bounds))
-        where.append(~recorded_before(rule, due.start_us))
+        # A probe of the ledger's key for each candidate: written as a `NOT EXISTS`, PostgreSQL
+        # may read and hash all the rule's history instead, a cost that grows with the ledger.
+        where.append(sa.case((recorded_before(rule, due.start_us), sa.false()), else_=sa.true()))
         points = [(pos, a) for pos, a in enumerate(rule.actions) if isinstance(a, ast.Points)]
         columns: list[Any] = [
             cand.c.id,
