@@ -267,7 +267,7 @@ def test_every_bad_setting_of_a_channel_is_reported_once(tmp_path: Path) -> None
     text += "    host: smtp.example.com\n"
     found = [error.message for error in channel_errors(load_config(write(tmp_path, text)), {})]
     assert found == [
-        "channels.mail: `port` must be a port, a whole number from 1 to 65535",
+        "channels.mail: `port` must be a port, a whole number from 1 to 65535; got 0",
         "channels.mail: `from` must hold an email address; got 'nobody'",
     ]
     for url in ("example.com/hook", "http://hooks:99999/x", "https://ho oks.example.com"):

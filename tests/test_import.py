@@ -1076,7 +1076,7 @@ def test_without_a_configuration_times_without_an_offset_are_noted_as_read_in_ut
     )
     main(["import", "events", str(path)])
     assert capsys.readouterr().err.splitlines() == [
-        f"warning: {path}:3: `at` '2026-01-02 10:00' has no offset, and no configuration gives"
+        f"warning: {path}:3: `at` `2026-01-02 10:00` has no offset, and no configuration gives"
         " the shop's `timezone` (nudge.yaml in this folder, or --config FILE, such as --config"
         " rules/shop/nudge.yaml): such times are read as UTC time (2 such rows)"
     ]
@@ -1088,7 +1088,7 @@ def test_without_a_configuration_times_without_an_offset_are_noted_as_read_in_ut
     )
     main(["import", "customers", str(people)])
     assert capsys.readouterr().err.splitlines() == [
-        f"warning: {people}:4: `signed_up` '2026-01-01 10:00' has no offset, and no configuration"
+        f"warning: {people}:4: `signed_up` `2026-01-01 10:00` has no offset, and no configuration"
         " gives the shop's `timezone` (nudge.yaml in this folder, or --config FILE, such as"
         " --config rules/shop/nudge.yaml): such times are read as UTC time"
     ]

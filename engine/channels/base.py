@@ -177,7 +177,8 @@ class Options:
         value = self.options.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             raise ConfigError(
-                f"channels.{self.channel}: `{key}` must be a port, a whole number from 1 to 65535",
+                f"channels.{self.channel}: `{key}` must be a port, a whole number from 1 to 65535;"
+                f" got {value}",
                 self.setting(key),
             )
         return value

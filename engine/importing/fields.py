@@ -105,7 +105,7 @@ def local_time_note(found: tuple[str, object] | None, assumed: ZoneInfo) -> tupl
         return None
     return (
         "local time",
-        f"`{field}` {value!r} has no offset, and no configuration gives the shop's `timezone`"
+        f"`{field}` `{value}` has no offset, and no configuration gives the shop's `timezone`"
         f" (nudge.yaml in this folder, or --config FILE, such as --config rules/shop/nudge.yaml):"
         f" such times are read as {assumed.key} time",
     )
