@@ -71,12 +71,22 @@ def cap_horizon(ruleset: ast.RuleSet, end_us: int, zones: Sequence[str]) -> int:
     """Where occurrences stop being due whose actions may be sent, after quiet hours, before or
     with the last of those due before `end_us`, in any of the customers' `zones`: a simulation
     or an explanation of `[start, end_us)` evaluates those too, so that `limit` decides its own
-    as the daemon does, and lists only its own. A send time never comes before that of an
-    earlier due time, so the last is that of an action due just before `end_us`."""
-    if not ruleset.limits or not ruleset.quiet_hours:
+    as the daemon does, and lists only its own.
+
+    Each move of `quiet_until` stays within quiet hours, so it never passes the first instant
+    out of them: the send time of an action due just before `end_us`, when it is out of quiet
+    hours, is the latest of all those due before. Where windows leave no such instant (quiet
+    hours covering the whole day), each of the moves is at most a day and an hour."""
+    windows = ruleset.quiet_hours
+    if not ruleset.limits or not windows:
         return end_us
-    latest = max(quiet_until(end_us - 1, tz, ruleset.quiet_hours) for tz in zones)
-    return max(end_us, latest + 1)  # an occurrence due at the latest send time ties with it
+    latest = end_us - 1
+    for tz in zones:
+        sent = quiet_until(end_us - 1, tz, windows)
+        if _in_quiet_hours(sent, tz, windows):
+            sent = end_us + (len(windows) + 1) * (DAY_US + 3600 * US)
+        latest = max(latest, sent)
+    return latest + 1  # an occurrence due at the latest send time ties with it
 
 
 def _in_quiet_hours(at_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from engine import ast
 from engine.config import Config
 from engine.importers import import_customer_rows, import_event_rows
-from engine.policies import _moved_out_of_quiet_hours, apply_limits, quiet_until
+from engine.policies import _moved_out_of_quiet_hours, apply_limits, cap_horizon, quiet_until
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.source import Span
@@ -54,6 +55,25 @@ def test_quiet_until_agrees_with_the_exact_computation(
     due_us: int, tz: str, quiet: tuple[ast.QuietHours, ...]
 ) -> None:
     assert quiet_until(due_us, tz, quiet) == _moved_out_of_quiet_hours(due_us, tz, quiet)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    end_us=st.integers(START // MINUTE_US, END // MINUTE_US).map(lambda m: m * MINUTE_US),
+    zones=st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True),
+    quiet=windows,
+)
+def test_a_simulation_s_horizon_holds_every_send_time_of_what_is_due_before_its_end(
+    end_us: int, zones: list[str], quiet: tuple[ast.QuietHours, ...]
+) -> None:
+    """`cap_horizon` is past the send time of every action due before the window's end, in
+    every zone (the simulation decides the cap with what is due up to it), whatever the quiet
+    windows: several, crossing midnight, chained, or covering the whole day."""
+    rules = SimpleNamespace(limits=("a limit",), quiet_hours=quiet)
+    horizon = cap_horizon(rules, end_us, zones)  # type: ignore[arg-type]
+    due = [end_us - 1] + [end_us - step * 7 * MINUTE_US for step in range(1, 300)]
+    sent = [quiet_until(due_us, tz, quiet) for due_us in due for tz in zones]
+    assert max(sent) < horizon
 
 
 def test_an_action_due_in_quiet_hours_waits_for_their_end_on_the_local_clock() -> None:
