@@ -89,7 +89,8 @@ def test_email_delivered_to_a_real_smtp_server(tmp_path: Path) -> None:
         with channel("email", tmp_path, **options, **{"from": "Acme <shop@acme.test>"}) as email:
             email.send(message(7, subject="Does it fit? 合适吗"))
             email.send(message(8, email="wang@example.com", name="Wang"))
-    assert len(smtp.messages) == 2
+            email.send(message(9, email="sean@example.com", name="O'Brien, Seán"))
+    assert len(smtp.messages) == 3
     envelope, mail = smtp.messages[0]
     assert envelope.mail_from == "shop@acme.test"
     assert envelope.rcpt_tos == ["li@example.com"]
@@ -99,6 +100,10 @@ def test_email_delivered_to_a_real_smtp_server(tmp_path: Path) -> None:
     assert mail["Date"] == "Mon, 21 Sep 2026 14:13:20 +0000"
     assert mail.get_content().replace("\r\n", "\n") == "Hi Li Wei, how are the shoes?\n"
     assert smtp.messages[1][0].rcpt_tos == ["wang@example.com"]
+    # one recipient, a name with a comma and a letter beyond ASCII
+    assert [str(a) for a in smtp.messages[2][1]["To"].addresses] == [
+        '"O\'Brien, Seán" <sean@example.com>'
+    ]
 
 
 def test_email_html_body(tmp_path: Path) -> None:

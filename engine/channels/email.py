@@ -17,8 +17,10 @@ import os
 import smtplib
 import ssl
 from collections.abc import Mapping
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +126,16 @@ class EmailChannel(Channel):
         email = EmailMessage()
         try:
             email["From"] = self.sender
-            email["To"] = formataddr((str(customer.get("name") or ""), str(address)))
+            # An Address, not formataddr's text: a name with a comma and a letter beyond ASCII
+            # ("O'Brien, Seán") came out as two recipients once the header was encoded.
+            name = str(customer.get("name") or "")
+            email["To"] = Address(display_name=name, addr_spec=str(address).strip())
             if message.subject:
                 email["Subject"] = message.subject
             email["Date"] = format_datetime(from_us(message.sending_us))
             email["Message-ID"] = f"<{message.idempotency_key}@{self.domain}>"
             email.set_content(message.body, subtype="html" if message.html else "plain")
-        except ValueError as exc:
+        except (ValueError, HeaderParseError) as exc:
             raise PermanentFailure(f"cannot build the email: {exc}") from exc
         return email
 
