@@ -153,7 +153,7 @@ def read_template(name: str, path: Path) -> str:
     except OSError as exc:
         raise TemplateError(f"template {name!r}: cannot read {path}: {exc.strerror}") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # an editor's byte-order mark is no part of the text
     except UnicodeDecodeError as exc:
         raise TemplateEncodingError(name, path, NotUtf8.at(str(path), data, exc.start)) from None
 
@@ -644,7 +644,9 @@ class Templates:
 
 def split_subject(text: str) -> tuple[str | None, str]:
     """`Subject: Hello\\n\\nBody` → ("Hello", "Body"); text without that first line is all body."""
-    first, newline, rest = text.partition("\n")
+    # Blank lines and blanks before it are passed over: what a comment, a `{% set %}` line or an
+    # indented first line leaves in front of it.
+    first, newline, rest = text.lstrip(" \t\r\n").partition("\n")
     if not first.lower().startswith(_SUBJECT):
         return None, text
     subject = first[len(_SUBJECT) :].strip()

@@ -64,6 +64,20 @@ def test_split_subject() -> None:
     assert split_subject("Subject: Hi\r\n\r\nBody") == ("Hi", "Body")
     assert split_subject("subject:Hi") == ("Hi", "")
     assert split_subject("Hi\nSubject: no") == (None, "Hi\nSubject: no")
+    assert split_subject("\n  \r\n  Subject: Hi\n\nBody") == ("Hi", "Body")
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["\ufeff", "{# the birthday message #}\n", "{% set name = customer.name %}\n", "  "],
+    ids=["a byte-order mark", "a comment", "a set line", "blanks"],
+)
+def test_the_subject_line_may_follow_what_renders_as_nothing(tmp_path: Path, first: str) -> None:
+    """A file saved with a byte-order mark (Notepad's "UTF-8 with BOM"), or a comment or a
+    `{% set %}` line first: the subject is still the subject, and the body does not hold it."""
+    write(tmp_path, "birthday.txt", first + "Subject: Happy birthday!\n\nHello\n")
+    rendered = Templates(tmp_path).render("birthday", CONTEXT)
+    assert (rendered.subject, rendered.body) == ("Happy birthday!", "Hello\n")
 
 
 def test_html_templates_escape_values(tmp_path: Path) -> None:
