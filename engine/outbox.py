@@ -152,6 +152,9 @@ def backoff_us(attempts: int, base_seconds: float, rng: random.Random, hint: flo
 class _Claim:
     row: Row[Any]
     withdrawn: str | None  # why consent no longer holds, for a marketing message
+    # The customer's e-mail address and phone number as stored now (`_contacts`), over those
+    # the row was recorded with; None for a customer no longer stored.
+    contact: dict[str, Any] | None
 
 
 def _claim(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[_Claim]:
@@ -168,12 +171,29 @@ def _claim(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[_Cl
         str(row.payload.get("customer_id")) for row in rows if row.payload.get("marketing")
     }
     withdrawn = _withdrawn_consent(conn, marketing, now_us)
+    contacts = _contacts(conn, {str(row.payload.get("customer_id")) for row in rows})
     return [
-        _Claim(row, withdrawn.get(str(row.payload.get("customer_id"))))
-        if row.payload.get("marketing")
-        else _Claim(row, None)
+        _Claim(
+            row,
+            withdrawn.get(customer_id) if row.payload.get("marketing") else None,
+            contacts.get(customer_id),
+        )
         for row in rows
+        for customer_id in (str(row.payload.get("customer_id")),)
     ]
+
+
+def _contacts(conn: Connection, customer_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Where each customer is reached now: a message goes to the address the shop holds when it
+    is sent, so that a corrected e-mail address or phone number heals a dead letter (`nudge
+    outbox --retry`) and one changed while a message waits is used. What the message says is
+    of its due time (the rest of the recorded customer)."""
+    found: dict[str, dict[str, Any]] = {}
+    for some in chunks(sorted(customer_ids)):
+        query = select(customers.c.id, customers.c.email, customers.c.phone)
+        for cid, email, phone in conn.execute(query.where(customers.c.id.in_(some))):
+            found[cid] = {"email": email, "phone": phone}
+    return found
 
 
 def _withdrawn_consent(conn: Connection, customer_ids: set[str], now_us: int) -> dict[str, str]:
@@ -297,7 +317,7 @@ class _Sender:
             log.info("outbox %s waits for the end of quiet hours, %s", row.id, iso(later))
             return Outcome(row.id, "pending", row.attempts, row.last_error, next_attempt_us=later)
         try:
-            message = self._render(row)
+            message = self._render(row, claim.contact)
         except TemplateError as exc:
             log.warning("outbox %s failed: %s", row.id, exc)
             return Outcome(row.id, "failed", attempts, str(exc))
@@ -359,9 +379,12 @@ class _Sender:
         log.info("outbox %s: attempt %d failed, retrying: %s", outbox_id, attempts, error)
         return Outcome(outbox_id, "pending", attempts, error, next_attempt_us=self.now_us + delay)
 
-    def _render(self, row: Row[Any]) -> RenderedMessage:
+    def _render(self, row: Row[Any], contact: dict[str, Any] | None) -> RenderedMessage:
         payload: dict[str, Any] = row.payload
         context = payload.get("context") or {}
+        if contact is not None:
+            context = {**context, "customer": {**(context.get("customer") or {}), **contact}}
+            payload = {**payload, "context": context}
         if "idempotency_key" not in payload:
             raise TemplateError("malformed outbox payload: no idempotency_key")
         subject: str | None

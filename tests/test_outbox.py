@@ -186,6 +186,41 @@ def test_email_with_coupon_through_a_real_smtp_server(engine, tmp_path, template
     assert "Your code ABCD2345EF is worth 30." in mail.get_content()
 
 
+def test_a_message_goes_to_the_address_the_shop_holds_when_it_is_sent(
+    engine, tmp_path, templates
+) -> None:
+    """Recorded for a customer without an e-mail address, the message is a dead letter; once
+    the address is imported, `--retry` sends it there. One waiting while the address changes
+    goes to the new one. What it says is of its due time (the name it was recorded with)."""
+    add_customer(engine, "c1", email=None)
+    add_customer(engine, "c2")
+    with SmtpReceiver() as smtp:
+        options = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "s@a.test"}
+        config = config_for(tmp_path, mail=Channel("mail", "email", options))
+        missing = queue(engine, customer="c1", channel="mail", email="")
+        moved = queue(engine, customer="c2", channel="mail")
+        with engine.begin() as conn:
+            conn.execute(
+                customers.update()
+                .where(customers.c.id == "c2")
+                .values(email="new@example.com", name="Renamed")
+            )
+        dispatch_due(engine, config, templates, T0)
+        dead = row(engine, missing)
+        assert (dead.status, dead.last_error) == ("dead", "customer c1 has no email address")
+        with engine.begin() as conn:
+            conn.execute(
+                customers.update().where(customers.c.id == "c1").values(email="c1@example.com")
+            )
+        assert requeue(engine, [missing], T0) == [missing]
+        assert dispatch_due(engine, config, templates, T0).sent == 1
+    assert [(e.rcpt_tos, m["To"]) for e, m in smtp.messages] == [
+        (["new@example.com"], "Li Wei <new@example.com>"),
+        (["c1@example.com"], "Li Wei <c1@example.com>"),
+    ]
+    assert row(engine, moved).status == "sent"
+
+
 def test_a_message_the_channel_fails_on_unexpectedly_holds_back_no_other(
     engine, tmp_path, templates
 ) -> None:
