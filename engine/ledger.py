@@ -42,7 +42,7 @@ from engine.storage.tables import (
     outbox,
     tasks,
 )
-from engine.timeutil import US, iso
+from engine.timeutil import US, iso, local_text
 
 DELIVERED = ("message", "followup", "coupon")
 
@@ -352,6 +352,12 @@ def _outbox_rows(
     was read for them."""
     for action_id, row in wanted:
         coupon = coupons.get(action_id)
+        if coupon is not None and row["detail"].get("expires_s"):
+            # the end of its validity as the customer's clock reads it, for the template
+            expires_us = row["at_us"] + row["detail"]["expires_s"] * US
+            person = people.get(row["customer_id"]) or {}
+            where = person.get("timezone") or config.timezone
+            coupon = {**coupon, "expires_local": local_text(expires_us, where)}
         task = None
         if row["kind"] in ("task", "gift"):
             task = {"title": row["detail"]["title"], "assignee": row["detail"].get("assignee")}

@@ -162,7 +162,7 @@ def read_template(name: str, path: Path) -> str:
 TEMPLATE_SCOPE = ("customer", "event", "coupon", "shop")
 # What `coupon` holds (`ledger._issue_coupons` makes it), and `shop` besides nudge.yaml's `shop:`
 # settings (`outbox`).
-COUPON_FIELDS = ("code", "worth", "unit", "min_spend", "expires")
+COUPON_FIELDS = ("code", "worth", "unit", "min_spend", "expires", "expires_local")
 SHOP_FIELDS = ("timezone", "country")
 _REFERENCES = (nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)
 _TOO_DEEP = (

@@ -587,7 +587,7 @@ def test_a_template_reading_what_a_coupon_or_the_shop_does_not_hold_is_warned_of
             1,
             29,
             'template "c" reads `coupon.min`, which a coupon does not have',
-            "a coupon has `code`, `worth`, `unit`, `min_spend`, `expires`",
+            "a coupon has `code`, `worth`, `unit`, `min_spend`, `expires`, `expires_local`",
         ),
         (
             "W507",

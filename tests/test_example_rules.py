@@ -154,13 +154,16 @@ def customer(language: str | None) -> dict[str, Any]:
 def coupon(action: ast.Coupon) -> dict[str, Any]:
     """The coupon the ledger issues for `action`."""
     expires = "2026-11-25T02:00:00Z" if action.expires else None
-    return {
+    found = {
         "code": "7KQ2MX9PTA",
         "worth": float(action.worth.value),
         "unit": "percent" if action.percent else "money",
         "min_spend": float(action.min_spend.value) if action.min_spend else None,
         "expires": expires,
     }
+    if expires:
+        found["expires_local"] = "2026-11-25 10:00"  # in Shanghai, the customer's zone
+    return found
 
 
 def uses() -> list[tuple[str, str, ast.Rule, ast.Message | ast.Coupon]]:

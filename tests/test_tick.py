@@ -344,6 +344,25 @@ def tick_payloads(
         return list(conn.execute(sa.select(outbox.c.payload)).scalars())
 
 
+def test_a_coupon_s_expiry_is_also_given_as_its_customer_s_clock_reads_it(tmp_path, db_url):
+    """`coupon.expires` is an instant in UTC; `coupon.expires_local` the day and time where the
+    customer lives (the shop's zone for one without): a template shows the right day."""
+    people = [
+        {"id": "la", "accepts_marketing": True, "timezone": "America/Los_Angeles"},
+        {"id": "ldn", "accepts_marketing": True},
+    ]
+    paid = A + 3 * HOUR_US  # 03:00 UTC: 19:00 the day before in Los Angeles
+    happenings = [{"customer": c, "type": "order.paid", "at": iso(paid)} for c in ("la", "ldn")]
+    rules = 'when order.paid then coupon "thanks" worth 5 expires 1d'
+    moments = [A, A + 4 * HOUR_US]
+    payloads = tick_payloads(tmp_path, db_url, people, happenings, rules, ["thanks"], moments)
+    coupons = {p["customer_id"]: p["context"]["coupon"] for p in payloads}
+    assert {c: (k["expires"], k["expires_local"]) for c, k in coupons.items()} == {
+        "la": ("2026-03-03T03:00:00Z", "2026-03-02 19:00"),
+        "ldn": ("2026-03-03T03:00:00Z", "2026-03-03 03:00"),
+    }
+
+
 def test_a_template_sees_the_tags_its_customer_holds_at_its_due_time(tmp_path, db_url) -> None:
     """A message's customer holds the imported tags as changed by every tag and untag before
     it: earlier, or at the same instant of an earlier rule or an earlier action of its rule."""
