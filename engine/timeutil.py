@@ -96,12 +96,12 @@ def local_date(us: int, tz: ZoneInfo) -> dt.date:
     return from_us(us, tz).date()
 
 
-@lru_cache(maxsize=1 << 16)
 def local_text(us: int, tz: str) -> str:
     """The instant as the local clock of `tz` reads it, to the minute: `2026-11-25 19:00`."""
     return from_us(us, zone(tz)).strftime("%Y-%m-%d %H:%M")
 
 
+@lru_cache(maxsize=1 << 16)
 def iso(us: int) -> str:
     """ISO 8601 with an offset, UTC, seconds precision unless there are microseconds.
 
