@@ -282,24 +282,13 @@ class _Sender:
         channels: dict[str, Channel] = {}
         channel_of = {claim.row.id: claim.row.channel for claim in claims}
         outcomes: list[Outcome] = []
-        # Channels that failed for now in this batch, with that outcome: their other messages
-        # are not tried in it (a channel that times out would take the batch's whole time, each
-        # of its messages waiting out the timeout, and hold back the other channels').
-        failing: dict[str, Outcome] = {}
         try:
             for claim in claims:
                 if self.stop is not None and self.stop.is_set():
                     break
                 if outcomes and self.until is not None and time.monotonic() >= self.until:
                     break  # one attempt at least: a short budget still moves on
-                failed = failing.get(claim.row.channel)
-                if failed is not None:
-                    outcomes.append(_not_tried(claim.row, failed))
-                    continue
-                outcome = self._attempt(claim, channels)
-                if outcome.status == "pending" and outcome.attempts > claim.row.attempts:
-                    failing[claim.row.channel] = outcome
-                outcomes.append(outcome)
+                outcomes.append(self._attempt(claim, channels))
         finally:
             for name, channel in [*self.retired, *channels.items()]:
                 try:
@@ -425,13 +414,6 @@ class _Sender:
             html=html,
             sending_us=self.now_us,
         )
-
-
-def _not_tried(row: Row[Any], failed: Outcome) -> Outcome:
-    """A message left for when its channel, which failed for now on another in this batch, is
-    tried again: no attempt counted."""
-    error = f"not tried: the channel failed on message {failed.outbox_id}: {failed.error}"
-    return Outcome(row.id, "pending", row.attempts, error, next_attempt_us=failed.next_attempt_us)
 
 
 def _unexpected(exc: Exception) -> str:

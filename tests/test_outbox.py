@@ -273,36 +273,12 @@ def test_channel_down_then_back_is_delivered_once(engine, tmp_path, templates) -
     assert row(engine, oid).status == "sent"
 
 
-def test_a_channel_that_fails_for_now_is_not_tried_again_in_the_batch(
-    engine, tmp_path, templates
-) -> None:
-    """A webhook that times out fails its first message; its others wait, untried, for when it
-    is tried again, rather than each waiting out the timeout, and the file channel's messages
-    in the same batch go out."""
-    with HttpReceiver(delay=1.5) as receiver:
-        hook = Channel("hook", "webhook", {"url": receiver.url, "timeout": 0.5})
-        config = config_for(tmp_path, hook=hook)
-        hooked = [queue(engine, channel="hook") for _ in range(3)]
-        filed = [queue(engine) for _ in range(2)]
-        report = dispatch_due(engine, config, templates, T0, rng=random.Random(3))
-    assert report.sent == 2 and {row(engine, o).status for o in filed} == {"sent"}
-    first, *others = (row(engine, o) for o in hooked)
-    assert (first.status, first.attempts) == ("pending", 1)
-    assert [(o.status, o.attempts, o.next_attempt_us) for o in others] == [
-        ("pending", 0, first.next_attempt_us)
-    ] * 2
-    assert others[0].last_error.startswith(f"not tried: the channel failed on message {first.id}")
-    assert len(receiver.requests) <= 1
-
-
 def test_failing_for_good_goes_dead_and_can_be_retried(engine, tmp_path, templates) -> None:
     with HttpReceiver() as receiver:
         config = config_for(tmp_path, hook=Channel("hook", "webhook", {"url": receiver.url}))
         oid = queue(engine, channel="hook")
         rejected = queue(engine, channel="hook")
-        # While the channel fails for now, its other message waits untried: `rejected` is
-        # tried once `oid` is dead.
-        receiver.script = [(500, {}), (500, {}), (500, {}), (400, {})]
+        receiver.script = [(500, {}), (400, {}), (500, {}), (500, {})]
         now = T0
         for _ in range(3):
             dispatch_due(engine, config, templates, now)
