@@ -48,7 +48,7 @@ from engine.policies import SUBSCRIBED, UNSUBSCRIBED, quiet_until
 from engine.storage.chunks import chunks
 from engine.storage.tables import customers, events, outbox
 from engine.templates import TemplateError, Templates
-from engine.timeutil import US, iso
+from engine.timeutil import US, iso, local_text, parse_moment
 
 log = logging.getLogger("nudge.outbox")
 
@@ -384,6 +384,13 @@ class _Sender:
         context = payload.get("context") or {}
         if contact is not None:
             context = {**context, "customer": {**(context.get("customer") or {}), **contact}}
+            payload = {**payload, "context": context}
+        coupon = context.get("coupon")
+        if coupon and coupon.get("expires") and "expires_local" not in coupon:
+            # recorded before coupons held it (templates read it since)
+            zone_name = (context.get("customer") or {}).get("timezone") or self.config.timezone
+            expires = local_text(parse_moment(str(coupon["expires"]), "UTC"), str(zone_name))
+            context = {**context, "coupon": {**coupon, "expires_local": expires}}
             payload = {**payload, "context": context}
         if "idempotency_key" not in payload:
             raise TemplateError("malformed outbox payload: no idempotency_key")

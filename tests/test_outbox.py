@@ -31,7 +31,7 @@ from engine.outbox import (
 from engine.parse import parse_text
 from engine.storage.db import open_database
 from engine.storage.tables import actions, customers, events, occurrences, outbox
-from engine.timeutil import US, iso
+from engine.timeutil import US, from_us, iso
 
 T0 = 1_800_000_000 * US
 CAP_US = int(RETRY_CAP_SECONDS * US)
@@ -219,6 +219,20 @@ def test_a_message_goes_to_the_address_the_shop_holds_when_it_is_sent(
         (["c1@example.com"], "Li Wei <c1@example.com>"),
     ]
     assert row(engine, moved).status == "sent"
+
+
+def test_a_coupon_recorded_before_coupons_held_their_local_expiry_still_renders(
+    engine, tmp_path, templates
+) -> None:
+    """A row queued by an earlier version, or requeued from the dead letters, has no
+    `expires_local`: it is worked out when the message is sent, in the shop's zone here."""
+    (templates / "until.txt").write_text("Valid until {{ coupon.expires_local }}.")
+    coupon = {"code": "ABCD2345EF", "worth": 30, "unit": "money", "expires": iso(T0 + 86400 * US)}
+    oid = queue(engine, kind="coupon", template="until", coupon=coupon)
+    assert dispatch_due(engine, config_for(tmp_path), templates, T0).sent == 1
+    assert row(engine, oid).status == "sent"
+    local = from_us(T0 + 86400 * US).strftime("%Y-%m-%d %H:%M")
+    assert jsonl(tmp_path / "outbox.jsonl")[0]["body"] == f"Valid until {local}."
 
 
 def test_a_message_the_channel_fails_on_unexpectedly_holds_back_no_other(
