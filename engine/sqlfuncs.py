@@ -28,6 +28,8 @@ _NUMBER_LENGTH = 45
 # Arithmetic and sums whose result would be beyond this are not set (`sqlgen.Compiler._arith`,
 # `bounded_sum`): below the double's limit, 1.8e308, with room for the rounding of the tests.
 LARGEST = 1e308
+# Products and quotients below this are 0 (`arith`).
+TINIEST = 1e-300
 
 
 # The operator is written into the SQL: part of the cache key, as a JSON member is (below).
@@ -69,31 +71,39 @@ def arith_value(symbol: str, left: object, right: object) -> float | None:
         return None
     a, b = float(left), float(right)
     if symbol in "+-":
-        if abs(a) * 0.5 + abs(b) * 0.5 > LARGEST * 0.5:
+        if abs(a) > LARGEST - abs(b):
             return None
         return a + b if symbol == "+" else a - b
     if symbol == "*":
+        if abs(a) <= 1 and abs(b) < TINIEST / max(abs(a), TINIEST):
+            return 0.0
         return a * b if abs(a) <= 1 or abs(b) <= LARGEST / abs(a) else None
     if b == 0:
         return None
-    return a / b if abs(b) >= 1 or abs(a) <= LARGEST * abs(b) else None
+    if abs(b) >= 1:
+        return 0.0 if abs(a) < TINIEST * abs(b) else a / b
+    return a / b if abs(a) <= LARGEST * abs(b) else None
 
 
 # The function of `arith` on PostgreSQL, made in each session's own schema with the scratch
-# tables (`engine.scratch.reset`). Each test is one that cannot itself overflow: half of each
-# operand for `+` and `-`, a quotient for `*`, a product with a number below 1 for `/`.
+# tables (`engine.scratch.reset`). Each test is one that cannot itself overflow or underflow (a
+# difference for `+` and `-`, a quotient for `*`, a product with a number of at least 1 for
+# `/`), and a product or quotient below TINIEST is 0, where PostgreSQL fails on a result that
+# underflows to zero.
 ARITH_FUNCTION = f"""
 CREATE FUNCTION pg_temp.nudge_arith(op text, a float8, b float8) RETURNS float8
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $nudge$
 SELECT CASE
   WHEN op IN ('+', '-') THEN CASE
-    WHEN abs(a) * 0.5 + abs(b) * 0.5 <= {LARGEST / 2!r}
+    WHEN abs(a) <= {LARGEST!r} - abs(b)
     THEN CASE op WHEN '+' THEN a + b ELSE a - b END END
   WHEN op = '*' THEN CASE
+    WHEN abs(a) <= 1 AND abs(b) < {TINIEST!r} / greatest(abs(a), {TINIEST!r}) THEN 0
     WHEN abs(a) <= 1 THEN a * b
     WHEN abs(b) <= {LARGEST!r} / abs(a) THEN a * b END
   ELSE CASE
     WHEN b = 0 THEN NULL
+    WHEN abs(b) >= 1 AND abs(a) < {TINIEST!r} * abs(b) THEN 0
     WHEN abs(b) >= 1 THEN a / b
     WHEN abs(a) <= {LARGEST!r} * abs(b) THEN a / b END
 END
@@ -123,7 +133,9 @@ def _bounded_sum_sqlite(element: bounded_sum, compiler: SQLCompiler, **kw: Any) 
 @compiles(bounded_sum, "postgresql")
 def _bounded_sum_pg(element: bounded_sum, compiler: SQLCompiler, **kw: Any) -> str:
     value = compiler.process(element.clauses, **kw)
-    total = f"coalesce(sum(({value}) * {_SUM_SCALE!r}::float8), 0)"
+    # a value below TINIEST is left out: scaled, it would underflow, which PostgreSQL fails on
+    scaled = f"CASE WHEN abs({value}) >= {TINIEST!r} THEN ({value}) * {_SUM_SCALE!r}::float8 END"
+    total = f"coalesce(sum({scaled}), 0)"
     return (
         f"(CASE WHEN abs({total}) <= {LARGEST * _SUM_SCALE!r}::float8"
         f" THEN {total} * {1 / _SUM_SCALE!r}::float8 END)"

@@ -191,8 +191,10 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-# Arithmetic and sums beyond this are not set (docs/semantics.md, "Large numbers").
+# Arithmetic and sums beyond this are not set, products and quotients below TINIEST are 0
+# (docs/semantics.md, "Numbers beyond 1e308").
 LARGEST = 1e308
+TINIEST = 1e-300
 
 
 def _arith(op: str, left: Any, right: Any) -> Any:
@@ -200,10 +202,16 @@ def _arith(op: str, left: Any, right: Any) -> Any:
         return None
     size, by = abs(left), abs(right)
     if op == "/":
-        return left / right if right != 0 and (by >= 1 or size <= LARGEST * by) else None
+        if right == 0:
+            return None
+        if by >= 1:
+            return 0.0 if size < TINIEST * by else left / right
+        return left / right if size <= LARGEST * by else None
     if op == "*":
+        if size <= 1 and by < TINIEST / max(size, TINIEST):
+            return 0.0
         return left * right if size <= 1 or by <= LARGEST / size else None
-    if size * 0.5 + by * 0.5 > LARGEST * 0.5:
+    if size > LARGEST - by:
         return None
     return left + right if op == "+" else left - right
 
