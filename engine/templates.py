@@ -15,6 +15,7 @@ the rest (after one optional blank line) is its body.
 
 from __future__ import annotations
 
+import codecs
 import html
 import math
 import re
@@ -152,8 +153,10 @@ def read_template(name: str, path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise TemplateError(f"template {name!r}: cannot read {path}: {exc.strerror}") from None
+    if data.startswith(codecs.BOM_UTF8):  # an editor's byte-order mark is no part of the text
+        data = data[len(codecs.BOM_UTF8) :]
     try:
-        return data.decode("utf-8-sig")  # an editor's byte-order mark is no part of the text
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TemplateEncodingError(name, path, NotUtf8.at(str(path), data, exc.start)) from None
 

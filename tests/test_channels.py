@@ -157,6 +157,9 @@ def test_email_failures(tmp_path: Path) -> None:
         with channel("email", tmp_path, **options) as email:
             with pytest.raises(PermanentFailure, match="customer c1 has no email address"):
                 email.send(message(email=None))
+            for broken in ("a@", "a@[1.2.3"):
+                with pytest.raises(PermanentFailure, match="is not an e-mail address"):
+                    email.send(message(email=broken))
             smtp.reply_with("451 4.3.0 try again later")
             with pytest.raises(TemporaryFailure, match="451"):
                 email.send(message())

@@ -203,6 +203,9 @@ def test_a_template_that_is_not_utf8_or_cannot_be_read(tmp_path: Path, monkeypat
         TemplateError, match=r"^template 'latin': latin\.txt is not UTF-8 text \(line 1, column 3\)"
     ):
         Templates(tmp_path).render("latin", CONTEXT)
+    (tmp_path / "marked.txt").write_bytes(b"\xef\xbb\xbf" + "Grüße".encode("latin-1"))
+    with pytest.raises(TemplateError, match=r"marked\.txt is not UTF-8 text \(line 1, column 3\)"):
+        Templates(tmp_path).render("marked", CONTEXT)  # after a byte-order mark, the same spot
     write(tmp_path, "locked.txt", "x")
     read_bytes = Path.read_bytes
 

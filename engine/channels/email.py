@@ -129,7 +129,11 @@ class EmailChannel(Channel):
             # An Address, not formataddr's text: a name with a comma and a letter beyond ASCII
             # ("O'Brien, Seán") came out as two recipients once the header was encoded.
             name = str(customer.get("name") or "")
-            email["To"] = Address(display_name=name, addr_spec=str(address).strip())
+            try:
+                to = Address(display_name=name, addr_spec=str(address).strip())
+            except (IndexError, AttributeError) as exc:  # how the parser fails on `a@`
+                raise ValueError(f"{address!r} is not an e-mail address") from exc
+            email["To"] = to
             if message.subject:
                 email["Subject"] = message.subject
             email["Date"] = format_datetime(from_us(message.sending_us))
