@@ -67,6 +67,10 @@ def quiet_until(due_us: int, tz: str, windows: tuple[ast.QuietHours, ...]) -> in
     return _moved_out_of_quiet_hours(due_us, tz, windows)
 
 
+# The longest time the clocks have skipped at once (double summer time); most skip an hour.
+_SKIPPED_AT_MOST = 2 * 3600 * US
+
+
 def cap_horizon(ruleset: ast.RuleSet, end_us: int, zones: Sequence[str]) -> int:
     """Where occurrences stop being due whose actions may be sent, after quiet hours, before or
     with the last of those due before `end_us`, in any of the customers' `zones`: a simulation
@@ -75,12 +79,14 @@ def cap_horizon(ruleset: ast.RuleSet, end_us: int, zones: Sequence[str]) -> int:
 
     Each move of `quiet_until` stays within quiet hours, so it never passes the first instant
     out of them: the send time of an action due just before `end_us`, when it is out of quiet
-    hours, is the latest of all those due before. Where windows leave no such instant (quiet
-    hours covering the whole day), each of the moves is at most a day and an hour."""
+    hours, is the latest of all those due before, but for a window's end that the clocks skip
+    (02:30 the night they go forward is 03:30: two hours at most are covered past `end_us`).
+    Where windows leave no such instant (quiet hours covering the whole day), each of the moves
+    is at most a day and an hour."""
     windows = ruleset.quiet_hours
     if not ruleset.limits or not windows:
         return end_us
-    latest = end_us - 1
+    latest = end_us - 1 + _SKIPPED_AT_MOST
     for tz in zones:
         sent = quiet_until(end_us - 1, tz, windows)
         if _in_quiet_hours(sent, tz, windows):

@@ -9,8 +9,8 @@ the template, never a crash of the caller.
 `Templates.references` reads what a template names in `{% include %}`, `{% import %}`,
 `{% from %}` and `{% extends %}` without rendering it, for `nudge check`.
 
-When the rendered text starts with a line `Subject: ...`, that line is the message's subject and
-the rest (after one optional blank line) is its body.
+When the rendered text starts with a line `Subject: ...` (after any blank lines), that line is the
+message's subject and the rest (after one optional blank line) is its body.
 """
 
 from __future__ import annotations
@@ -646,7 +646,8 @@ class Templates:
 
 
 def split_subject(text: str) -> tuple[str | None, str]:
-    """`Subject: Hello\\n\\nBody` → ("Hello", "Body"); text without that first line is all body."""
+    """`Subject: Hello\\n\\nBody` → ("Hello", "Body"); text without that first line (after any
+    blank lines) is all body."""
     # Blank lines and blanks before it are passed over: what a comment, a `{% set %}` line or an
     # indented first line leaves in front of it.
     first, newline, rest = text.lstrip(" \t\r\n").partition("\n")

@@ -76,6 +76,19 @@ def test_a_simulation_s_horizon_holds_every_send_time_of_what_is_due_before_its_
     assert max(sent) < horizon
 
 
+def test_a_simulation_s_horizon_holds_a_send_time_moved_by_the_clocks_going_forward() -> None:
+    """Quiet until 02:30 in New York: the night the clocks skip from 02:00 to 03:00, an action
+    due at 23:00 goes out at 03:30, after a window ending at 03:10."""
+    quiet = (ast.QuietHours(clock(22 * 60), clock(2 * 60 + 30), SPAN),)
+    new_york = zone("America/New_York")
+    due = to_us(dt.datetime(2026, 3, 7, 23, 0, tzinfo=new_york))
+    end = to_us(dt.datetime(2026, 3, 8, 3, 10, tzinfo=new_york))
+    sent = quiet_until(due, "America/New_York", quiet)
+    assert from_us(sent, new_york) == dt.datetime(2026, 3, 8, 3, 30, tzinfo=new_york)
+    rules = SimpleNamespace(limits=("a limit",), quiet_hours=quiet)
+    assert cap_horizon(rules, end, ["America/New_York"]) > sent  # type: ignore[arg-type]
+
+
 def test_an_action_due_in_quiet_hours_waits_for_their_end_on_the_local_clock() -> None:
     quiet = (ast.QuietHours(clock(21 * 60), clock(9 * 60), SPAN),)
     berlin = zone("Europe/Berlin")
