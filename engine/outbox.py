@@ -312,6 +312,10 @@ class _Sender:
         if claim.withdrawn is not None:
             log.info("outbox %s cancelled: %s", row.id, claim.withdrawn)
             return Outcome(row.id, "cancelled", row.attempts, claim.withdrawn)
+        expired = _expired(row.payload, self.now_us)
+        if expired is not None:
+            log.info("outbox %s cancelled: %s", row.id, expired)
+            return Outcome(row.id, "cancelled", row.attempts, expired)
         later = self._after_quiet_hours(row)
         if later > self.now_us:
             log.info("outbox %s waits for the end of quiet hours, %s", row.id, iso(later))
@@ -421,6 +425,18 @@ class _Sender:
             html=html,
             sending_us=self.now_us,
         )
+
+
+def _expired(payload: dict[str, Any], now_us: int) -> str | None:
+    """Why a coupon's message is not sent: its coupon expired before it could go out (a retry
+    after a long outage, a dead letter requeued weeks later)."""
+    coupon = (payload.get("context") or {}).get("coupon") or {}
+    expires = coupon.get("expires")
+    if payload.get("kind") != "coupon" or not expires:
+        return None
+    if parse_moment(str(expires), "UTC") > now_us:
+        return None
+    return f"the coupon {coupon.get('code')} expired at {expires}, before it could be sent"
 
 
 def _unexpected(exc: Exception) -> str:

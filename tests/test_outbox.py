@@ -236,6 +236,25 @@ def test_a_coupon_recorded_before_coupons_held_their_local_expiry_still_renders(
     assert jsonl(tmp_path / "outbox.jsonl")[0]["body"] == f"Valid until {local}."
 
 
+def test_a_coupon_message_is_not_sent_after_its_coupon_expired(engine, tmp_path, templates):
+    """A dead letter requeued after the coupon's end, or a retry that outlasted it: cancelled,
+    with the reason; one still valid goes out."""
+    coupon = {"code": "ABCD2345EF", "worth": 30, "unit": "money", "expires": iso(T0 + 60 * US)}
+    late = queue(engine, kind="coupon", template="birthday", coupon=coupon, at_us=T0 + 60 * US)
+    valid = queue(engine, kind="coupon", template="birthday", coupon=coupon)
+    report = dispatch_due(engine, config_for(tmp_path), templates, T0 + 60 * US)
+    assert sorted((o.outbox_id, o.status) for o in report.outcomes) == [
+        (late, "cancelled"),
+        (valid, "cancelled"),
+    ]
+    assert row(engine, late).last_error == (
+        f"the coupon ABCD2345EF expired at {iso(T0 + 60 * US)}, before it could be sent"
+    )
+    sent = queue(engine, kind="coupon", template="birthday", coupon=coupon, at_us=T0 + 30 * US)
+    assert dispatch_due(engine, config_for(tmp_path), templates, T0 + 30 * US).sent == 1
+    assert row(engine, sent).status == "sent"
+
+
 def test_a_message_the_channel_fails_on_unexpectedly_holds_back_no_other(
     engine, tmp_path, templates, monkeypatch
 ) -> None:
