@@ -42,7 +42,9 @@ IDLE_AT = dt.datetime(2026, 10, 14, 3, 0)
 IDLE_TICKS = 10
 BUSY_DAY = dt.datetime(2026, 10, 13)
 LATENCY_FROM = dt.datetime(2026, 10, 16, 19, 30)
-FAR_FUTURE_US = to_us(dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+# When the day's messages are dispatched: after all of them are due, before any of their coupons
+# expires (a coupon's message is not sent once its coupon has expired).
+DISPATCH_AT = BUSY_DAY + dt.timedelta(days=1)
 
 
 def shop_us(moment: dt.datetime) -> int:
@@ -251,7 +253,8 @@ def _send(
         )
         conn.execute(update(outbox).where(outbox.c.id.in_(held)).values(status="held"))
     began = time.perf_counter()
-    report = dispatch_due(engine, config, templates_dir, FAR_FUTURE_US, limit=len(ids) or 1)
+    now = shop_us(DISPATCH_AT)
+    report = dispatch_due(engine, config, templates_dir, now, limit=len(ids) or 1)
     elapsed = time.perf_counter() - began
     if report.sent != len(ids):
         failures = [o.error for o in report.outcomes if o.status != "sent"][:3]
