@@ -67,7 +67,10 @@ class Config:
     )
     tick_seconds: float = 30.0
     grace_seconds: float = 6 * 3600.0
-    max_attempts: int = 8
+    # A message that fails for now is retried until `retry_for` has passed since its first
+    # failure, or it has had `max_attempts` tries when that is set; then it is a dead letter.
+    retry_for_seconds: float = 86400.0
+    max_attempts: int | None = None
     retry_base_seconds: float = 30.0
     rfm: Rfm = field(default_factory=Rfm)
     base_dir: Path = field(default_factory=Path.cwd)
@@ -261,6 +264,7 @@ _SETTINGS = (
     "channels",
     "tick_seconds",
     "grace",
+    "retry_for",
     "max_attempts",
     "retry_base",
     "rfm",
@@ -505,6 +509,8 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
             )
     if "grace" in raw:
         changes["grace_seconds"] = _seconds("grace", raw["grace"])
+    if "retry_for" in raw:
+        changes["retry_for_seconds"] = _seconds("retry_for", raw["retry_for"])
     if "max_attempts" in raw:
         changes["max_attempts"] = _count("max_attempts", raw["max_attempts"])
     if "retry_base" in raw:

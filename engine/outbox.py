@@ -7,7 +7,11 @@ through the row's channel and records the outcome:
 
 - `sent`: delivered (`sent_us`);
 - `pending` again, later: a temporary failure, retried after an exponential backoff with full
-  jitter; after `max_attempts` tries the row is `dead` instead;
+  jitter (capped at an hour) until `retry_for` has passed since its first such failure (a day
+  by default, so that a night's outage delivers in the morning), or after `max_attempts` tries
+  when that is set; then the row is `dead` instead. A failure of the channel itself (its
+  server unreachable, silent or busy) is not met again by each of the batch's other messages
+  for that channel: they are not tried, and wait as the first one does;
 - `dead`: the channel refused it for good, failed on it unexpectedly (a fault in its code, as
   with an address its library cannot take), or it ran out of attempts (a dead letter:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
@@ -72,6 +76,7 @@ class Outcome:
     error: str | None = None
     next_attempt_us: int | None = None
     sent_us: int | None = None
+    failing_since_us: int | None = None
 
 
 @dataclass
@@ -244,6 +249,8 @@ def _record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
             values["next_attempt_us"] = outcome.next_attempt_us
         if outcome.sent_us is not None:
             values["sent_us"] = outcome.sent_us
+        if outcome.failing_since_us is not None:
+            values["failing_since_us"] = outcome.failing_since_us
         conn.execute(
             update(outbox)
             .where(outbox.c.id == outcome.outbox_id, outbox.c.status == "pending")
@@ -276,11 +283,15 @@ class _Sender:
         self.rng = rng
         # Channels left after an unexpected error: not used again, closed at the end too.
         self.retired: list[tuple[str, Channel]] = []
+        # Channels that failed for now on a message of the batch, with that failure: their
+        # other messages are not tried in this batch.
+        self.down: dict[str, TemporaryFailure] = {}
         self.shop = {"timezone": config.timezone, "country": config.country, **config.shop}
 
     def deliver(self, claims: Sequence[_Claim]) -> list[Outcome]:
         channels: dict[str, Channel] = {}
         channel_of = {claim.row.id: claim.row.channel for claim in claims}
+        rows = {claim.row.id: claim.row for claim in claims}
         outcomes: list[Outcome] = []
         try:
             for claim in claims:
@@ -299,7 +310,7 @@ class _Sender:
                         log.exception("channel %s could not be closed", name)
                     hint = exc.retry_after if isinstance(exc, TemporaryFailure) else None
                     outcomes = [
-                        self._retry(o.outbox_id, o.attempts, str(exc), hint)
+                        self._retry(rows[o.outbox_id], o.attempts, str(exc), hint)
                         if o.status == "sent" and channel_of[o.outbox_id] == name
                         else o
                         for o in outcomes
@@ -328,6 +339,10 @@ class _Sender:
         except Exception as exc:  # one message's fault must not hold back the batch's others
             log.exception("outbox %s failed: its message could not be made", row.id)
             return Outcome(row.id, "failed", attempts, _unexpected(exc))
+        down = self.down.get(row.channel)
+        if down is not None:
+            error = f"not tried: channel {row.channel} failed for now on another message: {down}"
+            return self._retry(row, attempts, error, down.retry_after)
         try:
             channel = channels.get(row.channel)
             if channel is None:
@@ -338,12 +353,15 @@ class _Sender:
             log.warning("outbox %s dead (%s): %s", row.id, row.channel, exc)
             return Outcome(row.id, "dead", attempts, str(exc))
         except TemporaryFailure as exc:
-            return self._retry(row.id, attempts, str(exc), exc.retry_after)
+            if exc.channel_down:
+                log.warning("channel %s failed for now: %s", row.channel, exc)
+                self.down[row.channel] = exc
+            return self._retry(row, attempts, str(exc), exc.retry_after)
         except ConfigError as exc:
             # The channel cannot be opened as configured; a corrected configuration heals it,
             # read when the daemon starts again.
             error = f"{exc} (mend nudge.yaml and restart the daemon, then `nudge outbox --retry`)"
-            return self._retry(row.id, attempts, error, None)
+            return self._retry(row, attempts, error, None)
         except Exception as exc:
             # A fault of the channel's code on this message (a malformed address its library
             # cannot take, ...): a dead letter, never sent again by itself, since it may have
@@ -375,13 +393,22 @@ class _Sender:
         except ConfigError:  # a zone this machine no longer knows: the shop's
             return quiet_until(sending, self.config.timezone, self.quiet)
 
-    def _retry(self, outbox_id: int, attempts: int, error: str, hint: float | None) -> Outcome:
-        if attempts >= self.config.max_attempts:
-            log.warning("outbox %s dead after %d attempts: %s", outbox_id, attempts, error)
-            return Outcome(outbox_id, "dead", attempts, error)
+    def _retry(self, row: Row[Any], attempts: int, error: str, hint: float | None) -> Outcome:
+        """A failure for now: tried again later, within `retry_for` of the row's first failure
+        (a last try at its end) and `max_attempts`, or a dead letter."""
+        since = self.now_us if row.failing_since_us is None else int(row.failing_since_us)
+        deadline = since + int(self.config.retry_for_seconds * US)
+        limit = self.config.max_attempts
+        if self.now_us >= deadline or (limit is not None and attempts >= limit):
+            error = f"{error} (given up after {attempts} attempts since {iso(since)})"
+            log.warning("outbox %s dead: %s", row.id, error)
+            return Outcome(row.id, "dead", attempts, error, failing_since_us=since)
         delay = backoff_us(attempts, self.config.retry_base_seconds, self.rng, hint)
-        log.info("outbox %s: attempt %d failed, retrying: %s", outbox_id, attempts, error)
-        return Outcome(outbox_id, "pending", attempts, error, next_attempt_us=self.now_us + delay)
+        later = min(self.now_us + delay, deadline)
+        log.info("outbox %s: attempt %d failed, retrying: %s", row.id, attempts, error)
+        return Outcome(
+            row.id, "pending", attempts, error, next_attempt_us=later, failing_since_us=since
+        )
 
     def _render(self, row: Row[Any], contact: dict[str, Any] | None) -> RenderedMessage:
         payload: dict[str, Any] = row.payload
@@ -532,6 +559,12 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_(some), outbox.c.status.in_(RETRYABLE))
-                .values(status="pending", attempts=0, next_attempt_us=now_us, last_error=None)
+                .values(
+                    status="pending",
+                    attempts=0,
+                    next_attempt_us=now_us,
+                    last_error=None,
+                    failing_since_us=None,
+                )
             )
     return chosen

@@ -135,12 +135,15 @@ def test_email_over_tls_with_login_from_environment(tmp_path: Path, security: st
         with channel("email", tmp_path, environ, **options) as email:
             email.send(message())
         assert len(smtp.messages) == 1
+        # A refused login is the channel's failure, not the message's: retried (every message
+        # of the batch would meet it), until the credentials are mended.
         wrong = dict(environ, SMTP_PASSWORD="guess")
         with (
             channel("email", tmp_path, wrong, **options) as email,
-            pytest.raises(PermanentFailure, match="535"),
+            pytest.raises(TemporaryFailure, match="refused the login: 535") as refused,
         ):
             email.send(message())
+        assert refused.value.channel_down
 
 
 def test_email_refuses_an_untrusted_certificate(tmp_path: Path) -> None:

@@ -128,6 +128,15 @@ def test_durations_are_written_as_in_the_rules_or_in_seconds(
     assert load_config(write(tmp_path, f"grace: {written}\n")).grace_seconds == seconds
 
 
+def test_retries_last_a_day_from_the_first_failure_and_may_also_be_counted(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, "timezone: UTC\n"))
+    assert (default.retry_for_seconds, default.max_attempts) == (86400.0, None)
+    config = load_config(write(tmp_path, "retry_for: 12 hours\nmax_attempts: 20\n"))
+    assert (config.retry_for_seconds, config.max_attempts) == (43200.0, 20)
+    with pytest.raises(ConfigError, match=r":1:12: retry_for: expected seconds or a duration"):
+        load_config(write(tmp_path, "retry_for: all night\n"))
+
+
 @pytest.mark.parametrize(
     ("text", "message", "help"),
     [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import smtplib
+import socket
 import threading
 import time
 from collections import Counter
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, select
 from cli import main
 from engine import ast
 from engine import outbox as outbox_module
+from engine.channels import PermanentFailure, TemporaryFailure
 from engine.channels.email import EmailChannel
 from engine.config import Channel, Config
 from engine.outbox import (
@@ -312,6 +315,138 @@ def test_channel_down_then_back_is_delivered_once(engine, tmp_path, templates) -
     keys = [request.headers["idempotency-key"] for request in receiver.requests]
     assert keys == [row(engine, oid).payload["idempotency_key"]] * 2
     assert row(engine, oid).status == "sent"
+
+
+def test_a_night_s_outage_is_retried_until_retry_for_has_passed(engine, tmp_path, templates):
+    # The defaults: no limit of tries, a day from the first failure. A webhook that nobody
+    # answers all night is tried again, at most an hour apart, and delivered in the morning.
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    config = Config(channels={"hook": hook}, base_dir=tmp_path, shop={"name": "Acme"})
+    assert (config.max_attempts, config.retry_for_seconds) == (None, 86_400.0)
+    night = queue(engine, channel="hook")
+    rng = random.Random(7)
+    now, tries = T0, []
+    while now < T0 + 8 * 3_600 * US:
+        assert dispatch_due(engine, config, templates, now, rng=rng).count("dead") == 0
+        waiting = row(engine, night)
+        assert (waiting.status, waiting.failing_since_us) == ("pending", T0)
+        assert now < waiting.next_attempt_us <= now + CAP_US
+        tries.append(waiting.attempts)
+        now = waiting.next_attempt_us
+    assert tries == list(range(1, len(tries) + 1)) and len(tries) > 8
+    with HttpReceiver(port=port) as receiver:
+        report = dispatch_due(engine, config, templates, now, rng=rng)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [(night, "sent")]
+    assert len(receiver.requests) == 1
+
+
+def test_a_message_failing_for_retry_for_is_a_dead_letter_after_a_last_try(
+    engine, tmp_path, templates
+) -> None:
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    config = Config(
+        channels={"hook": hook}, base_dir=tmp_path, retry_for_seconds=3 * 3_600, shop={"name": "A"}
+    )
+    oid = queue(engine, channel="hook")
+    rng = random.Random(3)
+    deadline = T0 + 3 * 3_600 * US
+    now, attempts = T0, 0
+    while row(engine, oid).status == "pending":
+        dispatch_due(engine, config, templates, now, rng=rng)
+        attempts += 1
+        now = row(engine, oid).next_attempt_us
+        assert now <= deadline
+    gone = row(engine, oid)
+    assert (gone.status, gone.attempts, gone.failing_since_us) == ("dead", attempts, T0)
+    assert now == deadline  # the last try came at the end of retry_for, not before it
+    assert gone.last_error.endswith(f"(given up after {attempts} attempts since {iso(T0)})"), (
+        gone.last_error
+    )
+    # Requeued, it has a whole retry_for again from its next failure.
+    later = deadline + 10 * 86_400 * US
+    requeue(engine, [oid], later)
+    assert row(engine, oid).failing_since_us is None
+    dispatch_due(engine, config, templates, later, rng=rng)
+    again = row(engine, oid)
+    assert (again.status, again.attempts, again.failing_since_us) == ("pending", 1, later)
+
+
+def test_a_channel_that_does_not_answer_is_waited_for_once_a_batch(
+    engine, tmp_path, templates
+) -> None:
+    # A server that takes the connection and never replies: each message would wait out the
+    # timeout. The first one does; the batch's others for the channel are not tried, and the
+    # file channel's message still goes out.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        config = config_for(tmp_path, hook=Channel("hook", "webhook", {"url": url, "timeout": 1}))
+        ids = [queue(engine, channel="hook") for _ in range(3)]
+        other = queue(engine)
+        started = time.monotonic()
+        report = dispatch_due(engine, config, templates, T0, rng=random.Random(1))
+        took = time.monotonic() - started
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        *((oid, "pending") for oid in ids),
+        (other, "sent"),
+    ]
+    assert took < 2.5, took  # one timeout of 1 s, not three
+    first, *untried = (row(engine, oid) for oid in ids)
+    assert "no reply in time" in first.last_error
+    for waiting in untried:
+        assert waiting.attempts == 1 and waiting.next_attempt_us > T0
+        assert waiting.last_error.startswith(
+            "not tried: channel hook failed for now on another message: "
+        )
+
+
+def test_a_message_failing_for_itself_holds_back_no_other_of_its_channel(
+    engine, tmp_path, templates
+) -> None:
+    # An error reply to one request is that request's; "service unavailable" is the server's.
+    with HttpReceiver() as receiver:
+        config = config_for(tmp_path, hook=Channel("hook", "webhook", {"url": receiver.url}))
+        ids = [queue(engine, channel="hook") for _ in range(3)]
+        receiver.script = [(500, {})]
+        report = dispatch_due(engine, config, templates, T0)
+        assert [o.status for o in report.outcomes] == ["pending", "sent", "sent"]
+        assert len(receiver.requests) == 3
+        more = [queue(engine, channel="hook") for _ in range(2)]
+        receiver.script = [(503, {"Retry-After": "120"})]
+        report = dispatch_due(engine, config, templates, T0 + CAP_US)
+        assert len(receiver.requests) == 4  # more[0], first due; the others not tried
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        (more[0], "pending"),
+        (more[1], "pending"),
+        (ids[0], "pending"),
+    ]
+    for oid in (more[1], ids[0]):
+        untried = row(engine, oid)
+        assert untried.last_error.startswith("not tried: channel hook failed for now")
+        assert untried.next_attempt_us >= T0 + CAP_US + 120 * US  # the hint holds
+
+
+def test_mail_server_failures_tell_the_channel_s_from_the_message_s() -> None:
+    from engine.channels.email import _failure
+
+    def down(exc: Exception) -> bool:
+        failure = _failure(exc)
+        assert isinstance(failure, TemporaryFailure), failure
+        return failure.channel_down
+
+    assert down(ConnectionRefusedError(111, "Connection refused"))
+    assert down(TimeoutError("timed out"))
+    assert down(smtplib.SMTPServerDisconnected("Connection unexpectedly closed"))
+    assert down(smtplib.SMTPResponseException(421, b"Service not available"))
+    assert down(smtplib.SMTPAuthenticationError(535, b"Authentication failed"))
+    assert down(smtplib.SMTPConnectError(554, b"No service"))
+    assert not down(smtplib.SMTPResponseException(451, b"Try again later"))
+    assert not down(smtplib.SMTPRecipientsRefused({"a@b.test": (450, b"Mailbox busy")}))
+    assert isinstance(
+        _failure(smtplib.SMTPRecipientsRefused({"a@b.test": (550, b"No such user")})),
+        PermanentFailure,
+    )
 
 
 def test_failing_for_good_goes_dead_and_can_be_retried(engine, tmp_path, templates) -> None:

@@ -28,11 +28,21 @@ class DeliveryFailure(NudgeError):
 
 
 class TemporaryFailure(DeliveryFailure):
-    """Try again later. `retry_after` (seconds) is the receiver's own hint, when it gave one."""
+    """Try again later. `retry_after` (seconds) is the receiver's own hint, when it gave one.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    `channel_down` says that the failure is the channel's, not the message's: its server cannot
+    be reached, does not answer in time, or says it is busy or unavailable. The batch's other
+    messages for the channel would meet it too (each waiting out a timeout), so they are not
+    tried. A failure that may be this message's alone (a recipient refused for now, an error
+    reply to this request) leaves it False, so that it holds back no other message.
+    """
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, channel_down: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.channel_down = channel_down
 
 
 class PermanentFailure(DeliveryFailure):

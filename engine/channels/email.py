@@ -170,7 +170,10 @@ class EmailChannel(Channel):
 
 
 def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
-    """SMTP's verdict as ours: reply codes 5xx are permanent, everything else is temporary."""
+    """SMTP's verdict as ours: reply codes 5xx to a message are permanent, everything else is
+    temporary. What fails the connection itself (no server, no greeting, a refused login, 421
+    "service not available", a dropped connection) is the channel's failure, not the message's.
+    """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         refused = exc.recipients.items()
         codes = [code for _, (code, _) in refused]
@@ -178,16 +181,30 @@ def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
         if codes and all(500 <= code < 600 for code in codes):
             return PermanentFailure(f"recipient refused: {text}")
         return TemporaryFailure(f"recipient refused for now: {text}")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        return TemporaryFailure(
+            f"the mail server refused the login: {reply} (mend the credentials and restart the"
+            " daemon)",
+            channel_down=True,
+        )
+    if isinstance(exc, smtplib.SMTPConnectError):
+        reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        return TemporaryFailure(
+            f"the mail server refused the connection: {reply}", channel_down=True
+        )
     if isinstance(exc, smtplib.SMTPResponseException):
         reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         if 500 <= exc.smtp_code < 600:
             return PermanentFailure(f"mail server refused: {reply}")
-        return TemporaryFailure(f"mail server: {reply}")
+        return TemporaryFailure(f"mail server: {reply}", channel_down=exc.smtp_code == 421)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return PermanentFailure(f"mail server does not support what is needed: {exc}")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return TemporaryFailure(f"mail server: {exc}", channel_down=True)
     if isinstance(exc, smtplib.SMTPException):
         return TemporaryFailure(f"mail server: {exc}")
-    return TemporaryFailure(f"cannot reach the mail server: {exc}")
+    return TemporaryFailure(f"cannot reach the mail server: {exc}", channel_down=True)
 
 
 def _text(value: bytes | str) -> str:

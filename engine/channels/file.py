@@ -41,7 +41,9 @@ class FileChannel(Channel):
                 self._file = self.path.open("a", encoding="utf-8")
             self._file.write(line)
         except OSError as exc:
-            raise TemporaryFailure(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            raise TemporaryFailure(
+                f"cannot write {self.path}: {exc.strerror or exc}", channel_down=True
+            ) from exc
 
     def close(self) -> None:
         if self._file is None:

@@ -7,7 +7,8 @@ body>`), `timeout` (seconds, default 10).
 Every request carries `Idempotency-Key`, the same on every retry of a message, so a receiver
 can make at-least-once delivery exactly-once. A 2xx reply is delivered; 408, 429, 5xx, a
 timeout or a connection error is temporary (a `Retry-After` in seconds is honoured); any other
-reply is permanent.
+reply is permanent. A timeout, a connection error, 429, 502, 503 and 504 are the receiver's
+failures rather than the message's: the batch's other messages for the channel wait with it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from engine.channels.base import (
 
 SIGNATURE_HEADER = "X-Nudge-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+CHANNEL_DOWN_STATUSES = (429, 502, 503, 504)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -55,15 +57,20 @@ class SignedPoster:
         try:
             response = self._client.post(self.url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
-            raise TemporaryFailure(f"{self.url}: no reply in time ({type(exc).__name__})") from exc
+            raise TemporaryFailure(
+                f"{self.url}: no reply in time ({type(exc).__name__})", channel_down=True
+            ) from exc
         except httpx.TransportError as exc:
-            raise TemporaryFailure(f"{self.url}: cannot connect: {exc}") from exc
+            raise TemporaryFailure(f"{self.url}: cannot connect: {exc}", channel_down=True) from exc
         status = response.status_code
         if 200 <= status < 300:
             return
         reply = f"{self.url}: HTTP {status} {_excerpt(response.text)}".rstrip()
         if status in (408, 429) or status >= 500:
-            raise TemporaryFailure(reply, retry_after=_retry_after(response))
+            # Busy, unavailable, or a gateway without its server: the receiver's, not the
+            # document's; other errors may be this request's alone.
+            down = status in CHANNEL_DOWN_STATUSES
+            raise TemporaryFailure(reply, retry_after=_retry_after(response), channel_down=down)
         raise PermanentFailure(reply)
 
     def close(self) -> None:

@@ -232,6 +232,9 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_us", BigInteger, nullable=False),
     Column("last_error", Text),
+    # When it first failed for now since it was queued or requeued (None until then): it is
+    # retried until `retry_for` has passed since.
+    Column("failing_since_us", BigInteger),
     Column("created_us", BigInteger, nullable=False),
     Column("sent_us", BigInteger),
     Index(None, "status", "next_attempt_us"),
