@@ -56,6 +56,7 @@ STANDARD_EVENTS = frozenset(
 _CUSTOMER_TRIGGERS = frozenset(
     f"customer.{n}" for n in ast.CUSTOMER_DATE_FIELDS | ast.CUSTOMER_TIME_FIELDS
 )
+MINUTES_A_DAY = 24 * 60
 _ACTION_HELP = "`once` (at most once per customer) or `once every D`"
 
 
@@ -184,6 +185,7 @@ class _Checker:
                 case ast.Exclude():
                     check_condition(statement.condition, self._scope(None, "exclude"))
                     excludes.append(statement)
+        self._quiet_day(quiet)
         self._cycles(rules)
         templates = self._template_files()
         errors = any(d.severity == "error" for d in self.diagnostics)
@@ -701,10 +703,31 @@ class _Checker:
                 "give two different times, e.g. `quiet hours 22:00 to 08:00`",
             )
 
+    def _quiet_day(self, windows: list[ast.QuietHours]) -> None:
+        """E323 where quiet hours together leave no minute of the day to send in: a message to
+        a customer would wait for their end forever."""
+        quiet = [False] * MINUTES_A_DAY
+        for window in windows:
+            clocks = (window.start, window.end)
+            if window.start == window.end or not all(_is_clock(c) for c in clocks):
+                continue  # E316 or E310
+            start, end = (clock.hour * 60 + clock.minute for clock in clocks)
+            for minute in range(start, end if start < end else end + MINUTES_A_DAY):
+                quiet[minute % MINUTES_A_DAY] = True
+            if all(quiet):
+                self.error(
+                    "E323",
+                    "quiet hours cover the whole day: no message to a customer could be sent",
+                    window.span,
+                    "with the quiet hours before it, no time of day is left",
+                    "leave part of the day outside quiet hours, e.g. `quiet hours 22:00 to 08:00`",
+                )
+                return
+
     # -- values -----------------------------------------------------------------------------------
 
     def _clock(self, clock: ast.ClockTime) -> bool:
-        if 0 <= clock.hour <= 23 and 0 <= clock.minute <= 59:
+        if _is_clock(clock):
             return True
         self.error(
             "E310",
@@ -862,3 +885,7 @@ def _lower_first(text: str) -> str:
 
 def _segments_used(expr: ast.Expr) -> set[str]:
     return {node.segment for node in ast.walk(expr) if isinstance(node, ast.InSegment)}
+
+
+def _is_clock(clock: ast.ClockTime) -> bool:
+    return 0 <= clock.hour <= 23 and 0 <= clock.minute <= 59

@@ -81,8 +81,9 @@ def cap_horizon(ruleset: ast.RuleSet, end_us: int, zones: Sequence[str]) -> int:
     out of them: the send time of an action due just before `end_us`, when it is out of quiet
     hours, is the latest of all those due before, but for a window's end that the clocks skip
     (02:30 the night they go forward is 03:30: two hours at most are covered past `end_us`).
-    Where windows leave no such instant (quiet hours covering the whole day), each of the moves
-    is at most a day and an hour."""
+    Where windows leave no such instant (quiet hours covering the whole day, which `check`
+    refuses, or leaving open only an hour the clocks skip that night), each of the moves is at
+    most a day and an hour."""
     windows = ruleset.quiet_hours
     if not ruleset.limits or not windows:
         return end_us
