@@ -9,6 +9,7 @@ segment — and never stop at the first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -376,16 +377,18 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
         )
 
 
+# A number as the rules write it (the grammar's NUMBER, with a sign): the suggestion to drop
+# the quotes must give valid syntax, so `"1_000"`, `"1e3"` or `"nan"`, which Python's float
+# takes, get no warning.
+_WRITTEN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def _quoted_number(node: ast.Expr, other: Type, what: str, scope: Scope) -> None:
     """W322 for a number in quotes that orders a value of unknown type (an attribute, an event
     property): the two compare as text, letter by letter, so that 99 comes after "100"."""
     if not isinstance(node, ast.String) or other.kind != "unknown":
         return
-    try:
-        number = float(node.value)
-    except ValueError:
-        return
-    if number != number or number in (float("inf"), float("-inf")):
+    if _WRITTEN_NUMBER.fullmatch(node.value.strip()) is None:
         return
     scope.report(
         Diagnostic(
