@@ -364,7 +364,7 @@ def _columns(rows: list[list[str]]) -> str:
 @click.option(
     "--dead",
     is_flag=True,
-    help="List dead letters: messages refused for good or out of attempts (dead), "
+    help="List dead letters: messages refused for good or retried in vain (dead), "
     "and messages whose template failed (failed).",
 )
 @click.option(
@@ -372,25 +372,39 @@ def _columns(rows: list[list[str]]) -> str:
     is_flag=True,
     help="Requeue dead and failed messages: the IDs given, or else all of them.",
 )
+@click.option(
+    "--customer",
+    metavar="ID",
+    help="Only this customer's messages, in every status (with --dead, only dead and failed), "
+    "with when each was queued and sent.",
+)
 @common_options
 def outbox_command(
-    ids: tuple[int, ...], dead: bool, retry: bool, config_path: Path | None, db: str | None
+    ids: tuple[int, ...],
+    dead: bool,
+    retry: bool,
+    customer: str | None,
+    config_path: Path | None,
+    db: str | None,
 ) -> None:
     """Messages waiting to be sent, and the dead letter list.
 
     \b
     The backlog:         nudge outbox
     Dead letters:        nudge outbox --dead
+    One customer's:      nudge outbox --customer C1001
     Send again, all:     nudge outbox --retry
     Send again, some:    nudge outbox --retry 12 15
     """
     from engine.clock import SystemClock
-    from engine.outbox import list_outbox, requeue, status_counts
+    from engine.outbox import STATUSES, OutboxEntry, list_outbox, requeue, status_counts
     from engine.storage.db import open_existing
     from engine.timeutil import iso
 
     if ids and not retry:
         raise click.UsageError("message IDs are only taken with --retry")
+    if customer is not None and retry:
+        raise click.UsageError("--customer lists messages; --retry takes their IDs")
     engine = open_existing(env_of(config_path, db).config.database)
     try:
         if retry:
@@ -401,38 +415,38 @@ def outbox_command(
                 + (f": {', '.join(map(str, done))}." if done else ".")
             )
             return
-        entries = list_outbox(engine, ["dead", "failed"] if dead else ["pending"])
+        statuses = ["dead", "failed"] if dead else ["pending"]
+        if customer is not None and not dead:
+            statuses = list(STATUSES)
+        entries = list_outbox(engine, statuses, customer=customer)
         if entries:
-            rows = [
-                [
-                    "ID",
-                    "STATUS",
-                    "CHANNEL",
-                    "KIND",
-                    "CUSTOMER",
-                    "TEMPLATE",
-                    "TRIES",
-                    "NEXT TRY" if not dead else "QUEUED",
-                    "LAST ERROR",
-                ]
+            # The backlog's time is its next try; dead letters' when they were queued; one
+            # customer's messages, both that and when each was sent.
+            times: list[tuple[str, Callable[[OutboxEntry], int | None]]] = [
+                ("NEXT TRY", lambda e: e.next_attempt_us)
             ]
-            rows += [
-                [
-                    str(e.id),
-                    e.status,
-                    e.channel,
-                    e.kind or "",
-                    e.customer_id or "",
-                    e.template or "",
-                    str(e.attempts),
-                    iso(e.created_us if dead else e.next_attempt_us),
-                    e.last_error or "",
-                ]
-                for e in entries
-            ]
+            if dead or customer is not None:
+                times = [("QUEUED", lambda e: e.created_us)]
+            if customer is not None:
+                times.append(("SENT", lambda e: e.sent_us))
+            head = ["ID", "STATUS", "CHANNEL", "KIND", "CUSTOMER", "TEMPLATE", "TRIES"]
+            rows = [[*head, *(name for name, _ in times), "LAST ERROR"]]
+            for e in entries:
+                cells = [e.id, e.status, e.channel, e.kind, e.customer_id, e.template, e.attempts]
+                stamps = [when(e) for _, when in times]
+                rows.append(
+                    [
+                        *("" if cell is None else str(cell) for cell in cells),
+                        *("" if us is None else iso(us) for us in stamps),
+                        e.last_error or "",
+                    ]
+                )
             click.echo(_columns(rows))
-        counts = status_counts(engine)
-        click.echo(", ".join(f"{n} {status}" for status, n in counts.items()))
+        elif customer is not None:
+            click.echo(f"No {'dead or failed ' if dead else ''}message for customer {customer}.")
+        if customer is None:  # the whole outbox's
+            counts = status_counts(engine)
+            click.echo(", ".join(f"{n} {status}" for status, n in counts.items()))
     finally:
         engine.dispose()
 

@@ -50,7 +50,7 @@ from engine.config import Config
 from engine.errors import ConfigError, NudgeError
 from engine.policies import SUBSCRIBED, UNSUBSCRIBED, quiet_until
 from engine.storage.chunks import chunks
-from engine.storage.tables import customers, events, outbox
+from engine.storage.tables import actions, customers, events, outbox
 from engine.templates import TemplateError, Templates
 from engine.timeutil import US, iso, local_text, parse_moment
 
@@ -490,15 +490,23 @@ class OutboxEntry:
 
 
 def list_outbox(
-    engine: Engine, statuses: Sequence[str], limit: int | None = None
+    engine: Engine,
+    statuses: Sequence[str],
+    limit: int | None = None,
+    customer: str | None = None,
 ) -> list[OutboxEntry]:
-    """Outbox rows in any of `statuses`, in the order they were queued."""
+    """Outbox rows in any of `statuses`, in the order they were queued; only `customer`'s when
+    given (through their actions, by the actions' customer index)."""
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
         raise OutboxError(
             f"unknown outbox status {', '.join(unknown)} (expected {', '.join(STATUSES)})"
         )
     query = select(outbox).where(outbox.c.status.in_(statuses)).order_by(outbox.c.id).limit(limit)
+    if customer is not None:
+        query = query.join(actions, actions.c.id == outbox.c.action_id).where(
+            actions.c.customer_id == customer
+        )
     with engine.connect() as conn:
         return [
             OutboxEntry(

@@ -743,3 +743,36 @@ def test_outbox_command_lists_and_retries_dead_letters(db_url, tmp_path, templat
     engine = open_database(db_url)
     assert row(engine, oid).status == "pending"
     engine.dispose()
+    code, _, err = nudge(capsys, "outbox", "--retry", "--customer", "c1", "--db", db_url)
+    assert code == 2 and "--retry takes their IDs" in err
+
+
+def test_outbox_command_lists_one_customer_s_messages_in_every_status(
+    db_url, tmp_path, templates, capsys
+) -> None:
+    engine = open_database(db_url)
+    sent, broken = queue(engine), queue(engine, template="broken")
+    other, later = queue(engine, customer="c2"), queue(engine, at_us=T0 + CAP_US)
+    dispatch_due(engine, config_for(tmp_path), templates, T0)
+    engine.dispose()
+
+    code, out, _ = nudge(capsys, "outbox", "--customer", "c1", "--db", db_url)
+    assert code == 0
+    header, *lines = out.splitlines()
+    assert header.split() == [
+        "ID", "STATUS", "CHANNEL", "KIND", "CUSTOMER", "TEMPLATE", "TRIES", "QUEUED", "SENT",
+        "LAST", "ERROR",
+    ]  # fmt: skip
+    assert [line.split()[:2] for line in lines] == [
+        [str(sent), "sent"],
+        [str(broken), "failed"],
+        [str(later), "pending"],
+    ]
+    assert lines[0].split()[7:9] == [iso(T0), iso(T0)]  # queued, sent
+    assert "customer has no attribute 'nickname'" in lines[1]
+    assert str(other) not in {line.split()[0] for line in lines}
+
+    code, out, _ = nudge(capsys, "outbox", "--customer", "c1", "--dead", "--db", db_url)
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [[str(broken), "failed"]]
+    code, out, _ = nudge(capsys, "outbox", "--customer", "nobody", "--db", db_url)
+    assert (code, out) == (0, "No message for customer nobody.\n")
