@@ -392,6 +392,7 @@ class Task:
     title_span: Span = field(compare=False)
     assignee: str | None = None
     span: Span = field(default=None, compare=False)  # type: ignore[assignment]
+    assignee_span: Span | None = field(default=None, compare=False)  # the team as written
 
 
 @dataclass(frozen=True)

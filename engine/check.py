@@ -450,7 +450,10 @@ class _Checker:
             if isinstance(action, ast.TagAction):
                 self._fits("tag", action.tag, NAME_LENGTH, span)
             elif action.assignee is not None:
-                self._fits("team", action.assignee, NAME_LENGTH, action.span)
+                team_span = action.assignee_span or action.span
+                if not action.assignee.strip():
+                    self.error("E306", "`for` needs a team's name", team_span, "empty")
+                self._fits("team", action.assignee, NAME_LENGTH, team_span)
         if isinstance(action, ast.Message | ast.Coupon) and action.channel is not None:
             span = action.channel_span or action.span
             self._fits("channel name", action.channel, CHANNEL_NAME_LENGTH, span)

@@ -300,8 +300,15 @@ class _ToAst(Transformer):
 
     def task(self, meta: Meta, children: list[Any]) -> ast.Task:
         title = children[1]
-        assignee = unquote(children[3]) if len(children) > 3 else None
-        return ast.Task("task", unquote(title), self._span(title), assignee, self._span(meta))
+        team = children[3] if len(children) > 3 else None
+        return ast.Task(
+            "task",
+            unquote(title),
+            self._span(title),
+            None if team is None else unquote(team),
+            self._span(meta),
+            None if team is None else self._span(team),
+        )
 
     def gift(self, meta: Meta, children: list[Any]) -> ast.Task:
         item = children[1]

@@ -406,12 +406,20 @@ def test_names_longer_than_the_ledger_holds_are_errors(tmp_path):
     )
     rules, config = rule_set(tmp_path, {"a.rules": text})
     _, diagnostics = check_rule_set(rules, config)
-    found = [(d.code, d.span.line, d.message) for d in diagnostics if d.code == "E320"]
-    assert found == [
-        ("E320", 1, "this rule name is 301 characters long; the most is 300"),
-        ("E320", 1, "this tag is 201 characters long; the most is 200"),
-        ("E320", 2, "this team is 201 characters long; the most is 200"),
-        ("E320", 3, "this channel name is 101 characters long; the most is 100"),
+    found = [(d.span.line, d.span.column, d.message) for d in diagnostics if d.code == "E320"]
+    assert found == [  # each at the name's own opening quote
+        (1, 6, "this rule name is 301 characters long; the most is 300"),
+        (1, 335, "this tag is 201 characters long; the most is 200"),
+        (2, 48, "this team is 201 characters long; the most is 200"),
+        (3, 354, "this channel name is 101 characters long; the most is 100"),
+    ]
+
+
+def test_a_task_for_an_empty_team_is_an_error_at_the_team(tmp_path):
+    rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then task "call" for " "'})
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.message, d.span.column) for d in diagnostics] == [
+        ("E306", "`for` needs a team's name", 38)
     ]
 
 
