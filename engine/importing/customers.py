@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, select
 
 from engine.importing.fields import (
-    KEY_LENGTH,
     birthday,
     flag,
     json_values,
@@ -33,7 +32,7 @@ from engine.importing.fields import (
 )
 from engine.importing.report import ImportReport, RowError
 from engine.storage.bulk import insert_or_ignore, upsert
-from engine.storage.tables import customer_tags, customers
+from engine.storage.tables import NAME_LENGTH, customer_tags, customers
 from engine.timeutil import zone
 from engine.types import CUSTOMER_FIELDS
 
@@ -145,7 +144,7 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
     # `textual` makes no difference: attributes are text from CSV and keep their JSON type.
     if "id" not in values:
         raise RowError("the customer has no `id`")
-    customer_id = text(values["id"], "id", KEY_LENGTH)
+    customer_id = text(values["id"], "id", NAME_LENGTH)
     fields: dict[str, object] = {}
     for name in ("name", "email", "phone"):
         if _given(values, name):

@@ -18,11 +18,11 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy import text as text_sql
 
-from engine.importing.fields import KEY_LENGTH, cell, json_values, storable, text, timestamp
+from engine.importing.fields import cell, json_values, storable, text, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
 from engine.storage.bulk import insert_new
-from engine.storage.tables import customers, events
+from engine.storage.tables import NAME_LENGTH, customers, events
 
 REQUIRED = ("customer", "type", "at")
 RESERVED = frozenset({"customer", "type", "at", "id"})
@@ -138,7 +138,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     except KeyError:
         missing = [name for name in REQUIRED if name not in values]
         raise RowError(f"the event has no {' or '.join(f'`{name}`' for name in missing)}") from None
-    customer_id = text(customer, "customer", KEY_LENGTH)
+    customer_id = text(customer, "customer", NAME_LENGTH)
     if not isinstance(kind, str):
         raise RowError(f"`type` must be text such as order.paid, not {json_kind(kind)}")
     kind = _event_type(kind)
@@ -155,7 +155,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
         raise RowError(f"a property is not a JSON value: {exc}") from None
     storable(encoded, "a property", json_text=True)
     if "id" in values:
-        key = text(values["id"], "id", KEY_LENGTH)
+        key = text(values["id"], "id", NAME_LENGTH)
     else:
         # Unambiguous: only the customer id may hold the separator (JSON escapes it).
         content = f"{customer_id}\x1f{kind}\x1f{at_us}\x1f{encoded}"
@@ -168,8 +168,8 @@ def _event_type(given: str) -> str:
     """`given` without the blanks around it, if it is an event name (a shop has few: each is
     checked once)."""
     kind = given.strip()
-    if len(kind) > KEY_LENGTH:
-        raise RowError(f"`type`: {kind[:20]!r}... is longer than {KEY_LENGTH} characters")
+    if len(kind) > NAME_LENGTH:
+        raise RowError(f"`type`: {kind[:20]!r}... is longer than {NAME_LENGTH} characters")
     if not _TYPE.fullmatch(kind):
         raise RowError(
             f"`type`: {kind!r} is not an event name such as order.paid"

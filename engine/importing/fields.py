@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo
 
 from engine.importing.report import RowError
 from engine.importing.sources import json_kind
+from engine.storage.tables import NAME_LENGTH
 from engine.timeutil import is_zone, to_us, zone_help
-
-KEY_LENGTH = 200  # customer ids, event ids and tags are String(200) in tables.py
 
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
@@ -167,9 +166,9 @@ def tags(value: object) -> frozenset[str]:
         if not isinstance(item, str):
             raise RowError(f"`tags`: each tag must be text, not {json_kind(item)}")
         tag = item.strip()
-        if len(tag) > KEY_LENGTH:
+        if len(tag) > NAME_LENGTH:
             raise RowError(
-                f"`tags`: the tag {tag[:20]!r}... is longer than {KEY_LENGTH} characters"
+                f"`tags`: the tag {tag[:20]!r}... is longer than {NAME_LENGTH} characters"
             )
         if tag:
             result.add(storable(tag, "`tags`"))

@@ -41,7 +41,7 @@ metadata = MetaData(
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 # The longest names the ledger holds (PostgreSQL refuses longer ones; `check` says so, E320).
-NAME_LENGTH = 200  # a tag, a task's assignee, a rule set (its folder), an id
+NAME_LENGTH = 200  # an id (a customer's, an event's), an event's type, a tag, a team, a rule set
 RULE_NAME_LENGTH = 300
 CHANNEL_NAME_LENGTH = 100
 
@@ -50,7 +50,7 @@ CHANNEL_NAME_LENGTH = 100
 customers = Table(
     "customers",
     metadata,
-    Column("id", String(200), primary_key=True),
+    Column("id", String(NAME_LENGTH), primary_key=True),
     Column("name", Text),
     Column("email", Text),
     Column("phone", Text),
@@ -76,7 +76,7 @@ customers = Table(
 customer_tags = Table(
     "customer_tags",
     metadata,
-    Column("customer_id", String(200), ForeignKey("customers.id"), primary_key=True),
+    Column("customer_id", String(NAME_LENGTH), ForeignKey("customers.id"), primary_key=True),
     Column("tag", String(NAME_LENGTH), primary_key=True),
     Index(None, "tag", "customer_id"),  # who holds a tag (`engine.gates`)
 )
@@ -89,9 +89,9 @@ events = Table(
     ),
     # The event's `id` from the shop when given, else a digest of its content: importing the
     # same event twice stores it once.
-    Column("key", String(200), nullable=False, unique=True),
-    Column("customer_id", String(200), ForeignKey("customers.id"), nullable=False),
-    Column("type", String(200), nullable=False),
+    Column("key", String(NAME_LENGTH), nullable=False, unique=True),
+    Column("customer_id", String(NAME_LENGTH), ForeignKey("customers.id"), nullable=False),
+    Column("type", String(NAME_LENGTH), nullable=False),
     Column("at_us", BigInteger, nullable=False),
     Column("properties", Json, nullable=False, default=dict),
     # Events of a type in a time range; the customer in it too, so that the events of some
@@ -126,7 +126,7 @@ occurrences = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("rule", String(RULE_NAME_LENGTH), nullable=False),
-    Column("customer_id", String(200), nullable=False),
+    Column("customer_id", String(NAME_LENGTH), nullable=False),
     # Identifies the occurrence within (rule, customer): the event key, the year, the slot...
     Column("occurrence_key", String(300), nullable=False),
     Column("due_us", BigInteger, nullable=False),
@@ -147,7 +147,7 @@ actions = Table(
     Column("position", Integer, nullable=False),  # index of the action in `then`
     Column("rule", String(RULE_NAME_LENGTH), nullable=False),
     Column("rule_position", Integer, nullable=False),
-    Column("customer_id", String(200), nullable=False),
+    Column("customer_id", String(NAME_LENGTH), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("template", Text),
     Column("channel", String(CHANNEL_NAME_LENGTH)),
@@ -172,7 +172,7 @@ effects = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("action_id", ForeignKey("actions.id"), unique=True),
-    Column("customer_id", String(200), nullable=False),
+    Column("customer_id", String(NAME_LENGTH), nullable=False),
     Column("kind", String(10), nullable=False),  # tag | untag | points
     Column("tag", String(NAME_LENGTH)),
     Column("amount", Float),
@@ -188,7 +188,7 @@ coupons = Table(
     metadata,
     Column("code", String(64), primary_key=True),
     Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
-    Column("customer_id", String(200), nullable=False),
+    Column("customer_id", String(NAME_LENGTH), nullable=False),
     Column("template", Text, nullable=False),
     Column("worth", Float, nullable=False),
     Column("unit", String(10), nullable=False),  # money | percent
@@ -205,12 +205,12 @@ tasks = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("action_id", ForeignKey("actions.id"), nullable=False, unique=True),
-    Column("customer_id", String(200), nullable=False),
+    Column("customer_id", String(NAME_LENGTH), nullable=False),
     Column("kind", String(10), nullable=False),  # task | gift
     Column("title", Text, nullable=False),
     Column("assignee", String(NAME_LENGTH)),
     Column("status", String(10), nullable=False, default="open"),  # open | claimed | done
-    Column("claimed_by", String(200)),
+    Column("claimed_by", String(NAME_LENGTH)),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Index(None, "status", "assignee"),
@@ -245,7 +245,7 @@ daemons = Table(
     "daemons",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("host", String(200), nullable=False),
+    Column("host", String(NAME_LENGTH), nullable=False),
     Column("pid", Integer, nullable=False),
     Column("started_us", BigInteger, nullable=False),
     Column("heartbeat_us", BigInteger, nullable=False),
