@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import ast
 from engine.check import check_files
@@ -20,7 +19,7 @@ from engine.errors import DatabaseError, Diagnostic, RuleError
 from engine.parse import parse_source
 from engine.render import remember_source, sort_key
 from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile
-from engine.storage.db import open_database
+from engine.storage.db import create, stored_tables
 from engine.storage.tables import events
 
 
@@ -145,19 +144,15 @@ def load_rule_set(rules_dir: Path, config: Config, known_events: Iterable[str] =
 def stored_event_types(database_url: str) -> list[str]:
     """The event types the shop's database holds, to recognise the shop's own event names.
 
-    Empty when there is no database yet: a SQLite file that does not exist is not created, and
-    a server that cannot be reached is not an error for checking rules.
+    Empty when there is no Nudge database there yet: nothing is made or changed in it (a SQLite
+    file that does not exist is not created), and a server that cannot be reached is not an
+    error for checking rules.
     """
-    try:
-        url = make_url(database_url)
-    except (ArgumentError, ValueError):
-        return []
-    if url.get_backend_name() == "sqlite" and not (
-        url.database and url.database != ":memory:" and Path(url.database).is_file()
-    ):
+    tables = stored_tables(database_url)
+    if tables is None or not {"alembic_version", "events"} <= tables:
         return []
     try:
-        engine = open_database(database_url)
+        engine = create(database_url)
     except DatabaseError:
         return []
     try:

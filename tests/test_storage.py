@@ -22,6 +22,7 @@ from sqlalchemy import (
     create_engine,
     func,
     insert,
+    inspect,
     select,
     text,
 )
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import DatabaseError
+from engine.ruleset import stored_event_types
 from engine.storage import bulk, tables
 from engine.storage import db as storage_db
 from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
@@ -196,6 +198,61 @@ def test_a_file_that_is_not_a_database_is_a_plain_error_and_left_as_it_was(tmp_p
     with pytest.raises(DatabaseError, match=r"cannot open the database .*: file is not a database"):
         open_database(f"sqlite:///{path}")
     assert path.read_text(encoding="utf-8") == "id,name\n1,Ann\n"
+
+
+def _make_foreign(url: str) -> None:
+    """Another application's database at `url`: one table of its own, SQLite's usual journal."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(make_url(url).database) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+            conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+        return
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)"))
+    engine.dispose()
+
+
+def _tables_and_journal(url: str) -> tuple[set[str], str | None]:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(make_url(url).database) as conn:
+            names = {
+                n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            return names, conn.execute("PRAGMA journal_mode").fetchone()[0]
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+    engine.dispose()
+    return names, None
+
+
+def test_commands_that_read_the_shop_refuse_another_application_s_database(fresh_url):
+    # A mistyped --db naming the shop's own database: said so, and nothing made or changed.
+    _make_foreign(fresh_url)
+    before = _tables_and_journal(fresh_url)
+    with pytest.raises(DatabaseError, match=r"is not a Nudge database \(it holds invoices\)"):
+        storage_db.open_existing(fresh_url)
+    assert stored_event_types(fresh_url) == []  # `check` reads it without a change either
+    assert _tables_and_journal(fresh_url) == before
+    assert before[1] in (None, "delete")
+
+
+def test_commands_that_read_the_shop_refuse_an_empty_database(fresh_url):
+    if fresh_url.startswith("sqlite"):
+        sqlite3.connect(make_url(fresh_url).database).close()  # an empty file
+    with pytest.raises(DatabaseError, match="is empty: import the shop's customers and events"):
+        storage_db.open_existing(fresh_url)
+    assert _tables_and_journal(fresh_url)[0] == set()
+    open_database(fresh_url).dispose()  # what `nudge import` does: then it is the shop's
+    storage_db.open_existing(fresh_url).dispose()
+
+
+def test_a_database_password_is_not_shown_in_errors():
+    with pytest.raises(DatabaseError) as refused:
+        open_database("postgresql://shop:s3cretpw@127.0.0.1:1/shop")
+    assert "s3cretpw" not in str(refused.value)
+    assert "postgresql://shop:***@127.0.0.1:1/shop" in str(refused.value)
 
 
 def test_a_database_from_a_newer_version_is_refused(fresh_url):

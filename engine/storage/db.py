@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
@@ -78,7 +78,8 @@ def create(url: str) -> Engine:
     try:
         engine = create_engine(parsed, json_deserializer=jsontext.loads)
     except (ArgumentError, ImportError) as exc:
-        raise DatabaseError(f"cannot use the database URL {url!r}: {exc}") from exc
+        shown = parsed.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot use the database URL {shown!r}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -146,8 +147,10 @@ def upgrade(engine: Engine) -> None:
 
 
 def open_existing(url: str) -> Engine:
-    """`open_database` for a command that reads the shop (`simulate`, `status`…): a SQLite file
-    that does not exist is an error, not a new, empty database in a mistyped place."""
+    """`open_database` for a command that reads the shop (`simulate`, `status`…): `url` must
+    name a database that Nudge has written already. A SQLite file that does not exist, an empty
+    database or another application's (a mistyped --db) is an error, and is left as it was:
+    no table is made in it, nor is a SQLite file switched to write-ahead logging."""
     parsed = make_url(url) if "://" in url else None
     if parsed is not None and parsed.get_backend_name() == "sqlite":
         path = parsed.database
@@ -156,7 +159,59 @@ def open_existing(url: str) -> Engine:
                 f"there is no database {path} ({url}): import the shop's customers and events"
                 " first (`nudge import`), or name the right file with --db or `database:`"
             )
+    tables = stored_tables(url)
+    if tables is not None and "alembic_version" not in tables:
+        if not tables:
+            raise DatabaseError(
+                f"the database {shown_url(url)} is empty: import the shop's customers and events"
+                " first (`nudge import`), or name the right database with --db or `database:`"
+            )
+        some = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise DatabaseError(
+            f"the database {shown_url(url)} is not a Nudge database (it holds {some}): name"
+            " the shop's Nudge database with --db or `database:`"
+        )
     return open_database(url)
+
+
+def stored_tables(url: str) -> set[str] | None:
+    """The tables `url`'s database holds, read without changing it (a SQLite file is opened
+    read-only); None for an in-memory database, or where it cannot be read (`open_database`
+    then says why)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        try:
+            read_only = f"{Path(path).resolve().as_uri()}?mode=ro"
+            with closing(sqlite3.connect(read_only, uri=True)) as connection:
+                names = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                return {str(name) for (name,) in names}
+        except sqlite3.Error:
+            return None
+    try:
+        engine = create(url)
+    except DatabaseError:
+        return None
+    try:
+        with engine.connect() as conn:
+            return set(inspect(conn).get_table_names())
+    except SQLAlchemyDatabaseError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def shown_url(url: str) -> str:
+    """`url` as messages show it: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
 
 
 def open_database(url: str) -> Engine:
@@ -166,11 +221,11 @@ def open_database(url: str) -> Engine:
         upgrade(engine)
     except SQLAlchemyDatabaseError as exc:  # unreachable, locked, not a database at all
         engine.dispose()
-        raise DatabaseError(f"cannot open the database {url!r}: {exc.orig}") from exc
+        raise DatabaseError(f"cannot open the database {shown_url(url)!r}: {exc.orig}") from exc
     except CommandError as exc:
         engine.dispose()
         raise DatabaseError(
-            f"the database {url!r} has a schema this version of Nudge does not know ({exc});"
-            " is it used by a newer version?"
+            f"the database {shown_url(url)!r} has a schema this version of Nudge does not know"
+            f" ({exc}); is it used by a newer version?"
         ) from exc
     return engine
