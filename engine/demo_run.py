@@ -12,29 +12,24 @@ from sqlalchemy.engine import make_url
 
 from engine.config import Config
 from engine.demo import generate_shop
+from engine.demo_mark import DEMO_MARK, DEMO_VALUE, made_by_demo
 from engine.errors import DatabaseError
 from engine.importers import import_customer_rows, import_event_rows
 from engine.records import ActionRecord
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate
-from engine.sqlfuncs import json_text
 from engine.storage.db import open_database
 from engine.storage.tables import customers
 from engine.timeutil import DAY_US, local_wall, zone
-
-# The attribute the demo gives each customer it makes, so that it can tell its own shop from a
-# real one: the demo's ids (`c1`, `c2`...) may well be a real shop's.
-DEMO_MARK, DEMO_VALUE = "made_by", "nudge demo"
 
 
 def _refuse_a_real_shop(engine: Engine, url: str) -> None:
     """DatabaseError when the database holds customers the demo did not make: it would write
     its synthetic customers over those with the same ids (their names, consent and time zones)
     and add its events to them. A database the demo made before is taken as it is."""
-    mark = sa.func.coalesce(json_text(customers.c.attributes, DEMO_MARK), "")
     with engine.connect() as conn:
         real = conn.execute(
-            sa.select(sa.func.count()).select_from(customers).where(mark != DEMO_VALUE)
+            sa.select(sa.func.count()).select_from(customers).where(~made_by_demo())
         ).scalar_one()
     if real:
         shown = make_url(url).render_as_string(hide_password=True)

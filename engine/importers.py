@@ -27,6 +27,7 @@ from rich.progress import Progress
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import OperationalError
 
+from engine.demo_mark import holds_demo_shop
 from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
 from engine.importing.fields import local_time_note
@@ -148,6 +149,15 @@ def _numbered(rows: Iterable[Mapping[str, object]], source: str) -> Iterator[Row
 def _import_file(
     kind: _Kind[T], engine: Engine, path: Path, shop_tz: str, progress: bool, assumed: bool
 ) -> ImportReport:
+    with engine.connect() as conn:
+        if holds_demo_shop(conn):
+            shown = engine.url.render_as_string(hide_password=True)
+            raise DatabaseError(
+                f"the database {shown!r} holds the synthetic shop of `nudge demo`: the shop's own"
+                f" {kind.name} would be mixed with its made-up ones, and `nudge run` would act on"
+                " both. Import into a database of your own, such as `--db sqlite:///shop.db` or"
+                " `database:` in nudge.yaml (or delete the demo's database first)"
+            )
     fmt = file_format(path)
     shop_zone = zone(shop_tz)
     source = str(path)

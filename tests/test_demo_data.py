@@ -297,3 +297,28 @@ def test_the_demo_refuses_a_database_holding_a_real_shop(db_url: str) -> None:
     again = run_demo(config, rules, customers=30, seed=3, days=1, today=today)
     assert first.customers == again.customers == 30
     assert len(first.actions) == len(again.actions) > 0
+
+
+def test_the_shop_s_own_files_are_not_imported_into_the_demo_s_database(
+    db_url: str, tmp_path: Path
+) -> None:
+    """They would be merged with the made-up customers of the same ids (keeping the demo's
+    mark, so that the next demo wrote over them), and `nudge run` would act on both."""
+    rules = Path(__file__).resolve().parent.parent / "rules" / "shop"
+    config = dataclasses.replace(load_config(rules / "nudge.yaml"), database=db_url)
+    run_demo(config, rules, customers=10, seed=3, days=1, today=dt.date(2026, 11, 1))
+    own = tmp_path / "customers.csv"
+    own.write_text("id,name,email\nc4,Dan Real,dan@realshop.cn\n", encoding="utf-8")
+    happened = tmp_path / "events.csv"
+    happened.write_text("customer,type,at\nc4,order.paid,2026-11-01T10:00:00Z\n", encoding="utf-8")
+    engine = open_database(db_url)
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(sa.select(customers).order_by(customers.c.id)).all()
+        for run, path in ((import_customers, own), (import_events, happened)):
+            with pytest.raises(DatabaseError, match="holds the synthetic shop of `nudge demo`"):
+                run(engine, path, "Asia/Shanghai")
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(customers).order_by(customers.c.id)).all() == before
+    finally:
+        engine.dispose()
