@@ -55,6 +55,9 @@ STOP_GRACE_S = 8.0
 # (which would skip a run that comes while the job still runs); steps taken so in a row, at most.
 WAKE_MARGIN_S = 0.5
 MAX_STEPS_IN_TURN = 10
+# How long the main thread sleeps at a time while it waits for SIGTERM or SIGINT (`_wait_for_a_
+# signal`): the longest a signal can wait for its handler.
+SIGNAL_POLL_S = 0.2
 
 
 def _of_a_template(diagnostic: Diagnostic) -> bool:
@@ -98,6 +101,7 @@ class Daemon:
         self.in_force: str | None = None
         self.noted: str | None = None  # the digest last written to the database
         self._lock_file: IO[str] | None = None
+        self._signal: int | None = None  # the SIGTERM or SIGINT received, noted by its handler
         self.scheduler: BackgroundScheduler | None = None  # while `run` runs
 
     # -- rules --------------------------------------------------------------------------------
@@ -272,10 +276,10 @@ class Daemon:
     def run(self) -> None:
         """Run until SIGTERM or SIGINT, then let the step in flight finish and return.
 
-        Steps run on the scheduler's thread, so a signal is seen at once. A step that has not
-        finished `STOP_GRACE_S` after the signal (a delivery blocked on an unresponsive server)
-        is abandoned: the process exits, and what that step had not recorded is redone by the
-        next start, as after a crash.
+        Steps run on the scheduler's thread, so a signal is seen within `SIGNAL_POLL_S`. A step
+        that has not finished `STOP_GRACE_S` after the signal (a delivery blocked on an
+        unresponsive server) is abandoned: the process exits, and what that step had not
+        recorded is redone by the next start, as after a crash.
         """
         self._single_daemon_on_sqlite()
         check_channels(self.config)
@@ -302,8 +306,9 @@ class Daemon:
             self.config.tick_seconds,
             make_url(self.config.database).render_as_string(),
         )
-        self.stopping.wait()
-        log.info("stopping: finishing the step in flight")
+        signum = self._wait_for_a_signal()
+        log.info("received %s; stopping: finishing the step in flight", signal.Signals(signum).name)
+        self.stopping.set()
         scheduler.shutdown(wait=False)
         finished = self.idle.wait(STOP_GRACE_S)
         self._unregister()
@@ -313,9 +318,27 @@ class Daemon:
             os._exit(0)  # the blocked thread would otherwise hold the interpreter open
         self.engine.dispose()
 
+    def _wait_for_a_signal(self) -> int:
+        """Sleep until SIGTERM or SIGINT, `SIGNAL_POLL_S` at a time, and return which came.
+
+        Python runs a signal's handler in the main thread, once that thread is back in the
+        interpreter. A signal that comes just before the main thread blocks in C (after its
+        last look at pending signals, before the system call that sleeps), or that the kernel
+        hands to another thread, does not interrupt that sleep: the handler waits for the main
+        thread to come back, and from a wait without a timeout it never does. Asleep in
+        `Event.wait()`, the daemon so ignored a SIGTERM sent just after it started (a loaded
+        machine widens the gap) until it was killed: by systemd, mid-step, once
+        `TimeoutStopSec` ran out. A short sleep comes back to the interpreter, which runs the
+        pending handler."""
+        while self._signal is None:
+            time.sleep(SIGNAL_POLL_S)
+        return self._signal
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        self.stopping.set()
+        """Only note the signal. The handler runs in the main thread wherever it was, maybe
+        inside a log call or holding the lock of an `Event` (which `Event.set` takes again, and
+        would wait for forever): the main thread logs and stops once it sees the note."""
+        self._signal = signum
 
     def _single_daemon_on_sqlite(self) -> None:
         """On SQLite one daemon runs: a second one finds the lock taken, says so and exits."""

@@ -142,16 +142,29 @@ def assert_recorded_once(engine: Engine, ruleset_actions: Mapping[str, int]) -> 
 STARTED = "nudge run:"  # the daemon's log line once its signal handlers are in place
 
 
-class DaemonProcess:
-    """`python cli.py run RULES --config CFG` as a child process, its log in a file."""
+# `python -c` running cli.py as `python cli.py ARGS` would, after the code put before it.
+_THEN_CLI = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+sys.path.insert(0, sys.argv[0].rpartition("/")[0])
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
-    def __init__(self, rules_dir: Path, config_path: Path, log_path: Path) -> None:
+
+class DaemonProcess:
+    """`python cli.py run RULES --config CFG` as a child process, its log in a file; `before`:
+    Python code the process runs first (to set up what a test needs, such as a signal mask)."""
+
+    def __init__(
+        self, rules_dir: Path, config_path: Path, log_path: Path, before: str | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         # The log may hold earlier daemons' lines: this one has started once it adds its own.
         self._starts_before = self.log().count(STARTED)
+        python = [sys.executable] if before is None else [sys.executable, "-c", before + _THEN_CLI]
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "run", str(rules_dir), "--config",
+            [*python, str(ROOT / "cli.py"), "run", str(rules_dir), "--config",
              str(config_path), "-v"],
             cwd=config_path.parent,
             stdout=self._log,

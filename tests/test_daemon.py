@@ -223,6 +223,36 @@ def test_a_signal_stops_the_daemon_cleanly_within_10_seconds(engine, tmp_path, d
     assert state.last_tick_us is not None and state.last_tick_us > state.first_run_us
 
 
+def test_a_signal_whose_handler_the_main_thread_did_not_run_at_once_still_stops_the_daemon(
+    tmp_path,
+) -> None:
+    """A signal that comes as the main thread is about to block (under load, just after the
+    daemon started) has its C-level part done there and its Python handler left pending until
+    the main thread is back in the interpreter; a wait without a timeout never came back, and
+    the daemon ignored SIGTERM until it was killed. Here the main thread blocks SIGTERM, so that
+    another thread takes it every time and the main thread is never interrupted: the same
+    pending handler, made certain."""
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    other_thread_takes_sigterm = (
+        "import signal, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+    )
+    daemon = DaemonProcess(
+        rules, config_path, tmp_path / "daemon.log", before=other_thread_takes_sigterm
+    )
+    try:
+        daemon.wait_running()
+        time.sleep(0.5)  # the main thread is asleep, waiting for a signal
+        assert daemon.stop(timeout=10) == 0
+    finally:
+        daemon.ensure_dead()
+    assert "received SIGTERM" in daemon.log()
+    assert "Traceback" not in daemon.log()
+
+
 def test_a_signal_stops_the_daemon_within_10_seconds_while_a_mail_server_hangs(tmp_path) -> None:
     """A mail server accepts the connection and never answers: the daemon is stuck sending when
     SIGTERM comes, and must still exit 0 within 10 s (the message stays queued)."""
