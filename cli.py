@@ -729,7 +729,8 @@ def history(
 @cli.command()
 @common_options
 def status(config_path: Path | None, db: str | None) -> None:
-    """How the daemon is doing: last tick, work waiting, outbox backlog, failures.
+    """How the daemons are doing: running or silent, last tick, work waiting, outbox backlog,
+    failures. Times are shop time (`timezone`).
 
     \b
     Example:
@@ -737,30 +738,18 @@ def status(config_path: Path | None, db: str | None) -> None:
     """
     from engine.clock import SystemClock
     from engine.status import status as read_status
+    from engine.status import status_lines
     from engine.storage.db import open_existing
-    from engine.timeutil import iso
 
     env = env_of(config_path, db)
     now = SystemClock().now_us()
-    state = read_status(open_existing(env.config.database), now)
-    if not state.rule_sets:
-        click.echo("No rule set has run yet (start one with `nudge run RULES_DIR`).")
-    for name, watermark, last, rules, late in state.rule_sets:
-        last_text = iso(last) if last else "never"
-        version = f", rule files {rules[:12]}" if rules else ""
-        click.echo(f"rule set {name}: last tick {last_text}, done up to {iso(watermark)}{version}")
-        if late:
-            click.echo(
-                f"  events imported after a tick had passed their time: {late} (those within"
-                " grace acted late, older ones were missed)"
-            )
-    for host, pid, started, beat in state.daemons:
-        click.echo(f"daemon {host}:{pid} started {iso(started)}, last seen {iso(beat)}")
-    click.echo(f"actions waiting for the marketing cap: {state.waiting_for_cap}")
-    click.echo(f"outbox due now: {state.outbox_due}")
-    for name in ("pending", "sent", "failed", "dead", "cancelled"):
-        click.echo(f"outbox {name}: {state.outbox.get(name, 0)}")
-    click.echo(f"missed occurrences (beyond grace: downtime, late events): {state.missed}")
+    engine = open_existing(env.config.database)
+    try:
+        state = read_status(engine, now, env.config.tick_seconds)
+    finally:
+        engine.dispose()
+    for line in status_lines(state, env.config.timezone):
+        click.echo(line)
 
 
 @cli.command()

@@ -38,6 +38,7 @@ from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
+from engine.status import silent_after_us, status
 from engine.storage.db import open_database
 from engine.storage.tables import daemons, outbox, rule_set_state
 from engine.tasks import list_tasks
@@ -137,6 +138,9 @@ def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db
             daemon.kill()
         kills += 1
     assert kills >= 3
+    # Each killed daemon left its row: read a minute on, `nudge status` shows them all silent.
+    later = SystemClock().now_us() + silent_after_us(0.2) + US
+    assert [d.silent for d in status(engine, later, tick_seconds=0.2).daemons] == [True] * kills
     daemon = DaemonProcess(rules, config_path, log)
     try:
         daemon.wait_running()  # a signal before the daemon's handlers would end it at once

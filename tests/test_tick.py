@@ -28,7 +28,7 @@ from engine.storage.db import open_database
 from engine.storage.tables import actions, occurrences, outbox, rule_set_state
 from engine.tasks import list_tasks
 from engine.tick import tick
-from engine.timeutil import DAY_US, US, iso, to_us
+from engine.timeutil import DAY_US, US, iso, local_text, to_us
 
 HOUR_US = 3600 * US
 # A Monday, 00:00 UTC; the window crosses New York's switch to summer time (2026-03-08).
@@ -568,7 +568,7 @@ def test_downtime_beyond_grace_is_missed_and_reported(db_url, tmp_path, capsys) 
         assert not exc.code
     out = capsys.readouterr().out
     assert "missed occurrences (beyond grace: downtime, late events): 36" in out
-    assert f"rule set {NAME}: last tick {iso(A + DAY_US)}" in out
+    assert f"rule set {NAME}: last tick {local_text(A + DAY_US, 'UTC')} (" in out
 
 
 def test_events_imported_after_a_tick_passed_their_time_act_late_within_grace(

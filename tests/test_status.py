@@ -1,0 +1,123 @@
+"""`nudge status`: daemons running or silent, and its times in shop time as the other commands
+print them."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+import sqlalchemy as sa
+from daemon_helpers import config_for, write_config, write_rules
+
+from cli import main
+from engine.clock import FixedClock, SystemClock
+from engine.daemon import Daemon
+from engine.ruleset import load_rule_set
+from engine.status import ago, silent_after_us, status
+from engine.storage.db import open_database
+from engine.storage.tables import daemons
+from engine.tick import tick
+from engine.timeutil import US, local_text, parse_moment
+
+NOW = parse_moment("2026-11-25T12:05:30Z", "UTC")
+MINUTE_US = 60 * US
+
+
+def test_a_daemon_not_heard_from_in_three_ticks_is_silent_and_its_row_stays(db_url) -> None:
+    """Three tick intervals without a heartbeat (a minute at least) make a daemon silent; the
+    rows are only read, never removed."""
+    engine = open_database(db_url)
+    beats = {"live": NOW - 5 * US, "a minute": NOW - MINUTE_US, "edge": NOW - 90 * US}
+    beats |= {"gone": NOW - 90 * US - 1, "long gone": NOW - 24 * 60 * MINUTE_US}
+    rows = [
+        {"id": name, "host": name, "pid": 1, "started_us": NOW - 3600 * US, "heartbeat_us": beat}
+        for name, beat in beats.items()
+    ]
+    with engine.begin() as conn:
+        conn.execute(daemons.insert(), rows)
+    assert silent_after_us(30) == 90 * US
+    seen = {d.host: d.silent for d in status(engine, NOW, tick_seconds=30).daemons}
+    assert {name for name, silent in seen.items() if silent} == {"gone", "long gone"}
+    # A short interval (a test's 0.2 s) still leaves a minute.
+    seen = {d.host: d.silent for d in status(engine, NOW, tick_seconds=0.2).daemons}
+    assert {name for name, silent in seen.items() if silent} == {"edge", "gone", "long gone"}
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(daemons)).scalar_one() == 5
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("span_us", "text"),
+    [
+        (-2 * US, "just now"),
+        (999_999, "just now"),
+        (1 * US, "1 s ago"),
+        (89 * US, "89 s ago"),
+        (90 * US, "1 min ago"),
+        (89 * MINUTE_US + 59 * US, "89 min ago"),
+        (90 * MINUTE_US, "1 h ago"),
+        (47 * 60 * MINUTE_US, "47 h ago"),
+        (48 * 60 * MINUTE_US, "2 d ago"),
+    ],
+)
+def test_ago_reads_at_a_glance(span_us: int, text: str) -> None:
+    assert ago(span_us) == text
+
+
+def test_status_prints_shop_time_and_a_killed_daemon_as_silent(tmp_path, capsys) -> None:
+    """Two daemons' rows as `nudge run` writes them: one beat a few seconds ago, one went
+    silent ten minutes ago without unregistering (killed with -9). Times are in the shop's zone,
+    to the minute, as `nudge history` prints them."""
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, timezone="Asia/Shanghai")
+    config = config_for(tmp_path, db_url, timezone="Asia/Shanghai")
+    rules = write_rules(
+        tmp_path / "shop", {"r.rules": 'rule "thanks"\n  when order.paid\n  then task "t"\n'}, []
+    )
+    engine = open_database(db_url)
+    now = SystemClock().now_us()  # the CLI reads the system clock
+    tick(engine, load_rule_set(rules, config), config, "shop", now - 2 * MINUTE_US)
+    killed = Daemon(rules, config, engine, FixedClock(now - 70 * MINUTE_US))
+    killed._register()
+    killed._heartbeat(now - 10 * MINUTE_US)
+    running = Daemon(rules, config, engine, FixedClock(now - 30 * MINUTE_US))
+    running._register()
+    running._heartbeat(now - 5 * US)
+    engine.dispose()
+
+    main(["status", "--config", str(config_path)])
+    out = capsys.readouterr().out
+    shop = "Asia/Shanghai"
+    host_pid = re.escape(f"{socket.gethostname()}:")
+    assert "shop time (Asia/Shanghai):" in out.splitlines()[0]
+    assert re.search(
+        rf"^rule set shop: last tick {local_text(now - 2 * MINUTE_US, shop)} \(2 min ago\),"
+        rf" done up to {local_text(now - 2 * MINUTE_US, shop)}$",
+        out,
+        re.M,
+    )
+    assert re.search(
+        rf"^daemon {host_pid}\d+ silent since {local_text(now - 10 * MINUTE_US, shop)} \(10 min"
+        rf" ago\), started {local_text(now - 70 * MINUTE_US, shop)}: it did not stop cleanly",
+        out,
+        re.M,
+    )
+    assert re.search(
+        rf"^daemon {host_pid}\d+ running since {local_text(now - 30 * MINUTE_US, shop)}, last"
+        rf" seen {local_text(now - 5 * US, shop)} \([56] s ago\)$",
+        out,
+        re.M,
+    )
+    assert "no daemon running" not in out
+    # No UTC instant, no seconds: the shop's clock to the minute, as elsewhere.
+    assert not re.search(r"\d\d:\d\d:\d\d|\dZ\b", out)
+
+
+def test_status_with_no_daemon_says_so(tmp_path, capsys) -> None:
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    open_database(db_url).dispose()
+    main(["status", "--db", db_url])
+    out = capsys.readouterr().out
+    assert "No rule set has run yet" in out
+    assert "no daemon running (start one with `nudge run RULES_DIR`)" in out
