@@ -387,7 +387,7 @@ def outbox_command(
     config_path: Path | None,
     db: str | None,
 ) -> None:
-    """Messages waiting to be sent, and the dead letter list.
+    """Messages waiting to be sent, and the dead letter list. Times are shop time (`timezone`).
 
     \b
     The backlog:         nudge outbox
@@ -399,13 +399,14 @@ def outbox_command(
     from engine.clock import SystemClock
     from engine.outbox import STATUSES, OutboxEntry, list_outbox, requeue, status_counts
     from engine.storage.db import open_existing
-    from engine.timeutil import iso
+    from engine.timeutil import local_text
 
     if ids and not retry:
         raise click.UsageError("message IDs are only taken with --retry")
     if customer is not None and retry:
         raise click.UsageError("--customer lists messages; --retry takes their IDs")
-    engine = open_existing(env_of(config_path, db).config.database)
+    config = env_of(config_path, db).config
+    engine = open_existing(config.database)
     try:
         if retry:
             done = requeue(engine, list(ids) if ids else None, SystemClock().now_us())
@@ -437,7 +438,7 @@ def outbox_command(
                 rows.append(
                     [
                         *("" if cell is None else str(cell) for cell in cells),
-                        *("" if us is None else iso(us) for us in stamps),
+                        *("" if us is None else local_text(us, config.timezone) for us in stamps),
                         e.last_error or "",
                     ]
                 )
@@ -468,7 +469,7 @@ def _task_env(ctx: click.Context, config_path: Path | None, db: str | None) -> E
 def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
     from engine.storage.db import open_existing
     from engine.tasks import list_tasks
-    from engine.timeutil import iso
+    from engine.timeutil import local_text
 
     engine = open_existing(env.config.database)
     try:
@@ -487,7 +488,7 @@ def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
             t.assignee or "",
             t.claimed_by or "",
             t.customer_id,
-            iso(t.created_us),
+            local_text(t.created_us, env.config.timezone),
             t.title,
         ]
         for t in found
@@ -522,7 +523,8 @@ def tasks_command(
     config_path: Path | None,
     db: str | None,
 ) -> None:
-    """The task list: tasks and gifts that rules hand to people or agents.
+    """The task list: tasks and gifts that rules hand to people or agents. Times are shop
+    time (`timezone`).
 
     \b
     Open tasks:          nudge tasks --status open

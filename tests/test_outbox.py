@@ -35,7 +35,7 @@ from engine.outbox import (
 from engine.parse import parse_text
 from engine.storage.db import open_database
 from engine.storage.tables import actions, customers, events, occurrences, outbox
-from engine.timeutil import US, from_us, iso
+from engine.timeutil import US, from_us, iso, local_text
 
 T0 = 1_800_000_000 * US
 CAP_US = int(RETRY_CAP_SECONDS * US)
@@ -768,7 +768,8 @@ def test_outbox_command_lists_one_customer_s_messages_in_every_status(
         [str(broken), "failed"],
         [str(later), "pending"],
     ]
-    assert lines[0].split()[7:9] == [iso(T0), iso(T0)]  # queued, sent
+    shown = local_text(T0, "UTC")  # shop time, to the minute
+    assert lines[0].split()[7:11] == [*shown.split(), *shown.split()]  # queued, sent
     assert "customer has no attribute 'nickname'" in lines[1]
     assert str(other) not in {line.split()[0] for line in lines}
 

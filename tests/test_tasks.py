@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -14,7 +15,7 @@ from engine.errors import ConfigError
 from engine.storage.db import open_database
 from engine.storage.tables import actions, occurrences, tasks
 from engine.tasks import TASK_STATUSES, TaskError, claim, done, list_tasks
-from engine.timeutil import US
+from engine.timeutil import US, local_text
 
 T0 = 1_800_000_000 * US
 _keys = itertools.count(1)
@@ -133,7 +134,13 @@ def nudge(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return code, out, err
 
 
-def test_tasks_command(db_url, engine, capsys) -> None:
+def shanghai(folder: Path) -> Path:
+    config = folder / "nudge.yaml"
+    config.write_text("timezone: Asia/Shanghai\n", encoding="utf-8")
+    return config
+
+
+def test_tasks_command(db_url, engine, capsys, tmp_path) -> None:
     call = add_task(engine, "Call about the low rating", "service")
     gift = add_task(engine, "mooncake box", "fulfilment", kind="gift")
 
@@ -146,6 +153,9 @@ def test_tasks_command(db_url, engine, capsys) -> None:
         [str(call), "open", "task", "service"],
         [str(gift), "open", "gift", "fulfilment"],
     ]
+    assert local_text(T0, "UTC") in lines[0]  # shop time, to the minute
+    code, out, _ = nudge(capsys, "tasks", "--db", db_url, "--config", str(shanghai(tmp_path)))
+    assert local_text(T0, "Asia/Shanghai") in out.splitlines()[1]
 
     code, out, _ = nudge(capsys, "tasks", "claim", str(gift), "--by", "ann", "--db", db_url)
     assert (code, out) == (0, f"Task {gift} claimed by ann: mooncake box\n")
