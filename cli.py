@@ -96,6 +96,23 @@ def env_of(config_path: Path | None, db: str | None, rules_dir: Path | None = No
     return Env(config_path, db)
 
 
+def shop_env(config_path: Path | None, db: str | None, doing: str = "reading") -> Env:
+    """`env_of` for a command given no rules folder (`import`, `history`, `status`, `outbox`,
+    `tasks`): a shop's own nudge.yaml beside its rules is not read, so without a configuration
+    a person is told which database the command reads and that times are UTC."""
+    env = env_of(config_path, db)
+    if env.config.file is None and sys.stderr.isatty():
+        from sqlalchemy.engine import make_url
+
+        database = make_url(env.config.database).render_as_string(hide_password=True)
+        click.echo(
+            f"note: no configuration (nudge.yaml in this folder, or --config FILE): {doing}"
+            f" {database}, in UTC time",
+            err=True,
+        )
+    return env
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nudge")
 def cli() -> None:
@@ -405,7 +422,7 @@ def outbox_command(
         raise click.UsageError("message IDs are only taken with --retry")
     if customer is not None and retry:
         raise click.UsageError("--customer lists messages; --retry takes their IDs")
-    config = env_of(config_path, db).config
+    config = shop_env(config_path, db).config
     engine = open_existing(config.database)
     try:
         if retry:
@@ -463,7 +480,7 @@ def _task_env(ctx: click.Context, config_path: Path | None, db: str | None) -> E
                 f" list; `{ctx.info_name}` takes a task's id"
             )
     parent: Env = ctx.obj
-    return env_of(config_path or parent.config_path, db or parent.db)
+    return shop_env(config_path or parent.config_path, db or parent.db)
 
 
 def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
@@ -535,7 +552,7 @@ def tasks_command(
     ctx.obj = env_of(config_path, db)
     ctx.meta["tasks_filters"] = {"--status": status, "--for": assignee}
     if ctx.invoked_subcommand is None:
-        _show_tasks(ctx.obj, status, assignee)
+        _show_tasks(shop_env(config_path, db), status, assignee)
 
 
 @tasks_command.command("list")
@@ -719,7 +736,7 @@ def history(
     from engine.reports.table import print_list
     from engine.storage.db import open_existing
 
-    env = env_of(config_path, db)
+    env = shop_env(config_path, db)
     start_us, end_us = _window(env, start, end)
     records = load_history(open_existing(env.config.database), start_us, end_us)
     if _stdout_format(fmt) == "table":
@@ -743,7 +760,7 @@ def status(config_path: Path | None, db: str | None) -> None:
     from engine.status import status_lines
     from engine.storage.db import open_existing
 
-    env = env_of(config_path, db)
+    env = shop_env(config_path, db)
     now = SystemClock().now_us()
     engine = open_existing(env.config.database)
     try:
@@ -942,18 +959,8 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
     from engine import importers
     from engine.storage.db import open_database
 
-    env = env_of(config_path, db)
-    # A shop's own nudge.yaml beside its rules is not read here: say where the rows go, to a
-    # person (times without an offset read in the default zone get a warning, `assumed`).
-    if env.config.file is None and sys.stderr.isatty():
-        from sqlalchemy.engine import make_url
-
-        database = make_url(env.config.database).render_as_string(hide_password=True)
-        click.echo(
-            f"note: no configuration (nudge.yaml in this folder, or --config FILE): importing"
-            f" into {database}",
-            err=True,
-        )
+    # Times without an offset read in the default zone also get a warning (`assumed`).
+    env = shop_env(config_path, db, "importing into")
     engine = open_database(env.config.database)
     run = importers.import_customers if kind == "customers" else importers.import_events
     try:

@@ -200,3 +200,35 @@ def test_an_output_file_that_cannot_be_written_is_named(tmp_path: Path, fmt: str
     assert result.exit_code == 2
     assert f"cannot write {target}: No such file or directory" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["history", "--from", "2026-01-01", "--to", "2026-01-02"],
+        ["status"],
+        ["outbox"],
+        ["tasks"],
+        ["tasks", "list"],
+    ],
+)
+def test_a_command_reading_the_shop_without_a_configuration_says_its_times_are_utc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command
+) -> None:
+    # The shop's nudge.yaml beside its rules is not read by commands given no rules folder: a
+    # person is told which database they read and in which zone they show times.
+    monkeypatch.chdir(tmp_path)
+    open_database("sqlite:///nudge.db").dispose()
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    note = (
+        "note: no configuration (nudge.yaml in this folder, or --config FILE): reading"
+        " sqlite:///nudge.db, in UTC time"
+    )
+    with pytest.raises(SystemExit) as done:
+        cli.main(command, standalone_mode=True)
+    assert done.value.code == 0
+    assert capsys.readouterr().err.splitlines() == [note]
+    (tmp_path / "shop.yaml").write_text("timezone: Asia/Shanghai\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        cli.main([*command, "--config", "shop.yaml"], standalone_mode=True)
+    assert capsys.readouterr().err == ""

@@ -1096,7 +1096,7 @@ def test_without_a_configuration_times_without_an_offset_are_noted_as_read_in_ut
     main(["import", "events", str(path)])
     assert capsys.readouterr().err.splitlines()[0] == (
         "note: no configuration (nudge.yaml in this folder, or --config FILE): importing into"
-        " sqlite:///nudge.db"
+        " sqlite:///nudge.db, in UTC time"
     )
     write(tmp_path, "nudge.yaml", "timezone: Asia/Shanghai\n")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
