@@ -694,10 +694,10 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
 
     from engine.channels import check_channels
     from engine.daemon import Daemon
-    from engine.ruleset import missing_folder
+    from engine.ruleset import unusable_folder
     from engine.storage.db import open_database
 
-    missing = missing_folder(rules_dir)
+    missing = unusable_folder(rules_dir)
     if missing is not None:  # before the database is opened (and made)
         raise RuleError([missing])
     logging.basicConfig(

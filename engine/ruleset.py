@@ -20,7 +20,7 @@ from engine.parse import parse_source
 from engine.render import remember_source, sort_key
 from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile
 from engine.storage.db import create, stored_tables
-from engine.storage.tables import events
+from engine.storage.tables import NAME_LENGTH, events
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -84,17 +84,27 @@ def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
         ]
 
 
-def missing_folder(rules_dir: Path) -> Diagnostic | None:
-    """E001 when `rules_dir` is not a folder."""
-    if rules_dir.is_dir():
-        return None
-    what = "is not a folder" if rules_dir.exists() else "does not exist"
-    return Diagnostic(
-        "error",
-        "E001",
-        f"the rules folder `{rules_dir}` {what}",
-        help="give the folder that holds your `*.rules` files",
-    )
+def unusable_folder(rules_dir: Path) -> Diagnostic | None:
+    """E001 when `rules_dir` is not a folder; E006 when its name is longer than the ledger
+    holds a rule set's (the daemon keeps its watermark under the folder's name)."""
+    if not rules_dir.is_dir():
+        what = "is not a folder" if rules_dir.exists() else "does not exist"
+        return Diagnostic(
+            "error",
+            "E001",
+            f"the rules folder `{rules_dir}` {what}",
+            help="give the folder that holds your `*.rules` files",
+        )
+    name = rules_dir.resolve().name
+    if len(name) > NAME_LENGTH:
+        return Diagnostic(
+            "error",
+            "E006",
+            f"the rules folder's name is {len(name)} characters long; the daemon keeps a rule set"
+            f" under its folder's name, of at most {NAME_LENGTH}",
+            help="give the folder a shorter name",
+        )
+    return None
 
 
 def check_rule_set(
@@ -102,7 +112,7 @@ def check_rule_set(
 ) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
     """Parse and check every rule file of `rules_dir`. Returns the rule set (None when there
     are errors) and every diagnostic, warnings included, in file and line order."""
-    missing = missing_folder(rules_dir)
+    missing = unusable_folder(rules_dir)
     if missing is not None:
         return None, [missing]
     paths = rule_files(rules_dir)

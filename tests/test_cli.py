@@ -232,3 +232,18 @@ def test_a_command_reading_the_shop_without_a_configuration_says_its_times_are_u
     with pytest.raises(SystemExit):
         cli.main([*command, "--config", "shop.yaml"], standalone_mode=True)
     assert capsys.readouterr().err == ""
+
+
+def test_a_rules_folder_whose_name_the_ledger_cannot_hold_is_refused_before_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = write_rule_set(tmp_path / ("r" * 201), country="CN")
+    monkeypatch.chdir(tmp_path)
+    for command in (["check", str(rules)], ["run", str(rules)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1, result.output
+        told = result.output or str(result.exception)  # `run` raises it for `main` to print
+        assert "201 characters long; the daemon keeps a rule set under" in told
+    assert not (tmp_path / "nudge.db").exists()
+    shorter = rules.rename(tmp_path / ("r" * 200))
+    assert CliRunner().invoke(cli, ["check", str(shorter)]).exit_code == 0
