@@ -38,6 +38,7 @@ from engine import ast
 from engine.channels import check_channels
 from engine.clock import Clock, SystemClock
 from engine.config import Config
+from engine.demo_mark import holds_demo_shop
 from engine.errors import DatabaseError, Diagnostic, NudgeError, RuleError
 from engine.evaluate import customer_zones
 from engine.outbox import dispatch_due
@@ -271,6 +272,18 @@ class Daemon:
             others,
         )
 
+    def _note_a_demo_shop(self) -> None:
+        """Warn when the database holds the synthetic shop of `nudge demo`: the rules would act
+        on its made-up customers, through the channels configured."""
+        with self.engine.connect() as conn:
+            if not holds_demo_shop(conn):
+                return
+        log.warning(
+            "the database holds the synthetic shop of `nudge demo`: these rules act on its"
+            " made-up customers, and send their messages through the channels configured. A"
+            " shop's own customers go into a database of their own (--db or `database:`)"
+        )
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -286,6 +299,7 @@ class Daemon:
         self.reload()
         self._register()
         self._note_a_new_name()
+        self._note_a_demo_shop()
         scheduler = self.scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self.step_in_turn,

@@ -34,13 +34,14 @@ from cli import main
 from engine.clock import FixedClock, SystemClock
 from engine.config import load_config
 from engine.daemon import Daemon
+from engine.demo_mark import DEMO_MARK, DEMO_VALUE
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.status import silent_after_us, status
 from engine.storage.db import open_database
-from engine.storage.tables import daemons, outbox, rule_set_state
+from engine.storage.tables import customers, daemons, outbox, rule_set_state
 from engine.tasks import list_tasks
 from engine.tick import tick
 from engine.timeutil import US, iso, to_us
@@ -709,3 +710,19 @@ def test_a_rule_set_under_a_new_folder_name_is_noted_as_new(engine, tmp_path, ca
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warning.startswith("the rule set 'shoprules' (named after its folder) is new")
     assert f"'rules' (last tick {iso(T0)})" in warning
+
+
+def test_a_daemon_on_the_demo_s_database_says_so(engine, tmp_path, caplog) -> None:
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    config = config_for(tmp_path, str(engine.url))
+    caplog.set_level(logging.WARNING, logger="nudge")
+    shop = {"id": "c1", "name": "Ann"}
+    import_customer_rows(engine, [shop], "UTC")
+    Daemon(rules, config, engine, FixedClock(T0))._note_a_demo_shop()
+    assert not caplog.records  # a shop's own
+    with engine.begin() as conn:
+        conn.execute(customers.delete())
+    import_customer_rows(engine, [{**shop, DEMO_MARK: DEMO_VALUE}], "UTC")
+    Daemon(rules, config, engine, FixedClock(T0))._note_a_demo_shop()
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("the database holds the synthetic shop of `nudge demo`")
