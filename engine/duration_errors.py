@@ -2,8 +2,8 @@
 `1 month`, `90s` or `3d2h` did write a unit, and is told what is wrong with it instead of
 being asked for one (E121 is for a number without any unit, `+ 3`).
 
-`duration_slip` looks at the text where a number starts; `engine.parse` calls it where the
-parser wanted a duration, or met a word right after a number.
+`duration_slip` looks at the text where a number starts; `engine.syntax_diagnosis` calls it where
+the parser wanted a duration, or met a word right after a number.
 """
 
 from __future__ import annotations

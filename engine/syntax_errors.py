@@ -2,8 +2,8 @@
 
 `MISTAKES` is the `match_examples` table (see lark's `examples/advanced/error_reporting_lalr.py`):
 each entry is a message and help for one kind of mistake, with short wrong inputs that put the
-parser in the same state. `engine.parse` asks Lark which entry an error resembles; an entry
-applies only when one of its examples fails on the same kind of word as the error at hand
+parser in the same state. `engine.syntax_diagnosis` asks Lark which entry an error resembles; an
+entry applies only when one of its examples fails on the same kind of word as the error at hand
 (unless it says `any_word`), so an unrelated mistake never gets a misleading explanation.
 """
 

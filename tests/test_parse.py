@@ -11,7 +11,9 @@ from lark.exceptions import UnexpectedInput
 
 from engine import ast
 from engine.errors import RuleError
-from engine.parse import _diagnose, parse_text, parser
+from engine.language import parser
+from engine.parse import parse_text
+from engine.syntax_diagnosis import diagnose
 from engine.syntax_errors import MISTAKES
 
 
@@ -157,7 +159,7 @@ def test_each_typical_mistake_is_recognised(mistake, example):
     with pytest.raises(UnexpectedInput) as caught:
         parser().parse(example)
     text = example
-    assert _diagnose("t.rules", text, caught.value).code == mistake.code
+    assert diagnose("t.rules", text, caught.value).code == mistake.code
 
 
 def test_an_unmatched_error_lists_what_was_expected():
