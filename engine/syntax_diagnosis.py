@@ -43,7 +43,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if look_alike_after is not None:
             return look_alike_after
 
-    dangling = _dangling(file, text, token, expected)
+    dangling = _no_upper_bound(file, text, error) or _dangling(file, text, token, expected)
     if dangling is not None:
         return dangling
     if token.type == "NUMBER" and "DURATION" in expected:
@@ -106,14 +106,44 @@ def _dangling(file: str, text: str, token: Token, expected: set[str]) -> Diagnos
     if unfinished is None:
         return None
     span = _offset_span(file, text, position, position + len(word))
-    next_line = text.count("\n", 0, start) + 1
-    goes_on = (
-        "the file ends after it"
-        if token.type == "$END"
-        else f"line {next_line} goes on with `{_shorten(token)}`, which cannot follow it"
-    )
     code, message, help = unfinished
-    return Diagnostic("error", code, message, span, goes_on, help)
+    return Diagnostic("error", code, message, span, _goes_on(token, span.line), help)
+
+
+def _no_upper_bound(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E135 at the `and` of `between 1 and` when the upper bound is missing: what comes after
+    that `and` starts the next line or ends the file, or would follow a bound if there were one
+    (`between 1 and then`). Not the `and` of two conditions: that one needs a condition."""
+    stack = error.interactive_parser.parser_state.value_stack
+    if len(stack) < 3 or not (_is_a(stack[-1], "AND") and _is_a(stack[-3], "BETWEEN")):
+        return None
+    word, token = stack[-1], error.token
+    if token.type != "$END" and token.line == word.line:
+        with_bound = error.interactive_parser.copy()
+        with_bound.feed_token(Token("NUMBER", "3"))
+        if token.type not in with_bound.accepts():
+            return None  # something else is wrong with what follows (`between 1 and shoes`)
+    return Diagnostic(
+        "error",
+        "E135",
+        "`between` needs its upper bound after `and`",
+        _token_span(file, text, word),
+        _goes_on(token, word.line),
+        "write the upper bound after `and` on this line, such as `between 1 and 3`",
+    )
+
+
+def _is_a(value: object, terminal: str) -> bool:
+    return isinstance(value, Token) and value.type == terminal
+
+
+def _goes_on(token: Token, line: int) -> str:
+    """The label at a word of `line` that needs more, when the parser met `token` after it."""
+    if token.type == "$END":
+        return "the file ends after it"
+    if token.line == line:
+        return f"`{_shorten(token)}` cannot follow it"
+    return f"line {token.line} goes on with `{_shorten(token)}`, which cannot follow it"
 
 
 def _unclosed(file: str, text: str, token: Token) -> Diagnostic | None:

@@ -162,6 +162,31 @@ def test_each_typical_mistake_is_recognised(mistake, example):
     assert diagnose("t.rules", text, caught.value).code == mistake.code
 
 
+def test_between_without_its_upper_bound_says_so_at_its_and():
+    text = """when a.b if a.c between 1 and
+  then tag "x"
+when a.b if a.c between 1 and then tag "x"
+segment "s" = a.c between 1 and"""
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, d.message, str(d.span), d.label) for d in caught.value.diagnostics] == [
+        ("E135", "`between` needs its upper bound after `and`", "t.rules:1:27", "line 2 goes "
+         "on with `then`, which cannot follow it"),
+        ("E135", "`between` needs its upper bound after `and`", "t.rules:3:27", "`then` cannot "
+         "follow it"),
+        ("E135", "`between` needs its upper bound after `and`", "t.rules:4:29", "the file ends "
+         "after it"),
+    ]  # fmt: skip
+    # The `and` of two conditions needs a condition, inside the bounds' brackets too.
+    text = 'when a.b if a.c between 1 and 2 and\n  then tag "x"\n'
+    text += 'when a.b if a.c between (1 and\n  then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert {d.message for d in caught.value.diagnostics} == {"`and` needs a condition after it"}
+    # What is not a bound's place is told as before.
+    assert errors_of('when a.b if a.c between 1 and shoes then tag "x"') == [("E100", 1, 31)]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
