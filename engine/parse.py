@@ -132,12 +132,13 @@ def _next_statement(text: str, start: int) -> int:
 
 
 def _misspelt_start(text: str, start: int, word: str) -> bool:
-    """Whether `word`, at `start` of `text`, starts its line and misspells a statement word."""
+    """Whether `word`, at `start` of `text`, starts its line and misspells a statement word
+    (`wen`, or `When` in capitals)."""
     return (
         word.isalpha()
         and starts_line(text, start)
         and word not in keywords()
-        and bool(difflib.get_close_matches(word, SYNC_WORDS, n=1, cutoff=0.8))
+        and bool(difflib.get_close_matches(word.lower(), SYNC_WORDS, n=1, cutoff=0.8))
     )
 
 

@@ -127,6 +127,11 @@ when a.b
     ]
 
 
+def test_a_statement_word_in_capitals_starting_a_line_starts_a_statement():
+    text = 'when a.b if a.c >> 1 then tag "x"\nWhen a.b then tag "y"\n'
+    assert errors_of(text) == [("E100", 1, 18), ("E102", 2, 1)]
+
+
 def test_misspelt_keyword_is_named_with_the_nearest_one():
     with pytest.raises(RuleError) as caught:
         parse_text('when every mondy then tag "x"')
