@@ -6,7 +6,10 @@ handler records it, in the words of `engine.syntax_diagnosis`, drops the stateme
 in and resumes at the next word that starts a statement (`rule`, `when`, `segment`, `limit`,
 `quiet`, `exclude`), so one run reports every broken statement.
 A misspelt statement word starting a line (`rul`) ends the statement before it where that one
-is whole, which is then kept and checked.
+is whole, which is then kept and checked. Where the diagnostic's help names the one edit that
+fixes the error (`==` for `=`, `and` between two actions), the parser reads on as if it were
+made instead, so that a mistake on a later line of the same statement is reported too; that
+statement is not kept.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from engine.errors import Diagnostic, RuleError
 from engine.language import SCAN, SYNC_WORDS, keywords, parser, starts_line
 from engine.render import remember_source
 from engine.source import SourceFile, Span
-from engine.syntax_diagnosis import diagnose
+from engine.syntax_diagnosis import correction, diagnose
 from engine.transform import to_statement
 
 # The statement words as the parser's terminals (`RULE`, `WHEN`, ...).
@@ -50,10 +53,13 @@ def parse_source(source: SourceFile) -> tuple[ast.RuleFile, list[Diagnostic]]:
     remember_source(source)
     text = source.text.removeprefix("\ufeff")
     diagnostics: list[Diagnostic] = []
-    tree = parser().parse(text, on_error=_Recovery(source.name, text, diagnostics))
+    recovery = _Recovery(source.name, text, diagnostics)
+    tree = parser().parse(text, on_error=recovery)
     statements: list[ast.Statement] = []
     for child in tree.children:
         assert isinstance(child, Tree)
+        if recovery.corrected(child):
+            continue  # read with a correction: its words are not all the merchant's
         too_large = _too_large(child, source.name)
         if too_large is not None:
             diagnostics.append(too_large)
@@ -143,17 +149,24 @@ def _misspelt_start(text: str, start: int, word: str) -> bool:
 
 
 class _Recovery:
-    """The `on_error` handler: record the error, then resume at the next statement."""
+    """The `on_error` handler: record the error, then read on with the correction its help
+    names, or else resume at the next statement."""
 
     def __init__(self, file: str, text: str, diagnostics: list[Diagnostic]) -> None:
         self.file = file
         self.text = text
         self.diagnostics = diagnostics
+        self.corrections: list[int] = []  # where the parser read words not written
+
+    def corrected(self, statement: Tree) -> bool:
+        """Whether `statement` was read with a correction."""
+        meta = statement.meta
+        return any(meta.start_pos <= at < meta.end_pos for at in self.corrections)
 
     def __call__(self, error: UnexpectedInput) -> bool:
-        self.diagnostics.append(diagnose(self.file, self.text, error))
+        diagnostic = diagnose(self.file, self.text, error)
+        self.diagnostics.append(diagnostic)
         interactive = error.interactive_parser
-        state = interactive.parser_state
         if isinstance(error, UnexpectedToken):
             token = error.token
             # A misspelt statement word starting a line begins the next statement.
@@ -175,15 +188,53 @@ class _Recovery:
             resume = _next_statement(self.text, position + 1)
         if new_statement:
             _end_statement(interactive)
-        # Drop the unfinished statement: back to a state that can start a new one.
-        states = state.parse_conf.states
-        while len(state.state_stack) > 1 and not _starts_statement(states[state.position]):
-            state.state_stack.pop()
-            state.value_stack.pop()
+        if isinstance(error, UnexpectedToken) and self._correct(error, diagnostic):
+            return True
+        _drop_unfinished(interactive)
         lexer_state = interactive.lexer_thread.state
         assert lexer_state is not None
         _move_lexer(lexer_state.line_ctr, self.text, resume)
         return True
+
+    def _correct(self, error: UnexpectedToken, diagnostic: Diagnostic) -> bool:
+        """Read on as if the edit that the help of `diagnostic` names were made, when there is
+        one and the rest of the line shown then reads, so that a mistake on a later line of the
+        same statement is reported too (`tag "y"` under `... = 1 then tag "x"`). A second
+        mistake on the line shown is not: it may be the first one's doing."""
+        token = error.token
+        if token.type == "$END" or token.type in _SYNC_TERMINALS:
+            return False  # the statement ends here: nothing of it is left to read
+        words = correction(error, diagnostic)
+        assert diagnostic.span is not None
+        if words is None or not _reads_on(error.interactive_parser, words, diagnostic.span.line):
+            return False
+        for word in words:
+            error.interactive_parser.feed_token(word)
+        self.corrections.append(token.start_pos or 0)
+        return True
+
+
+def _reads_on(interactive: InteractiveParser, words: list[Token], line: int) -> bool:
+    """Whether the parser takes `words`, and after them what is left of `line`."""
+    trial = interactive.copy(deepcopy_values=False)
+    try:
+        for word in words:
+            trial.feed_token(word)
+        for token in trial.iter_parse():  # each token is fed after it is seen
+            if token.line != line:
+                break
+    except UnexpectedInput:
+        return False
+    return True
+
+
+def _drop_unfinished(interactive: InteractiveParser) -> None:
+    """Drop the unfinished statement: back to a state that can start a new one."""
+    state = interactive.parser_state
+    states = state.parse_conf.states
+    while len(state.state_stack) > 1 and not _starts_statement(states[state.position]):
+        state.state_stack.pop()
+        state.value_stack.pop()
 
 
 def _end_statement(interactive: InteractiveParser) -> None:

@@ -82,6 +82,49 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     )
 
 
+# The one edit that the help of these diagnostics names: a word to write before the one the
+# parser stopped at (`then` before the first action, a value where one is missing, ...), or
+# instead of it (`==` for `=`, a word in quotes, a number with a unit).
+_WRITE_BEFORE = {
+    "E110": Token("THEN", "then"),
+    "E113": Token("AND", "and"),
+    "E122": Token("AT", "at"),
+    "E131": Token("RPAR", ")"),
+    "E135": Token("NUMBER", "3"),
+}
+_WRITE_INSTEAD = {
+    "E115": Token("EQ", "=="),
+    "E116": Token("STRING", '"x"'),
+    "E117": Token("STRING", '"x"'),
+    "E118": Token("STRING", '"x"'),
+    "E121": Token("DURATION", "3d"),
+}
+
+
+def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | None:
+    """The words to read in place of the one the parser stopped at, when the help of
+    `diagnostic` names the one edit that mends the error: the keyword a word misspells, `==`
+    for `=`, `and` between two actions, `then` before the first, a word put in quotes, ...
+    None when it names none (the fix is the merchant's to choose)."""
+    token = error.token
+    code = diagnostic.code
+    if code == "E102":
+        keyword = _nearest_keyword(token, set(error.accepts or error.expected))
+        return [_borrow(Token(keyword.upper(), keyword), token)] if keyword else None
+    if code == "E113" and token.type == "COMMA":  # a comma between two actions
+        return [_borrow(_WRITE_BEFORE[code], token)]
+    if code in _WRITE_INSTEAD:
+        return [_borrow(_WRITE_INSTEAD[code], token)]
+    if code in _WRITE_BEFORE:
+        return [_borrow(_WRITE_BEFORE[code], token), token]
+    return None
+
+
+def _borrow(word: Token, token: Token) -> Token:
+    """`word` as if written where `token` was."""
+    return Token.new_borrow_pos(word.type, word.value, token)
+
+
 # The last word or operator of a line, and the words and operators that need something after
 # them: a line ending in one goes on at the next, where the parser stops.
 _LAST_WORD = re.compile(r"(>=|<=|==|!=|[<>+\-*/]|[A-Za-z_][A-Za-z0-9_.]*)[ \t]*$")

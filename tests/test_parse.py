@@ -12,7 +12,8 @@ from lark.exceptions import UnexpectedInput
 from engine import ast
 from engine.errors import RuleError
 from engine.language import parser
-from engine.parse import parse_text
+from engine.parse import parse_source, parse_text
+from engine.source import SourceFile
 from engine.syntax_diagnosis import diagnose
 from engine.syntax_errors import MISTAKES
 
@@ -127,9 +128,32 @@ when a.b
     ]
 
 
+def test_a_mistake_on_a_later_line_of_a_statement_is_reported_where_the_first_names_its_fix():
+    text = """when a.b if a.c = 1 then tag "x"
+  tag "y"
+when a.b if a.c = 1 then tag "x" tag "y"
+when a.b if a.c >> 1 then tag "x"
+  tag "y"
+when a.b if a.c >
+  then tag "x", tag "y"
+when a.b then tag "ok"
+"""
+    assert errors_of(text) == [
+        ("E115", 1, 17),
+        ("E113", 2, 3),  # the help of E115 names the fix: read as `==`, the parser goes on
+        ("E115", 3, 17),  # not a second error on the line shown
+        ("E100", 4, 18),  # no fix named: the statement is dropped, up to the next one
+        ("E135", 6, 17),
+        ("E113", 7, 15),  # a value read after `>`, the next line is read too
+    ]
+    # A statement read with a correction is not kept, to be checked: only the last one is.
+    rule_file, _ = parse_source(SourceFile("t.rules", text))
+    assert len(rule_file.statements) == 1
+
+
 def test_a_statement_word_in_capitals_starting_a_line_starts_a_statement():
-    text = 'when a.b if a.c >> 1 then tag "x"\nWhen a.b then tag "y"\n'
-    assert errors_of(text) == [("E100", 1, 18), ("E102", 2, 1)]
+    text = 'when a.b if a.c >> 1 then tag "x"\nWhen a.b then tag "y"\n  tag "z"\n'
+    assert errors_of(text) == [("E100", 1, 18), ("E102", 2, 1), ("E113", 3, 3)]
 
 
 def test_misspelt_keyword_is_named_with_the_nearest_one():
