@@ -3,8 +3,9 @@ the compiled plan (`simulate` of a rule set holding only those three rules, no p
 same data. The hand-written versions must find exactly the occurrences the engine finds; the
 harness checks the counts, rule by rule.
 
-- "abandoned cart": `when cart.updated + 2h unless order.placed once every 1d` — an event plus
-  a delay with `unless` (and `once every`, kept per customer in Python, as the engine does);
+- "abandoned cart": `when cart.updated + 2h if count(cart.updated within 2h) == 0 unless
+  order.placed once every 1d` — an event plus a delay with a count and `unless` (and `once
+  every`, kept per customer in Python, as the engine does);
 - "weekly group buy": `when every friday at 20:00 if customer in "active buyers"` — a segment
   broadcast; Fridays at 20:00 are computed per time zone in Python, the segment in SQL;
 - "birthday coupon": `when customer.birthday - 1d at 09:00` — a birthday; the index on
@@ -40,6 +41,10 @@ ABANDONED_CART = text(
         SELECT 1 FROM events o
         WHERE o.customer_id = e.customer_id AND o.type = 'order.placed'
           AND o.at_us > e.at_us AND o.at_us <= e.at_us + :delay)
+      AND NOT EXISTS (
+        SELECT 1 FROM events u
+        WHERE u.customer_id = e.customer_id AND u.type = 'cart.updated'
+          AND u.at_us > e.at_us AND u.at_us <= e.at_us + :delay)
     ORDER BY e.customer_id, due_us, e.key
     """
 )

@@ -3,6 +3,7 @@ template they name renders in both languages with what a real message would carr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import warnings
@@ -15,11 +16,15 @@ import pytest
 from engine import ast
 from engine.config import Config, load_config
 from engine.demo import generate_shop
+from engine.importers import import_customer_rows, import_event_rows
 from engine.parse import parse_file
 from engine.render import render_text
-from engine.ruleset import check_rule_set
+from engine.ruleset import check_rule_set, load_rule_set
+from engine.simulate import simulate
 from engine.source import SourceFile
+from engine.storage.db import open_database
 from engine.templates import Templates
+from engine.timeutil import local_text, parse_moment
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 FOLDERS = sorted(p for p in RULES.iterdir() if p.is_dir())
@@ -245,3 +250,98 @@ def test_the_tier_rules_need_once_as_their_comment_says(tmp_path):
     assert ruleset is None
     assert any("gold member" in d.message and d.severity == "error" for d in diagnostics)
     assert "once" in (RULES / "shop" / "loyalty.rules").read_text(encoding="utf-8")
+
+
+# --- the shop's rules do what their comments say ------------------------------------------------
+
+
+def _shop_actions(
+    tmp_path: Path, people: list[dict[str, Any]], happenings: list[dict[str, Any]], days: int
+) -> list[tuple[str, str, str, str]]:
+    """(customer, rule, what, shop-local minute) of each action the shop's rules take over
+    `days` days from 2026-06-01 on these customers and events, in order."""
+    folder = RULES / "shop"
+    config = dataclasses.replace(config_of(folder), database=f"sqlite:///{tmp_path / 's.db'}")
+    engine = open_database(config.database)
+    try:
+        import_customer_rows(engine, people, config.timezone)
+        import_event_rows(engine, happenings, config.timezone)
+        start = parse_moment("2026-06-01", config.timezone)
+        found = simulate(engine, load_rule_set(folder, config), config, start, start + days * DAY)
+    finally:
+        engine.dispose()
+    return [
+        (
+            a.customer_id,
+            a.rule,
+            a.detail.get("tag") or a.template or a.kind,
+            local_text(a.at_us, config.timezone),
+        )
+        for a in found.actions
+        if a.kind != "points"
+    ]
+
+
+DAY = 86_400 * 1_000_000
+
+
+def _event(customer: str, kind: str, at: str, **properties: Any) -> dict[str, Any]:
+    return {"customer": customer, "type": kind, "at": f"2026-06-{at}", **properties}
+
+
+def test_an_abandoned_cart_is_reminded_2_hours_after_its_last_change(tmp_path):
+    people = [{"id": "c1", "accepts_marketing": True}]
+    edits = [_event("c1", "cart.updated", "01T10:00"), _event("c1", "cart.updated", "01T11:30")]
+    assert [a for a in _shop_actions(tmp_path, people, edits, 2) if a[1] == "abandoned cart"] == [
+        ("c1", "abandoned cart", "cart_reminder", "2026-06-01 13:30")
+    ]
+
+
+def test_a_first_order_paid_within_the_welcome_s_ten_minutes_ends_new(tmp_path):
+    people = [{"id": "c1", "signed_up": "2026-06-01T10:00", "accepts_marketing": True}]
+    paid = [_event("c1", "order.paid", "01T10:05", total=120)]
+    welcome = [
+        a
+        for a in _shop_actions(tmp_path, people, paid, 1)
+        if a[1] in ("new customer", "welcome", "no longer new")
+    ]
+    assert welcome == [
+        ("c1", "new customer", "new", "2026-06-01 10:00"),
+        ("c1", "no longer new", "new", "2026-06-01 10:05"),
+        ("c1", "welcome", "welcome", "2026-06-01 10:10"),
+    ]
+
+
+def test_a_customer_who_jumps_straight_to_gold_gets_the_gold_message_only(tmp_path):
+    people = [{"id": "c1", "accepts_marketing": True}]
+    paid = [_event("c1", "order.paid", "01T10:00", total=6000)]
+    tiers = [a for a in _shop_actions(tmp_path, people, paid, 1) if "member" in a[1]]
+    assert [(rule, what) for _, rule, what, _ in tiers] == [
+        ("gold member", "silver"),  # untag
+        ("gold member", "gold"),
+        ("gold member", "tier_gold"),
+    ]
+
+
+def test_a_complaint_stays_open_30_days_after_the_last_low_rating_or_until_a_better_one(
+    tmp_path,
+):
+    people = [{"id": "c1"}, {"id": "c2"}]
+    reviews = [
+        _event("c1", "review.posted", "01T10:00", rating=1),
+        _event("c1", "review.posted", "11T10:00", rating=2),  # the complaint goes on
+        _event("c2", "review.posted", "01T10:00", rating=1),
+        _event("c2", "review.posted", "05T10:00", rating=4),  # and is resolved
+    ]
+    closing = [
+        (customer, rule, when)
+        for customer, rule, what, when in _shop_actions(tmp_path, people, reviews, 60)
+        if what == "complaint"
+    ]
+    assert closing == [
+        ("c1", "low rating", "2026-06-01 10:00"),
+        ("c2", "low rating", "2026-06-01 10:00"),
+        ("c2", "complaint resolved", "2026-06-05 10:00"),
+        ("c1", "low rating", "2026-06-11 10:00"),
+        ("c1", "complaint closed", "2026-07-11 10:00"),
+    ]
