@@ -439,6 +439,26 @@ def test_a_misspelt_event_name_is_told_the_name_meant(tmp_path, written, meant):
     assert (warning.code, warning.help) == ("W203", f"did you mean `{meant}`?")
 
 
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("ordres", "orders"), ("pionts", "points"), ("total_spnet", "total_spent")],
+)
+def test_a_customer_field_with_two_letters_swapped_is_told_the_field_meant(
+    tmp_path, written, meant
+):
+    rule = f'rule "r" when order.paid if customer.{written} > 3 then tag "x"'
+    rules, config = rule_set(tmp_path, {"a.rules": rule})
+    (warning,) = check_rule_set(rules, config)[1]
+    assert (warning.code, warning.help) == ("W204", f"did you mean `customer.{meant}`?")
+
+
+def test_an_attribute_that_is_no_field_s_typo_is_not_warned_of(tmp_path):
+    for attribute in ("language", "city", "ordered", "sorted"):
+        rule = f'rule "r" when order.paid if customer.{attribute} == "x" then tag "x"'
+        rules, config = rule_set(tmp_path, {"a.rules": rule})
+        assert check_rule_set(rules, config)[1] == [], attribute
+
+
 def test_folder_problems_are_diagnostics(tmp_path):
     assert [d.code for d in check_rule_set(tmp_path / "missing", CONFIG)[1]] == ["E001"]
     assert [d.code for d in check_rule_set(tmp_path, CONFIG)[1]] == ["E002"]
