@@ -868,6 +868,8 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
         config = env_of(config_path, db, rules_dir).config
     except ConfigError as exc:
         ruleset, diagnostics = None, [exc.diagnostic()]
+    except ConfigErrors as exc:
+        ruleset, diagnostics = None, [error.diagnostic() for error in exc.errors]
     else:
         ruleset, diagnostics = check_rule_set(
             rules_dir, config, stored_event_types(config.database)

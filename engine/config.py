@@ -6,6 +6,7 @@ import codecs
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from yaml.constructor import ConstructorError
 from yaml.error import MarkedYAMLError
 from yaml.reader import ReaderError
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ConfigErrors
 from engine.render import remember_source
 from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile, Span
 from engine.storage.tables import CHANNEL_NAME_LENGTH
@@ -289,6 +290,10 @@ def load_config(path: Path | None = None, db: str | None = None) -> Config:
         config = _settings(raw, path.parent.resolve(), db)
     except ConfigError as exc:
         raise _locate(exc, str(path), places) from None
+    except ConfigErrors as exc:
+        located = [_locate(error, str(path), places) for error in exc.errors]
+        located.sort(key=lambda e: (e.span.line, e.span.column) if e.span else (0, 0))
+        raise ConfigErrors(located) from None
     return dataclasses.replace(config, file=str(path), places=places)
 
 
@@ -456,89 +461,116 @@ def _locate(error: ConfigError, file: str, places: Places) -> ConfigError:
 
 
 def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
-    """The configuration `raw` (the file's settings) makes, with `--db` applied."""
+    """The configuration `raw` (the file's settings) makes, with `--db` applied. Every setting
+    that cannot be used is told at once: a ConfigError for one, ConfigErrors for several."""
+    problems: list[ConfigError] = []
     unknown = sorted(str(key) for key in raw if key not in _SETTINGS)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)}",
-            (unknown[0],),
-            code="E601",
-            unknown=True,
-            help=did_you_mean(unknown[0], _SETTINGS),
+    for key in unknown:
+        problems.append(
+            ConfigError(
+                f"unknown setting {key}",
+                (key,),
+                code="E601",
+                unknown=True,
+                help=did_you_mean(key, _SETTINGS),
+            )
         )
     config = Config(base_dir=base)
-    changes: dict[str, Any] = {}
-    if "database" in raw:
-        changes["database"] = _database("database", raw["database"], base)
-    if "timezone" in raw:
-        if raw["timezone"] is None:
-            raise ConfigError(
-                "timezone: the setting is empty",
-                ("timezone",),
-                help="a name such as Asia/Shanghai or Europe/Berlin (the default is UTC)",
-            )
-        if not is_zone(str(raw["timezone"])):
-            raise ConfigError(
-                f"timezone: `{raw['timezone']}` is not an IANA time zone",
-                ("timezone",),
-                help=zone_help(str(raw["timezone"]))
-                or "a name such as Asia/Shanghai or Europe/Berlin",
-            )
-        changes["timezone"] = str(raw["timezone"])
-    if raw.get("country") is not None:
-        changes["country"] = _country(raw["country"])
-    if raw.get("templates") is not None:
-        changes["templates"] = (base / str(raw["templates"])).resolve()
-    channels = dict(config.channels)
-    channels.update(_channels(raw.get("channels")))
-    changes["channels"] = channels
-    if "default_channel" in raw:
-        if raw["default_channel"] is None:
-            raise ConfigError(
-                "default_channel: the setting is empty", ("default_channel",), help=_CHANNEL_HELP
-            )
-        changes["default_channel"] = str(raw["default_channel"])
-    if "tick_seconds" in raw:
-        changes["tick_seconds"] = _seconds("tick_seconds", raw["tick_seconds"])
-        if not changes["tick_seconds"]:
-            raise ConfigError(
-                "tick_seconds: the daemon needs some time between ticks; got 0",
-                ("tick_seconds",),
-                help="30s is the default; a tick also comes just after each due time known in"
-                " advance",
-            )
-    if "grace" in raw:
-        changes["grace_seconds"] = _seconds("grace", raw["grace"])
-    if "retry_for" in raw:
-        changes["retry_for_seconds"] = _seconds("retry_for", raw["retry_for"])
-    if "max_attempts" in raw:
-        changes["max_attempts"] = _count("max_attempts", raw["max_attempts"])
-    if "retry_base" in raw:
-        changes["retry_base_seconds"] = _seconds("retry_base", raw["retry_base"])
-    if "rfm" in raw:
-        changes["rfm"] = _rfm(raw["rfm"] or {})
-    if "shop" in raw:
-        shop = raw["shop"] or {}
-        if not isinstance(shop, dict):
-            raise ConfigError("shop: expected a mapping such as `name: My Shop`", ("shop",))
-        changes["shop"] = {str(k): v for k, v in shop.items()}
-    if raw.get("tasks_channel") is not None:
-        changes["tasks_channel"] = str(raw["tasks_channel"])
+    changes: dict[str, Any] = {"channels": dict(config.channels)}
+    readers: list[tuple[str, str, Callable[[Any], Any]]] = [
+        ("database", "database", lambda value: _database("database", value, base)),
+        ("timezone", "timezone", _timezone),
+        ("country", "country", _country),
+        ("templates", "templates", lambda value: (base / str(value)).resolve()),
+        ("default_channel", "default_channel", _default_channel),
+        ("tick_seconds", "tick_seconds", _tick_seconds),
+        ("grace", "grace_seconds", lambda value: _seconds("grace", value)),
+        ("retry_for", "retry_for_seconds", lambda value: _seconds("retry_for", value)),
+        ("max_attempts", "max_attempts", lambda value: _count("max_attempts", value)),
+        ("retry_base", "retry_base_seconds", lambda value: _seconds("retry_base", value)),
+        ("rfm", "rfm", lambda value: _rfm(value or {})),
+        ("shop", "shop", _shop),
+        ("tasks_channel", "tasks_channel", str),
+    ]
+    # `country`, `templates` and `tasks_channel` may be left empty, meaning their default.
+    optional = ("country", "templates", "tasks_channel")
+    for key, field_name, read in readers:
+        if key not in raw or (key in optional and raw[key] is None):
+            continue
+        try:
+            changes[field_name] = read(raw[key])
+        except ConfigError as exc:
+            problems.append(exc)
+    try:
+        changes["channels"].update(_channels(raw.get("channels")))
+    except ConfigError as exc:
+        problems.append(exc)
     if db is not None:
         changes["database"] = db
     config = dataclasses.replace(config, **changes)
-    if config.default_channel not in config.channels:
-        raise ConfigError(
-            f"default_channel: {_shown(config.default_channel)} is not configured",
-            ("default_channel",),
-            help=did_you_mean(config.default_channel, config.channels),
+    told = {problem.setting[:1] for problem in problems}
+    if ("default_channel",) not in told and config.default_channel not in config.channels:
+        problems.append(
+            ConfigError(
+                f"default_channel: {_shown(config.default_channel)} is not configured",
+                ("default_channel",),
+                help=did_you_mean(config.default_channel, config.channels),
+            )
         )
     if config.tasks_channel is not None:
         tasks = config.channels.get(config.tasks_channel)
         if tasks is None or tasks.type not in ("file", "webhook"):
-            raise ConfigError(
-                f"tasks_channel {config.tasks_channel!r} must name a configured"
-                " file or webhook channel",
-                ("tasks_channel",),
+            problems.append(
+                ConfigError(
+                    f"tasks_channel {config.tasks_channel!r} must name a configured"
+                    " file or webhook channel",
+                    ("tasks_channel",),
+                )
             )
+    if len(problems) > 1:
+        raise ConfigErrors(problems)
+    if problems:
+        raise problems[0]
     return config
+
+
+def _timezone(value: object) -> str:
+    if value is None:
+        raise ConfigError(
+            "timezone: the setting is empty",
+            ("timezone",),
+            help="a name such as Asia/Shanghai or Europe/Berlin (the default is UTC)",
+        )
+    if not is_zone(str(value)):
+        raise ConfigError(
+            f"timezone: `{value}` is not an IANA time zone",
+            ("timezone",),
+            help=zone_help(str(value)) or "a name such as Asia/Shanghai or Europe/Berlin",
+        )
+    return str(value)
+
+
+def _default_channel(value: object) -> str:
+    if value is None:
+        raise ConfigError(
+            "default_channel: the setting is empty", ("default_channel",), help=_CHANNEL_HELP
+        )
+    return str(value)
+
+
+def _tick_seconds(value: object) -> float:
+    seconds = _seconds("tick_seconds", value)
+    if not seconds:
+        raise ConfigError(
+            "tick_seconds: the daemon needs some time between ticks; got 0",
+            ("tick_seconds",),
+            help="30s is the default; a tick also comes just after each due time known in advance",
+        )
+    return seconds
+
+
+def _shop(value: object) -> dict[str, Any]:
+    shop = value or {}
+    if not isinstance(shop, dict):
+        raise ConfigError("shop: expected a mapping such as `name: My Shop`", ("shop",))
+    return {str(k): v for k, v in shop.items()}

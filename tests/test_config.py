@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from cli import cli, main
 from engine.channels import channel_diagnostics, channel_errors, check_channels
 from engine.config import Channel, Config, load_config
-from engine.errors import ConfigError, Diagnostic
+from engine.errors import ConfigError, ConfigErrors, Diagnostic
 from engine.render import render_text
 
 GOLDEN = Path(__file__).parent / "golden" / "config"
@@ -31,6 +31,8 @@ def diagnostics(path: Path, environ: dict[str, str]) -> list[Diagnostic]:
         config = load_config(path)
     except ConfigError as exc:
         return [exc.diagnostic()]
+    except ConfigErrors as exc:
+        return [error.diagnostic() for error in exc.errors]
     return channel_diagnostics(config, environ)
 
 
@@ -91,8 +93,10 @@ def test_places_are_counted_as_the_diagnostics_show_lines(
 
 
 def test_keys_are_read_as_written_and_a_merge_may_give_a_key_again(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown setting\(s\) null, yes"):
+    with pytest.raises(ConfigErrors) as unknown:
         load_config(write(tmp_path, "null: 1\nyes: 2\n"))
+    told = [e.message for e in unknown.value.errors]
+    assert told == ["unknown setting null", "unknown setting yes"]
     config = load_config(
         write(
             tmp_path,
@@ -126,6 +130,24 @@ def test_durations_are_written_as_in_the_rules_or_in_seconds(
     tmp_path: Path, written: str, seconds: float
 ) -> None:
     assert load_config(write(tmp_path, f"grace: {written}\n")).grace_seconds == seconds
+
+
+def test_every_setting_that_cannot_be_used_is_told_in_one_run(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "timezone: Asia/Shangai\ncountry: XX\ntick_seconds: soon\ntimzone: UTC\ngrace: 6h\n",
+    )
+    with pytest.raises(ConfigErrors) as bad:
+        load_config(path)
+    assert [(e.span.line, e.code, e.message.split(":")[0]) for e in bad.value.errors] == [
+        (1, "E602", "timezone"),
+        (2, "E602", "country"),
+        (3, "E602", "tick_seconds"),
+        (4, "E601", "unknown setting timzone"),
+    ]
+    result = CliRunner().invoke(cli, ["check", str(tmp_path), "--config", str(path)])
+    assert result.exit_code == 1
+    assert result.output.count("error[E60") == 4 and "found 4 errors" in result.output
 
 
 def test_retries_last_a_day_from_the_first_failure_and_may_also_be_counted(tmp_path: Path) -> None:
