@@ -343,6 +343,8 @@ def _an_input(path: Path, env: Env, rules_dir: Path | None) -> str | None:
         named += [(Path(url.database + end), "the database") for end in ("", "-wal", "-shm")]
     if config.file:
         named.append((Path(config.file), "the configuration file"))
+    if rules_dir is not None:  # the rule set's own, even when another one is given
+        named.append((rules_dir / "nudge.yaml", "the rule set's configuration file"))
     for channel in config.channels.values():
         if channel.type == "file":
             written = config.base_dir / str(channel.options.get("path", "outbox.jsonl"))
@@ -907,15 +909,18 @@ def fmt_command(
     """
     from engine.errors import Diagnostic
     from engine.fmt import format_source, unnamed_moves
-    from engine.ruleset import read_source, rule_files
+    from engine.ruleset import no_rule_files, passed_over, read_source, rule_files
 
     if not rules_dir.is_dir():
         what = "is not a folder" if rules_dir.exists() else "does not exist"
         raise NudgeError(f"the rules folder `{rules_dir}` {what}")
+    paths = rule_files(rules_dir)
+    if not paths:  # as `check` says: a slip of the folder, not a rule set already formatted
+        raise RuleError([no_rule_files(rules_dir), *passed_over(rules_dir)])
     problems: list[Diagnostic] = []
     changed: list[Path] = []
     moved: list[tuple[Path, int, int]] = []
-    for path in rule_files(rules_dir):
+    for path in paths:
         source, unreadable = read_source(path)
         if source is None:
             problems.extend(unreadable)

@@ -61,6 +61,7 @@ def run_demo(
 ) -> DemoResult:
     """Import a year of history up to `today` (default: the shop's today), then simulate
     `days` days from `today` 00:00 shop-local."""
+    ruleset = load_rule_set(rules_dir, config)  # a rule set with errors: before the shop is made
     tz = zone(config.timezone)
     today = today or dt.datetime.now(tz).date()
     history_start = dt.datetime.combine(today - dt.timedelta(days=365), dt.time(0, 0))
@@ -76,7 +77,6 @@ def run_demo(
     marked = ({**row, DEMO_MARK: DEMO_VALUE} for row in customer_rows)
     people = import_customer_rows(engine, marked, config.timezone, "<demo customers>")
     happenings = import_event_rows(engine, event_rows, config.timezone, "<demo events>")
-    ruleset = load_rule_set(rules_dir, config)
     start = local_wall(today, dt.time(0, 0), tz)
     end = start + days * DAY_US
     result = simulate(engine, ruleset, config, start, end)

@@ -107,6 +107,16 @@ def unusable_folder(rules_dir: Path) -> Diagnostic | None:
     return None
 
 
+def no_rule_files(rules_dir: Path) -> Diagnostic:
+    """E002: `rules_dir` holds no rule file."""
+    return Diagnostic(
+        "error",
+        "E002",
+        f"no `*.rules` files in `{rules_dir}`",
+        help="rule files end in `.rules`, e.g. `aftercare.rules`",
+    )
+
+
 def check_rule_set(
     rules_dir: Path, config: Config, known_events: Iterable[str] = ()
 ) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
@@ -117,15 +127,7 @@ def check_rule_set(
         return None, [missing]
     paths = rule_files(rules_dir)
     if not paths:
-        return None, [
-            Diagnostic(
-                "error",
-                "E002",
-                f"no `*.rules` files in `{rules_dir}`",
-                help="rule files end in `.rules`, e.g. `aftercare.rules`",
-            ),
-            *passed_over(rules_dir),
-        ]
+        return None, [no_rule_files(rules_dir), *passed_over(rules_dir)]
     diagnostics: list[Diagnostic] = passed_over(rules_dir)
     files: list[ast.RuleFile] = []
     for path in paths:

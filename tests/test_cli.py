@@ -172,6 +172,15 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
         assert f"{target} is {what}: write the output to another file" in result.output
         assert (target.read_bytes() if target.exists() else None) == before
     assert not (rules / "sent.jsonl").exists()
+    # The rule set's own nudge.yaml, while another configuration is given.
+    other = tmp_path / "other.yaml"
+    other.write_text(f"database: sqlite:///{db}\ncountry: CN\n", encoding="utf-8")
+    own = (rules / "nudge.yaml").read_bytes()
+    given = ["--config", str(other), "--output", str(rules / "nudge.yaml")]
+    result = runner.invoke(cli, ["simulate", str(rules), *window, *given])
+    assert result.exit_code == 2
+    assert "is the rule set's configuration file: write the output to another" in result.output
+    assert (rules / "nudge.yaml").read_bytes() == own
     out = tmp_path / "out.jsonl"
     out.write_text("old\n", encoding="utf-8")
     out.chmod(0o640)

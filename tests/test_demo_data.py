@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from engine.config import load_config
+from engine.config import Config, load_config
 from engine.demo import CUSTOMER_COLUMNS, generate_shop, write_shop
 from engine.demo_run import run_demo
-from engine.errors import DatabaseError, DataError
+from engine.errors import DatabaseError, DataError, RuleError
 from engine.importers import (
     import_customer_rows,
     import_customers,
@@ -322,3 +322,13 @@ def test_the_shop_s_own_files_are_not_imported_into_the_demo_s_database(
             assert conn.execute(sa.select(customers).order_by(customers.c.id)).all() == before
     finally:
         engine.dispose()
+
+
+def test_the_demo_checks_its_rules_before_it_makes_the_shop(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.rules").write_text('when order.payed + 3 then tag "x"\n', encoding="utf-8")
+    config = Config(base_dir=tmp_path, database=f"sqlite:///{tmp_path / 'demo.db'}")
+    with pytest.raises(RuleError):
+        run_demo(config, rules, customers=30, seed=3, days=1, today=dt.date(2026, 11, 1))
+    assert not (tmp_path / "demo.db").exists()

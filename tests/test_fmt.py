@@ -128,6 +128,16 @@ def test_cli_check_lists_files_and_rewrites(tmp_path: Path):
     assert runner.invoke(cli, ["fmt", "--check", str(tmp_path)]).exit_code == 0
 
 
+def test_fmt_of_a_folder_without_rule_files_says_so_as_check_does(tmp_path: Path):
+    (tmp_path / "a.RULES").write_text(CANONICAL)
+    for command in (["fmt", str(tmp_path)], ["fmt", "--check", str(tmp_path)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1
+        codes = [d.code for d in result.exception.diagnostics]  # printed by `main`
+        assert codes == ["E002", "W005"]
+    assert (tmp_path / "a.RULES").read_text() == CANONICAL
+
+
 def test_fmt_warns_of_the_unnamed_rules_it_moves(tmp_path: Path):
     """An unnamed rule is named `FILE:LINE`: two blank lines made one make it a new rule to the
     daemon (its `once` history lost). `fmt` says so; a named rule moved is not mentioned."""
