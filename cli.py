@@ -288,7 +288,9 @@ def _emit(
         from engine.reports.table import print_table
 
         console = Console(file=handle, width=None if output is None else 120)
-        print_table(records, env.config.timezone, console, title)
+        tz = zone(env.config.timezone)
+        window = f"{from_us(start_us, tz):%Y-%m-%d %H:%M} to {from_us(end_us, tz):%Y-%m-%d %H:%M}"
+        print_table(records, env.config.timezone, console, f"{title}, {window} (shop time)")
 
 
 @contextlib.contextmanager

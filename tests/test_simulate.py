@@ -224,7 +224,15 @@ def test_the_command_prints_jsonl_tables_and_a_self_contained_page(
     table = runner.invoke(cli, ["simulate", str(SHOP), *window, "--format", "table", *common])
     assert table.exit_code == 0, table.output
     assert f"{len(records)} actions" in table.output
+    flowing = " ".join(table.output.split())  # the title wraps at the terminal's width
+    assert "2026-09-01 00:00 to 2026-10-15 00:00 (shop time): " in flowing
     assert "Per day" in table.output and "coupons issued" in table.output
+    quiet = ["--from", "2026-09-01T03:00", "--to", "2026-09-01T03:01"]
+    nothing = runner.invoke(cli, ["simulate", str(SHOP), *quiet, "--format", "table", *common])
+    assert nothing.exit_code == 0, nothing.output
+    assert " ".join(nothing.output.split()).endswith(
+        "2026-09-01 03:01 (shop time): no rule acted, nothing would be sent."
+    )
 
     page = tmp_path / "sim.html"
     html = runner.invoke(

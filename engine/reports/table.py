@@ -18,10 +18,13 @@ def print_table(
     records: Iterable[ActionRecord], shop_tz: str, console: Console, title: str = "Simulation"
 ) -> None:
     summary = summarize(records, shop_tz)
+    if not summary.total:
+        console.print(Text(f"{title}: no rule acted, nothing would be sent."))
+        return
     rules = Table(title=Text(f"{title}: {summary.total} actions"), title_justify="left")
     rules.add_column("rule")
-    rules.add_column("acted", justify="right")
-    rules.add_column("sent", justify="right")
+    rules.add_column("occurrences acted", justify="right")
+    rules.add_column("actions sent", justify="right")
     for reason in REASONS:
         rules.add_column(f"suppressed: {reason}", justify="right")
     for line in summary.rules:
