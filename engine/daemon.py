@@ -388,6 +388,7 @@ class Daemon:
                     pid=os.getpid(),
                     started_us=now,
                     heartbeat_us=now,
+                    tick_seconds=self.config.tick_seconds,
                 )
             )
 

@@ -51,9 +51,8 @@ def silent_after_us(tick_seconds: float) -> int:
 
 
 def status(engine: Engine, now_us: int, tick_seconds: float) -> Status:
-    """The state at `now_us`; the daemons' heartbeats are judged by `tick_seconds`, the
-    interval of the configuration `status` reads (the daemon's own, as a rule)."""
-    silent_us = silent_after_us(tick_seconds)
+    """The state at `now_us`; each daemon's heartbeat is judged by the interval it noted, or
+    by `tick_seconds` (the configuration `status` reads) for a row written without one."""
     with engine.connect() as conn:
         sets = [
             (r.name, r.watermark_us, r.last_tick_us, r.fingerprint, r.late_events)
@@ -61,7 +60,11 @@ def status(engine: Engine, now_us: int, tick_seconds: float) -> Status:
         ]
         seen = [
             DaemonSeen(
-                r.host, r.pid, r.started_us, r.heartbeat_us, now_us - r.heartbeat_us > silent_us
+                r.host,
+                r.pid,
+                r.started_us,
+                r.heartbeat_us,
+                now_us - r.heartbeat_us > silent_after_us(r.tick_seconds or tick_seconds),
             )
             for r in conn.execute(sa.select(daemons).order_by(daemons.c.started_us))
         ]

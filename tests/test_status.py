@@ -47,6 +47,21 @@ def test_a_daemon_not_heard_from_in_three_ticks_is_silent_and_its_row_stays(db_u
     engine.dispose()
 
 
+def test_a_daemon_is_judged_by_its_own_interval_where_it_noted_one(db_url, tmp_path) -> None:
+    """A daemon ticking every ten minutes, read by a `status` whose configuration says 30 s,
+    is running five minutes after its last heartbeat, and silent after half an hour."""
+    engine = open_database(db_url)
+    rules = write_rules(tmp_path / "rules", {"a.rules": 'when order.paid then tag "x"'}, [])
+    config = config_for(tmp_path, db_url, tick_seconds=600)
+    daemon = Daemon(rules, config, engine, FixedClock(NOW - 5 * MINUTE_US))
+    daemon._register()
+    (seen,) = status(engine, NOW, tick_seconds=30).daemons
+    assert not seen.silent
+    (later,) = status(engine, NOW + 26 * MINUTE_US, tick_seconds=30).daemons
+    assert later.silent
+    engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("span_us", "text"),
     [

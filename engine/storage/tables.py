@@ -249,4 +249,5 @@ daemons = Table(
     Column("pid", Integer, nullable=False),
     Column("started_us", BigInteger, nullable=False),
     Column("heartbeat_us", BigInteger, nullable=False),
+    Column("tick_seconds", Float),  # its interval, by which `nudge status` judges it silent
 )
