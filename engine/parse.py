@@ -216,7 +216,7 @@ class _Recovery:
 
 def _reads_on(interactive: InteractiveParser, words: list[Token], line: int) -> bool:
     """Whether the parser takes `words`, and after them what is left of `line`."""
-    trial = interactive.copy(deepcopy_values=False)
+    trial = interactive.copy()  # a deep copy: the parser appends finished statements in place
     try:
         for word in words:
             trial.feed_token(word)

@@ -288,3 +288,15 @@ def test_statements_too_deep_or_too_large_to_evaluate_are_refused():
     skus = ", ".join(f'"sku{n}"' for n in range(3_000))  # a list is one value, however long
     text = f'when order.paid if {nested} or {many} or order.sku in [{skus}] then tag "t"\n'
     assert len(parse_text(text).statements) == 1
+
+
+def test_a_correction_tried_and_turned_down_leaves_no_statement_behind() -> None:
+    """The trial of a correction runs on a copy of the parser: a statement it finished before
+    failing further on the line must not reach the rule set (it was checked as if written)."""
+    text = (
+        'rule "ok" when order.paid then tag "y"\n'
+        'rule "a" when order.payed if customer.orders == 0 coupon "nope" worth 20 when 7d\n'
+    )
+    rule_file, diagnostics = parse_source(SourceFile("t.rules", text))
+    assert [d.code for d in diagnostics] == ["E110", "E130"]
+    assert [s.name for s in rule_file.statements if isinstance(s, ast.Rule)] == ["ok"]
