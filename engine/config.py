@@ -509,7 +509,9 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
         changes["database"] = db
     config = dataclasses.replace(config, **changes)
     told = {problem.setting[:1] for problem in problems}
-    if ("default_channel",) not in told and config.default_channel not in config.channels:
+    # With a channel in error none of the file's channels were read: not a word on those named.
+    named = ("channels",) not in told
+    if named and ("default_channel",) not in told and config.default_channel not in config.channels:
         problems.append(
             ConfigError(
                 f"default_channel: {_shown(config.default_channel)} is not configured",
@@ -517,7 +519,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
                 help=did_you_mean(config.default_channel, config.channels),
             )
         )
-    if config.tasks_channel is not None:
+    if named and config.tasks_channel is not None:
         tasks = config.channels.get(config.tasks_channel)
         if tasks is None or tasks.type not in ("file", "webhook"):
             problems.append(

@@ -150,6 +150,16 @@ def test_every_setting_that_cannot_be_used_is_told_in_one_run(tmp_path: Path) ->
     assert result.output.count("error[E60") == 4 and "found 4 errors" in result.output
 
 
+def test_a_channel_in_error_makes_no_error_of_the_channels_named(tmp_path: Path) -> None:
+    text = (
+        "channels:\n  mail: {type: emial, host: x}\n  hook: {type: webhook, url: https://a.test}\n"
+        "default_channel: hook\ntasks_channel: hook\n"
+    )
+    with pytest.raises(ConfigError) as bad:  # one error, not three
+        load_config(write(tmp_path, text))
+    assert "emial" in bad.value.message
+
+
 def test_retries_last_a_day_from_the_first_failure_and_may_also_be_counted(tmp_path: Path) -> None:
     default = load_config(write(tmp_path, "timezone: UTC\n"))
     assert (default.retry_for_seconds, default.max_attempts) == (86400.0, None)
