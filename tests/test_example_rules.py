@@ -326,12 +326,14 @@ def test_a_customer_who_jumps_straight_to_gold_gets_the_gold_message_only(tmp_pa
 def test_a_complaint_stays_open_30_days_after_the_last_low_rating_or_until_a_better_one(
     tmp_path,
 ):
-    people = [{"id": "c1"}, {"id": "c2"}]
+    people = [{"id": "c1"}, {"id": "c2"}, {"id": "c3"}]
     reviews = [
         _event("c1", "review.posted", "01T10:00", rating=1),
         _event("c1", "review.posted", "11T10:00", rating=2),  # the complaint goes on
         _event("c2", "review.posted", "01T10:00", rating=1),
         _event("c2", "review.posted", "05T10:00", rating=4),  # and is resolved
+        _event("c3", "review.posted", "01T10:00", rating=1),
+        _event("c3", "review.posted", "05T10:00"),  # a review without a rating resolves it too
     ]
     closing = [
         (customer, rule, when)
@@ -341,7 +343,9 @@ def test_a_complaint_stays_open_30_days_after_the_last_low_rating_or_until_a_bet
     assert closing == [
         ("c1", "low rating", "2026-06-01 10:00"),
         ("c2", "low rating", "2026-06-01 10:00"),
+        ("c3", "low rating", "2026-06-01 10:00"),
         ("c2", "complaint resolved", "2026-06-05 10:00"),
+        ("c3", "complaint resolved", "2026-06-05 10:00"),
         ("c1", "low rating", "2026-06-11 10:00"),
         ("c1", "complaint closed", "2026-07-11 10:00"),
     ]
