@@ -342,7 +342,7 @@ class _Sender:
         down = self.down.get(row.channel)
         if down is not None:
             error = f"not tried: channel {row.channel} failed for now on another message: {down}"
-            return self._retry(row, attempts, error, down.retry_after)
+            return self._retry(row, row.attempts, error, down.retry_after)  # no try of its own
         try:
             channel = channels.get(row.channel)
             if channel is None:

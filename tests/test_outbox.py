@@ -395,7 +395,7 @@ def test_a_channel_that_does_not_answer_is_waited_for_once_a_batch(
     first, *untried = (row(engine, oid) for oid in ids)
     assert "no reply in time" in first.last_error
     for waiting in untried:
-        assert waiting.attempts == 1 and waiting.next_attempt_us > T0
+        assert waiting.attempts == 0 and waiting.next_attempt_us > T0  # not a try of its own
         assert waiting.last_error.startswith(
             "not tried: channel hook failed for now on another message: "
         )
@@ -441,6 +441,7 @@ def test_mail_server_failures_tell_the_channel_s_from_the_message_s() -> None:
     assert down(smtplib.SMTPResponseException(421, b"Service not available"))
     assert down(smtplib.SMTPAuthenticationError(535, b"Authentication failed"))
     assert down(smtplib.SMTPConnectError(554, b"No service"))
+    assert down(smtplib.SMTPRecipientsRefused({"a@b.test": (421, b"Closing connection")}))
     assert not down(smtplib.SMTPResponseException(451, b"Try again later"))
     assert not down(smtplib.SMTPRecipientsRefused({"a@b.test": (450, b"Mailbox busy")}))
     assert isinstance(

@@ -180,7 +180,9 @@ def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
         text = "; ".join(f"{addr}: {code} {_text(msg)}" for addr, (code, msg) in refused)
         if codes and all(500 <= code < 600 for code in codes):
             return PermanentFailure(f"recipient refused: {text}")
-        return TemporaryFailure(f"recipient refused for now: {text}")
+        # 421 is the server closing the session, whichever command it answers
+        down = bool(codes) and all(code == 421 for code in codes)
+        return TemporaryFailure(f"recipient refused for now: {text}", channel_down=down)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         return TemporaryFailure(
