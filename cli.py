@@ -102,9 +102,9 @@ def shop_env(config_path: Path | None, db: str | None, doing: str = "reading") -
     a person is told which database the command reads and that times are UTC."""
     env = env_of(config_path, db)
     if env.config.file is None and sys.stderr.isatty():
-        from sqlalchemy.engine import make_url
+        from engine.storage.db import shown_url
 
-        database = make_url(env.config.database).render_as_string(hide_password=True)
+        database = shown_url(env.config.database)
         click.echo(
             f"note: no configuration (nudge.yaml in this folder, or --config FILE): {doing}"
             f" {database}, in UTC time",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from engine.config import Config
 from engine.demo import generate_shop
@@ -18,7 +17,7 @@ from engine.importers import import_customer_rows, import_event_rows
 from engine.records import ActionRecord
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate
-from engine.storage.db import open_database
+from engine.storage.db import open_database, shown_url
 from engine.storage.tables import customers
 from engine.timeutil import DAY_US, local_wall, zone
 
@@ -32,7 +31,7 @@ def _refuse_a_real_shop(engine: Engine, url: str) -> None:
             sa.select(sa.func.count()).select_from(customers).where(~made_by_demo())
         ).scalar_one()
     if real:
-        shown = make_url(url).render_as_string(hide_password=True)
+        shown = shown_url(url)
         raise DatabaseError(
             f"the database {shown!r} holds {real} customer{'s' if real != 1 else ''} that this"
             " version of the demo did not make, and the demo would write its synthetic shop"
