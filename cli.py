@@ -372,10 +372,15 @@ def _same_file(path: Path, other: Path) -> bool:
 
 
 def _columns(rows: list[list[str]]) -> str:
-    """Rows of text as left-aligned columns, the first row a header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    """Rows of text as left-aligned columns, the first row a header. Widths are counted in
+    terminal cells, so that a name in Chinese (two cells a character) keeps its column."""
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        "  ".join(
+            cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
         for row in rows
     )
 
@@ -500,7 +505,20 @@ def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
     if not found:
         click.echo("No tasks.")
         return
-    rows = [["ID", "STATUS", "KIND", "FOR", "CLAIMED BY", "CUSTOMER", "CREATED", "TITLE"]]
+    rows = [
+        [
+            "ID",
+            "STATUS",
+            "KIND",
+            "FOR",
+            "CLAIMED BY",
+            "CUSTOMER",
+            "NAME",
+            "PHONE",
+            "CREATED",
+            "TITLE",
+        ]
+    ]
     rows += [
         [
             str(t.id),
@@ -509,6 +527,8 @@ def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
             t.assignee or "",
             t.claimed_by or "",
             t.customer_id,
+            t.customer_name or "",
+            t.customer_phone or "",
             local_text(t.created_us, env.config.timezone),
             t.title,
         ]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, Select, or_, select, update
 
 from engine.errors import NudgeError
-from engine.storage.tables import tasks
+from engine.storage.tables import customers, tasks
 
 TASK_STATUSES = ("open", "claimed", "done")
 
@@ -33,13 +33,23 @@ class Task:
     claimed_by: str | None
     created_us: int
     updated_us: int
+    # Whom to call: the customer's name and phone as stored, None where unknown.
+    customer_name: str | None
+    customer_phone: str | None
+
+
+def _with_customer() -> Select:
+    """Tasks with their customer's name and phone: an agent calls a person, not an id."""
+    return select(
+        tasks, customers.c.name.label("customer_name"), customers.c.phone.label("customer_phone")
+    ).outerjoin(customers, customers.c.id == tasks.c.customer_id)
 
 
 def list_tasks(
     engine: Engine, status: str | None = None, assignee: str | None = None
 ) -> list[Task]:
     """Tasks, oldest first, optionally only those in `status` and for `assignee`."""
-    query = select(tasks).order_by(tasks.c.created_us, tasks.c.id)
+    query = _with_customer().order_by(tasks.c.created_us, tasks.c.id)
     if status is not None:
         if status not in TASK_STATUSES:
             raise TaskError(
@@ -91,7 +101,7 @@ def done(engine: Engine, task_id: int, now_us: int) -> Task:
 
 
 def _get(conn: Connection, task_id: int) -> Task:
-    row = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+    row = conn.execute(_with_customer().where(tasks.c.id == task_id)).first()
     if row is None:
         raise TaskError(f"no task with id {task_id}")
     return Task(**row._mapping)

@@ -7,13 +7,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from sqlalchemy import Engine
 
 from cli import main
 from engine.config import load_config
 from engine.errors import ConfigError
 from engine.storage.db import open_database
-from engine.storage.tables import actions, occurrences, tasks
+from engine.storage.tables import actions, customers, occurrences, tasks
 from engine.tasks import TASK_STATUSES, TaskError, claim, done, list_tasks
 from engine.timeutil import US, local_text
 
@@ -28,27 +29,33 @@ def engine(db_url: str) -> Engine:
     engine.dispose()
 
 
-def add_task(engine: Engine, title: str, assignee: str | None = None, kind: str = "task") -> int:
+def add_task(
+    engine: Engine,
+    title: str,
+    assignee: str | None = None,
+    kind: str = "task",
+    customer: str = "c1",
+) -> int:
     """A task as the tick records it: an occurrence, its action and the task row."""
     key = next(_keys)
     with engine.begin() as conn:
         occurrence_id = conn.execute(
             occurrences.insert().values(
-                rule="r", customer_id="c1", occurrence_key=f"k{key}", due_us=T0,
+                rule="r", customer_id=customer, occurrence_key=f"k{key}", due_us=T0,
                 status="acted", recorded_us=T0,
             )
         ).inserted_primary_key[0]  # fmt: skip
         action_id = conn.execute(
             actions.insert().values(
                 occurrence_id=occurrence_id, position=0, rule="r", rule_position=0,
-                customer_id="c1", kind=kind, due_us=T0, at_us=T0, status="sent",
+                customer_id=customer, kind=kind, due_us=T0, at_us=T0, status="sent",
                 detail={"title": title},
             )
         ).inserted_primary_key[0]  # fmt: skip
         return int(
             conn.execute(
                 tasks.insert().values(
-                    action_id=action_id, customer_id="c1", kind=kind, title=title,
+                    action_id=action_id, customer_id=customer, kind=kind, title=title,
                     assignee=assignee, status="open", created_us=T0 + key, updated_us=T0 + key,
                 )
             ).inserted_primary_key[0]
@@ -148,7 +155,7 @@ def test_tasks_command(db_url, engine, capsys, tmp_path) -> None:
     assert code == 0
     header, *lines = out.splitlines()
     assert header.split() == ["ID", "STATUS", "KIND", "FOR", "CLAIMED", "BY", "CUSTOMER",
-                              "CREATED", "TITLE"]  # fmt: skip
+                              "NAME", "PHONE", "CREATED", "TITLE"]  # fmt: skip
     assert [line.split()[:4] for line in lines] == [
         [str(call), "open", "task", "service"],
         [str(gift), "open", "gift", "fulfilment"],
@@ -183,6 +190,35 @@ def test_tasks_command(db_url, engine, capsys, tmp_path) -> None:
     assert (code, err) == (1, "Error: no task with id 999\n")
     code, out, _ = nudge(capsys, "tasks", "list", "--status", "claimed", "--db", db_url)
     assert (code, out) == (0, "No tasks.\n")
+
+
+def test_the_list_says_whom_to_call(db_url, engine, capsys) -> None:
+    """An agent calls a person: the list gives the customer's name and phone, columns kept
+    aligned with names two cells wide; a customer not stored shows blanks, not an error."""
+    with engine.begin() as conn:
+        conn.execute(
+            customers.insert(),
+            [
+                {"id": "c7", "name": "王芳", "phone": "+86 138 0013 8000"},
+                {"id": "c8", "name": "Bo", "phone": None},
+            ],
+        )
+    called = add_task(engine, "Call about the low rating", "service", customer="c7")
+    add_task(engine, "Call about the low rating", "service", customer="c8")
+    add_task(engine, "Write a note", customer="gone")
+    (task, *_) = list_tasks(engine)
+    assert (task.customer_name, task.customer_phone) == ("王芳", "+86 138 0013 8000")
+    assert claim(engine, called, "ann", T0).customer_name == "王芳"
+
+    code, out, _ = nudge(capsys, "tasks", "--db", db_url)
+    header, *lines = out.splitlines()
+    assert code == 0 and len(lines) == 3
+    assert "王芳  +86 138 0013 8000" in lines[0]
+    assert [cell_len(line[: line.index(local_text(T0, "UTC"))]) for line in lines] == [
+        header.index("CREATED")
+    ] * 3
+    # No assignee, no claim, no name, no phone: the time follows the customer's id.
+    assert lines[2].split()[3:5] == ["gone", local_text(T0, "UTC").split()[0]]
 
 
 def test_tasks_channel_must_be_a_file_or_webhook_channel(tmp_path) -> None:
