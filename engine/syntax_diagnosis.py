@@ -66,7 +66,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     slip = _slip_before(text, token)
     if slip is not None:
         return _slip_diagnostic(file, text, slip)
-    mistake = _match_mistake(error)
+    mistake = _missing_joint(error) or _match_mistake(error)
     if (mistake is not None and mistake.code == "E131") or expected == {"RPAR"}:
         unclosed = _unclosed(file, text, token)
         if unclosed is not None:
@@ -455,6 +455,31 @@ def _nearest_keyword(token: Token, expected: set[str]) -> str | None:
     words = [w for w in (keyword_of(name) for name in expected) if w]
     matches = difflib.get_close_matches(str(token), words, n=1, cutoff=0.75)
     return matches[0] if matches else None
+
+
+# The words that start an action, and the word that is missing before one: `then` before the
+# first action of a rule (E110), `and` before each further one (E113).
+_ACTION_TERMINALS = frozenset({*_ACTION_WORDS, "UNTAG"})
+_JOINTS = (("E110", Token("THEN", "then")), ("E113", Token("AND", "and")))
+
+
+def _missing_joint(error: UnexpectedToken) -> Mistake | None:
+    """E110 or E113 for an action where `then` or `and` is missing before it, told by the
+    parser itself: the action could come after that word. The table of mistakes cannot tell
+    them apart where the word before the action ends a condition as well as an action
+    (`if customer.orders > 1` then a line `tag "x"`: the LALR state after `1` is one)."""
+    token = error.token
+    if token.type not in _ACTION_TERMINALS:
+        return None
+    for code, word in _JOINTS:
+        trial = error.interactive_parser.copy()
+        try:
+            trial.feed_token(_borrow(word, token))
+        except UnexpectedInput:
+            continue
+        if token.type in trial.accepts():
+            return next(m for m in MISTAKES if m.code == code)
+    return None
 
 
 def _match_mistake(error: UnexpectedInput) -> Mistake | None:

@@ -151,6 +151,22 @@ when a.b then tag "ok"
     assert len(rule_file.statements) == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('when order.received + 3d\n  followup "fit_check"', (2, 3)),
+        ('when order.received\n  if customer.orders > 1\n  tag "vip"', (3, 3)),
+        ('when order.received\n  if count(order.paid) > 1 tag "vip"', (2, 28)),
+        ('when order.received\n  if order.category is set\n  followup "fit_check"', (3, 3)),
+        ('when customer.birthday - 1d\n  coupon "birthday" worth 30', (2, 3)),
+    ],
+)
+def test_an_action_without_then_before_it_says_then_is_missing(text, where):
+    """Not "actions are joined with `and`" after a condition that ends in a number, as after
+    `then points 5`, nor E100: the parser is asked which word the action could follow."""
+    assert errors_of(text) == [("E110", *where)]
+
+
 def test_a_statement_word_in_capitals_starting_a_line_starts_a_statement():
     text = 'when a.b if a.c >> 1 then tag "x"\nWhen a.b then tag "y"\n  tag "z"\n'
     assert errors_of(text) == [("E100", 1, 18), ("E102", 2, 1), ("E113", 3, 3)]
