@@ -8,6 +8,7 @@ to tell what a syntax error is.
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import cache
 
@@ -46,3 +47,14 @@ def keywords() -> frozenset[str]:
 def starts_line(text: str, start: int) -> bool:
     """Whether only blanks come before `start` on its line of `text`."""
     return not text[text.rfind("\n", 0, start) + 1 : start].strip()
+
+
+def misspelt_start(text: str, start: int, word: str) -> bool:
+    """Whether `word`, at `start` of `text`, starts its line and misspells a statement word
+    (`wen`, or `When` in capitals): it is taken as the start of a statement."""
+    return (
+        word.isalpha()
+        and starts_line(text, start)
+        and word not in keywords()
+        and bool(difflib.get_close_matches(word.lower(), SYNC_WORDS, n=1, cutoff=0.8))
+    )

@@ -6,7 +6,8 @@ handler records it, in the words of `engine.syntax_diagnosis`, drops the stateme
 in and resumes at the next word that starts a statement (`rule`, `when`, `segment`, `limit`,
 `quiet`, `exclude`), so one run reports every broken statement.
 A misspelt statement word starting a line (`rul`) ends the statement before it where that one
-is whole, which is then kept and checked. Where the diagnostic's help names the one edit that
+is whole, which is then kept and checked; where it is not, the parser resumes at that word, so
+that it is reported too. Where the diagnostic's help names the one edit that
 fixes the error (`==` for `=`, `and` between two actions), the parser reads on as if it were
 made instead, so that a mistake on a later line of the same statement is reported too; that
 statement is not kept.
@@ -14,7 +15,6 @@ statement is not kept.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from lark import Token, Tree
@@ -24,7 +24,7 @@ from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from engine import ast
 from engine.errors import Diagnostic, RuleError
-from engine.language import SCAN, SYNC_WORDS, keywords, parser, starts_line
+from engine.language import SCAN, SYNC_WORDS, misspelt_start, parser, starts_line
 from engine.render import remember_source
 from engine.source import SourceFile, Span
 from engine.syntax_diagnosis import correction, diagnose
@@ -32,6 +32,8 @@ from engine.transform import to_statement
 
 # The statement words as the parser's terminals (`RULE`, `WHEN`, ...).
 _SYNC_TERMINALS = frozenset(w.upper() for w in SYNC_WORDS)
+# Diagnostics about the word the parser stopped at itself: its spelling, a character in it.
+_OF_THE_WORD = frozenset({"E101", "E102"})
 
 
 def parse_file(source: SourceFile) -> ast.RuleFile:
@@ -132,20 +134,9 @@ def _next_statement(text: str, start: int) -> int:
         word = match.group()
         if word in SYNC_WORDS:
             return match.start()
-        if _misspelt_start(text, match.start(), word):
+        if misspelt_start(text, match.start(), word):
             return match.start()
     return len(text)
-
-
-def _misspelt_start(text: str, start: int, word: str) -> bool:
-    """Whether `word`, at `start` of `text`, starts its line and misspells a statement word
-    (`wen`, or `When` in capitals)."""
-    return (
-        word.isalpha()
-        and starts_line(text, start)
-        and word not in keywords()
-        and bool(difflib.get_close_matches(word.lower(), SYNC_WORDS, n=1, cutoff=0.8))
-    )
 
 
 class _Recovery:
@@ -170,10 +161,17 @@ class _Recovery:
         if isinstance(error, UnexpectedToken):
             token = error.token
             # A misspelt statement word starting a line begins the next statement.
-            new_statement = _misspelt_start(self.text, token.start_pos or 0, str(token))
+            new_statement = misspelt_start(self.text, token.start_pos or 0, str(token))
             if token.type == "$END":
                 resume = len(self.text)
             elif token.type in _SYNC_TERMINALS:
+                resume = token.start_pos or 0
+            elif (
+                new_statement and diagnostic.code not in _OF_THE_WORD and not _at_start(interactive)
+            ):
+                # The error is the statement's before the misspelt word (`>` ending the line
+                # above, a rule without `then`): the word is read again where a statement
+                # starts, so that it is reported too, with the keyword it misspells.
                 resume = token.start_pos or 0
             else:
                 resume = _next_statement(self.text, token.end_pos or 0)
@@ -250,6 +248,12 @@ def _end_statement(interactive: InteractiveParser) -> None:
     state = interactive.parser_state
     state.state_stack.pop()  # the `rule` fed, not written: back before it
     state.value_stack.pop()
+
+
+def _at_start(interactive: InteractiveParser) -> bool:
+    """Whether the parser is where a statement may start (and none is unfinished)."""
+    state = interactive.parser_state
+    return _starts_statement(state.parse_conf.states[state.position])
 
 
 def _starts_statement(actions: dict[str, tuple]) -> bool:

@@ -22,7 +22,7 @@ from lark.parsers.lalr_parser_state import ParserState
 
 from engine.duration_errors import Slip, duration_slip
 from engine.errors import Diagnostic
-from engine.language import SCAN, SYNC_WORDS, parser, starts_line
+from engine.language import SCAN, SYNC_WORDS, misspelt_start, parser, starts_line
 from engine.source import Span
 from engine.syntax_errors import ACTIONS, MISTAKES, Mistake, describe_expected, keyword_of
 
@@ -43,9 +43,17 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if look_alike_after is not None:
             return look_alike_after
 
-    dangling = _no_upper_bound(file, text, error) or _dangling(file, text, token, expected)
+    dangling = _no_upper_bound(file, text, error) or _dangling(file, text, error)
     if dangling is not None:
         return dangling
+    # `wen` starting a line after an unfinished statement: what that statement lacks, as before
+    # any statement word (`this rule has no then`); the word itself is reported next.
+    if token.type == "NAME" and misspelt_start(text, token.start_pos or 0, str(token)):
+        as_start = _as_statement_start(error)
+        if as_start is not None:
+            before = diagnose(file, text, as_start)
+            if before.code != "E100":
+                return before
     if token.type == "NUMBER" and "DURATION" in expected:
         slip = duration_slip(text, token.start_pos or 0)
         if slip is not None:
@@ -133,13 +141,18 @@ _NEEDS_A_CONDITION = frozenset({"and", "or", "not", "if"})
 _ACTION_WORDS = frozenset({"MESSAGE", "FOLLOWUP", "COUPON", "POINTS", "TASK", "GIFT", "TAG"})
 
 
-def _dangling(file: str, text: str, token: Token, expected: set[str]) -> Diagnostic | None:
+def _dangling(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
     """The error at the end of the line before `token`, when that line ends in an operator,
     `and`, `or`, `not`, `if` or `then` and `token` starts the next one (or ends the file):
     `customer.orders >` then a line `then tag "x"`. The line that is unfinished is the one to
-    show, not the next, which is right as written."""
+    show, not the next, which is right as written. Not where a statement may start: the
+    statement of that line was dropped, and told, already."""
+    token = error.token
+    expected = set(error.accepts or error.expected)
     start = len(text) if token.type == "$END" else token.start_pos or 0
     if token.type != "$END" and not starts_line(text, start):
+        return None
+    if "SEGMENT" in expected:
         return None
     last = _last_word(text, start)
     if last is None:
@@ -151,6 +164,18 @@ def _dangling(file: str, text: str, token: Token, expected: set[str]) -> Diagnos
     span = _offset_span(file, text, position, position + len(word))
     code, message, help = unfinished
     return Diagnostic("error", code, message, span, _goes_on(token, span.line), help)
+
+
+def _as_statement_start(error: UnexpectedToken) -> UnexpectedToken | None:
+    """The error the parser meets when a statement word (`when`) comes where `error.token` is,
+    None when that word would be read: the statement before is whole."""
+    trial = error.interactive_parser.copy()
+    try:
+        trial.feed_token(Token.new_borrow_pos("WHEN", str(error.token), error.token))
+    except UnexpectedToken as as_start:
+        as_start.interactive_parser = trial
+        return as_start
+    return None
 
 
 def _no_upper_bound(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -453,7 +478,7 @@ def _nearest_keyword(token: Token, expected: set[str]) -> str | None:
     if token.type not in ("NAME", "DOTTED"):
         return None
     words = [w for w in (keyword_of(name) for name in expected) if w]
-    matches = difflib.get_close_matches(str(token), words, n=1, cutoff=0.75)
+    matches = difflib.get_close_matches(str(token).lower(), words, n=1, cutoff=0.75)
     return matches[0] if matches else None
 
 

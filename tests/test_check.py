@@ -117,6 +117,7 @@ def test_a_misspelt_word_starting_a_line_keeps_the_whole_statement_before_it(tmp
         ("W203", 2),
         ("E102", 4),
         ("E135", 6),  # at the `and` that needs an action after it
+        ("E102", 7),  # and the misspelt word after it, read where a statement starts
     ]
     # Only a misspelt statement word ends the statement: another word may belong to it.
     assert codes(tmp_path, 'segment "cn" = customer.country\n  equals "CN"\n') == ["E100"]

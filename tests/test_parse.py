@@ -172,6 +172,30 @@ def test_a_statement_word_in_capitals_starting_a_line_starts_a_statement():
     assert errors_of(text) == [("E100", 1, 18), ("E102", 2, 1), ("E113", 3, 3)]
 
 
+def test_a_misspelt_statement_word_after_an_unfinished_statement_is_reported_too():
+    """The error of the statement before it is told first (at the `>` ending the line above,
+    or that the rule has no `then`); the word is then read where a statement starts."""
+    text = """when order.paid if customer.orders >
+wen order.received + 3d then followup "x"
+when order.received + 3d
+wen order.paid then tag "x"
+when a.b then tag "x" and
+WHEN a.b then tag "y"
+when a.b if (customer.orders > 1
+rul "r" when a.b then tag "z"
+"""
+    assert errors_of(text) == [
+        ("E135", 1, 36),
+        ("E102", 2, 1),
+        ("E111", 4, 1),
+        ("E102", 4, 1),
+        ("E135", 5, 23),
+        ("E102", 6, 1),
+        ("E131", 7, 13),
+        ("E102", 8, 1),
+    ]
+
+
 def test_misspelt_keyword_is_named_with_the_nearest_one():
     with pytest.raises(RuleError) as caught:
         parse_text('when every mondy then tag "x"')
