@@ -2,11 +2,13 @@
 
 The parser stops at the first word that cannot come next, which is often not where the mistake
 is. `diagnose` looks around that word before it falls back on what Lark says: a line that ends
-in an operator or `and` and goes on at the next (E135, at that word), an unclosed `(` (E131, at
-it), a typographic or full-width character that stands for one of the language's (E101), a
-duration written wrongly (`engine.duration_errors`), `=>` for `>=`, `every weekday`, a misspelt
-keyword (E102), and the table of typical mistakes of `engine.syntax_errors`, matched with Lark's
-`match_examples`; else E100 with the words that may come there.
+in an operator or `and` and goes on at the next, or an operator before `then` (E135, at that
+operator), an action without `then` or `and` before it (E110, E113, asked of the parser), a
+trigger compared as a value (E136), an unclosed `(` (E131, at it), a typographic or full-width
+character that stands for one of the language's (E101), a duration written wrongly
+(`engine.duration_errors`), `=>` for `>=`, `every weekday`, a misspelt keyword (E102), and the
+table of typical mistakes of `engine.syntax_errors`, matched with Lark's `match_examples`; else
+E100 with the words that may come there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import unicodedata
 from functools import cache
 
-from lark import Token
+from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.parsers.lalr_parser_state import ParserState
 
@@ -43,7 +45,11 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if look_alike_after is not None:
             return look_alike_after
 
-    dangling = _no_upper_bound(file, text, error) or _dangling(file, text, error)
+    dangling = (
+        _no_upper_bound(file, text, error)
+        or _dangling(file, text, error)
+        or _nothing_after(file, text, error)
+    )
     if dangling is not None:
         return dangling
     # `wen` starting a line after an unfinished statement: what that statement lacks, as before
@@ -58,7 +64,11 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         slip = duration_slip(text, token.start_pos or 0)
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
-    word_slip = _operator_slip(file, text, token) or _every_weekday(span, token, expected)
+    word_slip = (
+        _operator_slip(file, text, token)
+        or _every_weekday(span, token, expected)
+        or _compared_trigger(span, error)
+    )
     if word_slip is not None:
         return word_slip
     suggestion = _nearest_keyword(token, expected)
@@ -158,12 +168,91 @@ def _dangling(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None
     if last is None:
         return None
     position, word = last
-    unfinished = _unfinished(word, in_actions=bool(expected & _ACTION_WORDS))
+    unfinished = _unfinished(word, bool(expected & _ACTION_WORDS), _in_segment(error))
     if unfinished is None:
         return None
     span = _offset_span(file, text, position, position + len(word))
     code, message, help = unfinished
     return Diagnostic("error", code, message, span, _goes_on(token, span.line), help)
+
+
+# The terminals of the words and operators that need something after them, on the stack of
+# the parser that stopped after one.
+_NEEDS_MORE = frozenset(
+    {
+        *("EQ", "NE", "LT", "LE", "GT", "GE", "PLUS", "MINUS", "STAR", "SLASH"),
+        *("IN", "CONTAINS", "BETWEEN", "IS", "AND", "OR", "NOT", "IF"),
+    }
+)
+
+
+def _nothing_after(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E135 at an operator, `and`, `or`, `not`, `if`, `in`, `is`, ... with nothing after it
+    before a word that cannot follow it on its line (`customer.orders > then`): what is
+    missing is told at that operator, as at the end of a line. Not before another operator
+    (`>>`), which is more likely a slip of its own."""
+    stack = error.interactive_parser.parser_state.value_stack
+    token = error.token
+    last = stack[-1] if stack else None
+    if not isinstance(last, Token) or last.type not in _NEEDS_MORE:
+        return None
+    if token.type != "$END" and not (
+        keyword_of(token.type) or token.type in ("RPAR", "RSQB", "COMMA")
+    ):
+        return None
+    expected = set(error.accepts or error.expected)
+    unfinished = _unfinished(str(last), bool(expected & _ACTION_WORDS), _in_segment(error))
+    if unfinished is None:
+        return None
+    code, message, help = unfinished
+    span = _token_span(file, text, last)
+    return Diagnostic("error", code, message, span, _goes_on(token, span.line), help)
+
+
+_COMPARISONS = frozenset({"EQ", "NE", "LT", "LE", "GT", "GE", "ASSIGN"})
+
+
+def _compared_trigger(span: Span, error: UnexpectedToken) -> Diagnostic | None:
+    """E136 for a trigger compared as a value (`when order.received > 3d`, `when order.total >
+    100`): a delay is `+ 3d`, and a condition goes after `if`."""
+    token = error.token
+    if token.type not in _COMPARISONS:
+        return None
+    stack = error.interactive_parser.parser_state.value_stack
+    starts = [i for i, v in enumerate(stack) if _is_a(v, "WHEN")]
+    if not starts:
+        return None
+    trigger = stack[starts[-1] + 1 :]
+    if not trigger or not _is_a(trigger[0], "DOTTED"):
+        return None
+    if not all(_is_an_offset(v) for v in trigger[1:]):
+        return None
+    operator = "==" if token.type == "ASSIGN" else str(token)
+    return Diagnostic(
+        "error",
+        "E136",
+        "`when` takes an event, not a comparison",
+        span,
+        f"`{token}` cannot follow the trigger",
+        "to wait after the event, write `+` and a duration: `when order.received + 3d`; to "
+        f"test a value, write it after `if`: `when order.paid if order.total {operator} 100`",
+    )
+
+
+def _is_an_offset(value: object) -> bool:
+    """Whether `value`, on the parser's stack after a trigger's name, is (part of) its offset."""
+    if isinstance(value, Tree):
+        return value.data == "offset"
+    return any(_is_a(value, t) for t in ("PLUS", "MINUS", "DURATION"))
+
+
+def _in_segment(error: UnexpectedToken) -> bool:
+    """Whether the parser stopped after the `in` of `customer in` or `customer not in`."""
+    stack = error.interactive_parser.parser_state.value_stack
+    if not stack or not _is_a(stack[-1], "IN"):
+        return False
+    before = [v for v in stack[-3:-1] if not _is_a(v, "NOT")]
+    return bool(before) and _is_a(before[-1], "CUSTOMER")
 
 
 def _as_statement_start(error: UnexpectedToken) -> UnexpectedToken | None:
@@ -247,8 +336,31 @@ def _unclosed(file: str, text: str, token: Token) -> Diagnostic | None:
     )
 
 
-def _unfinished(word: str, in_actions: bool) -> tuple[str, str, str] | None:
-    """Code, message and help for a statement whose line ends in `word`, which needs more."""
+# What comes after the words that need a value other than a number, in the help.
+_VALUE_AFTER = {
+    "in": '["shoes", "bags"]',
+    "contains": '"vip"',
+    "between": "1 and 3",
+}
+
+
+def _unfinished(word: str, in_actions: bool, segment: bool = False) -> tuple[str, str, str] | None:
+    """Code, message and help for a statement whose line ends in `word`, which needs more
+    (`segment`: `word` is the `in` of `customer in`, which takes a segment's name)."""
+    if word == "in" and segment:
+        return (
+            "E135",
+            "`in` needs a segment's name after it",
+            'write the name in quotes after `in`, such as `customer in "big spenders"`',
+        )
+    if word in _VALUE_AFTER:
+        return (
+            "E135",
+            f"`{word}` needs a value after it",
+            f"write the value after `{word}` on this line, such as `{word} {_VALUE_AFTER[word]}`",
+        )
+    if word == "is":
+        return "E135", "`is` needs `set` or `not set` after it", "write `is set` or `is not set`"
     if word == "then":
         return "E112", "`then` must be followed by an action", f"the actions are {ACTIONS}"
     if word == "and" and in_actions:

@@ -256,6 +256,42 @@ segment "s" = a.c between 1 and"""
     assert errors_of('when a.b if a.c between 1 and shoes then tag "x"') == [("E100", 1, 31)]
 
 
+def test_an_operator_with_nothing_after_it_on_its_line_says_what_is_missing():
+    """As at the end of a line (E135): at the operator, not E100 at the word after it."""
+    text = """when order.paid if customer.orders > then tag "x"
+when order.paid if customer.orders in then tag "x"
+when order.paid if customer not in then tag "x"
+when order.paid if customer.email is then tag "x"
+when order.paid if yes and then tag "x"
+when order.paid then points order.total * and tag "x"
+"""
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    diagnostics = caught.value.diagnostics
+    assert {(d.code, d.label) for d in diagnostics} == {
+        ("E135", "`then` cannot follow it"),
+        ("E135", "`and` cannot follow it"),  # the `and` of the actions
+    }
+    assert [(str(d.span), d.message) for d in diagnostics] == [
+        ("t.rules:1:36", "`>` needs a value after it"),
+        ("t.rules:2:36", "`in` needs a value after it"),
+        ("t.rules:3:33", "`in` needs a segment's name after it"),
+        ("t.rules:4:35", "`is` needs `set` or `not set` after it"),
+        ("t.rules:5:24", "`and` needs a condition after it"),
+        ("t.rules:6:41", "`*` needs a value after it"),
+    ]
+
+
+def test_a_trigger_compared_as_a_value_is_told_where_a_delay_and_a_condition_go():
+    with pytest.raises(RuleError) as caught:
+        parse_text('when order.received > then followup "x"\nwhen order.total >= 100 then tag "x"')
+    assert [(d.code, d.span.column, d.label) for d in caught.value.diagnostics] == [  # type: ignore[union-attr]
+        ("E136", 21, "`>` cannot follow the trigger"),
+        ("E136", 18, "`>=` cannot follow the trigger"),
+    ]
+    assert "`when order.received + 3d`" in (caught.value.diagnostics[0].help or "")
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
