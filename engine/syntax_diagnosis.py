@@ -65,7 +65,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
     word_slip = (
-        _operator_slip(file, text, token)
+        _thousands(file, text, token)
+        or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, error)
     )
@@ -454,6 +455,31 @@ def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
     )
 
 
+# A number written with thousands separators, `1,000` or `10,000.50`.
+_GROUPED_NUMBER = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])")
+
+
+def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
+    """E137 at the comma of `1,000` where the comma cannot come: a number has no separator."""
+    if token.type != "COMMA" or token.start_pos is None:
+        return None
+    start = token.start_pos
+    while start > 0 and text[start - 1].isdigit():
+        start -= 1
+    number = _GROUPED_NUMBER.match(text, start)
+    if start == token.start_pos or number is None:
+        return None
+    plain = number[0].replace(",", "")
+    return Diagnostic(
+        "error",
+        "E137",
+        "a number is written without thousands separators",
+        _offset_span(file, text, number.start(), number.end()),
+        "a comma cannot be part of a number",
+        f"write `{plain}`",
+    )
+
+
 _ANY_WEEKDAY = frozenset({"weekday", "weekdays", "weekend", "weekends", "workday", "workdays"})
 
 
@@ -528,8 +554,8 @@ _LOOK_ALIKES = {
 def _look_alike(char: str) -> str | None:
     """The character of the language that `char` stands for, when it is another character
     that looks like it (`（` for `(`, `“` for `"`, `３` or `٣` for `3`), or None."""
-    if not char:
-        return None
+    if not char or char.isascii():
+        return None  # a plain character stands for itself (`0` after `1,`)
     if char in _LOOK_ALIKES:
         return _LOOK_ALIKES[char]
     digit = unicodedata.decimal(char, None)

@@ -292,6 +292,18 @@ def test_a_trigger_compared_as_a_value_is_told_where_a_delay_and_a_condition_go(
     assert "`when order.received + 3d`" in (caught.value.diagnostics[0].help or "")
 
 
+def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
+    """Not E101 at the `0` after `1,` as "not a plain `0`": a plain digit stands for itself."""
+    text = 'when order.paid if order.total > 1,000 then tag "x"\n'
+    text += 'segment "s" = customer.total_spent >= 10,000.50'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E137", "t.rules:1:34", "write `1000`"),
+        ("E137", "t.rules:2:39", "write `10000.50`"),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
