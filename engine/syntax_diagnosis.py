@@ -517,6 +517,10 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     look_alike_here = _look_alike_at(file, text, pos)
     if look_alike_here is not None:
         return look_alike_here
+    instead = _instead(char)
+    if instead is not None:
+        label = "a currency sign" if instead.startswith("amounts") else _NOT_OURS
+        return Diagnostic("error", "E101", f"unexpected character `{char}`", span, label, instead)
     mistake = None if _shown(char).startswith("U+") else _match_mistake(error)
     if mistake is not None:
         return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
@@ -548,7 +552,31 @@ _LOOK_ALIKES = {
     "〔": "(",
     "〕": ")",
     **dict.fromkeys("‐‑‒–—−", "-"),
+    **dict.fromkeys("≥≧", ">="),
+    **dict.fromkeys("≤≦", "<="),
+    "≠": "!=",
+    "×": "*",
+    "÷": "/",
 }
+
+_NOT_OURS = "not part of the rule language"
+
+# Characters written as in other languages, or with amounts, with what to write instead.
+_WRITTEN_ELSEWHERE = {
+    "&": "write `and` instead",
+    "|": "write `or` instead",
+    ":": "delete it: `:` is written only inside a clock time, such as `10:00`",
+    ";": "delete it: a statement needs nothing at its end",
+}
+
+
+def _instead(char: str) -> str | None:
+    """The help for a character that is not the language's but means something in it."""
+    if char in _WRITTEN_ELSEWHERE:
+        return _WRITTEN_ELSEWHERE[char]
+    if unicodedata.category(char) == "Sc" or char == "元":
+        return f"amounts are plain numbers: delete `{char}`"
+    return None
 
 
 def _look_alike(char: str) -> str | None:

@@ -304,6 +304,27 @@ def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
     ]
 
 
+def test_characters_of_other_languages_get_what_to_write_instead():
+    text = """when order.paid if order.total > 100 && customer.orders > 1 then tag "x"
+when order.paid if order.total > ¥100 then tag "x"
+when order.paid then coupon "x" worth 30元
+when order.paid if customer.orders ≥ 3 then tag "x"
+rule "thank you":
+  when order.paid then tag "x"
+"""
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E101", "t.rules:1:38", "write `and` instead"),
+        ("E101", "t.rules:2:34", "amounts are plain numbers: delete `¥`"),
+        ("E101", "t.rules:3:41", "amounts are plain numbers: delete `元`"),
+        ("E101", "t.rules:4:36", "write `>=` instead (an input method or a word processor may "
+         "have put this one in)"),
+        ("E101", "t.rules:5:17", "delete it: `:` is written only inside a clock time, such as "
+         "`10:00`"),
+    ]  # fmt: skip
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
