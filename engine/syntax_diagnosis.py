@@ -85,7 +85,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     slip = _slip_before(text, token)
     if slip is not None:
         return _slip_diagnostic(file, text, slip)
-    mistake = _missing_joint(error) or _match_mistake(error)
+    mistake = _missing_joint(error) or _or_between_actions(error, text) or _match_mistake(error)
     if (mistake is not None and mistake.code == "E131") or expected == {"RPAR"}:
         unclosed = _unclosed(file, text, token)
         if unclosed is not None:
@@ -130,7 +130,7 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
     if code == "E102":
         keyword = _nearest_keyword(token, set(error.accepts or error.expected))
         return [_borrow(Token(keyword.upper(), keyword), token)] if keyword else None
-    if code == "E113" and token.type == "COMMA":  # a comma between two actions
+    if code == "E113" and token.type in ("COMMA", "OR"):  # a comma or `or` between two actions
         return [_borrow(_WRITE_BEFORE[code], token)]
     if code in _WRITE_INSTEAD:
         return [_borrow(_WRITE_INSTEAD[code], token)]
@@ -670,6 +670,40 @@ def _missing_joint(error: UnexpectedToken) -> Mistake | None:
             continue
         if token.type in trial.accepts():
             return next(m for m in MISTAKES if m.code == code)
+    return None
+
+
+_OR_BETWEEN_ACTIONS = Mistake(
+    "E113",
+    "actions are joined with `and`, not with `or`",
+    "expected `and` here",
+    "a rule takes every action after `then`: write `and` between two actions; to take one or "
+    "the other, write a rule for each, with its own `if`",
+    ('when a.b then tag "x" or tag "y"',),
+)
+
+
+def _or_between_actions(error: UnexpectedToken, text: str) -> Mistake | None:
+    """E113 for `or` between two actions, where `and` could come."""
+    if error.token.type != "OR" or _word_after(text, error.token.end_pos or 0) not in _ACTIONS:
+        return None
+    trial = error.interactive_parser.copy()
+    try:
+        trial.feed_token(_borrow(Token("AND", "and"), error.token))
+    except UnexpectedInput:
+        return None
+    return _OR_BETWEEN_ACTIONS if trial.accepts() & _ACTION_TERMINALS else None
+
+
+_ACTIONS = frozenset(t.lower() for t in _ACTION_TERMINALS)
+
+
+def _word_after(text: str, position: int) -> str | None:
+    """The first word or character after `position` of `text`, past blanks and comments."""
+    for match in SCAN.finditer(text, position):
+        piece = match.group()
+        if not piece.isspace() and not piece.startswith("#"):
+            return piece
     return None
 
 

@@ -325,6 +325,15 @@ rule "thank you":
     ]  # fmt: skip
 
 
+def test_or_between_two_actions_is_told_to_be_and():
+    text = 'when a.b then followup "fit_check" or tag "x"\n  tag "y"\nwhen a.b then points 5 or 6'
+    assert errors_of(text) == [
+        ("E113", 1, 36),
+        ("E113", 2, 3),  # read on with `and` for `or`: the next line is read too
+        ("E100", 3, 24),  # not between two actions
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
