@@ -47,6 +47,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
 
     dangling = (
         _no_upper_bound(file, text, error)
+        or _is_for_equals(file, text, error)
         or _dangling(file, text, error)
         or _nothing_after(file, text, error)
     )
@@ -132,6 +133,8 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
         return [_borrow(Token(keyword.upper(), keyword), token)] if keyword else None
     if code == "E113" and token.type in ("COMMA", "OR"):  # a comma or `or` between two actions
         return [_borrow(_WRITE_BEFORE[code], token)]
+    if code == "E115" and token.type != "ASSIGN":
+        return None  # `is` for `==`: the word to replace is behind the parser
     if code in _WRITE_INSTEAD:
         return [_borrow(_WRITE_INSTEAD[code], token)]
     if code in _WRITE_BEFORE:
@@ -245,6 +248,31 @@ def _is_an_offset(value: object) -> bool:
     if isinstance(value, Tree):
         return value.data == "offset"
     return any(_is_a(value, t) for t in ("PLUS", "MINUS", "DURATION"))
+
+
+# The words that start a value: what `is` was followed by when it meant `==`.
+_VALUE_STARTS = frozenset({"NUMBER", "STRING", "DOTTED", "DURATION", "DATE", "YES", "NO", "NAME"})
+
+
+def _is_for_equals(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E115 at `is` (`is not`) followed by a value, `customer.vip is yes`: `==` (`!=`) compares,
+    `is` only asks whether a value is set."""
+    stack = error.interactive_parser.parser_state.value_stack
+    if error.token.type not in _VALUE_STARTS or not stack:
+        return None
+    negated = _is_a(stack[-1], "NOT")
+    is_ = stack[-2] if negated and len(stack) > 1 else stack[-1]
+    if not _is_a(is_, "IS"):
+        return None
+    operator, written = ("!=", "is not") if negated else ("==", "is")
+    return Diagnostic(
+        "error",
+        "E115",
+        f"use `{operator}` to compare",
+        _offset_span(file, text, is_.start_pos or 0, stack[-1].end_pos or 0),
+        "`is` only asks whether a value is set: `is set`, `is not set`",
+        f"write `{operator}` in place of `{written}`",
+    )
 
 
 def _in_segment(error: UnexpectedToken) -> bool:

@@ -334,6 +334,19 @@ def test_or_between_two_actions_is_told_to_be_and():
     ]
 
 
+def test_is_followed_by_a_value_is_told_to_be_written_as_a_comparison():
+    text = 'when a.b if customer.orders is 3 then tag "x"\n'
+    text += 'when a.b if order.category is not "shoes" then tag "x"\n'
+    text += 'segment "s" = customer.vip is\n  yes'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E115", "t.rules:1:29", "write `==` in place of `is`"),
+        ("E115", "t.rules:2:28", "write `!=` in place of `is not`"),
+        ("E115", "t.rules:3:28", "write `==` in place of `is`"),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
