@@ -86,6 +86,9 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     slip = _slip_before(text, token)
     if slip is not None:
         return _slip_diagnostic(file, text, slip)
+    in_parentheses = _list_in_parentheses(file, text, token)
+    if in_parentheses is not None:
+        return in_parentheses
     mistake = _missing_joint(error) or _or_between_actions(error, text) or _match_mistake(error)
     if (mistake is not None and mistake.code == "E131") or expected == {"RPAR"}:
         unclosed = _unclosed(file, text, token)
@@ -332,9 +335,8 @@ def _goes_on(token: Token, line: int) -> str:
     return f"line {token.line} goes on with `{_shorten(token)}`, which cannot follow it"
 
 
-def _unclosed(file: str, text: str, token: Token) -> Diagnostic | None:
-    """E131 at the `(` that is not closed, the innermost one before `token`, where the parser
-    wanted its `)`; the help says where that was. None when no `(` is open there."""
+def _open_parenthesis(text: str, token: Token) -> int | None:
+    """Where the innermost `(` still open before `token` is, if one is."""
     stop = len(text) if token.type == "$END" else token.start_pos or 0
     opened: list[int] = []
     for match in SCAN.finditer(text, 0, stop):
@@ -345,9 +347,46 @@ def _unclosed(file: str, text: str, token: Token) -> Diagnostic | None:
             opened.append(match.start())
         elif piece == ")" and opened:
             opened.pop()
-    if not opened:
+    return opened[-1] if opened else None
+
+
+_AFTER_IN = re.compile(r"(?<![\w.])(?:in|contains)[ \t]*$")
+
+
+def _list_in_parentheses(file: str, text: str, token: Token) -> Diagnostic | None:
+    """E138 at the `(` of `in ("shoes", "bags")`, where the parser met the comma: a list is
+    written in square brackets. The help gives it so when its `)` is on the same line."""
+    if token.type != "COMMA":
         return None
-    span = _offset_span(file, text, opened[-1], opened[-1] + 1)
+    opened = _open_parenthesis(text, token)
+    if opened is None or not _AFTER_IN.search(text, text.rfind("\n", 0, opened) + 1, opened):
+        return None
+    help = 'write the list in square brackets, such as `in ["shoes", "bags"]`'
+    for match in SCAN.finditer(text, opened + 1):
+        piece = match.group()
+        if piece in ("\n", "(") or piece.startswith("#") or "\n" in piece:
+            break
+        if piece == ")":
+            help = f"write the list in square brackets: `[{text[opened + 1 : match.start()]}]`"
+            break
+    return Diagnostic(
+        "error",
+        "E138",
+        "a list is written in square brackets",
+        _offset_span(file, text, opened, opened + 1),
+        "`(` groups conditions; it does not start a list",
+        help,
+    )
+
+
+def _unclosed(file: str, text: str, token: Token) -> Diagnostic | None:
+    """E131 at the `(` that is not closed, the innermost one before `token`, where the parser
+    wanted its `)`; the help says where that was. None when no `(` is open there."""
+    opened = _open_parenthesis(text, token)
+    if opened is None:
+        return None
+    stop = len(text) if token.type == "$END" else token.start_pos or 0
+    span = _offset_span(file, text, opened, opened + 1)
     line = text.count("\n", 0, stop) + 1
     where = (
         "at the end of the file"

@@ -347,6 +347,16 @@ def test_is_followed_by_a_value_is_told_to_be_written_as_a_comparison():
     ]
 
 
+def test_a_list_in_parentheses_is_told_to_be_in_square_brackets():
+    """Not E131 "this `(` is not closed ... before `,`", which it is, a little further on."""
+    text = 'when a.b if order.category in ("shoes", "bags") then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E138", "t.rules:1:31", 'write the list in square brackets: `["shoes", "bags"]`'),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
