@@ -66,7 +66,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
     word_slip = (
-        _thousands(file, text, token)
+        _twelve_hour(file, text, error)
+        or _thousands(file, text, token)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, error)
@@ -519,6 +520,38 @@ def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
         _offset_span(file, text, start, start + 2),
         f"`{after}=` written the other way round",
         f"did you mean `{after}=`?",
+    )
+
+
+# `am` or `pm` after a clock time or an hour: `10:00am`, `10 pm`, `10p.m.`.
+_MERIDIEM = re.compile(r"[ \t]*([ap])\.?m\b\.?", re.IGNORECASE)
+
+
+def _twelve_hour(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E123 for a clock time with `am` or `pm` (`at 10:00am`, `quiet hours 10pm to 8am`): the
+    help gives it on the 24-hour clock (`22:00`)."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    if token.type == "NUMBER" and "CLOCK" in set(error.accepts or error.expected):
+        time = token  # `at 10am`: the hour where a clock time was wanted
+    elif token.type in ("NAME", "DOTTED") and stack and _is_a(stack[-1], "CLOCK"):
+        time = stack[-1]  # `at 10:00am`: the clock time is read, `am` is not
+    else:
+        return None
+    start, end = time.start_pos or 0, time.end_pos or 0
+    meridiem = _MERIDIEM.match(text, end)
+    hour, _, minute = str(time).partition(":")
+    if meridiem is None or not hour.isdigit() or not 1 <= int(hour) <= 12:
+        return None
+    hour24 = int(hour) % 12 + (12 if meridiem[1].lower() == "p" else 0)
+    plain = f"{hour24:02d}:{minute or '00'}"
+    return Diagnostic(
+        "error",
+        "E123",
+        "a clock time is written HH:MM, 24-hour",
+        _offset_span(file, text, start, meridiem.end()),
+        "not `am` or `pm`",
+        f"write `{plain}`",
     )
 
 

@@ -357,6 +357,18 @@ def test_a_list_in_parentheses_is_told_to_be_in_square_brackets():
     ]
 
 
+def test_a_clock_time_with_am_or_pm_is_given_on_the_24_hour_clock():
+    text = 'when every monday at 10:30 pm then tag "x"\nwhen every day at 12am then tag "x"\n'
+    text += "quiet hours 22:00 to 8am"
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E123", "t.rules:1:22", "write `22:30`"),
+        ("E123", "t.rules:2:19", "write `00:00`"),
+        ("E123", "t.rules:3:22", "write `08:00`"),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
