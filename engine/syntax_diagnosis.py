@@ -96,7 +96,10 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if unclosed is not None:
             return unclosed
     if mistake is not None:
-        return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
+        help = mistake.help
+        if mistake.code == "E139" and str(token)[1:-1].isidentifier():
+            help = f"write it without quotes: `via {str(token)[1:-1]}`"
+        return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, help)
     return Diagnostic(
         "error",
         "E100",
@@ -122,6 +125,7 @@ _WRITE_INSTEAD = {
     "E117": Token("STRING", '"x"'),
     "E118": Token("STRING", '"x"'),
     "E121": Token("DURATION", "3d"),
+    "E139": Token("NAME", "email"),
 }
 
 

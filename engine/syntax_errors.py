@@ -258,6 +258,17 @@ MISTAKES: tuple[Mistake, ...] = (
         any_word=True,
     ),
     Mistake(
+        "E139",
+        "a channel's name is written without quotes",
+        "expected a channel name such as `email`",
+        "write it without quotes, e.g. `via email`",
+        (
+            'when a.b then message "x" via "y"',
+            'when a.b then followup "x" via "y"',
+            'when a.b then coupon "x" worth 1 via "y"',
+        ),
+    ),
+    Mistake(
         "E118",
         "a value that is text goes in double quotes",
         "a bare word is not a value",

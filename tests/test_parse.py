@@ -369,6 +369,20 @@ def test_a_clock_time_with_am_or_pm_is_given_on_the_24_hour_clock():
     ]
 
 
+def test_a_channel_name_in_quotes_is_told_to_be_written_without():
+    text = 'when a.b then message "x" via "email"\n  tag "y"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E139", "t.rules:1:31", "write it without quotes: `via email`"),
+        (
+            "E113",
+            "t.rules:2:3",
+            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
+        ),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
