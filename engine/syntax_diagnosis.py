@@ -90,7 +90,12 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
     in_parentheses = _list_in_parentheses(file, text, token)
     if in_parentheses is not None:
         return in_parentheses
-    mistake = _missing_joint(error) or _or_between_actions(error, text) or _match_mistake(error)
+    mistake = (
+        _missing_joint(error)
+        or _or_between_actions(error, text)
+        or _after_actions(error)
+        or _match_mistake(error)
+    )
     if (mistake is not None and mistake.code == "E131") or expected == {"RPAR"}:
         unclosed = _unclosed(file, text, token)
         if unclosed is not None:
@@ -139,7 +144,7 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
     if code == "E102":
         keyword = _nearest_keyword(token, set(error.accepts or error.expected))
         return [_borrow(Token(keyword.upper(), keyword), token)] if keyword else None
-    if code == "E113" and token.type in ("COMMA", "OR"):  # a comma or `or` between two actions
+    if code == "E113" and token.type in ("COMMA", "OR", "THEN"):  # `and` in their place
         return [_borrow(_WRITE_BEFORE[code], token)]
     if code == "E115" and token.type != "ASSIGN":
         return None  # `is` for `==`: the word to replace is behind the parser
@@ -800,6 +805,38 @@ def _or_between_actions(error: UnexpectedToken, text: str) -> Mistake | None:
 
 
 _ACTIONS = frozenset(t.lower() for t in _ACTION_TERMINALS)
+_AT_AFTER_ACTIONS = Mistake(
+    "E114",
+    "`at` comes with the trigger, before `then`",
+    "this comes after the actions",
+    "move it to the `when` line, e.g. `when order.received + 13d at 10:00`",
+    ('when a.b then tag "x" at 10:00',),
+)
+_THEN_AGAIN = Mistake(
+    "E113",
+    "a rule has one `then`: its actions are joined with `and`",
+    "a second `then`",
+    'write `and` in place of this `then`, e.g. `then tag "vip" and points 50`',
+    ('when a.b then tag "x" then tag "y"',),
+)
+
+
+def _after_actions(error: UnexpectedToken) -> Mistake | None:
+    """E114 for `if`, `unless`, `once` or `at` after a rule's actions, E113 for a second `then`,
+    after any action (the table knows only some of the words an action may end with)."""
+    token = error.token
+    if token.type not in ("IF", "UNLESS", "ONCE", "AT", "THEN"):
+        return None
+    stack = error.interactive_parser.parser_state.value_stack
+    if "AND" not in set(error.accepts or error.expected):
+        return None
+    if not any(_is_a(v, "THEN") for v in stack[::-1] if not isinstance(v, Tree)):
+        return None
+    if token.type == "THEN":
+        return _THEN_AGAIN
+    if token.type == "AT":
+        return _AT_AFTER_ACTIONS
+    return next(m for m in MISTAKES if m.code == "E114")
 
 
 def _word_after(text: str, position: int) -> str | None:

@@ -383,6 +383,24 @@ def test_a_channel_name_in_quotes_is_told_to_be_written_without():
     ]
 
 
+def test_clauses_after_the_actions_are_told_whatever_the_last_action_ends_with():
+    text = """when every day at 10:00 then message "x" via email
+  unless order.placed within 1d
+when a.b then task "x" for "y" once
+when order.received + 3d then followup "fit_check" at 10:00
+when order.paid then tag "x"
+then tag "y"
+  tag "z"
+"""
+    assert errors_of(text) == [
+        ("E114", 2, 3),
+        ("E114", 3, 32),
+        ("E114", 4, 52),
+        ("E113", 6, 1),  # a second `then`, read as `and`: the next line is read too
+        ("E113", 7, 3),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
