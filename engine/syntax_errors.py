@@ -258,6 +258,19 @@ MISTAKES: tuple[Mistake, ...] = (
         any_word=True,
     ),
     Mistake(
+        "E117",
+        "a segment's name goes in double quotes",
+        "expected a segment's name in double quotes",
+        'write it in quotes, e.g. `customer in "big spenders"`',
+        (
+            "when a.b if customer in x",
+            "when a.b if customer not in x",
+            "exclude if customer in x",
+            'segment "s" = customer in x',
+        ),
+        any_word=True,
+    ),
+    Mistake(
         "E139",
         "a channel's name is written without quotes",
         "expected a channel name such as `email`",

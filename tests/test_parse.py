@@ -401,6 +401,16 @@ then tag "y"
     ]
 
 
+def test_a_segment_name_without_quotes_is_told_to_be_in_quotes():
+    text = 'exclude if customer in serial returners\nwhen a.b if customer not in vip then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.message) for d in caught.value.diagnostics] == [
+        ("E117", "t.rules:1:24", "a segment's name goes in double quotes"),
+        ("E117", "t.rules:2:29", "a segment's name goes in double quotes"),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
