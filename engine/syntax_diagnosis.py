@@ -66,7 +66,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
     word_slip = (
-        _twelve_hour(file, text, error)
+        _unit_without_number(file, text, error)
+        or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
@@ -529,6 +530,46 @@ def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
         _offset_span(file, text, start, start + 2),
         f"`{after}=` written the other way round",
         f"did you mean `{after}=`?",
+    )
+
+
+# A unit written where a duration was wanted, perhaps after a number in words: the unit as
+# the language writes it, and how many days a month and a year are taken to be.
+_UNITS = {"minute": "m", "hour": "h", "day": "d", "week": "w", "month": "d", "year": "d"}
+_DAYS_IN = {"month": 30, "year": 365}
+_NUMBER_WORDS = {
+    **dict.fromkeys(("a", "an", "one"), 1),
+    **{w: n for n, w in enumerate(("two", "three", "four", "five", "six", "seven"), 2)},
+    **{"eight": 8, "nine": 9, "ten": 10},
+}
+_WORD_AFTER = re.compile(r"[ \t]+([A-Za-z]+)")
+
+
+def _unit_without_number(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E121 for a unit without its number where a duration was wanted (`once every month`,
+    `per week`, `within a week`, `three days`): the help gives the duration to write (`30d`
+    for a month)."""
+    token = error.token
+    if token.type == "$END" or "DURATION" not in set(error.accepts or error.expected):
+        return None
+    word, end, number = str(token).lower(), token.end_pos or 0, 1
+    if word in _NUMBER_WORDS:
+        after = _WORD_AFTER.match(text, end)
+        if after is None:
+            return None
+        word, end, number = after[1].lower(), after.end(), _NUMBER_WORDS[word]
+    name = word.removesuffix("s")
+    if name not in _UNITS:
+        return None
+    amount = number * _DAYS_IN.get(name, 1)
+    note = f" (a {name} taken as {_DAYS_IN.get(name)} days)"
+    return Diagnostic(
+        "error",
+        "E121",
+        "a duration is a number and a unit",
+        _offset_span(file, text, token.start_pos or 0, end),
+        "expected a duration such as 1w",
+        f"write `{amount}{_UNITS[name]}`" + (note if name in _DAYS_IN else ""),
     )
 
 

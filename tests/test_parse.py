@@ -411,6 +411,22 @@ def test_a_segment_name_without_quotes_is_told_to_be_in_quotes():
     ]
 
 
+def test_a_unit_without_its_number_gets_the_duration_to_write():
+    text = """when order.paid once every month then tag "x"
+limit marketing to 2 per week
+when a.b unless a.c within a week then tag "x"
+when order.received + three days then tag "x"
+"""
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E121", "t.rules:1:28", "write `30d` (a month taken as 30 days)"),
+        ("E121", "t.rules:2:26", "write `1w`"),
+        ("E121", "t.rules:3:28", "write `1w`"),
+        ("E121", "t.rules:4:23", "write `3d`"),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
