@@ -160,15 +160,15 @@ class _Recovery:
         interactive = error.interactive_parser
         if isinstance(error, UnexpectedToken):
             token = error.token
-            # A misspelt statement word starting a line begins the next statement.
-            new_statement = misspelt_start(self.text, token.start_pos or 0, str(token))
+            # A misspelt statement word starting a line begins the next statement, and so does
+            # a rule's name without `rule` (E128 at text in quotes).
+            misspelt = misspelt_start(self.text, token.start_pos or 0, str(token))
+            new_statement = misspelt or (diagnostic.code == "E128" and token.type == "STRING")
             if token.type == "$END":
                 resume = len(self.text)
             elif token.type in _SYNC_TERMINALS:
                 resume = token.start_pos or 0
-            elif (
-                new_statement and diagnostic.code not in _OF_THE_WORD and not _at_start(interactive)
-            ):
+            elif misspelt and diagnostic.code not in _OF_THE_WORD and not _at_start(interactive):
                 # The error is the statement's before the misspelt word (`>` ending the line
                 # above, a rule without `then`): the word is read again where a statement
                 # starts, so that it is reported too, with the keyword it misspells.

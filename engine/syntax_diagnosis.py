@@ -66,7 +66,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
     word_slip = (
-        _unit_without_number(file, text, error)
+        _name_without_rule(span, text, error)
+        or _unit_without_number(file, text, error)
         or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
         or _operator_slip(file, text, token)
@@ -530,6 +531,27 @@ def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
         _offset_span(file, text, start, start + 2),
         f"`{after}=` written the other way round",
         f"did you mean `{after}=`?",
+    )
+
+
+def _name_without_rule(span: Span, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E128 for text in quotes starting a line where a statement may start, followed by `when`:
+    a rule's name without `rule` before it."""
+    token = error.token
+    if token.type != "STRING" or "RULE" not in set(error.accepts or error.expected):
+        return None
+    if (
+        not starts_line(text, token.start_pos or 0)
+        or _word_after(text, token.end_pos or 0) != "when"
+    ):
+        return None
+    return Diagnostic(
+        "error",
+        "E128",
+        "a rule's name comes after `rule`",
+        span,
+        "`rule` is missing before it",
+        f"write `rule {_shorten(token)}`",
     )
 
 

@@ -427,6 +427,15 @@ when order.received + three days then tag "x"
     ]
 
 
+def test_a_rule_name_without_rule_is_told_so_and_the_rule_still_parses():
+    text = 'when a.b then tag "x"\n"thank you"\n  when order.paid then tag "y"\n'
+    rule_file, diagnostics = parse_source(SourceFile("t.rules", text))
+    assert [(d.code, str(d.span), d.help) for d in diagnostics] == [
+        ("E128", "t.rules:2:1", 'write `rule "thank you"`'),
+    ]
+    assert len(rule_file.statements) == 2
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
