@@ -66,7 +66,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
     word_slip = (
-        _name_without_rule(span, text, error)
+        _quote_run_on(file, text, error)
+        or _name_without_rule(span, text, error)
         or _unit_without_number(file, text, error)
         or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
@@ -531,6 +532,26 @@ def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
         _offset_span(file, text, start, start + 2),
         f"`{after}=` written the other way round",
         f"did you mean `{after}=`?",
+    )
+
+
+def _quote_run_on(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E103 at text in quotes that a word follows with no space (`"中秋节 then tag "x"`): its
+    closing quote is missing, and it ran on to the next text's opening one."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    if token.type not in ("NAME", "DOTTED", "NUMBER") or not stack:
+        return None
+    before = stack[-1]
+    if not _is_a(before, "STRING") or before.end_pos != token.start_pos or " " not in before:
+        return None
+    return Diagnostic(
+        "error",
+        "E103",
+        "this text has no closing quote",
+        _token_span(file, text, before),
+        'it runs on to the next `"`',
+        'close it with `"` where it ends (write `\\"` for a quote inside the text)',
     )
 
 

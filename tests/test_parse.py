@@ -436,6 +436,16 @@ def test_a_rule_name_without_rule_is_told_so_and_the_rule_still_parses():
     assert len(rule_file.statements) == 2
 
 
+def test_text_that_runs_on_to_the_next_quote_is_told_to_have_no_closing_quote():
+    text = 'when holiday "中秋节 then tag "x"\nwhen a.b if order.category == "shoes then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.label) for d in caught.value.diagnostics] == [
+        ("E103", "t.rules:1:14", 'it runs on to the next `"`'),
+        ("E103", "t.rules:2:31", 'it runs on to the next `"`'),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
