@@ -66,7 +66,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
     word_slip = (
-        _quote_run_on(file, text, error)
+        _offset_after_at(file, text, error)
+        or _quote_run_on(file, text, error)
         or _name_without_rule(span, text, error)
         or _unit_without_number(file, text, error)
         or _twelve_hour(file, text, error)
@@ -532,6 +533,36 @@ def _operator_slip(file: str, text: str, token: Token) -> Diagnostic | None:
         _offset_span(file, text, start, start + 2),
         f"`{after}=` written the other way round",
         f"did you mean `{after}=`?",
+    )
+
+
+def _offset_after_at(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E140 for an offset after the clock time (`when customer.birthday at 09:00 - 1d`), on a
+    trigger that takes one and has none: the help gives the two the other way round."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    if token.type not in ("PLUS", "MINUS") or len(stack) < 3:
+        return None
+    trigger, at, clock = stack[-3:]
+    if not (_is_a(at, "AT") and _is_a(clock, "CLOCK")) or not isinstance(trigger, Tree):
+        return None
+    if trigger.data == "_trigger" and trigger.children:  # not inlined yet, on the stack
+        trigger = trigger.children[0]
+        if not isinstance(trigger, Tree):
+            return None
+    if trigger.data not in ("event_trigger", "holiday_trigger") or any(
+        isinstance(child, Tree) and child.data == "offset" for child in trigger.children
+    ):
+        return None  # a trigger that takes no offset, or has one already
+    offset = re.compile(r"[+-][ \t]*[0-9]+[ \t]*[A-Za-z]*").match(text, token.start_pos or 0)
+    written = offset[0] if offset else f"{token} 1d"
+    return Diagnostic(
+        "error",
+        "E140",
+        "the offset comes before `at`",
+        _token_span(file, text, token),
+        f"after `at {clock}`",
+        f"write the offset first: `{written} at {clock}`",
     )
 
 

@@ -446,6 +446,17 @@ def test_text_that_runs_on_to_the_next_quote_is_told_to_have_no_closing_quote():
     ]
 
 
+def test_an_offset_after_at_is_told_to_come_first():
+    text = 'when customer.birthday at 09:00 - 1d then tag "x"\n'
+    text += 'when every day at 10:00 + 1d then tag "x"'  # takes no offset: as before
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E140", "t.rules:1:33", "write the offset first: `- 1d at 09:00`"),
+        ("E100", "t.rules:2:25", None),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
