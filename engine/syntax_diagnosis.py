@@ -47,6 +47,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
 
     dangling = (
         _no_upper_bound(file, text, error)
+        or _half_comparison(file, text, error)
         or _is_for_equals(file, text, error)
         or _dangling(file, text, error)
         or _nothing_after(file, text, error)
@@ -290,6 +291,45 @@ def _is_for_equals(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
         "`is` only asks whether a value is set: `is set`, `is not set`",
         f"write `{operator}` in place of `{written}`",
     )
+
+
+def _half_comparison(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E135 at `and` or `or` followed by an operator, the value before it left out as in speech
+    (`customer.orders >= 1 and <= 3`): the help repeats the value the comparison before reads."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    if token.type not in _COMPARISONS - {"ASSIGN"} or len(stack) < 2:
+        return None
+    joint = stack[-1]
+    if not (_is_a(joint, "AND") or _is_a(joint, "OR")):
+        return None
+    before = _last_comparison(stack[-2])
+    if before is None:
+        return None
+    left = before.children[0]
+    meta = getattr(left, "meta", None)
+    if meta is None or getattr(meta, "empty", True):
+        return None
+    value = _word_after(text, token.end_pos or 0) or "3"
+    written = f"{joint} {text[meta.start_pos : meta.end_pos]} {token} {value}"
+    return Diagnostic(
+        "error",
+        "E135",
+        f"`{joint}` needs a whole condition after it",
+        _token_span(file, text, joint),
+        f"`{token}` cannot follow it: a comparison needs a value on each side",
+        f"write the value it compares again: `{written}`",
+    )
+
+
+def _last_comparison(value: object) -> Tree | None:
+    """The comparison that `value`, a condition on the parser's stack, ends with, if any."""
+    while isinstance(value, Tree):
+        if value.data == "compare":
+            return value
+        if not value.children:
+            return None
+        value = value.children[-1]
+    return None
 
 
 def _in_segment(error: UnexpectedToken) -> bool:

@@ -457,6 +457,21 @@ def test_an_offset_after_at_is_told_to_come_first():
     ]
 
 
+def test_a_comparison_without_its_value_after_and_gets_the_value_to_write_again():
+    text = 'when a.b if customer.orders >= 1 and <= 3 then tag "x"\n'
+    text += 'when a.b if order.category == "shoes" or == "bags" then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E135", "t.rules:1:34", "write the value it compares again: `and customer.orders <= 3`"),
+        (
+            "E135",
+            "t.rules:2:39",
+            'write the value it compares again: `or order.category == "bags"`',
+        ),
+    ]
+
+
 def test_an_unmatched_error_lists_what_was_expected():
     with pytest.raises(RuleError) as caught:
         parse_text("limit marketing to 2 per 7d 5")
