@@ -75,7 +75,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _thousands(file, text, token)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
-        or _compared_trigger(span, error)
+        or _compared_trigger(span, text, error)
     )
     if word_slip is not None:
         return word_slip
@@ -234,11 +234,16 @@ def _nothing_after(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
 _COMPARISONS = frozenset({"EQ", "NE", "LT", "LE", "GT", "GE", "ASSIGN"})
 
 
-def _compared_trigger(span: Span, error: UnexpectedToken) -> Diagnostic | None:
+_DELAY_AFTER = re.compile(r"[ \t]+([0-9]+(?:[ \t]*[A-Za-z]+)?)")
+
+
+def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnostic | None:
     """E136 for a trigger compared as a value (`when order.received > 3d`, `when order.total >
-    100`): a delay is `+ 3d`, and a condition goes after `if`."""
+    100`): a delay is `+ 3d`, and a condition goes after `if`; or followed by `after` or
+    `before` (`when order.received after 3d`): the delay is written with `+` or `-`."""
     token = error.token
-    if token.type not in _COMPARISONS:
+    word = str(token).lower() if token.type == "NAME" else None
+    if token.type not in _COMPARISONS and word not in ("after", "before"):
         return None
     stack = error.interactive_parser.parser_state.value_stack
     starts = [i for i, v in enumerate(stack) if _is_a(v, "WHEN")]
@@ -249,6 +254,19 @@ def _compared_trigger(span: Span, error: UnexpectedToken) -> Diagnostic | None:
         return None
     if not all(_is_an_offset(v) for v in trigger[1:]):
         return None
+    if word is not None:  # `when order.received after 3d`
+        if len(trigger) > 1:
+            return None  # it has a delay already
+        sign = "+" if word == "after" else "-"
+        delay = _DELAY_AFTER.match(text, token.end_pos or 0)
+        return Diagnostic(
+            "error",
+            "E136",
+            f"a delay {word} the trigger is written with `{sign}`",
+            span,
+            f"`{token}` cannot follow the trigger",
+            f"write `{trigger[0]} {sign} {delay[1] if delay else '3d'}`",
+        )
     operator = "==" if token.type == "ASSIGN" else str(token)
     return Diagnostic(
         "error",

@@ -290,6 +290,11 @@ def test_a_trigger_compared_as_a_value_is_told_where_a_delay_and_a_condition_go(
         ("E136", 18, "`>=` cannot follow the trigger"),
     ]
     assert "`when order.received + 3d`" in (caught.value.diagnostics[0].help or "")
+    with pytest.raises(RuleError) as caught:
+        parse_text('when customer.birthday before 1 day then tag "x"', "t.rules")
+    assert [(d.code, d.help) for d in caught.value.diagnostics] == [
+        ("E136", "write `customer.birthday - 1 day`")
+    ]
 
 
 def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
