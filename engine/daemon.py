@@ -109,11 +109,24 @@ class Daemon:
 
     def reload(self) -> bool:
         """Load the rule files if they or the templates of the rules in force changed; True when a
-        new rule set is in force."""
+        new rule set is in force. After an edit that does not check, every file of the templates
+        folder is watched too: the edit may name a template not written yet, or one that two
+        files match, and writing it (removing one) mends the edit."""
         watched = self.ruleset.templates if self.ruleset is not None else ()
-        current = fingerprint(self.rules_dir, watched)
+        after_a_bad_edit = self.loaded != self.in_force
+
+        def with_every_template() -> str:
+            return fingerprint(self.rules_dir, (*watched, *self._template_files()))
+
+        if after_a_bad_edit:
+            current = with_every_template()
+        else:
+            current = fingerprint(self.rules_dir, watched)
         if current == self.loaded:
             return False
+        # What a bad edit is remembered by, read before the check: a template written meanwhile
+        # is then noticed at the next step.
+        every = current if after_a_bad_edit else with_every_template()
         with self.engine.connect() as conn:
             known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
         ruleset, diagnostics = check_rule_set(self.rules_dir, self.config, known)
@@ -121,15 +134,29 @@ class Daemon:
             if self.ruleset is None:
                 raise RuleError(diagnostics)
             log.error("%s:\n%s", _bad_edit(diagnostics), render_text(diagnostics))
-            self.loaded = current  # report a bad edit once, not every tick
+            self.loaded = every  # report a bad edit once, not every tick
             return False
-        if ruleset.templates != watched:  # the digest of what the new rule set reads
+        if ruleset.templates != watched or after_a_bad_edit:  # the digest of what it reads
             current = fingerprint(self.rules_dir, ruleset.templates)
         self.ruleset, self.loaded, self.in_force = ruleset, current, current
         log.info("rules loaded from %s: %d rules", self.rules_dir, len(ruleset.rules))
         if diagnostics:  # warnings: what `nudge check` says of them
             log.warning("the rules have warnings:\n%s", render_text(diagnostics))
         return True
+
+    def _template_files(self) -> list[Path]:
+        """Every file of the templates folder and of the folders inside it, but hidden ones (an
+        editor's swap file), in order."""
+        folder = self.config.templates_dir(self.rules_dir)
+        try:
+            return sorted(
+                path
+                for path in folder.rglob("*")
+                if path.is_file()
+                and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+            )
+        except OSError:  # no such folder, or one removed while it was read: the check says so
+            return []
 
     # -- one step -------------------------------------------------------------------------------
 

@@ -494,6 +494,44 @@ def test_a_template_edited_to_include_itself_fails_its_messages_not_the_step(
     assert error.startswith("the rules' templates do not check") and "E206" in error
 
 
+def test_an_edit_naming_a_template_not_yet_written_is_loaded_once_it_is_written(
+    engine, tmp_path, caplog
+) -> None:
+    """A new rule written before its template does not check (E206), and the running rules
+    stay. Writing the template mends the edit: the next step loads it, though the template is
+    none of those the running rules read. So does removing the second file of a template that
+    two files matched."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    daemon = stepper(engine, tmp_path, rules)
+    caplog.set_level(logging.INFO, logger="nudge")
+    (rules / "thanks.rules").write_text(THANKS, encoding="utf-8")
+    at(daemon, T0 + HOUR_US)
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "E206" in error
+    caplog.clear()
+    at(daemon, T0 + 2 * HOUR_US)  # nothing changed: not said again
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    (rules / "templates" / ".thanks.txt.swp").write_bytes(b"\0vim")  # the editor's, not one
+    at(daemon, T0 + 3 * HOUR_US)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    (rules / "templates" / "thanks.txt").write_text("thanks, {{ customer.name }}")
+    (rules / "templates" / "thanks.html").write_text("<p>thanks</p>")
+    at(daemon, T0 + 4 * HOUR_US)  # two files match `thanks`: still E206, said once
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "several files match" in error
+    (rules / "templates" / "thanks.html").unlink()
+    add_orders(engine, T0 + 5 * HOUR_US + 10 * MINUTE_US)
+    at(daemon, T0 + 6 * HOUR_US)
+    assert any("rules loaded" in r.getMessage() for r in caplog.records)
+    assert acted_rules(engine) == [
+        ("fit", iso(T0 + 5 * HOUR_US + 10 * MINUTE_US)),
+        ("thanks", iso(T0 + 5 * HOUR_US + 10 * MINUTE_US)),
+    ]
+    caplog.clear()
+    (rules / "templates" / "thanks.html").write_text("sent by no rule's message any more")
+    assert daemon.reload() is False  # in force again, only the templates the rules read count
+
+
 def test_only_the_templates_the_rules_send_or_include_are_watched(engine, tmp_path, caplog) -> None:
     # An editor's swap file, or a file no rule reads (a database kept in the folder), must not
     # reload the rules at every step; an edit of an included part must.
