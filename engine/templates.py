@@ -86,6 +86,7 @@ def find_template(templates_dir: Path, name: str) -> Path:
     """The one file `NAME.*` in `templates_dir`; a TemplateError when there is none or several.
 
     `name` may reach into a subfolder (`emails/welcome`) but never out of the templates folder.
+    An editor's backup (`fit_check.txt~`) or hidden file is none: it would make two.
     """
     try:
         parts = split_template_path(name)
@@ -96,7 +97,15 @@ def find_template(templates_dir: Path, name: str) -> Path:
     folder = templates_dir.joinpath(*parts[:-1])
     stem = parts[-1]
     matches = (
-        sorted(p for p in folder.iterdir() if p.is_file() and p.stem == stem and p.suffix)
+        sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file()
+            and p.stem == stem
+            and p.suffix
+            and not p.name.endswith("~")
+            and not p.name.startswith(".")
+        )
         if folder.is_dir()
         else []
     )

@@ -272,6 +272,20 @@ def test_find_template(tmp_path: Path) -> None:
         find_template(tmp_path / "nowhere", "fit_check")
 
 
+def test_an_editor_s_backup_beside_a_template_is_no_second_template(tmp_path: Path) -> None:
+    """Emacs keeps the text before a save as `thanks.txt~` (other editors `~` too): such a
+    backup, or a hidden swap or lock file, is not a file of the template `thanks`, which it
+    would make ambiguous, failing its messages and the rules' check."""
+    write(tmp_path, "thanks.txt", "new")
+    for name in ("thanks.txt~", "thanks~", ".thanks.txt.swp", ".#thanks.txt", "#thanks.txt#"):
+        write(tmp_path, name, "old")
+    assert find_template(tmp_path, "thanks") == tmp_path / "thanks.txt"
+    assert Templates(tmp_path).render("thanks", CONTEXT).body == "new"
+    (tmp_path / "thanks.txt").unlink()
+    with pytest.raises(TemplateError, match="no file thanks"):
+        find_template(tmp_path, "thanks")
+
+
 @pytest.mark.parametrize(
     ("text", "unknown"),
     [
