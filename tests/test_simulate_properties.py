@@ -1,6 +1,7 @@
 """`simulate` on the denser random shops of `tests/gen/dense` and the policies the rule generator
 does not make (`test_tick_properties.EXTRA`): against the reference evaluator, and against
-`explain`, which must list for each customer the actions the simulation gives them."""
+`explain`, which must list for each customer the actions the simulation gives them, and say
+why each occurrence that did not act was skipped."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def test_explain_lists_what_the_simulation_does(
     for customer in world.shop.customers:
         stories = explain(engine, ruleset, config, customer.id, start, end)
         told = [a.to_json() for s in stories if s.outcome == "acted" for a in s.actions]
+        unsaid = [(s.rule, s.key) for s in stories if s.outcome == "skipped" and not s.reasons]
+        assert not unsaid, (customer.id, unsaid, describe(world, files))
         theirs = [r for r in expected if r["customer"] == customer.id]
         assert canonical(told, ruleset) == canonical(theirs, ruleset), (
             customer.id,
