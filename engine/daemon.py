@@ -179,8 +179,8 @@ class Daemon:
                     "%s imported after a tick had passed %s time (the earliest happened at %s):"
                     " occurrences %s made due before %s act late within the grace period and"
                     " are missed after it; what was decided without %s stands. Import events"
-                    " as they happen (`nudge status` counts them)",
-                    "1 event was" if one else f"{report.late} events were",
+                    " and customers as they happen (`nudge status` counts them)",
+                    "1 event or sign-up was" if one else f"{report.late} events or sign-ups were",
                     "its" if one else "their",
                     iso(report.late_since_us or report.start_us),
                     "it" if one else "they",

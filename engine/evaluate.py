@@ -121,11 +121,11 @@ def find_due(
     end_us: int,
     who: triggers.Customers = triggers.EVERYONE,
     hopeless: bool = False,
-    late: triggers.LateEvents | None = None,
+    late: triggers.LateImports | None = None,
 ) -> Due:
     """Every occurrence of every rule due in `[start_us, end_us)`: one pass over the triggers'
     sources for all the customers `who` covers, whatever batches they are evaluated in; with
-    `late`, only those of these events (`engine.tick`).
+    `late`, only those of these events and sign-ups (`engine.tick`).
 
     Calendar occurrences of customers lacking an event the rule's condition needs are left
     out (`triggers.fill`), unless `hopeless` asks for them (`nudge explain` shows them all)."""

@@ -119,8 +119,8 @@ def status_lines(state: Status, shop_tz: str) -> list[str]:
         lines.append(f"rule set {name}: last tick {last_text}, {done}{version}")
         if late:
             lines.append(
-                f"  events imported after a tick had passed their time: {late} (those within"
-                " grace acted late, older ones were missed)"
+                f"  events and sign-ups imported after a tick had passed their time: {late}"
+                " (those within grace acted late, older ones were missed)"
             )
     for d in state.daemons:
         if d.silent:

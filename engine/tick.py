@@ -6,8 +6,9 @@ skips the tick instead of waiting), evaluates `[watermark, now)` with the same c
 `simulate`, records the result under the ledger's unique keys and moves the watermark, all in one
 transaction: a crash anywhere leaves either everything or nothing, and the next tick redoes it.
 
-Events imported since the last tick that happened before its watermark are late: the tick first
-takes their own occurrences due before the watermark (`evaluate.Due.late`), then its window.
+Events imported since the last tick that happened before its watermark are late, as are
+customers imported since then whose sign-up was before it: the tick first takes their own
+occurrences due before the watermark (`evaluate.Due.late`), then its window.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from engine.config import Config
 from engine.evaluate import evaluate_due, find_due
 from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
-from engine.storage.tables import events, rule_set_state
+from engine.storage.tables import customers, events, rule_set_state
 from engine.timeutil import DAY_US, US
 from engine.triggers import (
     BATCH_CUSTOMERS,
     EVERYONE,
-    LateEvents,
+    LateImports,
     customer_batches,
+    follows_sign_ups,
     instant_event_types,
 )
 
@@ -76,6 +78,14 @@ class _State(NamedTuple):
     watermark_us: int
     first_run_us: int
     events_seen_pk: int | None
+    signups_seen_seq: int | None
+
+
+class _Newest(NamedTuple):
+    """The newest event's key and sign-up's number stored (0 when none)."""
+
+    event_pk: int
+    signup_seq: int
 
 
 def tick(
@@ -95,19 +105,30 @@ def tick(
             report.skipped = True
             return report
         watermark = report.start_us = state.watermark_us
-        newest = conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0))).scalar_one()
-        seen = state.events_seen_pk if state.events_seen_pk is not None else newest
+        newest = _Newest(
+            *conn.execute(
+                sa.select(
+                    sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0)).scalar_subquery(),
+                    sa.select(
+                        sa.func.coalesce(sa.func.max(customers.c.signed_up_seq), 0)
+                    ).scalar_subquery(),
+                )
+            ).one()
+        )
+        seen = _Newest(
+            newest.event_pk if state.events_seen_pk is None else state.events_seen_pk,
+            newest.signup_seq if state.signups_seen_seq is None else state.signups_seen_seq,
+        )
         if now_us > watermark:
             # Late beyond `grace` after the tick that should have taken them: a tick's own
             # window (`tick_seconds`) is never late, whatever `grace` says.
             missed_before = now_us - int((config.grace_seconds + config.tick_seconds) * US)
-            if state.events_seen_pk is not None:
-                late = _late_events(conn, ruleset, state, newest, report)
-                if late is not None:
-                    events_late, since_us, count = late
-                    # The occurrences of more events than a batch holds customers: in batches.
-                    window = _Window(since_us, watermark, missed_before, watermark, count > batch)
-                    _record(conn, ruleset, config, window, now_us, batch, report, events_late)
+            late = _late_imports(conn, ruleset, state, seen, newest, report)
+            if late is not None:
+                imported, since_us, count = late
+                # The occurrences of more imports than a batch holds customers: in batches.
+                window = _Window(since_us, watermark, missed_before, watermark, count > batch)
+                _record(conn, ruleset, config, window, now_us, batch, report, imported)
             seen = newest
             # A long window (catching up) is taken in batches of customers to keep memory flat;
             # an ordinary tick has little due and reads everyone at once.
@@ -121,7 +142,8 @@ def tick(
             .values(
                 watermark_us=max(watermark, now_us),
                 last_tick_us=now_us,
-                events_seen_pk=seen,
+                events_seen_pk=seen.event_pk,
+                signups_seen_seq=seen.signup_seq,
                 late_events=state_row.late_events + report.late,
             )
         )
@@ -149,7 +171,7 @@ def _record(
     now_us: int,
     batch: int,
     report: TickReport,
-    late: LateEvents | None = None,
+    late: LateImports | None = None,
 ) -> None:
     """Evaluate and record what fell due in `window`. With `late`, only the occurrences of
     these events, in a window decided without them (`evaluate.Due.late`)."""
@@ -170,33 +192,61 @@ def _record(
             report.queued += recorded.outbox + ledger.decide(conn, result.decided, config, now_us)
 
 
-def _late_events(
-    conn: Connection, ruleset: ast.RuleSet, state: _State, newest: int, report: TickReport
-) -> tuple[LateEvents, int, int] | None:
-    """Count the events imported since the last tick that happened before its watermark (and
-    after the rule set first started: history imported later is not late), and the earliest,
-    in `report`. Of those, the events whose type makes occurrences of some rule
-    (`triggers.instant_event_types`): their own occurrences due before the watermark were not
-    decided, and the tick takes them first (those after it are its window's, as any event's).
-    Returns them, the earliest's time and their number; None when there are none."""
-    assert state.events_seen_pk is not None
+def _late_imports(
+    conn: Connection,
+    ruleset: ast.RuleSet,
+    state: _State,
+    seen: _Newest,
+    newest: _Newest,
+    report: TickReport,
+) -> tuple[LateImports, int, int] | None:
+    """Count the events imported since the last tick that happened before its watermark, and
+    the customers imported since then who signed up before it (after the rule set first
+    started: history imported later is not late), and the earliest, in `report`. Of those,
+    the events whose type makes occurrences of some rule (`triggers.instant_event_types`) and
+    the sign-ups when a rule follows them: their own occurrences due before the watermark were
+    not decided, and the tick takes them first (those after it are its window's, as any
+    event's). Returns them, the earliest's time and their number; None when none act."""
+    if seen == newest:
+        return None
     makes = events.c.type.in_(instant_event_types(ruleset.rules))
-    report.late, report.late_since_us, acting, since_us = conn.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.min(events.c.at_us),
-            sa.func.coalesce(sa.func.sum(sa.case((makes, 1), else_=0)), 0),
-            sa.func.min(sa.case((makes, events.c.at_us))),
-        ).where(
-            events.c.pk > state.events_seen_pk,
-            events.c.pk <= newest,
-            events.c.at_us < state.watermark_us,
-            events.c.at_us >= state.first_run_us,
+    late_events = sa.select(
+        sa.func.count(),
+        sa.func.min(events.c.at_us),
+        sa.func.coalesce(sa.func.sum(sa.case((makes, 1), else_=0)), 0),
+        sa.func.min(sa.case((makes, events.c.at_us))),
+    ).where(
+        events.c.pk > seen.event_pk,
+        events.c.pk <= newest.event_pk,
+        events.c.at_us < state.watermark_us,
+        events.c.at_us >= state.first_run_us,
+    )
+    count, since_us, acting, acting_since_us = conn.execute(late_events).one()
+    signed_up = customers.c.signed_up_us
+    if newest.signup_seq > seen.signup_seq:
+        late_signups = sa.select(sa.func.count(), sa.func.min(signed_up)).where(
+            customers.c.signed_up_seq > seen.signup_seq,
+            customers.c.signed_up_seq <= newest.signup_seq,
+            signed_up < state.watermark_us,
+            signed_up >= state.first_run_us,
         )
-    ).one()
+        signups, signups_since_us = conn.execute(late_signups).one()
+        count += signups
+        since_us = _earliest(since_us, signups_since_us)
+        if signups and follows_sign_ups(ruleset.rules):
+            acting += signups
+            acting_since_us = _earliest(acting_since_us, signups_since_us)
+    report.late, report.late_since_us = count, since_us
     if not acting:
         return None
-    return LateEvents(state.events_seen_pk, newest, state.first_run_us), since_us, acting
+    imported = LateImports(
+        seen.event_pk, newest.event_pk, seen.signup_seq, newest.signup_seq, state.first_run_us
+    )
+    return imported, acting_since_us, acting
+
+
+def _earliest(one: int | None, other: int | None) -> int | None:
+    return other if one is None else one if other is None else min(one, other)
 
 
 def _lock(conn: Connection, name: str, now_us: int) -> _State | None:
@@ -208,9 +258,9 @@ def _lock(conn: Connection, name: str, now_us: int) -> _State | None:
         {"name": name, "first_run_us": now_us, "watermark_us": now_us},
     )
     state = rule_set_state.c
-    query = sa.select(state.watermark_us, state.first_run_us, state.events_seen_pk).where(
-        state.name == name
-    )
+    query = sa.select(
+        state.watermark_us, state.first_run_us, state.events_seen_pk, state.signups_seen_seq
+    ).where(state.name == name)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     row = conn.execute(query).first()

@@ -105,30 +105,36 @@ EVERYONE = Customers()
 
 
 @dataclass(frozen=True)
-class LateEvents:
-    """The events with keys in `(after_pk, upto_pk]` that happened at or after `since_us` (the
-    rule set's first start: older ones are history): those imported since a tick that happened
-    before its window, whose own occurrences a tick takes apart (`engine.tick`). Only events
-    make occurrences late: a calendar trigger's or a sign-up's fill writes none of them."""
+class LateImports:
+    """What was imported since a tick that happened before its window, whose own occurrences a
+    tick takes apart (`engine.tick`): the events with keys in `(after_pk, upto_pk]` and the
+    sign-ups numbered in `(signups_after, signups_upto]` (`customers.signed_up_seq`), of
+    instants at or after `since_us` (the rule set's first start: older ones are history). Only
+    those make occurrences late: a calendar trigger's fill writes none of them."""
 
     after_pk: int
     upto_pk: int
+    signups_after: int
+    signups_upto: int
     since_us: int
 
     def params(self) -> dict[str, int]:
         return {
             "late_after": self.after_pk,
             "late_upto": self.upto_pk,
+            "late_signups_after": self.signups_after,
+            "late_signups_upto": self.signups_upto,
             "late_since": self.since_us,
         }
 
 
 def _late_clauses(source: Source) -> list[sa.ColumnElement[bool]]:
-    """The source's rows among the `LateEvents`, their bounds as parameters."""
+    """The source's rows among the `LateImports`, their bounds as parameters."""
     assert source.pk is not None
+    after, upto = source.late_bounds
     return [
-        source.pk > sa.bindparam("late_after", type_=sa.BigInteger),
-        source.pk <= sa.bindparam("late_upto", type_=sa.BigInteger),
+        source.pk > sa.bindparam(after, type_=sa.BigInteger),
+        source.pk <= sa.bindparam(upto, type_=sa.BigInteger),
         source.instant >= sa.bindparam("late_since", type_=sa.BigInteger),
     ]
 
@@ -168,7 +174,7 @@ class _Fill:
     customers: Customers
     zones: Sequence[str]  # the customers' time zones (the shop's for those without one)
     needs: frozenset[str]  # event types the condition cannot hold without
-    late: LateEvents | None = None  # only the occurrences of these events
+    late: LateImports | None = None  # only the occurrences of these events and sign-ups
     inserted: int = 0
 
     @property
@@ -282,11 +288,11 @@ def fill(
     zones: Sequence[str],
     who: Customers = EVERYONE,
     needs: frozenset[str] = frozenset(),
-    late: LateEvents | None = None,
+    late: LateImports | None = None,
 ) -> int:
     """Write every occurrence of `rule` due in `window` for the customers `who` covers to the
     candidates table; returns how many. `zones` are the customers' time zones. With `late`,
-    only the occurrences of those events.
+    only the occurrences of those events and sign-ups.
 
     `needs`: event types the rule's condition cannot hold without (`sqlgen.needed_events`).
     A calendar trigger's occurrences (every customer, on each day of the window) are then
@@ -352,6 +358,14 @@ def instant_event_types(rules: Sequence[ast.CheckedRule]) -> list[str]:
     return sorted(found)
 
 
+def follows_sign_ups(rules: Sequence[ast.CheckedRule]) -> bool:
+    """Whether some of `rules` has occurrences at the customers' sign-ups."""
+    return any(
+        isinstance(r.when.trigger, ast.CustomerTrigger) and r.when.trigger.name == "signed_up"
+        for r in rules
+    )
+
+
 def _fill_key(rule: ast.CheckedRule) -> tuple[Source, int] | None:
     """What decides the rows of an instants trigger's fill without `at` (`_instants`): its
     source (one object per source) and offset; None for the others."""
@@ -378,7 +392,10 @@ class Source:
     select: sa.Select[Any]
     instant: sa.ColumnElement[int]
     customer: sa.ColumnElement[str]
-    pk: sa.ColumnElement[int] | None = None  # the event's key, for an event's instants
+    # What tells those imported late: the event's key, the sign-up's number (`LateImports`),
+    # and the names of its bounds' parameters.
+    pk: sa.ColumnElement[int] | None = None
+    late_bounds: tuple[str, str] = ("late_after", "late_upto")
 
 
 def instant_source(trigger: ast.Trigger) -> Source | None:
@@ -414,7 +431,8 @@ def _signed_up_source() -> Source:
         instant.label("instant"),
         NO_EVENT.label("event_pk"),
     ).where(instant.is_not(None))
-    return Source(select, instant, customers.c.id)
+    bounds = ("late_signups_after", "late_signups_upto")
+    return Source(select, instant, customers.c.id, customers.c.signed_up_seq, bounds)
 
 
 @functools.cache

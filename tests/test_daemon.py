@@ -396,8 +396,8 @@ def test_events_imported_after_a_tick_passed_their_time_are_a_warning(
     assert acted_rules(engine) == [("fit", iso(T0 + 10 * MINUTE_US))]
     (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned.startswith(
-        f"1 event was imported after a tick had passed its time (the earliest happened at"
-        f" {iso(T0 + 10 * MINUTE_US)}): occurrences it made due before {iso(T0 + HOUR_US)} act"
+        "1 event or sign-up was imported after a tick had passed its time (the earliest happened"
+        f" at {iso(T0 + 10 * MINUTE_US)}): occurrences it made due before {iso(T0 + HOUR_US)} act"
         " late within the grace period and are missed after it; what was decided without it"
         " stands."
     )

@@ -72,7 +72,9 @@ def stored_customers(engine: Engine) -> dict[str, dict]:
     with engine.connect() as conn:
         rows = conn.execute(select(customers)).mappings().all()
         links = conn.execute(select(customer_tags)).all()
-    result = {row["id"]: {k: v for k, v in row.items() if k != "id"} for row in rows}
+    # The sign-ups' numbers say in which order imports wrote them (tests/test_tick_late_customers).
+    hidden = ("id", "signed_up_seq")
+    result = {row["id"]: {k: v for k, v in row.items() if k not in hidden} for row in rows}
     for row in result.values():
         row["tags"] = set()
     for customer_id, tag in links:

@@ -647,7 +647,7 @@ def test_events_imported_after_a_tick_passed_their_time_act_late_within_grace(
     engine.dispose()
     main(["status", "--db", db_url])
     out = capsys.readouterr().out
-    assert "  events imported after a tick had passed their time: 4 (those within" in out
+    assert "  events and sign-ups imported after a tick had passed their time: 4 (those" in out
 
 
 def test_with_no_grace_a_tick_s_own_window_acts_and_only_downtime_is_missed(

@@ -1,44 +1,130 @@
 """Customers imported after a tick passed their sign-up (a cron job's `nudge import customers`):
-a known gap, shown here until it is closed. Events imported late act late within `grace`
-(docs/semantics.md, late events); a customer's `signed_up` imported late does not, and nothing
-counts or tells it: the daemon's `customer.signed_up` occurrences of such a customer never act,
-while a simulation of that window afterwards says they did."""
+their `customer.signed_up` occurrences act late within `grace` and are recorded missed when
+older, as events imported late (docs/semantics.md, late events); each is taken once and counted.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from daemon_helpers import config_for, write_rules
+from sqlalchemy import Engine
 
+from engine.config import Config
 from engine.history import history
-from engine.importers import import_customer_rows
+from engine.importers import import_customer_rows, import_event_rows
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.storage.db import open_database
+from engine.storage.tables import customers, occurrences
 from engine.tick import tick
 from engine.timeutil import US, iso
 from tests.test_tick import HOUR_US, A
 
+MINUTE_US = 60 * US
 WELCOME = 'rule "welcome"\n  when customer.signed_up + 10m\n  then task "say hello"\n'
 
 
-@pytest.mark.xfail(strict=True, reason="a sign-up imported late is neither acted on nor counted")
-def test_a_sign_up_imported_after_its_tick_acts_late_within_grace(
-    db_url: str, tmp_path: Path
-) -> None:
+@pytest.fixture
+def engine(db_url: str) -> Engine:
     engine = open_database(db_url)
+    yield engine
+    engine.dispose()
+
+
+def setup(engine: Engine, tmp_path: Path, db_url: str, rules: str = WELCOME) -> Config:
+    """A rule set on `engine` started at A and ticked at A + 1h."""
     config = config_for(tmp_path, db_url)
-    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": WELCOME}, []), config)
+    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": rules}, []), config)
     tick(engine, ruleset, config, "shop", A)  # the rule set starts
     tick(engine, ruleset, config, "shop", A + HOUR_US)
+    return config
+
+
+def ticked(engine: Engine, tmp_path: Path, config: Config, now_us: int) -> tuple[int, int, int]:
+    """(late, acted, missed) of a tick at `now_us`."""
+    ruleset = load_rule_set(tmp_path / "rules", config)
+    report = tick(engine, ruleset, config, "shop", now_us)
+    return report.late, report.recorded.occurrences, report.recorded.missed
+
+
+def signed_up(engine: Engine, config: Config, *rows: tuple[str, int]) -> None:
+    people = [{"id": cid, "signed_up": iso(at_us)} for cid, at_us in rows]
+    assert not import_customer_rows(engine, people, config.timezone).problems
+
+
+def ledger(engine: Engine) -> list[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        query = sa.select(occurrences.c.customer_id, occurrences.c.due_us, occurrences.c.status)
+        return sorted((c, iso(due), status) for c, due, status in conn.execute(query))
+
+
+def test_a_sign_up_imported_after_its_tick_acts_late_within_grace(db_url, tmp_path, engine):
+    config = setup(engine, tmp_path, db_url)
     # The hourly import brings a customer who signed up half an hour ago.
-    sign_up = {"id": "c1", "signed_up": iso(A + 30 * 60 * US)}
-    assert not import_customer_rows(engine, [sign_up], config.timezone).problems
-    for hours in range(2, 6):
-        tick(engine, ruleset, config, "shop", A + hours * HOUR_US)
+    signed_up(engine, config, ("c1", A + 30 * MINUTE_US))
+    assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 1, 0)
+    for hours in range(3, 6):  # taken once
+        assert ticked(engine, tmp_path, config, A + hours * HOUR_US) == (0, 0, 0)
+    ruleset = load_rule_set(tmp_path / "rules", config)
     simulated = simulate_records(engine, ruleset, config, A, A + 6 * HOUR_US)
-    assert [(r["customer"], r["due"]) for r in simulated] == [("c1", iso(A + 40 * 60 * US))]
+    assert [(r["customer"], r["due"]) for r in simulated] == [("c1", iso(A + 40 * MINUTE_US))]
     done = [(r.customer_id, iso(r.due_us)) for r in history(engine, A, A + 6 * HOUR_US)]
-    engine.dispose()
-    assert done == [("c1", iso(A + 40 * 60 * US))]
+    assert done == [("c1", iso(A + 40 * MINUTE_US))]
+
+
+def test_older_than_grace_is_missed_and_history_is_not_late(db_url, tmp_path, engine):
+    config = setup(engine, tmp_path, db_url)
+    for hours in range(2, 9):
+        ticked(engine, tmp_path, config, A + hours * HOUR_US)
+    signed_up(
+        engine,
+        config,
+        ("old", A - 2 * HOUR_US),  # before the rule set started: history
+        ("gone", A + HOUR_US),  # due 1h10 after A: more than grace (6h) and a tick ago
+        ("recent", A + 7 * HOUR_US),
+    )
+    assert ticked(engine, tmp_path, config, A + 9 * HOUR_US) == (2, 1, 1)
+    assert ledger(engine) == [
+        ("gone", iso(A + HOUR_US + 10 * MINUTE_US), "missed"),
+        ("recent", iso(A + 7 * HOUR_US + 10 * MINUTE_US), "acted"),
+    ]
+
+
+def test_only_a_new_or_moved_sign_up_is_numbered(db_url, tmp_path, engine):
+    """An import that repeats a customer leaves its number; one that moves the sign-up, or
+    gives one to a customer an event made, numbers it anew, after every number before."""
+    config = setup(engine, tmp_path, db_url)
+    assert not import_event_rows(
+        engine, [{"customer": "e1", "type": "order.paid", "at": iso(A - HOUR_US)}], config.timezone
+    ).problems
+    signed_up(engine, config, ("c1", A - HOUR_US), ("c2", A - HOUR_US))
+
+    def numbers() -> dict[str, int | None]:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(customers.c.id, customers.c.signed_up_seq))
+            return dict(rows.all())
+
+    first = numbers()
+    assert first["e1"] is None and first["c1"] and first["c2"]
+    assert not import_customer_rows(
+        engine, [{"id": "c1", "signed_up": iso(A - HOUR_US), "name": "Ann"}], config.timezone
+    ).problems
+    assert numbers() == first
+    signed_up(engine, config, ("c2", A + 30 * MINUTE_US), ("e1", A + 20 * MINUTE_US))
+    after = numbers()
+    last = max(first["c1"], first["c2"])
+    assert after["c1"] == first["c1"]
+    assert sorted([after["c2"], after["e1"]]) == [last + 1, last + 2]
+    # Both now acts late: e1's sign-up is new, c2's moved into the rule set's time.
+    assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (2, 2, 0)
+
+
+def test_counted_but_not_evaluated_without_a_sign_up_rule(db_url, tmp_path, engine):
+    rules = 'rule "thanks"\n  when order.paid\n  then task "thank"\n'
+    config = setup(engine, tmp_path, db_url, rules)
+    signed_up(engine, config, ("c1", A + 30 * MINUTE_US))
+    assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 0, 0)
+    assert ticked(engine, tmp_path, config, A + 3 * HOUR_US) == (0, 0, 0)

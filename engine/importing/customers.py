@@ -18,7 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import text as text_sql
 
 from engine.importing.fields import (
     birthday,
@@ -49,6 +50,7 @@ _COLUMNS = (
     "birthday_md",
     "timezone",
     "signed_up_us",
+    "signed_up_seq",  # set here, never given by a row (`_number_sign_ups`)
     "accepts_marketing",
 )
 
@@ -196,6 +198,7 @@ def store_customers(connection: Connection, rows: list[CustomerRow], report: Imp
     changed = {cid: new for cid, new in state.items() if not new.same(stored.get(cid))}
     if not changed:
         return
+    _number_sign_ups(connection, changed, stored)
     connection.execute(
         upsert(connection, customers),
         [{"id": cid, **new.columns, "attributes": new.attributes} for cid, new in changed.items()],
@@ -208,6 +211,35 @@ def store_customers(connection: Connection, rows: list[CustomerRow], report: Imp
         links = [{"customer_id": cid, "tag": tag} for cid, tags in retagged.items() for tag in tags]
         if links:
             connection.execute(insert_or_ignore(connection, customer_tags), links)
+
+
+# Key of the PostgreSQL advisory lock an import's transaction holds while it numbers sign-ups
+# (any fixed 64-bit number no other application on the server uses; this one spells "nudge-su").
+SIGNUPS_LOCK = 0x6E75_6467_652D_7375
+
+
+def _number_sign_ups(
+    connection: Connection, changed: dict[str, Stored], stored: dict[str, Stored]
+) -> None:
+    """Give each customer of `changed` whose sign-up time is new or moved the next number of
+    `customers.signed_up_seq`, so that a tick can tell the sign-ups imported since it last
+    looked (`engine.tick`). On PostgreSQL the transaction first takes `SIGNUPS_LOCK`, so that
+    imports at once commit their numbers in order, as on SQLite: a tick that has seen the
+    newest number has seen every sign-up before it."""
+    moved = [
+        cid
+        for cid, new in changed.items()
+        if new.columns["signed_up_us"] is not None
+        and new.columns["signed_up_us"] != stored.get(cid, _NEW).columns["signed_up_us"]
+    ]
+    if not moved:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(text_sql("SELECT pg_advisory_xact_lock(:key)"), {"key": SIGNUPS_LOCK})
+    last = connection.execute(select(func.max(customers.c.signed_up_seq))).scalar_one() or 0
+    for seq, cid in enumerate(moved, start=last + 1):
+        new = changed[cid]
+        changed[cid] = Stored({**new.columns, "signed_up_seq": seq}, new.attributes, new.tags)
 
 
 def _apply(base: Stored, row: CustomerRow) -> Stored:

@@ -60,6 +60,10 @@ customers = Table(
     Column("birthday_md", String(5)),
     Column("timezone", String(64)),
     Column("signed_up_us", BigInteger),
+    # Numbers the sign-ups in the order imports wrote them: set when an import gives a customer
+    # a sign-up time or changes it, so that a tick can tell the sign-ups imported since the
+    # last one (`rule_set_state.signups_seen_seq`). Null for customers without one.
+    Column("signed_up_seq", BigInteger),
     Column("accepts_marketing", Boolean, nullable=False, default=False),
     Column("attributes", Json, nullable=False, default=dict),
     # The id in the birthday's and the sign-up's indexes: the customers of a range of ids (a
@@ -67,6 +71,7 @@ customers = Table(
     Index(None, "birthday_md", "id"),
     Index(None, "timezone"),
     Index(None, "signed_up_us", "id"),  # `customer.signed_up` triggers, every tick
+    Index(None, "signed_up_seq"),  # the sign-ups imported since a tick, every tick
     # What every rule's query reads of each occurrence's customer (the zone, and consent for
     # marketing), and the fills of the customers of a range of ids by zone: read from the index
     # alone, without a second lookup into the table.
@@ -115,6 +120,9 @@ rule_set_state = Table(
     # before it (`engine.tick`, `nudge status`).
     Column("events_seen_pk", BigInteger),
     Column("late_events", BigInteger, nullable=False, server_default="0"),
+    # The same for sign-ups (`customers.signed_up_seq`): a customer imported after a tick had
+    # passed the sign-up; counted in `late_events` too.
+    Column("signups_seen_seq", BigInteger),
 )
 
 # --- the ledger: what the daemon decided ----------------------------------------------------------
