@@ -300,6 +300,23 @@ def _is_for_equals(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
     is_ = stack[-2] if negated and len(stack) > 1 else stack[-1]
     if not _is_a(is_, "IS"):
         return None
+    word = str(error.token).lower() if error.token.type == "NAME" else None
+    if word in _NOT_SET_WORDS or word in _TRUTH_WORDS:
+        # `is null`, `is not empty`: not a comparison with a value, the question `is` asks;
+        # `is true`: a comparison with `yes`. `==` in place of `is` would mean neither.
+        written = f"{'is not' if negated else 'is'} {error.token}"
+        if word in _NOT_SET_WORDS:
+            instead = "is set" if negated else "is not set"
+        else:
+            instead = f"{'!=' if negated else '=='} {_TRUTH_WORDS[word]}"
+        return Diagnostic(
+            "error",
+            "E115",
+            f"`{written}` is written `{instead}`",
+            _offset_span(file, text, is_.start_pos or 0, error.token.end_pos or 0),
+            "`is` only asks whether a value is set: `is set`, `is not set`",
+            f"write `{instead}` in place of `{written}`",
+        )
     operator, written = ("!=", "is not") if negated else ("==", "is")
     return Diagnostic(
         "error",
@@ -309,6 +326,14 @@ def _is_for_equals(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
         "`is` only asks whether a value is set: `is set`, `is not set`",
         f"write `{operator}` in place of `{written}`",
     )
+
+
+# Words after `is` that ask whether a value is missing (`is null`: `is not set`), and those
+# that stand for `yes` and `no` (`is true`: `== yes`).
+_NOT_SET_WORDS = frozenset(
+    {"null", "none", "nil", "empty", "blank", "unset", "missing", "undefined", "nothing"}
+)
+_TRUTH_WORDS = {"true": "yes", "false": "no"}
 
 
 def _half_comparison(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:

@@ -561,3 +561,20 @@ def test_a_correction_tried_and_turned_down_leaves_no_statement_behind() -> None
     rule_file, diagnostics = parse_source(SourceFile("t.rules", text))
     assert [d.code for d in diagnostics] == ["E110", "E130"]
     assert [s.name for s in rule_file.statements if isinstance(s, ast.Rule)] == ["ok"]
+
+
+def test_is_null_or_is_empty_is_told_to_be_is_not_set():
+    """Not `==` in place of `is`: `customer.email == null` compares with a word (E118), and in
+    quotes with the text "null"; `is null` asks what `is not set` does."""
+    text = 'when a.b if customer.email is null then tag "x"\n'
+    text += 'when a.b if customer.email is not empty then tag "x"\n'
+    text += 'when a.b if customer.vip is true then tag "x"\n'
+    text += 'when a.b if customer.phone is unset then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E115", "t.rules:1:28", "write `is not set` in place of `is null`"),
+        ("E115", "t.rules:2:28", "write `is set` in place of `is not empty`"),
+        ("E115", "t.rules:3:26", "write `== yes` in place of `is true`"),
+        ("E115", "t.rules:4:28", "write `is not set` in place of `is unset`"),
+    ]
