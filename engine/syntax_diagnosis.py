@@ -222,6 +222,13 @@ def _nothing_after(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
         keyword_of(token.type) or token.type in ("RPAR", "RSQB", "COMMA")
     ):
         return None
+    if token.type in _TEXT_LIKE and last.type in _COMPARISONS:
+        # Not a word that would follow the value (`then`), but one written as the value:
+        # `order.kind == gift`, a keyword as text, which is to be quoted (E118), not added to.
+        mistake = next(m for m in MISTAKES if m.code == "E118")
+        span = _token_span(file, text, token)
+        help = f'write it in quotes: `{last} "{token}"`'
+        return Diagnostic("error", "E118", mistake.message, span, mistake.label, help)
     expected = set(error.accepts or error.expected)
     unfinished = _unfinished(str(last), bool(expected & _ACTION_WORDS), _in_segment(error))
     if unfinished is None:
@@ -232,6 +239,16 @@ def _nothing_after(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
 
 
 _COMPARISONS = frozenset({"EQ", "NE", "LT", "LE", "GT", "GE", "ASSIGN"})
+
+# The language's words that are also words of a shop's data (`order.kind == gift`,
+# `order.weekday == monday`): after a comparison, one is a value written without its quotes.
+_TEXT_LIKE = frozenset(
+    {
+        *("MESSAGE", "FOLLOWUP", "COUPON", "POINTS", "TASK", "GIFT", "TAG", "UNTAG"),
+        *("MARKETING", "HOLIDAY", "DAY", "MONTH", "MIN", "CUSTOMER"),
+        *("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"),
+    }
+)
 
 
 _DELAY_AFTER = re.compile(r"[ \t]+([0-9]+(?:[ \t]*[A-Za-z]+)?)")

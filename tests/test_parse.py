@@ -578,3 +578,21 @@ def test_is_null_or_is_empty_is_told_to_be_is_not_set():
         ("E115", "t.rules:3:26", "write `== yes` in place of `is true`"),
         ("E115", "t.rules:4:28", "write `is not set` in place of `is unset`"),
     ]
+
+
+def test_a_keyword_written_as_a_value_is_told_to_be_quoted():
+    """`order.kind == gift` has its value: a keyword as text, to be quoted (E118, read on as
+    quoted), not `==` needing a value (E135); before `then` the value is missing."""
+    text = 'when a.b if order.kind == gift then tag "x"\n  tag "y"\n'
+    text += 'when a.b if customer.orders > then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+        ("E118", "t.rules:1:27", 'write it in quotes: `== "gift"`'),
+        (
+            "E113",
+            "t.rules:2:3",
+            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
+        ),
+        ("E135", "t.rules:3:29", "write the value after `>` on this line, such as `> 3`"),
+    ]
