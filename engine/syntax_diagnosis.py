@@ -251,7 +251,27 @@ _TEXT_LIKE = frozenset(
 )
 
 
-_DELAY_AFTER = re.compile(r"[ \t]+([0-9]+(?:[ \t]*[A-Za-z]+)?)")
+# A duration as the language writes it (grammar/nudge.lark's DURATION), or a number in words
+# and a unit (`two weeks`), after blanks: the delay of `after 3d`, the offset of `at 10:00 - 1d`.
+_DURATION = re.compile(
+    r"[ \t]*([0-9]+[ \t]*(?:minutes?|hours?|days?|weeks?|m|h|d|w)(?![A-Za-z0-9_])"
+    r"|[A-Za-z]+[ \t]+[A-Za-z]+)"
+)
+
+
+def _duration_at(text: str, position: int) -> str | None:
+    """The duration written at `position` of `text`, past blanks, in the language's words:
+    `3 days` as written, `two weeks` as `2w`; None when there is none (`3` without a unit)."""
+    found = _DURATION.match(text, position)
+    if found is None:
+        return None
+    if found[1][0].isdigit():
+        return found[1]
+    number, unit = found[1].lower().split()
+    name = unit.removesuffix("s")
+    if number not in _NUMBER_WORDS or name not in _UNITS:
+        return None
+    return f"{_NUMBER_WORDS[number] * _DAYS_IN.get(name, 1)}{_UNITS[name]}"
 
 
 def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -275,14 +295,16 @@ def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnost
         if len(trigger) > 1:
             return None  # it has a delay already
         sign = "+" if word == "after" else "-"
-        delay = _DELAY_AFTER.match(text, token.end_pos or 0)
+        delay = _duration_at(text, token.end_pos or 0)
         return Diagnostic(
             "error",
             "E136",
             f"a delay {word} the trigger is written with `{sign}`",
             span,
             f"`{token}` cannot follow the trigger",
-            f"write `{trigger[0]} {sign} {delay[1] if delay else '3d'}`",
+            f"write `{trigger[0]} {sign} {delay}`"
+            if delay
+            else f"write `{trigger[0]} {sign}` and the delay, such as `{trigger[0]} {sign} 3d`",
         )
     operator = "==" if token.type == "ASSIGN" else str(token)
     return Diagnostic(
@@ -654,15 +676,16 @@ def _offset_after_at(file: str, text: str, error: UnexpectedToken) -> Diagnostic
         isinstance(child, Tree) and child.data == "offset" for child in trigger.children
     ):
         return None  # a trigger that takes no offset, or has one already
-    offset = re.compile(r"[+-][ \t]*[0-9]+[ \t]*[A-Za-z]*").match(text, token.start_pos or 0)
-    written = offset[0] if offset else f"{token} 1d"
+    duration = _duration_at(text, token.end_pos or 0)
     return Diagnostic(
         "error",
         "E140",
         "the offset comes before `at`",
         _token_span(file, text, token),
         f"after `at {clock}`",
-        f"write the offset first: `{written} at {clock}`",
+        f"write the offset first: `{token} {duration} at {clock}`"
+        if duration
+        else f"write the offset, a number and a unit, first: such as `{token} 1d at {clock}`",
     )
 
 

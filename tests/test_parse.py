@@ -596,3 +596,20 @@ def test_a_keyword_written_as_a_value_is_told_to_be_quoted():
         ),
         ("E135", "t.rules:3:29", "write the value after `>` on this line, such as `> 3`"),
     ]
+
+
+def test_the_delay_in_the_help_of_e136_and_e140_is_the_one_written():
+    """Only a duration is taken as the delay: not `3 then` of `+ 3 then`, which has no unit,
+    and `two weeks` is `2w`, not a made-up `3d`."""
+    text = 'when order.received at 10:00 + 3 then tag "x"\n'
+    text += 'when order.received at 10:00 + two weeks then tag "x"\n'
+    text += 'when order.received after 3 then tag "x"\n'
+    text += 'when order.received after two weeks then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, d.span.line if d.span else 0, d.help) for d in caught.value.diagnostics] == [
+        ("E140", 1, "write the offset, a number and a unit, first: such as `+ 1d at 10:00`"),
+        ("E140", 2, "write the offset first: `+ 2w at 10:00`"),
+        ("E136", 3, "write `order.received +` and the delay, such as `order.received + 3d`"),
+        ("E136", 4, "write `order.received + 2w`"),
+    ]
