@@ -24,7 +24,7 @@ from lark.parsers.lalr_parser_state import ParserState
 
 from engine.duration_errors import Slip, duration_slip
 from engine.errors import Diagnostic
-from engine.language import SCAN, SYNC_WORDS, misspelt_start, parser, starts_line
+from engine.language import SCAN, SYNC_WORDS, keywords, misspelt_start, parser, starts_line
 from engine.source import Span
 from engine.syntax_errors import ACTIONS, MISTAKES, Mistake, describe_expected, keyword_of
 
@@ -391,16 +391,35 @@ def _half_comparison(file: str, text: str, error: UnexpectedToken) -> Diagnostic
     meta = getattr(left, "meta", None)
     if meta is None or getattr(meta, "empty", True):
         return None
-    value = _word_after(text, token.end_pos or 0) or "3"
-    written = f"{joint} {text[meta.start_pos : meta.end_pos]} {token} {value}"
+    value = _value_after(text, token.end_pos or 0)
+    written = f"{joint} {text[meta.start_pos : meta.end_pos]} {token} {value or 3}"
+    where = "" if token.line == joint.line else f"line {token.line} goes on with "
     return Diagnostic(
         "error",
         "E135",
         f"`{joint}` needs a whole condition after it",
         _token_span(file, text, joint),
-        f"`{token}` cannot follow it: a comparison needs a value on each side",
-        f"write the value it compares again: `{written}`",
+        f"{where}`{token}`, which cannot follow it: a comparison needs a value on each side"
+        if where
+        else f"`{token}` cannot follow it: a comparison needs a value on each side",
+        f"write the value it compares again: `{written}`"
+        if value
+        else f"write the value it compares again, and the value to compare with: `{written}`",
     )
+
+
+def _value_after(text: str, position: int) -> str | None:
+    """The value written after `position` of `text` (`3`, `-3`, `"bags"`, `customer.orders`),
+    None when a word of the language or nothing comes first (`<= then`)."""
+    word = _word_after(text, position)
+    sign = ""
+    if word == "-":
+        sign, word = "-", _word_after(text, text.index("-", position) + 1)
+    if word is None or word in keywords():
+        return None
+    if word.startswith('"') or re.fullmatch(r"[A-Za-z0-9_.]+", word):
+        return sign + word
+    return None
 
 
 def _last_comparison(value: object) -> Tree | None:

@@ -613,3 +613,33 @@ def test_the_delay_in_the_help_of_e136_and_e140_is_the_one_written():
         ("E136", 3, "write `order.received +` and the delay, such as `order.received + 3d`"),
         ("E136", 4, "write `order.received + 2w`"),
     ]
+
+
+def test_the_help_of_a_half_comparison_writes_the_value_written_or_says_it_is_missing():
+    text = 'when a.b if customer.orders >= 1 and <= then tag "x"\n'
+    text += 'when a.b if customer.orders >= 1 and <= -3 then tag "x"\n'
+    text += 'when a.b if customer.orders >= 1 and\n  <= 3 then tag "x"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.label, d.help) for d in caught.value.diagnostics] == [
+        (
+            "E135",
+            "t.rules:1:34",
+            "`<=` cannot follow it: a comparison needs a value on each side",
+            "write the value it compares again, and the value to compare with: "
+            "`and customer.orders <= 3`",
+        ),
+        (
+            "E135",
+            "t.rules:2:34",
+            "`<=` cannot follow it: a comparison needs a value on each side",
+            "write the value it compares again: `and customer.orders <= -3`",
+        ),
+        (
+            "E135",
+            "t.rules:3:34",
+            "line 4 goes on with `<=`, which cannot follow it: a comparison needs a value on "
+            "each side",
+            "write the value it compares again: `and customer.orders <= 3`",
+        ),
+    ]
