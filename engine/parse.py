@@ -27,7 +27,7 @@ from engine.errors import Diagnostic, RuleError
 from engine.language import SCAN, SYNC_WORDS, misspelt_start, parser, starts_line
 from engine.render import remember_source
 from engine.source import SourceFile, Span
-from engine.syntax_diagnosis import correction, diagnose
+from engine.syntax_diagnosis import NEEDS_MORE, correction, diagnose
 from engine.transform import to_statement
 
 # The statement words as the parser's terminals (`RULE`, `WHEN`, ...).
@@ -213,14 +213,23 @@ class _Recovery:
 
 
 def _reads_on(interactive: InteractiveParser, words: list[Token], line: int) -> bool:
-    """Whether the parser takes `words`, and after them what is left of `line`."""
+    """Whether the parser takes `words`, and after them what is left of `line`, up to its end:
+    a line that then ends in a word needing more (`and 3 <=`, read for `and <=`) does not read
+    on when what comes next cannot follow that word, as its error would be the same mistake
+    told twice."""
     trial = interactive.copy()  # a deep copy: the parser appends finished statements in place
+    last = words[-1].type if words else None
     try:
         for word in words:
             trial.feed_token(word)
         for token in trial.iter_parse():  # each token is fed after it is seen
             if token.line != line:
+                if last in NEEDS_MORE:
+                    trial.copy().feed_token(token)
                 break
+            last = token.type
+        else:
+            return last not in NEEDS_MORE  # the file ends after the line
     except UnexpectedInput:
         return False
     return True

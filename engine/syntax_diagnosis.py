@@ -200,7 +200,7 @@ def _dangling(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None
 
 # The terminals of the words and operators that need something after them, on the stack of
 # the parser that stopped after one.
-_NEEDS_MORE = frozenset(
+NEEDS_MORE = frozenset(
     {
         *("EQ", "NE", "LT", "LE", "GT", "GE", "PLUS", "MINUS", "STAR", "SLASH"),
         *("IN", "CONTAINS", "BETWEEN", "IS", "AND", "OR", "NOT", "IF"),
@@ -216,7 +216,7 @@ def _nothing_after(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
     stack = error.interactive_parser.parser_state.value_stack
     token = error.token
     last = stack[-1] if stack else None
-    if not isinstance(last, Token) or last.type not in _NEEDS_MORE:
+    if not isinstance(last, Token) or last.type not in NEEDS_MORE:
         return None
     if token.type != "$END" and not (
         keyword_of(token.type) or token.type in ("RPAR", "RSQB", "COMMA")

@@ -643,3 +643,11 @@ def test_the_help_of_a_half_comparison_writes_the_value_written_or_says_it_is_mi
             "write the value it compares again: `and customer.orders <= 3`",
         ),
     ]
+
+
+def test_a_correction_that_leaves_the_line_unfinished_does_not_read_on():
+    """`and <=` read as `and 3 <=` still ends the line in `<=`: the same mistake, not told
+    twice (E135 at `and`, then at `<=`)."""
+    text = "when a.b if customer.orders >= 1 and <=\nwhen a.b\n  if customer.orders >= 1 and <=\n"
+    text += '  then tag "x"'
+    assert errors_of(text) == [("E135", 1, 34), ("E135", 3, 27)]
