@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
@@ -371,11 +372,22 @@ def _same_file(path: Path, other: Path) -> bool:
         return False
 
 
+def _shown(cell: str) -> str:
+    return "".join(
+        "\ufffd" if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") else char
+        for char in cell
+    )
+
+
 def _columns(rows: list[list[str]]) -> str:
     """Rows of text as left-aligned columns, the first row a header. Widths are counted in
-    terminal cells, so that a name in Chinese (two cells a character) keeps its column."""
+    terminal cells, so that a name in Chinese (two cells a character) keeps its column. A
+    character a terminal would not show in one cell (a tab, a line feed, an escape, which a
+    customer's name as imported may hold) is shown as �: it would break the row or drive the
+    terminal."""
     from rich.cells import cell_len
 
+    rows = [[_shown(cell) for cell in row] for row in rows]
     widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(

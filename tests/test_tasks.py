@@ -235,3 +235,15 @@ def test_tasks_channel_must_be_a_file_or_webhook_channel(tmp_path) -> None:
     path.write_text(path.read_text().replace("tasks_channel: agent", "tasks_channel: mail"))
     with pytest.raises(ConfigError, match="tasks_channel 'mail' must name a configured file or"):
         load_config(path)
+
+
+def test_a_name_with_a_control_character_keeps_the_list_in_rows(db_url, engine, capsys) -> None:
+    """A customer's name is imported as written, a line feed or an escape included: shown as
+    it is, it would break the row in two or drive the agent's terminal."""
+    with engine.begin() as conn:
+        conn.execute(customers.insert(), [{"id": "c9", "name": "Ann\nLee\x1b[2J", "phone": "1"}])
+    add_task(engine, "Call", customer="c9")
+    code, out, _ = nudge(capsys, "tasks", "--db", db_url)
+    assert code == 0 and "\x1b" not in out
+    _, *lines = out.splitlines()
+    assert len(lines) == 1 and "Ann\ufffdLee\ufffd[2J" in lines[0]
