@@ -708,6 +708,9 @@ def _offset_after_at(file: str, text: str, error: UnexpectedToken) -> Diagnostic
     )
 
 
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+
+
 def _quote_run_on(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
     """E103 at text in quotes that a word follows with no space (`"中秋节 then tag "x"`): its
     closing quote is missing, and it ran on to the next text's opening one."""
@@ -718,6 +721,23 @@ def _quote_run_on(file: str, text: str, error: UnexpectedToken) -> Diagnostic | 
     before = stack[-1]
     if not _is_a(before, "STRING") or before.end_pos != token.start_pos or " " not in before:
         return None
+    closing = _STRING.match(text, token.end_pos or 0)
+    if closing is not None:
+        line_end = text.find("\n", closing.end())
+        rest = text[closing.end() : len(text) if line_end < 0 else line_end]
+        if len(re.findall(r'(?<!\\)"', rest)) % 2 == 0:
+            # `"Call the "VIP" customer"`: the text goes on after the word, to a quote that
+            # closes it, and the quotes after it pair up: quotes inside the text, each to be
+            # written `\"`, not one missing.
+            inner = f'{str(before)[1:-1]}\\"{token}\\"{closing[0][1:-1]}'
+            return Diagnostic(
+                "error",
+                "E103",
+                'a quote inside text is written `\\"`',
+                _token_span(file, text, before),
+                f'this text ends at the `"` before `{token}`',
+                f'write `\\"` for each quote inside the text: `"{inner}"`',
+            )
     return Diagnostic(
         "error",
         "E103",

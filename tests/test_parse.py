@@ -651,3 +651,25 @@ def test_a_correction_that_leaves_the_line_unfinished_does_not_read_on():
     text = "when a.b if customer.orders >= 1 and <=\nwhen a.b\n  if customer.orders >= 1 and <=\n"
     text += '  then tag "x"'
     assert errors_of(text) == [("E135", 1, 34), ("E135", 3, 27)]
+
+
+def test_quotes_inside_text_are_told_to_be_escaped_not_to_be_closed():
+    """`"Call the "VIP" customer"` has its closing quote: the quotes around VIP end and start
+    the text, and are to be written `\\"`. A quote missing leaves one unpaired on the line."""
+    text = 'when a.b then task "Call the "VIP" customer" and tag "x"\n'
+    text += 'when holiday "中秋节 then tag "x" and tag "y"'
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, d.message, d.help) for d in caught.value.diagnostics] == [
+        (
+            "E103",
+            'a quote inside text is written `\\"`',
+            'write `\\"` for each quote inside the text: `"Call the \\"VIP\\" customer"`',
+        ),
+        (
+            "E103",
+            "this text has no closing quote",
+            'close it with `"` where it ends (write `\\"` for a quote inside the text)',
+        ),
+    ]
+    assert parse_text('when a.b then task "Call the \\"VIP\\" customer" and tag "x"')
