@@ -340,6 +340,15 @@ def _is_for_equals(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
     if not _is_a(is_, "IS"):
         return None
     word = str(error.token).lower() if error.token.type == "NAME" else None
+    if (
+        word is not None
+        and word not in _NOT_SET_WORDS
+        and (
+            _nearest_keyword(error.token, set(error.accepts or error.expected))
+            or _word_after(text, error.token.end_pos or 0) == "set"
+        )
+    ):
+        return None  # `set` or `not` misspelt (`is sett`, `is Set`, `is nto set`): not a value
     if word in _NOT_SET_WORDS or word in _TRUTH_WORDS:
         # `is null`, `is not empty`: not a comparison with a value, the question `is` asks;
         # `is true`: a comparison with `yes`. `==` in place of `is` would mean neither.

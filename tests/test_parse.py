@@ -673,3 +673,11 @@ def test_quotes_inside_text_are_told_to_be_escaped_not_to_be_closed():
         ),
     ]
     assert parse_text('when a.b then task "Call the \\"VIP\\" customer" and tag "x"')
+
+
+def test_set_misspelt_after_is_is_told_as_a_misspelling_not_as_a_comparison():
+    """`is sett` means `is set`: not `==` in place of `is`, which would compare with `sett`."""
+    text = 'when a.b if customer.email is sett then tag "x"\n'
+    text += 'when a.b if customer.email is not Set then tag "x"\n'
+    text += 'when a.b if customer.email is nto set then tag "x"'
+    assert [code for code, _, _ in errors_of(text)] == ["E102", "E102", "E100"]
