@@ -32,8 +32,6 @@ from engine.transform import to_statement
 
 # The statement words as the parser's terminals (`RULE`, `WHEN`, ...).
 _SYNC_TERMINALS = frozenset(w.upper() for w in SYNC_WORDS)
-# Diagnostics about the word the parser stopped at itself: its spelling, a character in it.
-_OF_THE_WORD = frozenset({"E101", "E102"})
 
 
 def parse_file(source: SourceFile) -> ast.RuleFile:
@@ -139,6 +137,12 @@ def _next_statement(text: str, start: int) -> int:
     return len(text)
 
 
+# Diagnostics about the word the parser stopped at itself: its spelling, a character in it; and
+# those told at the word about the statement before it (no `then`, a `(` not closed).
+_OF_THE_WORD = frozenset({"E101", "E102"})
+_OF_THE_STATEMENT = frozenset({"E111", "E131"})
+
+
 class _Recovery:
     """The `on_error` handler: record the error, then read on with the correction its help
     names, or else resume at the next statement."""
@@ -171,7 +175,12 @@ class _Recovery:
             elif misspelt and diagnostic.code not in _OF_THE_WORD and not _at_start(interactive):
                 # The error is the statement's before the misspelt word (`>` ending the line
                 # above, a rule without `then`): the word is read again where a statement
-                # starts, so that it is reported too, with the keyword it misspells.
+                # starts, so that it is reported too, with the keyword it misspells. An error
+                # that read the word as the unfinished statement's value (`tag`, then `rul` on
+                # the next line: E117 "text goes in quotes") is not told: it would contradict
+                # that reading.
+                if _points_at(diagnostic, token) and diagnostic.code not in _OF_THE_STATEMENT:
+                    self.diagnostics.pop()
                 resume = token.start_pos or 0
             else:
                 resume = _next_statement(self.text, token.end_pos or 0)
@@ -257,6 +266,12 @@ def _end_statement(interactive: InteractiveParser) -> None:
     state = interactive.parser_state
     state.state_stack.pop()  # the `rule` fed, not written: back before it
     state.value_stack.pop()
+
+
+def _points_at(diagnostic: Diagnostic, token: Token) -> bool:
+    """Whether `diagnostic` is told at `token`."""
+    span = diagnostic.span
+    return span is not None and (span.line, span.column) == (token.line, token.column)
 
 
 def _at_start(interactive: InteractiveParser) -> bool:

@@ -576,7 +576,7 @@ _VALUE_AFTER = {
 }
 
 
-def _unfinished(word: str, in_actions: bool, segment: bool = False) -> tuple[str, str, str] | None:
+def _unfinished(word: str, in_actions: bool, segment: bool) -> tuple[str, str, str] | None:
     """Code, message and help for a statement whose line ends in `word`, which needs more
     (`segment`: `word` is the `in` of `customer in`, which takes a segment's name)."""
     if word == "in" and segment:
@@ -1105,6 +1105,10 @@ _THEN_AGAIN = Mistake(
     'write `and` in place of this `then`, e.g. `then tag "vip" and points 50`',
     ('when a.b then tag "x" then tag "y"',),
 )
+
+
+# The mistakes told before the table of `MISTAKES` is read, with their examples (tested alike).
+READ_BEFORE_THE_TABLE = (_OR_BETWEEN_ACTIONS, _AT_AFTER_ACTIONS, _THEN_AGAIN)
 
 
 def _after_actions(error: UnexpectedToken) -> Mistake | None:

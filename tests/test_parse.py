@@ -14,7 +14,7 @@ from engine.errors import RuleError
 from engine.language import parser
 from engine.parse import parse_source, parse_text
 from engine.source import SourceFile
-from engine.syntax_diagnosis import diagnose
+from engine.syntax_diagnosis import READ_BEFORE_THE_TABLE, diagnose
 from engine.syntax_errors import MISTAKES
 
 
@@ -196,6 +196,19 @@ rul "r" when a.b then tag "z"
     ]
 
 
+def test_a_misspelt_statement_word_is_not_also_read_as_the_value_before_it():
+    """`tag` left without its text, then `rul` on the next line: `rul` is told as a misspelt
+    `rule`, not also as `tag`'s text that goes in quotes (E117), nor a number for `to`."""
+    text = """rule "a"
+  when order.paid
+  then tag
+rul "b" when order.paid then tag "x"
+limit marketing to
+limt marketing to 2 per 7d
+"""
+    assert errors_of(text) == [("E102", 4, 1), ("E102", 6, 1)]
+
+
 def test_misspelt_keyword_is_named_with_the_nearest_one():
     with pytest.raises(RuleError) as caught:
         parse_text('when every mondy then tag "x"')
@@ -221,8 +234,8 @@ def test_problems_the_grammar_cannot_see():
 
 @pytest.mark.parametrize(
     ("mistake", "example"),
-    [(m, e) for m in MISTAKES for e in m.examples],
-    ids=[f"{m.code}-{e}" for m in MISTAKES for e in m.examples],
+    [(m, e) for m in (*MISTAKES, *READ_BEFORE_THE_TABLE) for e in m.examples],
+    ids=[f"{m.code}-{e}" for m in (*MISTAKES, *READ_BEFORE_THE_TABLE) for e in m.examples],
 )
 def test_each_typical_mistake_is_recognised(mistake, example):
     with pytest.raises(UnexpectedInput) as caught:
