@@ -175,6 +175,7 @@ class _Checker:
                     )
                     self._name_once(checked, names)
                     self._rule(statement)
+                    self._once_without_a_name(checked)
                     rules.append(checked)
                 case ast.Limit():
                     self._positive(statement.per, "a limit's period")
@@ -289,6 +290,26 @@ class _Checker:
             self._positive(rule.once.every, "`once every`")
         for action in rule.actions:
             self._action(action, event_entity)
+
+    def _once_without_a_name(self, checked: ast.CheckedRule) -> None:
+        """W210: `once` or `once every` in a rule without a name. The daemon keeps what the
+        rule did under its name, FILE:LINE (LANGUAGE.md 3), so a line added or taken away above
+        it makes it a new rule, whose `once` starts afresh: a customer gets it again."""
+        rule = checked.rule
+        if rule.name is not None or rule.once is None:
+            return
+        self.report(
+            Diagnostic(
+                "warning",
+                "W210",
+                f"`once` in a rule without a name: the rule is {checked.name}, and a line added"
+                " or taken away above it makes it a new rule, which acts again for a customer it"
+                " acted for",
+                rule.once.span,
+                "kept under the rule's line",
+                'give the rule a name on the line before `when`, e.g. `rule "first order gift"`',
+            )
+        )
 
     def _at_before_the_trigger(self, trigger: ast.Trigger, at: ast.ClockTime) -> None:
         """W319: `at HH:MM` after an event (or a customer timestamp) whose delay can end on the

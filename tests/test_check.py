@@ -182,6 +182,24 @@ def test_what_is_named_as_a_rule_file_but_cannot_be_read_is_an_error(tmp_path):
     ]
 
 
+def test_once_in_a_rule_without_a_name_is_warned_of(tmp_path):
+    """Its `once` is kept under FILE:LINE, which a line added above it changes (W210)."""
+    text = (
+        "# gifts\n"
+        'when order.paid\n  once\n  then gift "mug"\n'
+        'when order.paid once every 30d then tag "buyer"\n'
+        'rule "named" when order.paid once then tag "first"\n'
+        'when order.paid then tag "any"\n'
+    )
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.span.line, d.span.column) for d in diagnostics] == [
+        ("W210", 3, 3),
+        ("W210", 5, 17),
+    ]
+    assert "the rule is a.rules:2, and a line added" in diagnostics[0].message
+
+
 def test_a_rule_set_with_warnings_only_loads(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.recieved then tag "x"'})
     assert load_rule_set(rules, config).rules[0].name == "a.rules:1"
