@@ -914,8 +914,12 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
         return look_alike_here
     instead = _instead(char)
     if instead is not None:
-        label = "a currency sign" if instead.startswith("amounts") else _NOT_OURS
-        return Diagnostic("error", "E101", f"unexpected character `{char}`", span, label, instead)
+        label, help = instead
+        # `&&` and `||` as a whole: `and` is written in place of both characters.
+        run = 2 if char in "&|" and text[pos + 1 : pos + 2] == char else 1
+        span = Span(file, line, column, line, column + run)
+        what = f"character `{char}`" if run == 1 else f"`{text[pos : pos + run]}`"
+        return Diagnostic("error", "E101", f"unexpected {what}", span, label, help)
     mistake = None if _shown(char).startswith("U+") else _match_mistake(error)
     if mistake is not None:
         return Diagnostic("error", mistake.code, mistake.message, span, mistake.label, mistake.help)
@@ -965,12 +969,13 @@ _WRITTEN_ELSEWHERE = {
 }
 
 
-def _instead(char: str) -> str | None:
-    """The help for a character that is not the language's but means something in it."""
+def _instead(char: str) -> tuple[str, str] | None:
+    """The label and the help for a character that is not the language's but means something
+    in it."""
     if char in _WRITTEN_ELSEWHERE:
-        return _WRITTEN_ELSEWHERE[char]
+        return _NOT_OURS, _WRITTEN_ELSEWHERE[char]
     if unicodedata.category(char) == "Sc" or char == "元":
-        return f"amounts are plain numbers: delete `{char}`"
+        return "a currency sign", f"amounts are plain numbers: delete `{char}`"
     return None
 
 

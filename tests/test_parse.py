@@ -332,7 +332,10 @@ rule "thank you":
 """
     with pytest.raises(RuleError) as caught:
         parse_text(text, "t.rules")
-    assert [(d.code, str(d.span), d.help) for d in caught.value.diagnostics] == [
+    diagnostics = caught.value.diagnostics
+    # `&&` is marked whole, as `and` takes the place of both.
+    assert (diagnostics[0].message, diagnostics[0].span.end_column) == ("unexpected `&&`", 40)
+    assert [(d.code, str(d.span), d.help) for d in diagnostics] == [
         ("E101", "t.rules:1:38", "write `and` instead"),
         ("E101", "t.rules:2:34", "amounts are plain numbers: delete `¥`"),
         ("E101", "t.rules:3:41", "amounts are plain numbers: delete `元`"),
