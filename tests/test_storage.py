@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -386,3 +387,45 @@ def test_a_list_of_keys_selects_exactly_those_rows(db_url):
         assert list(conn.scalars(by_id, {"ids": []})) == []
         probe.drop(conn)
     engine.dispose()
+
+
+def migrate(url: str, revision: str) -> None:
+    """Upgrade or downgrade `url`'s schema to `revision`, as `upgrade` does, under its lock."""
+    engine = create(url)
+    try:
+        with engine.connect() as conn, storage_db._schema_lock(conn):
+            config = alembic_config(conn)
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current is not None and int(revision) < int(current):
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_the_sign_ups_numbers_go_back_with_the_customers_and_their_events_kept(fresh_url):
+    """0012 downgraded on a shop's database: customers that events and tags refer to lose the
+    column `signed_up_seq`, and nothing else (SQLite's foreign keys refused the table's copy)."""
+    engine = open_database(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(insert(tables.customers).values(id="c1", accepts_marketing=True))
+        conn.execute(insert(tables.customer_tags).values(customer_id="c1", tag="vip"))
+        conn.execute(
+            insert(tables.events).values(key="k1", customer_id="c1", type="order.paid", at_us=7)
+        )
+    engine.dispose()
+    migrate(fresh_url, "0011")
+    engine = create(fresh_url)
+    with engine.connect() as conn:
+        assert "signed_up_seq" not in {c["name"] for c in inspect(conn).get_columns("customers")}
+        assert conn.execute(text("SELECT id, accepts_marketing FROM customers")).all() == [
+            ("c1", True)
+        ]
+        assert conn.execute(text("SELECT customer_id, tag FROM customer_tags")).all() == [
+            ("c1", "vip")
+        ]
+        assert conn.execute(text("SELECT key, customer_id FROM events")).all() == [("k1", "c1")]
+    engine.dispose()
+    migrate(fresh_url, "0012")
+    assert schema_diff(fresh_url, tables.metadata) == []

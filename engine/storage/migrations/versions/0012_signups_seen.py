@@ -35,5 +35,7 @@ def downgrade() -> None:
     with op.batch_alter_table("rule_set_state") as batch:
         batch.drop_column("signups_seen_seq")
     op.drop_index(op.f("ix_customers_signed_up_seq"), table_name="customers")
-    with op.batch_alter_table("customers") as batch:
+    # In place (SQLite's ALTER TABLE DROP COLUMN): a copy of the table would drop the old one,
+    # which the foreign keys of the events and tags that refer to its customers refuse.
+    with op.batch_alter_table("customers", recreate="never") as batch:
         batch.drop_column("signed_up_seq")
