@@ -128,3 +128,17 @@ def test_counted_but_not_evaluated_without_a_sign_up_rule(db_url, tmp_path, engi
     signed_up(engine, config, ("c1", A + 30 * MINUTE_US))
     assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 0, 0)
     assert ticked(engine, tmp_path, config, A + 3 * HOUR_US) == (0, 0, 0)
+
+
+def test_a_sign_up_imported_between_the_upgrade_and_the_next_tick_acts(db_url, tmp_path, engine):
+    """A rule set that ran before migration 0012: the first import after the upgrade (the
+    hourly import, which upgrades the database as it opens it, while the daemon still runs the
+    old version or is stopped for the upgrade) numbers sign-ups the next tick must take."""
+    from tests.test_storage import migrate
+
+    config = setup(engine, tmp_path, db_url)
+    engine.dispose()
+    migrate(db_url, "0011")
+    migrate(db_url, "0012")
+    signed_up(engine, config, ("c1", A + 30 * MINUTE_US))
+    assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 1, 0)

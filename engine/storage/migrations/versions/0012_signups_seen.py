@@ -8,8 +8,9 @@ A customer imported after the tick that covered the sign-up (an hourly `nudge im
 customers`) never got the daemon's `customer.signed_up` occurrences, and nothing said so: only
 events were tracked as imported late (0008). Imports now number the sign-ups they write
 (`customers.signed_up_seq`), and each rule set keeps the newest its ticks saw
-(`rule_set_state.signups_seen_seq`), as for events. Customers stored before have no number and
-rule sets that ran before start from their next tick: nothing stored is taken again.
+(`rule_set_state.signups_seen_seq`), as for events. Customers stored before have no number, so
+nothing stored is taken again; rule sets that ran before have seen none, so a sign-up imported
+between the upgrade and their next tick is taken by it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_customers_signed_up_seq"), "customers", ["signed_up_seq"])
     with op.batch_alter_table("rule_set_state") as batch:
         batch.add_column(sa.Column("signups_seen_seq", sa.BigInteger(), nullable=True))
+    # The rule sets that ran before have seen no number: those an import gives before their
+    # next tick (the hourly import, which upgrades the database as it opens it) are theirs.
+    op.execute("UPDATE rule_set_state SET signups_seen_seq = 0")
 
 
 def downgrade() -> None:
