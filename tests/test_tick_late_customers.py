@@ -142,3 +142,42 @@ def test_a_sign_up_imported_between_the_upgrade_and_the_next_tick_acts(db_url, t
     migrate(db_url, "0012")
     signed_up(engine, config, ("c1", A + 30 * MINUTE_US))
     assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 1, 0)
+
+
+def test_two_imports_at_once_on_sqlite_number_their_sign_ups_apart(tmp_path):
+    """An import reads the newest number, then writes the next ones: on SQLite it must hold the
+    write lock from that read on (as the advisory lock on PostgreSQL). Else another import
+    that read the same number and committed first, and a tick after it, left this import's
+    sign-up under a number the rule set had seen: never acted on, never counted."""
+    import threading
+
+    from engine.importing.customers import parse_customer, store_customers
+    from engine.importing.report import ImportReport
+    from engine.timeutil import zone
+
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    engine = open_database(db_url)
+    config = setup(engine, tmp_path, db_url)
+    signed_up(engine, config, ("old", A - HOUR_US))  # not a first load
+    other = threading.Thread(target=signed_up, args=(engine, config, ("c1", A + 30 * MINUTE_US)))
+
+    def meanwhile(conn: object, cursor: object, statement: str, *_args: object) -> None:
+        if "max(customers.signed_up_seq)" not in statement or other.is_alive():
+            return
+        other.start()  # another import, once this one has read the newest number
+        other.join(timeout=1)
+        if not other.is_alive():  # it did not wait for this one: a tick comes in between
+            assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 1, 0)
+
+    row = parse_customer(
+        {"id": "c2", "signed_up": iso(A + 20 * MINUTE_US)}, False, zone(config.timezone)
+    )
+    with engine.connect() as conn:
+        sa.event.listen(conn, "after_cursor_execute", meanwhile)
+        conn.begin()
+        store_customers(conn, [row], ImportReport("customers", "<test>"))
+        conn.commit()
+    other.join()
+    ticked(engine, tmp_path, config, A + 3 * HOUR_US)
+    assert [(c, status) for c, _, status in ledger(engine)] == [("c1", "acted"), ("c2", "acted")]
+    engine.dispose()

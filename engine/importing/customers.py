@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, false, func, select, update
 from sqlalchemy import text as text_sql
 
 from engine.importing.fields import (
@@ -223,9 +223,9 @@ def _number_sign_ups(
 ) -> None:
     """Give each customer of `changed` whose sign-up time is new or moved the next number of
     `customers.signed_up_seq`, so that a tick can tell the sign-ups imported since it last
-    looked (`engine.tick`). On PostgreSQL the transaction first takes `SIGNUPS_LOCK`, so that
-    imports at once commit their numbers in order, as on SQLite: a tick that has seen the
-    newest number has seen every sign-up before it."""
+    looked (`engine.tick`). The transaction first takes `SIGNUPS_LOCK` on PostgreSQL, SQLite's
+    write lock on SQLite, so that imports at once commit their numbers in order: a tick that
+    has seen the newest number has seen every sign-up before it."""
     moved = [
         cid
         for cid, new in changed.items()
@@ -236,6 +236,10 @@ def _number_sign_ups(
         return
     if connection.dialect.name == "postgresql":
         connection.execute(text_sql("SELECT pg_advisory_xact_lock(:key)"), {"key": SIGNUPS_LOCK})
+    else:
+        # SQLite's driver begins a transaction at its first write, and reads before it outside
+        # any: a write that changes nothing takes the lock before the newest number is read.
+        connection.execute(update(customers).where(false()).values(signed_up_seq=None))
     last = connection.execute(select(func.max(customers.c.signed_up_seq))).scalar_one() or 0
     for seq, cid in enumerate(moved, start=last + 1):
         new = changed[cid]
