@@ -181,3 +181,51 @@ def test_two_imports_at_once_on_sqlite_number_their_sign_ups_apart(tmp_path):
     ticked(engine, tmp_path, config, A + 3 * HOUR_US)
     assert [(c, status) for c, _, status in ledger(engine)] == [("c1", "acted"), ("c2", "acted")]
     engine.dispose()
+
+
+def test_two_imports_at_once_on_postgresql_wait_for_each_other_without_deadlock(db_url, engine):
+    """On PostgreSQL an import that numbered sign-ups holds the numbers' lock to its commit, and
+    waits for the customers another import changed and has not committed. That other import
+    must not take the lock after changing them (a batch without new sign-ups, then one with):
+    each would wait for the other, and PostgreSQL ends one of them ("deadlock detected")."""
+    import threading
+
+    from engine.importing.customers import parse_customer, store_customers
+    from engine.importing.report import ImportReport
+    from engine.timeutil import zone
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time")
+    shop = zone("UTC")
+
+    def rows(*given: dict[str, object]) -> list:
+        return [parse_customer(values, False, shop) for values in given]
+
+    def stored(conn: sa.Connection, *given: dict[str, object]) -> None:
+        store_customers(conn, rows(*given), ImportReport("customers", "<test>"))
+
+    with engine.begin() as conn:
+        stored(conn, {"id": "x", "name": "Ann"})
+    failed: list[BaseException] = []
+
+    def other_import() -> None:
+        try:
+            with engine.connect() as conn, conn.begin():
+                stored(conn, {"id": "y", "signed_up": iso(A)}, {"id": "x", "signed_up": iso(A)})
+        except BaseException as exc:  # told by the assertion below
+            failed.append(exc)
+
+    other = threading.Thread(target=other_import)
+    try:
+        with engine.connect() as conn, conn.begin():
+            stored(conn, {"id": "x", "name": "Anna"})  # a first batch: no sign-up
+            other.start()
+            other.join(timeout=1)  # it waits for x, or for this import's lock
+            stored(conn, {"id": "z", "signed_up": iso(A)})  # a second batch, with one
+    except sa.exc.OperationalError as exc:
+        failed.append(exc)
+    other.join()
+    assert failed == []
+    with engine.connect() as conn:
+        numbers = dict(conn.execute(sa.select(customers.c.id, customers.c.signed_up_seq)).all())
+    assert sorted(numbers) == ["x", "y", "z"] and len(set(numbers.values())) == 3
