@@ -183,6 +183,42 @@ def test_two_imports_at_once_on_sqlite_number_their_sign_ups_apart(tmp_path):
     engine.dispose()
 
 
+def test_two_imports_at_once_keep_each_other_s_changes(db_url, tmp_path, engine):
+    """An import reads the stored customers to apply its rows on top: another import that
+    commits a change of the same customer after that read must not be written over. On SQLite
+    the read ran outside any transaction, and the email given meanwhile was lost."""
+    import threading
+
+    from engine.importing.customers import parse_customer, store_customers
+    from engine.importing.report import ImportReport
+    from engine.timeutil import zone
+
+    if db_url.startswith("sqlite"):
+        db_url = f"sqlite:///{tmp_path / 'shop.db'}"  # one database for both connections
+        engine = open_database(db_url)
+    config = config_for(tmp_path, db_url)
+    assert not import_customer_rows(engine, [{"id": "c1", "name": "Ann"}], "UTC").problems
+    emailed = {"id": "c1", "email": "ann@example.com"}
+    other = threading.Thread(target=import_customer_rows, args=(engine, [emailed], "UTC"))
+
+    def meanwhile(conn: object, cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().startswith("SELECT customers.id") and not other.is_alive():
+            other.start()  # the other import, once this one has read c1
+            other.join(timeout=1)  # it waits for this one to commit, or commits first
+
+    row = parse_customer({"id": "c1", "name": "Anna"}, False, zone(config.timezone))
+    with engine.connect() as conn:
+        sa.event.listen(conn, "after_cursor_execute", meanwhile)
+        conn.begin()
+        store_customers(conn, [row], ImportReport("customers", "<test>"))
+        conn.commit()
+    other.join()
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(customers.c.name, customers.c.email)).one()
+    engine.dispose()
+    assert tuple(stored) == ("Anna", "ann@example.com")
+
+
 def test_two_imports_at_once_on_postgresql_wait_for_each_other_without_deadlock(db_url, engine):
     """On PostgreSQL an import that numbered sign-ups holds the numbers' lock to its commit, and
     waits for the customers another import changed and has not committed. That other import

@@ -180,21 +180,17 @@ def _given(values: dict[str, object], name: str) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
-# Key of the PostgreSQL advisory lock an import's transaction holds while it stores customers,
-# for the sign-ups' numbers (any fixed 64-bit number no other application on the server uses;
-# this one spells "nudge-su").
-SIGNUPS_LOCK = 0x6E75_6467_652D_7375
+# Key of the PostgreSQL advisory lock an import's transaction holds while it stores customers
+# (any fixed 64-bit number no other application on the server uses; this one spells "nudge-su").
+CUSTOMERS_LOCK = 0x6E75_6467_652D_7375
 
 
 def store_customers(connection: Connection, rows: list[CustomerRow], report: ImportReport) -> None:
     """Apply `rows` in order on top of what is stored, write what changed, and count.
 
-    On PostgreSQL the transaction first takes `SIGNUPS_LOCK`, before it writes anything: a
-    transaction that took it only at a later batch's new sign-ups, holding the customers an
-    earlier batch changed, could wait for an import holding the lock that waits for those
-    customers (PostgreSQL would end one of them, "deadlock detected")."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(text_sql("SELECT pg_advisory_xact_lock(:key)"), {"key": SIGNUPS_LOCK})
+    Imports of customers at once run one after the other, from this first read of the stored
+    customers to their commit (`_one_at_a_time`)."""
+    _one_at_a_time(connection)
     stored = _load(connection, {row.id for row in rows})
     state = dict(stored)
     for row in rows:
@@ -226,15 +222,28 @@ def store_customers(connection: Connection, rows: list[CustomerRow], report: Imp
             connection.execute(insert_or_ignore(connection, customer_tags), links)
 
 
+def _one_at_a_time(connection: Connection) -> None:
+    """Make the transaction the only one storing customers until it ends, before it reads
+    them: two imports at once would otherwise each write its customers over what the other
+    changed meanwhile, and give their sign-ups the same numbers (`_number_sign_ups`). On
+    PostgreSQL `CUSTOMERS_LOCK`, taken before anything is written (taken later, while holding
+    customers another import waits for, the two would wait for each other); on SQLite the
+    database's write lock, which its driver takes only at a transaction's first write, reading
+    outside any before it: a write that changes nothing takes it."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text_sql("SELECT pg_advisory_xact_lock(:key)"), {"key": CUSTOMERS_LOCK})
+    else:
+        connection.execute(update(customers).where(false()).values(signed_up_seq=None))
+
+
 def _number_sign_ups(
     connection: Connection, changed: dict[str, Stored], stored: dict[str, Stored]
 ) -> None:
     """Give each customer of `changed` whose sign-up time is new or moved the next number of
     `customers.signed_up_seq`, so that a tick can tell the sign-ups imported since it last
-    looked (`engine.tick`). The transaction holds `SIGNUPS_LOCK` on PostgreSQL (taken by
-    `store_customers`), and takes SQLite's write lock on SQLite, so that imports at once
-    commit their numbers in order: a tick that has seen the newest number has seen every
-    sign-up before it."""
+    looked (`engine.tick`). The transaction stores customers alone (`_one_at_a_time`), so
+    that imports at once commit their numbers in order: a tick that has seen the newest
+    number has seen every sign-up before it."""
     moved = [
         cid
         for cid, new in changed.items()
@@ -243,10 +252,6 @@ def _number_sign_ups(
     ]
     if not moved:
         return
-    if connection.dialect.name != "postgresql":
-        # SQLite's driver begins a transaction at its first write, and reads before it outside
-        # any: a write that changes nothing takes the lock before the newest number is read.
-        connection.execute(update(customers).where(false()).values(signed_up_seq=None))
     last = connection.execute(select(func.max(customers.c.signed_up_seq))).scalar_one() or 0
     for seq, cid in enumerate(moved, start=last + 1):
         new = changed[cid]
