@@ -35,6 +35,7 @@ from engine.templates import (
     Templates,
     TemplateSyntaxError,
     find_template,
+    left_by_an_editor,
 )
 from engine.types import CUSTOMER_FIELDS, Scope, check_condition, check_number
 
@@ -513,7 +514,11 @@ class _Checker:
             return str(exc)
         folder = self.templates_dir
         names = (
-            {p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.*")}
+            {
+                p.relative_to(folder).with_suffix("").as_posix()
+                for p in folder.rglob("*.*")
+                if not left_by_an_editor(p.name)
+            }
             if folder.is_dir()
             else set()
         )

@@ -45,6 +45,7 @@ from engine.outbox import dispatch_due
 from engine.render import render_text
 from engine.ruleset import check_rule_set
 from engine.storage.tables import daemons, events, rule_set_state
+from engine.templates import left_by_an_editor
 from engine.tick import TickReport, fingerprint, tick
 from engine.timeutil import US, from_us, iso, to_us
 from engine.wakeups import knows_due_times, next_wake
@@ -145,15 +146,15 @@ class Daemon:
         return True
 
     def _template_files(self) -> list[Path]:
-        """Every file of the templates folder and of the folders inside it, but hidden ones (an
-        editor's swap file), in order."""
+        """Every file of the templates folder and of the folders inside it, but an editor's
+        (a backup, a swap file: `templates.left_by_an_editor`), in order."""
         folder = self.config.templates_dir(self.rules_dir)
         try:
             return sorted(
                 path
                 for path in folder.rglob("*")
                 if path.is_file()
-                and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+                and not any(left_by_an_editor(part) for part in path.relative_to(folder).parts)
             )
         except OSError:  # no such folder, or one removed while it was read: the check says so
             return []

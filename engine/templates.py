@@ -82,6 +82,12 @@ class Rendered:
     html: bool
 
 
+def left_by_an_editor(name: str) -> bool:
+    """Whether a file named `name` is an editor's backup (`fit_check.txt~`) or a hidden file (a
+    swap or lock file): none is a template."""
+    return name.endswith("~") or name.startswith(".")
+
+
 def find_template(templates_dir: Path, name: str) -> Path:
     """The one file `NAME.*` in `templates_dir`; a TemplateError when there is none or several.
 
@@ -100,11 +106,7 @@ def find_template(templates_dir: Path, name: str) -> Path:
         sorted(
             p
             for p in folder.iterdir()
-            if p.is_file()
-            and p.stem == stem
-            and p.suffix
-            and not p.name.endswith("~")
-            and not p.name.startswith(".")
+            if p.is_file() and p.stem == stem and p.suffix and not left_by_an_editor(p.name)
         )
         if folder.is_dir()
         else []
