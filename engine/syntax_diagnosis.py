@@ -190,7 +190,11 @@ def _dangling(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None
     if last is None:
         return None
     position, word = last
-    unfinished = _unfinished(word, bool(expected & _ACTION_WORDS), _in_segment(error))
+    stack = error.interactive_parser.parser_state.value_stack
+    if stack and isinstance(stack[-1], Token) and stack[-1].type in _ACTION_TERMINALS:
+        unfinished = _action_unfinished(word)  # `then tag`, its text left out
+    else:
+        unfinished = _unfinished(word, bool(expected & _ACTION_WORDS), _in_segment(error))
     if unfinished is None:
         return None
     span = _offset_span(file, text, position, position + len(word))
@@ -574,6 +578,30 @@ _VALUE_AFTER = {
     "contains": '"vip"',
     "between": "1 and 3",
 }
+# The actions' words and what each takes after it, as `help:` shows it.
+_ACTION_TAKES = {
+    "message": '"thank_you"',
+    "followup": '"fit_check"',
+    "coupon": '"thank_you" worth 20',
+    "points": "50",
+    "task": '"Call about the low rating"',
+    "gift": '"mooncake box"',
+    "tag": '"vip"',
+    "untag": '"new"',
+}
+
+
+def _action_unfinished(word: str) -> tuple[str, str, str] | None:
+    """Code, message and help for an action whose line ends in its word (`then tag`)."""
+    takes = _ACTION_TAKES.get(word)
+    if takes is None:
+        return None
+    what = "an amount" if word == "points" else "its text in double quotes"
+    return (
+        "E135",
+        f"`{word}` needs {what} after it",
+        f"write it after `{word}` on this line, such as `{word} {takes}`",
+    )
 
 
 def _unfinished(word: str, in_actions: bool, segment: bool) -> tuple[str, str, str] | None:
@@ -595,6 +623,7 @@ def _unfinished(word: str, in_actions: bool, segment: bool) -> tuple[str, str, s
         return "E135", "`is` needs `set` or `not set` after it", "write `is set` or `is not set`"
     if word == "then":
         return "E112", "`then` must be followed by an action", f"the actions are {ACTIONS}"
+
     if word == "and" and in_actions:
         return (
             "E135",

@@ -197,8 +197,9 @@ rul "r" when a.b then tag "z"
 
 
 def test_a_misspelt_statement_word_is_not_also_read_as_the_value_before_it():
-    """`tag` left without its text, then `rul` on the next line: `rul` is told as a misspelt
-    `rule`, not also as `tag`'s text that goes in quotes (E117), nor a number for `to`."""
+    """`tag` left without its text, then `rul` on the next line: what `tag` lacks is told at
+    `tag` (E135), and `rul` as a misspelt `rule`, not also as `tag`'s text that goes in quotes
+    (E117), nor as the number `to` takes."""
     text = """rule "a"
   when order.paid
   then tag
@@ -206,7 +207,27 @@ rul "b" when order.paid then tag "x"
 limit marketing to
 limt marketing to 2 per 7d
 """
-    assert errors_of(text) == [("E102", 4, 1), ("E102", 6, 1)]
+    assert errors_of(text) == [("E135", 3, 8), ("E102", 4, 1), ("E102", 6, 1)]
+
+
+def test_an_action_left_without_its_text_or_amount_is_told_at_its_word():
+    text = """rule "a"
+  when order.paid
+  then tag
+rule "b"
+  when order.paid then points
+when order.paid then tag "x" and followup
+"""
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.message, d.help) for d in caught.value.diagnostics] == [
+        ("E135", "t.rules:3:8", "`tag` needs its text in double quotes after it",
+         'write it after `tag` on this line, such as `tag "vip"`'),
+        ("E135", "t.rules:5:24", "`points` needs an amount after it",
+         "write it after `points` on this line, such as `points 50`"),
+        ("E135", "t.rules:6:34", "`followup` needs its text in double quotes after it",
+         'write it after `followup` on this line, such as `followup "fit_check"`'),
+    ]  # fmt: skip
 
 
 def test_misspelt_keyword_is_named_with_the_nearest_one():
