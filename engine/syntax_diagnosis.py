@@ -76,6 +76,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, text, error)
+        or _segments_listed(span, text, error)
     )
     if word_slip is not None:
         return word_slip
@@ -453,6 +454,32 @@ def _in_segment(error: UnexpectedToken) -> bool:
         return False
     before = [v for v in stack[-3:-1] if not _is_a(v, "NOT")]
     return bool(before) and _is_a(before[-1], "CUSTOMER")
+
+
+def _segments_listed(span: Span, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E117 for a list after `customer in` (`customer in ["vip", "gold"]`): a segment is
+    named alone, and being in one of several is written with `or`."""
+    if error.token.type != "LSQB" or not _in_segment(error):
+        return None
+    start = error.token.start_pos or 0
+    end = text.find("]", start)
+    line_end = text.find("\n", start)
+    listed = text[start : end if end >= 0 and (line_end < 0 or end < line_end) else start]
+    names = re.findall(r'"[^"\n]*"', listed) or ['"big spenders"', '"vip"']
+    stack = error.interactive_parser.parser_state.value_stack
+    test = "customer not in" if len(stack) > 1 and _is_a(stack[-2], "NOT") else "customer in"
+    joint = " and " if test == "customer not in" else " or "
+    written = joint.join(f"{test} {name}" for name in names)
+    if joint == " or " and len(names) > 1:
+        written = f"({written})"  # whatever `and` stands beside it
+    return Diagnostic(
+        "error",
+        "E117",
+        f"`{test}` takes one segment's name, not a list",
+        span,
+        "a list of segments",
+        f"write `{written}`",
+    )
 
 
 def _as_statement_start(error: UnexpectedToken) -> UnexpectedToken | None:

@@ -230,6 +230,23 @@ when order.paid then tag "x" and followup
     ]  # fmt: skip
 
 
+def test_a_list_of_segments_gets_the_tests_to_write():
+    text = """when order.paid if order.total > 100 and customer in ["vip", "gold"] then tag "x"
+when order.paid if customer not in ["vip", "gold"] then tag "y"
+when order.paid if customer in ["vip"] then tag "z"
+"""
+    with pytest.raises(RuleError) as caught:
+        parse_text(text, "t.rules")
+    assert [(d.code, str(d.span), d.message, d.help) for d in caught.value.diagnostics] == [
+        ("E117", "t.rules:1:54", "`customer in` takes one segment's name, not a list",
+         'write `(customer in "vip" or customer in "gold")`'),
+        ("E117", "t.rules:2:36", "`customer not in` takes one segment's name, not a list",
+         'write `customer not in "vip" and customer not in "gold"`'),
+        ("E117", "t.rules:3:32", "`customer in` takes one segment's name, not a list",
+         'write `customer in "vip"`'),
+    ]  # fmt: skip
+
+
 def test_misspelt_keyword_is_named_with_the_nearest_one():
     with pytest.raises(RuleError) as caught:
         parse_text('when every mondy then tag "x"')
