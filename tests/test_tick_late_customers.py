@@ -5,6 +5,8 @@ older, as events imported late (docs/semantics.md, late events); each is taken o
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,14 @@ from sqlalchemy import Engine
 from engine.config import Config
 from engine.history import history
 from engine.importers import import_customer_rows, import_event_rows
+from engine.importing.customers import parse_customer, store_customers
+from engine.importing.report import ImportReport
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.storage.db import open_database
 from engine.storage.tables import customers, occurrences
 from engine.tick import tick
-from engine.timeutil import US, iso
+from engine.timeutil import US, iso, zone
 from tests.test_tick import HOUR_US, A
 
 MINUTE_US = 60 * US
@@ -53,6 +57,17 @@ def ticked(engine: Engine, tmp_path: Path, config: Config, now_us: int) -> tuple
 def signed_up(engine: Engine, config: Config, *rows: tuple[str, int]) -> None:
     people = [{"id": cid, "signed_up": iso(at_us)} for cid, at_us in rows]
     assert not import_customer_rows(engine, people, config.timezone).problems
+
+
+def stored_with(engine: Engine, values: dict[str, object], meanwhile: Callable[..., None]) -> None:
+    """Store one customer as an import does, `meanwhile` called after each of its statements
+    (to start another import at the moment under test)."""
+    row = parse_customer(values, False, zone("UTC"))
+    with engine.connect() as conn:
+        sa.event.listen(conn, "after_cursor_execute", meanwhile)
+        conn.begin()
+        store_customers(conn, [row], ImportReport("customers", "<test>"))
+        conn.commit()
 
 
 def ledger(engine: Engine) -> list[tuple[str, str, str]]:
@@ -149,11 +164,6 @@ def test_two_imports_at_once_on_sqlite_number_their_sign_ups_apart(tmp_path):
     write lock from that read on (as the advisory lock on PostgreSQL). Else another import
     that read the same number and committed first, and a tick after it, left this import's
     sign-up under a number the rule set had seen: never acted on, never counted."""
-    import threading
-
-    from engine.importing.customers import parse_customer, store_customers
-    from engine.importing.report import ImportReport
-    from engine.timeutil import zone
 
     db_url = f"sqlite:///{tmp_path / 'shop.db'}"
     engine = open_database(db_url)
@@ -169,14 +179,7 @@ def test_two_imports_at_once_on_sqlite_number_their_sign_ups_apart(tmp_path):
         if not other.is_alive():  # it did not wait for this one: a tick comes in between
             assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 1, 0)
 
-    row = parse_customer(
-        {"id": "c2", "signed_up": iso(A + 20 * MINUTE_US)}, False, zone(config.timezone)
-    )
-    with engine.connect() as conn:
-        sa.event.listen(conn, "after_cursor_execute", meanwhile)
-        conn.begin()
-        store_customers(conn, [row], ImportReport("customers", "<test>"))
-        conn.commit()
+    stored_with(engine, {"id": "c2", "signed_up": iso(A + 20 * MINUTE_US)}, meanwhile)
     other.join()
     ticked(engine, tmp_path, config, A + 3 * HOUR_US)
     assert [(c, status) for c, _, status in ledger(engine)] == [("c1", "acted"), ("c2", "acted")]
@@ -187,16 +190,10 @@ def test_two_imports_at_once_keep_each_other_s_changes(db_url, tmp_path, engine)
     """An import reads the stored customers to apply its rows on top: another import that
     commits a change of the same customer after that read must not be written over. On SQLite
     the read ran outside any transaction, and the email given meanwhile was lost."""
-    import threading
-
-    from engine.importing.customers import parse_customer, store_customers
-    from engine.importing.report import ImportReport
-    from engine.timeutil import zone
 
     if db_url.startswith("sqlite"):
         db_url = f"sqlite:///{tmp_path / 'shop.db'}"  # one database for both connections
         engine = open_database(db_url)
-    config = config_for(tmp_path, db_url)
     assert not import_customer_rows(engine, [{"id": "c1", "name": "Ann"}], "UTC").problems
     emailed = {"id": "c1", "email": "ann@example.com"}
     other = threading.Thread(target=import_customer_rows, args=(engine, [emailed], "UTC"))
@@ -206,12 +203,7 @@ def test_two_imports_at_once_keep_each_other_s_changes(db_url, tmp_path, engine)
             other.start()  # the other import, once this one has read c1
             other.join(timeout=1)  # it waits for this one to commit, or commits first
 
-    row = parse_customer({"id": "c1", "name": "Anna"}, False, zone(config.timezone))
-    with engine.connect() as conn:
-        sa.event.listen(conn, "after_cursor_execute", meanwhile)
-        conn.begin()
-        store_customers(conn, [row], ImportReport("customers", "<test>"))
-        conn.commit()
+    stored_with(engine, {"id": "c1", "name": "Anna"}, meanwhile)
     other.join()
     with engine.connect() as conn:
         stored = conn.execute(sa.select(customers.c.name, customers.c.email)).one()
@@ -224,11 +216,6 @@ def test_two_imports_at_once_on_postgresql_wait_for_each_other_without_deadlock(
     waits for the customers another import changed and has not committed. That other import
     must not take the lock after changing them (a batch without new sign-ups, then one with):
     each would wait for the other, and PostgreSQL ends one of them ("deadlock detected")."""
-    import threading
-
-    from engine.importing.customers import parse_customer, store_customers
-    from engine.importing.report import ImportReport
-    from engine.timeutil import zone
 
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time")
