@@ -90,8 +90,8 @@ class Due:
     gated: gates.Gates  # event types and tags in front of the policies' lookups (`gates`)
     # Rules reading an earlier rule's candidates, the same rows (`triggers.shared_fills`).
     shared: Mapping[int, int] = field(default_factory=dict)
-    # Only the occurrences of events imported late, in a window a tick decided without them:
-    # `once` and the cap then read the ledger after the window as well as before it.
+    # Only the occurrences of events and sign-ups imported late, in a window a tick decided
+    # without them: `once` and the cap then read the ledger after the window as well as before.
     late: bool = False
     # Rules evaluated together in rounds (a cycle through the amounts of `points`): each
     # rule's position → the positions of its cycle (`_order`).

@@ -174,7 +174,7 @@ def _record(
     late: LateImports | None = None,
 ) -> None:
     """Evaluate and record what fell due in `window`. With `late`, only the occurrences of
-    these events, in a window decided without them (`evaluate.Due.late`)."""
+    these events and sign-ups, in a window decided without them (`evaluate.Due.late`)."""
     start_us, end_us = window.start_us, window.end_us
     batches = customer_batches(conn, batch) if window.batched else [EVERYONE]
     missed_end = min(end_us, max(start_us, window.missed_before_us))
