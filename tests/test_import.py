@@ -1349,3 +1349,37 @@ def test_a_first_import_does_not_wait_for_readers_to_truncate_the_log(
         for conn in (one, two):
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
     engine.dispose()
+
+
+def test_ids_and_phones_excel_wrote_in_scientific_notation_are_bad_rows(engine, tmp_path):
+    # Excel shows a number of more than 11 digits so, and saves it so: distinct order numbers
+    # came out as one id (all but the first skipped as already stored), customers as one.
+    path = write(
+        tmp_path,
+        "events.csv",
+        "id,customer,type,at\r\n"
+        "2.02611E+18,c1,order.paid,2026-11-05 10:00\r\n"
+        "o2,1.38123E+12,order.paid,2026-11-06 10:00\r\n"
+        "o3,c1,order.paid,2026-11-07 10:00\r\n"
+        "3e8,1e10,order.paid,2026-11-08 10:00\r\n",
+    )
+    report = import_events(engine, path, "UTC")
+    fix = (
+        "is a number in scientific notation, as Excel shows a long number, and its last digits"
+        " are lost: in Excel, format the column as Text (or Number with 0 decimals) and save"
+        " the file again"
+    )
+    assert messages(report) == [
+        f"{path}:2: `id`: '2.02611E+18' {fix}",
+        f"{path}:3: `customer`: '1.38123E+12' {fix}",
+    ]
+    assert [e["key"] for e in stored_events(engine)] == ["o3", "3e8"]
+    customers_path = write(
+        tmp_path, "customers.csv", "id,phone\n1.23457E+12,1\nc2,8.61381E+12\nc3,8613812345678\n"
+    )
+    report = import_customers(engine, customers_path, "UTC")
+    assert messages(report) == [
+        f"{customers_path}:2: `id`: '1.23457E+12' {fix}",
+        f"{customers_path}:3: `phone`: '8.61381E+12' {fix}",
+    ]
+    assert stored_customers(engine)["c3"]["phone"] == "8613812345678"

@@ -23,6 +23,7 @@ from sqlalchemy import text as text_sql
 
 from engine.importing.fields import (
     birthday,
+    code,
     flag,
     json_values,
     storable,
@@ -146,11 +147,13 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
     # `textual` makes no difference: attributes are text from CSV and keep their JSON type.
     if "id" not in values:
         raise RowError("the customer has no `id`")
-    customer_id = text(values["id"], "id", NAME_LENGTH)
+    customer_id = code(values["id"], "id", NAME_LENGTH)
     fields: dict[str, object] = {}
-    for name in ("name", "email", "phone"):
+    for name in ("name", "email"):
         if _given(values, name):
             fields[name] = text(values[name], name)
+    if _given(values, "phone"):
+        fields["phone"] = code(values["phone"], "phone")
     if _given(values, "birthday"):
         fields["birthday"], fields["birthday_md"] = birthday(values["birthday"])
     if _given(values, "timezone"):

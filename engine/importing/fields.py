@@ -28,6 +28,12 @@ _NUMBER = re.compile(
 )
 
 
+# A number as Excel shows one of more than 11 digits (`1.38123E+12`, `2.02611E+18`) and writes
+# it into a CSV file: the digits past the sixth are lost, so that ids, order numbers and phone
+# numbers saved so come out alike. Always with the sign: hexadecimal codes (`3e8`) have none.
+_SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?[eE]\+[0-9]+")
+
+
 # `\u0000` in JSON text, not preceded by a backslash of its own (`\\u0000` is text).
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -62,6 +68,19 @@ def text(value: object, field: str, limit: int | None = None) -> str:
     if limit is not None and len(result) > limit:
         raise RowError(f"`{field}` is longer than {limit} characters")
     return storable(result, f"`{field}`")
+
+
+def code(value: object, field: str, limit: int | None = None) -> str:
+    """Text that names one thing (an id, a phone number): refused when it is a number written
+    in scientific notation, which has lost the digits that told such things apart."""
+    result = text(value, field, limit)
+    if isinstance(value, str) and _SCIENTIFIC.fullmatch(result):
+        raise RowError(
+            f"`{field}`: {result!r} is a number in scientific notation, as Excel shows a long"
+            " number, and its last digits are lost: in Excel, format the column as Text (or"
+            " Number with 0 decimals) and save the file again"
+        )
+    return result
 
 
 def timestamp(value: object, field: str, local: ZoneInfo) -> int:
