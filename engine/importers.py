@@ -32,7 +32,15 @@ from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
 from engine.importing.fields import local_time_note
 from engine.importing.report import ImportReport, Note, Problem, RowError
-from engine.importing.sources import Row, Share, blocks, file_format, read_blocks
+from engine.importing.sources import (
+    Row,
+    Share,
+    blocks,
+    file_format,
+    read_blocks,
+    text_encoding,
+    transcoded,
+)
 from engine.importing.worker import in_worker
 from engine.processes import can_fork
 from engine.storage import tables
@@ -169,10 +177,17 @@ def _import_file(
         # A file is read as far as its size when the import began: two processes reading a file
         # still being written then read the same lines.
         size = status.st_size if stat.S_ISREG(status.st_mode) else None
+        report = ImportReport(kind.name, source)
+        # A file of Chinese Excel's (not UTF-8, but GB18030 text throughout) is read as that.
+        encoding = None if size is None else text_encoding(stream, size)
+        if encoding is not None:
+            report.take([_read_as(source, encoding[1])])
 
         def parsed(handle: BinaryIO, share: Share) -> Iterator[_Parsed[T]]:
             """The chunks `share` takes, parsed, each with the position in the file it reaches."""
-            lines = handle if size is None else _upto(handle, size)
+            lines: Iterable[bytes] = handle if size is None else _upto(handle, size)
+            if encoding is not None:
+                lines = transcoded(lines, encoding[0])
             read = read_blocks(lines, source, fmt, kind.required, share, kind.known)
             for number, records in read:
                 rows, problems = _chunk(
@@ -198,7 +213,17 @@ def _import_file(
         # The bar is started after the fork: it has a thread of its own.
         reached = stack.enter_context(_progress(path.name, status.st_size, progress))
         chunks = _reporting(messages, reached)
-        return _store(kind, engine, chunks, ImportReport(kind.name, source))
+        return _store(kind, engine, chunks, report)
+
+
+def _read_as(source: str, line: int) -> Note:
+    return Note(
+        source,
+        line,
+        "not UTF-8 text, but GB18030 (GBK) throughout, as Excel saves CSV on Chinese Windows:"
+        " the file is read as that",
+        "encoding",
+    )
 
 
 def _upto(stream: BinaryIO, size: int) -> Iterator[bytes]:

@@ -1383,3 +1383,44 @@ def test_ids_and_phones_excel_wrote_in_scientific_notation_are_bad_rows(engine, 
         f"{customers_path}:3: `phone`: '8.61381E+12' {fix}",
     ]
     assert stored_customers(engine)["c3"]["phone"] == "8613812345678"
+
+
+@pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])
+def test_a_file_in_chinese_excel_s_encoding_is_read_as_that_with_a_warning(engine, tmp_path, name):
+    # Excel on Chinese Windows saves CSV in GBK. Read line by line as UTF-8, most rows were
+    # bad, and those whose bytes happened to be UTF-8 too were stored garbled (叶 as Ҷ).
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        text = "id,name,城市\r\nc1,叶,北京\r\nc2,李娜,上海\r\nc3,Bo,\r\n"
+    else:
+        text = '{"id":"c1","name":"叶","城市":"北京"}\n{"id":"c2","name":"李娜","城市":"上海"}\n'
+        text += '{"id":"c3","name":"Bo"}\n'
+    path.write_bytes(text.encode("gbk"))
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == []
+    assert [str(note) for note in report.notes.values()] == [
+        f"{path}:1: not UTF-8 text, but GB18030 (GBK)"
+        " throughout, as Excel saves CSV on Chinese Windows: the file is read as that"
+    ]
+    stored = stored_customers(engine)
+    assert [(stored[c]["name"], stored[c]["attributes"]) for c in stored] == [
+        ("叶", {"城市": "北京"}),
+        ("李娜", {"城市": "上海"}),
+        ("Bo", {}),
+    ]
+    events_path = tmp_path / "e.csv"
+    # 女装 in GBK is UTF-8 too (Ů°): most lines beyond ASCII are not, so the file is GBK.
+    text = "customer,type,at,品类\nc1,order.paid,2026-11-05,女装\nc2,order.paid,2026-11-06,男鞋\n"
+    events_path.write_bytes(text.encode("gbk"))
+    assert messages(import_events(engine, events_path, "UTC")) == []
+    assert [e["properties"] for e in stored_events(engine)] == [{"品类": "女装"}, {"品类": "男鞋"}]
+
+
+def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path):
+    # The whole file happens to be GB18030 too, which would read every other name garbled.
+    path = tmp_path / "c.csv"
+    path.write_bytes("id,name\nc1,王芳\nc2,李娜\n".encode() + "c3,刘洋\n".encode("gbk"))
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == [f"{path}:4: not UTF-8 text (save the file as UTF-8)"]
+    assert report.notes == {}
+    assert [c["name"] for c in stored_customers(engine).values()] == ["王芳", "李娜"]

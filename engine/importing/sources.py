@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import count, islice
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import BinaryIO, Literal, TypeVar
 
 import orjson
 
@@ -103,6 +103,79 @@ def read_blocks(
     if fmt == "csv":
         return _csv_blocks(lines, source, required, known | set(required), share)
     return _jsonl_blocks(lines, source, share)
+
+
+# What Chinese Excel saves a CSV file in unless told "CSV UTF-8": the system's code page, GBK,
+# of which GB18030 is the superset that Python decodes.
+CHINESE = "gb18030"
+# How much of a file `text_encoding` decodes at once.
+_SCAN = 1 << 20
+
+
+def text_encoding(stream: BinaryIO, size: int) -> tuple[str, int] | None:
+    """None when the first `size` bytes of `stream` are UTF-8; else, when they are GB18030
+    text of Chinese Excel's (`_chinese`), (CHINESE, the first line that is not UTF-8): the file
+    is read in that encoding. Leaves `stream` at its start."""
+    try:
+        first = _first_line_not_utf8(stream, size)
+        if first is None:
+            return None
+        stream.seek(0)
+        return (CHINESE, first) if _chinese(stream, size) else None
+    finally:
+        stream.seek(0)
+
+
+def _first_line_not_utf8(stream: BinaryIO, size: int) -> int | None:
+    """The first line of the first `size` bytes of `stream` that is not UTF-8, or None. Decoded
+    a megabyte at a time, cut after a line's end (no character of UTF-8 holds its byte)."""
+    left, pending, lines = size, b"", 0
+    while True:
+        block = stream.read(min(_SCAN, left)) if left > 0 else b""
+        left -= len(block)
+        data = pending + block
+        cut = data.rfind(b"\n") + 1 if block else len(data)
+        piece, pending = data[:cut], data[cut:]
+        try:
+            piece.decode()
+        except UnicodeDecodeError as exc:
+            return lines + piece.count(b"\n", 0, exc.start) + 1
+        lines += piece.count(b"\n")
+        if not block:
+            return None
+
+
+def _chinese(stream: BinaryIO, size: int) -> bool:
+    """Whether the first `size` bytes of `stream`, not UTF-8, are GB18030 text: every line is,
+    there is no UTF-8 byte-order mark, and most lines beyond ASCII are not UTF-8 (a few GBK
+    lines happen to be, such as one holding 叶 alone; a UTF-8 file with a line or two of
+    another encoding is the other way round, and is read as UTF-8)."""
+    left, utf8, other = size, 0, 0
+    for line in stream:
+        if left <= 0:
+            break
+        line = line[:left]
+        if left == size and line.startswith(b"\xef\xbb\xbf"):
+            return False
+        left -= len(line)
+        if line.isascii():
+            continue
+        try:
+            line.decode(CHINESE)
+        except UnicodeDecodeError:
+            return False
+        try:
+            line.decode()
+            utf8 += 1
+        except UnicodeDecodeError:
+            other += 1
+    return other > utf8
+
+
+def transcoded(lines: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """`lines` of text in `encoding`, as UTF-8."""
+    for line in lines:
+        yield line.decode(encoding).encode()
 
 
 class _Decoded:
