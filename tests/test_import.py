@@ -193,6 +193,13 @@ def test_consent_is_withdrawn_by_saying_false(engine, tmp_path):
     assert stored_customers(engine)["c1"]["accepts_marketing"] is False
 
 
+def test_consent_may_be_written_in_chinese_or_as_y_and_n(engine, tmp_path):
+    path = write(tmp_path, "c.csv", "id,accepts_marketing\nc1,是\nc2,否\nc3,Y\nc4,n\n")
+    assert messages(import_customers(engine, path, "UTC")) == []
+    consent = {cid: c["accepts_marketing"] for cid, c in stored_customers(engine).items()}
+    assert consent == {"c1": True, "c2": False, "c3": True, "c4": False}
+
+
 def test_the_same_customer_twice_in_a_file_ends_with_the_last_row(engine, tmp_path):
     path = write(tmp_path, "c.csv", "id,name\nc1,First\nc1,Second\nc1,Second\n")
     report = import_customers(engine, path, "UTC")
@@ -221,7 +228,8 @@ def test_bad_customer_rows_are_reported_by_line_and_skipped(engine, tmp_path):
         " there is no such day",
         f"{path}:4: `timezone`: 'Mars/Base' is not an IANA time zone such as 'Asia/Shanghai'"
         " or 'Europe/Paris'",
-        f"{path}:5: `accepts_marketing`: expected true or false (or yes/no, 1/0), got 'maybe'",
+        f"{path}:5: `accepts_marketing`: expected true or false (or yes/no, y/n, 1/0, 是/否),"
+        " got 'maybe'",
         f"{path}:6: `signed_up`: 'last week' is not an ISO 8601 time such as"
         " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
         f"{path}:8: the customer has no `id`",

@@ -17,8 +17,9 @@ from engine.importing.sources import json_kind
 from engine.storage.tables import NAME_LENGTH
 from engine.timeutil import is_zone, to_us, zone_help
 
-_TRUE = frozenset({"true", "yes", "1"})
-_FALSE = frozenset({"false", "no", "0"})
+# Also Chinese 是 and 否, as shops' own spreadsheets write yes and no, and Y and N.
+_TRUE = frozenset({"true", "yes", "y", "1", "是"})
+_FALSE = frozenset({"false", "no", "n", "0", "否"})
 _BIRTHDAY = re.compile(r"(?:([0-9]{4})-)?([0-9]{2})-([0-9]{2})")
 # Decimal numbers as people write them. `007` and `0123` stay text: leading zeros mark codes
 # (zip codes, SKUs), whose zeros matter. ASCII digits only (Python's `\d`, `int` and `float`
@@ -130,7 +131,7 @@ def local_time_note(found: tuple[str, object] | None, assumed: ZoneInfo) -> tupl
 
 
 def flag(value: object, field: str) -> bool:
-    """`true`/`false`, also `yes`/`no` and `1`/`0`, in any case."""
+    """`true`/`false`, also `yes`/`no`, `y`/`n`, `1`/`0` and `是`/`否`, in any case."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -141,7 +142,7 @@ def flag(value: object, field: str) -> bool:
             return True
         if word in _FALSE:
             return False
-    raise RowError(f"`{field}`: expected true or false (or yes/no, 1/0), got {value!r}")
+    raise RowError(f"`{field}`: expected true or false (or yes/no, y/n, 1/0, 是/否), got {value!r}")
 
 
 def birthday(value: object) -> tuple[str, str]:
