@@ -38,6 +38,7 @@ from engine.importing.sources import (
     blocks,
     file_format,
     read_blocks,
+    refuse_binary,
     text_encoding,
     transcoded,
 )
@@ -178,8 +179,12 @@ def _import_file(
         # still being written then read the same lines.
         size = status.st_size if stat.S_ISREG(status.st_mode) else None
         report = ImportReport(kind.name, source)
-        # A file of Chinese Excel's (not UTF-8, but GB18030 text throughout) is read as that.
-        encoding = None if size is None else text_encoding(stream, size)
+        encoding = None
+        if size is not None:  # a pipe is read as it comes
+            refuse_binary(stream.read(4), source)
+            stream.seek(0)
+            # A file of Chinese Excel's (not UTF-8, but GB18030 text throughout) is read as that.
+            encoding = text_encoding(stream, size)
         if encoding is not None:
             report.take([_read_as(source, encoding[1])])
 

@@ -295,7 +295,6 @@ def test_blanks_before_a_quoted_cell_are_dropped(engine, tmp_path):
     ("content", "problem"),
     [
         (b"id,nam\xe9\n1,Bob\n", "1: the header: not UTF-8 text (save the file as UTF-8)"),
-        ("id,name\n1,Bob\n".encode("utf-16"), "1: the header: not UTF-8 text"),
         (
             b"id,name\r1,Bob\r2,Ann\r",
             "1: the header: a line ends with a carriage return alone: save the file with LF or"
@@ -1432,3 +1431,29 @@ def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path):
     assert messages(report) == [f"{path}:4: not UTF-8 text (save the file as UTF-8)"]
     assert report.notes == {}
     assert [c["name"] for c in stored_customers(engine).values()] == ["王芳", "李娜"]
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        ("id,name\r\n1,Bob\r\n".encode("utf-16"), 'UTF-16 text (Excel\'s "Unicode Text")'),
+        ("id,name\n1,Bob\n".encode("utf-16-be"), None),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\n\x00id\n", "a workbook (.xlsx) or a zip archive"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\n", "an Excel 97-2003 workbook (.xls)"),
+    ],
+)
+def test_a_spreadsheet_s_file_other_than_csv_is_refused_whole_saying_what_it_is(
+    engine, tmp_path, content, what
+):
+    # UTF-16 was told to have lines ending in a carriage return alone; a workbook, to be not
+    # UTF-8, at its header.
+    path = tmp_path / "customers.csv"
+    path.write_bytes(content if what else b"\xfe\xff" + content)
+    with pytest.raises(DataError) as error:
+        import_customers(engine, path, "UTC")
+    what = what or "UTF-16 text"
+    assert str(error.value) == (
+        f"{path}: the file is {what}, not CSV or JSON Lines in UTF-8: in Excel, save it with"
+        ' "Save As" and the type "CSV UTF-8 (comma delimited)"'
+    )
+    assert stored_customers(engine) == {}

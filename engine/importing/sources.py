@@ -112,6 +112,26 @@ CHINESE = "gb18030"
 _SCAN = 1 << 20
 
 
+# Files a spreadsheet saves that are not text in lines of UTF-8, by their first bytes.
+_NOT_TEXT = {
+    b"\xff\xfe": 'UTF-16 text (Excel\'s "Unicode Text")',
+    b"\xfe\xff": "UTF-16 text",
+    b"PK\x03\x04": "a workbook (.xlsx) or a zip archive",
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 workbook (.xls)",
+}
+
+
+def refuse_binary(head: bytes, source: str) -> None:
+    """DataError when a file beginning with `head` is a spreadsheet's file other than CSV or
+    JSON Lines: each of its lines would be a bad row, or the header one that says little."""
+    for magic, what in _NOT_TEXT.items():
+        if head.startswith(magic):
+            raise DataError(
+                f"{source}: the file is {what}, not CSV or JSON Lines in UTF-8: in Excel, save it"
+                ' with "Save As" and the type "CSV UTF-8 (comma delimited)"'
+            )
+
+
 def text_encoding(stream: BinaryIO, size: int) -> tuple[str, int] | None:
     """None when the first `size` bytes of `stream` are UTF-8; else, when they are GB18030
     text of Chinese Excel's (`_chinese`), (CHINESE, the first line that is not UTF-8): the file
