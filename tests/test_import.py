@@ -1457,3 +1457,13 @@ def test_a_spreadsheet_s_file_other_than_csv_is_refused_whole_saying_what_it_is(
         ' "Save As" and the type "CSV UTF-8 (comma delimited)"'
     )
     assert stored_customers(engine) == {}
+
+
+def test_tags_may_be_separated_by_the_full_width_comma_of_a_chinese_input_method(engine, tmp_path):
+    # "VIP，新客" was one tag, which no rule testing for "VIP" found.
+    path = write(tmp_path, "customers.csv", 'id,tags\nc1,"VIP，新客, 北京"\nc2,VIP，老客\n')
+    assert messages(import_customers(engine, path, "UTC")) == []
+    assert {k: v["tags"] for k, v in stored_customers(engine).items()} == {
+        "c1": {"VIP", "新客", "北京"},
+        "c2": {"VIP", "老客"},
+    }

@@ -174,9 +174,10 @@ def zone_name(value: object) -> str:
 
 
 def tags(value: object) -> frozenset[str]:
-    """Comma-separated tags (or, from JSON, a list of them); blanks around each are dropped."""
+    """Comma-separated tags (or, from JSON, a list of them); blanks around each are dropped.
+    The comma may be the full-width one (`，`) a Chinese input method types."""
     if isinstance(value, str):
-        items: list[object] = list(value.split(","))
+        items: list[object] = list(value.replace("，", ",").split(","))
     elif isinstance(value, list):
         items = value
     else:
