@@ -1467,3 +1467,33 @@ def test_tags_may_be_separated_by_the_full_width_comma_of_a_chinese_input_method
         "c1": {"VIP", "新客", "北京"},
         "c2": {"VIP", "老客"},
     }
+
+
+def test_dates_as_excel_writes_them_year_first_are_read(engine, tmp_path):
+    # Excel on Chinese Windows writes 2026/11/5 14:30; every such row was bad.
+    path = write(
+        tmp_path,
+        "customers.csv",
+        "id,signed_up,birthday\n"
+        "c1,2026/11/5 14:30,1990/5/1\n"
+        "c2,2026年1月5日,1990年12月31日\n"
+        "c3,2026/1/5 9:05:07,\n"
+        "c4,2026/13/5,\n"
+        "c5,,1990/2/30\n",
+    )
+    report = import_customers(engine, path, "Asia/Shanghai")
+    assert messages(report) == [
+        f"{path}:5: `signed_up`: '2026/13/5' is not an ISO 8601 time such as"
+        " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
+        f"{path}:6: `birthday`: '1990/2/30' is not a date written YYYY-MM-DD or MM-DD: there is"
+        " no such day",
+    ]
+    stored = stored_customers(engine)
+    assert [(c["signed_up_us"], c["birthday"], c["birthday_md"]) for c in stored.values()] == [
+        (us(2026, 11, 5, 14, 30, hours=8), "1990-05-01", "05-01"),
+        (us(2026, 1, 5, hours=8), "1990-12-31", "12-31"),
+        (us(2026, 1, 5, 9, 5, 7, hours=8), None, None),
+    ]
+    events_path = write(tmp_path, "events.csv", "customer,type,at\nc1,order.paid,2026/11/5 14:30\n")
+    assert messages(import_events(engine, events_path, "Asia/Shanghai")) == []
+    assert stored_events(engine)[0]["at_us"] == us(2026, 11, 5, 14, 30, hours=8)

@@ -29,6 +29,14 @@ _NUMBER = re.compile(
 )
 
 
+# A date as Excel writes one on Chinese Windows (`2026/11/5`, `2026/11/5 14:30`) or in words
+# (`2026年11月5日`), the year first: neither is ISO 8601, but neither can mean another day.
+_YEAR_FIRST = re.compile(
+    r"([0-9]{4})(?:/([0-9]{1,2})/([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})日)"
+    r"(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?"
+)
+
+
 # A number as Excel shows one of more than 11 digits (`1.38123E+12`, `2.02611E+18`) and writes
 # it into a CSV file: the digits past the sixth are lost, so that ids, order numbers and phone
 # numbers saved so come out alike. Always with the sign: hexadecimal codes (`3e8`) have none.
@@ -94,10 +102,7 @@ def timestamp(value: object, field: str, local: ZoneInfo) -> int:
         try:
             moment = dt.datetime.fromisoformat(value.strip())
         except ValueError:
-            raise RowError(
-                f"`{field}`: {value!r} is not an ISO 8601 time"
-                " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
-            ) from None
+            moment = _year_first(value.strip(), field)
     elif isinstance(value, dt.datetime):
         moment = value
     else:
@@ -105,6 +110,28 @@ def timestamp(value: object, field: str, local: ZoneInfo) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=local, fold=0)
     return to_us(moment)
+
+
+def _year_first(given: str, field: str) -> dt.datetime:
+    """A time written year first as Excel writes it (`_YEAR_FIRST`), local time."""
+    match = _YEAR_FIRST.fullmatch(given)
+    try:
+        if match is None:
+            raise ValueError
+        year, month, day, in_words, day_in_words, hour, minute, second = match.groups()
+        return dt.datetime(
+            int(year),
+            int(month or in_words),
+            int(day or day_in_words),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+        )
+    except ValueError:
+        raise RowError(
+            f"`{field}`: {given!r} is not an ISO 8601 time"
+            " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
+        ) from None
 
 
 def local_time_note(found: tuple[str, object] | None, assumed: ZoneInfo) -> tuple[str, str] | None:
@@ -146,11 +173,15 @@ def flag(value: object, field: str) -> bool:
 
 
 def birthday(value: object) -> tuple[str, str]:
-    """`YYYY-MM-DD` or `MM-DD` (the same day every year; `02-29` allowed), as the text and its
-    `MM-DD`."""
-    given = text(value, "birthday")
+    """`YYYY-MM-DD` or `MM-DD` (the same day every year; `02-29` allowed), also `YYYY/M/D` and
+    `YYYY年M月D日` as Excel writes dates (stored as `YYYY-MM-DD`), as the text and its `MM-DD`."""
+    written = given = text(value, "birthday")
+    excel = _YEAR_FIRST.fullmatch(given)
+    if excel is not None and excel.group(6) is None:  # a date as Excel writes it, no time
+        year, month, day, in_words, day_in_words = excel.groups()[:5]
+        given = f"{year}-{int(month or in_words):02}-{int(day or day_in_words):02}"
     match = _BIRTHDAY.fullmatch(given)
-    problem = f"`birthday`: {given!r} is not a date written YYYY-MM-DD or MM-DD"
+    problem = f"`birthday`: {written!r} is not a date written YYYY-MM-DD or MM-DD"
     if match is None:
         raise RowError(problem)
     year, month, day = match.groups()
