@@ -1497,3 +1497,30 @@ def test_dates_as_excel_writes_them_year_first_are_read(engine, tmp_path):
     events_path = write(tmp_path, "events.csv", "customer,type,at\nc1,order.paid,2026/11/5 14:30\n")
     assert messages(import_events(engine, events_path, "Asia/Shanghai")) == []
     assert stored_events(engine)[0]["at_us"] == us(2026, 11, 5, 14, 30, hours=8)
+
+
+def test_empty_columns_a_spreadsheet_writes_are_ignored(engine, tmp_path):
+    # Excel writes the columns of the range once used, empty; the header was refused whole.
+    path = write(
+        tmp_path,
+        "customers.csv",
+        "id,name,,city,,\r\n"
+        "c1,Ann,,Paris,,\r\n"
+        "c2,Bo,,Lyon\r\n"
+        "c3,Cy,x,Nice,,\r\n"
+        "c4,Di,,Metz,,,\r\n"
+        "c5,Ed,,Metz,,,1\r\n"
+        "c6,Fa\r\n",
+    )
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == [
+        f"{path}:4: column 3 holds 'x', but the header gives it no name",
+        f"{path}:6: the row has 7 values but the header names 6 columns",
+        f"{path}:7: the row has 2 values but the header names 6 columns",
+    ]
+    stored = stored_customers(engine)
+    assert {cid: c["attributes"] for cid, c in stored.items()} == {
+        "c1": {"city": "Paris"},
+        "c2": {"city": "Lyon"},
+        "c4": {"city": "Metz"},
+    }

@@ -237,6 +237,7 @@ def _csv_blocks(
     # A stray or unclosed quote is an error; a quote after the blanks that begin a cell opens it.
     reader = csv.reader(decoded, strict=True, skipinitialspace=True)
     header: list[str] | None = None
+    unnamed = False  # whether the header leaves a column without a name
     end = 0  # the last physical line the reader has consumed
     number, block, taken = 0, list[Row | Problem](), share.takes(0)
     after_header = 0  # records read after the header
@@ -272,14 +273,30 @@ def _csv_blocks(
             continue  # blank line
         if header is None:  # every reader finds it, whichever reports the lines before it
             header = _header(stripped, source, start, required, known)
-        elif len(stripped) != len(header):
-            counts = f"{len(stripped)} values but the header names {len(header)} columns"
-            block.append(Problem(source, start, f"the row has {counts}"))
-        else:
+            unnamed = not all(header)
+        elif len(stripped) == len(header) and not unnamed:
             values = zip(header, stripped, strict=True)
+            block.append((start, {name: cell for name, cell in values if cell}))
+        elif misfit := _misfit(stripped, header):
+            block.append(Problem(source, start, misfit))
+        else:  # the cells past the header's columns, and under those it names not, are empty
+            values = zip(header, stripped, strict=False)
             block.append((start, {name: cell for name, cell in values if cell}))
     if block:
         yield number, block
+
+
+def _misfit(cells: list[str], header: list[str]) -> str | None:
+    """What is wrong with a row of `cells` under a `header` that names some of its columns not,
+    or has as many columns: too few cells, a cell past the header's columns or under one it
+    does not name that is not empty (spreadsheets write such columns, empty)."""
+    named = max(position for position, name in enumerate(header, 1) if name)
+    if len(cells) < named or any(cells[len(header) :]):
+        return f"the row has {len(cells)} values but the header names {len(header)} columns"
+    for position, (name, cell) in enumerate(zip(header, cells, strict=False), 1):
+        if cell and not name:
+            return f"column {position} holds {cell[:20]!r}, but the header gives it no name"
+    return None
 
 
 # Python's limit on a cell is 128 KB; a note or a description may be longer. Past this, a cell
@@ -315,14 +332,13 @@ def _header(
     names: list[str], source: str, line: int, required: tuple[str, ...], known: frozenset[str]
 ) -> list[str]:
     where = f"{source}:{line}"
-    for position, name in enumerate(names, 1):
-        if not name:
-            raise DataError(f"{where}: column {position} of the header has no name")
     folded = {name.casefold(): name for name in known}
     written = names
     names = [name if name in known else folded.get(name.casefold(), name) for name in names]
     seen: dict[str, str] = {}
     for name, as_written in zip(names, written, strict=True):
+        if not name:
+            continue  # a column of a spreadsheet's that is empty, whose cells must be too
         if name in seen:
             spelt = "" if seen[name] == as_written else f" (as {seen[name]} and {as_written})"
             raise DataError(f"{where}: the header names the column {name!r} twice{spelt}")
