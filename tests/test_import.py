@@ -1373,8 +1373,8 @@ def test_ids_and_phones_excel_wrote_in_scientific_notation_are_bad_rows(engine, 
     report = import_events(engine, path, "UTC")
     fix = (
         "is a number in scientific notation, as Excel shows a long number, and its last digits"
-        " are lost: in Excel, format the column as Text (or Number with 0 decimals) and save"
-        " the file again"
+        " are lost: import the file as the shop exported it, or open it in Excel with Data >"
+        " From Text/CSV, this column set to Text (Excel keeps 15 digits of a number)"
     )
     assert messages(report) == [
         f"{path}:2: `id`: '2.02611E+18' {fix}",

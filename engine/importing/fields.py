@@ -86,8 +86,9 @@ def code(value: object, field: str, limit: int | None = None) -> str:
     if isinstance(value, str) and _SCIENTIFIC.fullmatch(result):
         raise RowError(
             f"`{field}`: {result!r} is a number in scientific notation, as Excel shows a long"
-            " number, and its last digits are lost: in Excel, format the column as Text (or"
-            " Number with 0 decimals) and save the file again"
+            " number, and its last digits are lost: import the file as the shop exported it, or"
+            " open it in Excel with Data > From Text/CSV, this column set to Text (Excel keeps"
+            " 15 digits of a number)"
         )
     return result
 
