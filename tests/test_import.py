@@ -1479,7 +1479,9 @@ def test_dates_as_excel_writes_them_year_first_are_read(engine, tmp_path):
         "c2,2026年1月5日,1990年12月31日\n"
         "c3,2026/1/5 9:05:07,\n"
         "c4,2026/13/5,\n"
-        "c5,,1990/2/30\n",
+        "c5,,1990/2/30\n"
+        "c6,2026-1-5 8:00,5月1日\n"
+        "c7,2026/1-5,1990-5-1\n",
     )
     report = import_customers(engine, path, "Asia/Shanghai")
     assert messages(report) == [
@@ -1487,12 +1489,15 @@ def test_dates_as_excel_writes_them_year_first_are_read(engine, tmp_path):
         " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
         f"{path}:6: `birthday`: '1990/2/30' is not a date written YYYY-MM-DD or MM-DD: there is"
         " no such day",
+        f"{path}:8: `signed_up`: '2026/1-5' is not an ISO 8601 time such as"
+        " 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00",
     ]
     stored = stored_customers(engine)
     assert [(c["signed_up_us"], c["birthday"], c["birthday_md"]) for c in stored.values()] == [
         (us(2026, 11, 5, 14, 30, hours=8), "1990-05-01", "05-01"),
         (us(2026, 1, 5, hours=8), "1990-12-31", "12-31"),
         (us(2026, 1, 5, 9, 5, 7, hours=8), None, None),
+        (us(2026, 1, 5, 8, 0, hours=8), "05-01", "05-01"),
     ]
     events_path = write(tmp_path, "events.csv", "customer,type,at\nc1,order.paid,2026/11/5 14:30\n")
     assert messages(import_events(engine, events_path, "Asia/Shanghai")) == []

@@ -29,12 +29,15 @@ _NUMBER = re.compile(
 )
 
 
-# A date as Excel writes one on Chinese Windows (`2026/11/5`, `2026/11/5 14:30`) or in words
-# (`2026年11月5日`), the year first: neither is ISO 8601, but neither can mean another day.
+# A date as Excel writes one on Chinese Windows (`2026/11/5`, `2026/11/5 14:30`), in words
+# (`2026年11月5日`), or with dashes but no zeros (`2026-11-5`), the year first: none is ISO
+# 8601, but none can mean another day. A birthday may be `5月1日`, every year.
 _YEAR_FIRST = re.compile(
-    r"([0-9]{4})(?:/([0-9]{1,2})/([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})日)"
-    r"(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?"
+    r"(?P<year>[0-9]{4})(?:(?P<sep>[/-])(?P<month>[0-9]{1,2})(?P=sep)(?P<day>[0-9]{1,2})"
+    r"|年(?P<in_words>[0-9]{1,2})月(?P<day_in_words>[0-9]{1,2})日)"
+    r"(?:[ T](?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2}))?)?"
 )
+_MONTH_DAY_IN_WORDS = re.compile(r"([0-9]{1,2})月([0-9]{1,2})日")
 
 
 # A number as Excel shows one of more than 11 digits (`1.38123E+12`, `2.02611E+18`) and writes
@@ -119,20 +122,21 @@ def _year_first(given: str, field: str) -> dt.datetime:
     try:
         if match is None:
             raise ValueError
-        year, month, day, in_words, day_in_words, hour, minute, second = match.groups()
-        return dt.datetime(
-            int(year),
-            int(month or in_words),
-            int(day or day_in_words),
-            int(hour or 0),
-            int(minute or 0),
-            int(second or 0),
-        )
+        year, month, day = _year_month_day(match)
+        hour, minute, second = match.group("hour", "minute", "second")
+        return dt.datetime(year, month, day, int(hour or 0), int(minute or 0), int(second or 0))
     except ValueError:
         raise RowError(
             f"`{field}`: {given!r} is not an ISO 8601 time"
             " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
         ) from None
+
+
+def _year_month_day(match: re.Match[str]) -> tuple[int, int, int]:
+    month, day = match.group("month", "day")
+    if month is None:
+        month, day = match.group("in_words", "day_in_words")
+    return int(match["year"]), int(month), int(day)
 
 
 def local_time_note(found: tuple[str, object] | None, assumed: ZoneInfo) -> tuple[str, str] | None:
@@ -174,13 +178,15 @@ def flag(value: object, field: str) -> bool:
 
 
 def birthday(value: object) -> tuple[str, str]:
-    """`YYYY-MM-DD` or `MM-DD` (the same day every year; `02-29` allowed), also `YYYY/M/D` and
-    `YYYY年M月D日` as Excel writes dates (stored as `YYYY-MM-DD`), as the text and its `MM-DD`."""
+    """`YYYY-MM-DD` or `MM-DD` (the same day every year; `02-29` allowed), also as `_YEAR_FIRST`
+    (stored as `YYYY-MM-DD`) and `M月D日` (as `MM-DD`), as the text and its `MM-DD`."""
     written = given = text(value, "birthday")
     excel = _YEAR_FIRST.fullmatch(given)
-    if excel is not None and excel.group(6) is None:  # a date as Excel writes it, no time
-        year, month, day, in_words, day_in_words = excel.groups()[:5]
-        given = f"{year}-{int(month or in_words):02}-{int(day or day_in_words):02}"
+    in_words = _MONTH_DAY_IN_WORDS.fullmatch(given)
+    if excel is not None and excel["hour"] is None:  # a date as Excel writes it, no time
+        given = "{:04}-{:02}-{:02}".format(*_year_month_day(excel))
+    elif in_words is not None:
+        given = f"{int(in_words[1]):02}-{int(in_words[2]):02}"
     match = _BIRTHDAY.fullmatch(given)
     problem = f"`birthday`: {written!r} is not a date written YYYY-MM-DD or MM-DD"
     if match is None:
