@@ -137,8 +137,11 @@ def text_encoding(stream: BinaryIO, size: int) -> tuple[str, int] | None:
     text of Chinese Excel's (`_chinese`), (CHINESE, the first line that is not UTF-8): the file
     is read in that encoding. Leaves `stream` at its start."""
     try:
-        first = _first_line_not_utf8(stream, size)
+        first = _first_line_not(stream, size, "utf-8")
         if first is None:
+            return None
+        stream.seek(0)
+        if _first_line_not(stream, size, CHINESE) is not None:
             return None
         stream.seek(0)
         return (CHINESE, first) if _chinese(stream, size) else None
@@ -146,9 +149,10 @@ def text_encoding(stream: BinaryIO, size: int) -> tuple[str, int] | None:
         stream.seek(0)
 
 
-def _first_line_not_utf8(stream: BinaryIO, size: int) -> int | None:
-    """The first line of the first `size` bytes of `stream` that is not UTF-8, or None. Decoded
-    a megabyte at a time, cut after a line's end (no character of UTF-8 holds its byte)."""
+def _first_line_not(stream: BinaryIO, size: int, encoding: str) -> int | None:
+    """The first line of the first `size` bytes of `stream` that is not text in `encoding`, or
+    None. Decoded a megabyte at a time, cut after a line's end (no character of UTF-8 or
+    GB18030 holds its byte)."""
     left, pending, lines = size, b"", 0
     while True:
         block = stream.read(min(_SCAN, left)) if left > 0 else b""
@@ -157,7 +161,7 @@ def _first_line_not_utf8(stream: BinaryIO, size: int) -> int | None:
         cut = data.rfind(b"\n") + 1 if block else len(data)
         piece, pending = data[:cut], data[cut:]
         try:
-            piece.decode()
+            piece.decode(encoding)
         except UnicodeDecodeError as exc:
             return lines + piece.count(b"\n", 0, exc.start) + 1
         lines += piece.count(b"\n")
@@ -165,14 +169,19 @@ def _first_line_not_utf8(stream: BinaryIO, size: int) -> int | None:
             return None
 
 
+# How many lines beyond ASCII `_chinese` looks at: enough to tell, and quick at any size.
+_SAMPLE = 10_000
+
+
 def _chinese(stream: BinaryIO, size: int) -> bool:
-    """Whether the first `size` bytes of `stream`, not UTF-8, are GB18030 text: every line is,
-    there is no UTF-8 byte-order mark, and most lines beyond ASCII are not UTF-8 (a few GBK
-    lines happen to be, such as one holding 叶 alone; a UTF-8 file with a line or two of
-    another encoding is the other way round, and is read as UTF-8)."""
+    """Whether `stream`, GB18030 text but not UTF-8, is of Chinese Excel's: it begins with no
+    UTF-8 byte-order mark, and of its first _SAMPLE lines beyond ASCII (within `size` bytes)
+    most are not UTF-8 (a few GBK lines happen to be, such as one holding 叶 alone; a UTF-8
+    file with a line or two of another encoding is the other way round, and is read as
+    UTF-8)."""
     left, utf8, other = size, 0, 0
     for line in stream:
-        if left <= 0:
+        if left <= 0 or utf8 + other >= _SAMPLE:
             break
         line = line[:left]
         if left == size and line.startswith(b"\xef\xbb\xbf"):
@@ -180,10 +189,6 @@ def _chinese(stream: BinaryIO, size: int) -> bool:
         left -= len(line)
         if line.isascii():
             continue
-        try:
-            line.decode(CHINESE)
-        except UnicodeDecodeError:
-            return False
         try:
             line.decode()
             utf8 += 1
