@@ -827,6 +827,16 @@ def test_a_csv_header_s_known_columns_are_found_whatever_their_case(engine, tmp_
     events = write(tmp_path, "e.csv", "Customer,Type,AT,Total\nc1,order.paid,2026-01-01,5\n")
     assert import_events(engine, events, "UTC").added == 1
     assert stored_events(engine)[0]["properties"] == {"Total": 5}
+    # Words apart: the column was a free attribute, and the customer never signed up.
+    text = "id,Signed Up,accepts-marketing,Time  Zone,E-Mail\nc2,2026-01-01,yes,Asia/Shanghai,x\n"
+    import_customers(engine, write(tmp_path, "w.csv", text), "UTC")
+    bo = stored_customers(engine)["c2"]
+    assert (bo["signed_up_us"], bo["accepts_marketing"], bo["timezone"]) == (
+        us(2026, 1, 1, hours=8),
+        True,
+        "Asia/Shanghai",
+    )
+    assert (bo["email"], bo["attributes"]) == ("x", {})
     both = write(tmp_path, "d.csv", "id,name,Name\nc1,a,b\n")
     with pytest.raises(DataError, match=r"names the column 'name' twice \(as name and Name\)"):
         import_customers(engine, both, "UTC")

@@ -98,7 +98,8 @@ def read_blocks(
 
     A CSV header lacking a `required` column is a DataError: no row of such a file can be read.
     A CSV header's name that differs from one of the `known` columns (and `required`) only in
-    case (`ID`, `Accepts_Marketing`, as spreadsheets write them) is that column.
+    case, or in blanks, dashes or underscores between its words (`ID`, `Accepts Marketing`,
+    `Time Zone`, as spreadsheets write them), is that column.
     """
     if fmt == "csv":
         return _csv_blocks(lines, source, required, known | set(required), share)
@@ -333,13 +334,19 @@ def _csv_problem(message: str, start: int, end: int) -> str:
     return f"not valid CSV ({lines}): {message}"
 
 
+def _folded(name: str) -> str:
+    """`name` as a known column's is found: in any case, its words apart or together
+    (`Accepts Marketing`, `signed-up`, `Time Zone`, `SignedUp`, as spreadsheets write them)."""
+    return "".join(name.casefold().replace("-", " ").replace("_", " ").split())
+
+
 def _header(
     names: list[str], source: str, line: int, required: tuple[str, ...], known: frozenset[str]
 ) -> list[str]:
     where = f"{source}:{line}"
-    folded = {name.casefold(): name for name in known}
+    folded = {_folded(name): name for name in known}
     written = names
-    names = [name if name in known else folded.get(name.casefold(), name) for name in names]
+    names = [name if name in known else folded.get(_folded(name), name) for name in names]
     seen: dict[str, str] = {}
     for name, as_written in zip(names, written, strict=True):
         if not name:
