@@ -1443,6 +1443,27 @@ def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path):
     assert [c["name"] for c in stored_customers(engine).values()] == ["王芳", "李娜"]
 
 
+@pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])
+def test_a_file_in_western_excel_s_encoding_is_not_taken_for_gbk(engine, tmp_path, name):
+    # Excel on Western Windows saves CSV in Windows-1252, whose accented letters before an ASCII
+    # one are GB18030 characters too (ü l, é n): such a file was read as GBK, without a bad row,
+    # every name stored garbled (Hélène as H閘鑞e).
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        text = "id,name,city\nc1,Hélène Lefèvre,Besançon\nc2,Jürgen Müller,München\n"
+    else:
+        text = '{"id":"c1","name":"Hélène Lefèvre","city":"Besançon"}\n'
+        text += '{"id":"c2","name":"Jürgen Müller","city":"München"}\n'
+    path.write_bytes(text.encode("cp1252"))
+    report = import_customers(engine, path, "UTC")
+    lines = (2, 3) if name.endswith(".csv") else (1, 2)
+    assert messages(report) == [
+        f"{path}:{line}: not UTF-8 text (save the file as UTF-8)" for line in lines
+    ]
+    assert report.notes == {}
+    assert stored_customers(engine) == {}
+
+
 @pytest.mark.parametrize(
     ("content", "what"),
     [

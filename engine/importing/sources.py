@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import count, islice
@@ -174,13 +175,24 @@ def _first_line_not(stream: BinaryIO, size: int, encoding: str) -> int | None:
 _SAMPLE = 10_000
 
 
+# A character of two bytes in GB18030 (the second in `latin` when it is an ASCII letter or sign),
+# or one of four; between them, ASCII.
+_DOUBLE = re.compile(
+    rb"[\x81-\xfe](?:[\x30-\x39][\x81-\xfe][\x30-\x39]|(?P<latin>[\x40-\x7e])|.)", re.S
+)
+
+
 def _chinese(stream: BinaryIO, size: int) -> bool:
     """Whether `stream`, GB18030 text but not UTF-8, is of Chinese Excel's: it begins with no
     UTF-8 byte-order mark, and of its first _SAMPLE lines beyond ASCII (within `size` bytes)
     most are not UTF-8 (a few GBK lines happen to be, such as one holding 叶 alone; a UTF-8
     file with a line or two of another encoding is the other way round, and is read as
-    UTF-8)."""
-    left, utf8, other = size, 0, 0
+    UTF-8), and in those lines most characters of two bytes end in a byte beyond ASCII. Chinese
+    text is mostly of GB2312's characters, both of whose bytes are beyond ASCII (GBK's others,
+    such as traditional ones, may end in an ASCII byte); Windows-1252, as Excel
+    saves CSV on Western Windows, puts an ASCII letter after most accented ones (`ü l` of
+    Müller, `é n` of Hélène), which GB18030 reads as rare characters of GBK's."""
+    left, utf8, other, latin, wide = size, 0, 0, 0, 0
     for line in stream:
         if left <= 0 or utf8 + other >= _SAMPLE:
             break
@@ -195,7 +207,12 @@ def _chinese(stream: BinaryIO, size: int) -> bool:
             utf8 += 1
         except UnicodeDecodeError:
             other += 1
-    return other > utf8
+            for char in _DOUBLE.finditer(line):
+                if char["latin"] is None:
+                    wide += 1
+                else:
+                    latin += 1
+    return other > utf8 and latin < wide
 
 
 def transcoded(lines: Iterable[bytes], encoding: str) -> Iterator[bytes]:
