@@ -1402,6 +1402,20 @@ def test_ids_and_phones_excel_wrote_in_scientific_notation_are_bad_rows(engine, 
     assert stored_customers(engine)["c3"]["phone"] == "8613812345678"
 
 
+def test_ids_in_json_lines_that_look_like_scientific_notation_are_ids(engine, tmp_path):
+    # No spreadsheet writes JSON Lines: a JSON string is the shop's own id, and was a bad row.
+    path = write(
+        tmp_path,
+        "events.jsonl",
+        '{"id":"1E+5","customer":"2e+3","type":"order.paid","at":"2026-11-05 10:00"}\n',
+    )
+    assert messages(import_events(engine, path, "UTC")) == []
+    assert [(e["key"], e["customer_id"]) for e in stored_events(engine)] == [("1E+5", "2e+3")]
+    customers_path = write(tmp_path, "customers.jsonl", '{"id":"3E+4","phone":"8E+12"}\n')
+    assert messages(import_customers(engine, customers_path, "UTC")) == []
+    assert stored_customers(engine)["3E+4"]["phone"] == "8E+12"
+
+
 @pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])
 def test_a_file_in_chinese_excel_s_encoding_is_read_as_that_with_a_warning(engine, tmp_path, name):
     # Excel on Chinese Windows saves CSV in GBK. Read line by line as UTF-8, most rows were

@@ -144,16 +144,17 @@ class CustomerRow:
 
 def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> CustomerRow:
     """The customer a row describes; RowError when a value cannot be used."""
-    # `textual` makes no difference: attributes are text from CSV and keep their JSON type.
+    # Attributes are text from CSV and keep their JSON type; `textual` (CSV) ids and phones may
+    # be numbers a spreadsheet wrote in scientific notation.
     if "id" not in values:
         raise RowError("the customer has no `id`")
-    customer_id = code(values["id"], "id", NAME_LENGTH)
+    customer_id = code(values["id"], "id", textual, NAME_LENGTH)
     fields: dict[str, object] = {}
     for name in ("name", "email"):
         if _given(values, name):
             fields[name] = text(values[name], name)
     if _given(values, "phone"):
-        fields["phone"] = code(values["phone"], "phone")
+        fields["phone"] = code(values["phone"], "phone", textual)
     if _given(values, "birthday"):
         fields["birthday"], fields["birthday_md"] = birthday(values["birthday"])
     if _given(values, "timezone"):

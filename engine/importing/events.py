@@ -138,7 +138,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     except KeyError:
         missing = [name for name in REQUIRED if name not in values]
         raise RowError(f"the event has no {' or '.join(f'`{name}`' for name in missing)}") from None
-    customer_id = code(customer, "customer", NAME_LENGTH)
+    customer_id = code(customer, "customer", textual, NAME_LENGTH)
     if not isinstance(kind, str):
         raise RowError(f"`type` must be text such as order.paid, not {json_kind(kind)}")
     kind = _event_type(kind)
@@ -155,7 +155,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
         raise RowError(f"a property is not a JSON value: {exc}") from None
     storable(encoded, "a property", json_text=True)
     if "id" in values:
-        key = code(values["id"], "id", NAME_LENGTH)
+        key = code(values["id"], "id", textual, NAME_LENGTH)
     else:
         # Unambiguous: only the customer id may hold the separator (JSON escapes it).
         content = f"{customer_id}\x1f{kind}\x1f{at_us}\x1f{encoded}"

@@ -82,11 +82,13 @@ def text(value: object, field: str, limit: int | None = None) -> str:
     return storable(result, f"`{field}`")
 
 
-def code(value: object, field: str, limit: int | None = None) -> str:
-    """Text that names one thing (an id, a phone number): refused when it is a number written
-    in scientific notation, which has lost the digits that told such things apart."""
+def code(value: object, field: str, textual: bool, limit: int | None = None) -> str:
+    """Text that names one thing (an id, a phone number): from a CSV file (`textual`), which a
+    spreadsheet may have saved, refused when it is a number written in scientific notation,
+    which has lost the digits that told such things apart. A JSON string is the shop's own
+    text, whatever it looks like (`1E+5`), as any id is."""
     result = text(value, field, limit)
-    if isinstance(value, str) and _SCIENTIFIC.fullmatch(result):
+    if textual and isinstance(value, str) and _SCIENTIFIC.fullmatch(result):
         raise RowError(
             f"`{field}`: {result!r} is a number in scientific notation, as Excel shows a long"
             " number, and its last digits are lost: import the file as the shop exported it, or"
