@@ -569,7 +569,7 @@ def test_batches_do_not_change_the_outcome(engine, tmp_path, monkeypatch):
     path = write(tmp_path, "e.csv", "id,customer,type,at\n" + "\n".join(lines) + "\nbad\n")
     report = import_events(engine, path, "UTC")
     assert (report.added, report.unchanged, report.customers_created) == (3, 4, 2)
-    assert messages(report) == [f"{path}:9: the row has 1 values but the header names 4 columns"]
+    assert messages(report) == [f"{path}:9: the row has 1 value but the header names 4 columns"]
     assert sorted(e["key"] for e in stored_events(engine)) == ["e0", "e1", "e2"]
 
 
@@ -1565,8 +1565,8 @@ def test_empty_columns_a_spreadsheet_writes_are_ignored(engine, tmp_path):
     report = import_customers(engine, path, "UTC")
     assert messages(report) == [
         f"{path}:4: column 3 holds 'x', but the header gives it no name",
-        f"{path}:6: the row has 7 values but the header names 6 columns",
-        f"{path}:7: the row has 2 values but the header names 6 columns",
+        f"{path}:6: the row has 7 values but the header has 6 columns",
+        f"{path}:7: the row has 2 values but the header names columns up to column 4",
     ]
     stored = stored_customers(engine)
     assert {cid: c["attributes"] for cid, c in stored.items()} == {

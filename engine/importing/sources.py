@@ -314,8 +314,13 @@ def _misfit(cells: list[str], header: list[str]) -> str | None:
     or has as many columns: too few cells, a cell past the header's columns or under one it
     does not name that is not empty (spreadsheets write such columns, empty)."""
     named = max(position for position, name in enumerate(header, 1) if name)
-    if len(cells) < named or any(cells[len(header) :]):
-        return f"the row has {len(cells)} values but the header names {len(header)} columns"
+    values = f"{len(cells)} value{'' if len(cells) == 1 else 's'}"
+    if len(cells) < named:
+        if all(header[:named]):
+            return f"the row has {values} but the header names {named} columns"
+        return f"the row has {values} but the header names columns up to column {named}"
+    if any(cells[len(header) :]):
+        return f"the row has {values} but the header has {len(header)} columns"
     for position, (name, cell) in enumerate(zip(header, cells, strict=False), 1):
         if cell and not name:
             return f"column {position} holds {cell[:20]!r}, but the header gives it no name"
