@@ -1,7 +1,7 @@
-"""`simulate` on the denser random shops of `tests/gen/dense` and the policies the rule generator
-does not make (`test_tick_properties.EXTRA`): against the reference evaluator, and against
-`explain`, which must list for each customer the actions the simulation gives them, and say
-why each occurrence that did not act was skipped."""
+"""`simulate` on the denser random shops of `tests.gen.shops.dense_worlds` and the policies the
+rule generator does not make (`test_tick_properties.EXTRA`): against the reference evaluator,
+and against `explain`, which must list for each customer the actions the simulation gives
+them, and say why each occurrence that did not act was skipped."""
 
 from __future__ import annotations
 

@@ -31,9 +31,8 @@ from engine.storage.db import open_database
 from engine.storage.tables import actions, metadata, occurrences, outbox
 from engine.tick import tick
 from engine.timeutil import US, from_us, iso
-from tests.gen.dense import dense_worlds
 from tests.gen.rules import rule_set_files
-from tests.gen.shops import World, customer_rows, event_rows
+from tests.gen.shops import World, customer_rows, dense_worlds, event_rows
 from tests.test_differential import SETTINGS, canonical, checked, describe
 
 EXAMPLES = settings(SETTINGS, max_examples=25)

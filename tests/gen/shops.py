@@ -114,16 +114,42 @@ def worlds(draw: st.DrawFn, max_customers: int = 4, max_events: int = 20) -> Wor
             )
         )
         for index in range(draw(st.integers(0, max_events))):
-            event_type = draw(st.sampled_from(EVENT_TYPES))
-            events.append(
-                Event(
-                    key=f"e{index}",
-                    customer_id=draw(st.sampled_from(customers)).id,
-                    type=event_type,
-                    at_us=draw(st.sampled_from(pool)),
-                    properties=draw(_properties(event_type)),
-                )
-            )
+            events.append(draw(_event(index, customers, pool)))
+    return _world(draw, customers, events, start_us)
+
+
+@st.composite
+def dense_worlds(draw: st.DrawFn, customers: int = 6, events: int = 60) -> World:
+    """Denser shops than `worlds`: `customers` customers and `events` events, most in the
+    window or the week before it, so that most generated rule sets act (for the daemon's tests
+    against `simulate`)."""
+    window_start = draw(st.sampled_from(WINDOW_STARTS))
+    start_us = to_us(window_start)
+    people = [draw(_customer(index, window_start)) for index in range(customers)]
+    # Mostly in the window and shortly before it; a few shared instants.
+    quarters = st.integers(-7 * 96, WINDOW_DAYS * 96) | st.integers(-HISTORY_DAYS * 96, 0)
+    pool = [
+        start_us + q * 900 * US
+        for q in draw(st.lists(quarters, min_size=events // 3, max_size=events))
+    ]
+    happenings = [draw(_event(index, people, pool)) for index in range(events)]
+    return _world(draw, people, happenings, start_us)
+
+
+@st.composite
+def _event(draw: st.DrawFn, index: int, customers: list[Customer], pool: list[int]) -> Event:
+    """Event `e{index}` of one of `customers`, at one of the instants of `pool`."""
+    event_type = draw(st.sampled_from(EVENT_TYPES))
+    return Event(
+        key=f"e{index}",
+        customer_id=draw(st.sampled_from(customers)).id,
+        type=event_type,
+        at_us=draw(st.sampled_from(pool)),
+        properties=draw(_properties(event_type)),
+    )
+
+
+def _world(draw: st.DrawFn, customers: list[Customer], events: list[Event], start_us: int) -> World:
     return World(
         shop=Shop(customers=tuple(customers), events=tuple(events)),
         timezone=draw(st.sampled_from(ZONES)),
