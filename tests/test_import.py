@@ -1447,14 +1447,43 @@ def test_a_file_in_chinese_excel_s_encoding_is_read_as_that_with_a_warning(engin
     assert [e["properties"] for e in stored_events(engine)] == [{"品类": "女装"}, {"品类": "男鞋"}]
 
 
-def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path):
-    # The whole file happens to be GB18030 too, which would read every other name garbled.
+@pytest.mark.parametrize(
+    "categories",
+    [["女装", "童装", "男鞋"] * 2, ["女装"] * 4 + ["男鞋"] * 2],
+    ids=["cycling", "sorted"],
+)
+def test_a_file_in_gbk_whose_lines_are_mostly_utf8_too_is_read_as_gbk(engine, tmp_path, categories):
+    # 女装 and 童装 in GBK are UTF-8 too (Ůװ, ͯװ), 男鞋 is not: with a column of a few such words,
+    # most lines of the file were UTF-8 (or all before the first that is not, when the file is
+    # sorted by it), and the file was read as UTF-8: the rows with 男鞋 were bad, the others
+    # stored garbled.
+    path = tmp_path / "e.csv"
+    rows = [f"c{n},order.paid,2026-11-05,{word}\r\n" for n, word in enumerate(categories)]
+    path.write_bytes("".join(["customer,type,at,category\r\n", *rows]).encode("gbk"))
+    report = import_events(engine, path, "UTC")
+    assert messages(report) == []
+    first = categories.index("男鞋") + 2
+    assert [str(note) for note in report.notes.values()] == [
+        f"{path}:{first}: not UTF-8 text, but GB18030 (GBK) throughout, as Excel saves CSV on"
+        " Chinese Windows: the file is read as that"
+    ]
+    stored = {e["customer_id"]: e["properties"]["category"] for e in stored_events(engine)}
+    assert stored == {f"c{n}": word for n, word in enumerate(categories)}
+
+
+@pytest.mark.parametrize(
+    "names", [["王芳", "李娜"], ["André Dupont", "Hélène"]], ids=["chinese", "accented"]
+)
+def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path, names):
+    # The whole file happens to be GB18030 too, which would read every other name garbled. The
+    # accented names' letters are of two bytes, as are those of Chinese text in GBK read as UTF-8.
     path = tmp_path / "c.csv"
-    path.write_bytes("id,name\nc1,王芳\nc2,李娜\n".encode() + "c3,刘洋\n".encode("gbk"))
+    text = "".join(f"c{n},{name}\n" for n, name in enumerate(names, 1))
+    path.write_bytes(f"id,name\n{text}".encode() + "c3,刘洋\n".encode("gbk"))
     report = import_customers(engine, path, "UTC")
     assert messages(report) == [f"{path}:4: not UTF-8 text (save the file as UTF-8)"]
     assert report.notes == {}
-    assert [c["name"] for c in stored_customers(engine).values()] == ["王芳", "李娜"]
+    assert [c["name"] for c in stored_customers(engine).values()] == names
 
 
 @pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])

@@ -146,16 +146,17 @@ def text_encoding(stream: BinaryIO, size: int) -> tuple[str, int] | None:
         if _first_line_not(stream, size, CHINESE) is not None:
             return None
         stream.seek(0)
-        return (CHINESE, first) if _chinese(stream, size) else None
+        line, offset = first
+        return (CHINESE, line) if _chinese(stream, size, offset) else None
     finally:
         stream.seek(0)
 
 
-def _first_line_not(stream: BinaryIO, size: int, encoding: str) -> int | None:
-    """The first line of the first `size` bytes of `stream` that is not text in `encoding`, or
-    None. Decoded a megabyte at a time, cut after a line's end (no character of UTF-8 or
-    GB18030 holds its byte)."""
-    left, pending, lines = size, b"", 0
+def _first_line_not(stream: BinaryIO, size: int, encoding: str) -> tuple[int, int] | None:
+    """The first line of the first `size` bytes of `stream` that is not text in `encoding`, and
+    the offset where it starts; or None. Decoded a megabyte at a time, cut after a line's end
+    (no character of UTF-8 or GB18030 holds its byte)."""
+    left, pending, lines, offset = size, b"", 0, 0
     while True:
         block = stream.read(min(_SCAN, left)) if left > 0 else b""
         left -= len(block)
@@ -165,14 +166,18 @@ def _first_line_not(stream: BinaryIO, size: int, encoding: str) -> int | None:
         try:
             piece.decode(encoding)
         except UnicodeDecodeError as exc:
-            return lines + piece.count(b"\n", 0, exc.start) + 1
+            start = piece.rfind(b"\n", 0, exc.start) + 1
+            return lines + piece.count(b"\n", 0, start) + 1, offset + start
         lines += piece.count(b"\n")
+        offset += cut
         if not block:
             return None
 
 
-# How many lines beyond ASCII `_chinese` looks at: enough to tell, and quick at any size.
+# How many lines `_chinese` weighs from the first line that is not UTF-8 on, and how far before
+# it: enough to tell, and quick at any size.
 _SAMPLE = 10_000
+_BEFORE = 4 * _SCAN
 
 
 # A character of two bytes in GB18030 (the second in `latin` when it is an ASCII letter or sign),
@@ -180,31 +185,48 @@ _SAMPLE = 10_000
 _DOUBLE = re.compile(
     rb"[\x81-\xfe](?:[\x30-\x39][\x81-\xfe][\x30-\x39]|(?P<latin>[\x40-\x7e])|.)", re.S
 )
+# In UTF-8 text, what Chinese text in GBK seldom makes by chance: a character of three or four
+# bytes (Chinese, full-width signs, `’`, `€`), or one of two after or before an ASCII letter (`é`
+# of André, Hélène). Chinese characters in GBK that happen to be UTF-8 are characters of two
+# bytes, beside each other or signs (`,女装,` reads `,Ůװ,`; `,叶,` reads `,Ҷ,`). Each match
+# starts at the first byte of a character, which makes the search quick.
+_UTF8_TEXT = re.compile(
+    rb"[\xc2-\xf4](?:(?<=[\xe0-\xf4])|(?<=[A-Za-z].)|[\x80-\xbf][A-Za-z])", re.S
+)
 
 
-def _chinese(stream: BinaryIO, size: int) -> bool:
-    """Whether `stream`, GB18030 text but not UTF-8, is of Chinese Excel's: it begins with no
-    UTF-8 byte-order mark, and of its first _SAMPLE lines beyond ASCII (within `size` bytes)
-    most are not UTF-8 (a few GBK lines happen to be, such as one holding 叶 alone; a UTF-8
-    file with a line or two of another encoding is the other way round, and is read as
-    UTF-8), and in those lines most characters of two bytes end in a byte beyond ASCII. Chinese
-    text is mostly of GB2312's characters, both of whose bytes are beyond ASCII (GBK's others,
-    such as traditional ones, may end in an ASCII byte); Windows-1252, as Excel
-    saves CSV on Western Windows, puts an ASCII letter after most accented ones (`ü l` of
-    Müller, `é n` of Hélène), which GB18030 reads as rare characters of GBK's."""
-    left, utf8, other, latin, wide = size, 0, 0, 0, 0
+def _chinese(stream: BinaryIO, size: int, start: int) -> bool:
+    """Whether `stream`, GB18030 text but not UTF-8 from its line at offset `start` on, is of
+    Chinese Excel's: it begins with no UTF-8 byte-order mark; of the lines weighed, more are
+    not UTF-8 than are UTF-8 holding `_UTF8_TEXT`; and in those that are not, most characters
+    of two bytes end in a byte beyond ASCII.
+
+    Weighed are the lines of the _BEFORE bytes before `start`, UTF-8 all, and the first
+    _SAMPLE lines beyond ASCII from `start` on (within `size` bytes). A UTF-8 file with a line
+    or two of another encoding has more lines holding such text, and is read as UTF-8. Lines of
+    a GBK file that happen to be UTF-8 (`女装`, `叶`) hold none: when a column repeats a few
+    words, as many lines may be UTF-8 as not, or all of those before the first that is not (a
+    file sorted by that column). Chinese text is mostly of GB2312's characters, both of whose
+    bytes are beyond ASCII (GBK's others, such as traditional ones, may end in an ASCII byte);
+    Windows-1252, as Excel saves CSV on Western Windows, puts an ASCII letter after most
+    accented ones (`ü l` of Müller, `é n` of Hélène), which GB18030 reads as rare characters
+    of GBK's."""
+    if stream.read(min(3, size)) == b"\xef\xbb\xbf":
+        return False
+    before = max(0, start - _BEFORE)
+    stream.seek(before)
+    utf8 = _lines_holding_utf8_text(stream.read(start - before))
+    left, seen, other, latin, wide = size - start, 0, 0, 0, 0
     for line in stream:
-        if left <= 0 or utf8 + other >= _SAMPLE:
+        if left <= 0 or seen >= _SAMPLE:
             break
         line = line[:left]
-        if left == size and line.startswith(b"\xef\xbb\xbf"):
-            return False
         left -= len(line)
         if line.isascii():
             continue
+        seen += 1
         try:
             line.decode()
-            utf8 += 1
         except UnicodeDecodeError:
             other += 1
             for char in _DOUBLE.finditer(line):
@@ -212,7 +234,20 @@ def _chinese(stream: BinaryIO, size: int) -> bool:
                     wide += 1
                 else:
                     latin += 1
+            continue
+        if _UTF8_TEXT.search(line):
+            utf8 += 1
     return other > utf8 and latin < wide
+
+
+def _lines_holding_utf8_text(text: bytes) -> int:
+    """How many lines of `text`, UTF-8 lines each ending in a line feed (the first may be cut),
+    hold `_UTF8_TEXT`. The lines between them are skipped by the search."""
+    found, position = 0, 0
+    while match := _UTF8_TEXT.search(text, position):
+        found += 1
+        position = text.index(b"\n", match.end()) + 1
+    return found
 
 
 def transcoded(lines: Iterable[bytes], encoding: str) -> Iterator[bytes]:
