@@ -1402,6 +1402,51 @@ def test_ids_and_phones_excel_wrote_in_scientific_notation_are_bad_rows(engine, 
     assert stored_customers(engine)["c3"]["phone"] == "8613812345678"
 
 
+def test_ids_and_phones_pandas_wrote_with_a_decimal_zero_are_bad_rows(engine, tmp_path):
+    # pandas holds a column of integers with an empty cell as floats and writes 13812345678.0:
+    # such a customer was stored apart from the same one written 13812345678 in another file.
+    path = write(
+        tmp_path,
+        "customers.csv",
+        "id,phone\n13812345678.0,\nc2,13812345678.00\nA.01,v1.0.3\n1.5,0.10\nc3,13812345678\n",
+    )
+    report = import_customers(engine, path, "UTC")
+    fix = (
+        "is a whole number written with a decimal point, as pandas writes a column of numbers"
+        " that has an empty cell, and would not match '13812345678' written elsewhere: write"
+        " the column without it (pandas: read the file with dtype=str, or convert the column"
+        " with .astype('Int64') before to_csv)"
+    )
+    assert messages(report) == [
+        f"{path}:2: `id`: '13812345678.0' {fix}",
+        f"{path}:3: `phone`: '13812345678.00' {fix}",
+    ]
+    stored = stored_customers(engine)
+    assert {cid: c["phone"] for cid, c in stored.items()} == {
+        "A.01": "v1.0.3",
+        "1.5": "0.10",
+        "c3": "13812345678",
+    }
+    events_path = write(
+        tmp_path,
+        "events.csv",
+        "id,customer,type,at\n"
+        "20261105001.0,c3,order.paid,2026-11-05 10:00\n"
+        "o2,13812345678.0,order.paid,2026-11-06 10:00\n"
+        "o3,A.01,order.paid,2026-11-07 10:00\n",
+    )
+    report = import_events(engine, events_path, "UTC")
+    assert [m.split(" is a whole")[0] for m in messages(report)] == [
+        f"{events_path}:2: `id`: '20261105001.0'",
+        f"{events_path}:3: `customer`: '13812345678.0'",
+    ]
+    assert [(e["key"], e["customer_id"]) for e in stored_events(engine)] == [("o3", "A.01")]
+    # JSON Lines are the shop's own text, not a spreadsheet's.
+    json_path = write(tmp_path, "customers.jsonl", '{"id":"7.0","phone":"13812345678.0"}\n')
+    assert messages(import_customers(engine, json_path, "UTC")) == []
+    assert stored_customers(engine)["7.0"]["phone"] == "13812345678.0"
+
+
 def test_ids_in_json_lines_that_look_like_scientific_notation_are_ids(engine, tmp_path):
     # No spreadsheet writes JSON Lines: a JSON string is the shop's own id, and was a bad row.
     path = write(

@@ -44,6 +44,10 @@ _MONTH_DAY_IN_WORDS = re.compile(r"([0-9]{1,2})月([0-9]{1,2})日")
 # it into a CSV file: the digits past the sixth are lost, so that ids, order numbers and phone
 # numbers saved so come out alike. Always with the sign: hexadecimal codes (`3e8`) have none.
 _SCIENTIFIC = re.compile(r"[0-9](?:\.[0-9]+)?[eE]\+[0-9]+")
+# A whole number with a decimal part of zeros (`13812345678.0`), as pandas writes a column of
+# integers that has an empty cell (it holds them as floats): it does not match the same id
+# written without it elsewhere. Only digits: `A.01` and `v1.0.3` are ids.
+_WHOLE_WITH_ZEROS = re.compile(r"([0-9]+)\.0+")
 
 
 # `\u0000` in JSON text, not preceded by a backslash of its own (`\\u0000` is text).
@@ -84,16 +88,26 @@ def text(value: object, field: str, limit: int | None = None) -> str:
 
 def code(value: object, field: str, textual: bool, limit: int | None = None) -> str:
     """Text that names one thing (an id, a phone number): from a CSV file (`textual`), which a
-    spreadsheet may have saved, refused when it is a number written in scientific notation,
-    which has lost the digits that told such things apart. A JSON string is the shop's own
-    text, whatever it looks like (`1E+5`), as any id is."""
+    spreadsheet or pandas may have saved, refused when it is a number written in scientific
+    notation, which has lost the digits that told such things apart, or a whole number with
+    `.0`, which would not be the same thing as the number written without it. A JSON string is
+    the shop's own text, whatever it looks like (`1E+5`, `1.0`), as any id is."""
     result = text(value, field, limit)
-    if textual and isinstance(value, str) and _SCIENTIFIC.fullmatch(result):
+    if not textual or not isinstance(value, str):
+        return result
+    if _SCIENTIFIC.fullmatch(result):
         raise RowError(
             f"`{field}`: {result!r} is a number in scientific notation, as Excel shows a long"
             " number, and its last digits are lost: import the file as the shop exported it, or"
             " open it in Excel with Data > From Text/CSV, this column set to Text (Excel keeps"
             " 15 digits of a number)"
+        )
+    if whole := _WHOLE_WITH_ZEROS.fullmatch(result):
+        raise RowError(
+            f"`{field}`: {result!r} is a whole number written with a decimal point, as pandas"
+            f" writes a column of numbers that has an empty cell, and would not match"
+            f" {whole[1]!r} written elsewhere: write the column without it (pandas: read the"
+            " file with dtype=str, or convert the column with .astype('Int64') before to_csv)"
         )
     return result
 
