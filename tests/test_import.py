@@ -1623,6 +1623,35 @@ def test_dates_as_excel_writes_them_year_first_are_read(engine, tmp_path):
     assert stored_events(engine)[0]["at_us"] == us(2026, 11, 5, 14, 30, hours=8)
 
 
+def test_dates_excel_wrote_as_its_serial_numbers_are_bad_rows_that_say_so(engine, tmp_path):
+    # A date column not formatted as a date is saved as Excel's count of days: the row was bad,
+    # saying only that 45962 is not an ISO 8601 time.
+    path = write(
+        tmp_path,
+        "customers.csv",
+        "id,signed_up,birthday\nc1,45962.5,\nc2,,32874\nc3,2026,\nc4,,1990\nc5,,45962.\n",
+    )
+    report = import_customers(engine, path, "UTC")
+    iso = "is not an ISO 8601 time such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
+    date = "is not a date written YYYY-MM-DD or MM-DD"
+    serial = "it looks like an Excel date serial number, which stands for"
+    assert messages(report) == [
+        f"{path}:2: `signed_up`: '45962.5' {iso}: {serial} 2025-11-01 12:00; format the column"
+        " as a date and time (yyyy-mm-dd hh:mm) before saving",
+        f"{path}:3: `birthday`: '32874' {date}: {serial} 1990-01-01; format the column as a date"
+        " (yyyy-mm-dd) before saving",
+        # A year alone is not taken for a day of 1905.
+        f"{path}:4: `signed_up`: '2026' {iso}",
+        f"{path}:5: `birthday`: '1990' {date}",
+        f"{path}:6: `birthday`: '45962.' {date}",
+    ]
+    events_path = write(tmp_path, "events.csv", "customer,type,at\nc1,order.paid,45966.75\n")
+    assert messages(import_events(engine, events_path, "UTC")) == [
+        f"{events_path}:2: `at`: '45966.75' {iso}: {serial} 2025-11-05 18:00; format the column"
+        " as a date and time (yyyy-mm-dd hh:mm) before saving"
+    ]
+
+
 def test_empty_columns_a_spreadsheet_writes_are_ignored(engine, tmp_path):
     # Excel writes the columns of the range once used, empty; the header was refused whole.
     path = write(

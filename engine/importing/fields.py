@@ -38,6 +38,11 @@ _YEAR_FIRST = re.compile(
     r"(?:[ T](?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2}))?)?"
 )
 _MONTH_DAY_IN_WORDS = re.compile(r"([0-9]{1,2})月([0-9]{1,2})日")
+# A date as Excel holds it, a number of days (the fraction a time of day), which a CSV file gets
+# when the column is not formatted as a date: day 1 is 1900-01-01, counted from 1899-12-30 after
+# Excel's 29 February 1900 that never was. Five digits, 1927 to 2173 (four are rather a year).
+_EXCEL_SERIAL = re.compile(r"[1-9][0-9]{4}(?:\.[0-9]+)?")
+_EXCEL_DAY_0 = dt.datetime(1899, 12, 30)
 
 
 # A number as Excel shows one of more than 11 digits (`1.38123E+12`, `2.02611E+18`) and writes
@@ -145,7 +150,21 @@ def _year_first(given: str, field: str) -> dt.datetime:
         raise RowError(
             f"`{field}`: {given!r} is not an ISO 8601 time"
             " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
+            + _excel_serial(given, "a date and time (yyyy-mm-dd hh:mm)")
         ) from None
+
+
+def _excel_serial(given: str, written: str) -> str:
+    """What to add to the message about a date or time `given` when it is a date as Excel holds
+    it (`_EXCEL_SERIAL`): the day (and time) it stands for, and how to have it `written`."""
+    if _EXCEL_SERIAL.fullmatch(given) is None:
+        return ""
+    moment = _EXCEL_DAY_0 + dt.timedelta(minutes=round(float(given) * 24 * 60))
+    shown = f"{moment:%Y-%m-%d}" if moment.time() == dt.time() else f"{moment:%Y-%m-%d %H:%M}"
+    return (
+        f": it looks like an Excel date serial number, which stands for {shown}; format the"
+        f" column as {written} before saving"
+    )
 
 
 def _year_month_day(match: re.Match[str]) -> tuple[int, int, int]:
@@ -206,7 +225,7 @@ def birthday(value: object) -> tuple[str, str]:
     match = _BIRTHDAY.fullmatch(given)
     problem = f"`birthday`: {written!r} is not a date written YYYY-MM-DD or MM-DD"
     if match is None:
-        raise RowError(problem)
+        raise RowError(problem + _excel_serial(written, "a date (yyyy-mm-dd)"))
     year, month, day = match.groups()
     try:
         dt.date(int(year) if year else 2000, int(month), int(day))  # 2000 has a 29 February
