@@ -1018,6 +1018,8 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
         click.echo(f"error: {problem}", err=True)
     for note in report.notes.values():
         click.echo(f"warning: {note}", err=True)
+    if not report.rows:  # an export that went wrong, or of the wrong file: not a bad row
+        click.echo(f"warning: {report.source} holds no rows", err=True)
     click.echo(report.summary())
     if report.problems:
         sys.exit(1)

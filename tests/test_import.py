@@ -1138,6 +1138,36 @@ def test_command_exits_1_after_importing_the_good_rows(db_url, tmp_path, capsys)
     ]
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("c.csv", ""),
+        ("c.csv", "id,name\r\n"),
+        ("c.csv", "\ufeffid,name\r\n\r\n,\r\n"),
+        ("c.jsonl", ""),
+        ("c.jsonl", "\n  \n"),
+    ],
+)
+def test_command_warns_of_a_file_that_holds_no_rows(
+    db_url, tmp_path, capsys, monkeypatch, name, content
+):
+    # Said "0 customers imported" alone, as of a file whose rows were all stored before.
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "nudge.yaml", "timezone: Asia/Shanghai\n")
+    path = write(tmp_path, name, content)
+    main(["import", "customers", str(path), "--db", db_url])
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"warning: {path} holds no rows"]
+    assert captured.out.splitlines() == [
+        f"{path}: 0 customers imported (0 new, 0 updated), 0 already stored, 0 bad rows"
+    ]
+    # A file whose rows are all stored already holds rows.
+    full = write(tmp_path, "full.csv", "id\nc1\n")
+    main(["import", "customers", str(full), "--db", db_url])
+    main(["import", "customers", str(full), "--db", db_url])
+    assert capsys.readouterr().err == ""
+
+
 def test_nul_characters_and_lone_surrogates_are_bad_rows_not_crashes(engine, tmp_path):
     path = write(
         tmp_path,

@@ -79,6 +79,12 @@ class ImportReport:
     def bad(self) -> int:
         return len(self.problems)
 
+    @property
+    def rows(self) -> int:
+        """The rows read: imported, already stored, or bad (none in an empty file, or in a CSV
+        file of a header alone)."""
+        return self.added + self.updated + self.unchanged + self.bad
+
     def summary(self) -> str:
         imported = self.added + self.updated
         parts = [f"{imported} {self.kind if imported != 1 else self.kind[:-1]} imported"]
