@@ -130,7 +130,8 @@ def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db
     rng = random.Random(9)
     log = tmp_path / "daemon.log"
     kills = 0
-    while SystemClock().now_us() < last_due:
+    # At least three kills, however long a daemon takes to start on a loaded machine.
+    while kills < 3 or SystemClock().now_us() < last_due:
         daemon = DaemonProcess(rules, config_path, log)
         try:
             daemon.wait_running()
@@ -138,7 +139,6 @@ def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db
         finally:
             daemon.kill()
         kills += 1
-    assert kills >= 3
     # Each killed daemon left its row: read a minute on, `nudge status` shows them all silent.
     later = SystemClock().now_us() + silent_after_us(0.2) + US
     assert [d.silent for d in status(engine, later, tick_seconds=0.2).daemons] == [True] * kills
