@@ -45,6 +45,57 @@ def unquote(token: str) -> str:
     return _ESCAPE.sub(r"\1", token[1:-1])
 
 
+# A number written with thousands separators inside a list, `[1,000, 2,000]`: its commas are
+# read as the list's, so it parses, as numbers never meant (1, 0, 2, 0). The first part of such a
+# number, then parts of three digits, each after a comma with no space on either side.
+_FIRST_PART = re.compile(r"[1-9][0-9]{0,2}")
+_NEXT_PART = re.compile(r"[0-9]{3}(?:\.[0-9]+)?")
+
+
+def _thousands_in_list(file: str, children: list[Any]) -> list[Diagnostic]:
+    """E137 at each number of a list written with thousands separators, once one proves that
+    the list was written so: a part after a comma that starts with `0` (`1,000`, `2,050`), which
+    no number of a list starts with. Then a number written so without that proof (`1,500` in
+    `[1,500, 2,000]`) is told too, with both readings, as the merchant is to choose."""
+    runs: list[list[ast.Number]] = []
+    for before, comma, value in zip(children, children[1:], children[2:], strict=False):
+        if not (isinstance(comma, Token) and comma.type == "COMMA"):
+            continue
+        left = before.operand if isinstance(before, ast.Negate) else before
+        if not (isinstance(left, ast.Number) and isinstance(value, ast.Number)):
+            continue
+        joined = (
+            (left.span.end_line, left.span.end_column) == (comma.line, comma.column)
+            and (comma.end_line, comma.end_column) == (value.span.line, value.span.column)
+            and _NEXT_PART.fullmatch(value.text) is not None
+        )
+        if joined and runs and runs[-1][-1] is left and "." not in left.text:
+            runs[-1].append(value)
+        elif joined and _FIRST_PART.fullmatch(left.text):
+            runs.append([left, value])
+    if not any(part.text.startswith("0") for run in runs for part in run[1:]):
+        return []
+    problems = []
+    for run in runs:
+        plain = "".join(part.text for part in run)
+        proven = any(part.text.startswith("0") for part in run[1:])
+        first, last = run[0].span, run[-1].span
+        problems.append(
+            Diagnostic(
+                "error",
+                "E137",
+                "a number is written without thousands separators",
+                Span(file, first.line, first.column, last.end_line, last.end_column),
+                label="in a list, a comma separates two values",
+                help=f"write `{plain}`"
+                if proven
+                else f"write `{plain}`, or `{', '.join(p.text for p in run)}` if it is "
+                f"{len(run)} numbers",
+            )
+        )
+    return problems
+
+
 @dataclass(frozen=True)
 class _Clause:
     """An `if`, `unless` or `once` clause on its way into a `Rule`."""
@@ -410,6 +461,7 @@ class _ToAst(Transformer):
         return ast.Ref(entity, ".".join(rest), self._span(token))
 
     def list_value(self, meta: Meta, children: list[Any]) -> ast.ListValue:
+        self.problems.extend(_thousands_in_list(self.file, children))
         return ast.ListValue(tuple(self._values(children)), self._span(meta))
 
     def aggregate(self, meta: Meta, children: list[Any]) -> ast.Aggregate:

@@ -357,6 +357,29 @@ def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
     ]
 
 
+def test_a_number_with_thousands_separators_in_a_list_is_told_once_its_commas_prove_it():
+    """`[1,000, 2,000]` parsed as the list of 1, 0, 2 and 0: a part after a comma with no space
+    that starts with `0` is a number's, not the list's. Once one is, so is `1,500` beside it,
+    told with both readings; a list whose commas prove nothing is read as written."""
+    text = 'when order.paid if order.total in [1,000, 2,000.50] then tag "x"\n'
+    text += 'segment "s" = customer.orders in [1,500, -3,000,000]'
+    assert helps_of(text) == [
+        ("E137", "t.rules:1:36", "write `1000`"),
+        ("E137", "t.rules:1:43", "write `2000.50`"),
+        ("E137", "t.rules:2:35", "write `1500`, or `1, 500` if it is 2 numbers"),
+        ("E137", "t.rules:2:43", "write `3000000`"),
+    ]
+    (segment,) = parse_text(
+        'segment "s" = customer.orders in [1,2,3, 10,20, 100,200, 1.5,000]'
+    ).statements
+    assert isinstance(segment, ast.Segment) and isinstance(segment.condition, ast.Compare)
+    listed = segment.condition.right
+    assert isinstance(listed, ast.ListValue)
+    assert [item.text for item in listed.items] == [  # type: ignore[union-attr]
+        *("1", "2", "3", "10", "20", "100", "200", "1.5", "000")
+    ]
+
+
 def test_characters_of_other_languages_get_what_to_write_instead():
     text = """when order.paid if order.total > 100 && customer.orders > 1 then tag "x"
 when order.paid if order.total > ¥100 then tag "x"
