@@ -73,6 +73,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _unit_without_number(file, text, error)
         or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
+        or _unit_of_amount(file, text, error)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, text, error)
@@ -154,6 +155,12 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
         return [_borrow(_WRITE_BEFORE[code], token)]
     if code == "E115" and token.type != "ASSIGN":
         return None  # `is` for `==`: the word to replace is behind the parser
+    if code == "E141":  # a currency is deleted, `percent` is written `%` where one may come
+        if _currency(token):
+            return []
+        expected = set(error.accepts or error.expected)
+        percent = token.type == "NAME" and "PERCENT" in expected
+        return [_borrow(Token("PERCENT", "%"), token)] if percent else None
     if code in _WRITE_INSTEAD:
         return [_borrow(_WRITE_INSTEAD[code], token)]
     if code in _WRITE_BEFORE:
@@ -928,6 +935,76 @@ def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
         _offset_span(file, text, number.start(), number.end()),
         "a comma cannot be part of a number",
         f"write `{plain}`",
+    )
+
+
+# Units written as words after an amount (`worth 30 percent`, `> 200 RMB`) or before it
+# (`worth RMB 200`): a percentage is written `30%`, and an amount in the shop's currency.
+_PERCENT_WORDS = frozenset({"percent", "percents", "percentage", "pct"})
+_CURRENCY_WORDS = frozenset(
+    {
+        *("rmb", "cny", "yuan", "kuai", "usd", "dollar", "dollars", "bucks"),
+        *("eur", "euro", "euros", "gbp", "jpy", "yen", "hkd"),
+    }
+)
+
+_CENT = re.compile(r"[ \t]*cent\b", re.IGNORECASE)  # after `per`
+
+
+def _currency(token: Token) -> bool:
+    return token.type == "NAME" and str(token).lower() in _CURRENCY_WORDS
+
+
+def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E141 at a unit written as a word with an amount: a currency (`200 RMB`, `RMB 200`),
+    to be deleted, as amounts are plain numbers in the shop's currency; `percent` (`per cent`)
+    after a number, written `%` after a coupon's worth, and nowhere else."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    number = stack[-1] if stack and _is_a(stack[-1], "NUMBER") else None
+    word = str(token).lower()
+    if number is not None and number.line == token.line:
+        end = token.end_pos or 0
+        cent = _CENT.match(text, end) if word == "per" else None
+        if cent is not None:
+            word, end = "percent", cent.end()
+        if word in _PERCENT_WORDS and token.type in ("NAME", "PER"):
+            span = _offset_span(file, text, token.start_pos or 0, end)
+            if "PERCENT" in set(error.accepts or error.expected):
+                return Diagnostic(
+                    "error",
+                    "E141",
+                    "a percentage is written with `%`",
+                    span,
+                    "a percentage written as a word",
+                    f"write `{number}%`",
+                )
+            return Diagnostic(
+                "error",
+                "E141",
+                "a number here is written without a unit",
+                span,
+                "`%` is written only after a coupon's worth, `worth 15%`",
+                "write the number as the data holds it: a rate such as `customer.return_rate` "
+                "is a fraction, `0.5` for 50%",
+            )
+        amount = str(number)
+    else:
+        after = _word_after(text, token.end_pos or 0)
+        if "NUMBER" not in set(error.accepts or error.expected) or not (
+            after and re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", after)
+        ):
+            return None
+        amount = after  # `worth RMB 200`
+    if not _currency(token):
+        return None
+    return Diagnostic(
+        "error",
+        "E141",
+        "an amount is a plain number",
+        _token_span(file, text, token),
+        "an amount takes no currency",
+        f"write `{amount}`: amounts are plain numbers, in the shop's currency",
     )
 
 

@@ -380,6 +380,48 @@ def test_a_number_with_thousands_separators_in_a_list_is_told_once_its_commas_pr
     ]
 
 
+def test_a_unit_written_as_a_word_with_an_amount_is_told_at_it():
+    """A percentage is `30%`; an amount is a plain number, in the shop's currency: a currency's
+    name after or before it is to be deleted. The help names the one edit, so the parser reads
+    on as if it were made (the `tag "y"` below is told), the percent of a coupon's worth too."""
+    text = """when order.paid then coupon "x" worth 30 percent
+  tag "y"
+when order.paid then coupon "x" worth 30 Per Cent
+when order.paid then coupon "x" worth 200 RMB min 300
+  tag "y"
+when order.paid then coupon "x" worth yuan 200
+when order.paid if order.total >= 200yuan then tag "x"
+when order.paid if customer.return_rate > 50 pct then tag "x"
+when order.paid if order.currency == USD then tag "x"
+"""
+    assert helps_of(text) == [
+        ("E141", "t.rules:1:42", "write `30%`"),
+        (
+            "E113",
+            "t.rules:2:3",
+            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
+        ),
+        ("E141", "t.rules:3:42", "write `30%`"),
+        ("E141", "t.rules:4:43", "write `200`: amounts are plain numbers, in the shop's currency"),
+        (
+            "E113",
+            "t.rules:5:3",
+            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
+        ),
+        ("E141", "t.rules:6:39", "write `200`: amounts are plain numbers, in the shop's currency"),
+        ("E141", "t.rules:7:38", "write `200`: amounts are plain numbers, in the shop's currency"),
+        (
+            "E141",
+            "t.rules:8:46",
+            "write the number as the data holds it: a rate such as `customer.return_rate` is a "
+            "fraction, `0.5` for 50%",
+        ),
+        # A currency's name as text, not with an amount: told as text without its quotes.
+        ("E118", "t.rules:9:38", 'write text in quotes, e.g. `order.category == "shoes"`'),
+    ]
+    assert [d.span.end_column for d in diagnostics_of(text)][2] == 50  # `Per Cent` whole
+
+
 def test_characters_of_other_languages_get_what_to_write_instead():
     text = """when order.paid if order.total > 100 && customer.orders > 1 then tag "x"
 when order.paid if order.total > ¥100 then tag "x"
