@@ -74,6 +74,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
         or _unit_of_amount(file, text, error)
+        or _between_to(file, text, error)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, text, error)
@@ -138,6 +139,7 @@ _WRITE_INSTEAD = {
     "E118": Token("STRING", '"x"'),
     "E121": Token("DURATION", "3d"),
     "E139": Token("NAME", "email"),
+    "E142": Token("AND", "and"),
 }
 
 
@@ -1005,6 +1007,28 @@ def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic 
         _token_span(file, text, token),
         "an amount takes no currency",
         f"write `{amount}`: amounts are plain numbers, in the shop's currency",
+    )
+
+
+def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E142 at the `to` of `between 1 to 3`: the two ends of `between` are joined with `and`."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    starts = [i for i, v in enumerate(stack) if _is_a(v, "BETWEEN")]
+    if token.type != "TO" or not starts or "AND" not in set(error.accepts or error.expected):
+        return None
+    if any(_is_a(v, "AND") for v in stack[starts[-1] :]):
+        return None  # `between 1 and 3 to`: not its lower bound
+    between = stack[starts[-1]]
+    lower = text[between.end_pos or 0 : token.start_pos or 0].strip()
+    upper = _value_after(text, token.end_pos or 0)
+    return Diagnostic(
+        "error",
+        "E142",
+        "the two ends of `between` are joined with `and`",
+        _token_span(file, text, token),
+        "not `to`",
+        f"write `between {lower} and {upper}`" if upper else "write `and` in place of `to`",
     )
 
 

@@ -422,6 +422,20 @@ when order.paid if order.currency == USD then tag "x"
     assert [d.span.end_column for d in diagnostics_of(text)][2] == 50  # `Per Cent` whole
 
 
+def test_between_with_to_is_told_to_join_its_ends_with_and():
+    text = 'when a.b if a.c between 1 to 3 then tag "x"\n  tag "y"\n'
+    text += 'when a.b if a.c between -1 to then tag "x"'
+    assert helps_of(text) == [
+        ("E142", "t.rules:1:27", "write `between 1 and 3`"),
+        (
+            "E113",
+            "t.rules:2:3",
+            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
+        ),
+        ("E142", "t.rules:3:28", "write `and` in place of `to`"),
+    ]
+
+
 def test_characters_of_other_languages_get_what_to_write_instead():
     text = """when order.paid if order.total > 100 && customer.orders > 1 then tag "x"
 when order.paid if order.total > ¥100 then tag "x"
