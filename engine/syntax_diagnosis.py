@@ -75,6 +75,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _thousands(file, text, token)
         or _unit_of_amount(file, text, error)
         or _between_to(file, text, error)
+        or _once_a_period(file, text, error)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, text, error)
@@ -1029,6 +1030,58 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
         _token_span(file, text, token),
         "not `to`",
         f"write `between {lower} and {upper}`" if upper else "write `and` in place of `to`",
+    )
+
+
+# A period after `once`, written as in speech (`once a month`, `once per week`, `once in 30
+# days`, `once weekly`): `once every` and a duration. The connecting words, the words that say
+# "each such period" alone, and a period: a number (in digits or a word) and a unit, or a unit.
+_ONCE_JOINTS = frozenset({"a", "an", "each", "per", "in", "within"})
+_ONCE_ADVERBS = {"hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month"}
+_ONCE_ADVERBS |= {"yearly": "year", "annually": "year"}
+_PERIOD = re.compile(
+    r"[ \t]*(?:([0-9]+)[ \t]*|([A-Za-z]+)[ \t]+)?"
+    r"(minutes?|hours?|days?|weeks?|months?|years?|[mhdw])(?![A-Za-z0-9_])",
+    re.IGNORECASE,
+)
+_LETTERS = {"m": "minute", "h": "hour", "d": "day", "w": "week"}
+
+
+def _once_a_period(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E143 at a period after `once` written without `every` (`once a month`, `once per week`,
+    `once daily`, `once 30d`): the help gives `once every` and the duration (`30d` for a month,
+    as E121 takes one)."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    if not stack or not _is_a(stack[-1], "ONCE") or token.type == "$END":
+        return None
+    word, start = str(token).lower(), token.start_pos or 0
+    if word in _ONCE_ADVERBS:
+        amount, name, end = 1, _ONCE_ADVERBS[word], token.end_pos or 0
+    else:
+        if word not in _ONCE_JOINTS and token.type != "DURATION":
+            return None
+        # `a month` and `30d`: the word is the period's number; `per month`: the period
+        # follows the word.
+        at = start if word in ("a", "an") or token.type == "DURATION" else token.end_pos or 0
+        period = _PERIOD.match(text, at)
+        if period is None:
+            return None
+        digits, number, unit = period.groups()
+        if number is not None and number.lower() not in _NUMBER_WORDS:
+            return None
+        amount = int(digits) if digits else _NUMBER_WORDS[number.lower()] if number else 1
+        unit = unit.lower()
+        name, end = _LETTERS.get(unit, unit.removesuffix("s")), period.end()
+    duration = f"{amount * _DAYS_IN.get(name, 1)}{_UNITS[name]}"
+    note = f" (a {name} taken as {_DAYS_IN[name]} days)" if name in _DAYS_IN else ""
+    return Diagnostic(
+        "error",
+        "E143",
+        "a period after `once` is written `once every` and a duration",
+        _offset_span(file, text, start, end),
+        "expected `every` and a duration",
+        f"write `once every {duration}`{note}",
     )
 
 

@@ -436,6 +436,28 @@ def test_between_with_to_is_told_to_join_its_ends_with_and():
     ]
 
 
+def test_a_period_after_once_without_every_gets_the_duration_to_write():
+    """`once a month` and the like: `once every` and the duration, at the period as written. A
+    word after `once` that names no period (`once in a while`) is left to E100."""
+    periods = {
+        "once a month": "write `once every 30d` (a month taken as 30 days)",
+        "once a week": "write `once every 1w`",
+        "once per month": "write `once every 30d` (a month taken as 30 days)",
+        "once per 2 weeks": "write `once every 2w`",
+        "once each day": "write `once every 1d`",
+        "once in three months": "write `once every 90d` (a month taken as 30 days)",
+        "once within 12 hours": "write `once every 12h`",
+        "once weekly": "write `once every 1w`",
+        "once a year": "write `once every 365d` (a year taken as 365 days)",
+        "once 30d": "write `once every 30d`",
+    }
+    for written, help in periods.items():
+        (problem,) = diagnostics_of(f'rule "r" when order.paid {written} then tag "x"')
+        assert (problem.code, str(problem.span), problem.help) == ("E143", "t.rules:1:31", help)
+        assert problem.span and problem.span.end_column == 26 + len(written)
+    assert errors_of('rule "r" when order.paid once in a while then tag "x"') == [("E100", 1, 31)]
+
+
 def test_characters_of_other_languages_get_what_to_write_instead():
     text = """when order.paid if order.total > 100 && customer.orders > 1 then tag "x"
 when order.paid if order.total > ¥100 then tag "x"
