@@ -82,10 +82,17 @@ class Rendered:
     html: bool
 
 
+# How editors and tools end the names of the copies they leave beside a file: a backup
+# (`thanks.bak`, Windows editors' in place of the extension, `thanks.txt.bak`; `thanks.orig`,
+# a merge's or a patch's; `thanks.old`), a file written while saving (`thanks.tmp`, JetBrains'
+# `thanks.txt___jb_tmp___` and `___jb_old___`). Matched whatever the case (`THANKS.BAK`).
+_LEFT_ENDINGS = (".bak", ".orig", ".old", ".tmp", "___jb_tmp___", "___jb_old___")
+
+
 def left_by_an_editor(name: str) -> bool:
-    """Whether a file named `name` is an editor's backup (`fit_check.txt~`) or a hidden file (a
-    swap or lock file): none is a template."""
-    return name.endswith("~") or name.startswith(".")
+    """Whether a file named `name` is an editor's backup (`fit_check.txt~`, `fit_check.bak`) or
+    temporary file, or a hidden file (a swap or lock file): none is a template."""
+    return name.endswith("~") or name.startswith(".") or name.lower().endswith(_LEFT_ENDINGS)
 
 
 def find_template(templates_dir: Path, name: str) -> Path:

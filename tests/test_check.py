@@ -183,11 +183,11 @@ def test_what_is_named_as_a_rule_file_but_cannot_be_read_is_an_error(tmp_path):
 
 
 def test_an_editor_s_backup_is_not_offered_as_the_template_meant(tmp_path):
-    """A backup (`thanks.txt~`) or a hidden file is no template: E206's did-you-mean offers
-    only real ones."""
+    """A backup (`thanks.txt~`, `thanks.bak`, `thanks.txt.orig`) or a hidden file is no
+    template: E206's did-you-mean offers only real ones."""
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "thank"'})
-    (rules / "templates" / "thanks.txt~").write_text("old")
-    (rules / "templates" / ".thank.txt.swp").write_text("old")
+    for backup in ("thanks.txt~", ".thank.txt.swp", "thanks.bak", "thank.txt.orig"):
+        (rules / "templates" / backup).write_text("old")
     _, diagnostics = check_rule_set(rules, config)
     folder = rules / "templates"
     assert [(d.code, d.help) for d in diagnostics] == [

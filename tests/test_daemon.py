@@ -512,6 +512,7 @@ def test_an_edit_naming_a_template_not_yet_written_is_loaded_once_it_is_written(
     at(daemon, T0 + 2 * HOUR_US)  # nothing changed: not said again
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     (rules / "templates" / ".thanks.txt.swp").write_bytes(b"\0vim")  # the editor's, not one
+    (rules / "templates" / "thanks.bak").write_text("a backup, not one either")
     at(daemon, T0 + 3 * HOUR_US)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     (rules / "templates" / "thanks.txt").write_text("thanks, {{ customer.name }}")

@@ -286,6 +286,24 @@ def test_an_editor_s_backup_beside_a_template_is_no_second_template(tmp_path: Pa
         find_template(tmp_path, "thanks")
 
 
+def test_a_backup_or_a_temporary_file_beside_a_template_is_no_second_template(
+    tmp_path: Path,
+) -> None:
+    """`thanks.bak` (a Windows editor's backup, in place of the extension), a merge's
+    `thanks.orig`, a copy kept as `thanks.old`, a file written while saving (`thanks.tmp`,
+    JetBrains' `thanks.txt___jb_tmp___`) are not files of the template `thanks`; two files
+    that are (`thanks.html` beside `thanks.txt`) are still one too many."""
+    write(tmp_path, "thanks.txt", "new")
+    names = ("thanks.BAK", "thanks.orig", "thanks.old", "thanks.tmp", "thanks.txt___jb_tmp___")
+    for name in (*names, "thanks.txt.bak"):
+        write(tmp_path, name, "old")
+    assert find_template(tmp_path, "thanks") == tmp_path / "thanks.txt"
+    assert Templates(tmp_path).render("thanks", CONTEXT).body == "new"
+    write(tmp_path, "thanks.html", "<p>new</p>")
+    with pytest.raises(TemplateError, match=r"several files match \(thanks.html, thanks.txt\)"):
+        find_template(tmp_path, "thanks")
+
+
 @pytest.mark.parametrize(
     ("text", "unknown"),
     [
