@@ -513,18 +513,21 @@ class _Checker:
         if "several" in str(exc):
             return str(exc)
         folder = self.templates_dir
-        names = (
-            {
-                p.relative_to(folder).with_suffix("").as_posix()
-                for p in folder.rglob("*.*")
-                if not left_by_an_editor(p.name)
-            }
-            if folder.is_dir()
-            else set()
+        files = (
+            sorted(p.relative_to(folder) for p in folder.rglob("*.*")) if folder.is_dir() else []
         )
+        names = {f.with_suffix("").as_posix() for f in files if not left_by_an_editor(f.name)}
         stem = PurePosixPath(name).with_suffix("").as_posix() if "." in name else name
         if stem != name and stem in names:
             return f"a template is named without its extension: `{stem}`"
+        left = [
+            f for f in files if f.with_suffix("").as_posix() == name and left_by_an_editor(f.name)
+        ]
+        if left:  # `thanks.bak`, the only file the merchant sees for `thanks`
+            return (
+                f"`{left[0].name}` is taken for a copy an editor left, not a template: name the "
+                f"file `{PurePosixPath(name).name}.txt` (or another extension)"
+            )
         return (
             did_you_mean(name, names)
             or f"a template `{name}` is a file `{name}.*` (any extension) in `{folder}`"

@@ -195,6 +195,28 @@ def test_an_editor_s_backup_is_not_offered_as_the_template_meant(tmp_path):
     ]
 
 
+def test_a_template_whose_only_file_is_taken_for_a_backup_is_told_so(tmp_path):
+    """`thanks.bak` alone is no template `thanks`: the help names the file the merchant sees,
+    not only the rule `thanks.*` that it seems to follow."""
+    text = 'when order.paid then followup "thanks" and message "promo"'
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    (rules / "templates" / "thanks.bak").write_text("the only one")
+    (rules / "templates" / "promo.txt~").write_text("an Emacs backup")
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.help) for d in diagnostics] == [
+        (
+            "E206",
+            "`thanks.bak` is taken for a copy an editor left, not a template: name the file "
+            "`thanks.txt` (or another extension)",
+        ),
+        (
+            "E206",
+            "`promo.txt~` is taken for a copy an editor left, not a template: name the file "
+            "`promo.txt` (or another extension)",
+        ),
+    ]
+
+
 def test_once_in_a_rule_without_a_name_is_warned_of(tmp_path):
     """Its `once` is kept under FILE:LINE, which a line added above it changes (W210)."""
     text = (
