@@ -1022,15 +1022,31 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
         return None  # `between 1 and 3 to`: not its lower bound
     between = stack[starts[-1]]
     lower = text[between.end_pos or 0 : token.start_pos or 0].strip()
-    upper = _value_after(text, token.end_pos or 0)
+    upper = _BOUND.match(text, token.end_pos or 0)
+    whole = (
+        upper is not None
+        and upper[1] not in keywords()
+        and _word_after(text, upper.end()) not in ("+", "-", "*", "/", ".")
+    )
     return Diagnostic(
         "error",
         "E142",
         "the two ends of `between` are joined with `and`",
         _token_span(file, text, token),
         "not `to`",
-        f"write `between {lower} and {upper}`" if upper else "write `and` in place of `to`",
+        f"write `between {lower} and {upper[1]}`"
+        if upper is not None and whole
+        else "write `and` in place of `to`",
     )
+
+
+# The upper bound of `between 1 to 3`, when it is one value: a date, a duration, a number, a
+# name, text in quotes.
+_BOUND = re.compile(
+    r"[ \t]*(-?(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?![0-9])"
+    r"|[0-9]+(?:\.[0-9]+)?(?:[ \t]*(?:minutes?|hours?|days?|weeks?|m|h|d|w)(?![A-Za-z0-9_]))?)"
+    r'|"[^"\n]*"|[A-Za-z_][A-Za-z0-9_.]*)(?![A-Za-z0-9_.])'
+)
 
 
 # A period after `once`, written as in speech (`once a month`, `once per week`, `once in 30

@@ -436,6 +436,21 @@ def test_between_with_to_is_told_to_join_its_ends_with_and():
     ]
 
 
+def test_the_help_of_e142_writes_the_upper_bound_only_when_it_is_one_whole_value():
+    """A date is not cut at its first `-`; a bound that goes on (`customer.orders + 1`) is not
+    shown cut short, as copying it would change the rule: only the word to write is given."""
+    bounds = {
+        "2026-01-01 to 2026-02-01": "write `between 2026-01-01 and 2026-02-01`",
+        "1 to 3 days": "write `between 1 and 3 days`",
+        '"a" to "m"': 'write `between "a" and "m"`',
+        "1 to customer.orders + 1": "write `and` in place of `to`",
+        "1 to 3.5.6": "write `and` in place of `to`",
+    }
+    for written, help in bounds.items():
+        (problem,) = diagnostics_of(f'when a.b if a.c between {written} then tag "x"')
+        assert (problem.code, problem.help) == ("E142", help)
+
+
 def test_a_period_after_once_without_every_gets_the_duration_to_write():
     """`once a month` and the like: `once every` and the duration, at the period as written. A
     word after `once` that names no period (`once in a while`) is left to E100."""
