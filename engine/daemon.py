@@ -91,7 +91,9 @@ class Daemon:
         self.config = config
         self.engine = engine
         self.clock = clock or SystemClock()
-        self.name = rules_dir.resolve().name
+        # The folder given, `.` and `..` taken out but not its links: a link to the release
+        # deployed (`shop/current`) keeps its name when a deploy moves it.
+        self.name = Path(os.path.abspath(rules_dir)).name
         self.id = uuid.uuid4().hex
         self.stopping = threading.Event()
         self.idle = threading.Event()

@@ -751,6 +751,32 @@ def test_a_rule_set_under_a_new_folder_name_is_noted_as_new(engine, tmp_path, ca
     assert f"'rules' (last tick {iso(T0)})" in warning
 
 
+def test_a_rule_set_run_through_a_link_is_named_after_the_link(engine, tmp_path, caplog) -> None:
+    """`nudge run shop/current`, `current` a link to the release deployed, as deploy tools
+    make it: the rule set is named after the folder given, not the one the link leads to, so
+    that a deploy that moves the link and restarts the daemon carries on where it stopped
+    (what fell due meanwhile acts late) instead of starting a new rule set."""
+    releases = [
+        write_rules(tmp_path / "releases" / name, {"fit.rules": FIT}, ["fit_check"])
+        for name in ("v41", "v42")
+    ]
+    current = tmp_path / "current"
+    current.symlink_to(releases[0], target_is_directory=True)
+    stepper(engine, tmp_path, current)
+    add_orders(engine, T0 + 10 * MINUTE_US)  # while the daemon is stopped for the deploy
+
+    current.unlink()
+    current.symlink_to(releases[1], target_is_directory=True)
+    caplog.set_level(logging.WARNING, logger="nudge")
+    config = config_for(tmp_path, str(engine.url))
+    daemon = Daemon(current, config, engine, FixedClock(T0 + HOUR_US))
+    daemon._note_a_new_name()
+    assert daemon.name == "current"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert daemon.step() is not None
+    assert acted_rules(engine) == [("fit", iso(T0 + 10 * MINUTE_US))]
+
+
 def test_a_daemon_on_the_demo_s_database_says_so(engine, tmp_path, caplog) -> None:
     rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
     config = config_for(tmp_path, str(engine.url))
