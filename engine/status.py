@@ -4,7 +4,7 @@ A daemon notes a heartbeat after each step and removes its row when it stops. A 
 heartbeat has stopped is a daemon that did not stop cleanly (killed, its machine gone), or one
 stuck in a step or cut off from the database: `status` shows it as silent since its last
 heartbeat, decided as it reads. The row stays: the next daemon to start forgets those silent
-for long (`Daemon._register`).
+for long, or on SQLite, where one daemon runs, every other (`Daemon._register`).
 """
 
 from __future__ import annotations

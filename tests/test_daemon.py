@@ -139,9 +139,11 @@ def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db
         finally:
             daemon.kill()
         kills += 1
-    # Each killed daemon left its row: read a minute on, `nudge status` shows them all silent.
+    # Each killed daemon left its row: read a minute on, `nudge status` shows them all silent;
+    # on SQLite, where one daemon runs, each that started forgot those before it.
     later = SystemClock().now_us() + silent_after_us(0.2) + US
-    assert [d.silent for d in status(engine, later, tick_seconds=0.2).daemons] == [True] * kills
+    left = 1 if engine.dialect.name == "sqlite" else kills
+    assert [d.silent for d in status(engine, later, tick_seconds=0.2).daemons] == [True] * left
     daemon = DaemonProcess(rules, config_path, log)
     try:
         daemon.wait_running()  # a signal before the daemon's handlers would end it at once

@@ -129,6 +129,29 @@ def test_status_prints_shop_time_and_a_killed_daemon_as_silent(tmp_path, capsys)
     assert not re.search(r"\d\d:\d\d:\d\d|\dZ\b", out)
 
 
+def test_a_daemon_restarted_on_sqlite_forgets_the_one_killed_before_it(tmp_path) -> None:
+    """On SQLite one daemon runs, by the lock beside the database: the one that takes it knows
+    that every other daemon noted is gone (killed with -9 and restarted at once by systemd),
+    and `status` shows it alone rather than the killed one silent beside it, for good."""
+    db_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    config = config_for(tmp_path, db_url)
+    rules = write_rules(tmp_path / "shop", {"a.rules": 'when order.paid then tag "x"'}, [])
+    engine = open_database(db_url)
+    killed = Daemon(rules, config, engine, FixedClock(NOW - 2 * MINUTE_US))
+    killed._single_daemon_on_sqlite()
+    killed._register()
+    assert killed._lock_file is not None
+    killed._lock_file.close()  # its process ends without unregistering: the lock goes with it
+    restarted = Daemon(rules, config, engine, FixedClock(NOW - MINUTE_US))
+    restarted._single_daemon_on_sqlite()
+    restarted._register()
+    (seen,) = status(engine, NOW + 10 * MINUTE_US, tick_seconds=30).daemons
+    assert seen.started_us == NOW - MINUTE_US
+    assert restarted._lock_file is not None
+    restarted._lock_file.close()
+    engine.dispose()
+
+
 def test_status_with_no_daemon_says_so(tmp_path, capsys) -> None:
     db_url = f"sqlite:///{tmp_path / 'shop.db'}"
     open_database(db_url).dispose()
