@@ -50,6 +50,7 @@ from engine.config import Config
 from engine.errors import ConfigError, NudgeError
 from engine.policies import SUBSCRIBED, UNSUBSCRIBED, quiet_until
 from engine.storage.chunks import chunks
+from engine.storage.db import short_write
 from engine.storage.tables import actions, customers, events, outbox
 from engine.templates import TemplateError, Templates
 from engine.timeutil import US, iso, local_text, parse_moment
@@ -540,7 +541,7 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
 
     `ids` None requeues every dead or failed row; otherwise each id must name one.
     """
-    with engine.begin() as conn:
+    with short_write(engine) as conn:
         query = select(outbox.c.id, outbox.c.status)
         if ids is None:
             found = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, Select, or_, select, update
 
 from engine.errors import NudgeError
+from engine.storage.db import short_write
 from engine.storage.tables import customers, tasks
 
 TASK_STATUSES = ("open", "claimed", "done")
@@ -66,7 +67,7 @@ def claim(engine: Engine, task_id: int, by: str, now_us: int) -> Task:
     """`by` takes on task `task_id`. Claiming again one's own claimed task changes nothing."""
     if not by.strip():
         raise TaskError("say who claims the task")
-    with engine.begin() as conn:
+    with short_write(engine) as conn:
         changed = conn.execute(
             update(tasks)
             .where(
@@ -88,7 +89,7 @@ def claim(engine: Engine, task_id: int, by: str, now_us: int) -> Task:
 
 def done(engine: Engine, task_id: int, now_us: int) -> Task:
     """Mark task `task_id` done, whether it was claimed or still open."""
-    with engine.begin() as conn:
+    with short_write(engine) as conn:
         changed = conn.execute(
             update(tasks)
             .where(tasks.c.id == task_id, tasks.c.status != "done")

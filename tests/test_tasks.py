@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from rich.cells import cell_len
 from sqlalchemy import Engine
 
 from cli import main
 from engine.config import load_config
 from engine.errors import ConfigError
+from engine.storage import db as storage_db
 from engine.storage.db import open_database
-from engine.storage.tables import actions, customers, occurrences, tasks
+from engine.storage.tables import actions, customers, occurrences, outbox, tasks
 from engine.tasks import TASK_STATUSES, TaskError, claim, done, list_tasks
 from engine.timeutil import US, local_text
 
@@ -190,6 +193,42 @@ def test_tasks_command(db_url, engine, capsys, tmp_path) -> None:
     assert (code, err) == (1, "Error: no task with id 999\n")
     code, out, _ = nudge(capsys, "tasks", "list", "--status", "claimed", "--db", db_url)
     assert (code, out) == (0, "No tasks.\n")
+
+
+def test_a_command_waiting_too_long_for_sqlite_s_write_lock_says_so(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """While another process holds SQLite's write lock beyond the busy timeout (an import's
+    first load, a long tick), claiming or finishing a task and requeuing dead letters give up
+    with plain words and change nothing, rather than with a driver's traceback."""
+    monkeypatch.setattr(storage_db, "BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "shop.db"
+    db_url = f"sqlite:///{path}"
+    engine = open_database(db_url)
+    task = add_task(engine, "Call about the low rating")
+    with engine.begin() as conn:
+        action_id = conn.execute(sa.select(tasks.c.action_id)).scalar_one()
+        conn.execute(
+            outbox.insert().values(
+                action_id=action_id, channel="file", payload={}, status="dead", attempts=3,
+                next_attempt_us=T0, created_us=T0,
+            )
+        )  # fmt: skip
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as an import holds it
+    try:
+        for command in (["tasks", "claim", str(task), "--by", "ann"], ["tasks", "done", str(task)],
+                        ["outbox", "--retry"]):  # fmt: skip
+            code, out, err = nudge(capsys, *command, "--db", db_url)
+            assert (code, out) == (1, ""), command
+            assert err.startswith("Error: another process (an import, or the daemon's tick)")
+            assert "held the database's write lock for more than 0.2 seconds" in err
+            assert "nothing was changed" in err
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [(t.status, t.claimed_by) for t in list_tasks(engine)] == [("open", None)]
+    engine.dispose()
 
 
 def test_the_list_says_whom_to_call(db_url, engine, capsys) -> None:

@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from engine.errors import DatabaseError
@@ -39,6 +39,24 @@ _SCHEMA_LOCK = 0x6E75_6467_652D_6462
 # How long a SQLite connection waits for another's write lock before giving up with "database
 # is locked".
 BUSY_TIMEOUT_S = 10.0
+
+
+@contextmanager
+def short_write(engine: Engine) -> Iterator[Connection]:
+    """`engine.begin()` for a command's one short write (claiming a task, requeuing dead
+    letters). On SQLite another process may hold the write lock beyond the busy timeout (an
+    import's first load, a long tick): that is said in plain words, the transaction undone."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        if "locked" not in str(exc.orig):
+            raise
+        raise DatabaseError(
+            "another process (an import, or the daemon's tick) held the database's write lock"
+            f" for more than {BUSY_TIMEOUT_S:g} seconds; nothing was changed, run the command"
+            " again"
+        ) from exc
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
