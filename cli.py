@@ -685,15 +685,18 @@ def explain(
     from engine.explain import explain as run_explain
     from engine.explain import render
     from engine.storage.db import open_existing
+    from engine.suggest import did_you_mean
 
     env = env_of(config_path, db, rules_dir)
     start_us, end_us = _window(env, start, end)
     engine = open_existing(env.config.database)
     ruleset = _load_rules(rules_dir, env, engine)
     if rule_name is not None and rule_name not in {r.name for r in ruleset.rules}:
-        names = ", ".join(sorted(r.name for r in ruleset.rules))
+        names = sorted(r.name for r in ruleset.rules)
+        nearest = did_you_mean(rule_name, names)
+        known = f"{nearest} The rules are" if nearest else "the rules are"
         raise click.BadParameter(
-            f"no rule named {rule_name!r}; the rules are: {names}", param_hint="--rule"
+            f"no rule named {rule_name!r}; {known}: {', '.join(names)}", param_hint="--rule"
         )
     stories = run_explain(engine, ruleset, env.config, customer, start_us, end_us, rule_name)
     if not stories and not _is_customer(engine, customer):

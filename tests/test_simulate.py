@@ -294,3 +294,16 @@ def test_explain_names_a_customer_the_shop_does_not_have(shop_db: str) -> None:
     quiet = runner.invoke(cli, ["explain", str(SHOP), "c1", *window, "--rule", "welcome", *common])
     assert quiet.exit_code == 0
     assert quiet.output == "No rule had an occurrence for customer c1 in this window.\n"
+
+
+def test_explain_names_a_rule_the_rule_set_does_not_have(shop_db: str) -> None:
+    runner = CliRunner()
+    common = ["--config", str(SHOP / "nudge.yaml"), "--db", shop_db]
+    window = ["--from", "2026-09-01", "--to", "2026-09-02"]
+    misspelt = ["--rule", "thank yuo"]
+    result = runner.invoke(cli, ["explain", str(SHOP), "c1", *window, *misspelt, *common])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "no rule named 'thank yuo'; did you mean `thank you`? The rules are: " in said
+    far = runner.invoke(cli, ["explain", str(SHOP), "c1", *window, "--rule", "zzz", *common])
+    assert "no rule named 'zzz'; the rules are: " in " ".join(far.output.split())
