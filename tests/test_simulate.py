@@ -307,3 +307,9 @@ def test_explain_names_a_rule_the_rule_set_does_not_have(shop_db: str) -> None:
     assert "no rule named 'thank yuo'; did you mean `thank you`? The rules are: " in said
     far = runner.invoke(cli, ["explain", str(SHOP), "c1", *window, "--rule", "zzz", *common])
     assert "no rule named 'zzz'; the rules are: " in " ".join(far.output.split())
+
+
+def test_an_empty_history_says_so_rather_than_print_an_empty_table() -> None:
+    out = io.StringIO()
+    print_list([], CONFIG.timezone, Console(file=out, width=200))
+    assert out.getvalue() == "History: the daemon recorded no action due in this window.\n"

@@ -63,7 +63,7 @@ def print_table(
 
 
 def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) -> None:
-    """Every action, one row each: for `history` and small simulations."""
+    """Every action the daemon took, one row each (`history`)."""
     tz = zone(shop_tz)
     table = Table()
     for col in ("at (shop time)", "rule", "customer", "action", "template", "status"):
@@ -78,4 +78,7 @@ def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) 
             Text(r.template or ""),
             status,
         )
+    if not table.row_count:
+        console.print(Text("History: the daemon recorded no action due in this window."))
+        return
     console.print(table)
