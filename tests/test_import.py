@@ -1561,6 +1561,32 @@ def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path, names)
     assert [c["name"] for c in stored_customers(engine).values()] == names
 
 
+@pytest.mark.parametrize(
+    ("names", "stray", "encoding"),
+    [
+        (["Иван Петров", "Мария Смирнова"], "Анна Попова", "cp1251"),
+        (["محمد علي", "فاطمة حسن"], "محمد أحمد", "cp1256"),
+    ],
+    ids=["cyrillic", "arabic"],
+)
+def test_a_utf8_file_in_another_script_with_a_line_in_its_code_page_is_read_as_utf8(
+    engine, tmp_path, names, stray, encoding
+):
+    # Cyrillic and Arabic letters are of two bytes in UTF-8, beside each other, as are Chinese
+    # characters of GBK that happen to be UTF-8 (女装 reads Ůװ); the whole file is GB18030 too,
+    # and a line from Windows in Russian or Arabic looks Chinese: such a file was read as GBK,
+    # every name stored garbled (Иван as 袠胁邪薪).
+    path = tmp_path / "c.csv"
+    text = "".join(f"c{n},{name}\n" for n, name in enumerate(names, 1))
+    content = f"id,name\n{text}".encode() + f"c3,{stray}\n".encode(encoding)
+    content.decode("gb18030")
+    path.write_bytes(content)
+    report = import_customers(engine, path, "UTC")
+    assert messages(report) == [f"{path}:4: not UTF-8 text (save the file as UTF-8)"]
+    assert report.notes == {}
+    assert [c["name"] for c in stored_customers(engine).values()] == names
+
+
 @pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])
 def test_a_file_in_western_excel_s_encoding_is_not_taken_for_gbk(engine, tmp_path, name):
     # Excel on Western Windows saves CSV in Windows-1252, whose accented letters before an ASCII
