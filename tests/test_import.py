@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import multiprocessing
 import os
 import sys
@@ -26,6 +27,7 @@ from engine.importers import (
     import_events,
 )
 from engine.importing import events as event_rows
+from engine.importing import sources
 from engine.storage import db as storage_db
 from engine.storage.bulk import first_load
 from engine.storage.db import open_database
@@ -1585,6 +1587,17 @@ def test_a_utf8_file_in_another_script_with_a_line_in_its_code_page_is_read_as_u
     assert messages(report) == [f"{path}:4: not UTF-8 text (save the file as UTF-8)"]
     assert report.notes == {}
     assert [c["name"] for c in stored_customers(engine).values()] == names
+
+
+def test_a_utf8_file_whose_text_beyond_ascii_is_far_before_its_line_in_gbk_is_read_as_utf8():
+    # Customers sorted by country: Russian names, then more than 4 MB of ASCII rows, then one
+    # line in GBK; the file is GB18030 throughout. Only the 4 MB before that line were weighed,
+    # and the file was read as GBK, every Russian name garbled.
+    head = "id,name,country\n" + "".join(f"r{n},Иван Петров,RU\n" for n in range(100))
+    tail = "".join(f"u{n},John Smith,US\n" for n in range(300_000))
+    content = (head + tail).encode() + "x,王芳,CN\n".encode("gbk")
+    assert len(content) > 5 * 2**20
+    assert sources.text_encoding(io.BytesIO(content), len(content)) is None
 
 
 @pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])

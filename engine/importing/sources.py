@@ -204,21 +204,31 @@ def _chinese(stream: BinaryIO, size: int, start: int) -> bool:
     not UTF-8 than are UTF-8 holding `_UTF8_TEXT`; and in those that are not, most characters
     of two bytes end in a byte beyond ASCII.
 
-    Weighed are the lines of the _BEFORE bytes before `start`, UTF-8 all, and the first
-    _SAMPLE lines beyond ASCII from `start` on (within `size` bytes). A UTF-8 file with a line
-    or two of another encoding has more lines holding such text, and is read as UTF-8. Lines of
-    a GBK file that happen to be UTF-8 (`女装`, `叶`) hold none: when a column repeats a few
-    words, as many lines may be UTF-8 as not, or all of those before the first that is not (a
-    file sorted by that column). Chinese text is mostly of GB2312's characters, both of whose
-    bytes are beyond ASCII (GBK's others, such as traditional ones, may end in an ASCII byte);
-    Windows-1252, as Excel saves CSV on Western Windows, puts an ASCII letter after most
-    accented ones (`ü l` of Müller, `é n` of Hélène), which GB18030 reads as rare characters
-    of GBK's."""
+    Weighed are the lines before `start`, UTF-8 all, among the file's first _SAMPLE lines
+    beyond ASCII and in the _BEFORE bytes before `start`, and the first _SAMPLE lines beyond
+    ASCII from `start` on (within `size` bytes). A UTF-8 file with a line or two of another
+    encoding has more lines holding such text, and is read as UTF-8, even when its text beyond
+    ASCII is far before them (a file sorted by country). Lines of a GBK file that happen to be
+    UTF-8 (`女装`, `叶`) hold none: when a column repeats a few words, as many lines may be
+    UTF-8 as not, or all of those before the first that is not (a file sorted by that
+    column). Chinese text is mostly of GB2312's characters, both of whose bytes are beyond
+    ASCII (GBK's others, such as traditional ones, may end in an ASCII byte); Windows-1252, as
+    Excel saves CSV on Western Windows, puts an ASCII letter after most accented ones (`ü l`
+    of Müller, `é n` of Hélène), which GB18030 reads as rare characters of GBK's."""
     if stream.read(min(3, size)) == b"\xef\xbb\xbf":
         return False
-    before = max(0, start - _BEFORE)
+    stream.seek(0)
+    utf8, seen, reached = 0, 0, 0
+    for line in stream if start > 0 else ():
+        reached += len(line)
+        if not line.isascii():
+            seen += 1
+            utf8 += _UTF8_TEXT.search(line) is not None
+        if reached >= start or seen >= _SAMPLE:
+            break
+    before = max(reached, start - _BEFORE)
     stream.seek(before)
-    utf8 = _lines_holding_utf8_text(stream.read(start - before))
+    utf8 += _lines_holding_utf8_text(stream.read(max(0, start - before)))
     left, seen, other, latin, wide = size - start, 0, 0, 0, 0
     for line in stream:
         if left <= 0 or seen >= _SAMPLE:
