@@ -1022,31 +1022,40 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
         return None  # `between 1 and 3 to`: not its lower bound
     between = stack[starts[-1]]
     lower = text[between.end_pos or 0 : token.start_pos or 0].strip()
-    upper = _BOUND.match(text, token.end_pos or 0)
-    whole = (
-        upper is not None
-        and upper[1] not in keywords()
-        and _word_after(text, upper.end()) not in ("+", "-", "*", "/", ".")
-    )
+    upper = _one_value(text, token.end_pos or 0)
     return Diagnostic(
         "error",
         "E142",
         "the two ends of `between` are joined with `and`",
         _token_span(file, text, token),
         "not `to`",
-        f"write `between {lower} and {upper[1]}`"
-        if upper is not None and whole
+        f"write `between {lower} and {upper}`"
+        if upper is not None and "\n" not in lower and "#" not in lower
         else "write `and` in place of `to`",
     )
 
 
-# The upper bound of `between 1 to 3`, when it is one value: a date, a duration, a number, a
-# name, text in quotes.
+# A value that a help may write again as it stands, when it is one value: a date, a duration,
+# a number, a name, text in quotes.
 _BOUND = re.compile(
     r"[ \t]*(-?(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?![0-9])"
     r"|[0-9]+(?:\.[0-9]+)?(?:[ \t]*(?:minutes?|hours?|days?|weeks?|m|h|d|w)(?![A-Za-z0-9_]))?)"
-    r'|"[^"\n]*"|[A-Za-z_][A-Za-z0-9_.]*)(?![A-Za-z0-9_.])'
+    r'|"(?:[^"\\\n]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*)(?![A-Za-z0-9_.])'
 )
+
+
+def _one_value(text: str, position: int) -> str | None:
+    """The value written after `position` of `text`, on its line, when it is one whole value
+    (`3`, `-3`, `2026-02-01`, `3 days`, `"bags"`, `customer.orders`, `yes`); None when there is
+    none or when it goes on (`customer.orders + 1`, `count(...)`, `3 dys`), which a help would
+    cut short, changing the rule."""
+    value = _BOUND.match(text, position)
+    if value is None or value[1] in keywords() - {"yes", "no"}:
+        return None
+    after = _word_after(text, value.end())
+    if after is None or after in keywords() or after in (")", "]", ","):
+        return value[1]
+    return None
 
 
 # A period after `once`, written as in speech (`once a month`, `once per week`, `once in 30

@@ -445,6 +445,12 @@ def test_the_help_of_e142_writes_the_upper_bound_only_when_it_is_one_whole_value
         '"a" to "m"': 'write `between "a" and "m"`',
         "1 to customer.orders + 1": "write `and` in place of `to`",
         "1 to 3.5.6": "write `and` in place of `to`",
+        # A word after the bound that it cannot be told from: `3 dys` is not `3`.
+        "1 to 3 dys": "write `and` in place of `to`",
+        '"a\\"b" to "c\\"d"': 'write `between "a\\"b" and "c\\"d"`',
+        # A lower bound over two lines, or with a comment that would swallow `and 3`.
+        "1 # low\n  to 3": "write `and` in place of `to`",
+        "(1 +\n  2) to 3": "write `and` in place of `to`",
     }
     for written, help in bounds.items():
         (problem,) = diagnostics_of(f'when a.b if a.c between {written} then tag "x"')
