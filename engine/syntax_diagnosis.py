@@ -415,8 +415,17 @@ def _half_comparison(file: str, text: str, error: UnexpectedToken) -> Diagnostic
     meta = getattr(left, "meta", None)
     if meta is None or getattr(meta, "empty", True):
         return None
-    value = _value_after(text, token.end_pos or 0)
-    written = f"{joint} {text[meta.start_pos : meta.end_pos]} {token} {value or 3}"
+    compared = f"{joint} {text[meta.start_pos : meta.end_pos]} {token}"
+    value = _one_value(text, token.end_pos or 0)
+    if value is not None:
+        help = f"write the value it compares again: `{compared} {value}`"
+    elif _value_after(text, token.end_pos or 0) is not None or _word_after(
+        text, token.end_pos or 0
+    ) in ("(", "[", "count", "sum"):
+        # A value that goes on (`customer.orders + 1`, `count(order.paid)`): not cut short.
+        help = f"write the value it compares again: `{compared}` in place of `{joint} {token}`"
+    else:
+        help = f"write the value it compares again, and the value to compare with: `{compared} 3`"
     where = "" if token.line == joint.line else f"line {token.line} goes on with "
     return Diagnostic(
         "error",
@@ -426,9 +435,7 @@ def _half_comparison(file: str, text: str, error: UnexpectedToken) -> Diagnostic
         f"{where}`{token}`, which cannot follow it: a comparison needs a value on each side"
         if where
         else f"`{token}` cannot follow it: a comparison needs a value on each side",
-        f"write the value it compares again: `{written}`"
-        if value
-        else f"write the value it compares again, and the value to compare with: `{written}`",
+        help,
     )
 
 

@@ -790,6 +790,26 @@ def test_the_help_of_a_half_comparison_writes_the_value_written_or_says_it_is_mi
     ]
 
 
+def test_the_help_of_a_half_comparison_writes_the_value_after_it_whole_or_not_at_all():
+    """A date is not cut at its first `-`, nor `3 days` at its unit; a value that goes on
+    (`customer.orders + 1`, `count(...)`) is not shown cut short, as copying it would change the
+    rule: the help then gives the words to write in place of `and <=`."""
+    halves = {
+        "order.date >= 2026-01-01 and <= 2026-02-01": "`and order.date <= 2026-02-01`",
+        "order.age >= 1d and < 3 days": "`and order.age < 3 days`",
+        'order.kind == "a" or == "b c"': '`or order.kind == "b c"`',
+        "order.total >= 1 and <= customer.orders + 1": "`and order.total <=` in place of `and <=`",
+        "order.total >= 1 and <= count(order.paid)": "`and order.total <=` in place of `and <=`",
+        "order.total >= 1 and <= 3 dys": "`and order.total <=` in place of `and <=`",
+    }
+    for written, help in halves.items():
+        (problem,) = diagnostics_of(f'when a.b if {written} then tag "x"')
+        assert (problem.code, problem.help) == (
+            "E135",
+            f"write the value it compares again: {help}",
+        )
+
+
 def test_a_correction_that_leaves_the_line_unfinished_does_not_read_on():
     """`and <=` read as `and 3 <=` still ends the line in `<=`: the same mistake, not told
     twice (E135 at `and`, then at `<=`)."""
