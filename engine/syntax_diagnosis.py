@@ -76,6 +76,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _unit_of_amount(file, text, error)
         or _between_to(file, text, error)
         or _once_a_period(file, text, error)
+        or _limit_period(file, text, error)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, text, error)
@@ -1087,26 +1088,11 @@ def _once_a_period(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
     stack = error.interactive_parser.parser_state.value_stack
     if not stack or not _is_a(stack[-1], "ONCE") or token.type == "$END":
         return None
-    word, start = str(token).lower(), token.start_pos or 0
-    if word in _ONCE_ADVERBS:
-        amount, name, end = 1, _ONCE_ADVERBS[word], token.end_pos or 0
-    else:
-        if word not in _ONCE_JOINTS and token.type != "DURATION":
-            return None
-        # `a month` and `30d`: the word is the period's number; `per month`: the period
-        # follows the word.
-        at = start if word in ("a", "an") or token.type == "DURATION" else token.end_pos or 0
-        period = _PERIOD.match(text, at)
-        if period is None:
-            return None
-        digits, number, unit = period.groups()
-        if number is not None and number.lower() not in _NUMBER_WORDS:
-            return None
-        amount = int(digits) if digits else _NUMBER_WORDS[number.lower()] if number else 1
-        unit = unit.lower()
-        name, end = _LETTERS.get(unit, unit.removesuffix("s")), period.end()
-    duration = f"{amount * _DAYS_IN.get(name, 1)}{_UNITS[name]}"
-    note = f" (a {name} taken as {_DAYS_IN[name]} days)" if name in _DAYS_IN else ""
+    start = token.start_pos or 0
+    period = _spoken_period(text, start, _ONCE_JOINTS)
+    if period is None:
+        return None
+    duration, note, end = period
     return Diagnostic(
         "error",
         "E143",
@@ -1115,6 +1101,70 @@ def _once_a_period(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
         "expected `every` and a duration",
         f"write `once every {duration}`{note}",
     )
+
+
+# Words between a limit's number and its period (`2 times a week`, `2 messages per week`).
+_LIMIT_COUNTED = re.compile(r"(?:times?|messages?|x)[ \t]+", re.IGNORECASE)
+
+
+def _limit_period(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E144 at a limit's period written as in speech (`limit marketing to 2 a week`, `2 times
+    per week`, `2 weekly`): `per` takes a duration, which the help gives (`per 1w`)."""
+    token = error.token
+    stack = error.interactive_parser.parser_state.value_stack
+    if len(stack) < 2 or not _is_a(stack[-1], "NUMBER") or not _is_a(stack[-2], "TO"):
+        return None
+    if token.type == "$END" or set(error.accepts or error.expected) != {"PER"}:
+        return None
+    start = token.start_pos or 0
+    counted = _LIMIT_COUNTED.match(text, start)
+    period = _spoken_period(text, counted.end() if counted else start, _LIMIT_JOINTS)
+    if period is None:
+        return None
+    duration, note, end = period
+    return Diagnostic(
+        "error",
+        "E144",
+        "a limit's period is written `per` and a duration",
+        _offset_span(file, text, start, end),
+        "expected `per` and a duration",
+        f"write `limit marketing to {stack[-1]} per {duration}`{note}",
+    )
+
+
+_LIMIT_JOINTS = _ONCE_JOINTS | {"every"}
+_SPOKEN_WORD = re.compile(r"[A-Za-z]+(?![A-Za-z0-9_])")
+
+
+def _spoken_period(text: str, start: int, joints: frozenset[str]) -> tuple[str, str, int] | None:
+    """The period written as in speech at `start` of `text` (`a month`, `per week`, `in 2 weeks`,
+    `weekly`, `30d`, after one of `joints`): the duration to write, a note on how a month or a
+    year is taken, and where the period ends."""
+    period = _PERIOD.match(text, start)
+    if period is None or period[1] is None:  # not `30d`, `30 days`: a word first
+        word = _SPOKEN_WORD.match(text, start)
+        if word is None:
+            return None
+        if word[0].lower() in _ONCE_ADVERBS:
+            return _duration_of(1, _ONCE_ADVERBS[word[0].lower()], word.end())
+        if word[0].lower() not in joints:
+            return None
+        # `a month`: the word is the period's number; `per month`: the period follows it.
+        period = _PERIOD.match(text, start if word[0].lower() in ("a", "an") else word.end())
+        if period is None:
+            return None
+    digits, number, unit = period.groups()
+    if number is not None and number.lower() not in _NUMBER_WORDS:
+        return None
+    amount = int(digits) if digits else _NUMBER_WORDS[number.lower()] if number else 1
+    unit = unit.lower()
+    return _duration_of(amount, _LETTERS.get(unit, unit.removesuffix("s")), period.end())
+
+
+def _duration_of(amount: int, name: str, end: int) -> tuple[str, str, int]:
+    duration = f"{amount * _DAYS_IN.get(name, 1)}{_UNITS[name]}"
+    note = f" (a {name} taken as {_DAYS_IN[name]} days)" if name in _DAYS_IN else ""
+    return duration, note, end
 
 
 _ANY_WEEKDAY = frozenset({"weekday", "weekdays", "weekend", "weekends", "workday", "workdays"})

@@ -471,12 +471,36 @@ def test_a_period_after_once_without_every_gets_the_duration_to_write():
         "once weekly": "write `once every 1w`",
         "once a year": "write `once every 365d` (a year taken as 365 days)",
         "once 30d": "write `once every 30d`",
+        "once 2 months": "write `once every 60d` (a month taken as 30 days)",
     }
     for written, help in periods.items():
         (problem,) = diagnostics_of(f'rule "r" when order.paid {written} then tag "x"')
         assert (problem.code, str(problem.span), problem.help) == ("E143", "t.rules:1:31", help)
         assert problem.span and problem.span.end_column == 26 + len(written)
     assert errors_of('rule "r" when order.paid once in a while then tag "x"') == [("E100", 1, 31)]
+
+
+def test_a_limit_s_period_written_as_in_speech_gets_per_and_a_duration():
+    """`limit marketing to 2 a week` and the like: `per` and a duration (`per` takes one, as
+    `once every` does), at the period as written, not E100 expecting `per`."""
+    periods = {
+        "2 a week": "write `limit marketing to 2 per 1w`",
+        "3 a month": "write `limit marketing to 3 per 30d` (a month taken as 30 days)",
+        "2 times a week": "write `limit marketing to 2 per 1w`",
+        "2 times per 7d": "write `limit marketing to 2 per 7d`",
+        "2 messages per day": "write `limit marketing to 2 per 1d`",
+        "2 each day": "write `limit marketing to 2 per 1d`",
+        "2 every 2 weeks": "write `limit marketing to 2 per 2w`",
+        "2 in 7 days": "write `limit marketing to 2 per 7d`",
+        "2 within 12h": "write `limit marketing to 2 per 12h`",
+        "2 weekly": "write `limit marketing to 2 per 1w`",
+        "2 7d": "write `limit marketing to 2 per 7d`",
+    }
+    for written, help in periods.items():
+        (problem,) = diagnostics_of(f"limit marketing to {written}")
+        assert (problem.code, str(problem.span), problem.help) == ("E144", "t.rules:1:22", help)
+        assert problem.span and problem.span.end_column == 20 + len(written)
+    assert errors_of("limit marketing to 2 in a while") == [("E100", 1, 22)]
 
 
 def test_characters_of_other_languages_get_what_to_write_instead():
