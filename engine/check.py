@@ -521,12 +521,16 @@ class _Checker:
         if stem != name and stem in names:
             return f"a template is named without its extension: `{stem}`"
         left = [
-            f for f in files if f.with_suffix("").as_posix() == name and left_by_an_editor(f.name)
+            f for f in files if f.as_posix().startswith(f"{name}.") and left_by_an_editor(f.name)
         ]
-        if left:  # `thanks.bak`, the only file the merchant sees for `thanks`
+        if left:  # `thanks.bak`, `thanks.txt.bak`: the only file the merchant sees for `thanks`
+            base = PurePosixPath(name).name
+            rest = left[0].name[len(base) + 1 :]  # `bak`, `txt.bak`, `txt~`
+            parts = rest.removesuffix("~").split(".")
+            extension = parts[0] if len(parts) > 1 or rest.endswith("~") else "txt"
             return (
                 f"`{left[0].name}` is taken for a copy an editor left, not a template: name the "
-                f"file `{PurePosixPath(name).name}.txt` (or another extension)"
+                f"file `{base}.{extension}` (or another extension)"
             )
         return (
             did_you_mean(name, names)

@@ -186,7 +186,7 @@ def test_an_editor_s_backup_is_not_offered_as_the_template_meant(tmp_path):
     """A backup (`thanks.txt~`, `thanks.bak`, `thanks.txt.orig`) or a hidden file is no
     template: E206's did-you-mean offers only real ones."""
     rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "thank"'})
-    for backup in ("thanks.txt~", ".thank.txt.swp", "thanks.bak", "thank.txt.orig"):
+    for backup in ("thanks.txt~", ".thank.txt.swp", "thanks.bak", "thanks.txt.orig"):
         (rules / "templates" / backup).write_text("old")
     _, diagnostics = check_rule_set(rules, config)
     folder = rules / "templates"
@@ -213,6 +213,29 @@ def test_a_template_whose_only_file_is_taken_for_a_backup_is_told_so(tmp_path):
             "E206",
             "`promo.txt~` is taken for a copy an editor left, not a template: name the file "
             "`promo.txt` (or another extension)",
+        ),
+    ]
+
+
+def test_a_template_whose_only_file_is_a_backup_with_two_extensions_is_told_so(tmp_path):
+    """`thanks.txt.bak` (Notepad++'s backup) or `thanks.txt.orig` (a merge's) alone: the help
+    names that file, not "a template `thanks` is a file `thanks.*`", which it seems to be."""
+    text = 'when order.paid then followup "thanks" and message "emails/promo"'
+    rules, config = rule_set(tmp_path, {"a.rules": text})
+    (rules / "templates" / "thanks.txt.bak").write_text("the only one")
+    (rules / "templates" / "emails").mkdir()
+    (rules / "templates" / "emails" / "promo.html.orig").write_text("the only one")
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.help) for d in diagnostics] == [
+        (
+            "E206",
+            "`thanks.txt.bak` is taken for a copy an editor left, not a template: name the file "
+            "`thanks.txt` (or another extension)",
+        ),
+        (
+            "E206",
+            "`promo.html.orig` is taken for a copy an editor left, not a template: name the file "
+            "`promo.html` (or another extension)",
         ),
     ]
 
