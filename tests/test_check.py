@@ -195,48 +195,32 @@ def test_an_editor_s_backup_is_not_offered_as_the_template_meant(tmp_path):
     ]
 
 
-def test_a_template_whose_only_file_is_taken_for_a_backup_is_told_so(tmp_path):
-    """`thanks.bak` alone is no template `thanks`: the help names the file the merchant sees,
-    not only the rule `thanks.*` that it seems to follow."""
-    text = 'when order.paid then followup "thanks" and message "promo"'
+@pytest.mark.parametrize(
+    ("promo", "backups"),
+    [
+        # An editor's copy in place of the extension (`thanks.bak`) or after it (`promo.txt~`).
+        ("promo", {"thanks.bak": "thanks.txt", "promo.txt~": "promo.txt"}),
+        # Notepad++'s backup (`thanks.txt.bak`) or a merge's (`promo.html.orig`), the extension
+        # kept: the name to give keeps it too.
+        ("emails/promo", {"thanks.txt.bak": "thanks.txt", "emails/promo.html.orig": "promo.html"}),
+    ],
+)
+def test_a_template_whose_only_file_is_taken_for_a_backup_is_told_so(tmp_path, promo, backups):
+    """A template's only file taken for a backup: the help names the file the merchant sees,
+    and the name to give it, not only the rule `thanks.*` that it seems to follow."""
+    text = f'when order.paid then followup "thanks" and message "{promo}"'
     rules, config = rule_set(tmp_path, {"a.rules": text})
-    (rules / "templates" / "thanks.bak").write_text("the only one")
-    (rules / "templates" / "promo.txt~").write_text("an Emacs backup")
+    for backup in backups:
+        (rules / "templates" / backup).parent.mkdir(exist_ok=True)
+        (rules / "templates" / backup).write_text("the only one")
     _, diagnostics = check_rule_set(rules, config)
     assert [(d.code, d.help) for d in diagnostics] == [
         (
             "E206",
-            "`thanks.bak` is taken for a copy an editor left, not a template: name the file "
-            "`thanks.txt` (or another extension)",
-        ),
-        (
-            "E206",
-            "`promo.txt~` is taken for a copy an editor left, not a template: name the file "
-            "`promo.txt` (or another extension)",
-        ),
-    ]
-
-
-def test_a_template_whose_only_file_is_a_backup_with_two_extensions_is_told_so(tmp_path):
-    """`thanks.txt.bak` (Notepad++'s backup) or `thanks.txt.orig` (a merge's) alone: the help
-    names that file, not "a template `thanks` is a file `thanks.*`", which it seems to be."""
-    text = 'when order.paid then followup "thanks" and message "emails/promo"'
-    rules, config = rule_set(tmp_path, {"a.rules": text})
-    (rules / "templates" / "thanks.txt.bak").write_text("the only one")
-    (rules / "templates" / "emails").mkdir()
-    (rules / "templates" / "emails" / "promo.html.orig").write_text("the only one")
-    _, diagnostics = check_rule_set(rules, config)
-    assert [(d.code, d.help) for d in diagnostics] == [
-        (
-            "E206",
-            "`thanks.txt.bak` is taken for a copy an editor left, not a template: name the file "
-            "`thanks.txt` (or another extension)",
-        ),
-        (
-            "E206",
-            "`promo.html.orig` is taken for a copy an editor left, not a template: name the file "
-            "`promo.html` (or another extension)",
-        ),
+            f"`{Path(backup).name}` is taken for a copy an editor left, not a template: name the "
+            f"file `{name}` (or another extension)",
+        )
+        for backup, name in backups.items()
     ]
 
 
