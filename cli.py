@@ -1,12 +1,14 @@
 """The `nudge` command: a thin adapter from the command line to the `engine` library.
 
-Every command takes `--config FILE` and `--db URL`. A `NudgeError` becomes plain words on
-stderr and exit code 1; nothing else is caught here, so a traceback always means a bug.
+Every command takes `--config FILE` and `--db URL`. A `NudgeError`, or output that cannot be
+written (a full disk), becomes plain words on stderr and exit code 1; nothing else is caught
+here, so a traceback always means a bug.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import unicodedata
@@ -301,6 +303,16 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
     Nudge writes (the database, the configuration, a rule file or template, a `file` channel's
     messages) is refused before anything is written."""
     _check_output(path, env, rules_dir)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A device or a pipe (`/dev/stdout`, a FIFO a reader waits on): written to as it is,
+        # never replaced by a file of its name.
+        try:
+            device = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise _cannot_write(path, exc) from None
+        with device:
+            yield device
+        return
     target = path.resolve()  # through a link: the file it names is replaced, not the link
     partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
@@ -308,9 +320,7 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
         if target.exists():  # the file keeps its permissions
             partial.chmod(target.stat().st_mode & 0o7777)
     except OSError as exc:
-        raise click.BadParameter(
-            f"cannot write {path}: {exc.strerror or exc}", param_hint="--output"
-        ) from None
+        raise _cannot_write(path, exc) from None
     try:
         with handle:
             yield handle
@@ -318,6 +328,10 @@ def _writing(path: Path, env: Env, rules_dir: Path | None) -> Iterator[TextIO]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(path: Path, exc: OSError) -> click.BadParameter:
+    return click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint="--output")
 
 
 def _check_output(path: Path, env: Env, rules_dir: Path | None) -> None:
@@ -1097,6 +1111,17 @@ def main(argv: list[str] | None = None) -> None:
     except NudgeError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_WRITE:
+            raise
+        # The output could not be written (`> /dev/full`, a full disk): said in words, and
+        # what is still buffered for it dropped, as writing it at exit would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        click.echo(f"Error: the output could not be written: {exc.strerror}", err=True)
+        sys.exit(1)
+
+
+_CANNOT_WRITE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 if __name__ == "__main__":

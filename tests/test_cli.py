@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import click
@@ -190,6 +195,42 @@ def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was
     assert result.exit_code == 0 and "old" not in out.read_text(encoding="utf-8")
     assert link.is_symlink() and out.stat().st_mode & 0o777 == 0o640  # written through the link
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_output_that_is_a_pipe_is_written_to_and_stays_a_pipe(tmp_path: Path) -> None:
+    """`--output` naming a pipe or a device (`/dev/stdout`): written to, not replaced by a file
+    of its name, as a file is."""
+    rules = write_rule_set(tmp_path / "rules", country="CN")
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    open_database(db).dispose()
+    fifo = tmp_path / "report"
+    os.mkfifo(fifo)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text("utf-8")), daemon=True)
+    reader.start()
+    window = ("--from", "2026-01-01", "--to", "2026-01-02")
+    given = ("--format", "table", "--output", str(fifo), "--db", db)
+    result = CliRunner().invoke(cli, ["simulate", str(rules), *window, *given])
+    reader.join(10)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert read and "no rule acted" in read[0]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="a system without /dev/full")
+def test_output_that_cannot_be_written_is_said_in_words(tmp_path: Path) -> None:
+    """Standard output on a full disk (`> /dev/full`): an error in words, exit status 1."""
+    rules = write_rule_set(tmp_path / "rules", country="CN")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).parents[1] / "cli.py"), "check", str(rules)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr == "Error: the output could not be written: No space left on device\n"
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "table", "html"])
