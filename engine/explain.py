@@ -28,7 +28,7 @@ from engine.evaluate import (
 from engine.fmt import expr_text, statement_lines
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
-from engine.timeutil import from_us, iso, zone
+from engine.timeutil import clock_text, iso
 from engine.triggers import Customers, after_their_at, instant_source, shared_fills
 
 
@@ -248,10 +248,9 @@ def _why_skipped(rule: ast.CheckedRule, row: Any) -> list[str]:
 
 def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
     """Plain words, one block per occurrence."""
-    tz = zone(shop_tz)
 
     def when(us: int) -> str:
-        return from_us(us, tz).strftime("%Y-%m-%d %H:%M")
+        return clock_text(us, shop_tz)
 
     if not stories:
         return f"No rule had an occurrence for customer {customer_id} in this window."

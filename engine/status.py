@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from engine.storage.tables import actions, daemons, occurrences, outbox, rule_set_state
-from engine.timeutil import US, local_text
+from engine.timeutil import US, clock_text
 
 # A daemon not heard from in this many tick intervals (a minute at least: a long step, a slow
 # database) is shown as silent.
@@ -104,7 +104,7 @@ def status_lines(state: Status, shop_tz: str) -> list[str]:
     `explain` print them, with how long ago for those that say whether things are moving."""
 
     def when(us: int) -> str:
-        return local_text(us, shop_tz)
+        return clock_text(us, shop_tz)
 
     def when_ago(us: int) -> str:
         return f"{when(us)} ({ago(state.now_us - us)})"

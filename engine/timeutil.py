@@ -101,6 +101,19 @@ def local_text(us: int, tz: str) -> str:
     return from_us(us, zone(tz)).strftime("%Y-%m-%d %H:%M")
 
 
+def clock_text(us: int, tz: str) -> str:
+    """The instant as the tables show shop time: `local_text`, and in the hour that happens
+    twice when clocks go back, its UTC offset too, so that the two 01:30s of that night read
+    apart (`2026-11-01 01:30 -04:00`, then `2026-11-01 01:30 -05:00`)."""
+    moment = from_us(us, zone(tz))
+    text = moment.strftime("%Y-%m-%d %H:%M")
+    offset = moment.utcoffset()
+    if offset is None or moment.replace(fold=1 - moment.fold).utcoffset() == offset:
+        return text
+    minutes = int(offset.total_seconds()) // 60
+    return f"{text} {'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 @lru_cache(maxsize=1 << 16)
 def iso(us: int) -> str:
     """ISO 8601 with an offset, UTC, seconds precision unless there are microseconds.

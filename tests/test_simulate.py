@@ -46,7 +46,7 @@ from engine.simulate import (
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.tick import tick
-from engine.timeutil import parse_moment
+from engine.timeutil import US, parse_moment, to_us
 from engine.triggers import customer_batches
 
 SHOP = Path(__file__).resolve().parents[1] / "rules" / "shop"
@@ -313,3 +313,28 @@ def test_an_empty_history_says_so_rather_than_print_an_empty_table() -> None:
     out = io.StringIO()
     print_list([], CONFIG.timezone, Console(file=out, width=200))
     assert out.getvalue() == "History: the daemon recorded no action due in this window.\n"
+
+
+def test_history_tells_apart_the_two_hours_of_the_night_clocks_go_back() -> None:
+    """New York's 01:30 of 2026-11-01 happens twice: the list gives each its offset, and a time
+    outside that hour as before."""
+    first = to_us(dt.datetime(2026, 11, 1, 5, 30, tzinfo=dt.UTC))  # 01:30 EDT
+    records = [
+        ActionRecord(
+            at_us=at_us,
+            rule_position=0,
+            customer_id="c1",
+            position=0,
+            due_us=at_us,
+            occurrence_key=str(at_us),
+            rule="late night",
+            kind="tag",
+            status="sent",
+        )
+        for at_us in (first, first + 3600 * US, first + 7200 * US)
+    ]
+    out = io.StringIO()
+    print_list(records, "America/New_York", Console(file=out, width=200))
+    shown = out.getvalue()
+    assert "2026-11-01 01:30 -04:00" in shown and "2026-11-01 01:30 -05:00" in shown
+    assert "2026-11-01 02:30 " in shown and "02:30 -05:00" not in shown

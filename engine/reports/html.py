@@ -13,7 +13,7 @@ from jinja2 import Environment, select_autoescape
 
 from engine.records import ActionRecord
 from engine.reports.summary import REASONS, summarize
-from engine.timeutil import from_us, zone
+from engine.timeutil import clock_text
 
 PALETTE = (
     "#4e79a7",
@@ -42,7 +42,6 @@ def render_html(
             yield record
 
     summary = summarize(keeping(records), shop_tz)
-    tz = zone(shop_tz)
     rules = [line.rule for line in summary.rules]
     colour = {rule: PALETTE[i % len(PALETTE)] for i, rule in enumerate(rules)}
     days = list(summary.per_day.items())
@@ -69,7 +68,7 @@ def render_html(
     weekly_peak = max((n for _, n in weekly), default=0) or 1
     rows = [
         {
-            "at": from_us(r.at_us, tz).strftime("%Y-%m-%d %H:%M"),
+            "at": clock_text(r.at_us, shop_tz),
             "rule": r.rule,
             "customer": r.customer_id,
             "action": r.kind,

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from engine.records import ActionRecord
 from engine.reports.summary import REASONS, summarize
-from engine.timeutil import from_us, zone
+from engine.timeutil import clock_text
 
 
 def print_table(
@@ -64,14 +64,13 @@ def print_table(
 
 def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) -> None:
     """Every action the daemon took, one row each (`history`)."""
-    tz = zone(shop_tz)
     table = Table()
     for col in ("at (shop time)", "rule", "customer", "action", "template", "status"):
         table.add_column(col)
     for r in records:
         status = r.status if not r.reason else f"{r.status} ({r.reason})"
         table.add_row(
-            from_us(r.at_us, tz).strftime("%Y-%m-%d %H:%M"),
+            clock_text(r.at_us, shop_tz),
             Text(r.rule),
             Text(r.customer_id),
             r.kind,
