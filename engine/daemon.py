@@ -83,6 +83,20 @@ def _bad_edit(diagnostics: Sequence[Diagnostic]) -> str:
     )
 
 
+def logical_path(path: Path) -> str:
+    """`path` made absolute as the shell's `pwd -L` would: from the current folder as the shell
+    reached it (`$PWD`, through its links, when it is that folder), not as the kernel resolves
+    it. `nudge run .` in `/srv/shop/current`, a link to the release deployed, is `current`'s."""
+    here = os.environ.get("PWD")
+    if os.path.isabs(path) or not here or not os.path.isabs(here):
+        return os.path.abspath(path)
+    try:
+        same = os.path.samefile(here, ".")
+    except OSError:  # $PWD names a folder that is gone
+        same = False
+    return os.path.normpath(os.path.join(here if same else os.getcwd(), path))
+
+
 class Daemon:
     def __init__(
         self, rules_dir: Path, config: Config, engine: Engine, clock: Clock | None = None
@@ -93,7 +107,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         # The folder given, `.` and `..` taken out but not its links: a link to the release
         # deployed (`shop/current`) keeps its name when a deploy moves it.
-        self.name = Path(os.path.abspath(rules_dir)).name
+        self.name = Path(logical_path(rules_dir)).name
         self.id = uuid.uuid4().hex
         self.stopping = threading.Event()
         self.idle = threading.Event()

@@ -793,3 +793,20 @@ def test_a_daemon_on_the_demo_s_database_says_so(engine, tmp_path, caplog) -> No
     Daemon(rules, config, engine, FixedClock(T0))._note_a_demo_shop()
     (warning,) = [r.getMessage() for r in caplog.records]
     assert warning.startswith("the database holds the synthetic shop of `nudge demo`")
+
+
+def test_a_rule_set_run_as_dot_inside_a_linked_folder_is_named_after_the_link(
+    engine, tmp_path, monkeypatch
+) -> None:
+    """`cd /srv/shop/current && nudge run .`: the shell's current folder is the link, and so is
+    the rule set's name (not the release it leads to); a `$PWD` that is not the current folder
+    (a stale environment) is not believed."""
+    release = write_rules(tmp_path / "releases" / "v41", {"fit.rules": FIT}, ["fit_check"])
+    current = tmp_path / "current"
+    current.symlink_to(release, target_is_directory=True)
+    config = config_for(tmp_path, str(engine.url))
+    monkeypatch.chdir(current)
+    monkeypatch.setenv("PWD", str(current))
+    assert Daemon(Path("."), config, engine, FixedClock(T0)).name == "current"
+    monkeypatch.setenv("PWD", str(tmp_path))
+    assert Daemon(Path("."), config, engine, FixedClock(T0)).name == "v41"
