@@ -36,6 +36,7 @@ from engine import ast, dependencies, gates, scratch, triggers
 from engine.config import Config
 from engine.policies import apply_limits, cap_horizon, quiet_until
 from engine.records import AT, CUSTOMER, DUE, STATUS, ActionRecord, Row
+from engine.sqlfuncs import unindexed
 from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
 from engine.storage.bulk import insert_rows
 from engine.storage.chunks import among, chunks
@@ -1015,16 +1016,25 @@ def _recorded_sent(
 ) -> dict[str, list[int]]:
     """Send times of marketing actions recorded as sent before the window that the cap of a
     waiting action (in order, the earliest first) can still count, per customer: an index
-    lookup per waiting customer. For `late` actions, those sent after them as well."""
+    lookup per waiting customer. For `late` actions, those sent after them as well.
+
+    The lookup is by the index of (customer, kind, send time): the terms on status and due time
+    are kept from the index of (status, due time), which SQLite, without statistics of the
+    ledger, took instead and read every action ever sent (a tick's 2 ms at two weeks of a
+    3,000-customer shop's ledger were 29 ms at six months)."""
     longest = max(limit.per.seconds for limit in ruleset.limits) * US
     earliest = waiting[0][AT] - longest
     people = sorted({row[CUSTOMER] for row in waiting})
-    when = [actions.c.at_us < waiting[-1][AT] + longest] if late else [actions.c.due_us < start_us]
+    when = (
+        [actions.c.at_us < waiting[-1][AT] + longest]
+        if late
+        else [unindexed(actions.c.due_us) < start_us]
+    )
     query = sa.select(actions.c.customer_id, actions.c.at_us).where(
         among(actions.c.customer_id, "people", conn.dialect.name),
         actions.c.kind.in_(MARKETING_KINDS),
         actions.c.at_us > earliest,
-        actions.c.status == "sent",
+        unindexed(actions.c.status) == "sent",
         *when,
     )
     sent: dict[str, list[int]] = defaultdict(list)

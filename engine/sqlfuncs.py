@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from sqlalchemy import Boolean, Double, Text
+from sqlalchemy import Boolean, Double, String, Text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -427,3 +427,26 @@ def _json_contains_pg(element: json_contains, compiler: SQLCompiler, **kw: Any) 
         f" WHEN 'array' THEN ({col} -> {key}) @> to_jsonb({item})"
         f" WHEN 'string' THEN strpos({col} ->> {key}, {needle}) > 0 END)"
     )
+
+
+class unindexed(FunctionElement[Any]):
+    """`column`'s value, in a term that no index of `column` may serve: the planner is left the
+    indexes of the other terms. SQLite's unary `+` (its documented way to disqualify a term);
+    on PostgreSQL the value through an operation that keeps it (`+ 0`, `|| ''`)."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "postgresql")
+def _unindexed_pg(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    keep = " || ''" if isinstance(element.type, String) else " + 0"
+    return f"({compiler.process(element.clauses, **kw)}{keep})"

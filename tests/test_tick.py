@@ -1157,3 +1157,38 @@ def test_actions_waiting_for_a_cap_taken_out_of_the_rules_go_out_at_their_time(
         assert conn.execute(recorded).all() == [(first, morning, "sent")]
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 1
     engine.dispose()
+
+
+def test_the_cap_reads_a_customer_s_recorded_sends_by_customer_not_by_status(shop, tmp_path):
+    """The cap's read of the marketing actions sent before a tick's window goes by the index of
+    (customer, kind, send time): by the index of (status, due time) it read every action ever
+    sent, on every tick that had a marketing action waiting, and the daemon slowed down as its
+    ledger grew (SQLite took that index without statistics; PostgreSQL is asked with its
+    sequential scans off, so that it chooses between the indexes)."""
+    engine, ruleset, _ = shop
+    config = config_for(tmp_path, str(engine.url), timezone="Europe/London")
+    reads: list[tuple[str, Any]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "SELECT actions.customer_id, actions.at_us" in statement and "FROM actions" in statement:
+            reads.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", grab)
+    try:
+        run_ticks(engine, ruleset, config, every(3 * HOUR_US))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", grab)
+    assert reads, "the cap read no recorded sends: the shop no longer exercises it"
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in reads:
+            if engine.dialect.name == "sqlite":
+                cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            else:
+                cursor.execute("SET enable_seqscan = off")
+                cursor.execute("EXPLAIN " + statement, parameters)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "customer_id_kind_at_us" in plan and "status_due_us" not in plan, plan
+    finally:
+        raw.close()
