@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from decimal import Decimal
 from functools import cache
 
 from lark import Token, Tree
@@ -960,6 +961,7 @@ _CURRENCY_WORDS = frozenset(
 )
 
 _CENT = re.compile(r"[ \t]*cent\b", re.IGNORECASE)  # after `per`
+_AMOUNT_AFTER = re.compile(r"[ \t]*([0-9]+(?:\.[0-9]+)?)(?![0-9A-Za-z_.])")  # `RMB 200`
 
 
 def _currency(token: Token) -> bool:
@@ -967,20 +969,22 @@ def _currency(token: Token) -> bool:
 
 
 def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
-    """E141 at a unit written as a word with an amount: a currency (`200 RMB`, `RMB 200`),
-    to be deleted, as amounts are plain numbers in the shop's currency; `percent` (`per cent`)
-    after a number, written `%` after a coupon's worth, and nowhere else."""
+    """E141 at a unit written as a word with an amount, the two together: a currency (`200
+    RMB`, `RMB 200`), to be deleted, as amounts are plain numbers in the shop's currency;
+    `percent` (`per cent`, or `%` where it cannot come) after a number, written `%` after a
+    coupon's worth, a fraction or a plain number elsewhere. The caret is under what the help
+    writes anew, the amount with its unit, so that the help written there mends the rule."""
     token = error.token
     stack = error.interactive_parser.parser_state.value_stack
     number = stack[-1] if stack and _is_a(stack[-1], "NUMBER") else None
     word = str(token).lower()
     if number is not None and number.line == token.line:
-        end = token.end_pos or 0
+        start, end = number.start_pos or 0, token.end_pos or 0
         cent = _CENT.match(text, end) if word == "per" else None
         if cent is not None:
             word, end = "percent", cent.end()
-        if word in _PERCENT_WORDS and token.type in ("NAME", "PER"):
-            span = _offset_span(file, text, token.start_pos or 0, end)
+        if token.type == "PERCENT" or (word in _PERCENT_WORDS and token.type in ("NAME", "PER")):
+            span = _offset_span(file, text, start, end)
             if "PERCENT" in set(error.accepts or error.expected):
                 return Diagnostic(
                     "error",
@@ -990,33 +994,77 @@ def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic 
                     "a percentage written as a word",
                     f"write `{number}%`",
                 )
-            return Diagnostic(
-                "error",
-                "E141",
-                "a number here is written without a unit",
-                span,
-                "`%` is written only after a coupon's worth, `worth 15%`",
-                "write the number as the data holds it: a rate such as `customer.return_rate` "
-                "is a fraction, `0.5` for 50%",
-            )
+            return _percent_elsewhere(span, str(number), stack)
         amount = str(number)
-    else:
-        after = _word_after(text, token.end_pos or 0)
-        if "NUMBER" not in set(error.accepts or error.expected) or not (
-            after and re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", after)
-        ):
+        if not _currency(token):
             return None
-        amount = after  # `worth RMB 200`
-    if not _currency(token):
-        return None
+    else:
+        after = _AMOUNT_AFTER.match(text, token.end_pos or 0)
+        if not _currency(token) or after is None:
+            return None
+        if "NUMBER" not in set(error.accepts or error.expected):
+            return None
+        start, end, amount = token.start_pos or 0, after.end(), after[1]  # `worth RMB 200`
     return Diagnostic(
         "error",
         "E141",
         "an amount is a plain number",
-        _token_span(file, text, token),
+        _offset_span(file, text, start, end),
         "an amount takes no currency",
         f"write `{amount}`: amounts are plain numbers, in the shop's currency",
     )
+
+
+def _percent_elsewhere(span: Span, number: str, stack: list) -> Diagnostic:
+    """E141 for a percentage where `%` cannot come: after `points`, in a condition, in
+    arithmetic. The help gives what is true there: points are a number of points, and the
+    shop's data holds a rate as a fraction (`customer.return_rate`, `0.5` for 50%)."""
+    fraction = format((Decimal(number) / 100).normalize(), "f")
+    before = stack[-2] if len(stack) > 1 else None
+    message, label = "a number here is written without `%`", "`%` comes only after a coupon's worth"
+    if _is_a(before, "STAR"):  # `order.total * 30 percent`: a share of a value
+        help = f"write the share as a fraction: `{fraction}` for {number}%"
+    elif _is_a(before, "POINTS"):
+        message, label = "points are a number of points, not a percentage", "a percentage"
+        help = f"write `{number}` for {number} points"
+        if _trigger_entity(stack) == "order":
+            help = (
+                f"write `order.total * {fraction}` for {number}% of the order's total, or "
+                f"`{number}` for {number} points"
+            )
+    elif _compared_ref(stack) == "customer.return_rate":
+        help = f"write `{fraction}`: `customer.return_rate` is a fraction, {fraction} for {number}%"
+    else:
+        help = (
+            f"write the number as the shop's data holds it: `{fraction}` if it holds a fraction "
+            f"(as `customer.return_rate` is), `{number}` if it holds percentages"
+        )
+    return Diagnostic("error", "E141", message, span, label, help)
+
+
+def _trigger_entity(stack: list) -> str | None:
+    """The entity of the event that triggers the rule on the parser's stack (`order` for
+    `when order.paid`), if an event triggers it."""
+    for value in stack:
+        if isinstance(value, Tree) and value.data == "when_clause":
+            for trigger in value.children:
+                if isinstance(trigger, Tree) and trigger.data == "event_trigger":
+                    name = trigger.children[0]
+                    return str(name).split(".")[0] if _is_a(name, "DOTTED") else None
+    return None
+
+
+def _compared_ref(stack: list) -> str | None:
+    """The name of the value that the number on top of the parser's stack is compared with
+    (`customer.return_rate` in `customer.return_rate > 50`), if it is a name."""
+    if len(stack) < 3:
+        return None
+    operator, left = stack[-2], stack[-3]
+    if not (
+        _is_a(operator, "BETWEEN") or (isinstance(operator, Tree) and operator.data == "compare_op")
+    ):
+        return None
+    return _dotted(left)
 
 
 def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -1031,16 +1079,72 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
     between = stack[starts[-1]]
     lower = text[between.end_pos or 0 : token.start_pos or 0].strip()
     upper = _one_value(text, token.end_pos or 0)
+    whole = upper is not None and "\n" not in lower and "#" not in lower
+    tested = _dotted(stack[starts[-1] - 1]) if starts[-1] else None
+    in_numbers = _in_numbers(lower, upper, tested) if whole else None
+    if upper is None or not whole or (in_numbers is None and _with_a_unit(lower, upper)):
+        # Not one whole value each, or ends with units that cannot be written as numbers of one
+        # unit (`1d to 36h`): only the word to write.
+        return Diagnostic(
+            "error",
+            "E142",
+            "the two ends of `between` are joined with `and`",
+            _token_span(file, text, token),
+            "not `to`",
+            "write `and` in place of `to`",
+        )
+    # The help writes the whole `between`, which the caret is under.
+    end = text.index(upper, token.end_pos or 0) + len(upper)
     return Diagnostic(
         "error",
         "E142",
         "the two ends of `between` are joined with `and`",
-        _token_span(file, text, token),
-        "not `to`",
-        f"write `between {lower} and {upper}`"
-        if upper is not None and "\n" not in lower and "#" not in lower
-        else "write `and` in place of `to`",
+        _offset_span(file, text, between.start_pos or 0, end),
+        "its ends joined with `to`",
+        in_numbers or f"write `between {lower} and {upper}`",
     )
+
+
+# A bound that is a number with a unit (`60 days`, `2w`) or without one (`30`).
+_COUNTED = re.compile(r"([0-9]+)[ \t]*(minutes?|hours?|days?|weeks?|[mhdw])?")
+
+
+def _with_a_unit(*ends: str) -> bool:
+    """Whether one of `ends`, the bounds of a `between`, is a number with a unit (`60 days`)."""
+    return any((m := _COUNTED.fullmatch(end)) is not None and m[2] for end in ends)
+
+
+def _in_numbers(lower: str, upper: str | None, tested: str | None) -> str | None:
+    """The help of E142 for ends of which one at least has a unit (`between 30 to 60 days`,
+    said as in speech): written with `and`, as they stand, they compare a number with a
+    duration, which no value of the shop's data is. The ends as plain numbers: in days for
+    `customer.days_since_last_order`, else in the one unit written. None when the ends are not
+    numbers with a unit, or cannot be given so."""
+    if upper is None or not _with_a_unit(lower, upper):
+        return None
+    ends = [_COUNTED.fullmatch(end) for end in (lower, upper)]
+    if not all(ends):
+        return None
+    counted = [(int(end[1]), (end[2] or "").lower()[:1]) for end in ends if end]
+    if tested == "customer.days_since_last_order":
+        if any(unit not in ("", "d", "w") for _, unit in counted):
+            return None
+        low, high = (n * 7 if unit == "w" else n for n, unit in counted)
+        return f"write `between {low} and {high}`: `{tested}` is a number of days"
+    if len({unit for _, unit in counted if unit}) > 1:
+        return None
+    low, high = (n for n, _ in counted)
+    return (
+        f"write `between {low} and {high}`: the shop's data holds numbers, not durations (the "
+        "ends in the unit it counts in)"
+    )
+
+
+def _dotted(value: object) -> str | None:
+    """The name of a value on the parser's stack (`customer.orders`), if it is a name."""
+    if isinstance(value, Tree) and value.data == "ref" and _is_a(value.children[0], "DOTTED"):
+        return str(value.children[0])
+    return None
 
 
 # A value that a help may write again as it stands, when it is one value: a date, a duration,

@@ -382,8 +382,9 @@ def test_a_number_with_thousands_separators_in_a_list_is_told_once_its_commas_pr
 
 def test_a_unit_written_as_a_word_with_an_amount_is_told_at_it():
     """A percentage is `30%`; an amount is a plain number, in the shop's currency: a currency's
-    name after or before it is to be deleted. The help names the one edit, so the parser reads
-    on as if it were made (the `tag "y"` below is told), the percent of a coupon's worth too."""
+    name after or before it is to be deleted. The caret is under the amount with its unit, which
+    the help writes anew. The help names the one edit, so the parser reads on as if it were
+    made (the `tag "y"` below is told), the percent of a coupon's worth too."""
     text = """when order.paid then coupon "x" worth 30 percent
   tag "y"
 when order.paid then coupon "x" worth 30 Per Cent
@@ -394,39 +395,90 @@ when order.paid if order.total >= 200yuan then tag "x"
 when order.paid if customer.return_rate > 50 pct then tag "x"
 when order.paid if order.currency == USD then tag "x"
 """
+    currency = "write `200`: amounts are plain numbers, in the shop's currency"
+    and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
     assert helps_of(text) == [
-        ("E141", "t.rules:1:42", "write `30%`"),
-        (
-            "E113",
-            "t.rules:2:3",
-            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
-        ),
-        ("E141", "t.rules:3:42", "write `30%`"),
-        ("E141", "t.rules:4:43", "write `200`: amounts are plain numbers, in the shop's currency"),
-        (
-            "E113",
-            "t.rules:5:3",
-            'write `and` between two actions, e.g. `then tag "vip" and points 50`',
-        ),
-        ("E141", "t.rules:6:39", "write `200`: amounts are plain numbers, in the shop's currency"),
-        ("E141", "t.rules:7:38", "write `200`: amounts are plain numbers, in the shop's currency"),
-        (
-            "E141",
-            "t.rules:8:46",
-            "write the number as the data holds it: a rate such as `customer.return_rate` is a "
-            "fraction, `0.5` for 50%",
-        ),
+        ("E141", "t.rules:1:39", "write `30%`"),
+        ("E113", "t.rules:2:3", and_between),
+        ("E141", "t.rules:3:39", "write `30%`"),
+        ("E141", "t.rules:4:39", currency),
+        ("E113", "t.rules:5:3", and_between),
+        ("E141", "t.rules:6:39", currency),
+        ("E141", "t.rules:7:35", currency),
+        ("E141", "t.rules:8:43", "write `0.5`: `customer.return_rate` is a fraction, 0.5 for 50%"),
         # A currency's name as text, not with an amount: told as text without its quotes.
         ("E118", "t.rules:9:38", 'write text in quotes, e.g. `order.category == "shoes"`'),
     ]
-    assert [d.span.end_column for d in diagnostics_of(text)][2] == 50  # `Per Cent` whole
+    spans = [d.span for d in diagnostics_of(text)]
+    assert [(s.column, s.end_column) for s in spans if s.line in (3, 6)] == [(39, 50), (39, 47)]
+
+
+def _written_at_the_caret(text: str) -> str:
+    """`text` with what the caret of its one diagnostic is under replaced by what its help
+    writes first, in backticks."""
+    (problem,) = diagnostics_of(text)
+    assert problem.span is not None and problem.help is not None
+    span, instead = problem.span, problem.help.split("`")[1]
+    lines = text.split("\n")
+    line = lines[span.line - 1]
+    lines[span.line - 1] = line[: span.column - 1] + instead + line[span.end_column - 1 :]
+    return "\n".join(lines)
+
+
+def test_the_help_of_e141_written_at_its_caret_mends_the_rule():
+    """What the help writes replaces what the caret is under: `worth 30 percent` with `30%`, not
+    `percent` with `30%`, which gave `worth 30 30%`."""
+    mended = {
+        'then coupon "x" worth 30 percent': 'then coupon "x" worth 30%',
+        'then coupon "x" worth 30 per cent min 100': 'then coupon "x" worth 30% min 100',
+        'then coupon "x" worth 200 RMB': 'then coupon "x" worth 200',
+        'then coupon "x" worth RMB 200 expires 7d': 'then coupon "x" worth 200 expires 7d',
+        'then coupon "x" worth 20 worth 200 dollars': None,  # E105 first: not this test's
+        'if order.total > 200 yuan then tag "x"': 'if order.total > 200 then tag "x"',
+        'if order.total > yuan 200 then tag "x"': 'if order.total > 200 then tag "x"',
+        'if customer.return_rate > 50 percent then tag "x"': (
+            'if customer.return_rate > 0.5 then tag "x"'
+        ),
+        'if customer.return_rate > 50% then tag "x"': 'if customer.return_rate > 0.5 then tag "x"',
+        "then points 30 percent": "then points order.total * 0.3",
+        "then points order.total * 5 percent": "then points order.total * 0.05",
+        'if customer.return_rate between 10 percent and 0.5 then tag "x"': (
+            'if customer.return_rate between 0.1 and 0.5 then tag "x"'
+        ),
+    }
+    for written, expected in mended.items():
+        if expected is None:
+            continue
+        assert _written_at_the_caret(f"when order.paid {written}") == f"when order.paid {expected}"
+        parse_text(f"when order.paid {expected}")
+
+
+def test_a_percentage_where_no_percent_can_come_is_told_what_is_true_there():
+    """Points are a number of points: `points 30 percent` is not a rate. A percentage after
+    `points` gets the share of the order's total (where an order triggers the rule) or the
+    number of points; in a condition, the number as the shop's data holds it."""
+    helps = {
+        "when order.paid then points 30 percent": (
+            "write `order.total * 0.3` for 30% of the order's total, or `30` for 30 points"
+        ),
+        "when review.posted then points 30%": "write `30` for 30 points",
+        "when every monday then points 12.5 percent": "write `12.5` for 12.5 points",
+        'when order.paid if order.discount >= 20 percent then tag "x"': (
+            "write the number as the shop's data holds it: `0.2` if it holds a fraction (as "
+            "`customer.return_rate` is), `20` if it holds percentages"
+        ),
+    }
+    for text, help in helps.items():
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E141", help)
+        assert "rate" not in problem.message
 
 
 def test_between_with_to_is_told_to_join_its_ends_with_and():
     text = 'when a.b if a.c between 1 to 3 then tag "x"\n  tag "y"\n'
     text += 'when a.b if a.c between -1 to then tag "x"'
     assert helps_of(text) == [
-        ("E142", "t.rules:1:27", "write `between 1 and 3`"),
+        ("E142", "t.rules:1:17", "write `between 1 and 3`"),  # under `between 1 to 3`
         (
             "E113",
             "t.rules:2:3",
@@ -441,7 +493,9 @@ def test_the_help_of_e142_writes_the_upper_bound_only_when_it_is_one_whole_value
     shown cut short, as copying it would change the rule: only the word to write is given."""
     bounds = {
         "2026-01-01 to 2026-02-01": "write `between 2026-01-01 and 2026-02-01`",
-        "1 to 3 days": "write `between 1 and 3 days`",
+        # A number with a duration: the data holds numbers (`test_..._a_unit_on_one_end`).
+        "1 to 3 days": "write `between 1 and 3`: the shop's data holds numbers, not durations "
+        "(the ends in the unit it counts in)",
         '"a" to "m"': 'write `between "a" and "m"`',
         "1 to customer.orders + 1": "write `and` in place of `to`",
         "1 to 3.5.6": "write `and` in place of `to`",
@@ -455,6 +509,37 @@ def test_the_help_of_e142_writes_the_upper_bound_only_when_it_is_one_whole_value
     for written, help in bounds.items():
         (problem,) = diagnostics_of(f'when a.b if a.c between {written} then tag "x"')
         assert (problem.code, problem.help) == ("E142", help)
+
+
+def test_between_to_with_a_unit_on_one_end_gets_plain_numbers_to_write():
+    """`between 30 to 60 days`, as said: `between 30 and 60 days` would compare a number with a
+    duration (E301), which no value is. The help gives the ends as plain numbers, in days for
+    `customer.days_since_last_order`, under a caret from `between` to the upper end, and what it
+    writes there parses."""
+    helps = {
+        "customer.days_since_last_order between 30 to 60 days": (
+            "write `between 30 and 60`: `customer.days_since_last_order` is a number of days"
+        ),
+        "customer.days_since_last_order between 2 weeks to 30d": (
+            "write `between 14 and 30`: `customer.days_since_last_order` is a number of days"
+        ),
+        "customer.days_since_last_order between 1d to 36h": "write `and` in place of `to`",
+        "order.delivery_days between 1 to 3d": (
+            "write `between 1 and 3`: the shop's data holds numbers, not durations (the ends in "
+            "the unit it counts in)"
+        ),
+        "order.delivery_hours between 1d to 36h": "write `and` in place of `to`",
+    }
+    for condition, help in helps.items():
+        text = f'when order.paid if {condition} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E142", help)
+        if help != "write `and` in place of `to`":
+            assert problem.span is not None
+            assert text[problem.span.column - 1 : problem.span.end_column - 1].startswith("between")
+            mended = _written_at_the_caret(text)
+            assert "to" not in mended.split()
+            parse_text(mended)  # and it checks: test_check's E301 tests
 
 
 def test_a_period_after_once_without_every_gets_the_duration_to_write():
