@@ -183,6 +183,8 @@ def _infer(expr: ast.Expr, scope: Scope) -> Type:
             return BOOL
         case ast.Between():
             value, low, high = (_infer(e, scope) for e in (expr.value, expr.low, expr.high))
+            if _against_a_duration(expr, expr.value, value, (expr.low, expr.high), scope):
+                return BOOL
             for bound, kind in ((expr.low, low), (expr.high, high)):
                 if (
                     value.kind not in _ORDERED
@@ -323,6 +325,10 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
         container, item, item_node = left, right, node.right
         container_node = node.left
     else:
+        if _against_a_duration(node, node.left, left, (node.right,), scope) or (
+            _against_a_duration(node, node.right, right, (node.left,), scope)
+        ):
+            return
         if not _compatible(left, right):
             _error(
                 scope,
@@ -375,6 +381,73 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
             f"this is {item}",
             _membership_help(node, left, right),
         )
+
+
+def _against_a_duration(
+    node: ast.Compare | ast.Between,
+    value: ast.Expr,
+    kind: Type,
+    others: tuple[ast.Expr, ...],
+    scope: Scope,
+) -> bool:
+    """E301 for a number, or a value of the shop's data, compared with a duration (`customer.
+    days_since_last_order > 30 days`, `order.delivery_days between 1 and 3 days`): the data
+    holds numbers and text, never durations, so that a duration would be compared as the
+    microseconds it lasts, and hold for no value. The help gives the plain numbers to write."""
+    durations = [o.duration for o in others if isinstance(o, ast.DurationValue)]
+    if not durations or kind.kind not in ("number", "unknown"):
+        return False
+    first = next(o for o in others if isinstance(o, ast.DurationValue))
+    name = expr_text(value) if isinstance(value, ast.Ref) else None
+    between = isinstance(node, ast.Between)
+
+    def written(amounts: list[str | None]) -> str:  # what the caret is under, written anew
+        return " and ".join(a or "" for a in amounts)
+
+    def amount(other: ast.Expr, days: bool) -> str | None:
+        if isinstance(other, ast.DurationValue):
+            whole = other.duration.whole_days if days else other.duration.amount
+            return None if whole is None else str(whole)
+        return expr_text(other) if isinstance(other, ast.Number) else None
+
+    help = None
+    if name == "customer.days_since_last_order":
+        amounts = [amount(o, days=True) for o in others]
+        if all(amounts):
+            help = f"`{name}` is a number of days: write `{written(amounts)}`"
+    elif kind.kind == "unknown" and len({d.unit for d in durations}) == 1:
+        amounts = [amount(o, days=False) for o in others]
+        unit = _UNIT_NAMES[durations[0].unit]
+        if all(amounts):
+            help = (
+                "the shop's data holds numbers, not durations: write the number in the unit it "
+                f"counts in, such as `{written(amounts)}` if it counts {unit}"
+            )
+    shown = f"`{name}`" if name else "this"
+    if kind.kind == "number":
+        message = f"{shown} is a number, not a duration"
+    else:
+        message = f"{shown} is a value of the shop's data, which holds no durations"
+    span = first.span
+    if between:  # the ends, which the help writes anew
+        low, high = others[0].span, others[-1].span
+        span = Span(low.file, low.line, low.column, high.end_line, high.end_column)
+    scope.report(
+        Diagnostic(
+            "error",
+            "E301",
+            message,
+            span,
+            label=("durations" if len(durations) > 1 else "one end a duration")
+            if between
+            else "a duration",
+            help=help or "write a plain number, in the unit the value counts in",
+        )
+    )
+    return True
+
+
+_UNIT_NAMES = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 # A number as the rules write it (the grammar's NUMBER, with a sign): the suggestion to drop

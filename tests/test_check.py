@@ -324,6 +324,53 @@ def test_between_with_its_ends_reversed_is_refused(tmp_path):
         assert codes(tmp_path, rule.format(test)) == [], test
 
 
+def test_a_duration_compared_with_a_number_or_the_shop_s_data_gets_the_number_to_write(tmp_path):
+    """The shop's data holds numbers and text, never durations: `order.delivery_days <= 3 days`
+    compared the days with the microseconds of 3 days, and held for no value, without a word.
+    It is E301, as a number compared with a duration was; the help gives the plain numbers, in
+    days for `customer.days_since_last_order`, and written where the caret is, they check."""
+    rule = 'when order.paid if {} then tag "x"'
+    helps = {
+        "customer.days_since_last_order > 30 days": (
+            "`customer.days_since_last_order` is a number of days: write `30`"
+        ),
+        "customer.days_since_last_order between 30 and 60d": (
+            "`customer.days_since_last_order` is a number of days: write `30 and 60`"
+        ),
+        "customer.days_since_last_order between 2w and 30 days": (
+            "`customer.days_since_last_order` is a number of days: write `14 and 30`"
+        ),
+        "order.delivery_days <= 3 days": (
+            "the shop's data holds numbers, not durations: write the number in the unit it "
+            "counts in, such as `3` if it counts days"
+        ),
+        "2h < order.wait": (
+            "the shop's data holds numbers, not durations: write the number in the unit it "
+            "counts in, such as `2` if it counts hours"
+        ),
+        "order.delivery_days between 1d and 3d": (
+            "the shop's data holds numbers, not durations: write the number in the unit it "
+            "counts in, such as `1 and 3` if it counts days"
+        ),
+        "customer.orders > 2w": "write a plain number, in the unit the value counts in",
+        "customer.days_since_last_order > 36h": (
+            "write a plain number, in the unit the value counts in"
+        ),
+    }
+    for test, help in helps.items():
+        text = rule.format(test)
+        rules, config = rule_set(tmp_path, {"a.rules": text})
+        _, (problem,) = check_rule_set(rules, config)
+        assert (problem.code, problem.help) == ("E301", help), test
+        if "write `" in help and "such as" not in help:
+            span = problem.span
+            instead = help.split("`")[-2]
+            mended = text[: span.column - 1] + instead + text[span.end_column - 1 :]
+            assert codes(tmp_path, mended) == [], mended
+    # A duration with a duration, or a point in time with a date, is no such mistake.
+    assert codes(tmp_path, rule.format("3d > 2d")) == []
+
+
 def test_a_number_in_quotes_ordering_a_value_of_unknown_kind_is_warned_of(tmp_path):
     rule = 'when order.paid if {} then tag "x"'
     for test, found in (
