@@ -37,7 +37,7 @@ from engine.templates import (
     find_template,
     left_by_an_editor,
 )
-from engine.types import CUSTOMER_FIELDS, Scope, check_condition, check_number
+from engine.types import CUSTOMER_FIELDS, ZERO_PERIODS, Scope, check_condition, check_number
 
 # The event names LANGUAGE.md 3.2 names; a name close to one of these (or to one the shop has
 # sent) but not equal is probably a typo.
@@ -179,7 +179,7 @@ class _Checker:
                     self._once_without_a_name(checked)
                     rules.append(checked)
                 case ast.Limit():
-                    self._positive(statement.per, "a limit's period")
+                    self._positive(statement.per, "limit")
                     limits.append(statement)
                 case ast.QuietHours():
                     self._quiet_hours(statement)
@@ -288,7 +288,7 @@ class _Checker:
         if rule.unless is not None:
             self._unless(rule.unless, trigger)
         if rule.once is not None and rule.once.every is not None:
-            self._positive(rule.once.every, "`once every`")
+            self._positive(rule.once.every, "once")
         for action in rule.actions:
             self._action(action, event_entity)
 
@@ -423,7 +423,7 @@ class _Checker:
     def _unless(self, unless: ast.Unless, trigger: ast.Trigger) -> None:
         self.warn_event(unless.event, unless.event_span)
         if unless.within is not None:
-            self._positive(unless.within, "`unless ... within`")
+            self._positive(unless.within, "unless")
         elif not isinstance(trigger, ast.EventTrigger):
             self.error(
                 "E315",
@@ -724,7 +724,7 @@ class _Checker:
                 "impossible value",
             )
         if coupon.expires is not None:
-            self._positive(coupon.expires, "a coupon's expiry")
+            self._positive(coupon.expires, "expires")
 
     # -- policies ---------------------------------------------------------------------------------
 
@@ -775,14 +775,12 @@ class _Checker:
         )
         return False
 
-    def _positive(self, duration: ast.Duration, what: str) -> None:
+    def _positive(self, duration: ast.Duration, where: str) -> None:
+        """E311 for a period of zero (`once every 0d`, `per 0d`, `within 0h`, `expires 0d`):
+        what it would do, which is not what it says, and the duration to write."""
         if duration.seconds == 0:
-            self.error(
-                "E311",
-                f"{what} must be longer than zero",
-                duration.span,
-                "zero",
-            )
+            message, label, help = ZERO_PERIODS[where]
+            self.error("E311", message, duration.span, label, help)
 
     def _whole_days(self, offset: ast.Offset | None, what: str) -> None:
         if offset is not None and offset.duration.whole_days is None:

@@ -296,7 +296,41 @@ def _aggregate(agg: ast.Aggregate, scope: Scope) -> None:
             f"to add up `{agg.prop}`, write `sum({agg.event}.{agg.prop})`",
         )
     if agg.within is not None and agg.within.seconds == 0:
-        _error(scope, "E311", "`within` needs a duration longer than zero", agg.within, "zero")
+        message, label, help = ZERO_PERIODS["count"]
+        _error(scope, "E311", message, agg.within, label, help)
+
+
+# E311, a period of zero where it means nothing: the message, the label (what it would do) and
+# the help (what to write in its place, at it), by where it stands.
+ZERO_PERIODS = {
+    "count": (
+        "`within` needs a duration longer than zero",
+        "no event falls in a window of zero: this would always count 0",
+        "write how far back to count, such as `90d`, or leave out `within` to count them all",
+    ),
+    "unless": (
+        "`unless ... within` must be longer than zero",
+        "no event falls in a window of zero: nothing would cancel the rule",
+        "write how far back to look, such as `7d` (after an event trigger, `unless` alone looks "
+        "from the event to the due time)",
+    ),
+    "once": (
+        "`once every` must be longer than zero",
+        "no earlier action falls in a period of zero: nothing would be skipped",
+        "write the period, such as `30d`; to act once per customer ever, write `once` alone",
+    ),
+    "limit": (
+        "a limit's period must be longer than zero",
+        "no message sent before falls in a period of zero: nothing would be limited",
+        "write the period over which messages are counted, such as `7d`",
+    ),
+    "expires": (
+        "a coupon's expiry must be longer than zero",
+        "the coupon would expire as it is issued",
+        "write how long it stays valid, such as `14d`, or leave out `expires` for a coupon "
+        "that does not expire",
+    ),
+}
 
 
 def _segment(node: ast.InSegment, scope: Scope) -> None:

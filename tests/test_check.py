@@ -371,6 +371,32 @@ def test_a_duration_compared_with_a_number_or_the_shop_s_data_gets_the_number_to
     assert codes(tmp_path, rule.format("3d > 2d")) == []
 
 
+def test_a_period_of_zero_says_what_it_would_do_and_what_to_write(tmp_path):
+    """`once every 0d`, `per 0d`, `within 0h`, `expires 0d`: each is E311 at the zero, saying
+    why zero means nothing there (nothing skipped, limited, cancelled or counted; a coupon
+    expired as it is issued) and the duration to write. A zero offset is the trigger itself:
+    `+ 0d` checks clean."""
+    rule = 'rule "r"\n  when order.paid{}\n  then coupon "thank_you" worth 10{}\n'
+    cases = {
+        rule.format("\n  once every 0 days", ""): ("nothing would be skipped", "`30d`"),
+        rule.format("\n  unless order.returned within 0h", ""): ("nothing would cancel", "`7d`"),
+        rule.format("\n  if count(order.paid within 0d) > 1", ""): ("always count 0", "`90d`"),
+        rule.format("\n  if sum(order.paid.total within 0w) > 1", ""): ("count 0", "`90d`"),
+        rule.format("", " expires 0d"): ("expire as it is issued", "`14d`"),
+        "limit marketing to 2 per 0m\n": ("nothing would be limited", "`7d`"),
+    }
+    for text, (label, duration) in cases.items():
+        rules, config = rule_set(tmp_path, {"a.rules": text})
+        _, (problem,) = check_rule_set(rules, config)
+        assert problem.code == "E311", text
+        assert label in problem.label and duration in problem.help, text
+        assert problem.span is not None
+        line = text.split("\n")[problem.span.line - 1]
+        assert line[problem.span.column - 1 : problem.span.end_column - 1].startswith("0")
+    for offset in ("order.received + 0d", "customer.birthday - 0d at 09:00", "order.paid + 0m"):
+        assert codes(tmp_path, f'when {offset} then tag "x"') == [], offset
+
+
 def test_a_number_in_quotes_ordering_a_value_of_unknown_kind_is_warned_of(tmp_path):
     rule = 'when order.paid if {} then tag "x"'
     for test, found in (
