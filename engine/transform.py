@@ -53,10 +53,15 @@ _NEXT_PART = re.compile(r"[0-9]{3}(?:\.[0-9]+)?")
 
 
 def _thousands_in_list(file: str, children: list[Any]) -> list[Diagnostic]:
-    """E137 at each number of a list written with thousands separators, once one proves that
-    the list was written so: a part after a comma that starts with `0` (`1,000`, `2,050`), which
-    no number of a list starts with. Then a number written so without that proof (`1,500` in
-    `[1,500, 2,000]`) is told too, with both readings, as the merchant is to choose."""
+    """E137 at each number of a list written with thousands separators, once a part after a
+    comma starts with `0` (`1,000`, `2,050`), which no number of a list is written with.
+
+    A part `000`, or a third part (`1,050,300`), proves separators: no code is `000`. A part
+    such as `050` alone does not: it may be a code with a leading zero after another value
+    (`[1,050]`, the codes 1 and 050) as well as 1050, and the help gives both readings, the
+    codes in quotes, as the shop's data holds them (text). Once a list holds a proof, its
+    numbers written so are all told: with a part starting with `0`, as one number; else
+    (`1,500` beside `2,000`) with both readings, as the merchant is to choose."""
     runs: list[list[ast.Number]] = []
     for before, comma, value in zip(children, children[1:], children[2:], strict=False):
         if not (isinstance(comma, Token) and comma.type == "COMMA"):
@@ -73,24 +78,47 @@ def _thousands_in_list(file: str, children: list[Any]) -> list[Diagnostic]:
             runs[-1].append(value)
         elif joined and _FIRST_PART.fullmatch(left.text):
             runs.append([left, value])
-    if not any(part.text.startswith("0") for run in runs for part in run[1:]):
+
+    def zero_led(run: list[ast.Number]) -> bool:
+        return any(part.text.startswith("0") for part in run[1:])
+
+    def proven(run: list[ast.Number]) -> bool:
+        return len(run) > 2 or any(part.text.startswith("000") for part in run[1:])
+
+    if not any(zero_led(run) for run in runs):
         return []
+    in_a_proof = any(proven(run) for run in runs)
+    texts = any(isinstance(child, ast.String) for child in children)
     problems = []
     for run in runs:
         plain = "".join(part.text for part in run)
-        proven = any(part.text.startswith("0") for part in run[1:])
+        parts = [part.text for part in run]
         first, last = run[0].span, run[-1].span
+        if proven(run) or (in_a_proof and zero_led(run)):
+            help = f"write `{plain}`" if not texts else f'write `"{plain}"`'
+        elif zero_led(run):
+            # `[1,050]`: 1050, or the codes 1 and 050, which the shop's data holds as text.
+            codes = ", ".join(f'"{part}"' for part in parts)
+            number = f'"{plain}"' if texts else plain
+            help = (
+                f"write `{number}`, or `{codes}` if these are {len(run)} codes (a code with a "
+                "leading zero is written in quotes, as the shop's data holds it)"
+            )
+        elif texts:  # a list of text: each value in quotes
+            values = ", ".join(f'"{part}"' for part in parts)
+            help = f'write `"{plain}"`, or `{values}` if these are {len(run)} values'
+        else:
+            help = f"write `{plain}`, or `{', '.join(parts)}` if it is {len(run)} numbers"
         problems.append(
             Diagnostic(
                 "error",
                 "E137",
-                "a number is written without thousands separators",
+                "a number is written without thousands separators"
+                if proven(run) or in_a_proof
+                else "a comma with no space in a list: one number, or two values?",
                 Span(file, first.line, first.column, last.end_line, last.end_column),
                 label="in a list, a comma separates two values",
-                help=f"write `{plain}`"
-                if proven
-                else f"write `{plain}`, or `{', '.join(p.text for p in run)}` if it is "
-                f"{len(run)} numbers",
+                help=help,
             )
         )
     return problems

@@ -380,6 +380,33 @@ def test_a_number_with_thousands_separators_in_a_list_is_told_once_its_commas_pr
     ]
 
 
+def test_a_zero_led_part_after_a_comma_in_a_list_is_told_with_both_readings():
+    """`[1,050]` may be 1050 or the codes 1 and 050 (a shop's data keeps a number with a leading
+    zero as text): the help gives both, the codes in quotes; it was read as 1050 alone. A part
+    `000`, or a third part, proves separators, and then a zero-led part beside it is one number
+    too. In a list of text, both readings are in quotes."""
+    codes = "(a code with a leading zero is written in quotes, as the shop's data holds it)"
+    helps = {
+        "[1,050]": [f'write `1050`, or `"1", "050"` if these are 2 codes {codes}'],
+        '["a", 1,050]': [f'write `"1050"`, or `"1", "050"` if these are 2 codes {codes}'],
+        '["a", 1,000]': ['write `"1000"`'],
+        '["a", 1,500, 2,000]': [
+            'write `"1500"`, or `"1", "500"` if these are 2 values',
+            'write `"2000"`',
+        ],
+        "[1,000, 2,050]": ["write `1000`", "write `2050`"],
+        "[1,050,300]": ["write `1050300`"],
+    }
+    for listed, expected in helps.items():
+        text = f'when order.paid if order.category in {listed} then tag "x"'
+        problems = diagnostics_of(text)
+        assert [(p.code, p.help) for p in problems] == [("E137", h) for h in expected], listed
+    (problem,) = diagnostics_of('when order.paid if order.category in [1,050] then tag "x"')
+    assert problem.message == "a comma with no space in a list: one number, or two values?"
+    for instead in ("1050", '"1", "050"'):
+        parse_text(f'when order.paid if order.category in [{instead}] then tag "x"')
+
+
 def test_a_unit_written_as_a_word_with_an_amount_is_told_at_it():
     """A percentage is `30%`; an amount is a plain number, in the shop's currency: a currency's
     name after or before it is to be deleted. The caret is under the amount with its unit, which
