@@ -204,6 +204,7 @@ def _infer(expr: ast.Expr, scope: Scope) -> Type:
                 _reversed_ends(expr, scope)
                 for bound in (expr.low, expr.high):
                     _quoted_number(bound, value, "`between`", scope)
+                    _zero_led(bound, value, scope)
             return BOOL
         case ast.IsSet():
             _infer(expr.value, scope)
@@ -352,6 +353,9 @@ def _segment(node: ast.InSegment, scope: Scope) -> None:
 def _compare(node: ast.Compare, scope: Scope) -> None:
     left, right = _infer(node.left, scope), _infer(node.right, scope)
     op = node.op
+    _zero_led(node.right, left, scope)  # a list after `in`, a code after `contains` or `==`
+    if op not in ("in", "not in", "contains"):
+        _zero_led(node.left, right, scope)
     if op in ("in", "not in"):
         container, item, item_node = right, left, node.left
         container_node = node.right
@@ -482,6 +486,35 @@ def _against_a_duration(
 
 
 _UNIT_NAMES = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+# A number written with a leading zero: `050`, `007`, `-01` (not `0`, `0.5`).
+_ZERO_LED = re.compile(r"-?0[0-9]")
+
+
+def _zero_led(node: ast.Expr, other: Type, scope: Scope) -> None:
+    """E324 for a number written with a leading zero (`050`) compared with a value of the shop's
+    data: an import keeps such a value as text, a code (docs/importing.md), which the number 50
+    never equals; so does a list of them (`in [050, 051]`). Where the value compared is known
+    to be a number (`customer.orders >= 05`), the zero is harmless and passed over."""
+    if other.kind != "unknown":
+        return
+    numbers = node.items if isinstance(node, ast.ListValue) else (node,)
+    for number in numbers:
+        if not isinstance(number, ast.Number) or not _ZERO_LED.match(number.text):
+            continue
+        plain = expr_text(ast.Number(number.value, str(number.value), number.span))
+        scope.report(
+            Diagnostic(
+                "error",
+                "E324",
+                f"`{number.text}` is read as the number {plain}, not as the code `{number.text}`",
+                number.span,
+                label="a number with a leading zero",
+                help=f'write `"{number.text}"` in quotes if it is a code (the shop\'s data keeps '
+                f"a number with a leading zero as text), or `{plain}` for the number",
+            )
+        )
 
 
 # A number as the rules write it (the grammar's NUMBER, with a sign): the suggestion to drop

@@ -397,6 +397,33 @@ def test_a_period_of_zero_says_what_it_would_do_and_what_to_write(tmp_path):
         assert codes(tmp_path, f'when {offset} then tag "x"') == [], offset
 
 
+def test_a_number_with_a_leading_zero_compared_with_the_shop_s_data_is_refused(tmp_path):
+    """An import keeps `050` as text, a code: `order.category in [050, 051]` read the numbers 50
+    and 51, which that text never equals, and checked clean. It is E324 at each such number,
+    the help giving the code in quotes or the plain number; compared with a value known to be
+    a number, the zero is harmless."""
+    rule = 'when order.paid if {} then tag "x"'
+    found = {
+        "order.category in [050, 051]": ["E324", "E324"],
+        "order.zip == 01234": ["E324"],
+        '"007" == order.sku or order.sku == 007': ["E324"],
+        "order.skus contains 007": ["E324"],
+        "order.zip between 01000 and 02999": ["E324", "E324"],
+        "customer.orders >= 05": [],
+        "order.total > 0.5 and order.total != 0 and order.category in [10, 0]": [],
+    }
+    for test, expected in found.items():
+        assert codes(tmp_path, rule.format(test)) == expected, test
+    rules, config = rule_set(tmp_path, {"a.rules": rule.format("order.zip == 01234")})
+    _, (problem,) = check_rule_set(rules, config)
+    assert problem.help == (
+        'write `"01234"` in quotes if it is a code (the shop\'s data keeps a number with a '
+        "leading zero as text), or `1234` for the number"
+    )
+    assert problem.span is not None and (problem.span.column, problem.span.end_column) == (33, 38)
+    assert codes(tmp_path, rule.format('order.zip == "01234"')) == []
+
+
 def test_a_number_in_quotes_ordering_a_value_of_unknown_kind_is_warned_of(tmp_path):
     rule = 'when order.paid if {} then tag "x"'
     for test, found in (
