@@ -36,6 +36,8 @@ from engine.templates import (
     TemplateSyntaxError,
     find_template,
     left_by_an_editor,
+    left_folder,
+    unmarked,
 )
 from engine.types import CUSTOMER_FIELDS, ZERO_PERIODS, Scope, check_condition, check_number
 
@@ -516,7 +518,30 @@ class _Checker:
         files = (
             sorted(p.relative_to(folder) for p in folder.rglob("*.*")) if folder.is_dir() else []
         )
-        names = {f.with_suffix("").as_posix() for f in files if not left_by_an_editor(f.name)}
+        left_in = left_folder(name)
+        if left_in is not None:  # `emails.bak/welcome`
+            return (
+                f"`{left_in}` is taken for a folder that an editor or a backup left, which holds "
+                "no templates: rename it to keep templates in it"
+            )
+        names = {
+            f.with_suffix("").as_posix()
+            for f in files
+            if not any(left_by_an_editor(part) for part in f.parts)
+        }
+        in_a_copy = [  # `emails.bak/welcome.txt` for `emails/welcome`
+            f
+            for f in files
+            if left_folder(f.as_posix()) is not None
+            and not left_by_an_editor(f.name)
+            and "/".join((*(unmarked(p) for p in f.parent.parts), f.stem)) == name
+        ]
+        if in_a_copy:
+            return (
+                f"`{in_a_copy[0].as_posix()}` is in a folder taken for a copy that an editor or "
+                f"a backup left, which holds no templates: the template is a file "
+                f"`{name}.*`"
+            )
         stem = PurePosixPath(name).with_suffix("").as_posix() if "." in name else name
         if stem != name and stem in names:
             return f"a template is named without its extension: `{stem}`"

@@ -91,15 +91,34 @@ _LEFT_ENDINGS = (".bak", ".orig", ".old", ".tmp", "___jb_tmp___", "___jb_old___"
 
 def left_by_an_editor(name: str) -> bool:
     """Whether a file named `name` is an editor's backup (`fit_check.txt~`, `fit_check.bak`) or
-    temporary file, or a hidden file (a swap or lock file): none is a template."""
+    temporary file, or a hidden file (a swap or lock file): none is a template. A folder inside
+    the templates folder so named (`emails.bak`, `emails.old`, `.git`) is a backup's or a tool's
+    copy too, and holds none: `find_template` does not look into it, the daemon does not watch
+    it (`daemon.Daemon._template_files`), and `check` offers none of its files."""
     return name.endswith("~") or name.startswith(".") or name.lower().endswith(_LEFT_ENDINGS)
+
+
+def unmarked(name: str) -> str:
+    """`name` without what marks it as an editor's or a backup's (`emails.bak` → `emails`)."""
+    name = name.rstrip("~").lstrip(".")
+    for ending in _LEFT_ENDINGS:
+        if name.lower().endswith(ending):
+            return name[: -len(ending)]
+    return name
+
+
+def left_folder(name: str) -> str | None:
+    """The first folder of the template name `name` (`emails.bak/welcome`) that is taken for a
+    copy an editor or a backup left (`emails.bak`), if one is."""
+    return next((part for part in name.split("/")[:-1] if left_by_an_editor(part)), None)
 
 
 def find_template(templates_dir: Path, name: str) -> Path:
     """The one file `NAME.*` in `templates_dir`; a TemplateError when there is none or several.
 
-    `name` may reach into a subfolder (`emails/welcome`) but never out of the templates folder.
-    An editor's backup (`fit_check.txt~`) or hidden file is none: it would make two.
+    `name` may reach into a subfolder (`emails/welcome`) but never out of the templates folder,
+    nor into a folder that a backup left (`emails.bak`). An editor's backup (`fit_check.txt~`)
+    or hidden file is none: it would make two.
     """
     try:
         parts = split_template_path(name)
@@ -107,6 +126,12 @@ def find_template(templates_dir: Path, name: str) -> Path:
         raise TemplateError(f"template {name!r}: not a template name") from None
     if not parts:
         raise TemplateError(f"template {name!r}: not a template name")
+    left = left_folder("/".join(parts))
+    if left is not None:
+        raise TemplateError(
+            f"template {name!r}: the folder {left} is taken for a copy that an editor or a backup"
+            " left, which holds no templates"
+        )
     folder = templates_dir.joinpath(*parts[:-1])
     stem = parts[-1]
     matches = (

@@ -224,6 +224,45 @@ def test_a_template_whose_only_file_is_taken_for_a_backup_is_told_so(tmp_path, p
     ]
 
 
+def test_a_template_in_a_folder_that_a_backup_left_is_none(tmp_path):
+    """A rule naming a template in `emails.bak/` is E206, the help saying why; a rule naming
+    `emails/welcome` when only `emails.bak/welcome.txt` is there is told of that copy, not
+    offered it as the name meant (it was: "did you mean `emails.bak/welcome`?")."""
+    rules, config = rule_set(tmp_path, {})
+    for copy in ("emails.bak", ".git"):
+        (rules / "templates" / copy).mkdir()
+        (rules / "templates" / copy / "welcome.txt").write_text("hi")
+    text = 'when order.paid then message "{}"\n'
+    (rules / "a.rules").write_text(
+        "".join(text.format(n) for n in ("emails.bak/welcome", "emails/welcome", ".git/welcome"))
+    )
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.help) for d in diagnostics] == [
+        (
+            "E206",
+            "`emails.bak` is taken for a folder that an editor or a backup left, which holds no "
+            "templates: rename it to keep templates in it",
+        ),
+        (
+            "E206",
+            "`emails.bak/welcome.txt` is in a folder taken for a copy that an editor or a backup "
+            "left, which holds no templates: the template is a file `emails/welcome.*`",
+        ),
+        (
+            "E206",
+            "`.git` is taken for a folder that an editor or a backup left, which holds no "
+            "templates: rename it to keep templates in it",
+        ),
+    ]
+    # The templates folder itself may be named as the merchant likes.
+    rules.joinpath("templates").rename(rules / "templates.old")
+    (rules / "templates.old" / "emails").mkdir()
+    (rules / "templates.old" / "emails" / "welcome.txt").write_text("hi")
+    (rules / "a.rules").write_text(text.format("emails/welcome"))
+    moved = dataclasses.replace(config, templates=rules / "templates.old")
+    assert check_rule_set(rules, moved)[1] == []
+
+
 def test_once_in_a_rule_without_a_name_is_warned_of(tmp_path):
     """Its `once` is kept under FILE:LINE, which a line added above it changes (W210)."""
     text = (

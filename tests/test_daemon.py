@@ -43,6 +43,7 @@ from engine.status import silent_after_us, status
 from engine.storage.db import open_database
 from engine.storage.tables import customers, daemons, outbox, rule_set_state
 from engine.tasks import list_tasks
+from engine.templates import TemplateError, find_template
 from engine.tick import tick
 from engine.timeutil import US, iso, to_us
 
@@ -533,6 +534,32 @@ def test_an_edit_naming_a_template_not_yet_written_is_loaded_once_it_is_written(
     caplog.clear()
     (rules / "templates" / "thanks.html").write_text("sent by no rule's message any more")
     assert daemon.reload() is False  # in force again, only the templates the rules read count
+
+
+def test_the_daemon_watches_the_template_files_that_may_be_served(engine, tmp_path) -> None:
+    """After a bad edit every file of the templates folder is watched, but those in a folder
+    that a backup left (`emails.bak/`), which hold no template: they are not served either
+    (`find_template`). A templates folder named like a backup in nudge.yaml (`templates.old`)
+    is the merchant's: watched, and served."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, [])
+    folder = tmp_path / "templates.old"
+    for name in ("fit_check.txt", "emails/welcome.txt", "emails.bak/welcome.txt"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("hi")
+    config = config_for(tmp_path, str(engine.url), templates=folder)
+    daemon = Daemon(rules, config, engine, FixedClock(T0))
+    watched = daemon._template_files()
+    assert [p.relative_to(folder).as_posix() for p in watched] == [
+        "emails/welcome.txt",
+        "fit_check.txt",
+    ]
+    for path in folder.rglob("*.txt"):
+        name = path.relative_to(folder).with_suffix("").as_posix()
+        try:
+            served = find_template(folder, name)
+        except TemplateError:
+            served = None
+        assert (served == path) == (path in watched), name
 
 
 def test_only_the_templates_the_rules_send_or_include_are_watched(engine, tmp_path, caplog) -> None:

@@ -304,6 +304,24 @@ def test_a_backup_or_a_temporary_file_beside_a_template_is_no_second_template(
         find_template(tmp_path, "thanks")
 
 
+def test_a_folder_that_a_backup_left_holds_no_templates(tmp_path: Path) -> None:
+    """`emails.bak/welcome.txt` (a copy of the folder `emails`), `.git/...`: no template is in a
+    folder named as a backup's or a hidden one, as none is a file so named; the daemon does not
+    watch them either. They were served (`emails.bak/welcome`), includes too. The templates
+    folder itself is the one named in nudge.yaml, whatever its name (`templates.old`)."""
+    folder = tmp_path / "templates.old"
+    write(folder, "emails/welcome.txt", "new")
+    for copy in ("emails.bak", "emails.OLD", "emails~", ".git", "emails.orig"):
+        write(folder, f"{copy}/welcome.txt", "old")
+        with pytest.raises(TemplateError, match=re.escape(f"the folder {copy} is taken")):
+            find_template(folder, f"{copy}/welcome")
+    write(folder, "promo.txt", '{% include "emails.bak/welcome" %}')
+    with pytest.raises(TemplateError, match=r"emails\.bak"):
+        Templates(folder).render("promo", CONTEXT)
+    assert find_template(folder, "emails/welcome") == folder / "emails" / "welcome.txt"
+    assert Templates(folder).render("emails/welcome", CONTEXT).body == "new"
+
+
 @pytest.mark.parametrize(
     ("text", "unknown"),
     [
