@@ -74,6 +74,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _unit_without_number(file, text, error)
         or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
+        or _spaced_thousands(file, text, error)
         or _unit_of_amount(file, text, error)
         or _between_to(file, text, error)
         or _once_a_period(file, text, error)
@@ -925,8 +926,40 @@ def _twelve_hour(file: str, text: str, error: UnexpectedToken) -> Diagnostic | N
     )
 
 
-# A number written with thousands separators, `1,000` or `10,000.50`.
+# A number written with thousands separators, `1,000` or `10,000.50`; also with the full-width
+# comma of a Chinese input method (`1，000`) or with spaces (`1 000`).
 _GROUPED_NUMBER = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])")
+_OTHER_GROUPED = re.compile(r"[0-9]{1,3}(?:(?:，|[ \t])[0-9]{3})+(?:\.[0-9]+)?(?![0-9])")
+
+
+def _grouped_otherwise(file: str, text: str, position: int) -> Diagnostic | None:
+    """E137 for a number written with thousands separators other than `,` (`1，000`, `1 000`)
+    where `position`, in it, is a separator or a part after one: not E101 for the `，`, whose
+    help (`,`) gave `1,000`, nor E100 for the `000`. Not inside `[...]`, where a comma may part
+    two values."""
+    start = position
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in "， \t"):
+        start -= 1
+    while start < position and not text[start].isdigit():
+        start += 1
+    line_end = text.find("\n", position)
+    for number in _OTHER_GROUPED.finditer(text, start, len(text) if line_end < 0 else line_end):
+        if number.start() <= position < number.end():
+            break
+    else:
+        return None
+    line_start = text.rfind("\n", 0, number.start()) + 1
+    if text.rfind("[", line_start, number.start()) > text.rfind("]", line_start, number.start()):
+        return None
+    plain = re.sub(r"[，, \t]", "", number[0])
+    return Diagnostic(
+        "error",
+        "E137",
+        "a number is written without thousands separators",
+        _offset_span(file, text, number.start(), number.end()),
+        "a number has no separators",
+        f"write `{plain}`",
+    )
 
 
 def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
@@ -948,6 +981,16 @@ def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
         "a comma cannot be part of a number",
         f"write `{plain}`",
     )
+
+
+def _spaced_thousands(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E137 at `1 000`, where the parser meets a part of three digits after a number."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    if token.type != "NUMBER" or not stack or not _is_a(stack[-1], "NUMBER"):
+        return None
+    if not re.fullmatch(r"[0-9]{3}(?:\.[0-9]+)?", str(token)) or stack[-1].line != token.line:
+        return None
+    return _grouped_otherwise(file, text, token.start_pos or 0)
 
 
 # Units written as words after an amount (`worth 30 percent`, `> 200 RMB`) or before it
@@ -1067,13 +1110,55 @@ def _compared_ref(stack: list) -> str | None:
     return _dotted(left)
 
 
+# A range written with a dash, a tilde or a Chinese word between its ends (`100-200`, `100 ~
+# 200`, `100至200`), after `between` and its lower end.
+_RANGE_MARK = re.compile(r"[ \t]*(?:-|~|～|–|—|至|到)[ \t]*")
+_RANGE_LOWER = re.compile(r"(?<![\w.])between[ \t]+(-?[0-9]+(?:\.[0-9]+)?)[ \t]*$")
+
+
+def _between_range(
+    file: str, text: str, position: int, tested: str | None = None
+) -> Diagnostic | None:
+    """E142 for the ends of `between` joined with a dash, a tilde or `至` (`between 100-200`),
+    `position` being where that mark is: the parser read `100-200` as a subtraction, or
+    stopped at the `~`. Under the whole `between 100-200`, the help joins them with `and`."""
+    line_start = text.rfind("\n", 0, position) + 1
+    lower = _RANGE_LOWER.search(text, line_start, position)
+    mark = _RANGE_MARK.match(text, position)
+    if lower is None or mark is None:
+        return None
+    upper = _BOUND.match(text, mark.end())
+    if upper is None or not re.match(r"-?[0-9]", upper[1]) or re.match(r"[0-9]{4}-", lower[1]):
+        return None
+    help = _in_numbers(lower[1], upper[1], tested) or f"write `between {lower[1]} and {upper[1]}`"
+    return Diagnostic(
+        "error",
+        "E142",
+        "the two ends of `between` are joined with `and`",
+        _offset_span(file, text, lower.start(), upper.end()),
+        f"its ends joined with `{text[position : mark.end()].strip()}`",
+        help,
+    )
+
+
 def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
-    """E142 at the `to` of `between 1 to 3`: the two ends of `between` are joined with `and`."""
+    """E142 at the `to` of `between 1 to 3`: the two ends of `between` are joined with `and`;
+    also `between 100-200`, read as a subtraction up to the word after it."""
     token = error.token
     stack = error.interactive_parser.parser_state.value_stack
     starts = [i for i, v in enumerate(stack) if _is_a(v, "BETWEEN")]
-    if token.type != "TO" or not starts or "AND" not in set(error.accepts or error.expected):
+    if not starts or "AND" not in set(error.accepts or error.expected):
         return None
+    if token.type != "TO":
+        if any(_is_a(v, "AND") for v in stack[starts[-1] :]) or token.type == "$END":
+            return None
+        written = text[stack[starts[-1]].end_pos or 0 : token.start_pos or 0]
+        dash = re.fullmatch(r"[ \t]*-?[0-9.]+[ \t]*(-)[^\n]*", written)
+        if dash is None:
+            return None
+        tested = _dotted(stack[starts[-1] - 1]) if starts[-1] else None
+        at = (stack[starts[-1]].end_pos or 0) + dash.start(1)
+        return _between_range(file, text, at, tested)
     if any(_is_a(v, "AND") for v in stack[starts[-1] :]):
         return None  # `between 1 and 3 to`: not its lower bound
     between = stack[starts[-1]]
@@ -1305,6 +1390,9 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
             help='close it with `"` on the same line (write `\\"` for a quote inside the text)',
         )
     span = Span(file, line, column, line, column + 1)
+    in_between = _between_range(file, text, pos)  # `between 100 ~ 200`, `between 100至200`
+    if in_between is not None:
+        return in_between
     look_alike_here = _look_alike_at(file, text, pos)
     if look_alike_here is not None:
         return look_alike_here
@@ -1397,6 +1485,10 @@ def _look_alike_at(file: str, text: str, position: int) -> Diagnostic | None:
     plain = _look_alike(char)
     if plain is None:
         return None
+    if char == "，":
+        grouped = _grouped_otherwise(file, text, position)
+        if grouped is not None:
+            return grouped
     return Diagnostic(
         "error",
         "E101",

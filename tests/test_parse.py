@@ -569,6 +569,54 @@ def test_between_to_with_a_unit_on_one_end_gets_plain_numbers_to_write():
             parse_text(mended)  # and it checks: test_check's E301 tests
 
 
+def test_a_range_joined_with_a_dash_a_tilde_or_a_chinese_word_is_e142():
+    """`between 100-200` was E100 at `then` ("expected `and`"), `between 100 ~ 200` E101 saying
+    text goes in quotes, `between 100至200` E101 too: the ends of `between` are joined with
+    `and`, which the help writes under the whole `between 100-200`, and that checks."""
+    for written, mark in (
+        ("100-200", "-"),
+        ("100 ~ 200", "~"),
+        ("100～200", "～"),
+        ("100至200", "至"),
+        ("100 到 200", "到"),
+        ("100 – 200", "–"),
+    ):
+        text = f'when order.paid if order.total between {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help, problem.label) == (
+            "E142",
+            "write `between 100 and 200`",
+            f"its ends joined with `{mark}`",
+        ), written
+        assert _written_at_the_caret(text) == (
+            'when order.paid if order.total between 100 and 200 then tag "x"'
+        )
+    (problem,) = diagnostics_of(
+        'when order.paid if customer.days_since_last_order between 30 - 60 days then tag "x"'
+    )
+    assert problem.help == (
+        "write `between 30 and 60`: `customer.days_since_last_order` is a number of days"
+    )
+    # A subtraction in a bound that goes on with `and` is no range.
+    parse_text('when order.paid if order.total between 100 - 20 and 300 then tag "x"')
+
+
+def test_a_number_grouped_with_a_full_width_comma_or_spaces_is_e137():
+    """`1，000` got E101 "write `,`", which gave `1,000`, and E137 after it; `1 000` got E100 at
+    `000`. Both are E137 under the whole number, help `1000`."""
+    for written in ("1，000", "1 000", "1，000，000.50", "10 000 000"):
+        text = f'when order.paid if order.total >= {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        plain = written.replace("，", "").replace(" ", "")
+        assert (problem.code, problem.help) == ("E137", f"write `{plain}`"), written
+        assert (
+            _written_at_the_caret(text) == f'when order.paid if order.total >= {plain} then tag "x"'
+        )
+    # In a list, a full-width comma may part two values: the character is told.
+    (problem,) = diagnostics_of('when order.paid if order.total in [1，000] then tag "x"')
+    assert problem.code == "E101"
+
+
 def test_a_period_after_once_without_every_gets_the_duration_to_write():
     """`once a month` and the like: `once every` and the duration, at the period as written. A
     word after `once` that names no period (`once in a while`) is left to E100."""
