@@ -64,6 +64,9 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
             if before.code != "E100":
                 return before
     if token.type == "NUMBER" and "DURATION" in expected:
+        window = _window_range(file, text, error)
+        if window is not None:
+            return window
         slip = duration_slip(text, token.start_pos or 0)
         if slip is not None:
             return _slip_diagnostic(file, text, slip)
@@ -1139,6 +1142,48 @@ def _between_range(
         f"its ends joined with `{text[position : mark.end()].strip()}`",
         help,
     )
+
+
+# `within 1 to 3 days`: two ends where `within` takes one duration.
+_WINDOW_RANGE = re.compile(
+    r"([0-9]+)[ \t]*(?:to|-|~|～|至|到)[ \t]*([0-9]+)[ \t]*"
+    r"(minutes?|hours?|days?|weeks?|[mhdw])(?![A-Za-z0-9_])"
+)
+
+
+def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E145 at `within 1 to 3 days`: a window is the last D before the due time, one duration.
+    The help gives the longer (`3d`); in `count` or `sum`, the count between the two, one count
+    taken from another. It was E121 at the `1`, asking for its unit."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    if not stack or not _is_a(stack[-1], "WITHIN"):
+        return None
+    found = _WINDOW_RANGE.match(text, token.start_pos or 0)
+    if found is None or "\n" in found[0]:
+        return None
+    unit = found[3].lower()
+    unit = _UNITS.get(unit.removesuffix("s"), unit)
+    low, high = f"{found[1]}{unit}", f"{found[2]}{unit}"
+    help = f"write `{high}` for the last {found[2]} {_UNIT_WORDS[unit]}"
+    counted = [v for v in stack if _is_a(v, "COUNT") or _is_a(v, "SUM")]
+    event = stack[-2] if len(stack) > 1 and _is_a(stack[-2], "DOTTED") else None
+    if counted and event is not None:
+        what = f"{counted[-1]}({event} within {{}})"
+        help += (
+            f"; for those {found[2]} to {found[1]} {_UNIT_WORDS[unit]} before the due time, "
+            f"take one from the other: `{what.format(high)} - {what.format(low)}`"
+        )
+    return Diagnostic(
+        "error",
+        "E145",
+        "`within` takes one duration: the last D before the due time",
+        _offset_span(file, text, found.start(), found.end()),
+        "two ends",
+        help,
+    )
+
+
+_UNIT_WORDS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:

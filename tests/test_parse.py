@@ -617,6 +617,34 @@ def test_a_number_grouped_with_a_full_width_comma_or_spaces_is_e137():
     assert problem.code == "E101"
 
 
+def test_a_window_with_two_ends_is_told_within_takes_one_duration():
+    """`within 1 to 3 days` was E121 at the `1`, asking for its unit, which gave `within 1d to 3
+    days`, no better. It is E145 under both ends: `within` is the last D before the due time;
+    the help gives the longer, and in `count` or `sum` the two counts to take one from the
+    other."""
+    helps = {
+        'unless order.returned within 1 to 3 days then tag "x"': "write `3d` for the last 3 days",
+        'if count(order.paid within 1 to 3 days) > 1 then tag "x"': (
+            "write `3d` for the last 3 days; for those 3 to 1 days before the due time, take one "
+            "from the other: `count(order.paid within 3d) - count(order.paid within 1d)`"
+        ),
+        'if sum(order.paid.total within 30-60d) > 1 then tag "x"': (
+            "write `60d` for the last 60 days; for those 60 to 30 days before the due time, take "
+            "one from the other: `sum(order.paid.total within 60d) - sum(order.paid.total within"
+            " 30d)`"
+        ),
+    }
+    for written, help in helps.items():
+        text = f"when order.paid {written}"
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E145", help), written
+        parse_text(_written_at_the_caret(text))
+        if "take one" in help:
+            count = help.split("`")[-2]
+            mended = text[: text.index(count.split("(")[0])] + count + text[text.index(")") + 1 :]
+            parse_text(mended)
+
+
 def test_a_period_after_once_without_every_gets_the_duration_to_write():
     """`once a month` and the like: `once every` and the duration, at the period as written. A
     word after `once` that names no period (`once in a while`) is left to E100."""
