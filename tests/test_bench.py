@@ -10,6 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from bench import months
 from bench.__main__ import main
 
 REQUIRED = (
@@ -51,3 +52,19 @@ def test_harness_writes_every_figure(tmp_path: Path) -> None:
     assert figures["dispatch_messages"] > 0
     assert sum(figures["floor_occurrences"].values()) > 0
     assert "simulate 90 d, s" in result.output
+
+
+def test_months_runs_the_daemon_week_by_week_and_compares_the_last_weeks_with_the_first() -> None:
+    """`python -m bench.months` at a tiny size: a row a simulated week, and the summary."""
+    result = CliRunner().invoke(months.main, ["--customers", "60", "--days", "14", "--step", "180"])
+    assert result.exit_code == 0, result.output
+    assert "day 7:" in result.output and "day 14:" in result.output
+    assert "the last 1 weeks' median step is" in result.output
+
+
+def test_months_summary_is_the_ratio_of_the_last_weeks_median_steps_to_the_first() -> None:
+    weeks = [months.Week(7 * i, 100 * i, 100.0 + i, 1000, float(i), 9.0) for i in range(1, 11)]
+    said = months.summary(weeks)
+    # the first four weeks' medians 1-4 (median 2.5), the last four's 7-10 (8.5)
+    assert said.startswith("the last 4 weeks' median step is 3.40× the first 4 weeks'")
+    assert "resident memory 101 → 110 MB (+9 MB), the ledger 100 → 1,000 actions" in said
