@@ -16,19 +16,24 @@ message's subject and the rest (after one optional blank line) is its body.
 from __future__ import annotations
 
 import codecs
+import copy
 import html
 import math
 import re
 import string
+import time
 import traceback
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.loaders import split_template_path
+from jinja2.runtime import LoopContext
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from engine.errors import NudgeError
@@ -431,17 +436,57 @@ def _bounded(name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+# How long one message may take to render, and how much text it may make. A message renders in
+# milliseconds; a loop in a loop (`range(100000)` twice) or a macro calling itself twice each
+# time would hold the daemon in that message for hours, and again after every restart.
+RENDER_SECONDS = 10.0
+MAX_MESSAGE = 10_000_000
+# When the render in progress must end (`clock` seconds), or None outside a render.
+_DEADLINE: ContextVar[float | None] = ContextVar("nudge_template_deadline", default=None)
+
+
+class _Generator(CodeGenerator):
+    """Jinja's code generator, with every `{% for %}` iterating through `_Sandbox.counted`, so
+    that a loop is seen running past the render's deadline."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        counted = nodes.Call(
+            nodes.EnvironmentAttribute("counted"), [node.iter], [], None, None, lineno=node.lineno
+        )
+        guarded = copy.copy(node)  # the parsed tree stays as it was read
+        guarded.iter = counted
+        super().visit_For(guarded, frame)
+
+
 class _Sandbox(SandboxedEnvironment):
     """Jinja's sandbox, with `*`, `**`, `%`, string methods and the filters that pad kept to
     sizes a message can hold (Jinja's own operator interception; its `range` has such a limit
-    already)."""
+    already), and a render that goes on past its deadline stopped at its next loop step or
+    call (`counted`, `call`)."""
 
     intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = _Generator
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
         super().__init__(**options)
+        self.clock = clock
         for name in ("center", "indent", "format"):
             self.filters[name] = _bounded(name, self.filters[name])
+
+    def on_time(self) -> None:
+        """Raise a SecurityError when the render in progress has gone past its deadline."""
+        deadline = _DEADLINE.get()
+        if deadline is not None and self.clock() > deadline:
+            raise SecurityError(
+                f"rendering took over {RENDER_SECONDS:g} seconds (a loop inside a loop, or a"
+                " macro calling itself, repeats too often); a message is rendered in a moment"
+            )
+
+    def counted(self, iterable: Any) -> Iterator[Any]:
+        """The items of a `{% for %}` loop, the deadline checked before each."""
+        for item in iterable:
+            self.on_time()
+            yield item
 
     def call_binop(
         self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
@@ -454,7 +499,11 @@ class _Sandbox(SandboxedEnvironment):
     def call(
         __self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        """A string's padding method (`"x".center(10**9)`), its width checked first."""
+        """A string's padding method (`"x".center(10**9)`), its width checked first; a
+        recursive loop's `loop(...)` counted as `{% for %}` is (`counted`)."""
+        __self.on_time()
+        if isinstance(__obj, LoopContext) and args:
+            args = (__self.counted(args[0]), *args[1:])
         name = getattr(__obj, "__name__", "")
         if isinstance(getattr(__obj, "__self__", None), str) and name in _PADDING:
             widths = [w for w in [*args[:1], *kwargs.values()] if isinstance(w, int)]
@@ -488,9 +537,10 @@ class _Sandbox(SandboxedEnvironment):
 class Templates:
     """The templates of one folder, compiled once and recompiled when their file changes."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.templates_dir = templates_dir
         self._env = _Sandbox(
+            clock,
             loader=_FolderLoader(templates_dir),
             undefined=_Undefined,
             autoescape=self._autoescape,
@@ -511,9 +561,12 @@ class Templates:
 
         Mappings in `context` are shown as `Record`s labelled with their names.
         """
+        started = _DEADLINE.set(self._env.clock() + RENDER_SECONDS)
         try:
             template = self._env.get_template(name)
-            text = template.render({key: as_record(key, value) for key, value in context.items()})
+            text = _joined(
+                template.generate({key: as_record(key, value) for key, value in context.items()})
+            )
         except jinja2.TemplateNotFound as exc:
             missing = exc.message or f"template {exc.name!r} not found"
             if exc.name != name:  # one that it includes (imports, extends): say which has it
@@ -541,6 +594,8 @@ class Templates:
             raise TemplateError(f"template {name!r}: rendering it ran out of memory") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name!r}: {exc}") from None
+        finally:
+            _DEADLINE.reset(started)
         subject, body = split_subject(text)
         is_html = self._is_html(name)
         if is_html and subject is not None:  # a subject is plain text, escaped with the page
@@ -686,6 +741,21 @@ class Templates:
             who = "it" if cycle[0] == name else f"template {cycle[0]!r}"
             return f"{who} includes itself, without end ({chain})"
         return f"templates include each other without end ({chain})"
+
+
+def _joined(parts: Iterable[str]) -> str:
+    """The text a template renders, piece by piece; a SecurityError once it passes
+    `MAX_MESSAGE` characters (a loop that writes a long text over and over)."""
+    kept, size = [], 0
+    for part in parts:
+        size += len(part)
+        if size > MAX_MESSAGE:
+            raise SecurityError(
+                f"the message would be over {MAX_MESSAGE:,} characters long (a loop that writes"
+                " a long text too often?)"
+            )
+        kept.append(part)
+    return "".join(kept)
 
 
 def split_subject(text: str) -> tuple[str | None, str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -453,3 +455,62 @@ def test_a_template_cannot_make_more_than_a_message_holds(
             TemplateError, match=f"not allowed in a template: {re.escape(rendered)}"
         ):
             templates.render("t", CONTEXT)
+
+
+def ticking(step: float) -> Callable[[], float]:
+    """A clock that moves `step` seconds each time it is read."""
+    moments = itertools.count(0.0, step)
+    return lambda: next(moments)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% for i in range(1000) %}\n{% for j in range(1000) %}{% endfor %}{% endfor %}",
+        "{% for i in range(1000) %}\n{% for c in 'x' * 1000 if c == 'y' %}{% endfor %}{% endfor %}",
+        "{% macro f(n) %}{% if n %}\n{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+        "{{ f(20) }}",
+        "{% for i in [0] recursive %}{% if loop.depth < 20 %}\n{{ loop([0, 1]) }}{% endif %}"
+        "{% endfor %}",
+    ],
+)
+def test_a_template_that_renders_without_end_fails_instead_of_holding_the_daemon(
+    tmp_path: Path, text: str
+) -> None:
+    # A loop in a loop of 100,000 steps each, or a macro calling itself twice each time, held
+    # the daemon in one message for hours, and again after each restart. Here every read of
+    # the clock takes a second: the render stops at its 10 seconds, at the loop's line.
+    write(tmp_path, "t.txt", text)
+    with pytest.raises(
+        TemplateError,
+        match=r"^template 't': t\.txt:2: not allowed in a "
+        r"template: rendering took over 10 seconds \(a loop inside a loop",
+    ):
+        Templates(tmp_path, clock=ticking(1.0)).render("t", CONTEXT)
+
+
+def test_loops_render_as_jinja_renders_them(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "t.txt",
+        "{% for i in range(3) %}{{ loop.index }}/{{ loop.length }}{% if loop.last %}!{% endif %}"
+        "{% endfor %} {% for x in [] %}x{% else %}none{% endfor %}"
+        " {% for i in range(6) if i is odd %}{{ i }}{% endfor %}"
+        ' {% for k, v in {"a": 1}.items() %}{{ k }}={{ v }}{% endfor %}'
+        " {% for i in [1, [2, [3]]] recursive %}<{{ i if i is number else loop(i) }}>{% endfor %}"
+        " {% for tag in customer.tags %}{{ tag }}{% endfor %}",
+    )
+    assert Templates(tmp_path, clock=ticking(0.001)).render("t", CONTEXT).body == (
+        "1/32/33/3! none 135 a=1 <1><<2><<3>>> vip"
+    )
+
+
+def test_a_message_longer_than_a_message_can_be_fails(tmp_path: Path) -> None:
+    # Each step within bounds (100,000 characters), but written 101 times: ten million and
+    # more characters, where a loop written a thousand times more took the daemon's memory.
+    written = '{% set x = "a" * 100000 %}{% for i in range(TIMES) %}{{ x }}{% endfor %}'
+    write(tmp_path, "t.txt", written.replace("TIMES", "101"))
+    with pytest.raises(TemplateError, match=r"the message would be over 10,000,000 characters"):
+        Templates(tmp_path).render("t", CONTEXT)
+    write(tmp_path, "t.txt", written.replace("TIMES", "100"))
+    assert len(Templates(tmp_path).render("t", CONTEXT).body) == 10_000_000
