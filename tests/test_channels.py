@@ -161,7 +161,7 @@ def test_email_failures(tmp_path: Path) -> None:
             with pytest.raises(PermanentFailure, match="customer c1 has no email address"):
                 email.send(message(email=None))
             for broken in ("a@", "a@[1.2.3"):
-                with pytest.raises(PermanentFailure, match="is not an e-mail address"):
+                with pytest.raises(PermanentFailure, match="cannot be sent to"):
                     email.send(message(email=broken))
             smtp.reply_with("451 4.3.0 try again later")
             with pytest.raises(TemporaryFailure, match="451"):
@@ -178,6 +178,35 @@ def test_email_failures(tmp_path: Path) -> None:
         pytest.raises(TemporaryFailure, match="reach"),
     ):
         email.send(message())
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("not-an-address", "it lacks an `@` with a domain after it"),
+        ("a@", "it lacks an `@` with a domain after it"),
+        ("li wei@example.com", "it has a blank in it"),
+        ("li@example.com, wei@example.com", "it holds more than one address: keep one"),
+        ("li@example.com;wei@example.com", "it holds more than one address: keep one"),
+        ("Li Wei <li@example.com>", "it holds more than the address: keep `name@example.com`"),
+        ("李@example.com", "it has letters beyond ASCII before the `@`"),
+        ("li..wei@example.com", "it is not written as an address is (`name@example.com`)"),
+        ("li@[1.2.3", "it is not written as an address is (`name@example.com`)"),
+    ],
+)
+def test_an_address_that_cannot_be_sent_to_is_named_with_what_to_do(
+    tmp_path: Path, address: str, why: str
+) -> None:
+    # It said "cannot build the email: local-part is not dot-atom, quoted-string, or
+    # obs-local-part", Python's words, naming neither the customer nor the address.
+    options = {"host": "127.0.0.1", "port": free_port(), "security": "none", "from": "s@a.test"}
+    with channel("email", tmp_path, **options) as email, pytest.raises(PermanentFailure) as failed:
+        email.send(message(7, email=address))
+    said = str(failed.value)
+    assert said.startswith(f"customer c1's email address {address!r} cannot be sent to: {why}")
+    assert said.endswith(
+        "; mend it in the shop's data and import the customer again, then `nudge outbox --retry 7`"
+    )
 
 
 # --- webhook and sms -------------------------------------------------------------------------

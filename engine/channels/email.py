@@ -124,15 +124,9 @@ class EmailChannel(Channel):
         if message.body is None:
             raise PermanentFailure("an email needs a template; this message has none")
         email = EmailMessage()
+        to = _recipient(message, str(customer.get("name") or ""), str(address).strip())
         try:
             email["From"] = self.sender
-            # An Address, not formataddr's text: a name with a comma and a letter beyond ASCII
-            # ("O'Brien, Seán") came out as two recipients once the header was encoded.
-            name = str(customer.get("name") or "")
-            try:
-                to = Address(display_name=name, addr_spec=str(address).strip())
-            except (IndexError, AttributeError) as exc:  # how the parser fails on `a@`
-                raise ValueError(f"{address!r} is not an e-mail address") from exc
             email["To"] = to
             if message.subject:
                 email["Subject"] = message.subject
@@ -167,6 +161,36 @@ class EmailChannel(Channel):
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
+
+
+def _recipient(message: RenderedMessage, name: str, address: str) -> Address:
+    """The customer as the `To` of an email; a PermanentFailure, in the shop's words, when
+    their address is not one an email can be sent to.
+
+    An Address, not formataddr's text: a name with a comma and a letter beyond ASCII
+    ("O'Brien, Seán") came out as two recipients once the header was encoded."""
+    try:
+        return Address(display_name=name, addr_spec=address)
+    except (ValueError, HeaderParseError, IndexError, AttributeError) as exc:
+        # IndexError, AttributeError: how the parser fails on `a@`
+        local = address.rpartition("@")[0]
+        if any(mark in address for mark in ",;"):
+            why = "it holds more than one address: keep one"
+        elif "<" in address or ">" in address:
+            why = "it holds more than the address: keep `name@example.com` alone"
+        elif "@" not in address or not address.rpartition("@")[2]:
+            why = "it lacks an `@` with a domain after it"
+        elif any(char.isspace() for char in address):
+            why = "it has a blank in it"
+        elif not local.isascii():
+            why = "it has letters beyond ASCII before the `@`, which mail servers seldom take"
+        else:
+            why = "it is not written as an address is (`name@example.com`)"
+        raise PermanentFailure(
+            f"customer {message.customer_id}'s email address {address!r} cannot be sent to: {why}"
+            f"; mend it in the shop's data and import the customer again, then"
+            f" `nudge outbox --retry {message.outbox_id}`"
+        ) from exc
 
 
 def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
