@@ -760,7 +760,7 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
     logging.getLogger("nudge").setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the ticks are logged as ours
     env = env_of(config_path, db, rules_dir)
-    check_channels(env.config)  # as the daemon does, but before the database is made
+    check_channels(env.config, prepare=True)  # as the daemon does, before the database is made
     Daemon(rules_dir, env.config, open_database(env.config.database)).run()
 
 

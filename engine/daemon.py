@@ -339,7 +339,7 @@ class Daemon:
         recorded is redone by the next start, as after a crash.
         """
         self._single_daemon_on_sqlite()
-        check_channels(self.config)
+        check_channels(self.config, prepare=True)
         self.reload()
         self._register()
         self._note_a_new_name()

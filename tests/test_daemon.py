@@ -714,6 +714,49 @@ def test_run_with_channels_that_cannot_be_used_names_every_setting_at_fault(
     assert not (tmp_path / "shop.db").exists()
 
 
+def test_run_with_a_file_channel_it_cannot_write_to_names_the_path_at_start(
+    tmp_path, capsys
+) -> None:
+    """A file in the way of the folder, a folder in place of the file: the daemon ran, and each
+    message was retried for a day before it was a dead letter; now it does not start, and the
+    error is at the `path` of each. A good file channel's file is made."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    (tmp_path / "notes").write_text("a file", encoding="utf-8")
+    (tmp_path / "sent").mkdir()
+    files = {
+        "file": {"type": "file", "path": "notes/outbox.jsonl"},
+        "copy": {"type": "file", "path": "sent"},
+        "spare": {"type": "file", "path": "new/outbox.jsonl"},
+    }
+    config_path = write_config(
+        tmp_path / "nudge.yaml", f"sqlite:///{tmp_path / 'shop.db'}", channels=files
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(rules), "--config", str(config_path)])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    found = [line for line in err.splitlines() if line.startswith(("error[", " -->"))]
+    assert found == [  # in the file's order
+        f"error[E605]: channels.copy: cannot write {tmp_path / 'sent'}: Is a directory",
+        f" --> {config_path}:{place_of_path(config_path, 'sent')}",
+        f"error[E605]: channels.file: cannot write {tmp_path / 'notes' / 'outbox.jsonl'}:"
+        f" {tmp_path / 'notes'} is a file, not a folder",
+        f" --> {config_path}:{place_of_path(config_path, 'notes/outbox.jsonl')}",
+    ]
+    assert "help: every message of this channel is added to that file" in err
+    assert not (tmp_path / "shop.db").exists()
+    assert (tmp_path / "new" / "outbox.jsonl").read_bytes() == b""
+
+
+def place_of_path(config: Path, value: str) -> str:
+    """`LINE:COLUMN` of the setting `path: VALUE` in the configuration file `config`."""
+    for number, line in enumerate(config.read_text(encoding="utf-8").splitlines(), 1):
+        if line.endswith(f"path: {value}"):
+            return f"{number}:{len(line) - len(value) + 1}"
+    raise AssertionError(f"no `path: {value}` in {config}")
+
+
 @pytest.mark.parametrize(
     ("withdrawal", "policies"),
     [

@@ -3,7 +3,8 @@
 `open_channel` builds the channel a configuration names, checking its settings (a ConfigError
 says which one is wrong); `check_channels` does that for every configured channel without
 connecting anywhere, so that a daemon can refuse a bad configuration at start (naming every
-setting at fault), and
+setting at fault; there a file channel's file is also made, to find a folder it may not write
+to), and
 `channel_diagnostics` gives every channel's error for `nudge check`.
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from engine.channels.base import (
     UNSET_SECRET,
+    UNWRITABLE,
     Channel,
     DeliveryFailure,
     PermanentFailure,
@@ -65,35 +67,46 @@ def open_channel(
     return FACTORIES[spec.type](spec.name, dict(spec.options), base_dir, environ)
 
 
-def check_channels(config: Config, environ: Mapping[str, str] = os.environ) -> None:
+def check_channels(
+    config: Config, environ: Mapping[str, str] = os.environ, *, prepare: bool = False
+) -> None:
     """Raise the ConfigError of a configured channel's setting that cannot be used, or
-    ConfigErrors holding every such error when there are several."""
-    errors = channel_errors(config, environ)
+    ConfigErrors holding every such error when there are several. With `prepare`, at a
+    daemon's start, each channel is also prepared (`Channel.prepare`: a file channel's file is
+    made)."""
+    errors = channel_errors(config, environ, prepare=prepare)
     if len(errors) > 1:
         raise ConfigErrors(errors)
     if errors:
         raise errors[0]
 
 
-def channel_errors(config: Config, environ: Mapping[str, str] = os.environ) -> list[ConfigError]:
+def channel_errors(
+    config: Config, environ: Mapping[str, str] = os.environ, *, prepare: bool = False
+) -> list[ConfigError]:
     """The errors of each configured channel whose settings cannot be used, at the setting in
     the configuration file. After an error the channel is checked again without the setting at
     fault (a secret's variable taken as set, an unknown or bad setting left out), until it
     passes or a setting it needs is missing; an error about a setting already reported (a bad
-    `url`, then `url` missing) is not repeated, nor a second list of unknown settings."""
+    `url`, then `url` missing) is not repeated, nor a second list of unknown settings. With
+    `prepare`, a channel without such errors is then prepared (`Channel.prepare`)."""
     errors = []
     for spec in config.channels.values():
         given, options = dict(environ), dict(spec.options)
         reported: set[tuple[str, ...]] = set()
         while True:
             try:
-                open_channel(replace(spec, options=options), config.base_dir, given).close()
+                with open_channel(replace(spec, options=options), config.base_dir, given) as made:
+                    if prepare and not reported:  # what it was given, as it was given
+                        made.prepare()
             except ConfigError as exc:
                 key = exc.setting[-1]
                 said = exc.setting if not exc.unknown else ("unknown",)
                 if said not in reported:
                     errors.append(config.locate(exc))
                     reported.add(said)
+                if exc.code == UNWRITABLE:
+                    break
                 if exc.code == UNSET_SECRET:
                     given[str(options[key])] = "set"
                 elif key in options:

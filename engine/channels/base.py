@@ -105,6 +105,11 @@ class Channel(ABC):
     def close(self) -> None:  # noqa: B027 - most channels hold nothing to release
         """Make what was sent durable and release connections. Safe to call twice."""
 
+    def prepare(self) -> None:  # noqa: B027 - most channels need nothing on this machine
+        """At a daemon's start, what only writing shows: raise a ConfigError with the code
+        `UNWRITABLE`, at the setting, when the channel cannot send from this machine (a file
+        channel's file that cannot be written)."""
+
     def __enter__(self) -> Self:
         return self
 
@@ -120,6 +125,8 @@ class Channel(ABC):
 # The code of a secret's environment variable that is not set: the daemon cannot start without
 # it, while `nudge check` (perhaps on another machine than the daemon's) only warns.
 UNSET_SECRET = "E603"
+# The code of a channel that cannot send from the daemon's machine (`Channel.prepare`).
+UNWRITABLE = "E605"
 
 
 class Options:
