@@ -15,8 +15,8 @@ through the row's channel and records the outcome:
 - `dead`: the channel refused it for good, failed on it unexpectedly (a fault in its code, as
   with an address its library cannot take), or it ran out of attempts (a dead letter:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
-- `failed`: its template cannot be found, parsed or rendered, or its message cannot be made
-  (fix it, then `--retry`);
+- `failed`: its template cannot be found, parsed or rendered, gives no text at all, or its
+  message cannot be made (fix it, then `--retry`);
 - `cancelled`: a marketing message whose customer withdrew consent after it was queued.
 
 A crash between sending and recording sends the message again on the next run: delivery is at
@@ -441,6 +441,14 @@ class _Sender:
             }
             rendered = self.templates.render(str(name), scope)
             subject, body, html = rendered.subject, rendered.body, rendered.html
+            if not (subject or "").strip() and not body.strip():
+                # A file saved empty, or a text all inside an `{% if %}` that did not hold:
+                # sent, the customer would get a message saying nothing.
+                raise TemplateError(
+                    f"template {str(name)!r} gave no text for customer"
+                    f" {payload.get('customer_id')}: a message saying nothing is not sent"
+                    " (an empty file, or all of it inside an `{% if %}` that did not hold)"
+                )
         else:
             task = context.get("task") or {}
             subject, body = str(task.get("title") or payload.get("kind")), None

@@ -279,6 +279,14 @@ def test_sms_posts_phone_and_text(tmp_path: Path) -> None:
         sms.send(message(3))
         with pytest.raises(PermanentFailure, match="customer c1 has no phone number"):
             sms.send(message(4, phone=""))
+        # A template of a subject line alone sent an empty text.
+        with pytest.raises(PermanentFailure) as empty:
+            sms.send(message(5, subject="Your order has shipped", body="\n"))
+    assert str(empty.value) == (
+        "template 'fit_check' gives a text message nothing to say: its text is all in its"
+        " `Subject:` line, which a text message does not send (write the text after the"
+        " subject line, then `nudge outbox --retry 5`)"
+    )
     (request,) = receiver.requests
     assert request.json() == {"to": "+8613800000000", "text": "Hi Li Wei, how are the shoes?"}
     assert request.headers["idempotency-key"] == "3-0123abcd"

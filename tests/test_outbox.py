@@ -504,6 +504,31 @@ def test_template_error_fails_that_message_only(engine, tmp_path, templates) -> 
     ]
 
 
+def test_a_message_that_says_nothing_fails_instead_of_going_out(
+    engine, tmp_path, templates
+) -> None:
+    """A template saved empty, or all of it inside an `{% if %}` that did not hold, went out as
+    a message without a word to every customer it was for. A subject alone is a message."""
+    (templates / "empty.txt").write_text("")
+    (templates / "blank.html").write_text("{% if customer.name == 'Wang' %}Hi{% endif %}\n \n")
+    (templates / "subject.txt").write_text("Subject: Your order has shipped\n")
+    config = config_for(tmp_path)
+    empty, blank, subject = (queue(engine, template=name) for name in ("empty", "blank", "subject"))
+    report = dispatch_due(engine, config, templates, T0)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        (empty, "failed"),
+        (blank, "failed"),
+        (subject, "sent"),
+    ]
+    assert row(engine, blank).last_error == (
+        "template 'blank' gave no text for customer c1: a message saying nothing is not sent"
+        " (an empty file, or all of it inside an `{% if %}` that did not hold)"
+    )
+    assert [(line["subject"], line["body"]) for line in jsonl(tmp_path / "outbox.jsonl")] == [
+        ("Your order has shipped", "")
+    ]
+
+
 def test_a_template_that_includes_itself_fails_that_message_only(
     engine, tmp_path, templates
 ) -> None:

@@ -20,4 +20,13 @@ class SmsChannel(WebhookChannel):
             raise PermanentFailure(f"customer {message.customer_id} has no phone number")
         if message.body is None:
             raise PermanentFailure("a text message needs a template; this message has none")
+        if not message.body.strip():
+            # A template of a `Subject:` line alone, for an email: a text sends only the body.
+            template = message.payload.get("template")
+            raise PermanentFailure(
+                f"template {template!r} gives a text message nothing to say: its text is all"
+                " in its `Subject:` line, which a text message does not send (write the text"
+                " after the subject line, then `nudge outbox --retry"
+                f" {message.outbox_id}`)"
+            )
         self._poster.post({"to": str(phone), "text": message.body}, message.idempotency_key)
