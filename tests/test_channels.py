@@ -256,6 +256,51 @@ def test_webhook_reply_decides_the_failure(
         assert caught.value.retry_after == retry_after
 
 
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [
+        ({"Retry-After": "Mon, 21 Sep 2026 14:15:00 GMT"}, 100.0),  # from the message's sending
+        ({"Retry-After": "Mon, 21 Sep 2026 22:15:00 +0800"}, 100.0),
+        ({"Retry-After": "Mon, 21 Sep 2026 14:00:00 GMT"}, 0.0),  # already past
+        ({"Retry-After": "soon"}, None),
+    ],
+)
+def test_a_retry_after_given_as_a_date_is_honoured(
+    tmp_path: Path, headers: dict[str, str], retry_after: float | None
+) -> None:
+    # HTTP allows either seconds or a date; a date was taken for no hint, and the message was
+    # tried again within `retry_base` of a receiver that had asked for minutes.
+    with HttpReceiver() as receiver:
+        receiver.script = [(503, headers)]
+        with (
+            channel("webhook", tmp_path, url=receiver.url) as hook,
+            pytest.raises(TemporaryFailure) as caught,
+        ):
+            hook.send(message())
+    assert caught.value.retry_after == retry_after
+
+
+def test_a_webhook_that_redirects_says_where_to(tmp_path: Path) -> None:
+    # It said "HTTP 301" alone: the receiver had moved (to https://, a new path), and every
+    # message was a dead letter with nothing to say what to change.
+    with HttpReceiver() as receiver:
+        receiver.script = [(301, {"Location": "/v2/hook"}), (308, {"Location": "https://x.test/"})]
+        with channel("webhook", tmp_path, url=receiver.url) as hook:
+            failures = []
+            for _ in range(2):
+                with pytest.raises(PermanentFailure) as caught:
+                    hook.send(message())
+                failures.append(str(caught.value))
+    moved = receiver.url.replace("/hook", "/v2/hook")
+    assert failures == [
+        f"{receiver.url}: HTTP {status} ok: the address sends requests on to {to}; if that is"
+        " the receiver's address now, give it as channels.main.url in nudge.yaml, restart the"
+        " daemon, then `nudge outbox --retry`"
+        for status, to in ((301, moved), (308, "https://x.test/"))
+    ]
+    assert [request.path for request in receiver.requests] == ["/hook", "/hook"]
+
+
 def test_webhook_down_or_slow_is_temporary(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/hook"
     with (

@@ -29,4 +29,5 @@ class SmsChannel(WebhookChannel):
                 " after the subject line, then `nudge outbox --retry"
                 f" {message.outbox_id}`)"
             )
-        self._poster.post({"to": str(phone), "text": message.body}, message.idempotency_key)
+        document = {"to": str(phone), "text": message.body}
+        self._poster.post(document, message.idempotency_key, message.sending_us)
