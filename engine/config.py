@@ -23,7 +23,7 @@ from engine.errors import ConfigError, ConfigErrors
 from engine.render import remember_source
 from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile, Span
 from engine.storage.tables import CHANNEL_NAME_LENGTH
-from engine.suggest import did_you_mean
+from engine.suggest import did_you_mean, nearest
 from engine.timeutil import is_zone, zone_help
 
 DEFAULT_DB = "sqlite:///nudge.db"
@@ -109,6 +109,11 @@ _DURATION_UNITS = {
 _DURATION = re.compile(r"([0-9]+)[ \t]*([a-z]*)")
 
 
+def setting_seconds(key: str, value: object) -> float:
+    """Setting `key`'s `value` in seconds (`_seconds`), for the channels' settings."""
+    return _seconds(key, value)
+
+
 def _seconds(key: str, value: object) -> float:
     """`30`, `30s`, `6h`, `6 hours`, `1w`: a number of seconds, or a whole number with a unit
     (a bare number in quotes is seconds too)."""
@@ -122,6 +127,21 @@ def _seconds(key: str, value: object) -> float:
         (key,),
         help=did_you_mean(match[2], _DURATION_UNITS) if match is not None else None,
     )
+
+
+# What else an operator may call a channel's type, and the type meant.
+_TYPE_WORDS = {
+    **dict.fromkeys(("smtp", "mail", "e-mail", "mailer", "smtps"), "email"),
+    **dict.fromkeys(("http", "https", "hook", "web", "post", "url", "api"), "webhook"),
+    **dict.fromkeys(("text", "texts", "phone", "mobile"), "sms"),
+    **dict.fromkeys(("jsonl", "json", "disk", "log", "outbox"), "file"),
+}
+_TYPE_MEANING = {
+    "email": " sends through an SMTP server (`host`, `port`, `from`)",
+    "webhook": " posts each message as JSON to a `url`",
+    "sms": " posts the phone number and the text to your SMS gateway's `url`",
+    "file": " writes each message as a line of JSON to a file (`path`)",
+}
 
 
 _CHANNEL_HELP = "name a channel of `channels`, or `file` (JSON Lines on disk, the default)"
@@ -222,12 +242,19 @@ def _channels(raw: object) -> dict[str, Channel]:
                 f"channels.{name}: expected settings such as `type: email`; got {spec!r}", setting
             )
         spec = dict(spec or {})
+        given = "type" in spec
         kind = spec.pop("type", name)
         if kind not in CHANNEL_TYPES:
+            meant = _TYPE_WORDS.get(str(kind).lower()) or nearest(str(kind), CHANNEL_TYPES)
             raise ConfigError(
-                f"channels.{name}: unknown type {kind!r}"
-                f" (expected one of {', '.join(CHANNEL_TYPES)})",
+                (
+                    f"channels.{name}: unknown type {kind!r}"
+                    if given
+                    else f"channels.{name}: no `type`, and {name!r} is not the name of one"
+                )
+                + f" (expected one of {', '.join(CHANNEL_TYPES)})",
                 (*setting, "type"),
+                help=f"`type: {meant}`{_TYPE_MEANING[meant]}" if meant else None,
             )
         result[str(name)] = Channel(str(name), kind, spec)
     return result

@@ -375,3 +375,63 @@ def test_other_commands_show_the_error_at_its_place(
         "2 | grace: soon",
         "  |        ^^^^",
     ]
+
+
+@pytest.mark.parametrize(
+    ("channel", "message", "help"),
+    [
+        (
+            "mail: {type: smtp}",
+            "channels.mail: unknown type 'smtp' (expected one of file, email, webhook, sms)",
+            "`type: email` sends through an SMTP server (`host`, `port`, `from`)",
+        ),
+        (
+            "hook: {type: HTTPS, url: 'https://x.test'}",
+            "channels.hook: unknown type 'HTTPS' (expected one of file, email, webhook, sms)",
+            "`type: webhook` posts each message as JSON to a `url`",
+        ),
+        (
+            "mail: {host: smtp.example.com}",
+            "channels.mail: no `type`, and 'mail' is not the name of one (expected one of file,"
+            " email, webhook, sms)",
+            "`type: email` sends through an SMTP server (`host`, `port`, `from`)",
+        ),
+        (
+            "fax: {type: fax}",
+            "channels.fax: unknown type 'fax' (expected one of file, email, webhook, sms)",
+            None,
+        ),
+    ],
+)
+def test_a_channel_type_given_in_other_words_is_named(
+    tmp_path: Path, channel: str, message: str, help: str | None
+) -> None:
+    # `type: smtp` got the list of types alone, and a channel without `type` whose name is not
+    # a type was said to be of an "unknown type" it was never given.
+    with pytest.raises(ConfigError) as bad:
+        load_config(write(tmp_path, f"channels:\n  {channel}\n"))
+    assert (bad.value.message, bad.value.help) == (message, help)
+
+
+def test_a_port_or_a_timeout_is_read_as_the_other_settings_are(tmp_path: Path) -> None:
+    # `port: "587"` was refused as "must be a port, a whole number from 1 to 65535; got 587",
+    # and a `timeout: 10s` as not a number, while `grace: 10s` and `tick_seconds: "30"` are.
+    from engine.channels import open_channel
+
+    text = (
+        "channels:\n  mail: {type: email, host: h.test, from: s@h.test, port: '587',"
+        " timeout: 1m}\n  hook: {type: webhook, url: 'https://h.test', timeout: '10'}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert channel_errors(config, environ={}) == []
+    with open_channel(config.channel("mail"), tmp_path, {}) as mail:
+        assert (mail.port, mail.timeout) == (587, 60.0)
+    text = (
+        "channels:\n  mail: {type: email, host: h.test, from: s@h.test, port: 'smtp',"
+        " timeout: 0s}\n"
+    )
+    found = [error.message for error in channel_errors(load_config(write(tmp_path, text)), {})]
+    assert found == [
+        "channels.mail: `port` must be a port, a whole number from 1 to 65535; got 'smtp'",
+        "channels.mail: `timeout` must be a positive number",
+    ]

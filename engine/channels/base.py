@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import httpx
 
+from engine.config import setting_seconds
 from engine.errors import ConfigError, NudgeError
 from engine.suggest import did_you_mean
 from engine.timeutil import iso
@@ -181,21 +182,29 @@ class Options:
         value = self.options.get(key)
         return None if value is None else str(value)
 
-    def number(self, key: str, default: float) -> float:
-        value = self.options.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    def seconds(self, key: str, default: float) -> float:
+        """A positive number of seconds, or a duration as the other settings take it (`10s`,
+        `1m`; a number in quotes too)."""
+        try:
+            value = setting_seconds(key, self.options.get(key, default))
+        except ConfigError:
+            value = 0.0
+        if value <= 0:
             raise ConfigError(
                 f"channels.{self.channel}: `{key}` must be a positive number", self.setting(key)
             )
-        return float(value)
+        return value
 
     def port(self, key: str, default: int) -> int:
-        """A TCP port: a whole number from 1 to 65535."""
+        """A TCP port: a whole number from 1 to 65535 (in quotes too: `"587"`)."""
         value = self.options.get(key, default)
+        if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            shown = repr(value) if isinstance(value, str) else value
             raise ConfigError(
                 f"channels.{self.channel}: `{key}` must be a port, a whole number from 1 to 65535;"
-                f" got {value}",
+                f" got {shown}",
                 self.setting(key),
             )
         return value

@@ -95,7 +95,7 @@ class EmailChannel(Channel):
             sender=read.text("from"),
             login=(username, password) if username and password else None,
             ca_file=base_dir / ca_file if ca_file else None,
-            timeout=read.number("timeout", 30.0),
+            timeout=read.seconds("timeout", 30.0),
         )
 
     def send(self, message: RenderedMessage) -> None:

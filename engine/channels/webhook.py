@@ -112,7 +112,7 @@ class WebhookChannel(Channel):
             name,
             url=read.web_address("url"),
             secret=read.secret("secret_env", environ),
-            timeout=read.number("timeout", 10.0),
+            timeout=read.seconds("timeout", 10.0),
         )
 
     def send(self, message: RenderedMessage) -> None:
