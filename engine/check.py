@@ -27,6 +27,7 @@ from engine.storage.tables import CHANNEL_NAME_LENGTH, NAME_LENGTH, RULE_NAME_LE
 from engine.suggest import did_you_mean, nearest
 from engine.templates import (
     COUPON_FIELDS,
+    CUSTOMER_TEMPLATE_FIELDS,
     SHOP_FIELDS,
     TEMPLATE_SCOPE,
     Reference,
@@ -689,6 +690,39 @@ class _Checker:
                         or f"{has} {', '.join(f'`{f}`' for f in fields)}",
                     )
                 )
+        self._customer_fields(templates, name, path)
+
+    def _customer_fields(self, templates: Templates, name: str, path: Path) -> None:
+        """W507 for a field of `customer` that a template is not given although rules know it
+        (a metric such as `points`, `signed_up`), or that is close to one it is given
+        (`customer.nmae`): read, it fails the message, or `| default` hides it for good. Any
+        other is taken for an attribute of the shop's data."""
+        given = ", ".join(f"`{f}`" for f in CUSTOMER_TEMPLATE_FIELDS)
+        for read, line in templates.field_reads(name, "customer"):
+            if read in CUSTOMER_TEMPLATE_FIELDS:
+                continue
+            if read in CUSTOMER_FIELDS:
+                message = "which the rules compute but a template is not given"
+                help = (
+                    f"a template is given the customer's {given} and the attributes the"
+                    f" customers were imported with; `{read}` is for the rules' conditions"
+                )
+            else:
+                close = nearest(read, CUSTOMER_TEMPLATE_FIELDS, cutoff=0.8)
+                if close is None:
+                    continue
+                message = "which is not a customer field"
+                help = f"did you mean `{close}`?"
+            self.report(
+                Diagnostic(
+                    "warning",
+                    "W507",
+                    f'template "{name}" reads `customer.{read}`, {message}',
+                    _field_on_line(path, line, "customer", read),
+                    label="not a field of `customer` in a template",
+                    help=help,
+                )
+            )
 
     def _missing_include(self, name: str, path: Path, reference: Reference) -> None:
         wanted = str(reference.names[0])

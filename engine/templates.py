@@ -215,6 +215,9 @@ TEMPLATE_SCOPE = ("customer", "event", "coupon", "shop")
 # settings (`outbox`).
 COUPON_FIELDS = ("code", "worth", "unit", "min_spend", "expires", "expires_local")
 SHOP_FIELDS = ("timezone", "country")
+# What `customer` holds besides the customer's imported attributes (`ledger._customers`): no
+# metric of the rules (`points`, `orders`...), nor `signed_up` or `accepts_marketing`.
+CUSTOMER_TEMPLATE_FIELDS = ("id", "name", "email", "phone", "birthday", "timezone", "tags")
 _REFERENCES = (nodes.Extends, nodes.FromImport, nodes.Import, nodes.Include)
 _TOO_DEEP = (
     "it nests too deeply to be read or rendered (an include or a macro that calls itself "

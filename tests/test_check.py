@@ -843,6 +843,46 @@ def test_a_template_reading_what_a_coupon_or_the_shop_does_not_hold_is_warned_of
     assert check_rule_set(folder, config)[1] == []
 
 
+def test_a_template_reading_a_customer_field_it_is_not_given_is_warned_of(tmp_path):
+    """W507 for `customer.nmae` (close to a field), and for a metric of the rules, which a
+    template is not given: each failed every message when sent, or `| default` showed its
+    default to everyone. Other names are the shop's attributes (`customer.language`)."""
+    folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "f"\n'})
+    (folder / "templates" / "f.txt").write_text(
+        "Hi {{ customer.nmae | default('you') }} {{ customer.name }} {{ customer.language }}\n"
+        "{{ customer['points'] }} points {{ customer.city | default('') }} {{ customer.emial }}\n",
+        encoding="utf-8",
+    )
+    _, diagnostics = check_rule_set(folder, config)
+    found = [(d.code, d.span.line, d.span.column, d.message, d.help) for d in diagnostics]
+    given = "`id`, `name`, `email`, `phone`, `birthday`, `timezone`, `tags`"
+    assert found == [
+        (
+            "W507",
+            1,
+            16,
+            'template "f" reads `customer.nmae`, which is not a customer field',
+            "did you mean `name`?",
+        ),
+        (
+            "W507",
+            2,
+            14,
+            'template "f" reads `customer.points`, which the rules compute but a template is not'
+            " given",
+            f"a template is given the customer's {given} and the attributes the customers were"
+            " imported with; `points` is for the rules' conditions",
+        ),
+        (
+            "W507",
+            2,
+            79,
+            'template "f" reads `customer.emial`, which is not a customer field',
+            "did you mean `email`?",
+        ),
+    ]
+
+
 def test_a_template_that_is_not_utf8_is_an_error(tmp_path):
     folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
     (folder / "templates" / "fit_check.txt").write_bytes(b"Hello,\ncaf\xe9")
