@@ -448,6 +448,20 @@ MAX_MESSAGE = 10_000_000
 _DEADLINE: ContextVar[float | None] = ContextVar("nudge_template_deadline", default=None)
 
 
+def _unset_as_nothing(value: Any) -> Any:
+    """What `{{ ... }}` shows of a value: nothing for one that is not set (a customer without a
+    name, a coupon without a minimum spend), never the word "None"."""
+    return "" if value is None else value
+
+
+def _default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    """Jinja's `default`, for a value that is not set too: `customer.name | default("there")`
+    gave "None" for a customer imported without a name."""
+    if value is None or isinstance(value, jinja2.Undefined) or (boolean and not value):
+        return default_value
+    return value
+
+
 class _Generator(CodeGenerator):
     """Jinja's code generator, with every `{% for %}` iterating through `_Sandbox.counted`, so
     that a loop is seen running past the render's deadline."""
@@ -471,10 +485,11 @@ class _Sandbox(SandboxedEnvironment):
     code_generator_class = _Generator
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(finalize=_unset_as_nothing, **options)
         self.clock = clock
         for name in ("center", "indent", "format"):
             self.filters[name] = _bounded(name, self.filters[name])
+        self.filters["default"] = self.filters["d"] = _default
 
     def on_time(self) -> None:
         """Raise a SecurityError when the render in progress has gone past its deadline."""
@@ -669,7 +684,7 @@ class Templates:
         """The names of `nones`, those of `TEMPLATE_SCOPE` that a rule sending template `name`
         gives as none (`coupon` to a message's), that it reads outside a test of them
         (`{% if coupon %}`, `coupon is none`) and not through `| default`, each with the first
-        line reading it: rendered so, `coupon.code` fails and `{{ coupon }}` shows "None"."""
+        line reading it: rendered so, `coupon.code` fails and `{{ coupon }}` shows nothing."""
         parsed = self._parsed(name)
         if parsed is None:
             return []

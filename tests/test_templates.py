@@ -514,3 +514,18 @@ def test_a_message_longer_than_a_message_can_be_fails(tmp_path: Path) -> None:
         Templates(tmp_path).render("t", CONTEXT)
     write(tmp_path, "t.txt", written.replace("TIMES", "100"))
     assert len(Templates(tmp_path).render("t", CONTEXT).body) == 10_000_000
+
+
+def test_a_value_that_is_not_set_shows_nothing_and_takes_its_default(tmp_path: Path) -> None:
+    # A customer imported without a name got "Hi None", with `| default("there")` too (the
+    # advice for what may be missing), and a coupon without a minimum spend "满None减30".
+    write(
+        tmp_path,
+        "t.txt",
+        "Hi {{ customer.name }}|{{ customer.name | default('there') }}|{{ customer.phone | d }}"
+        "|{{ coupon.min_spend }}|{% if customer.name %}named{% else %}nameless{% endif %}"
+        "|{{ customer.name is none }}|{{ 0 | default(5) }}|{{ '' | default(5, true) }}",
+    )
+    context = {**CONTEXT, "customer": {"id": "c1", "name": None, "phone": None}}
+    context["coupon"] = {"code": "ABCD2345EF", "worth": 30, "min_spend": None}
+    assert Templates(tmp_path).render("t", context).body == ("Hi |there|||nameless|True|0|5")
