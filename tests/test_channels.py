@@ -180,6 +180,35 @@ def test_email_failures(tmp_path: Path) -> None:
         email.send(message())
 
 
+def test_a_mail_server_without_starttls_or_a_login_is_the_channel_s_failure(
+    tmp_path: Path,
+) -> None:
+    # Each message was a dead letter, "mail server does not support what is needed", to be
+    # retried by hand once the settings were mended; now they wait, as for a refused login.
+    with SmtpReceiver() as smtp:
+        plain = {"host": "127.0.0.1", "port": smtp.port, "from": "s@a.test"}
+        login = {**plain, "security": "none", "username_env": "U", "password_env": "P"}
+        failures = []
+        for options, environ in ((plain, {}), (login, {"U": "u", "P": "p"})):
+            with (
+                channel("email", tmp_path, environ, **options) as email,
+                pytest.raises(TemporaryFailure) as caught,
+            ):
+                email.send(message())
+            assert caught.value.channel_down
+            failures.append(str(caught.value))
+    assert failures == [
+        "mail server: STARTTLS extension not supported by server. (the server offers no"
+        " STARTTLS on this port: give the port your provider gives for it (587), or `security:"
+        " tls` with its TLS port (465); `security: none` only for a relay on this machine, in"
+        " nudge.yaml, and restart the daemon)",
+        "mail server: SMTP AUTH extension not supported by server. (the server takes no login"
+        " on this port: give the port your provider gives for a login (587), or leave out"
+        " `username_env` and `password_env`, in nudge.yaml, and restart the daemon)",
+    ]
+    assert smtp.messages == []
+
+
 @pytest.mark.parametrize(
     ("address", "why"),
     [

@@ -8,7 +8,8 @@ server with a private certificate), `timeout` (seconds, default 30).
 
 The message's `Message-ID` is derived from its idempotency key, so a message sent twice after a
 crash is recognisably the same message. SMTP's own reply codes decide the failure: 4xx is
-temporary, 5xx permanent.
+temporary, 5xx permanent. A server that offers no STARTTLS, or no login, where the settings ask
+for one fails the channel for now (its messages wait for the settings to be mended).
 """
 
 from __future__ import annotations
@@ -225,7 +226,23 @@ def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
             return PermanentFailure(f"mail server refused: {reply}")
         return TemporaryFailure(f"mail server: {reply}", channel_down=exc.smtp_code == 421)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return PermanentFailure(f"mail server does not support what is needed: {exc}")
+        said = str(exc)
+        if "STARTTLS" in said or "AUTH" in said:
+            # The channel's settings, not the message: every message would meet it. Mended
+            # and restarted within `retry_for`, the daemon sends them by itself.
+            mend = (
+                "the server offers no STARTTLS on this port: give the port your provider gives"
+                " for it (587), or `security: tls` with its TLS port (465); `security: none`"
+                " only for a relay on this machine"
+                if "STARTTLS" in said
+                else "the server takes no login on this port: give the port your provider"
+                " gives for a login (587), or leave out `username_env` and `password_env`"
+            )
+            return TemporaryFailure(
+                f"mail server: {said} ({mend}, in nudge.yaml, and restart the daemon)",
+                channel_down=True,
+            )
+        return PermanentFailure(f"mail server does not support what is needed: {said}")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return TemporaryFailure(f"mail server: {exc}", channel_down=True)
     if isinstance(exc, smtplib.SMTPException):
