@@ -420,20 +420,28 @@ def _columns(rows: list[list[str]]) -> str:
     "and messages whose template failed (failed).",
 )
 @click.option(
+    "--missed",
+    is_flag=True,
+    help="List the messages not sent because the daemon came to them more than `grace` after "
+    "their time (missed): it was down, or its backlog ran that long.",
+)
+@click.option(
     "--retry",
     is_flag=True,
-    help="Requeue dead and failed messages: the IDs given, or else all of them.",
+    help="Requeue dead and failed messages: the IDs given, or else all of them. A missed "
+    "message is requeued only by its ID.",
 )
 @click.option(
     "--customer",
     metavar="ID",
-    help="Only this customer's messages, in every status (with --dead, only dead and failed), "
-    "with when each was queued and sent.",
+    help="Only this customer's messages, in every status (with --dead or --missed, only "
+    "those), with when each was queued and sent.",
 )
 @common_options
 def outbox_command(
     ids: tuple[int, ...],
     dead: bool,
+    missed: bool,
     retry: bool,
     customer: str | None,
     config_path: Path | None,
@@ -444,6 +452,7 @@ def outbox_command(
     \b
     The backlog:         nudge outbox
     Dead letters:        nudge outbox --dead
+    Missed (downtime):   nudge outbox --missed
     One customer's:      nudge outbox --customer C1001
     Send again, all:     nudge outbox --retry
     Send again, some:    nudge outbox --retry 12 15
@@ -468,9 +477,9 @@ def outbox_command(
                 + (f": {', '.join(map(str, done))}." if done else ".")
             )
             return
-        statuses = ["dead", "failed"] if dead else ["pending"]
-        if customer is not None and not dead:
-            statuses = list(STATUSES)
+        statuses = (["dead", "failed"] if dead else []) + (["missed"] if missed else [])
+        if not statuses:
+            statuses = list(STATUSES) if customer is not None else ["pending"]
         entries = list_outbox(engine, statuses, customer=customer)
         if entries:
             # The backlog's time is its next try; dead letters' when they were queued; one
@@ -478,7 +487,7 @@ def outbox_command(
             times: list[tuple[str, Callable[[OutboxEntry], int | None]]] = [
                 ("NEXT TRY", lambda e: e.next_attempt_us)
             ]
-            if dead or customer is not None:
+            if dead or missed or customer is not None:
                 times = [("QUEUED", lambda e: e.created_us)]
             if customer is not None:
                 times.append(("SENT", lambda e: e.sent_us))
@@ -496,7 +505,10 @@ def outbox_command(
                 )
             click.echo(_columns(rows))
         elif customer is not None:
-            click.echo(f"No {'dead or failed ' if dead else ''}message for customer {customer}.")
+            which = " or ".join(
+                [*(["dead or failed"] if dead else []), *(["missed"] if missed else [])]
+            )
+            click.echo(f"No {which + ' ' if which else ''}message for customer {customer}.")
         if customer is None:  # the whole outbox's
             counts = status_counts(engine)
             click.echo(", ".join(f"{n} {status}" for status, n in counts.items()))

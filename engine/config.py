@@ -24,9 +24,11 @@ from engine.render import remember_source
 from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile, Span
 from engine.storage.tables import CHANNEL_NAME_LENGTH
 from engine.suggest import did_you_mean, nearest
-from engine.timeutil import is_zone, zone_help
+from engine.timeutil import US, is_zone, zone_help
 
 DEFAULT_DB = "sqlite:///nudge.db"
+# What a tick may start late in its interval and still be on time (`Config.late_us`).
+ON_TIME_SLACK_SECONDS = 1.0
 CHANNEL_TYPES = ("file", "email", "webhook", "sms")
 
 # Where the file holds each setting: its key and its value, by the path of keys to it.
@@ -82,6 +84,17 @@ class Config:
     file: str | None = None  # the configuration file read, as it was named
     places: Places = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def late_us(self) -> int:
+        """How late the daemon still acts on a due time, and sends a message: `grace`, counted
+        from one tick interval and a second after it. What falls due between two ticks is never
+        late, though the second began a little later in its interval than the first (the
+        scheduler's wake-up, reading the rule files: with `grace: 0s` an occurrence due in
+        those first microseconds of a window was missed), and a message queued by one step
+        and left by its dispatch for the next is sent by it. Beyond it an occurrence is
+        missed, and a message not yet sent too."""
+        return int((self.grace_seconds + self.tick_seconds + ON_TIME_SLACK_SECONDS) * US)
+
     def locate(self, error: ConfigError) -> ConfigError:
         """`error`, about one of this configuration's settings, at that setting in its file."""
         return error if self.file is None else _locate(error, self.file, self.places)
@@ -104,6 +117,15 @@ _DURATION_UNITS = {
     **dict.fromkeys(("d", "day", "days"), 86400),
     **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
 }
+
+
+def duration_text(seconds: float) -> str:
+    """`seconds` as `nudge.yaml` writes a duration, in the largest unit that holds it whole:
+    `6h`, `90m`, `1d`, `45s` (`0.5s`)."""
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 _DURATION = re.compile(r"([0-9]+)[ \t]*([a-z]*)")

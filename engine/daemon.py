@@ -278,21 +278,35 @@ class Daemon:
         # Half an interval (a second at least), so that the step with its tick and the last
         # send begun in time ends before the next run of the job is due.
         until = time.monotonic() + max(1.0, self.config.tick_seconds / 2)
-        while not self.stopping.is_set() and time.monotonic() < until:
-            report = dispatch_due(
-                self.engine,
-                self.config,
-                templates,
-                self.clock.now_us(),
-                limit=DISPATCH_BATCH,
-                stop=self.stopping,
-                until=until,
-                quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
-            )
-            if report.outcomes:
-                log.info("outbox: %s", report.summary())
-            if len(report.outcomes) < DISPATCH_BATCH:
-                return
+        missed = 0
+        try:
+            while not self.stopping.is_set() and time.monotonic() < until:
+                report = dispatch_due(
+                    self.engine,
+                    self.config,
+                    templates,
+                    self.clock.now_us(),
+                    limit=DISPATCH_BATCH,
+                    stop=self.stopping,
+                    until=until,
+                    quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
+                )
+                missed += report.count("missed")
+                if report.outcomes:
+                    log.info("outbox: %s", report.summary())
+                if len(report.outcomes) < DISPATCH_BATCH:
+                    return
+        finally:
+            if missed:
+                log.warning(
+                    "%s not sent: the daemon came to %s more than the grace period (and a"
+                    " tick interval) after %s could go out (it was down, or its backlog ran"
+                    " that long). `nudge outbox --missed` lists them; `nudge outbox --retry ID`"
+                    " sends one all the same",
+                    "1 message was" if missed == 1 else f"{missed} messages were",
+                    "it" if missed == 1 else "them",
+                    "it" if missed == 1 else "they",
+                )
 
     def _note_a_new_name(self) -> None:
         """Warn when the database knows other rule sets but not this one's name (its folder's):

@@ -17,7 +17,17 @@ through the row's channel and records the outcome:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
 - `failed`: its template cannot be found, parsed or rendered, gives no text at all, or its
   message cannot be made (fix it, then `--retry`);
-- `cancelled`: a marketing message whose customer withdrew consent after it was queued.
+- `cancelled`: a marketing message whose customer withdrew consent after it was queued, or a
+  coupon's message whose coupon expired before it could go out;
+- `missed`: a message to a customer that the dispatcher came to more than `grace`, a tick
+  interval and a second (`Config.late_us`) after it could first go out (its planned time, a
+  retry's, the end of the quiet hours it waited for, or when it was queued or requeued,
+  whichever is latest): the daemon was down, or its backlog ran that long. It is not sent, as
+  an occurrence due that long ago does not act (docs/semantics.md, "Messages queued before
+  downtime"); `nudge outbox --missed` lists them, `nudge outbox --retry ID` sends one all the
+  same. Tasks and gifts to the tasks channel are no messages to customers: they go out however
+  late. A retry while the daemon runs comes within moments of its time: `retry_for` alone
+  governs failures.
 
 A crash between sending and recording sends the message again on the next run: delivery is at
 least once, and every channel passes the row's idempotency key on so that receivers can make it
@@ -46,7 +56,7 @@ from engine.channels import (
     TemporaryFailure,
     open_channel,
 )
-from engine.config import Config
+from engine.config import Config, duration_text
 from engine.errors import ConfigError, NudgeError
 from engine.policies import SUBSCRIBED, UNSUBSCRIBED, quiet_until
 from engine.storage.chunks import chunks
@@ -58,8 +68,9 @@ from engine.timeutil import US, iso, local_text, parse_moment
 log = logging.getLogger("nudge.outbox")
 
 RETRY_CAP_SECONDS = 3600.0
-STATUSES = ("pending", "sent", "failed", "dead", "cancelled")
-RETRYABLE = ("dead", "failed")
+STATUSES = ("pending", "sent", "failed", "dead", "cancelled", "missed")
+RETRYABLE = ("dead", "failed")  # requeued by `nudge outbox --retry`, all of them or named
+RETRYABLE_NAMED = (*RETRYABLE, "missed")  # requeued only when named
 TEMPLATED_KINDS = ("message", "followup", "coupon")
 
 
@@ -328,6 +339,10 @@ class _Sender:
         if expired is not None:
             log.info("outbox %s cancelled: %s", row.id, expired)
             return Outcome(row.id, "cancelled", row.attempts, expired)
+        missed = self._missed(row)
+        if missed is not None:
+            log.info("outbox %s missed: %s", row.id, missed)
+            return Outcome(row.id, "missed", row.attempts, missed)
         later = self._after_quiet_hours(row)
         if later > self.now_us:
             log.info("outbox %s waits for the end of quiet hours, %s", row.id, iso(later))
@@ -373,6 +388,25 @@ class _Sender:
                 self.retired.append((row.channel, broken))
             return Outcome(row.id, "dead", attempts, _unexpected(exc))
         return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
+
+    def _missed(self, row: Row[Any]) -> str | None:
+        """Why a message to a customer is not sent: the dispatcher comes to it more than
+        `grace` and a tick interval (`Config.late_us`) after it could first go out, its send
+        time (planned, a retry's, the end of quiet hours) or when it was queued or requeued,
+        whichever is later. An occurrence due that long ago is missed (docs/semantics.md,
+        "Downtime"), and so is such a message: the daemon was down, or its backlog ran long.
+        A retry while the daemon runs is never that late: `retry_for` governs it."""
+        if row.payload.get("kind") not in ast.CUSTOMER_FACING:
+            return None  # a task or a gift for the shop's people: late, it is still to do
+        since = max(int(row.next_attempt_us), int(row.created_us))
+        if self.now_us - since <= self.config.late_us:
+            return None
+        return (
+            f"not sent: it was to go out at {iso(since)}, more than the grace period"
+            f" ({duration_text(self.config.grace_seconds)}) and a tick interval before the"
+            " daemon came to it (it was down, or its backlog ran that long);"
+            f" `nudge outbox --retry {row.id}` sends it all the same"
+        )
 
     def _after_quiet_hours(self, row: Row[Any]) -> int:
         """When a message may go out: its planned time (`next_attempt_us`) moved out of its
@@ -547,7 +581,9 @@ def status_counts(engine: Engine) -> dict[str, int]:
 def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]:
     """Put dead and failed rows back to pending, due now, with their attempts reset.
 
-    `ids` None requeues every dead or failed row; otherwise each id must name one.
+    `ids` None requeues every dead or failed row; otherwise each id must name one, or a missed
+    one (sent late after all, as the operator decides: a requeue of every row after downtime
+    would send each message the grace period kept back).
     """
     with short_write(engine) as conn:
         query = select(outbox.c.id, outbox.c.status)
@@ -566,16 +602,17 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
             missing = [i for i in ids if i not in found]
             if missing:
                 raise OutboxError(f"no outbox message with id {', '.join(map(str, missing))}")
-            wrong = [f"{i} is {found[i]}" for i in ids if found[i] not in RETRYABLE]
+            wrong = [f"{i} is {found[i]}" for i in ids if found[i] not in RETRYABLE_NAMED]
             if wrong:
                 raise OutboxError(
-                    f"only dead or failed messages can be retried: {', '.join(wrong)}"
+                    f"only dead, failed or missed messages can be retried: {', '.join(wrong)}"
                 )
         chosen = sorted(found)
+        retryable = RETRYABLE if ids is None else RETRYABLE_NAMED
         for some in chunks(chosen):
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(some), outbox.c.status.in_(RETRYABLE))
+                .where(outbox.c.id.in_(some), outbox.c.status.in_(retryable))
                 .values(
                     status="pending",
                     attempts=0,

@@ -140,5 +140,9 @@ def status_lines(state: Status, shop_tz: str) -> list[str]:
     lines.append(f"outbox due now: {state.outbox_due}")
     for name in ("pending", "sent", "failed", "dead", "cancelled"):
         lines.append(f"outbox {name}: {state.outbox.get(name, 0)}")
+    lines.append(
+        f"outbox missed: {state.outbox.get('missed', 0)} (not sent, beyond grace: downtime, a"
+        " backlog; `nudge outbox --missed`)"
+    )
     lines.append(f"missed occurrences (beyond grace: downtime, late events): {state.missed}")
     return lines

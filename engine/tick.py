@@ -29,7 +29,7 @@ from engine.evaluate import evaluate_due, find_due
 from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import customers, events, rule_set_state
-from engine.timeutil import DAY_US, US
+from engine.timeutil import DAY_US
 from engine.triggers import (
     BATCH_CUSTOMERS,
     EVERYONE,
@@ -122,7 +122,7 @@ def tick(
         if now_us > watermark:
             # Late beyond `grace` after the tick that should have taken them: a tick's own
             # window (`tick_seconds`) is never late, whatever `grace` says.
-            missed_before = now_us - int((config.grace_seconds + config.tick_seconds) * US)
+            missed_before = now_us - config.late_us
             late = _late_imports(conn, ruleset, state, seen, newest, report)
             if late is not None:
                 imported, since_us, count = late

@@ -806,6 +806,55 @@ def test_consent_withdrawn_after_queueing_cancels_the_message(
     ]
 
 
+def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
+    engine, tmp_path, db_url, caplog, capsys
+) -> None:
+    """A tick recorded a cart reminder, and the daemon stopped before sending it (killed
+    after its tick); it came back three days later. The reminder is not sent days late: it is
+    missed, as an occurrence due then would be, and `nudge status` and `nudge outbox --missed`
+    show it; `history` keeps it sent (decided at its due time, counted by the cap). The
+    reminder the first tick back records, due within grace, goes out."""
+    text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
+    rules = write_rules(tmp_path / "rules", {"cart.rules": text}, ["remind"])
+    daemon = stepper(engine, tmp_path, rules)
+    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(T0 + 10 * MINUTE_US)}]
+    assert not import_event_rows(engine, carts, "UTC").problems
+    assert daemon.ruleset is not None
+    tick(engine, daemon.ruleset, daemon.config, daemon.name, T0 + 71 * MINUTE_US)
+    back = T0 + 72 * HOUR_US
+    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(back - 2 * HOUR_US)}]
+    assert not import_event_rows(engine, carts, "UTC").problems
+    caplog.set_level(logging.INFO, logger="nudge")
+    at(daemon, back)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()
+    assert [(r.payload["at"], r.status) for r in rows] == [
+        (iso(T0 + 70 * MINUTE_US), "missed"),
+        (iso(back - HOUR_US), "sent"),
+    ]
+    assert [line["payload"]["at"] for line in jsonl(tmp_path / "outbox.jsonl")] == [
+        iso(back - HOUR_US)
+    ]
+    (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned.startswith(
+        "1 message was not sent: the daemon came to it more than the grace period (and a tick"
+        " interval) after it could go out (it was down, or its backlog ran that long)."
+    )
+    assert [(r.rule, r.status) for r in history(engine, T0, back)] == [
+        ("cart", "sent"),
+        ("cart", "sent"),
+    ]
+    engine.dispose()
+    main(["status", "--db", db_url])
+    assert "outbox missed: 1 (not sent, beyond grace" in capsys.readouterr().out
+    main(["outbox", "--missed", "--db", db_url])
+    header, line, counts = capsys.readouterr().out.splitlines()
+    assert header.split()[:2] == ["ID", "STATUS"] and "QUEUED" in header
+    assert line.split()[:2] == [str(rows[0].id), "missed"]
+    assert f"`nudge outbox --retry {rows[0].id}` sends it all the same" in line
+    assert counts == "0 pending, 1 sent, 0 failed, 0 dead, 0 cancelled, 1 missed"
+
+
 def test_a_rule_set_under_a_new_folder_name_is_noted_as_new(engine, tmp_path, caplog) -> None:
     """A rule set is named after its folder: renamed, it is a new one, which starts from now.
     The daemon says so when the database knows other rule sets but not this name."""

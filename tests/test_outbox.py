@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import logging
 import random
 import smtplib
 import socket
@@ -101,8 +103,10 @@ def queue(
     coupon: dict[str, Any] | None = None,
     task: dict[str, Any] | None = None,
     email: str | None = None,
+    created_us: int | None = None,
 ) -> int:
-    """Record an acted occurrence, its one action and its outbox row, as the tick does."""
+    """Record an acted occurrence, its one action and its outbox row, as the tick does (at
+    `created_us`, or else at its planned time)."""
     key = next(_keys)
     with engine.begin() as conn:
         occurrence_id = conn.execute(
@@ -135,7 +139,8 @@ def queue(
             conn.execute(
                 outbox.insert().values(
                     action_id=action_id, channel=channel, payload=payload, status="pending",
-                    attempts=0, next_attempt_us=at_us, created_us=at_us,
+                    attempts=0, next_attempt_us=at_us,
+                    created_us=at_us if created_us is None else created_us,
                 )
             ).inserted_primary_key[0]
         )  # fmt: skip
@@ -335,6 +340,7 @@ def test_a_night_s_outage_is_retried_until_retry_for_has_passed(engine, tmp_path
         tries.append(waiting.attempts)
         now = waiting.next_attempt_us
     assert tries == list(range(1, len(tries) + 1)) and len(tries) > 8
+    assert now - T0 > config.late_us  # planned more than grace ago: retried, not missed
     with HttpReceiver(port=port) as receiver:
         report = dispatch_due(engine, config, templates, now, rng=rng)
     assert [(o.outbox_id, o.status) for o in report.outcomes] == [(night, "sent")]
@@ -473,7 +479,7 @@ def test_failing_for_good_goes_dead_and_can_be_retried(engine, tmp_path, templat
         assert requeue(engine, [oid], now) == [oid]
         assert (row(engine, oid).status, row(engine, oid).attempts) == ("pending", 0)
         assert dispatch_due(engine, config, templates, now).sent == 1
-        with pytest.raises(OutboxError, match=f"only dead or failed .*{oid} is sent"):
+        with pytest.raises(OutboxError, match=f"only dead, failed or missed .*{oid} is sent"):
             requeue(engine, [oid], now)
         with pytest.raises(OutboxError, match="no outbox message with id 999"):
             requeue(engine, [999], now)
@@ -592,6 +598,95 @@ def test_tasks_go_to_the_tasks_channel(engine, tmp_path, templates) -> None:
     assert dispatch_due(engine, config, templates, T0).sent == 1
     (line,) = jsonl(tmp_path / "outbox.jsonl")
     assert (line["kind"], line["subject"], line["body"]) == ("task", task["title"], None)
+
+
+def test_a_message_the_dispatcher_comes_to_beyond_grace_is_missed_not_sent(
+    engine, tmp_path, templates, caplog
+) -> None:
+    """Queued by a tick, then the daemon was down for a day: a message to a customer that
+    could go out more than `grace` and a tick interval ago is missed, as an occurrence due
+    then would be; it was sent while it was less late. A task for the shop's people still
+    goes out, and a message queued late (a late event acting within grace) counts from when
+    it was queued. Named, a missed message is requeued; `--retry` of all leaves it."""
+    caplog.set_level(logging.INFO, logger="nudge.outbox")
+    add_customer(engine)
+    config = dataclasses.replace(config_for(tmp_path), tasks_channel="file")
+    late_us = int((6 * 3_600 + 30 + 1) * US)  # the default grace and tick interval, a second
+    assert config.late_us == late_us
+    now = T0 + 86_400 * US
+    followup = queue(engine)
+    offer = queue(engine, kind="message", marketing=True)
+    task = queue(engine, kind="task", template=None, task={"title": "Call Li Wei"})
+    queued_late = queue(engine, created_us=now - 60 * US)
+    just = queue(engine, at_us=now - late_us)  # exactly grace and a tick ago: still sent
+    report = dispatch_due(engine, config, templates, now)
+    assert sorted((o.outbox_id, o.status) for o in report.outcomes) == [
+        (followup, "missed"),
+        (offer, "missed"),
+        (task, "sent"),
+        (queued_late, "sent"),
+        (just, "sent"),
+    ]
+    missed = row(engine, followup)
+    assert (missed.attempts, missed.sent_us) == (0, None)
+    assert missed.last_error == (
+        f"not sent: it was to go out at {iso(T0)}, more than the grace period (6h) and a tick"
+        " interval before the daemon came to it (it was down, or its backlog ran that long);"
+        f" `nudge outbox --retry {followup}` sends it all the same"
+    )
+    assert f"outbox {offer} missed: not sent: it was to go out at" in caplog.text
+    assert [line["kind"] for line in jsonl(tmp_path / "outbox.jsonl")] == [
+        "task", "followup", "followup"
+    ]  # fmt: skip
+    assert status_counts(engine)["missed"] == 2
+    assert [e.id for e in list_outbox(engine, ["missed"])] == [followup, offer]
+
+    assert requeue(engine, None, now) == []  # every dead or failed one: none
+    assert requeue(engine, [offer], now) == [offer]
+    assert dispatch_due(engine, config, templates, now).sent == 1
+    assert [row(engine, oid).status for oid in (followup, offer)] == ["missed", "sent"]
+
+
+def test_with_no_grace_a_message_left_for_the_next_step_is_still_sent(
+    engine, tmp_path, templates
+) -> None:
+    """`grace: 0s`: a message queued by the step before (its dispatch ran out of time), which
+    began a few milliseconds earlier in its interval, goes out; one older than that is
+    missed."""
+    config = dataclasses.replace(config_for(tmp_path), grace_seconds=0.0)
+    now = T0 + 3_600 * US
+    left = queue(engine, at_us=now - 30 * US - 5_000)
+    older = queue(engine, at_us=now - 60 * US)
+    report = dispatch_due(engine, config, templates, now)
+    assert sorted((o.outbox_id, o.status) for o in report.outcomes) == [
+        (left, "sent"),
+        (older, "missed"),
+    ]
+
+
+def test_grace_counts_from_a_retry_s_time_and_from_a_requeue(engine, tmp_path, templates) -> None:
+    """A retry whose time passed more than grace ago (the daemon stopped before it, and came
+    back two days later) is missed; a failed message requeued an hour ago, long after its
+    planned time, goes out. (A retry while the daemon runs is never that late: a night's
+    outage is delivered in the morning, `test_a_night_s_outage_is_retried_until_retry_for_has_
+    passed`.)"""
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    config = dataclasses.replace(config_for(tmp_path, hook=hook), max_attempts=None)
+    waiting, broken = queue(engine, channel="hook"), queue(engine, template="broken")
+    dispatch_due(engine, config, templates, T0, rng=random.Random(2))
+    assert [row(engine, oid).status for oid in (waiting, broken)] == ["pending", "failed"]
+    later = row(engine, waiting).next_attempt_us + 2 * 86_400 * US
+    (templates / "broken.txt").write_text("Hi {{ customer.name }}")  # mended, then requeued
+    requeue(engine, [broken], later - 3_600 * US)
+    with HttpReceiver(port=port) as receiver:
+        report = dispatch_due(engine, config, templates, later)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [
+        (waiting, "missed"),
+        (broken, "sent"),
+    ]
+    assert receiver.requests == []
+    assert row(engine, waiting).attempts == 1
 
 
 def test_unknown_channel_is_retried_until_configured(engine, tmp_path, templates) -> None:
@@ -751,7 +846,7 @@ def test_outbox_command_lists_and_retries_dead_letters(db_url, tmp_path, templat
     assert header.split()[:3] == ["ID", "STATUS", "CHANNEL"]
     assert line.split()[:2] == [str(oid), "failed"]
     assert "customer has no attribute 'nickname'" in line
-    assert summary == "1 pending, 0 sent, 1 failed, 0 dead, 0 cancelled"
+    assert summary == "1 pending, 0 sent, 1 failed, 0 dead, 0 cancelled, 0 missed"
 
     code, out, _ = nudge(capsys, "outbox", "--db", db_url)
     assert code == 0
@@ -759,7 +854,9 @@ def test_outbox_command_lists_and_retries_dead_letters(db_url, tmp_path, templat
 
     code, _, err = nudge(capsys, "outbox", "--retry", str(pending), "--db", db_url)
     assert code == 1
-    assert err == f"Error: only dead or failed messages can be retried: {pending} is pending\n"
+    assert err == (
+        f"Error: only dead, failed or missed messages can be retried: {pending} is pending\n"
+    )
     code, _, err = nudge(capsys, "outbox", str(oid), "--db", db_url)
     assert code == 2
     assert "message IDs are only taken with --retry" in err

@@ -674,6 +674,21 @@ def test_with_no_grace_a_tick_s_own_window_acts_and_only_downtime_is_missed(
     ]
 
 
+def test_with_no_grace_a_tick_a_little_late_in_its_interval_misses_nothing(db_url, tmp_path):
+    """`grace: 0s`: a tick begins a moment later in its interval than the one before (the
+    scheduler's wake-up, reading the rule files): its window is a millisecond longer than
+    `tick_seconds`, and an occurrence due in that window's first millisecond was missed."""
+    engine = open_database(db_url)
+    config = config_for(tmp_path, db_url, grace_seconds=0.0, tick_seconds=30.0)
+    import_customer_rows(engine, [{"id": "c1"}], config.timezone)
+    text = 'rule "thanks"\n  when order.paid\n  then task "thank"\n'
+    ruleset = load_rule_set(write_rules(tmp_path / "rules", {"r.rules": text}, []), config)
+    paid = [{"customer": "c1", "type": "order.paid", "at": iso(A + 500)}]
+    assert not import_event_rows(engine, paid, config.timezone).problems
+    run_ticks(engine, ruleset, config, [A, A + 30 * US + 1_000])
+    assert [(due, status) for _, _, due, status in ledger_of(engine)] == [(A + 500, "acted")]
+
+
 def late_setup(
     db_url: str, tmp_path: Path, text: str, templates: list[str]
 ) -> tuple[Engine, ast.RuleSet, Config, Callable[..., None]]:

@@ -235,7 +235,7 @@ outbox = Table(
     Column("payload", Json, nullable=False),
     # pending (waiting for next_attempt_us) | sent | failed (template error) | dead (refused
     # for good or out of attempts) | cancelled (marketing whose consent was withdrawn before
-    # sending). See engine/outbox.py.
+    # sending) | missed (not sent: the daemon came to it beyond grace). See engine/outbox.py.
     Column("status", String(10), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_us", BigInteger, nullable=False),
