@@ -11,7 +11,9 @@ through the row's channel and records the outcome:
   by default, so that a night's outage delivers in the morning), or after `max_attempts` tries
   when that is set; then the row is `dead` instead. A failure of the channel itself (its
   server unreachable, silent or busy) is not met again by each of the batch's other messages
-  for that channel: they are not tried, and wait as the first one does;
+  for that channel: they are not tried, and wait as the first one does (the log says "not
+  tried"). A row is given up only after a try of its own: one never tried waits for its try
+  even once `retry_for` has passed (`retry_for: 0`, one try each);
 - `dead`: the channel refused it for good, failed on it unexpectedly (a fault in its code, as
   with an address its library cannot take), or it ran out of attempts (a dead letter:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
@@ -358,7 +360,7 @@ class _Sender:
         down = self.down.get(row.channel)
         if down is not None:
             error = f"not tried: channel {row.channel} failed for now on another message: {down}"
-            return self._retry(row, row.attempts, error, down.retry_after)  # no try of its own
+            return self._retry(row, row.attempts, error, down.retry_after, tried=False)
         try:
             channel = channels.get(row.channel)
             if channel is None:
@@ -428,19 +430,34 @@ class _Sender:
         except ConfigError:  # a zone this machine no longer knows: the shop's
             return quiet_until(sending, self.config.timezone, self.quiet)
 
-    def _retry(self, row: Row[Any], attempts: int, error: str, hint: float | None) -> Outcome:
-        """A failure for now: tried again later, within `retry_for` of the row's first failure
-        (a last try at its end) and `max_attempts`, or a dead letter."""
+    def _retry(
+        self, row: Row[Any], attempts: int, error: str, hint: float | None, *, tried: bool = True
+    ) -> Outcome:
+        """A failure for now, of the row's own try or, not `tried`, of its channel on another
+        message of the batch: tried again later, within `retry_for` of the row's first failure
+        (a last try at its end) and `max_attempts`, or a dead letter. A row never tried has its
+        own try first, however short `retry_for` is (`retry_for: 0`: one try each)."""
         since = self.now_us if row.failing_since_us is None else int(row.failing_since_us)
         deadline = since + int(self.config.retry_for_seconds * US)
         limit = self.config.max_attempts
-        if self.now_us >= deadline or (limit is not None and attempts >= limit):
-            error = f"{error} (given up after {attempts} attempts since {iso(since)})"
+        out_of_time = self.now_us >= deadline
+        if (out_of_time and attempts > 0) or (limit is not None and attempts >= limit):
+            tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+            error = f"{error} (given up after {tries} since {iso(since)})"
             log.warning("outbox %s dead: %s", row.id, error)
             return Outcome(row.id, "dead", attempts, error, failing_since_us=since)
         delay = backoff_us(attempts, self.config.retry_base_seconds, self.rng, hint)
-        later = min(self.now_us + delay, deadline)
-        log.info("outbox %s: attempt %d failed, retrying: %s", row.id, attempts, error)
+        later = self.now_us + delay if out_of_time else min(self.now_us + delay, deadline)
+        if tried:
+            log.info(
+                "outbox %s: attempt %d failed, next try at %s: %s",
+                row.id,
+                attempts,
+                iso(later),
+                error,
+            )
+        else:
+            log.info("outbox %s %s; next try at %s", row.id, error, iso(later))
         return Outcome(
             row.id, "pending", attempts, error, next_attempt_us=later, failing_since_us=since
         )

@@ -407,6 +407,61 @@ def test_a_channel_that_does_not_answer_is_waited_for_once_a_batch(
         )
 
 
+def test_the_log_says_a_message_was_not_tried_not_that_attempt_0_failed(
+    engine, tmp_path, templates, caplog
+) -> None:
+    """The batch's other messages for a channel that failed for now are not tried: the log
+    said `attempt 0 failed, retrying`; it says that they were not tried, and when each is tried
+    next, as it does of a try that failed."""
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    first, other = queue(engine, channel="hook"), queue(engine, channel="hook")
+    caplog.set_level(logging.INFO, logger="nudge.outbox")
+    dispatch_due(engine, config_for(tmp_path, hook=hook), templates, T0, rng=random.Random(1))
+    failed, untried = row(engine, first), row(engine, other)
+    assert (failed.attempts, untried.attempts) == (1, 0)
+    logged = [r.getMessage() for r in caplog.records]
+    assert not [line for line in logged if "attempt 0" in line]
+    assert (
+        f"outbox {first}: attempt 1 failed, next try at {iso(failed.next_attempt_us)}:"
+        f" {failed.last_error}"
+    ) in logged
+    assert untried.last_error.startswith("not tried: channel hook failed for now on another")
+    assert f"outbox {other} {untried.last_error}; next try at {iso(untried.next_attempt_us)}" in (
+        logged
+    )
+
+
+def test_with_retry_for_0_a_message_has_one_try_then_is_a_dead_letter(
+    engine, tmp_path, templates
+) -> None:
+    """`retry_for: 0` retries nothing: a message whose try fails for now is a dead letter at
+    once. Those of its channel the batch did not try (the channel failed on the first) were
+    dead letters too, "given up after 0 attempts"; each now waits for a try of its own."""
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    config = dataclasses.replace(
+        config_for(tmp_path, hook=hook), max_attempts=None, retry_for_seconds=0.0
+    )
+    ids = [queue(engine, channel="hook") for _ in range(3)]
+    report = dispatch_due(engine, config, templates, T0, rng=random.Random(1))
+    assert [(o.outbox_id, o.status, o.attempts) for o in report.outcomes] == [
+        (ids[0], "dead", 1),
+        (ids[1], "pending", 0),
+        (ids[2], "pending", 0),
+    ]
+    assert row(engine, ids[0]).last_error.endswith(f"(given up after 1 attempt since {iso(T0)})")
+    waits = [row(engine, oid).next_attempt_us for oid in ids[1:]]
+    assert all(T0 <= at <= T0 + 10 * US for at in waits)  # within `retry_base`
+    report = dispatch_due(engine, config, templates, max(waits), rng=random.Random(1))
+    assert sorted((o.status, o.attempts) for o in report.outcomes) == [("dead", 1), ("pending", 0)]
+    (left,) = [o.outbox_id for o in report.outcomes if o.status == "pending"]
+    with HttpReceiver(port=port) as receiver:
+        report = dispatch_due(engine, config, templates, row(engine, left).next_attempt_us)
+    assert [(o.outbox_id, o.status) for o in report.outcomes] == [(left, "sent")]
+    assert len(receiver.requests) == 1
+
+
 def test_a_message_failing_for_itself_holds_back_no_other_of_its_channel(
     engine, tmp_path, templates
 ) -> None:
