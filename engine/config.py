@@ -27,6 +27,7 @@ from engine.suggest import did_you_mean, nearest
 from engine.timeutil import US, is_zone, zone_help
 
 DEFAULT_DB = "sqlite:///nudge.db"
+MIN_TICK_SECONDS = 1.0
 # What a tick may start late in its interval and still be on time (`Config.late_us`).
 ON_TIME_SLACK_SECONDS = 1.0
 CHANNEL_TYPES = ("file", "email", "webhook", "sms")
@@ -610,12 +611,16 @@ def _default_channel(value: object) -> str:
 
 
 def _tick_seconds(value: object) -> float:
+    """A second at least: a step sends for up to a second (`Daemon._dispatch`), and a step with
+    nothing to do still reads the database and writes a heartbeat, so that a shorter interval
+    would tick back to back, keeping a core and the database busy for nothing."""
     seconds = _seconds("tick_seconds", value)
-    if not seconds:
+    if seconds < MIN_TICK_SECONDS:
         raise ConfigError(
-            "tick_seconds: the daemon needs some time between ticks; got 0",
+            f"tick_seconds: the daemon needs at least a second between ticks; got {_shown(value)}",
             ("tick_seconds",),
-            help="30s is the default; a tick also comes just after each due time known in advance",
+            help="30s is the default; a tick also comes just after each due time known in advance"
+            " (a schedule, a date, `at HH:MM`), so a short interval is needed for none of them",
         )
     return seconds
 

@@ -9,7 +9,8 @@ anything act twice. Each step:
    one whole; a bad edit is logged with its located errors and the running set stays;
 2. runs one tick (evaluate and record what fell due);
 3. dispatches the outbox rows whose send time has come.
-A database that cannot be reached fails the step, not the daemon: the next step catches up.
+A database that cannot be reached fails the step, not the daemon: the next step catches up. A run
+of the job that comes while a step is in flight returns at once (`step_in_turn`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ class Daemon:
         self._lock_file: IO[str] | None = None
         self._signal: int | None = None  # the SIGTERM or SIGINT received, noted by its handler
         self.scheduler: BackgroundScheduler | None = None  # while `run` runs
+        # Held by the step in flight: a run of the interval job that comes meanwhile returns.
+        self._stepping = threading.Lock()
+        self._steps = 0  # steps begun in turn
+        self._overrun_told = 0  # the last of them whose overrun was logged
 
     # -- rules --------------------------------------------------------------------------------
 
@@ -232,17 +237,38 @@ class Daemon:
         """What the interval job runs: a step; then, when a due time known in advance (a
         schedule, a holiday, a birthday, `at HH:MM`: `engine.wakeups`) comes before the job's
         next run, the job is brought forward to just after it, and the interval goes on from
-        there. A due time that came while the step ran gets another step at once."""
+        there. A due time that came while the step ran gets another step at once.
+
+        A run that comes while a step is still in flight (one longer than the interval: a
+        catch-up, a large burst, a slow database) returns at once, and the next comes at the
+        interval; the overrun is logged once a step. APScheduler would log each run it skips,
+        every interval (the job allows two instances so that it never has to)."""
         if self.stopping.is_set():
+            return
+        if not self._stepping.acquire(blocking=False):
+            self._note_overrun()
             return
         self.idle.clear()
         try:
+            self._steps += 1
             for _ in range(MAX_STEPS_IN_TURN):
                 report = self.step()
                 if report is None or self.stopping.is_set() or not self._due_now(report.end_us):
                     return
         finally:
             self.idle.set()
+            self._stepping.release()
+
+    def _note_overrun(self) -> None:
+        if self._overrun_told == self._steps:
+            return
+        self._overrun_told = self._steps
+        log.warning(
+            "a step is still running after tick_seconds (%ss): the next tick comes at the first"
+            " interval after it ends, and occurrences of events plus a delay are recorded that"
+            " much later (a longer `tick_seconds` keeps the ticks in step)",
+            self.config.tick_seconds,
+        )
 
     def _due_now(self, tick_us: int) -> bool:
         """Whether a due time known in advance came after the tick at `tick_us` began: then
@@ -358,17 +384,7 @@ class Daemon:
         self._register()
         self._note_a_new_name()
         self._note_a_demo_shop()
-        scheduler = self.scheduler = BackgroundScheduler(timezone="UTC")
-        scheduler.add_job(
-            self.step_in_turn,
-            "interval",
-            seconds=self.config.tick_seconds,
-            id="tick",
-            next_run_time=dt.datetime.now(dt.UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        scheduler = self.scheduler = self._scheduler()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         scheduler.start()
@@ -389,6 +405,23 @@ class Daemon:
             logging.shutdown()
             os._exit(0)  # the blocked thread would otherwise hold the interpreter open
         self.engine.dispose()
+
+    def _scheduler(self) -> BackgroundScheduler:
+        """The clock, not started: the interval job, its first run now. Runs missed while the
+        process was held up are one (`coalesce`), however late (`misfire_grace_time` None: not
+        skipped with a warning); a run while a step is in flight returns (`step_in_turn`)."""
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.step_in_turn,
+            "interval",
+            seconds=self.config.tick_seconds,
+            id="tick",
+            next_run_time=dt.datetime.now(dt.UTC),
+            max_instances=2,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        return scheduler
 
     def _wait_for_a_signal(self) -> int:
         """Sleep until SIGTERM or SIGINT, `SIGNAL_POLL_S` at a time, and return which came.

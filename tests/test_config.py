@@ -79,6 +79,7 @@ def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
         ("shop:\n  name: a\n  name: b\n", "E604", 3, 3),  # given twice, at any depth
         ("timezone: localtime\n", "E602", 1, 11),  # the zone of the machine Nudge runs on
         ("tick_seconds: 0\n", "E602", 1, 15),  # no time between ticks
+        ("tick_seconds: 0.01\n", "E602", 1, 15),  # ticks back to back
         ("country: China\n", "E602", 1, 10),  # a code the holiday calendars know
     ],
 )
@@ -90,6 +91,20 @@ def test_places_are_counted_as_the_diagnostics_show_lines(
     span = bad.value.span
     assert span is not None
     assert (bad.value.code, span.line, span.column) == (code, line, column)
+
+
+@pytest.mark.parametrize("value", ["0", "0.01", "0.5", "0s"])
+def test_a_tick_shorter_than_a_second_is_refused_at_its_value(tmp_path: Path, value: str) -> None:
+    """`tick_seconds: 0.01` ran: every step overran its interval, APScheduler warned of each
+    run it skipped, many times a second, and the daemon ticked back to back for nothing."""
+    path = write(tmp_path, f"timezone: UTC\ntick_seconds: {value}\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(path)
+    assert str(bad.value).startswith(
+        f"{path}:2:15: tick_seconds: the daemon needs at least a second between ticks; got"
+    )
+    assert bad.value.help is not None and bad.value.help.startswith("30s is the default;")
+    assert load_config(write(tmp_path, "tick_seconds: 1\n")).tick_seconds == 1.0
 
 
 def test_keys_are_read_as_written_and_a_merge_may_give_a_key_again(tmp_path: Path) -> None:

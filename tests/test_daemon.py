@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED
 from daemon_helpers import (
     ROOT,
     DaemonProcess,
@@ -76,7 +78,7 @@ def realtime_shop(engine: Engine, tmp_path: Path, db_url: str) -> tuple[Path, Pa
     SPREAD_S seconds. The rule set is started now (its first tick), so they all act.
     Returns the rules folder, the configuration file, the start and the last due time."""
     rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
-    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=1)
     people = [{"id": f"c{i}", "name": f"Customer {i}", "accepts_marketing": True} for i in range(6)]
     import_customer_rows(engine, people, "UTC")
     start = SystemClock().now_us()
@@ -142,9 +144,9 @@ def test_kill_9_at_any_moment_and_restart_acts_exactly_once(engine, tmp_path, db
         kills += 1
     # Each killed daemon left its row: read a minute on, `nudge status` shows them all silent;
     # on SQLite, where one daemon runs, each that started forgot those before it.
-    later = SystemClock().now_us() + silent_after_us(0.2) + US
+    later = SystemClock().now_us() + silent_after_us(1) + US
     left = 1 if engine.dialect.name == "sqlite" else kills
-    assert [d.silent for d in status(engine, later, tick_seconds=0.2).daemons] == [True] * left
+    assert [d.silent for d in status(engine, later, tick_seconds=1).daemons] == [True] * left
     daemon = DaemonProcess(rules, config_path, log)
     try:
         daemon.wait_running()  # a signal before the daemon's handlers would end it at once
@@ -179,7 +181,7 @@ def test_two_daemons_on_postgresql_act_exactly_once(engine, tmp_path, db_url) ->
 def test_a_second_daemon_on_sqlite_says_so_and_exits(tmp_path) -> None:
     db_url = f"sqlite:///{tmp_path / 'shop.db'}"
     rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
-    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=1)
     first = DaemonProcess(rules, config_path, tmp_path / "first.log")
     try:
         first.wait_running()
@@ -208,16 +210,23 @@ def test_a_second_daemon_on_sqlite_says_so_and_exits(tmp_path) -> None:
         again.ensure_dead()
 
 
+def ticked_again(engine: Engine) -> bool:
+    """Whether the rule set has ticked since its first start."""
+    with engine.connect() as conn:
+        state = conn.execute(sa.select(rule_set_state)).first()
+    return state is not None and (state.last_tick_us or 0) > state.first_run_us
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_daemon_cleanly_within_10_seconds(engine, tmp_path, db_url, sig):
     rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
-    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=1)
     daemon = DaemonProcess(rules, config_path, tmp_path / "daemon.log")
     try:
         daemon.wait_running()
         with engine.connect() as conn:
             assert conn.execute(sa.select(daemons.c.pid)).scalars().all() == [daemon.process.pid]
-        time.sleep(0.5)
+        daemon.wait_until(lambda: ticked_again(engine), 20, "a second tick")
         began = time.monotonic()
         assert daemon.stop(sig, timeout=10) == 0
         assert time.monotonic() - began < 10
@@ -242,7 +251,7 @@ def test_a_signal_whose_handler_the_main_thread_did_not_run_at_once_still_stops_
     pending handler, made certain."""
     db_url = f"sqlite:///{tmp_path / 'shop.db'}"
     rules = write_rules(tmp_path / "rules", {"shop.rules": REALTIME_RULES}, ["fit_check", "thanks"])
-    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=1)
     other_thread_takes_sigterm = (
         "import signal, threading, time\n"
         "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
@@ -275,7 +284,7 @@ def test_a_signal_stops_the_daemon_within_10_seconds_while_a_mail_server_hangs(t
         server.bind(("127.0.0.1", 0))
         server.listen()
         mail["port"] = server.getsockname()[1]
-        config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=0.2)
+        config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=1)
         document = yaml.safe_load(config_path.read_text())
         document["channels"]["email"] = mail
         config_path.write_text(yaml.safe_dump(document))
@@ -804,6 +813,51 @@ def test_consent_withdrawn_after_queueing_cancels_the_message(
         ("c1", "sent"),
         ("c2", "sent"),
     ]
+
+
+def test_a_step_longer_than_the_interval_is_logged_once_not_at_each_run_it_outlasts(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """A step that outlasts several intervals (a catch-up, a burst, a slow database): the
+    runs of the interval job that come meanwhile return at once, and the overrun is logged
+    once, in words. APScheduler warned at each of them that it "skipped" the job, "maximum
+    number of running instances reached" (with `tick_seconds: 0.01`, a flood)."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    engine = sa.create_engine("sqlite://")  # never reached: the step is the test's
+    daemon = Daemon(rules, config_for(tmp_path, str(engine.url), tick_seconds=1.0), engine)
+    release, steps = threading.Event(), []
+
+    def slow_step() -> None:
+        steps.append(threading.current_thread().name)
+        release.wait(30)
+
+    monkeypatch.setattr(daemon, "step", slow_step)
+    runs: list[int] = []
+    caplog.set_level(logging.INFO)
+    scheduler = daemon.scheduler = daemon._scheduler()
+    scheduler.add_listener(
+        lambda event: runs.append(event.code), EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES
+    )
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(runs) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        release.set()
+        scheduler.shutdown(wait=True)
+    assert len(runs) >= 4  # the step, then three runs while it was in flight
+    assert len(steps) == 1
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warned] == ["nudge.daemon"]
+    assert (
+        warned[0]
+        .getMessage()
+        .startswith(
+            "a step is still running after tick_seconds (1.0s): the next tick comes at the first"
+            " interval after it ends"
+        )
+    )
 
 
 def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
