@@ -12,8 +12,8 @@ through the row's channel and records the outcome:
   when that is set; then the row is `dead` instead. A failure of the channel itself (its
   server unreachable, silent or busy) is not met again by each of the batch's other messages
   for that channel: they are not tried, and wait as the first one does (the log says "not
-  tried"). A row is given up only after a try of its own: one never tried waits for its try
-  even once `retry_for` has passed (`retry_for: 0`, one try each);
+  tried"). With `retry_for: 0` (no retries) they are no dead letters for that: they have not
+  failed, and wait for a try of their own;
 - `dead`: the channel refused it for good, failed on it unexpectedly (a fault in its code, as
   with an address its library cannot take), or it ran out of attempts (a dead letter:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
@@ -435,19 +435,23 @@ class _Sender:
     ) -> Outcome:
         """A failure for now, of the row's own try or, not `tried`, of its channel on another
         message of the batch: tried again later, within `retry_for` of the row's first failure
-        (a last try at its end) and `max_attempts`, or a dead letter. A row never tried has its
-        own try first, however short `retry_for` is (`retry_for: 0`: one try each)."""
+        (a last try at its end) and `max_attempts`, or a dead letter."""
         since = self.now_us if row.failing_since_us is None else int(row.failing_since_us)
         deadline = since + int(self.config.retry_for_seconds * US)
+        delay = backoff_us(attempts, self.config.retry_base_seconds, self.rng, hint)
+        if not tried and row.failing_since_us is None and self.now_us >= deadline:
+            # `retry_for: 0`, no retries: a row not tried would be given up at its channel's
+            # failure on another message, untried. It has not failed: it waits for its try.
+            later = self.now_us + delay
+            log.info("outbox %s %s; next try at %s", row.id, error, iso(later))
+            return Outcome(row.id, "pending", attempts, error, next_attempt_us=later)
         limit = self.config.max_attempts
-        out_of_time = self.now_us >= deadline
-        if (out_of_time and attempts > 0) or (limit is not None and attempts >= limit):
+        if self.now_us >= deadline or (limit is not None and attempts >= limit):
             tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
             error = f"{error} (given up after {tries} since {iso(since)})"
             log.warning("outbox %s dead: %s", row.id, error)
             return Outcome(row.id, "dead", attempts, error, failing_since_us=since)
-        delay = backoff_us(attempts, self.config.retry_base_seconds, self.rng, hint)
-        later = self.now_us + delay if out_of_time else min(self.now_us + delay, deadline)
+        later = min(self.now_us + delay, deadline)
         if tried:
             log.info(
                 "outbox %s: attempt %d failed, next try at %s: %s",

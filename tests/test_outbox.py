@@ -462,6 +462,28 @@ def test_with_retry_for_0_a_message_has_one_try_then_is_a_dead_letter(
     assert len(receiver.requests) == 1
 
 
+def test_a_message_its_channel_kept_from_a_try_for_all_of_retry_for_is_given_up(
+    engine, tmp_path, templates
+) -> None:
+    """With a `retry_for` of a minute (not 0), a message not tried while its channel stayed
+    down for all of it is a dead letter with the others, though it had no try of its own: it
+    would otherwise be put off step after step, and go out days late once the channel is
+    back."""
+    port = free_port()
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    config = dataclasses.replace(
+        config_for(tmp_path, hook=hook), max_attempts=None, retry_for_seconds=60.0
+    )
+    ids = [queue(engine, channel="hook") for _ in range(2)]
+    dispatch_due(engine, config, templates, T0, rng=random.Random(1))
+    assert [(row(engine, oid).attempts, row(engine, oid).failing_since_us) for oid in ids] == [
+        (1, T0),
+        (0, T0),
+    ]
+    report = dispatch_due(engine, config, templates, T0 + 60 * US, rng=random.Random(1))
+    assert sorted((o.status, o.attempts) for o in report.outcomes) == [("dead", 0), ("dead", 2)]
+
+
 def test_a_message_failing_for_itself_holds_back_no_other_of_its_channel(
     engine, tmp_path, templates
 ) -> None:
