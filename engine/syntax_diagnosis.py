@@ -1040,7 +1040,7 @@ def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic 
                     "a percentage written as a word",
                     f"write `{number}%`",
                 )
-            return _percent_elsewhere(span, str(number), stack)
+            return _percent_elsewhere(file, text, (start, end), str(number), stack)
         amount = str(number)
         if not _currency(token):
             return None
@@ -1061,15 +1061,31 @@ def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic 
     )
 
 
-def _percent_elsewhere(span: Span, number: str, stack: list) -> Diagnostic:
-    """E141 for a percentage where `%` cannot come: after `points`, in a condition, in
-    arithmetic. The help gives what is true there: points are a number of points, and the
-    shop's data holds a rate as a fraction (`customer.return_rate`, `0.5` for 50%)."""
+# After a percentage: `*` or `/`, a factor (`10% * order.total`), or `of` and a value (`10% of
+# order.total`), a share of it.
+_FACTOR_AFTER = re.compile(r"[ \t]*[*/]")
+_OF_A_VALUE = re.compile(r"[ \t]+of[ \t]+([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)(?![\w.(])", re.I)
+
+
+def _percent_elsewhere(
+    file: str, text: str, written: tuple[int, int], number: str, stack: list
+) -> Diagnostic:
+    """E141 for a percentage where `%` cannot come, `written` being where it is: after
+    `points`, in a condition, in arithmetic. The help gives what is true there: a share of a
+    value is a fraction (`order.total * 0.3`, `10% of order.total`, which the caret takes in),
+    points are a number of points, and the shop's data holds a rate as a fraction
+    (`customer.return_rate`, `0.5` for 50%)."""
+    start, end = written
     fraction = format((Decimal(number) / 100).normalize(), "f")
     before = stack[-2] if len(stack) > 1 else None
     message, label = "a number here is written without `%`", "`%` comes only after a coupon's worth"
-    if _is_a(before, "STAR"):  # `order.total * 30 percent`: a share of a value
+    of = _OF_A_VALUE.match(text, end)
+    if _is_a(before, "STAR") or _FACTOR_AFTER.match(text, end):
+        # `order.total * 30 percent`, `30% * order.total`: a share of a value
         help = f"write the share as a fraction: `{fraction}` for {number}%"
+    elif of is not None:  # `10% of order.total`: under it all, written anew
+        end, label = of.end(), "a percentage of a value"
+        help = f"write `{of[1]} * {fraction}` for {number}% of `{of[1]}`"
     elif _is_a(before, "POINTS"):
         message, label = "points are a number of points, not a percentage", "a percentage"
         help = f"write `{number}` for {number} points"
@@ -1085,6 +1101,7 @@ def _percent_elsewhere(span: Span, number: str, stack: list) -> Diagnostic:
             f"write the number as the shop's data holds it: `{fraction}` if it holds a fraction "
             f"(as `customer.return_rate` is), `{number}` if it holds percentages"
         )
+    span = _offset_span(file, text, start, end)
     return Diagnostic("error", "E141", message, span, label, help)
 
 
@@ -1103,6 +1120,8 @@ def _trigger_entity(stack: list) -> str | None:
 def _compared_ref(stack: list) -> str | None:
     """The name of the value that the number on top of the parser's stack is compared with
     (`customer.return_rate` in `customer.return_rate > 50`), if it is a name."""
+    if len(stack) >= 5 and _is_a(stack[-2], "AND") and _is_a(stack[-4], "BETWEEN"):
+        return _dotted(stack[-5])  # the upper end of a `between`
     if len(stack) < 3:
         return None
     operator, left = stack[-2], stack[-3]

@@ -472,6 +472,17 @@ def test_the_help_of_e141_written_at_its_caret_mends_the_rule():
         'if customer.return_rate between 10 percent and 0.5 then tag "x"': (
             'if customer.return_rate between 0.1 and 0.5 then tag "x"'
         ),
+        # The upper end of a `between` is compared with the same value as the lower.
+        'if customer.return_rate between 0.1 and 50% then tag "x"': (
+            'if customer.return_rate between 0.1 and 0.5 then tag "x"'
+        ),
+        # A factor, after `points` too: not `order.total * 0.1 * order.total`.
+        "then points 10% * order.total": "then points 0.1 * order.total",
+        # A share of a value said as in speech: under it all.
+        "then points 10 percent of order.total": "then points order.total * 0.1",
+        'if order.discount > 10% of order.total then tag "x"': (
+            'if order.discount > order.total * 0.1 then tag "x"'
+        ),
     }
     for written, expected in mended.items():
         if expected is None:
