@@ -1136,11 +1136,11 @@ def _compared_ref(stack: list) -> str | None:
 # 200`, `100至200`), after `between` and its lower end.
 _RANGE_MARK = re.compile(r"[ \t]*(?:-|~|～|–|—|至|到)[ \t]*")
 _RANGE_LOWER = re.compile(r"(?<![\w.])between[ \t]+(-?[0-9]+(?:\.[0-9]+)?)[ \t]*$")
+# The value a `between` tests, written just before it (`customer.days_since_last_order`).
+_TESTED = re.compile(r"(?<![\w.])([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)[ \t]+$")
 
 
-def _between_range(
-    file: str, text: str, position: int, tested: str | None = None
-) -> Diagnostic | None:
+def _between_range(file: str, text: str, position: int) -> Diagnostic | None:
     """E142 for the ends of `between` joined with a dash, a tilde or `至` (`between 100-200`),
     `position` being where that mark is: the parser read `100-200` as a subtraction, or
     stopped at the `~`. Under the whole `between 100-200`, the help joins them with `and`."""
@@ -1152,7 +1152,9 @@ def _between_range(
     upper = _BOUND.match(text, mark.end())
     if upper is None or not re.match(r"-?[0-9]", upper[1]) or re.match(r"[0-9]{4}-", lower[1]):
         return None
-    help = _in_numbers(lower[1], upper[1], tested) or f"write `between {lower[1]} and {upper[1]}`"
+    tested = _TESTED.search(text, line_start, lower.start())
+    help = _in_numbers(lower[1], upper[1], tested and tested[1])
+    help = help or f"write `between {lower[1]} and {upper[1]}`"
     return Diagnostic(
         "error",
         "E142",
@@ -1220,9 +1222,8 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
         dash = re.fullmatch(r"[ \t]*-?[0-9.]+[ \t]*(-)[^\n]*", written)
         if dash is None:
             return None
-        tested = _dotted(stack[starts[-1] - 1]) if starts[-1] else None
         at = (stack[starts[-1]].end_pos or 0) + dash.start(1)
-        return _between_range(file, text, at, tested)
+        return _between_range(file, text, at)
     if any(_is_a(v, "AND") for v in stack[starts[-1] :]):
         return None  # `between 1 and 3 to`: not its lower bound
     between = stack[starts[-1]]
@@ -1267,7 +1268,8 @@ def _in_numbers(lower: str, upper: str | None, tested: str | None) -> str | None
     """The help of E142 for ends of which one at least has a unit (`between 30 to 60 days`,
     said as in speech): written with `and`, as they stand, they compare a number with a
     duration, which no value of the shop's data is. The ends as plain numbers: in days for
-    `customer.days_since_last_order`, else in the one unit written. None when the ends are not
+    `customer.days_since_last_order`, else in the one unit written. An end without a unit has
+    the other's, as in speech (`1 to 2 weeks` is 7 to 14 days). None when the ends are not
     numbers with a unit, or cannot be given so."""
     if upper is None or not _with_a_unit(lower, upper):
         return None
@@ -1275,12 +1277,15 @@ def _in_numbers(lower: str, upper: str | None, tested: str | None) -> str | None
     if not all(ends):
         return None
     counted = [(int(end[1]), (end[2] or "").lower()[:1]) for end in ends if end]
+    units = {unit for _, unit in counted if unit}
+    if len(units) == 1:
+        counted = [(n, unit or min(units)) for n, unit in counted]
     if tested == "customer.days_since_last_order":
-        if any(unit not in ("", "d", "w") for _, unit in counted):
+        if units - {"d", "w"}:
             return None
         low, high = (n * 7 if unit == "w" else n for n, unit in counted)
         return f"write `between {low} and {high}`: `{tested}` is a number of days"
-    if len({unit for _, unit in counted if unit}) > 1:
+    if len(units) > 1:  # `1d to 36h`
         return None
     low, high = (n for n, _ in counted)
     return (

@@ -562,6 +562,13 @@ def test_between_to_with_a_unit_on_one_end_gets_plain_numbers_to_write():
             "write `between 14 and 30`: `customer.days_since_last_order` is a number of days"
         ),
         "customer.days_since_last_order between 1d to 36h": "write `and` in place of `to`",
+        # An end without a unit has the other's, as in speech: 1 to 2 weeks, not 1 day.
+        "customer.days_since_last_order between 1 to 2 weeks": (
+            "write `between 7 and 14`: `customer.days_since_last_order` is a number of days"
+        ),
+        "customer.days_since_last_order between 1 ~ 2 weeks": (
+            "write `between 7 and 14`: `customer.days_since_last_order` is a number of days"
+        ),
         "order.delivery_days between 1 to 3d": (
             "write `between 1 and 3`: the shop's data holds numbers, not durations (the ends in "
             "the unit it counts in)"
@@ -571,12 +578,12 @@ def test_between_to_with_a_unit_on_one_end_gets_plain_numbers_to_write():
     for condition, help in helps.items():
         text = f'when order.paid if {condition} then tag "x"'
         (problem,) = diagnostics_of(text)
-        assert (problem.code, problem.help) == ("E142", help)
+        assert (problem.code, problem.help) == ("E142", help), condition
         if help != "write `and` in place of `to`":
             assert problem.span is not None
             assert text[problem.span.column - 1 : problem.span.end_column - 1].startswith("between")
             mended = _written_at_the_caret(text)
-            assert "to" not in mended.split()
+            assert not {"to", "~"} & set(mended.split())
             parse_text(mended)  # and it checks: test_check's E301 tests
 
 
