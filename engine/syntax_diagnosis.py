@@ -1184,15 +1184,16 @@ def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | 
         return None
     unit = found[3].lower()
     unit = _UNITS.get(unit.removesuffix("s"), unit)
-    low, high = f"{found[1]}{unit}", f"{found[2]}{unit}"
-    help = f"write `{high}` for the last {found[2]} {_UNIT_WORDS[unit]}"
+    near, far = sorted((int(found[1]), int(found[2])))  # `within 3 to 1 days` alike
+    words = _UNIT_WORDS[unit]
+    help = f"write `{far}{unit}` for the last {far} {words if far != 1 else words[:-1]}"
     counted = [v for v in stack if _is_a(v, "COUNT") or _is_a(v, "SUM")]
     event = stack[-2] if len(stack) > 1 and _is_a(stack[-2], "DOTTED") else None
-    if counted and event is not None:
+    if counted and event is not None and 0 < near < far:  # from 0, the longer is all
         what = f"{counted[-1]}({event} within {{}})"
         help += (
-            f"; for those {found[2]} to {found[1]} {_UNIT_WORDS[unit]} before the due time, "
-            f"take one from the other: `{what.format(high)} - {what.format(low)}`"
+            f"; for those between {near} and {far} {words} before the due time, take one from "
+            f"the other: `{what.format(f'{far}{unit}')} - {what.format(f'{near}{unit}')}`"
         )
     return Diagnostic(
         "error",

@@ -643,14 +643,22 @@ def test_a_window_with_two_ends_is_told_within_takes_one_duration():
     helps = {
         'unless order.returned within 1 to 3 days then tag "x"': "write `3d` for the last 3 days",
         'if count(order.paid within 1 to 3 days) > 1 then tag "x"': (
-            "write `3d` for the last 3 days; for those 3 to 1 days before the due time, take one "
-            "from the other: `count(order.paid within 3d) - count(order.paid within 1d)`"
+            "write `3d` for the last 3 days; for those between 1 and 3 days before the due time, "
+            "take one from the other: `count(order.paid within 3d) - count(order.paid within 1d)`"
         ),
         'if sum(order.paid.total within 30-60d) > 1 then tag "x"': (
-            "write `60d` for the last 60 days; for those 60 to 30 days before the due time, take "
-            "one from the other: `sum(order.paid.total within 60d) - sum(order.paid.total within"
-            " 30d)`"
+            "write `60d` for the last 60 days; for those between 30 and 60 days before the due "
+            "time, take one from the other: `sum(order.paid.total within 60d) - "
+            "sum(order.paid.total within 30d)`"
         ),
+        # Ends the wrong way round: the longer still, and the count between them not below 0.
+        'if count(order.paid within 3 to 1 days) > 1 then tag "x"': (
+            "write `3d` for the last 3 days; for those between 1 and 3 days before the due time, "
+            "take one from the other: `count(order.paid within 3d) - count(order.paid within 1d)`"
+        ),
+        'unless order.returned within 0 to 1 week then tag "x"': "write `1w` for the last 1 week",
+        # From 0, the longer is all: not `count(order.paid within 0d)`, which is E311.
+        'if count(order.paid within 0-7 days) > 1 then tag "x"': "write `7d` for the last 7 days",
     }
     for written, help in helps.items():
         text = f"when order.paid {written}"
