@@ -932,7 +932,7 @@ def _twelve_hour(file: str, text: str, error: UnexpectedToken) -> Diagnostic | N
 # A number written with thousands separators, `1,000` or `10,000.50`; also with the full-width
 # comma of a Chinese input method (`1，000`) or with spaces (`1 000`).
 _GROUPED_NUMBER = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9])")
-_OTHER_GROUPED = re.compile(r"[0-9]{1,3}(?:(?:，|[ \t])[0-9]{3})+(?:\.[0-9]+)?(?![0-9])")
+_OTHER_GROUPED = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:(?:，|[ \t])[0-9]{3})+(?:\.[0-9]+)?(?![0-9])")
 
 
 def _grouped_otherwise(file: str, text: str, position: int) -> Diagnostic | None:

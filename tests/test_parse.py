@@ -630,6 +630,10 @@ def test_a_number_grouped_with_a_full_width_comma_or_spaces_is_e137():
         assert (
             _written_at_the_caret(text) == f'when order.paid if order.total >= {plain} then tag "x"'
         )
+    # A first part of more than three digits is no grouping: not `234567`, the `1` left out.
+    for written in ("1234 567", "1234，567"):
+        text = f'when order.paid if order.total >= {written} then tag "x"'
+        assert [p.code for p in diagnostics_of(text)] != ["E137"], written
     # In a list, a full-width comma may part two values: the character is told.
     (problem,) = diagnostics_of('when order.paid if order.total in [1，000] then tag "x"')
     assert problem.code == "E101"
