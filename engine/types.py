@@ -488,30 +488,31 @@ def _against_a_duration(
 _UNIT_NAMES = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-# A number written with a leading zero: `050`, `007`, `-01` (not `0`, `0.5`).
-_ZERO_LED = re.compile(r"-?0[0-9]")
+# A number written with a leading zero: `050`, `007` (not `0`, `0.5`); with its sign, `-05`.
+_ZERO_LED = re.compile(r"0[0-9]")
 
 
 def _zero_led(node: ast.Expr, other: Type, scope: Scope) -> None:
-    """E324 for a number written with a leading zero (`050`) compared with a value of the shop's
-    data: an import keeps such a value as text, a code (docs/importing.md), which the number 50
-    never equals; so does a list of them (`in [050, 051]`). Where the value compared is known
-    to be a number (`customer.orders >= 05`), the zero is harmless and passed over."""
+    """E324 for a number written with a leading zero (`050`, `-05`) compared with a value of
+    the shop's data: an import keeps such a value as text, a code (docs/importing.md), which the
+    number 50 never equals; so does a list of them (`in [050, 051]`). Where the value compared
+    is known to be a number (`customer.orders >= 05`), the zero is harmless and passed over."""
     if other.kind != "unknown":
         return
-    numbers = node.items if isinstance(node, ast.ListValue) else (node,)
-    for number in numbers:
+    for value in node.items if isinstance(node, ast.ListValue) else (node,):
+        sign, number = ("-", value.operand) if isinstance(value, ast.Negate) else ("", value)
         if not isinstance(number, ast.Number) or not _ZERO_LED.match(number.text):
             continue
-        plain = expr_text(ast.Number(number.value, str(number.value), number.span))
+        written = sign + number.text
+        plain = sign + expr_text(ast.Number(number.value, str(number.value), number.span))
         scope.report(
             Diagnostic(
                 "error",
                 "E324",
-                f"`{number.text}` is read as the number {plain}, not as the code `{number.text}`",
-                number.span,
+                f"`{written}` is read as the number {plain}, not as the code `{written}`",
+                value.span,
                 label="a number with a leading zero",
-                help=f'write `"{number.text}"` in quotes if it is a code (the shop\'s data keeps '
+                help=f'write `"{written}"` in quotes if it is a code (the shop\'s data keeps '
                 f"a number with a leading zero as text), or `{plain}` for the number",
             )
         )

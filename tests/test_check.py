@@ -448,7 +448,9 @@ def test_a_number_with_a_leading_zero_compared_with_the_shop_s_data_is_refused(t
         '"007" == order.sku or order.sku == 007': ["E324"],
         "order.skus contains 007": ["E324"],
         "order.zip between 01000 and 02999": ["E324", "E324"],
-        "customer.orders >= 05": [],
+        # With a sign, as an import keeps `-05` as text too: it checked clean.
+        "order.code == -05 or order.code in [-07, 3]": ["E324", "E324"],
+        "customer.orders >= 05 and customer.orders > -05 and order.total > -0.5": [],
         "order.total > 0.5 and order.total != 0 and order.category in [10, 0]": [],
     }
     for test, expected in found.items():
@@ -461,6 +463,9 @@ def test_a_number_with_a_leading_zero_compared_with_the_shop_s_data_is_refused(t
     )
     assert problem.span is not None and (problem.span.column, problem.span.end_column) == (33, 38)
     assert codes(tmp_path, rule.format('order.zip == "01234"')) == []
+    rules, config = rule_set(tmp_path, {"a.rules": rule.format("order.code == -05")})
+    _, (problem,) = check_rule_set(rules, config)
+    assert problem.help is not None and problem.help.split("`")[1::2] == ['"-05"', "-5"]
 
 
 def test_a_number_in_quotes_ordering_a_value_of_unknown_kind_is_warned_of(tmp_path):
