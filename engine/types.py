@@ -354,7 +354,7 @@ def _compare(node: ast.Compare, scope: Scope) -> None:
     left, right = _infer(node.left, scope), _infer(node.right, scope)
     op = node.op
     _zero_led(node.right, left, scope)  # a list after `in`, a code after `contains` or `==`
-    if op not in ("in", "not in", "contains"):
+    if op != "contains":  # a code before `==` or `in` (`050 in order.codes`)
         _zero_led(node.left, right, scope)
     if op in ("in", "not in"):
         container, item, item_node = right, left, node.left

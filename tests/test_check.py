@@ -447,6 +447,7 @@ def test_a_number_with_a_leading_zero_compared_with_the_shop_s_data_is_refused(t
         "order.zip == 01234": ["E324"],
         '"007" == order.sku or order.sku == 007': ["E324"],
         "order.skus contains 007": ["E324"],
+        "050 in order.codes or 051 not in order.codes": ["E324", "E324"],
         "order.zip between 01000 and 02999": ["E324", "E324"],
         # With a sign, as an import keeps `-05` as text too: it checked clean.
         "order.code == -05 or order.code in [-07, 3]": ["E324", "E324"],
