@@ -938,8 +938,8 @@ _OTHER_GROUPED = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:(?:，|[ \t])[0-9]{3})+(?:
 def _grouped_otherwise(file: str, text: str, position: int) -> Diagnostic | None:
     """E137 for a number written with thousands separators other than `,` (`1，000`, `1 000`)
     where `position`, in it, is a separator or a part after one: not E101 for the `，`, whose
-    help (`,`) gave `1,000`, nor E100 for the `000`. Not inside `[...]`, where a comma may part
-    two values."""
+    help (`,`) gave `1,000`, nor E100 for the `000`. Not `1，000` inside `[...]`, where a comma
+    may part two values (`[1 000, 2 000]` is told: a space parts none)."""
     start = position
     while start > 0 and (text[start - 1].isdigit() or text[start - 1] in "， \t"):
         start -= 1
@@ -952,7 +952,10 @@ def _grouped_otherwise(file: str, text: str, position: int) -> Diagnostic | None
     else:
         return None
     line_start = text.rfind("\n", 0, number.start()) + 1
-    if text.rfind("[", line_start, number.start()) > text.rfind("]", line_start, number.start()):
+    in_a_list = text.rfind("[", line_start, number.start()) > text.rfind(
+        "]", line_start, number.start()
+    )
+    if in_a_list and "，" in number[0]:
         return None
     plain = re.sub(r"[，, \t]", "", number[0])
     return Diagnostic(

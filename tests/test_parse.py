@@ -634,9 +634,14 @@ def test_a_number_grouped_with_a_full_width_comma_or_spaces_is_e137():
     for written in ("1234 567", "1234，567"):
         text = f'when order.paid if order.total >= {written} then tag "x"'
         assert [p.code for p in diagnostics_of(text)] != ["E137"], written
-    # In a list, a full-width comma may part two values: the character is told.
+    # In a list, a full-width comma may part two values: the character is told. A space parts
+    # none: `[1 000, 2 000]` was E100 at the first `000`.
     (problem,) = diagnostics_of('when order.paid if order.total in [1，000] then tag "x"')
     assert problem.code == "E101"
+    text = 'when order.paid if order.total in [1 000, 2 000] then tag "x"'
+    (problem,) = diagnostics_of(text)
+    assert (problem.code, problem.help) == ("E137", "write `1000`")
+    assert _written_at_the_caret(text).startswith("when order.paid if order.total in [1000, 2 000]")
 
 
 def test_a_window_with_two_ends_is_told_within_takes_one_duration():
