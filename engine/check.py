@@ -515,16 +515,16 @@ class _Checker:
         """The help for a template name with no file, or with several."""
         if "several" in str(exc):
             return str(exc)
-        folder = self.templates_dir
-        files = (
-            sorted(p.relative_to(folder) for p in folder.rglob("*.*")) if folder.is_dir() else []
-        )
         left_in = left_folder(name)
         if left_in is not None:  # `emails.bak/welcome`
             return (
                 f"`{left_in}` is taken for a folder that an editor or a backup left, which holds "
                 "no templates: rename it to keep templates in it"
             )
+        folder = self.templates_dir
+        files = (
+            sorted(p.relative_to(folder) for p in folder.rglob("*.*")) if folder.is_dir() else []
+        )
         names = {
             f.with_suffix("").as_posix()
             for f in files

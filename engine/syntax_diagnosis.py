@@ -1188,14 +1188,14 @@ def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | 
     unit = found[3].lower()
     unit = _UNITS.get(unit.removesuffix("s"), unit)
     near, far = sorted((int(found[1]), int(found[2])))  # `within 3 to 1 days` alike
-    words = _UNIT_WORDS[unit]
-    help = f"write `{far}{unit}` for the last {far} {words if far != 1 else words[:-1]}"
+    word = _LETTERS[unit]  # `day`
+    help = f"write `{far}{unit}` for the last {far} {word if far == 1 else f'{word}s'}"
     counted = [v for v in stack if _is_a(v, "COUNT") or _is_a(v, "SUM")]
     event = stack[-2] if len(stack) > 1 and _is_a(stack[-2], "DOTTED") else None
     if counted and event is not None and 0 < near < far:  # from 0, the longer is all
         what = f"{counted[-1]}({event} within {{}})"
         help += (
-            f"; for those between {near} and {far} {words} before the due time, take one from "
+            f"; for those between {near} and {far} {word}s before the due time, take one from "
             f"the other: `{what.format(f'{far}{unit}')} - {what.format(f'{near}{unit}')}`"
         )
     return Diagnostic(
@@ -1206,9 +1206,6 @@ def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | 
         "two ends",
         help,
     )
-
-
-_UNIT_WORDS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
