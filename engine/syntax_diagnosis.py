@@ -1136,9 +1136,12 @@ def _compared_ref(stack: list) -> str | None:
 
 
 # A range written with a dash, a tilde or a Chinese word between its ends (`100-200`, `100 ~
-# 200`, `100至200`), after `between` and its lower end.
+# 200`, `100至200`, `2026-01-01-2026-02-01`), after `between` and its lower end: a date, whose
+# own dashes are not the mark, or a number.
+_RANGE_END = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}(?![0-9])|-?[0-9]+(?:\.[0-9]+)?)"
 _RANGE_MARK = re.compile(r"[ \t]*(?:-|~|～|–|—|至|到)[ \t]*")
-_RANGE_LOWER = re.compile(r"(?<![\w.])between[ \t]+(-?[0-9]+(?:\.[0-9]+)?)[ \t]*$")
+_RANGE_LOWER = re.compile(rf"(?<![\w.])between[ \t]+({_RANGE_END})[ \t]*$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # The value a `between` tests, written just before it (`customer.days_since_last_order`).
 _TESTED = re.compile(r"(?<![\w.])([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)[ \t]+$")
 
@@ -1153,8 +1156,10 @@ def _between_range(file: str, text: str, position: int) -> Diagnostic | None:
     if lower is None or mark is None:
         return None
     upper = _BOUND.match(text, mark.end())
-    if upper is None or not re.match(r"-?[0-9]", upper[1]) or re.match(r"[0-9]{4}-", lower[1]):
+    if upper is None or not re.match(r"-?[0-9]", upper[1]):
         return None
+    if bool(_DATE.fullmatch(lower[1])) != bool(_DATE.fullmatch(upper[1])):
+        return None  # not two dates, nor two numbers
     tested = _TESTED.search(text, line_start, lower.start())
     help = _in_numbers(lower[1], upper[1], tested and tested[1])
     help = help or f"write `between {lower[1]} and {upper[1]}`"
@@ -1220,7 +1225,7 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
         if any(_is_a(v, "AND") for v in stack[starts[-1] :]) or token.type == "$END":
             return None
         written = text[stack[starts[-1]].end_pos or 0 : token.start_pos or 0]
-        dash = re.fullmatch(r"[ \t]*-?[0-9.]+[ \t]*(-)[^\n]*", written)
+        dash = re.fullmatch(rf"[ \t]*{_RANGE_END}[ \t]*(-)[^\n]*", written)
         if dash is None:
             return None
         at = (stack[starts[-1]].end_pos or 0) + dash.start(1)

@@ -615,6 +615,15 @@ def test_a_range_joined_with_a_dash_a_tilde_or_a_chinese_word_is_e142():
     assert problem.help == (
         "write `between 30 and 60`: `customer.days_since_last_order` is a number of days"
     )
+    # Dates: a date's own dashes are not the mark (it gave `between 2026 and 01`).
+    for written in ("2026-01-01-2026-02-01", "2026-01-01 - 2026-02-01", "2026-01-01 ~ 2026-02-01"):
+        text = f'when order.paid if order.date between {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == (
+            "E142",
+            "write `between 2026-01-01 and 2026-02-01`",
+        ), written
+        parse_text(_written_at_the_caret(text))
     # A subtraction in a bound that goes on with `and` is no range.
     parse_text('when order.paid if order.total between 100 - 20 and 300 then tag "x"')
 
