@@ -558,6 +558,14 @@ class _Checker:
                 f"`{left[0].name}` is taken for a copy an editor left, not a template: name the "
                 f"file `{base}.{extension}` (or another extension)"
             )
+        elsewhere = "or set `templates:` in nudge.yaml to the folder that holds the templates"
+        if folder.is_file():  # every template is missing, for this one reason
+            return f"`{folder}` is a file: templates are files in a folder of its name, {elsewhere}"
+        if not folder.exists():
+            return (
+                f"there is no templates folder `{folder}`: make it and put the template"
+                f" `{name}.txt` in it, {elsewhere}"
+            )
         return (
             did_you_mean(name, names)
             or f"a template `{name}` is a file `{name}.*` (any extension) in `{folder}`"

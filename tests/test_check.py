@@ -195,6 +195,31 @@ def test_an_editor_s_backup_is_not_offered_as_the_template_meant(tmp_path):
     ]
 
 
+def test_a_missing_templates_folder_is_named_in_each_missing_template_s_help(tmp_path):
+    """No `templates` folder beside the rules (or a file of that name): E206's help says so,
+    rather than that a template is a file in a folder that is not there."""
+    rules, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "thanks"'})
+    shutil.rmtree(rules / "templates")
+    folder = rules / "templates"
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.help) for d in diagnostics] == [
+        (
+            "E206",
+            f"there is no templates folder `{folder}`: make it and put the template `thanks.txt`"
+            " in it, or set `templates:` in nudge.yaml to the folder that holds the templates",
+        )
+    ]
+    folder.write_text("not a folder")
+    _, diagnostics = check_rule_set(rules, config)
+    assert [(d.code, d.help) for d in diagnostics] == [
+        (
+            "E206",
+            f"`{folder}` is a file: templates are files in a folder of its name, or set"
+            " `templates:` in nudge.yaml to the folder that holds the templates",
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     ("promo", "backups"),
     [
