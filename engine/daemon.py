@@ -45,7 +45,8 @@ from engine.evaluate import customer_zones
 from engine.outbox import dispatch_due
 from engine.render import render_text
 from engine.ruleset import check_rule_set
-from engine.storage.tables import daemons, events, rule_set_state
+from engine.storage.distinct import EVENT_TYPES
+from engine.storage.tables import daemons, rule_set_state
 from engine.templates import left_by_an_editor
 from engine.tick import TickReport, fingerprint, tick
 from engine.timeutil import US, from_us, iso, to_us
@@ -150,7 +151,7 @@ class Daemon:
         # is then noticed at the next step.
         every = current if after_a_bad_edit else with_every_template()
         with self.engine.connect() as conn:
-            known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
+            known = list(conn.scalars(EVENT_TYPES))
         ruleset, diagnostics = check_rule_set(self.rules_dir, self.config, known)
         if ruleset is None:
             if self.ruleset is None:

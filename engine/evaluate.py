@@ -40,6 +40,7 @@ from engine.sqlfuncs import unindexed
 from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
 from engine.storage.bulk import insert_rows
 from engine.storage.chunks import among, chunks
+from engine.storage.distinct import stepped
 from engine.storage.tables import actions, customers, effects, events, occurrences
 from engine.timeutil import US
 
@@ -403,16 +404,12 @@ def _not_done(
 
 
 def _zones_query() -> sa.CompoundSelect[Any]:
-    """The customers' zones, stepping through the index on `timezone` one lookup per zone (a
-    recursive query, so that a server across the network is asked once, not once per zone),
-    and the shop's (`shop_tz`) where some customer has none."""
+    """The customers' zones, stepping through the index on `timezone` one lookup per zone
+    (`distinct.stepped`), and the shop's (`shop_tz`) where some customer has none."""
     column = customers.c.timezone
-    steps = sa.select(sa.func.min(column).label("tz")).cte("zones", recursive=True)
-    following = sa.select(sa.func.min(column)).where(column > steps.c.tz).scalar_subquery()
-    steps = steps.union_all(sa.select(following).where(steps.c.tz.is_not(None)))
     shop_tz = sa.bindparam("shop_tz", type_=sa.String)
     unset = sa.select(shop_tz).where(sa.exists().where(column.is_(None)))
-    return sa.union_all(sa.select(steps.c.tz).where(steps.c.tz.is_not(None)), unset)
+    return sa.union_all(stepped(column), unset)
 
 
 ZONES = _zones_query()

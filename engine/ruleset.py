@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import ast
@@ -20,7 +19,8 @@ from engine.parse import parse_source
 from engine.render import remember_source, sort_key
 from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile
 from engine.storage.db import create, stored_tables
-from engine.storage.tables import NAME_LENGTH, events
+from engine.storage.distinct import EVENT_TYPES
+from engine.storage.tables import NAME_LENGTH
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -169,7 +169,7 @@ def stored_event_types(database_url: str) -> list[str]:
         return []
     try:
         with engine.connect() as conn:
-            return list(conn.scalars(select(events.c.type).distinct()))
+            return list(conn.scalars(EVENT_TYPES))
     except SQLAlchemyError:
         return []
     finally:

@@ -15,12 +15,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Column,
+    Engine,
     Float,
     Integer,
     MetaData,
     String,
     Table,
     create_engine,
+    event,
     func,
     insert,
     inspect,
@@ -429,3 +431,41 @@ def test_the_sign_ups_numbers_go_back_with_the_customers_and_their_events_kept(f
     engine.dispose()
     migrate(fresh_url, "0012")
     assert schema_diff(fresh_url, tables.metadata) == []
+
+
+def test_the_event_types_are_read_one_index_lookup_each(fresh_url: str) -> None:
+    """`check` and a daemon's start ask which event types the shop sends: the answer is the
+    stored types, each once, read by stepping through the index of (type, time, customer),
+    not by reading every event (on PostgreSQL asked with its sequential scans off, so that
+    only the statement's shape decides)."""
+    engine = open_database(fresh_url)
+    try:
+        assert stored_event_types(fresh_url) == []
+        rows = [
+            {"customer_id": f"c{i}", "type": kind, "at_us": i, "key": f"e{i}", "props": {}}
+            for i, kind in enumerate(["order.paid", "cart.updated", "order.paid", "见面.礼"] * 50)
+        ]
+        with engine.begin() as conn:
+            conn.execute(tables.customers.insert(), [{"id": f"c{i}"} for i in range(200)])
+            conn.execute(tables.events.insert(), rows)
+        asked: list[str] = []
+
+        def grab(conn, cursor, statement, parameters, context, executemany) -> None:
+            asked.append(statement)
+
+        event.listen(Engine, "before_cursor_execute", grab)
+        try:
+            assert stored_event_types(fresh_url) == ["cart.updated", "order.paid", "见面.礼"]
+        finally:
+            event.remove(Engine, "before_cursor_execute", grab)
+        (statement,) = [text for text in asked if "events" in text]
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement).all()
+            else:
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                plan = conn.exec_driver_sql("EXPLAIN " + statement).all()
+        shown = " ".join(str(row[-1]) for row in plan)
+        assert "type_at_us_customer_id" in shown and "SCAN events" not in shown, shown
+    finally:
+        engine.dispose()
