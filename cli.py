@@ -422,8 +422,8 @@ def _columns(rows: list[list[str]]) -> str:
 @click.option(
     "--missed",
     is_flag=True,
-    help="List the messages not sent because the daemon came to them more than `grace` after "
-    "their time (missed): it was down, or its backlog ran that long.",
+    help="List the messages not sent because the daemon was down for more than `grace` after "
+    "their time (missed).",
 )
 @click.option(
     "--retry",

@@ -91,9 +91,9 @@ class Config:
         from one tick interval and a second after it. What falls due between two ticks is never
         late, though the second began a little later in its interval than the first (the
         scheduler's wake-up, reading the rule files: with `grace: 0s` an occurrence due in
-        those first microseconds of a window was missed), and a message queued by one step
-        and left by its dispatch for the next is sent by it. Beyond it an occurrence is
-        missed, and a message not yet sent too."""
+        those first microseconds of a window was missed). Beyond it an occurrence is missed,
+        and so is a message to a customer that could go out that long before the daemon came
+        back from downtime (`outbox.miss_after_downtime`)."""
         return int((self.grace_seconds + self.tick_seconds + ON_TIME_SLACK_SECONDS) * US)
 
     def locate(self, error: ConfigError) -> ConfigError:

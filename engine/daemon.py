@@ -192,9 +192,22 @@ class Daemon:
             report = tick(self.engine, self.ruleset, self.config, self.name, now)
             if report.recorded.missed:
                 log.warning(
-                    "%d occurrences due more than the grace period (and a tick interval) ago"
-                    " were missed",
+                    "%d occurrences due more than the grace period (and a tick interval and a"
+                    " second) ago were missed",
                     report.recorded.missed,
+                )
+            if report.missed_messages:
+                one = len(report.missed_messages) == 1
+                log.warning(
+                    "%s not sent: the daemon was down (no tick since %s) for longer than the"
+                    " grace period (and a tick interval and a second) after %s could go out."
+                    " `nudge outbox --missed` lists them; `nudge outbox --retry ID` sends one"
+                    " all the same",
+                    "1 message to a customer was"
+                    if one
+                    else f"{len(report.missed_messages)} messages to customers were",
+                    iso(report.start_us),
+                    "it" if one else "they",
                 )
             if report.late:
                 one = report.late == 1
@@ -305,35 +318,21 @@ class Daemon:
         # Half an interval (a second at least), so that the step with its tick and the last
         # send begun in time ends before the next run of the job is due.
         until = time.monotonic() + max(1.0, self.config.tick_seconds / 2)
-        missed = 0
-        try:
-            while not self.stopping.is_set() and time.monotonic() < until:
-                report = dispatch_due(
-                    self.engine,
-                    self.config,
-                    templates,
-                    self.clock.now_us(),
-                    limit=DISPATCH_BATCH,
-                    stop=self.stopping,
-                    until=until,
-                    quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
-                )
-                missed += report.count("missed")
-                if report.outcomes:
-                    log.info("outbox: %s", report.summary())
-                if len(report.outcomes) < DISPATCH_BATCH:
-                    return
-        finally:
-            if missed:
-                log.warning(
-                    "%s not sent: the daemon came to %s more than the grace period (and a"
-                    " tick interval) after %s could go out (it was down, or its backlog ran"
-                    " that long). `nudge outbox --missed` lists them; `nudge outbox --retry ID`"
-                    " sends one all the same",
-                    "1 message was" if missed == 1 else f"{missed} messages were",
-                    "it" if missed == 1 else "them",
-                    "it" if missed == 1 else "they",
-                )
+        while not self.stopping.is_set() and time.monotonic() < until:
+            report = dispatch_due(
+                self.engine,
+                self.config,
+                templates,
+                self.clock.now_us(),
+                limit=DISPATCH_BATCH,
+                stop=self.stopping,
+                until=until,
+                quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
+            )
+            if report.outcomes:
+                log.info("outbox: %s", report.summary())
+            if len(report.outcomes) < DISPATCH_BATCH:
+                return
 
     def _note_a_new_name(self) -> None:
         """Warn when the database knows other rule sets but not this one's name (its folder's):

@@ -21,15 +21,16 @@ through the row's channel and records the outcome:
   message cannot be made (fix it, then `--retry`);
 - `cancelled`: a marketing message whose customer withdrew consent after it was queued, or a
   coupon's message whose coupon expired before it could go out;
-- `missed`: a message to a customer that the dispatcher came to more than `grace`, a tick
-  interval and a second (`Config.late_us`) after it could first go out (its planned time, a
-  retry's, the end of the quiet hours it waited for, or when it was queued or requeued,
-  whichever is latest): the daemon was down, or its backlog ran that long. It is not sent, as
-  an occurrence due that long ago does not act (docs/semantics.md, "Messages queued before
-  downtime"); `nudge outbox --missed` lists them, `nudge outbox --retry ID` sends one all the
-  same. Tasks and gifts to the tasks channel are no messages to customers: they go out however
-  late. A retry while the daemon runs comes within moments of its time: `retry_for` alone
-  governs failures.
+- `missed`: a message to a customer still waiting when the daemon came back from downtime
+  (no tick for longer than `grace`, a tick interval and a second: `Config.late_us`) more than
+  that after it could go out (its planned time, a retry's, the end of the quiet hours it
+  waited for, or its requeue: `next_attempt_us`). The first tick back marks it
+  (`miss_after_downtime`): it is not sent, as an occurrence due that long ago does not act
+  (docs/semantics.md, "Messages queued before downtime"); `nudge outbox --missed` lists them,
+  `nudge outbox --retry ID` sends one all the same. A backlog worked through while the daemon
+  runs is never missed, however long (a slow server, a large campaign), nor a retry:
+  `retry_for` alone governs failures. Tasks and gifts to the tasks channel are no messages to
+  customers: they go out however late.
 
 A crash between sending and recording sends the message again on the next run: delivery is at
 least once, and every channel passes the row's idempotency key on so that receivers can make it
@@ -48,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
 
 from engine import ast
 from engine.channels import (
@@ -341,10 +342,6 @@ class _Sender:
         if expired is not None:
             log.info("outbox %s cancelled: %s", row.id, expired)
             return Outcome(row.id, "cancelled", row.attempts, expired)
-        missed = self._missed(row)
-        if missed is not None:
-            log.info("outbox %s missed: %s", row.id, missed)
-            return Outcome(row.id, "missed", row.attempts, missed)
         later = self._after_quiet_hours(row)
         if later > self.now_us:
             log.info("outbox %s waits for the end of quiet hours, %s", row.id, iso(later))
@@ -390,25 +387,6 @@ class _Sender:
                 self.retired.append((row.channel, broken))
             return Outcome(row.id, "dead", attempts, _unexpected(exc))
         return Outcome(row.id, "sent", attempts, sent_us=self.now_us)
-
-    def _missed(self, row: Row[Any]) -> str | None:
-        """Why a message to a customer is not sent: the dispatcher comes to it more than
-        `grace` and a tick interval (`Config.late_us`) after it could first go out, its send
-        time (planned, a retry's, the end of quiet hours) or when it was queued or requeued,
-        whichever is later. An occurrence due that long ago is missed (docs/semantics.md,
-        "Downtime"), and so is such a message: the daemon was down, or its backlog ran long.
-        A retry while the daemon runs is never that late: `retry_for` governs it."""
-        if row.payload.get("kind") not in ast.CUSTOMER_FACING:
-            return None  # a task or a gift for the shop's people: late, it is still to do
-        since = max(int(row.next_attempt_us), int(row.created_us))
-        if self.now_us - since <= self.config.late_us:
-            return None
-        return (
-            f"not sent: it was to go out at {iso(since)}, more than the grace period"
-            f" ({duration_text(self.config.grace_seconds)}) and a tick interval before the"
-            " daemon came to it (it was down, or its backlog ran that long);"
-            f" `nudge outbox --retry {row.id}` sends it all the same"
-        )
 
     def _after_quiet_hours(self, row: Row[Any]) -> int:
         """When a message may go out: its planned time (`next_attempt_us`) moved out of its
@@ -528,6 +506,52 @@ def _expired(payload: dict[str, Any], now_us: int) -> str | None:
     if parse_moment(str(expires), "UTC") > now_us:
         return None
     return f"the coupon {coupon.get('code')} expired at {expires}, before it could be sent"
+
+
+def miss_after_downtime(
+    conn: Connection, config: Config, down_since_us: int, now_us: int
+) -> list[int]:
+    """Mark `missed` every message to a customer still pending that could go out (its
+    `next_attempt_us`) more than `config.late_us` before `now_us`, when the daemon comes back
+    at `now_us` from downtime since `down_since_us` (its rule set's last tick) longer than that;
+    returns their ids. Such a message waited through more than the grace period of downtime,
+    whether it was due during it or was still in the backlog, or waiting for a retry, when the
+    daemon stopped. Called by the first tick back, in its transaction (on PostgreSQL one
+    daemon's, under the rule set's lock), after it queued what the cap decided (a message held
+    for the end of quiet hours whose end came during the downtime is missed too). Nothing
+    while the daemon runs: a backlog is never missed."""
+    before_us = now_us - config.late_us
+    if down_since_us >= before_us:
+        return []
+    query = (
+        select(outbox.c.id, outbox.c.next_attempt_us)
+        .join(actions, actions.c.id == outbox.c.action_id)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_us < before_us,
+            actions.c.kind.in_(sorted(ast.CUSTOMER_FACING)),
+        )
+        .order_by(outbox.c.id)
+    )
+    rows = list(conn.execute(query))
+    grace = duration_text(config.grace_seconds)
+    for some in chunks(rows):
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == bindparam("oid"), outbox.c.status == "pending")
+            .values(status="missed", last_error=bindparam("why")),
+            [
+                {
+                    "oid": oid,
+                    "why": f"not sent: it was to go out at {iso(at_us)}, and the daemon was down"
+                    f" (no tick) from {iso(down_since_us)} to {iso(now_us)}, longer than the"
+                    f" grace period ({grace}) and a tick interval;"
+                    f" `nudge outbox --retry {oid}` sends it all the same",
+                }
+                for oid, at_us in some
+            ],
+        )
+    return [oid for oid, _ in rows]
 
 
 def _unexpected(exc: Exception) -> str:

@@ -141,8 +141,8 @@ def status_lines(state: Status, shop_tz: str) -> list[str]:
     for name in ("pending", "sent", "failed", "dead", "cancelled"):
         lines.append(f"outbox {name}: {state.outbox.get(name, 0)}")
     lines.append(
-        f"outbox missed: {state.outbox.get('missed', 0)} (not sent, beyond grace: downtime, a"
-        " backlog; `nudge outbox --missed`)"
+        f"outbox missed: {state.outbox.get('missed', 0)} (not sent: queued before downtime"
+        " beyond grace; `nudge outbox --missed`)"
     )
     lines.append(f"missed occurrences (beyond grace: downtime, late events): {state.missed}")
     return lines

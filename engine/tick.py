@@ -26,6 +26,7 @@ from engine import ast, ledger
 from engine.collector import fewer_collections
 from engine.config import Config
 from engine.evaluate import evaluate_due, find_due
+from engine.outbox import miss_after_downtime
 from engine.ruleset import rule_files
 from engine.storage.bulk import insert_or_ignore
 from engine.storage.tables import customers, events, rule_set_state
@@ -53,6 +54,9 @@ class TickReport:
     # the earliest of them: the tick first took their own occurrences due before it.
     late: int = 0
     late_since_us: int | None = None
+    # The outbox rows to customers marked missed: the daemon was down beyond grace after their
+    # time (`outbox.miss_after_downtime`).
+    missed_messages: list[int] = field(default_factory=list)
 
 
 def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
@@ -135,6 +139,8 @@ def tick(
             long = now_us - watermark > LONG_WINDOW_US
             window = _Window(watermark, now_us, missed_before, now_us, long)
             _record(conn, ruleset, config, window, now_us, batch, report)
+            # Back from downtime beyond grace: the messages it kept from going out are missed.
+            report.missed_messages = miss_after_downtime(conn, config, watermark, now_us)
         state_row = rule_set_state.c
         conn.execute(
             rule_set_state.update()
@@ -152,8 +158,8 @@ def tick(
 
 class _Window(NamedTuple):
     """What a tick evaluates and records at once: occurrences due in `[start_us, end_us)`, those
-    before `missed_before_us` (more than `grace` and a tick interval ago) as missed, the cap
-    deciding the actions sent before `decide_before_us`, in batches of customers when
+    before `missed_before_us` (more than `grace`, a tick interval and a second ago) as missed,
+    the cap deciding the actions sent before `decide_before_us`, in batches of customers when
     `batched`."""
 
     start_us: int

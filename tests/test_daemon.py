@@ -33,6 +33,7 @@ from daemon_helpers import (
 from sqlalchemy import Engine, event
 
 from cli import main
+from engine import daemon as engine_daemon
 from engine.clock import FixedClock, SystemClock
 from engine.config import load_config
 from engine.daemon import Daemon
@@ -43,7 +44,7 @@ from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
 from engine.status import silent_after_us, status
 from engine.storage.db import open_database
-from engine.storage.tables import customers, daemons, outbox, rule_set_state
+from engine.storage.tables import actions, customers, daemons, outbox, rule_set_state
 from engine.tasks import list_tasks
 from engine.templates import TemplateError, find_template
 from engine.tick import tick
@@ -51,6 +52,7 @@ from engine.timeutil import US, iso, to_us
 
 MINUTE_US = 60 * US
 HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
 
 REALTIME_RULES = """\
 rule "fit"
@@ -891,8 +893,9 @@ def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
     ]
     (warned,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned.startswith(
-        "1 message was not sent: the daemon came to it more than the grace period (and a tick"
-        " interval) after it could go out (it was down, or its backlog ran that long)."
+        "1 message to a customer was not sent: the daemon was down (no tick since"
+        f" {iso(T0 + 71 * MINUTE_US)}) for longer than the grace period (and a tick interval"
+        " and a second) after it could go out."
     )
     assert [(r.rule, r.status) for r in history(engine, T0, back)] == [
         ("cart", "sent"),
@@ -900,7 +903,9 @@ def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
     ]
     engine.dispose()
     main(["status", "--db", db_url])
-    assert "outbox missed: 1 (not sent, beyond grace" in capsys.readouterr().out
+    assert "outbox missed: 1 (not sent: queued before downtime beyond grace;" in (
+        capsys.readouterr().out
+    )
     main(["outbox", "--missed", "--db", db_url])
     header, line, counts = capsys.readouterr().out.splitlines()
     assert header.split()[:2] == ["ID", "STATUS"] and "QUEUED" in header
@@ -983,3 +988,56 @@ def test_a_rule_set_run_as_dot_inside_a_linked_folder_is_named_after_the_link(
     assert Daemon(Path("."), config, engine, FixedClock(T0)).name == "current"
     monkeypatch.setenv("PWD", str(tmp_path))
     assert Daemon(Path("."), config, engine, FixedClock(T0)).name == "v41"
+
+
+def test_a_backlog_the_daemon_works_through_while_it_runs_is_sent_not_missed(
+    engine, tmp_path, monkeypatch
+) -> None:
+    """`grace: 0s`, and a channel so slow that each step sends one message (its dispatch
+    ends at half an interval): four messages queued at once go out one a step, the last
+    ninety seconds after its time. The daemon never stopped: none is missed. They were, all
+    but the first two, "more than the grace period and a tick interval" late."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    config = config_for(tmp_path, str(engine.url), grace_seconds=0.0, tick_seconds=30.0)
+    people = [{"id": f"c{i}", "name": f"C{i}"} for i in range(4)]
+    import_customer_rows(engine, people, "UTC")
+    daemon = Daemon(rules, config, engine, FixedClock(T0))
+    assert daemon.step() is not None
+    real = engine_daemon.dispatch_due
+    monkeypatch.setattr(engine_daemon, "DISPATCH_BATCH", 2)  # one sent: the step's time is up
+    monkeypatch.setattr(
+        engine_daemon, "dispatch_due", lambda *a, **k: real(*a, **{**k, "limit": 1})
+    )
+    for person in people:
+        add_orders(engine, T0 + US, customer=person["id"])
+    for step in range(1, 5):
+        at(daemon, T0 + step * 30 * US + step * 1_000)  # each a millisecond later
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["sent"] * 4
+    assert len(jsonl(tmp_path / "outbox.jsonl")) == 4
+
+
+def test_a_message_the_cap_held_for_after_quiet_hours_is_missed_after_downtime(
+    engine, tmp_path
+) -> None:
+    """A thank-you ordered at 23:00 waits for the end of quiet hours, 08:00, and for the cap
+    to decide it then (`pending`); the daemon stopped at 23:01 and came back three days
+    later. Its first tick decides it sent (`history`), and the message, to go out at 08:00
+    three days ago, is missed: it was queued by that tick, and went out days late."""
+    text = (
+        "limit marketing to 1 per 1d\nquiet hours 22:00 to 08:00\n"
+        'rule "thanks"\n  when order.paid\n  then message "thanks"\n'
+    )
+    rules = write_rules(tmp_path / "rules", {"thanks.rules": text}, ["thanks"])
+    daemon = stepper(engine, tmp_path, rules)
+    add_orders(engine, T0 + 11 * HOUR_US)
+    at(daemon, T0 + 11 * HOUR_US + MINUTE_US)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(actions.c.status)).scalars().all() == ["pending"]
+    at(daemon, T0 + 3 * DAY_US)
+    assert [(r.status, r.at_us) for r in history(engine, T0, T0 + DAY_US)] == [
+        ("sent", T0 + 20 * HOUR_US)
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["missed"]
+    assert jsonl(tmp_path / "outbox.jsonl") == []
