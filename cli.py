@@ -428,8 +428,9 @@ def _columns(rows: list[list[str]]) -> str:
 @click.option(
     "--retry",
     is_flag=True,
-    help="Requeue dead and failed messages: the IDs given, or else all of them. A missed "
-    "message is requeued only by its ID.",
+    help="Requeue dead and failed messages: the IDs given, or else all of them (with "
+    "--missed, every missed message; with --dead --missed, both). A missed message is "
+    "requeued only by its ID or with --missed.",
 )
 @click.option(
     "--customer",
@@ -456,6 +457,7 @@ def outbox_command(
     One customer's:      nudge outbox --customer C1001
     Send again, all:     nudge outbox --retry
     Send again, some:    nudge outbox --retry 12 15
+    Send missed ones:    nudge outbox --retry --missed
     """
     from engine.clock import SystemClock
     from engine.outbox import STATUSES, OutboxEntry, list_outbox, requeue, status_counts
@@ -466,11 +468,16 @@ def outbox_command(
         raise click.UsageError("message IDs are only taken with --retry")
     if customer is not None and retry:
         raise click.UsageError("--customer lists messages; --retry takes their IDs")
+    if ids and (dead or missed):
+        raise click.UsageError(
+            "--retry takes message IDs, or --dead or --missed for all of those, not both"
+        )
     config = shop_env(config_path, db).config
     engine = open_existing(config.database)
     try:
         if retry:
-            done = requeue(engine, list(ids) if ids else None, SystemClock().now_us())
+            requeued = [*(["dead", "failed"] if dead or not missed else []), *["missed"] * missed]
+            done = requeue(engine, list(ids) if ids else None, SystemClock().now_us(), requeued)
             plural = "" if len(done) == 1 else "s"
             click.echo(
                 f"Requeued {len(done)} message{plural}"

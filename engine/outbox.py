@@ -623,19 +623,28 @@ def status_counts(engine: Engine) -> dict[str, int]:
     return {status: found.get(status, 0) for status in STATUSES}
 
 
-def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]:
-    """Put dead and failed rows back to pending, due now, with their attempts reset.
+def requeue(
+    engine: Engine,
+    ids: Sequence[int] | None,
+    now_us: int,
+    statuses: Sequence[str] = RETRYABLE,
+) -> list[int]:
+    """Put dead, failed or missed rows back to pending, due now, with their attempts reset.
 
-    `ids` None requeues every dead or failed row; otherwise each id must name one, or a missed
-    one (sent late after all, as the operator decides: a requeue of every row after downtime
-    would send each message the grace period kept back).
+    `ids` None requeues every row in `statuses` (dead and failed by default: a requeue of
+    every row after downtime would send each message the grace period kept back, unless
+    asked for); otherwise each id must name a dead, failed or missed one (sent late after
+    all, as the operator decides).
     """
+    unknown = sorted(set(statuses) - set(RETRYABLE_NAMED))
+    if unknown:
+        raise OutboxError(f"only dead, failed or missed messages can be retried, not {unknown}")
     with short_write(engine) as conn:
         query = select(outbox.c.id, outbox.c.status)
         if ids is None:
             found = {
                 int(i): str(st)
-                for i, st in conn.execute(query.where(outbox.c.status.in_(RETRYABLE)))
+                for i, st in conn.execute(query.where(outbox.c.status.in_(statuses)))
             }
         else:
             found = {
@@ -653,7 +662,7 @@ def requeue(engine: Engine, ids: Sequence[int] | None, now_us: int) -> list[int]
                     f"only dead, failed or missed messages can be retried: {', '.join(wrong)}"
                 )
         chosen = sorted(found)
-        retryable = RETRYABLE if ids is None else RETRYABLE_NAMED
+        retryable = statuses if ids is None else RETRYABLE_NAMED
         for some in chunks(chosen):
             conn.execute(
                 update(outbox)

@@ -941,6 +941,34 @@ def test_outbox_command_lists_and_retries_dead_letters(db_url, tmp_path, templat
     assert code == 2 and "--retry takes their IDs" in err
 
 
+def test_retry_with_dead_or_missed_requeues_what_that_flag_lists(
+    db_url, tmp_path, templates, capsys
+) -> None:
+    """`nudge outbox --retry --missed` requeued the dead and failed messages, as `--retry`
+    alone does, and not one missed message, silently. It requeues every missed one now;
+    `--retry --dead` the dead and failed ones (what `--dead` lists); both flags, all three;
+    IDs with either flag are refused."""
+    engine = open_database(db_url)
+    broken, missed = queue(engine, template="broken"), queue(engine)
+    dispatch_due(engine, config_for(tmp_path), templates, T0, limit=1)
+    assert back_after_downtime(engine, config_for(tmp_path), T0, T0 + 86_400 * US) == [missed]
+    engine.dispose()
+
+    code, out, _ = nudge(capsys, "outbox", "--retry", "--missed", "--db", db_url)
+    assert (code, out) == (0, f"Requeued 1 message: {missed}.\n")
+    code, out, _ = nudge(capsys, "outbox", "--retry", "--dead", "--db", db_url)
+    assert (code, out) == (0, f"Requeued 1 message: {broken}.\n")
+    code, _, err = nudge(capsys, "outbox", "--retry", "--missed", str(broken), "--db", db_url)
+    assert code == 2 and "--retry takes message IDs, or --dead or --missed" in err
+    engine = open_database(db_url)
+    assert [row(engine, oid).status for oid in (broken, missed)] == ["pending", "pending"]
+    with engine.begin() as conn:
+        conn.execute(outbox.update().values(status="missed"))
+    engine.dispose()
+    code, out, _ = nudge(capsys, "outbox", "--retry", "--dead", "--missed", "--db", db_url)
+    assert (code, out) == (0, f"Requeued 2 messages: {broken}, {missed}.\n")
+
+
 def test_outbox_command_lists_one_customer_s_messages_in_every_status(
     db_url, tmp_path, templates, capsys
 ) -> None:
