@@ -28,6 +28,7 @@ from engine.timeutil import US, is_zone, zone_help
 
 DEFAULT_DB = "sqlite:///nudge.db"
 MIN_TICK_SECONDS = 1.0
+MIN_RETRY_BASE_SECONDS = 1.0
 # What a tick may start late in its interval and still be on time (`Config.late_us`).
 ON_TIME_SLACK_SECONDS = 1.0
 CHANNEL_TYPES = ("file", "email", "webhook", "sms")
@@ -537,7 +538,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
         ("grace", "grace_seconds", lambda value: _seconds("grace", value)),
         ("retry_for", "retry_for_seconds", lambda value: _seconds("retry_for", value)),
         ("max_attempts", "max_attempts", lambda value: _count("max_attempts", value)),
-        ("retry_base", "retry_base_seconds", lambda value: _seconds("retry_base", value)),
+        ("retry_base", "retry_base_seconds", _retry_base),
         ("rfm", "rfm", lambda value: _rfm(value or {})),
         ("shop", "shop", _shop),
         ("tasks_channel", "tasks_channel", str),
@@ -608,6 +609,21 @@ def _default_channel(value: object) -> str:
             "default_channel: the setting is empty", ("default_channel",), help=_CHANNEL_HELP
         )
     return str(value)
+
+
+def _retry_base(value: object) -> float:
+    """A second at least: the first retry comes after a random wait up to `retry_base`, and a
+    message retried at once is claimed again by the same step's dispatch. With `retry_base: 0`
+    a batch failing for now (its server refusing connections) was tried again and again, as
+    fast as the database answered, for half a tick interval at every step."""
+    seconds = _seconds("retry_base", value)
+    if seconds < MIN_RETRY_BASE_SECONDS:
+        raise ConfigError(
+            f"retry_base: a retry needs at least a second's wait; got {_shown(value)}",
+            ("retry_base",),
+            help="30s is the default; to retry nothing, set `retry_for: 0` (one try each)",
+        )
+    return seconds
 
 
 def _tick_seconds(value: object) -> float:

@@ -421,10 +421,10 @@ def test_bad_settings_in_the_file_are_named_with_the_file_and_place(
 
 def test_durations_in_the_file_are_seconds(tmp_path: Path) -> None:
     path = tmp_path / "nudge.yaml"
-    path.write_text("tick_seconds: 5 m\ngrace: 2h\nretry_base: 0.5\n", encoding="utf-8")
+    path.write_text("tick_seconds: 5 m\ngrace: 2h\nretry_base: 1.5\n", encoding="utf-8")
     config = load_config(path)
     assert (config.tick_seconds, config.grace_seconds, config.retry_base_seconds) == (
         300.0,
         7200.0,
-        0.5,
+        1.5,
     )

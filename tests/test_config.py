@@ -80,6 +80,7 @@ def test_an_error_is_at_the_setting_s_value_and_an_unknown_setting_at_its_key(
         ("timezone: localtime\n", "E602", 1, 11),  # the zone of the machine Nudge runs on
         ("tick_seconds: 0\n", "E602", 1, 15),  # no time between ticks
         ("tick_seconds: 0.01\n", "E602", 1, 15),  # ticks back to back
+        ("retry_base: 0\n", "E602", 1, 13),  # retried again and again at once
         ("country: China\n", "E602", 1, 10),  # a code the holiday calendars know
     ],
 )
@@ -105,6 +106,22 @@ def test_a_tick_shorter_than_a_second_is_refused_at_its_value(tmp_path: Path, va
     )
     assert bad.value.help is not None and bad.value.help.startswith("30s is the default;")
     assert load_config(write(tmp_path, "tick_seconds: 1\n")).tick_seconds == 1.0
+
+
+@pytest.mark.parametrize("value", ["0", "0s", "0.5"])
+def test_a_retry_base_shorter_than_a_second_is_refused_at_its_value(
+    tmp_path: Path, value: str
+) -> None:
+    """`retry_base: 0` was taken: a batch failing for now was retried at once, claimed again by
+    the same step's dispatch and tried again, for half of every tick interval."""
+    path = write(tmp_path, f"timezone: UTC\nretry_base: {value}\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(path)
+    assert str(bad.value).startswith(
+        f"{path}:2:13: retry_base: a retry needs at least a second's wait; got"
+    )
+    assert bad.value.help is not None and "`retry_for: 0`" in bad.value.help
+    assert load_config(write(tmp_path, "retry_base: 1s\n")).retry_base_seconds == 1.0
 
 
 def test_keys_are_read_as_written_and_a_merge_may_give_a_key_again(tmp_path: Path) -> None:
