@@ -112,8 +112,6 @@ class Daemon:
         self.name = Path(logical_path(rules_dir)).name
         self.id = uuid.uuid4().hex
         self.stopping = threading.Event()
-        self.idle = threading.Event()
-        self.idle.set()
         self.ruleset: ast.RuleSet | None = None
         # Digests (`fingerprint`) of the rule files and templates last read, good or bad, and of
         # those whose rules are running.
@@ -123,7 +121,8 @@ class Daemon:
         self._lock_file: IO[str] | None = None
         self._signal: int | None = None  # the SIGTERM or SIGINT received, noted by its handler
         self.scheduler: BackgroundScheduler | None = None  # while `run` runs
-        # Held by the step in flight: a run of the interval job that comes meanwhile returns.
+        # Held by the step in flight (a run of the interval job that comes meanwhile returns),
+        # and by `run` once it stops (`_hold_the_steps`).
         self._stepping = threading.Lock()
         self._steps = 0  # steps begun in turn
         self._overrun_told = 0  # the last of them whose overrun was logged
@@ -257,21 +256,27 @@ class Daemon:
         catch-up, a large burst, a slow database) returns at once, and the next comes at the
         interval; the overrun is logged once a step. APScheduler would log each run it skips,
         every interval (the job allows two instances so that it never has to)."""
-        if self.stopping.is_set():
-            return
         if not self._stepping.acquire(blocking=False):
-            self._note_overrun()
+            if not self.stopping.is_set():  # stopping, `run` holds it: no overrun
+                self._note_overrun()
             return
-        self.idle.clear()
         try:
+            # Asked after the lock is taken: a signal that comes between a look at `stopping`
+            # and the lock would otherwise let a step begin after `run` saw none in flight.
+            if self.stopping.is_set():
+                return
             self._steps += 1
             for _ in range(MAX_STEPS_IN_TURN):
                 report = self.step()
                 if report is None or self.stopping.is_set() or not self._due_now(report.end_us):
                     return
         finally:
-            self.idle.set()
             self._stepping.release()
+
+    def _hold_the_steps(self, timeout: float) -> bool:
+        """Once `stopping` is set: wait up to `timeout` seconds for the step in flight, if any,
+        to end, and keep any other from beginning. False when a step is still in flight."""
+        return self._stepping.acquire(timeout=timeout)
 
     def _note_overrun(self) -> None:
         if self._overrun_told == self._steps:
@@ -398,7 +403,7 @@ class Daemon:
         log.info("received %s; stopping: finishing the step in flight", signal.Signals(signum).name)
         self.stopping.set()
         scheduler.shutdown(wait=False)
-        finished = self.idle.wait(STOP_GRACE_S)
+        finished = self._hold_the_steps(STOP_GRACE_S)
         self._unregister()
         if not finished:
             log.warning("a step is still blocked after %ss; exiting without it", STOP_GRACE_S)

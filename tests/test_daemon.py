@@ -862,6 +862,54 @@ def test_a_step_longer_than_the_interval_is_logged_once_not_at_each_run_it_outla
     )
 
 
+def test_a_run_of_the_job_that_comes_as_the_daemon_stops_takes_no_step(tmp_path) -> None:
+    """SIGTERM: `run` sets `stopping`, then waits for the step in flight. A run of the
+    interval job that had looked at `stopping` just before, and took the lock just after,
+    began a whole step (a tick) while `run`, which had seen no step in flight, unregistered
+    the daemon and closed its database. It now asks once it holds the lock, and `run` holds
+    the lock once the step in flight is done: no step begins after."""
+    rules = write_rules(tmp_path / "rules", {"fit.rules": FIT}, ["fit_check"])
+    engine = sa.create_engine("sqlite://")  # never reached: the steps are the test's
+    daemon = Daemon(rules, config_for(tmp_path, str(engine.url), tick_seconds=1.0), engine)
+    steps: list[str] = []
+    in_step, release = threading.Event(), threading.Event()
+
+    def step() -> None:
+        steps.append(threading.current_thread().name)
+        in_step.set()
+        release.wait(30)
+
+    daemon.step = step  # type: ignore[method-assign]
+    lock = daemon._stepping
+
+    class SignalMeanwhile:
+        """The lock, with SIGTERM's `stopping` set just before it is taken."""
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            daemon.stopping.set()
+            return lock.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            lock.release()
+
+    daemon._stepping = SignalMeanwhile()  # type: ignore[assignment]
+    daemon.step_in_turn()
+    assert steps == [] and not lock.locked()
+
+    daemon._stepping = lock
+    daemon.stopping.clear()
+    first = threading.Thread(target=daemon.step_in_turn, name="first")
+    first.start()
+    assert in_step.wait(30)
+    daemon.stopping.set()
+    assert not daemon._hold_the_steps(0.05)  # in flight
+    release.set()
+    assert daemon._hold_the_steps(30)
+    first.join(30)
+    daemon.step_in_turn()  # after the stop: returns at once
+    assert steps == ["first"]
+
+
 def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
     engine, tmp_path, db_url, caplog, capsys
 ) -> None:
