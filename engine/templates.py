@@ -462,9 +462,36 @@ def _default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
     return value
 
 
+class _Written(list[str]):
+    """Text as a template makes it, piece by piece; a SecurityError once it passes
+    `MAX_MESSAGE` characters (a loop that writes a long text too often). The message itself,
+    and what a macro, a `{% set %}` block, a `{% filter %}` or a `{% call %}` makes before it
+    shows any of it (Jinja's buffers: `_Generator.buffer`)."""
+
+    size = 0
+
+    def append(self, part: str) -> None:
+        self.size += len(part)
+        if self.size > MAX_MESSAGE:
+            raise SecurityError(
+                f"the message would be over {MAX_MESSAGE:,} characters long (a loop that writes"
+                " a long text too often?)"
+            )
+        super().append(part)
+
+    def extend(self, parts: Iterable[str]) -> None:
+        for part in parts:
+            self.append(part)
+
+
 class _Generator(CodeGenerator):
     """Jinja's code generator, with every `{% for %}` iterating through `_Sandbox.counted`, so
-    that a loop is seen running past the render's deadline."""
+    that a loop is seen running past the render's deadline, and what a macro or a block makes
+    written to a `_Written`, so that a text too long is seen as it grows."""
+
+    def buffer(self, frame: Frame) -> None:
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.written()")
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         counted = nodes.Call(
@@ -499,6 +526,11 @@ class _Sandbox(SandboxedEnvironment):
                 f"rendering took over {RENDER_SECONDS:g} seconds (a loop inside a loop, or a"
                 " macro calling itself, repeats too often); a message is rendered in a moment"
             )
+
+    @staticmethod
+    def written() -> _Written:
+        """A buffer of Jinja's (`_Generator.buffer`)."""
+        return _Written()
 
     def counted(self, iterable: Any) -> Iterator[Any]:
         """The items of a `{% for %}` loop, the deadline checked before each."""
@@ -763,16 +795,9 @@ class Templates:
 
 def _joined(parts: Iterable[str]) -> str:
     """The text a template renders, piece by piece; a SecurityError once it passes
-    `MAX_MESSAGE` characters (a loop that writes a long text over and over)."""
-    kept, size = [], 0
-    for part in parts:
-        size += len(part)
-        if size > MAX_MESSAGE:
-            raise SecurityError(
-                f"the message would be over {MAX_MESSAGE:,} characters long (a loop that writes"
-                " a long text too often?)"
-            )
-        kept.append(part)
+    `MAX_MESSAGE` characters (`_Written`)."""
+    kept = _Written()
+    kept.extend(parts)
     return "".join(kept)
 
 

@@ -516,6 +516,34 @@ def test_a_message_longer_than_a_message_can_be_fails(tmp_path: Path) -> None:
     assert len(Templates(tmp_path).render("t", CONTEXT).body) == 10_000_000
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% macro m() %}LOOP{% endmacro %}{{ m() | length }}",
+        "{% set made %}LOOP{% endset %}{{ made | length }}",
+        "{% set made %}{% filter upper %}LOOP{% endfilter %}{% endset %}{{ made | length }}",
+        "{% macro m() %}{{ caller() | length }}{% endmacro %}{% call m() %}LOOP{% endcall %}",
+    ],
+)
+def test_text_too_long_fails_also_where_a_macro_or_a_block_makes_it(
+    tmp_path: Path, text: str
+) -> None:
+    # The message was counted only as it was written out: inside a macro, a `{% set %}` block,
+    # a `{% filter %}` or a `{% call %}`, 300 times 100,000 characters rendered as "30000000"
+    # (90,000 times: gigabytes, as before the limit). Now the text fails as it grows, at the
+    # template's line.
+    loop = '{% for i in range(101) %}{{ "a" * 100000 }}{% endfor %}'
+    write(tmp_path, "t.txt", text.replace("LOOP", loop))
+    with pytest.raises(
+        TemplateError,
+        match=r"^template 't': t\.txt:1: not allowed in a template: the message would be over"
+        r" 10,000,000 characters",
+    ):
+        Templates(tmp_path).render("t", CONTEXT)
+    write(tmp_path, "t.txt", text.replace("LOOP", loop.replace("101", "100")))
+    assert Templates(tmp_path).render("t", CONTEXT).body == "10000000"
+
+
 def test_a_value_that_is_not_set_shows_nothing_and_takes_its_default(tmp_path: Path) -> None:
     # A customer imported without a name got "Hi None", with `| default("there")` too (the
     # advice for what may be missing), and a coupon without a minimum spend "满None减30".
