@@ -21,6 +21,7 @@ from engine.calendar import holiday_names, is_country, knows
 from engine.config import Config
 from engine.errors import Diagnostic
 from engine.fmt import duration_text
+from engine.importing.customers import KNOWN as STORED_FIELDS
 from engine.render import remember_source
 from engine.source import SAVE_AS_UTF8, SourceFile, Span
 from engine.storage.tables import CHANNEL_NAME_LENGTH, NAME_LENGTH, RULE_NAME_LENGTH
@@ -702,15 +703,16 @@ class _Checker:
 
     def _customer_fields(self, templates: Templates, name: str, path: Path) -> None:
         """W507 for a field of `customer` that a template is not given although rules know it
-        (a metric such as `points`, `signed_up`), or that is close to one it is given
-        (`customer.nmae`): read, it fails the message, or `| default` hides it for good. Any
-        other is taken for an attribute of the shop's data."""
+        (a metric such as `points`; `signed_up`, `accepts_marketing`), or that is close to one
+        it is given (`customer.nmae`): read, it fails the message, or `| default` hides it for
+        good. Any other is taken for an attribute of the shop's data."""
         given = ", ".join(f"`{f}`" for f in CUSTOMER_TEMPLATE_FIELDS)
         for read, line in templates.field_reads(name, "customer"):
             if read in CUSTOMER_TEMPLATE_FIELDS:
                 continue
             if read in CUSTOMER_FIELDS:
-                message = "which the rules compute but a template is not given"
+                how = "read" if read in _STORED_FOR_RULES else "compute"
+                message = f"which the rules {how} but a template is not given"
                 help = (
                     f"a template is given the customer's {given} and the attributes the"
                     f" customers were imported with; `{read}` is for the rules' conditions"
@@ -964,6 +966,11 @@ def _word_on_line(path: Path, line: int, word: str) -> Span:
     inside = [m for m in found if any(start < m.start() < end for start, end in tags)]
     chosen = (inside or found)[0]
     return Span(str(path), line, chosen.start() + 1, line, chosen.end() + 1)
+
+
+# The customer's stored fields that the rules read but a template is not given
+# (`signed_up`, `accepts_marketing`); the other fields no template has are metrics.
+_STORED_FOR_RULES = STORED_FIELDS - set(CUSTOMER_TEMPLATE_FIELDS)
 
 
 def _field_on_line(path: Path, line: int, record: str, field: str) -> Span:

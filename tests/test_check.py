@@ -914,6 +914,29 @@ def test_a_template_reading_a_customer_field_it_is_not_given_is_warned_of(tmp_pa
     ]
 
 
+def test_a_stored_field_a_template_is_not_given_is_not_called_computed(tmp_path):
+    # `signed_up` and `accepts_marketing` are stored with the customer, not computed: W507
+    # said "which the rules compute" of them as of `points`.
+    folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "f"\n'})
+    (folder / "templates" / "f.txt").write_text(
+        "{{ customer.signed_up }} {{ customer.accepts_marketing }} {{ customer.orders }}\n",
+        encoding="utf-8",
+    )
+    _, diagnostics = check_rule_set(folder, config)
+    assert [(d.code, d.message) for d in diagnostics] == [
+        (
+            "W507",
+            f'template "f" reads `customer.{field}`, which the rules {how} but a template'
+            " is not given",
+        )
+        for field, how in (
+            ("signed_up", "read"),
+            ("accepts_marketing", "read"),
+            ("orders", "compute"),
+        )
+    ]
+
+
 def test_a_template_that_is_not_utf8_is_an_error(tmp_path):
     folder, config = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "fit_check"'})
     (folder / "templates" / "fit_check.txt").write_bytes(b"Hello,\ncaf\xe9")
