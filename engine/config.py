@@ -134,20 +134,16 @@ _DURATION = re.compile(r"([0-9]+)[ \t]*([a-z]*)")
 
 
 def setting_seconds(key: str, value: object) -> float:
-    """Setting `key`'s `value` in seconds (`_seconds`), for the channels' settings."""
-    return _seconds(key, value)
-
-
-def _seconds(key: str, value: object) -> float:
-    """`30`, `30s`, `6h`, `6 hours`, `1w`: a number of seconds, or a whole number with a unit
-    (a bare number in quotes is seconds too)."""
+    """Setting `key`'s `value` in seconds: `30`, `30s`, `6h`, `6 hours`, `1w`, a number of
+    seconds, or a whole number with a unit (a bare number in quotes is seconds too)."""
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
         return float(value)
     match = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is not None and (not match[2] or match[2] in _DURATION_UNITS):
         return float(match[1]) * _DURATION_UNITS.get(match[2], 1)
     raise ConfigError(
-        f"{key}: expected seconds or a duration such as 30s, 5m, 6h, 1d, 1w; got {_shown(value)}",
+        f"{key}: expected seconds or a duration such as 30s, 5m, 6h, 1d, 1w;"
+        f" got {shown_value(value)}",
         (key,),
         help=did_you_mean(match[2], _DURATION_UNITS) if match is not None else None,
     )
@@ -171,7 +167,7 @@ _TYPE_MEANING = {
 _CHANNEL_HELP = "name a channel of `channels`, or `file` (JSON Lines on disk, the default)"
 
 
-def _shown(value: object) -> str:
+def shown_value(value: object) -> str:
     """A setting's value in a message, in the words of `nudge.yaml` rather than Python's."""
     if value is None:
         return "nothing (the setting is empty)"
@@ -185,7 +181,9 @@ def _shown(value: object) -> str:
 def _count(key: str, value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    raise ConfigError(f"{key}: expected a whole number of 1 or more; got {_shown(value)}", (key,))
+    raise ConfigError(
+        f"{key}: expected a whole number of 1 or more; got {shown_value(value)}", (key,)
+    )
 
 
 _DATABASES = ("sqlite", "postgresql", "postgres")
@@ -535,8 +533,8 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
         ("templates", "templates", lambda value: (base / str(value)).resolve()),
         ("default_channel", "default_channel", _default_channel),
         ("tick_seconds", "tick_seconds", _tick_seconds),
-        ("grace", "grace_seconds", lambda value: _seconds("grace", value)),
-        ("retry_for", "retry_for_seconds", lambda value: _seconds("retry_for", value)),
+        ("grace", "grace_seconds", lambda value: setting_seconds("grace", value)),
+        ("retry_for", "retry_for_seconds", lambda value: setting_seconds("retry_for", value)),
         ("max_attempts", "max_attempts", lambda value: _count("max_attempts", value)),
         ("retry_base", "retry_base_seconds", _retry_base),
         ("rfm", "rfm", lambda value: _rfm(value or {})),
@@ -565,7 +563,7 @@ def _settings(raw: dict[Any, Any], base: Path, db: str | None) -> Config:
     if named and ("default_channel",) not in told and config.default_channel not in config.channels:
         problems.append(
             ConfigError(
-                f"default_channel: {_shown(config.default_channel)} is not configured",
+                f"default_channel: {shown_value(config.default_channel)} is not configured",
                 ("default_channel",),
                 help=did_you_mean(config.default_channel, config.channels),
             )
@@ -616,10 +614,10 @@ def _retry_base(value: object) -> float:
     message retried at once is claimed again by the same step's dispatch. With `retry_base: 0`
     a batch failing for now (its server refusing connections) was tried again and again, as
     fast as the database answered, for half a tick interval at every step."""
-    seconds = _seconds("retry_base", value)
+    seconds = setting_seconds("retry_base", value)
     if seconds < MIN_RETRY_BASE_SECONDS:
         raise ConfigError(
-            f"retry_base: a retry needs at least a second's wait; got {_shown(value)}",
+            f"retry_base: a retry needs at least a second's wait; got {shown_value(value)}",
             ("retry_base",),
             help="30s is the default; to retry nothing, set `retry_for: 0` (one try each)",
         )
@@ -630,10 +628,11 @@ def _tick_seconds(value: object) -> float:
     """A second at least: a step sends for up to a second (`Daemon._dispatch`), and a step with
     nothing to do still reads the database and writes a heartbeat, so that a shorter interval
     would tick back to back, keeping a core and the database busy for nothing."""
-    seconds = _seconds("tick_seconds", value)
+    seconds = setting_seconds("tick_seconds", value)
     if seconds < MIN_TICK_SECONDS:
         raise ConfigError(
-            f"tick_seconds: the daemon needs at least a second between ticks; got {_shown(value)}",
+            "tick_seconds: the daemon needs at least a second between ticks; got"
+            f" {shown_value(value)}",
             ("tick_seconds",),
             help="30s is the default; a tick also comes just after each due time known in advance"
             " (a schedule, a date, `at HH:MM`), so a short interval is needed for none of them",

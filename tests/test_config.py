@@ -464,6 +464,21 @@ def test_a_port_or_a_timeout_is_read_as_the_other_settings_are(tmp_path: Path) -
     )
     found = [error.message for error in channel_errors(load_config(write(tmp_path, text)), {})]
     assert found == [
-        "channels.mail: `port` must be a port, a whole number from 1 to 65535; got 'smtp'",
-        "channels.mail: `timeout` must be a positive number",
+        "channels.mail: `port` must be a port, a whole number from 1 to 65535; got `smtp`",
+        "channels.mail: `timeout` must be a positive number of seconds or a duration such as"
+        " 10s or 1m; got `0s`",
     ]
+
+
+def test_a_timeout_that_is_no_duration_says_what_it_got_and_the_unit_meant(
+    tmp_path: Path,
+) -> None:
+    # Since a channel's `timeout` takes a duration, "must be a positive number" alone misled:
+    # `10 secnds` is a duration with its unit misspelt, as `grace: 10 secnds` says.
+    text = "channels:\n  hook: {type: webhook, url: 'https://h.test', timeout: 10 secnds}\n"
+    [error] = channel_errors(load_config(write(tmp_path, text)), {})
+    assert (error.message, error.help) == (
+        "channels.hook: `timeout` must be a positive number of seconds or a duration such as"
+        " 10s or 1m; got `10 secnds`",
+        "did you mean `seconds`?",
+    )

@@ -719,7 +719,8 @@ def test_run_with_channels_that_cannot_be_used_names_every_setting_at_fault(
     assert found == [
         "error[E603]: channels.hook: environment variable NUDGE_TEST_UNSET (named by"
         " `secret_env`) is not set",
-        "error[E602]: channels.hook: `timeout` must be a positive number",
+        "error[E602]: channels.hook: `timeout` must be a positive number of seconds or a"
+        " duration such as 10s or 1m; got 0",
         "error[E602]: channels.sms: `url` is required",
     ]
     assert not (tmp_path / "shop.db").exists()

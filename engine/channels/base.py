@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import httpx
 
-from engine.config import setting_seconds
+from engine.config import setting_seconds, shown_value
 from engine.errors import ConfigError, NudgeError
 from engine.suggest import did_you_mean
 from engine.timeutil import iso
@@ -185,13 +185,17 @@ class Options:
     def seconds(self, key: str, default: float) -> float:
         """A positive number of seconds, or a duration as the other settings take it (`10s`,
         `1m`; a number in quotes too)."""
+        given = self.options.get(key, default)
         try:
-            value = setting_seconds(key, self.options.get(key, default))
-        except ConfigError:
-            value = 0.0
+            value, help = setting_seconds(key, given), None
+        except ConfigError as exc:
+            value, help = 0.0, exc.help  # `10 secnds`: did you mean `seconds`?
         if value <= 0:
             raise ConfigError(
-                f"channels.{self.channel}: `{key}` must be a positive number", self.setting(key)
+                f"channels.{self.channel}: `{key}` must be a positive number of seconds or a"
+                f" duration such as 10s or 1m; got {shown_value(given)}",
+                self.setting(key),
+                help=help,
             )
         return value
 
@@ -201,10 +205,9 @@ class Options:
         if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            shown = repr(value) if isinstance(value, str) else value
             raise ConfigError(
                 f"channels.{self.channel}: `{key}` must be a port, a whole number from 1 to 65535;"
-                f" got {shown}",
+                f" got {shown_value(value)}",
                 self.setting(key),
             )
         return value
