@@ -678,17 +678,24 @@ def test_a_database_server_restart_costs_at_most_one_step(engine, tmp_path, db_u
     assert sorted(s for _a, s, _k in read_ledger(engine).outbox) == ["sent"] * 2
 
 
+def refused_run(rules: Path, config_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """What `nudge run` says on standard error when it refuses to start (exit 1, no
+    traceback)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(rules), "--config", str(config_path)])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
 def test_run_on_rules_that_do_not_check_lists_the_problems_and_exits_1(tmp_path, capsys) -> None:
     rules = write_rules(
         tmp_path / "rules", {"shop.rules": 'rule "fit"\n  when order.paid\n  then explode\n'}, []
     )
     config_path = write_config(tmp_path / "nudge.yaml", f"sqlite:///{tmp_path / 'shop.db'}")
-    with pytest.raises(SystemExit) as exited:
-        main(["run", str(rules), "--config", str(config_path)])
-    assert exited.value.code == 1
-    err = capsys.readouterr().err
+    err = refused_run(rules, config_path, capsys)
     assert f"{rules / 'shop.rules'}:3:" in err
-    assert "Traceback" not in err
 
 
 def test_run_with_channels_that_cannot_be_used_names_every_setting_at_fault(
@@ -710,11 +717,7 @@ def test_run_with_channels_that_cannot_be_used_names_every_setting_at_fault(
     config_path = write_config(
         tmp_path / "nudge.yaml", f"sqlite:///{tmp_path / 'shop.db'}", channels=hooks
     )
-    with pytest.raises(SystemExit) as exited:
-        main(["run", str(rules), "--config", str(config_path)])
-    assert exited.value.code == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+    err = refused_run(rules, config_path, capsys)
     found = [line for line in err.splitlines() if line.startswith("error[")]
     assert found == [
         "error[E603]: channels.hook: environment variable NUDGE_TEST_UNSET (named by"
@@ -743,11 +746,7 @@ def test_run_with_a_file_channel_it_cannot_write_to_names_the_path_at_start(
     config_path = write_config(
         tmp_path / "nudge.yaml", f"sqlite:///{tmp_path / 'shop.db'}", channels=files
     )
-    with pytest.raises(SystemExit) as exited:
-        main(["run", str(rules), "--config", str(config_path)])
-    assert exited.value.code == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
+    err = refused_run(rules, config_path, capsys)
     found = [line for line in err.splitlines() if line.startswith(("error[", " -->"))]
     assert found == [  # in the file's order
         f"error[E605]: channels.copy: cannot write {tmp_path / 'sent'}: Is a directory",
