@@ -17,6 +17,11 @@ tag: the stored consent flag, an exclusion that cannot hold (`sqlgen.needed_even
 `sqlgen.needed_tags`). When nobody had one, no lookup is made at all. With more such events or
 holders than occurrences, writing the table would cost more than it saves, and every lookup is
 made.
+
+The consent flag as it stood at each due time (`policies.flag_at`) is gated the same way: only
+an import's change of it after the window's start can make it differ from the stored flag, and
+most customers' never changed at all, so the customers with such a change are written to
+`scratch.gated` (kind "flag") and only theirs are looked up; with none, the stored flag is read.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine import ast
-from engine.policies import SUBSCRIBED, UNSUBSCRIBED, consent_sql, stored_consent
+from engine.policies import SUBSCRIBED, UNSUBSCRIBED, consent_sql, flag_at, stored_consent
 from engine.scratch import candidates, gated
 from engine.sqlgen import any_of, needed_events, needed_tags
-from engine.storage.tables import customer_tags, effects, events
+from engine.storage.tables import consent_changes, customer_tags, effects, events
 from engine.triggers import Customers
 
 CONSENT = (SUBSCRIBED, UNSUBSCRIBED)
+FLAG = "accepts_marketing"  # the gate of the customers whose flag changed (`scratch.gated`)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class Gates:
     none: frozenset[str] = frozenset()
     held: frozenset[str] = frozenset()
     unheld: frozenset[str] = frozenset()
+    # Whose consent flag an import changed after the window's start: nobody's ("none"), those
+    # in `scratch.gated` ("gated"), or not known (too many to write: "all" are looked up).
+    flag_changed: str = "all"
 
     def open(self, kind: str) -> frozenset[str]:
         """The event types (`kind` "event") or tags ("tag") whose customers are in the table."""
@@ -123,6 +132,7 @@ def write(
             counted[need] = conn.execute(query).scalar_one()
         return counted[need]
 
+    flag_changed = _gate_flag(conn, occurrences, start_us, who)
     choices = [[("event", CONSENT)]] + [
         _needs(e.condition, ruleset.segments) for e in ruleset.excludes
     ]
@@ -147,7 +157,30 @@ def write(
         )
         conn.execute(gated.insert().from_select(columns, found))
     none, unheld = closed["event"], closed["tag"]
-    return Gates(frozenset(had), frozenset(none), frozenset(held), frozenset(unheld))
+    return Gates(frozenset(had), frozenset(none), frozenset(held), frozenset(unheld), flag_changed)
+
+
+def _gate_flag(conn: Connection, occurrences: int, start_us: int, who: Customers) -> str:
+    """Write the customers `who` covers whose consent flag an import changed after `start_us`
+    (the earliest due time: a change before it is in the stored flag at every one) to
+    `scratch.gated`, when there are no more changes than `occurrences`; say which it was
+    (`Gates.flag_changed`). Through the index by time, so the cost grows with the changes made
+    since the window's start, none at all for most windows."""
+    changes = sa.select(consent_changes.c.customer_id).where(consent_changes.c.at_us > start_us)
+    clause = who.clause(consent_changes.c.customer_id)
+    if clause is not None:
+        changes = changes.where(clause)
+    some = changes.limit(occurrences + 1).subquery()
+    count = conn.execute(sa.select(sa.func.count()).select_from(some)).scalar_one()
+    if not count:
+        return "none"
+    if count > occurrences:
+        return "all"
+    found = changes.with_only_columns(
+        consent_changes.c.customer_id, sa.literal("flag", sa.String), sa.literal(FLAG, sa.String)
+    ).distinct()
+    conn.execute(gated.insert().from_select(["customer_id", "kind", "name"], found))
+    return "gated"
 
 
 def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
@@ -193,12 +226,22 @@ def _holders(
 
 
 def consent(customer: FromClause, due: ColumnElement[int], gates: Gates) -> ColumnElement[bool]:
-    """Whether the customer accepts marketing at `due` (`policies.consent_sql`), the latest
-    consent event looked up only where there may be one."""
+    """Whether the customer accepts marketing at `due` (`policies.consent_sql`), the flag's
+    changes and the latest consent event looked up only where there may be one."""
+    flag = flag_then(customer, due, gates)
     if set(CONSENT) <= gates.none:
-        return stored_consent(customer)
+        return flag
     lookup = _passes(customer.c.id, "event", CONSENT) if set(CONSENT) <= gates.had else None
-    return consent_sql(customer, due, lookup)
+    return consent_sql(customer, due, lookup, flag)
+
+
+def flag_then(customer: FromClause, due: ColumnElement[int], gates: Gates) -> ColumnElement[bool]:
+    """The customer's `accepts_marketing` at `due` (`policies.flag_at`), its changes looked up
+    only for the customers who may have one."""
+    if gates.flag_changed == "none":
+        return stored_consent(customer)
+    changed = _passes(customer.c.id, "flag", (FLAG,)) if gates.flag_changed == "gated" else None
+    return flag_at(customer, due, changed)
 
 
 def excluded(

@@ -27,6 +27,7 @@ from rich.progress import Progress
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import OperationalError
 
+from engine.clock import Clock, SystemClock
 from engine.demo_mark import holds_demo_shop
 from engine.errors import DatabaseError, DataError
 from engine.importing import customers, events
@@ -72,6 +73,8 @@ CYCLE = 4
 
 T = TypeVar("T")
 
+WALL_CLOCK = SystemClock()  # what dates an import's changes of consent, but in tests
+
 
 @dataclass(frozen=True)
 class _Kind(Generic[T]):
@@ -83,7 +86,8 @@ class _Kind(Generic[T]):
     note: Callable[[dict[str, object]], tuple[str, str] | None]
     # The row's time read in the shop's zone when it has no offset: (column, value), or None.
     local_time: Callable[[dict[str, object]], tuple[str, object] | None]
-    store: Callable[[Connection, list[T], ImportReport], None]
+    # Stores a chunk's rows; the clock tells when (`consent_changes` are dated by it).
+    store: Callable[[Connection, list[T], ImportReport, Clock], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
     # Of each CYCLE chunks of a file, how many (the first) the storing process parses itself
     # when a worker parses the others. Storing an event costs about half of what parsing it
@@ -110,18 +114,24 @@ _EVENTS = _Kind(
     events.parse_event,
     events.note_event,
     events.shop_local_time,
-    events.store_events,
+    lambda connection, rows, report, _clock: events.store_events(connection, rows, report),
     tables.events,
     1,
 )
 
 
 def import_customers(
-    engine: Engine, path: Path, shop_tz: str, progress: bool = False, assumed: bool = False
+    engine: Engine,
+    path: Path,
+    shop_tz: str,
+    progress: bool = False,
+    assumed: bool = False,
+    clock: Clock = WALL_CLOCK,
 ) -> ImportReport:
     """Import the customers of `path`; `shop_tz` is the configuration's `timezone`, `assumed`
-    when no configuration gave it: times without an offset read in it are then noted."""
-    return _import_file(_CUSTOMERS, engine, path, shop_tz, progress, assumed)
+    when no configuration gave it: times without an offset read in it are then noted. A change
+    of a stored customer's consent is dated by `clock` (`tables.consent_changes`)."""
+    return _import_file(_CUSTOMERS, engine, path, shop_tz, progress, assumed, clock)
 
 
 def import_events(
@@ -133,11 +143,15 @@ def import_events(
 
 
 def import_customer_rows(
-    engine: Engine, rows: Iterable[Mapping[str, object]], shop_tz: str, source: str = "<demo>"
+    engine: Engine,
+    rows: Iterable[Mapping[str, object]],
+    shop_tz: str,
+    source: str = "<demo>",
+    clock: Clock = WALL_CLOCK,
 ) -> ImportReport:
     """Import customers given as dicts with JSON-like values (a row's "line" is its position,
     from 1); the same checks and report as a file."""
-    return _import(_CUSTOMERS, engine, _numbered(rows, source), False, shop_tz, source)
+    return _import(_CUSTOMERS, engine, _numbered(rows, source), False, shop_tz, source, clock)
 
 
 def import_event_rows(
@@ -156,7 +170,13 @@ def _numbered(rows: Iterable[Mapping[str, object]], source: str) -> Iterator[Row
 
 
 def _import_file(
-    kind: _Kind[T], engine: Engine, path: Path, shop_tz: str, progress: bool, assumed: bool
+    kind: _Kind[T],
+    engine: Engine,
+    path: Path,
+    shop_tz: str,
+    progress: bool,
+    assumed: bool,
+    clock: Clock = WALL_CLOCK,
 ) -> ImportReport:
     with engine.connect() as conn:
         if holds_demo_shop(conn):
@@ -218,7 +238,7 @@ def _import_file(
         # The bar is started after the fork: it has a thread of its own.
         reached = stack.enter_context(_progress(path.name, status.st_size, progress))
         chunks = _reporting(messages, reached)
-        return _store(kind, engine, chunks, report)
+        return _store(kind, engine, chunks, report, clock)
 
 
 def _read_as(source: str, line: int) -> Note:
@@ -280,12 +300,13 @@ def _import(
     textual: bool,
     shop_tz: str,
     source: str,
+    clock: Clock = WALL_CLOCK,
 ) -> ImportReport:
     shop_zone = zone(shop_tz)
     chunks = (
         _chunk(kind, block, textual, shop_zone, source) for _, block in blocks(records, CHUNK_SIZE)
     )
-    return _store(kind, engine, chunks, ImportReport(kind.name, source))
+    return _store(kind, engine, chunks, ImportReport(kind.name, source), clock)
 
 
 # Rows parsed, and the bad rows and notes met on the way.
@@ -346,12 +367,16 @@ def _chunk(
 
 
 def _store(
-    kind: _Kind[T], engine: Engine, chunks: Iterable[_Chunk[T]], report: ImportReport
+    kind: _Kind[T],
+    engine: Engine,
+    chunks: Iterable[_Chunk[T]],
+    report: ImportReport,
+    clock: Clock,
 ) -> ImportReport:
     """Store the rows of `chunks` as they come, committing once a transaction holds
     BATCH_SIZE rows or more, and at the end."""
     try:
-        return _store_in(kind, engine, chunks, report)
+        return _store_in(kind, engine, chunks, report, clock)
     except OperationalError as exc:
         if "locked" not in str(exc.orig):
             raise
@@ -363,22 +388,30 @@ def _store(
 
 
 def _store_in(
-    kind: _Kind[T], engine: Engine, chunks: Iterable[_Chunk[T]], report: ImportReport
+    kind: _Kind[T],
+    engine: Engine,
+    chunks: Iterable[_Chunk[T]],
+    report: ImportReport,
+    clock: Clock,
 ) -> ImportReport:
     with engine.connect() as connection, importing(connection) as imported:
         with first_load(connection, kind.table) as loading:
             if loading:  # one transaction, the table's lookup indexes built at its end
                 for rows, problems in chunks:
                     report.take(problems)
-                    kind.store(connection, rows, report)
+                    kind.store(connection, rows, report, clock)
         if not loading:
-            _store_committing(kind, connection, chunks, report)
+            _store_committing(kind, connection, chunks, report, clock)
     report.analyzed = imported.analyzed
     return report
 
 
 def _store_committing(
-    kind: _Kind[T], connection: Connection, chunks: Iterable[_Chunk[T]], report: ImportReport
+    kind: _Kind[T],
+    connection: Connection,
+    chunks: Iterable[_Chunk[T]],
+    report: ImportReport,
+    clock: Clock,
 ) -> None:
     held = 0  # rows stored in the open transaction
     for rows, problems in chunks:
@@ -387,7 +420,7 @@ def _store_committing(
             continue
         if not connection.in_transaction():
             connection.begin()
-        kind.store(connection, rows, report)
+        kind.store(connection, rows, report, clock)
         held += len(rows)
         if held >= BATCH_SIZE:
             connection.commit()

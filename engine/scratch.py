@@ -7,8 +7,9 @@ simulation writes nothing to the shop's tables and several daemons never see eac
   joined to the customers living in each zone (or to their instants on that day).
 - `new_effects`: tags, untags and points given by occurrences of this evaluation, visible to
   the conditions of later occurrences exactly as recorded effects are.
-- `gated`: the customers who had an event of some types before the window's end, and those
-  who may hold some tags in the window, in front of the policies' lookups (`engine.gates`).
+- `gated`: the customers who had an event of some types before the window's end, those who
+  may hold some tags in the window, and those whose consent flag an import changed after its
+  start, in front of the policies' lookups (`engine.gates`).
 - `ranks`: the candidates of rules evaluated together in rounds (amounts reading the points
   they give), each with its rank among its customer's in order of due time.
 """
@@ -113,8 +114,8 @@ gated = Table(
     "nudge_gated",
     scratch,
     Column("customer_id", String(200), primary_key=True),
-    Column("kind", String(5), primary_key=True),  # event | tag
-    Column("name", String(200), primary_key=True),  # the event type, the tag
+    Column("kind", String(5), primary_key=True),  # event | tag | flag
+    Column("name", String(200), primary_key=True),  # the event type, the tag, the flag
     prefixes=["TEMPORARY"],
 )
 

@@ -1,7 +1,9 @@
 """Expressions of the rule language → SQLAlchemy Core, evaluated as of each occurrence's due time.
 
 Every value is read "as it stood at the due time": metrics and counts look only at events at or
-before `due`, tags and points only at effects before it. The due time is a column of the
+before `due`, tags and points only at effects before it, `customer.accepts_marketing` at the
+imports' changes of it after it (`policies.flag_at`). The other stored fields and attributes
+are kept only as last imported, and read so. The due time is a column of the
 candidate table, so one query evaluates a condition for every occurrence at once.
 
 Unset values follow LANGUAGE.md 3.3: a comparison with an unset value is false, and `not` of
@@ -24,6 +26,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from engine import ast
 from engine.config import Rfm
+from engine.policies import flag_at
 from engine.scratch import Effects
 from engine.sqlfuncs import (
     arith,
@@ -331,6 +334,8 @@ class Compiler:
 
     def ref(self, ref: ast.Ref, want: Kind = "any") -> ColumnElement[Any]:
         if ref.entity == "customer":
+            if ref.name == "accepts_marketing":  # as it stood at the due time
+                return flag_at(self.scope.customer, self.scope.due)
             if ref.name in STORED_FIELDS:
                 return self.c[_COLUMN_OF_FIELD.get(ref.name, ref.name)]
             if ref.name in METRICS:

@@ -636,7 +636,7 @@ def import_failing_at_the_fourth_chunk(engine, tmp_path, monkeypatch) -> Path:
     monkeypatch.setattr(importers, "BATCH_SIZE", 4)
     calls = []
 
-    def store(connection, rows, report):
+    def store(connection, rows, report, _clock):
         calls.append(len(rows))
         if len(calls) == 4:
             raise RuntimeError("the disk is full")

@@ -391,6 +391,9 @@ def test_a_list_of_keys_selects_exactly_those_rows(db_url):
     engine.dispose()
 
 
+HEAD = ScriptDirectory(str(storage_db.MIGRATIONS)).get_current_head()
+
+
 def migrate(url: str, revision: str) -> None:
     """Upgrade or downgrade `url`'s schema to `revision`, as `upgrade` does, under its lock."""
     engine = create(url)
@@ -429,7 +432,7 @@ def test_the_sign_ups_numbers_go_back_with_the_customers_and_their_events_kept(f
         ]
         assert conn.execute(text("SELECT key, customer_id FROM events")).all() == [("k1", "c1")]
     engine.dispose()
-    migrate(fresh_url, "0012")
+    migrate(fresh_url, HEAD)
     assert schema_diff(fresh_url, tables.metadata) == []
 
 
@@ -469,3 +472,54 @@ def test_the_event_types_are_read_one_index_lookup_each(fresh_url: str) -> None:
         assert "type_at_us_customer_id" in shown and "SCAN events" not in shown, shown
     finally:
         engine.dispose()
+
+
+def test_consent_changes_come_with_0013_and_the_customers_stand_as_they_were(fresh_url):
+    """0013 on a shop's database: the customers, tags and events are kept, and no change of
+    consent is known (what is stored stands from the beginning); downgraded, the table goes and
+    the rest stays."""
+    migrate(fresh_url, "0012")
+    engine = create(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customers (id, accepts_marketing, attributes)"
+                " VALUES ('c1', :yes, '{}'), ('c2', :no, '{}')"
+            ),
+            {"yes": True, "no": False},
+        )
+        conn.execute(insert(tables.customer_tags).values(customer_id="c1", tag="vip"))
+        conn.execute(
+            insert(tables.events).values(key="k1", customer_id="c2", type="order.paid", at_us=7)
+        )
+    engine.dispose()
+    migrate(fresh_url, "0013")
+    assert schema_diff(fresh_url, tables.metadata) == []
+    engine = create(fresh_url)
+    with engine.begin() as conn:
+        assert conn.execute(
+            text("SELECT id, accepts_marketing FROM customers ORDER BY id")
+        ).all() == [
+            ("c1", True),
+            ("c2", False),
+        ]
+        assert conn.execute(select(func.count()).select_from(tables.consent_changes)).scalar() == 0
+        conn.execute(
+            insert(tables.consent_changes).values(
+                customer_id="c1",
+                at_us=9,
+                accepts_marketing_before=True,
+                accepts_marketing_after=False,
+            )
+        )
+    engine.dispose()
+    migrate(fresh_url, "0012")
+    engine = create(fresh_url)
+    with engine.connect() as conn:
+        assert "consent_changes" not in inspect(conn).get_table_names()
+        assert conn.execute(text("SELECT id FROM customers ORDER BY id")).scalars().all() == [
+            "c1",
+            "c2",
+        ]
+        assert conn.execute(text("SELECT key FROM events")).scalars().all() == ["k1"]
+    engine.dispose()

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from engine.config import Config
 from engine.history import history
-from engine.importers import import_customer_rows, import_event_rows
+from engine.importers import WALL_CLOCK, import_customer_rows, import_event_rows
 from engine.importing.customers import parse_customer, store_customers
 from engine.importing.report import ImportReport
 from engine.ruleset import load_rule_set
@@ -66,7 +66,7 @@ def stored_with(engine: Engine, values: dict[str, object], meanwhile: Callable[.
     with engine.connect() as conn:
         sa.event.listen(conn, "after_cursor_execute", meanwhile)
         conn.begin()
-        store_customers(conn, [row], ImportReport("customers", "<test>"))
+        store_customers(conn, [row], ImportReport("customers", "<test>"), WALL_CLOCK)
         conn.commit()
 
 
@@ -149,12 +149,12 @@ def test_a_sign_up_imported_between_the_upgrade_and_the_next_tick_acts(db_url, t
     """A rule set that ran before migration 0012: the first import after the upgrade (the
     hourly import, which upgrades the database as it opens it, while the daemon still runs the
     old version or is stopped for the upgrade) numbers sign-ups the next tick must take."""
-    from tests.test_storage import migrate
+    from tests.test_storage import HEAD, migrate
 
     config = setup(engine, tmp_path, db_url)
     engine.dispose()
     migrate(db_url, "0011")
-    migrate(db_url, "0012")
+    migrate(db_url, HEAD)  # through 0012
     signed_up(engine, config, ("c1", A + 30 * MINUTE_US))
     assert ticked(engine, tmp_path, config, A + 2 * HOUR_US) == (1, 1, 0)
 
@@ -225,7 +225,7 @@ def test_two_imports_at_once_on_postgresql_wait_for_each_other_without_deadlock(
         return [parse_customer(values, False, shop) for values in given]
 
     def stored(conn: sa.Connection, *given: dict[str, object]) -> None:
-        store_customers(conn, rows(*given), ImportReport("customers", "<test>"))
+        store_customers(conn, rows(*given), ImportReport("customers", "<test>"), WALL_CLOCK)
 
     with engine.begin() as conn:
         stored(conn, {"id": "x", "name": "Ann"})

@@ -5,6 +5,10 @@ Choices where the contract is silent:
   a field left unset (an empty cell, a missing or null key) is not a request to clear it. To
   withdraw consent a file says `accepts_marketing` `false`; `tags`, when given, replace the
   customer's imported tags; attributes given are merged into the stored ones.
+- A change of a stored customer's `accepts_marketing` is kept with the time the import wrote it
+  (`consent_changes`), so that rules read consent as it stood at each due time. A customer's
+  first import (or the one an event created with `false`) changes nothing: that value stands
+  from the beginning. Other fields keep only their latest value.
 - `signed_up` without an offset is local time of the `timezone` given on the same row, else
   of the shop.
 - `id` is text; a JSON integer id is taken as its digits. Text fields are stored without the
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, false, func, select, update
 from sqlalchemy import text as text_sql
 
+from engine.clock import Clock
 from engine.importing.fields import (
     birthday,
     code,
@@ -34,7 +39,7 @@ from engine.importing.fields import (
 )
 from engine.importing.report import ImportReport, RowError
 from engine.storage.bulk import insert_or_ignore, upsert
-from engine.storage.tables import NAME_LENGTH, customer_tags, customers
+from engine.storage.tables import NAME_LENGTH, consent_changes, customer_tags, customers
 from engine.timeutil import zone
 from engine.types import CUSTOMER_FIELDS
 
@@ -189,8 +194,11 @@ def _given(values: dict[str, object], name: str) -> bool:
 CUSTOMERS_LOCK = 0x6E75_6467_652D_7375
 
 
-def store_customers(connection: Connection, rows: list[CustomerRow], report: ImportReport) -> None:
-    """Apply `rows` in order on top of what is stored, write what changed, and count.
+def store_customers(
+    connection: Connection, rows: list[CustomerRow], report: ImportReport, clock: Clock
+) -> None:
+    """Apply `rows` in order on top of what is stored, write what changed, and count; a
+    stored customer's consent that changed is kept with `clock`'s time (`_date_consent`).
 
     Imports of customers at once run one after the other, from this first read of the stored
     customers to their commit (`_one_at_a_time`)."""
@@ -212,6 +220,7 @@ def store_customers(connection: Connection, rows: list[CustomerRow], report: Imp
     if not changed:
         return
     _number_sign_ups(connection, changed, stored)
+    _date_consent(connection, changed, stored, clock)
     connection.execute(
         upsert(connection, customers),
         [{"id": cid, **new.columns, "attributes": new.attributes} for cid, new in changed.items()],
@@ -260,6 +269,36 @@ def _number_sign_ups(
     for seq, cid in enumerate(moved, start=last + 1):
         new = changed[cid]
         changed[cid] = Stored({**new.columns, "signed_up_seq": seq}, new.attributes, new.tags)
+
+
+def _date_consent(
+    connection: Connection, changed: dict[str, Stored], stored: dict[str, Stored], clock: Clock
+) -> None:
+    """Keep each change of a stored customer's `accepts_marketing` with the time it is
+    written, taken now, as the daemon's clock reads it: the flag as it stood at a due time is
+    read from these (`policies.flag_at`). A customer stored for the first time has no earlier
+    value, so its own stands from the beginning."""
+    flipped = [
+        (cid, bool(before.columns["accepts_marketing"]), bool(new.columns["accepts_marketing"]))
+        for cid, new in changed.items()
+        if (before := stored.get(cid)) is not None
+        and bool(before.columns["accepts_marketing"]) != bool(new.columns["accepts_marketing"])
+    ]
+    if not flipped:
+        return
+    now_us = clock.now_us()
+    connection.execute(
+        consent_changes.insert(),
+        [
+            {
+                "customer_id": cid,
+                "at_us": now_us,
+                "accepts_marketing_before": was,
+                "accepts_marketing_after": now,
+            }
+            for cid, was, now in flipped
+        ],
+    )
 
 
 def _apply(base: Stored, row: CustomerRow) -> Stored:

@@ -166,7 +166,7 @@ def _lookup_indexes(connection: Connection, table: Table) -> list[tuple[str, str
 
 
 _PRAGMAS = ("cache_size", "foreign_keys")
-_IMPORTED = ("customers", "customer_tags", "events")  # the tables an import writes
+_IMPORTED = ("customers", "customer_tags", "consent_changes", "events")  # what imports write
 
 
 def _set(connection: Connection, pragmas: dict[str, object]) -> None:

@@ -5,9 +5,9 @@ Conventions
   Integer instants compare, subtract and index the same on SQLite and PostgreSQL, so rule
   queries need no dialect-specific date arithmetic; local time is computed in Python, once per
   occurrence due.
-- Shop data (customers, customer_tags, events) is written only by import. Everything the
-  daemon decides (occurrences, actions, effects, coupons, tasks, outbox) lives in the ledger
-  tables, each guarded by a unique key so that nothing is recorded twice.
+- Shop data (customers, customer_tags, consent_changes, events) is written only by import.
+  Everything the daemon decides (occurrences, actions, effects, coupons, tasks, outbox) lives
+  in the ledger tables, each guarded by a unique key so that nothing is recorded twice.
 """
 
 from __future__ import annotations
@@ -84,6 +84,24 @@ customer_tags = Table(
     Column("customer_id", String(NAME_LENGTH), ForeignKey("customers.id"), primary_key=True),
     Column("tag", String(NAME_LENGTH), primary_key=True),
     Index(None, "tag", "customer_id"),  # who holds a tag (`engine.gates`)
+)
+
+# Each change an import made to a stored customer's `accepts_marketing`, with its time (the
+# import's clock): the flag as it stood at an instant is the value before the first change
+# after it, else the stored one (`policies.flag_at`). A customer's first import, and one an
+# event created, make no row: that value stands from the beginning.
+consent_changes = Table(
+    "consent_changes",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("customer_id", String(NAME_LENGTH), ForeignKey("customers.id"), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("accepts_marketing_before", Boolean, nullable=False),
+    Column("accepts_marketing_after", Boolean, nullable=False),
+    Index(None, "customer_id", "at_us"),  # a customer's first change after a due time
+    Index(None, "at_us", "customer_id"),  # who changed after a window's start (`engine.gates`)
 )
 
 events = Table(
