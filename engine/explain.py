@@ -28,6 +28,7 @@ from engine.evaluate import (
 from engine.fmt import expr_text, statement_lines
 from engine.records import ActionRecord
 from engine.sqlgen import ORDER, Compiler, field_kind
+from engine.storage.tables import consent_changes
 from engine.timeutil import clock_text, iso
 from engine.triggers import Customers, after_their_at, instant_source, shared_fills
 
@@ -58,6 +59,9 @@ class Story:
     # The policies that suppressed its actions, by reason: the `exclude if` that held, the
     # rule set's `limit`s.
     policies: dict[str, list[str]] = field(default_factory=dict)
+    # For marketing, when an import changed the customer's `accepts_marketing` after the due
+    # time: the flag at the due time, when the first such change was made, and the flag after.
+    consent_changed: tuple[bool, int, bool] | None = None
 
 
 def explain(
@@ -87,6 +91,7 @@ def explain(
             for action in result.actions:
                 by_key.setdefault((action.rule, action.occurrence_key), []).append(action)
             stories = []
+            flag_changes = _flag_changes(conn, customer_id)
             for rule in ruleset.rules:
                 if rule_name is None or rule.name == rule_name:
                     index = shared.get(rule.position, rule.position)
@@ -98,8 +103,24 @@ def explain(
                     stories.extend(_late(conn, rule, customer_id, config.timezone))
         finally:
             conn.rollback()
+    for story in stories:
+        if any(action.kind in ast.MARKETING for action in story.actions):
+            later = (change for change in flag_changes if change[1] > story.due_us)
+            story.consent_changed = next(later, None)
     stories.sort(key=lambda s: (s.due_us, s.rule_position))
     return stories
+
+
+def _flag_changes(conn: Connection, customer_id: str) -> list[tuple[bool, int, bool]]:
+    """The changes imports made to the customer's `accepts_marketing`, in order: the flag
+    before, the time, the flag after (`tables.consent_changes`)."""
+    c = consent_changes.c
+    query = (
+        sa.select(c.accepts_marketing_before, c.at_us, c.accepts_marketing_after)
+        .where(c.customer_id == customer_id)
+        .order_by(c.at_us, c.id)
+    )
+    return [(bool(before), at_us, bool(after)) for before, at_us, after in conn.execute(query)]
 
 
 def _leaves(
@@ -287,8 +308,18 @@ def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
                 policies = ", ".join(f"`{p}`" for p in story.policies.get(action.reason or "", []))
                 why = _reason(action.reason) + (f": {policies}" if policies else "")
                 lines.append(f"  {what}: suppressed ({why}){moved}")
+        if story.consent_changed is not None:
+            then, changed_us, after = story.consent_changed
+            lines.append(
+                f"  `accepts_marketing` was {_yes(then)} at the due time; an import made it"
+                f" {_yes(after)} on {when(changed_us)}"
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _policy_text(policy: ast.Limit | ast.Exclude) -> str:

@@ -19,6 +19,7 @@ from cli import cli
 from engine import ast
 from engine.clock import FixedClock
 from engine.config import Config
+from engine.explain import explain, render
 from engine.history import history
 from engine.importers import import_customer_rows, import_customers, import_event_rows
 from engine.ruleset import load_rule_set
@@ -234,6 +235,22 @@ def test_a_condition_on_accepts_marketing_reads_it_as_it_stood(engine, tmp_path,
         ("news", "c1", iso(at(5, 10)), "sent"),
         ("thanks", "c1", iso(at(5, 12)), "sent"),
     ]
+
+
+def test_explain_says_consent_as_it_stood_and_when_an_import_changed_it(engine, tmp_path, db_url):
+    ruleset, config = setup(engine, tmp_path, db_url)
+    assert not import_customer_rows(
+        engine, [{"id": "c1", "accepts_marketing": True}], "UTC"
+    ).problems
+    withdrawn = [{"id": "c1", "accepts_marketing": False}]
+    assert not import_customer_rows(engine, withdrawn, "UTC", clock=FixedClock(at(20, 9))).problems
+    text = render(explain(engine, ruleset, config, "c1", at(19), at(21)), "c1", "UTC")
+    assert 'message "news": sent' in text
+    assert (
+        "`accepts_marketing` was yes at the due time; an import made it no on 2026-11-20 09:00"
+        in text
+    )
+    assert 'message "news": suppressed (the customer does not accept marketing)' in text
 
 
 # -- the command line ------------------------------------------------------------------------------
