@@ -166,12 +166,14 @@ def _gate_flag(conn: Connection, occurrences: int, start_us: int, who: Customers
     `scratch.gated`, when there are no more changes than `occurrences`; say which it was
     (`Gates.flag_changed`). Through the index by time, so the cost grows with the changes made
     since the window's start, none at all for most windows."""
-    changes = sa.select(consent_changes.c.customer_id).where(consent_changes.c.at_us > start_us)
     clause = who.clause(consent_changes.c.customer_id)
-    if clause is not None:
-        changes = changes.where(clause)
-    some = changes.limit(occurrences + 1).subquery()
-    count = conn.execute(sa.select(sa.func.count()).select_from(some)).scalar_one()
+    if clause is None:  # every tick's: built once
+        changes, counted = _CHANGES, _CHANGES_COUNTED
+    else:
+        changes = _CHANGES.where(clause)
+        counted = _counted(changes)
+    params = {"start_us": start_us, "most": occurrences + 1}
+    count = conn.execute(counted, params).scalar_one()
     if not count:
         return "none"
     if count > occurrences:
@@ -179,8 +181,21 @@ def _gate_flag(conn: Connection, occurrences: int, start_us: int, who: Customers
     found = changes.with_only_columns(
         consent_changes.c.customer_id, sa.literal("flag", sa.String), sa.literal(FLAG, sa.String)
     ).distinct()
-    conn.execute(gated.insert().from_select(["customer_id", "kind", "name"], found))
+    conn.execute(gated.insert().from_select(["customer_id", "kind", "name"], found), params)
     return "gated"
+
+
+def _counted(changes: sa.Select[Any]) -> sa.Select[Any]:
+    """How many of `changes` there are, up to the parameter `most`."""
+    some = changes.limit(sa.bindparam("most", type_=sa.Integer)).subquery()
+    return sa.select(sa.func.count()).select_from(some)
+
+
+# The changes of consent after the parameter `start_us`, and how many (`_gate_flag`).
+_CHANGES = sa.select(consent_changes.c.customer_id).where(
+    consent_changes.c.at_us > sa.bindparam("start_us", type_=sa.BigInteger)
+)
+_CHANGES_COUNTED = _counted(_CHANGES)
 
 
 def _of(types: tuple[str, ...], end_us: int, who: Customers) -> sa.Select[Any]:
