@@ -17,14 +17,14 @@ from sqlalchemy import Engine, delete
 
 from engine import ast
 from engine.config import Config, load_config
-from engine.importers import import_customer_rows, import_event_rows
+from engine.importers import import_event_rows
 from engine.ruleset import check_rule_set
 from engine.simulate import simulate_records
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.timeutil import from_us
 from tests.gen.rules import CHANNELS, TEMPLATES, rule_set_files
-from tests.gen.shops import World, customer_rows, event_rows, worlds
+from tests.gen.shops import World, customer_rows, event_rows, import_customers, worlds
 from tests.reference.evaluator import simulate
 from tests.reference.scenario import instant
 
@@ -98,6 +98,11 @@ def describe(world: World, files: dict[str, str]) -> str:
     lines = [f"timezone {world.timezone}, window {world.start_us}..{world.end_us}"]
     lines += [f"--- {name}\n{text}" for name, text in files.items()]
     lines += [f"customer {row}" for row in customer_rows(world.shop)]
+    lines += [
+        f"consent of {customer.id} changed {customer.consent_changes}"
+        for customer in world.shop.customers
+        if customer.consent_changes
+    ]
     lines += [f"event {row}" for row in event_rows(world.shop)]
     return "\n".join(lines)
 
@@ -126,7 +131,7 @@ def test_engine_matches_reference(database: Engine, case: tuple[World, dict[str,
     with database.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             conn.execute(delete(table))
-    import_customer_rows(database, customer_rows(world.shop), config.timezone, "customers")
+    import_customers(database, world.shop, config.timezone)
     import_event_rows(database, event_rows(world.shop), config.timezone, "events")
     actual = simulate_records(database, ruleset, config, world.start_us, world.end_us)
     context = describe(world, files)

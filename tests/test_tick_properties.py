@@ -25,14 +25,14 @@ from sqlalchemy import Engine
 from engine import ast
 from engine.config import Config
 from engine.history import history
-from engine.importers import import_customer_rows, import_event_rows
+from engine.importers import import_event_rows
 from engine.simulate import simulate_records
 from engine.storage.db import open_database
 from engine.storage.tables import actions, metadata, occurrences, outbox
 from engine.tick import tick
 from engine.timeutil import US, from_us, iso
 from tests.gen.rules import rule_set_files
-from tests.gen.shops import World, customer_rows, dense_worlds, event_rows
+from tests.gen.shops import World, dense_worlds, event_rows, import_customers
 from tests.test_differential import SETTINGS, canonical, checked, describe
 
 EXAMPLES = settings(SETTINGS, max_examples=25)
@@ -80,7 +80,7 @@ def database(db_url: str) -> Iterator[Callable[[World, Config], Engine]]:
         with engine.begin() as conn:
             for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
-        import_customer_rows(engine, customer_rows(world.shop), config.timezone, "customers")
+        import_customers(engine, world.shop, config.timezone)
         import_event_rows(engine, event_rows(world.shop), config.timezone, "events")
         return engine
 
@@ -182,7 +182,7 @@ def test_once_once_every_and_the_cap_hold_whatever_comes_late(
         with engine.begin() as conn:
             for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
-        import_customer_rows(engine, customer_rows(world.shop), config.timezone, "customers")
+        import_customers(engine, world.shop, config.timezone)
         for index, moment in enumerate(moments):
             now = [row for row, i in zip(rows, when, strict=True) if i == index]
             if now:

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
+from engine.clock import FixedClock
+from engine.importers import import_customer_rows
 from engine.timeutil import US, iso, to_us
 from tests.reference.shop import Customer, Event, Shop
 
@@ -80,6 +83,23 @@ def _customer(draw: st.DrawFn, index: int, window_start: dt.datetime) -> Custome
     if draw(st.booleans()):
         minutes = draw(st.integers(-HISTORY_DAYS * 1440, WINDOW_DAYS * 1440))
         signed_up = to_us(window_start) + minutes * 60 * US
+    accepts = draw(st.booleans())
+    # Mostly re-imported with the other value, once or twice, on quarter hours from the day
+    # before the window to its end (so at some due times exactly): consent as it stood at each
+    # due time.
+    count = draw(st.sampled_from([0, 1, 1, 2]))
+    moments = draw(
+        st.lists(
+            st.integers(-96, WINDOW_DAYS * 96),
+            min_size=count,
+            max_size=count,
+            unique=True,
+        )
+    )
+    changes = tuple(
+        (to_us(window_start) + q * 900 * US, (accepts + n + 1) % 2 == 1)
+        for n, q in enumerate(sorted(moments))
+    )
     attributes: dict[str, Any] = {}
     if draw(st.booleans()):
         attributes["vip_level"] = draw(st.integers(0, 4))
@@ -91,9 +111,10 @@ def _customer(draw: st.DrawFn, index: int, window_start: dt.datetime) -> Custome
         birthday=birthday,
         timezone=draw(st.none() | st.sampled_from(ZONES)),
         signed_up_us=signed_up,
-        accepts_marketing=draw(st.booleans()),
+        accepts_marketing=accepts,
         tags=frozenset(draw(st.sets(st.sampled_from(TAGS), max_size=2))),
         attributes=attributes,
+        consent_changes=changes,
     )
 
 
@@ -173,6 +194,20 @@ def customer_rows(shop: Shop) -> list[dict[str, Any]]:
         }
         rows.append({**row, **customer.attributes})
     return rows
+
+
+def import_customers(engine: Engine, shop: Shop, shop_tz: str) -> None:
+    """Import the shop's customers as they were first, then each change of consent on a clock
+    standing at its time, as a shop re-importing them then would."""
+    assert not import_customer_rows(engine, customer_rows(shop), shop_tz, "customers").problems
+    changes = [
+        (at_us, {"id": customer.id, "accepts_marketing": flag})
+        for customer in shop.customers
+        for at_us, flag in customer.consent_changes
+    ]
+    for at_us, row in sorted(changes, key=lambda change: change[0]):
+        report = import_customer_rows(engine, [row], shop_tz, "consent", FixedClock(at_us))
+        assert not report.problems
 
 
 def event_rows(shop: Shop) -> list[dict[str, Any]]:

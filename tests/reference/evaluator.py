@@ -118,9 +118,10 @@ def _context(
     ruleset: ast.RuleSet,
     config: Config,
 ) -> Context:
-    """The customer as of the due time: events at or before it, effects strictly before it."""
-    customer = occurrence.customer
+    """The customer as of the due time: its consent as it stood then, events at or before it,
+    effects strictly before it."""
     due = occurrence.due_us
+    customer = occurrence.customer.as_of(due)
     tags = set(customer.tags)
     gifts: list[float] = []
     earlier = [e for e in effects[customer.id] if e.at_us < due]

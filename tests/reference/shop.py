@@ -6,7 +6,7 @@ Instants are int epoch microseconds UTC, as everywhere in Nudge.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -19,9 +19,21 @@ class Customer:
     birthday: str | None = None  # "YYYY-MM-DD" or "MM-DD"
     timezone: str | None = None
     signed_up_us: int | None = None
-    accepts_marketing: bool = False
+    accepts_marketing: bool = False  # from the beginning: the first import's value
     tags: frozenset[str] = frozenset()
     attributes: dict[str, Any] = field(default_factory=dict)
+    # Later imports that changed `accepts_marketing`: (their time, the new value), in order.
+    consent_changes: tuple[tuple[int, bool], ...] = ()
+
+    def as_of(self, at_us: int) -> Customer:
+        """The customer as it stood at `at_us`: `accepts_marketing` as the last change at or
+        before it left it (docs/semantics.md, "Consent over time"); every other field as
+        last imported."""
+        flag = self.accepts_marketing
+        for changed_us, value in self.consent_changes:
+            if changed_us <= at_us:
+                flag = value
+        return self if flag == self.accepts_marketing else replace(self, accepts_marketing=flag)
 
 
 @dataclass(frozen=True)
