@@ -1067,7 +1067,9 @@ def _import_command(kind: str, file: Path, config_path: Path | None, db: str | N
 def import_customers_command(file: Path, config_path: Path | None, db: str | None) -> None:
     """Import customers: `id` (required), `name`, `email`, `phone`, `birthday` (YYYY-MM-DD or
     MM-DD), `timezone`, `signed_up`, `accepts_marketing`, `tags` (comma-separated); any other
-    column is an attribute. A customer already stored gets the fields the file gives.
+    column is an attribute. A customer already stored gets the fields the file gives; a change
+    of `accepts_marketing` is kept with the time of the import, so that rules read consent as it
+    stood at each moment.
 
     \b
     Example:
