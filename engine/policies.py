@@ -2,9 +2,8 @@
 
 Consent and `exclude` are properties of the occurrence at its due time and are computed in SQL
 (`consent_sql` on the flag as it stood then, `flag_at`, and the exclusion conditions through
-`engine.sqlgen`). Quiet hours and the
-marketing cap depend on the order in which actions are sent, so they run here, over the
-actions due, in Python.
+`engine.sqlgen`). Quiet hours and the marketing cap depend on the order in which actions are
+sent, so they run here, over the actions due, in Python.
 """
 
 from __future__ import annotations
