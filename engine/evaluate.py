@@ -34,7 +34,7 @@ from sqlalchemy import Connection
 
 from engine import ast, dependencies, gates, scratch, triggers
 from engine.config import Config
-from engine.policies import apply_limits, cap_horizon, quiet_until
+from engine.policies import apply_limits, cap_horizon, flag_at, quiet_until
 from engine.records import AT, CUSTOMER, DUE, STATUS, ActionRecord, Row
 from engine.sqlfuncs import unindexed
 from engine.sqlgen import ORDER, Bounds, Compiler, Scope, needed_events
@@ -430,7 +430,11 @@ def scope_for(
     effects: scratch.Effects,
     zones: Sequence[str],
     bounds: Bounds | None = None,
+    gated: gates.Gates | None = None,
 ) -> tuple[Scope, Any]:
+    """What `rule`'s conditions (or, without one, the `exclude if`s) see, and the candidates
+    joined to their customers. With `gated`, the window's gates: `customer.accepts_marketing`
+    is then looked up as it stood only where an import changed it (`gates.flag_reader`)."""
     cand = scratch.candidates
     trigger = None
     if rule is not None and isinstance(rule.when.trigger, ast.EventTrigger) and _reads_event(rule):
@@ -445,6 +449,7 @@ def scope_for(
         rfm=config.rfm,
         zones=tuple(zones),
         bounds=bounds,
+        flag=flag_at if gated is None else gates.flag_reader(gated),
         # A calendar rule's occurrences are every customer of a zone (who may meet the
         # condition) on each of the rule's days: many to a customer in a batch of a simulation,
         # where hashing the batch's events beats probing them per occurrence. Never without
@@ -548,7 +553,7 @@ class _Passing:
         # then read the batch's rows of each once and hash them, instead of probing them per
         # occurrence.
         bounds = people.batch_clauses if dialect == "postgresql" else None
-        scope, source = scope_for(rule, ruleset, config, due.effects, due.zones, bounds)
+        scope, source = scope_for(rule, ruleset, config, due.effects, due.zones, bounds, due.gated)
         compiler = Compiler(scope)
         where: list[Any] = [
             cand.c.rule_index == due.index(rule),
@@ -689,7 +694,7 @@ def _exclude_late(
     if not marketing:
         return
     cand = scratch.candidates
-    scope, source = scope_for(None, ruleset, config, due.effects, due.zones)
+    scope, source = scope_for(None, ruleset, config, due.effects, due.zones, None, due.gated)
     excluded = _excluded(Compiler(scope), ruleset, due.gated)
     for some in chunks(marketing):
         query = sa.select(cand.c.id, excluded).select_from(source).where(cand.c.id.in_(some))

@@ -40,7 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from engine import ast
 from engine.policies import SUBSCRIBED, UNSUBSCRIBED, consent_sql, flag_at, stored_consent
 from engine.scratch import candidates, gated
-from engine.sqlgen import any_of, needed_events, needed_tags
+from engine.sqlgen import FlagAt, any_of, needed_events, needed_tags
 from engine.storage.tables import consent_changes, customer_tags, effects, events
 from engine.triggers import Customers
 
@@ -257,6 +257,14 @@ def flag_then(customer: FromClause, due: ColumnElement[int], gates: Gates) -> Co
         return stored_consent(customer)
     changed = _passes(customer.c.id, "flag", (FLAG,)) if gates.flag_changed == "gated" else None
     return flag_at(customer, due, changed)
+
+
+def flag_reader(gates: Gates) -> FlagAt | None:
+    """How a condition reads `customer.accepts_marketing` (`sqlgen.Scope.flag`): the stored
+    flag alone when no import changed anyone's since the window's start, else `flag_then`."""
+    if gates.flag_changed == "none":
+        return None
+    return functools.partial(flag_then, gates=gates)
 
 
 def excluded(

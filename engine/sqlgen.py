@@ -91,6 +91,9 @@ def field_kind(ref: ast.Ref) -> Kind:
 
 # Tests keeping a table's rows to some customers, given the table's customer column.
 Bounds = Callable[[ColumnElement[str]], list[ColumnElement[bool]]]
+# The customer's `accepts_marketing` as it stood at the due time, given the customer and the
+# due time (`policies.flag_at`, `gates.flag_then`).
+FlagAt = Callable[[FromClause, ColumnElement[int]], ColumnElement[bool]]
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ class Scope:
     # customers' events of that type once and hash them (with `bounds`, a batch's): for rules
     # whose occurrences are many to a customer (`evaluate.scope_for`).
     hashed: bool = False
+    # How `customer.accepts_marketing` is read as it stood at the due time: None for the stored
+    # flag alone, when no import changed anyone's since the window's start (`gates.flag_reader`:
+    # the SQL is then what it was before changes were kept); by default each customer's changes
+    # are looked up.
+    flag: FlagAt | None = flag_at
 
 
 class Compiler:
@@ -334,8 +342,8 @@ class Compiler:
 
     def ref(self, ref: ast.Ref, want: Kind = "any") -> ColumnElement[Any]:
         if ref.entity == "customer":
-            if ref.name == "accepts_marketing":  # as it stood at the due time
-                return flag_at(self.scope.customer, self.scope.due)
+            if ref.name == "accepts_marketing" and self.scope.flag is not None:
+                return self.scope.flag(self.scope.customer, self.scope.due)  # as it stood then
             if ref.name in STORED_FIELDS:
                 return self.c[_COLUMN_OF_FIELD.get(ref.name, ref.name)]
             if ref.name in METRICS:

@@ -295,3 +295,66 @@ def test_nudge_simulate_of_the_past_still_sends_after_a_re_import_withdrew_conse
         ],
     )
     assert [json.loads(line)["reason"] for line in today.output.splitlines()] == ["no-consent"]
+
+
+# -- what it costs when nobody's consent changed -----------------------------------------------
+
+READS_FLAG = """\
+exclude if customer.accepts_marketing and "vip" in customer.tags
+
+rule "ask"
+  when order.paid
+  if customer.accepts_marketing == no
+  then task "ask for consent"
+"""
+
+
+def test_a_condition_on_accepts_marketing_looks_up_no_change_when_none_was_made_since(
+    engine, tmp_path, db_url
+):
+    """With no change of consent after the window's start, `customer.accepts_marketing` in an
+    `if` or an `exclude if` reads the stored flag: the SQL is what it was before changes were
+    kept (only the gate's count reads `consent_changes`). It looked the changes up for every
+    occurrence, whatever the gate said. With a change in the window, they are looked up and
+    decide: c1, a vip who withdrew consent on Nov 4, is excluded on Nov 3 and asked on Nov 5."""
+    ruleset, config = setup(engine, tmp_path, db_url, READS_FLAG + "\n" + RULES)
+    rows = [
+        {"id": "c1", "accepts_marketing": True, "tags": "vip"},
+        {"id": "c2", "accepts_marketing": True},
+    ]
+    assert not import_customer_rows(engine, rows, "UTC", clock=FixedClock(at(1))).problems
+    withdrawn = [{"id": "c1", "accepts_marketing": False}]
+    assert not import_customer_rows(engine, withdrawn, "UTC", clock=FixedClock(at(4, 12))).problems
+    orders = [
+        {"id": f"o{n}{cid}", "customer": cid, "type": "order.paid", "at": iso(at(day, 12))}
+        for n, day in enumerate((3, 5))
+        for cid in ("c1", "c2")
+    ]
+    assert not import_event_rows(engine, orders, "UTC").problems
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    later = simulate_records(engine, ruleset, config, at(5), at(6))
+    assert ("ask", "c1", iso(at(5, 12)), "sent") in shown(later)
+    reading = [s for s in statements if "consent_changes" in s]
+    assert len(reading) == 1 and "count(" in reading[0]  # the gate's, and nothing else
+
+    statements.clear()
+    records = simulate_records(engine, ruleset, config, at(3), at(6))
+    assert any("flag_changes" in s for s in statements)
+    assert shown(records) == [
+        ("news", "c1", iso(at(3, 10)), "suppressed (excluded)"),
+        ("news", "c2", iso(at(3, 10)), "sent"),
+        ("thanks", "c1", iso(at(3, 12)), "suppressed (excluded)"),
+        ("thanks", "c2", iso(at(3, 12)), "sent"),
+        ("news", "c1", iso(at(4, 10)), "suppressed (excluded)"),
+        ("news", "c2", iso(at(4, 10)), "sent"),
+        ("news", "c1", iso(at(5, 10)), "suppressed (no-consent)"),
+        ("news", "c2", iso(at(5, 10)), "sent"),
+        ("ask", "c1", iso(at(5, 12)), "sent"),
+        ("thanks", "c1", iso(at(5, 12)), "suppressed (no-consent)"),
+        ("thanks", "c2", iso(at(5, 12)), "sent"),
+    ]
