@@ -39,7 +39,13 @@ from engine.importing.fields import (
 )
 from engine.importing.report import ImportReport, RowError
 from engine.storage.bulk import insert_or_ignore, upsert
-from engine.storage.tables import NAME_LENGTH, consent_changes, customer_tags, customers
+from engine.storage.tables import (
+    NAME_LENGTH,
+    consent_changes,
+    customer_tags,
+    customers,
+    rule_set_state,
+)
 from engine.timeutil import zone
 from engine.types import CUSTOMER_FIELDS
 
@@ -275,9 +281,9 @@ def _date_consent(
     connection: Connection, changed: dict[str, Stored], stored: dict[str, Stored], clock: Clock
 ) -> None:
     """Keep each change of a stored customer's `accepts_marketing` with the time it is
-    written, taken now, as the daemon's clock reads it: the flag as it stood at a due time is
-    read from these (`policies.flag_at`). A customer stored for the first time has no earlier
-    value, so its own stands from the beginning."""
+    written, taken now and never before the ticks' watermark (`_decided_until`): the flag as it
+    stood at a due time is read from these (`policies.flag_at`). A customer stored for the
+    first time has no earlier value, so its own stands from the beginning."""
     flipped = [
         (cid, bool(before.columns["accepts_marketing"]), bool(new.columns["accepts_marketing"]))
         for cid, new in changed.items()
@@ -286,7 +292,7 @@ def _date_consent(
     ]
     if not flipped:
         return
-    now_us = clock.now_us()
+    now_us = max(clock.now_us(), _decided_until(connection))
     connection.execute(
         consent_changes.insert(),
         [
@@ -299,6 +305,20 @@ def _date_consent(
             for cid, was, now in flipped
         ],
     )
+
+
+def _decided_until(connection: Connection) -> int:
+    """The latest watermark of the daemon's ticks (`engine.tick`): every occurrence due before
+    it was decided with the flag as it then stood, so a change is dated no earlier, or a later
+    simulation would read it where the daemon did not (the importing machine's clock behind the
+    daemon's, or a tick that ran while this import was writing). On PostgreSQL the rule sets'
+    rows stay locked until the import commits: a tick running now is waited for, and one that
+    starts meanwhile skips (`tick._lock`), so none decides with the old flag past this time."""
+    state = rule_set_state.c
+    query = select(state.watermark_us)
+    if connection.dialect.name == "postgresql":
+        query = query.order_by(state.name).with_for_update(read=True)
+    return max(connection.execute(query).scalars(), default=0)
 
 
 def _apply(base: Stored, row: CustomerRow) -> Stored:
