@@ -647,7 +647,8 @@ class Templates:
         finally:
             _DEADLINE.reset(started)
         subject, body = split_subject(text)
-        is_html = self._is_html(name)
+        # The file it was read from (not found again: that lists the folder, most of a render)
+        is_html = Path(template.filename or name).suffix.lower() in _HTML_SUFFIXES
         if is_html and subject is not None:  # a subject is plain text, escaped with the page
             subject = html.unescape(subject)
         return Rendered(subject=subject, body=body, html=is_html)
