@@ -24,7 +24,6 @@ from engine.history import history
 from engine.importers import import_customer_rows, import_customers, import_event_rows
 from engine.ruleset import load_rule_set
 from engine.simulate import simulate_records
-from engine.storage.db import open_database
 from engine.storage.tables import consent_changes, customers
 from engine.tick import tick
 from engine.timeutil import DAY_US, US, iso, to_us
@@ -79,13 +78,6 @@ def shown(records: list[Any]) -> list[tuple[str, str, str, str]]:
         outcome = r["status"] if r["reason"] is None else f"{r['status']} ({r['reason']})"
         found.append((r["rule"], r["customer"], r["due"], outcome))
     return found
-
-
-@pytest.fixture
-def engine(db_url: str) -> Any:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
 
 
 def setup(

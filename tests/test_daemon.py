@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +65,6 @@ rule "thanks"
 REALTIME_ACTIONS = {"fit": 2, "thanks": 2}
 ORDERS = 24
 SPREAD_S = 10.0  # the occurrences fall due over this many seconds
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
 
 
 def realtime_shop(engine: Engine, tmp_path: Path, db_url: str) -> tuple[Path, Path, int, int]:

@@ -57,13 +57,6 @@ def parsing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return str(request.param)
 
 
-@pytest.fixture
-def engine(db_url) -> Engine:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
-
-
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

@@ -46,13 +46,6 @@ _keys = itertools.count(1)
 
 
 @pytest.fixture
-def engine(db_url: str) -> Engine:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def templates(tmp_path: Path) -> Path:
     folder = tmp_path / "templates"
     folder.mkdir()

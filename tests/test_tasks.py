@@ -25,13 +25,6 @@ T0 = 1_800_000_000 * US
 _keys = itertools.count(1)
 
 
-@pytest.fixture
-def engine(db_url: str) -> Engine:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
-
-
 def add_task(
     engine: Engine,
     title: str,

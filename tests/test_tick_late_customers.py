@@ -31,13 +31,6 @@ MINUTE_US = 60 * US
 WELCOME = 'rule "welcome"\n  when customer.signed_up + 10m\n  then task "say hello"\n'
 
 
-@pytest.fixture
-def engine(db_url: str) -> Engine:
-    engine = open_database(db_url)
-    yield engine
-    engine.dispose()
-
-
 def setup(engine: Engine, tmp_path: Path, db_url: str, rules: str = WELCOME) -> Config:
     """A rule set on `engine` started at A and ticked at A + 1h."""
     config = config_for(tmp_path, db_url)
