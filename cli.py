@@ -220,7 +220,7 @@ def simulate(
     Example:
       nudge simulate rules/shop --from 2026-11-01 --to 2026-12-01 --format html --output sim.html
     """
-    from engine.simulate import stream
+    from engine.evaluation.simulate import stream
     from engine.storage.db import open_existing
 
     env = env_of(config_path, db, rules_dir)
@@ -236,7 +236,7 @@ def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
     """Check the rule set, warning about event names close to ones the shop has sent."""
     import sqlalchemy as sa
 
-    from engine.ruleset import check_rule_set
+    from engine.checking.ruleset import check_rule_set
     from engine.storage.tables import events
 
     with engine.connect() as conn:
@@ -460,7 +460,7 @@ def outbox_command(
     Send missed ones:    nudge outbox --retry --missed
     """
     from engine.clock import SystemClock
-    from engine.outbox import STATUSES, OutboxEntry, list_outbox, requeue, status_counts
+    from engine.outbox.dispatch import STATUSES, OutboxEntry, list_outbox, requeue, status_counts
     from engine.storage.db import open_existing
     from engine.timeutil import local_text
 
@@ -538,8 +538,8 @@ def _task_env(ctx: click.Context, config_path: Path | None, db: str | None) -> E
 
 
 def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
+    from engine.outbox.tasks import list_tasks
     from engine.storage.db import open_existing
-    from engine.tasks import list_tasks
     from engine.timeutil import local_text
 
     engine = open_existing(env.config.database)
@@ -582,7 +582,7 @@ def _show_tasks(env: Env, status: str | None, assignee: str | None) -> None:
     click.echo(_columns(rows))
 
 
-# `engine.tasks.TASK_STATUSES`, written out so that `nudge --help` does not load the engine.
+# `engine.outbox.tasks.TASK_STATUSES`, written out so that `nudge --help` does not load the engine.
 TASK_STATUS = click.option(
     "--status",
     type=click.Choice(["open", "claimed", "done"]),
@@ -664,8 +664,8 @@ def tasks_claim(
 ) -> None:
     """Take a task on: nudge tasks claim 12 --by ann"""
     from engine.clock import SystemClock
+    from engine.outbox.tasks import claim
     from engine.storage.db import open_existing
-    from engine.tasks import claim
 
     engine = open_existing(_task_env(ctx, config_path, db).config.database)
     try:
@@ -682,8 +682,8 @@ def tasks_claim(
 def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: str | None) -> None:
     """Mark a task done: nudge tasks done 12"""
     from engine.clock import SystemClock
+    from engine.outbox.tasks import done
     from engine.storage.db import open_existing
-    from engine.tasks import done
 
     engine = open_existing(_task_env(ctx, config_path, db).config.database)
     try:
@@ -715,10 +715,10 @@ def explain(
     Example:
       nudge explain rules/shop c42 --rule "thank you" --from 2026-11-01 --to 2026-12-01
     """
-    from engine.explain import explain as run_explain
-    from engine.explain import render
+    from engine.evaluation.explain import explain as run_explain
+    from engine.evaluation.explain import render
+    from engine.language.suggest import did_you_mean
     from engine.storage.db import open_existing
-    from engine.suggest import did_you_mean
 
     env = env_of(config_path, db, rules_dir)
     start_us, end_us = _window(env, start, end)
@@ -765,8 +765,8 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
     import logging
 
     from engine.channels import check_channels
+    from engine.checking.ruleset import unusable_folder
     from engine.daemon import Daemon
-    from engine.ruleset import unusable_folder
     from engine.storage.db import open_database
 
     missing = unusable_folder(rules_dir)
@@ -804,7 +804,7 @@ def history(
     """
     from rich.console import Console
 
-    from engine.history import history as load_history
+    from engine.outbox.history import history as load_history
     from engine.reports.table import print_list
     from engine.storage.db import open_existing
 
@@ -891,7 +891,7 @@ def demo(
     Example:
       nudge demo --customers 3000 --days 30
     """
-    from engine.demo_run import run_demo
+    from engine.demo.run import run_demo
 
     shop_rules = rules_dir or Path(__file__).resolve().parent / "rules" / "shop"
     if config_path is None and (shop_rules / "nudge.yaml").exists():
@@ -933,8 +933,8 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
     Example:  nudge check rules/aftercare
     """
     from engine.channels import channel_diagnostics
+    from engine.checking.ruleset import check_rule_set, stored_event_types
     from engine.render import render_json, render_text
-    from engine.ruleset import check_rule_set, stored_event_types
 
     try:
         config = env_of(config_path, db, rules_dir).config
@@ -977,9 +977,9 @@ def fmt_command(
     Example:  nudge fmt rules/aftercare
               nudge fmt --check rules/aftercare
     """
+    from engine.checking.ruleset import no_rule_files, passed_over, read_source, rule_files
     from engine.errors import Diagnostic
-    from engine.fmt import format_source, unnamed_moves
-    from engine.ruleset import no_rule_files, passed_over, read_source, rule_files
+    from engine.language.fmt import format_source, unnamed_moves
 
     if not rules_dir.is_dir():
         what = "is not a folder" if rules_dir.exists() else "does not exist"
@@ -1033,7 +1033,7 @@ def import_group() -> None:
 
 def _import_command(kind: str, file: Path, config_path: Path | None, db: str | None) -> None:
     """Run an import; print every bad row and a summary; exit 1 when a row was bad."""
-    from engine import importers
+    from engine.importing import importers
     from engine.storage.db import open_database
 
     # Times without an offset read in the default zone also get a warning (`assumed`).

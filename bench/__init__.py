@@ -1,7 +1,7 @@
 """Benchmarks: how fast Nudge is, side by side with what a user would build instead.
 
 `python -m bench --size S|M|L [--db URL] --json FILE` builds a deterministic synthetic shop
-(`engine.demo`), imports it, and measures on the same data, in one process:
+(`engine.demo.shop`), imports it, and measures on the same data, in one process:
 
 - `shop`: generating the shop's files (cached) and importing them (events per second);
 - `workloads`: `simulate` of 90 days (in a child process, for its peak memory), the daemon's

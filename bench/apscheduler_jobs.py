@@ -24,8 +24,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
-from engine import ast
 from engine.config import Config
+from engine.language import ast
 from engine.storage.tables import customers, events
 from engine.timeutil import US, from_us, local_date, local_wall, zone
 

@@ -18,10 +18,12 @@ from sqlalchemy import Engine, delete, select, update
 
 from bench.measure import median, percentile
 from bench.shop import SHOP_TZ
-from engine import ast
 from engine.config import Channel, Config
-from engine.evaluate import customer_zones
-from engine.outbox import dispatch_due
+from engine.evaluation.evaluate import customer_zones
+from engine.evaluation.tick import tick
+from engine.evaluation.wakeups import next_wake
+from engine.language import ast
+from engine.outbox.dispatch import dispatch_due
 from engine.storage.tables import (
     actions,
     coupons,
@@ -31,9 +33,7 @@ from engine.storage.tables import (
     rule_set_state,
     tasks,
 )
-from engine.tick import tick
 from engine.timeutil import DAY_US, US, to_us, zone
-from engine.wakeups import next_wake
 
 RULE_SET = "shop"
 # A quiet night (03:00 shop time) for idle ticks, a plain Tuesday for a day's work, and a Friday
@@ -128,10 +128,10 @@ class Latency:
 def due_to_recorded(engine: Engine, ruleset: ast.RuleSet, config: Config, hours: float) -> Latency:
     """Ticks of a simulated clock over `hours` from a Friday 19:30, scheduled as the daemon's
     interval job is: every `tick_seconds`, brought forward to just after the next due time known
-    in advance (`engine.wakeups`: the group buy at 20:00), a tick that overruns its interval
-    delaying the next one to the following slot. An occurrence recorded by the tick the daemon
-    starts at `now` is committed when that tick ends: its latency is `now - due` plus the tick's
-    measured wall time.
+    in advance (`engine.evaluation.wakeups`: the group buy at 20:00), a tick that overruns its
+    interval delaying the next one to the following slot. An occurrence recorded by the tick the
+    daemon starts at `now` is committed when that tick ends: its latency is `now - due` plus the
+    tick's measured wall time.
     """
     step = int(config.tick_seconds * US)
     start = shop_us(LATENCY_FROM)

@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from engine import ast
 from engine.config import Config
-from engine.evaluate import evaluate_due, find_due
-from engine.simulate import simulate
-from engine.triggers import BATCH_CUSTOMERS, customer_batches
+from engine.evaluation.evaluate import evaluate_due, find_due
+from engine.evaluation.simulate import simulate
+from engine.language import ast
+from engine.plan.triggers import BATCH_CUSTOMERS, customer_batches
 
 RULES = ("abandoned cart", "weekly group buy", "birthday coupon")
 HOUR_US = 3_600_000_000

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.checking.ruleset import load_rule_set
 from engine.config import load_config
-from engine.ruleset import load_rule_set
-from engine.simulate import Tally, stream
+from engine.evaluation.simulate import Tally, stream
 from engine.storage.db import create
 
 # ru_maxrss is in kilobytes on Linux, bytes on macOS.

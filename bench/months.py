@@ -1,7 +1,7 @@
 """`python -m bench.months [--customers N] [--days D] [--db URL]`: the daemon over months.
 
 Every figure of `python -m bench` that concerns the daemon starts from an empty ledger; this
-one shows what months of recorded work do to it. A synthetic shop (`engine.demo`, the same
+one shows what months of recorded work do to it. A synthetic shop (`engine.demo.shop`, the same
 seed as the harness) is imported with its history up to the start, then the daemon of
 `rules/shop` runs on a simulated clock, a step every `--step` (10 minutes), for `--days` days,
 the events of each step imported just before it, as a shop that feeds Nudge as things happen
@@ -34,8 +34,8 @@ from bench.shop import SEED, SHOP_TZ
 from engine.clock import FixedClock
 from engine.config import Channel, load_config
 from engine.daemon import Daemon
-from engine.demo import generate_shop
-from engine.importers import import_customer_rows, import_event_rows
+from engine.demo.shop import generate_shop
+from engine.importing.importers import import_customer_rows, import_event_rows
 from engine.storage.db import open_database
 from engine.storage.tables import actions
 from engine.timeutil import DAY_US, US, parse_moment, to_us, zone

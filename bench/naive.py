@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
-from engine import ast
 from engine.config import Config
+from engine.language import ast
 from engine.storage.tables import customer_tags, customers, events
 from tests.reference.evaluator import simulate
 from tests.reference.shop import Customer, Event, Shop

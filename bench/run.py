@@ -16,8 +16,8 @@ from bench.databases import Scratch
 from bench.loopback import Receivers
 from bench.measure import median, simulate_in_child
 from bench.shop import SEED, Size, import_shop, shop_files, window_us
+from engine.checking.ruleset import load_rule_set
 from engine.config import load_config
-from engine.ruleset import load_rule_set
 from engine.storage.db import open_database
 
 REPO = Path(__file__).resolve().parents[1]

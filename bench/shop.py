@@ -1,6 +1,6 @@
 """The benchmark's shops: sizes, the simulated window, generating the files and importing them.
 
-A shop of a size is `engine.demo`'s synthetic shop with that many customers (about 13 events
+A shop of a size is `engine.demo.shop`'s synthetic shop with that many customers (about 13 events
 each), seed 7, events over the calendar year 2026. Its files are generated once per
 (seed, customers) into a cache folder and imported with `nudge import`'s own code path.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from engine.demo import write_shop
-from engine.importers import import_customers, import_events
+from engine.demo.shop import write_shop
+from engine.importing.importers import import_customers, import_events
 from engine.storage.tables import customers, events
 from engine.timeutil import to_us, zone
 

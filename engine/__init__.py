@@ -1,7 +1,8 @@
 """Nudge: rule-based marketing automation.
 
-Pipeline: grammar → parse tree (`language`, `parse`) → AST (`transform`, `ast`) → checked rule
-set (`check`, `types`, `ruleset`) → compiled plan (`triggers`, `sqlgen`) → evaluation
-(`evaluate`) → policies (`policies`, `gates`) → outbox (`tick`, `ledger`, `outbox`) → channels
-(`channels`). README.md's "How it works" lists the modules of each stage.
+The packages follow the pipeline: `language` (grammar → parse tree → AST) → `checking` (the
+checked rule set) → `plan` (triggers and conditions as SQL) → `evaluation` (the one core, and
+`simulate`, `explain` and the tick that drive it) → `policies` → `outbox` (the ledger, the
+transactional outbox, templates) → `channels`. README.md's "How it works" lists the modules of
+each stage.
 """

@@ -20,10 +20,10 @@ from yaml.error import MarkedYAMLError
 from yaml.reader import ReaderError
 
 from engine.errors import ConfigError, ConfigErrors
+from engine.language.source import SAVE_AS_UTF8, NotUtf8, SourceFile, Span
+from engine.language.suggest import did_you_mean, nearest
 from engine.render import remember_source
-from engine.source import SAVE_AS_UTF8, NotUtf8, SourceFile, Span
 from engine.storage.tables import CHANNEL_NAME_LENGTH
-from engine.suggest import did_you_mean, nearest
 from engine.timeutil import US, is_zone, zone_help
 
 DEFAULT_DB = "sqlite:///nudge.db"

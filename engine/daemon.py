@@ -2,9 +2,9 @@
 
 APScheduler (3.x, in memory, UTC) is only the clock: an interval job calls `Daemon.step` every
 `tick_seconds`, brought forward to just after the next due time known in advance (a schedule,
-`at HH:MM`: `engine.wakeups`) when one comes sooner. Everything that decides what acts lives in
-the database (`engine.tick`), so a crash, a restart or a second daemon on PostgreSQL never makes
-anything act twice. Each step:
+`at HH:MM`: `engine.evaluation.wakeups`) when one comes sooner. Everything that decides what acts
+lives in the database (`engine.evaluation.tick`), so a crash, a restart or a second daemon on
+PostgreSQL never makes anything act twice. Each step:
 1. reloads the rule files when they changed on disk: a set that checks clean replaces the running
    one whole; a bad edit is logged with its located errors and the running set stays;
 2. runs one tick (evaluate and record what fell due);
@@ -35,22 +35,22 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from engine import ast
 from engine.channels import check_channels
+from engine.checking.ruleset import check_rule_set
 from engine.clock import Clock, SystemClock
 from engine.config import Config
-from engine.demo_mark import holds_demo_shop
+from engine.demo.mark import holds_demo_shop
 from engine.errors import DatabaseError, Diagnostic, NudgeError, RuleError
-from engine.evaluate import customer_zones
-from engine.outbox import dispatch_due
+from engine.evaluation.evaluate import customer_zones
+from engine.evaluation.tick import TickReport, fingerprint, tick
+from engine.evaluation.wakeups import knows_due_times, next_wake
+from engine.language import ast
+from engine.outbox.dispatch import dispatch_due
+from engine.outbox.templates import left_by_an_editor
 from engine.render import render_text
-from engine.ruleset import check_rule_set
 from engine.storage.distinct import EVENT_TYPES
 from engine.storage.tables import daemons, rule_set_state
-from engine.templates import left_by_an_editor
-from engine.tick import TickReport, fingerprint, tick
 from engine.timeutil import US, from_us, iso, to_us
-from engine.wakeups import knows_due_times, next_wake
 
 log = logging.getLogger("nudge.daemon")
 DISPATCH_BATCH = 100
@@ -248,8 +248,8 @@ class Daemon:
 
     def step_in_turn(self) -> None:
         """What the interval job runs: a step; then, when a due time known in advance (a
-        schedule, a holiday, a birthday, `at HH:MM`: `engine.wakeups`) comes before the job's
-        next run, the job is brought forward to just after it, and the interval goes on from
+        schedule, a holiday, a birthday, `at HH:MM`: `engine.evaluation.wakeups`) comes before the
+        job's next run, the job is brought forward to just after it, and the interval goes on from
         there. A due time that came while the step ran gets another step at once.
 
         A run that comes while a step is still in flight (one longer than the interval: a

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.source import Span
+from engine.language.source import Span
 
 Severity = Literal["error", "warning"]
 

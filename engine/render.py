@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from engine.errors import Diagnostic
-from engine.source import SourceFile, Span
+from engine.language.source import SourceFile, Span
 
 _SOURCES: dict[str, str] = {}
 _TAB = "    "

@@ -13,7 +13,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from engine.errors import ConfigError
-from engine.suggest import did_you_mean
+from engine.language.suggest import did_you_mean
 
 US = 1_000_000
 DAY_US = 86_400 * US

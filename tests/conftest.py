@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from engine.processes import can_fork
+from engine.evaluation.processes import can_fork
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 
@@ -73,8 +73,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def only_this_thread() -> None:
     """Wait (bounded) for threads earlier tests stopped to end, then assert that this process
-    may fork (`engine.processes.can_fork`): else a test of a forked worker would silently run
-    without one. Once in the whole suite such a thread was still ending. Skipped where no
+    may fork (`engine.evaluation.processes.can_fork`): else a test of a forked worker would silently
+    run without one. Once in the whole suite such a thread was still ending. Skipped where no
     worker is forked (not Linux)."""
     if sys.platform != "linux":
         pytest.skip("workers are forked on Linux only")

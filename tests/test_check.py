@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from engine import ast
-from engine.calendar import first_day, knows
-from engine.check import evaluation_strata
+from engine.checking.calendar import first_day, knows
+from engine.checking.check import evaluation_strata
+from engine.checking.ruleset import check_rule_set, load_rule_set
 from engine.config import Channel, Config
 from engine.errors import RuleError
+from engine.language import ast
 from engine.render import render_json, render_text
-from engine.ruleset import check_rule_set, load_rule_set
 
 GOLDEN = Path(__file__).parent / "golden" / "errors"
 CONFIG = Config(country="CN", channels={n: Channel(n, n) for n in ("file", "email")})

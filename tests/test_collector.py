@@ -1,4 +1,4 @@
-"""The garbage collector's threshold while an evaluation runs (engine/collector.py)."""
+"""The garbage collector's threshold while an evaluation runs (engine/evaluation/collector.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from engine.collector import COLLECT_AFTER, fewer_collections
+from engine.evaluation.collector import COLLECT_AFTER, fewer_collections
 
 
 def test_collections_are_fewer_inside_and_as_before_after_even_on_error() -> None:

@@ -16,16 +16,16 @@ from daemon_helpers import config_for, write_rules
 from sqlalchemy import Engine
 
 from cli import cli
-from engine import ast
+from engine.checking.ruleset import load_rule_set
 from engine.clock import FixedClock
 from engine.config import Config
-from engine.explain import explain, render
-from engine.history import history
-from engine.importers import import_customer_rows, import_customers, import_event_rows
-from engine.ruleset import load_rule_set
-from engine.simulate import simulate_records
+from engine.evaluation.explain import explain, render
+from engine.evaluation.simulate import simulate_records
+from engine.evaluation.tick import tick
+from engine.importing.importers import import_customer_rows, import_customers, import_event_rows
+from engine.language import ast
+from engine.outbox.history import history
 from engine.storage.tables import consent_changes, customers
-from engine.tick import tick
 from engine.timeutil import DAY_US, US, iso, to_us
 
 HOUR_US = 3600 * US

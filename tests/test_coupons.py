@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from engine.coupons import ALPHABET, new_code, record_coupon, record_coupons
+from engine.outbox.coupons import ALPHABET, new_code, record_coupon, record_coupons
 from engine.storage.db import open_database
 from engine.storage.tables import actions, coupons, occurrences
 from engine.timeutil import US

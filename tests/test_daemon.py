@@ -33,20 +33,20 @@ from sqlalchemy import Engine, event
 
 from cli import main
 from engine import daemon as engine_daemon
+from engine.checking.ruleset import load_rule_set
 from engine.clock import FixedClock, SystemClock
 from engine.config import load_config
 from engine.daemon import Daemon
-from engine.demo_mark import DEMO_MARK, DEMO_VALUE
-from engine.history import history
-from engine.importers import import_customer_rows, import_event_rows
-from engine.ruleset import load_rule_set
-from engine.simulate import simulate_records
+from engine.demo.mark import DEMO_MARK, DEMO_VALUE
+from engine.evaluation.simulate import simulate_records
+from engine.evaluation.tick import tick
+from engine.importing.importers import import_customer_rows, import_event_rows
+from engine.outbox.history import history
+from engine.outbox.tasks import list_tasks
+from engine.outbox.templates import TemplateError, find_template
 from engine.status import silent_after_us, status
 from engine.storage.db import open_database
 from engine.storage.tables import actions, customers, daemons, outbox, rule_set_state
-from engine.tasks import list_tasks
-from engine.templates import TemplateError, find_template
-from engine.tick import tick
 from engine.timeutil import US, iso, to_us
 
 MINUTE_US = 60 * US

@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from engine.config import Config, load_config
-from engine.demo import CUSTOMER_COLUMNS, generate_shop, write_shop
-from engine.demo_run import run_demo
+from engine.demo.run import run_demo
+from engine.demo.shop import CUSTOMER_COLUMNS, generate_shop, write_shop
 from engine.errors import DatabaseError, DataError, RuleError
-from engine.importers import (
+from engine.importing.importers import (
     import_customer_rows,
     import_customers,
     import_event_rows,

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete
 
-from engine import ast
+from engine.checking.ruleset import check_rule_set
 from engine.config import Config, load_config
-from engine.importers import import_event_rows
-from engine.ruleset import check_rule_set
-from engine.simulate import simulate_records
+from engine.evaluation.simulate import simulate_records
+from engine.importing.importers import import_event_rows
+from engine.language import ast
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
 from engine.timeutil import from_us

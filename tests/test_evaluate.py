@@ -17,20 +17,20 @@ from conftest import PG_ADMIN_URL
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from engine import ast
+from engine.checking.ruleset import load_rule_set
 from engine.config import Config
-from engine.evaluate import customer_zones, evaluate_due, find_due, scope_for
-from engine.explain import explain, render
-from engine.importers import import_customer_rows, import_event_rows
-from engine.parse import parse_text
-from engine.ruleset import load_rule_set
-from engine.scratch import Effects, candidates
-from engine.simulate import simulate, simulate_records
-from engine.sqlgen import COMPARISONS, Compiler, needed_events, needed_tags
+from engine.evaluation.evaluate import customer_zones, evaluate_due, find_due, scope_for
+from engine.evaluation.explain import explain, render
+from engine.evaluation.scratch import Effects, candidates
+from engine.evaluation.simulate import simulate, simulate_records
+from engine.importing.importers import import_customer_rows, import_event_rows
+from engine.language import ast
+from engine.language.parse import parse_text
+from engine.plan.sqlgen import COMPARISONS, Compiler, needed_events, needed_tags
+from engine.plan.triggers import EVERYONE, Customers, customer_batches, shared_fills
 from engine.storage.db import open_database
 from engine.storage.tables import effects
 from engine.timeutil import from_us, parse_moment
-from engine.triggers import EVERYONE, Customers, customer_batches, shared_fills
 
 CONFIG = Config(timezone="Asia/Shanghai")
 
@@ -147,8 +147,8 @@ def test_consent_follows_subscribe_and_unsubscribe_events(db_url: str, tmp_path:
 def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or_not(
     db_url: str, tmp_path: Path, lookups: str
 ) -> None:
-    # `engine.gates`: with fewer consent events and returns than marketing occurrences due, the
-    # lookups are made only for the customers who had one; with more (a customer who sent many),
+    # `engine.policies.gates`: with fewer consent events and returns than marketing occurrences due,
+    # the lookups are made only for the customers who had one; with more (a customer who sent many),
     # for everyone; with none at all, for no one. The verdicts are the same either way.
     day = "2026-05-20T08:00:00Z"
     people = {
@@ -204,8 +204,8 @@ def test_consent_and_exclusions_read_the_same_whether_their_lookups_are_gated_or
 def test_a_tag_exclusion_reads_the_same_whether_its_lookups_are_gated_or_not(
     db_url: str, tmp_path: Path, holders: str
 ) -> None:
-    # `engine.gates`: with fewer customers who may hold the tag than marketing occurrences due
-    # (imported with it, given it before the window, due an occurrence of a rule giving it),
+    # `engine.policies.gates`: with fewer customers who may hold the tag than marketing occurrences
+    # due (imported with it, given it before the window, due an occurrence of a rule giving it),
     # the exclusion is tested only for them; with more, for everyone; with none, for no one.
     before, review, order, late = (
         parse_moment(moment, "UTC")
@@ -975,7 +975,7 @@ def test_thresholds_decided_by_one_lookup_mean_what_the_value_would(
     db_url: str, tmp_path: Path
 ) -> None:
     # Counts compared with a number are compiled to "is there such an event" where that
-    # decides (engine/sqlgen.py, `_by_lookup`); every test below must hold exactly as the value
+    # decides (engine/plan/sqlgen.py, `_by_lookup`); every test below must hold exactly as the value
     # itself would, fractions and a number on the left included, and `days_since_last_order`
     # (whole days, rounded down; under a number: "a paid order in the last days") beside them.
     tests = []
@@ -1008,7 +1008,7 @@ def test_an_order_count_beside_a_metric_of_the_orders_is_not_looked_up(
     db_url: str, tmp_path: Path
 ) -> None:
     # `customer.orders >= 1 and customer.days_since_last_order <= 10`: the second is false
-    # without a paid order, so the first is not tested (engine/sqlgen.py, `_needed`). Results
+    # without a paid order, so the first is not tested (engine/plan/sqlgen.py, `_needed`). Results
     # must be those of testing both; `is not set` and `not (...)` beside it keep the count.
     count, days = ORDER_COUNT, DAYS_SINCE
     tests: list[tuple[str, int, Callable[[str], bool]]] = [  # text, lookups, expected

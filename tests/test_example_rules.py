@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from engine import ast
+from engine.checking.ruleset import check_rule_set, load_rule_set
 from engine.config import Config, load_config
-from engine.demo import generate_shop
-from engine.importers import import_customer_rows, import_event_rows
-from engine.parse import parse_file
+from engine.demo.shop import generate_shop
+from engine.evaluation.simulate import simulate
+from engine.importing.importers import import_customer_rows, import_event_rows
+from engine.language import ast
+from engine.language.parse import parse_file
+from engine.language.source import SourceFile
+from engine.outbox.templates import Templates
 from engine.render import render_text
-from engine.ruleset import check_rule_set, load_rule_set
-from engine.simulate import simulate
-from engine.source import SourceFile
 from engine.storage.db import open_database
-from engine.templates import Templates
 from engine.timeutil import local_text, parse_moment
 
 RULES = Path(__file__).resolve().parent.parent / "rules"

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from cli import cli
 from engine.errors import RuleError
-from engine.fmt import format_source
-from engine.parse import parse_text
-from engine.source import SourceFile
+from engine.language.fmt import format_source
+from engine.language.parse import parse_text
+from engine.language.source import SourceFile
 
 MESSY = """# header comment
 

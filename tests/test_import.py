@@ -18,16 +18,15 @@ from sqlalchemy import Connection, Engine, event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cli import main
-from engine import importers
 from engine.errors import ConfigError, DataError
-from engine.importers import (
+from engine.importing import events as event_rows
+from engine.importing import importers, sources
+from engine.importing.importers import (
     import_customer_rows,
     import_customers,
     import_event_rows,
     import_events,
 )
-from engine.importing import events as event_rows
-from engine.importing import sources
 from engine.storage import db as storage_db
 from engine.storage.bulk import first_load
 from engine.storage.db import open_database

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from engine.errors import DataError
+from engine.evaluation.processes import can_fork
 from engine.importing.worker import WorkerError, in_worker
-from engine.processes import can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="a worker is forked on Linux only")
 

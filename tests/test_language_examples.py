@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.checking.ruleset import check_rule_set
 from engine.config import Channel, Config
-from engine.parse import parse_text
-from engine.ruleset import check_rule_set
+from engine.language.parse import parse_text
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "LANGUAGE.md"
 if not CONTRACT.exists():

@@ -20,12 +20,13 @@ from loopback import HttpReceiver, SmtpReceiver, free_port
 from sqlalchemy import Engine, select
 
 from cli import main
-from engine import ast
-from engine import outbox as outbox_module
 from engine.channels import PermanentFailure, TemporaryFailure
 from engine.channels.email import EmailChannel
 from engine.config import Channel, Config
-from engine.outbox import (
+from engine.language import ast
+from engine.language.parse import parse_text
+from engine.outbox import dispatch as outbox_module
+from engine.outbox.dispatch import (
     RETRY_CAP_SECONDS,
     OutboxError,
     backoff_us,
@@ -35,7 +36,6 @@ from engine.outbox import (
     requeue,
     status_counts,
 )
-from engine.parse import parse_text
 from engine.storage.db import open_database
 from engine.storage.tables import actions, customers, events, occurrences, outbox
 from engine.timeutil import US, from_us, iso, local_text
@@ -637,7 +637,7 @@ def test_consent_is_checked_again_at_send_time(engine, tmp_path, templates) -> N
     add_event(engine, "came_back", "customer.unsubscribed", T0 - 60 * US)
     add_event(engine, "came_back", "customer.subscribed", T0 - 30 * US)
     add_event(engine, "later", "customer.unsubscribed", T0 + 60 * US)
-    # At one instant, the one imported last decides, as at the tick (`policies.consent_sql`).
+    # At one instant, the one imported last decides, as at the tick (`consent.consent_sql`).
     add_event(engine, "tie", "customer.subscribed", T0 - 60 * US)
     add_event(engine, "tie", "customer.unsubscribed", T0 - 60 * US)
     ids = {cid: queue(engine, customer=cid, marketing=True) for cid in

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lark.exceptions import UnexpectedInput
 
-from engine import ast
 from engine.errors import Diagnostic, RuleError
-from engine.language import parser
-from engine.parse import parse_source, parse_text
-from engine.source import SourceFile
-from engine.syntax_diagnosis import READ_BEFORE_THE_TABLE, diagnose
-from engine.syntax_errors import MISTAKES
+from engine.language import ast
+from engine.language.grammar import parser
+from engine.language.parse import parse_source, parse_text
+from engine.language.source import SourceFile
+from engine.language.syntax_diagnosis import READ_BEFORE_THE_TABLE, diagnose
+from engine.language.syntax_errors import MISTAKES
 
 
 def diagnostics_of(text: str) -> list[Diagnostic]:

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import ast
+from engine.checking.ruleset import load_rule_set
 from engine.config import Config
-from engine.importers import import_customer_rows, import_event_rows
-from engine.policies import _moved_out_of_quiet_hours, apply_limits, cap_horizon, quiet_until
-from engine.ruleset import load_rule_set
-from engine.simulate import simulate_records
-from engine.source import Span
+from engine.evaluation.simulate import simulate_records
+from engine.importing.importers import import_customer_rows, import_event_rows
+from engine.language import ast
+from engine.language.source import Span
+from engine.policies.timing import _moved_out_of_quiet_hours, apply_limits, cap_horizon, quiet_until
 from engine.storage.db import open_database
 from engine.timeutil import US, from_us, parse_moment, to_us, zone
 from tests.reference.policies import send_time

@@ -1,11 +1,11 @@
-"""How worker processes are started (engine/processes.py): forked only while no other thread
-runs, else spawned."""
+"""How worker processes are started (engine/evaluation/processes.py): forked only while no other
+thread runs, else spawned."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.processes import can_fork, worker_context
+from engine.evaluation.processes import can_fork, worker_context
 
 
 @pytest.mark.usefixtures("only_this_thread")

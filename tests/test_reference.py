@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine import ast
 from engine.config import Config, Rfm
-from engine.parse import parse_text
+from engine.language import ast
+from engine.language.parse import parse_text
 from engine.timeutil import to_us
 from tests.reference.conditions import Instant, compare
 from tests.reference.evaluator import simulate

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert
 
-from engine import ast
+from engine.checking.ruleset import load_rule_set
 from engine.config import Config
-from engine.ruleset import load_rule_set
+from engine.evaluation.simulate import simulate_records
+from engine.importing import importers
+from engine.language import ast
 from engine.storage import tables
 from engine.storage.db import open_database
 from tests.reference import scenario as scenarios
@@ -47,10 +49,6 @@ def test_reference_evaluator(path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_engine(path: Path, tmp_path: Path, db_url: str) -> None:
-    simulate_module = pytest.importorskip(
-        "engine.simulate", reason="the engine's simulation (engine.simulate) has not landed yet"
-    )
-    importers = pytest.importorskip("engine.importers", reason="engine.importers has not landed")
     scenario = scenarios.load(path)
     ruleset, config = checked(scenario, tmp_path)
     start, end = scenarios.window(scenario)
@@ -63,7 +61,7 @@ def test_engine(path: Path, tmp_path: Path, db_url: str) -> None:
             engine, scenarios.event_rows(scenario), config.timezone, "events"
         )
         record_ledger(engine, scenarios.ledger(scenario, ruleset), ruleset)
-        records = simulate_module.simulate_records(engine, ruleset, config, start, end)
+        records = simulate_records(engine, ruleset, config, start, end)
     finally:
         engine.dispose()
     assert not scenarios.differences(scenario, records), explain(scenario, records)

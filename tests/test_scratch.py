@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from engine import scratch
+from engine.evaluation import scratch
 from engine.storage.db import open_database
 
 CANDIDATE = {"rule_index": 0, "customer_id": "c1", "occurrence_key": "k", "due_us": 1}

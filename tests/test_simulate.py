@@ -22,18 +22,15 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from cli import cli
-from engine import simulate as engine_simulate
+from engine.checking.ruleset import load_rule_set
 from engine.config import load_config
-from engine.demo import generate_shop
+from engine.demo.shop import generate_shop
 from engine.errors import NudgeError
-from engine.explain import explain, render
-from engine.history import history
-from engine.importers import import_customer_rows, import_event_rows
-from engine.processes import worker_context
-from engine.records import ActionRecord, Row
-from engine.reports.table import print_list, print_table
-from engine.ruleset import load_rule_set
-from engine.simulate import (
+from engine.evaluation import simulate as engine_simulate
+from engine.evaluation.explain import explain, render
+from engine.evaluation.processes import worker_context
+from engine.evaluation.records import ActionRecord, Row
+from engine.evaluation.simulate import (
     GROUP_BATCHES,
     Spilled,
     Tally,
@@ -43,11 +40,14 @@ from engine.simulate import (
     simulate,
     stream,
 )
+from engine.evaluation.tick import tick
+from engine.importing.importers import import_customer_rows, import_event_rows
+from engine.outbox.history import history
+from engine.plan.triggers import customer_batches
+from engine.reports.table import print_list, print_table
 from engine.storage.db import open_database
 from engine.storage.tables import metadata
-from engine.tick import tick
 from engine.timeutil import US, parse_moment, to_us
-from engine.triggers import customer_batches
 
 SHOP = Path(__file__).resolve().parents[1] / "rules" / "shop"
 CONFIG = load_config(SHOP / "nudge.yaml")
@@ -126,7 +126,8 @@ def test_workers_are_forked_unless_another_thread_runs(
 
 
 def test_the_collector_is_as_before_once_the_merge_ends_or_is_left(shop_db: str) -> None:
-    """The merge raises the threshold of collections (engine.collector) while it streams."""
+    """The merge raises the threshold of collections (engine.evaluation.collector) while it
+    streams."""
     engine = open_database(shop_db)
     ruleset = load_rule_set(SHOP, CONFIG)
     before = gc.get_threshold()

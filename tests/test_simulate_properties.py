@@ -12,8 +12,8 @@ from hypothesis import given
 from sqlalchemy import Engine
 
 from engine.config import Config
-from engine.explain import explain
-from engine.simulate import simulate_records
+from engine.evaluation.explain import explain
+from engine.evaluation.simulate import simulate_records
 from tests.gen.shops import World
 from tests.reference.evaluator import simulate
 from tests.test_differential import canonical, checked, describe

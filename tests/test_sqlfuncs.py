@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, text
 
-from engine import scratch
-from engine.sqlfuncs import LARGEST, TINIEST, arith_value
+from engine.evaluation import scratch
+from engine.plan.sqlfuncs import LARGEST, TINIEST, arith_value
 from engine.storage.db import open_database
 
 EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, LARGEST, -LARGEST, 1.7e308, 5e307, 1e154, TINIEST]

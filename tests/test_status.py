@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from daemon_helpers import config_for, write_config, write_rules
 
 from cli import main
+from engine.checking.ruleset import load_rule_set
 from engine.clock import FixedClock, SystemClock
 from engine.daemon import Daemon
-from engine.ruleset import load_rule_set
+from engine.evaluation.tick import tick
 from engine.status import ago, silent_after_us, status
 from engine.storage.db import open_database
 from engine.storage.tables import daemons
-from engine.tick import tick
 from engine.timeutil import US, local_text, parse_moment
 
 NOW = parse_moment("2026-11-25T12:05:30Z", "UTC")

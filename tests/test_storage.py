@@ -32,8 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from engine.checking.ruleset import stored_event_types
 from engine.errors import DatabaseError
-from engine.ruleset import stored_event_types
 from engine.storage import bulk, tables
 from engine.storage import db as storage_db
 from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning

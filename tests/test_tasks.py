@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 from cli import main
 from engine.config import load_config
 from engine.errors import ConfigError
+from engine.outbox.tasks import TASK_STATUSES, TaskError, claim, done, list_tasks
 from engine.storage import db as storage_db
 from engine.storage.db import open_database
 from engine.storage.tables import actions, customers, occurrences, outbox, tasks
-from engine.tasks import TASK_STATUSES, TaskError, claim, done, list_tasks
 from engine.timeutil import US, local_text
 
 T0 = 1_800_000_000 * US

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.templates import (
+from engine.outbox.templates import (
     Reference,
     TemplateError,
     Templates,

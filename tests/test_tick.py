@@ -16,18 +16,19 @@ from daemon_helpers import assert_recorded_once, config_for, read_ledger, write_
 from sqlalchemy import Engine
 
 from cli import main
-from engine import ast, ledger
+from engine.checking.ruleset import load_rule_set
 from engine.config import Config
-from engine.evaluate import Evaluation, evaluate_due, find_due
-from engine.explain import explain
-from engine.history import history
-from engine.importers import import_customer_rows, import_event_rows
-from engine.ruleset import load_rule_set
-from engine.simulate import simulate, simulate_records
+from engine.evaluation.evaluate import Evaluation, evaluate_due, find_due
+from engine.evaluation.explain import explain
+from engine.evaluation.simulate import simulate, simulate_records
+from engine.evaluation.tick import tick
+from engine.importing.importers import import_customer_rows, import_event_rows
+from engine.language import ast
+from engine.outbox import ledger
+from engine.outbox.history import history
+from engine.outbox.tasks import list_tasks
 from engine.storage.db import open_database
 from engine.storage.tables import actions, occurrences, outbox, rule_set_state
-from engine.tasks import list_tasks
-from engine.tick import tick
 from engine.timeutil import DAY_US, US, iso, local_text, to_us
 
 HOUR_US = 3600 * US

@@ -14,16 +14,16 @@ import sqlalchemy as sa
 from daemon_helpers import config_for, write_rules
 from sqlalchemy import Engine
 
+from engine.checking.ruleset import load_rule_set
 from engine.config import Config
-from engine.history import history
-from engine.importers import WALL_CLOCK, import_customer_rows, import_event_rows
+from engine.evaluation.simulate import simulate_records
+from engine.evaluation.tick import tick
 from engine.importing.customers import parse_customer, store_customers
+from engine.importing.importers import WALL_CLOCK, import_customer_rows, import_event_rows
 from engine.importing.report import ImportReport
-from engine.ruleset import load_rule_set
-from engine.simulate import simulate_records
+from engine.outbox.history import history
 from engine.storage.db import open_database
 from engine.storage.tables import customers, occurrences
-from engine.tick import tick
 from engine.timeutil import US, iso, zone
 from tests.test_tick import HOUR_US, A
 

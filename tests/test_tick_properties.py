@@ -22,14 +22,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from engine import ast
 from engine.config import Config
-from engine.history import history
-from engine.importers import import_event_rows
-from engine.simulate import simulate_records
+from engine.evaluation.simulate import simulate_records
+from engine.evaluation.tick import tick
+from engine.importing.importers import import_event_rows
+from engine.language import ast
+from engine.outbox.history import history
 from engine.storage.db import open_database
 from engine.storage.tables import actions, metadata, occurrences, outbox
-from engine.tick import tick
 from engine.timeutil import US, from_us, iso
 from tests.gen.rules import rule_set_files
 from tests.gen.shops import World, dense_worlds, event_rows, import_customers

@@ -12,17 +12,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from daemon_helpers import config_for, write_rules
 from sqlalchemy import Engine
 
-from engine import ast
+from engine.checking.ruleset import load_rule_set
 from engine.clock import Clock, FixedClock
 from engine.config import Config
 from engine.daemon import Daemon
-from engine.importers import import_customer_rows
-from engine.ruleset import load_rule_set
+from engine.evaluation.tick import TickReport
+from engine.evaluation.wakeups import WAKE_AFTER_US, next_wake
+from engine.importing.importers import import_customer_rows
+from engine.language import ast
 from engine.storage.db import open_database
 from engine.storage.tables import occurrences
-from engine.tick import TickReport
 from engine.timeutil import US, to_us, zone
-from engine.wakeups import WAKE_AFTER_US, next_wake
 
 SHANGHAI = zone("Asia/Shanghai")
 BERLIN = zone("Europe/Berlin")

@@ -20,7 +20,7 @@ import httpx
 
 from engine.config import setting_seconds, shown_value
 from engine.errors import ConfigError, NudgeError
-from engine.suggest import did_you_mean
+from engine.language.suggest import did_you_mean
 from engine.timeutil import iso
 
 

@@ -1,1 +1,2 @@
-"""Reading the shop's customers and events (LANGUAGE.md section 4); see `engine.importers`."""
+"""Reading the shop's customers and events (LANGUAGE.md section 4); see
+`engine.importing.importers`."""

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, false, func, select, update
 from sqlalchemy import text as text_sql
 
+from engine.checking.types import CUSTOMER_FIELDS
 from engine.clock import Clock
 from engine.importing.fields import (
     birthday,
@@ -47,7 +48,6 @@ from engine.storage.tables import (
     rule_set_state,
 )
 from engine.timeutil import zone
-from engine.types import CUSTOMER_FIELDS
 
 REQUIRED = ("id",)
 KNOWN = frozenset(
@@ -260,7 +260,7 @@ def _number_sign_ups(
 ) -> None:
     """Give each customer of `changed` whose sign-up time is new or moved the next number of
     `customers.signed_up_seq`, so that a tick can tell the sign-ups imported since it last
-    looked (`engine.tick`). The transaction stores customers alone (`_one_at_a_time`), so
+    looked (`engine.evaluation.tick`). The transaction stores customers alone (`_one_at_a_time`), so
     that imports at once commit their numbers in order: a tick that has seen the newest
     number has seen every sign-up before it."""
     moved = [
@@ -282,7 +282,7 @@ def _date_consent(
 ) -> None:
     """Keep each change of a stored customer's `accepts_marketing` with the time it is
     written, taken now and never before the ticks' watermark (`_decided_until`): the flag as it
-    stood at a due time is read from these (`policies.flag_at`). A customer stored for the
+    stood at a due time is read from these (`consent.flag_at`). A customer stored for the
     first time has no earlier value, so its own stands from the beginning."""
     flipped = [
         (cid, bool(before.columns["accepts_marketing"]), bool(new.columns["accepts_marketing"]))
@@ -308,10 +308,10 @@ def _date_consent(
 
 
 def _decided_until(connection: Connection) -> int:
-    """The latest watermark of the daemon's ticks (`engine.tick`): every occurrence due before
-    it was decided with the flag as it then stood, so a change is dated no earlier, or a later
-    simulation would read it where the daemon did not (the importing machine's clock behind the
-    daemon's, or a tick that ran while this import was writing). On PostgreSQL the rule sets'
+    """The latest watermark of the daemon's ticks (`engine.evaluation.tick`): every occurrence due
+    before it was decided with the flag as it then stood, so a change is dated no earlier, or a
+    later simulation would read it where the daemon did not (the importing machine's clock behind
+    the daemon's, or a tick that ran while this import was writing). On PostgreSQL the rule sets'
     rows stay locked until the import commits: a tick running now is waited for, and one that
     starts meanwhile skips (`tick._lock`), so none decides with the old flag past this time."""
     state = rule_set_state.c

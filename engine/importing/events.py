@@ -87,7 +87,7 @@ def _orjson_alike(value: dict[str, object]) -> bool:
 
 # An event as stored: the columns of `events` named in COLUMNS, in that order (the properties as
 # JSON text). A plain tuple: it goes to the database driver as it is, and from the process that
-# parses a file to the one that stores it (engine.importers) cheaper than any class would.
+# parses a file to the one that stores it (engine.importing.importers) cheaper than any class would.
 EventRow = tuple[str, str, str, int, str]
 COLUMNS = ("key", "customer_id", "type", "at_us", "properties")
 
@@ -188,7 +188,7 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
 
     On PostgreSQL the transaction first takes `EVENTS_LOCK`, so that imports at once commit
     their events in the order of their keys (`events.pk`), as on SQLite: a tick that has seen
-    the newest key has seen every event before it (`engine.tick`)."""
+    the newest key has seen every event before it (`engine.evaluation.tick`)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text_sql("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
     unique: dict[str, EventRow] = {}

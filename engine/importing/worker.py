@@ -1,9 +1,9 @@
 """Running a generator in a second process: the rows of a file are parsed there while this
-process stores those already parsed (and parses a share of an events file: engine.importers),
-so an import keeps two cores busy.
+process stores those already parsed (and parses a share of an events file:
+engine.importing.importers), so an import keeps two cores busy.
 
 The second process is a fork of this one, made only where forking is safe
-(`engine.processes.can_fork`). What the generator yields comes back pickled through
+(`engine.evaluation.processes.can_fork`). What the generator yields comes back pickled through
 a pipe, at most a megabyte ahead of the consumer, so memory stays bounded. An exception
 in the worker is raised here; when the consumer leaves the block early (an error while storing,
 Ctrl-C), the worker is stopped too.
@@ -22,8 +22,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-from engine.collector import fewer_collections
 from engine.errors import NudgeError
+from engine.evaluation.collector import fewer_collections
 
 M = TypeVar("M")
 

@@ -11,7 +11,7 @@ from importlib.resources import files
 
 from jinja2 import Environment, select_autoescape
 
-from engine.records import ActionRecord
+from engine.evaluation.records import ActionRecord
 from engine.reports.summary import REASONS, summarize
 from engine.timeutil import clock_text
 

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from engine.records import ActionRecord
+from engine.evaluation.records import ActionRecord
 from engine.timeutil import from_us, zone
 
 REASONS = ("no-consent", "excluded", "cap")

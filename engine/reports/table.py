@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from engine.records import ActionRecord
+from engine.evaluation.records import ActionRecord
 from engine.reports.summary import REASONS, summarize
 from engine.timeutil import clock_text
 

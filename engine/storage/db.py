@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 
 from engine.errors import DatabaseError
-from engine.sqlfuncs import arith_value
+from engine.plan.sqlfuncs import arith_value
 from engine.storage import jsontext
 
 MIGRATIONS = Path(__file__).parent / "migrations"

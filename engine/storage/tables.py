@@ -83,12 +83,12 @@ customer_tags = Table(
     metadata,
     Column("customer_id", String(NAME_LENGTH), ForeignKey("customers.id"), primary_key=True),
     Column("tag", String(NAME_LENGTH), primary_key=True),
-    Index(None, "tag", "customer_id"),  # who holds a tag (`engine.gates`)
+    Index(None, "tag", "customer_id"),  # who holds a tag (`engine.policies.gates`)
 )
 
 # Each change an import made to a stored customer's `accepts_marketing`, with its time (the
 # import's clock): the flag as it stood at an instant is the value before the first change
-# after it, else the stored one (`policies.flag_at`). A customer's first import, and one an
+# after it, else the stored one (`consent.flag_at`). A customer's first import, and one an
 # event created, make no row: that value stands from the beginning.
 consent_changes = Table(
     "consent_changes",
@@ -101,7 +101,9 @@ consent_changes = Table(
     Column("accepts_marketing_before", Boolean, nullable=False),
     Column("accepts_marketing_after", Boolean, nullable=False),
     Index(None, "customer_id", "at_us"),  # a customer's first change after a due time
-    Index(None, "at_us", "customer_id"),  # who changed after a window's start (`engine.gates`)
+    Index(
+        None, "at_us", "customer_id"
+    ),  # who changed after a window's start (`engine.policies.gates`)
 )
 
 events = Table(
@@ -135,7 +137,7 @@ rule_set_state = Table(
     Column("fingerprint", String(64)),  # digest of the rule files last loaded
     # The newest event (`events.pk`) the last tick saw, and how many events imported since a
     # tick had passed their time were found: the next tick takes their own occurrences due
-    # before it (`engine.tick`, `nudge status`).
+    # before it (`engine.evaluation.tick`, `nudge status`).
     Column("events_seen_pk", BigInteger),
     Column("late_events", BigInteger, nullable=False, server_default="0"),
     # The same for sign-ups (`customers.signed_up_seq`): a customer imported after a tick had
@@ -206,7 +208,9 @@ effects = Table(
     Column("rule_position", Integer, nullable=False),
     Column("position", Integer, nullable=False),
     Index(None, "customer_id", "kind", "tag", "at_us"),
-    Index(None, "tag", "kind", "customer_id", "at_us"),  # who was given a tag (`engine.gates`)
+    Index(
+        None, "tag", "kind", "customer_id", "at_us"
+    ),  # who was given a tag (`engine.policies.gates`)
 )
 
 coupons = Table(
@@ -253,7 +257,8 @@ outbox = Table(
     Column("payload", Json, nullable=False),
     # pending (waiting for next_attempt_us) | sent | failed (template error) | dead (refused
     # for good or out of attempts) | cancelled (marketing whose consent was withdrawn before
-    # sending) | missed (not sent: the daemon came to it beyond grace). See engine/outbox.py.
+    # sending) | missed (not sent: the daemon came to it beyond grace). See
+    # engine/outbox/dispatch.py.
     Column("status", String(10), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_us", BigInteger, nullable=False),

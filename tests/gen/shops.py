@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from engine.clock import FixedClock
-from engine.importers import import_customer_rows
+from engine.importing.importers import import_customer_rows
 from engine.timeutil import US, iso, to_us
 from tests.reference.shop import Customer, Event, Shop
 

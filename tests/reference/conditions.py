@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine import ast
 from engine.config import Rfm
+from engine.language import ast
 from engine.timeutil import DAY_US, US, local_wall
 from tests.reference.shop import Customer, Event
 

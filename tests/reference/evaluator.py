@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from engine import ast
 from engine.config import Config
+from engine.language import ast
 from engine.timeutil import US
 from tests.reference.conditions import Context, holds, points_balance, value
 from tests.reference.policies import Planned, apply_limits, consent_and_exclude, send_time

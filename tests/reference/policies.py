@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine import ast
+from engine.language import ast
 from engine.timeutil import US, from_us, iso, local_date, to_us
 from tests.reference.conditions import Context, holds, without_event
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from engine import ast
 from engine.config import Config, load_config
+from engine.language import ast
 from engine.timeutil import to_us, zone
 from tests.reference.shop import (
     Customer,

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from engine import ast
 from engine.config import Config
+from engine.language import ast
 from engine.timeutil import US, local_date, local_wall, zone
 from tests.reference.shop import Customer, Event
 

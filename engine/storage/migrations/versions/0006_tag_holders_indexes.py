@@ -6,8 +6,8 @@ Create Date: 2026-11-24
 
 Before a simulation or a tick tests `exclude if "complaint" in customer.tags` for every
 marketing occurrence, it finds who may hold the tag at all: the customers it was imported for
-and those a rule gave it to (`engine.gates`). Both tables were indexed by customer first, so
-that search read every imported tag and every recorded effect, points included.
+and those a rule gave it to (`engine.policies.gates`). Both tables were indexed by customer first,
+so that search read every imported tag and every recorded effect, points included.
 """
 
 from __future__ import annotations

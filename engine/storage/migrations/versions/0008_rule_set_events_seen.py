@@ -7,8 +7,8 @@ Create Date: 2026-11-24
 A tick evaluates what fell due since its watermark. An event imported after its occurrence
 fell due (a cron job's import, a shop that sends its orders a minute late) was never evaluated,
 and nothing said so. Each rule set now keeps the key (`events.pk`) of the newest event its last
-tick saw, so that the next tick can tell the events imported since then (`engine.tick`; 0009
-counts those that came too late). Rule sets that ran before start from their next tick.
+tick saw, so that the next tick can tell the events imported since then (`engine.evaluation.tick`;
+0009 counts those that came too late). Rule sets that ran before start from their next tick.
 """
 
 from __future__ import annotations

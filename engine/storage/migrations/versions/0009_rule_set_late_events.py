@@ -7,7 +7,8 @@ Create Date: 2026-11-24
 An event imported after a tick had passed its time is not looked at again for what it would
 have made due before that tick (a tick decides each occurrence when it falls due). The next
 tick counts such events (those imported since the newest one it saw, 0008, that happened
-before its watermark); the counts add up here, and `nudge status` shows them (`engine.tick`).
+before its watermark); the counts add up here, and `nudge status` shows them
+(`engine.evaluation.tick`).
 """
 
 from __future__ import annotations

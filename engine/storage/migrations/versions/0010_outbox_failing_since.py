@@ -5,8 +5,8 @@ Revises: 0009
 Create Date: 2026-11-25
 
 A message that fails for now (a mail server down, a webhook that does not answer) is retried
-until `retry_for` has passed since its first such failure (`engine.outbox`). Counting its tries
-alone made every message of a night's outage a dead letter after about half an hour. Rows
+until `retry_for` has passed since its first such failure (`engine.outbox.dispatch`). Counting its
+tries alone made every message of a night's outage a dead letter after about half an hour. Rows
 failing when this runs start their time from their next failure.
 """
 

@@ -1,0 +1,2 @@
+"""Parsed files → a checked rule set: names, types, dependencies and calendars, every problem
+found."""

@@ -1,0 +1,1 @@
+"""`nudge demo`: a seeded synthetic shop, told apart from a shop's own customers."""

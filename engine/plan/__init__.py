@@ -1,0 +1,1 @@
+"""A checked rule set → SQL (SQLAlchemy Core): each trigger's occurrences and each condition."""
