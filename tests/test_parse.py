@@ -9,12 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lark.exceptions import UnexpectedInput
 
+from engine.checking.types import CUSTOMER_FIELDS, DATE, TIME
 from engine.errors import Diagnostic, RuleError
 from engine.language import ast
 from engine.language.grammar import parser
 from engine.language.parse import parse_source, parse_text
 from engine.language.source import SourceFile
-from engine.language.syntax_diagnosis import READ_BEFORE_THE_TABLE, diagnose
+from engine.language.syntax_diagnosis import POINTS_IN_TIME, READ_BEFORE_THE_TABLE, diagnose
 from engine.language.syntax_errors import MISTAKES
 
 
@@ -845,6 +846,61 @@ when order.received + three days then tag "x"
         ("E121", "t.rules:3:28", "write `1w`"),
         ("E121", "t.rules:4:23", "write `3d`"),
     ]
+
+
+def test_a_unit_in_chinese_after_a_number_is_told_as_a_duration_written_wrongly():
+    """`within 3天` was E134 already; `>= 30天`, where a number is compared, was E101 saying text
+    goes in quotes. The unit is E134 wherever it stands; compared with a value, which is no
+    duration (E301), the help gives the plain number under the number and its unit, not `30d`,
+    which would only lead to E301. So does a unit written wrongly in English (`30 dys`)."""
+    days = "`customer.days_since_last_order` is a number of days: write `{}`"
+    data = (
+        "the shop's data holds numbers, not durations: write the number in the unit it counts "
+        "in, such as `{}` if it counts {}"
+    )
+    helps = {
+        "customer.days_since_last_order >= 30天": days.format(30),
+        "customer.days_since_last_order >= 30 天": days.format(30),
+        "customer.days_since_last_order > 2周": days.format(14),
+        "customer.days_since_last_order > 48小时": days.format(2),
+        "customer.days_since_last_order between 1个月 and 90": (
+            days.format(30) + " (a month taken as 30 days)"
+        ),
+        "customer.days_since_last_order between 7 and 30天": days.format(30),
+        "customer.days_since_last_order > 30 dys": days.format(30),
+        "customer.days_since_last_order > 1 month": days.format(30) + " (a month taken as 30 days)",
+        "customer.days_since_last_order > 1.5d": days.format(1.5),
+        "order.delivery_days <= 3天": data.format(3, "days"),
+        "order.delivery_hours <= 3 hrs": data.format(3, "hours"),
+        "count(order.paid) > 3天": (
+            "`count(...)` is a number, not a duration: write a plain number"
+        ),
+        "customer.last_order < 30天": (
+            "`customer.last_order` is a point in time, not a number: dates are written "
+            "YYYY-MM-DD; to compare an age, use e.g. `customer.days_since_last_order > 60`"
+        ),
+    }
+    for condition, help in helps.items():
+        text = f'when order.paid if {condition} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help, problem.label) == (
+            "E133" if "1.5" in condition else "E134",
+            help,
+            "compared as a number",
+        ), condition
+        if help.startswith(("`customer.days", "the shop")):
+            parse_text(_written_at_the_caret(text))
+    # Where a duration is written, the unit to write, as before.
+    for written, unit in (("within 3天", "d"), ("within 2 小时", "h")):
+        text = f'when order.paid unless order.returned {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E134", f"did you mean `{unit}`?"), written
+
+
+def test_the_points_in_time_of_syntax_errors_are_the_customer_s_times_and_dates():
+    assert {
+        f"customer.{name}" for name, kind in CUSTOMER_FIELDS.items() if kind in (TIME, DATE)
+    } == POINTS_IN_TIME
 
 
 def test_a_rule_name_without_rule_is_told_so_and_the_rule_still_parses():

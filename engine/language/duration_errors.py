@@ -62,6 +62,27 @@ class Slip:
     end: int
     label: str
     help: str
+    # What the merchant meant, where it is one number of one unit: the number as written and
+    # the unit's name (`days`, `months`), so that a help may give it as a plain number.
+    amount: str | None = None
+    unit: str | None = None
+
+    def days(self) -> Fraction | None:
+        """The time meant in days (a month taken as 30, a year as 365), if known."""
+        if self.amount is None or self.unit is None:
+            return None
+        return Fraction(self.amount) * _DAYS[self.unit]
+
+
+_DAYS = {
+    "minutes": Fraction(1, 1440),
+    "hours": Fraction(1, 24),
+    "days": Fraction(1),
+    "weeks": Fraction(7),
+    "months": Fraction(30),
+    "years": Fraction(365),
+    "seconds": Fraction(1, 86400),
+}
 
 
 def duration_slip(text: str, start: int) -> Slip | None:
@@ -92,6 +113,8 @@ def duration_slip(text: str, start: int) -> Slip | None:
         written.end(3),
         "not a unit",
         f"did you mean `{_spelling(word, unit, Fraction(number))}`?",
+        number,
+        _NAMES[unit] + "s",
     )
 
 
@@ -130,6 +153,8 @@ def _fraction(written: re.Match[str], amount: Fraction, unit: str) -> Slip:
         f"write `{exact}`, the same time in a smaller unit"
         if exact
         else f"the smallest unit is the minute: write `{max(1, math.ceil(seconds / 60))}m`",
+        written[1],
+        _NAMES[unit] + "s",
     )
 
 
@@ -154,6 +179,8 @@ def _calendar_unit(written: re.Match[str], amount: Fraction, month: bool) -> Sli
         written.end(3),
         "not a unit",
         f"write it in days, such as `{days}d`{also}",
+        written[1],
+        name + "s",
     )
 
 
@@ -168,6 +195,8 @@ def _seconds(written: re.Match[str], amount: Fraction) -> Slip:
         written.end(3),
         "not a unit",
         "the smallest unit is the minute: write " + " or ".join(f"`{m}m`" for m in options),
+        written[1],
+        "seconds",
     )
 
 

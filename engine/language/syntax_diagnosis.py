@@ -101,7 +101,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         )
     slip = _slip_before(text, token)
     if slip is not None:
-        return _slip_diagnostic(file, text, slip)
+        stack = error.interactive_parser.parser_state.value_stack
+        return _compared_slip(file, text, slip, stack) or _slip_diagnostic(file, text, slip)
     in_parentheses = _list_in_parentheses(file, text, token)
     if in_parentheses is not None:
         return in_parentheses
@@ -740,6 +741,51 @@ def _slip_diagnostic(file: str, text: str, slip: Slip) -> Diagnostic:
     return Diagnostic("error", slip.code, slip.message, span, slip.label, slip.help)
 
 
+# The customer's fields that are a point in time or a date (engine.types.CUSTOMER_FIELDS, which
+# imports this module through engine.fmt): compared with a date, never with a number.
+POINTS_IN_TIME = frozenset(
+    {"customer.signed_up", "customer.first_order", "customer.last_order", "customer.birthday"}
+)
+
+
+def _compared_slip(file: str, text: str, slip: Slip, stack: list) -> Diagnostic | None:
+    """The diagnostic of `slip`, a duration written wrongly (`30天`, `30 dys`, `1 month`), where
+    its number, on top of the parser's stack, is compared with a value: no value of the shop's
+    data is a duration (E301), so the help gives what E301 would ask for, the plain number (in
+    days for `customer.days_since_last_order`), under the number and its unit, not the unit to
+    write (`30d`), which would only lead to E301. None where the number is not compared."""
+    number = stack[-1] if stack and _is_a(stack[-1], "NUMBER") else None
+    if number is None or number.start_pos is None or not _compared(stack):
+        return None
+    compared = _compared(stack)
+    name = _dotted(compared)
+    days = slip.days()
+    if name == "customer.days_since_last_order":
+        if days is not None and days.denominator == 1 and days > 0:
+            month = " (a month taken as 30 days)" if slip.unit == "months" else ""
+            help = f"`{name}` is a number of days: write `{days}`{month}"
+        elif slip.unit == "days":  # `1.5d`
+            help = f"`{name}` is a number of days: write `{slip.amount}`"
+        else:
+            help = f"`{name}` is a number of days: write the number of days"
+    elif isinstance(compared, Tree) and compared.data == "aggregate":
+        help = f"`{compared.children[0]}(...)` is a number, not a duration: write a plain number"
+    elif name in POINTS_IN_TIME:
+        help = (
+            f"`{name}` is a point in time, not a number: dates are written YYYY-MM-DD; to compare "
+            "an age, use e.g. `customer.days_since_last_order > 60`"
+        )
+    elif slip.amount is None:
+        help = "write a plain number, in the unit the value counts in"
+    else:
+        help = (
+            "the shop's data holds numbers, not durations: write the number in the unit it "
+            f"counts in, such as `{slip.amount}` if it counts {slip.unit}"
+        )
+    span = _offset_span(file, text, number.start_pos, slip.end)
+    return Diagnostic("error", slip.code, slip.message, span, "compared as a number", help)
+
+
 def _offset_span(file: str, text: str, start: int, end: int) -> Span:
     """The span of `text[start:end]`, which lies on one line."""
     line = text.count("\n", 0, start) + 1
@@ -1123,8 +1169,15 @@ def _trigger_entity(stack: list) -> str | None:
 def _compared_ref(stack: list) -> str | None:
     """The name of the value that the number on top of the parser's stack is compared with
     (`customer.return_rate` in `customer.return_rate > 50`), if it is a name."""
+    return _dotted(_compared(stack))
+
+
+def _compared(stack: list) -> object | None:
+    """The value that the number on top of the parser's stack is compared with, as it stands on
+    the stack (`customer.return_rate` in `customer.return_rate > 50`); None when the number is
+    not compared with a value (`points 50`, `order.total * 50`)."""
     if len(stack) >= 5 and _is_a(stack[-2], "AND") and _is_a(stack[-4], "BETWEEN"):
-        return _dotted(stack[-5])  # the upper end of a `between`
+        return stack[-5]  # the upper end of a `between`
     if len(stack) < 3:
         return None
     operator, left = stack[-2], stack[-3]
@@ -1132,7 +1185,7 @@ def _compared_ref(stack: list) -> str | None:
         _is_a(operator, "BETWEEN") or (isinstance(operator, Tree) and operator.data == "compare_op")
     ):
         return None
-    return _dotted(left)
+    return left
 
 
 # A range written with a dash, a tilde or a Chinese word between its ends (`100-200`, `100 ~
@@ -1471,6 +1524,9 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     look_alike_here = _look_alike_at(file, text, pos)
     if look_alike_here is not None:
         return look_alike_here
+    on_a_number = _unit_on_a_number(file, text, error)
+    if on_a_number is not None:
+        return on_a_number
     instead = _instead(char)
     if instead is not None:
         label, help = instead
@@ -1496,6 +1552,26 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
             else "text other than names and numbers goes in double quotes"
         ),
     )
+
+
+# A number ending just before a character the lexer could not read (`30` before `天`).
+_NUMBER_ENDING = re.compile(r"(?<![\w.:\-])[0-9]+(?:\.[0-9]+)?[ \t]*$")
+
+
+def _unit_on_a_number(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic | None:
+    """A unit of time in Chinese after a number where the parser took a number (`>= 30天`,
+    `30 小时`), which the lexer cannot read: the duration's own E134 (or E133), told as where a
+    duration is written wrongly (`within 3天`), with the plain number to write where it is
+    compared (`_compared_slip`); it was E101 saying text goes in quotes."""
+    position = error.pos_in_stream or 0
+    number = _NUMBER_ENDING.search(text, text.rfind("\n", 0, position) + 1, position)
+    if number is None:
+        return None
+    slip = duration_slip(text, number.start())
+    if slip is None or slip.start != position:
+        return None
+    stack = error.interactive_parser.parser_state.value_stack
+    return _compared_slip(file, text, slip, stack) or _slip_diagnostic(file, text, slip)
 
 
 # Typographic and full-width characters that stand for one of the language's, which NFKC does
