@@ -492,6 +492,48 @@ def test_the_help_of_e141_written_at_its_caret_mends_the_rule():
         parse_text(f"when order.paid {expected}")
 
 
+def test_off_after_a_coupon_s_worth_is_told_to_be_deleted():
+    """`worth 30% off` was E100 at `off`, listing the words that may come after a worth. The
+    worth is what the coupon takes off: E146 at the word, whose help deletes it, and the parser
+    reads on as if it were deleted (the `tag "y"` below is told)."""
+    text = """when order.paid then coupon "x" worth 30% off
+  tag "y"
+when order.paid then coupon "x" worth 30 % OFF min 200
+when order.paid then coupon "x" worth 30 off
+when order.paid then coupon "x" worth 15%discount expires 7d
+"""
+    and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
+    assert helps_of(text) == [
+        ("E146", "t.rules:1:43", "delete `off`: `worth 30%` is 30% off"),
+        ("E113", "t.rules:2:3", and_between),
+        ("E146", "t.rules:3:44", "delete `OFF`: `worth 30%` is 30% off"),
+        ("E146", "t.rules:4:42", "delete `off`: `worth 30` is 30 off"),
+        ("E146", "t.rules:5:42", "delete `discount`: `worth 15%` is 15% off"),
+    ]
+    # `off` elsewhere is not this mistake.
+    assert [p.code for p in diagnostics_of('when order.paid then tag "x" off')] == ["E100"]
+    # With `percent`: E141 under all of it, whose help mends it.
+    text = 'when order.paid then coupon "x" worth 30 percent off'
+    assert _written_at_the_caret(text) == 'when order.paid then coupon "x" worth 30%'
+
+
+def test_a_coupon_s_worth_written_as_a_chinese_discount_is_what_it_takes_off():
+    """`worth 8折` (the price paid, eight tenths) was E101 saying text goes in quotes: it is
+    E146, its help the percentage taken off, which written at the caret parses."""
+    helps = {"8折": "20%", "85折": "15%", "8.5折": "15%", "9 折": "10%", "95折": "5%"}
+    for written, off in helps.items():
+        text = f'when order.paid then coupon "x" worth {written} min 100'
+        (problem,) = diagnostics_of(text)
+        plain = written.replace(" ", "")
+        assert (problem.code, problem.help) == ("E146", f"write `{off}`: `{plain}` is {off} off")
+        mended = _written_at_the_caret(text)
+        assert mended == f'when order.paid then coupon "x" worth {off} min 100'
+        parse_text(mended)
+    # Not after a worth: the character, as before.
+    (problem,) = diagnostics_of('when order.paid if order.total > 8折 then tag "x"')
+    assert problem.code == "E101"
+
+
 def test_a_percentage_where_no_percent_can_come_is_told_what_is_true_there():
     """Points are a number of points: `points 30 percent` is not a rate. A percentage after
     `points` gets the share of the order's total (where an order triggers the rule) or the

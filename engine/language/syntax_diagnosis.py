@@ -79,6 +79,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _thousands(file, text, token)
         or _spaced_thousands(file, text, error)
         or _unit_of_amount(file, text, error)
+        or _worth_off(file, text, error)
         or _between_to(file, text, error)
         or _once_a_period(file, text, error)
         or _limit_period(file, text, error)
@@ -163,6 +164,8 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
         return [_borrow(Token(keyword.upper(), keyword), token)] if keyword else None
     if code == "E113" and token.type in ("COMMA", "OR", "THEN"):  # `and` in their place
         return [_borrow(_WRITE_BEFORE[code], token)]
+    if code == "E146" and token.type == "NAME":
+        return []  # `off` is deleted
     if code == "E115" and token.type != "ASSIGN":
         return None  # `is` for `==`: the word to replace is behind the parser
     if code == "E141":  # a currency is deleted, `percent` is written `%` where one may come
@@ -1081,6 +1084,8 @@ def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic 
         if token.type == "PERCENT" or (word in _PERCENT_WORDS and token.type in ("NAME", "PER")):
             span = _offset_span(file, text, start, end)
             if "PERCENT" in set(error.accepts or error.expected):
+                off = _OFF_AFTER.match(text, end)  # `worth 30 percent off`: all of it
+                span = span if off is None else _offset_span(file, text, start, off.end())
                 return Diagnostic(
                     "error",
                     "E141",
@@ -1107,6 +1112,39 @@ def _unit_of_amount(file: str, text: str, error: UnexpectedToken) -> Diagnostic 
         _offset_span(file, text, start, end),
         "an amount takes no currency",
         f"write `{amount}`: amounts are plain numbers, in the shop's currency",
+    )
+
+
+# Words after a coupon's worth that say what the worth says already (`worth 30% off`).
+_OFF_WORDS = frozenset({"off", "discount"})
+_OFF_AFTER = re.compile(r"[ \t]+(?:off|discount)(?![\w.])", re.IGNORECASE)
+
+
+def _worth(stack: list) -> tuple[str, bool] | None:
+    """The amount of the coupon's worth on top of the parser's stack, and whether it is a
+    percentage (`worth 30%`: `30`, True); None when no worth is on top of it."""
+    percent = bool(stack) and _is_a(stack[-1], "PERCENT")
+    values = stack[:-1] if percent else stack
+    if len(values) < 2 or not _is_a(values[-1], "NUMBER") or not _is_a(values[-2], "WORTH"):
+        return None
+    return str(values[-1]), percent
+
+
+def _worth_off(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E146 at `off` after a coupon's worth (`worth 30% off`): the worth is what the coupon
+    takes off, so the word is deleted; it was E100 listing what may come after the worth."""
+    token = error.token
+    worth = _worth(error.interactive_parser.parser_state.value_stack)
+    if token.type != "NAME" or str(token).lower() not in _OFF_WORDS or worth is None:
+        return None
+    amount = worth[0] + ("%" if worth[1] else "")
+    return Diagnostic(
+        "error",
+        "E146",
+        f"`worth {amount}` says what the coupon takes off",
+        _token_span(file, text, token),
+        "not needed",
+        f"delete `{token}`: `worth {amount}` is {amount} off",
     )
 
 
@@ -1524,7 +1562,7 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     look_alike_here = _look_alike_at(file, text, pos)
     if look_alike_here is not None:
         return look_alike_here
-    on_a_number = _unit_on_a_number(file, text, error)
+    on_a_number = _unit_on_a_number(file, text, error) or _zhe(file, text, error)
     if on_a_number is not None:
         return on_a_number
     instead = _instead(char)
@@ -1572,6 +1610,30 @@ def _unit_on_a_number(file: str, text: str, error: UnexpectedCharacters) -> Diag
         return None
     stack = error.interactive_parser.parser_state.value_stack
     return _compared_slip(file, text, slip, stack) or _slip_diagnostic(file, text, slip)
+
+
+def _zhe(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic | None:
+    """E146 at a coupon's worth written as a Chinese discount (`worth 8折`, `85折`): the price
+    paid, in tenths, where the worth is what the coupon takes off (`8折` is 20% off)."""
+    position = error.pos_in_stream or 0
+    number = _NUMBER_ENDING.search(text, text.rfind("\n", 0, position) + 1, position)
+    stack = error.interactive_parser.parser_state.value_stack
+    if text[position] != "折" or number is None or _worth(stack) is None:
+        return None
+    paid = Decimal(number[0].strip())
+    if "." not in number[0] and paid >= 10:  # `85折`: 85%, not 8.5 tenths
+        paid /= 10
+    if not 0 < paid < 10:
+        return None
+    off = format(((10 - paid) * 10).normalize(), "f")
+    return Diagnostic(
+        "error",
+        "E146",
+        "a coupon's worth is what it takes off",
+        _offset_span(file, text, number.start(), position + 1),
+        "the price paid, not what is taken off",
+        f"write `{off}%`: `{number[0].strip()}折` is {off}% off",
+    )
 
 
 # Typographic and full-width characters that stand for one of the language's, which NFKC does
