@@ -435,6 +435,28 @@ def test_a_duration_compared_with_a_number_or_the_shop_s_data_gets_the_number_to
     assert codes(tmp_path, rule.format("3d > 2d")) == []
 
 
+def test_an_amount_compared_with_weeks_written_w_is_told_it_may_mean_wan(tmp_path):
+    """`order.total >= 2w`: a shop owner writes 20,000 as 2w (2万) sooner than compare an amount
+    with two weeks. Where the value is an amount (a total, a sum, `customer.total_spent`,
+    `customer.points`), E301's help gives the number 2w would be, which written at the caret
+    checks; two weeks spelled out, or a value that is no amount, as before."""
+    rule = 'when order.paid if {} then tag "x"'
+    amounts = ("order.total >= 2w", "customer.total_spent >= 2w", "sum(order.paid.total) > 2w")
+    for test in (*amounts, "customer.points < 2w"):
+        text = rule.format(test)
+        rules, config = rule_set(tmp_path, {"a.rules": text})
+        _, (problem,) = check_rule_set(rules, config)
+        help = "an amount is a plain number: write `20000` if `2w` means 2万"
+        assert (problem.code, problem.help) == ("E301", help), test
+        span = problem.span
+        mended = text[: span.column - 1] + "20000" + text[span.end_column - 1 :]
+        assert codes(tmp_path, mended) == [], mended
+    for test in ("order.total >= 2 weeks", "order.delivery_days >= 2w", "customer.orders > 2w"):
+        rules, config = rule_set(tmp_path, {"a.rules": rule.format(test)})
+        _, (problem,) = check_rule_set(rules, config)
+        assert problem.code == "E301" and "万" not in (problem.help or ""), test
+
+
 def test_a_period_of_zero_says_what_it_would_do_and_what_to_write(tmp_path):
     """`once every 0d`, `per 0d`, `within 0h`, `expires 0d`: each is E311 at the zero, saying
     why zero means nothing there (nothing skipped, limited, cancelled or counted; a coupon

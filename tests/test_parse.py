@@ -358,6 +358,50 @@ def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
     ]
 
 
+def test_a_number_with_dots_for_thousands_and_a_decimal_comma_is_e137():
+    """`1.000,50`, as written in much of Europe, was E100 at the comma; `1.000.000` E101 at the
+    second dot, saying text goes in quotes. Both are E137 under the whole number, help the
+    number as the rules write it, which written there parses."""
+    for written, plain in (
+        ("1.000,50", "1000.50"),
+        ("10.000,5", "10000.5"),
+        ("1.000.000", "1000000"),
+        ("1.000.000,50", "1000000.50"),
+    ):
+        text = f'when order.paid if order.total >= {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E137", f"write `{plain}`"), written
+        mended = _written_at_the_caret(text)
+        assert mended == f'when order.paid if order.total >= {plain} then tag "x"'
+        parse_text(mended)
+
+
+def test_a_number_written_with_a_shorthand_for_thousands_is_e147():
+    """`1k`, `2万` were E100 at the `k` and E101 at the `万`: E147 under the number and its
+    shorthand, help the number in full digits, which written there parses. `W` is 万 only where
+    an amount is compared (`order.total >= 2W`): elsewhere, two weeks written wrongly."""
+    for written, full in (
+        ("1k", "1000"),
+        ("1K", "1000"),
+        ("1.5k", "1500"),
+        ("2万", "20000"),
+        ("2 万元", "20000"),
+        ("1.5万", "15000"),
+        ("3千", "3000"),
+        ("2W", "20000"),
+    ):
+        text = f'when order.paid if order.total >= {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E147", f"write `{full}`"), written
+        mended = _written_at_the_caret(text)
+        assert mended == f'when order.paid if order.total >= {full} then tag "x"'
+        parse_text(mended)
+    text = 'when order.paid then coupon "x" worth 50 min 1k'
+    assert [(p.code, p.help) for p in diagnostics_of(text)] == [("E147", "write `1000`")]
+    (problem,) = diagnostics_of('when order.paid if order.delivery_days > 2W then tag "x"')
+    assert problem.code == "E134" and "2W" not in (problem.help or "")
+
+
 def test_a_number_with_thousands_separators_in_a_list_is_told_once_its_commas_prove_it():
     """`[1,000, 2,000]` parsed as the list of 1, 0, 2 and 0: a part after a comma with no space
     that starts with `0` is a number's, not the list's. Once one is, so is `1,500` beside it,

@@ -18,6 +18,7 @@ from engine.language import ast
 from engine.language.fmt import expr_text
 from engine.language.source import Span
 from engine.language.suggest import did_you_mean, nearest
+from engine.language.syntax_diagnosis import AMOUNTS
 
 
 @dataclass(frozen=True)
@@ -461,6 +462,13 @@ def _against_a_duration(
                 "the shop's data holds numbers, not durations: write the number in the unit it "
                 f"counts in, such as `{written(amounts)}` if it counts {unit}"
             )
+    wan = [d.amount for d in durations if d.unit == "w" and not d.spelled]
+    if wan and not between and _an_amount(value):
+        # `order.total >= 2w`: 2万, 20,000, as a shop owner writes it, sooner than 2 weeks.
+        help = (
+            f"an amount is a plain number: write `{wan[0] * 10_000}` if `{wan[0]}w` means "
+            f"{wan[0]}万"
+        )
     shown = f"`{name}`" if name else "this"
     if kind.kind == "number":
         message = f"{shown} is a number, not a duration"
@@ -486,6 +494,19 @@ def _against_a_duration(
 
 
 _UNIT_NAMES = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _an_amount(value: ast.Expr) -> bool:
+    """Whether `value` is an amount, which a shop owner may write in 万 (`2w`): a total
+    (`order.total`, the property `customer.total_spent` sums), a sum, a customer's amount."""
+    match value:
+        case ast.Ref(entity="customer", name=name):
+            return f"customer.{name}" in AMOUNTS
+        case ast.Ref(name=name):
+            return name == "total"
+        case ast.Aggregate(func="sum"):
+            return True
+    return False
 
 
 # A number written with a leading zero: `050`, `007` (not `0`, `0.5`); with its sign, `-05`.

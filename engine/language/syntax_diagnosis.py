@@ -78,6 +78,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _twelve_hour(file, text, error)
         or _thousands(file, text, token)
         or _spaced_thousands(file, text, error)
+        or _shorthand(file, text, token.start_pos or 0)
         or _unit_of_amount(file, text, error)
         or _worth_off(file, text, error)
         or _between_to(file, text, error)
@@ -744,6 +745,19 @@ def _slip_diagnostic(file: str, text: str, slip: Slip) -> Diagnostic:
     return Diagnostic("error", slip.code, slip.message, span, slip.label, slip.help)
 
 
+def _an_amount(value: object) -> bool:
+    """Whether `value`, on the parser's stack, is an amount, of money or points, which a shop
+    owner may write in 万 (`2W`): as `engine.types` tells it for E301 (`order.total >= 2w`)."""
+    if isinstance(value, Tree) and value.data == "aggregate":
+        return _is_a(value.children[0], "SUM")
+    name = _dotted(value) or ""
+    return name.endswith(".total") or name in AMOUNTS
+
+
+# The customer's metrics that are amounts, of money or of points.
+AMOUNTS = frozenset({"customer.total_spent", "customer.average_order", "customer.points"})
+
+
 # The customer's fields that are a point in time or a date (engine.types.CUSTOMER_FIELDS, which
 # imports this module through engine.fmt): compared with a date, never with a number.
 POINTS_IN_TIME = frozenset(
@@ -763,6 +777,8 @@ def _compared_slip(file: str, text: str, slip: Slip, stack: list) -> Diagnostic 
     compared = _compared(stack)
     name = _dotted(compared)
     days = slip.days()
+    if text[slip.start : slip.end] == "W" and _an_amount(compared):  # `order.total >= 2W`: 2万
+        return _shorthand(file, text, slip.start, amount=True)
     if name == "customer.days_since_last_order":
         if days is not None and days.denominator == 1 and days > 0:
             month = " (a month taken as 30 days)" if slip.unit == "months" else ""
@@ -1018,23 +1034,93 @@ def _grouped_otherwise(file: str, text: str, position: int) -> Diagnostic | None
 
 
 def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
-    """E137 at the comma of `1,000` where the comma cannot come: a number has no separator."""
+    """E137 at the comma of `1,000` where the comma cannot come: a number has no separator;
+    nor at that of `1.000,50`, written with dots for thousands and a decimal comma."""
     if token.type != "COMMA" or token.start_pos is None:
         return None
     start = token.start_pos
-    while start > 0 and text[start - 1].isdigit():
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] == "."):
         start -= 1
-    number = _GROUPED_NUMBER.match(text, start)
-    if start == token.start_pos or number is None:
+    number = _GROUPED_NUMBER.match(text, start) or _DOTS_GROUPED.match(text, start)
+    if start == token.start_pos or number is None or number.end() <= token.start_pos:
         return None
-    plain = number[0].replace(",", "")
+    plain = _plain(number[0])
     return Diagnostic(
         "error",
         "E137",
         "a number is written without thousands separators",
         _offset_span(file, text, number.start(), number.end()),
-        "a comma cannot be part of a number",
+        _DECIMAL_POINT if "." in number[0] else "a comma cannot be part of a number",
         f"write `{plain}`",
+    )
+
+
+# A number written with dots for thousands, as in much of Europe, and perhaps a decimal comma:
+# `1.000,50`, `1.000.000`; a single dot and three digits (`1.000`) is a decimal point.
+_DOTS_GROUPED = re.compile(
+    r"(?<![0-9.])[0-9]{1,3}(?:(?:\.[0-9]{3})+,[0-9]+|(?:\.[0-9]{3}){2,}(?:,[0-9]+)?)(?![0-9])"
+)
+
+
+_DECIMAL_POINT = "a number has no separators, and `.` for its decimal point"
+
+
+def _plain(number: str) -> str:
+    """`number`, written with thousands separators, as the rules write it: `1,000.50` and
+    `1.000,50` are `1000.50`."""
+    if _DOTS_GROUPED.fullmatch(number):
+        return number.replace(".", "").replace(",", ".")
+    return number.replace(",", "")
+
+
+def _grouped_with_dots(file: str, text: str, position: int) -> Diagnostic | None:
+    """E137 at `1.000.000`, where the lexer cannot read the second dot (`position`)."""
+    start = position
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] == "."):
+        start -= 1
+    number = _DOTS_GROUPED.match(text, start)
+    if text[position] != "." or number is None or number.end() <= position:
+        return None
+    return Diagnostic(
+        "error",
+        "E137",
+        "a number is written without thousands separators",
+        _offset_span(file, text, number.start(), number.end()),
+        _DECIMAL_POINT if "," in number[0] else "a number has no separators",
+        f"write `{_plain(number[0])}`",
+    )
+
+
+# A number written with a shorthand for its size, as in speech: `1k`, `1.5K`, `2万`, `3千`
+# (and `元` after it, which is no part of an amount either).
+_SIZES = {"k": 1000, "K": 1000, "W": 10_000, "千": 1000, "万": 10_000, "亿": 100_000_000}
+_SHORTHAND = re.compile(
+    r"(?<![\w.:\-])([0-9]+(?:\.[0-9]+)?)[ \t]*(k|K|W|千|万|亿)(?:元|块钱|块)?(?![A-Za-z0-9_])"
+)
+
+
+def _shorthand(file: str, text: str, position: int, amount: bool = False) -> Diagnostic | None:
+    """E147 at a number written with a shorthand for thousands (`1k`, `2万`), `position` being
+    where the parser or the lexer stopped, at the shorthand: the number in full digits. `W`
+    for 万 only where the number is an `amount`: elsewhere `2W` is more likely two weeks."""
+    start = position
+    while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ". \t"):
+        start -= 1
+    while start < position and not text[start].isdigit():
+        start += 1
+    number = _SHORTHAND.match(text, start)
+    if number is None or number.start(2) != position or (number[2] == "W" and not amount):
+        return None
+    if number[2] in "kKW" and number.end(1) != position:
+        return None  # `1 k`: not a shorthand said as one word
+    full = Decimal(number[1]) * _SIZES[number[2]]
+    return Diagnostic(
+        "error",
+        "E147",
+        "a number is written in full",
+        _offset_span(file, text, number.start(), number.end()),
+        f"`{number[2]}` for {_SIZES[number[2]]:,}",
+        f"write `{format(full.normalize(), 'f')}`",
     )
 
 
@@ -1562,7 +1648,12 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     look_alike_here = _look_alike_at(file, text, pos)
     if look_alike_here is not None:
         return look_alike_here
-    on_a_number = _unit_on_a_number(file, text, error) or _zhe(file, text, error)
+    on_a_number = (
+        _unit_on_a_number(file, text, error)
+        or _zhe(file, text, error)
+        or _shorthand(file, text, pos)
+        or _grouped_with_dots(file, text, pos)
+    )
     if on_a_number is not None:
         return on_a_number
     instead = _instead(char)
