@@ -457,6 +457,25 @@ def test_an_amount_compared_with_weeks_written_w_is_told_it_may_mean_wan(tmp_pat
         assert problem.code == "E301" and "万" not in (problem.help or ""), test
 
 
+def test_a_coupon_worth_less_than_1_in_money_is_warned_of_as_a_percentage_meant(tmp_path):
+    """`worth 0.3` is valid, 0.3 off in the shop's currency, but a shop owner writing it almost
+    always meant 30% off: W325, a warning (the rule set checks), its help the percentage. A
+    worth of 1 or more, or a percentage, is not warned of."""
+    rule = 'when order.paid then coupon "thank_you" worth {}'
+    for worth, share in (("0.3", "30"), ("0.05 min 100", "5"), ("0.125", "12.5")):
+        rules, config = rule_set(tmp_path, {"a.rules": rule.format(worth)})
+        _, (problem,) = check_rule_set(rules, config)
+        assert (problem.severity, problem.code, problem.help) == (
+            "warning",
+            "W325",
+            f"for {share}% off, write `{share}%`; a coupon's worth without `%` is an amount of "
+            "money",
+        ), worth
+        assert problem.span is not None and problem.span.column == 47
+    for worth in ("1", "30", "0.3%", "1.5"):
+        assert codes(tmp_path, rule.format(worth)) == [], worth
+
+
 def test_a_period_of_zero_says_what_it_would_do_and_what_to_write(tmp_path):
     """`once every 0d`, `per 0d`, `within 0h`, `expires 0d`: each is E311 at the zero, saying
     why zero means nothing there (nothing skipped, limited, cancelled or counted; a coupon

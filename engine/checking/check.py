@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 
 from engine.checking import dependencies
@@ -798,6 +799,21 @@ class _Checker:
                 else "a coupon must be worth more than 0",
                 coupon.worth.span,
                 "impossible value",
+            )
+        elif not coupon.percent and worth < 1:
+            # `worth 0.3`: valid, 0.3 in money, but meant as 30% off almost always.
+            share = format((Decimal(coupon.worth.text) * 100).normalize(), "f")
+            self.report(
+                Diagnostic(
+                    "warning",
+                    "W325",
+                    f"a coupon worth {coupon.worth.text} takes {coupon.worth.text} off, in the "
+                    "shop's currency",
+                    coupon.worth.span,
+                    "less than 1 in money",
+                    f"for {share}% off, write `{share}%`; a coupon's worth without `%` is an "
+                    "amount of money",
+                )
             )
         if coupon.expires is not None:
             self._positive(coupon.expires, "expires")
