@@ -674,6 +674,55 @@ def test_between_to_with_a_unit_on_one_end_gets_plain_numbers_to_write():
             parse_text(mended)  # and it checks: test_check's E301 tests
 
 
+def test_between_to_on_a_point_in_time_with_numbers_for_ends_says_what_its_ends_are():
+    """`customer.last_order between 30 to 60 days` got "write `between 30 and 60`: the shop's
+    data holds numbers", which compares a point in time with numbers (E301). For the last
+    order, with ends in days or weeks, the help writes the days since it, under the whole
+    comparison, and that parses; for another point in time, or ends without a unit, it says
+    that the ends are dates, and what else there is. Dates for ends, as before."""
+    last = "`customer.last_order` is a point in time, the days since it a number"
+    helps = {
+        "customer.last_order between 30 to 60 days": (
+            f"write `customer.days_since_last_order between 30 and 60`: {last}"
+        ),
+        "customer.last_order between 1 to 2 weeks": (
+            f"write `customer.days_since_last_order between 7 and 14`: {last}"
+        ),
+        "customer.last_order between 30-60 days": (
+            f"write `customer.days_since_last_order between 30 and 60`: {last}"
+        ),
+        "customer.last_order between 30 to 60": (
+            "`customer.last_order` is a point in time, between two dates (`between 2026-01-01 "
+            "and 2026-02-01`); the days since it are `customer.days_since_last_order`, a number"
+        ),
+        "customer.signed_up between 1 to 2 weeks": (
+            "`customer.signed_up` is a point in time, between two dates (`between 2026-01-01 "
+            "and 2026-02-01`); to act a time after it, the trigger is `when customer.signed_up "
+            "+ 7d`"
+        ),
+        "customer.first_order between 1 ~ 3": (
+            "`customer.first_order` is a point in time, between two dates (`between 2026-01-01 "
+            "and 2026-02-01`)"
+        ),
+        "customer.birthday between 1 to 7 days": (
+            "`customer.birthday` is a date, between two dates (`between 2026-01-01 and "
+            "2026-02-01`); to act before each birthday, the trigger is `when customer.birthday "
+            "- 7d`"
+        ),
+        "customer.last_order between 2026-01-01 to 2026-02-01": (
+            "write `between 2026-01-01 and 2026-02-01`"
+        ),
+    }
+    for condition, help in helps.items():
+        text = f'when every day if {condition} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E142", help), condition
+        if help.startswith("write"):
+            mended = _written_at_the_caret(text)
+            assert not {"to", "-"} & set(mended.split()), mended
+            parse_text(mended)
+
+
 def test_a_range_joined_with_a_dash_a_tilde_or_a_chinese_word_is_e142():
     """`between 100-200` was E100 at `then` ("expected `and`"), `between 100 ~ 200` E101 saying
     text goes in quotes, `between 100至200` E101 too: the ends of `between` are joined with

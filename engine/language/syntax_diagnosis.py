@@ -1338,13 +1338,19 @@ def _between_range(file: str, text: str, position: int) -> Diagnostic | None:
     if bool(_DATE.fullmatch(lower[1])) != bool(_DATE.fullmatch(upper[1])):
         return None  # not two dates, nor two numbers
     tested = _TESTED.search(text, line_start, lower.start())
-    help = _in_numbers(lower[1], upper[1], tested and tested[1])
-    help = help or f"write `between {lower[1]} and {upper[1]}`"
+    start = lower.start()
+    point = _point_in_time(lower[1], upper[1], tested and tested[1])
+    if point is not None:
+        help = point[0]
+        start = tested.start() if tested is not None and point[1] else start
+    else:
+        in_numbers = _in_numbers(lower[1], upper[1], tested and tested[1])
+        help = in_numbers or f"write `between {lower[1]} and {upper[1]}`"
     return Diagnostic(
         "error",
         "E142",
         "the two ends of `between` are joined with `and`",
-        _offset_span(file, text, lower.start(), upper.end()),
+        _offset_span(file, text, start, upper.end()),
         f"its ends joined with `{text[position : mark.end()].strip()}`",
         help,
     )
@@ -1413,7 +1419,21 @@ def _between_to(file: str, text: str, error: UnexpectedToken) -> Diagnostic | No
     lower = text[between.end_pos or 0 : token.start_pos or 0].strip()
     upper = _one_value(text, token.end_pos or 0)
     whole = upper is not None and "\n" not in lower and "#" not in lower
-    tested = _dotted(stack[starts[-1] - 1]) if starts[-1] else None
+    tested_value = stack[starts[-1] - 1] if starts[-1] else None
+    tested = _dotted(tested_value)
+    point = _point_in_time(lower, upper, tested) if upper is not None and whole else None
+    if point is not None and upper is not None:
+        name = tested_value.children[0] if isinstance(tested_value, Tree) else None
+        start = name.start_pos if point[1] and isinstance(name, Token) else between.start_pos
+        end = text.index(upper, token.end_pos or 0) + len(upper)
+        return Diagnostic(
+            "error",
+            "E142",
+            "the two ends of `between` are joined with `and`",
+            _offset_span(file, text, start or 0, end),
+            "its ends joined with `to`",
+            point[0],
+        )
     in_numbers = _in_numbers(lower, upper, tested) if whole else None
     if upper is None or not whole or (in_numbers is None and _with_a_unit(lower, upper)):
         # Not one whole value each, or ends with units that cannot be written as numbers of one
@@ -1464,16 +1484,64 @@ def _in_numbers(lower: str, upper: str | None, tested: str | None) -> str | None
     if len(units) == 1:
         counted = [(n, unit or min(units)) for n, unit in counted]
     if tested == "customer.days_since_last_order":
-        if units - {"d", "w"}:
+        days = _in_days(lower, upper)
+        if days is None:
             return None
-        low, high = (n * 7 if unit == "w" else n for n, unit in counted)
-        return f"write `between {low} and {high}`: `{tested}` is a number of days"
+        return f"write `between {days[0]} and {days[1]}`: `{tested}` is a number of days"
     if len(units) > 1:  # `1d to 36h`
         return None
     low, high = (n for n, _ in counted)
     return (
         f"write `between {low} and {high}`: the shop's data holds numbers, not durations (the "
         "ends in the unit it counts in)"
+    )
+
+
+def _in_days(lower: str, upper: str) -> tuple[int, int] | None:
+    """The ends of a `between`, numbers of which one at least has a unit of days or weeks
+    (`30 to 60 days`, `1 to 2 weeks`), in days; an end without a unit has the other's."""
+    ends = [_COUNTED.fullmatch(end) for end in (lower, upper)]
+    if not all(ends) or not _with_a_unit(lower, upper):
+        return None
+    counted = [(int(end[1]), (end[2] or "").lower()[:1]) for end in ends if end]
+    units = {unit for _, unit in counted if unit}
+    if units - {"d", "w"}:
+        return None
+    counted = [(n, unit or min(units)) for n, unit in counted]
+    low, high = (n * 7 if unit == "w" else n for n, unit in counted)
+    return low, high
+
+
+# What else a point in time is compared with, or starts: the help of E142 says it.
+_POINT_IN_TIME_ALSO = {
+    "customer.last_order": "; the days since it are `customer.days_since_last_order`, a number",
+    "customer.signed_up": "; to act a time after it, the trigger is `when customer.signed_up + 7d`",
+    "customer.birthday": "; to act before each birthday, the trigger is `when customer.birthday "
+    "- 7d`",
+}
+
+
+def _point_in_time(lower: str, upper: str, tested: str | None) -> tuple[str, bool] | None:
+    """The help of E142 where the value tested is a point in time (`customer.last_order`) and
+    its ends are not dates (`between 30 to 60 days`, as said): a point in time lies between two
+    dates, never two numbers (E301), which `between 30 and 60` would compare it with. For
+    `customer.last_order` with ends in days or weeks, the comparison of the days since it, to be
+    written from the value tested on (True); else what its ends are (False). None for another
+    value, or dates."""
+    if tested not in POINTS_IN_TIME or _DATE.fullmatch(lower) or _DATE.fullmatch(upper):
+        return None
+    days = _in_days(lower, upper)
+    if tested == "customer.last_order" and days is not None:
+        return (
+            f"write `customer.days_since_last_order between {days[0]} and {days[1]}`: "
+            f"`{tested}` is a point in time, the days since it a number",
+            True,
+        )
+    kind = "a date" if tested == "customer.birthday" else "a point in time"
+    return (
+        f"`{tested}` is {kind}, between two dates (`between 2026-01-01 and 2026-02-01`)"
+        + _POINT_IN_TIME_ALSO.get(tested, ""),
+        False,
     )
 
 
