@@ -9,13 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lark.exceptions import UnexpectedInput
 
-from engine.checking.types import CUSTOMER_FIELDS, DATE, TIME
+from engine.checking.types import CUSTOMER_FIELDS, DATE, NUMBER, TIME
 from engine.errors import Diagnostic, RuleError
 from engine.language import ast
 from engine.language.grammar import parser
 from engine.language.parse import parse_source, parse_text
 from engine.language.source import SourceFile
-from engine.language.syntax_diagnosis import POINTS_IN_TIME, READ_BEFORE_THE_TABLE, diagnose
+from engine.language.syntax_diagnosis import (
+    AMOUNTS,
+    NUMBERS,
+    POINTS_IN_TIME,
+    READ_BEFORE_THE_TABLE,
+    diagnose,
+)
 from engine.language.syntax_errors import MISTAKES
 
 
@@ -450,6 +456,44 @@ def test_a_zero_led_part_after_a_comma_in_a_list_is_told_with_both_readings():
     assert problem.message == "a comma with no space in a list: one number, or two values?"
     for instead in ("1050", '"1", "050"'):
         parse_text(f'when order.paid if order.category in [{instead}] then tag "x"')
+
+
+def test_a_zero_led_part_in_a_list_of_numbers_is_not_read_as_codes():
+    """`customer.orders in [1,050]` got "or `"1", "050"` if these are 2 codes": a count, an
+    order's total, a sum is a number, never a code, and in quotes it would compare a number
+    with text. Where the value looked for in the list is one, the help gives 1050 or the
+    numbers 1 and 50, each of which parses; where it may be a code (`order.number`), both
+    readings, as before."""
+    numbers = "write `1050`, or `1, 50` if it is 2 numbers"
+    codes = (
+        'write `1050`, or `"1", "050"` if these are 2 codes (a code with a leading zero is '
+        "written in quotes, as the shop's data holds it)"
+    )
+    helps = {
+        "customer.orders in [1,050]": numbers,
+        "order.total in [1,050]": numbers,
+        "customer.total_spent not in [1,050, 3]": numbers,
+        "[1,050] contains order.total": numbers,
+        "count(order.paid) in [1,050]": numbers,
+        "order.number in [1,050]": codes,
+        "[1,050] contains order.number": codes,
+        "customer.zip in [1,050]": codes,
+    }
+    for condition, help in helps.items():
+        (problem,) = diagnostics_of(f'when order.paid if {condition} then tag "x"')
+        assert (problem.code, problem.help) == ("E137", help), condition
+    for instead in ("1050", "1, 50"):
+        parse_text(f'when order.paid if customer.orders in [{instead}] then tag "x"')
+    # A proof beside it: one number, as before.
+    text = 'when order.paid if customer.orders in [1,050, 2,000] then tag "x"'
+    assert [p.help for p in diagnostics_of(text)] == ["write `1050`", "write `2000`"]
+
+
+def test_the_numbers_of_syntax_errors_are_the_customer_s_numbers():
+    assert {
+        f"customer.{name}" for name, kind in CUSTOMER_FIELDS.items() if kind == NUMBER
+    } == NUMBERS
+    assert AMOUNTS <= NUMBERS
 
 
 def test_a_unit_written_as_a_word_with_an_amount_is_told_at_it():

@@ -754,8 +754,15 @@ def _an_amount(value: object) -> bool:
     return name.endswith(".total") or name in AMOUNTS
 
 
-# The customer's metrics that are amounts, of money or of points.
+# The customer's metrics that are amounts, of money or of points, and all that are numbers
+# (engine.types.CUSTOMER_FIELDS, which imports this module through engine.fmt).
 AMOUNTS = frozenset({"customer.total_spent", "customer.average_order", "customer.points"})
+NUMBERS = AMOUNTS | {
+    "customer.orders",
+    "customer.returns",
+    "customer.return_rate",
+    "customer.days_since_last_order",
+}
 
 
 # The customer's fields that are a point in time or a date (engine.types.CUSTOMER_FIELDS, which

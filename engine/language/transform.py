@@ -19,6 +19,7 @@ from lark.tree import Meta
 from engine.errors import Diagnostic
 from engine.language import ast
 from engine.language.source import Span
+from engine.language.syntax_diagnosis import NUMBERS
 
 _DURATION = re.compile(r"(\d+)\s*([a-z]+)")
 # Rules count and compare amounts, counts and thresholds: numbers beyond these are slips of the
@@ -52,16 +53,18 @@ _FIRST_PART = re.compile(r"[1-9][0-9]{0,2}")
 _NEXT_PART = re.compile(r"[0-9]{3}(?:\.[0-9]+)?")
 
 
-def _thousands_in_list(file: str, children: list[Any]) -> list[Diagnostic]:
+def _thousands_in_list(file: str, children: list[Any], numbers: bool = False) -> list[Diagnostic]:
     """E137 at each number of a list written with thousands separators, once a part after a
     comma starts with `0` (`1,000`, `2,050`), which no number of a list is written with.
 
     A part `000`, or a third part (`1,050,300`), proves separators: no code is `000`. A part
     such as `050` alone does not: it may be a code with a leading zero after another value
     (`[1,050]`, the codes 1 and 050) as well as 1050, and the help gives both readings, the
-    codes in quotes, as the shop's data holds them (text). Once a list holds a proof, its
-    numbers written so are all told: with a part starting with `0`, as one number; else
-    (`1,500` beside `2,000`) with both readings, as the merchant is to choose."""
+    codes in quotes, as the shop's data holds them (text); or, where the list's values are
+    `numbers` (`customer.orders in [1,050]`, `order.total in [...]`), which are never codes,
+    the numbers 1 and 50. Once a list holds a proof, its numbers written so are all told: with
+    a part starting with `0`, as one number; else (`1,500` beside `2,000`) with both readings,
+    as the merchant is to choose."""
     runs: list[list[ast.Number]] = []
     for before, comma, value in zip(children, children[1:], children[2:], strict=False):
         if not (isinstance(comma, Token) and comma.type == "COMMA"):
@@ -96,6 +99,9 @@ def _thousands_in_list(file: str, children: list[Any]) -> list[Diagnostic]:
         first, last = run[0].span, run[-1].span
         if proven(run) or (in_a_proof and zero_led(run)):
             help = f"write `{plain}`" if not texts else f'write `"{plain}"`'
+        elif zero_led(run) and numbers:  # `customer.orders in [1,050]`: 1050, or 1 and 50
+            values = ", ".join(_LEADING_ZEROS.sub("", part) for part in parts)
+            help = f"write `{plain}`, or `{values}` if it is {len(run)} numbers"
         elif zero_led(run):
             # `[1,050]`: 1050, or the codes 1 and 050, which the shop's data holds as text.
             codes = ", ".join(f'"{part}"' for part in parts)
@@ -124,6 +130,23 @@ def _thousands_in_list(file: str, children: list[Any]) -> list[Diagnostic]:
     return problems
 
 
+_LEADING_ZEROS = re.compile(r"^0+(?=[0-9])")
+
+
+def _a_number(value: Any) -> bool:
+    """Whether `value`, compared with a list, is a number, never a code: a customer's metric
+    (`customer.orders`), an order's total (which `customer.total_spent` sums), a count or a sum,
+    arithmetic."""
+    match value:
+        case ast.Ref(entity="customer"):
+            return value.dotted in NUMBERS
+        case ast.Ref(name=name):
+            return name == "total"
+        case ast.Aggregate() | ast.Arith() | ast.Number() | ast.Negate():
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class _Clause:
     """An `if`, `unless` or `once` clause on its way into a `Rule`."""
@@ -148,6 +171,9 @@ class _ToAst(Transformer):
         super().__init__()
         self.file = file
         self.problems: list[Diagnostic] = []
+        # Each list's words and the E137 told of it, by the list's `id`: told anew where the
+        # list turns out to hold numbers (`_compared_list`).
+        self._lists: dict[int, tuple[list[Any], list[Diagnostic]]] = {}
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -433,10 +459,26 @@ class _ToAst(Transformer):
 
     def compare(self, meta: Meta, children: list[Any]) -> ast.Compare:
         left, op, right = children
+        if op == "in":
+            self._compared_list(left, right)
+        elif op == "contains":
+            self._compared_list(right, left)
         return ast.Compare(op, left, right, self._span(meta))
 
     def not_in(self, meta: Meta, children: list[Any]) -> ast.Compare:
+        self._compared_list(children[0], children[3])
         return ast.Compare("not in", children[0], children[3], self._span(meta))
+
+    def _compared_list(self, value: Any, listed: Any) -> None:
+        """E137 of `listed` told anew, in its place, where `value`, looked for in it, is a
+        number: its values are numbers then, never codes."""
+        if not isinstance(listed, ast.ListValue) or not _a_number(value):
+            return
+        children, told = self._lists.get(id(listed), ([], []))
+        if not told:
+            return
+        at = self.problems.index(told[0])
+        self.problems[at : at + len(told)] = _thousands_in_list(self.file, children, numbers=True)
 
     def between(self, meta: Meta, children: list[Any]) -> ast.Between:
         return ast.Between(children[0], children[2], children[4], self._span(meta))
@@ -489,8 +531,11 @@ class _ToAst(Transformer):
         return ast.Ref(entity, ".".join(rest), self._span(token))
 
     def list_value(self, meta: Meta, children: list[Any]) -> ast.ListValue:
-        self.problems.extend(_thousands_in_list(self.file, children))
-        return ast.ListValue(tuple(self._values(children)), self._span(meta))
+        told = _thousands_in_list(self.file, children)
+        self.problems.extend(told)
+        listed = ast.ListValue(tuple(self._values(children)), self._span(meta))
+        self._lists[id(listed)] = (children, told)
+        return listed
 
     def aggregate(self, meta: Meta, children: list[Any]) -> ast.Aggregate:
         func, token = str(children[0]), children[2]
