@@ -869,6 +869,34 @@ def test_a_window_with_two_ends_is_told_within_takes_one_duration():
             parse_text(mended)
 
 
+def test_a_window_with_two_ends_in_months_years_or_chinese_is_e145_in_days():
+    """`within 1 to 3 months` was E121 at the `1`, asking for its unit, where `within 1 to 3
+    days` was E145: the same mistake, told the same, in days (a month is not a unit, E134; it
+    is taken as 30 days), and so in a unit in Chinese (`1到3个月`)."""
+    helps = {
+        'unless order.returned within 1 to 3 months then tag "x"': (
+            "write `90d` for the last 90 days (a month taken as 30 days)"
+        ),
+        'unless order.returned within 1-2 years then tag "x"': (
+            "write `730d` for the last 730 days (a year taken as 365 days)"
+        ),
+        'unless order.returned within 1到3个月 then tag "x"': (
+            "write `90d` for the last 90 days (a month taken as 30 days)"
+        ),
+        'unless order.returned within 1 到 2 周 then tag "x"': "write `2w` for the last 2 weeks",
+        'if count(order.paid within 1 to 3 months) > 1 then tag "x"': (
+            "write `90d` for the last 90 days (a month taken as 30 days); for those between 30 "
+            "and 90 days before the due time, take one from the other: `count(order.paid within "
+            "90d) - count(order.paid within 30d)`"
+        ),
+    }
+    for written, help in helps.items():
+        text = f"when order.paid {written}"
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E145", help), written
+        parse_text(_written_at_the_caret(text))
+
+
 def test_a_period_after_once_without_every_gets_the_duration_to_write():
     """`once a month` and the like: `once every` and the duration, at the period as written. A
     word after `once` that names no period (`once in a while`) is left to E100."""

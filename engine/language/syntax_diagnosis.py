@@ -1363,11 +1363,21 @@ def _between_range(file: str, text: str, position: int) -> Diagnostic | None:
     )
 
 
-# `within 1 to 3 days`: two ends where `within` takes one duration.
+# `within 1 to 3 days`: two ends where `within` takes one duration; also in months or years,
+# which are not units (E134: a month is taken as 30 days), and in Chinese (`1到3天`).
 _WINDOW_RANGE = re.compile(
     r"([0-9]+)[ \t]*(?:to|-|~|～|至|到)[ \t]*([0-9]+)[ \t]*"
-    r"(minutes?|hours?|days?|weeks?|[mhdw])(?![A-Za-z0-9_])"
+    r"(minutes?|hours?|days?|weeks?|months?|years?|[mhdw]|分钟|小时|天|日|周|星期|个月|月|年)"
+    r"(?![A-Za-z0-9_])"
 )
+# Each unit of such a window: the unit to write and how many of it one is.
+_WINDOW_UNITS = {
+    **{"minute": ("m", 1), "hour": ("h", 1), "day": ("d", 1), "week": ("w", 1)},
+    "month": ("d", 30),
+    "year": ("d", 365),
+    **{"分钟": ("m", 1), "小时": ("h", 1), "天": ("d", 1), "日": ("d", 1)},
+    **{"周": ("w", 1), "星期": ("w", 1), "个月": ("d", 30), "月": ("d", 30), "年": ("d", 365)},
+}
 
 
 def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -1380,11 +1390,16 @@ def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | 
     found = _WINDOW_RANGE.match(text, token.start_pos or 0)
     if found is None or "\n" in found[0]:
         return None
-    unit = found[3].lower()
-    unit = _UNITS.get(unit.removesuffix("s"), unit)
-    near, far = sorted((int(found[1]), int(found[2])))  # `within 3 to 1 days` alike
+    written = found[3].lower()
+    unit, size = _WINDOW_UNITS[_LETTERS.get(written, written.removesuffix("s"))]
+    # `within 3 to 1 days` alike
+    near, far = sorted((int(found[1]) * size, int(found[2]) * size))
     word = _LETTERS[unit]  # `day`
     help = f"write `{far}{unit}` for the last {far} {word if far == 1 else f'{word}s'}"
+    if size == 30:
+        help += " (a month taken as 30 days)"
+    elif size == 365:
+        help += " (a year taken as 365 days)"
     counted = [v for v in stack if _is_a(v, "COUNT") or _is_a(v, "SUM")]
     event = stack[-2] if len(stack) > 1 and _is_a(stack[-2], "DOTTED") else None
     if counted and event is not None and 0 < near < far:  # from 0, the longer is all
