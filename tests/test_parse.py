@@ -965,6 +965,40 @@ rule "thank you":
     ]  # fmt: skip
 
 
+def test_a_full_width_character_is_told_what_its_plain_one_would_be():
+    """`；` got "write `;` instead", and `;` is then "delete it": a full-width character whose
+    plain one is not the language's gets the plain one's help. `：` in a clock time is `:`."""
+    text = """when order.paid then tag "a"；
+rule "x"：
+  when order.paid then tag "a"
+when order.paid + 3d at 10：00 then tag "x"
+when order.paid if order.total > 1 ＆ customer.orders > 1 then tag "x"
+"""
+    assert helps_of(text) == [
+        ("E101", "t.rules:1:29", "delete it: a statement needs nothing at its end"),
+        ("E101", "t.rules:2:9", "delete it: `:` is written only inside a clock time, such as "
+         "`10:00`"),
+        ("E101", "t.rules:4:27", "write `:` instead (an input method or a word processor may "
+         "have put this one in)"),
+        ("E101", "t.rules:5:36", "write `and` instead"),
+    ]  # fmt: skip
+
+
+def test_and_or_or_in_chinese_is_told_to_be_written_in_english():
+    """`且`, `或者` got "text other than names and numbers goes in double quotes"."""
+    helps = {"且": "and", "并且": "and", "和": "and", "或": "or", "或者": "or"}
+    for word, english in helps.items():
+        text = f'when order.paid if order.total > 100 {word} customer.orders > 1 then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == (
+            "E101",
+            f"write `{english}` instead: the rules' words are English",
+        ), word
+        mended = _written_at_the_caret(text)
+        assert mended.split()[6] == english
+        parse_text(mended)
+
+
 def test_or_between_two_actions_is_told_to_be_and():
     text = 'when a.b then followup "fit_check" or tag "x"\n  tag "y"\nwhen a.b then points 5 or 6'
     assert errors_of(text) == [

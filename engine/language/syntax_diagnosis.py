@@ -1746,6 +1746,17 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     )
     if on_a_number is not None:
         return on_a_number
+    joint = _CHINESE_JOINTS.match(text, pos)
+    if joint is not None:  # `且`, `或者`: the language's words are English
+        word = _CHINESE_JOINTS_MEAN[joint[0]]
+        return Diagnostic(
+            "error",
+            "E101",
+            f"unexpected `{joint[0]}`",
+            _offset_span(file, text, pos, joint.end()),
+            f"`{word}` in Chinese",
+            f"write `{word}` instead: the rules' words are English",
+        )
     instead = _instead(char)
     if instead is not None:
         label, help = instead
@@ -1838,6 +1849,13 @@ _LOOK_ALIKES = {
 
 _NOT_OURS = "not part of the rule language"
 
+# `and` and `or` in Chinese, the longest first.
+_CHINESE_JOINTS_MEAN = {
+    **dict.fromkeys(("并且", "而且", "以及", "且", "和", "与", "及"), "and"),
+    **dict.fromkeys(("或者", "或"), "or"),
+}
+_CHINESE_JOINTS = re.compile("|".join(sorted(_CHINESE_JOINTS_MEAN, key=len, reverse=True)))
+
 # Characters written as in other languages, or with amounts, with what to write instead.
 _WRITTEN_ELSEWHERE = {
     "&": "write `and` instead",
@@ -1883,6 +1901,17 @@ def _look_alike_at(file: str, text: str, position: int) -> Diagnostic | None:
         grouped = _grouped_otherwise(file, text, position)
         if grouped is not None:
             return grouped
+    clock = plain == ":" and text[position - 1 : position].isdigit()
+    if plain in _WRITTEN_ELSEWHERE and not clock:
+        # `；`, `：` after a rule's name, `＆`: what the plain one would be told, not to write it.
+        return Diagnostic(
+            "error",
+            "E101",
+            f"unexpected character {_shown(char)}",
+            _offset_span(file, text, position, position + 1),
+            _NOT_OURS,
+            _WRITTEN_ELSEWHERE[plain],
+        )
     return Diagnostic(
         "error",
         "E101",
