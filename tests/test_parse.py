@@ -897,6 +897,46 @@ def test_a_window_with_two_ends_in_months_years_or_chinese_is_e145_in_days():
         parse_text(_written_at_the_caret(text))
 
 
+def test_a_duration_said_with_a_word_before_it_is_e148():
+    """`expires in 7 days` was E121 at the `in`, asking for a unit; `unless order.paid in 7d`
+    E100 listing what may follow. `expires` takes the duration alone, and a window is `within`:
+    E148 at the word, whose help names the edit, and the parser reads on as if it were made
+    (the `tag "y"` below is told). A date after `expires` is told that a coupon lasts a time."""
+    text = """when order.paid then coupon "x" worth 30 expires in 7 days
+  tag "y"
+when order.paid then coupon "x" worth 30 expires after 2 weeks min 100
+when every day unless order.paid in 7d then tag "a"
+  tag "y"
+when every day if count(order.paid in 90 days) > 2 then tag "a"
+when every day unless order.paid in the last 7 days then tag "a"
+when every day if sum(order.paid.total during the past 30d) > 2 then tag "a"
+"""
+    and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
+    assert helps_of(text) == [
+        ("E148", "t.rules:1:50", "delete `in`: write `expires 7 days`"),
+        ("E113", "t.rules:2:3", and_between),
+        ("E148", "t.rules:3:50", "delete `after`: write `expires 2 weeks`"),
+        ("E148", "t.rules:4:34", "write `within` in place of `in`"),
+        ("E113", "t.rules:5:3", and_between),
+        ("E148", "t.rules:6:36", "write `within` in place of `in`"),
+        ("E148", "t.rules:7:34", "write `within` in place of `in the last`"),
+        ("E148", "t.rules:8:40", "write `within` in place of `during the past`"),
+    ]
+    for line in text.splitlines()[5:]:
+        parse_text(_written_at_the_caret(line))
+    for written in ("2026-12-31", "on 2026-12-31"):
+        text = f'when order.paid then coupon "x" worth 30 expires {written}'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == (
+            "E148",
+            "write how long it lasts, such as `expires 14d`: a coupon is not given a last day",
+        )
+        assert problem.span is not None and problem.span.end_column == len(text) + 1
+    # `in the next 7 days` is no window before the due time: not told to be `within`.
+    text = 'when every day unless order.paid in the next 7 days then tag "a"'
+    assert [p.code for p in diagnostics_of(text)] == ["E100"]
+
+
 def test_a_period_after_once_without_every_gets_the_duration_to_write():
     """`once a month` and the like: `once every` and the duration, at the period as written. A
     word after `once` that names no period (`once in a while`) is left to E100."""

@@ -81,6 +81,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _shorthand(file, text, token.start_pos or 0)
         or _unit_of_amount(file, text, error)
         or _worth_off(file, text, error)
+        or _spoken_window(file, text, error)
         or _between_to(file, text, error)
         or _once_a_period(file, text, error)
         or _limit_period(file, text, error)
@@ -167,6 +168,12 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
         return [_borrow(_WRITE_BEFORE[code], token)]
     if code == "E146" and token.type == "NAME":
         return []  # `off` is deleted
+    if code == "E148" and diagnostic.span is not None:
+        if diagnostic.span.end_column != token.end_column:
+            return None  # `in the last`: more than the word to replace
+        if diagnostic.help and diagnostic.help.startswith("delete"):
+            return []  # `expires in 7d`
+        return [_borrow(Token("WITHIN", "within"), token)]
     if code == "E115" and token.type != "ASSIGN":
         return None  # `is` for `==`: the word to replace is behind the parser
     if code == "E141":  # a currency is deleted, `percent` is written `%` where one may come
@@ -1238,6 +1245,71 @@ def _worth_off(file: str, text: str, error: UnexpectedToken) -> Diagnostic | Non
         _token_span(file, text, token),
         "not needed",
         f"delete `{token}`: `worth {amount}` is {amount} off",
+    )
+
+
+# Words said before a duration (`expires in 7 days`, `unless order.placed in the last 7 days`)
+# where the language writes `within` and the duration, or, after `expires`, the duration alone.
+_SAID_BEFORE = re.compile(
+    r"(?:in|after|for|during|within)(?:[ \t]+(?:the[ \t]+)?(?:last|past))?(?![\w.])",
+    re.IGNORECASE,
+)
+
+
+_DATE_AFTER = re.compile(r"[ \t]+[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _is_a_count(value: object) -> bool:
+    return _is_a(value, "COUNT") or _is_a(value, "SUM")
+
+
+def _spoken_window(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E148 at a duration written as in speech: after `expires`, a word before it (`expires in
+    7 days`: the help deletes it) or a date (`expires 2026-12-31`: a coupon lasts a duration
+    from its issue); after the event of `unless`, `count` or `sum`, `in` (`in the last`) for
+    `within`. They were E121 asking for a unit, and E100."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    start = token.start_pos or 0
+    after_expires = bool(stack) and _is_a(stack[-1], "EXPIRES")
+    on_a_date = _DATE_AFTER.match(text, token.end_pos or 0) if str(token) == "on" else None
+    if after_expires and (token.type == "DATE" or on_a_date):
+        end = on_a_date.end() if on_a_date else token.end_pos or 0
+        return Diagnostic(
+            "error",
+            "E148",
+            "a coupon expires a time after it is issued",
+            _offset_span(file, text, start, end),
+            "a date",
+            "write how long it lasts, such as `expires 14d`: a coupon is not given a last day",
+        )
+    said = _SAID_BEFORE.match(text, start)
+    if said is None:
+        return None
+    duration = _duration_at(text, said.end())
+    if duration is None:
+        return None
+    span = _offset_span(file, text, start, said.end())
+    if after_expires:
+        return Diagnostic(
+            "error",
+            "E148",
+            "`expires` is followed by the duration alone",
+            span,
+            "not needed",
+            f"delete `{said[0]}`: write `expires {duration.strip()}`",
+        )
+    event = stack[-1] if stack and _is_a(stack[-1], "DOTTED") else None
+    windowed = len(stack) > 1 and _is_a(stack[-2], "UNLESS")
+    counted = len(stack) > 2 and _is_a(stack[-2], "LPAR") and _is_a_count(stack[-3])
+    if event is None or not (windowed or counted) or said[0].lower() == "within":
+        return None
+    return Diagnostic(
+        "error",
+        "E148",
+        "a window is written `within` and a duration",
+        span,
+        "in place of `within`",
+        f"write `within` in place of `{said[0]}`",
     )
 
 
