@@ -354,6 +354,58 @@ def test_a_trigger_compared_as_a_value_is_told_where_a_delay_and_a_condition_go(
     ]
 
 
+def test_a_condition_joined_to_the_trigger_with_and_is_told_to_go_after_if():
+    """`when order.paid and order.total > 100`, as said, was E100 listing what may follow the
+    trigger: E136 at the `and`, whose help writes `if` in its place, and the parser reads on so
+    (the `tag "y"` below is told); after `unless` likewise. A comma before a clause is deleted."""
+    text = """when order.paid and order.total > 100 then tag "a"
+  tag "y"
+when every day at 10:00 and customer.orders > 1 then tag "a"
+when order.paid unless order.returned and customer.orders > 1 then tag "a"
+when order.paid, if customer.orders > 1 then tag "a"
+when order.paid + 3d, then tag "a"
+"""
+    if_for_and = "write `if` in place of `and`: `when order.paid if order.total > 100`"
+    and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
+    assert helps_of(text) == [
+        ("E136", "t.rules:1:17", if_for_and),
+        ("E113", "t.rules:2:3", and_between),
+        ("E136", "t.rules:3:25", if_for_and),
+        ("E136", "t.rules:4:39", if_for_and),
+        ("E136", "t.rules:5:16", "delete `,`"),
+        ("E136", "t.rules:6:21", "delete `,`"),
+    ]  # fmt: skip
+    for line in text.splitlines()[2:4]:
+        parse_text(line.replace(" and ", " if ", 1))
+
+
+def test_two_times_or_two_weekdays_for_one_trigger_are_told_to_be_two_rules():
+    """`at 10:00 and 18:00` and `every monday, thursday` were E100: E149 under both, its help a
+    rule for each."""
+    helps = {
+        "every day at 10:00 and 18:00": (
+            "write a rule for each: one with `at 10:00`, one with `at 18:00`, the rest alike"
+        ),
+        "every day at 10:00, 18:00": (
+            "write a rule for each: one with `at 10:00`, one with `at 18:00`, the rest alike"
+        ),
+        "every monday and thursday at 10:00": (
+            "write a rule for each: one with `every monday`, one with `every thursday`, the rest "
+            "alike"
+        ),
+        "every monday, thursday": (
+            "write a rule for each: one with `every monday`, one with `every thursday`, the rest "
+            "alike"
+        ),
+    }
+    for trigger, help in helps.items():
+        (problem,) = diagnostics_of(f'when {trigger} then tag "x"')
+        assert (problem.code, problem.help) == ("E149", help), trigger
+    # `and` and a condition after a time: E136.
+    (problem,) = diagnostics_of('when every day at 10:00 and customer.orders > 1 then tag "x"')
+    assert problem.code == "E136"
+
+
 def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
     """Not E101 at the `0` after `1,` as "not a plain `0`": a plain digit stands for itself."""
     text = 'when order.paid if order.total > 1,000 then tag "x"\n'

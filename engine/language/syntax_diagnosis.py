@@ -88,6 +88,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
         or _compared_trigger(span, text, error)
+        or _two_slots(file, text, error)
+        or _joined_to_trigger(span, text, error)
         or _segments_listed(span, text, error)
     )
     if word_slip is not None:
@@ -168,6 +170,8 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
         return [_borrow(_WRITE_BEFORE[code], token)]
     if code == "E146" and token.type == "NAME":
         return []  # `off` is deleted
+    if code == "E136" and token.type in ("AND", "COMMA"):  # `if` for `and`; `,` deleted
+        return [_borrow(Token("IF", "if"), token)] if token.type == "AND" else []
     if code == "E148" and diagnostic.span is not None:
         if diagnostic.span.end_column != token.end_column:
             return None  # `in the last`: more than the word to replace
@@ -348,6 +352,67 @@ def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnost
         f"`{token}` cannot follow the trigger",
         "to wait after the event, write `+` and a duration: `when order.received + 3d`; to "
         f"test a value, write it after `if`: `when order.paid if order.total {operator} 100`",
+    )
+
+
+_CLOCK_AFTER = re.compile(r"[ \t]*[0-9]{1,2}:[0-9]{2}")
+_WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+# `at 10:00 and 18:00`, `every monday, thursday`: the first of two slots, before the joint, and
+# the second, after it.
+_FIRST_SLOT = re.compile(
+    rf"(?<![\w.])(at[ \t]+[0-9]{{1,2}}:[0-9]{{2}}|every[ \t]+{_WEEKDAYS})[ \t]*$"
+)
+_SECOND_SLOT = re.compile(rf"[ \t]*([0-9]{{1,2}}:[0-9]{{2}}|{_WEEKDAYS})(?![\w.:])")
+
+
+def _two_slots(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E149 for two times or two weekdays given to one trigger (`at 10:00 and 18:00`, `every
+    monday, thursday`): a rule has one; the help gives one for each. It was E100."""
+    token = error.token
+    if token.type not in ("AND", "COMMA") or token.start_pos is None:
+        return None
+    line_start = text.rfind("\n", 0, token.start_pos) + 1
+    first = _FIRST_SLOT.search(text, line_start, token.start_pos)
+    second = _SECOND_SLOT.match(text, token.end_pos or 0)
+    if first is None or second is None or first[1][0] != ("a" if ":" in second[1] else "e"):
+        return None
+    word, what = ("at", "clock time") if first[1].startswith("at") else ("every", "weekday")
+    return Diagnostic(
+        "error",
+        "E149",
+        f"a trigger takes one {what}",
+        _offset_span(file, text, first.start(), second.end()),
+        f"two {what}s",
+        f"write a rule for each: one with `{first[1]}`, one with `{word} {second[1]}`, the rest "
+        "alike",
+    )
+
+
+def _joined_to_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E136 for a condition joined to the trigger with `and` (`when order.paid and order.total
+    > 100`), as said: it goes after `if`, which the help writes in place of `and` (the parser
+    reads on so); also after `unless` or `once`. A comma before a clause (`when order.paid, if
+    ...`) is deleted. Not `at 10:00 and 18:00`, two times, nor a comma before a value."""
+    token = error.token
+    expected = set(error.accepts or error.expected)
+    if token.type not in ("AND", "COMMA") or "IF" not in expected or "THEN" not in expected:
+        return None
+    if _CLOCK_AFTER.match(text, token.end_pos or 0):
+        return None  # `at 10:00 and 18:00`: two times, not a condition
+    if token.type == "COMMA":
+        after = _word_after(text, token.end_pos or 0)
+        if after not in ("if", "unless", "once", "then"):
+            return None
+        return Diagnostic(
+            "error", "E136", f"no comma before `{after}`", span, "not needed", "delete `,`"
+        )
+    return Diagnostic(
+        "error",
+        "E136",
+        "a condition goes after `if`",
+        span,
+        "`and` joins two conditions, after `if`",
+        "write `if` in place of `and`: `when order.paid if order.total > 100`",
     )
 
 
