@@ -1119,6 +1119,46 @@ def test_a_list_in_parentheses_is_told_to_be_in_square_brackets():
     ]
 
 
+def test_a_date_written_otherwise_than_yyyy_mm_dd_is_e150():
+    """`on 2026/11/11`, `on 2026-11-1` were E100 at `2026`; `2026年11月11日` in a condition E101 at
+    `年`, `2026.11.11` E101 at the second dot; `order.date > 2026/01/01` parsed, as 2026 / 1 / 1,
+    and compared a date with the number 2026 without a word (`2026-1-1` with 2024). Each is
+    E150, help the date as the rules write it, which written at the caret parses. Spaced
+    arithmetic, or arithmetic on a value, is no date."""
+    for written, iso in (
+        ("2026/11/11", "2026-11-11"),
+        ("2026-11-1", "2026-11-01"),
+        ("2026.11.11", "2026-11-11"),
+        ("2026年11月11日", "2026-11-11"),
+    ):
+        for text in (
+            f'when on {written} then tag "x"',
+            f'when order.paid if order.date >= {written} then tag "x"',
+        ):
+            (problem,) = diagnostics_of(text)
+            assert (problem.code, problem.help) == ("E150", f"write `{iso}`"), text
+            parse_text(_written_at_the_caret(text))
+    for written in ("2026/01/05", "2026-1-5"):
+        text = f'when order.paid if order.date > {written} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E150", "write `2026-01-05`"), written
+        parse_text(_written_at_the_caret(text))
+    for arithmetic in ("2026 - 1 - 5", "order.total / 2026/01/05", "2026/13/05", "2026/1"):
+        parse_text(f'when order.paid if order.date > {arithmetic} then tag "x"')
+    (problem,) = diagnostics_of('when on 11-11 at 00:00 then tag "x"')
+    assert problem.code == "E150" and (problem.help or "").startswith(
+        "write the year too, such as `2026-11-11`"
+    )
+
+
+def test_a_clock_time_with_seconds_is_e123_with_the_minute():
+    """`at 10:00:00` was E101 at the second `:`, saying `:` is written only in a clock time."""
+    text = 'when every day at 10:00:00 then tag "x"'
+    (problem,) = diagnostics_of(text)
+    assert (problem.code, problem.help) == ("E123", "write `10:00`")
+    assert _written_at_the_caret(text) == 'when every day at 10:00 then tag "x"'
+
+
 def test_a_clock_time_with_am_or_pm_is_given_on_the_24_hour_clock():
     text = 'when every monday at 10:30 pm then tag "x"\nwhen every day at 12am then tag "x"\n'
     text += "quiet hours 22:00 to 8am"

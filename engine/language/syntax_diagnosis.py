@@ -13,6 +13,7 @@ the table of typical mistakes of `engine.language.syntax_errors`, matched with L
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import unicodedata
@@ -82,6 +83,8 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _unit_of_amount(file, text, error)
         or _worth_off(file, text, error)
         or _spoken_window(file, text, error)
+        or _date_otherwise(file, text, token.start_pos or 0)
+        or _date_without_year(file, text, error)
         or _between_to(file, text, error)
         or _once_a_period(file, text, error)
         or _limit_period(file, text, error)
@@ -1313,6 +1316,78 @@ def _worth_off(file: str, text: str, error: UnexpectedToken) -> Diagnostic | Non
     )
 
 
+# A date written otherwise than YYYY-MM-DD: with slashes or dots (`2026/11/11`), in Chinese
+# (`2026年11月11日`), without leading zeros (`2026-1-5`).
+_OTHER_DATE = re.compile(
+    r"([0-9]{4})(?:([-/.])([0-9]{1,2})\2([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})[日号]?)"
+    r"(?![0-9])"
+)
+
+
+def date_written_otherwise(written: str) -> str | None:
+    """`written` as the rules write a date (`2026/1/5` → `2026-01-05`), when it is a date on the
+    calendar written otherwise; None else (`2026-01-05` as it stands, `2026/13/01`)."""
+    found = _OTHER_DATE.fullmatch(written)
+    if found is None:
+        return None
+    year, month, day = found[1], found[3] or found[5], found[4] or found[6]
+    iso = f"{year}-{int(month):02d}-{int(day):02d}"
+    if iso == written:
+        return None
+    try:
+        dt.date.fromisoformat(iso)
+    except ValueError:
+        return None
+    return iso
+
+
+def _date_otherwise(file: str, text: str, position: int) -> Diagnostic | None:
+    """E150 at a date written otherwise than YYYY-MM-DD (`on 2026/11/11`, `2026.11.11`,
+    `2026年11月11日`) that starts where the parser or the lexer stopped, or just before: the date
+    to write. `11-11`, a date without its year, after `on`: the year to give."""
+    line_start = text.rfind("\n", 0, position) + 1
+    start = position
+    while start > line_start and (text[start - 1].isdigit() or text[start - 1] in "-/.年月"):
+        start -= 1
+    while start < position and not text[start].isdigit():
+        start += 1
+    found = _OTHER_DATE.match(text, start)
+    iso = date_written_otherwise(found[0]) if found is not None else None
+    if found is None or iso is None or found.end() <= position:
+        return None
+    return Diagnostic(
+        "error",
+        "E150",
+        "a date is written YYYY-MM-DD",
+        _offset_span(file, text, found.start(), found.end()),
+        "a date written otherwise",
+        f"write `{iso}`",
+    )
+
+
+_NO_YEAR = re.compile(r"([0-9]{1,2})[-/.]([0-9]{1,2})(?![0-9./-])")
+
+
+def _date_without_year(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E150 at a date without its year where a date goes (`when on 11-11`): the year to give,
+    as a date trigger is one day, not one in each year."""
+    token = error.token
+    if "DATE" not in set(error.accepts or error.expected) or token.type != "NUMBER":
+        return None
+    found = _NO_YEAR.match(text, token.start_pos or 0)
+    if found is None or not (1 <= int(found[1]) <= 12 and 1 <= int(found[2]) <= 31):
+        return None
+    return Diagnostic(
+        "error",
+        "E150",
+        "a date is written with its year, YYYY-MM-DD",
+        _offset_span(file, text, found.start(), found.end()),
+        "no year",
+        f"write the year too, such as `2026-{int(found[1]):02d}-{int(found[2]):02d}`: `on` is "
+        "one day, not one in each year (each year, a holiday or a customer's date comes back)",
+    )
+
+
 # Words said before a duration (`expires in 7 days`, `unless order.placed in the last 7 days`)
 # where the language writes `within` and the duration, or, after `expires`, the duration alone.
 _SAID_BEFORE = re.compile(
@@ -1876,7 +1951,9 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     if look_alike_here is not None:
         return look_alike_here
     on_a_number = (
-        _unit_on_a_number(file, text, error)
+        _date_otherwise(file, text, pos)
+        or _seconds_of_a_clock(file, text, pos)
+        or _unit_on_a_number(file, text, error)
         or _zhe(file, text, error)
         or _shorthand(file, text, pos)
         or _grouped_with_dots(file, text, pos)
@@ -1918,6 +1995,25 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
             if unicodedata.category(char) == "Cf"
             else "text other than names and numbers goes in double quotes"
         ),
+    )
+
+
+_SECONDS = re.compile(r"([0-9]{1,2}:[0-9]{2}):[0-9]{2}(?![0-9])")
+
+
+def _seconds_of_a_clock(file: str, text: str, position: int) -> Diagnostic | None:
+    """E123 at a clock time with seconds (`10:00:00`), where the lexer stops at the second `:`:
+    HH:MM, the minute. It was E101 saying `:` is written only inside a clock time."""
+    found = _SECONDS.match(text, max(0, position - 5))
+    if found is None or found.end(1) != position:
+        return None
+    return Diagnostic(
+        "error",
+        "E123",
+        "a clock time is written HH:MM, 24-hour",
+        _offset_span(file, text, found.start(), found.end()),
+        "no seconds",
+        f"write `{found[1]}`",
     )
 
 

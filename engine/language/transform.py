@@ -19,7 +19,7 @@ from lark.tree import Meta
 from engine.errors import Diagnostic
 from engine.language import ast
 from engine.language.source import Span
-from engine.language.syntax_diagnosis import NUMBERS
+from engine.language.syntax_diagnosis import NUMBERS, date_written_otherwise
 
 _DURATION = re.compile(r"(\d+)\s*([a-z]+)")
 # Rules count and compare amounts, counts and thresholds: numbers beyond these are slips of the
@@ -131,6 +131,26 @@ def _thousands_in_list(file: str, children: list[Any], numbers: bool = False) ->
 
 
 _LEADING_ZEROS = re.compile(r"^0+(?=[0-9])")
+
+
+def _as_written(arith: ast.Arith) -> str | None:
+    """Numbers joined by one operator written with no space (`2026/01/05`), as written; None for
+    anything else (`2026 - 1`, `order.total / 2`)."""
+    parts: list[ast.Number] = []
+    node: ast.Expr = arith
+    while isinstance(node, ast.Arith) and node.op == arith.op:
+        if not isinstance(node.right, ast.Number):
+            return None
+        parts.insert(0, node.right)
+        node = node.left
+    if not isinstance(node, ast.Number):
+        return None
+    parts.insert(0, node)
+    span = arith.span
+    written = arith.op.join(part.text for part in parts)
+    if span.line != span.end_line or span.end_column - span.column != len(written):
+        return None
+    return written
 
 
 def _a_number(value: Any) -> bool:
@@ -499,7 +519,18 @@ class _ToAst(Transformer):
 
     def arith(self, meta: Meta, children: list[Any]) -> ast.Arith:
         left, op, right = children
-        return ast.Arith(cast(Any, str(op)), left, right, self._span(meta))
+        arith = ast.Arith(cast(Any, str(op)), left, right, self._span(meta))
+        written = _as_written(arith) or ""
+        iso = date_written_otherwise(written)
+        if iso is not None:  # `2026/01/05`, `2026-1-5`: read as 2026 / 1 / 5
+            self._problem(
+                "E150",
+                "a date is written YYYY-MM-DD",
+                meta,
+                f"read as arithmetic: {written.replace(op, f' {op} ')}",
+                f"write `{iso}`",
+            )
+        return arith
 
     def negate(self, meta: Meta, children: list[Any]) -> ast.Negate:
         return ast.Negate(children[1], self._span(meta))
