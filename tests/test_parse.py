@@ -406,6 +406,36 @@ def test_two_times_or_two_weekdays_for_one_trigger_are_told_to_be_two_rules():
     assert problem.code == "E136"
 
 
+def test_a_rule_said_as_in_speech_gets_the_words_to_write():
+    """Each was E100 or a help that did not fit: `once per customer` (E100), `coupon "x" min
+    200 worth 30` (E119 "a coupon needs its value", which it has), `then send message "x"` and
+    `then email "x"` (E112 listing the actions), `when 3 days after order.received` (E130
+    listing the triggers). Where the help deletes a word, the parser reads on (`tag "y"`)."""
+    text = """when order.paid once per customer then tag "a"
+when order.paid then coupon "x" min 200 worth 30
+when order.paid then send message "x"
+  tag "y"
+when order.paid then tag "a" and give points 50
+when order.paid then email "x"
+when 3 days after order.received then tag "a"
+when 1d before customer.birthday at 09:00 then tag "a"
+"""
+    and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
+    assert [(d.code, str(d.span), d.help) for d in diagnostics_of(text)] == [
+        ("E143", "t.rules:1:22", "delete `per customer`: `once` acts at most once per customer, "
+         "ever"),
+        ("E119", "t.rules:2:33", 'move `worth 30` before `min`: `coupon "x" worth 30 min ...`'),
+        ("E112", "t.rules:3:22", "delete `send`: `then message ...`"),
+        ("E113", "t.rules:4:3", and_between),
+        ("E112", "t.rules:5:34", "delete `give`: `and points ...`"),
+        ("E112", "t.rules:6:22", 'write `message "x" via email` (or `followup`, for after-sales)'),
+        ("E130", "t.rules:7:6", "write `order.received + 3 days`"),
+        ("E130", "t.rules:8:6", "write `customer.birthday - 1d`"),
+    ]  # fmt: skip
+    for line in text.splitlines()[6:]:
+        parse_text(_written_at_the_caret(line))
+
+
 def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
     """Not E101 at the `0` after `1,` as "not a plain `0`": a plain digit stands for itself."""
     text = 'when order.paid if order.total > 1,000 then tag "x"\n'

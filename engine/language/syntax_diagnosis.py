@@ -82,6 +82,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _shorthand(file, text, token.start_pos or 0)
         or _unit_of_amount(file, text, error)
         or _worth_off(file, text, error)
+        or _worth_after(file, text, error)
         or _spoken_window(file, text, error)
         or _date_otherwise(file, text, token.start_pos or 0)
         or _date_without_year(file, text, error)
@@ -90,6 +91,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _limit_period(file, text, error)
         or _operator_slip(file, text, token)
         or _every_weekday(span, token, expected)
+        or _delay_first(file, text, error)
         or _compared_trigger(span, text, error)
         or _two_slots(file, text, error)
         or _joined_to_trigger(span, text, error)
@@ -107,6 +109,9 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
             label="not a word of the rule language here",
             help=f"did you mean `{suggestion}`?",
         )
+    action = _action_said(file, text, error)
+    if action is not None:
+        return action
     slip = _slip_before(text, token)
     if slip is not None:
         stack = error.interactive_parser.parser_state.value_stack
@@ -171,8 +176,9 @@ def correction(error: UnexpectedToken, diagnostic: Diagnostic) -> list[Token] | 
         return [_borrow(Token(keyword.upper(), keyword), token)] if keyword else None
     if code == "E113" and token.type in ("COMMA", "OR", "THEN"):  # `and` in their place
         return [_borrow(_WRITE_BEFORE[code], token)]
-    if code == "E146" and token.type == "NAME":
-        return []  # `off` is deleted
+    if code in ("E112", "E146") and token.type == "NAME":
+        # `off` after a worth, a verb before an action, deleted; not a channel for an action
+        return [] if diagnostic.help and diagnostic.help.startswith("delete") else None
     if code == "E136" and token.type in ("AND", "COMMA"):  # `if` for `and`; `,` deleted
         return [_borrow(Token("IF", "if"), token)] if token.type == "AND" else []
     if code == "E148" and diagnostic.span is not None:
@@ -359,6 +365,32 @@ def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnost
 
 
 _CLOCK_AFTER = re.compile(r"[ \t]*[0-9]{1,2}:[0-9]{2}")
+_THEN_AN_EVENT = re.compile(
+    r"[ \t]+(after|before)[ \t]+([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)(?![\w.])", re.IGNORECASE
+)
+
+
+def _delay_first(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E130 at a delay said before its event (`when 3 days after order.received`), as in
+    speech: the help gives the trigger, the event and then the delay (`when order.received +
+    3 days`). It was told what a trigger is."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    if token.type != "DURATION" or not stack or not _is_a(stack[-1], "WHEN"):
+        return None
+    event = _THEN_AN_EVENT.match(text, token.end_pos or 0)
+    if event is None:
+        return None
+    sign = "+" if event[1].lower() == "after" else "-"
+    return Diagnostic(
+        "error",
+        "E130",
+        "`when` is followed by the event, then the delay",
+        _offset_span(file, text, token.start_pos or 0, event.end()),
+        "the delay before the event",
+        f"write `{event[2]} {sign} {token}`",
+    )
+
+
 _WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 # `at 10:00 and 18:00`, `every monday, thursday`: the first of two slots, before the joint, and
 # the second, after it.
@@ -1298,6 +1330,31 @@ def _worth(stack: list) -> tuple[str, bool] | None:
     return str(values[-1]), percent
 
 
+_WORTH_LATER = re.compile(r"[^\n#]*?(?<![\w.])worth[ \t]+([0-9]+(?:\.[0-9]+)?%?)")
+
+
+def _worth_after(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E119 at a coupon's option written before its worth (`coupon "x" min 200 worth 30`), told
+    that the worth comes first; it was told that the coupon has none."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    if token.type not in ("MIN", "EXPIRES", "VIA") or len(stack) < 2:
+        return None
+    if not (_is_a(stack[-1], "STRING") and _is_a(stack[-2], "COUPON")):
+        return None
+    worth = _WORTH_LATER.match(text, token.end_pos or 0)
+    if worth is None:
+        return None
+    return Diagnostic(
+        "error",
+        "E119",
+        "a coupon's worth comes first, after its template",
+        _token_span(file, text, token),
+        f"`{token}` before `worth`",
+        f"move `worth {worth[1]}` before `{token}`: `coupon {stack[-1]} worth {worth[1]} {token} "
+        "...`",
+    )
+
+
 def _worth_off(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
     """E146 at `off` after a coupon's worth (`worth 30% off`): the worth is what the coupon
     takes off, so the word is deleted; it was E100 listing what may come after the worth."""
@@ -1823,6 +1880,12 @@ _PERIOD = re.compile(
 _LETTERS = {"m": "minute", "h": "hour", "d": "day", "w": "week"}
 
 
+_PER_CUSTOMER = re.compile(
+    r"(?:per|for|for each|each|a)[ \t]+(?:customer|person|user|buyer|member)(?![\w.])",
+    re.IGNORECASE,
+)
+
+
 def _once_a_period(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
     """E143 at a period after `once` written without `every` (`once a month`, `once per week`,
     `once daily`, `once 30d`): the help gives `once every` and the duration (`30d` for a month,
@@ -1832,6 +1895,16 @@ def _once_a_period(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
     if not stack or not _is_a(stack[-1], "ONCE") or token.type == "$END":
         return None
     start = token.start_pos or 0
+    per_customer = _PER_CUSTOMER.match(text, start)
+    if per_customer is not None:  # `once per customer`
+        return Diagnostic(
+            "error",
+            "E143",
+            "`once` is once for each customer already",
+            _offset_span(file, text, start, per_customer.end()),
+            "not needed",
+            f"delete `{per_customer[0]}`: `once` acts at most once per customer, ever",
+        )
     period = _spoken_period(text, start, _ONCE_JOINTS)
     if period is None:
         return None
@@ -2196,6 +2269,45 @@ def _nearest_keyword(token: Token, expected: set[str]) -> str | None:
 # first action of a rule (E110), `and` before each further one (E113).
 _ACTION_TERMINALS = frozenset({*_ACTION_WORDS, "UNTAG"})
 _JOINTS = (("E110", Token("THEN", "then")), ("E113", Token("AND", "and")))
+
+
+# Verbs said before an action (`then send message "x"`), and channels named as one (`then email
+# "x"`).
+_ACTION_VERBS = frozenset({"send", "give", "issue", "add", "create", "do", "make", "award"})
+_CHANNEL_WORDS = frozenset({"email", "mail", "sms", "text", "wechat", "whatsapp", "push"})
+
+
+def _action_said(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E112 at a word where an action goes that says it as in speech: a verb before the action
+    (`then send message "x"`: the help deletes it, and the parser reads on), or a channel for
+    the action (`then email "x"`: `message "x" via email`). They were told what the actions are."""
+    token = error.token
+    expected = set(error.accepts or error.expected)
+    if token.type != "NAME" or not expected & _ACTION_TERMINALS:
+        return None
+    word = str(token).lower()
+    after = _word_after(text, token.end_pos or 0)
+    if word in _ACTION_VERBS and after in _ACTIONS:
+        stack = error.interactive_parser.parser_state.value_stack
+        joint = stack[-1] if stack and _is_a(stack[-1], "AND") else "then"
+        return Diagnostic(
+            "error",
+            "E112",
+            f"`{token}` is not needed before an action",
+            _token_span(file, text, token),
+            "not needed",
+            f"delete `{token}`: `{joint} {after} ...`",
+        )
+    if word in _CHANNEL_WORDS and after is not None and after.startswith('"'):
+        return Diagnostic(
+            "error",
+            "E112",
+            f"`{token}` is a channel, not an action",
+            _token_span(file, text, token),
+            "expected an action here",
+            f"write `message {after} via {word}` (or `followup`, for after-sales)",
+        )
+    return None
 
 
 def _missing_joint(error: UnexpectedToken) -> Mistake | None:
