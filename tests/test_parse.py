@@ -1173,7 +1173,9 @@ def test_a_date_written_otherwise_than_yyyy_mm_dd_is_e150():
         (problem,) = diagnostics_of(text)
         assert (problem.code, problem.help) == ("E150", "write `2026-01-05`"), written
         parse_text(_written_at_the_caret(text))
-    for arithmetic in ("2026 - 1 - 5", "order.total / 2026/01/05", "2026/13/05", "2026/1"):
+    for arithmetic in (
+        *("2026 - 1 - 5", "order.total / 2026/01/05", "2026/13/05", "2026/1", "1000/10/10"),
+    ):
         parse_text(f'when order.paid if order.date > {arithmetic} then tag "x"')
     (problem,) = diagnostics_of('when on 11-11 at 00:00 then tag "x"')
     assert problem.code == "E150" and (problem.help or "").startswith(

@@ -1374,10 +1374,11 @@ def _worth_off(file: str, text: str, error: UnexpectedToken) -> Diagnostic | Non
 
 
 # A date written otherwise than YYYY-MM-DD: with slashes or dots (`2026/11/11`), in Chinese
-# (`2026年11月11日`), without leading zeros (`2026-1-5`).
+# (`2026年11月11日`), without leading zeros (`2026-1-5`); of a year from 1900 to 2199, as no rule
+# reads others, and arithmetic (`1000/10/10`) may look the same.
 _OTHER_DATE = re.compile(
-    r"([0-9]{4})(?:([-/.])([0-9]{1,2})\2([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})[日号]?)"
-    r"(?![0-9])"
+    r"(19[0-9]{2}|2[01][0-9]{2})"
+    r"(?:([-/.])([0-9]{1,2})\2([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})[日号]?)(?![0-9])"
 )
 
 
