@@ -854,7 +854,8 @@ def _slip_diagnostic(file: str, text: str, slip: Slip) -> Diagnostic:
 
 def _an_amount(value: object) -> bool:
     """Whether `value`, on the parser's stack, is an amount, of money or points, which a shop
-    owner may write in 万 (`2W`): as `engine.types` tells it for E301 (`order.total >= 2w`)."""
+    owner may write in 万 (`2W`): as `engine.checking.types` tells it for E301 (`order.total >=
+    2w`)."""
     if isinstance(value, Tree) and value.data == "aggregate":
         return _is_a(value.children[0], "SUM")
     name = _dotted(value) or ""
@@ -862,7 +863,7 @@ def _an_amount(value: object) -> bool:
 
 
 # The customer's metrics that are amounts, of money or of points, and all that are numbers
-# (engine.types.CUSTOMER_FIELDS, which imports this module through engine.fmt).
+# (engine.checking.types.CUSTOMER_FIELDS, which imports this module through engine.language.fmt).
 AMOUNTS = frozenset({"customer.total_spent", "customer.average_order", "customer.points"})
 NUMBERS = AMOUNTS | {
     "customer.orders",
@@ -872,8 +873,9 @@ NUMBERS = AMOUNTS | {
 }
 
 
-# The customer's fields that are a point in time or a date (engine.types.CUSTOMER_FIELDS, which
-# imports this module through engine.fmt): compared with a date, never with a number.
+# The customer's fields that are a point in time or a date (engine.checking.types.CUSTOMER_FIELDS,
+# which imports this module through engine.language.fmt): compared with a date, never with a
+# number.
 POINTS_IN_TIME = frozenset(
     {"customer.signed_up", "customer.first_order", "customer.last_order", "customer.birthday"}
 )
