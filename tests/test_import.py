@@ -1541,11 +1541,15 @@ def test_a_file_in_gbk_whose_lines_are_mostly_utf8_too_is_read_as_gbk(engine, tm
 
 
 @pytest.mark.parametrize(
-    "names", [["王芳", "李娜"], ["André Dupont", "Hélène"]], ids=["chinese", "accented"]
+    "names",
+    [["王芳", "李娜"], ["André Dupont", "Hélène"], ["Air Max 360°", "Lens ±0.5 mm or 5 ± 1"]],
+    ids=["chinese", "accented", "signs"],
 )
 def test_a_utf8_file_with_a_line_in_gbk_is_read_as_utf8(engine, tmp_path, names):
     # The whole file happens to be GB18030 too, which would read every other name garbled. The
-    # accented names' letters are of two bytes, as are those of Chinese text in GBK read as UTF-8.
+    # accented names' letters are of two bytes, as are those of Chinese text in GBK read as UTF-8;
+    # so are `°` and `±`, GBK's `掳` and `卤`: names holding them counted for neither side, and
+    # the file was read as GBK (`360°` stored as `360掳`).
     path = tmp_path / "c.csv"
     text = "".join(f"c{n},{name}\n" for n, name in enumerate(names, 1))
     path.write_bytes(f"id,name\n{text}".encode() + "c3,刘洋\n".encode("gbk"))

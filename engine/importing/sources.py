@@ -187,14 +187,18 @@ _DOUBLE = re.compile(
 )
 # In UTF-8 text, what Chinese text in GBK seldom makes by chance: a character of three or four
 # bytes (Chinese, full-width signs, `’`, `€`), one of two after or before an ASCII letter (`é`
-# of André, Hélène), or one of two whose second byte is \x80 to \xa0, as half the Cyrillic,
-# Greek, Arabic and Hebrew letters' (`И`, `р`, `ل`, `א`). Chinese characters in GBK that happen
-# to be UTF-8 are characters of two bytes, beside each other or signs (`,女装,` reads `,Ůװ,`;
-# `,叶,` reads `,Ҷ,`), ending in \xa1 to \xbf: GB2312's characters, most of Chinese text, end in
-# a byte from \xa1 on. Each match starts at the first byte of a character, which makes the
-# search quick.
+# of André, Hélène), one of two whose second byte is \x80 to \xa0, as half the Cyrillic,
+# Greek, Arabic and Hebrew letters' (`И`, `р`, `ل`, `א`), or `°` or `±` beside an ASCII digit or
+# a space, as products and sizes write them (`360°`, `±0.5 mm`, `5 ± 1`: GBK's `掳` and `卤`,
+# the same bytes, are seldom beside either). Chinese characters in GBK that happen to be UTF-8
+# are characters of two bytes, beside each other or signs (`,女装,` reads `,Ůװ,`; `,叶,` reads
+# `,Ҷ,`), ending in \xa1 to \xbf: GB2312's characters, most of Chinese text, end in a byte
+# from \xa1 on. Each match starts at the first byte of a character, which makes the search
+# quick.
 _UTF8_TEXT = re.compile(
-    rb"[\xc2-\xf4](?:(?<=[\xe0-\xf4])|(?<=[A-Za-z].)|[\x80-\xa0]|[\x80-\xbf][A-Za-z])", re.S
+    rb"[\xc2-\xf4](?:(?<=[\xe0-\xf4])|(?<=[A-Za-z].)|[\x80-\xa0]|[\x80-\xbf][A-Za-z]"
+    rb"|(?<=[0-9 ]\xc2)[\xb0\xb1]|(?<=\xc2)[\xb0\xb1][0-9 ])",
+    re.S,
 )
 
 
