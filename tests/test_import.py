@@ -1717,6 +1717,39 @@ def test_dates_excel_wrote_as_its_serial_numbers_are_bad_rows_that_say_so(engine
     ]
 
 
+def test_only_json_numbers_are_taken_for_excel_s_date_serial_numbers(engine, tmp_path):
+    # A JSON string of five digits got the hint of a CSV cell, to format the column before
+    # saving, which no spreadsheet wrote; a JSON number, which a program reading a spreadsheet's
+    # cell writes, got none.
+    path = write(
+        tmp_path,
+        "customers.jsonl",
+        '{"id":"c1","signed_up":"45962"}\n{"id":"c2","signed_up":45962.5}\n'
+        '{"id":"c3","birthday":"32874"}\n{"id":"c4","birthday":32874}\n'
+        '{"id":"c5","birthday":1990}\n{"id":"c6","signed_up":1762000000}\n',
+    )
+    report = import_customers(engine, path, "UTC")
+    iso = "is not an ISO 8601 time such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
+    date = "must be a date written YYYY-MM-DD or MM-DD, as text, not a number"
+    serial = "looks like an Excel date serial number, which stands for"
+    program = "have the program that wrote the file write it as text"
+    assert messages(report) == [
+        f"{path}:1: `signed_up`: '45962' {iso}",
+        f"{path}:2: `signed_up` must be an ISO 8601 time as text, not a number: 45962.5 {serial}"
+        f' 2025-11-01 12:00; {program}, "2025-11-01 12:00"',
+        f"{path}:3: `birthday`: '32874' is not a date written YYYY-MM-DD or MM-DD",
+        f'{path}:4: `birthday` {date}: 32874 {serial} 1990-01-01; {program}, "1990-01-01"',
+        f"{path}:5: `birthday` {date}",
+        f"{path}:6: `signed_up` must be an ISO 8601 time as text, not a number",
+    ]
+    rows = [{"customer": "c1", "type": "order.paid", "at": at} for at in ("45966", 45966)]
+    assert messages(import_event_rows(engine, rows, "UTC")) == [
+        f"<demo>:1: `at`: '45966' {iso}",
+        f"<demo>:2: `at` must be an ISO 8601 time as text, not a number: 45966 {serial}"
+        f' 2025-11-05; {program}, "2025-11-05"',
+    ]
+
+
 def test_empty_columns_a_spreadsheet_writes_are_ignored(engine, tmp_path):
     # Excel writes the columns of the range once used, empty; the header was refused whole.
     path = write(

@@ -167,12 +167,12 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
     if _given(values, "phone"):
         fields["phone"] = code(values["phone"], "phone", textual)
     if _given(values, "birthday"):
-        fields["birthday"], fields["birthday_md"] = birthday(values["birthday"])
+        fields["birthday"], fields["birthday_md"] = birthday(values["birthday"], textual)
     if _given(values, "timezone"):
         fields["timezone"] = zone_name(values["timezone"])
     if _given(values, "signed_up"):
         local = zone(str(fields["timezone"])) if "timezone" in fields else shop_zone
-        fields["signed_up_us"] = timestamp(values["signed_up"], "signed_up", local)
+        fields["signed_up_us"] = timestamp(values["signed_up"], "signed_up", local, textual)
     if _given(values, "accepts_marketing"):
         fields["accepts_marketing"] = flag(values["accepts_marketing"], "accepts_marketing")
     attributes = {name: value for name, value in values.items() if name not in KNOWN}

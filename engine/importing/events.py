@@ -142,7 +142,7 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     if not isinstance(kind, str):
         raise RowError(f"`type` must be text such as order.paid, not {json_kind(kind)}")
     kind = _event_type(kind)
-    at_us = timestamp(at, "at", shop_zone)
+    at_us = timestamp(at, "at", shop_zone, textual)
     if textual:
         properties = {n: cell(v) for n, v in values.items() if n not in RESERVED}
     else:

@@ -117,8 +117,9 @@ def code(value: object, field: str, textual: bool, limit: int | None = None) -> 
     return result
 
 
-def timestamp(value: object, field: str, local: ZoneInfo) -> int:
-    """An ISO 8601 time as epoch microseconds; without an offset it is read in `local`.
+def timestamp(value: object, field: str, local: ZoneInfo, textual: bool) -> int:
+    """An ISO 8601 time as epoch microseconds; without an offset it is read in `local`. A
+    `textual` value is a CSV cell (see `_excel_serial`).
 
     A local time skipped by a clock change moves forward by the gap, a repeated one means the
     first (as LANGUAGE.md 3.2 reads local clock times).
@@ -127,17 +128,20 @@ def timestamp(value: object, field: str, local: ZoneInfo) -> int:
         try:
             moment = dt.datetime.fromisoformat(value.strip())
         except ValueError:
-            moment = _year_first(value.strip(), field)
+            moment = _year_first(value.strip(), field, textual)
     elif isinstance(value, dt.datetime):
         moment = value
     else:
-        raise RowError(f"`{field}` must be an ISO 8601 time as text, not {json_kind(value)}")
+        raise RowError(
+            f"`{field}` must be an ISO 8601 time as text, not {json_kind(value)}"
+            + _excel_serial(value, textual, "")
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=local, fold=0)
     return to_us(moment)
 
 
-def _year_first(given: str, field: str) -> dt.datetime:
+def _year_first(given: str, field: str, textual: bool) -> dt.datetime:
     """A time written year first as Excel writes it (`_YEAR_FIRST`), local time."""
     match = _YEAR_FIRST.fullmatch(given)
     try:
@@ -150,20 +154,35 @@ def _year_first(given: str, field: str) -> dt.datetime:
         raise RowError(
             f"`{field}`: {given!r} is not an ISO 8601 time"
             " such as 2026-11-01T10:00:00+08:00 or 2026-11-01 10:00"
-            + _excel_serial(given, "a date and time (yyyy-mm-dd hh:mm)")
+            + _excel_serial(given, textual, "a date and time (yyyy-mm-dd hh:mm)")
         ) from None
 
 
-def _excel_serial(given: str, written: str) -> str:
-    """What to add to the message about a date or time `given` when it is a date as Excel holds
-    it (`_EXCEL_SERIAL`): the day (and time) it stands for, and how to have it `written`."""
-    if _EXCEL_SERIAL.fullmatch(given) is None:
+def _excel_serial(given: object, textual: bool, written: str) -> str:
+    """What to add to the message about a date or time `given` when it may be a date as Excel
+    holds it (`_EXCEL_SERIAL`): the day (and time) it stands for, and how to have it written.
+
+    A CSV cell (`textual`) may be one, saved by Excel from a column not formatted as a date:
+    the column is to be formatted as `written`. So may a JSON number, which a program wrote
+    reading the spreadsheet's cell as its number: it is to write the date as text. A JSON
+    string is the shop's own text, which no spreadsheet wrote."""
+    if isinstance(given, str):
+        if not textual or _EXCEL_SERIAL.fullmatch(given) is None:
+            return ""
+    elif isinstance(given, bool) or not (
+        isinstance(given, int | float) and 10_000 <= given < 100_000  # as `_EXCEL_SERIAL`
+    ):
         return ""
     moment = _EXCEL_DAY_0 + dt.timedelta(minutes=round(float(given) * 24 * 60))
     shown = f"{moment:%Y-%m-%d}" if moment.time() == dt.time() else f"{moment:%Y-%m-%d %H:%M}"
+    if isinstance(given, str):
+        return (
+            f": it looks like an Excel date serial number, which stands for {shown}; format the"
+            f" column as {written} before saving"
+        )
     return (
-        f": it looks like an Excel date serial number, which stands for {shown}; format the"
-        f" column as {written} before saving"
+        f": {given} looks like an Excel date serial number, which stands for {shown}; have the"
+        f' program that wrote the file write it as text, "{shown}"'
     )
 
 
@@ -212,9 +231,15 @@ def flag(value: object, field: str) -> bool:
     raise RowError(f"`{field}`: expected true or false (or yes/no, y/n, 1/0, 是/否), got {value!r}")
 
 
-def birthday(value: object) -> tuple[str, str]:
+def birthday(value: object, textual: bool) -> tuple[str, str]:
     """`YYYY-MM-DD` or `MM-DD` (the same day every year; `02-29` allowed), also as `_YEAR_FIRST`
-    (stored as `YYYY-MM-DD`) and `M月D日` (as `MM-DD`), as the text and its `MM-DD`."""
+    (stored as `YYYY-MM-DD`) and `M月D日` (as `MM-DD`), as the text and its `MM-DD`. A
+    `textual` value is a CSV cell (see `_excel_serial`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise RowError(
+            "`birthday` must be a date written YYYY-MM-DD or MM-DD, as text, not a number"
+            + _excel_serial(value, textual, "")
+        )
     written = given = text(value, "birthday")
     excel = _YEAR_FIRST.fullmatch(given)
     in_words = _MONTH_DAY_IN_WORDS.fullmatch(given)
@@ -225,7 +250,7 @@ def birthday(value: object) -> tuple[str, str]:
     match = _BIRTHDAY.fullmatch(given)
     problem = f"`birthday`: {written!r} is not a date written YYYY-MM-DD or MM-DD"
     if match is None:
-        raise RowError(problem + _excel_serial(written, "a date (yyyy-mm-dd)"))
+        raise RowError(problem + _excel_serial(written, textual, "a date (yyyy-mm-dd)"))
     year, month, day = match.groups()
     try:
         dt.date(int(year) if year else 2000, int(month), int(day))  # 2000 has a 29 February
