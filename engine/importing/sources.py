@@ -421,14 +421,23 @@ def _header(
     folded = {_folded(name): name for name in known}
     written = names
     names = [name if name in known else folded.get(_folded(name), name) for name in names]
-    seen: dict[str, str] = {}
-    for name, as_written in zip(names, written, strict=True):
+    seen: dict[str, tuple[int, str]] = {}  # the column of each name, and how it is written
+    for position, (name, as_written) in enumerate(zip(names, written, strict=True), 1):
         if not name:
             continue  # a column of a spreadsheet's that is empty, whose cells must be too
         if name in seen:
-            spelt = "" if seen[name] == as_written else f" (as {seen[name]} and {as_written})"
-            raise DataError(f"{where}: the header names the column {name!r} twice{spelt}")
-        seen[name] = as_written
+            first, spelt = seen[name]
+            columns = (
+                f"columns {first} and {position}"
+                if spelt == as_written
+                else f"columns {first} ({spelt!r}) and {position} ({as_written!r}), which mean"
+                " the same field"
+            )
+            raise DataError(
+                f"{where}: the header names the column {name!r} twice, in {columns}: keep one of"
+                " them (delete or rename the other)"
+            )
+        seen[name] = position, as_written
     missing = [name for name in required if name not in seen]
     if missing:
         separator = next((s for s in ";\t|" if len(names) == 1 and s in names[0]), None)
