@@ -904,6 +904,73 @@ def test_a_csv_header_naming_a_column_twice_is_refused(engine, tmp_path, header,
     assert stored_customers(engine) == {}
 
 
+def test_a_header_s_names_are_read_without_invisible_characters(engine, tmp_path):
+    # Names copied from a web page or a chat hold characters that show as nothing: the header
+    # had no `id` column, and `name`, `email` and the city were attributes of names no rule
+    # could write.
+    path = write(
+        tmp_path,
+        "c.csv",
+        "\u200bid,na\u200dme,\ufeffE-mail,Accepts\u200b Marketing,\u2060city\u200e\n"
+        "c1,Ann,a@x.com,yes,Paris\n",
+    )
+    assert messages(import_customers(engine, path, "UTC")) == []
+    assert list(stored_customers(engine)) == ["c1"]
+    ann = stored_customers(engine)["c1"]
+    assert (ann["name"], ann["email"], ann["accepts_marketing"]) == ("Ann", "a@x.com", True)
+    assert ann["attributes"] == {"city": "Paris"}
+    # A line of such characters alone before the header is blank.
+    after = write(tmp_path, "b.csv", "\ufeff\u200b\n\u2060,\ufeff\nid,name\nc9,Zed\n")
+    assert messages(import_customers(engine, after, "UTC")) == []
+    assert stored_customers(engine)["c9"]["name"] == "Zed"
+    both = write(tmp_path, "d.csv", "id,email,\u200bemail\nc2,a,b\n")
+    with pytest.raises(DataError) as error:
+        import_customers(engine, both, "UTC")
+    assert str(error.value) == (
+        f"{both}:1: the header names the column 'email' twice, in columns 2 ('email') and 3"
+        " ('\\u200bemail'), which mean the same field: keep one of them (delete or rename the"
+        " other)"
+    )
+
+
+def test_ids_holding_invisible_characters_are_bad_rows(engine, tmp_path):
+    # `c\u200b1` was stored as a customer of its own, which an order of `c1` did not reach.
+    path = write(
+        tmp_path,
+        "c.csv",
+        "id,phone\nc\u200b1,\nc2\ufeff,\nc3,138\u200d0013\nc4,13800138000\nЛ\u00adи,\n",
+    )
+    report = import_customers(engine, path, "UTC")
+    spreadsheet = "delete the character (in a spreadsheet, type the cell again)"
+    copied = "as text copied from a web page or a chat may: it would not match the same text"
+    assert messages(report) == [
+        f"{path}:2: `id`: 'c\\u200b1' holds an invisible character (U+200B ZERO WIDTH SPACE),"
+        f" {copied} typed without it; {spreadsheet}",
+        f"{path}:3: `id`: 'c2\\ufeff' holds an invisible character (U+FEFF ZERO WIDTH NO-BREAK"
+        f" SPACE), {copied} typed without it; {spreadsheet}",
+        f"{path}:4: `phone`: '138\\u200d0013' holds an invisible character (U+200D ZERO WIDTH"
+        f" JOINER), {copied} typed without it; {spreadsheet}",
+        f"{path}:6: `id`: 'Л\\xadи' holds an invisible character (U+00AD SOFT HYPHEN),"
+        f" {copied} typed without it; {spreadsheet}",
+    ]
+    assert list(stored_customers(engine)) == ["c4"]
+    events_path = write(
+        tmp_path,
+        "e.jsonl",
+        '{"customer":"c4\u2060","type":"order.paid","at":"2026-11-05 10:00"}\n'
+        '{"customer":"c4","id":"o\u200b1","type":"order.paid","at":"2026-11-05 10:00"}\n'
+        '{"customer":"c4","id":"o1","type":"order.paid","at":"2026-11-05 10:00","n":"a\u200bb"}\n',
+    )
+    report = import_events(engine, events_path, "UTC")
+    assert [str(problem).split(" holds")[0] for problem in report.problems] == [
+        f"{events_path}:1: `customer`: 'c4\\u2060'",
+        f"{events_path}:2: `id`: 'o\\u200b1'",
+    ]
+    assert [(e["key"], e["properties"]) for e in stored_events(engine)] == [
+        ("o1", {"n": "a\u200bb"})
+    ]
+
+
 def test_byte_order_mark_and_blank_lines_are_ignored(engine, tmp_path):
     path = tmp_path / "c.csv"
     path.write_bytes("\ufeffid,name\r\n\r\nc1,Ann\r\n,\r\nc2,Bo\r\n".encode())

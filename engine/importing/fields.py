@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from engine.importing.report import RowError
-from engine.importing.sources import json_kind
+from engine.importing.sources import INVISIBLE, json_kind
 from engine.storage.tables import NAME_LENGTH
 from engine.timeutil import is_zone, to_us, zone_help
 
@@ -96,8 +97,18 @@ def code(value: object, field: str, textual: bool, limit: int | None = None) -> 
     spreadsheet or pandas may have saved, refused when it is a number written in scientific
     notation, which has lost the digits that told such things apart, or a whole number with
     `.0`, which would not be the same thing as the number written without it. A JSON string is
-    the shop's own text, whatever it looks like (`1E+5`, `1.0`), as any id is."""
+    the shop's own text, whatever it looks like (`1E+5`, `1.0`), as any id is; but from either
+    file, text holding a character that shows as nothing (`INVISIBLE`, left by copying and
+    pasting) is refused: it would not match the same text typed without it."""
     result = text(value, field, limit)
+    if not result.isascii() and (invisible := INVISIBLE.search(result)):
+        character = invisible[0]
+        raise RowError(
+            f"`{field}`: {result!r} holds an invisible character (U+{ord(character):04X}"
+            f" {unicodedata.name(character)}), as text copied from a web page or a chat may: it"
+            " would not match the same text typed without it; delete the character (in a"
+            " spreadsheet, type the cell again)"
+        )
     if not textual or not isinstance(value, str):
         return result
     if _SCIENTIFIC.fullmatch(result):

@@ -347,6 +347,8 @@ def _csv_blocks(
         if not any(stripped):
             continue  # blank line
         if header is None:  # every reader finds it, whichever reports the lines before it
+            if not any(map(_visible, stripped)):
+                continue  # blank but for characters that show as nothing
             header = _header(stripped, source, start, required, known)
             unnamed = not all(header)
         elif len(stripped) == len(header) and not unnamed:
@@ -408,6 +410,19 @@ def _csv_problem(message: str, start: int, end: int) -> str:
     return f"not valid CSV ({lines}): {message}"
 
 
+# Characters that show as nothing, which text copied from a web page, a chat or a document
+# may hold: the soft hyphen, the zero-width space, non-joiner and joiner, the marks and
+# controls of writing direction, the word joiner and invisible operators, and the byte-order
+# mark (U+FEFF, also a zero-width no-break space) in the midst of text.
+INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def _visible(name: str) -> str:
+    """`name` without the invisible characters a name copied from elsewhere may hold
+    (`\u200bid`), and the blanks they hid."""
+    return INVISIBLE.sub("", name).strip()
+
+
 def _folded(name: str) -> str:
     """`name` as a known column's is found: in any case, its words apart or together
     (`Accepts Marketing`, `signed-up`, `Time Zone`, `SignedUp`, as spreadsheets write them)."""
@@ -420,6 +435,7 @@ def _header(
     where = f"{source}:{line}"
     folded = {_folded(name): name for name in known}
     written = names
+    names = [_visible(name) for name in names]
     names = [name if name in known else folded.get(_folded(name), name) for name in names]
     seen: dict[str, tuple[int, str]] = {}  # the column of each name, and how it is written
     for position, (name, as_written) in enumerate(zip(names, written, strict=True), 1):
