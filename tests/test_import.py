@@ -1563,6 +1563,55 @@ def test_ids_in_json_lines_that_look_like_scientific_notation_are_ids(engine, tm
     assert stored_customers(engine)["3E+4"]["phone"] == "8E+12"
 
 
+def test_a_line_longer_than_any_row_is_not_read_whole(engine, tmp_path, monkeypatch):
+    # A JSON array of 500 MB on one line, or JSON Lines without line breaks, was read whole,
+    # and parsed (gigabytes), before its one bad row was told.
+    monkeypatch.setattr(sources, "LINE_LIMIT", 200)
+    monkeypatch.setattr(sources, "_SCAN", 16)
+    row = '{"customer":"e1","type":"order.paid","at":"2026-11-05T10:00:00Z","n":%d}'
+    array = write(tmp_path, "a.jsonl", "\n[" + ",".join(row % n for n in range(9)) + "]\n")
+    example = '{"id": "c1", "name": "Li Lei"}'
+    with pytest.raises(DataError) as error:
+        import_events(engine, array, "UTC")
+    assert str(error.value) == (
+        f"{array}:2: the file holds a JSON array on one line of more than 32 MB, not JSON Lines:"
+        f" write one object per line, such as {example}, without `[`, `]` or commas between them"
+    )
+    joined = write(tmp_path, "j.jsonl", "".join(row % n for n in range(9)))
+    with pytest.raises(DataError) as error:
+        import_events(engine, joined, "UTC")
+    assert str(error.value) == (
+        f"{joined}:1: the line is longer than 32 MB, more than any row: JSON Lines hold one"
+        f" object per line, such as {example}, each line ending with a line break"
+    )
+    assert stored_events(engine) == []
+    lines = [row % 1, "".join(row % n for n in range(9)), row % 2]
+    mixed = write(tmp_path, "m.jsonl", "\n".join(lines) + "\n")
+    assert messages(import_events(engine, mixed, "UTC")) == [
+        f"{mixed}:2: the line is longer than 32 MB, more than any row: write one object per line"
+    ]
+    assert [e["properties"] for e in stored_events(engine)] == [{"n": 1}, {"n": 2}]
+
+    long_csv = "the line is longer than 32 MB, more than any row: if the file's lines end with a"
+    long_csv += " carriage return alone, save it with LF or CRLF line ends"
+    mac = write(tmp_path, "c.csv", "id,name\r" + "".join(f"c{n},Ann\r" for n in range(50)))
+    with pytest.raises(DataError) as error:
+        import_customers(engine, mac, "UTC")
+    assert str(error.value) == f"{mac}:1: the header: {long_csv}"
+    text = f'id,note\nc1,{"x" * 300}\nc2,\nc3,"two\n{"y" * 300}\nlines"\nc4,李娜\n'
+    for name, encoding in [("c.csv", "utf-8"), ("g.csv", "gbk")]:
+        path = tmp_path / name
+        path.write_bytes(text.encode(encoding))
+        report = import_customers(engine, path, "UTC")
+        assert messages(report) == [f"{path}:2: {long_csv}", f"{path}:4: {long_csv} (line 5)"]
+        stored = stored_customers(engine)
+        assert {cid: c["attributes"] for cid, c in stored.items()} == {
+            "e1": {},  # of the events
+            "c2": {},
+            "c4": {"note": "李娜"},
+        }
+
+
 @pytest.mark.parametrize("name", ["c.csv", "c.jsonl"])
 def test_a_file_in_chinese_excel_s_encoding_is_read_as_that_with_a_warning(engine, tmp_path, name):
     # Excel on Chinese Windows saves CSV in GBK. Read line by line as UTF-8, most rows were

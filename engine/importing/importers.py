@@ -39,6 +39,7 @@ from engine.importing.sources import (
     Share,
     blocks,
     file_format,
+    file_lines,
     read_blocks,
     refuse_binary,
     text_encoding,
@@ -210,7 +211,7 @@ def _import_file(
 
         def parsed(handle: BinaryIO, share: Share) -> Iterator[_Parsed[T]]:
             """The chunks `share` takes, parsed, each with the position in the file it reaches."""
-            lines: Iterable[bytes] = handle if size is None else _upto(handle, size)
+            lines = file_lines(handle, size)
             if encoding is not None:
                 lines = transcoded(lines, encoding[0])
             read = read_blocks(lines, source, fmt, kind.required, share, kind.known)
@@ -249,18 +250,6 @@ def _read_as(source: str, line: int) -> Note:
         " the file is read as that",
         "encoding",
     )
-
-
-def _upto(stream: BinaryIO, size: int) -> Iterator[bytes]:
-    """The lines of `stream` within its first `size` bytes (the last one cut there)."""
-    left = size
-    for line in stream:
-        if left <= 0:
-            return
-        if len(line) > left:
-            line = line[:left]
-        left -= len(line)
-        yield line
 
 
 def _open(path: Path) -> BinaryIO:

@@ -18,9 +18,11 @@ and the message json gives (see `_orjson_object`).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import count, islice
@@ -84,6 +86,44 @@ def file_format(path: Path) -> Format:
             " (one object per line: a JSON array or an object spread over lines is not that)"
         )
     return _FORMATS[suffix]
+
+
+# The longest line a file's row may have: twice the largest CSV cell (CELL_LIMIT), or a JSON
+# object as long. A longer line is not read into memory whole: it is a JSON array or a file of
+# objects on one line, or CSV whose lines end with a carriage return alone, none a row.
+LINE_LIMIT = 32 * 2**20
+_LIMIT = f"{LINE_LIMIT // 2**20} MB"  # as messages tell it
+# How much of a line too long is kept, to tell what it is.
+_HEAD = 64
+
+
+class LongLine(bytes):
+    """A line longer than LINE_LIMIT, in the place of the line: empty, as no line read is, with
+    its first bytes as `head`."""
+
+    head: bytes
+
+    def __new__(cls, head: bytes) -> LongLine:
+        line = super().__new__(cls)
+        line.head = head
+        return line
+
+
+def file_lines(stream: BinaryIO, size: int | None = None) -> Iterator[bytes]:
+    """The lines of `stream`, within its first `size` bytes when given (the last one cut there):
+    a line longer than LINE_LIMIT is read a megabyte at a time, and a `LongLine` stands for it,
+    so that memory stays bounded whatever the file."""
+    readline = stream.readline
+    left = sys.maxsize if size is None else size
+    while left > 0 and (line := readline(min(LINE_LIMIT + 1, left))):
+        left -= len(line)
+        if len(line) <= LINE_LIMIT:
+            yield line
+            continue
+        head = line[:_HEAD]
+        while left > 0 and not line.endswith(b"\n") and (line := readline(min(_SCAN, left))):
+            left -= len(line)
+        yield LongLine(head)
 
 
 def read_blocks(
@@ -154,24 +194,27 @@ def text_encoding(stream: BinaryIO, size: int) -> tuple[str, int] | None:
 
 def _first_line_not(stream: BinaryIO, size: int, encoding: str) -> tuple[int, int] | None:
     """The first line of the first `size` bytes of `stream` that is not text in `encoding`, and
-    the offset where it starts; or None. Decoded a megabyte at a time, cut after a line's end
-    (no character of UTF-8 or GB18030 holds its byte)."""
-    left, pending, lines, offset = size, b"", 0, 0
+    the offset where it starts; or None. Decoded a megabyte at a time, however long its lines
+    (the bytes of a character that a block cuts are held for the next)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    left, lines, offset, line_start = size, 0, 0, 0  # lines and offset: before `block`
     while True:
         block = stream.read(min(_SCAN, left)) if left > 0 else b""
         left -= len(block)
-        data = pending + block
-        cut = data.rfind(b"\n") + 1 if block else len(data)
-        piece, pending = data[:cut], data[cut:]
+        held = len(decoder.getstate()[0])  # a character's first bytes, on the line going on
         try:
-            piece.decode(encoding)
+            decoder.decode(block, final=not block)
         except UnicodeDecodeError as exc:
-            start = piece.rfind(b"\n", 0, exc.start) + 1
-            return lines + piece.count(b"\n", 0, start) + 1, offset + start
-        lines += piece.count(b"\n")
-        offset += cut
+            bad = max(0, exc.start - held)  # where in `block`
+            newline = block.rfind(b"\n", 0, bad)
+            start = line_start if newline < 0 else offset + newline + 1
+            return lines + block.count(b"\n", 0, bad) + 1, start
         if not block:
             return None
+        lines += block.count(b"\n")
+        if (newline := block.rfind(b"\n")) >= 0:
+            line_start = offset + newline + 1
+        offset += len(block)
 
 
 # How many lines `_chinese` weighs from the first line that is not UTF-8 on, and how far before
@@ -223,7 +266,7 @@ def _chinese(stream: BinaryIO, size: int, start: int) -> bool:
         return False
     stream.seek(0)
     utf8, seen, reached = 0, 0, 0
-    for line in stream if start > 0 else ():
+    for line in _pieces(stream) if start > 0 else ():
         reached += len(line)
         if not line.isascii():
             seen += 1
@@ -234,7 +277,7 @@ def _chinese(stream: BinaryIO, size: int, start: int) -> bool:
     stream.seek(before)
     utf8 += _lines_holding_utf8_text(stream.read(max(0, start - before)))
     left, seen, other, latin, wide = size - start, 0, 0, 0, 0
-    for line in stream:
+    for line in _pieces(stream):
         if left <= 0 or seen >= _SAMPLE:
             break
         line = line[:left]
@@ -257,6 +300,12 @@ def _chinese(stream: BinaryIO, size: int, start: int) -> bool:
     return other > utf8 and latin < wide
 
 
+def _pieces(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of `stream`, one longer than LINE_LIMIT in pieces of that size."""
+    while line := stream.readline(LINE_LIMIT):
+        yield line
+
+
 def _lines_holding_utf8_text(text: bytes) -> int:
     """How many lines of `text`, UTF-8 lines each ending in a line feed (the first may be cut),
     hold `_UTF8_TEXT`. The lines between them are skipped by the search."""
@@ -268,9 +317,9 @@ def _lines_holding_utf8_text(text: bytes) -> int:
 
 
 def transcoded(lines: Iterable[bytes], encoding: str) -> Iterator[bytes]:
-    """`lines` of text in `encoding`, as UTF-8."""
+    """`lines` of text in `encoding`, as UTF-8 (a `LongLine` as it is)."""
     for line in lines:
-        yield line.decode(encoding).encode()
+        yield line.decode(encoding).encode() if line else line
 
 
 class _Decoded:
@@ -280,6 +329,7 @@ class _Decoded:
         self._lines = iter(lines)
         self.count = 0
         self.undecodable: list[int] = []
+        self.long: list[int] = []  # lines longer than LINE_LIMIT, read as blank
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -287,6 +337,9 @@ class _Decoded:
     def __next__(self) -> str:
         raw = next(self._lines)
         self.count += 1
+        if not raw:  # a LongLine
+            self.long.append(self.count)
+            return "\n"
         if self.count == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         try:
@@ -297,6 +350,11 @@ class _Decoded:
 
 
 _NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
+_LONG = f"the line is longer than {_LIMIT}, more than any row"
+_LONG_CSV = (
+    f"{_LONG}: if the file's lines end with a carriage return alone, save it with LF or CRLF"
+    " line ends"
+)
 
 
 def _csv_blocks(
@@ -335,6 +393,8 @@ def _csv_blocks(
             after_header += 1
             if not taken:
                 continue
+        if problem is None and decoded.long and decoded.long[-1] >= start:
+            problem = _LONG_CSV if end == start else f"{_LONG_CSV} (line {decoded.long[-1]})"
         if problem is None and decoded.undecodable and decoded.undecodable[-1] >= start:
             problem = _NOT_UTF8
         if problem is not None:
@@ -488,6 +548,9 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
         if fast is not None:
             yield line, fast
             continue
+        if not raw:  # a LongLine
+            yield Problem(source, line, f"{_LONG}: write one object per line")
+            continue
         try:
             text = raw.decode("utf-8-sig" if line == 1 else "utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -517,6 +580,8 @@ def _opening(lines: list[bytes], first: int, source: str) -> bool:
     not JSON Lines, and each of its lines would be a bad row but those that happen to hold a
     whole object. Refused before anything is imported."""
     for line, raw in enumerate(lines, first):
+        if isinstance(raw, LongLine):
+            _long_json(raw, source, line)
         text = raw.decode("utf-8-sig" if line == 1 else "utf-8", errors="replace")
         if text.strip():
             _not_plain_json(text, source, line)
@@ -535,6 +600,22 @@ def _not_plain_json(text: str, source: str, line: int) -> None:
     raise DataError(
         f"{source}:{line}: the file holds {what}, not JSON Lines: write one object per line,"
         ' such as {"id": "c1", "name": "Li Lei"}, without `[`, `]` or commas between them'
+    )
+
+
+def _long_json(line: LongLine, source: str, number: int) -> None:
+    """The DataError of a file whose first line that is not blank is longer than LINE_LIMIT:
+    a JSON array on one line, or objects without line breaks between them."""
+    example = '{"id": "c1", "name": "Li Lei"}'
+    if line.head.lstrip(b"\xef\xbb\xbf \t\r").startswith(b"["):
+        raise DataError(
+            f"{source}:{number}: the file holds a JSON array on one line of more than {_LIMIT},"
+            f" not JSON Lines: write one object per line, such as {example}, without `[`, `]`"
+            " or commas between them"
+        )
+    raise DataError(
+        f"{source}:{number}: the line is longer than {_LIMIT}, more than any row: JSON Lines hold"
+        f" one object per line, such as {example}, each line ending with a line break"
     )
 
 
