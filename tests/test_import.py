@@ -523,7 +523,10 @@ def test_bad_json_lines_are_reported_by_line(engine, tmp_path):
         f'{{"customer": ["c1"], "type": "order.paid", {at}}}\n'
         f'{{"customer": "c2", "type": "order.paid", {at}, "total": NaN}}\n'
         f'{{"customer": "c3", "type": 7, {at}}}\n'
-        f'{{"customer": "c3", "type": "order.paid", {at}, "id": "x"}}\n',
+        f'{{"customer": "c3", "type": "order.paid", {at}, "id": "x"}}\n'
+        # Objects without a line break between them: json said "Extra data".
+        f'{{"customer": "c4", "type": "order.paid", {at}}}{{"customer": "c5"}}\n'
+        "[1] [2]\n",
     )
     report = import_events(engine, path, "UTC")
     assert messages(report) == [
@@ -533,6 +536,10 @@ def test_bad_json_lines_are_reported_by_line(engine, tmp_path):
         f"{path}:6: `customer` must be text, not a list",
         f"{path}:7: `total`: NaN is not a number; leave the value out when unknown",
         f"{path}:8: `type` must be text such as order.paid, not a number",
+        f"{path}:10: not valid JSON: more follows the end of the object (column 71): write one"
+        " object per line",
+        f"{path}:11: not valid JSON: more follows the end of the value (column 5): write one"
+        " object per line",
     ]
     keys = sorted(e["key"] for e in stored_events(engine))
     assert len(keys) == 2 and keys[1] == "x"

@@ -561,7 +561,7 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
         try:
             value = json.loads(text, parse_int=_json_integer)
         except json.JSONDecodeError as exc:
-            yield Problem(source, line, f"not valid JSON: {exc.msg} (column {exc.colno})")
+            yield Problem(source, line, _not_json(exc))
             continue
         except RecursionError:  # orjson refuses more than 1,024 levels, json about as many
             yield Problem(source, line, "lists and objects nested too deep to read")
@@ -572,6 +572,18 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
         if None in value.values():  # JSON values only, so `in` compares them safely
             value = {key: item for key, item in value.items() if item is not None}
         yield line, value
+
+
+def _not_json(error: json.JSONDecodeError) -> str:
+    """What is wrong with a line json cannot read: its message, but for a line of several
+    objects (JSON Lines saved without line breaks between them), which is told so."""
+    if error.msg != "Extra data":
+        return f"not valid JSON: {error.msg} (column {error.colno})"
+    what = "object" if error.doc.lstrip().startswith("{") else "value"
+    return (
+        f"not valid JSON: more follows the end of the {what} (column {error.colno}): write one"
+        " object per line"
+    )
 
 
 def _opening(lines: list[bytes], first: int, source: str) -> bool:
