@@ -1334,16 +1334,56 @@ def test_a_time_zone_that_names_no_place_s_time_is_a_bad_row(engine, tmp_path):
     assert list(stored_customers(engine)) == ["2"]
 
 
-def test_a_named_pipe_is_imported(engine, tmp_path):
-    path = tmp_path / "customers.csv"
+def through_a_pipe(path: Path, content: bytes, run) -> importers.ImportReport:
+    """`run(path)` with `path` a named pipe that `content` is written to."""
     os.mkfifo(path)
-    writer = threading.Thread(target=path.write_text, args=("id,name\n1,Ann\n2,Bo\n",))
+    writer = threading.Thread(target=path.write_bytes, args=(content,))
     writer.start()
     try:
-        report = import_customers(engine, path, "UTC")
+        return run(path)
     finally:
         writer.join()
+
+
+def test_a_named_pipe_is_imported(engine, tmp_path):
+    content = b"id,name\n1,Ann\n2,Bo\n"
+    path = tmp_path / "customers.csv"
+    report = through_a_pipe(path, content, lambda path: import_customers(engine, path, "UTC"))
     assert (messages(report), sorted(stored_customers(engine))) == ([], ["1", "2"])
+
+
+def test_a_named_pipe_s_encoding_is_told_as_a_file_s(engine, tmp_path, monkeypatch):
+    # A pipe was read as UTF-8 whatever it held: a file of Chinese Excel's had every row bad but
+    # those stored garbled, a UTF-16 one was told its lines end with a carriage return alone.
+    text = "id,name,城市\r\nc1,叶,北京\r\nc2,李娜,上海\r\n"
+    report = through_a_pipe(
+        tmp_path / "c.csv", text.encode("gbk"), lambda path: import_customers(engine, path, "UTC")
+    )
+    assert messages(report) == []
+    assert [str(note) for note in report.notes.values()] == [
+        f"{tmp_path / 'c.csv'}:1: not UTF-8 text, but GB18030 (GBK) throughout, as Excel saves"
+        " CSV on Chinese Windows: the file is read as that"
+    ]
+    assert {cid: c["name"] for cid, c in stored_customers(engine).items()} == {
+        "c1": "叶",
+        "c2": "李娜",
+    }
+    with pytest.raises(DataError, match='the file is UTF-16 text \\(Excel\'s "Unicode Text"\\)'):
+        through_a_pipe(
+            tmp_path / "u.csv",
+            "id,name\r\nc3,Bob\r\n".encode("utf-16"),
+            lambda path: import_customers(engine, path, "UTC"),
+        )
+    # Weighed by its head: past it, a line that is not GB18030 is read as UTF-8, or is bad.
+    monkeypatch.setattr(sources, "PIPE_HEAD", 40)
+    rows = ["c4,王芳\n".encode("gbk"), "c5,5 €\n".encode(), "c6,\xff\n".encode("latin-1")]
+    content = b"id,name\n" + b"c9,Bo\n" * 3 + b"".join(rows)
+    path = tmp_path / "h.csv"
+    report = through_a_pipe(path, content, lambda path: import_customers(engine, path, "UTC"))
+    assert messages(report) == [f"{path}:7: not UTF-8 text (save the file as UTF-8)"]
+    assert [note.line for note in report.notes.values()] == [5]
+    names = {cid: c["name"] for cid, c in stored_customers(engine).items()}
+    assert (names["c4"], names["c5"]) == ("王芳", "5 €")
 
 
 def test_reimported_numbers_are_unchanged_however_the_database_gives_them_back(engine, tmp_path):

@@ -40,6 +40,7 @@ from engine.importing.sources import (
     blocks,
     file_format,
     file_lines,
+    pipe_encoding,
     read_blocks,
     refuse_binary,
     text_encoding,
@@ -200,12 +201,13 @@ def _import_file(
         # still being written then read the same lines.
         size = status.st_size if stat.S_ISREG(status.st_mode) else None
         report = ImportReport(kind.name, source)
-        encoding = None
-        if size is not None:  # a pipe is read as it comes
+        # A file of Chinese Excel's (not UTF-8, but GB18030 text throughout) is read as that.
+        if size is not None:
             refuse_binary(stream.read(4), source)
             stream.seek(0)
-            # A file of Chinese Excel's (not UTF-8, but GB18030 text throughout) is read as that.
             encoding = text_encoding(stream, size)
+        else:  # weighed by its first megabytes, which are read again
+            stream, encoding = pipe_encoding(stream, source)
         if encoding is not None:
             report.take([_read_as(source, encoding[1])])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import re
 import sys
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import count, islice
 from pathlib import Path
-from typing import BinaryIO, Literal, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import orjson
 
@@ -316,10 +317,50 @@ def _lines_holding_utf8_text(text: bytes) -> int:
     return found
 
 
+# How much of a pipe is weighed as a file is, before its rows are read: a pipe cannot be read
+# twice, and this much of it is kept to be read again.
+PIPE_HEAD = 8 * 2**20
+
+
+def pipe_encoding(pipe: BinaryIO, source: str) -> tuple[BinaryIO, tuple[str, int] | None]:
+    """`refuse_binary` and `text_encoding` for a pipe, which weigh its first PIPE_HEAD bytes (to
+    the end of their last whole line, when it goes on); and a stream of the pipe's bytes from
+    its start, which reads those again."""
+    head = pipe.read(PIPE_HEAD)
+    refuse_binary(head, source)
+    weighed = head if len(head) < PIPE_HEAD else head[: head.rfind(b"\n") + 1]
+    encoding = text_encoding(io.BytesIO(weighed), len(weighed))
+    return io.BufferedReader(_Replayed(head, pipe)), encoding
+
+
+class _Replayed(io.RawIOBase):
+    """`head`, read from `rest` already, then what `rest` gives."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._head:
+            return self._rest.readinto1(buffer)  # type: ignore[attr-defined]
+        given = min(len(buffer), len(self._head))
+        buffer[:given] = self._head[:given]
+        self._head = self._head[given:]
+        return given
+
+
 def transcoded(lines: Iterable[bytes], encoding: str) -> Iterator[bytes]:
-    """`lines` of text in `encoding`, as UTF-8 (a `LongLine` as it is)."""
+    """`lines` of text in `encoding`, as UTF-8 (a `LongLine` as it is). A line that is not (of a
+    pipe, past what was weighed) is left as it is: read as UTF-8, or a bad row."""
     for line in lines:
-        yield line.decode(encoding).encode() if line else line
+        try:
+            yield line.decode(encoding).encode() if line else line
+        except UnicodeDecodeError:
+            yield line
 
 
 class _Decoded:
