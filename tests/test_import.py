@@ -1551,6 +1551,54 @@ def test_ids_and_phones_excel_wrote_in_scientific_notation_are_bad_rows(engine, 
     assert stored_customers(engine)["c3"]["phone"] == "8613812345678"
 
 
+def test_customer_ids_that_lost_their_leading_zeros_are_noted(engine, tmp_path):
+    # Excel saves `00123` as `123`: the orders went to a new customer `123`, the file's
+    # customers were stored again under ids of their own, and nothing said so.
+    stored = write(tmp_path, "c.csv", "id,name\n00123,Ann\n04567,Bo\n10234,Cy\n0A1,Di\n")
+    assert messages(import_customers(engine, stored, "UTC")) == []
+    at = "2026-01-01T00:00Z"
+    events_path = write(
+        tmp_path,
+        "e.csv",
+        "customer,type,at\n"
+        + "".join(
+            f"{cid},order.paid,{at}\n"
+            for cid in ["00123", "99", "123", "10234", "4567", "A1", "123", "0123"]
+        ),
+    )
+    report = import_events(engine, events_path, "UTC")
+    assert messages(report) == []
+    excel = (
+        "without its leading zeros, which Excel drops when it opens and saves a CSV file (and a"
+        " program reading ids as numbers)"
+    )
+    fix = (
+        "import the file as the shop exported it, or open it in Excel with Data > From"
+        " Text/CSV, the column set to Text"
+    )
+    assert [str(note) for note in report.notes.values()] == [
+        f"{events_path}:4: the customer `123` seems to be `00123`, a stored customer, {excel},"
+        f" and the event is stored for `123`, not for `00123`: {fix} (3 such rows)"
+    ]
+    customers_path = write(tmp_path, "d.jsonl", '{"id": "4567"}\n{"id": 99}\n')
+    report = import_customers(engine, customers_path, "UTC")
+    assert [str(note) for note in report.notes.values()] == [
+        f"{customers_path}:1: the customer `4567` seems to be `04567`, a stored customer,"
+        f" {excel}, and the row is stored as `4567`, not as `04567`: {fix}"
+    ]
+
+
+def test_customer_ids_without_leading_zeros_cost_no_lookup_when_none_stored_has_one(engine):
+    import_customer_rows(engine, [{"id": "123"}, {"id": "A0"}], "UTC")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    rows = [{"customer": cid, "type": "a.b", "at": "2026-01-01T00:00Z"} for cid in ("12", "7")]
+    report = import_event_rows(engine, rows, "UTC")
+    assert (report.added, report.notes) == (2, {})
+    looked_up = [s for s in statements if " IN " in s.upper() and "customers" in s]
+    assert looked_up == []
+
+
 def test_ids_and_phones_pandas_wrote_with_a_decimal_zero_are_bad_rows(engine, tmp_path):
     # pandas holds a column of integers with an empty cell as floats and writes 13812345678.0:
     # such a customer was stored apart from the same one written 13812345678 in another file.

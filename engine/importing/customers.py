@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, delete, false, func, select, update
@@ -38,7 +40,7 @@ from engine.importing.fields import (
     timestamp,
     zone_name,
 )
-from engine.importing.report import ImportReport, RowError
+from engine.importing.report import ImportReport, Note, RowError
 from engine.storage.bulk import insert_or_ignore, upsert
 from engine.storage.tables import (
     NAME_LENGTH,
@@ -188,6 +190,80 @@ def parse_customer(values: dict[str, object], textual: bool, shop_zone: ZoneInfo
         attributes=attributes,
         tags=tags(values["tags"]) if _given(values, "tags") else None,
     )
+
+
+def customer_of(row: CustomerRow) -> str:
+    return row.id
+
+
+def zeros_dropped(
+    connection: Connection,
+    referenced: Iterable[tuple[int, str]],
+    kind: Literal["customers", "events"],
+    source: str,
+) -> list[Note]:
+    """A note of the rows of `referenced` (the line where each starts, and the customer id it
+    gives) whose id seems to have lost the zeros it began with: Excel reads a column of digits
+    as numbers when it opens a CSV file, and saves `00123` as `123`. Such an id is digits,
+    shorter than the stored ids that begin with a zero (`_padded_widths`), and stored when
+    padded with zeros to their length. Found before the rows are stored; when no stored id
+    begins with a zero, or the ids of the rows are as long as those, it costs no lookup."""
+    widths = _padded_widths(connection)
+    if not widths:
+        return []
+    longest = max(widths)
+    short = [
+        (line, cid)
+        for line, cid in referenced
+        if len(cid) < longest and cid.isascii() and cid.isdigit() and cid[0] != "0"
+    ]
+    if not short:
+        return []
+    padded = {cid: [cid.zfill(width) for width in widths if width > len(cid)] for _, cid in short}
+    query = select(customers.c.id).where(customers.c.id.in_(sorted(set().union(*padded.values()))))
+    stored = set(connection.execute(query).scalars())
+    found = [
+        (line, cid, twin)
+        for line, cid in short
+        if (twin := next((p for p in padded[cid] if p in stored), None))
+    ]
+    if not found:
+        return []
+    line, cid, twin = found[0]
+    stored_as = (
+        f"the event is stored for `{cid}`, not for `{twin}`"
+        if kind == "events"
+        else f"the row is stored as `{cid}`, not as `{twin}`"
+    )
+    return [
+        Note(
+            source,
+            line,
+            f"the customer `{cid}` seems to be `{twin}`, a stored customer, without its leading"
+            " zeros, which Excel drops when it opens and saves a CSV file (and a program"
+            f" reading ids as numbers), and {stored_as}: import the file as the shop exported"
+            " it, or open it in Excel with Data > From Text/CSV, the column set to Text",
+            "zeros dropped",
+            len(found),
+        )
+    ]
+
+
+# The first and the last of the stored customer ids that begin with a zero: two lookups in the
+# index of ids, whatever their number.
+_ZERO_LED = (customers.c.id >= "0") & (customers.c.id < "1")
+_ZERO_LED_ENDS = select(
+    select(func.min(customers.c.id)).where(_ZERO_LED).scalar_subquery(),
+    select(func.max(customers.c.id)).where(_ZERO_LED).scalar_subquery(),
+)
+
+
+def _padded_widths(connection: Connection) -> list[int]:
+    """The lengths of the first and the last of the stored customer ids that begin with a zero,
+    those that are digits (`00123`): ids padded with zeros to one length, as a shop's system
+    writes them."""
+    ends = connection.execute(_ZERO_LED_ENDS).one()
+    return sorted({len(cid) for cid in ends if cid and cid.isascii() and cid.isdigit()})
 
 
 def _given(values: dict[str, object], name: str) -> bool:

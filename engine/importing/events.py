@@ -130,6 +130,10 @@ def _total_spelt_otherwise(values: dict[str, object]) -> tuple[str, str] | None:
     )
 
 
+def customer_of(row: EventRow) -> str:
+    return row[1]
+
+
 def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -> EventRow:
     """The event a row describes; RowError when a value cannot be used. `textual` rows (CSV)
     have their number-like properties stored as numbers."""

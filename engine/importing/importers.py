@@ -88,6 +88,7 @@ class _Kind(Generic[T]):
     note: Callable[[dict[str, object]], tuple[str, str] | None]
     # The row's time read in the shop's zone when it has no offset: (column, value), or None.
     local_time: Callable[[dict[str, object]], tuple[str, object] | None]
+    customer: Callable[[T], str]  # the id of the customer a parsed row is of
     # Stores a chunk's rows; the clock tells when (`consent_changes` are dated by it).
     store: Callable[[Connection, list[T], ImportReport, Clock], None]
     table: Table  # the table the rows go to (loaded at once while empty: `first_load`)
@@ -105,6 +106,7 @@ _CUSTOMERS = _Kind(
     customers.parse_customer,
     customers.note_customer,
     customers.shop_local_time,
+    customers.customer_of,
     customers.store_customers,
     tables.customers,
     0,
@@ -116,6 +118,7 @@ _EVENTS = _Kind(
     events.parse_event,
     events.note_event,
     events.shop_local_time,
+    events.customer_of,
     lambda connection, rows, report, _clock: events.store_events(connection, rows, report),
     tables.events,
     1,
@@ -218,11 +221,9 @@ def _import_file(
                 lines = transcoded(lines, encoding[0])
             read = read_blocks(lines, source, fmt, kind.required, share, kind.known)
             for number, records in read:
-                rows, problems = _chunk(
-                    kind, records, fmt == "csv", shop_zone, source, assumed_zone
-                )
+                chunk = _chunk(kind, records, fmt == "csv", shop_zone, source, assumed_zone)
                 # A pipe has no position (nor a size to show progress against).
-                yield _Parsed(number, rows, problems, 0 if size is None else handle.tell())
+                yield _Parsed(number, chunk, 0 if size is None else handle.tell())
 
         if PARSE_IN_WORKER and can_fork():
             here = kind.parsed_here if size is not None else 0  # a pipe is read once
@@ -281,7 +282,7 @@ def _reporting(
     for message in messages:
         furthest = max(furthest, message.position)
         reached(furthest)
-        yield message.rows, message.problems
+        yield message.chunk
 
 
 def _import(
@@ -300,17 +301,20 @@ def _import(
     return _store(kind, engine, chunks, ImportReport(kind.name, source), clock)
 
 
-# Rows parsed, and the bad rows and notes met on the way.
-_Chunk = tuple[list[T], list[Problem | Note]]
+class _Chunk(NamedTuple, Generic[T]):
+    """Rows parsed, the line where each starts, and the bad rows and notes met on the way."""
+
+    rows: list[T]
+    lines: list[int]
+    problems: list[Problem | Note]
 
 
 class _Parsed(NamedTuple, Generic[T]):
-    """A chunk of a file parsed: the chunk's number, its rows and problems, and the position in
-    the file its parsing reached (for the progress bar)."""
+    """A chunk of a file parsed: the chunk's number, the chunk, and the position in the file
+    its parsing reached (for the progress bar)."""
 
     number: int
-    rows: list[T]
-    problems: list[Problem | Note]
+    chunk: _Chunk[T]
     position: int
 
 
@@ -330,6 +334,7 @@ def _chunk(
     each kind `kind.note` notes, with how many there are; with `assumed_zone` (the shop's zone
     when no configuration gave it), the first time without an offset too."""
     rows: list[T] = []
+    lines: list[int] = []
     problems: list[Problem | Note] = []
     notes: dict[str, Note] = {}
     for record in records:
@@ -342,6 +347,7 @@ def _chunk(
         except RowError as exc:
             problems.append(Problem(source, line, str(exc)))
             continue
+        lines.append(line)
         noted = [kind.note(values)]
         if assumed_zone is not None:
             noted.append(local_time_note(kind.local_time(values), assumed_zone))
@@ -354,7 +360,7 @@ def _chunk(
                     if earlier is None
                     else replace(earlier, count=earlier.count + 1)
                 )
-    return rows, [*problems, *notes.values()]
+    return _Chunk(rows, lines, [*problems, *notes.values()])
 
 
 def _store(
@@ -388,13 +394,25 @@ def _store_in(
     with engine.connect() as connection, importing(connection) as imported:
         with first_load(connection, kind.table) as loading:
             if loading:  # one transaction, the table's lookup indexes built at its end
-                for rows, problems in chunks:
-                    report.take(problems)
-                    kind.store(connection, rows, report, clock)
+                for chunk in chunks:
+                    _store_chunk(kind, connection, chunk, report, clock)
         if not loading:
             _store_committing(kind, connection, chunks, report, clock)
     report.analyzed = imported.analyzed
     return report
+
+
+def _store_chunk(
+    kind: _Kind[T], connection: Connection, chunk: _Chunk[T], report: ImportReport, clock: Clock
+) -> None:
+    """Store the rows of `chunk`, and report its problems, and the rows whose customer id seems
+    to have lost the zeros it began with (`customers.zeros_dropped`), found before storing."""
+    report.take(chunk.problems)
+    if not chunk.rows:
+        return
+    referenced = zip(chunk.lines, map(kind.customer, chunk.rows), strict=True)
+    report.take(customers.zeros_dropped(connection, referenced, kind.name, report.source))
+    kind.store(connection, chunk.rows, report, clock)
 
 
 def _store_committing(
@@ -405,14 +423,11 @@ def _store_committing(
     clock: Clock,
 ) -> None:
     held = 0  # rows stored in the open transaction
-    for rows, problems in chunks:
-        report.take(problems)
-        if not rows:
-            continue
-        if not connection.in_transaction():
+    for chunk in chunks:
+        if chunk.rows and not connection.in_transaction():
             connection.begin()
-        kind.store(connection, rows, report, clock)
-        held += len(rows)
+        _store_chunk(kind, connection, chunk, report, clock)
+        held += len(chunk.rows)
         if held >= BATCH_SIZE:
             connection.commit()
             held = 0

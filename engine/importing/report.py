@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -64,7 +65,7 @@ class ImportReport:
     # (another process held the write lock): simulations plan without them until the next import.
     analyzed: bool = True
 
-    def take(self, found: list[Problem | Note]) -> None:
+    def take(self, found: Iterable[Problem | Note]) -> None:
         """Add the bad rows and notes of a chunk of the file, those of earlier chunks first."""
         for item in found:
             if isinstance(item, Problem):
