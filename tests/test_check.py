@@ -1009,3 +1009,30 @@ def test_checked_rule_keeps_the_parsed_rule(tmp_path):
     rules, config = rule_set(tmp_path, {"a.rules": "when order.paid then points order.total"})
     (rule,) = load_rule_set(rules, config).rules
     assert isinstance(rule.actions[0], ast.Points)
+
+
+def test_a_template_file_over_a_megabyte_is_an_error_and_not_read(tmp_path):
+    # A 13 MB template took minutes to compile, at every check and when the daemon sent it.
+    folder, config = rule_set(
+        tmp_path,
+        {"a.rules": 'when order.paid then followup "fit_check"\nwhen order.paid then tag "x"'},
+    )
+    templates = folder / "templates"
+    (templates / "fit_check.txt").write_text('Hi {% include "terms" %}')
+    (templates / "terms.txt").write_text("x" * 1_000_000)
+    _, diagnostics = check_rule_set(folder, config)
+    assert diagnostics == []
+    (templates / "terms.txt").write_text("x" * 1_000_001)
+    _, diagnostics = check_rule_set(folder, config)
+    assert [(d.severity, d.code, d.message, d.label) for d in diagnostics] == [
+        (
+            "error",
+            "E508",
+            'template "terms" is too large: over 1 MB',
+            f"{templates / 'terms.txt'} is over 1,000,000 bytes, and is not read",
+        )
+    ]
+    assert str(diagnostics[0].help).startswith(
+        "a template is the text of one message, a few kilobytes: put long texts and images on"
+        ' the shop\'s site and link to them; included by "fit_check" at'
+    )

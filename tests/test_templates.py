@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,14 +210,14 @@ def test_a_template_that_is_not_utf8_or_cannot_be_read(tmp_path: Path, monkeypat
     with pytest.raises(TemplateError, match=r"marked\.txt is not UTF-8 text \(line 1, column 3\)"):
         Templates(tmp_path).render("marked", CONTEXT)  # after a byte-order mark, the same spot
     write(tmp_path, "locked.txt", "x")
-    read_bytes = Path.read_bytes
+    opened = Path.open
 
-    def refuse(path: Path) -> bytes:
+    def refuse(path: Path, *args: Any, **kwargs: Any) -> Any:
         if path.name == "locked.txt":
             raise PermissionError(13, "Permission denied")
-        return read_bytes(path)
+        return opened(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     with pytest.raises(TemplateError, match=r"template 'locked': cannot read .*Permission denied"):
         Templates(tmp_path).render("locked", CONTEXT)
 
@@ -557,3 +558,18 @@ def test_a_value_that_is_not_set_shows_nothing_and_takes_its_default(tmp_path: P
     context = {**CONTEXT, "customer": {"id": "c1", "name": None, "phone": None}}
     context["coupon"] = {"code": "ABCD2345EF", "worth": 30, "min_spend": None}
     assert Templates(tmp_path).render("t", context).body == ("Hi |there|||nameless|True|0|5")
+
+
+def test_a_template_file_over_a_megabyte_fails_without_being_compiled(tmp_path: Path) -> None:
+    write(tmp_path, "t.txt", "Hi {{ customer.name }}" + " " * (1_000_000 - 22))
+    assert Templates(tmp_path).render("t", CONTEXT).body.startswith("Hi Li Wei  ")
+    write(tmp_path, "t.txt", "Hi {{ customer.name }}" + " " * (1_000_000 - 21))
+    message = (
+        "template 't': t.txt is over 1 MB, more than a message template can be (a message is a"
+        " few kilobytes: link to long texts and images rather than putting them in the file);"
+        " make it smaller"
+    )
+    with pytest.raises(TemplateError, match=f"^{re.escape(message)}$"):
+        Templates(tmp_path).render("t", CONTEXT)
+    with pytest.raises(TemplateError, match=f"^{re.escape(message)}$"):
+        Templates(tmp_path).references("t")

@@ -36,6 +36,7 @@ from engine.language.suggest import did_you_mean, nearest
 from engine.outbox.templates import (
     COUPON_FIELDS,
     CUSTOMER_TEMPLATE_FIELDS,
+    MAX_TEMPLATE_BYTES,
     SHOP_FIELDS,
     TEMPLATE_SCOPE,
     Reference,
@@ -43,6 +44,7 @@ from engine.outbox.templates import (
     TemplateError,
     Templates,
     TemplateSyntaxError,
+    TemplateTooLarge,
     find_template,
     left_by_an_editor,
     left_folder,
@@ -583,8 +585,8 @@ class _Checker:
     # -- template files ---------------------------------------------------------------------------
 
     def _template_files(self) -> tuple[Path, ...]:
-        """E501-E504 for the templates that rules send and those they name, each file once:
-        compiled (never rendered), every `{% include %}`, `{% import %}`, `{% from %}` and
+        """E501-E504 and E508 for the templates that rules send and those they name, each file
+        once: compiled (never rendered), every `{% include %}`, `{% import %}`, `{% from %}` and
         `{% extends %}` of a fixed name resolved, include cycles found. Returns the files of
         those that compiled."""
         templates = Templates(self.templates_dir)
@@ -619,6 +621,16 @@ class _Checker:
                     exc.where.span,
                     f"byte 0x{exc.where.byte:02x} cannot start a character here",
                     f"{SAVE_AS_UTF8}; {used_by[name]}",
+                )
+                continue
+            except TemplateTooLarge as exc:
+                self.error(
+                    "E508",
+                    f'template "{name}" is too large: over {MAX_TEMPLATE_BYTES // 1_000_000} MB',
+                    None,
+                    f"{exc.path} is over {MAX_TEMPLATE_BYTES:,} bytes, and is not read",
+                    "a template is the text of one message, a few kilobytes: put long texts and"
+                    f" images on the shop's site and link to them; {used_by[name]}",
                 )
                 continue
             except TemplateError as exc:

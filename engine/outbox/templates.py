@@ -59,6 +59,19 @@ class TemplateEncodingError(TemplateError):
         )
 
 
+class TemplateTooLarge(TemplateError):
+    """A template file over `MAX_TEMPLATE_BYTES`: not read, so never compiled (a 13 MB file took
+    minutes, every time the daemon sent it)."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name, self.path = name, path
+        super().__init__(
+            f"template {name!r}: {path.name} is over {MAX_TEMPLATE_BYTES // 1_000_000} MB, more"
+            " than a message template can be (a message is a few kilobytes: link to long texts"
+            " and images rather than putting them in the file); make it smaller"
+        )
+
+
 class TemplateSyntaxError(TemplateError):
     """A template that is not valid Jinja: the file, the line and what Jinja says is wrong."""
 
@@ -195,12 +208,21 @@ class _Undefined(jinja2.StrictUndefined):
         return str(super()._undefined_message)
 
 
+# The largest template file read, in bytes. Jinja compiles a megabyte of template in seconds, and
+# compiles it again whenever the daemon starts or the file changes; a message is a few kilobytes.
+MAX_TEMPLATE_BYTES = 1_000_000
+
+
 def read_template(name: str, path: Path) -> str:
-    """The text of template `name`'s file; a TemplateError when it cannot be read as UTF-8."""
+    """The text of template `name`'s file; a TemplateError when it cannot be read as UTF-8, a
+    TemplateTooLarge when it is over `MAX_TEMPLATE_BYTES` (read no further than that)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_TEMPLATE_BYTES + 1)
     except OSError as exc:
         raise TemplateError(f"template {name!r}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise TemplateTooLarge(name, path)
     if data.startswith(codecs.BOM_UTF8):  # an editor's byte-order mark is no part of the text
         data = data[len(codecs.BOM_UTF8) :]
     try:
