@@ -573,3 +573,58 @@ def test_a_template_file_over_a_megabyte_fails_without_being_compiled(tmp_path: 
         Templates(tmp_path).render("t", CONTEXT)
     with pytest.raises(TemplateError, match=f"^{re.escape(message)}$"):
         Templates(tmp_path).references("t")
+
+
+def test_a_template_that_took_too_long_fails_at_once_until_a_file_of_it_changes(
+    tmp_path: Path,
+) -> None:
+    # A broadcast with a template that renders for ever took its 10 seconds a message: about a
+    # day of the outbox for 10,000 customers. Once it has, its messages fail at once, until it
+    # or a template it includes changes; each dispatch makes its own `Templates`.
+    loop = "{% for i in range(1000) %}\n{% for j in range(1000) %}{% endfor %}{% endfor %}"
+    write(tmp_path, "t.txt", 'Hi {% include "part" %}')
+    write(tmp_path, "part.txt", loop)
+    write(tmp_path, "other.txt", 'Also {% include "part" %}')
+    with pytest.raises(TemplateError) as first:
+        Templates(tmp_path, clock=ticking(1.0)).render("t", CONTEXT)
+    stopped = (
+        "part.txt:2: rendering took over 10 seconds (a loop inside a loop, or a macro calling"
+        " itself, repeats too often); a message is rendered in a moment"
+    )
+    assert str(first.value) == (
+        f"template 't': part.txt:2: not allowed in a template: {stopped.partition(': ')[2]};"
+        " its other messages fail at once until it is changed: fix it, then `nudge outbox"
+        " --retry` sends them again"
+    )
+    reads = itertools.count()
+
+    def clock() -> float:  # a render reads it first to set its deadline
+        return float(next(reads))
+
+    for _ in range(2):
+        with pytest.raises(TemplateError) as again:
+            Templates(tmp_path, clock=clock).render("t", CONTEXT)
+        assert str(again.value) == (
+            "template 't': not rendered, as it took too long for an earlier message and its"
+            f" files have not changed since ({stopped}); fix it, then `nudge outbox --retry`"
+            " sends its messages again"
+        )
+    assert next(reads) == 0
+    # Another template including the same part is tried on its own, and so is another folder.
+    with pytest.raises(TemplateError, match=r"part\.txt:2: not allowed in a template: rendering"):
+        Templates(tmp_path, clock=ticking(1.0)).render("other", CONTEXT)
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "t.txt", "Hi")
+    assert Templates(elsewhere).render("t", CONTEXT).body == "Hi"
+    # The part mended, the template renders again.
+    write(tmp_path, "part.txt", "there")
+    assert Templates(tmp_path).render("t", CONTEXT).body == "Hi there"
+    # Its own file changed, and still too slow: tried again, and remembered again.
+    write(tmp_path, "part.txt", loop)
+    write(tmp_path, "t.txt", 'Hello {% include "part" %}')
+    with pytest.raises(TemplateError, match="its other messages fail at once"):
+        Templates(tmp_path, clock=ticking(1.0)).render("t", CONTEXT)
+    with pytest.raises(TemplateError, match="not rendered, as it took too long"):
+        Templates(tmp_path, clock=ticking(1.0)).render("t", CONTEXT)
+    write(tmp_path, "t.txt", "Hello")
+    assert Templates(tmp_path).render("t", CONTEXT).body == "Hello"

@@ -18,7 +18,9 @@ through the row's channel and records the outcome:
   with an address its library cannot take), or it ran out of attempts (a dead letter:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
 - `failed`: its template cannot be found, parsed or rendered, gives no text at all, or its
-  message cannot be made (fix it, then `--retry`);
+  message cannot be made (fix it, then `--retry`); once a template has run past its render
+  time, the messages of it that follow fail at once while its files stay as they are
+  (`templates._TIMED_OUT`);
 - `cancelled`: a marketing message whose customer withdrew consent after it was queued, or a
   coupon's message whose coupon expired before it could go out;
 - `missed`: a message to a customer still waiting when the daemon came back from downtime

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import hashlib
 import html
 import math
 import re
@@ -470,6 +471,18 @@ MAX_MESSAGE = 10_000_000
 _DEADLINE: ContextVar[float | None] = ContextVar("nudge_template_deadline", default=None)
 
 
+class _TooSlow(SecurityError):
+    """A render that went past its deadline (`_Sandbox.on_time`)."""
+
+
+# The templates whose render went past its deadline, as their files stood, for the life of the
+# process (the daemon's, over the `Templates` that each dispatch makes): (templates folder,
+# name) → (`Templates._digest` of the files then, where and why it stopped). A broadcast of
+# such a template held the outbox back for 10 seconds a message, about a day; its other
+# messages now fail at once, until one of its files changes.
+_TIMED_OUT: dict[tuple[Path, str], tuple[str, str]] = {}
+
+
 def _unset_as_nothing(value: Any) -> Any:
     """What `{{ ... }}` shows of a value: nothing for one that is not set (a customer without a
     name, a coupon without a minimum spend), never the word "None"."""
@@ -544,7 +557,7 @@ class _Sandbox(SandboxedEnvironment):
         """Raise a SecurityError when the render in progress has gone past its deadline."""
         deadline = _DEADLINE.get()
         if deadline is not None and self.clock() > deadline:
-            raise SecurityError(
+            raise _TooSlow(
                 f"rendering took over {RENDER_SECONDS:g} seconds (a loop inside a loop, or a"
                 " macro calling itself, repeats too often); a message is rendered in a moment"
             )
@@ -631,8 +644,20 @@ class Templates:
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         """Render template `name` with `context`; a TemplateError says what went wrong, where.
 
-        Mappings in `context` are shown as `Record`s labelled with their names.
+        Mappings in `context` are shown as `Record`s labelled with their names. A template
+        that once went past `RENDER_SECONDS` fails at once while its files stay as they were
+        (`_TIMED_OUT`).
         """
+        timed_out = _TIMED_OUT.get((self.templates_dir, name))
+        if timed_out is not None:
+            digest, stopped = timed_out
+            if self._digest(name) == digest:
+                raise TemplateError(
+                    f"template {name!r}: not rendered, as it took too long for an earlier message"
+                    f" and its files have not changed since ({stopped}); fix it, then"
+                    " `nudge outbox --retry` sends its messages again"
+                )
+            del _TIMED_OUT[(self.templates_dir, name)]
         started = _DEADLINE.set(self._env.clock() + RENDER_SECONDS)
         try:
             template = self._env.get_template(name)
@@ -649,6 +674,14 @@ class Templates:
             raise TemplateError(f"template {name!r}: {where}:{exc.lineno}: {exc.message}") from None
         except SecurityError as exc:
             where = self._line_of(exc)
+            if isinstance(exc, _TooSlow):
+                stopped = f"{where or name + ': '}{exc}"
+                _TIMED_OUT[(self.templates_dir, name)] = (self._digest(name), stopped)
+                raise TemplateError(
+                    f"template {name!r}: {where}not allowed in a template: {exc}; its other"
+                    " messages fail at once until it is changed: fix it, then"
+                    " `nudge outbox --retry` sends them again"
+                ) from None
             raise TemplateError(
                 f"template {name!r}: {where}not allowed in a template: {exc}"
             ) from None
@@ -674,6 +707,31 @@ class Templates:
         if is_html and subject is not None:  # a subject is plain text, escaped with the page
             subject = html.unescape(subject)
         return Rendered(subject=subject, body=body, html=is_html)
+
+    def _digest(self, name: str) -> str:
+        """A digest of template `name`'s file and of the files of the templates it names
+        (`{% include %}`, `{% import %}`, `{% from %}`, `{% extends %}`, by fixed names, and
+        theirs in turn), found without rendering: another when any of them is changed, made,
+        or removed."""
+        digest = hashlib.sha256()
+        waiting, seen = [name], set()
+        while waiting:
+            current = waiting.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            try:
+                path = find_template(self.templates_dir, current)
+                source = read_template(current, path)
+                parsed = self._env.parse(source, current, str(path))
+            except (TemplateError, jinja2.TemplateSyntaxError, RecursionError) as exc:
+                digest.update(f"{current}\0{type(exc).__name__}: {exc}\0".encode())
+                continue
+            digest.update(f"{current}\0{path}\0{len(source)}\0{source}".encode())
+            for node in parsed.find_all(_REFERENCES):
+                named = meta.find_referenced_templates(nodes.Template([node]))
+                waiting += [other for other in named if other is not None]
+        return digest.hexdigest()
 
     def _line_of(self, exc: BaseException) -> str:
         """`FILE:LINE: ` of the template line that raised `exc` (the innermost, in a template it
