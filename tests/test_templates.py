@@ -628,3 +628,35 @@ def test_a_template_that_took_too_long_fails_at_once_until_a_file_of_it_changes(
         Templates(tmp_path, clock=ticking(1.0)).render("t", CONTEXT)
     write(tmp_path, "t.txt", "Hello")
     assert Templates(tmp_path).render("t", CONTEXT).body == "Hello"
+
+
+def test_a_value_that_is_not_set_is_no_text_through_filters_and_joins_too(tmp_path: Path) -> None:
+    # "None" still showed through `| title`, `~`, `join` and `%`, for a customer imported
+    # without a name. A field not set is still none and defined to tests, equals none, gives 0
+    # to `| int`, null to `| tojson`, and fails as a number, saying which field is not set.
+    write(
+        tmp_path,
+        "t.html",
+        "[{{ customer.name | title }}|{{ 'Hi ' ~ customer.name }}|{{ [customer.name, 'a'] | join }}"
+        "|{{ customer.codes | join('/') }}|{{ '%s!' % customer.name }}|{{ customer.name | upper }}"
+        "|{{ customer.name | string | length }}|{{ customer.name is none }}"
+        "|{{ customer.name is defined }}|{{ customer.name is undefined }}"
+        "|{{ customer.name == none }}|{{ customer.name != none }}|{{ customer.points | int }}"
+        "|{{ customer.points | float }}|{{ customer.name | tojson }}"
+        "|{{ customer.name | default('there') | title }}|{{ coupon.min_spend ~ '' }}"
+        "|{% for c in customer.name %}{{ c }}{% endfor %}]",
+    )
+    context = {**CONTEXT, "customer": {"id": "c1", "name": None, "points": None}}
+    context["customer"]["codes"] = ["A", None, "B"]
+    context["coupon"] = {"code": "ABCD2345EF", "worth": 30, "min_spend": None}
+    assert Templates(tmp_path).render("t", context).body == (
+        "[|Hi |a|A//B|!||0|True|True|False|True|False|0|0.0|null|There||]"
+    )
+    for used in ("customer.points + 1", "customer.points > 100", "customer.points.x"):
+        write(tmp_path, "t.html", f"Hi\n{{{{ {used} }}}}")
+        with pytest.raises(TemplateError) as failed:
+            Templates(tmp_path).render("t", context)
+        assert str(failed.value) == (
+            "template 't': t.html:2: customer.points is not set for this message's customer"
+            " (write `customer.points | default(...)` for what to use then)"
+        )

@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
 from jinja2 import meta, nodes
@@ -173,14 +173,15 @@ def find_template(templates_dir: Path, name: str) -> Path:
 class Record:
     """A mapping shown to templates as an object whose attributes are its keys, and only those:
     `customer.items` is the customer's attribute `items`, never a dict method. Nested mappings
-    become records too. Its `label` names it in errors (`customer has no attribute 'x'`)."""
+    become records too, and a value that is not set (None) an `Unset`. Its `label` names it in
+    errors (`customer has no attribute 'x'`)."""
 
     _label: str
 
     def __init__(self, label: str, fields: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_label", label)
         for key, value in fields.items():
-            object.__setattr__(self, str(key), as_record(f"{label}.{key}", value))
+            object.__setattr__(self, str(key), _field(f"{label}.{key}", value))
 
     def __getitem__(self, key: str) -> Any:
         return self.__dict__[key]
@@ -190,12 +191,69 @@ class Record:
 
 
 def as_record(label: str, value: object) -> object:
-    """`value` with every mapping in it (also inside lists) turned into a `Record`."""
+    """`value` with every mapping in it (also inside lists) turned into a `Record`, and every
+    None inside those records and lists into an `Unset`."""
     if isinstance(value, Mapping):
         return Record(label, value)
     if isinstance(value, list | tuple):
-        return [as_record(label, item) for item in value]
+        return [_field(label, item) for item in value]
     return value
+
+
+def _field(label: str, value: object) -> object:
+    """A value of a record or a list (`as_record`), an `Unset` when it is None."""
+    return Unset(name=label) if value is None else as_record(label, value)
+
+
+class Unset(jinja2.Undefined):
+    """A field that is held but not set (a customer imported without a name, a coupon without
+    a minimum spend): Jinja's lenient Undefined, so that it is no text wherever text is made of
+    it, through a filter (`| title`), `~` or `join` as well as written out, where None was the
+    word "None". It tests as none and as defined, equals none, is false, and takes a default
+    (`| default("there")`); `| int` and `| float` give 0 for it, as for none. Used as a number
+    (`customer.points + 1`, `> 100`) or read further (`.x`), it fails the message, saying which
+    field is not set."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        field = self._undefined_name
+        return (
+            f"{field} is not set for this message's {str(field).partition('.')[0]} (write"
+            f" `{field} | default(...)` for what to use then)"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, Unset)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+    def _no_number(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError(self._undefined_message)
+
+    __int__ = __float__ = _no_number  # `| int` and `| float` give their default, as for none
+
+
+def _none(value: Any) -> bool:
+    """Jinja's test `none`, an `Unset` field too."""
+    return value is None or isinstance(value, Unset)
+
+
+def _is_defined(value: Any) -> bool:
+    """Jinja's test `defined`: an `Unset` field is defined (held, not set), as None was."""
+    return not isinstance(value, jinja2.Undefined) or isinstance(value, Unset)
+
+
+def _json_default(value: Any) -> Any:
+    """`| tojson` of an `Unset` field: null, as of none."""
+    if isinstance(value, Unset):
+        return None
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class _Undefined(jinja2.StrictUndefined):
@@ -484,8 +542,8 @@ _TIMED_OUT: dict[tuple[Path, str], tuple[str, str]] = {}
 
 
 def _unset_as_nothing(value: Any) -> Any:
-    """What `{{ ... }}` shows of a value: nothing for one that is not set (a customer without a
-    name, a coupon without a minimum spend), never the word "None"."""
+    """What `{{ ... }}` shows of a value: nothing for none (`{{ coupon }}` in a message without
+    one; a field not set is an `Unset`), never the word "None"."""
     return "" if value is None else value
 
 
@@ -552,6 +610,10 @@ class _Sandbox(SandboxedEnvironment):
         for name in ("center", "indent", "format"):
             self.filters[name] = _bounded(name, self.filters[name])
         self.filters["default"] = self.filters["d"] = _default
+        self.tests["none"] = _none
+        self.tests["defined"] = _is_defined
+        self.tests["undefined"] = lambda value: not _is_defined(value)
+        self.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
 
     def on_time(self) -> None:
         """Raise a SecurityError when the render in progress has gone past its deadline."""
