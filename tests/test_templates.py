@@ -660,3 +660,62 @@ def test_a_value_that_is_not_set_is_no_text_through_filters_and_joins_too(tmp_pa
             "template 't': t.html:2: customer.points is not set for this message's customer"
             " (write `customer.points | default(...)` for what to use then)"
         )
+
+
+@pytest.mark.parametrize(
+    ("step", "what"),
+    [
+        ("{% set ns.s = ns.s ~ ns.s %}", "`~`"),
+        ("{% set ns.s = ns.s + ns.s %}", "`+`"),
+        ("{% set ns.s = [ns.s, ns.s] | join %}", "`join`"),
+        ('{% set ns.s = "".join([ns.s, ns.s]) %}', "`join`"),
+        ('{% set ns.s = ns.s | replace("x", "xx") %}', "`replace`"),
+        ('{% set ns.s = ns.s.replace("x", "xx") %}', "`replace`"),
+        ('{% set ns.s = "%s%s" % (ns.s, ns.s) %}', "`%`"),
+        ('{% set ns.s = "{}{}".format(ns.s, ns.s) %}', "`format`"),
+        ('{% set ns.s = "%s%s" | format(ns.s, ns.s) %}', "`format`"),
+        ("{% set ns.l = ns.l + ns.l %}", "`+`"),
+        ("{% set ns.l = [ns.l, ns.l] | sum(start=[]) %}", "`sum`"),
+        ("{{ ns.l.extend(ns.l) or '' }}", "`extend`"),
+    ],
+)
+def test_a_text_doubled_in_a_loop_fails_before_it_takes_the_memory(
+    tmp_path: Path, step: str, what: str
+) -> None:
+    # Doubled 40 times in a `{% set %}`, a text of 2**40 characters took the daemon's memory
+    # before the message's 10,000,000 characters, counted as it is written, saw any of it.
+    # Now no step makes a text or a list longer than that: 6,400,000 are made, not 12,800,000.
+    loop = '{% set ns = namespace(s="x" * 100000, l=[1] * 100000) %}\n'
+    loop += "{% for i in range(TIMES) %}STEP{% endfor %}{{ ns.s | length }}/{{ ns.l | length }}"
+    write(tmp_path, "t.txt", loop.replace("STEP", step).replace("TIMES", "6"))
+    made = Templates(tmp_path).render("t", CONTEXT).body
+    assert made.strip() in ("6400000/100000", "100000/6400000")
+    write(tmp_path, "t.txt", loop.replace("STEP", step).replace("TIMES", "40"))
+    with pytest.raises(TemplateError) as failed:
+        Templates(tmp_path).render("t", CONTEXT)
+    assert str(failed.value) == (
+        f"template 't': t.txt:2: not allowed in a template: {what} would make 12,800,000"
+        " characters or items, more than a message holds (10,000,000: a loop that doubles a"
+        " text each time?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "made"),
+    [
+        ('{{ s | replace("x", s) }}', "`replace` would make 16,000,000"),
+        ('{{ s.replace("", s) }}', "`replace` would make 16,008,000"),
+        ("{{ ([s] * 90000) | join }}", "`*` would make 360,090,000"),
+        ('{{ ([{"a": s}] * 90000) | join(",", "a") }}', "`join` would make 360,089,999"),
+        ("{{ ('\\n' * 90000) | indent(s) }}", "`indent` would make 360,094,000"),
+        ("{{ ('\\t' * 3000).expandtabs(90000) }}", "`expandtabs` would make 270,003,000"),
+    ],
+)
+def test_one_step_that_would_make_far_more_than_it_is_given_fails_before_it(
+    tmp_path: Path, text: str, made: str
+) -> None:
+    # `{{ s | replace("x", s) }}` of 3,000 characters made 9,000,000, of 4,000 16,000,000; a
+    # step such as these, on texts made longer in a loop, took the daemon's memory at once.
+    write(tmp_path, "t.txt", '{% set s = "x" * 4000 %}' + text)
+    with pytest.raises(TemplateError, match=f"not allowed in a template: {re.escape(made)} "):
+        Templates(tmp_path).render("t", CONTEXT)

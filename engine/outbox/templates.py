@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import functools
 import hashlib
 import html
 import math
@@ -32,10 +33,12 @@ from typing import Any, NoReturn
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.filters import make_attrgetter
 from jinja2.loaders import split_template_path
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.utils import _PassArg
 
 from engine.errors import NudgeError
 from engine.language.source import NotUtf8
@@ -503,26 +506,91 @@ def _too_large(operator: str, left: Any, right: Any) -> str | None:
     return None
 
 
-def _bounded(name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
-    """Jinja's filter `name` (`center`, `indent`, `format`), refusing a width or a format that
-    makes more than a message can hold."""
+def _widths(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[int]:
+    """The widths that filter `name` is asked for (`center(80)`, `indent(4)`, the `%` format
+    of `format`); none for another filter."""
+    if name == "format":  # `value % (args or kwargs)`
+        return _percent_widths(str(value), tuple(args) if args else kwargs)
+    if name in ("center", "indent"):
+        return [width for width in [*args[:1], kwargs.get("width")] if isinstance(width, int)]
+    return []
 
-    def checked(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if name == "format":  # `value % (args or kwargs)`
-            widths = _percent_widths(str(value), tuple(args) if args else kwargs)
-        else:  # a width: `center(80)`, `indent(4)`
-            widths = [width for width in [*args[:1], kwargs.get("width")] if isinstance(width, int)]
-        problem = _too_wide(f"`{name}`", widths)
-        if problem is not None:
-            raise SecurityError(problem)
-        return filter_(value, *args, **kwargs)
 
-    return checked
+def _size(value: Any) -> int:
+    """How much of a message `value` would take: a text's characters; a list's items and the
+    characters of the texts in it; a mapping's items; nothing for anything else."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return len(value) + sum(len(item) for item in value if isinstance(item, str))
+    if isinstance(value, Mapping):
+        return len(value)
+    return 0
+
+
+def _made(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
+    """How much the filter or method `name` would make of `value` with these arguments, for
+    those that can make far more than they are given: the filters `join` and `sum` of a list,
+    `replace` and `indent` of a text; a text's methods `join`, `replace` and `expandtabs`, a
+    list's `extend`. 0 for the others: what they make is measured once made."""
+
+    def given(position: int, keyword: str, default: Any) -> Any:
+        return args[position] if len(args) > position else kwargs.get(keyword, default)
+
+    if isinstance(value, list):
+        if name == "join":  # `items | join(d)`
+            items, separator = value, given(0, "d", "")
+        elif name == "sum":  # `lists | sum(start=[])`
+            return sum(map(_size, value)) + _size(given(1, "start", 0))
+        elif name == "extend" and args and isinstance(args[0], list | tuple):
+            return _size(value) + _size(args[0])
+        else:
+            return 0
+    elif isinstance(value, str) and name == "join" and args and isinstance(args[0], list):
+        items, separator = args[0], value  # `d.join(items)`
+    elif isinstance(value, str) and name == "replace":
+        old, new, count = str(given(0, "old", "")), str(given(1, "new", "")), given(2, "count", -1)
+        times = len(value) + 1 if old == "" else value.count(old)
+        if isinstance(count, int) and count >= 0:
+            times = min(times, count)
+        return len(value) + times * (len(new) - len(old))
+    elif isinstance(value, str) and name == "indent":
+        width = given(0, "width", 4)
+        indention = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+        return len(value) + (value.count("\n") + 1) * indention
+    elif isinstance(value, str) and name == "expandtabs":
+        tab = given(0, "tabsize", 8)
+        return len(value) + value.count("\t") * (tab if isinstance(tab, int) else 0)
+    else:
+        return 0
+    return sum(map(_size, items)) + len(str(separator)) * max(0, len(items) - 1)
+
+
+# Where the filters `join` and `sum` take an `attribute` of each item, after the value.
+_ATTRIBUTE_AT = {"join": 1, "sum": 0}
+
+
+def _too_long(what: str, size: int) -> str | None:
+    """Why a step that makes `size` characters or items makes more than a message can hold;
+    None if it does not."""
+    if size > MAX_MESSAGE:
+        return (
+            f"{what} would make {size:,} characters or items, more than a message holds"
+            f" ({MAX_MESSAGE:,}: a loop that doubles a text each time?)"
+        )
+    return None
+
+
+def _checked(problem: str | None) -> None:
+    if problem is not None:
+        raise SecurityError(problem)
 
 
 # How long one message may take to render, and how much text it may make. A message renders in
 # milliseconds; a loop in a loop (`range(100000)` twice) or a macro calling itself twice each
-# time would hold the daemon in that message for hours, and again after every restart.
+# time would hold the daemon in that message for hours, and again after every restart. No text
+# or list made on the way is longer either (`~`, `+`, `join`...: `_Sandbox`): a loop doubling a
+# text in a `{% set %}` took the daemon's memory before any of it was written.
 RENDER_SECONDS = 10.0
 MAX_MESSAGE = 10_000_000
 # When the render in progress must end (`clock` seconds), or None outside a render.
@@ -586,6 +654,21 @@ class _Generator(CodeGenerator):
         frame.buffer = self.temporary_identifier()
         self.writeline(f"{frame.buffer} = environment.written()")
 
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        """`a ~ b`, the parts measured before they are joined (`_Sandbox.joinable`)."""
+        if frame.eval_ctx.volatile:
+            joiner = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            joiner = "markup_join"
+        else:
+            joiner = "str_join"
+        self.write(f"{joiner}(environment.joinable((")
+        for part in node.nodes:
+            self.visit(part, frame)
+            self.write(", ")
+        self.write(")))")
+
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
         counted = nodes.Call(
             nodes.EnvironmentAttribute("counted"), [node.iter], [], None, None, lineno=node.lineno
@@ -601,15 +684,15 @@ class _Sandbox(SandboxedEnvironment):
     already), and a render that goes on past its deadline stopped at its next loop step or
     call (`counted`, `call`)."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
     code_generator_class = _Generator
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
         super().__init__(finalize=_unset_as_nothing, **options)
         self.clock = clock
-        for name in ("center", "indent", "format"):
-            self.filters[name] = _bounded(name, self.filters[name])
         self.filters["default"] = self.filters["d"] = _default
+        for name, filter_ in self.filters.items():
+            self.filters[name] = self._bounded(name, filter_)
         self.tests["none"] = _none
         self.tests["defined"] = _is_defined
         self.tests["undefined"] = lambda value: not _is_defined(value)
@@ -635,29 +718,75 @@ class _Sandbox(SandboxedEnvironment):
             self.on_time()
             yield item
 
+    def _bounded(self, name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
+        """Jinja's filter `name`, refusing a width or a format that makes more than a message
+        can hold (`center`, `indent`, `format`), a text or a list longer than a message that
+        it would make (`_made`), or one that it made."""
+        passes = _PassArg.from_obj(filter_) is not None  # its first argument is Jinja's
+
+        @functools.wraps(filter_)
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            head, (value, *rest) = (args[:1], args[1:]) if passes else ((), args)
+            if name in ("join", "sum") and not isinstance(value, list):
+                value = list(value)  # measured, then joined
+            what = f"`{name}`"
+            _checked(_too_wide(what, _widths(name, value, rest, kwargs)))
+            # `join(d, attribute)`, `sum(attribute, start)`: the attributes are what is joined
+            at = _ATTRIBUTE_AT.get(name)
+            attribute = (
+                None if at is None else rest[at] if len(rest) > at else kwargs.get("attribute")
+            )
+            measured = (
+                value if attribute is None else list(map(make_attrgetter(self, attribute), value))
+            )
+            _checked(_too_long(what, _made(name, measured, rest, kwargs)))
+            made = filter_(*head, value, *rest, **kwargs)
+            _checked(_too_long(what, _size(made)))
+            return made
+
+        return bounded
+
+    def joinable(self, parts: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The parts of `a ~ b ~ ...`, once they are found to make no more than a message."""
+        _checked(_too_long("`~`", sum(map(_size, parts))))
+        return parts
+
     def call_binop(
         self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
     ) -> Any:
-        problem = _too_large(operator, left, right)
-        if problem is not None:
-            raise SecurityError(problem)
-        return super().call_binop(context, operator, left, right)
+        _checked(_too_large(operator, left, right))
+        if operator == "+" and isinstance(left, str | list | tuple):
+            _checked(_too_long("`+`", _size(left) + _size(right)))
+        made = super().call_binop(context, operator, left, right)
+        _checked(_too_long(f"`{operator}`", _size(made)))
+        return made
 
     def call(
         __self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        """A string's padding method (`"x".center(10**9)`), its width checked first; a
-        recursive loop's `loop(...)` counted as `{% for %}` is (`counted`)."""
+        """A call: a string's padding method (`"x".center(10**9)`), its width checked first,
+        and its `join`, `replace` and `expandtabs` what they would make (`_made`); a recursive
+        loop's `loop(...)` counted as `{% for %}` is (`counted`). What it makes, and a list or
+        a mapping whose method it is (`items.extend(items)`), no longer than a message."""
         __self.on_time()
         if isinstance(__obj, LoopContext) and args:
             args = (__self.counted(args[0]), *args[1:])
         name = getattr(__obj, "__name__", "")
-        if isinstance(getattr(__obj, "__self__", None), str) and name in _PADDING:
-            widths = [w for w in [*args[:1], *kwargs.values()] if isinstance(w, int)]
-            problem = _too_wide(f"`{name}`", widths)
-            if problem is not None:
-                raise SecurityError(problem)
-        return super().call(__context, __obj, *args, **kwargs)
+        owner = getattr(__obj, "__self__", None)
+        what = f"`{name}`"
+        if isinstance(owner, str) and name in _PADDING:
+            _checked(
+                _too_wide(what, [w for w in [*args[:1], *kwargs.values()] if isinstance(w, int)])
+            )
+        if isinstance(owner, str) and name == "join" and args:
+            args = (list(args[0]), *args[1:])  # measured, then joined
+        if isinstance(owner, str):
+            _checked(_too_long(what, _made(name, owner, args, kwargs)))
+        made = super().call(__context, __obj, *args, **kwargs)
+        _checked(_too_long(what, _size(made)))
+        if isinstance(owner, list | dict):
+            _checked(_too_long(what, _size(owner)))
+        return made
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """Jinja's sandboxed `str.format` and `format_map`, their widths checked first (`{:>{w}}`
@@ -678,6 +807,7 @@ class _Sandbox(SandboxedEnvironment):
                 raise SecurityError(problem)
             return wrapped(*args, **kwargs)
 
+        checked.__name__ = name  # as `call` names it
         return checked
 
 
