@@ -236,12 +236,14 @@ def _load_rules(rules_dir: Path, env: Env, engine: Any) -> Any:
     """Check the rule set, warning about event names close to ones the shop has sent."""
     import sqlalchemy as sa
 
-    from engine.checking.ruleset import check_rule_set
+    from engine.checking.ruleset import check_rule_set, imported_attributes
     from engine.storage.tables import events
 
     with engine.connect() as conn:
         known = [t for (t,) in conn.execute(sa.select(events.c.type).distinct())]
-    ruleset, diagnostics = check_rule_set(rules_dir, env.config, known_events=known)
+    ruleset, diagnostics = check_rule_set(
+        rules_dir, env.config, known_events=known, imported=imported_attributes(engine)
+    )
     if ruleset is None:
         raise RuleError(diagnostics)
     if diagnostics:
@@ -933,7 +935,7 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
     Example:  nudge check rules/aftercare
     """
     from engine.channels import channel_diagnostics
-    from engine.checking.ruleset import check_rule_set, stored_event_types
+    from engine.checking.ruleset import check_rule_set, stored_attributes, stored_event_types
     from engine.render import render_json, render_text
 
     try:
@@ -944,7 +946,10 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
         ruleset, diagnostics = None, [error.diagnostic() for error in exc.errors]
     else:
         ruleset, diagnostics = check_rule_set(
-            rules_dir, config, stored_event_types(config.database)
+            rules_dir,
+            config,
+            stored_event_types(config.database),
+            stored_attributes(config.database),
         )
         diagnostics += channel_diagnostics(config)
     failed = ruleset is None or any(d.severity == "error" for d in diagnostics)

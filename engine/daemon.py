@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from engine.channels import check_channels
-from engine.checking.ruleset import check_rule_set
+from engine.checking.ruleset import check_rule_set, imported_attributes
 from engine.clock import Clock, SystemClock
 from engine.config import Config
 from engine.demo.mark import holds_demo_shop
@@ -151,7 +151,8 @@ class Daemon:
         every = current if after_a_bad_edit else with_every_template()
         with self.engine.connect() as conn:
             known = list(conn.scalars(EVENT_TYPES))
-        ruleset, diagnostics = check_rule_set(self.rules_dir, self.config, known)
+        imported = imported_attributes(self.engine)
+        ruleset, diagnostics = check_rule_set(self.rules_dir, self.config, known, imported)
         if ruleset is None:
             if self.ruleset is None:
                 raise RuleError(diagnostics)

@@ -23,11 +23,16 @@ from click.testing import CliRunner
 from cli import cli
 from engine.checking.calendar import first_day, knows
 from engine.checking.check import evaluation_strata
-from engine.checking.ruleset import check_rule_set, load_rule_set
+from engine.checking.ruleset import (
+    check_rule_set,
+    imported_attributes,
+    load_rule_set,
+)
 from engine.config import Channel, Config
 from engine.errors import RuleError
 from engine.language import ast
 from engine.render import render_json, render_text
+from engine.storage.db import open_database
 
 GOLDEN = Path(__file__).parent / "golden" / "errors"
 CONFIG = Config(country="CN", channels={n: Channel(n, n) for n in ("file", "email")})
@@ -1036,3 +1041,38 @@ def test_a_template_file_over_a_megabyte_is_an_error_and_not_read(tmp_path):
         "a template is the text of one message, a few kilobytes: put long texts and images on"
         ' the shop\'s site and link to them; included by "fit_check" at'
     )
+
+
+def test_a_metric_the_customers_were_imported_with_is_no_w507(db_url, tmp_path):
+    """`customer.points` was warned of as a metric a template is not given even when the shop
+    imports a column `points`: a template shows that column. `check` now asks the database
+    (unless none is there: then it warns), as the daemon and `simulate` do when they load."""
+    folder, _ = rule_set(tmp_path, {"a.rules": 'when order.paid then followup "f"\n'})
+    (folder / "templates" / "f.txt").write_text(
+        "{{ customer.points }} points, {{ customer.orders }} orders", encoding="utf-8"
+    )
+    (tmp_path / "nudge.yaml").write_text("country: CN\n", encoding="utf-8")
+    runner = CliRunner()
+    check = ["check", str(folder), "--config", str(tmp_path / "nudge.yaml"), "--db", db_url]
+    people = tmp_path / "customers.csv"
+    metrics = ("`customer.points`", "`customer.orders`")
+
+    def warned() -> list[str]:
+        result = runner.invoke(cli, [*check, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return [d["message"] for d in json.loads(result.stdout) if d["code"] == "W507"]
+
+    def reads(field: str) -> str:
+        return f'template "f" reads {field}, which the rules compute but a template is not given'
+
+    assert warned() == [reads(field) for field in metrics]  # none stored (on SQLite no file)
+    people.write_text("id,name,points\nc1,Li,\n", encoding="utf-8")
+    assert runner.invoke(cli, ["import", "customers", str(people), "--db", db_url]).exit_code == 0
+    assert warned() == [reads(field) for field in metrics]  # imported, but no one has points
+    people.write_text("id,name,points\nc1,Li,\nc2,Wang,120\n", encoding="utf-8")
+    assert runner.invoke(cli, ["import", "customers", str(people), "--db", db_url]).exit_code == 0
+    assert warned() == [reads("`customer.orders`")]
+    engine = open_database(db_url)  # as the daemon and `simulate` ask it
+    _, diagnostics = check_rule_set(folder, CONFIG, imported=imported_attributes(engine))
+    engine.dispose()
+    assert [d.message for d in diagnostics] == [reads("`customer.orders`")]

@@ -13,7 +13,7 @@ read, never rendered.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 
@@ -80,17 +80,28 @@ def rule_name(rule: ast.Rule, file: str) -> str:
     return rule.name if rule.name is not None else f"{file}:{rule.span.line}"
 
 
+# Whether the shop's customers were imported with an attribute of a name (`points`), which a
+# template reads as `customer.points`; `ruleset.imported_attributes` asks the database.
+ImportedAttribute = Callable[[str], bool]
+
+
+def none_imported(name: str) -> bool:
+    return False
+
+
 def check_files(
     files: Sequence[ast.RuleFile],
     config: Config,
     rules_dir: Path,
     known_events: Iterable[str] = (),
     complete: bool = True,
+    imported: ImportedAttribute = none_imported,
 ) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
     """Check the files of one rule set (in name order). `complete` is False when some file of
     the set did not parse: then names defined elsewhere may be missing, and unknown segments
-    are not reported. Returns the rule set (None when there are errors) and the diagnostics."""
-    checker = _Checker(files, config, rules_dir, known_events, complete)
+    are not reported. `imported` says whether the customers hold an attribute of a name a
+    template reads. Returns the rule set (None when there are errors) and the diagnostics."""
+    checker = _Checker(files, config, rules_dir, known_events, complete, imported)
     return checker.run()
 
 
@@ -108,8 +119,10 @@ class _Checker:
         rules_dir: Path,
         known_events: Iterable[str],
         complete: bool,
+        imported: ImportedAttribute,
     ) -> None:
         self.files = sorted(files, key=lambda f: f.name)
+        self.imported = imported
         self.config = config
         self.templates_dir = config.templates_dir(rules_dir)
         self.known_events = frozenset(known_events) | STANDARD_EVENTS
@@ -723,15 +736,18 @@ class _Checker:
 
     def _customer_fields(self, templates: Templates, name: str, path: Path) -> None:
         """W507 for a field of `customer` that a template is not given although rules know it
-        (a metric such as `points`; `signed_up`, `accepts_marketing`), or that is close to one
-        it is given (`customer.nmae`): read, it fails the message, or `| default` hides it for
-        good. Any other is taken for an attribute of the shop's data."""
+        (a metric such as `points`, unless the customers were imported with an attribute of
+        that name, which the template shows; `signed_up`, `accepts_marketing`), or that is
+        close to one it is given (`customer.nmae`): read, it fails the message, or `| default`
+        hides it for good. Any other is taken for an attribute of the shop's data."""
         given = ", ".join(f"`{f}`" for f in CUSTOMER_TEMPLATE_FIELDS)
         for read, line in templates.field_reads(name, "customer"):
             if read in CUSTOMER_TEMPLATE_FIELDS:
                 continue
             if read in CUSTOMER_FIELDS:
                 how = "read" if read in _STORED_FOR_RULES else "compute"
+                if how == "compute" and self.imported(read):
+                    continue
                 message = f"which the rules {how} but a template is not given"
                 help = (
                     f"a template is given the customer's {given} and the attributes the"

@@ -6,21 +6,24 @@ like any other, never a traceback.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.checking.check import check_files
+from engine.checking.check import ImportedAttribute, check_files, none_imported
 from engine.config import Config
 from engine.errors import DatabaseError, Diagnostic, RuleError
 from engine.language import ast
 from engine.language.parse import parse_source
 from engine.language.source import SAVE_AS_UTF8, NotUtf8, SourceFile
+from engine.plan.sqlfuncs import json_set
 from engine.render import remember_source, sort_key
 from engine.storage.db import create, stored_tables
 from engine.storage.distinct import EVENT_TYPES
-from engine.storage.tables import NAME_LENGTH
+from engine.storage.tables import NAME_LENGTH, customers
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -118,10 +121,15 @@ def no_rule_files(rules_dir: Path) -> Diagnostic:
 
 
 def check_rule_set(
-    rules_dir: Path, config: Config, known_events: Iterable[str] = ()
+    rules_dir: Path,
+    config: Config,
+    known_events: Iterable[str] = (),
+    imported: ImportedAttribute = none_imported,
 ) -> tuple[ast.RuleSet | None, list[Diagnostic]]:
     """Parse and check every rule file of `rules_dir`. Returns the rule set (None when there
-    are errors) and every diagnostic, warnings included, in file and line order."""
+    are errors) and every diagnostic, warnings included, in file and line order. `known_events`
+    and `imported` are what the shop's database holds (`stored_event_types`,
+    `imported_attributes`)."""
     missing = unusable_folder(rules_dir)
     if missing is not None:
         return None, [missing]
@@ -137,7 +145,7 @@ def check_rule_set(
             files.append(rule_file)
         diagnostics.extend(problems)
     complete = not diagnostics
-    ruleset, problems = check_files(files, config, rules_dir, known_events, complete)
+    ruleset, problems = check_files(files, config, rules_dir, known_events, complete, imported)
     diagnostics.extend(problems)
     diagnostics.sort(key=sort_key)
     errors = any(d.severity == "error" for d in diagnostics)
@@ -174,3 +182,44 @@ def stored_event_types(database_url: str) -> list[str]:
         return []
     finally:
         engine.dispose()
+
+
+def imported_attributes(engine: Engine) -> ImportedAttribute:
+    """Whether a customer in `engine`'s database holds an attribute of a name, imported from a
+    column of that name (`points`): a template shows it as `customer.points`, where a rule reads
+    the metric. Each name asked once, by one look-up that stops at the first such customer;
+    False when it cannot be read."""
+
+    @functools.cache
+    def imported(name: str) -> bool:
+        try:
+            with engine.connect() as conn:
+                held = customers.c.attributes
+                query = select(customers.c.id).where(json_set(held, name)).limit(1)
+                return conn.execute(query).first() is not None
+        except SQLAlchemyError:
+            return False
+
+    return imported
+
+
+def stored_attributes(database_url: str) -> ImportedAttribute:
+    """`imported_attributes` of the shop's database at `database_url`, for `nudge check`, which
+    reads it as `stored_event_types` does: False for every name when there is no Nudge database
+    there (nothing is made or changed in it) or it cannot be reached."""
+
+    @functools.cache
+    def imported(name: str) -> bool:
+        tables = stored_tables(database_url)
+        if tables is None or not {"alembic_version", "customers"} <= tables:
+            return False
+        try:
+            engine = create(database_url)
+        except DatabaseError:
+            return False
+        try:
+            return imported_attributes(engine)(name)
+        finally:
+            engine.dispose()
+
+    return imported
