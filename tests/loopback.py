@@ -2,7 +2,7 @@
 
 `HttpReceiver` records every request and answers with the statuses it is told to (200 when its
 script is empty); `SmtpReceiver` is aiosmtpd's server recording every envelope, optionally with
-STARTTLS, implicit TLS and a login.
+STARTTLS, implicit TLS, a login and SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -124,17 +124,19 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 class SmtpReceiver:
-    """aiosmtpd on 127.0.0.1: plain, STARTTLS (`starttls`) or implicit TLS (`tls`)."""
+    """aiosmtpd on 127.0.0.1: plain, STARTTLS (`starttls`) or implicit TLS (`tls`); offering
+    SMTPUTF8 (addresses with letters beyond ASCII before the `@`) when `utf8`."""
 
     def __init__(
         self,
         security: str = "none",
         certificate: tuple[Path, Path] | None = None,
         login: tuple[str, str] | None = None,
+        utf8: bool = False,
     ) -> None:
         self.recorder = _Recorder()
         self.port = free_port()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": utf8}
         if certificate is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(*map(str, certificate))

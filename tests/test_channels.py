@@ -209,6 +209,64 @@ def test_a_mail_server_without_starttls_or_a_login_is_the_channel_s_failure(
     assert smtp.messages == []
 
 
+def test_an_address_with_letters_beyond_ascii_goes_out_as_far_as_the_server_takes_it(
+    tmp_path: Path,
+) -> None:
+    """A domain with letters beyond ASCII needed SMTPUTF8 of the server, or the message was a
+    dead letter: it is written in IDNA's ASCII form, which every server takes, as is the shop's
+    own in `from`. Letters beyond ASCII before the `@` still need SMTPUTF8: sent where the
+    server offers it, else a dead letter saying so, the connection kept for the others."""
+    sender = {"security": "none", "from": "小店 <shop@商店.cn>"}
+    for utf8 in (False, True):
+        with (
+            SmtpReceiver(utf8=utf8) as smtp,
+            channel("email", tmp_path, host="127.0.0.1", port=smtp.port, **sender) as email,
+        ):
+            email.send(message(1, email="user@exämple.de"))
+            email.send(message(2, email="anna@straße.de", name="Anna"))
+            refused = None
+            try:
+                email.send(message(3, email="jörg@exämple.de", name="Jörg, O'Brien"))
+            except PermanentFailure as failed:
+                refused = str(failed)
+            email.send(message(4))
+        assert refused == (
+            None
+            if utf8
+            else "customer c1's email address 'jörg@exämple.de' has letters beyond ASCII before"
+            " the `@`, which this mail server does not take (it offers no SMTPUTF8); mend it in"
+            " the shop's data if the customer has another, or send through a mail server that"
+            " takes such addresses, then `nudge outbox --retry 3`"
+        )
+        sent = [(envelope.mail_from, envelope.rcpt_tos) for envelope, _ in smtp.messages]
+        shop = "shop@xn--czrs0t.cn"
+        assert sent == [
+            (shop, ["user@xn--exmple-cua.de"]),
+            (shop, ["anna@xn--strae-oqa.de"]),  # IDNA 2008: not strasse.de
+            *([(shop, ["jörg@xn--exmple-cua.de"])] if utf8 else []),
+            (shop, ["li@example.com"]),
+        ]
+        envelope, mail = smtp.messages[0]
+        assert (mail["To"], mail["Message-ID"]) == (
+            "Li Wei <user@xn--exmple-cua.de>",
+            "<1-0123abcd@xn--czrs0t.cn>",
+        )
+        assert "SMTPUTF8" not in envelope.mail_options
+        if utf8:  # one recipient, its name as written
+            envelope, _ = smtp.messages[2]
+            assert "SMTPUTF8" in envelope.mail_options
+            assert isinstance(envelope.content, bytes)
+            assert 'To: "Jörg, O\'Brien" <jörg@xn--exmple-cua.de>\r\n'.encode() in envelope.content
+
+
+def test_a_from_address_with_letters_beyond_ascii_before_the_at_is_refused(tmp_path) -> None:
+    options = {"host": "h", "from": "Shop <商店@example.cn>"}
+    with pytest.raises(ConfigError, match="`from` has letters beyond ASCII before the `@`"):
+        channel("email", tmp_path, **options)
+    with pytest.raises(ConfigError, match=r"does not hold an email address mail can be sent from"):
+        channel("email", tmp_path, host="h", **{"from": "shop@-商店.cn"})
+
+
 @pytest.mark.parametrize(
     ("address", "why"),
     [
@@ -218,7 +276,10 @@ def test_a_mail_server_without_starttls_or_a_login_is_the_channel_s_failure(
         ("li@example.com, wei@example.com", "it holds more than one address: keep one"),
         ("li@example.com;wei@example.com", "it holds more than one address: keep one"),
         ("Li Wei <li@example.com>", "it holds more than the address: keep `name@example.com`"),
-        ("李@example.com", "it has letters beyond ASCII before the `@`"),
+        ("li@-exämple.de", "its domain after the `@` is not one mail can be sent to (Label must"),
+        ("李@exämple..de", "its domain after the `@` is not one mail can be sent to (Empty"),
+        ("李 伟@example.com", "it has a blank in it"),
+        ("李..伟@example.com", "it is not written as an address is (`name@example.com`)"),
         ("li..wei@example.com", "it is not written as an address is (`name@example.com`)"),
         ("li@[1.2.3", "it is not written as an address is (`name@example.com`)"),
     ],

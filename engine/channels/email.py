@@ -7,14 +7,19 @@ credentials themselves never appear in configuration or rules), `ca_file` (a CA 
 server with a private certificate), `timeout` (seconds, default 30).
 
 The message's `Message-ID` is derived from its idempotency key, so a message sent twice after a
-crash is recognisably the same message. SMTP's own reply codes decide the failure: 4xx is
-temporary, 5xx permanent. A server that offers no STARTTLS, or no login, where the settings ask
-for one fails the channel for now (its messages wait for the settings to be mended).
+crash is recognisably the same message. An address's domain with letters beyond ASCII
+(`user@exämple.de`) is written in IDNA's ASCII form (`user@xn--exmple-cua.de`), which every mail
+server takes; letters beyond ASCII before the `@` (`jörg@example.de`) only a server offering
+SMTPUTF8 takes: to one that does not, such a message is a dead letter saying so. SMTP's own
+reply codes decide the failure: 4xx is temporary, 5xx permanent. A server that offers no
+STARTTLS, or no login, where the settings ask for one fails the channel for now (its messages
+wait for the settings to be mended).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -24,6 +29,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
+
+import idna
 
 from engine.channels.base import (
     Channel,
@@ -61,13 +68,29 @@ class EmailChannel(Channel):
         self.login = login
         self.ca_file = ca_file
         self.timeout = timeout
-        address = parseaddr(sender)[1]
-        if "@" not in address:
+        display, address = parseaddr(sender)
+        local, _, domain = address.rpartition("@")
+        if not local or not domain:
             raise ConfigError(
                 f"channels.{name}: `from` must hold an email address; got {sender!r}",
                 ("channels", name, "from"),
             )
-        self.domain = address.rpartition("@")[2]
+        if not local.isascii():
+            raise ConfigError(
+                f"channels.{name}: `from` has letters beyond ASCII before the `@` ({address!r}),"
+                " which not every mail server takes: give an address without them",
+                ("channels", name, "from"),
+            )
+        try:
+            # Its domain as every mail server takes it, and as its Message-IDs end.
+            self.domain = _ascii_domain(domain)
+            self.sender = str(Address(display_name=display, addr_spec=f"{local}@{self.domain}"))
+        except (ValueError, HeaderParseError, IndexError, AttributeError) as exc:
+            raise ConfigError(
+                f"channels.{name}: `from` does not hold an email address mail can be sent from"
+                f" ({address!r}: {exc})",
+                ("channels", name, "from"),
+            ) from None
         self._smtp: smtplib.SMTP | None = None
 
     @classmethod
@@ -100,9 +123,13 @@ class EmailChannel(Channel):
         )
 
     def send(self, message: RenderedMessage) -> None:
-        email = self._build(message)
+        email, international = self._build(message)
         try:
             smtp = self._connection()
+            if international:  # asked of the server once it has said what it offers
+                smtp.ehlo_or_helo_if_needed()
+                if not smtp.has_extn("smtputf8"):
+                    raise _no_smtputf8(message)
             smtp.send_message(email)
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -117,7 +144,9 @@ class EmailChannel(Channel):
         except (smtplib.SMTPException, OSError):
             smtp.close()
 
-    def _build(self, message: RenderedMessage) -> EmailMessage:
+    def _build(self, message: RenderedMessage) -> tuple[EmailMessage, bool]:
+        """The email, and whether its address needs a server offering SMTPUTF8 (letters beyond
+        ASCII before the `@`)."""
         customer = message.customer
         address = customer.get("email")
         if not address:
@@ -136,7 +165,7 @@ class EmailChannel(Channel):
             email.set_content(message.body, subtype="html" if message.html else "plain")
         except (ValueError, HeaderParseError) as exc:
             raise PermanentFailure(f"cannot build the email: {exc}") from exc
-        return email
+        return email, isinstance(to, str)
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is not None:
@@ -164,17 +193,37 @@ class EmailChannel(Channel):
             self._smtp = None
 
 
-def _recipient(message: RenderedMessage, name: str, address: str) -> Address:
-    """The customer as the `To` of an email; a PermanentFailure, in the shop's words, when
-    their address is not one an email can be sent to.
+def _ascii_domain(domain: str) -> str:
+    """`domain` as mail servers take it: one with letters beyond ASCII in IDNA's form
+    (`exämple.de` → `xn--exmple-cua.de`, as browsers write it: IDNA 2008 with UTS 46, so
+    `straße.de` is not `strasse.de`); a UnicodeError (`idna.IDNAError`) says why there is no
+    such form."""
+    if domain.isascii():
+        return domain
+    return idna.encode(domain, uts46=True).decode("ascii")
+
+
+def _recipient(message: RenderedMessage, name: str, address: str) -> Address | str:
+    """The customer as the `To` of an email, its domain as every mail server takes it
+    (`_ascii_domain`); a PermanentFailure, in the shop's words, when their address is not one
+    an email can be sent to.
 
     An Address, not formataddr's text: a name with a comma and a letter beyond ASCII
-    ("O'Brien, Seán") came out as two recipients once the header was encoded."""
+    ("O'Brien, Seán") came out as two recipients once the header was encoded. Text for an
+    address with letters beyond ASCII before the `@`, which Python's Address refuses (found
+    well formed with ASCII letters in their place): only a server offering SMTPUTF8 takes it,
+    and it writes the header as it is."""
+    local, at, domain = address.rpartition("@")
     try:
-        return Address(display_name=name, addr_spec=address)
+        if at and domain:
+            address = f"{local}@{_ascii_domain(domain)}"
+        if local.isascii():
+            return Address(display_name=name, addr_spec=address)
+        Address(display_name=name, addr_spec=_NOT_ASCII.sub("a", address))
+        return f"{_phrase(name)} <{address}>" if name else address
     except (ValueError, HeaderParseError, IndexError, AttributeError) as exc:
         # IndexError, AttributeError: how the parser fails on `a@`
-        local = address.rpartition("@")[0]
+        address = f"{local}{at}{domain}"
         if any(mark in address for mark in ",;"):
             why = "it holds more than one address: keep one"
         elif "<" in address or ">" in address:
@@ -183,8 +232,8 @@ def _recipient(message: RenderedMessage, name: str, address: str) -> Address:
             why = "it lacks an `@` with a domain after it"
         elif any(char.isspace() for char in address):
             why = "it has a blank in it"
-        elif not local.isascii():
-            why = "it has letters beyond ASCII before the `@`, which mail servers seldom take"
+        elif isinstance(exc, UnicodeError):  # `idna.IDNAError`
+            why = f"its domain after the `@` is not one mail can be sent to ({exc})"
         else:
             why = "it is not written as an address is (`name@example.com`)"
         raise PermanentFailure(
@@ -192,6 +241,29 @@ def _recipient(message: RenderedMessage, name: str, address: str) -> Address:
             f"; mend it in the shop's data and import the customer again, then"
             f" `nudge outbox --retry {message.outbox_id}`"
         ) from exc
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+# What a name in a header is quoted for (RFC 5322's specials), as Python's Address quotes it.
+_SPECIALS = frozenset('()<>@,:;.\\"[]')
+
+
+def _phrase(name: str) -> str:
+    """`name` as the display name of an address written out: quoted when it holds a special
+    (`"O'Brien, Seán"`)."""
+    if _SPECIALS.isdisjoint(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _no_smtputf8(message: RenderedMessage) -> PermanentFailure:
+    address = message.customer.get("email")
+    return PermanentFailure(
+        f"customer {message.customer_id}'s email address {address!r} has letters beyond ASCII"
+        " before the `@`, which this mail server does not take (it offers no SMTPUTF8); mend"
+        " it in the shop's data if the customer has another, or send through a mail server"
+        f" that takes such addresses, then `nudge outbox --retry {message.outbox_id}`"
+    )
 
 
 def _failure(exc: smtplib.SMTPException | OSError) -> DeliveryFailure:
