@@ -1081,3 +1081,39 @@ def test_a_message_the_cap_held_for_after_quiet_hours_is_missed_after_downtime(
     with engine.connect() as conn:
         assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["missed"]
     assert jsonl(tmp_path / "outbox.jsonl") == []
+
+
+def test_a_second_daemon_back_from_downtime_sends_nothing_its_peer_s_first_tick_will_miss(
+    engine, tmp_path
+) -> None:
+    """Two daemons on PostgreSQL come back together after three days. The first one's tick,
+    the first back, holds the rule set's lock while it works (here: a transaction holding that
+    row) and marks the reminders queued before the downtime missed when it commits; the second
+    one's tick meanwhile finds the lock taken and skips. Its dispatch must not send those
+    reminders, days late, before the first one's tick marks them: once that tick is done they
+    are missed, not sent, whichever daemon dispatched first."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite one daemon runs")
+    text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
+    rules = write_rules(tmp_path / "rules", {"cart.rules": text}, ["remind"])
+    daemon = stepper(engine, tmp_path, rules)
+    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(T0 + 10 * MINUTE_US)}]
+    assert not import_event_rows(engine, carts, "UTC").problems
+    assert daemon.ruleset is not None
+    tick(engine, daemon.ruleset, daemon.config, daemon.name, T0 + 71 * MINUTE_US)
+    back = T0 + 72 * HOUR_US
+    with engine.connect() as first, first.begin():  # the first daemon's tick, in flight
+        first.execute(
+            sa.select(rule_set_state.c.name)
+            .where(rule_set_state.c.name == daemon.name)
+            .with_for_update()
+        ).one()
+        report = at(daemon, back)
+        assert report is not None and report.skipped
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["pending"]
+    assert jsonl(tmp_path / "outbox.jsonl") == []
+    at(daemon, back + US)  # the tick back, done now: it marks the reminder missed
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["missed"]
+    assert jsonl(tmp_path / "outbox.jsonl") == []

@@ -29,9 +29,11 @@ through the row's channel and records the outcome:
   waited for, or its requeue: `next_attempt_us`). The first tick back marks it
   (`miss_after_downtime`): it is not sent, as an occurrence due that long ago does not act
   (docs/semantics.md, "Messages queued before downtime"); `nudge outbox --missed` lists them,
-  `nudge outbox --retry ID` sends one all the same. A backlog worked through while the daemon
-  runs is never missed, however long (a slow server, a large campaign), nor a retry:
-  `retry_for` alone governs failures. Tasks and gifts to the tasks channel are no messages to
+  `nudge outbox --retry ID` sends one all the same. Until that tick is done (on PostgreSQL a
+  second daemon back at the same time skips its own tick while the first one's runs), such a
+  message is not claimed: none is sent after downtime, whichever daemon dispatches first. A
+  backlog worked through while the daemon runs is never missed, however long (a slow server, a
+  large campaign), nor a retry: `retry_for` alone governs failures. Tasks and gifts to the tasks channel are no messages to
   customers: they go out however late.
 
 A crash between sending and recording sends the message again on the next run: delivery is at
@@ -51,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, bindparam, func, select, update
 
 from engine.language import ast
 from engine.channels import (
@@ -67,7 +69,7 @@ from engine.policies.consent import SUBSCRIBED, UNSUBSCRIBED
 from engine.policies.timing import quiet_until
 from engine.storage.chunks import chunks
 from engine.storage.db import short_write
-from engine.storage.tables import actions, customers, events, outbox
+from engine.storage.tables import actions, customers, events, outbox, rule_set_state
 from engine.outbox.templates import TemplateError, Templates
 from engine.timeutil import US, iso, local_text, parse_moment
 
@@ -142,14 +144,14 @@ def dispatch_due(
         # Claimed rows stay locked until their outcomes are recorded in the same transaction:
         # a second dispatcher's `SKIP LOCKED` passes them by, and a crash releases them.
         with engine.begin() as conn:
-            claims = _claim(conn, now_us, limit, lock=True)
+            claims = _claim(conn, config, now_us, limit, lock=True)
             outcomes = sender.deliver(claims)
             _record(conn, outcomes)
     else:
         # SQLite runs one daemon. Two short transactions keep the database writable (WAL)
         # for the tick while messages go out.
         with engine.begin() as conn:
-            claims = _claim(conn, now_us, limit, lock=False)
+            claims = _claim(conn, config, now_us, limit, lock=False)
         outcomes = sender.deliver(claims)
         with engine.begin() as conn:
             _record(conn, outcomes)
@@ -180,13 +182,18 @@ class _Claim:
     contact: dict[str, Any] | None
 
 
-def _claim(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[_Claim]:
+def _claim(
+    conn: Connection, config: Config, now_us: int, limit: int, *, lock: bool
+) -> list[_Claim]:
     query = (
         select(outbox)
         .where(outbox.c.status == "pending", outbox.c.next_attempt_us <= now_us)
         .order_by(outbox.c.next_attempt_us, outbox.c.id)
         .limit(limit)
     )
+    held = _to_be_missed(conn, config, now_us)
+    if held is not None:
+        query = query.where(~held)
     if lock:
         query = query.with_for_update(skip_locked=True)
     rows = list(conn.execute(query))
@@ -204,6 +211,27 @@ def _claim(conn: Connection, now_us: int, limit: int, *, lock: bool) -> list[_Cl
         for row in rows
         for customer_id in (str(row.payload.get("customer_id")),)
     ]
+
+
+def _to_be_missed(conn: Connection, config: Config, now_us: int) -> ColumnElement[bool] | None:
+    """While no rule set has ticked for longer than `config.late_us` (the daemons were down, and
+    the first tick back has not committed yet: on PostgreSQL another daemon's, which holds the
+    rule set's lock while this one's tick skips), which rows that tick will mark missed
+    (`miss_after_downtime`): they are not claimed. Read before the claim, in a statement of its
+    own: a tick back committed after this read has marked them, and the claim sees its marks."""
+    before_us = now_us - config.late_us
+    last_tick = conn.execute(select(func.max(rule_set_state.c.last_tick_us))).scalar()
+    if last_tick is None or last_tick >= before_us:
+        return None
+    to_customers = (
+        select(actions.c.id)
+        .where(
+            actions.c.id == outbox.c.action_id,
+            actions.c.kind.in_(sorted(ast.CUSTOMER_FACING)),
+        )
+        .exists()
+    )
+    return and_(outbox.c.next_attempt_us < before_us, to_customers)
 
 
 def _contacts(conn: Connection, customer_ids: set[str]) -> dict[str, dict[str, Any]]:
