@@ -610,10 +610,10 @@ def _default_channel(value: object) -> str:
 
 
 def _retry_base(value: object) -> float:
-    """A second at least: the first retry comes after a random wait up to `retry_base`, and a
-    message retried at once is claimed again by the same step's dispatch. With `retry_base: 0`
-    a batch failing for now (its server refusing connections) was tried again and again, as
-    fast as the database answered, for half a tick interval at every step."""
+    """A second at least: the first retry comes after a random wait up to `retry_base`. With
+    `retry_base: 0` a batch failing for now (its server refusing connections) was tried again
+    and again, as fast as the database answered, for half a tick interval at every step (a
+    step now tries each message once: `Daemon._dispatch`)."""
     seconds = setting_seconds("retry_base", value)
     if seconds < MIN_RETRY_BASE_SECONDS:
         raise ConfigError(

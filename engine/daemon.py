@@ -321,6 +321,11 @@ class Daemon:
         tick's interval has gone by: a slow channel then leaves the rest for the next step rather
         than holding back the ticks (occurrences would be missed after `grace`)."""
         templates = self.config.templates_dir(self.rules_dir)
+        # Every batch claims what was due when the first began: a message one of them left
+        # pending (failed for now, not tried, waiting for quiet hours' end) is due after that,
+        # and the step tries each message once (with a second's `retry_base`, a retry came
+        # due within the step, and was claimed again and again while its channel was down).
+        due_by = self.clock.now_us()
         # Half an interval (a second at least), so that the step with its tick and the last
         # send begun in time ends before the next run of the job is due.
         until = time.monotonic() + max(1.0, self.config.tick_seconds / 2)
@@ -334,6 +339,7 @@ class Daemon:
                 stop=self.stopping,
                 until=until,
                 quiet=self.ruleset.quiet_hours if self.ruleset is not None else (),
+                due_by_us=due_by,
             )
             if report.outcomes:
                 log.info("outbox: %s", report.summary())

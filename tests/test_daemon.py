@@ -3,6 +3,7 @@ PostgreSQL, signals, hot reload, a database that goes away, consent withdrawn be
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -29,13 +30,14 @@ from daemon_helpers import (
     write_config,
     write_rules,
 )
+from loopback import free_port
 from sqlalchemy import Engine, event
 
 from cli import main
 from engine import daemon as engine_daemon
 from engine.checking.ruleset import load_rule_set
 from engine.clock import FixedClock, SystemClock
-from engine.config import load_config
+from engine.config import Channel, load_config
 from engine.daemon import Daemon
 from engine.demo.mark import DEMO_MARK, DEMO_VALUE
 from engine.evaluation.simulate import simulate_records
@@ -1117,3 +1119,52 @@ def test_a_second_daemon_back_from_downtime_sends_nothing_its_peer_s_first_tick_
     with engine.connect() as conn:
         assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["missed"]
     assert jsonl(tmp_path / "outbox.jsonl") == []
+
+
+class _Moving(FixedClock):
+    """A clock that moves on two seconds each time it is read."""
+
+    def now_us(self) -> int:
+        self.current += 2 * US
+        return self.current - 2 * US
+
+
+def test_a_step_tries_each_message_once_while_its_channel_is_down(
+    engine, tmp_path, monkeypatch
+) -> None:
+    """`retry_base: 1s`, and the webhook's server down: in each batch the first message fails
+    (its retry comes within a second), the others are not tried (they wait as long). The
+    step's next batch, two seconds later, claimed them again, and again: a step tries each
+    message at most once, and comes to every message due."""
+    rules = write_rules(
+        tmp_path / "rules",
+        {"fit.rules": 'rule "fit"\n  when order.paid\n  then followup "fit_check" via hook\n'},
+        ["fit_check"],
+    )
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{free_port()}/hook"})
+    config = dataclasses.replace(
+        config_for(tmp_path, str(engine.url), retry_base_seconds=1.0, tick_seconds=2.0),
+        channels={"hook": hook},
+    )
+    people = [{"id": f"c{i}", "name": f"C{i}"} for i in range(6)]
+    import_customer_rows(engine, people, "UTC")
+    daemon = Daemon(rules, config, engine, FixedClock(T0))
+    assert daemon.step() is not None
+    for person in people:
+        add_orders(engine, T0 + US, customer=person["id"])
+    tried: list[int] = []
+    real = engine_daemon.dispatch_due
+
+    def dispatch(*args: Any, **kwargs: Any) -> Any:
+        report = real(*args, **kwargs)
+        tried.extend(outcome.outbox_id for outcome in report.outcomes)
+        return report
+
+    monkeypatch.setattr(engine_daemon, "DISPATCH_BATCH", 2)
+    monkeypatch.setattr(engine_daemon, "dispatch_due", dispatch)
+    daemon.clock = _Moving(T0 + 10 * US)
+    assert daemon.step() is not None
+    with engine.connect() as conn:
+        queued = conn.execute(sa.select(outbox.c.id, outbox.c.status)).all()
+    assert sorted(tried) == sorted(oid for oid, _ in queued)
+    assert {status for _, status in queued} == {"pending"}

@@ -854,6 +854,27 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     assert backoff_us(1, 30, rng, 10 * RETRY_CAP_SECONDS) == CAP_US
 
 
+class _NoWait(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+def test_a_retry_is_never_due_at_the_moment_of_its_failure(engine, tmp_path, templates) -> None:
+    """A jitter of zero (and a `Retry-After: 0`) still puts a retry after the try that failed:
+    dispatches that share `due_by_us` (a daemon's step, batch after batch) claim it once."""
+    assert backoff_us(1, 30, _NoWait(), None) == 1
+    assert backoff_us(1, 30, _NoWait(), 0.0) == 1
+    hook = Channel("hook", "webhook", {"url": f"http://127.0.0.1:{free_port()}/hook"})
+    config = config_for(tmp_path, hook=hook)
+    oid = queue(engine, channel="hook")
+    first = dispatch_due(engine, config, templates, T0, rng=_NoWait(), due_by_us=T0)
+    assert first.summary() == "1 pending"
+    assert row(engine, oid).next_attempt_us == T0 + 1
+    again = dispatch_due(engine, config, templates, T0 + US, rng=_NoWait(), due_by_us=T0)
+    assert again.outcomes == []
+    assert dispatch_due(engine, config, templates, T0 + US, rng=_NoWait()).summary() == "1 pending"
+
+
 def test_two_dispatchers_on_postgresql_never_send_a_row_twice(db_url, tmp_path, templates) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite runs one daemon")

@@ -129,6 +129,7 @@ def dispatch_due(
     until: float | None = None,
     quiet: tuple[ast.QuietHours, ...] = (),
     rng: random.Random | None = None,
+    due_by_us: int | None = None,
 ) -> DispatchReport:
     """Send up to `limit` outbox rows due at `now_us` and record what became of each.
 
@@ -136,22 +137,27 @@ def dispatch_due(
     rows not yet tried stay pending for the next run. A customer-facing message whose planned
     time falls in the `quiet` hours of its customer (a retry, one requeued) waits for their end,
     without an attempt.
+
+    `due_by_us` (at most `now_us`): claim only the rows due by then. Calls one after the other
+    that share it claim no row again that one of them left pending: a row left pending is
+    always due after the `now_us` it was tried at (`backoff_us` is a microsecond at least).
     """
     sender = _Sender(
         config, Templates(templates_dir), now_us, stop, until, quiet, rng or random.Random()
     )
+    due_by = now_us if due_by_us is None else min(due_by_us, now_us)
     if engine.dialect.name == "postgresql":
         # Claimed rows stay locked until their outcomes are recorded in the same transaction:
         # a second dispatcher's `SKIP LOCKED` passes them by, and a crash releases them.
         with engine.begin() as conn:
-            claims = _claim(conn, config, now_us, limit, lock=True)
+            claims = _claim(conn, config, now_us, due_by, limit, lock=True)
             outcomes = sender.deliver(claims)
             _record(conn, outcomes)
     else:
         # SQLite runs one daemon. Two short transactions keep the database writable (WAL)
         # for the tick while messages go out.
         with engine.begin() as conn:
-            claims = _claim(conn, config, now_us, limit, lock=False)
+            claims = _claim(conn, config, now_us, due_by, limit, lock=False)
         outcomes = sender.deliver(claims)
         with engine.begin() as conn:
             _record(conn, outcomes)
@@ -159,7 +165,8 @@ def dispatch_due(
 
 
 def backoff_us(attempts: int, base_seconds: float, rng: random.Random, hint: float | None) -> int:
-    """Delay before try `attempts + 1`: full jitter over `base * 2^(attempts-1)`, capped at 1h.
+    """Delay before try `attempts + 1`: full jitter over `base * 2^(attempts-1)`, capped at 1h,
+    and a microsecond at least: a retry is never due at the moment of the failure.
 
     A receiver's `Retry-After` hint is honoured as a minimum (within the same cap).
     """
@@ -167,7 +174,7 @@ def backoff_us(attempts: int, base_seconds: float, rng: random.Random, hint: flo
     delay = rng.uniform(0, ceiling)
     if hint is not None:
         delay = max(delay, min(hint, RETRY_CAP_SECONDS))
-    return int(delay * US)
+    return max(1, int(delay * US))
 
 
 # --- claiming and recording ---------------------------------------------------------------------
@@ -183,11 +190,11 @@ class _Claim:
 
 
 def _claim(
-    conn: Connection, config: Config, now_us: int, limit: int, *, lock: bool
+    conn: Connection, config: Config, now_us: int, due_by_us: int, limit: int, *, lock: bool
 ) -> list[_Claim]:
     query = (
         select(outbox)
-        .where(outbox.c.status == "pending", outbox.c.next_attempt_us <= now_us)
+        .where(outbox.c.status == "pending", outbox.c.next_attempt_us <= due_by_us)
         .order_by(outbox.c.next_attempt_us, outbox.c.id)
         .limit(limit)
     )
