@@ -48,6 +48,7 @@ from engine.language import ast
 from engine.outbox.dispatch import dispatch_due
 from engine.outbox.templates import left_by_an_editor
 from engine.render import render_text
+from engine.status import pid_space, stopped
 from engine.storage.distinct import EVENT_TYPES
 from engine.storage.tables import daemons, rule_set_state
 from engine.timeutil import US, from_us, iso, to_us
@@ -465,29 +466,41 @@ class Daemon:
         # Beside the file the path leads to: another path to the same database (a link, a
         # relative one from elsewhere) finds the same lock.
         path = Path(f"{Path(url.database).resolve()}.daemon-lock")
-        handle = path.open("w")
+        # Opened without emptying it: it holds the process number of the daemon that has it.
+        handle = path.open("a+", encoding="ascii")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
             handle.close()
+            which = f" (process {holder})" if holder.isdigit() else ""
             raise DatabaseError(
-                f"another `nudge run` is already running against {url.database}; on SQLite one"
-                " daemon runs at a time (use PostgreSQL to run several)"
+                f"another `nudge run`{which} is already running against {url.database}; on"
+                " SQLite one daemon runs at a time (stop that one first, or use PostgreSQL to"
+                " run several)"
             ) from None
+        handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
         self._lock_file = handle  # held until the process ends, even by kill -9
 
     def _register(self) -> None:
-        """Announce this daemon; forget daemons silent for long (killed without a goodbye), or
-        on SQLite every other one: holding the lock, this one knows that they are gone."""
+        """Announce this daemon; forget daemons silent for long (killed without a goodbye),
+        those of this machine whose process no longer runs (`status.stopped`), or on SQLite
+        every other one: holding the lock, this one knows that they are gone."""
         now = self.clock.now_us()
+        here = pid_space()
         silent_us = int(max(10 * self.config.tick_seconds, 300) * 1_000_000)
         gone = daemons.c.heartbeat_us < now - silent_us
         if self._lock_file is not None:  # SQLite's one daemon
             gone = sa.true()
         with self.engine.begin() as conn:
-            conn.execute(daemons.delete().where(gone))
+            mine = conn.execute(
+                sa.select(daemons.c.id, daemons.c.pid).where(daemons.c.pid_space == here)
+            )
+            stopped_here = [oid for oid, pid in mine if stopped(here, pid, here)]
+            conn.execute(daemons.delete().where(sa.or_(gone, daemons.c.id.in_(stopped_here))))
             conn.execute(
                 daemons.insert().values(
                     id=self.id,
@@ -496,6 +509,7 @@ class Daemon:
                     started_us=now,
                     heartbeat_us=now,
                     tick_seconds=self.config.tick_seconds,
+                    pid_space=here,
                 )
             )
 

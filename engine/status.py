@@ -3,13 +3,18 @@
 A daemon notes a heartbeat after each step and removes its row when it stops. A row whose
 heartbeat has stopped is a daemon that did not stop cleanly (killed, its machine gone), or one
 stuck in a step or cut off from the database: `status` shows it as silent since its last
-heartbeat, decided as it reads. The row stays: the next daemon to start forgets those silent
+heartbeat, decided as it reads. A daemon of the machine `status` runs on whose process no
+longer runs (killed with -9, crashed) is shown stopped at once, whatever its heartbeat says
+(`pid_space`). The row stays: the next daemon to start forgets those stopped, those silent
 for long, or on SQLite, where one daemon runs, every other (`Daemon._register`).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -29,7 +34,8 @@ class DaemonSeen:
     pid: int
     started_us: int
     heartbeat_us: int
-    silent: bool  # no heartbeat for `silent_after_us`
+    silent: bool  # no heartbeat for `silent_after_us`, and not known `gone`
+    gone: bool = False  # of this machine (its `pid_space`), and no process runs under its pid
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,34 @@ class Status:
     missed: int
 
 
+def pid_space() -> str:
+    """Where this process's number is its own: on Linux the kernel's boot (a number is given
+    again after a reboot) and the namespace of process numbers (a container has its own, and
+    may bear the machine's name); elsewhere the machine's name. A daemon notes it beside its
+    pid; a process that finds the same looks for that pid among its own (`stopped`)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return f"host {socket.gethostname()}"
+    return f"boot {boot} {namespace}"
+
+
+def stopped(space: str | None, pid: int, here: str) -> bool:
+    """Whether the daemon noted with `pid` in `space` is known to have stopped: `space` is
+    `here` (this process's `pid_space`) and no process runs under `pid`. False when it cannot
+    be told (another machine or container, a row written before daemons noted their space)."""
+    if space != here or pid <= 0:  # 0 and below name groups of processes, not one
+        return False
+    try:
+        os.kill(pid, 0)  # no signal: whether there is such a process
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # there is, another user's
+        return False
+    return False
+
+
 def silent_after_us(tick_seconds: float) -> int:
     """How long a daemon ticking every `tick_seconds` may go without a heartbeat before it is
     shown as silent."""
@@ -53,6 +87,7 @@ def silent_after_us(tick_seconds: float) -> int:
 def status(engine: Engine, now_us: int, tick_seconds: float) -> Status:
     """The state at `now_us`; each daemon's heartbeat is judged by the interval it noted, or
     by `tick_seconds` (the configuration `status` reads) for a row written without one."""
+    here = pid_space()
     with engine.connect() as conn:
         sets = [
             (r.name, r.watermark_us, r.last_tick_us, r.fingerprint, r.late_events)
@@ -64,9 +99,12 @@ def status(engine: Engine, now_us: int, tick_seconds: float) -> Status:
                 r.pid,
                 r.started_us,
                 r.heartbeat_us,
-                now_us - r.heartbeat_us > silent_after_us(r.tick_seconds or tick_seconds),
+                not gone
+                and now_us - r.heartbeat_us > silent_after_us(r.tick_seconds or tick_seconds),
+                gone,
             )
             for r in conn.execute(sa.select(daemons).order_by(daemons.c.started_us))
+            for gone in (stopped(r.pid_space, r.pid, here),)
         ]
         waiting = conn.execute(
             sa.select(sa.func.count()).where(actions.c.status == "pending")
@@ -123,7 +161,13 @@ def status_lines(state: Status, shop_tz: str) -> list[str]:
                 " (those within grace acted late, older ones were missed)"
             )
     for d in state.daemons:
-        if d.silent:
+        if d.gone:
+            lines.append(
+                f"daemon {d.host}:{d.pid} stopped without saying so (killed, or crashed): no"
+                f" process runs under its number on this machine; last seen"
+                f" {when_ago(d.heartbeat_us)}, started {when(d.started_us)}"
+            )
+        elif d.silent:
             lines.append(
                 f"daemon {d.host}:{d.pid} silent since {when_ago(d.heartbeat_us)}, started"
                 f" {when(d.started_us)}: it did not stop cleanly (killed, its machine down), or"
@@ -134,7 +178,7 @@ def status_lines(state: Status, shop_tz: str) -> list[str]:
                 f"daemon {d.host}:{d.pid} running since {when(d.started_us)}, last seen"
                 f" {when_ago(d.heartbeat_us)}"
             )
-    if not state.daemons:
+    if all(d.gone for d in state.daemons):
         lines.append("no daemon running (start one with `nudge run RULES_DIR`)")
     lines.append(f"actions waiting for the marketing cap: {state.waiting_for_cap}")
     lines.append(f"outbox due now: {state.outbox_due}")

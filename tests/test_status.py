@@ -3,19 +3,22 @@ print them."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
-from daemon_helpers import config_for, write_config, write_rules
+from daemon_helpers import DaemonProcess, config_for, write_config, write_rules
 
 from cli import main
 from engine.checking.ruleset import load_rule_set
 from engine.clock import FixedClock, SystemClock
 from engine.daemon import Daemon
 from engine.evaluation.tick import tick
-from engine.status import ago, silent_after_us, status
+from engine.status import ago, pid_space, silent_after_us, status, stopped
 from engine.storage.db import open_database
 from engine.storage.tables import daemons
 from engine.timeutil import US, local_text, parse_moment
@@ -159,3 +162,51 @@ def test_status_with_no_daemon_says_so(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "No rule set has run yet" in out
     assert "no daemon running (start one with `nudge run RULES_DIR`)" in out
+
+
+def test_a_daemon_killed_on_this_machine_is_shown_stopped_at_once(db_url, tmp_path, capsys):
+    """`nudge run` killed with -9: its row stays, its heartbeat a second old. `status` on the
+    same machine finds no process of its pid and says that it stopped, not that it is running
+    until the heartbeat ages out; the row is only read."""
+    engine = open_database(db_url)
+    rules = write_rules(tmp_path / "rules", {"a.rules": 'when order.paid then tag "x"'}, [])
+    config_path = write_config(tmp_path / "nudge.yaml", db_url, tick_seconds=1)
+    daemon = DaemonProcess(rules, config_path, tmp_path / "daemon.log")
+    try:
+        daemon.wait_running()
+        daemon.kill()
+    finally:
+        daemon.ensure_dead()
+    main(["status", "--db", db_url])
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("daemon ")]
+    pid = daemon.process.pid
+    assert line.startswith(
+        f"daemon {socket.gethostname()}:{pid} stopped without saying so (killed, or crashed):"
+        " no process runs under its number on this machine; last seen "
+    )
+    assert "no daemon running (start one with `nudge run RULES_DIR`)" in out
+    (seen,) = status(engine, SystemClock().now_us(), tick_seconds=1).daemons
+    assert seen.gone and not seen.silent
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(daemons)).scalar_one() == 1
+    # The next daemon to start on this machine forgets it (on PostgreSQL too, where it was
+    # kept until silent for ten ticks, five minutes at least).
+    config = config_for(tmp_path, db_url, tick_seconds=1)
+    Daemon(rules, config, engine, SystemClock())._register()
+    (seen,) = status(engine, SystemClock().now_us(), tick_seconds=1).daemons
+    assert seen.pid != pid and not seen.gone
+    engine.dispose()
+
+
+def test_a_daemon_s_process_is_looked_for_only_where_its_number_is_its_own() -> None:
+    """Another machine's, or another container's (its own process numbers, maybe the same
+    machine name), or a row written before daemons noted where: not judged, as before."""
+    ended = subprocess.Popen([sys.executable, "-c", ""])
+    ended.wait()
+    here = pid_space()
+    assert stopped(here, ended.pid, here)
+    assert not stopped(here, os.getpid(), here)
+    assert not stopped("boot 0 pid:[1]", ended.pid, here)
+    assert not stopped(None, ended.pid, here)
+    assert not stopped(here, 0, here) and not stopped(here, -1, here)

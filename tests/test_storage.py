@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -34,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.checking.ruleset import stored_event_types
 from engine.errors import DatabaseError
+from engine.status import status
 from engine.storage import bulk, tables
 from engine.storage import db as storage_db
 from engine.storage.bulk import insert_new_returning, insert_rows, insert_rows_returning
@@ -493,7 +497,7 @@ def test_consent_changes_come_with_0013_and_the_customers_stand_as_they_were(fre
             insert(tables.events).values(key="k1", customer_id="c2", type="order.paid", at_us=7)
         )
     engine.dispose()
-    migrate(fresh_url, "0013")
+    migrate(fresh_url, HEAD)
     assert schema_diff(fresh_url, tables.metadata) == []
     engine = create(fresh_url)
     with engine.begin() as conn:
@@ -522,4 +526,35 @@ def test_consent_changes_come_with_0013_and_the_customers_stand_as_they_were(fre
             "c2",
         ]
         assert conn.execute(text("SELECT key FROM events")).scalars().all() == ["k1"]
+    engine.dispose()
+
+
+def test_0014_keeps_the_daemons_noted_and_leaves_them_to_their_heartbeat(fresh_url) -> None:
+    """0014 on a database with a daemon noted: the row is kept, without a `pid_space`, and
+    `status` judges it by its heartbeat alone, as before (its process cannot be looked for);
+    downgraded, the column goes and the row stays."""
+    ended = subprocess.Popen([sys.executable, "-c", ""])  # a number no process runs under
+    ended.wait()
+    migrate(fresh_url, "0013")
+    engine = create(fresh_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO daemons (id, host, pid, started_us, heartbeat_us, tick_seconds)"
+                " VALUES ('d1', :host, :pid, 5, 10, 30)"
+            ),
+            {"host": socket.gethostname(), "pid": ended.pid},
+        )
+    engine.dispose()
+    migrate(fresh_url, "0014")
+    assert schema_diff(fresh_url, tables.metadata) == []
+    engine = create(fresh_url)
+    (seen,) = status(engine, 10 + 60 * 1_000_000, tick_seconds=30).daemons
+    assert (seen.pid, seen.gone, seen.silent) == (ended.pid, False, False)
+    engine.dispose()
+    migrate(fresh_url, "0013")
+    engine = create(fresh_url)
+    with engine.connect() as conn:
+        assert "pid_space" not in {c["name"] for c in inspect(conn).get_columns("daemons")}
+        assert conn.execute(text("SELECT id, pid FROM daemons")).all() == [("d1", ended.pid)]
     engine.dispose()

@@ -281,4 +281,6 @@ daemons = Table(
     Column("started_us", BigInteger, nullable=False),
     Column("heartbeat_us", BigInteger, nullable=False),
     Column("tick_seconds", Float),  # its interval, by which `nudge status` judges it silent
+    # Where `pid` is its process's number (`status.pid_space`): there `status` looks for it.
+    Column("pid_space", String(NAME_LENGTH)),
 )
