@@ -34,7 +34,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import Pool
 
+from cli import main
 from engine.checking.ruleset import stored_event_types
 from engine.errors import DatabaseError
 from engine.status import status
@@ -558,3 +560,34 @@ def test_0014_keeps_the_daemons_noted_and_leaves_them_to_their_heartbeat(fresh_u
         assert "pid_space" not in {c["name"] for c in inspect(conn).get_columns("daemons")}
         assert conn.execute(text("SELECT id, pid FROM daemons")).all() == [("d1", ended.pid)]
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["history", "--from", "2026-11-01", "--to", "2026-11-02"],
+        ["outbox"],
+        ["tasks"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_reading_command_connects_to_the_database_once(db_url, command, capsys) -> None:
+    """The schema's revision and the tables are read on the connection the command then works
+    on: on PostgreSQL a look at the tables opened a connection of its own (two a command)."""
+    open_database(db_url).dispose()
+    opened: list[object] = []
+
+    def note(dbapi_connection: object, _record: object) -> None:
+        opened.append(dbapi_connection)
+
+    event.listen(Pool, "connect", note)
+    try:
+        main([*command, "--db", db_url])
+        assert len(opened) == 1
+        opened.clear()
+        assert stored_event_types(db_url) == []  # what `check` reads
+        assert len(opened) == 1
+    finally:
+        event.remove(Pool, "connect", note)
+    capsys.readouterr()

@@ -21,7 +21,7 @@ from engine.language.parse import parse_source
 from engine.language.source import SAVE_AS_UTF8, NotUtf8, SourceFile
 from engine.plan.sqlfuncs import json_set
 from engine.render import remember_source, sort_key
-from engine.storage.db import create, stored_tables
+from engine.storage.db import create, server_tables, stored_tables
 from engine.storage.distinct import EVENT_TYPES
 from engine.storage.tables import NAME_LENGTH, customers
 
@@ -168,14 +168,17 @@ def stored_event_types(database_url: str) -> list[str]:
     file that does not exist is not created), and a server that cannot be reached is not an
     error for checking rules.
     """
-    tables = stored_tables(database_url)
-    if tables is None or not {"alembic_version", "events"} <= tables:
-        return []
     try:
         engine = create(database_url)
     except DatabaseError:
         return []
     try:
+        # A SQLite file is looked at read-only first; a server's tables are read on the
+        # connection that then reads the types (one connection).
+        sqlite = engine.dialect.name == "sqlite"
+        tables = stored_tables(database_url) if sqlite else server_tables(engine)
+        if tables is None or not {"alembic_version", "events"} <= tables:
+            return []
         with engine.connect() as conn:
             return list(conn.scalars(EVENT_TYPES))
     except SQLAlchemyError:

@@ -177,19 +177,34 @@ def open_existing(url: str) -> Engine:
                 f"there is no database {path} ({url}): import the shop's customers and events"
                 " first (`nudge import`), or name the right file with --db or `database:`"
             )
-    tables = stored_tables(url)
-    if tables is not None and "alembic_version" not in tables:
-        if not tables:
-            raise DatabaseError(
-                f"the database {shown_url(url)} is empty: import the shop's customers and events"
-                " first (`nudge import`), or name the right database with --db or `database:`"
-            )
-        some = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        _a_nudge_database(url, stored_tables(url))
+        return open_database(url)
+    # A server's tables are read through the engine the command then uses, on the connection
+    # its pool keeps: one connection, not one to look and another to work.
+    engine = create(url)
+    try:
+        _a_nudge_database(url, server_tables(engine))
+    except DatabaseError:
+        engine.dispose()
+        raise
+    return _brought_up_to_date(engine, url)
+
+
+def _a_nudge_database(url: str, tables: set[str] | None) -> None:
+    """DatabaseError when `tables` (those `url`'s database holds; None when they could not be
+    read) are none, or another application's."""
+    if tables is None or "alembic_version" in tables:
+        return
+    if not tables:
         raise DatabaseError(
-            f"the database {shown_url(url)} is not a Nudge database (it holds {some}): name"
-            " the shop's Nudge database with --db or `database:`"
+            f"the database {shown_url(url)} is empty: import the shop's customers and events"
+            " first (`nudge import`), or name the right database with --db or `database:`"
         )
-    return open_database(url)
+    some = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+    raise DatabaseError(
+        f"the database {shown_url(url)} is not a Nudge database (it holds {some}): name"
+        " the shop's Nudge database with --db or `database:`"
+    )
 
 
 def stored_tables(url: str) -> set[str] | None:
@@ -216,12 +231,18 @@ def stored_tables(url: str) -> set[str] | None:
     except DatabaseError:
         return None
     try:
+        return server_tables(engine)
+    finally:
+        engine.dispose()
+
+
+def server_tables(engine: Engine) -> set[str] | None:
+    """The tables `engine`'s database holds; None where it cannot be read."""
+    try:
         with engine.connect() as conn:
             return set(inspect(conn).get_table_names())
     except SQLAlchemyDatabaseError:
         return None
-    finally:
-        engine.dispose()
 
 
 def shown_url(url: str) -> str:
@@ -234,7 +255,11 @@ def shown_url(url: str) -> str:
 
 def open_database(url: str) -> Engine:
     """Connect to `url` and bring its schema up to date."""
-    engine = create(url)
+    return _brought_up_to_date(create(url), url)
+
+
+def _brought_up_to_date(engine: Engine, url: str) -> Engine:
+    """`engine`, on `url`, its schema brought up to date; disposed of when that fails."""
     try:
         upgrade(engine)
     except SQLAlchemyDatabaseError as exc:  # unreachable, locked, not a database at all
