@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
+import json
 import multiprocessing
 import os
 import sys
@@ -405,6 +407,55 @@ def test_events_without_id_are_the_same_event_when_they_say_the_same(engine, tmp
     )
     report = import_events(engine, path, "UTC")
     assert (report.added, report.unchanged) == (2, 1)
+
+
+def test_a_number_is_the_same_written_whole_or_with_decimals(engine, tmp_path):
+    """Rules read numbers as doubles: an order's total of 20 is the order of 20.0, and CSV's
+    `20.00` the same as `20`. Exported once each way (a spreadsheet saved again drops the
+    zeros), an event without `id` was stored twice, and acted twice: a second thank-you,
+    points twice, the total spent doubled. It is stored once, as first written."""
+    rows = [
+        {"customer": "c1", "type": "order.paid", "at": "2026-01-01T00:00:00Z", "total": 20},
+        {"customer": "c1", "type": "order.paid", "at": "2026-01-01T00:00:00Z", "total": 20.0},
+        {"customer": "c1", "type": "x.y", "at": "2026-01-01T00:00:00Z", "items": [{"n": 3.0}]},
+        {"customer": "c1", "type": "x.y", "at": "2026-01-01T00:00:00Z", "items": [{"n": 3}]},
+        {"customer": "c1", "type": "x.y", "at": "2026-01-01T00:00:00Z", "items": [{"n": 0.5}]},
+    ]
+    report = import_event_rows(engine, rows, "UTC")
+    assert (report.added, report.unchanged) == (3, 2)
+    path = write(tmp_path, "e.csv", "customer,type,at,total\nc1,order.paid,2026-01-01,20.00\n")
+    assert (import_events(engine, path, "UTC").unchanged, len(stored_events(engine))) == (1, 3)
+    stored = sorted((e["type"], json.dumps(e["properties"])) for e in stored_events(engine))
+    assert stored == [
+        ("order.paid", '{"total": 20}'),
+        ("x.y", '{"items": [{"n": 0.5}]}'),
+        ("x.y", '{"items": [{"n": 3.0}]}'),
+    ]
+
+
+def test_an_event_stored_under_its_decimals_before_is_not_stored_again(engine, tmp_path):
+    """An event without `id` imported by an earlier version with a whole number written with
+    decimals was stored under the digest of `20.0`: imported again as it was, it is found."""
+    properties = '{"total":20.0}'
+    at = us(2026, 1, 1)
+    content = f"c1\x1forder.paid\x1f{at}\x1f{properties}"
+    older = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+    import_customer_rows(engine, [{"id": "c1"}], "UTC")
+    with engine.begin() as conn:
+        conn.execute(
+            events.insert().values(
+                key=older, customer_id="c1", type="order.paid", at_us=at, properties={"total": 20.0}
+            )
+        )
+    path = write(tmp_path, "e.csv", "customer,type,at,total\nc1,order.paid,2026-01-01,20.00\n")
+    report = import_events(engine, path, "UTC")
+    assert (report.added, report.unchanged) == (0, 1)
+    # Nothing whole written with decimals: the digest is what it was.
+    path = write(tmp_path, "f.csv", "customer,type,at,total\nc2,order.paid,2026-01-01,20.5\n")
+    import_events(engine, path, "UTC")
+    content = f'c2\x1forder.paid\x1f{at}\x1f{{"total":20.5}}'
+    (new,) = [e["key"] for e in stored_events(engine) if e["customer_id"] == "c2"]
+    assert new == "sha256:" + hashlib.sha256(content.encode()).hexdigest()
 
 
 def test_csv_cells_that_are_numbers_become_numbers(engine, tmp_path):

@@ -2,7 +2,10 @@
 
 An event is stored under a key (`events.key`): its `id` when the shop gives one, else a digest
 of what it says (customer, type, instant, properties), so the same event imported twice is
-stored once. An event for a customer not stored yet creates that customer with defaults.
+stored once. In the digest a whole number is one however written (`20`, `20.0`, CSV's `20.00`:
+rules read numbers as doubles); an event stored before under its number's decimals is found
+too (`_stored_under_its_decimals`). An event for a customer not stored yet creates that
+customer with defaults.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy import text as text_sql
 
 from engine.importing.fields import cell, code, json_values, storable, timestamp
 from engine.importing.report import ImportReport, RowError
 from engine.importing.sources import json_kind
 from engine.storage.bulk import insert_new
+from engine.storage.chunks import chunks
 from engine.storage.tables import NAME_LENGTH, customers, events
 
 REQUIRED = ("customer", "type", "at")
@@ -161,10 +165,57 @@ def parse_event(values: dict[str, object], textual: bool, shop_zone: ZoneInfo) -
     if "id" in values:
         key = code(values["id"], "id", textual, NAME_LENGTH)
     else:
-        # Unambiguous: only the customer id may hold the separator (JSON escapes it).
-        content = f"{customer_id}\x1f{kind}\x1f{at_us}\x1f{encoded}"
-        key = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+        digested = encoded
+        if _may_write_whole_numbers_with_decimals(encoded):
+            whole = {name: _whole_numbers_as_integers(item) for name, item in properties.items()}
+            digested = _canonical_json(whole)
+        key = _content_key(customer_id, kind, at_us, digested)
     return (key, customer_id, kind, at_us, encoded)
+
+
+def _content_key(customer_id: str, kind: str, at_us: int, properties: str) -> str:
+    """The key of an event without `id`: a digest of what it says, its properties as JSON.
+    Unambiguous: only the customer id may hold the separator (JSON escapes it)."""
+    content = f"{customer_id}\x1f{kind}\x1f{at_us}\x1f{properties}"
+    return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+
+
+# Beyond this a double holds whole numbers only, and Python writes them with an exponent.
+_WRITTEN_WITH_DECIMALS = 1e16
+
+
+def _may_write_whole_numbers_with_decimals(encoded: str) -> bool:
+    """Whether JSON text as `_canonical_json` writes it may hold a whole number written with
+    decimals (`20.0`, followed by `,`, `}` or `]`); a text in quotes may say so too. Looked for
+    in one pass first: most properties hold no `.0` at all."""
+    return ".0" in encoded and (".0," in encoded or ".0}" in encoded or ".0]" in encoded)
+
+
+def _whole_numbers_as_integers(value: object) -> object:
+    """`value` with every whole float (`20.0`) an integer, inside lists and objects
+    too: the same number as rules read it, written one way."""
+    if type(value) is float:
+        return int(value) if value.is_integer() and abs(value) < _WRITTEN_WITH_DECIMALS else value
+    if isinstance(value, dict):
+        return {name: _whole_numbers_as_integers(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_integers(item) for item in value]
+    return value
+
+
+def _stored_under_its_decimals(connection: Connection, unique: dict[str, EventRow]) -> None:
+    """Take out of `unique` (rows by key) the events without `id` that a version before whole
+    numbers were one in the digest stored under the digest of their properties as written,
+    such as `20.0`: imported again as they were, they are stored already."""
+    earlier: dict[str, str] = {}
+    for key, (_key, customer_id, kind, at_us, encoded) in unique.items():
+        if key.startswith("sha256:") and _may_write_whole_numbers_with_decimals(encoded):
+            written = _content_key(customer_id, kind, at_us, encoded)
+            if written != key:
+                earlier[written] = key
+    for some in chunks(sorted(earlier)):
+        for stored in connection.scalars(select(events.c.key).where(events.c.key.in_(some))):
+            del unique[earlier[stored]]
 
 
 @lru_cache(maxsize=1024)
@@ -198,6 +249,7 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
     unique: dict[str, EventRow] = {}
     for row in rows:
         unique.setdefault(row[0], row)
+    _stored_under_its_decimals(connection, unique)
     # An event already stored has its customer stored, so the customers this creates are
     # exactly those of new events.
     report.customers_created += insert_new(
