@@ -33,8 +33,8 @@ through the row's channel and records the outcome:
   second daemon back at the same time skips its own tick while the first one's runs), such a
   message is not claimed: none is sent after downtime, whichever daemon dispatches first. A
   backlog worked through while the daemon runs is never missed, however long (a slow server, a
-  large campaign), nor a retry: `retry_for` alone governs failures. Tasks and gifts to the tasks channel are no messages to
-  customers: they go out however late.
+  large campaign), nor a retry: `retry_for` alone governs failures. Tasks and gifts to the tasks
+  channel are no messages to customers: they go out however late.
 
 A crash between sending and recording sends the message again on the next run: delivery is at
 least once, and every channel passes the row's idempotency key on so that receivers can make it
@@ -55,7 +55,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, bindparam, func, select, update
 
-from engine.language import ast
 from engine.channels import (
     Channel,
     PermanentFailure,
@@ -65,12 +64,13 @@ from engine.channels import (
 )
 from engine.config import Config, duration_text
 from engine.errors import ConfigError, NudgeError
+from engine.language import ast
+from engine.outbox.templates import TemplateError, Templates
 from engine.policies.consent import SUBSCRIBED, UNSUBSCRIBED
 from engine.policies.timing import quiet_until
 from engine.storage.chunks import chunks
 from engine.storage.db import short_write
 from engine.storage.tables import actions, customers, events, outbox, rule_set_state
-from engine.outbox.templates import TemplateError, Templates
 from engine.timeutil import US, iso, local_text, parse_moment
 
 log = logging.getLogger("nudge.outbox")

@@ -18,11 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from engine.language import ast
 from engine.config import Config
-from engine.outbox.coupons import record_coupons
 from engine.evaluation.evaluate import Evaluation
 from engine.evaluation.records import ActionRecord
+from engine.language import ast
+from engine.outbox.coupons import record_coupons
 from engine.storage import jsontext
 from engine.storage.bulk import (
     insert_new,
