@@ -1121,6 +1121,20 @@ def test_and_or_or_in_chinese_is_told_to_be_written_in_english():
         parse_text(mended)
 
 
+def test_a_word_in_chinese_starting_as_and_or_or_does_is_text_to_quote():
+    """`和服` (kimono), `或许`, `和平`: words that start with the character of `and` or `or`, where
+    a value goes, not a joint: told that text goes in quotes, not to write `and` or `or`."""
+    for text in (
+        'when order.paid if order.category == 和服 then tag "x"',
+        'when order.paid if order.note == 或许 then tag "x"',
+        "when order.paid then tag 和风",
+        'when holiday 和平日 then tag "x"',
+    ):
+        (problem,) = diagnostics_of(text)
+        assert "quotes" in (problem.help or ""), text
+        assert "`and`" not in (problem.help or "") and "`or`" not in (problem.help or ""), text
+
+
 def test_or_between_two_actions_is_told_to_be_and():
     text = 'when a.b then followup "fit_check" or tag "x"\n  tag "y"\nwhen a.b then points 5 or 6'
     assert errors_of(text) == [

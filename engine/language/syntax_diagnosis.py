@@ -2037,7 +2037,9 @@ def _bad_character(file: str, text: str, error: UnexpectedCharacters) -> Diagnos
     if on_a_number is not None:
         return on_a_number
     joint = _CHINESE_JOINTS.match(text, pos)
-    if joint is not None:  # `且`, `或者`: the language's words are English
+    # `且`, `或者` where `and` or `or` may come: the language's words are English. Not the first
+    # character of a word (`== 和服`, `tag 和风`: text, which goes in quotes).
+    if joint is not None and {"AND", "OR"} & error.interactive_parser.accepts():
         word = _CHINESE_JOINTS_MEAN[joint[0]]
         return Diagnostic(
             "error",
