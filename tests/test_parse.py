@@ -699,6 +699,14 @@ def test_a_coupon_s_worth_written_as_a_chinese_discount_is_what_it_takes_off():
         mended = _written_at_the_caret(text)
         assert mended == f'when order.paid then coupon "x" worth {off} min 100'
         parse_text(mended)
+    # `10折` is the full price, nothing off (not 1折, 90% off), and `0折`, `100折` no discount:
+    # what the worth is, without a number to write.
+    for written in ("10折", "0折", "100折"):
+        (problem,) = diagnostics_of(f'when order.paid then coupon "x" worth {written}')
+        assert (problem.code, problem.help) == (
+            "E146",
+            "write what the coupon takes off, as a percentage: `20%` for 8折, where 80% is paid",
+        ), written
     # Not after a worth: the character, as before.
     (problem,) = diagnostics_of('when order.paid if order.total > 8折 then tag "x"')
     assert problem.code == "E101"

@@ -2123,19 +2123,25 @@ def _zhe(file: str, text: str, error: UnexpectedCharacters) -> Diagnostic | None
     stack = error.interactive_parser.parser_state.value_stack
     if text[position] != "折" or number is None or _worth(stack) is None:
         return None
-    paid = Decimal(number[0].strip())
-    if "." not in number[0] and paid >= 10:  # `85折`: 85%, not 8.5 tenths
+    written = number[0].strip()
+    paid = Decimal(written)
+    if "." not in written and 10 < paid < 100:  # `85折`: 8.5 tenths, 85% of the price
         paid /= 10
-    if not 0 < paid < 10:
-        return None
+    span = _offset_span(file, text, number.start(), position + 1)
+    label = "the price paid, not what is taken off"
+    if not 0 < paid < 10:  # `10折`, the full price: nothing off
+        help = "write what the coupon takes off, as a percentage: `20%` for 8折, where 80% is paid"
+        return Diagnostic(
+            "error", "E146", "a coupon's worth is what it takes off", span, label, help
+        )
     off = format(((10 - paid) * 10).normalize(), "f")
     return Diagnostic(
         "error",
         "E146",
         "a coupon's worth is what it takes off",
-        _offset_span(file, text, number.start(), position + 1),
-        "the price paid, not what is taken off",
-        f"write `{off}%`: `{number[0].strip()}折` is {off}% off",
+        span,
+        label,
+        f"write `{off}%`: `{written}折` is {off}% off",
     )
 
 
