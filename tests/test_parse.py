@@ -365,7 +365,7 @@ when order.paid unless order.returned and customer.orders > 1 then tag "a"
 when order.paid, if customer.orders > 1 then tag "a"
 when order.paid + 3d, then tag "a"
 """
-    if_for_and = "write `if` in place of `and`: `when order.paid if order.total > 100`"
+    if_for_and = "write `if` in place of `and`"
     and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
     assert helps_of(text) == [
         ("E136", "t.rules:1:17", if_for_and),
@@ -404,6 +404,29 @@ def test_two_times_or_two_weekdays_for_one_trigger_are_told_to_be_two_rules():
     # `and` and a condition after a time: E136.
     (problem,) = diagnostics_of('when every day at 10:00 and customer.orders > 1 then tag "x"')
     assert problem.code == "E136"
+
+
+def test_two_events_joined_with_and_as_one_trigger_are_told_to_be_two_rules():
+    """`when order.paid and order.shipped` got E136's `if` for `and`, which makes the second
+    event a condition (E304, `order.shipped == yes`): E149 under both, a rule for each, with
+    its offset. A value after `and`, compared or not, is a condition, as before."""
+    helps = {
+        "order.paid and order.shipped": ("order.paid", "order.shipped"),
+        "order.paid + 3d and order.shipped + 2 days at 10:00": (
+            "order.paid + 3d",
+            "order.shipped + 2 days",
+        ),
+    }
+    for trigger, (first, second) in helps.items():
+        (problem,) = diagnostics_of(f'when {trigger} then tag "x"')
+        assert (problem.code, problem.help) == (
+            "E149",
+            f"write a rule for each: one with `when {first}`, one with `when {second}`, the rest "
+            "alike",
+        ), trigger
+    for condition in ("order.total > 100", "customer.vip", "order.gift == yes"):
+        (problem,) = diagnostics_of(f'when order.paid and {condition} then tag "x"')
+        assert (problem.code, problem.help) == ("E136", "write `if` in place of `and`"), condition
 
 
 def test_a_rule_said_as_in_speech_gets_the_words_to_write():

@@ -441,13 +441,46 @@ def _joined_to_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnos
         return Diagnostic(
             "error", "E136", f"no comma before `{after}`", span, "not needed", "delete `,`"
         )
-    return Diagnostic(
+    return _two_events(span.file, text, error) or Diagnostic(
         "error",
         "E136",
         "a condition goes after `if`",
         span,
         "`and` joins two conditions, after `if`",
-        "write `if` in place of `and`: `when order.paid if order.total > 100`",
+        "write `if` in place of `and`",
+    )
+
+
+# An event after the `and` of `when order.paid and order.shipped`: a name with no comparison
+# after it (`order.total > 100` is a condition), nor a customer's value.
+_EVENT_AFTER = re.compile(
+    r"[ \t]*((?!customer\.)[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(?:[ \t]*[+-][ \t]*[0-9]+[ \t]*"
+    r"[a-z]+)?)(?![\w.])(?=[ \t]*(?:$|#|(?:then|if|unless|once|at)(?![\w.])))",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _two_events(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E149 for two events joined with `and` as one trigger (`when order.paid and
+    order.shipped`): a rule has one; the help gives a rule for each. `if` in place of `and`
+    would make the second a condition, `order.shipped == yes`, which holds for no customer."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    when = next((v for v in reversed(stack) if _is_a(v, "WHEN")), None)
+    second = _EVENT_AFTER.match(text, token.end_pos or 0)
+    if when is None or second is None or any(_is_a(v, "UNLESS") for v in stack):
+        return None
+    first = text[when.end_pos or 0 : token.start_pos or 0].strip()
+    start = when.start_pos or 0
+    if "\n" in text[start : token.start_pos]:  # `when` on the line above
+        start = token.start_pos or 0
+    return Diagnostic(
+        "error",
+        "E149",
+        "a rule has one trigger",
+        _offset_span(file, text, start, second.end()),
+        "two events",
+        f"write a rule for each: one with `when {first}`, one with `when {second[1]}`, the rest "
+        "alike",
     )
 
 
