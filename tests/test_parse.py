@@ -1045,9 +1045,19 @@ when every day if sum(order.paid.total during the past 30d) > 2 then tag "a"
             "write how long it lasts, such as `expires 14d`: a coupon is not given a last day",
         )
         assert problem.span is not None and problem.span.end_column == len(text) + 1
-    # `in the next 7 days` is no window before the due time: not told to be `within`.
-    text = 'when every day unless order.paid in the next 7 days then tag "a"'
-    assert [p.code for p in diagnostics_of(text)] == ["E100"]
+    # `in the next 7 days` is no window before the due time: not told to be `within`; nor are
+    # `after 7d` and `for 7d`, which may mean another time than the last 7 days.
+    for said in ("in the next 7 days", "after 7d", "for 7d"):
+        text = f'when every day unless order.paid {said} then tag "a"'
+        assert [p.code for p in diagnostics_of(text)] == ["E100"], said
+    # `within the last 7 days`: `the last` deleted (it was E121 asking for a unit).
+    for said, help in (
+        ("within the last 7 days", "delete `the last`: write `within 7 days`"),
+        ("within the past 2w", "delete `the past`: write `within 2w`"),
+    ):
+        text = f'when every day unless order.paid {said} then tag "a"'
+        assert [(p.code, p.help) for p in diagnostics_of(text)] == [("E148", help)], said
+        parse_text(text.replace(" the last", "").replace(" the past", ""))
 
 
 def test_a_period_after_once_without_every_gets_the_duration_to_write():

@@ -1489,6 +1489,16 @@ _SAID_BEFORE = re.compile(
 )
 
 
+# Of those, the words that say a window before the due time, as `within` does: `in`, `during`,
+# `in the last`, `for the past`; not `after 7d` nor `for 7d`, which may mean another time.
+_A_WINDOW = re.compile(
+    r"(?:in|during)(?:[ \t]+.*)?|(?:for|within)[ \t]+.*(?:last|past)", re.IGNORECASE
+)
+
+
+# `within the last 7 days`: `within` says it already.
+_THE_LAST = re.compile(r"the[ \t]+(?:last|past)(?![\w.])", re.IGNORECASE)
+
 _DATE_AFTER = re.compile(r"[ \t]+[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -1515,6 +1525,17 @@ def _spoken_window(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
             "a date",
             "write how long it lasts, such as `expires 14d`: a coupon is not given a last day",
         )
+    the_last = _THE_LAST.match(text, start) if stack and _is_a(stack[-1], "WITHIN") else None
+    duration = _duration_at(text, the_last.end()) if the_last else None
+    if the_last is not None and duration is not None:  # `within the last 7 days`
+        return Diagnostic(
+            "error",
+            "E148",
+            "`within` is followed by the duration alone",
+            _offset_span(file, text, start, the_last.end()),
+            "not needed",
+            f"delete `{the_last[0]}`: write `within {duration.strip()}`",
+        )
     said = _SAID_BEFORE.match(text, start)
     if said is None:
         return None
@@ -1534,7 +1555,7 @@ def _spoken_window(file: str, text: str, error: UnexpectedToken) -> Diagnostic |
     event = stack[-1] if stack and _is_a(stack[-1], "DOTTED") else None
     windowed = len(stack) > 1 and _is_a(stack[-2], "UNLESS")
     counted = len(stack) > 2 and _is_a(stack[-2], "LPAR") and _is_a_count(stack[-3])
-    if event is None or not (windowed or counted) or said[0].lower() == "within":
+    if event is None or not (windowed or counted) or not _A_WINDOW.fullmatch(said[0]):
         return None
     return Diagnostic(
         "error",
