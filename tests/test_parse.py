@@ -509,6 +509,13 @@ def test_a_number_written_with_a_shorthand_for_thousands_is_e147():
         parse_text(mended)
     text = 'when order.paid then coupon "x" worth 50 min 1k'
     assert [(p.code, p.help) for p in diagnostics_of(text)] == [("E147", "write `1000`")]
+    # `1.5w` with an amount is 1.5万 too (it was E133, "such as `1.5` if it counts weeks").
+    for compared in ("order.total", "customer.total_spent", "sum(order.paid.total)"):
+        for written in ("1.5w", "1.5W"):
+            text = f'when order.paid if {compared} >= {written} then tag "x"'
+            (problem,) = diagnostics_of(text)
+            assert (problem.code, problem.help) == ("E147", "write `15000`"), text
+            parse_text(_written_at_the_caret(text))
     (problem,) = diagnostics_of('when order.paid if order.delivery_days > 2W then tag "x"')
     assert problem.code == "E134" and "2W" not in (problem.help or "")
 
@@ -1339,6 +1346,16 @@ def test_a_unit_in_chinese_after_a_number_is_told_as_a_duration_written_wrongly(
             "`customer.last_order` is a point in time, not a number: dates are written "
             "YYYY-MM-DD; to compare an age, use e.g. `customer.days_since_last_order > 60`"
         ),
+        # A customer's number is no value of the shop's data in some unit (it was told "such
+        # as `3` if it counts days"): what E301 tells `customer.orders > 3 days`.
+        "customer.orders > 3天": (
+            "`customer.orders` is a number, not a duration: write a plain number"
+        ),
+        "customer.return_rate > 3 dys": (
+            "`customer.return_rate` is a number, not a duration: write a plain number"
+        ),
+        # Weeks with the letter apart, compared with an amount: 万, as E301 tells `2 w`.
+        "order.total > 2 W": "an amount is a plain number: write `20000` if `2 W` means 2万",
     }
     for condition, help in helps.items():
         text = f'when order.paid if {condition} then tag "x"'

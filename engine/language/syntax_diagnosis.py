@@ -914,6 +914,10 @@ POINTS_IN_TIME = frozenset(
 )
 
 
+# Weeks written with the letter apart from the number (`2 W`), which an amount may mean as 万.
+_SPACED_WAN = re.compile(r"([0-9]+(?:\.[0-9]+)?)[ \t]+[wW]")
+
+
 def _compared_slip(file: str, text: str, slip: Slip, stack: list) -> Diagnostic | None:
     """The diagnostic of `slip`, a duration written wrongly (`30天`, `30 dys`, `1 month`), where
     its number, on top of the parser's stack, is compared with a value: no value of the shop's
@@ -926,8 +930,17 @@ def _compared_slip(file: str, text: str, slip: Slip, stack: list) -> Diagnostic 
     compared = _compared(stack)
     name = _dotted(compared)
     days = slip.days()
-    if text[slip.start : slip.end] == "W" and _an_amount(compared):  # `order.total >= 2W`: 2万
-        return _shorthand(file, text, slip.start, amount=True)
+    written = text[number.start_pos : slip.end]
+    if slip.unit == "weeks" and _an_amount(compared):  # `order.total >= 2W`, `1.5w`: 万
+        wan = _shorthand(file, text, number.end_pos or 0, amount=True)
+        if wan is not None:
+            return wan
+    spaced_wan = _SPACED_WAN.fullmatch(written) if _an_amount(compared) else None
+    if spaced_wan is not None:  # `2 W`, as E301 tells `2 w`
+        full = format((Decimal(spaced_wan[1]) * 10_000).normalize(), "f")
+        help = f"an amount is a plain number: write `{full}` if `{written}` means {spaced_wan[1]}万"
+        span = _offset_span(file, text, number.start_pos, slip.end)
+        return Diagnostic("error", slip.code, slip.message, span, "compared as a number", help)
     if name == "customer.days_since_last_order":
         if days is not None and days.denominator == 1 and days > 0:
             month = " (a month taken as 30 days)" if slip.unit == "months" else ""
@@ -938,6 +951,8 @@ def _compared_slip(file: str, text: str, slip: Slip, stack: list) -> Diagnostic 
             help = f"`{name}` is a number of days: write the number of days"
     elif isinstance(compared, Tree) and compared.data == "aggregate":
         help = f"`{compared.children[0]}(...)` is a number, not a duration: write a plain number"
+    elif name in NUMBERS:  # `customer.orders > 3天`: a count, no value of the shop's data
+        help = f"`{name}` is a number, not a duration: write a plain number"
     elif name in POINTS_IN_TIME:
         help = (
             f"`{name}` is a point in time, not a number: dates are written YYYY-MM-DD; to compare "
@@ -1242,25 +1257,26 @@ def _grouped_with_dots(file: str, text: str, position: int) -> Diagnostic | None
 
 # A number written with a shorthand for its size, as in speech: `1k`, `1.5K`, `2万`, `3千`
 # (and `元` after it, which is no part of an amount either).
-_SIZES = {"k": 1000, "K": 1000, "W": 10_000, "千": 1000, "万": 10_000, "亿": 100_000_000}
+_SIZES = {"k": 1000, "K": 1000, "w": 10_000, "W": 10_000}
+_SIZES |= {"千": 1000, "万": 10_000, "亿": 100_000_000}
 _SHORTHAND = re.compile(
-    r"(?<![\w.:\-])([0-9]+(?:\.[0-9]+)?)[ \t]*(k|K|W|千|万|亿)(?:元|块钱|块)?(?![A-Za-z0-9_])"
+    r"(?<![\w.:\-])([0-9]+(?:\.[0-9]+)?)[ \t]*(k|K|w|W|千|万|亿)(?:元|块钱|块)?(?![A-Za-z0-9_])"
 )
 
 
 def _shorthand(file: str, text: str, position: int, amount: bool = False) -> Diagnostic | None:
     """E147 at a number written with a shorthand for thousands (`1k`, `2万`), `position` being
-    where the parser or the lexer stopped, at the shorthand: the number in full digits. `W`
-    for 万 only where the number is an `amount`: elsewhere `2W` is more likely two weeks."""
+    where the parser or the lexer stopped, at the shorthand: the number in full digits. `w`
+    or `W` for 万 only where the number is an `amount`: elsewhere it is more likely weeks."""
     start = position
     while start > 0 and (text[start - 1].isdigit() or text[start - 1] in ". \t"):
         start -= 1
     while start < position and not text[start].isdigit():
         start += 1
     number = _SHORTHAND.match(text, start)
-    if number is None or number.start(2) != position or (number[2] == "W" and not amount):
+    if number is None or number.start(2) != position or (number[2] in "wW" and not amount):
         return None
-    if number[2] in "kKW" and number.end(1) != position:
+    if number[2] in "kKwW" and number.end(1) != position:
         return None  # `1 k`: not a shorthand said as one word
     full = Decimal(number[1]) * _SIZES[number[2]]
     return Diagnostic(
