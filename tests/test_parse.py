@@ -467,6 +467,8 @@ def test_a_number_with_thousands_separators_is_told_to_be_written_plain():
         ("E137", "t.rules:1:34", "write `1000`"),
         ("E137", "t.rules:2:39", "write `10000.50`"),
     ]
+    # Its `.` is the decimal point already: the label is not of `1.000,50` (dots, a comma).
+    assert [d.label for d in diagnostics_of(text)] == ["a comma cannot be part of a number"] * 2
 
 
 def test_a_number_with_dots_for_thousands_and_a_decimal_comma_is_e137():

@@ -1214,7 +1214,9 @@ def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
         "E137",
         "a number is written without thousands separators",
         _offset_span(file, text, number.start(), number.end()),
-        _DECIMAL_POINT if "." in number[0] else "a comma cannot be part of a number",
+        _DECIMAL_POINT
+        if _DOTS_GROUPED.fullmatch(number[0])
+        else "a comma cannot be part of a number",
         f"write `{plain}`",
     )
 
