@@ -1241,6 +1241,8 @@ def test_a_date_written_otherwise_than_yyyy_mm_dd_is_e150():
         *("2026 - 1 - 5", "order.total / 2026/01/05", "2026/13/05", "2026/1", "1000/10/10"),
     ):
         parse_text(f'when order.paid if order.date > {arithmetic} then tag "x"')
+    # Outside a comparison, a number, never a date: `points` takes the arithmetic as written.
+    parse_text("when order.paid then points 2026/1/5")
     (problem,) = diagnostics_of('when on 11-11 at 00:00 then tag "x"')
     assert problem.code == "E150" and (problem.help or "").startswith(
         "write the year too, such as `2026-11-11`"

@@ -479,6 +479,7 @@ class _ToAst(Transformer):
 
     def compare(self, meta: Meta, children: list[Any]) -> ast.Compare:
         left, op, right = children
+        self._dates_as_arithmetic(left, right)
         if op == "in":
             self._compared_list(left, right)
         elif op == "contains":
@@ -486,6 +487,7 @@ class _ToAst(Transformer):
         return ast.Compare(op, left, right, self._span(meta))
 
     def not_in(self, meta: Meta, children: list[Any]) -> ast.Compare:
+        self._dates_as_arithmetic(children[0])
         self._compared_list(children[0], children[3])
         return ast.Compare("not in", children[0], children[3], self._span(meta))
 
@@ -501,6 +503,7 @@ class _ToAst(Transformer):
         self.problems[at : at + len(told)] = _thousands_in_list(self.file, children, numbers=True)
 
     def between(self, meta: Meta, children: list[Any]) -> ast.Between:
+        self._dates_as_arithmetic(children[0], children[2], children[4])
         return ast.Between(children[0], children[2], children[4], self._span(meta))
 
     def is_set(self, meta: Meta, children: list[Any]) -> ast.IsSet:
@@ -519,18 +522,28 @@ class _ToAst(Transformer):
 
     def arith(self, meta: Meta, children: list[Any]) -> ast.Arith:
         left, op, right = children
-        arith = ast.Arith(cast(Any, str(op)), left, right, self._span(meta))
-        written = _as_written(arith) or ""
-        iso = date_written_otherwise(written)
-        if iso is not None:  # `2026/01/05`, `2026-1-5`: read as 2026 / 1 / 5
-            self._problem(
-                "E150",
-                "a date is written YYYY-MM-DD",
-                meta,
-                f"read as arithmetic: {written.replace(op, f' {op} ')}",
-                f"write `{iso}`",
+        return ast.Arith(cast(Any, str(op)), left, right, self._span(meta))
+
+    def _dates_as_arithmetic(self, *values: Any) -> None:
+        """E150 at each of `values`, compared (or listed to compare with), that is a date
+        written with slashes or dashes and no space (`2026/01/05`, `2026-1-5`), which parses as
+        arithmetic, 2026 / 1 / 5. Not elsewhere: `points 2000/10/10` is a number, never a date."""
+        for value in values:
+            written = _as_written(value) if isinstance(value, ast.Arith) else None
+            iso = date_written_otherwise(written or "")
+            if iso is None or written is None:
+                continue
+            op = value.op
+            self.problems.append(
+                Diagnostic(
+                    "error",
+                    "E150",
+                    "a date is written YYYY-MM-DD",
+                    value.span,
+                    label=f"read as arithmetic: {written.replace(op, f' {op} ')}",
+                    help=f"write `{iso}`",
+                )
             )
-        return arith
 
     def negate(self, meta: Meta, children: list[Any]) -> ast.Negate:
         return ast.Negate(children[1], self._span(meta))
@@ -564,6 +577,7 @@ class _ToAst(Transformer):
     def list_value(self, meta: Meta, children: list[Any]) -> ast.ListValue:
         told = _thousands_in_list(self.file, children)
         self.problems.extend(told)
+        self._dates_as_arithmetic(*self._values(children))
         listed = ast.ListValue(tuple(self._values(children)), self._span(meta))
         self._lists[id(listed)] = (children, told)
         return listed
