@@ -457,6 +457,13 @@ when 1d before customer.birthday at 09:00 then tag "a"
     ]  # fmt: skip
     for line in text.splitlines()[6:]:
         parse_text(_written_at_the_caret(line))
+    # `text` and `mail` say a channel the configuration names otherwise: `via text` is none.
+    for word, channel in (("text", "sms"), ("mail", "email"), ("sms", "sms")):
+        (problem,) = diagnostics_of(f'when order.paid then {word} "x"')
+        assert (problem.code, problem.help) == (
+            "E112",
+            f'write `message "x" via {channel}` (or `followup`, for after-sales)',
+        ), word
 
 
 def test_a_number_with_thousands_separators_is_told_to_be_written_plain():

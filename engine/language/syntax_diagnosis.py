@@ -2357,7 +2357,12 @@ _JOINTS = (("E110", Token("THEN", "then")), ("E113", Token("AND", "and")))
 # Verbs said before an action (`then send message "x"`), and channels named as one (`then email
 # "x"`).
 _ACTION_VERBS = frozenset({"send", "give", "issue", "add", "create", "do", "make", "award"})
-_CHANNEL_WORDS = frozenset({"email", "mail", "sms", "text", "wechat", "whatsapp", "push"})
+# Each channel word, with the channel's name as the example configuration spells it (`then
+# text "x"`: `via sms`, as `via text` names no channel).
+_CHANNEL_WORDS = {
+    **{"email": "email", "mail": "email", "sms": "sms", "text": "sms"},
+    **{"wechat": "wechat", "whatsapp": "whatsapp", "push": "push"},
+}
 
 
 def _action_said(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -2385,10 +2390,10 @@ def _action_said(file: str, text: str, error: UnexpectedToken) -> Diagnostic | N
         return Diagnostic(
             "error",
             "E112",
-            f"`{token}` is a channel, not an action",
+            f"`{token}` is a way to send, not an action",
             _token_span(file, text, token),
             "expected an action here",
-            f"write `message {after} via {word}` (or `followup`, for after-sales)",
+            f"write `message {after} via {_CHANNEL_WORDS[word]}` (or `followup`, for after-sales)",
         )
     return None
 
