@@ -496,6 +496,30 @@ def test_a_number_with_dots_for_thousands_and_a_decimal_comma_is_e137():
         parse_text(mended)
 
 
+def test_a_number_with_a_decimal_comma_is_e137_with_its_point():
+    """`customer.return_rate > 0,5` and `order.total > 19,90` were E100 at the comma, `worth
+    9,90` E113 saying actions are joined with `and`, and `0,125` E137 "write `0125`": the
+    decimal point is `.`, which written at the caret parses. Three digits after a first part
+    other than `0` are thousands, as before; `on 1,15` is no number's comma."""
+    for value, point in (
+        ("customer.return_rate > 0,5", "0.5"),
+        ("order.total > 19,90", "19.90"),
+        ("customer.return_rate < 0,125", "0.125"),
+        ("order.total between 1,5 and 3", "1.5"),
+        ("order.total * 0,5 > 1", "0.5"),
+    ):
+        text = f'when order.paid if {value} then tag "x"'
+        (problem,) = diagnostics_of(text)
+        assert (problem.code, problem.help) == ("E137", f"write `{point}`"), value
+        parse_text(_written_at_the_caret(text))
+    text = 'when order.paid then coupon "x" worth 9,90 min 99,5'
+    assert helps_of(text) == [("E137", "t.rules:1:39", "write `9.90`")]
+    (problem,) = diagnostics_of('when order.paid if order.total > 1,000 then tag "x"')
+    assert problem.help == "write `1000`"
+    (problem,) = diagnostics_of('when every month on 1,15 then tag "x"')
+    assert problem.code == "E100"
+
+
 def test_a_number_written_with_a_shorthand_for_thousands_is_e147():
     """`1k`, `2万` were E100 at the `k` and E101 at the `万`: E147 under the number and its
     shorthand, help the number in full digits, which written there parses. `W` is 万 only where

@@ -77,6 +77,7 @@ def diagnose(file: str, text: str, error: UnexpectedInput) -> Diagnostic:
         or _name_without_rule(span, text, error)
         or _unit_without_number(file, text, error)
         or _twelve_hour(file, text, error)
+        or _decimal_comma(file, text, error)
         or _thousands(file, text, token)
         or _spaced_thousands(file, text, error)
         or _shorthand(file, text, token.start_pos or 0)
@@ -1218,6 +1219,38 @@ def _thousands(file: str, text: str, token: Token) -> Diagnostic | None:
         if _DOTS_GROUPED.fullmatch(number[0])
         else "a comma cannot be part of a number",
         f"write `{plain}`",
+    )
+
+
+# A number written with a decimal comma, as in much of Europe (`19,90`, `0,5`, `0,125`): not
+# three digits after a first part other than `0`, which are thousands (`1,000`).
+_DECIMAL_COMMA = re.compile(r"(?<![0-9.,])([0-9]+),([0-9]+)(?![0-9.,])")
+
+
+def _decimal_comma(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
+    """E137 at `19,90` where a number is a value (compared, `points 1,5`, a coupon's `worth
+    9,90`, which was told that actions are joined with `and`): the decimal point is `.`. Not
+    a number that is no value (`every month on 1,15`, two days)."""
+    token, stack = error.token, error.interactive_parser.parser_state.value_stack
+    if token.type != "COMMA" or token.start_pos is None or len(stack) < 2:
+        return None
+    start = token.start_pos
+    while start > 0 and text[start - 1].isdigit():
+        start -= 1
+    number = _DECIMAL_COMMA.match(text, start)
+    if number is None or number.start(2) != token.end_pos:
+        return None
+    if len(number[2]) == 3 and number[1] != "0":  # `1,000`: thousands
+        return None
+    if _is_a(stack[-1], "NUMBER") and not (_is_a(stack[-2], "WORTH") or _is_a(stack[-2], "MIN")):
+        return None  # not read as a value: `on 1,15`, `limit marketing to 2,3`
+    return Diagnostic(
+        "error",
+        "E137",
+        "a number's decimal point is `.`",
+        _offset_span(file, text, number.start(), number.end()),
+        "a comma cannot be part of a number",
+        f"write `{number[1]}.{number[2]}`",
     )
 
 
