@@ -442,6 +442,7 @@ when order.paid then tag "a" and give points 50
 when order.paid then email "x"
 when 3 days after order.received then tag "a"
 when 1d before customer.birthday at 09:00 then tag "a"
+when 1 day before holiday "中秋节" at 10:00 then tag "a"
 """
     and_between = 'write `and` between two actions, e.g. `then tag "vip" and points 50`'
     assert [(d.code, str(d.span), d.help) for d in diagnostics_of(text)] == [
@@ -454,6 +455,7 @@ when 1d before customer.birthday at 09:00 then tag "a"
         ("E112", "t.rules:6:22", 'write `message "x" via email` (or `followup`, for after-sales)'),
         ("E130", "t.rules:7:6", "write `order.received + 3 days`"),
         ("E130", "t.rules:8:6", "write `customer.birthday - 1d`"),
+        ("E130", "t.rules:9:6", 'write `holiday "中秋节" - 1 day`'),
     ]  # fmt: skip
     for line in text.splitlines()[6:]:
         parse_text(_written_at_the_caret(line))

@@ -367,7 +367,9 @@ def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnost
 
 _CLOCK_AFTER = re.compile(r"[ \t]*[0-9]{1,2}:[0-9]{2}")
 _THEN_AN_EVENT = re.compile(
-    r"[ \t]+(after|before)[ \t]+([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)(?![\w.])", re.IGNORECASE
+    r"[ \t]+(after|before)[ \t]+"
+    r"([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(?![\w.])|holiday[ \t]+\"[^\"\n]*\")",
+    re.IGNORECASE,
 )
 
 
