@@ -1039,6 +1039,12 @@ def test_a_window_with_two_ends_in_months_years_or_chinese_is_e145_in_days():
             "write `90d` for the last 90 days (a month taken as 30 days)"
         ),
         'unless order.returned within 1 到 2 周 then tag "x"': "write `2w` for the last 2 weeks",
+        # Units as duration_errors reads them: in capitals, abbreviated, misspelt (were E121).
+        'unless order.returned within 1 to 3 Months then tag "x"': (
+            "write `90d` for the last 90 days (a month taken as 30 days)"
+        ),
+        'unless order.returned within 1 to 3 dys then tag "x"': "write `3d` for the last 3 days",
+        'unless order.returned within 1-2 Weeks then tag "x"': "write `2w` for the last 2 weeks",
         'if count(order.paid within 1 to 3 months) > 1 then tag "x"': (
             "write `90d` for the last 90 days (a month taken as 30 days); for those between 30 "
             "and 90 days before the due time, take one from the other: `count(order.paid within "

@@ -85,6 +85,20 @@ _DAYS = {
 }
 
 
+# The words of the units above in Chinese, which follow a number without a space (`3天`).
+CHINESE_UNITS = frozenset(w for w in (*_ALIASES, *_MONTHS, *_YEARS, *_SECONDS) if not w.isascii())
+
+
+def unit_and_size(word: str) -> tuple[str, int] | None:
+    """The unit that `word` means, as the language writes it, and how many of that unit one of
+    it is: `days`, `Days`, `dys`, `天` one `d`; a month 30 `d`, a year 365, as E134 tells them;
+    None for seconds, or a word that is no unit."""
+    if word.lower() in _MONTHS or word.lower() in _YEARS:
+        return "d", int(_DAYS["months" if word.lower() in _MONTHS else "years"])
+    unit = _unit_of(word)
+    return None if unit is None else (unit, 1)
+
+
 def duration_slip(text: str, start: int) -> Slip | None:
     """What is wrong with the duration written at `start` of `text` (where a number begins),
     or None when it is no duration with a unit of some kind (`3` alone, `3 then`)."""

@@ -25,7 +25,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.parsers.lalr_parser_state import ParserState
 
 from engine.errors import Diagnostic
-from engine.language.duration_errors import Slip, duration_slip
+from engine.language.duration_errors import CHINESE_UNITS, Slip, duration_slip, unit_and_size
 from engine.language.grammar import SCAN, SYNC_WORDS, keywords, misspelt_start, parser, starts_line
 from engine.language.source import Span
 from engine.language.syntax_errors import ACTIONS, MISTAKES, Mistake, describe_expected, keyword_of
@@ -1746,17 +1746,8 @@ def _between_range(file: str, text: str, position: int) -> Diagnostic | None:
 # which are not units (E134: a month is taken as 30 days), and in Chinese (`1到3天`).
 _WINDOW_RANGE = re.compile(
     r"([0-9]+)[ \t]*(?:to|-|~|～|至|到)[ \t]*([0-9]+)[ \t]*"
-    r"(minutes?|hours?|days?|weeks?|months?|years?|[mhdw]|分钟|小时|天|日|周|星期|个月|月|年)"
-    r"(?![A-Za-z0-9_])"
+    rf"([A-Za-z]+(?![A-Za-z0-9_])|{'|'.join(sorted(CHINESE_UNITS, key=len, reverse=True))})"
 )
-# Each unit of such a window: the unit to write and how many of it one is.
-_WINDOW_UNITS = {
-    **{"minute": ("m", 1), "hour": ("h", 1), "day": ("d", 1), "week": ("w", 1)},
-    "month": ("d", 30),
-    "year": ("d", 365),
-    **{"分钟": ("m", 1), "小时": ("h", 1), "天": ("d", 1), "日": ("d", 1)},
-    **{"周": ("w", 1), "星期": ("w", 1), "个月": ("d", 30), "月": ("d", 30), "年": ("d", 365)},
-}
 
 
 def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -1769,8 +1760,10 @@ def _window_range(file: str, text: str, error: UnexpectedToken) -> Diagnostic | 
     found = _WINDOW_RANGE.match(text, token.start_pos or 0)
     if found is None or "\n" in found[0]:
         return None
-    written = found[3].lower()
-    unit, size = _WINDOW_UNITS[_LETTERS.get(written, written.removesuffix("s"))]
+    unit_and_one = unit_and_size(found[3])
+    if unit_and_one is None:  # `1 to 3 then`, `1 to 90s`: no unit, or seconds
+        return None
+    unit, size = unit_and_one
     # `within 3 to 1 days` alike
     near, far = sorted((int(found[1]) * size, int(found[2]) * size))
     word = _LETTERS[unit]  # `day`
