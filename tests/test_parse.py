@@ -397,6 +397,13 @@ def test_two_times_or_two_weekdays_for_one_trigger_are_told_to_be_two_rules():
             "write a rule for each: one with `every monday`, one with `every thursday`, the rest "
             "alike"
         ),
+        # With `pm` (it was E136, "a condition goes after `if`"): on the 24-hour clock.
+        "every day at 10:00 and 6pm": (
+            "write a rule for each: one with `at 10:00`, one with `at 18:00`, the rest alike"
+        ),
+        "every day at 10:00 and 6:30 PM": (
+            "write a rule for each: one with `at 10:00`, one with `at 18:30`, the rest alike"
+        ),
     }
     for trigger, help in helps.items():
         (problem,) = diagnostics_of(f'when {trigger} then tag "x"')

@@ -365,7 +365,10 @@ def _compared_trigger(span: Span, text: str, error: UnexpectedToken) -> Diagnost
     )
 
 
-_CLOCK_AFTER = re.compile(r"[ \t]*[0-9]{1,2}:[0-9]{2}")
+# A clock time, on the 24-hour clock or with `am` or `pm` (`6pm`, E123 where it stands).
+_A_CLOCK = r"[0-9]{1,2}:[0-9]{2}(?:[ \t]*[ap]m)?|[0-9]{1,2}[ \t]*[ap]m"
+_TWELVE_HOUR = re.compile(r"(1[0-2]|0?[1-9])(?::([0-9]{2}))?[ \t]*([ap])m", re.IGNORECASE)
+_CLOCK_AFTER = re.compile(rf"[ \t]*(?:{_A_CLOCK})(?![\w.:])", re.IGNORECASE)
 _THEN_AN_EVENT = re.compile(
     r"[ \t]+(after|before)[ \t]+"
     r"([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(?![\w.])|holiday[ \t]+\"[^\"\n]*\")",
@@ -400,7 +403,7 @@ _WEEKDAYS = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 _FIRST_SLOT = re.compile(
     rf"(?<![\w.])(at[ \t]+[0-9]{{1,2}}:[0-9]{{2}}|every[ \t]+{_WEEKDAYS})[ \t]*$"
 )
-_SECOND_SLOT = re.compile(rf"[ \t]*([0-9]{{1,2}}:[0-9]{{2}}|{_WEEKDAYS})(?![\w.:])")
+_SECOND_SLOT = re.compile(rf"[ \t]*({_A_CLOCK}|{_WEEKDAYS})(?![\w.:])", re.IGNORECASE)
 
 
 def _two_slots(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
@@ -412,16 +415,22 @@ def _two_slots(file: str, text: str, error: UnexpectedToken) -> Diagnostic | Non
     line_start = text.rfind("\n", 0, token.start_pos) + 1
     first = _FIRST_SLOT.search(text, line_start, token.start_pos)
     second = _SECOND_SLOT.match(text, token.end_pos or 0)
-    if first is None or second is None or first[1][0] != ("a" if ":" in second[1] else "e"):
+    a_day = second is not None and re.fullmatch(_WEEKDAYS, second[1], re.IGNORECASE)
+    if first is None or second is None or first[1][0] != ("e" if a_day else "a"):
         return None
     word, what = ("at", "clock time") if first[1].startswith("at") else ("every", "weekday")
+    twelve = _TWELVE_HOUR.fullmatch(second[1])
+    if twelve is not None:  # `at 10:00 and 6pm`: `at 18:00` to write, not E123 to come
+        second_slot = _on_24_hours(int(twelve[1]), twelve[2] or "00", twelve[3])
+    else:
+        second_slot = second[1]
     return Diagnostic(
         "error",
         "E149",
         f"a trigger takes one {what}",
         _offset_span(file, text, first.start(), second.end()),
         f"two {what}s",
-        f"write a rule for each: one with `{first[1]}`, one with `{word} {second[1]}`, the rest "
+        f"write a rule for each: one with `{first[1]}`, one with `{word} {second_slot}`, the rest "
         "alike",
     )
 
@@ -1133,6 +1142,11 @@ def _unit_without_number(file: str, text: str, error: UnexpectedToken) -> Diagno
 _MERIDIEM = re.compile(r"[ \t]*([ap])\.?m\b\.?", re.IGNORECASE)
 
 
+def _on_24_hours(hour: int, minute: str, meridiem: str) -> str:
+    """`hour`:`minute` `am` or `pm` (`meridiem`, `a` or `p`) on the 24-hour clock: `18:00`."""
+    return f"{hour % 12 + (12 if meridiem.lower() == 'p' else 0):02d}:{minute}"
+
+
 def _twelve_hour(file: str, text: str, error: UnexpectedToken) -> Diagnostic | None:
     """E123 for a clock time with `am` or `pm` (`at 10:00am`, `quiet hours 10pm to 8am`): the
     help gives it on the 24-hour clock (`22:00`)."""
@@ -1149,8 +1163,7 @@ def _twelve_hour(file: str, text: str, error: UnexpectedToken) -> Diagnostic | N
     hour, _, minute = str(time).partition(":")
     if meridiem is None or not hour.isdigit() or not 1 <= int(hour) <= 12:
         return None
-    hour24 = int(hour) % 12 + (12 if meridiem[1].lower() == "p" else 0)
-    plain = f"{hour24:02d}:{minute or '00'}"
+    plain = _on_24_hours(int(hour), minute or "00", meridiem[1])
     return Diagnostic(
         "error",
         "E123",
