@@ -503,6 +503,12 @@ def test_a_number_with_dots_for_thousands_and_a_decimal_comma_is_e137():
         mended = _written_at_the_caret(text)
         assert mended == f'when order.paid if order.total >= {plain} then tag "x"'
         parse_text(mended)
+    # Four parts or more may be an address, which was told to go in quotes: both readings.
+    (problem,) = diagnostics_of('when order.paid if order.ip == 10.100.100.100 then tag "x"')
+    assert (problem.code, problem.help) == (
+        "E137",
+        'write `10100100100`, or `"10.100.100.100"` if it is text',
+    )
 
 
 def test_a_number_with_a_decimal_comma_is_e137_with_its_point():

@@ -1295,13 +1295,16 @@ def _grouped_with_dots(file: str, text: str, position: int) -> Diagnostic | None
     number = _DOTS_GROUPED.match(text, start)
     if text[position] != "." or number is None or number.end() <= position:
         return None
+    help = f"write `{_plain(number[0])}`"
+    if number[0].count(".") >= 3 and "," not in number[0]:  # `10.100.100.100`: an address?
+        help += f', or `"{number[0]}"` if it is text'
     return Diagnostic(
         "error",
         "E137",
         "a number is written without thousands separators",
         _offset_span(file, text, number.start(), number.end()),
         _DECIMAL_POINT if "," in number[0] else "a number has no separators",
-        f"write `{_plain(number[0])}`",
+        help,
     )
 
 
