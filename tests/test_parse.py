@@ -1295,6 +1295,24 @@ def test_a_date_written_otherwise_than_yyyy_mm_dd_is_e150():
         parse_text(f'when order.paid if order.date > {arithmetic} then tag "x"')
     # Outside a comparison, a number, never a date: `points` takes the arithmetic as written.
     parse_text("when order.paid then points 2026/1/5")
+    # With the year last (`order.date > 25/12/2026` compared a date with 0.001 unseen): the
+    # date, and where the day and the month may be either way round, both readings.
+    both = "write `2026-02-03` if `03` is the day, or `2026-03-02` if it is the month"
+    for written, help in (
+        ("25/12/2026", "write `2026-12-25`"),
+        ("12.25.2026", "write `2026-12-25`"),
+        ("5-5-2026", "write `2026-05-05`"),
+        ("03/02/2026", both),
+        ("03.02.2026", both),
+    ):
+        for text in (
+            f'when on {written} then tag "x"',
+            f'when order.paid if order.date >= {written} then tag "x"',
+        ):
+            (problem,) = diagnostics_of(text)
+            assert (problem.code, problem.help) == ("E150", help), text
+            parse_text(_written_at_the_caret(text))
+    parse_text('when order.paid if order.date > 13/13/2026 then tag "x"')  # no date
     (problem,) = diagnostics_of('when on 11-11 at 00:00 then tag "x"')
     assert problem.code == "E150" and (problem.help or "").startswith(
         "write the year too, such as `2026-11-11`"

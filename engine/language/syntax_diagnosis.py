@@ -1478,44 +1478,57 @@ def _worth_off(file: str, text: str, error: UnexpectedToken) -> Diagnostic | Non
 
 
 # A date written otherwise than YYYY-MM-DD: with slashes or dots (`2026/11/11`), in Chinese
-# (`2026年11月11日`), without leading zeros (`2026-1-5`); of a year from 1900 to 2199, as no rule
-# reads others, and arithmetic (`1000/10/10`) may look the same.
+# (`2026年11月11日`), without leading zeros (`2026-1-5`), or with the year last, as in Europe or
+# America (`25/12/2026`); of a year from 1900 to 2199, as no rule reads others, and arithmetic
+# (`1000/10/10`) may look the same.
+_YEAR = r"(19[0-9]{2}|2[01][0-9]{2})"
 _OTHER_DATE = re.compile(
-    r"(19[0-9]{2}|2[01][0-9]{2})"
-    r"(?:([-/.])([0-9]{1,2})\2([0-9]{1,2})|年([0-9]{1,2})月([0-9]{1,2})[日号]?)(?![0-9])"
+    rf"{_YEAR}(?:([-/.])([0-9]{{1,2}})\2([0-9]{{1,2}})|年([0-9]{{1,2}})月([0-9]{{1,2}})[日号]?)"
+    r"(?![0-9])"
 )
+_YEAR_LAST = re.compile(rf"([0-9]{{1,2}})([-/.])([0-9]{{1,2}})\2{_YEAR}(?![0-9])")
 
 
 def date_written_otherwise(written: str) -> str | None:
-    """`written` as the rules write a date (`2026/1/5` → `2026-01-05`), when it is a date on the
-    calendar written otherwise; None else (`2026-01-05` as it stands, `2026/13/01`)."""
-    found = _OTHER_DATE.fullmatch(written)
-    if found is None:
+    """The help to write `written` as the rules write a date (`2026/1/5`: "write
+    `2026-01-05`"), when it is a date on the calendar written otherwise; with the year last
+    (`03/02/2026`), the day first or the month first, both where both are dates. None else
+    (`2026-01-05` as it stands, `2026/13/01`)."""
+    first = ""  # the number written first, when the year is last
+    if found := _OTHER_DATE.fullmatch(written):
+        readings = [(found[1], found[3] or found[5], found[4] or found[6])]
+    elif found := _YEAR_LAST.fullmatch(written):
+        first, second, year = found[1], found[3], found[4]
+        readings = [(year, second, first), (year, first, second)]  # day first, month first
+    else:
         return None
-    year, month, day = found[1], found[3] or found[5], found[4] or found[6]
-    iso = f"{year}-{int(month):02d}-{int(day):02d}"
-    if iso == written:
-        return None
-    try:
-        dt.date.fromisoformat(iso)
-    except ValueError:
-        return None
-    return iso
+    dates: list[str] = []
+    for year, month, day in readings:
+        iso = f"{year}-{int(month):02d}-{int(day):02d}"
+        try:
+            dt.date.fromisoformat(iso)
+        except ValueError:
+            continue
+        if iso != written and iso not in dates:
+            dates.append(iso)
+    if len(dates) == 2:  # `03/02/2026`
+        return f"write `{dates[0]}` if `{first}` is the day, or `{dates[1]}` if it is the month"
+    return f"write `{dates[0]}`" if dates else None
 
 
 def _date_otherwise(file: str, text: str, position: int) -> Diagnostic | None:
     """E150 at a date written otherwise than YYYY-MM-DD (`on 2026/11/11`, `2026.11.11`,
-    `2026年11月11日`) that starts where the parser or the lexer stopped, or just before: the date
-    to write. `11-11`, a date without its year, after `on`: the year to give."""
+    `2026年11月11日`, `25/12/2026`) that starts where the parser or the lexer stopped, or just
+    before: the date to write."""
     line_start = text.rfind("\n", 0, position) + 1
     start = position
     while start > line_start and (text[start - 1].isdigit() or text[start - 1] in "-/.年月"):
         start -= 1
     while start < position and not text[start].isdigit():
         start += 1
-    found = _OTHER_DATE.match(text, start)
-    iso = date_written_otherwise(found[0]) if found is not None else None
-    if found is None or iso is None or found.end() <= position:
+    found = _OTHER_DATE.match(text, start) or _YEAR_LAST.match(text, start)
+    help = date_written_otherwise(found[0]) if found is not None else None
+    if found is None or help is None or found.end() <= position:
         return None
     return Diagnostic(
         "error",
@@ -1523,7 +1536,7 @@ def _date_otherwise(file: str, text: str, position: int) -> Diagnostic | None:
         "a date is written YYYY-MM-DD",
         _offset_span(file, text, found.start(), found.end()),
         "a date written otherwise",
-        f"write `{iso}`",
+        help,
     )
 
 

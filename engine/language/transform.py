@@ -530,8 +530,8 @@ class _ToAst(Transformer):
         arithmetic, 2026 / 1 / 5. Not elsewhere: `points 2000/10/10` is a number, never a date."""
         for value in values:
             written = _as_written(value) if isinstance(value, ast.Arith) else None
-            iso = date_written_otherwise(written or "")
-            if iso is None or written is None:
+            help = date_written_otherwise(written or "")
+            if help is None or written is None:
                 continue
             op = value.op
             self.problems.append(
@@ -541,7 +541,7 @@ class _ToAst(Transformer):
                     "a date is written YYYY-MM-DD",
                     value.span,
                     label=f"read as arithmetic: {written.replace(op, f' {op} ')}",
-                    help=f"write `{iso}`",
+                    help=help,
                 )
             )
 
