@@ -163,15 +163,45 @@ class RowId(click.ParamType):
         return int(text)
 
 
-def _window(env: Env, start: str, end: str) -> tuple[int, int]:
-    from engine.timeutil import parse_moment
+# Words people write for a day, with how many days from today each is.
+_DAY_WORDS = {"yesterday": -1, "today": 0, "now": 0, "tomorrow": 1}
+
+
+def _moment(text: str, option: str, shop_tz: str) -> int:
+    """`--from` or `--to` as an instant; a usage error naming the option when it is none. A word
+    such as `tomorrow` is answered with the date it stands for, to be written instead."""
+    import datetime as dt
+
+    from engine.timeutil import parse_moment, zone
 
     try:
-        window = parse_moment(start, env.config.timezone), parse_moment(end, env.config.timezone)
+        return parse_moment(text, shop_tz)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        said = str(exc)
+        word = text.strip()
+        days = _DAY_WORDS.get(word.casefold())
+        if days is not None:
+            now = dt.datetime.now(zone(shop_tz))
+            meant = (
+                f"{now:%Y-%m-%dT%H:%M}"
+                if word.casefold() == "now"
+                else (now.date() + dt.timedelta(days=days)).isoformat()
+            )
+            said += f"; write it out instead: {word} is {meant} (shop time)"
+        raise click.BadParameter(said, param_hint=option) from None
+
+
+def _window(env: Env, start: str, end: str) -> tuple[int, int]:
+    from engine.timeutil import clock_text, parse_moment
+
+    shop_tz = env.config.timezone
+    window = _moment(start, "--from", shop_tz), _moment(end, "--to", shop_tz)
     if window[0] >= window[1]:
-        raise click.BadParameter("--from must be before --to")
+        # As the shop's clock reads them: a time the clocks skip is moved forward by the gap.
+        first, last = (clock_text(us, shop_tz) for us in window)
+        raise click.BadParameter(
+            f"must be before --to (here {first} and {last}, shop time)", param_hint="--from"
+        )
     # Far enough for any shop's history and plans, near enough that a rule's offsets (up to a
     # hundred years) stay on the calendar.
     first, last = (f"{year}-01-01" for year in WINDOW_YEARS)

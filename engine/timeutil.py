@@ -7,6 +7,7 @@ dates, quiet hours, input without an offset, output), and is computed here with 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from functools import lru_cache
@@ -126,6 +127,35 @@ def iso(us: int) -> str:
     return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
+_WRITTEN_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?![0-9])")
+
+
+def _not_a_moment(text: str) -> str:
+    """Why `parse_moment` refuses `text`: a day the calendar does not have (`2026-02-30`), a
+    month or day written with one digit (`2026-12-1`), or else the forms it takes."""
+    written = _WRITTEN_DATE.match(text)
+    if written and int(written[1]) >= 1:
+        year, month, day = (int(part) for part in written.groups())
+        if not 1 <= month <= 12:
+            return f"{text!r} is not a date: there is no month {month} (months are 01 to 12)"
+        days = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= days:
+            in_month = f"{calendar.month_name[month]} {year} has {days} days"
+            return f"{text!r} is not a date: there is no such day ({in_month})"
+        padded = f"{year:04d}-{month:02d}-{day:02d}{text[written.end() :]}"
+        if written.end() != 10 and _reads(padded):
+            return f"{text!r}: write the month and the day with two digits each: {padded}"
+    return f"{text!r} is not a date or time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM])"
+
+
+def _reads(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def parse_moment(text: str, shop_tz: str) -> int:
     """`2026-11-01`, `2026-11-01T10:00`, `2026-11-01 10:00:00+08:00` → epoch microseconds.
 
@@ -138,9 +168,7 @@ def parse_moment(text: str, shop_tz: str) -> int:
             return local_wall(dt.date.fromisoformat(text), dt.time(0, 0), zone(shop_tz))
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"{text!r} is not a date or time (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[+HH:MM])"
-        ) from None
+        raise ValueError(_not_a_moment(text)) from None
     if moment.tzinfo is None:
         return local_wall(moment.date(), moment.time(), zone(shop_tz))
     return to_us(moment)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 import pytest
@@ -138,6 +141,55 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     assert not (tmp_path / "r.db").exists()
     outputs = (missing, window, far, not_a_folder, no_days, huge, word, bad_output, no_rules)
     assert all("Traceback" not in result.output for result in outputs)
+
+
+def window_error(tmp_path: Path, start: str, end: str, zone: str = "UTC") -> str:
+    """What `nudge history` says of the window --from START --to END, in one line."""
+    (tmp_path / "nudge.yaml").write_text(f"timezone: {zone}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("history", "--from", start, "--to", end),
+            *("--config", str(tmp_path / "nudge.yaml")),
+            *("--db", f"sqlite:///{tmp_path / 'none.db'}"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    return " ".join(result.output.split())
+
+
+def test_a_window_s_bad_date_names_its_option_and_what_to_write_instead(tmp_path: Path) -> None:
+    """A merchant's dates: the option at fault is named, a day the calendar lacks is said so
+    (it was "expected YYYY-MM-DD" of a date written so), and a day written as a word or with
+    one digit is answered with what to write."""
+    assert (
+        "Invalid value for --to: '2026-02-30' is not a date: there is no such day"
+        " (February 2026 has 28 days)" in window_error(tmp_path, "2026-02-01", "2026-02-30")
+    )
+    assert "Invalid value for --from: '2026-13-01' is not a date: there is no month 13" in (
+        window_error(tmp_path, "2026-13-01", "2027-01-01")
+    )
+    assert (
+        "Invalid value for --from: '2026-12-1': write the month and the day with two digits"
+        " each: 2026-12-01"
+    ) in window_error(tmp_path, "2026-12-1", "2027-01-01")
+    tomorrow = dt.datetime.now(ZoneInfo("Asia/Tokyo")).date() + dt.timedelta(days=1)
+    said = window_error(tmp_path, "2026-01-01", "Tomorrow", zone="Asia/Tokyo")
+    assert "Invalid value for --to: 'Tomorrow' is not a date or time" in said
+    assert f"write it out instead: Tomorrow is {tomorrow.isoformat()} (shop time)" in said
+    now = window_error(tmp_path, "now", "2200-01-01", zone="Asia/Tokyo")
+    assert re.search(r"write it out instead: now is \d{4}-\d\d-\d\dT\d\d:\d\d \(shop time\)", now)
+    assert "write it out instead" not in window_error(tmp_path, "12/01", "2027-01-01")
+
+
+def test_a_window_that_ends_before_it_starts_shows_both_ends_in_shop_time(tmp_path: Path) -> None:
+    """02:30 on the night Berlin's clocks skip from 02:00 to 03:00 is 03:30 (LANGUAGE.md 3.2),
+    after 03:00: the message shows it, where it said only "--from must be before --to"."""
+    said = window_error(tmp_path, "2026-03-29T02:30", "2026-03-29T03:00", zone="Europe/Berlin")
+    assert (
+        "Invalid value for --from: must be before --to (here 2026-03-29 03:30 and"
+        " 2026-03-29 03:00, shop time)"
+    ) in said
 
 
 def test_an_output_file_that_nudge_reads_or_writes_is_refused_and_left_as_it_was(
