@@ -747,8 +747,8 @@ def explain(
     Example:
       nudge explain rules/shop c42 --rule "thank you" --from 2026-11-01 --to 2026-12-01
     """
+    from engine.evaluation.explain import customer_zone, render
     from engine.evaluation.explain import explain as run_explain
-    from engine.evaluation.explain import render
     from engine.language.suggest import did_you_mean
     from engine.storage.db import open_existing
 
@@ -766,7 +766,8 @@ def explain(
     stories = run_explain(engine, ruleset, env.config, customer, start_us, end_us, rule_name)
     if not stories and not _is_customer(engine, customer):
         raise NudgeError(f"no customer {customer!r} in the shop's data (ids are case-sensitive)")
-    click.echo(render(stories, customer, env.config.timezone).rstrip("\n"))
+    zone = customer_zone(engine, customer)
+    click.echo(render(stories, customer, env.config.timezone, zone).rstrip("\n"))
 
 
 def _is_customer(engine: Engine, customer_id: str) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from engine.checking.ruleset import load_rule_set
 from engine.config import Config
 from engine.evaluation.evaluate import customer_zones, evaluate_due, find_due, scope_for
-from engine.evaluation.explain import explain, render
+from engine.evaluation.explain import customer_zone, explain, render
 from engine.evaluation.scratch import Effects, candidates
 from engine.evaluation.simulate import simulate, simulate_records
 from engine.importing.importers import import_customer_rows, import_event_rows
@@ -913,6 +913,54 @@ def test_explain_names_the_policies_that_suppressed_an_action(db_url: str, tmp_p
     assert "suppressed (a marketing limit was reached: `limit marketing to 1 per 7d`)" in render(
         [second], "keen", "UTC"
     )
+
+
+def test_explain_shows_values_as_rules_write_them_and_the_customer_s_own_clock(
+    db_url: str, tmp_path: Path
+) -> None:
+    """yes/no and shop time, as the header says (it showed `True` and a UTC instant); for a
+    customer in New York, the due and send times by their clock too, which quiet hours read:
+    without it, "due 11:00, moved by quiet hours to 20:00" under `quiet hours 22:00 to 08:00`
+    read as a mistake."""
+    rules = (
+        "quiet hours 22:00 to 08:00\n"
+        'rule "thanks"\n  when order.paid\n'
+        "  if customer.accepts_marketing == yes and customer.last_order is set\n"
+        '  then message "hello"\n'
+    )
+    people = [
+        {"id": "ny", "timezone": "America/New_York", "accepts_marketing": True},
+        {"id": "home", "accepts_marketing": True},
+    ]
+    # 23:00 on 1 June in New York, 11:00 on 2 June in Shanghai, the shop's zone.
+    orders = [
+        {"customer": who, "type": "order.paid", "at": "2026-06-02T03:00:00Z", "id": who}
+        for who in ("ny", "home")
+    ]
+    run(db_url, tmp_path, rules, people, orders)
+    ruleset = load_rule_set(tmp_path / "rules", CONFIG)
+    start, end = parse_moment("2026-06-01", "UTC"), parse_moment("2026-07-01", "UTC")
+    engine = open_database(db_url)
+    zone = customer_zone(engine, "ny")
+    assert zone == "America/New_York"
+    told = render(explain(engine, ruleset, CONFIG, "ny", start, end), "ny", CONFIG.timezone, zone)
+    assert told.splitlines() == [
+        "Customer ny (times are shop time, Asia/Shanghai; the customer lives in America/New_York):",
+        "",
+        "thanks: due 2026-06-02 11:00 (2026-06-01 23:00 for the customer),"
+        " triggered at 2026-06-02 11:00",
+        "  [yes] customer.accepts_marketing == yes   (customer.accepts_marketing = yes)",
+        "  [yes] customer.last_order is set   (customer.last_order = 2026-06-02 11:00)",
+        '  message "hello": sent, moved by quiet hours to 2026-06-02 20:00 (08:00 for the'
+        " customer)",
+    ]
+    assert customer_zone(engine, "home") is None
+    home = render(explain(engine, ruleset, CONFIG, "home", start, end), "home", CONFIG.timezone)
+    assert home.splitlines()[:3] == [
+        "Customer home (times are shop time, Asia/Shanghai):",
+        "",
+        "thanks: due 2026-06-02 11:00, triggered at 2026-06-02 11:00",
+    ]
 
 
 def test_the_zones_customers_live_in_include_the_shops_for_those_without_one(

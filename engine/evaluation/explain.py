@@ -30,8 +30,8 @@ from engine.language import ast
 from engine.language.fmt import expr_text, statement_lines
 from engine.plan.sqlgen import ORDER, Compiler, field_kind
 from engine.plan.triggers import Customers, after_their_at, instant_source, shared_fills
-from engine.storage.tables import consent_changes
-from engine.timeutil import clock_text, iso
+from engine.storage.tables import consent_changes, customers
+from engine.timeutil import clock_text
 
 
 @dataclass
@@ -212,7 +212,7 @@ def _stories(
         )
         for i, leaf, segment, operands in leaves:
             values = [
-                (expr_text(p), _value(row[f"leaf_{i}_{j}"], compiler.kind(p)))
+                (expr_text(p), _value(row[f"leaf_{i}_{j}"], compiler.kind(p), config.timezone))
                 for j, p in enumerate(operands)
             ]
             story.leaves.append(Leaf(expr_text(leaf), bool(row[f"leaf_{i}"]), values, segment))
@@ -268,26 +268,47 @@ def _why_skipped(rule: ast.CheckedRule, row: Any) -> list[str]:
     return reasons
 
 
-def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
-    """Plain words, one block per occurrence."""
+def customer_zone(engine: Engine, customer_id: str) -> str | None:
+    """The customer's own `timezone`, None when they have none (they live on shop time)."""
+    with engine.connect() as conn:
+        query = sa.select(customers.c.timezone).where(customers.c.id == customer_id)
+        return conn.execute(query).scalar()
+
+
+def render(
+    stories: list[Story], customer_id: str, shop_tz: str, customer_tz: str | None = None
+) -> str:
+    """Plain words, one block per occurrence. Times are shop time; for a customer who lives in
+    another zone, a due time and a send time are also given by the customer's clock, which
+    `at HH:MM`, schedules and quiet hours read (a message moved by quiet hours 22:00 to 08:00
+    to 00:00 shop time is sent at 08:00 in Tokyo)."""
 
     def when(us: int) -> str:
         return clock_text(us, shop_tz)
 
+    def theirs(us: int) -> str:
+        """`when`, and the customer's clock where it reads otherwise."""
+        shop, own = when(us), clock_text(us, customer_tz or shop_tz)
+        if own == shop:
+            return shop
+        same_day = own[:10] == shop[:10]
+        return f"{shop} ({own[11:] if same_day else own} for the customer)"
+
     if not stories:
         return f"No rule had an occurrence for customer {customer_id} in this window."
-    lines = [f"Customer {customer_id} (times are shop time, {shop_tz}):", ""]
+    lives = f"; the customer lives in {customer_tz}" if customer_tz not in (None, shop_tz) else ""
+    lines = [f"Customer {customer_id} (times are shop time, {shop_tz}{lives}):", ""]
     for story in stories:
         trigger = f", triggered at {when(story.trigger_us)}" if story.trigger_us else ""
         if story.outcome == "late":
-            lines.append(f"{story.rule}: no occurrence due {when(story.due_us)}{trigger}")
+            lines.append(f"{story.rule}: no occurrence due {theirs(story.due_us)}{trigger}")
             lines.append(
                 "  what triggers it came after that due time, which a rule does not wait for"
                 " (`+ 1d at HH:MM` takes it the next day)"
             )
             lines.append("")
             continue
-        lines.append(f"{story.rule}: due {when(story.due_us)}{trigger}")
+        lines.append(f"{story.rule}: due {theirs(story.due_us)}{trigger}")
         for leaf in story.leaves:
             mark = "yes" if leaf.true else "no "
             where = f" (segment {leaf.segment!r})" if leaf.segment else ""
@@ -299,7 +320,7 @@ def render(stories: list[Story], customer_id: str, shop_tz: str) -> str:
         for action in story.actions:
             what = action.kind + (f' "{action.template}"' if action.template else "")
             moved = (
-                f", moved by quiet hours to {when(action.at_us)}"
+                f", moved by quiet hours to {theirs(action.at_us)}"
                 if (action.at_us != action.due_us)
                 else ""
             )
@@ -336,11 +357,15 @@ def _reason(reason: str | None) -> str:
     }.get(reason or "", reason or "")
 
 
-def _value(value: Any, kind: str) -> str:
+def _value(value: Any, kind: str, shop_tz: str) -> str:
+    """A value as the rules write it: yes/no, and an instant in shop time as every time of
+    `explain` is (it was `True` and `2026-11-20T09:00:00Z` under "times are shop time")."""
     if value is None:
         return "not set"
     if kind == "instant":
-        return iso(int(value))
+        return clock_text(int(value), shop_tz)
+    if kind == "bool" or isinstance(value, bool):
+        return _yes(bool(value))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
