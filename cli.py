@@ -838,14 +838,16 @@ def history(
     from rich.console import Console
 
     from engine.outbox.history import history as load_history
+    from engine.outbox.history import waiting
     from engine.reports.table import print_list
     from engine.storage.db import open_existing
 
     env = shop_env(config_path, db)
     start_us, end_us = _window(env, start, end)
-    records = load_history(open_existing(env.config.database), start_us, end_us)
+    engine = open_existing(env.config.database)
+    records = load_history(engine, start_us, end_us)
     if _stdout_format(fmt) == "table":
-        print_list(records, env.config.timezone, Console())
+        print_list(records, env.config.timezone, Console(), waiting(engine, start_us, end_us))
     else:
         _emit(records, "jsonl", None, env, "History", start_us, end_us)
 

@@ -12,10 +12,17 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from daemon_helpers import assert_recorded_once, config_for, read_ledger, write_rules
+from click.testing import CliRunner
+from daemon_helpers import (
+    assert_recorded_once,
+    config_for,
+    read_ledger,
+    write_config,
+    write_rules,
+)
 from sqlalchemy import Engine
 
-from cli import main
+from cli import cli, main
 from engine.checking.ruleset import load_rule_set
 from engine.config import Config
 from engine.evaluation.evaluate import Evaluation, evaluate_due, find_due
@@ -1092,12 +1099,22 @@ def test_the_cap_decides_a_recorded_waiting_action_together_with_the_new_ones(
     with engine.connect() as conn:
         recorded = conn.execute(sa.select(actions.c.due_us, actions.c.at_us, actions.c.status))
         assert recorded.all() == [(first, morning, "pending")]
+    # `history` does not list it yet (simulate does): its table says so, and when it is decided.
+    setup = write_config(tmp_path / "nudge.yaml", db_url, timezone="Europe/London")
+    shown = ["history", "--from", iso(A), "--to", iso(B), "--format", "table", "--config"]
+    said = " ".join(CliRunner().invoke(cli, [*shown, str(setup)]).output.split())
+    assert said == (
+        "History: the daemon recorded no action due in this window. Not listed yet: 1 marketing"
+        " action due in this window, moved by quiet hours to 2026-03-03 08:00, when the"
+        " marketing limit decides it."
+    )
     predicted = simulate_records(engine, ruleset, config, middle, B)
     assert [(r["due"], r["at"], r["status"], r["reason"]) for r in predicted] == [
         (iso(second), iso(morning), "suppressed", "cap")
     ]
     run_ticks(engine, ruleset, config, [morning + HOUR_US])
     assert [r.to_json() for r in history(engine, middle, B)] == predicted
+    assert "Not listed yet" not in CliRunner().invoke(cli, [*shown, str(setup)]).output
     assert [(r.due_us, r.status) for r in history(engine, A, middle)] == [(first, "sent")]
     engine.dispose()
 

@@ -53,3 +53,17 @@ def history(engine: Engine, start_us: int, end_us: int) -> list[ActionRecord]:
     # Python's order of customer ids, as `simulate` uses, whatever the database's collation.
     records.sort(key=ActionRecord.sort_key)
     return records
+
+
+def waiting(engine: Engine, start_us: int, end_us: int) -> tuple[int, int | None]:
+    """How many actions due in `[start, end)` still wait for the marketing cap's verdict (quiet
+    hours moved them, and the first tick at their send time decides them: docs/semantics.md,
+    `limit` and the daemon), and the earliest send time among them."""
+    query = sa.select(sa.func.count(), sa.func.min(actions.c.at_us)).where(
+        actions.c.due_us >= start_us,
+        actions.c.due_us < end_us,
+        actions.c.status == "pending",
+    )
+    with engine.connect() as conn:
+        count, first_us = conn.execute(query).one()
+    return int(count), first_us

@@ -62,8 +62,15 @@ def print_table(
         console.print(busiest)
 
 
-def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) -> None:
-    """Every action the daemon took, one row each (`history`)."""
+def print_list(
+    records: Iterable[ActionRecord],
+    shop_tz: str,
+    console: Console,
+    waiting: tuple[int, int | None] = (0, None),
+) -> None:
+    """Every action the daemon took, one row each (`history`); then how many actions due in
+    the window wait for the cap's verdict at their send time (`history.waiting`), which are
+    not listed yet, though `simulate` lists them."""
     table = Table()
     for col in ("at (shop time)", "rule", "customer", "action", "template", "status"):
         table.add_column(col)
@@ -77,7 +84,20 @@ def print_list(records: Iterable[ActionRecord], shop_tz: str, console: Console) 
             Text(r.template or ""),
             status,
         )
-    if not table.row_count:
+    if table.row_count:
+        console.print(table)
+    else:
         console.print(Text("History: the daemon recorded no action due in this window."))
-        return
-    console.print(table)
+    count, first_us = waiting
+    if count and first_us is not None:
+        first = clock_text(first_us, shop_tz)
+        console.print(
+            Text(
+                "Not listed yet: 1 marketing action due in this window, moved by quiet hours to"
+                f" {first}, when the marketing limit decides it."
+                if count == 1
+                else f"Not listed yet: {count} marketing actions due in this window, moved by"
+                " quiet hours: the marketing limit decides each at its send time (the first"
+                f" at {first})."
+            )
+        )
