@@ -920,7 +920,8 @@ def demo(
     reviews over the past year) goes into the database (default: sqlite:///nudge.db, or the
     one the rules' own nudge.yaml names unless --config is given); the simulation writes
     nothing. A database holding customers the demo did not make is refused: the demo would
-    write its customers over those with the same ids.
+    write its customers over those with the same ids. So is one holding the shop of an earlier
+    demo with another --customers or --seed, which the new one would be mixed into.
 
     \b
     Example:

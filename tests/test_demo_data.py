@@ -25,7 +25,7 @@ from engine.importing.importers import (
     import_events,
 )
 from engine.storage.db import open_database
-from engine.storage.tables import customers
+from engine.storage.tables import customers, events
 from engine.timeutil import is_zone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -297,6 +297,39 @@ def test_the_demo_refuses_a_database_holding_a_real_shop(db_url: str) -> None:
     again = run_demo(config, rules, customers=30, seed=3, days=1, today=today)
     assert first.customers == again.customers == 30
     assert len(first.actions) == len(again.actions) > 0
+
+
+def test_the_demo_does_not_mix_another_shop_into_the_one_it_made(db_url: str) -> None:
+    """`nudge demo --customers 5` after `nudge demo --customers 12` wrote 5 customers over the
+    first 5 and simulated all 12 under the heading "Demo: 5 customers"; another seed added a
+    second year of orders to the same customers. Both are refused, with the command that made
+    the shop there, and change nothing; that command simulates it again, over other days."""
+    rules = Path(__file__).resolve().parent.parent / "rules" / "shop"
+    config = dataclasses.replace(load_config(rules / "nudge.yaml"), database=db_url)
+    today = dt.date(2026, 11, 1)
+    run_demo(config, rules, customers=12, seed=3, days=1, today=today)
+    engine = open_database(db_url)
+
+    def stored() -> tuple[int, int]:
+        with engine.connect() as conn:
+            count = sa.select(sa.func.count())
+            return (
+                conn.execute(count.select_from(customers)).scalar_one(),
+                conn.execute(count.select_from(events)).scalar_one(),
+            )
+
+    before = stored()
+    for count, seed in ((5, 3), (12, 4)):
+        made = (
+            f"holds the shop that `nudge demo --customers 12 --seed 3` made: a shop of {count}"
+            f" customers with seed {seed} would be mixed into it"
+        )
+        with pytest.raises(DatabaseError, match=re.escape(made)):
+            run_demo(config, rules, customers=count, seed=seed, days=1, today=today)
+        assert stored() == before
+    again = run_demo(config, rules, customers=12, seed=3, days=7, today=today)
+    assert again.customers == 12 and stored() == before
+    engine.dispose()
 
 
 def test_the_shop_s_own_files_are_not_imported_into_the_demo_s_database(

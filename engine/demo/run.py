@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from engine.evaluation.records import ActionRecord
 from engine.evaluation.simulate import simulate
 from engine.importing.importers import import_customer_rows, import_event_rows
 from engine.storage.db import open_database, shown_url
-from engine.storage.tables import customers
+from engine.storage.tables import customers, events
 from engine.timeutil import DAY_US, local_wall, zone
 
 
@@ -39,6 +40,31 @@ def _refuse_a_real_shop(engine: Engine, url: str) -> None:
             " sqlite:///demo.db` (or, if only an earlier version of the demo wrote this one,"
             " delete it)"
         )
+
+
+def _refuse_another_demo(engine: Engine, url: str, count: int, seed: int) -> None:
+    """DatabaseError when the database holds a shop an earlier demo made with another number
+    of customers or another seed: the new one would be mixed into it (its customers written
+    over the first `count`, its events added to theirs beside the earlier ones, the others
+    left), and the simulation would be of that mixture, under a heading giving the new shop's
+    size. Called once `_refuse_a_real_shop` passed: every customer stored is the demo's."""
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
+        key = conn.execute(sa.select(events.c.key).order_by(events.c.pk).limit(1)).scalar()
+    made = re.match(r"d(-?[0-9]+)-c", key or "")  # `shop.py` names the demo's events so
+    made_seed = int(made[1]) if made else None
+    if not stored or (stored == count and made_seed in (None, seed)):
+        return
+    earlier = f"nudge demo --customers {stored}" + (
+        f" --seed {made_seed}" if made_seed is not None else ""
+    )
+    raise DatabaseError(
+        f"the database {shown_url(url)!r} holds the shop that `{earlier}` made: a shop of"
+        f" {count} customer{'s' if count != 1 else ''} with seed {seed} would be mixed into it,"
+        f" and the simulation would be of both. Run `{earlier}` to simulate that shop again, or"
+        " give the new one a database of its own, such as `--db sqlite:///demo2.db` (or delete"
+        " the earlier one)"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,7 @@ def run_demo(
     )
     engine = open_database(config.database)
     _refuse_a_real_shop(engine, config.database)
+    _refuse_another_demo(engine, config.database, customers, seed)
     marked = ({**row, DEMO_MARK: DEMO_VALUE} for row in customer_rows)
     people = import_customer_rows(engine, marked, config.timezone, "<demo customers>")
     happenings = import_event_rows(engine, event_rows, config.timezone, "<demo events>")
