@@ -739,6 +739,14 @@ def test_an_attribute_that_is_no_field_s_typo_is_not_warned_of(tmp_path):
 def test_folder_problems_are_diagnostics(tmp_path):
     assert [d.code for d in check_rule_set(tmp_path / "missing", CONFIG)[1]] == ["E001"]
     assert [d.code for d in check_rule_set(tmp_path, CONFIG)[1]] == ["E002"]
+    # A rule file given for its folder: the help names the folder.
+    (tmp_path / "main.rules").write_text('when a.b then tag "x"\n', encoding="utf-8")
+    (one_file,) = check_rule_set(tmp_path / "main.rules", CONFIG)[1]
+    assert (one_file.code, one_file.help) == (
+        "E001",
+        f"give the folder that holds it, `{tmp_path}`: every `*.rules` file of a folder is one"
+        " rule set",
+    )
 
 
 def test_json_output_has_locations(tmp_path):

@@ -92,12 +92,15 @@ def unusable_folder(rules_dir: Path) -> Diagnostic | None:
     holds a rule set's (the daemon keeps its watermark under the folder's name)."""
     if not rules_dir.is_dir():
         what = "is not a folder" if rules_dir.exists() else "does not exist"
-        return Diagnostic(
-            "error",
-            "E001",
-            f"the rules folder `{rules_dir}` {what}",
-            help="give the folder that holds your `*.rules` files",
+        folder = rules_dir.parent
+        # A rule file given for its folder (`nudge check shop/main.rules`): the folder is meant.
+        meant = (
+            f"give the folder that holds it, `{folder}`: every `*.rules` file of a folder is"
+            " one rule set"
+            if rules_dir.is_file() and rules_dir.suffix == ".rules"
+            else "give the folder that holds your `*.rules` files"
         )
+        return Diagnostic("error", "E001", f"the rules folder `{rules_dir}` {what}", help=meant)
     name = rules_dir.resolve().name
     if len(name) > NAME_LENGTH:
         return Diagnostic(
