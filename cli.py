@@ -765,7 +765,11 @@ def explain(
         )
     stories = run_explain(engine, ruleset, env.config, customer, start_us, end_us, rule_name)
     if not stories and not _is_customer(engine, customer):
-        raise NudgeError(f"no customer {customer!r} in the shop's data (ids are case-sensitive)")
+        alike = _customers_alike(engine, customer)
+        meant = f": did you mean {', '.join(f'`{a}`' for a in alike)}?" if alike else ""
+        raise NudgeError(
+            f"no customer {customer!r} in the shop's data (ids are case-sensitive){meant}"
+        )
     zone = customer_zone(engine, customer)
     click.echo(render(stories, customer, env.config.timezone, zone).rstrip("\n"))
 
@@ -778,6 +782,24 @@ def _is_customer(engine: Engine, customer_id: str) -> bool:
     with engine.connect() as conn:
         found = conn.execute(select(customers.c.id).where(customers.c.id == customer_id))
         return found.first() is not None
+
+
+def _customers_alike(engine: Engine, customer_id: str) -> list[str]:
+    """Stored ids that are `customer_id` but for case and blanks around it (`c42` for `C42 `),
+    five at most."""
+    import sqlalchemy as sa
+
+    from engine.storage.tables import customers
+
+    wanted = customer_id.strip().lower()
+    query = (
+        sa.select(customers.c.id)
+        .where(sa.func.lower(sa.func.trim(customers.c.id)) == wanted)
+        .order_by(customers.c.id)
+        .limit(5)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
 
 
 @cli.command()

@@ -291,7 +291,17 @@ def test_explain_names_a_customer_the_shop_does_not_have(shop_db: str) -> None:
     window = ["--from", "2026-09-01", "--to", "2026-09-02"]
     unknown = runner.invoke(cli, ["explain", str(SHOP), "nosuch", *window, *common])
     assert unknown.exit_code == 1
-    assert "no customer 'nosuch' in the shop's data" in str(unknown.exception)
+    assert (
+        str(unknown.exception) == "no customer 'nosuch' in the shop's data (ids are case-sensitive)"
+    )
+    # An id written in another case, or with a blank around it, is answered with the stored one.
+    for written in ("C1", " c1 "):
+        capital = runner.invoke(cli, ["explain", str(SHOP), written, *window, *common])
+        assert capital.exit_code == 1
+        assert str(capital.exception) == (
+            f"no customer {written!r} in the shop's data (ids are case-sensitive): did you mean"
+            " `c1`?"
+        )
     quiet = runner.invoke(cli, ["explain", str(SHOP), "c1", *window, "--rule", "welcome", *common])
     assert quiet.exit_code == 0
     assert quiet.output == "No rule had an occurrence for customer c1 in this window.\n"
