@@ -592,6 +592,26 @@ def test_holidays_in_english_and_the_countrys_language(tmp_path):
     assert [d.code for d in diagnostics] == ["E209"]
 
 
+def test_an_unknown_holiday_s_help_gives_the_names_of_its_stem_or_the_calendar_s(tmp_path):
+    """It said only that names are spelt as the `holidays` package spells them, which a
+    merchant cannot look up: `Weihnachten` is none of Germany's names, which say which day."""
+
+    def help_for(name: str, country: str) -> str:
+        config = dataclasses.replace(CONFIG, country=country)
+        rules, _ = rule_set(tmp_path, {"a.rules": f'when holiday "{name}" then tag "x"'})
+        (unknown,) = check_rule_set(rules, config)[1]
+        assert unknown.code == "E208"
+        return unknown.help or ""
+
+    assert help_for("Weihnachten", "DE") == (
+        "did you mean `Erster Weihnachtstag` or `Zweiter Weihnachtstag`?"
+    )
+    listed = help_for("Lunar New Year", "CN")
+    assert listed.startswith("the holidays of CN's calendar, as the `holidays` package spells")
+    assert "Chinese New Year (Spring Festival), " in listed and "春节" in listed
+    assert "Day off" not in listed and "休息日" not in listed  # days moved, not holidays
+
+
 def test_dependency_cycles_through_tags_points_and_segments(tmp_path):
     text = """
 rule "a" when every day if "vip" in customer.tags then points 5

@@ -442,9 +442,7 @@ class _Checker:
                 f'"{trigger.name}" is not a holiday in the calendar of {country}',
                 trigger.name_span,
                 "unknown holiday",
-                did_you_mean(trigger.name, holiday_names(country), cutoff=0.6)
-                or f"holiday names are written as the `holidays` package spells them for "
-                f"{country}, in English or the country's own language",
+                _holiday_help(trigger.name, country),
             )
 
     def _unless(self, unless: ast.Unless, trigger: ast.Trigger) -> None:
@@ -941,6 +939,39 @@ class _Checker:
                 f"a rule may not depend on its own tags or points; to act only once, drop "
                 f"that test and use {_ACTION_HELP}",
             )
+
+
+# Letters two words begin with alike for one to be taken for the other's kin (`Weihnachten`,
+# `Weihnachtstag`); fewer match words that only share a prefix (`Christ`mas, `Christ`i).
+_HOLIDAY_STEM = 7
+
+
+def _holiday_help(name: str, country: str) -> str:
+    """Help for a holiday name `country`'s calendar does not know: the nearest name; else
+    the names with a word of the same stem (`Weihnachten`: `Erster Weihnachtstag`); else every
+    holiday of the calendar, in English and the country's language, but the days off that a
+    calendar (CN) moves from one date to another, which are no holidays of their own."""
+    names = holiday_names(country)
+    near = did_you_mean(name, names, cutoff=0.6)
+    if near:
+        return near
+    words = [w.casefold() for w in re.findall(r"\w+", name) if len(w) >= _HOLIDAY_STEM]
+    kin = [
+        n
+        for n in names
+        if any(
+            w[:_HOLIDAY_STEM] == own.casefold()[:_HOLIDAY_STEM]
+            for own in re.findall(r"\w+", n)
+            for w in words
+        )
+    ]
+    if kin:
+        return "did you mean " + " or ".join(f"`{n}`" for n in kin[:3]) + "?"
+    listed = ", ".join(n for n in names if not any(c.isdigit() for c in n))
+    return (
+        f"the holidays of {country}'s calendar, as the `holidays` package spells them in English"
+        f" and the country's own language: {listed}"
+    )
 
 
 def _reading(condition: ast.Expr, what: str, segments: dict[str, ast.Segment]) -> ast.Expr:
