@@ -958,7 +958,6 @@ def demo(
     if output is not None:
         _check_output(output, env, shop_rules)
     result = run_demo(env.config, shop_rules, customers=customers, seed=seed, days=days)
-    fmt = fmt if output is None or fmt != "table" else "table"
     _emit(
         result.actions,
         fmt,
