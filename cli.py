@@ -1016,7 +1016,13 @@ def check(rules_dir: Path, fmt: str, config_path: Path | None, db: str | None) -
         sys.exit(1)
     if fmt == "text":
         count = len(ruleset.rules)
-        click.echo(f"{rules_dir}: {count} rule{'' if count == 1 else 's'}, all clear")
+        warned = len(diagnostics)  # warnings alone: an error has exited above
+        verdict = (
+            f"no errors, {warned} warning{'' if warned == 1 else 's'} above"
+            if warned
+            else "all clear"
+        )
+        click.echo(f"{rules_dir}: {count} rule{'' if count == 1 else 's'}, {verdict}")
 
 
 @cli.command("fmt")
