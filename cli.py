@@ -369,6 +369,11 @@ def _cannot_write(path: Path, exc: OSError) -> click.BadParameter:
 def _check_output(path: Path, env: Env, rules_dir: Path | None) -> None:
     """Refuse an output that would lose something (`_an_input`), or whose folder does not
     exist: before the work, for a command that does much of it first (`demo`)."""
+    if path.is_dir():  # `--output ""` is the current folder, which click lets through
+        raise click.BadParameter(
+            f"{str(path)!r} is a folder: give the name of a file to write, such as sim.html",
+            param_hint="--output",
+        )
     if what := _an_input(path, env, rules_dir):
         raise click.BadParameter(
             f"{path} is {what}: write the output to another file", param_hint="--output"

@@ -304,6 +304,25 @@ def test_an_output_file_that_cannot_be_written_is_named(tmp_path: Path, fmt: str
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", ["simulate", "demo"])
+def test_an_empty_output_name_is_refused_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """`--output ""` is the current folder, which click's check of a folder passes: the output
+    was written beside it and then put in its place, a traceback (IsADirectoryError)."""
+    rules = write_rule_set(tmp_path / "rules", country="CN")
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    open_database(db).dispose()
+    monkeypatch.chdir(tmp_path)
+    window = ["simulate", str(rules), "--from", "2026-01-01", "--to", "2026-01-02"]
+    arguments = window if command == "simulate" else ["demo", "--customers", "3"]
+    result = CliRunner().invoke(cli, [*arguments, "--output", "", "--db", db])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --output: '.' is a folder: give the name of a file to write" in (
+        " ".join(result.output.split())
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [
