@@ -208,7 +208,15 @@ def _database(key: str, value: object, base: Path | None = None) -> str:
         backend = None
     if backend in _DATABASES:
         path = parsed.database
-        if base is None or backend != "sqlite" or not path or path == ":memory:":
+        if backend == "sqlite" and (not path or path == ":memory:"):
+            # Each command is a process of its own: what one stores there the next never sees
+            # (`import` said "4 customers imported" of a database gone as it ended).
+            raise ConfigError(
+                f"{key}: {url!r} is a database in memory, gone when the command ends",
+                ("database",),
+                help="name the SQLite file after the three slashes: sqlite:///nudge.db",
+            )
+        if base is None or backend != "sqlite" or not path:
             return url
         if path.startswith("file:") or Path(path).is_absolute():
             return url

@@ -275,6 +275,24 @@ def test_a_bad_database_url_is_refused_before_connecting(tmp_path: Path) -> None
         load_config(path, db="sqlite://:::")
 
 
+def test_a_sqlite_database_in_memory_is_refused(tmp_path: Path) -> None:
+    """`--db sqlite:///` (the file's name left out) is a database in memory: `nudge import`
+    said "4 customers imported" of a database gone as it ended, and `simulate` found nothing."""
+    for url in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        with pytest.raises(ConfigError) as bad:
+            load_config(None, db=url)
+        said = f"--db: {url!r} is a database in memory, gone when the command ends"
+        assert bad.value.message == said
+        assert bad.value.help == "name the SQLite file after the three slashes: sqlite:///nudge.db"
+    with pytest.raises(ConfigError) as bad:
+        load_config(write(tmp_path, "database: sqlite:///\n"))
+    assert bad.value.span is not None and bad.value.span.line == 1
+    shop = tmp_path / "customers.csv"
+    shop.write_text("id\nc1\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["import", "customers", str(shop), "--db", "sqlite:///"])
+    assert result.exit_code == 1 and "is a database in memory" in str(result.exception)
+
+
 def test_a_relative_sqlite_path_is_beside_the_configuration_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,7 +308,7 @@ def test_a_relative_sqlite_path_is_beside_the_configuration_file(
     assert config.database == f"sqlite:///{folder.resolve() / 'data' / 'shop.db'}"
     assert config.templates == folder.resolve() / "tpl"
     assert load_config(path, db="sqlite:///here.db").database == "sqlite:///here.db"
-    for url in ("sqlite:///:memory:", f"sqlite:///{tmp_path / 'x.db'}", "postgresql://h/db"):
+    for url in (f"sqlite:///{tmp_path / 'x.db'}", "postgresql://h/db"):
         path.write_text(f"database: '{url}'\n", encoding="utf-8")
         assert load_config(path).database == url
 
