@@ -264,6 +264,34 @@ def test_explain_says_why(shop_db: str) -> None:
     assert all(s.reasons for s in skipped)
 
 
+def test_the_per_rule_table_shows_a_rule_s_name_whole_on_a_terminal_80_columns_wide() -> None:
+    """Its headers (`suppressed: no-consent`...) took the width: an unnamed rule was shown as
+    `aftercare.r…`, any of the file's. They are short now, said in full in the caption."""
+    records = [
+        ActionRecord(
+            at_us=START,
+            rule_position=0,
+            customer_id=f"c{i}",
+            position=0,
+            due_us=START,
+            occurrence_key="k",
+            rule="aftercare.rules:12",
+            kind="message",
+            status=status,
+            reason=reason,
+            template="thank_you",
+        )
+        for i, (status, reason) in enumerate([("sent", None), ("suppressed", "no-consent")])
+    ]
+    out = io.StringIO()
+    print_table(records, CONFIG.timezone, Console(file=out, width=80))
+    shown = out.getvalue()
+    assert "│ aftercare.rules:12 │     2 │    1 │          1 │          │     │" in shown
+    assert "acted: occurrences that acted; sent: actions sent; no-consent, excluded, cap:" in (
+        " ".join(shown.split())
+    )
+
+
 def test_names_with_brackets_are_shown_as_written_not_read_as_markup() -> None:
     record = ActionRecord(
         at_us=START,

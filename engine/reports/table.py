@@ -21,12 +21,20 @@ def print_table(
     if not summary.total:
         console.print(Text(f"{title}: no rule acted, nothing would be sent."))
         return
-    rules = Table(title=Text(f"{title}: {summary.total} actions"), title_justify="left")
-    rules.add_column("rule")
-    rules.add_column("occurrences acted", justify="right")
-    rules.add_column("actions sent", justify="right")
+    # Short headers, said in full in the caption: on a terminal 80 columns wide the long ones
+    # left the rule's name a few letters (`main.rule…`, any of a file's unnamed rules).
+    rules = Table(
+        title=Text(f"{title}: {summary.total} actions"),
+        title_justify="left",
+        caption=f"acted: occurrences that acted; sent: actions sent; {', '.join(REASONS)}:"
+        " actions suppressed, by reason",
+        caption_justify="left",
+    )
+    rules.add_column("rule", overflow="fold")
+    rules.add_column("acted", justify="right")
+    rules.add_column("sent", justify="right")
     for reason in REASONS:
-        rules.add_column(f"suppressed: {reason}", justify="right")
+        rules.add_column(reason, justify="right")
     for line in summary.rules:
         rules.add_row(
             Text(line.rule),
