@@ -1071,11 +1071,17 @@ def fmt_command(
         except RuleError as exc:
             problems.extend(exc.diagnostics)
             continue
+        # The file's own line ends and byte-order mark are kept (a Windows editor's): a file
+        # laid out canonically is not rewritten whole for them, nor failed by `--check`.
+        if "\r\n" in source.text:
+            text = text.replace("\n", "\r\n")
+        if source.text.startswith("\ufeff") and not text.startswith("\ufeff"):
+            text = "\ufeff" + text
         if text != source.text:
             changed.append(path)
             moved.extend((path, old, new) for old, new in unnamed_moves(source, text))
             if not check_only:
-                path.write_text(text, encoding="utf-8")
+                path.write_text(text, encoding="utf-8", newline="")
     for path in changed:
         click.echo(f"{'would reformat' if check_only else 'reformatted'} {path}")
     for path, old, new in moved:

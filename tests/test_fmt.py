@@ -128,6 +128,17 @@ def test_cli_check_lists_files_and_rewrites(tmp_path: Path):
     assert runner.invoke(cli, ["fmt", "--check", str(tmp_path)]).exit_code == 0
 
 
+def test_fmt_keeps_a_windows_file_s_line_ends_and_byte_order_mark(tmp_path: Path):
+    """A file saved by a Windows editor (CRLF, a BOM) was rewritten whole with LF and no BOM,
+    and `--check` failed it though its layout was canonical."""
+    windows = "\ufeff" + CANONICAL.replace("\n", "\r\n")
+    (tmp_path / "w.rules").write_bytes(windows.encode("utf-8"))
+    assert CliRunner().invoke(cli, ["fmt", "--check", str(tmp_path)]).exit_code == 0
+    (tmp_path / "w.rules").write_bytes(("\ufeff" + MESSY.replace("\n", "\r\n")).encode("utf-8"))
+    assert CliRunner().invoke(cli, ["fmt", str(tmp_path)]).exit_code == 0
+    assert (tmp_path / "w.rules").read_bytes() == windows.encode("utf-8")
+
+
 def test_fmt_of_a_folder_without_rule_files_says_so_as_check_does(tmp_path: Path):
     (tmp_path / "a.RULES").write_text(CANONICAL)
     for command in (["fmt", str(tmp_path)], ["fmt", "--check", str(tmp_path)]):
