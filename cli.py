@@ -809,7 +809,7 @@ def _customers_alike(engine: Engine, customer_id: str) -> list[str]:
 
 @cli.command()
 @click.argument("rules_dir", type=click.Path(path_type=Path))
-@click.option("-v", "--verbose", is_flag=True, help="Log every tick.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every tick, also those with nothing due.")
 @rules_options
 def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None) -> None:
     """Run the daemon: carry the rules out, exactly once, until stopped (SIGTERM or Ctrl-C).
@@ -833,11 +833,11 @@ def run(rules_dir: Path, verbose: bool, config_path: Path | None, db: str | None
     if missing is not None:  # before the database is opened (and made)
         raise RuleError([missing])
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("nudge").setLevel(logging.INFO)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # the ticks are logged as ours
+    # What the daemon does at INFO, each tick and wake-up besides with -v (DEBUG); other
+    # libraries (APScheduler, whose runs are our ticks, Alembic) only when something is wrong.
+    logging.getLogger("nudge").setLevel(logging.DEBUG if verbose else logging.INFO)
     env = env_of(config_path, db, rules_dir)
     check_channels(env.config, prepare=True)  # as the daemon does, before the database is made
     Daemon(rules_dir, env.config, open_database(env.config.database)).run()

@@ -224,8 +224,11 @@ class Daemon:
                     iso(report.start_us),
                     "it" if one else "them",
                 )
-            if report.recorded.occurrences or report.queued:
-                log.info(
+            if report.skipped:
+                log.debug("tick %s: skipped, another daemon is ticking this rule set", iso(now))
+            else:
+                log.log(
+                    logging.INFO if report.recorded.occurrences or report.queued else logging.DEBUG,
                     "tick %s: %d occurrences acted, %d actions, %d queued",
                     iso(now),
                     report.recorded.occurrences,

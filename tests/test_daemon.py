@@ -233,6 +233,10 @@ def test_a_signal_stops_the_daemon_cleanly_within_10_seconds(engine, tmp_path, d
         daemon.ensure_dead()
     assert "Traceback" not in daemon.log()
     assert f"received {sig.name}" in daemon.log()
+    # `-v` (as DaemonProcess runs it) logs the ticks with nothing due too; Alembic's and
+    # APScheduler's INFO lines stay out of the daemon's log.
+    assert ": 0 occurrences acted, 0 actions, 0 queued" in daemon.log()
+    assert " INFO alembic" not in daemon.log() and " INFO apscheduler" not in daemon.log()
     with engine.connect() as conn:
         assert conn.execute(sa.select(daemons)).all() == []
         state = conn.execute(sa.select(rule_set_state)).one()
@@ -412,6 +416,23 @@ def test_events_imported_after_a_tick_passed_their_time_are_a_warning(
         " late within the grace period and are missed after it; what was decided without it"
         " stands."
     )
+
+
+def test_a_tick_is_logged_at_info_when_it_did_something_and_at_debug_when_nothing_was_due(
+    engine, tmp_path, caplog
+) -> None:
+    rules = write_rules(tmp_path / "rules", {"thanks.rules": THANKS}, ["thanks"])
+    daemon = stepper(engine, tmp_path, rules)
+    caplog.set_level(logging.DEBUG, logger="nudge")
+    at(daemon, T0 + MINUTE_US)
+    add_orders(engine, T0 + MINUTE_US)
+    at(daemon, T0 + 2 * MINUTE_US)
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records]
+    ticks = [(level, message) for level, message in logged if message.startswith("tick")]
+    assert ticks == [
+        (logging.DEBUG, f"tick {iso(T0 + MINUTE_US)}: 0 occurrences acted, 0 actions, 0 queued"),
+        (logging.INFO, f"tick {iso(T0 + 2 * MINUTE_US)}: 1 occurrences acted, 1 actions, 1 queued"),
+    ]
 
 
 def test_the_rules_warnings_are_logged_when_they_are_loaded(engine, tmp_path, caplog) -> None:
