@@ -928,14 +928,10 @@ def test_a_run_of_the_job_that_comes_as_the_daemon_stops_takes_no_step(tmp_path)
     assert steps == ["first"]
 
 
-def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
-    engine, tmp_path, db_url, caplog, capsys
-) -> None:
-    """A tick recorded a cart reminder, and the daemon stopped before sending it (killed
-    after its tick); it came back three days later. The reminder is not sent days late: it is
-    missed, as an occurrence due then would be, and `nudge status` and `nudge outbox --missed`
-    show it; `history` keeps it sent (decided at its due time, counted by the cap). The
-    reminder the first tick back records, due within grace, goes out."""
+def a_reminder_queued_then_three_days_down(engine: Engine, tmp_path: Path) -> tuple[Daemon, int]:
+    """A cart reminder rule; a tick at T0 + 71 min recorded c1's reminder, due at T0 + 70 min,
+    and the daemon stopped before sending it. Returns the daemon and when it comes back, three
+    days later."""
     text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
     rules = write_rules(tmp_path / "rules", {"cart.rules": text}, ["remind"])
     daemon = stepper(engine, tmp_path, rules)
@@ -944,6 +940,18 @@ def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
     assert daemon.ruleset is not None
     tick(engine, daemon.ruleset, daemon.config, daemon.name, T0 + 71 * MINUTE_US)
     back = T0 + 72 * HOUR_US
+    return daemon, back
+
+
+def test_a_message_queued_before_downtime_beyond_grace_is_missed_not_sent(
+    engine, tmp_path, db_url, caplog, capsys
+) -> None:
+    """A tick recorded a cart reminder, and the daemon stopped before sending it (killed
+    after its tick); it came back three days later. The reminder is not sent days late: it is
+    missed, as an occurrence due then would be, and `nudge status` and `nudge outbox --missed`
+    show it; `history` keeps it sent (decided at its due time, counted by the cap). The
+    reminder the first tick back records, due within grace, goes out."""
+    daemon, back = a_reminder_queued_then_three_days_down(engine, tmp_path)
     carts = [{"customer": "c1", "type": "cart.updated", "at": iso(back - 2 * HOUR_US)}]
     assert not import_event_rows(engine, carts, "UTC").problems
     caplog.set_level(logging.INFO, logger="nudge")
@@ -1120,14 +1128,7 @@ def test_a_second_daemon_back_from_downtime_sends_nothing_its_peer_s_first_tick_
     are missed, not sent, whichever daemon dispatched first."""
     if engine.dialect.name != "postgresql":
         pytest.skip("on SQLite one daemon runs")
-    text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
-    rules = write_rules(tmp_path / "rules", {"cart.rules": text}, ["remind"])
-    daemon = stepper(engine, tmp_path, rules)
-    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(T0 + 10 * MINUTE_US)}]
-    assert not import_event_rows(engine, carts, "UTC").problems
-    assert daemon.ruleset is not None
-    tick(engine, daemon.ruleset, daemon.config, daemon.name, T0 + 71 * MINUTE_US)
-    back = T0 + 72 * HOUR_US
+    daemon, back = a_reminder_queued_then_three_days_down(engine, tmp_path)
     with engine.connect() as first, first.begin():  # the first daemon's tick, in flight
         first.execute(
             sa.select(rule_set_state.c.name)
