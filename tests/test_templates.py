@@ -95,6 +95,32 @@ def test_html_templates_escape_values(tmp_path: Path) -> None:
     assert rendered.subject == "For <script>Tom & Jerry</script> <3"
 
 
+def test_a_template_rendered_again_is_not_looked_for_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendered again, a template (and one it includes) is not found in its folder anew to be
+    told HTML or not: listing the folder took most of a render's time, for every message. A
+    file renamed to `.html` meanwhile is loaded again, and is HTML."""
+    write(tmp_path, "partials/footer.html", "<i>{{ shop.name }}</i>")
+    write(tmp_path, "news.txt", '{{ customer.name }} {% include "partials/footer" %}')
+    templates = Templates(tmp_path)
+    context = dict(CONTEXT, customer={"name": "Tom & Jerry"}, shop={"name": "A&B"})
+    assert templates.render("news", context).body == "Tom & Jerry <i>A&amp;B</i>"
+    listed: list[Path] = []
+    iterdir = Path.iterdir
+
+    def counted(self: Path) -> Any:
+        listed.append(self)
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", counted)
+    assert templates.render("news", context).body == "Tom & Jerry <i>A&amp;B</i>"
+    assert listed == []
+    (tmp_path / "news.txt").rename(tmp_path / "news.html")
+    rendered = templates.render("news", context)
+    assert (rendered.body, rendered.html) == ("Tom &amp; Jerry <i>A&amp;B</i>", True)
+
+
 def test_include_finds_other_templates_by_name(tmp_path: Path) -> None:
     write(tmp_path, "partials/footer.txt", "-- {{ shop.name }}")
     write(tmp_path, "thanks.txt", 'Thanks!\n{% include "partials/footer" %}')

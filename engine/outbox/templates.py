@@ -310,10 +310,12 @@ _TOO_DEEP = (
 
 
 class _FolderLoader(jinja2.BaseLoader):
-    """Loads `NAME` from the file `NAME.*`, so that `{% include "footer" %}` works the same way."""
+    """Loads `NAME` from the file `NAME.*`, so that `{% include "footer" %}` works the same way.
+    `loaded` holds the file each name was last loaded from."""
 
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = templates_dir
+        self.loaded: dict[str, Path] = {}
 
     def get_source(
         self, environment: jinja2.Environment, template: str
@@ -324,6 +326,7 @@ class _FolderLoader(jinja2.BaseLoader):
             raise jinja2.TemplateNotFound(template, str(exc)) from None
         mtime = path.stat().st_mtime
         source = read_template(template, path)
+        self.loaded[template] = path
 
         def uptodate() -> bool:
             try:
@@ -816,22 +819,28 @@ class Templates:
 
     def __init__(self, templates_dir: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.templates_dir = templates_dir
+        self._loader = _FolderLoader(templates_dir)
         self._env = _Sandbox(
             clock,
-            loader=_FolderLoader(templates_dir),
+            loader=self._loader,
             undefined=_Undefined,
             autoescape=self._autoescape,
             keep_trailing_newline=True,
         )
 
-    def _is_html(self, name: str) -> bool:
-        try:
-            return find_template(self.templates_dir, name).suffix.lower() in _HTML_SUFFIXES
-        except TemplateError:
-            return False
-
     def _autoescape(self, name: str | None) -> bool:
-        return name is not None and self._is_html(name)
+        """Whether template `name` is HTML, its values escaped. Jinja asks at each render: told
+        by the file it was loaded from (a file renamed from `.txt` to `.html` is loaded again),
+        as finding the file again lists the folder, which took most of a render."""
+        if name is None:
+            return False
+        path = self._loader.loaded.get(name)
+        if path is None:
+            try:
+                path = find_template(self.templates_dir, name)
+            except TemplateError:
+                return False
+        return path.suffix.lower() in _HTML_SUFFIXES
 
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         """Render template `name` with `context`; a TemplateError says what went wrong, where.
