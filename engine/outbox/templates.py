@@ -571,6 +571,16 @@ def _made(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[str, Any])
 
 # Where the filters `join` and `sum` take an `attribute` of each item, after the value.
 _ATTRIBUTE_AT = {"join": 1, "sum": 0}
+# The filters asked for a width (`_widths`), and those that can make far more than they are
+# given (`_made`), measured before they run.
+_WIDENING = frozenset({"format", "center", "indent"})
+_MADE = frozenset({"join", "sum", "replace", "indent"})
+# The filters that give a number, or one of the values they are given (`default`, `first`,
+# `attr`), never anything longer: not measured (`_Sandbox._bounded`).
+_KEEPS_SIZE = frozenset(
+    {"default", "d", "first", "last", "min", "max", "random", "attr"}
+    | {"length", "count", "wordcount", "int", "float", "abs", "round"}
+)
 
 
 def _too_long(what: str, size: int) -> str | None:
@@ -724,25 +734,36 @@ class _Sandbox(SandboxedEnvironment):
     def _bounded(self, name: str, filter_: Callable[..., Any]) -> Callable[..., Any]:
         """Jinja's filter `name`, refusing a width or a format that makes more than a message
         can hold (`center`, `indent`, `format`), a text or a list longer than a message that
-        it would make (`_made`), or one that it made."""
+        it would make (`_made`), or one that it made; as it is for one that makes nothing
+        longer than it is given (`_KEEPS_SIZE`). What is asked of each call is chosen here,
+        once: a render calls filters (`default`) several times a message."""
+        if name in _KEEPS_SIZE:
+            return filter_
         passes = _PassArg.from_obj(filter_) is not None  # its first argument is Jinja's
+        what = f"`{name}`"
+        widths = name in _WIDENING
+        made_of = name in _MADE
+        listed = name in ("join", "sum")  # their value measured, then joined: listed first
+        at = _ATTRIBUTE_AT.get(name)
 
         @functools.wraps(filter_)
         def bounded(*args: Any, **kwargs: Any) -> Any:
             head, (value, *rest) = (args[:1], args[1:]) if passes else ((), args)
-            if name in ("join", "sum") and not isinstance(value, list):
-                value = list(value)  # measured, then joined
-            what = f"`{name}`"
-            _checked(_too_wide(what, _widths(name, value, rest, kwargs)))
-            # `join(d, attribute)`, `sum(attribute, start)`: the attributes are what is joined
-            at = _ATTRIBUTE_AT.get(name)
-            attribute = (
-                None if at is None else rest[at] if len(rest) > at else kwargs.get("attribute")
-            )
-            measured = (
-                value if attribute is None else list(map(make_attrgetter(self, attribute), value))
-            )
-            _checked(_too_long(what, _made(name, measured, rest, kwargs)))
+            if listed and not isinstance(value, list):
+                value = list(value)
+            if widths:
+                _checked(_too_wide(what, _widths(name, value, rest, kwargs)))
+            if made_of:
+                # `join(d, attribute)`, `sum(attribute, start)`: the attributes are joined
+                attribute = (
+                    None if at is None else rest[at] if len(rest) > at else kwargs.get("attribute")
+                )
+                measured = (
+                    value
+                    if attribute is None
+                    else list(map(make_attrgetter(self, attribute), value))
+                )
+                _checked(_too_long(what, _made(name, measured, rest, kwargs)))
             made = filter_(*head, value, *rest, **kwargs)
             _checked(_too_long(what, _size(made)))
             return made
