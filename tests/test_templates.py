@@ -671,13 +671,15 @@ def test_a_value_that_is_not_set_is_no_text_through_filters_and_joins_too(tmp_pa
         "|{{ customer.name == none }}|{{ customer.name != none }}|{{ customer.points | int }}"
         "|{{ customer.points | float }}|{{ customer.name | tojson }}"
         "|{{ customer.name | default('there') | title }}|{{ coupon.min_spend ~ '' }}"
-        "|{% for c in customer.name %}{{ c }}{% endfor %}]",
+        "|{% for c in customer.name %}{{ c }}{% endfor %}|{{ customer.name | reverse }}"
+        "|{{ customer.name is sameas none }}|{{ customer.codes }}|{{ customer.name | pprint }}]",
     )
     context = {**CONTEXT, "customer": {"id": "c1", "name": None, "points": None}}
     context["customer"]["codes"] = ["A", None, "B"]
     context["coupon"] = {"code": "ABCD2345EF", "worth": 30, "min_spend": None}
     assert Templates(tmp_path).render("t", context).body == (
-        "[|Hi |a|A//B|!||0|True|True|False|True|False|0|0.0|null|There||]"
+        "[|Hi |a|A//B|!||0|True|True|False|True|False|0|0.0|null|There|||"
+        "|True|[&#39;A&#39;, None, &#39;B&#39;]|None]"
     )
     for used in ("customer.points + 1", "customer.points > 100", "customer.points.x"):
         write(tmp_path, "t.html", f"Hi\n{{{{ {used} }}}}")
@@ -687,6 +689,14 @@ def test_a_value_that_is_not_set_is_no_text_through_filters_and_joins_too(tmp_pa
             "template 't': t.html:2: customer.points is not set for this message's customer"
             " (write `customer.points | default(...)` for what to use then)"
         )
+    # Not set in a list that is: the item is named, not the list.
+    write(tmp_path, "t.html", "{{ customer.codes | sort | join }}")
+    with pytest.raises(TemplateError) as failed:
+        Templates(tmp_path).render("t", context)
+    assert str(failed.value) == (
+        "template 't': t.html:1: customer.codes[1] is not set for this message's customer"
+        " (write `customer.codes[1] | default(...)` for what to use then)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
-from jinja2.filters import make_attrgetter
+from jinja2.filters import do_reverse, make_attrgetter
 from jinja2.loaders import split_template_path
 from jinja2.runtime import LoopContext
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
@@ -195,16 +195,20 @@ class Record:
 
 def as_record(label: str, value: object) -> object:
     """`value` with every mapping in it (also inside lists) turned into a `Record`, and every
-    None inside those records and lists into an `Unset`."""
+    None inside those records and lists into an `Unset`, named by its place in a list
+    (`customer.codes[1]`: the list itself is set)."""
     if isinstance(value, Mapping):
         return Record(label, value)
     if isinstance(value, list | tuple):
-        return [_field(label, item) for item in value]
+        return [
+            Unset(name=f"{label}[{at}]") if item is None else as_record(label, item)
+            for at, item in enumerate(value)
+        ]
     return value
 
 
 def _field(label: str, value: object) -> object:
-    """A value of a record or a list (`as_record`), an `Unset` when it is None."""
+    """A value of a record (`as_record`), an `Unset` when it is None."""
     return Unset(name=label) if value is None else as_record(label, value)
 
 
@@ -236,6 +240,11 @@ class Unset(jinja2.Undefined):
     def __hash__(self) -> int:
         return hash(None)
 
+    def __repr__(self) -> str:
+        """As none shows in a list or a mapping shown whole (`{{ customer.codes }}`, `pprint`):
+        `['A', None]`, not Jinja's `Undefined`."""
+        return "None"
+
     def _no_number(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError(self._undefined_message)
 
@@ -245,6 +254,17 @@ class Unset(jinja2.Undefined):
 def _none(value: Any) -> bool:
     """Jinja's test `none`, an `Unset` field too."""
     return value is None or isinstance(value, Unset)
+
+
+def _sameas(value: Any, other: Any) -> bool:
+    """Jinja's test `sameas`: an `Unset` field is the same as none (`is sameas none`)."""
+    return value is other or (other is None and isinstance(value, Unset))
+
+
+def _reverse(value: Any) -> Any:
+    """Jinja's `reverse`: no text for an `Unset` field, which it gave as Python's words for a
+    reversed list (`<reversed object at 0x7f...>`)."""
+    return "" if isinstance(value, Unset) else do_reverse(value)
 
 
 def _is_defined(value: Any) -> bool:
@@ -704,9 +724,11 @@ class _Sandbox(SandboxedEnvironment):
         super().__init__(finalize=_unset_as_nothing, **options)
         self.clock = clock
         self.filters["default"] = self.filters["d"] = _default
+        self.filters["reverse"] = _reverse
         for name, filter_ in self.filters.items():
             self.filters[name] = self._bounded(name, filter_)
         self.tests["none"] = _none
+        self.tests["sameas"] = _sameas
         self.tests["defined"] = _is_defined
         self.tests["undefined"] = lambda value: not _is_defined(value)
         self.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
