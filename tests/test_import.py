@@ -32,7 +32,7 @@ from engine.importing.importers import (
 from engine.storage import db as storage_db
 from engine.storage.bulk import first_load
 from engine.storage.db import open_database
-from engine.storage.tables import customer_tags, customers, events
+from engine.storage.tables import customer_attributes, customer_tags, customers, events
 
 DATA = Path(__file__).parent / "data"
 UTC = dt.UTC
@@ -181,6 +181,27 @@ def test_reimport_updates_the_fields_given_and_keeps_the_others(engine, tmp_path
     assert c1["attributes"] == {"city": "Paris", "level": "gold"}
     again = import_customers(engine, second, "UTC")
     assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_the_names_of_the_attributes_imported_are_recorded(engine, tmp_path):
+    """`check` asks these (W507: a template's `customer.points` shows a column `points`)
+    rather than every customer's attributes: each name a customer was imported with, set;
+    not one whose cells are all empty, nor one too long to be a name (over 200 characters)."""
+    long = "x" * 201
+    first = write(tmp_path, "first.csv", f"id,city,points,{long}\nc1,Paris,,1\nc2,,,2\n")
+    second = write(tmp_path, "second.jsonl", '{"id": "c3", "level": "gold", "vip": null}\n')
+
+    def recorded() -> list[str]:
+        with engine.connect() as conn:
+            names = select(customer_attributes.c.name).order_by(customer_attributes.c.name)
+            return list(conn.execute(names).scalars())
+
+    import_customers(engine, first, "UTC")
+    assert recorded() == ["city"]
+    import_customers(engine, second, "UTC")
+    assert recorded() == ["city", "level"]
+    import_customers(engine, write(tmp_path, "third.csv", "id,points\nc2,12\n"), "UTC")
+    assert recorded() == ["city", "level", "points"]
 
 
 def test_consent_is_withdrawn_by_saying_false(engine, tmp_path):

@@ -45,6 +45,7 @@ from engine.storage.bulk import insert_or_ignore, upsert
 from engine.storage.tables import (
     NAME_LENGTH,
     consent_changes,
+    customer_attributes,
     customer_tags,
     customers,
     rule_set_state,
@@ -307,6 +308,7 @@ def store_customers(
         upsert(connection, customers),
         [{"id": cid, **new.columns, "attributes": new.attributes} for cid, new in changed.items()],
     )
+    _name_attributes(connection, rows)
     retagged = {
         cid: new.tags for cid, new in changed.items() if new.tags != stored.get(cid, _NEW).tags
     }
@@ -315,6 +317,17 @@ def store_customers(
         links = [{"customer_id": cid, "tag": tag} for cid, tags in retagged.items() for tag in tags]
         if links:
             connection.execute(insert_or_ignore(connection, customer_tags), links)
+
+
+def _name_attributes(connection: Connection, rows: list[CustomerRow]) -> None:
+    """Record the names of the attributes `rows` give (`customer_attributes`), which `check`
+    asks about; those longer than a name the table holds are left out. A row gives only the
+    attributes it sets: an empty cell or a null is none."""
+    named = set().union(*(row.attributes for row in rows))
+    kept = sorted(name for name in named if len(name) <= NAME_LENGTH)
+    if kept:
+        statement = insert_or_ignore(connection, customer_attributes)
+        connection.execute(statement, [{"name": name} for name in kept])
 
 
 def _one_at_a_time(connection: Connection) -> None:
