@@ -280,6 +280,14 @@ def test_a_from_address_with_letters_beyond_ascii_before_the_at_is_refused(tmp_p
         ("李@exämple..de", "its domain after the `@` is not one mail can be sent to (Empty"),
         ("李 伟@example.com", "it has a blank in it"),
         ("李..伟@example.com", "it is not written as an address is (`name@example.com`)"),
+        ("张\u3000三@qq.com", "it has a blank in it"),  # a full-width one, typed in Chinese
+        ("li@qq.com，wei@qq.com", "it holds more than one address: keep one"),
+        ("李@qq.com、伟@qq.com", "it holds more than one address: keep one"),
+        (
+            "li\u200bwei@qq.com",
+            "it holds '\\u200b' (U+200B ZERO WIDTH SPACE), which is no letter and no part of an",
+        ),
+        ("li＠qq.com", "it lacks an `@` with a domain after it"),
         ("li..wei@example.com", "it is not written as an address is (`name@example.com`)"),
         ("li@[1.2.3", "it is not written as an address is (`name@example.com`)"),
     ],

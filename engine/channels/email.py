@@ -19,9 +19,9 @@ wait for the settings to be mended).
 from __future__ import annotations
 
 import os
-import re
 import smtplib
 import ssl
+import unicodedata
 from collections.abc import Mapping
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -211,20 +211,21 @@ def _recipient(message: RenderedMessage, name: str, address: str) -> Address | s
     An Address, not formataddr's text: a name with a comma and a letter beyond ASCII
     ("O'Brien, Seán") came out as two recipients once the header was encoded. Text for an
     address with letters beyond ASCII before the `@`, which Python's Address refuses (found
-    well formed with ASCII letters in their place): only a server offering SMTPUTF8 takes it,
-    and it writes the header as it is."""
+    well formed with ASCII letters in their place, `_lettered`): only a server offering
+    SMTPUTF8 takes it, and it writes the header as it is."""
     local, at, domain = address.rpartition("@")
     try:
         if at and domain:
             address = f"{local}@{_ascii_domain(domain)}"
         if local.isascii():
             return Address(display_name=name, addr_spec=address)
-        Address(display_name=name, addr_spec=_NOT_ASCII.sub("a", address))
+        Address(display_name=name, addr_spec=_lettered(address))
         return f"{_phrase(name)} <{address}>" if name else address
     except (ValueError, HeaderParseError, IndexError, AttributeError) as exc:
         # IndexError, AttributeError: how the parser fails on `a@`
         address = f"{local}{at}{domain}"
-        if any(mark in address for mark in ",;"):
+        odd = next((char for char in local if not char.isascii() and not _letter(char)), "")
+        if any(mark in address for mark in _BETWEEN_ADDRESSES):
             why = "it holds more than one address: keep one"
         elif "<" in address or ">" in address:
             why = "it holds more than the address: keep `name@example.com` alone"
@@ -232,6 +233,11 @@ def _recipient(message: RenderedMessage, name: str, address: str) -> Address | s
             why = "it lacks an `@` with a domain after it"
         elif any(char.isspace() for char in address):
             why = "it has a blank in it"
+        elif odd:  # a zero-width space copied with the address, a full-width `（` typed in it
+            why = (
+                f"it holds {odd!r} (U+{ord(odd):04X} {unicodedata.name(odd, 'a character')}),"
+                " which is no letter and no part of an address"
+            )
         elif isinstance(exc, UnicodeError):  # `idna.IDNAError`
             why = f"its domain after the `@` is not one mail can be sent to ({exc})"
         else:
@@ -243,7 +249,23 @@ def _recipient(message: RenderedMessage, name: str, address: str) -> Address | s
         ) from exc
 
 
-_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+# What separates addresses in a list, as typed in English and in Chinese (`a@x.cn，b@x.cn`).
+_BETWEEN_ADDRESSES = ",;，；、"
+
+
+def _letter(char: str) -> bool:
+    """Whether `char` is a letter or a digit (with its accents: `ö`, `张`, `٣`), as an address
+    may hold beyond ASCII."""
+    return char.isalnum() or unicodedata.category(char).startswith("M")
+
+
+def _lettered(address: str) -> str:
+    """`address` with each letter and digit beyond ASCII as the ASCII letter `a`, to be found
+    well formed or not as an ASCII address is: any other character beyond ASCII (a full-width
+    blank or comma, a zero-width space) is left, which no address holds."""
+    return "".join("a" if not char.isascii() and _letter(char) else char for char in address)
+
+
 # What a name in a header is quoted for (RFC 5322's specials), as Python's Address quotes it.
 _SPECIALS = frozenset('()<>@,:;.\\"[]')
 
