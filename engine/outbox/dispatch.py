@@ -19,8 +19,8 @@ through the row's channel and records the outcome:
   `nudge outbox --dead` lists them, `nudge outbox --retry` requeues them);
 - `failed`: its template cannot be found, parsed or rendered, gives no text at all, or its
   message cannot be made (fix it, then `--retry`); once a template has run past its render
-  time, the messages of it that follow fail at once while its files stay as they are
-  (`templates._TIMED_OUT`);
+  time for three messages in a row, the messages of it that follow fail at once while its
+  files stay as they are (`templates._TIMED_OUT`);
 - `cancelled`: a marketing message whose customer withdrew consent after it was queued, or a
   coupon's message whose coupon expired before it could go out;
 - `missed`: a message to a customer still waiting when the daemon came back from downtime

@@ -634,12 +634,16 @@ class _TooSlow(SecurityError):
     """A render that went past its deadline (`_Sandbox.on_time`)."""
 
 
-# The templates whose render went past its deadline, as their files stood, for the life of the
-# process (the daemon's, over the `Templates` that each dispatch makes): (templates folder,
-# name) → (`Templates._digest` of the files then, where and why it stopped). A broadcast of
-# such a template held the outbox back for 10 seconds a message, about a day; its other
-# messages now fail at once, until one of its files changes.
-_TIMED_OUT: dict[tuple[Path, str], tuple[str, str]] = {}
+# The templates whose last renders went past their deadline, as their files stood, for the life
+# of the process (the daemon's, over the `Templates` that each dispatch makes): (templates
+# folder, name) → (`Templates._digest` of the files then, where and why it stopped, how many
+# renders in a row did). A broadcast of such a template held the outbox back for 10 seconds a
+# message, about a day: after `SLOW_RENDERS` in a row, its other messages fail at once, until
+# one of its files changes. Not after one: a message whose data makes it slow (a huge order's
+# items), or a daemon stopped or starved of the processor during a render, would fail every
+# message of a template that renders in a moment; a render that ends in time forgets them.
+_TIMED_OUT: dict[tuple[Path, str], tuple[str, str, int]] = {}
+SLOW_RENDERS = 3
 
 
 def _unset_as_nothing(value: Any) -> Any:
@@ -889,19 +893,20 @@ class Templates:
         """Render template `name` with `context`; a TemplateError says what went wrong, where.
 
         Mappings in `context` are shown as `Record`s labelled with their names. A template
-        that once went past `RENDER_SECONDS` fails at once while its files stay as they were
-        (`_TIMED_OUT`).
+        whose last `SLOW_RENDERS` renders went past `RENDER_SECONDS` fails at once while its
+        files stay as they were (`_TIMED_OUT`).
         """
-        timed_out = _TIMED_OUT.get((self.templates_dir, name))
-        if timed_out is not None:
-            digest, stopped = timed_out
+        key = (self.templates_dir, name)
+        timed_out = _TIMED_OUT.get(key)
+        if timed_out is not None and timed_out[2] >= SLOW_RENDERS:
+            digest, stopped, times = timed_out
             if self._digest(name) == digest:
                 raise TemplateError(
-                    f"template {name!r}: not rendered, as it took too long for an earlier message"
-                    f" and its files have not changed since ({stopped}); fix it, then"
-                    " `nudge outbox --retry` sends its messages again"
+                    f"template {name!r}: not rendered, as it took too long for the {times}"
+                    f" messages before and its files have not changed since ({stopped}); fix it,"
+                    " then `nudge outbox --retry` sends its messages again"
                 )
-            del _TIMED_OUT[(self.templates_dir, name)]
+            _TIMED_OUT.pop(key, None)
         started = _DEADLINE.set(self._env.clock() + RENDER_SECONDS)
         try:
             template = self._env.get_template(name)
@@ -919,13 +924,16 @@ class Templates:
         except SecurityError as exc:
             where = self._line_of(exc)
             if isinstance(exc, _TooSlow):
-                stopped = f"{where or name + ': '}{exc}"
-                _TIMED_OUT[(self.templates_dir, name)] = (self._digest(name), stopped)
-                raise TemplateError(
-                    f"template {name!r}: {where}not allowed in a template: {exc}; its other"
-                    " messages fail at once until it is changed: fix it, then"
-                    " `nudge outbox --retry` sends them again"
-                ) from None
+                digest = self._digest(name)
+                before = _TIMED_OUT.get(key)
+                times = before[2] + 1 if before is not None and before[0] == digest else 1
+                _TIMED_OUT[key] = (digest, f"{where or name + ': '}{exc}", times)
+                if times >= SLOW_RENDERS:
+                    raise TemplateError(
+                        f"template {name!r}: {where}not allowed in a template: {exc}; that is"
+                        f" {times} messages in a row, so its other messages fail at once until it"
+                        " is changed: fix it, then `nudge outbox --retry` sends them again"
+                    ) from None
             raise TemplateError(
                 f"template {name!r}: {where}not allowed in a template: {exc}"
             ) from None
@@ -945,6 +953,8 @@ class Templates:
             raise TemplateError(f"template {name!r}: {exc}") from None
         finally:
             _DEADLINE.reset(started)
+        if timed_out is not None:  # in time: the renders before were slow for their data
+            _TIMED_OUT.pop(key, None)
         subject, body = split_subject(text)
         # The file it was read from (not found again: that lists the folder, most of a render)
         is_html = Path(template.filename or name).suffix.lower() in _HTML_SUFFIXES
