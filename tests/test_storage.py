@@ -548,7 +548,7 @@ def test_0014_keeps_the_daemons_noted_and_leaves_them_to_their_heartbeat(fresh_u
             {"host": socket.gethostname(), "pid": ended.pid},
         )
     engine.dispose()
-    migrate(fresh_url, "0014")
+    migrate(fresh_url, HEAD)
     assert schema_diff(fresh_url, tables.metadata) == []
     engine = create(fresh_url)
     (seen,) = status(engine, 10 + 60 * 1_000_000, tick_seconds=30).daemons
