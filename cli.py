@@ -217,7 +217,7 @@ def _stdout_format(fmt: str | None) -> str:
 
 
 @cli.command()
-@click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("rules_dir", type=click.Path(path_type=Path))
 @window_options
 @click.option(
     "--format",
@@ -731,7 +731,7 @@ def tasks_done(ctx: click.Context, task_id: int, config_path: Path | None, db: s
 
 
 @cli.command()
-@click.argument("rules_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("rules_dir", type=click.Path(path_type=Path))
 @click.argument("customer")
 @click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule.")
 @window_options
@@ -918,7 +918,7 @@ def status(config_path: Path | None, db: str | None) -> None:
 @click.option(
     "--rules",
     "rules_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
     help="Rule set to simulate (default: the bundled rules/shop).",
 )
@@ -1048,13 +1048,18 @@ def fmt_command(
     Example:  nudge fmt rules/aftercare
               nudge fmt --check rules/aftercare
     """
-    from engine.checking.ruleset import no_rule_files, passed_over, read_source, rule_files
+    from engine.checking.ruleset import (
+        no_rule_files,
+        not_a_folder,
+        passed_over,
+        read_source,
+        rule_files,
+    )
     from engine.errors import Diagnostic
     from engine.language.fmt import format_source, unnamed_moves
 
-    if not rules_dir.is_dir():
-        what = "is not a folder" if rules_dir.exists() else "does not exist"
-        raise NudgeError(f"the rules folder `{rules_dir}` {what}")
+    if (missing := not_a_folder(rules_dir)) is not None:
+        raise RuleError([missing])
     paths = rule_files(rules_dir)
     if not paths:  # as `check` says: a slip of the folder, not a rule set already formatted
         raise RuleError([no_rule_files(rules_dir), *passed_over(rules_dir)])

@@ -143,6 +143,36 @@ def test_bad_input_gets_plain_words_and_exit_1(tmp_path: Path) -> None:
     assert all("Traceback" not in result.output for result in outputs)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["fmt"],
+        ["simulate", "--from", "2026-11-01", "--to", "2026-11-02"],
+        ["explain", "--from", "2026-11-01", "--to", "2026-11-02"],
+        ["demo", "--rules"],
+    ],
+)
+def test_a_rule_file_given_for_its_folder_is_told_to_give_the_folder(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """As `check` and `run` say it (E001): `simulate` and `explain` said only "Directory
+    '…/main.rules' is a file", `fmt` that it "is not a folder", without the folder to give."""
+    rule_file = tmp_path / "main.rules"
+    rule_file.write_text('when a.b then tag "x"\n', encoding="utf-8")
+    db = tmp_path / "shop.db"
+    open_database(f"sqlite:///{db}").dispose()
+    name, *options = command
+    where = [*options, str(rule_file)] + (["c1"] if name == "explain" else [])
+    result = CliRunner().invoke(cli, [name, *where, "--db", f"sqlite:///{db}"])
+    assert result.exit_code == 1, result.output
+    (told,) = result.exception.diagnostics  # type: ignore[union-attr]
+    assert (told.code, told.help) == (
+        "E001",
+        f"give the folder that holds it, `{tmp_path}`: every `*.rules` file of a folder is one"
+        " rule set",
+    )
+
+
 def window_error(tmp_path: Path, start: str, end: str, zone: str = "UTC") -> str:
     """What `nudge history` says of the window --from START --to END, in one line."""
     (tmp_path / "nudge.yaml").write_text(f"timezone: {zone}\n", encoding="utf-8")

@@ -90,6 +90,23 @@ def read_source(path: Path) -> tuple[SourceFile | None, list[Diagnostic]]:
 def unusable_folder(rules_dir: Path) -> Diagnostic | None:
     """E001 when `rules_dir` is not a folder; E006 when its name is longer than the ledger
     holds a rule set's (the daemon keeps its watermark under the folder's name)."""
+    if (missing := not_a_folder(rules_dir)) is not None:
+        return missing
+    name = rules_dir.resolve().name
+    if len(name) > NAME_LENGTH:
+        return Diagnostic(
+            "error",
+            "E006",
+            f"the rules folder's name is {len(name)} characters long; the daemon keeps a rule set"
+            f" under its folder's name, of at most {NAME_LENGTH}",
+            help="give the folder a shorter name",
+        )
+    return None
+
+
+def not_a_folder(rules_dir: Path) -> Diagnostic | None:
+    """E001 when `rules_dir` is not a folder, telling one who gave a rule file for its
+    folder to give the folder."""
     if not rules_dir.is_dir():
         what = "is not a folder" if rules_dir.exists() else "does not exist"
         folder = rules_dir.parent
@@ -101,15 +118,6 @@ def unusable_folder(rules_dir: Path) -> Diagnostic | None:
             else "give the folder that holds your `*.rules` files"
         )
         return Diagnostic("error", "E001", f"the rules folder `{rules_dir}` {what}", help=meant)
-    name = rules_dir.resolve().name
-    if len(name) > NAME_LENGTH:
-        return Diagnostic(
-            "error",
-            "E006",
-            f"the rules folder's name is {len(name)} characters long; the daemon keeps a rule set"
-            f" under its folder's name, of at most {NAME_LENGTH}",
-            help="give the folder a shorter name",
-        )
     return None
 
 
