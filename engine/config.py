@@ -6,7 +6,7 @@ import codecs
 import dataclasses
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import holidays
 import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.util import asbool
 from yaml.constructor import ConstructorError
 from yaml.error import MarkedYAMLError
 from yaml.reader import ReaderError
@@ -189,6 +190,17 @@ def _count(key: str, value: object) -> int:
 _DATABASES = ("sqlite", "postgresql", "postgres")
 
 
+def _in_memory(path: str | None, query: Mapping[str, str | tuple[str, ...]]) -> bool:
+    """Whether a SQLite URL's database is in memory: no file named, `:memory:`, or a SQLite
+    URI of one (`file::memory:?uri=true`, `file:shop?mode=memory&uri=true`)."""
+    if not path or path == ":memory:":
+        return True
+    uri = query.get("uri")
+    if not (path.startswith("file:") and isinstance(uri, str) and asbool(uri)):
+        return False
+    return path.removeprefix("file:").startswith(":memory:") or query.get("mode") == "memory"
+
+
 def _database(key: str, value: object, base: Path | None = None) -> str:
     """A SQLAlchemy URL of SQLite or PostgreSQL, checked for its form (not opened). A SQLite
     file's relative path is taken from `base` when given (the configuration file's folder, as
@@ -208,7 +220,7 @@ def _database(key: str, value: object, base: Path | None = None) -> str:
         backend = None
     if backend in _DATABASES:
         path = parsed.database
-        if backend == "sqlite" and (not path or path == ":memory:"):
+        if backend == "sqlite" and _in_memory(path, parsed.query):
             # Each command is a process of its own: what one stores there the next never sees
             # (`import` said "4 customers imported" of a database gone as it ended).
             raise ConfigError(

@@ -293,6 +293,34 @@ def test_a_sqlite_database_in_memory_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "is a database in memory" in str(result.exception)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file::memory:?cache=shared&uri=true",
+        "sqlite:///file:shop?mode=memory&uri=true",
+    ],
+)
+def test_a_sqlite_uri_of_a_database_in_memory_is_refused(url: str) -> None:
+    """SQLite's own URIs of one (SQLAlchemy's `uri=true`) were taken: gone as `sqlite://` is."""
+    with pytest.raises(ConfigError) as bad:
+        load_config(None, db=url)
+    assert bad.value.message == f"--db: {url!r} is a database in memory, gone when the command ends"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///file:shop.db?mode=ro&uri=true",  # a file, read only
+        "sqlite:///file::memory:",  # no `uri=true`: a file of that name
+        "sqlite:///relative/shop.db",
+        "sqlite:////srv/shop.db",
+    ],
+)
+def test_a_sqlite_database_on_disk_is_taken(url: str) -> None:
+    assert load_config(None, db=url).database == url
+
+
 def test_a_relative_sqlite_path_is_beside_the_configuration_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
