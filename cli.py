@@ -1077,8 +1077,11 @@ def fmt_command(
             problems.extend(exc.diagnostics)
             continue
         # The file's own line ends and byte-order mark are kept (a Windows editor's): a file
-        # laid out canonically is not rewritten whole for them, nor failed by `--check`.
-        if "\r\n" in source.text:
+        # laid out canonically is not rewritten whole for them, nor failed by `--check`. Its
+        # first line's end is its own, as black takes it: one line pasted from elsewhere does
+        # not turn every line of the file.
+        first_line, newline, _ = source.text.partition("\n")
+        if newline and first_line.endswith("\r"):
             text = text.replace("\n", "\r\n")
         if source.text.startswith("\ufeff") and not text.startswith("\ufeff"):
             text = "\ufeff" + text

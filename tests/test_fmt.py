@@ -139,6 +139,21 @@ def test_fmt_keeps_a_windows_file_s_line_ends_and_byte_order_mark(tmp_path: Path
     assert (tmp_path / "w.rules").read_bytes() == windows.encode("utf-8")
 
 
+def test_fmt_gives_a_file_of_mixed_line_ends_its_first_line_s(tmp_path: Path):
+    """One line with another end (pasted from elsewhere) decides nothing: an LF file with a
+    CRLF line in it was turned CRLF on every line, a change to the whole file."""
+    lines = CANONICAL.split("\n")
+    mostly_lf = "\n".join(lines[:2]) + "\r\n" + "\n".join(lines[2:])
+    mostly_crlf = mostly_lf.replace("\n", "\r\n").replace("\r\r\n", "\n")
+    for mixed, end in ((mostly_lf, "\n"), (mostly_crlf, "\r\n")):
+        assert "\r\n" in mixed and "\n" in mixed.replace("\r\n", "")
+        (tmp_path / "m.rules").write_bytes(mixed.encode("utf-8"))
+        runner = CliRunner()
+        assert runner.invoke(cli, ["fmt", "--check", str(tmp_path)]).exit_code == 1
+        assert runner.invoke(cli, ["fmt", str(tmp_path)]).exit_code == 0
+        assert (tmp_path / "m.rules").read_bytes() == CANONICAL.replace("\n", end).encode()
+
+
 def test_fmt_of_a_folder_without_rule_files_says_so_as_check_does(tmp_path: Path):
     (tmp_path / "a.RULES").write_text(CANONICAL)
     for command in (["fmt", str(tmp_path)], ["fmt", "--check", str(tmp_path)]):
