@@ -371,7 +371,7 @@ def _check_output(path: Path, env: Env, rules_dir: Path | None) -> None:
     exist: before the work, for a command that does much of it first (`demo`)."""
     if path.is_dir():  # `--output ""` is the current folder, which click lets through
         raise click.BadParameter(
-            f"{str(path)!r} is a folder: give the name of a file to write, such as sim.html",
+            "the name is empty: give the name of a file to write, such as sim.html",
             param_hint="--output",
         )
     if what := _an_input(path, env, rules_dir):
