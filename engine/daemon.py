@@ -207,7 +207,7 @@ class Daemon:
                     "1 message to a customer was"
                     if one
                     else f"{len(report.missed_messages)} messages to customers were",
-                    iso(report.start_us),
+                    iso(report.down_since_us),
                     "it" if one else "they",
                 )
             if report.late:

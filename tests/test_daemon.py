@@ -1193,3 +1193,48 @@ def test_a_step_tries_each_message_once_while_its_channel_is_down(
         queued = conn.execute(sa.select(outbox.c.id, outbox.c.status)).all()
     assert sorted(tried) == sorted(oid for oid, _ in queued)
     assert {status for _, status in queued} == {"pending"}
+
+
+def test_a_rule_set_back_from_downtime_misses_nothing_another_one_kept_sending(
+    engine, tmp_path
+) -> None:
+    """Two rule sets share the database: `shop` runs all along, `old` stopped long ago. Every
+    daemon dispatches the whole outbox, so `shop`'s daemon sent, and sends, whatever waits:
+    the outbox had no downtime. `old` coming back marked missed the reminder `shop`'s daemon
+    had in its backlog (a slow channel) since more than grace, though a daemon ran."""
+    config = config_for(tmp_path, str(engine.url), grace_seconds=60.0, tick_seconds=30.0)
+    import_customer_rows(engine, [{"id": "c1", "name": "Ann", "accepts_marketing": True}], "UTC")
+    text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
+    shop = load_rule_set(write_rules(tmp_path / "shop", {"cart.rules": text}, ["remind"]), config)
+    old = load_rule_set(write_rules(tmp_path / "old", {"fit.rules": FIT}, ["fit_check"]), config)
+    tick(engine, old, config, "old", T0)
+    tick(engine, shop, config, "shop", T0)
+    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(T0 + 10 * MINUTE_US)}]
+    assert not import_event_rows(engine, carts, "UTC").problems
+    for minute in range(70, 100):  # `shop`'s daemon ticks every minute; its channel is slow
+        assert not tick(engine, shop, config, "shop", T0 + minute * MINUTE_US).missed_messages
+    back = tick(engine, old, config, "old", T0 + 100 * MINUTE_US)
+    assert back.missed_messages == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["pending"]
+
+
+def test_a_rule_set_renamed_after_downtime_sends_nothing_queued_before_it(engine, tmp_path) -> None:
+    """The daemon stopped for three days with a reminder queued; its folder was renamed
+    meanwhile (a new rule set, which starts from now). Its first tick is the first of any
+    since the downtime: the reminder is missed, not sent three days late."""
+    text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
+    rules = write_rules(tmp_path / "rules", {"cart.rules": text}, ["remind"])
+    daemon = stepper(engine, tmp_path, rules)
+    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(T0 + 10 * MINUTE_US)}]
+    assert not import_event_rows(engine, carts, "UTC").problems
+    assert daemon.ruleset is not None
+    tick(engine, daemon.ruleset, daemon.config, daemon.name, T0 + 71 * MINUTE_US)
+    renamed = rules.rename(tmp_path / "shoprules")
+    back = T0 + 72 * HOUR_US
+    daemon = Daemon(renamed, daemon.config, engine, FixedClock(back))
+    report = daemon.step()
+    assert report is not None and len(report.missed_messages) == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(outbox.c.status)).scalars().all() == ["missed"]
+    assert jsonl(tmp_path / "outbox.jsonl") == []

@@ -28,7 +28,7 @@ from engine.evaluation.collector import fewer_collections
 from engine.evaluation.evaluate import evaluate_due, find_due
 from engine.language import ast
 from engine.outbox import ledger
-from engine.outbox.dispatch import miss_after_downtime
+from engine.outbox.dispatch import last_tick_us, miss_after_downtime
 from engine.plan.triggers import (
     BATCH_CUSTOMERS,
     EVERYONE,
@@ -55,9 +55,11 @@ class TickReport:
     # the earliest of them: the tick first took their own occurrences due before it.
     late: int = 0
     late_since_us: int | None = None
-    # The outbox rows to customers marked missed: the daemon was down beyond grace after their
-    # time (`outbox.miss_after_downtime`).
+    # The outbox rows to customers marked missed: the daemons were down beyond grace after
+    # their time (`outbox.miss_after_downtime`), from `down_since_us`, the last tick of any
+    # rule set before this one.
     missed_messages: list[int] = field(default_factory=list)
+    down_since_us: int = 0
 
 
 def fingerprint(rules_dir: Path, templates: Iterable[Path] = ()) -> str:
@@ -140,8 +142,13 @@ def tick(
             long = now_us - watermark > LONG_WINDOW_US
             window = _Window(watermark, now_us, missed_before, now_us, long)
             _record(conn, ruleset, config, window, now_us, batch, report)
-            # Back from downtime beyond grace: the messages it kept from going out are missed.
-            report.missed_messages = miss_after_downtime(conn, config, watermark, now_us)
+        # Back from downtime beyond grace: the messages it kept from going out are missed.
+        # Downtime is the outbox's, which every daemon works through whatever its rule set:
+        # since the last tick of any (a rule set stopped long ago, or started now under a new
+        # name, comes back to an outbox that was, or was not, worked through meanwhile).
+        last_tick = last_tick_us(conn)
+        report.down_since_us = now_us if last_tick is None else last_tick
+        report.missed_messages = miss_after_downtime(conn, config, report.down_since_us, now_us)
         state_row = rule_set_state.c
         conn.execute(
             rule_set_state.update()

@@ -227,7 +227,7 @@ def _to_be_missed(conn: Connection, config: Config, now_us: int) -> ColumnElemen
     (`miss_after_downtime`): they are not claimed. Read before the claim, in a statement of its
     own: a tick back committed after this read has marked them, and the claim sees its marks."""
     before_us = now_us - config.late_us
-    last_tick = conn.execute(select(func.max(rule_set_state.c.last_tick_us))).scalar()
+    last_tick = last_tick_us(conn)
     if last_tick is None or last_tick >= before_us:
         return None
     to_customers = (
@@ -546,18 +546,25 @@ def _expired(payload: dict[str, Any], now_us: int) -> str | None:
     return f"the coupon {coupon.get('code')} expired at {expires}, before it could be sent"
 
 
+def last_tick_us(conn: Connection) -> int | None:
+    """When a rule set last ticked, whichever it was (None before any tick). Each daemon
+    dispatches the whole outbox, every rule set's messages, after its tick: until then the
+    outbox was worked through, and downtime is the time since."""
+    return conn.execute(select(func.max(rule_set_state.c.last_tick_us))).scalar()
+
+
 def miss_after_downtime(
     conn: Connection, config: Config, down_since_us: int, now_us: int
 ) -> list[int]:
     """Mark `missed` every message to a customer still pending that could go out (its
     `next_attempt_us`) more than `config.late_us` before `now_us`, when the daemon comes back
-    at `now_us` from downtime since `down_since_us` (its rule set's last tick) longer than that;
-    returns their ids. Such a message waited through more than the grace period of downtime,
-    whether it was due during it or was still in the backlog, or waiting for a retry, when the
-    daemon stopped. Called by the first tick back, in its transaction (on PostgreSQL one
-    daemon's, under the rule set's lock), after it queued what the cap decided (a message held
-    for the end of quiet hours whose end came during the downtime is missed too). Nothing
-    while the daemon runs: a backlog is never missed."""
+    at `now_us` from downtime since `down_since_us` (the last tick of any rule set: `last_tick_
+    us`) longer than that; returns their ids. Such a message waited through more than the grace
+    period of downtime, whether it was due during it or was still in the backlog, or waiting
+    for a retry, when the daemon stopped. Called by the first tick back, in its transaction (on
+    PostgreSQL one daemon's, under the rule set's lock), after it queued what the cap decided
+    (a message held for the end of quiet hours whose end came during the downtime is missed
+    too). Nothing while a daemon runs, whichever rule set it runs: a backlog is never missed."""
     before_us = now_us - config.late_us
     if down_since_us >= before_us:
         return []
