@@ -499,10 +499,12 @@ class Daemon:
         if self._lock_file is not None:  # SQLite's one daemon
             gone = sa.true()
         with self.engine.begin() as conn:
-            mine = conn.execute(
-                sa.select(daemons.c.id, daemons.c.pid).where(daemons.c.pid_space == here)
-            )
-            stopped_here = [oid for oid, pid in mine if stopped(here, pid, here)]
+            stopped_here: list[str] = []
+            if here is not None:
+                mine = conn.execute(
+                    sa.select(daemons.c.id, daemons.c.pid).where(daemons.c.pid_space == here)
+                )
+                stopped_here = [oid for oid, pid in mine if stopped(here, pid, here)]
             conn.execute(daemons.delete().where(sa.or_(gone, daemons.c.id.in_(stopped_here))))
             conn.execute(
                 daemons.insert().values(

@@ -3,16 +3,15 @@
 A daemon notes a heartbeat after each step and removes its row when it stops. A row whose
 heartbeat has stopped is a daemon that did not stop cleanly (killed, its machine gone), or one
 stuck in a step or cut off from the database: `status` shows it as silent since its last
-heartbeat, decided as it reads. A daemon of the machine `status` runs on whose process no
-longer runs (killed with -9, crashed) is shown stopped at once, whatever its heartbeat says
-(`pid_space`). The row stays: the next daemon to start forgets those stopped, those silent
-for long, or on SQLite, where one daemon runs, every other (`Daemon._register`).
+heartbeat, decided as it reads. On Linux, a daemon of the machine `status` runs on whose
+process no longer runs (killed with -9, crashed) is shown stopped at once, whatever its
+heartbeat says (`pid_space`). The row stays: the next daemon to start forgets those stopped,
+those silent for long, or on SQLite, where one daemon runs, every other (`Daemon._register`).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,24 +49,28 @@ class Status:
     missed: int
 
 
-def pid_space() -> str:
+def pid_space() -> str | None:
     """Where this process's number is its own: on Linux the kernel's boot (a number is given
     again after a reboot) and the namespace of process numbers (a container has its own, and
-    may bear the machine's name); elsewhere the machine's name. A daemon notes it beside its
-    pid; a process that finds the same looks for that pid among its own (`stopped`)."""
+    may bear the machine's name). None where the system does not tell (not Linux): a machine's
+    name is no such place, as two machines (a jail, a container) may bear the same one, and
+    each would have shown the other's daemons stopped, and forgotten them. A daemon notes it
+    beside its pid; a process that finds the same looks for that pid among its own
+    (`stopped`)."""
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
         namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
-        return f"host {socket.gethostname()}"
+        return None
     return f"boot {boot} {namespace}"
 
 
-def stopped(space: str | None, pid: int, here: str) -> bool:
+def stopped(space: str | None, pid: int, here: str | None) -> bool:
     """Whether the daemon noted with `pid` in `space` is known to have stopped: `space` is
     `here` (this process's `pid_space`) and no process runs under `pid`. False when it cannot
-    be told (another machine or container, a row written before daemons noted their space)."""
-    if space != here or pid <= 0:  # 0 and below name groups of processes, not one
+    be told (another machine or container, a row written before daemons noted their space, a
+    system that does not tell where a number is its own)."""
+    if here is None or space != here or pid <= 0:  # 0 and below: groups of processes
         return False
     try:
         os.kill(pid, 0)  # no signal: whether there is such a process

@@ -210,3 +210,43 @@ def test_a_daemon_s_process_is_looked_for_only_where_its_number_is_its_own() -> 
     assert not stopped("boot 0 pid:[1]", ended.pid, here)
     assert not stopped(None, ended.pid, here)
     assert not stopped(here, 0, here) and not stopped(here, -1, here)
+
+
+def test_where_the_system_does_not_say_whose_a_number_is_no_daemon_is_judged_by_it(
+    db_url, tmp_path, monkeypatch
+) -> None:
+    """Not Linux (no boot id, no namespace of process numbers): two machines of the same name
+    (a jail, a host and its container) would each have looked for the other's daemons among
+    their own processes, shown them stopped while they ran, and forgotten their rows when a
+    daemon started. Their heartbeats judge them, as before."""
+
+    def not_here(path: object) -> str:
+        raise OSError(f"no {path}")
+
+    monkeypatch.setattr(os, "readlink", not_here)
+    here = pid_space()
+    assert here is None
+    ended = subprocess.Popen([sys.executable, "-c", ""])  # another machine's daemon's number
+    ended.wait()
+    assert not stopped(here, ended.pid, here)
+    engine = open_database(db_url)
+    now = SystemClock().now_us()
+    with engine.begin() as conn:
+        conn.execute(
+            daemons.insert().values(
+                id="elsewhere",
+                host=socket.gethostname(),
+                pid=ended.pid,
+                started_us=now,
+                heartbeat_us=now,
+                tick_seconds=30,
+                pid_space=here,
+            )
+        )
+    (seen,) = status(engine, now, tick_seconds=30).daemons
+    assert not seen.gone and not seen.silent
+    rules = write_rules(tmp_path / "rules", {"a.rules": 'when order.paid then tag "x"'}, [])
+    Daemon(rules, config_for(tmp_path, db_url), engine, SystemClock())._register()
+    with engine.connect() as conn:
+        assert "elsewhere" in conn.execute(sa.select(daemons.c.id)).scalars().all()
+    engine.dispose()
