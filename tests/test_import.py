@@ -471,6 +471,10 @@ def test_an_event_stored_under_its_decimals_before_is_not_stored_again(engine, t
     path = write(tmp_path, "e.csv", "customer,type,at,total\nc1,order.paid,2026-01-01,20.00\n")
     report = import_events(engine, path, "UTC")
     assert (report.added, report.unchanged) == (0, 1)
+    # Twice in a file, written whole first: the row written as it was finds it all the same.
+    text = "customer,type,at,total\nc1,order.paid,2026-01-01,20\nc1,order.paid,2026-01-01,20.00\n"
+    report = import_events(engine, write(tmp_path, "twice.csv", text), "UTC")
+    assert (report.added, report.unchanged) == (0, 2)
     # Nothing whole written with decimals: the digest is what it was.
     path = write(tmp_path, "f.csv", "customer,type,at,total\nc2,order.paid,2026-01-01,20.5\n")
     import_events(engine, path, "UTC")

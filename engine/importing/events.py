@@ -203,19 +203,23 @@ def _whole_numbers_as_integers(value: object) -> object:
     return value
 
 
-def _stored_under_its_decimals(connection: Connection, unique: dict[str, EventRow]) -> None:
-    """Take out of `unique` (rows by key) the events without `id` that a version before whole
-    numbers were one in the digest stored under the digest of their properties as written,
-    such as `20.0`: imported again as they were, they are stored already."""
+def _stored_under_its_decimals(
+    connection: Connection, rows: list[EventRow], unique: dict[str, EventRow]
+) -> None:
+    """Take out of `unique` (the events of `rows` by key) the events without `id` that a
+    version before whole numbers were one in the digest stored under the digest of their
+    properties as written, such as `20.0`: imported again as they were, they are stored
+    already. Every row is looked at, not only the one `unique` keeps of those with its key:
+    the same event written `20` first and `20.0` after is found by the second."""
     earlier: dict[str, str] = {}
-    for key, (_key, customer_id, kind, at_us, encoded) in unique.items():
+    for key, customer_id, kind, at_us, encoded in rows:
         if key.startswith("sha256:") and _may_write_whole_numbers_with_decimals(encoded):
             written = _content_key(customer_id, kind, at_us, encoded)
             if written != key:
                 earlier[written] = key
     for some in chunks(sorted(earlier)):
         for stored in connection.scalars(select(events.c.key).where(events.c.key.in_(some))):
-            del unique[earlier[stored]]
+            unique.pop(earlier[stored], None)
 
 
 @lru_cache(maxsize=1024)
@@ -249,7 +253,7 @@ def store_events(connection: Connection, rows: list[EventRow], report: ImportRep
     unique: dict[str, EventRow] = {}
     for row in rows:
         unique.setdefault(row[0], row)
-    _stored_under_its_decimals(connection, unique)
+    _stored_under_its_decimals(connection, rows, unique)
     # An event already stored has its customer stored, so the customers this creates are
     # exactly those of new events.
     report.customers_created += insert_new(
