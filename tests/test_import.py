@@ -602,7 +602,10 @@ def test_bad_json_lines_are_reported_by_line(engine, tmp_path):
         f'{{"customer": "c3", "type": "order.paid", {at}, "id": "x"}}\n'
         # Objects without a line break between them: json said "Extra data".
         f'{{"customer": "c4", "type": "order.paid", {at}}}{{"customer": "c5"}}\n'
-        "[1] [2]\n",
+        "[1] [2]\n"
+        # The lines of a JSON array whose brackets were deleted: each was told to hold one object.
+        f'{{"customer": "c6", "type": "order.paid", {at}}},\n'
+        f'{{"customer": "c7", "type": "order.paid", {at}}} ] \n',
     )
     report = import_events(engine, path, "UTC")
     assert messages(report) == [
@@ -616,6 +619,10 @@ def test_bad_json_lines_are_reported_by_line(engine, tmp_path):
         " object per line",
         f"{path}:11: not valid JSON: more follows the end of the value (column 5): write one"
         " object per line",
+        f"{path}:12: not valid JSON: `,` follows the end of the object (column 71): JSON Lines"
+        " have no commas or brackets between objects, delete it",
+        f"{path}:13: not valid JSON: `]` follows the end of the object (column 72): JSON Lines"
+        " have no commas or brackets between objects, delete it",
     ]
     keys = sorted(e["key"] for e in stored_events(engine))
     assert len(keys) == 2 and keys[1] == "x"

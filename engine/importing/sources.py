@@ -617,10 +617,17 @@ def _jsonl_rows(lines: list[bytes], first: int, source: str) -> Iterator[Row | P
 
 def _not_json(error: json.JSONDecodeError) -> str:
     """What is wrong with a line json cannot read: its message, but for a line of several
-    objects (JSON Lines saved without line breaks between them), which is told so."""
+    objects (JSON Lines saved without line breaks between them), which is told so, and for an
+    object followed by a comma or a bracket (a JSON array's line, its brackets deleted)."""
     if error.msg != "Extra data":
         return f"not valid JSON: {error.msg} (column {error.colno})"
     what = "object" if error.doc.lstrip().startswith("{") else "value"
+    after = error.doc[error.pos :].strip()
+    if not after.strip(",] \t"):
+        return (
+            f"not valid JSON: `{after}` follows the end of the {what} (column {error.colno}):"
+            " JSON Lines have no commas or brackets between objects, delete it"
+        )
     return (
         f"not valid JSON: more follows the end of the {what} (column {error.colno}): write one"
         " object per line"
