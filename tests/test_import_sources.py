@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import heapq
 import io
+import re
 import tracemalloc
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -145,6 +147,28 @@ def test_a_line_longer_than_the_limit_is_not_read_whole(monkeypatch):
     # Within the size the import began with, the last line cut there.
     assert list(file_lines(io.BytesIO(content), 8)) == [b"short\n", b"xx"]
     assert list(file_lines(io.BytesIO(content), 40)) == [b"short\n", b"x" * 9 + b"\n", b""]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"a", b"bb", b"\n", b"\r\n", b"x" * 9]), max_size=12).map(b"".join),
+    st.one_of(st.none(), st.integers(0, 120)),
+)
+def test_a_file_s_lines_are_its_lines_within_its_size(content, size):
+    # Each line of the file's first `size` bytes (the last one cut there); one longer than the
+    # limit as a LongLine of its first bytes.
+    region = content if size is None else content[:size]
+    expected = [
+        (b"", line[:4]) if len(line) > 8 else (line, None)
+        for line in re.findall(b"[^\n]*\n|[^\n]+$", region)
+    ]
+    with (
+        patch.object(sources, "LINE_LIMIT", 8),
+        patch.object(sources, "_SCAN", 3),
+        patch.object(sources, "_HEAD", 4),
+    ):
+        lines = list(file_lines(io.BytesIO(content), size))
+    assert [(bytes(line), getattr(line, "head", None)) for line in lines] == expected
 
 
 @pytest.mark.parametrize("scan", [1, 2, 3, 5, 1 << 20])

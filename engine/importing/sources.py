@@ -26,6 +26,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import count, islice
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
@@ -114,15 +115,20 @@ def file_lines(stream: BinaryIO, size: int | None = None) -> Iterator[bytes]:
     """The lines of `stream`, within its first `size` bytes when given (the last one cut there):
     a line longer than LINE_LIMIT is read a megabyte at a time, and a `LongLine` stands for it,
     so that memory stays bounded whatever the file."""
-    readline = stream.readline
     left = sys.maxsize if size is None else size
-    while left > 0 and (line := readline(min(LINE_LIMIT + 1, left))):
+    # Read by `iter`, which calls `readline` without a Python call of its own: a call and a
+    # `min` for each line made parsing an events file 3% slower (both processes read it whole).
+    for line in iter(partial(stream.readline, LINE_LIMIT + 1), b""):
+        if len(line) >= left:  # the last line within `size`
+            if left > 0:
+                yield line[:left] if left <= LINE_LIMIT else LongLine(line[:_HEAD])
+            return
         left -= len(line)
         if len(line) <= LINE_LIMIT:
             yield line
             continue
         head = line[:_HEAD]
-        while left > 0 and not line.endswith(b"\n") and (line := readline(min(_SCAN, left))):
+        while left > 0 and not line.endswith(b"\n") and (line := stream.readline(min(_SCAN, left))):
             left -= len(line)
         yield LongLine(head)
 
