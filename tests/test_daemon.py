@@ -1223,15 +1223,8 @@ def test_a_rule_set_renamed_after_downtime_sends_nothing_queued_before_it(engine
     """The daemon stopped for three days with a reminder queued; its folder was renamed
     meanwhile (a new rule set, which starts from now). Its first tick is the first of any
     since the downtime: the reminder is missed, not sent three days late."""
-    text = 'rule "cart"\n  when cart.updated + 1h\n  then message "remind"\n'
-    rules = write_rules(tmp_path / "rules", {"cart.rules": text}, ["remind"])
-    daemon = stepper(engine, tmp_path, rules)
-    carts = [{"customer": "c1", "type": "cart.updated", "at": iso(T0 + 10 * MINUTE_US)}]
-    assert not import_event_rows(engine, carts, "UTC").problems
-    assert daemon.ruleset is not None
-    tick(engine, daemon.ruleset, daemon.config, daemon.name, T0 + 71 * MINUTE_US)
-    renamed = rules.rename(tmp_path / "shoprules")
-    back = T0 + 72 * HOUR_US
+    daemon, back = a_reminder_queued_then_three_days_down(engine, tmp_path)
+    renamed = daemon.rules_dir.rename(tmp_path / "shoprules")
     daemon = Daemon(renamed, daemon.config, engine, FixedClock(back))
     report = daemon.step()
     assert report is not None and len(report.missed_messages) == 1

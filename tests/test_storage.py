@@ -562,25 +562,6 @@ def test_0014_keeps_the_daemons_noted_and_leaves_them_to_their_heartbeat(fresh_u
     engine.dispose()
 
 
-def test_0014_records_the_names_of_the_attributes_stored(fresh_url):
-    """0014 on a shop's database: the names set in its customers' attributes are recorded,
-    each once (those of null values, and names longer than 200 characters, are not), so that
-    `check` asks them and not every customer; downgraded, the table goes."""
-    migrate(fresh_url, "0013")
-    engine = create(fresh_url)
-    long = "x" * 201
-    with engine.begin() as conn:
-        conn.execute(
-            insert(tables.customers),
-            [
-                {"id": "c1", "attributes": {"points": 3, "language": "zh"}},
-                {"id": "c2", "attributes": {"language": "en", "vip": None, long: 1}},
-                {"id": "c3", "attributes": {}},
-            ],
-        )
-    engine.dispose()
-
-
 def test_0015_records_the_names_of_the_attributes_stored(fresh_url) -> None:
     """0015 on a shop's database: the names set in its customers' attributes are recorded,
     each once (those of null values, and names longer than 200 characters, are not), so that
